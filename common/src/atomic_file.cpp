@@ -1,0 +1,105 @@
+#include "common/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace secbox {
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+Result<void> write_file_atomically(const std::string& path, std::string_view content,
+                                   const AtomicWriteOptions& options) {
+  const std::string dir = dir_of(path);
+  std::string tmpl = path + ".tmp.XXXXXX";
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  Fd fd(::mkostemp(name.data(), O_CLOEXEC));
+  if (fd.get() < 0) {
+    return Error{"io", "cannot create a temp file beside " + path + ": " + errno_text(errno)};
+  }
+  const std::string tmp(name.data());
+  auto fail = [&](const std::string& what) -> Result<void> {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Error{"io", what + " " + tmp + ": " + errno_text(err)};
+  };
+  if (::fchmod(fd.get(), options.mode) != 0) return fail("cannot set the mode of");
+  if (options.owner && ::fchown(fd.get(), options.owner->uid, options.owner->gid) != 0) {
+    return fail("cannot set the owner of");
+  }
+  const char* p = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd.get(), p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write");
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail("cannot fsync");
+  if (::close(fd.release()) != 0) return fail("cannot close");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into " + path + " from");
+  Fd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dirfd.get() < 0 || ::fsync(dirfd.get()) != 0) {
+    return Error{"io", "wrote " + path + " but cannot fsync its folder: " + errno_text(errno)};
+  }
+  return ok();
+}
+
+Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    int err = errno;
+    if (err == ENOENT) return Error{"not-found", path + " does not exist"};
+    return Error{"io", "cannot open " + path + ": " + errno_text(err)};
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{"io", "cannot read " + path + ": " + errno_text(errno)};
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
+      return Error{"too-large", path + " is larger than " + std::to_string(max_bytes) + " bytes"};
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace secbox

@@ -1,0 +1,59 @@
+#pragma once
+// The guards run before any container is recreated (cloud-protocol §7.3 steps
+// 2–4). They exist because an outage came from a compose restart without its
+// env file: every `${CLOUD_BASE_URL:-…}` reached the containers literally.
+// Each failure's Error::code is the protocol's phase name. Values never appear
+// in messages; variable names and line numbers do.
+//
+// Pure functions except ensure_from_legacy (file I/O: call off the loop).
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "envfile/env_file.hpp"
+
+namespace secbox::envfile {
+
+inline constexpr std::string_view kPhaseEnvEnsure = "env-ensure";
+inline constexpr std::string_view kPhaseMissingKeys = "secbox-env-missing-keys";
+inline constexpr std::string_view kPhaseUnresolvedVars = "env-unresolved-vars";
+
+// Step 2. MGMT_GATEWAY_URL with its last path segment `mgmt` replaced by `device`.
+Result<std::string> derive_gateway_url(std::string_view mgmt_gateway_url);
+
+// Step 2. The secbox.env content derived from mgmt-agent.env: CLOUD_BASE_URL,
+// DEVICE_ID and BOOTSTRAP copied as they are, DEVICE_GATEWAY_URL derived.
+Result<EnvFile> derive_from_legacy(const EnvFile& legacy);
+
+struct EnsureOutcome {
+  bool created = false;  // secbox.env was (or, in a dry run, would be) derived
+  EnvFile env;           // the env file the next phases check
+  std::string detail;    // a sentence for the log and the reply
+};
+
+// Step 2. If env_path is absent or holds no assignment, derives it from
+// legacy_path and writes it atomically (mode 0600, owner if given) unless
+// dry_run. Otherwise loads it as it is.
+Result<EnsureOutcome> ensure_from_legacy(const std::string& env_path,
+                                         const std::string& legacy_path,
+                                         std::optional<FileOwner> owner, bool dry_run);
+
+// Step 3. DEVICE_ID and CLOUD_BASE_URL present and non-empty.
+Result<void> check_required_keys(const EnvFile& env);
+
+// Step 4. One reference in a compose file that would not resolve.
+struct UnresolvedReference {
+  std::string variable;  // empty for a syntax error with no name
+  int line = 0;
+  std::string reason;
+};
+
+// Every problem in the text; empty when it all resolves from env alone.
+std::vector<UnresolvedReference> find_unresolved(std::string_view compose_text,
+                                                 const EnvFile& env);
+
+// Step 4 as a result: names every variable that would not resolve.
+Result<void> check_interpolation(std::string_view compose_text, const EnvFile& env);
+
+}  // namespace secbox::envfile

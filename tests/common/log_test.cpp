@@ -1,0 +1,132 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/log.hpp"
+
+namespace secbox::log {
+namespace {
+
+class LogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    configure(Options{false, Level::debug});
+    set_sink([this](std::string_view line) { lines.emplace_back(line); });
+  }
+  void TearDown() override {
+    set_sink(nullptr);
+    clear_secrets();
+    configure(Options{});
+  }
+  std::string all() const {
+    std::string s;
+    for (const auto& l : lines) s += l + "\n";
+    return s;
+  }
+  std::vector<std::string> lines;
+};
+
+TEST_F(LogTest, JsonLineHasTheStandardFields) {
+  Logger("replica").info("Applied a snapshot.", {{"entity", "unit"}, {"rows", 3}, {"ok", true}});
+  ASSERT_EQ(lines.size(), 1u);
+  auto j = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(j["level"], "info");
+  EXPECT_EQ(j["component"], "replica");
+  EXPECT_EQ(j["msg"], "Applied a snapshot.");
+  EXPECT_EQ(j["entity"], "unit");
+  EXPECT_EQ(j["rows"], 3);
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_TRUE(j["ts"].get<std::string>().size() == 24 && j["ts"].get<std::string>().back() == 'Z');
+}
+
+TEST_F(LogTest, LevelFilter) {
+  configure(Options{false, Level::warn});
+  Logger l("x");
+  l.debug("d");
+  l.info("i");
+  l.warn("w");
+  l.error("e");
+  EXPECT_EQ(lines.size(), 2u);
+}
+
+TEST_F(LogTest, HumanFormatIsOneReadableLine) {
+  configure(Options{true, Level::debug});
+  Logger("tunnel").warn("Tunnel closed.\nforged line", {{"code", 4401}, {"reason", "a b"}});
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("WARN  [tunnel] Tunnel closed. forged line code=4401 reason=\"a b\""),
+            std::string::npos)
+      << lines[0];
+}
+
+TEST_F(LogTest, InvalidUtf8DoesNotBreakTheLine) {
+  Logger("x").info("bad \xff bytes", {{"f", "\xc3"}});
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(nlohmann::json::accept(lines[0]));
+}
+
+// The redaction rule: none of these secrets may reach any log line, whichever
+// way a careless caller passes them, in either format.
+TEST_F(LogTest, SecretsNeverReachALogLine) {
+  const std::string jwt =
+      "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZXZfN1EyeCIsImV4cCI6MTc5MDAwMDAwMH0.c2lnbmF0dXJlLWJ5dGVz";
+  const std::string bootstrap = "bt_Zq81mNcv02LpX7wq";
+  const std::string pin = "4821";
+  const std::string pin_hash = "pbkdf2-sha256$100000$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaA==";
+  const std::string env_value = "postgres://secbox:Sup3rS3cret@db/secbox";
+  add_secret(bootstrap);
+  add_secret(env_value);
+
+  for (bool human : {false, true}) {
+    configure(Options{human, Level::debug});
+    Logger l("pairing");
+    l.info("Claimed with token " + bootstrap + " and got " + jwt);
+    l.info("Refresh sent", {{"authorization", "Bearer " + jwt}});
+    l.info("header dump: Authorization: Bearer " + jwt + " X-Device-Id: dev_1");
+    l.info("header dump: authorization: bearer opaque-token-123");
+    l.info("Guard login", {{"guardId", "g1"}, {"pin", pin}, {"pinHash", pin_hash}});
+    l.info("env set", {{"key", "DATABASE_URL"}, {"value", env_value}});
+    l.info("Env changed", {{"detail", "DATABASE_URL=" + env_value}});
+    l.info("Rotated", {{"deviceJwt", jwt}, {"bootstrapToken", bootstrap}, {"note", jwt}});
+  }
+  const std::string out = all();
+  EXPECT_EQ(out.find(jwt), std::string::npos) << out;
+  EXPECT_EQ(out.find("eyJhbGci"), std::string::npos) << out;
+  EXPECT_EQ(out.find(bootstrap), std::string::npos) << out;
+  EXPECT_EQ(out.find(pin_hash), std::string::npos) << out;
+  EXPECT_EQ(out.find("Sup3rS3cret"), std::string::npos) << out;
+  EXPECT_EQ(out.find("opaque-token-123"), std::string::npos) << out;
+  EXPECT_EQ(out.find("\"4821\""), std::string::npos) << out;
+  EXPECT_EQ(out.find("pin=4821"), std::string::npos) << out;
+  // What is not secret stays readable.
+  EXPECT_NE(out.find("DATABASE_URL"), std::string::npos);
+  EXPECT_NE(out.find("X-Device-Id: dev_1"), std::string::npos);
+  EXPECT_NE(out.find("g1"), std::string::npos);
+}
+
+TEST(LogRedaction, SecretFieldNames) {
+  for (const char* k : {"jwt", "deviceJwt", "bootstrap_token", "pin", "pinHash", "PASSWORD",
+                        "value", "Authorization", "sessionToken", "client-secret"}) {
+    EXPECT_TRUE(is_secret_field_name(k)) << k;
+  }
+  for (const char* k : {"key", "ping_ms", "spinner", "deviceId", "valueless", "entity"}) {
+    EXPECT_FALSE(is_secret_field_name(k)) << k;
+  }
+}
+
+TEST(LogRedaction, ShortSecretsAreNotRegistered) {
+  add_secret("ab");
+  EXPECT_EQ(redact("abc"), "abc");
+  clear_secrets();
+}
+
+TEST(LogRedaction, LongestSecretReplacedWhole) {
+  add_secret("abcd");
+  add_secret("abcdefgh");
+  EXPECT_EQ(redact("x abcdefgh y"), "x [redacted] y");
+  clear_secrets();
+}
+
+}  // namespace
+}  // namespace secbox::log
