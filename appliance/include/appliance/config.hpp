@@ -1,0 +1,65 @@
+#pragma once
+// The box's settings. They come from secbox.env; a key absent from the file
+// falls back to the process environment. The file wins because under systemd
+// the process environment holds the file as it was at start, and SIGHUP must
+// see the file as it is now. SECBOX_ETC_DIR and SECBOX_STATE_DIR (which locate
+// the file) come from the process environment only.
+//
+// Loading registers every secret value with the log redaction. Value type;
+// load_config() reads a file (blocking, but small: used at start and from the
+// worker pool on SIGHUP).
+#include <map>
+#include <string>
+
+#include "common/result.hpp"
+#include "envfile/env_file.hpp"
+
+namespace secbox::appliance {
+
+struct Paths {
+  std::string etc_dir = "/etc/secbox";
+  std::string state_dir = "/var/lib/secbox";
+
+  std::string env_file() const { return etc_dir + "/secbox.env"; }
+  std::string legacy_env_file() const { return etc_dir + "/mgmt-agent.env"; }
+  std::string jwt_file() const { return state_dir + "/device.jwt"; }
+  std::string pg_dir() const { return state_dir + "/pg"; }
+};
+
+struct Config {
+  Paths paths;
+  bool env_file_present = false;
+
+  // Pairing (cloud-protocol §1): both required once paired.
+  std::string device_id;
+  std::string cloud_base_url;
+  std::string device_gateway_url;
+  bool has_bootstrap = false;  // the token itself is read where it is used
+
+  std::string database_url;  // empty: the embedded cluster in state_dir/pg
+  std::string pg_bin_dir;    // embedded cluster: PostgreSQL's bin dir (auto)
+  std::string pg_user;       // embedded cluster: its OS user when we are root (auto)
+  std::string frigate_url = "http://127.0.0.1:5000";
+  std::string cloud_ca_file;
+  std::string compose_cmd = "podman-compose";
+  int lan_port = 8443;
+  int pairing_port = 8080;
+
+  bool development = false;  // SECBOX_ENV=development: human-readable logs
+  std::string log_level = "info";
+
+  bool paired() const { return !device_id.empty() && !cloud_base_url.empty(); }
+};
+
+using Environment = std::map<std::string, std::string>;
+
+Environment process_environment();
+
+// Error code "config"; the message names the key and the file (or "the
+// environment"), and never a value.
+Result<Config> load_config(const Environment& process_env);
+
+// Whether a URL's host is loopback (localhost, 127.0.0.0/8, [::1]).
+bool is_loopback_url(const std::string& url);
+
+}  // namespace secbox::appliance

@@ -1,0 +1,135 @@
+#include "appliance/app.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <vector>
+
+#include "common/blocking.hpp"
+#include "common/component.hpp"
+#include "common/log.hpp"
+#include "replica/database.hpp"
+
+namespace secbox::appliance {
+namespace {
+// The whole stop sequence must finish well inside systemd's and the 5 s.
+constexpr std::chrono::milliseconds kStopDeadline{4500};
+}  // namespace
+
+void configure_logging(const Config& config) {
+  log::configure(log::Options{config.development,
+                              log::parse_level(config.log_level).value_or(log::Level::info)});
+}
+
+struct App::Impl {
+  explicit Impl(Config c)
+      : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io), workers(io, 2) {}
+
+  Config config;
+  boost::asio::io_context io;
+  boost::asio::signal_set signals;
+  boost::asio::steady_timer stop_deadline;
+  BlockingPool workers;  // config reloads and other small blocking jobs
+  log::Logger log{"appliance"};
+  std::vector<std::unique_ptr<Component>> components;  // in start order
+  replica::Database* database = nullptr;
+  bool stopping = false;
+  int exit_code = 0;
+
+  void wire() {
+    replica::DatabaseSettings db;
+    db.url = config.database_url;
+    db.embedded.dir = config.paths.pg_dir();
+    db.embedded.bin_dir = config.pg_bin_dir;
+    db.embedded.user = config.pg_user;
+    auto database_component = std::make_unique<replica::Database>(
+        io, std::move(db), [this](int code) { request_stop(code, "the database cannot be used"); });
+    database = database_component.get();
+    database->on_ready([this] {
+      log.info(config.paired() ? "secbox is running." : "secbox is running, not paired yet.",
+               {{"device_id", config.device_id}, {"schema_version", database->schema_version()}});
+    });
+    components.push_back(std::move(database_component));
+  }
+
+  void wait_for_signal() {
+    signals.async_wait([this](boost::system::error_code ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        reload();
+      } else {
+        request_stop(0, signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      }
+      if (!stopping) wait_for_signal();
+    });
+  }
+
+  void reload() {
+    log.info("SIGHUP received; re-reading the configuration.");
+    workers.run([env = process_environment()] { return load_config(env); },
+                [this](Result<Config> r) {
+                  if (stopping) return;
+                  if (!r) {
+                    log.error("The new configuration is invalid; keeping the current one.",
+                              {{"reason", r.error().message}});
+                    return;
+                  }
+                  Config next = std::move(r).value();
+                  if (next.database_url != config.database_url) {
+                    log.warn("DATABASE_URL changed; it takes effect at the next restart.");
+                    next.database_url = config.database_url;
+                  }
+                  configure_logging(next);
+                  config = std::move(next);
+                  log.info("Configuration reloaded.", {{"paired", config.paired()}});
+                });
+  }
+
+  void request_stop(int code, const std::string& why) {
+    if (stopping) return;
+    stopping = true;
+    exit_code = code;
+    log.info("Stopping (" + why + ").");
+    signals.cancel();
+    stop_deadline.expires_after(kStopDeadline);
+    stop_deadline.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      log.error("Components did not stop within 4.5 s; exiting anyway.");
+      std::_Exit(exit_code == 0 ? 1 : exit_code);
+    });
+    stop_next(components.size());
+  }
+
+  // Stops components[0, n) in reverse, one after the other.
+  void stop_next(std::size_t n) {
+    if (n == 0) {
+      stop_deadline.cancel();
+      log.info("Stopped.");
+      return;
+    }
+    Component& c = *components[n - 1];
+    c.stop([this, n] { stop_next(n - 1); });
+  }
+};
+
+App::App(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+App::~App() = default;
+
+int App::run() {
+  auto& i = *impl_;
+  i.log.info("Starting secbox.",
+             {{"version", SECBOX_VERSION_STRING}, {"pid", static_cast<int>(::getpid())},
+              {"etc_dir", i.config.paths.etc_dir}, {"state_dir", i.config.paths.state_dir},
+              {"database", i.config.database_url.empty() ? "embedded" : "external"}});
+  i.wire();
+  i.wait_for_signal();
+  for (auto& c : i.components) c->start();
+  i.io.run();
+  return i.exit_code;
+}
+
+}  // namespace secbox::appliance

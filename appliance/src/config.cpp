@@ -1,0 +1,190 @@
+#include "appliance/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+#include "common/log.hpp"
+
+extern char** environ;
+
+namespace secbox::appliance {
+namespace {
+
+// Keys whose values are not secret: everything else read from the env file
+// is registered with the log redaction.
+bool is_public_key(const std::string& key) {
+  static const char* const kPublic[] = {
+      "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE",
+      "COMPOSE_CMD", "LAN_PORT",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
+      "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
+  return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
+}
+
+std::string host_of(const std::string& url) {
+  auto start = url.find("://");
+  if (start == std::string::npos) return "";
+  start += 3;
+  auto at = url.find('@', start);
+  auto end = url.find_first_of("/?#", start);
+  if (at != std::string::npos && (end == std::string::npos || at < end)) start = at + 1;
+  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (!authority.empty() && authority[0] == '[') {
+    auto close = authority.find(']');
+    return close == std::string::npos ? "" : authority.substr(0, close + 1);
+  }
+  return authority.substr(0, authority.find(':'));
+}
+
+std::string scheme_of(const std::string& url) {
+  auto p = url.find("://");
+  if (p == std::string::npos) return "";
+  std::string s = url.substr(0, p);
+  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+  return s;
+}
+
+struct Source {
+  const envfile::EnvFile& file;
+  const Environment& env;
+  const std::string& file_path;
+
+  // The value and where it came from, for error messages.
+  std::optional<std::pair<std::string, std::string>> get(const std::string& key) const {
+    if (auto v = file.get(key)) return std::make_pair(*v, file_path);
+    if (auto it = env.find(key); it != env.end()) return std::make_pair(it->second, "the environment");
+    return std::nullopt;
+  }
+};
+
+Error bad(const std::string& key, const std::string& where, const std::string& what) {
+  return Error{"config", key + " in " + where + " " + what};
+}
+
+Result<void> read_url(const Source& src, const std::string& key, const char* secure,
+                      const char* insecure, std::string& out) {
+  auto v = src.get(key);
+  if (!v || v->first.empty()) return ok();
+  const std::string scheme = scheme_of(v->first);
+  if (host_of(v->first).empty()) return bad(key, v->second, "is not a URL with a host");
+  if (scheme == secure || (scheme == insecure && is_loopback_url(v->first))) {
+    out = v->first;
+    return ok();
+  }
+  return bad(key, v->second,
+             std::string("must start with ") + secure + "://" +
+                 (insecure ? std::string(" (") + insecure + ":// only for a loopback host)" : ""));
+}
+
+Result<void> read_port(const Source& src, const std::string& key, int& out) {
+  auto v = src.get(key);
+  if (!v) return ok();
+  const auto& s = v->first;
+  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit) ||
+      std::stoi(s) < 1 || std::stoi(s) > 65535) {
+    return bad(key, v->second, "must be a port number from 1 to 65535");
+  }
+  out = std::stoi(s);
+  return ok();
+}
+
+}  // namespace
+
+bool is_loopback_url(const std::string& url) {
+  const std::string host = host_of(url);
+  if (host == "localhost" || host == "[::1]") return true;
+  static const std::regex kV4(R"(^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$)");
+  return std::regex_match(host, kV4);
+}
+
+Environment process_environment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+Result<Config> load_config(const Environment& penv) {
+  Config c;
+  if (auto it = penv.find("SECBOX_ETC_DIR"); it != penv.end() && !it->second.empty()) {
+    c.paths.etc_dir = it->second;
+  }
+  if (auto it = penv.find("SECBOX_STATE_DIR"); it != penv.end() && !it->second.empty()) {
+    c.paths.state_dir = it->second;
+  }
+  for (auto* dir : {&c.paths.etc_dir, &c.paths.state_dir}) {
+    if (dir->empty() || (*dir)[0] != '/') {
+      return Error{"config", "SECBOX_ETC_DIR and SECBOX_STATE_DIR must be absolute paths"};
+    }
+    while (dir->size() > 1 && dir->back() == '/') dir->pop_back();
+  }
+  const std::string path = c.paths.env_file();
+  envfile::EnvFile file;
+  auto loaded = envfile::load(path);
+  if (loaded) {
+    file = std::move(loaded).value();
+    c.env_file_present = true;
+  } else if (loaded.error().code != "not-found") {
+    return Error{"config", loaded.error().message};
+  }
+  for (const auto& e : file.entries()) {
+    if (!is_public_key(e.key) && e.value.size() >= 6) log::add_secret(e.value);
+  }
+  const Source src{file, penv, path};
+
+  if (auto v = src.get("DEVICE_ID"); v && !v->first.empty()) {
+    static const std::regex kId("^[A-Za-z0-9_-]{3,64}$");
+    if (!std::regex_match(v->first, kId)) {
+      return bad("DEVICE_ID", v->second, "must be 3 to 64 letters, digits, _ or -");
+    }
+    c.device_id = v->first;
+  }
+  if (auto r = read_url(src, "CLOUD_BASE_URL", "https", "http", c.cloud_base_url); !r) {
+    return r.error();
+  }
+  if (auto r = read_url(src, "DEVICE_GATEWAY_URL", "wss", "ws", c.device_gateway_url); !r) {
+    return r.error();
+  }
+  if (auto r = read_url(src, "FRIGATE_URL", "http", "http", c.frigate_url); !r) return r.error();
+  if (auto r = read_port(src, "LAN_PORT", c.lan_port); !r) return r.error();
+  if (auto r = read_port(src, "PAIRING_PORT", c.pairing_port); !r) return r.error();
+  if (auto v = src.get("BOOTSTRAP"); v && !v->first.empty()) {
+    log::add_secret(v->first);
+    c.has_bootstrap = true;
+  }
+  if (auto v = src.get("DATABASE_URL")) {
+    if (!v->first.empty()) log::add_secret(v->first);
+    c.database_url = v->first;
+  }
+  if (auto v = src.get("CLOUD_CA_FILE"); v && !v->first.empty()) {
+    if (v->first[0] != '/') return bad("CLOUD_CA_FILE", v->second, "must be an absolute path");
+    c.cloud_ca_file = v->first;
+  }
+  if (auto v = src.get("COMPOSE_CMD"); v && !v->first.empty()) c.compose_cmd = v->first;
+  if (auto v = src.get("SECBOX_PG_BIN_DIR")) c.pg_bin_dir = v->first;
+  if (auto v = src.get("SECBOX_PG_USER")) c.pg_user = v->first;
+  if (auto v = src.get("SECBOX_ENV")) {
+    if (v->first != "development" && v->first != "production" && !v->first.empty()) {
+      return bad("SECBOX_ENV", v->second, "must be development or production");
+    }
+    c.development = v->first == "development";
+  }
+  if (auto v = src.get("SECBOX_LOG_LEVEL"); v && !v->first.empty()) {
+    if (!log::parse_level(v->first)) {
+      return bad("SECBOX_LOG_LEVEL", v->second, "must be debug, info, warn or error");
+    }
+    c.log_level = v->first;
+  }
+  if (c.device_id.empty() != c.cloud_base_url.empty()) {
+    // Half-paired is a broken file, not "unpaired".
+    return Error{"config", path + " has " + (c.device_id.empty() ? "CLOUD_BASE_URL" : "DEVICE_ID") +
+                               " but not " + (c.device_id.empty() ? "DEVICE_ID" : "CLOUD_BASE_URL") +
+                               "; both are required once paired"};
+  }
+  return c;
+}
+
+}  // namespace secbox::appliance
