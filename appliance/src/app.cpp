@@ -83,9 +83,11 @@ struct App::Impl {
                     log.warn("DATABASE_URL changed; it takes effect at the next restart.");
                     next.database_url = config.database_url;
                   }
+                  // Logged before the new level applies, so it is seen even when raised.
+                  log.info("Configuration reloaded.",
+                           {{"paired", next.paired()}, {"log_level", next.log_level}});
                   configure_logging(next);
                   config = std::move(next);
-                  log.info("Configuration reloaded.", {{"paired", config.paired()}});
                 });
   }
 

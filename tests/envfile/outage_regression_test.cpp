@@ -4,7 +4,6 @@
 // anything would run.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 
 #include "envfile/guards.hpp"
 #include "temp_dir.hpp"
@@ -15,7 +14,7 @@ namespace {
 using secbox::testing::TempDir;
 
 std::string outage_compose() {
-  return TempDir::read(std::string(std::getenv("SECBOX_TEST_SOURCE_DIR")) +
+  return TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) +
                        "/tests/golden/outage/docker-compose.yml");
 }
 
