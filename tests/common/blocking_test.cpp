@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/blocking.hpp"
+#include "loop_probe.hpp"
 
 namespace secbox {
 namespace {
@@ -43,21 +44,11 @@ TEST(BlockingPool, LoopKeepsTurningWhileATaskBlocks) {
   boost::asio::io_context io;
   BlockingPool pool(io, 1);
   int ticks_before_done = -1;
-  int ticks = 0;
-  boost::asio::steady_timer timer(io);
-  std::function<void()> tick = [&] {
-    timer.expires_after(std::chrono::milliseconds(5));
-    timer.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      ++ticks;
-      tick();
-    });
-  };
-  tick();
+  testing::LoopProbe probe(io, std::chrono::milliseconds(5));
   pool.run([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); },
            [&] {
-             ticks_before_done = ticks;
-             timer.cancel();
+             ticks_before_done = probe.ticks();
+             probe.stop();
            });
   io.run_for(std::chrono::seconds(10));
   // Had the sleep run on the loop, no tick could have fired before it ended.

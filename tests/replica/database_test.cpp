@@ -7,6 +7,7 @@
 #include "replica/database.hpp"
 #include "replica/migrations.hpp"
 #include "session.hpp"
+#include "loop_probe.hpp"
 #include "run_loop.hpp"
 #include "test_database.hpp"
 
@@ -43,20 +44,10 @@ TEST(Database, LoopStaysResponsiveDuringASlowQuery) {
   Database database(io, DatabaseSettings{db.url(), {}}, [](int) {});
   start_and_wait(io, database);
 
-  int ticks = 0;
   int ticks_when_done = -1;
   const auto loop_thread = std::this_thread::get_id();
   std::thread::id callback_thread;
-  boost::asio::steady_timer timer(io);
-  std::function<void()> tick = [&] {
-    timer.expires_after(std::chrono::milliseconds(10));
-    timer.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      ++ticks;
-      tick();
-    });
-  };
-  tick();
+  secbox::testing::LoopProbe probe(io, std::chrono::milliseconds(10));
   database.run<int>(
       [](Session& s) -> Result<int> {
         pqxx::nontransaction tx(s.conn());
@@ -66,8 +57,8 @@ TEST(Database, LoopStaysResponsiveDuringASlowQuery) {
       [&](Result<int> r) {
         EXPECT_TRUE(r);
         callback_thread = std::this_thread::get_id();
-        ticks_when_done = ticks;
-        timer.cancel();
+        ticks_when_done = probe.ticks();
+        probe.stop();
       });
   ASSERT_TRUE(run_until(io, [&] { return ticks_when_done >= 0; }));
   // Had the query run on the loop, no tick could have fired before it ended.
