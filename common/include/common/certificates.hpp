@@ -1,0 +1,34 @@
+#pragma once
+// X.509 certificates made in code with OpenSSL 3: ECDSA P-256 keys, a CA, and
+// leaf certificates with DNS and IP subject alternative names. The LAN server
+// makes its self-signed certificate with these, and the cloud simulator its CA.
+// Key generation takes milliseconds but is CPU work: call off the loop.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace secbox {
+
+struct KeyAndCert {
+  std::string key_pem;   // PKCS#8 private key
+  std::string cert_pem;
+};
+
+struct CertRequest {
+  std::string common_name;
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;  // IPv4 or IPv6 text
+  std::chrono::hours validity{24 * 825};
+  bool is_ca = false;
+};
+
+// Error code "tls" with OpenSSL's reason.
+Result<KeyAndCert> make_self_signed(const CertRequest& request);
+Result<KeyAndCert> make_signed(const CertRequest& request, const KeyAndCert& issuer);
+
+// Lowercase hex SHA-256 of the certificate's DER bytes (cloud-protocol §2).
+Result<std::string> certificate_sha256(const std::string& cert_pem);
+
+}  // namespace secbox
