@@ -1,0 +1,98 @@
+#pragma once
+// secbox-cloudsim: the cloud side of cloud-protocol.md as a real HTTPS + WSS
+// server on loopback, with its own CA. The tests drive it in-process; the
+// README's run command uses it as the embedded default cloud.
+//
+// It runs on a thread of its own; every public method may be called from any
+// thread (they post to that thread and wait, bounded).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace secbox::cloudsim {
+
+enum class CertMode {
+  trusted,     // signed by the CA in ca_file(), for 127.0.0.1, ::1 and localhost
+  untrusted,   // signed by another CA that nobody trusts
+  wrong_host,  // signed by the trusted CA, but for other.example only
+};
+
+struct Options {
+  std::string dir;          // where ca.pem is written
+  std::uint16_t port = 0;   // 0: any free port (kept across restart())
+  CertMode cert = CertMode::trusted;
+  std::chrono::seconds token_lifetime{24 * 3600};
+};
+
+struct Received {
+  nlohmann::json message;        // text frames, parsed (or {"unparsed": text})
+  std::string binary;            // binary frames
+  bool is_binary = false;
+  int session = 0;               // which connection, counted from 1
+};
+
+class CloudSim {
+ public:
+  explicit CloudSim(Options options);
+  ~CloudSim();
+  CloudSim(const CloudSim&) = delete;
+  CloudSim& operator=(const CloudSim&) = delete;
+
+  // Listens (again) on the same port. stop() closes the listener and drops
+  // every connection abruptly, as a crashed cloud would.
+  void start();
+  void stop();
+  void restart() { stop(); start(); }
+
+  std::uint16_t port() const;
+  std::string base_url() const;     // https://127.0.0.1:<port>
+  std::string gateway_url() const;  // wss://127.0.0.1:<port>/ws/device
+  std::string ca_file() const;
+
+  // Tokens: JWS-shaped, {"sub","iat","exp"}; the sim accepts what it issued.
+  std::string issue_token(const std::string& device_id, std::chrono::seconds lifetime);
+  std::string issue_token(const std::string& device_id) { return issue_token(device_id, options_.token_lifetime); }
+  void revoke(const std::string& token);
+  void add_bootstrap(const std::string& device_id, const std::string& bootstrap_token);
+
+  // Behaviour switches.
+  void set_refresh_status(int status);  // 0: normal; else answer refresh-jwt with it
+  void set_claim_status(int status);    // 0: normal
+  void set_answer_pings(bool answer);   // false: stop reading, so pings go unanswered
+  void set_auto_welcome(bool on);       // answer hello with welcome (default on)
+  void set_auto_ack_events(bool on);    // answer events.batch with events.ack (default on)
+
+  // The connected device (the newest session).
+  bool send_text(const std::string& text);
+  bool send_binary(const std::string& bytes);
+  bool close_device(std::uint16_t code, const std::string& reason = "");
+
+  // What arrived, in order; waits are bounded.
+  std::vector<Received> received() const;
+  void clear_received();
+  std::optional<Received> wait_for(const std::function<bool(const Received&)>& match,
+                                   std::chrono::milliseconds limit);
+  std::optional<Received> wait_for_type(const std::string& type, std::chrono::milliseconds limit);
+
+  // Counters.
+  int sessions_opened() const;      // WebSocket sessions accepted (any token)
+  int sessions_rejected() const;    // closed with 4401
+  int refresh_calls() const;
+  std::string last_bearer() const;  // the Authorization token of the last upgrade
+  std::string last_subprotocol() const;
+  std::string last_device_header() const;
+
+  struct Impl;  // public so that the .cpp's session classes can name it
+
+ private:
+  Options options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace secbox::cloudsim
