@@ -64,7 +64,9 @@ class CloudSim {
   // Behaviour switches.
   void set_refresh_status(int status);  // 0: normal; else answer refresh-jwt with it
   void set_claim_status(int status);    // 0: normal
-  void set_answer_pings(bool answer);   // false: stop reading, so pings go unanswered
+  // false: stop reading after the device's next frame (a read already pending
+  // still answers pings), so later pings go unanswered.
+  void set_answer_pings(bool answer);
   void set_auto_welcome(bool on);       // answer hello with welcome (default on)
   void set_auto_ack_events(bool on);    // answer events.batch with events.ack (default on)
 

@@ -1,0 +1,243 @@
+// The tunnel client against the cloud simulator: real TLS and WebSocket on
+// 127.0.0.1. Back-off and heartbeat periods are shortened through the
+// settings; every wait is bounded.
+#include <dirent.h>
+
+#include <gtest/gtest.h>
+
+#include "cloudsim/cloudsim.hpp"
+#include "run_loop.hpp"
+#include "temp_dir.hpp"
+#include "tunnel/dispatcher.hpp"
+#include "tunnel/tunnel_client.hpp"
+
+namespace secbox::tunnel {
+namespace {
+
+using namespace std::chrono_literals;
+using cloudsim::CloudSim;
+using secbox::testing::run_until;
+using secbox::testing::TempDir;
+
+int open_fds() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr) ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+class TunnelTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  boost::asio::io_context io;
+  std::unique_ptr<CloudSim> sim;
+  std::optional<std::string> token;
+  int opens = 0, rejections = 0;
+  std::vector<std::uint16_t> closes;
+  std::vector<std::string> texts;
+  std::unique_ptr<TunnelClient> client;
+
+  void make_sim(cloudsim::CertMode mode = cloudsim::CertMode::trusted) {
+    sim = std::make_unique<CloudSim>(cloudsim::Options{dir.path(), 0, mode, std::chrono::hours(24)});
+    token = sim->issue_token("dev_1");
+  }
+
+  TunnelSettings settings() {
+    TunnelSettings s;
+    s.gateway_url = sim->gateway_url();
+    s.device_id = "dev_1";
+    s.version = "0.1.0-test";
+    s.ca_file = sim->ca_file();
+    s.backoff_initial = 20ms;
+    s.backoff_max = 200ms;
+    return s;
+  }
+
+  void make_client(TunnelSettings s) {
+    TunnelHooks hooks;
+    hooks.token = [this] { return token; };
+    hooks.on_open = [this] {
+      ++opens;
+      client->send_text(R"({"v":1,"type":"hello","id":"b-h)" + std::to_string(opens) +
+                        R"(","ts":"2026-11-22T10:00:00Z","payload":{"deviceId":"dev_1"}})");
+    };
+    hooks.on_text = [this](std::string_view t) { texts.emplace_back(t); };
+    hooks.on_close = [this](std::uint16_t code) { closes.push_back(code); };
+    hooks.on_token_rejected = [this] { ++rejections; };
+    client = std::make_unique<TunnelClient>(io, std::move(s), std::move(hooks));
+  }
+
+  void TearDown() override {
+    if (client) {
+      bool stopped = false;
+      client->stop([&] { stopped = true; });
+      EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+    }
+  }
+};
+
+TEST_F(TunnelTest, ConnectsWithTokenHeadersAndSubprotocolAndSendsHelloFirst) {
+  make_sim();
+  make_client(settings());
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1 && !texts.empty(); }, 10s));
+  EXPECT_EQ(client->state(), TunnelState::connected);
+  EXPECT_EQ(sim->last_bearer(), *token);
+  EXPECT_EQ(sim->last_subprotocol(), "secbox.v1");
+  EXPECT_EQ(sim->last_device_header(), "dev_1");
+  auto first = sim->wait_for([](const cloudsim::Received&) { return true; }, 1s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->message["type"], "hello");
+  EXPECT_NE(texts[0].find("\"type\":\"welcome\""), std::string::npos);
+}
+
+TEST_F(TunnelTest, RejectedTokenWaitsForRotationThenReconnectsWithTheNewOne) {
+  make_sim();
+  const auto good = *token;
+  token = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.bm90LWlzc3VlZA";
+  make_client(settings());
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return rejections == 1; }, 10s));
+  EXPECT_EQ(client->state(), TunnelState::token_rejected);
+  EXPECT_EQ(closes.back(), 4401);
+  // Never reconnects with the rejected token.
+  run_until(io, [] { return false; }, 500ms);
+  EXPECT_EQ(sim->sessions_rejected(), 1);
+  // The gateway upgraded, then closed with 4401: that attempt opened once.
+  EXPECT_EQ(opens, 1);
+  token = good;
+  client->resume();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 2; }, 10s));
+  EXPECT_EQ(sim->last_bearer(), good);
+  EXPECT_EQ(client->state(), TunnelState::connected);
+}
+
+TEST_F(TunnelTest, UntrustedCertificateIsRefused) {
+  make_sim(cloudsim::CertMode::untrusted);
+  make_client(settings());
+  client->start();
+  run_until(io, [&] { return client->reconnects() >= 2; }, 5s);
+  EXPECT_EQ(opens, 0);
+  EXPECT_EQ(sim->sessions_opened(), 0);
+  EXPECT_GE(client->reconnects(), 2);  // it keeps trying, with backoff
+}
+
+TEST_F(TunnelTest, CertificateForAnotherHostIsRefused) {
+  make_sim(cloudsim::CertMode::wrong_host);
+  make_client(settings());
+  client->start();
+  run_until(io, [&] { return client->reconnects() >= 2; }, 5s);
+  EXPECT_EQ(opens, 0);
+  EXPECT_EQ(sim->sessions_opened(), 0);
+}
+
+TEST_F(TunnelTest, WithoutTheCaFileTheSimulatorIsNotTrusted) {
+  make_sim();
+  auto s = settings();
+  s.ca_file.clear();
+  make_client(s);
+  client->start();
+  run_until(io, [&] { return client->reconnects() >= 1; }, 5s);
+  EXPECT_EQ(sim->sessions_opened(), 0);
+}
+
+TEST_F(TunnelTest, ReconnectsAfterEachOfTwentyCloudRestarts) {
+  make_sim();
+  make_client(settings());
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  for (int i = 2; i <= 21; ++i) {
+    sim->restart();
+    ASSERT_TRUE(run_until(io, [&] { return opens == i; }, 10s)) << "restart " << i - 1;
+    ASSERT_TRUE(sim->wait_for(
+        [&](const cloudsim::Received& r) {
+          return r.message.value("id", "") == "b-h" + std::to_string(i);
+        },
+        5s));
+  }
+  EXPECT_EQ(sim->sessions_opened(), 21);
+}
+
+TEST_F(TunnelTest, FileDescriptorsDoNotGrowAcross200Reconnects) {
+  make_sim();
+  auto s = settings();
+  s.backoff_max = 30ms;
+  make_client(s);
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  const int fds_before = open_fds();
+  for (int i = 2; i <= 201; ++i) {
+    sim->close_device(1011, "test");
+    ASSERT_TRUE(run_until(io, [&] { return opens == i; }, 10s)) << "reconnect " << i - 1;
+  }
+  EXPECT_LE(open_fds(), fds_before + 2);
+}
+
+TEST_F(TunnelTest, SilentPeerIsDeclaredDeadAndReplaced) {
+  make_sim();
+  auto s = settings();
+  s.ping_interval = 200ms;
+  s.dead_after = 300ms;
+  make_client(s);
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  ASSERT_TRUE(run_until(io, [&] { return client->rtt().has_value(); }, 5s));
+  sim->set_answer_pings(false);
+  client->send_text(R"({"v":1,"type":"guard.note","id":"b-x","ts":"t"})");  // completes the sim's read
+  ASSERT_TRUE(run_until(io, [&] { return !closes.empty(); }, 10s));
+  sim->set_answer_pings(true);
+  ASSERT_TRUE(run_until(io, [&] { return opens == 2; }, 10s));
+}
+
+TEST_F(TunnelTest, OversizedFrameClosesWith1009AndReconnects) {
+  make_sim();
+  make_client(settings());
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  sim->send_text(std::string(17u << 20, 'x'));
+  ASSERT_TRUE(run_until(io, [&] { return !closes.empty(); }, 20s));
+  EXPECT_EQ(closes[0], 1009);
+  ASSERT_TRUE(run_until(io, [&] { return opens == 2; }, 10s));
+}
+
+TEST_F(TunnelTest, ReplacedSession4409Reconnects) {
+  make_sim();
+  make_client(settings());
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  sim->close_device(4409, "replaced");
+  ASSERT_TRUE(run_until(io, [&] { return opens == 2; }, 10s));
+  EXPECT_EQ(closes[0], 4409);
+  EXPECT_EQ(rejections, 0);
+}
+
+TEST_F(TunnelTest, ThousandMalformedMessagesAnsweredAndTheTunnelStaysUp) {
+  make_sim();
+  make_client(settings());
+  MessageIds ids;
+  Dispatcher dispatcher([this](const std::string& t) { return client->send_text(t); }, ids);
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  texts.clear();
+  for (int i = 0; i < 1000; ++i) {
+    sim->send_text(i % 2 ? "not json " + std::to_string(i)
+                         : R"({"v":1,"type":"x","id":"bad id )" + std::to_string(i) + "\"}");
+  }
+  sim->send_text(R"({"v":1,"type":"future.unknown","id":"u-1","ts":"t"})");
+  ASSERT_TRUE(run_until(io, [&] {
+    for (; !texts.empty(); texts.erase(texts.begin())) dispatcher.dispatch(texts.front());
+    return sim->received().size() >= 1001;  // the hello and 1,000 errors
+  }, 20s));
+  int bad = 0;
+  for (const auto& r : sim->received()) {
+    if (r.message.value("type", "") == "error" && r.message["payload"]["code"] == "bad_message") ++bad;
+  }
+  EXPECT_EQ(bad, 1000);
+  EXPECT_EQ(client->state(), TunnelState::connected);
+  EXPECT_EQ(opens, 1);
+}
+
+}  // namespace
+}  // namespace secbox::tunnel
