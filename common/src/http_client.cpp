@@ -1,0 +1,79 @@
+#include "common/http_client.hpp"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <mutex>
+
+namespace secbox {
+namespace {
+
+struct Sink {
+  std::string body;
+  std::size_t limit;
+  bool overflow = false;
+};
+
+std::size_t write_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  const std::size_t bytes = size * n;
+  if (sink->body.size() + bytes > sink->limit) {
+    sink->overflow = true;
+    return 0;  // makes curl stop with CURLE_WRITE_ERROR
+  }
+  sink->body.append(data, bytes);
+  return bytes;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+Result<HttpResponse> post_json(const HttpRequest& req) {
+  global_init();
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return Error{"network", "cannot initialise libcurl"};
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Accept: application/json");
+  if (!req.bearer.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + req.bearer).c_str());
+  }
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> header_guard(headers, curl_slist_free_all);
+  Sink sink{{}, req.max_response};
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.json_body.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.json_body.size()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long long>(req.timeout.count(), 10000)));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!req.ca_file.empty()) {
+    // The extra CA, and the system's CAs still trusted beside it.
+    curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
+  const CURLcode rc = curl_easy_perform(c);
+  if (sink.overflow) {
+    return Error{"network", "the answer was larger than " + std::to_string(req.max_response) + " bytes"};
+  }
+  if (rc != CURLE_OK) {
+    return Error{"network", std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
+  }
+  HttpResponse res;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
+  res.body = std::move(sink.body);
+  return res;
+}
+
+}  // namespace secbox
