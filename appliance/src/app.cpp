@@ -11,8 +11,11 @@
 
 #include "common/blocking.hpp"
 #include "common/component.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "replica/database.hpp"
+#include "tunnel/cloud_session.hpp"
+#include "tunnel/device_token.hpp"
 
 namespace secbox::appliance {
 namespace {
@@ -37,6 +40,7 @@ struct App::Impl {
   log::Logger log{"appliance"};
   std::vector<std::unique_ptr<Component>> components;  // in start order
   replica::Database* database = nullptr;
+  const std::string boot_id = random_uuid();
   bool stopping = false;
   int exit_code = 0;
 
@@ -54,6 +58,36 @@ struct App::Impl {
                {{"device_id", config.device_id}, {"schema_version", database->schema_version()}});
     });
     components.push_back(std::move(database_component));
+    wire_cloud();
+  }
+
+  // The tunnel runs once the box is paired and holds a device token.
+  void wire_cloud() {
+    if (!config.paired() || config.device_gateway_url.empty()) {
+      log.info("Not paired (no DEVICE_ID, CLOUD_BASE_URL and DEVICE_GATEWAY_URL); the tunnel stays down.");
+      return;
+    }
+    // A small file read before the loop runs.
+    auto token = tunnel::TokenStore(config.paths.jwt_file()).load();
+    if (!token) {
+      log.warn("Paired, but there is no device token; the box needs pairing again.",
+               {{"reason", token.error().message}});
+      return;
+    }
+    tunnel::SessionSettings s;
+    s.tunnel.gateway_url = config.device_gateway_url;
+    s.tunnel.device_id = config.device_id;
+    s.tunnel.version = SECBOX_VERSION_STRING;
+    s.tunnel.ca_file = config.cloud_ca_file;
+    s.rotator.cloud_base_url = config.cloud_base_url;
+    s.rotator.ca_file = config.cloud_ca_file;
+    s.rotator.token_path = config.paths.jwt_file();
+    s.boot_id = boot_id;
+    auto cloud = std::make_unique<tunnel::CloudSession>(io, workers, std::move(s), token.value());
+    cloud->on_needs_pairing([this] {
+      log.error("The cloud no longer accepts this box's token; it needs pairing again.");
+    });
+    components.push_back(std::move(cloud));
   }
 
   void wait_for_signal() {

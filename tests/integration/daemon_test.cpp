@@ -11,6 +11,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "daemon.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
 
@@ -18,82 +19,9 @@ namespace secbox {
 namespace {
 
 using namespace std::chrono_literals;
+using secbox::testing::Daemon;
 using secbox::testing::TempDir;
 using secbox::testing::TestDatabase;
-
-class Daemon {
- public:
-  Daemon(const TempDir& dir, std::vector<std::string> extra_env = {})
-      : log_(dir.file("secbox-" + std::to_string(next_id()) + ".log")) {
-    ::close(::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600));
-    ::mkdir(dir.file("etc").c_str(), 0700);
-    ::chmod(dir.path().c_str(), 0711);  // the embedded cluster's user must reach state/
-    env_.push_back("SECBOX_ETC_DIR=" + dir.file("etc"));
-    env_.push_back("SECBOX_STATE_DIR=" + dir.file("state"));
-    for (const char* keep : {"PATH", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"}) {
-      if (const char* v = std::getenv(keep)) env_.push_back(std::string(keep) + "=" + v);
-    }
-    for (auto& e : extra_env) env_.push_back(std::move(e));
-  }
-  ~Daemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  void start(std::vector<std::string> args = {"run"}) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log_.c_str(), O_WRONLY | O_APPEND);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv{const_cast<char*>(SECBOX_BINARY)};
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      std::vector<char*> envp;
-      for (auto& e : env_) envp.push_back(e.data());
-      envp.push_back(nullptr);
-      ::execve(SECBOX_BINARY, argv.data(), envp.data());
-      ::_exit(127);
-    }
-  }
-
-  bool wait_for_log(const std::string& text, std::chrono::milliseconds limit) const {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (log().find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-
-  // The exit status, or nullopt if it is still running after limit.
-  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return std::nullopt;
-  }
-
-  void signal(int sig) const { ::kill(pid_, sig); }
-  std::string log() const { return TempDir::read(log_); }
-
- private:
-  static int next_id() {
-    static int id = 0;
-    return id++;
-  }
-  std::string log_;
-  std::vector<std::string> env_;
-  pid_t pid_ = -1;
-};
 
 TEST(Daemon, RunsWithTheEmbeddedDatabaseAndStopsOnSigtermWithin5s) {
   TempDir dir;

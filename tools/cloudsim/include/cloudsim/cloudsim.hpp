@@ -75,7 +75,8 @@ class CloudSim {
   bool send_binary(const std::string& bytes);
   bool close_device(std::uint16_t code, const std::string& reason = "");
 
-  // What arrived, in order; waits are bounded.
+  // What arrived, in order; waits are bounded. `match` runs under the
+  // simulator's lock: it must not call back into the simulator.
   std::vector<Received> received() const;
   void clear_received();
   std::optional<Received> wait_for(const std::function<bool(const Received&)>& match,

@@ -1,0 +1,74 @@
+#pragma once
+// The box's session with the cloud: the tunnel, the message dispatcher and
+// the device-token rotator put together (cloud-protocol §3, §4.2). On every
+// connection it sends `hello` first; it handles `welcome` (and keeps the
+// clock skew), `jwt.rotate`, and a 4401 close (rotate, then reconnect); a
+// token the cloud no longer accepts puts it in needs-pairing, tunnel held.
+// Other components register their message types on dispatcher().
+//
+// Loop thread only. Owned by the appliance.
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/blocking.hpp"
+#include "common/component.hpp"
+#include "tunnel/dispatcher.hpp"
+#include "tunnel/jwt_rotator.hpp"
+#include "tunnel/tunnel_client.hpp"
+
+namespace secbox::tunnel {
+
+// What hello reports (the replica provides it; zeros until it does).
+struct HelloState {
+  std::map<std::string, std::int64_t> cursors;  // every entity of §5
+  std::int64_t queue_depth = 0;
+  std::optional<std::string> oldest_at;
+};
+HelloState empty_hello_state();
+
+struct SessionSettings {
+  TunnelSettings tunnel;
+  RotatorSettings rotator;
+  std::string boot_id;
+};
+
+class CloudSession final : public Component {
+ public:
+  CloudSession(boost::asio::io_context& loop, BlockingPool& pool, SessionSettings settings,
+               std::string token);
+  ~CloudSession() override;
+
+  std::string_view name() const override { return "cloud"; }
+  void start() override;
+  void stop(std::function<void()> on_stopped) override;
+
+  Dispatcher& dispatcher() { return dispatcher_; }
+  TunnelClient& tunnel() { return *tunnel_; }
+  void set_hello_source(std::function<HelloState()> source) { hello_source_ = std::move(source); }
+  void on_needs_pairing(std::function<void()> f) { on_needs_pairing_ = std::move(f); }
+
+  bool welcomed() const { return welcomed_; }
+  bool needs_pairing() const { return rotator_->needs_pairing(); }
+  std::optional<double> clock_skew_seconds() const { return skew_; }
+  std::optional<Clock::time_point> token_expires_at() const { return rotator_->expires_at(); }
+
+ private:
+  void send_hello();
+
+  SessionSettings settings_;
+  MessageIds ids_;
+  std::unique_ptr<TunnelClient> tunnel_;
+  Dispatcher dispatcher_;
+  std::unique_ptr<JwtRotator> rotator_;
+  std::function<HelloState()> hello_source_ = empty_hello_state;
+  std::function<void()> on_needs_pairing_;
+  std::string hello_id_;
+  bool welcomed_ = false;
+  std::optional<double> skew_;
+  log::Logger log_{"cloud"};
+};
+
+}  // namespace secbox::tunnel

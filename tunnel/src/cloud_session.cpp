@@ -1,0 +1,99 @@
+#include "tunnel/cloud_session.hpp"
+
+#include <cmath>
+
+#include "common/time.hpp"
+
+namespace secbox::tunnel {
+
+HelloState empty_hello_state() {
+  HelloState s;
+  for (const char* e : {"community", "unit", "user", "guest_authorization", "banned_visitor"}) {
+    s.cursors[e] = 0;
+  }
+  return s;
+}
+
+CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
+                           SessionSettings settings, std::string token)
+    : settings_(std::move(settings)),
+      dispatcher_([this](const std::string& text) { return tunnel_->send_text(text); }, ids_),
+      rotator_(std::make_unique<JwtRotator>(loop, pool, settings_.rotator, std::move(token))) {
+  TunnelHooks hooks;
+  hooks.token = [this]() -> std::optional<std::string> {
+    if (rotator_->needs_pairing()) return std::nullopt;
+    return rotator_->token();
+  };
+  hooks.on_open = [this] { send_hello(); };
+  hooks.on_text = [this](std::string_view text) { dispatcher_.dispatch(text); };
+  hooks.on_close = [this](std::uint16_t) { welcomed_ = false; };
+  hooks.on_token_rejected = [this] {
+    // A failed rotation keeps retrying inside the rotator; on_rotated resumes.
+    rotator_->rotate_now(nullptr);
+  };
+  tunnel_ = std::make_unique<TunnelClient>(loop, settings_.tunnel, std::move(hooks));
+
+  rotator_->on_rotated([this] {
+    if (tunnel_->state() == TunnelState::token_rejected) tunnel_->resume();
+  });
+  rotator_->on_needs_pairing([this] {
+    tunnel_->hold();
+    if (on_needs_pairing_) on_needs_pairing_();
+  });
+
+  dispatcher_.on_notice("welcome", [this](const Envelope& e) {
+    welcomed_ = true;
+    if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
+      if (auto t = parse_rfc3339(server->get<std::string>())) {
+        skew_ = std::chrono::duration<double>(*t - Clock::now()).count();
+        if (std::abs(*skew_) > 60) {
+          log_.warn("The box's clock differs from the cloud's by more than 60 s; check NTP.",
+                    {{"skew_s", *skew_}});
+        }
+      }
+    }
+    log_.info("The cloud welcomed the box.", {{"resync", e.payload.value("resync", nlohmann::json::array()).dump()}});
+  });
+  dispatcher_.on_notice("events.ack", [](const Envelope&) {});  // the queue's, once it exists
+  dispatcher_.on_request("jwt.rotate", [this](const Envelope&, Reply reply) {
+    rotator_->rotate_now([reply](RotationResult r) mutable {
+      switch (r) {
+        case RotationResult::rotated: return reply.send("ack");
+        case RotationResult::unavailable:
+          return reply.error("unavailable", "the cloud did not answer the refresh; retrying");
+        case RotationResult::rejected:
+          return reply.error("forbidden", "the token is no longer accepted; the box needs pairing");
+      }
+    });
+  });
+}
+
+CloudSession::~CloudSession() = default;
+
+void CloudSession::start() {
+  rotator_->start();
+  tunnel_->start();
+}
+
+void CloudSession::stop(std::function<void()> on_stopped) {
+  tunnel_->stop([this, on_stopped = std::move(on_stopped)]() mutable {
+    rotator_->stop(std::move(on_stopped));
+  });
+}
+
+void CloudSession::send_hello() {
+  welcomed_ = false;
+  const HelloState state = hello_source_();
+  nlohmann::json cursors = nlohmann::json::object();
+  for (const auto& [entity, version] : state.cursors) cursors[entity] = version;
+  nlohmann::json payload{
+      {"deviceId", settings_.tunnel.device_id},
+      {"version", settings_.tunnel.version},
+      {"bootId", settings_.boot_id},
+      {"cursors", cursors},
+      {"queue", {{"depth", state.queue_depth},
+                 {"oldestAt", state.oldest_at ? nlohmann::json(*state.oldest_at) : nlohmann::json()}}}};
+  dispatcher_.send("hello", std::move(payload));
+}
+
+}  // namespace secbox::tunnel
