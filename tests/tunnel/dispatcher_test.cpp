@@ -1,17 +1,26 @@
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+
+#include "run_loop.hpp"
 #include "tunnel/dispatcher.hpp"
 
 namespace secbox::tunnel {
 namespace {
 
 using json = nlohmann::json;
+using namespace std::chrono_literals;
+using secbox::testing::run_until;
 
 class DispatcherTest : public ::testing::Test {
  protected:
+  boost::asio::io_context io;
   std::vector<json> sent;
+  bool up = true;
   MessageIds ids;
-  Dispatcher d{[this](const std::string& text) {
+  Dispatcher d{io,
+               [this](const std::string& text) {
+                 if (!up) return false;
                  sent.push_back(json::parse(text));
                  return true;
                },
@@ -44,7 +53,8 @@ TEST_F(DispatcherTest, DroppedReplyBecomesAnInternalError) {
 TEST_F(DispatcherTest, ReplyCanComeLater) {
   std::optional<Reply> held;
   d.on_request("exec.run", [&](const Envelope&, Reply r) { held = r; });
-  d.dispatch(R"({"v":1,"type":"exec.run","id":"c-9","ts":"t"})");
+  d.dispatch(R"({"v":1,"type":"exec.run","id":"c-9","ts":"t",
+                 "payload":{"tool":"network","command":"ping","args":{"host":"192.0.2.1"}}})");
   EXPECT_TRUE(sent.empty());
   held->send("exec.accepted", {{"jobId", "job_1"}});
   held.reset();
@@ -53,7 +63,8 @@ TEST_F(DispatcherTest, ReplyCanComeLater) {
 }
 
 TEST_F(DispatcherTest, ReleasedReplySendsNothing) {
-  d.on_request("snapshot.unit", [](const Envelope&, Reply r) { Dispatcher::release(r); });
+  d.on_request("snapshot.unit", [](const Envelope&, Reply r) { Dispatcher::release(r); },
+               PayloadCheck::by_handler);
   d.dispatch(R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":1,"chunks":2}})");
   EXPECT_TRUE(sent.empty());
 }
@@ -81,6 +92,109 @@ TEST_F(DispatcherTest, ThousandMalformedMessagesEachAnswered) {
   for (int i = 0; i < 1000; ++i) d.dispatch("{\"v\":1,\"id\":\"m" + std::to_string(i) + "\"}");
   ASSERT_EQ(sent.size(), 1000u);
   EXPECT_EQ(sent[999]["re"], "m999");
+}
+
+TEST_F(DispatcherTest, RequestPayloadThatDoesNotFitIsRefusedNamingTheField) {
+  int handled = 0;
+  d.on_request("frigate.stream.start", [&](const Envelope&, Reply r) {
+    ++handled;
+    r.send("frigate.stream.started", {{"streamId", "st_1"}});
+  });
+  d.dispatch(R"({"v":1,"type":"frigate.stream.start","id":"c-1","ts":"t","payload":{"camera":"gate","fps":60}})");
+  d.dispatch(R"({"v":1,"type":"frigate.stream.start","id":"c-2","ts":"t","payload":{"fps":5}})");
+  d.dispatch(R"({"v":1,"type":"frigate.stream.start","id":"c-3","ts":"t","payload":{"camera":"gate","fps":5}})");
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0]["payload"]["code"], "invalid_args");
+  EXPECT_EQ(sent[0]["payload"]["message"], "fps must be between 1 and 30");
+  EXPECT_EQ(sent[1]["payload"]["message"], "camera is required");
+  EXPECT_EQ(sent[2]["type"], "frigate.stream.started");
+  EXPECT_EQ(handled, 1);
+}
+
+TEST_F(DispatcherTest, HandlerCanTakeOverTheCheck) {
+  int handled = 0;
+  d.on_request("snapshot.unit", [&](const Envelope&, Reply r) {
+    ++handled;
+    Dispatcher::release(r);
+  }, PayloadCheck::by_handler);
+  d.dispatch(R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":"one"}})");
+  EXPECT_EQ(handled, 1);
+  EXPECT_TRUE(sent.empty());
+}
+
+TEST_F(DispatcherTest, OwnRequestGetsTheReplyMatchedByRe) {
+  std::vector<Result<Envelope>> got;
+  auto id = d.request("hello", {{"deviceId", "d"}}, 5s, [&](Result<Envelope> r) { got.push_back(std::move(r)); });
+  ASSERT_TRUE(id);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["id"], *id);
+  EXPECT_FALSE(sent[0].contains("re"));
+  EXPECT_EQ(d.pending(), 1u);
+  // A reply to something else does not complete it; the right one does, once.
+  d.dispatch(R"({"v":1,"type":"welcome","id":"c-1","ts":"t","re":"b-999","payload":{}})");
+  EXPECT_TRUE(got.empty());
+  const std::string reply = R"({"v":1,"type":"welcome","id":"c-2","ts":"t","re":")" + *id +
+                            R"(","payload":{"serverTime":"2026-11-22T10:00:00Z"}})";
+  d.dispatch(reply);
+  d.dispatch(reply);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(got[0]);
+  EXPECT_EQ(got[0].value().type, "welcome");
+  EXPECT_EQ(d.pending(), 0u);
+}
+
+TEST_F(DispatcherTest, OwnRequestAnsweredWithAnErrorCarriesItsCode) {
+  std::optional<Result<Envelope>> got;
+  auto id = d.request("events.batch", {{"events", json::array()}}, 5s, [&](Result<Envelope> r) { got = std::move(r); });
+  d.dispatch(R"({"v":1,"type":"error","id":"c-2","ts":"t","re":")" + *id +
+             R"(","payload":{"code":"busy","message":"later"}})");
+  ASSERT_TRUE(got);
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error().code, "busy");
+  EXPECT_EQ(got->error().message, "later");
+}
+
+TEST_F(DispatcherTest, OwnRequestTimesOutOnceAndALateReplyIsNotDelivered) {
+  int calls = 0;
+  std::string code;
+  auto id = d.request("events.batch", {{"events", json::array()}}, 50ms, [&](Result<Envelope> r) {
+    ++calls;
+    code = r ? "" : r.error().code;
+  });
+  ASSERT_TRUE(run_until(io, [&] { return calls > 0; }, 5s));
+  EXPECT_EQ(code, "timeout");
+  int late = 0;
+  d.on_notice("events.ack", [&](const Envelope&) { ++late; });
+  d.dispatch(R"({"v":1,"type":"events.ack","id":"c-2","ts":"t","re":")" + *id + R"(","payload":{"clientIds":[]}})");
+  io.restart();
+  io.run_for(100ms);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(late, 1);  // a late reply goes to the type's notice handler, if any
+}
+
+TEST_F(DispatcherTest, ClosedTunnelFailsEveryPendingRequestAndRefusesNewOnes) {
+  std::vector<std::string> codes;
+  for (int i = 0; i < 3; ++i) {
+    d.request("events.batch", {{"events", json::array()}}, 5s,
+              [&](Result<Envelope> r) { codes.push_back(r ? "ok" : r.error().code); });
+  }
+  d.fail_pending("the tunnel closed");
+  EXPECT_EQ(codes, (std::vector<std::string>{"disconnected", "disconnected", "disconnected"}));
+  EXPECT_EQ(d.pending(), 0u);
+  up = false;
+  bool called = false;
+  EXPECT_FALSE(d.request("events.batch", {}, 5s, [&](Result<Envelope>) { called = true; }));
+  io.restart();
+  io.run_for(50ms);
+  EXPECT_FALSE(called);
+}
+
+TEST_F(DispatcherTest, DestroyedWithRequestsPendingIsSafe) {
+  auto other = std::make_unique<Dispatcher>(io, [](const std::string&) { return true; }, ids);
+  other->request("hello", {}, 10ms, [](Result<Envelope>) { FAIL() << "called after destruction"; });
+  other.reset();
+  io.restart();
+  io.run_for(50ms);
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 // The wire contract: tests/golden/ holds one message per type of the cloud
-// protocol, both directions. Each must parse through the project's envelope
-// and re-serialise to the same JSON, so a change to the wire shape fails here.
+// protocol, both directions. Each must parse through the project's envelope,
+// re-serialise to the same JSON, and match the project's shape for its type
+// field by field (tunnel/shapes.hpp), so a change to the wire shape fails here.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "tunnel/envelope.hpp"
+#include "tunnel/shapes.hpp"
 
 namespace secbox::tunnel {
 namespace {
@@ -35,6 +38,90 @@ TEST(Golden, EveryMessageRoundTripsThroughTheEnvelope) {
     ++files;
   }
   EXPECT_GE(files, 40);
+}
+
+// Every leaf and container of `value`, each replaced by a value of another
+// JSON type: (path, mutated payload).
+void mutations(const json& root, const json::json_pointer& at, std::vector<std::pair<std::string, json>>& out) {
+  const json& v = root.at(at);
+  if (at != json::json_pointer() && !v.is_null()) {
+    json wrong = v.is_string() ? json(12345) : json("not-that-type");
+    json copy = root;
+    copy[at] = wrong;
+    out.emplace_back(at.to_string(), std::move(copy));
+  }
+  if (v.is_object()) {
+    for (const auto& [key, child] : v.items()) mutations(root, at / key, out);
+  } else if (v.is_array()) {
+    for (std::size_t i = 0; i < v.size(); ++i) mutations(root, at / i, out);
+  }
+}
+
+TEST(Golden, EveryMessageMatchesItsShapeExactly) {
+  std::set<std::string> seen;
+  for (const auto& entry : fs::directory_iterator(kGolden / "messages")) {
+    const auto name = entry.path().stem().string();  // "ack.snapshot", "hello"
+    const auto payload = json::parse(read(entry.path())).at("payload");
+    const auto* shape = shapes::message(name);
+    ASSERT_NE(shape, nullptr) << name << " has no shape";
+    auto problem = shapes::check(*shape, payload);
+    EXPECT_FALSE(problem) << name << ": " << problem->describe();
+    EXPECT_EQ(shapes::unknown_fields(*shape, payload), std::vector<std::string>{}) << name;
+    seen.insert(name);
+  }
+  // Both directions: every shape the project knows has its example.
+  for (const auto& name : shapes::message_names()) EXPECT_TRUE(seen.count(name)) << name << " lacks a golden file";
+}
+
+TEST(Golden, EveryFieldIsConstrained) {
+  // A field of the wrong JSON type anywhere in any example is refused, and
+  // the problem names where it is.
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(kGolden / "messages")) {
+    const auto name = entry.path().stem().string();
+    const auto payload = json::parse(read(entry.path())).at("payload");
+    std::vector<std::pair<std::string, json>> mutated;
+    mutations(payload, json::json_pointer(), mutated);
+    for (const auto& [path, bad] : mutated) {
+      auto problem = shapes::check(*shapes::message(name), bad);
+      EXPECT_TRUE(problem) << name << ": " << path << " accepted with the wrong type";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 200);
+}
+
+TEST(Golden, RequiredFieldsAreRequiredAndNamed) {
+  auto payload = json::parse(read(kGolden / "messages/delta.guest_authorization.json")).at("payload");
+  payload["changes"][0]["row"].erase("validFrom");
+  auto problem = shapes::check(*shapes::message("delta.guest_authorization"), payload);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->describe(), "changes[0].row.validFrom is required");
+
+  payload = json::parse(read(kGolden / "messages/delta.guest_authorization.json")).at("payload");
+  payload["changes"][0]["row"]["plate"] = nullptr;  // nullable
+  payload["changes"][0]["row"].erase("maxEntries");  // nullable, so may be absent
+  EXPECT_FALSE(shapes::check(*shapes::message("delta.guest_authorization"), payload));
+
+  payload["changes"][1]["op"] = "merge";
+  problem = shapes::check(*shapes::message("delta.guest_authorization"), payload);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->describe(), "changes[1].op must be one of delete, upsert");
+}
+
+TEST(Golden, PinHashForm) {
+  const std::string salt = "c2FsdHNhbHRzYWx0c2FsdA==";             // 16 bytes
+  const std::string hash = "A6xnQhbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ=";  // 32 bytes
+  EXPECT_TRUE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + hash));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$9999$" + salt + "$" + hash));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha1$10000$" + salt + "$" + hash));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$c2FsdA==$" + hash));  // 4-byte salt
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + hash.substr(0, 40)));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" +
+                                         "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + hash + "$x"));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$010000$" + salt + "$" + hash));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + "A6xn=hbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ="));
 }
 
 TEST(Golden, EveryBinaryHeaderRoundTrips) {

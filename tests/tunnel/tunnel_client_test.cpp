@@ -2,6 +2,7 @@
 // 127.0.0.1. Back-off and heartbeat periods are shortened through the
 // settings; every wait is bounded.
 #include <dirent.h>
+#include <malloc.h>
 
 #include <gtest/gtest.h>
 
@@ -10,6 +11,10 @@
 #include "temp_dir.hpp"
 #include "tunnel/dispatcher.hpp"
 #include "tunnel/tunnel_client.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/allocator_interface.h>
+#endif
 
 namespace secbox::tunnel {
 namespace {
@@ -26,6 +31,15 @@ int open_fds() {
     ::closedir(d);
   }
   return n;
+}
+
+// Bytes of heap in use by the whole process (the simulator's threads too).
+std::size_t heap_in_use() {
+#if defined(__SANITIZE_ADDRESS__)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  return mallinfo2().uordblks;
+#endif
 }
 
 class TunnelTest : public ::testing::Test {
@@ -175,6 +189,41 @@ TEST_F(TunnelTest, FileDescriptorsDoNotGrowAcross200Reconnects) {
   EXPECT_LE(open_fds(), fds_before + 2);
 }
 
+TEST_F(TunnelTest, HeapDoesNotGrowAcross200Reconnects) {
+  make_sim();
+  auto s = settings();
+  s.backoff_max = 30ms;
+  make_client(s);
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  auto reconnect = [&](int n) {
+    sim->close_device(1011, "test");
+    return run_until(io, [&] { return opens == n; }, 10s);
+  };
+  // Warm up (buffers, the TLS session cache), then measure the next 200.
+  for (int i = 2; i <= 21; ++i) ASSERT_TRUE(reconnect(i)) << "reconnect " << i - 1;
+  sim->clear_received();
+  closes.clear();
+  texts.clear();
+  const auto before = heap_in_use();
+  for (int i = 22; i <= 221; ++i) {
+    ASSERT_TRUE(reconnect(i)) << "reconnect " << i - 1;
+    if (i % 50 == 0) {
+      sim->clear_received();  // the simulator keeps what it received, the test
+      closes.clear();         // what it saw; neither is the box's
+      texts.clear();
+    }
+  }
+  sim->clear_received();
+  closes.clear();
+  texts.clear();
+  const auto after = heap_in_use();
+  const long long growth = static_cast<long long>(after) - static_cast<long long>(before);
+  std::printf("heap in use: %zu bytes before, %zu after 200 reconnects (%+lld)\n", before, after, growth);
+  // A leaked connection (its buffers alone are tens of KiB) would show as MiBs.
+  EXPECT_LT(growth, 256 * 1024);
+}
+
 TEST_F(TunnelTest, SilentPeerIsDeclaredDeadAndReplaced) {
   make_sim();
   auto s = settings();
@@ -217,7 +266,7 @@ TEST_F(TunnelTest, ThousandMalformedMessagesAnsweredAndTheTunnelStaysUp) {
   make_sim();
   make_client(settings());
   MessageIds ids;
-  Dispatcher dispatcher([this](const std::string& t) { return client->send_text(t); }, ids);
+  Dispatcher dispatcher(io, [this](const std::string& t) { return client->send_text(t); }, ids);
   client->start();
   ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
   texts.clear();

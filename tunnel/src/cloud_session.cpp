@@ -17,7 +17,7 @@ HelloState empty_hello_state() {
 CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
                            SessionSettings settings, std::string token)
     : settings_(std::move(settings)),
-      dispatcher_([this](const std::string& text) { return tunnel_->send_text(text); }, ids_),
+      dispatcher_(loop, [this](const std::string& text) { return tunnel_->send_text(text); }, ids_),
       rotator_(std::make_unique<JwtRotator>(loop, pool, settings_.rotator, std::move(token))) {
   TunnelHooks hooks;
   hooks.token = [this]() -> std::optional<std::string> {
@@ -26,7 +26,12 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
   };
   hooks.on_open = [this] { send_hello(); };
   hooks.on_text = [this](std::string_view text) { dispatcher_.dispatch(text); };
-  hooks.on_close = [this](std::uint16_t) { welcomed_ = false; };
+  hooks.on_close = [this](std::uint16_t) {
+    const bool was_welcomed = welcomed_;
+    welcomed_ = false;
+    dispatcher_.fail_pending("the tunnel closed");
+    if (was_welcomed && on_disconnected_) on_disconnected_();
+  };
   hooks.on_token_rejected = [this] {
     // A failed rotation keeps retrying inside the rotator; on_rotated resumes.
     rotator_->rotate_now(nullptr);
@@ -41,20 +46,6 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
     if (on_needs_pairing_) on_needs_pairing_();
   });
 
-  dispatcher_.on_notice("welcome", [this](const Envelope& e) {
-    welcomed_ = true;
-    if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
-      if (auto t = parse_rfc3339(server->get<std::string>())) {
-        skew_ = std::chrono::duration<double>(*t - Clock::now()).count();
-        if (std::abs(*skew_) > 60) {
-          log_.warn("The box's clock differs from the cloud's by more than 60 s; check NTP.",
-                    {{"skew_s", *skew_}});
-        }
-      }
-    }
-    log_.info("The cloud welcomed the box.", {{"resync", e.payload.value("resync", nlohmann::json::array()).dump()}});
-  });
-  dispatcher_.on_notice("events.ack", [](const Envelope&) {});  // the queue's, once it exists
   dispatcher_.on_request("jwt.rotate", [this](const Envelope&, Reply reply) {
     rotator_->rotate_now([reply](RotationResult r) mutable {
       switch (r) {
@@ -93,7 +84,33 @@ void CloudSession::send_hello() {
       {"cursors", cursors},
       {"queue", {{"depth", state.queue_depth},
                  {"oldestAt", state.oldest_at ? nlohmann::json(*state.oldest_at) : nlohmann::json()}}}};
-  dispatcher_.send("hello", std::move(payload));
+  dispatcher_.request("hello", std::move(payload), settings_.welcome_timeout, [this](Result<Envelope> r) {
+    if (r && r.value().type == "welcome") return on_welcome(r.value());
+    if (r) {
+      log_.warn("The cloud answered hello with something other than welcome; starting over.",
+                {{"type", r.value().type}});
+    } else if (r.error().code == "disconnected") {
+      return;  // the next connection says hello again
+    } else {
+      log_.warn("The cloud did not welcome the box; starting over.", {{"reason", r.error().code}});
+    }
+    tunnel_->reconnect("no welcome");
+  });
+}
+
+void CloudSession::on_welcome(const Envelope& e) {
+  welcomed_ = true;
+  if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
+    if (auto t = parse_rfc3339(server->get<std::string>())) {
+      skew_ = std::chrono::duration<double>(*t - Clock::now()).count();
+      if (std::abs(*skew_) > 60) {
+        log_.warn("The box's clock differs from the cloud's by more than 60 s; check NTP.",
+                  {{"skew_s", *skew_}});
+      }
+    }
+  }
+  log_.info("The cloud welcomed the box.", {{"resync", e.payload.value("resync", nlohmann::json::array()).dump()}});
+  if (on_welcomed_) on_welcomed_();
 }
 
 }  // namespace secbox::tunnel

@@ -1,6 +1,10 @@
 #include "tunnel/dispatcher.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include "common/time.hpp"
+#include "tunnel/shapes.hpp"
 
 namespace secbox::tunnel {
 
@@ -50,9 +54,65 @@ const std::string& Reply::request_id() const { return state_->request_id; }
 
 void Dispatcher::release(Reply& reply) { reply.state_->answered = true; }
 
-void Dispatcher::on_request(const std::string& type, Request handler) {
-  requests_[type] = std::move(handler);
+struct Dispatcher::Pending {
+  explicit Pending(boost::asio::io_context& loop) : timer(loop) {}
+  std::string type;
+  Response on_response;
+  boost::asio::steady_timer timer;
+};
+
+Dispatcher::Dispatcher(boost::asio::io_context& loop, TextSender sender, MessageIds& ids)
+    : loop_(loop), sender_(std::move(sender)), ids_(ids) {}
+
+Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::on_request(const std::string& type, Request handler, PayloadCheck check) {
+  requests_[type] = Handler{std::move(handler), check};
 }
+
+std::optional<std::string> Dispatcher::request(const std::string& type, nlohmann::json payload,
+                                               std::chrono::milliseconds timeout, Response on_response) {
+  Envelope e;
+  e.type = type;
+  e.id = ids_.next();
+  e.ts = format_rfc3339(std::chrono::system_clock::now());
+  e.payload = std::move(payload);
+  if (!sender_(serialize(e))) return std::nullopt;
+  auto p = std::make_unique<Pending>(loop_);
+  p->type = type;
+  p->on_response = std::move(on_response);
+  p->timer.expires_after(timeout);
+  // The timer dies with its Pending (or the dispatcher): an aborted wait must
+  // not touch `this`.
+  p->timer.async_wait([this, id = e.id](boost::system::error_code ec) {
+    if (ec) return;
+    complete(id, secbox::make_error("timeout", "no reply from the cloud in time"));
+  });
+  pending_.emplace(e.id, std::move(p));
+  return e.id;
+}
+
+void Dispatcher::complete(const std::string& id, Result<Envelope> result) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  auto p = std::move(it->second);
+  pending_.erase(it);
+  p->timer.cancel();
+  if (!result) {
+    log_.debug("A request of the box's ended without its reply.",
+               {{"type", p->type}, {"id", id}, {"reason", result.error().code}});
+  }
+  p->on_response(std::move(result));
+}
+
+void Dispatcher::fail_pending(const std::string& why) {
+  // Callbacks may send new requests; complete one id at a time.
+  std::vector<std::string> ids;
+  for (const auto& [id, p] : pending_) ids.push_back(id);
+  for (const auto& id : ids) complete(id, secbox::make_error("disconnected", why));
+}
+
+std::size_t Dispatcher::pending() const { return pending_.size(); }
 
 void Dispatcher::on_notice(const std::string& type, Notice handler) {
   notices_[type] = std::move(handler);
@@ -77,6 +137,15 @@ void Dispatcher::dispatch(std::string_view text) {
     return;
   }
   auto& e = std::get<Envelope>(parsed);
+  if (e.re && pending_.count(*e.re)) {
+    const std::string id = *e.re;  // e is moved from below
+    if (e.type == "error") {
+      auto code = e.payload.value("code", std::string("internal"));
+      auto message = e.payload.value("message", std::string());
+      return complete(id, secbox::make_error(std::move(code), std::move(message)));
+    }
+    return complete(id, std::move(e));
+  }
   if (auto it = notices_.find(e.type); it != notices_.end()) {
     it->second(e);
     return;
@@ -93,7 +162,17 @@ void Dispatcher::dispatch(std::string_view text) {
   state->request_type = e.type;
   state->sender = sender_;
   state->ids = &ids_;
-  it->second(e, Reply(std::move(state)));
+  Reply reply(std::move(state));
+  if (it->second.check == PayloadCheck::shape) {
+    if (const auto* shape = shapes::message(e.type)) {
+      if (auto problem = shapes::check(*shape, e.payload)) {
+        log_.info("Refused a request whose payload does not fit its type.",
+                  {{"type", e.type}, {"problem", problem->describe()}});
+        return reply.error("invalid_args", problem->describe());
+      }
+    }
+  }
+  it->second.request(e, std::move(reply));
 }
 
 }  // namespace secbox::tunnel

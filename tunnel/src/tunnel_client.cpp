@@ -357,6 +357,13 @@ void TunnelClient::hold() {
   }
 }
 
+void TunnelClient::reconnect(const std::string& why) {
+  auto& i = *impl_;
+  if (i.state != TunnelState::connected) return;
+  i.log.warn("Dropping the connection to start over.", {{"reason", why}});
+  i.close_current(websocketpp::close::status::going_away, why);
+}
+
 bool TunnelClient::send_text(const std::string& text) {
   auto con = impl_->connection();
   if (!con || impl_->state != TunnelState::connected) return false;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "cloudsim/cloudsim.hpp"
 
 #include <openssl/evp.h>
@@ -232,7 +233,10 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
         other->close(4409, "replaced by a newer session");
       }
     }
-    sim_.ws_sessions.push_back(weak_from_this());
+    // Forget ended sessions: a weak_ptr keeps a make_shared object's memory.
+    auto& all = sim_.ws_sessions;
+    all.erase(std::remove_if(all.begin(), all.end(), [](const auto& w) { return w.expired(); }), all.end());
+    all.push_back(weak_from_this());
     do_read();
   }
 
@@ -469,6 +473,9 @@ void CloudSim::Impl::do_accept() {
   acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec) return;
     auto session = std::make_shared<HttpSession>(std::move(socket), *this);
+    http_sessions.erase(std::remove_if(http_sessions.begin(), http_sessions.end(),
+                                       [](const auto& w) { return w.expired(); }),
+                        http_sessions.end());
     http_sessions.push_back(session);
     session->run();
     do_accept();

@@ -33,6 +33,8 @@ struct SessionSettings {
   TunnelSettings tunnel;
   RotatorSettings rotator;
   std::string boot_id;
+  // No welcome within this of the hello: the session is stuck; start over.
+  std::chrono::milliseconds welcome_timeout{30000};
 };
 
 class CloudSession final : public Component {
@@ -49,6 +51,10 @@ class CloudSession final : public Component {
   TunnelClient& tunnel() { return *tunnel_; }
   void set_hello_source(std::function<HelloState()> source) { hello_source_ = std::move(source); }
   void on_needs_pairing(std::function<void()> f) { on_needs_pairing_ = std::move(f); }
+  // Called on the loop once the cloud has welcomed a connection (the queue
+  // drains from here), and when that connection closes.
+  void on_welcomed(std::function<void()> f) { on_welcomed_ = std::move(f); }
+  void on_disconnected(std::function<void()> f) { on_disconnected_ = std::move(f); }
 
   bool welcomed() const { return welcomed_; }
   bool needs_pairing() const { return rotator_->needs_pairing(); }
@@ -57,6 +63,7 @@ class CloudSession final : public Component {
 
  private:
   void send_hello();
+  void on_welcome(const Envelope& welcome);
 
   SessionSettings settings_;
   MessageIds ids_;
@@ -65,7 +72,8 @@ class CloudSession final : public Component {
   std::unique_ptr<JwtRotator> rotator_;
   std::function<HelloState()> hello_source_ = empty_hello_state;
   std::function<void()> on_needs_pairing_;
-  std::string hello_id_;
+  std::function<void()> on_welcomed_;
+  std::function<void()> on_disconnected_;
   bool welcomed_ = false;
   std::optional<double> skew_;
   log::Logger log_{"cloud"};

@@ -6,8 +6,14 @@
 // answers through its Reply, and a Reply dropped without an answer sends
 // `error internal` so the cloud is never left waiting.
 //
+// Request payloads are checked against their shape (tunnel/shapes.hpp) before
+// the handler runs: a payload that does not fit is answered `error
+// invalid_args` naming the field. The box's own requests (hello, events.batch)
+// go through request(), which matches the reply by `re` and times out.
+//
 // Loop thread only. Owned by the tunnel session; handlers belong to the
 // components that registered them and must outlive the dispatcher's use.
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,7 +21,12 @@
 #include <string>
 
 #include "common/log.hpp"
+#include "common/result.hpp"
 #include "tunnel/envelope.hpp"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace secbox::tunnel {
 
@@ -47,17 +58,28 @@ class Reply {
   std::shared_ptr<State> state_;
 };
 
+// Whether the dispatcher checks a request's payload against its shape before
+// the handler runs, or leaves it to the handler (snapshot chunks, whose errors
+// are answered only at the last chunk).
+enum class PayloadCheck { shape, by_handler };
+
 class Dispatcher {
  public:
   using Request = std::function<void(const Envelope&, Reply)>;
   using Notice = std::function<void(const Envelope&)>;
+  // The reply to one of the box's own requests: the reply's envelope, or an
+  // Error whose code is the cloud's `error` code, "timeout" or "disconnected".
+  using Response = std::function<void(Result<Envelope>)>;
 
-  Dispatcher(TextSender sender, MessageIds& ids) : sender_(std::move(sender)), ids_(ids) {}
+  Dispatcher(boost::asio::io_context& loop, TextSender sender, MessageIds& ids);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
 
   // A request type: the handler must answer through its Reply (now or later),
   // or call release() for a message of the type that is not a request (a
   // snapshot chunk before the last).
-  void on_request(const std::string& type, Request handler);
+  void on_request(const std::string& type, Request handler, PayloadCheck check = PayloadCheck::shape);
   // A message that is never answered (welcome, events.ack, keepalives).
   void on_notice(const std::string& type, Notice handler);
 
@@ -67,13 +89,32 @@ class Dispatcher {
   // Sends a message the box originates (no re), or a reply with re.
   bool send(const std::string& type, nlohmann::json payload, std::optional<std::string> re = std::nullopt);
 
+  // Sends one of the box's own requests and calls on_response exactly once,
+  // on the loop: with the message whose `re` is its id, or with an error when
+  // none came within `timeout` or the tunnel closed first (fail_pending).
+  // Returns the request's id, or nullopt (and no call) when the tunnel is down.
+  std::optional<std::string> request(const std::string& type, nlohmann::json payload,
+                                     std::chrono::milliseconds timeout, Response on_response);
+  // Fails every request still waiting (the connection they were sent on is gone).
+  void fail_pending(const std::string& why);
+  std::size_t pending() const;
+
   // Marks a Reply as needing no answer.
   static void release(Reply& reply);
 
  private:
+  struct Pending;
+  struct Handler {
+    Request request;
+    PayloadCheck check;
+  };
+  void complete(const std::string& id, Result<Envelope> result);
+
+  boost::asio::io_context& loop_;
   TextSender sender_;
   MessageIds& ids_;
-  std::map<std::string, Request> requests_;
+  std::map<std::string, Handler> requests_;
+  std::map<std::string, std::unique_ptr<Pending>> pending_;
   std::map<std::string, Notice> notices_;
   std::set<std::string> unknown_logged_;
   log::Logger log_{"tunnel"};

@@ -62,6 +62,10 @@ class TunnelClient final : public Component {
   void resume();
   // Disconnects and stays down until resume() (needs-pairing).
   void hold();
+  // Drops the current connection (1001) and connects again after the
+  // backoff: for a session that stopped making progress (no welcome, a batch
+  // never acknowledged).
+  void reconnect(const std::string& why);
 
   bool send_text(const std::string& text);
   bool send_binary(const std::string& bytes);

@@ -1,0 +1,105 @@
+// The cloud session against the simulator: the hello it sends fits the
+// contract, welcome sets the clock skew, and a cloud that never welcomes is
+// left and tried again rather than waited on forever.
+#include <gtest/gtest.h>
+
+#include "cloudsim/cloudsim.hpp"
+#include "common/ids.hpp"
+#include "run_loop.hpp"
+#include "temp_dir.hpp"
+#include "tunnel/cloud_session.hpp"
+#include "tunnel/shapes.hpp"
+
+namespace secbox::tunnel {
+namespace {
+
+using namespace std::chrono_literals;
+using secbox::testing::run_until;
+using secbox::testing::TempDir;
+
+class CloudSessionTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  boost::asio::io_context io;
+  BlockingPool pool{io, 1};
+  cloudsim::CloudSim sim{cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)}};
+  std::unique_ptr<CloudSession> session;
+  int welcomes = 0, disconnects = 0;
+
+  void make(std::chrono::milliseconds welcome_timeout = 30s) {
+    SessionSettings s;
+    s.tunnel.gateway_url = sim.gateway_url();
+    s.tunnel.device_id = "dev_1";
+    s.tunnel.version = "0.1.0";
+    s.tunnel.ca_file = sim.ca_file();
+    s.tunnel.backoff_initial = 20ms;
+    s.tunnel.backoff_max = 100ms;
+    s.rotator = RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 30ms, 200ms};
+    s.boot_id = random_uuid();
+    s.welcome_timeout = welcome_timeout;
+    session = std::make_unique<CloudSession>(io, pool, s, sim.issue_token("dev_1"));
+    session->on_welcomed([this] { ++welcomes; });
+    session->on_disconnected([this] { ++disconnects; });
+    session->start();
+  }
+
+  void TearDown() override {
+    if (!session) return;
+    bool stopped = false;
+    session->stop([&] { stopped = true; });
+    EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  }
+};
+
+TEST_F(CloudSessionTest, HelloFitsTheContractAndWelcomeSetsTheSkew) {
+  make();
+  ASSERT_TRUE(run_until(io, [&] { return welcomes == 1; }, 10s));
+  EXPECT_TRUE(session->welcomed());
+  ASSERT_TRUE(session->clock_skew_seconds());
+  EXPECT_LT(std::abs(*session->clock_skew_seconds()), 5.0);
+  auto hello = sim.wait_for_type("hello", 1s);
+  ASSERT_TRUE(hello);
+  const auto& payload = hello->message["payload"];
+  auto problem = shapes::check(*shapes::message("hello"), payload);
+  EXPECT_FALSE(problem) << problem->describe();
+  EXPECT_EQ(shapes::unknown_fields(*shapes::message("hello"), payload), std::vector<std::string>{});
+  for (const auto& entity : shapes::entities()) EXPECT_EQ(payload["cursors"][entity], 0) << entity;
+
+  sim.close_device(1011, "test");
+  ASSERT_TRUE(run_until(io, [&] { return welcomes == 2; }, 10s));
+  EXPECT_EQ(disconnects, 1);
+}
+
+TEST_F(CloudSessionTest, NoWelcomeMeansStartingOverNotWaitingForever) {
+  sim.set_auto_welcome(false);
+  make(300ms);
+  // Each connection says hello, hears nothing, and is dropped for a new one.
+  ASSERT_TRUE(run_until(io, [&] { return sim.sessions_opened() >= 3; }, 15s));
+  EXPECT_EQ(welcomes, 0);
+  EXPECT_FALSE(session->welcomed());
+  int hellos = 0;
+  for (const auto& r : sim.received()) hellos += r.message.value("type", "") == "hello";
+  EXPECT_GE(hellos, 2);
+
+  sim.set_auto_welcome(true);
+  ASSERT_TRUE(run_until(io, [&] { return welcomes == 1; }, 15s));
+  EXPECT_TRUE(session->welcomed());
+}
+
+TEST_F(CloudSessionTest, HelloAnsweredWithAnErrorIsNotAWelcome) {
+  sim.set_auto_welcome(false);
+  make(30s);
+  // The box's side runs on `io`, so wait by running it.
+  std::optional<cloudsim::Received> hello;
+  ASSERT_TRUE(run_until(io, [&] { return (hello = sim.wait_for_type("hello", 0ms)).has_value(); }, 10s));
+  const int opened = sim.sessions_opened();
+  sim.send_text(nlohmann::json{{"v", 1}, {"type", "error"}, {"id", "c-1"}, {"ts", "2026-11-22T10:00:00Z"},
+                               {"re", hello->message["id"]},
+                               {"payload", {{"code", "unavailable"}, {"message", "try later"}}}}
+                    .dump());
+  ASSERT_TRUE(run_until(io, [&] { return sim.sessions_opened() > opened; }, 10s));
+  EXPECT_EQ(welcomes, 0);
+}
+
+}  // namespace
+}  // namespace secbox::tunnel
