@@ -83,6 +83,7 @@ class Daemon {
   }
 
   void signal(int sig) const { ::kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   std::string log() const { return TempDir::read(log_); }
 
  private:

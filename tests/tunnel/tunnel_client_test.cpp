@@ -224,6 +224,19 @@ TEST_F(TunnelTest, HeapDoesNotGrowAcross200Reconnects) {
   EXPECT_LT(growth, 256 * 1024);
 }
 
+TEST_F(TunnelTest, ANewSimulatorInTheSameFolderStillAcceptsTheToken) {
+  // The demo cloud of scripts/run is a process that comes and goes.
+  make_sim();
+  const auto issued = *token;
+  sim.reset();
+  sim = std::make_unique<CloudSim>(cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  make_client(settings());
+  client->start();
+  ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
+  EXPECT_EQ(sim->last_bearer(), issued);
+  EXPECT_EQ(rejections, 0);
+}
+
 TEST_F(TunnelTest, SilentPeerIsDeclaredDeadAndReplaced) {
   make_sim();
   auto s = settings();

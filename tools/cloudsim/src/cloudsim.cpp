@@ -1,4 +1,3 @@
-#include <algorithm>
 #include "cloudsim/cloudsim.hpp"
 
 #include <openssl/evp.h>
@@ -12,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -91,6 +91,7 @@ struct CloudSim::Impl {
   bool answer_pings = true;
   bool auto_welcome = true;
   bool auto_ack = true;
+  std::vector<std::string> after_welcome;
   int sessions_opened = 0;
   int sessions_rejected = 0;
   int refresh_calls = 0;
@@ -123,7 +124,41 @@ struct CloudSim::Impl {
                         "." + b64url(random_bytes(32));
     std::lock_guard lock(mu);
     tokens[token] = now + lifetime;
+    save_tokens();
     return token;
+  }
+
+  // Issued and revoked tokens live in <dir>/tokens.json, so a demo cloud that
+  // restarts still knows the box (a real cloud would not forget it either).
+  std::string tokens_path() const { return opts.dir + "/tokens.json"; }
+
+  void save_tokens() {  // under mu
+    json j{{"tokens", json::object()}, {"revoked", revoked}};
+    const auto now = Clock::now();
+    for (auto it = tokens.begin(); it != tokens.end();) {
+      if (now - it->second > 24h) {  // past any use, even refresh
+        it = tokens.erase(it);
+        continue;
+      }
+      j["tokens"][it->first] = std::chrono::duration_cast<std::chrono::seconds>(it->second.time_since_epoch()).count();
+      ++it;
+    }
+    (void)write_file_atomically(tokens_path(), j.dump());
+  }
+
+  void load_tokens() {
+    auto text = read_file(tokens_path(), 64u << 20);
+    if (!text) return;
+    auto j = json::parse(text.value(), nullptr, false);
+    if (!j.is_object()) return;
+    const json saved = j.value("tokens", json::object());  // outlives the loop
+    for (const auto& [token, exp] : saved.items()) {
+      if (exp.is_number_integer()) tokens[token] = Clock::time_point(std::chrono::seconds(exp.get<long long>()));
+    }
+    const json revoked_saved = j.value("revoked", json::array());
+    for (const auto& t : revoked_saved) {
+      if (t.is_string()) revoked.insert(t.get<std::string>());
+    }
   }
 
   // The gateway closes with 4401 a token expired, with under 60 s left, or revoked.
@@ -449,6 +484,12 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
     s.send(envelope("welcome", {{"serverTime", format_rfc3339_millis(Clock::now())},
                                 {"resync", json::array()}}),
            false);
+    std::vector<std::string> script;
+    {
+      std::lock_guard lock(mu);
+      script = after_welcome;
+    }
+    for (const auto& text : script) s.send(text, false);
   } else if (type == "events.batch" && ack) {
     json ids = json::array();
     for (const auto& e : j["payload"].value("events", json::array())) {
@@ -509,6 +550,7 @@ std::shared_ptr<WsSession> CloudSim::Impl::newest() {
 CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {
   auto& i = *impl_;
   i.port = options_.port;
+  i.load_tokens();
   auto ca = make_self_signed({"secbox-cloudsim CA", {}, {}, std::chrono::hours(24 * 30), true});
   if (!ca) throw std::runtime_error(ca.error().message);
   KeyAndCert issuer = ca.value();
@@ -568,6 +610,7 @@ std::string CloudSim::issue_token(const std::string& device_id, std::chrono::sec
 void CloudSim::revoke(const std::string& token) {
   std::lock_guard lock(impl_->mu);
   impl_->revoked.insert(token);
+  impl_->save_tokens();
 }
 void CloudSim::add_bootstrap(const std::string& device_id, const std::string& token) {
   std::lock_guard lock(impl_->mu);
@@ -599,6 +642,11 @@ void CloudSim::set_auto_welcome(bool on) {
   std::lock_guard lock(impl_->mu);
   impl_->auto_welcome = on;
 }
+void CloudSim::set_after_welcome(std::vector<std::string> messages) {
+  std::lock_guard lock(impl_->mu);
+  impl_->after_welcome = std::move(messages);
+}
+
 void CloudSim::set_auto_ack_events(bool on) {
   std::lock_guard lock(impl_->mu);
   impl_->auto_ack = on;

@@ -1,22 +1,34 @@
 // secbox-cloudsim: a local cloud for demos and manual tests.
-//   secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN]
+//   secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]
 // Prints one JSON line with its URLs and CA file, then reads commands on
 // standard input: a JSON object is sent to the device as it is;
-// "close CODE" closes the device's session; "quit" exits.
-#include <csignal>
+// "close CODE" closes the device's session; "quit" exits. With standard input
+// at its end (</dev/null) it serves until SIGINT or SIGTERM. --script names a
+// file of JSON messages, one a line, sent to the box after every welcome.
+// Tokens it issues are kept in DIR, so a restarted simulator still knows the box.
+#include <unistd.h>
+
+#include <fstream>
 #include <iostream>
 #include <string>
 
 #include "cloudsim/cloudsim.hpp"
 
+namespace {
+
+constexpr const char* kUsage =
+    "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n";
+
+}  // namespace
+
 int main(int argc, char** argv) {
   secbox::cloudsim::Options o;
-  std::string device, bootstrap;
+  std::string device, bootstrap, script;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
-        std::cerr << a << " needs a value\n";
+        std::cerr << a << " needs a value\n" << kUsage;
         std::exit(2);
       }
       return argv[++i];
@@ -24,13 +36,22 @@ int main(int argc, char** argv) {
     if (a == "--dir") {
       o.dir = next();
     } else if (a == "--port") {
-      o.port = static_cast<std::uint16_t>(std::stoi(next()));
+      const auto v = next();
+      char* end = nullptr;
+      const long port = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || port < 0 || port > 65535) {
+        std::cerr << "secbox-cloudsim: --port must be 0-65535\n";
+        return 2;
+      }
+      o.port = static_cast<std::uint16_t>(port);
     } else if (a == "--device") {
       device = next();
     } else if (a == "--bootstrap") {
       bootstrap = next();
+    } else if (a == "--script") {
+      script = next();
     } else {
-      std::cerr << "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN]\n";
+      std::cerr << kUsage;
       return 2;
     }
   }
@@ -38,19 +59,37 @@ int main(int argc, char** argv) {
     std::cerr << "secbox-cloudsim: --dir is required (the CA file is written there)\n";
     return 2;
   }
+  std::vector<std::string> messages;
+  if (!script.empty()) {
+    std::ifstream in(script);
+    if (!in) {
+      std::cerr << "secbox-cloudsim: cannot read the script " << script << "\n";
+      return 2;
+    }
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (line.empty() || line[0] == '#') continue;
+      if (!nlohmann::json::accept(line)) {
+        std::cerr << "secbox-cloudsim: " << script << ":" << n << " is not one JSON message\n";
+        return 2;
+      }
+      messages.push_back(line);
+    }
+  }
   secbox::cloudsim::CloudSim sim(o);
   if (!device.empty() && !bootstrap.empty()) sim.add_bootstrap(device, bootstrap);
+  sim.set_after_welcome(std::move(messages));
   nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
                        {"caFile", sim.ca_file()}, {"port", sim.port()}};
   std::cout << ready.dump() << std::endl;
   std::string line;
   while (std::getline(std::cin, line)) {
-    if (line == "quit") break;
+    if (line == "quit") return 0;
     if (line.rfind("close ", 0) == 0) {
-      sim.close_device(static_cast<std::uint16_t>(std::stoi(line.substr(6))));
+      sim.close_device(static_cast<std::uint16_t>(std::atoi(line.c_str() + 6)));
     } else if (!line.empty() && line[0] == '{') {
       std::cout << (sim.send_text(line) ? "sent" : "no device connected") << std::endl;
     }
   }
-  return 0;
+  for (;;) ::pause();  // no more commands: serve until a signal ends the process
 }

@@ -69,6 +69,8 @@ class CloudSim {
   void set_answer_pings(bool answer);
   void set_auto_welcome(bool on);       // answer hello with welcome (default on)
   void set_auto_ack_events(bool on);    // answer events.batch with events.ack (default on)
+  // Text frames sent, in order, right after every welcome (a demo's script).
+  void set_after_welcome(std::vector<std::string> messages);
 
   // The connected device (the newest session).
   bool send_text(const std::string& text);
