@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -14,6 +15,9 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "replica/database.hpp"
+#include "replica/queue.hpp"
+#include "replica/reads.hpp"
+#include "replica/sync.hpp"
 #include "tunnel/cloud_session.hpp"
 #include "tunnel/device_token.hpp"
 
@@ -40,6 +44,12 @@ struct App::Impl {
   log::Logger log{"appliance"};
   std::vector<std::unique_ptr<Component>> components;  // in start order
   replica::Database* database = nullptr;
+  std::unique_ptr<replica::ReplicaReader> reader;
+  replica::OutboundQueue* queue = nullptr;
+  tunnel::CloudSession* cloud = nullptr;
+  std::unique_ptr<replica::SyncDown> sync;
+  std::vector<Component*> after_database;  // started once the database is ready
+  bool database_was_ready = false;
   const std::string boot_id = random_uuid();
   bool stopping = false;
   int exit_code = 0;
@@ -56,8 +66,20 @@ struct App::Impl {
     database->on_ready([this] {
       log.info(config.paired() ? "secbox is running." : "secbox is running, not paired yet.",
                {{"device_id", config.device_id}, {"schema_version", database->schema_version()}});
+      if (database_was_ready) return;
+      database_was_ready = true;
+      // hello carries the cursors and the queue's figures: read them first.
+      reader->refresh([this] {
+        if (stopping) return;
+        for (auto* c : after_database) c->start();
+      });
     });
     components.push_back(std::move(database_component));
+    reader = std::make_unique<replica::ReplicaReader>(*database);
+    auto queue_component = std::make_unique<replica::OutboundQueue>(io, *database);
+    queue = queue_component.get();
+    after_database.push_back(queue);
+    components.push_back(std::move(queue_component));
     wire_cloud();
   }
 
@@ -83,11 +105,26 @@ struct App::Impl {
     s.rotator.ca_file = config.cloud_ca_file;
     s.rotator.token_path = config.paths.jwt_file();
     s.boot_id = boot_id;
-    auto cloud = std::make_unique<tunnel::CloudSession>(io, workers, std::move(s), token.value());
+    auto session = std::make_unique<tunnel::CloudSession>(io, workers, std::move(s), token.value());
+    cloud = session.get();
     cloud->on_needs_pairing([this] {
       log.error("The cloud no longer accepts this box's token; it needs pairing again.");
     });
-    components.push_back(std::move(cloud));
+    cloud->set_hello_source([this] {
+      tunnel::HelloState h;
+      h.cursors = reader->cursors();
+      h.queue_depth = queue->stats().depth;
+      h.oldest_at = queue->stats().oldest_at;
+      return h;
+    });
+    sync = std::make_unique<replica::SyncDown>(*database, cloud->dispatcher());
+    sync->on_applied([this](const std::string&) { reader->refresh(); });
+    queue->attach({&cloud->dispatcher(), [this] { return cloud->tunnel().writable(); },
+                   [this](const std::string& why) { cloud->tunnel().reconnect(why); }});
+    cloud->on_welcomed([this] { queue->on_welcomed(); });
+    cloud->on_disconnected([this] { queue->on_disconnected(); });
+    after_database.push_back(cloud);
+    components.push_back(std::move(session));
   }
 
   void wait_for_signal() {
@@ -163,7 +200,9 @@ int App::run() {
               {"database", i.config.database_url.empty() ? "embedded" : "external"}});
   i.wire();
   i.wait_for_signal();
-  for (auto& c : i.components) c->start();
+  for (auto& c : i.components) {
+    if (std::find(i.after_database.begin(), i.after_database.end(), c.get()) == i.after_database.end()) c->start();
+  }
   i.io.run();
   return i.exit_code;
 }

@@ -92,6 +92,8 @@ struct CloudSim::Impl {
   bool auto_welcome = true;
   bool auto_ack = true;
   std::vector<std::string> after_welcome;
+  std::set<std::string> event_ids;  // distinct clientIds of every events.batch
+  long events_total = 0;
   int sessions_opened = 0;
   int sessions_rejected = 0;
   int refresh_calls = 0;
@@ -490,7 +492,15 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
       script = after_welcome;
     }
     for (const auto& text : script) s.send(text, false);
-  } else if (type == "events.batch" && ack) {
+  } else if (type == "events.batch") {
+    std::lock_guard lock(mu);
+    for (const auto& e : j["payload"].value("events", json::array())) {
+      if (!e.contains("clientId") || !e["clientId"].is_string()) continue;
+      ++events_total;
+      event_ids.insert(e["clientId"].get<std::string>());
+    }
+  }
+  if (type == "events.batch" && ack) {
     json ids = json::array();
     for (const auto& e : j["payload"].value("events", json::array())) {
       if (e.contains("clientId")) ids.push_back(e["clientId"]);
@@ -642,6 +652,15 @@ void CloudSim::set_auto_welcome(bool on) {
   std::lock_guard lock(impl_->mu);
   impl_->auto_welcome = on;
 }
+std::size_t CloudSim::distinct_events() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->event_ids.size();
+}
+long CloudSim::events_received() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->events_total;
+}
+
 void CloudSim::set_after_welcome(std::vector<std::string> messages) {
   std::lock_guard lock(impl_->mu);
   impl_->after_welcome = std::move(messages);

@@ -89,6 +89,8 @@ class CloudSim {
   int sessions_opened() const;      // WebSocket sessions accepted (any token)
   int sessions_rejected() const;    // closed with 4401
   int refresh_calls() const;
+  std::size_t distinct_events() const;  // distinct clientIds received in events.batch
+  long events_received() const;         // every event received, duplicates included
   std::string last_bearer() const;  // the Authorization token of the last upgrade
   std::string last_subprotocol() const;
   std::string last_device_header() const;

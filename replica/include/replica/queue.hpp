@@ -1,0 +1,118 @@
+#pragma once
+// The durable outbound queue (cloud-protocol §6): enqueue() answers only once
+// the event is committed (synchronous commit), so its originator knows it is
+// durable; a drainer sends unacknowledged events oldest first in
+// `events.batch` messages after every welcome (≤ 500 events, ≤ 1 MiB, ≤ 4
+// batches in flight), marks what `events.ack` names, resends what was in
+// flight when a connection dropped, and deletes acknowledged events after 7
+// days. Limits and their reasons: docs/queue.md.
+//
+// Loop thread only; database work runs on the Database's thread. Owned by
+// the appliance, after the database.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/component.hpp"
+#include "common/log.hpp"
+#include "replica/database.hpp"
+#include "tunnel/dispatcher.hpp"
+
+namespace secbox::replica {
+
+struct OutboundEvent {
+  std::string client_id;    // a UUID chosen when the event is born
+  std::string type;         // visitor_entry, ban_hit, frigate_event, guard_note, compose_result
+  std::string occurred_at;  // RFC 3339
+  nlohmann::json data = nlohmann::json::object();
+};
+
+struct QueueLimits {
+  std::int64_t max_rows = 100000;             // unacknowledged events
+  std::int64_t max_bytes = 64ll << 20;        // their serialized size
+  std::size_t batch_events = 500;
+  std::size_t batch_bytes = 1u << 20;         // the whole events.batch message
+  std::size_t batches_in_flight = 4;
+  std::chrono::milliseconds ack_timeout{60000};
+  std::chrono::hours keep_acked{24 * 7};
+  std::chrono::milliseconds purge_every{std::chrono::hours(1)};
+};
+
+struct QueueStats {
+  std::int64_t depth = 0;                // unacknowledged events
+  std::int64_t bytes = 0;
+  std::optional<std::string> oldest_at;  // enqueue time of the oldest, RFC 3339
+};
+
+struct Enqueued {
+  std::int64_t seq = 0;
+  bool duplicate = false;  // the clientId was already queued: nothing new was written
+};
+
+// Event types accepted even when the queue is full: alarms are never refused.
+bool is_alarm(const std::string& type);
+
+class OutboundQueue final : public Component {
+ public:
+  OutboundQueue(boost::asio::io_context& loop, Database& database, QueueLimits limits = {});
+  ~OutboundQueue() override;
+
+  std::string_view name() const override { return "queue"; }
+  void start() override;  // reads the figures, then purges on its schedule
+  void stop(std::function<void()> on_stopped) override;
+
+  // Errors: "invalid" (the event is malformed; the message says which field),
+  // "queue_full", or the database's ("unavailable", "database"): then nothing
+  // was written and the caller must not report success.
+  void enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done);
+
+  // The way up: the session's dispatcher, whether the tunnel takes more bytes,
+  // and how to start the connection over (a batch never acknowledged).
+  struct Uplink {
+    tunnel::Dispatcher* dispatcher = nullptr;
+    std::function<bool()> writable;
+    std::function<void(const std::string&)> reconnect;
+  };
+  void attach(Uplink uplink);
+  void on_welcomed();      // drain from the oldest unacknowledged event
+  void on_disconnected();  // what was in flight is sent again after the next welcome
+
+  const QueueStats& stats() const { return stats_; }
+  // Figures for tests and benchmarks.
+  std::int64_t batches_sent() const { return batches_sent_; }
+  std::int64_t events_sent() const { return events_sent_; }
+
+ private:
+  struct Row;
+  void pump();
+  void send_batch(std::vector<Row> rows);
+  void acknowledged(const std::vector<std::string>& client_ids);
+  void purge();
+
+  boost::asio::io_context& loop_;
+  Database& database_;
+  QueueLimits limits_;
+  Uplink uplink_;
+  QueueStats stats_;
+  boost::asio::steady_timer retry_timer_;
+  boost::asio::steady_timer purge_timer_;
+  log::Logger log_{"queue"};
+  bool welcomed_ = false;
+  bool loading_ = false;
+  bool stopped_ = false;
+  std::uint64_t session_ = 0;     // bumped on every welcome and disconnect
+  std::int64_t last_sent_seq_ = 0;  // this session's high-water mark
+  std::map<std::string, std::vector<std::string>> in_flight_;  // batch id → clientIds
+  std::int64_t batches_sent_ = 0;
+  std::int64_t events_sent_ = 0;
+};
+
+}  // namespace secbox::replica

@@ -1,0 +1,44 @@
+#pragma once
+// Sync down (cloud-protocol §5): `snapshot.<entity>` chunks are validated as
+// they arrive, staged with COPY, and swapped into the entity's table in one
+// transaction after the last chunk (with the cursor, in the same
+// transaction); `delta.<entity>` messages are applied in one transaction with
+// per-row versions and tombstones, so repeats and reordering are harmless.
+//
+// Registers its message types on the tunnel's dispatcher; all database work
+// goes through Database (its own thread), replies come back on the loop.
+// Loop thread only. Owned by the appliance, after the database and the cloud
+// session it uses.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/log.hpp"
+#include "replica/database.hpp"
+#include "tunnel/dispatcher.hpp"
+
+namespace secbox::replica {
+
+class SyncDown {
+ public:
+  SyncDown(Database& database, tunnel::Dispatcher& dispatcher);
+
+  // Called on the loop after each snapshot or delta is committed.
+  void on_applied(std::function<void(const std::string& entity)> f) { on_applied_ = std::move(f); }
+
+ private:
+  struct Partial;
+  void on_snapshot(const std::string& entity, const tunnel::Envelope& e, tunnel::Reply reply);
+  void on_delta(const std::string& entity, const tunnel::Envelope& e, tunnel::Reply reply);
+  void drop_partial(const std::string& entity, const std::string& why);
+
+  Database& database_;
+  std::map<std::string, std::shared_ptr<Partial>> partial_;  // by entity
+  std::function<void(const std::string&)> on_applied_;
+  log::Logger log_{"sync"};
+};
+
+}  // namespace secbox::replica
