@@ -159,8 +159,9 @@ void unknown_at(const Shape& s, const json& v, const std::string& path, std::vec
     case Kind::object:
       if (!v.is_object()) return;
       for (const auto& [key, value] : v.items()) {
+        const std::string& name = key;  // clang cannot capture a structured binding (C++17)
         auto m = std::find_if(s.members.begin(), s.members.end(),
-                              [&](const Member& m) { return m.name == key; });
+                              [&](const Member& member) { return member.name == name; });
         if (m == s.members.end()) {
           out.push_back(join_path(path, key));
         } else if (!value.is_null()) {
