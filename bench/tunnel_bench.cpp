@@ -48,17 +48,23 @@ void print(const char* who, const Figures& f) {
               f.rtt_p99_us, f.msgs_per_s);
 }
 
-// The box's own session against the simulator.
-Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round_trips, int messages) {
-  boost::asio::io_context io;
-  secbox::BlockingPool pool(io, 1);
+// The box's session settings against the simulator, its real backoff kept.
+secbox::tunnel::SessionSettings settings_for(secbox::cloudsim::CloudSim& sim, const std::string& token_path) {
   secbox::tunnel::SessionSettings s;
   s.tunnel.gateway_url = sim.gateway_url();
   s.tunnel.device_id = "dev_bench";
   s.tunnel.version = "bench";
   s.tunnel.ca_file = sim.ca_file();
-  s.rotator = secbox::tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt")};
+  s.rotator = secbox::tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), token_path};
   s.boot_id = secbox::random_uuid();
+  return s;
+}
+
+// The box's own session against the simulator.
+Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round_trips, int messages) {
+  boost::asio::io_context io;
+  secbox::BlockingPool pool(io, 1);
+  const auto s = settings_for(sim, dir.file("device.jwt"));
   secbox::tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_bench"));
   int welcomes = 0;
   session.on_welcomed([&] { ++welcomes; });
@@ -139,13 +145,7 @@ std::vector<double> bench_reconnect(const TempDir& dir, int restarts) {
                                                            std::chrono::hours(24)});
   boost::asio::io_context io;
   secbox::BlockingPool pool(io, 1);
-  secbox::tunnel::SessionSettings s;
-  s.tunnel.gateway_url = sim.gateway_url();
-  s.tunnel.device_id = "dev_bench";
-  s.tunnel.version = "bench";
-  s.tunnel.ca_file = sim.ca_file();
-  s.rotator = secbox::tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device2.jwt")};
-  s.boot_id = secbox::random_uuid();
+  const auto s = settings_for(sim, dir.file("device2.jwt"));
   secbox::tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_bench"));
   int welcomes = 0;
   session.on_welcomed([&] { ++welcomes; });
