@@ -40,6 +40,7 @@ ws.on('open', async () => {
   }
   rtts.sort((a, b) => a - b);
   const pad = { pad: 'x'.repeat(200 - 84) };
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < Number(messages); i++) {
     // The same bound the box keeps: wait while 4 MiB are buffered.
@@ -48,10 +49,12 @@ ws.on('open', async () => {
   }
   await request();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   console.log(JSON.stringify({
     rttMedianUs: rtts[Math.floor(rtts.length * 0.5)],
     rttP99Us: rtts[Math.floor(rtts.length * 0.99)],
     msgsPerS: Number(messages) / seconds,
+    cpuUsPerMsg: (cpu.user + cpu.system) / Number(messages),
   }));
   ws.close();
 });

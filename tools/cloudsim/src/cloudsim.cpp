@@ -12,6 +12,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -96,6 +97,7 @@ struct CloudSim::Impl {
   long events_total = 0;
   int sessions_opened = 0;
   int sessions_rejected = 0;
+  std::atomic<long> tls_records_in{0};
   int refresh_calls = 0;
   std::string last_bearer, last_subprotocol, last_device;
 
@@ -257,6 +259,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       }
       return close(4401, "token rejected");
     }
+    // No idle timer once open: Beast re-arms it on every read (a timerfd call
+    // per message), and a test cloud has no idle boxes to shed.
+    ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(), websocket::stream_base::none(), false});
     id_ = ++sim_.session_counter;
     open_ = true;
     {
@@ -579,6 +584,18 @@ CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::m
   }
   i.ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  // Count the records read, to show whether a peer coalesces its writes.
+  SSL_CTX_set_msg_callback_arg(i.ctx.native_handle(), &i.tls_records_in);
+  SSL_CTX_set_msg_callback(i.ctx.native_handle(),
+                           [](int write_p, int, int content_type, const void* buf, std::size_t len, SSL* ssl,
+                              void* arg) {
+                             if (write_p || content_type != SSL3_RT_HEADER || len < 1 || !SSL_is_init_finished(ssl)) {
+                               return;
+                             }
+                             if (static_cast<const unsigned char*>(buf)[0] == SSL3_RT_APPLICATION_DATA) {
+                               ++*static_cast<std::atomic<long>*>(arg);
+                             }
+                           });
   i.ctx.use_certificate_chain(asio::buffer(server.value().cert_pem));
   i.ctx.use_private_key(asio::buffer(server.value().key_pem), ssl::context::pem);
   i.work.emplace(i.io.get_executor());
@@ -728,6 +745,7 @@ std::optional<Received> CloudSim::wait_for_type(const std::string& type,
       limit);
 }
 
+long CloudSim::tls_records_received() const { return impl_->tls_records_in.load(); }
 int CloudSim::sessions_opened() const {
   std::lock_guard lock(impl_->mu);
   return impl_->sessions_opened;

@@ -91,6 +91,7 @@ class CloudSim {
   int refresh_calls() const;
   std::size_t distinct_events() const;  // distinct clientIds received in events.batch
   long events_received() const;         // every event received, duplicates included
+  long tls_records_received() const;    // encrypted TLS records read (handshakes excepted)
   std::string last_bearer() const;  // the Authorization token of the last upgrade
   std::string last_subprotocol() const;
   std::string last_device_header() const;
