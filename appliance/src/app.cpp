@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
@@ -14,6 +15,10 @@
 #include "common/component.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
+#include "envfile/env_file.hpp"
+#include "lan/certificate.hpp"
+#include "pairing/pairing_server.hpp"
 #include "replica/database.hpp"
 #include "replica/queue.hpp"
 #include "replica/reads.hpp"
@@ -48,8 +53,10 @@ struct App::Impl {
   replica::OutboundQueue* queue = nullptr;
   tunnel::CloudSession* cloud = nullptr;
   std::unique_ptr<replica::SyncDown> sync;
+  pairing::PairingServer* pairing = nullptr;
   std::vector<Component*> after_database;  // started once the database is ready
   bool database_was_ready = false;
+  bool after_database_started = false;
   const std::string boot_id = random_uuid();
   bool stopping = false;
   int exit_code = 0;
@@ -71,6 +78,7 @@ struct App::Impl {
       // hello carries the cursors and the queue's figures: read them first.
       reader->refresh([this] {
         if (stopping) return;
+        after_database_started = true;
         for (auto* c : after_database) c->start();
       });
     });
@@ -80,7 +88,92 @@ struct App::Impl {
     queue = queue_component.get();
     after_database.push_back(queue);
     components.push_back(std::move(queue_component));
+    wire_pairing();
     wire_cloud();
+  }
+
+  // The pairing form: open while unpaired or needs-pairing, 410 once paired.
+  void wire_pairing() {
+    pairing::PairingSettings ps;
+    ps.port = config.pairing_port;
+    ps.hostname = host_name();
+    ps.version = SECBOX_VERSION_STRING;
+    ps.ca_file = config.cloud_ca_file;
+    ps.lan_port = config.lan_port;
+    ps.paired = config.paired() && tunnel::TokenStore(config.paths.jwt_file()).load().has_value();
+    pairing::PairingHooks hooks;
+    hooks.lan_fingerprint = [dir = config.paths.state_dir + "/lan", host = ps.hostname]() -> Result<std::string> {
+      auto cert = lan::ensure_lan_certificate({dir, host, lan_addresses()});
+      if (!cert) return cert.error();
+      return cert.value().sha256;
+    };
+    hooks.addresses = [] { return lan_addresses(); };
+    hooks.persist = [paths = config.paths](const pairing::QrCode& qr, const pairing::ClaimOutcome& claimed) {
+      return persist_pairing(paths, qr, claimed);
+    };
+    hooks.on_paired = [this] { on_paired(); };
+    auto server = std::make_unique<pairing::PairingServer>(io, workers, std::move(ps), std::move(hooks));
+    pairing = server.get();
+    components.push_back(std::move(server));
+  }
+
+  // Blocking (worker): the token first, then the env file that makes the box
+  // paired; a failure leaves neither behind (cloud-protocol §2).
+  static Result<void> persist_pairing(const Paths& paths, const pairing::QrCode& qr,
+                                      const pairing::ClaimOutcome& claimed) {
+    auto env = envfile::load(paths.env_file());
+    if (!env && env.error().code != "not-found") return env.error();
+    envfile::EnvFile file = env ? std::move(env).value() : envfile::EnvFile();
+    file.set("DEVICE_ID", qr.device_id);
+    file.set("CLOUD_BASE_URL", qr.cloud_base_url);
+    file.set("DEVICE_GATEWAY_URL", claimed.gateway_url);
+    file.unset("BOOTSTRAP");  // one-time: used now, never again (§3)
+    if (auto bad = envfile::serialize(file); !bad) return bad.error();
+    if (auto saved = tunnel::TokenStore(paths.jwt_file()).save(claimed.device_jwt); !saved) return saved.error();
+    if (auto saved = envfile::save(paths.env_file(), file); !saved) {
+      ::unlink(paths.jwt_file().c_str());
+      return saved.error();
+    }
+    return ok();
+  }
+
+  // Paired through the form: read the new settings and bring the tunnel up,
+  // replacing the session of a box that needed pairing again.
+  void on_paired() {
+    workers.run([env = process_environment()] { return load_config(env); },
+                [this](Result<Config> r) {
+                  if (stopping) return;
+                  if (!r) {
+                    log.error("Paired, but the new configuration cannot be read.", {{"reason", r.error().message}});
+                    return;
+                  }
+                  Config next = std::move(r).value();
+                  next.database_url = config.database_url;
+                  config = std::move(next);
+                  replace_cloud();
+                });
+  }
+
+  void replace_cloud() {
+    if (!cloud) {
+      wire_cloud();
+      if (cloud && after_database_started) cloud->start();
+      return;
+    }
+    auto* old = cloud;
+    old->stop([this, old] {
+      // Off the stopped session's own call stack before it is destroyed.
+      boost::asio::post(io, [this, old] {
+        if (stopping) return;  // the app's stop sequence owns the components now
+        sync.reset();
+        after_database.erase(std::remove(after_database.begin(), after_database.end(), old), after_database.end());
+        components.erase(std::remove_if(components.begin(), components.end(),
+                                        [old](const std::unique_ptr<Component>& c) { return c.get() == old; }),
+                         components.end());
+        cloud = nullptr;
+        replace_cloud();
+      });
+    });
   }
 
   // The tunnel runs once the box is paired and holds a device token.
@@ -109,6 +202,7 @@ struct App::Impl {
     cloud = session.get();
     cloud->on_needs_pairing([this] {
       log.error("The cloud no longer accepts this box's token; it needs pairing again.");
+      if (pairing) pairing->reopen();
     });
     cloud->set_hello_source([this] {
       tunnel::HelloState h;

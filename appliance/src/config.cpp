@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "common/log.hpp"
+#include "common/url.hpp"
 
 extern char** environ;
 
@@ -19,29 +20,6 @@ bool is_public_key(const std::string& key) {
       "COMPOSE_CMD", "LAN_PORT",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
-}
-
-std::string host_of(const std::string& url) {
-  auto start = url.find("://");
-  if (start == std::string::npos) return "";
-  start += 3;
-  auto at = url.find('@', start);
-  auto end = url.find_first_of("/?#", start);
-  if (at != std::string::npos && (end == std::string::npos || at < end)) start = at + 1;
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (!authority.empty() && authority[0] == '[') {
-    auto close = authority.find(']');
-    return close == std::string::npos ? "" : authority.substr(0, close + 1);
-  }
-  return authority.substr(0, authority.find(':'));
-}
-
-std::string scheme_of(const std::string& url) {
-  auto p = url.find("://");
-  if (p == std::string::npos) return "";
-  std::string s = url.substr(0, p);
-  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-  return s;
 }
 
 struct Source {
@@ -65,8 +43,8 @@ Result<void> read_url(const Source& src, const std::string& key, const char* sec
                       const char* insecure, std::string& out) {
   auto v = src.get(key);
   if (!v || v->first.empty()) return ok();
-  const std::string scheme = scheme_of(v->first);
-  if (host_of(v->first).empty()) return bad(key, v->second, "is not a URL with a host");
+  const std::string scheme = url_scheme(v->first);
+  if (url_host(v->first).empty()) return bad(key, v->second, "is not a URL with a host");
   if (scheme == secure || (scheme == insecure && is_loopback_url(v->first))) {
     out = v->first;
     return ok();
@@ -76,26 +54,20 @@ Result<void> read_url(const Source& src, const std::string& key, const char* sec
                  (insecure ? std::string(" (") + insecure + ":// only for a loopback host)" : ""));
 }
 
+// 0 asks for any free port (tests run many boxes side by side); the box logs
+// the one it got.
 Result<void> read_port(const Source& src, const std::string& key, int& out) {
   auto v = src.get(key);
   if (!v) return ok();
   const auto& s = v->first;
-  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit) ||
-      std::stoi(s) < 1 || std::stoi(s) > 65535) {
-    return bad(key, v->second, "must be a port number from 1 to 65535");
+  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit) || std::stoi(s) > 65535) {
+    return bad(key, v->second, "must be a port number from 1 to 65535 (or 0 for any free port)");
   }
   out = std::stoi(s);
   return ok();
 }
 
 }  // namespace
-
-bool is_loopback_url(const std::string& url) {
-  const std::string host = host_of(url);
-  if (host == "localhost" || host == "[::1]") return true;
-  static const std::regex kV4(R"(^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$)");
-  return std::regex_match(host, kV4);
-}
 
 Environment process_environment() {
   Environment env;

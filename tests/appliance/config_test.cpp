@@ -56,7 +56,7 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheFileButNotTheValue) {
     const char* file;
     const char* key;
   } cases[] = {
-      {"LAN_PORT=0\n", "LAN_PORT"},
+      {"LAN_PORT=70000\n", "LAN_PORT"},
       {"PAIRING_PORT=http\n", "PAIRING_PORT"},
       {"DEVICE_ID=x\nCLOUD_BASE_URL=https://c\n", "DEVICE_ID"},
       {"DEVICE_ID=dev_1\nCLOUD_BASE_URL=http://cloud.example.com\n", "CLOUD_BASE_URL"},

@@ -33,7 +33,12 @@ class Daemon {
     for (const char* keep : {"PATH", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"}) {
       if (const char* v = std::getenv(keep)) env_.push_back(std::string(keep) + "=" + v);
     }
-    for (auto& e : extra_env) env_.push_back(std::move(e));
+    bool port_given = false;
+    for (auto& e : extra_env) {
+      port_given = port_given || e.rfind("PAIRING_PORT=", 0) == 0;
+      env_.push_back(std::move(e));
+    }
+    if (!port_given) env_.push_back("PAIRING_PORT=0");  // boxes side by side: any free port
   }
   ~Daemon() {
     if (pid_ > 0) {

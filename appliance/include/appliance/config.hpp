@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "common/url.hpp"
 #include "envfile/env_file.hpp"
 
 namespace secbox::appliance {
@@ -59,7 +60,6 @@ Environment process_environment();
 // environment"), and never a value.
 Result<Config> load_config(const Environment& process_env);
 
-// Whether a URL's host is loopback (localhost, 127.0.0.0/8, [::1]).
-bool is_loopback_url(const std::string& url);
+using secbox::is_loopback_url;
 
 }  // namespace secbox::appliance

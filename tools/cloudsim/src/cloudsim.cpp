@@ -89,6 +89,8 @@ struct CloudSim::Impl {
   std::set<std::string> used_bootstraps;
   int refresh_status = 0;
   int claim_status = 0;
+  std::chrono::milliseconds claim_delay{0};
+  json last_claim;
   bool answer_pings = true;
   bool auto_welcome = true;
   bool auto_ack = true;
@@ -443,10 +445,14 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
   }
   if (req.method() == http::verb::post && req.target() == "/api/devices/claim") {
     int forced;
+    std::chrono::milliseconds delay;
     {
       std::lock_guard lock(mu);
       forced = claim_status;
+      delay = claim_delay;
+      last_claim = body;
     }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     if (forced != 0) return reply(static_cast<unsigned>(forced), {{"error", "simulated"}});
     if (!body.is_object() || !body.contains("deviceId") || !body["deviceId"].is_string() ||
         !body.contains("bootstrapToken") || !body["bootstrapToken"].is_string()) {
@@ -646,6 +652,14 @@ void CloudSim::add_bootstrap(const std::string& device_id, const std::string& to
 void CloudSim::set_refresh_status(int status) {
   std::lock_guard lock(impl_->mu);
   impl_->refresh_status = status;
+}
+void CloudSim::set_claim_delay(std::chrono::milliseconds delay) {
+  std::lock_guard lock(impl_->mu);
+  impl_->claim_delay = delay;
+}
+nlohmann::json CloudSim::last_claim() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->last_claim;
 }
 void CloudSim::set_claim_status(int status) {
   std::lock_guard lock(impl_->mu);

@@ -64,6 +64,10 @@ class CloudSim {
   // Behaviour switches.
   void set_refresh_status(int status);  // 0: normal; else answer refresh-jwt with it
   void set_claim_status(int status);    // 0: normal
+  // Holds each claim this long before answering (tests of a claim in flight;
+  // the simulator's thread waits meanwhile).
+  void set_claim_delay(std::chrono::milliseconds delay);
+  nlohmann::json last_claim() const;    // the body of the last claim request
   // false: stop reading after the device's next frame (a read already pending
   // still answers pings), so later pings go unanswered.
   void set_answer_pings(bool answer);

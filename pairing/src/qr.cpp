@@ -1,0 +1,108 @@
+#include "pairing/qr.hpp"
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "common/url.hpp"
+
+namespace secbox::pairing {
+namespace {
+
+using json = nlohmann::json;
+
+// `scheme` required, `loopback_scheme` also allowed for a loopback host.
+std::string check_url(const std::string& url, const char* scheme, const char* loopback_scheme) {
+  const std::string s = url_scheme(url);
+  if (url_host(url).empty() || url_host(url) == "[]") {
+    return std::string("must be a URL starting with ") + scheme + "://, with a host";
+  }
+  if (s == scheme || (s == loopback_scheme && is_loopback_url(url))) return "";
+  return std::string("must start with ") + scheme + ":// (" + loopback_scheme +
+         ":// is allowed only for this machine's own address, 127.0.0.1 or localhost)";
+}
+
+bool printable_token(const std::string& t) {
+  if (t.size() < 16 || t.size() > 512) return false;
+  for (unsigned char c : t) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// The string value of a field, or a problem with it.
+const std::string* string_field(const json& j, const char* name, std::vector<FieldError>& errors) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    errors.push_back({name, std::string(name) + " is missing"});
+    return nullptr;
+  }
+  if (!it->is_string()) {
+    errors.push_back({name, std::string(name) + " must be text (in quotes)"});
+    return nullptr;
+  }
+  return it->get_ptr<const std::string*>();
+}
+
+}  // namespace
+
+std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text) {
+  std::vector<FieldError> errors;
+  if (text.size() > kMaxQrBytes) {
+    return std::vector<FieldError>{{"qr", "The text is larger than 8 KiB; paste only the QR code's content"}};
+  }
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return std::vector<FieldError>{{"qr", "Paste the QR code's content (a JSON text starting with {)"}};
+  }
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return std::vector<FieldError>{
+        {"qr", "This is not the QR code's JSON: it stops making sense at character " + std::to_string(e.byte) +
+                   ". Paste the whole content, from { to }"}};
+  }
+  if (!j.is_object()) return std::vector<FieldError>{{"qr", "The QR code's content must be a JSON object ({…})"}};
+
+  if (auto it = j.find("v"); it == j.end()) {
+    errors.push_back({"v", "v is missing (this box reads QR codes of version 1)"});
+  } else if (!it->is_number_integer() || it->get<long long>() != 1) {
+    errors.push_back({"v", "v must be 1 (this box reads QR codes of version 1)"});
+  }
+  QrCode qr;
+  if (auto* s = string_field(j, "cloudBaseUrl", errors)) {
+    if (auto why = check_url(*s, "https", "http"); !why.empty()) {
+      errors.push_back({"cloudBaseUrl", "cloudBaseUrl " + why});
+    } else {
+      qr.cloud_base_url = *s;
+      while (qr.cloud_base_url.size() > 8 && qr.cloud_base_url.back() == '/') qr.cloud_base_url.pop_back();
+    }
+  }
+  if (auto* s = string_field(j, "gatewayUrl", errors)) {
+    if (auto why = check_url(*s, "wss", "ws"); !why.empty()) {
+      errors.push_back({"gatewayUrl", "gatewayUrl " + why});
+    } else {
+      qr.gateway_url = *s;
+    }
+  }
+  if (auto* s = string_field(j, "deviceId", errors)) {
+    static const std::regex kId("^[A-Za-z0-9_-]{3,64}$");
+    if (!std::regex_match(*s, kId)) {
+      errors.push_back({"deviceId", "deviceId must be 3 to 64 letters, digits, '_' or '-'"});
+    } else {
+      qr.device_id = *s;
+    }
+  }
+  if (auto* s = string_field(j, "bootstrapToken", errors)) {
+    if (!printable_token(*s)) {
+      errors.push_back(
+          {"bootstrapToken", "bootstrapToken must be 16 to 512 printable characters without spaces"});
+    } else {
+      qr.bootstrap_token = *s;
+    }
+  }
+  if (auto it = j.find("communityId"); it != j.end() && it->is_string()) qr.community_id = it->get<std::string>();
+  if (!errors.empty()) return errors;
+  return qr;
+}
+
+}  // namespace secbox::pairing

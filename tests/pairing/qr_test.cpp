@@ -1,0 +1,95 @@
+// The QR JSON checks of cloud-protocol §2, field by field.
+#include "pairing/qr.hpp"
+
+#include <gtest/gtest.h>
+
+namespace secbox::pairing {
+namespace {
+
+const std::string kGood =
+    R"({"v":1,"cloudBaseUrl":"https://cloud.example.com","deviceId":"dev_7Q2x",
+        "bootstrapToken":"bt_0123456789abcdef","gatewayUrl":"wss://gw.example.com/ws/device",
+        "communityId":"com_1","extra":{"ignored":true}})";
+
+std::vector<FieldError> errors_of(const std::string& text) {
+  auto r = parse_qr(text);
+  if (auto* e = std::get_if<std::vector<FieldError>>(&r)) return *e;
+  return {};
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  auto p = s.find(from);
+  EXPECT_NE(p, std::string::npos) << from;
+  return s.replace(p, from.size(), to);
+}
+
+TEST(Qr, AcceptsTheProtocolsExampleAndIgnoresUnknownFields) {
+  auto r = parse_qr(kGood);
+  ASSERT_TRUE(std::holds_alternative<QrCode>(r));
+  const auto& qr = std::get<QrCode>(r);
+  EXPECT_EQ(qr.cloud_base_url, "https://cloud.example.com");
+  EXPECT_EQ(qr.gateway_url, "wss://gw.example.com/ws/device");
+  EXPECT_EQ(qr.device_id, "dev_7Q2x");
+  EXPECT_EQ(qr.bootstrap_token, "bt_0123456789abcdef");
+  EXPECT_EQ(qr.community_id, "com_1");
+}
+
+TEST(Qr, PlainHttpAndWsOnlyForLoopback) {
+  auto local = replace(replace(kGood, "https://cloud.example.com", "http://127.0.0.1:8766"),
+                       "wss://gw.example.com/ws/device", "ws://localhost:8766/ws/device");
+  EXPECT_TRUE(std::holds_alternative<QrCode>(parse_qr(local)));
+  auto e = errors_of(replace(kGood, "https://cloud.example.com", "http://cloud.example.com"));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].field, "cloudBaseUrl");
+  EXPECT_NE(e[0].message.find("https://"), std::string::npos);
+  e = errors_of(replace(kGood, "wss://gw.example.com/ws/device", "ws://127.0.0.1.evil.com/ws"));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].field, "gatewayUrl");
+  e = errors_of(replace(kGood, "wss://gw.example.com/ws/device", "https://gw.example.com/ws/device"));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].field, "gatewayUrl");
+}
+
+TEST(Qr, EachBadFieldIsNamed) {
+  struct Case {
+    std::string from, to, field;
+  } cases[] = {
+      {R"("v":1)", R"("v":2)", "v"},
+      {R"("v":1)", R"("v":"1")", "v"},
+      {R"("v":1,)", "", "v"},
+      {"dev_7Q2x", "d", "deviceId"},
+      {"dev_7Q2x", "dev 7Q2x", "deviceId"},
+      {"dev_7Q2x", std::string(65, 'a'), "deviceId"},
+      {"bt_0123456789abcdef", "short", "bootstrapToken"},
+      {"bt_0123456789abcdef", "bt_0123456789 abcdef", "bootstrapToken"},
+      {"bt_0123456789abcdef", std::string(513, 'x'), "bootstrapToken"},
+      {"bt_0123456789abcdef", "bt_0123456789abcdé", "bootstrapToken"},
+      {R"("https://cloud.example.com")", "42", "cloudBaseUrl"},
+      {"https://cloud.example.com", "https://", "cloudBaseUrl"},
+      {R"("deviceId":"dev_7Q2x",)", "", "deviceId"},
+  };
+  for (const auto& c : cases) {
+    auto e = errors_of(replace(kGood, c.from, c.to));
+    ASSERT_EQ(e.size(), 1u) << c.to;
+    EXPECT_EQ(e[0].field, c.field) << c.to;
+    EXPECT_EQ(e[0].message.find("bt_0123"), std::string::npos) << "never the token";
+  }
+}
+
+TEST(Qr, EveryProblemAtOnce) {
+  auto e = errors_of(R"({"v":3,"cloudBaseUrl":"ftp://x","deviceId":"!","bootstrapToken":"x","gatewayUrl":1})");
+  std::vector<std::string> fields;
+  for (const auto& x : e) fields.push_back(x.field);
+  EXPECT_EQ(fields, (std::vector<std::string>{"v", "cloudBaseUrl", "gatewayUrl", "deviceId", "bootstrapToken"}));
+}
+
+TEST(Qr, NotJsonOrTooLargeIsAboutTheWholeText) {
+  for (const std::string& text : std::vector<std::string>{"", "   ", "hello", "[1,2]", "{\"v\":1", std::string(8 * 1024 + 1, ' ')}) {
+    auto e = errors_of(text);
+    ASSERT_EQ(e.size(), 1u) << text.substr(0, 20);
+    EXPECT_EQ(e[0].field, "qr");
+  }
+}
+
+}  // namespace
+}  // namespace secbox::pairing
