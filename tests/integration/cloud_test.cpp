@@ -2,8 +2,13 @@
 // opens the tunnel, says hello first, and survives a 4401 by rotating.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <regex>
+
 #include "cloudsim/cloudsim.hpp"
 #include "daemon.hpp"
+#include "http_call.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
 
@@ -106,6 +111,75 @@ TEST_F(CloudE2E, RevokedTokenPutsTheBoxInNeedsPairingWithoutTheBootstrap) {
   const int opened = sim->sessions_opened();
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(sim->sessions_opened(), opened);  // stays disconnected
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+// The pairing form's port, from the box's log (PAIRING_PORT=0: any free port).
+int pairing_port(const Daemon& d) {
+  static const std::regex kPort(R"(Pairing form ready\.","port":(\d+))");
+  std::smatch m;
+  const std::string log = d.log();
+  return std::regex_search(log, m, kPort) ? std::stoi(m[1]) : 0;
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 0777 : 0;
+}
+
+TEST_F(CloudE2E, PairedThroughTheFormTheTunnelComesUpWithoutARestartAndComesBackOnNeedsPairing) {
+  // A fresh box: no device, no token; only the private cloud's CA is known.
+  dir.write("etc/secbox.env", "CLOUD_CA_FILE=" + sim->ca_file() + "\n");
+  ::unlink(dir.file("state/device.jwt").c_str());
+  const std::string bootstrap = "bt_first_boot_0123456789";
+  sim->add_bootstrap("dev_new", bootstrap);
+  Daemon d(dir, {"DATABASE_URL=" + db.url()});
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("Pairing form ready.", 30s)) << d.log();
+  const int port = pairing_port(d);
+  ASSERT_GT(port, 0) << d.log();
+  auto form = secbox::testing::http_call(port, "GET", "/");
+  EXPECT_EQ(form.status, 200);
+  const std::string qr = R"({"v":1,"cloudBaseUrl":")" + sim->base_url() + R"(","deviceId":"dev_new","bootstrapToken":")" +
+                         bootstrap + R"(","gatewayUrl":")" + sim->gateway_url() + R"(","communityId":"com_1"})";
+  auto paired = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json");
+  ASSERT_EQ(paired.status, 200) << paired.body << d.log();
+
+  auto hello = sim->wait_for_type("hello", 30s);
+  ASSERT_TRUE(hello) << d.log();
+  EXPECT_EQ(hello->message["payload"]["deviceId"], "dev_new");
+  const auto env = TempDir::read(dir.file("etc/secbox.env"));
+  EXPECT_NE(env.find("DEVICE_ID=dev_new"), std::string::npos);
+  EXPECT_NE(env.find("CLOUD_BASE_URL=" + sim->base_url()), std::string::npos);
+  EXPECT_NE(env.find("DEVICE_GATEWAY_URL=" + sim->gateway_url()), std::string::npos);
+  EXPECT_NE(env.find("CLOUD_CA_FILE=" + sim->ca_file()), std::string::npos);  // kept
+  EXPECT_EQ(env.find(bootstrap), std::string::npos);
+  EXPECT_EQ(mode_of(dir.file("etc/secbox.env")), 0600u);
+  EXPECT_EQ(mode_of(dir.file("state/device.jwt")), 0600u);
+  const std::string first_token = sim->last_bearer();
+  EXPECT_EQ(secbox::testing::http_call(port, "GET", "/").status, 410);
+  EXPECT_EQ(d.log().find(bootstrap), std::string::npos);
+  EXPECT_EQ(d.log().find(first_token.substr(first_token.rfind('.'))), std::string::npos);
+
+  // The cloud revokes the token: needs-pairing, and the form is back.
+  sim->revoke(first_token);
+  sim->close_device(4401, "revoked");
+  ASSERT_TRUE(d.wait_for_log("needs pairing", 20s)) << d.log();
+  form = secbox::testing::http_call(port, "GET", "/");
+  EXPECT_EQ(form.status, 200);
+  EXPECT_NE(form.body.find("must be paired again"), std::string::npos);
+
+  // Paired again with a new QR: a new session, with the new token.
+  const std::string again = "bt_second_time_0123456789";
+  sim->add_bootstrap("dev_new", again);
+  sim->clear_received();
+  std::string qr2 = qr;
+  qr2.replace(qr2.find(bootstrap), bootstrap.size(), again);
+  paired = secbox::testing::http_call(port, "POST", "/pair", qr2, "application/json");
+  ASSERT_EQ(paired.status, 200) << paired.body << d.log();
+  ASSERT_TRUE(sim->wait_for_type("hello", 30s)) << d.log();
+  EXPECT_NE(sim->last_bearer(), first_token);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }
