@@ -1,0 +1,109 @@
+// The pairing form in headless Chromium: a fresh `secbox run` (embedded
+// database) and the cloud simulator on 127.0.0.1; the page is filled in as a
+// super-admin would, with a bad QR first, then the right one.
+//   SECBOX_BINARY=… CLOUDSIM_BINARY=… node --test tests/web/pairing.test.mjs
+// Screenshots go to $SECBOX_SCREENSHOTS (default: a temp dir, printed).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const secbox = process.env.SECBOX_BINARY;
+const cloudsim = process.env.CLOUDSIM_BINARY;
+const root = mkdtempSync(join(tmpdir(), 'secbox-web-'));
+chmodSync(root, 0o711);  // the embedded cluster's user must reach state/
+const shots = process.env.SECBOX_SCREENSHOTS || join(root, 'screenshots');
+mkdirSync(shots, { recursive: true });
+const children = [];
+
+after(() => {
+  for (const c of children) c.kill('SIGKILL');
+  if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
+});
+
+// Everything a child printed, kept from its start.
+function collect(child) {
+  child.text = '';
+  child.stdout.on('data', (d) => { child.text += d.toString(); });
+  child.stderr.on('data', (d) => { child.text += d.toString(); });
+  return child;
+}
+
+// The first match of `re` in what the child printed, within `ms`.
+async function waitForOutput(child, re, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const m = child.text.match(re);
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`no ${re} within ${ms} ms:\n${child.text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a super-admin pairs the box through the form', { timeout: 120_000 }, async () => {
+  assert.ok(secbox && cloudsim, 'SECBOX_BINARY and CLOUDSIM_BINARY must be set');
+  const bootstrap = 'bt_browser_test_0123456789';
+  mkdirSync(join(root, 'sim'), { mode: 0o700 });
+  const sim = collect(spawn(cloudsim, ['--dir', join(root, 'sim'), '--device', 'dev_web', '--bootstrap', bootstrap],
+                    { stdio: ['pipe', 'pipe', 'pipe'] }));
+  children.push(sim);
+  const ready = JSON.parse((await waitForOutput(sim, /^\{.*\}$/m, 20_000))[0]);
+
+  mkdirSync(join(root, 'etc'), { mode: 0o750 });
+  mkdirSync(join(root, 'state'), { mode: 0o700 });
+  writeFileSync(join(root, 'etc/secbox.env'), `CLOUD_CA_FILE=${join(root, 'sim/ca.pem')}\nPAIRING_PORT=0\n`,
+                { mode: 0o600 });
+  const box = collect(spawn(secbox, ['run'], {
+    env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  children.push(box);
+  const port = Number((await waitForOutput(box, /Pairing form ready\.","port":(\d+)/, 30_000))[1]);
+  const url = `http://127.0.0.1:${port}/`;
+
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 412, height: 915 } });  // a guard's phone
+    await page.goto(url);
+    assert.equal(await page.locator('h1').textContent(), 'Pair this SecBox');
+    // The fingerprint is made off the loop; a reload shows it once made.
+    await page.waitForTimeout(300);
+    await page.reload();
+    const fingerprint = await page.locator('#fingerprint').textContent();
+    assert.match(fingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    await page.screenshot({ path: join(shots, 'pairing-form.png'), fullPage: true });
+
+    // A QR for another cloud scheme and a short token: each named beside the field.
+    await page.fill('#qr', JSON.stringify({ v: 1, cloudBaseUrl: 'http://cloud.example.com', deviceId: 'dev_web',
+                                           bootstrapToken: 'short', gatewayUrl: ready.gatewayUrl }));
+    await page.click('button[type=submit]');
+    const fields = await page.locator('#qr-errors li').evaluateAll((lis) => lis.map((li) => li.dataset.field));
+    assert.deepEqual(fields, ['cloudBaseUrl', 'bootstrapToken']);
+    assert.equal(await page.locator('#qr').getAttribute('aria-invalid'), 'true');
+    await page.screenshot({ path: join(shots, 'pairing-errors.png'), fullPage: true });
+
+    // The right one.
+    await page.fill('#qr', JSON.stringify({ v: 1, cloudBaseUrl: ready.baseUrl, deviceId: 'dev_web',
+                                           bootstrapToken: bootstrap, gatewayUrl: ready.gatewayUrl,
+                                           communityId: 'com_1' }));
+    await page.click('button[type=submit]');
+    assert.equal(await page.locator('h1').textContent(), 'Paired');
+    await page.screenshot({ path: join(shots, 'pairing-paired.png'), fullPage: true });
+    await waitForOutput(box, /The cloud welcomed the box\./, 30_000);
+    assert.match(readFileSync(join(root, 'etc/secbox.env'), 'utf8'), /^DEVICE_ID=dev_web$/m);
+
+    const gone = await page.goto(url);
+    assert.equal(gone.status(), 410);
+    assert.equal(await page.locator('h1').textContent(), 'This box is paired');
+  } finally {
+    await browser.close();
+    console.log(`screenshots in ${shots}`);
+  }
+});
