@@ -1,6 +1,7 @@
 #include "appliance/app.hpp"
 
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -45,6 +46,7 @@ struct App::Impl {
   boost::asio::io_context io;
   boost::asio::signal_set signals;
   boost::asio::steady_timer stop_deadline;
+  boost::asio::steady_timer watchdog{io};
   BlockingPool workers;  // config reloads and other small blocking jobs
   log::Logger log{"appliance"};
   std::vector<std::unique_ptr<Component>> components;  // in start order
@@ -80,6 +82,8 @@ struct App::Impl {
         if (stopping) return;
         after_database_started = true;
         for (auto* c : after_database) c->start();
+        // systemd (Type=notify): started once the database is usable.
+        ::sd_notify(0, "READY=1\nSTATUS=Running.");
       });
     });
     components.push_back(std::move(database_component));
@@ -221,6 +225,18 @@ struct App::Impl {
     components.push_back(std::move(session));
   }
 
+  // systemd's watchdog (WatchdogSec=) is fed from the loop itself, so a loop
+  // that stops turning stops feeding it and systemd restarts the box.
+  void feed_watchdog() {
+    std::uint64_t usec = 0;
+    if (::sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    ::sd_notify(0, "WATCHDOG=1");
+    watchdog.expires_after(std::chrono::microseconds(usec / 2));
+    watchdog.async_wait([this](boost::system::error_code ec) {
+      if (!ec && !stopping) feed_watchdog();
+    });
+  }
+
   void wait_for_signal() {
     signals.async_wait([this](boost::system::error_code ec, int signo) {
       if (ec) return;
@@ -261,7 +277,9 @@ struct App::Impl {
     stopping = true;
     exit_code = code;
     log.info("Stopping (" + why + ").");
+    ::sd_notify(0, "STOPPING=1");
     signals.cancel();
+    watchdog.cancel();
     stop_deadline.expires_after(kStopDeadline);
     stop_deadline.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
@@ -294,6 +312,7 @@ int App::run() {
               {"database", i.config.database_url.empty() ? "embedded" : "external"}});
   i.wire();
   i.wait_for_signal();
+  i.feed_watchdog();
   for (auto& c : i.components) {
     if (std::find(i.after_database.begin(), i.after_database.end(), c.get()) == i.after_database.end()) c->start();
   }

@@ -1,7 +1,9 @@
 // The real `secbox` binary as a child process: start, readiness, signals, exit.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +114,52 @@ TEST(Daemon, SecretsFromTheEnvFileNeverReachTheLog) {
   EXPECT_EQ(d.wait_exit(5s), 0);
   EXPECT_EQ(d.log().find("bt_SuperSecretBootstrap01"), std::string::npos) << d.log();
   EXPECT_EQ(d.log().find("pw_Zz9yX8"), std::string::npos) << d.log();
+}
+
+// systemd's notify protocol, received the way systemd does: a datagram
+// socket named by NOTIFY_SOCKET.
+TEST(Daemon, TellsSystemdItIsReadyFeedsTheWatchdogFromItsLoopAndSaysWhenItStops) {
+  TestDatabase db;
+  ASSERT_TRUE(db.ok());
+  TempDir dir;
+  const std::string path = dir.file("notify.sock");
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::chmod(path.c_str(), 0666);
+  timeval tv{0, 200 * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto receive_until = [&](const std::string& wanted, std::chrono::seconds limit, std::vector<std::string>& seen) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      char buf[512];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) continue;
+      seen.emplace_back(buf, static_cast<std::size_t>(n));
+      if (seen.back().find(wanted) != std::string::npos) return true;
+    }
+    return false;
+  };
+
+  Daemon d(dir, {"DATABASE_URL=" + db.url(), "NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=300000"});
+  d.start();
+  std::vector<std::string> seen;
+  ASSERT_TRUE(receive_until("READY=1", 30s, seen)) << d.log();
+  // Fed every half period (150 ms): at least 5 more within 2 s.
+  int feeds = 0;
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    std::vector<std::string> more;
+    if (receive_until("WATCHDOG=1", 1s, more)) ++feeds;
+  }
+  EXPECT_GE(feeds, 5);
+  d.signal(SIGTERM);
+  EXPECT_TRUE(receive_until("STOPPING=1", 5s, seen)) << d.log();
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+  ::close(fd);
 }
 
 }  // namespace
