@@ -2,6 +2,7 @@
 // crash, and whatever parses re-serialises to something that parses the same.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "tunnel/envelope.hpp"
@@ -18,7 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::abort();
   }
   if (auto frame = decode_binary(input)) {
-    auto again = decode_binary(encode_binary(frame.value().header, frame.value().body));
+    // The decoded body is a view into its input: keep the encoding alive.
+    const std::string encoded = encode_binary(frame.value().header, frame.value().body);
+    auto again = decode_binary(encoded);
     if (!again || again.value().body != frame.value().body ||
         again.value().header.seq != frame.value().header.seq) {
       std::abort();
