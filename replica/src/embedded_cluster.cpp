@@ -191,7 +191,9 @@ Result<std::string> EmbeddedCluster::start() {
     logger().info("Adopting the embedded database that is already running.");
   } else {
     // Unix socket only, in a folder only the cluster user can enter.
-    const std::string opts = "-k '" + socket_dir_ + "' -p " + std::to_string(kPort) + " -c listen_addresses='' -c unix_socket_permissions=0700";
+    const std::string opts = "-k '" + socket_dir_ + "' -p " + std::to_string(kPort) + " -c listen_addresses='' -c unix_socket_permissions=0700" +
+                           // No JIT: the service runs with MemoryDenyWriteExecute (install.sh).
+                           " -c jit=off";
     auto r = pg({"pg_ctl", "-D", data_dir_, "-l", log_file_, "-w", "-t", "60", "-o", opts, "start"},
                 milliseconds(70000));
     if (!r) return fail(r.error().message);

@@ -1,0 +1,381 @@
+#!/bin/sh
+# SecBox installer for a Debian 12 booth box, meant to be piped into sh:
+#
+#   curl -fsSL <url>/install.sh | sh -s -- --from-source /opt/secbox-src
+#
+# Everything below is a function; only the last line runs anything, so a
+# download cut short at any byte executes nothing.
+#
+# Options:
+#   --from-source DIR  build SecBox from the source tree in DIR (for now the
+#                      only way: binary packages are not published yet)
+#   --binary FILE      install this already built `secbox` instead of building
+#   --prefix DIR       where the program goes (default /usr/local)
+#   --root DIR         install into DIR as if it were / (tests, images): no
+#                      packages and no systemd calls
+#   --uninstall        remove what the installer installed; keeps /etc/secbox
+#                      and /var/lib/secbox (the pairing and the data)
+#   --purge            with --uninstall: remove those too, and the user
+#   --help             this text
+set -eu
+
+# ---------------------------------------------------------------- settings --
+
+init_settings() {
+  SOURCE_DIR=""
+  BINARY=""
+  PREFIX="/usr/local"
+  ROOT=""
+  ACTION="install"
+  PURGE=0
+  CHANGED=0
+  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl libpqxx-6.4 libcurl4 libssl3 libsystemd0"
+}
+
+usage() {
+  cat <<'EOF'
+Usage: install.sh [--from-source DIR | --binary FILE] [--prefix DIR] [--root DIR]
+       install.sh --uninstall [--purge] [--prefix DIR] [--root DIR]
+
+Installs SecBox on a Debian 12 box, as root: runtime packages, the program,
+the secbox system user, /etc/secbox (0750) and /var/lib/secbox (0700), the
+embedded database, and a systemd unit (enabled and started when systemd runs).
+Running it again changes nothing that is already right; an existing
+/etc/secbox/secbox.env is never touched.
+
+  --from-source DIR  build SecBox from the source tree in DIR
+  --binary FILE      install this already built `secbox` instead of building
+  --prefix DIR       where the program goes (default /usr/local)
+  --root DIR         install into DIR as if it were / (tests, images): no
+                     packages and no systemd calls (the secbox user is still
+                     made: the embedded database runs as it)
+  --uninstall        remove the program and the unit; keeps the pairing and data
+  --purge            with --uninstall: remove /etc/secbox, /var/lib/secbox, the user
+EOF
+}
+
+say() { printf 'secbox-install: %s\n' "$*"; }
+fail() {
+  printf 'secbox-install: error: %s\n' "$*" >&2
+  exit 1
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --from-source) [ $# -ge 2 ] || fail "--from-source needs a directory"; SOURCE_DIR=$2; shift 2 ;;
+      --binary) [ $# -ge 2 ] || fail "--binary needs a file"; BINARY=$2; shift 2 ;;
+      --prefix) [ $# -ge 2 ] || fail "--prefix needs a directory"; PREFIX=$2; shift 2 ;;
+      --root) [ $# -ge 2 ] || fail "--root needs a directory"; ROOT=$2; shift 2 ;;
+      --uninstall) ACTION="uninstall"; shift ;;
+      --purge) PURGE=1; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) fail "unknown option: $1 (see --help)" ;;
+    esac
+  done
+  [ "$PURGE" -eq 0 ] || [ "$ACTION" = "uninstall" ] || fail "--purge goes with --uninstall"
+  case "$PREFIX" in /*) ;; *) fail "--prefix must be an absolute path" ;; esac
+  if [ -n "$ROOT" ]; then
+    [ -d "$ROOT" ] || fail "--root $ROOT is not a directory"
+    ROOT=$(cd "$ROOT" && pwd)
+  fi
+  if [ "$ACTION" = "install" ] && [ -z "$BINARY" ] && [ -z "$SOURCE_DIR" ]; then
+    # Checked before anything changes (also what a cut download that ends in
+    # a bare `main` would do: nothing).
+    fail "pass --from-source DIR (the SecBox source tree) or --binary FILE: binary packages are not published yet"
+  fi
+  BIN_PATH="$ROOT$PREFIX/bin/secbox"
+  ETC_DIR="$ROOT/etc/secbox"
+  STATE_DIR="$ROOT/var/lib/secbox"
+  UNIT_PATH="$ROOT/etc/systemd/system/secbox.service"
+}
+
+# ------------------------------------------------------------------ checks --
+
+os_release_file() { printf '%s' "${SECBOX_OS_RELEASE:-/etc/os-release}"; }
+
+check_system() {
+  os_release=$(os_release_file)
+  [ -r "$os_release" ] || fail "cannot read $os_release: SecBox installs on Debian 12 only"
+  os_id=$(sed -n 's/^ID=//p' "$os_release" | tr -d '"')
+  os_version=$(sed -n 's/^VERSION_ID=//p' "$os_release" | tr -d '"')
+  if [ "$os_id" != "debian" ] || [ "$os_version" != "12" ]; then
+    fail "this is ${os_id:-an unknown system} ${os_version:-}; SecBox installs on Debian 12 (bookworm) only"
+  fi
+  [ "$(id -u)" -eq 0 ] || fail "run as root (for example: curl -fsSL <url> | sudo sh -s -- …)"
+}
+
+systemd_running() { [ -z "$ROOT" ] && [ -d /run/systemd/system ]; }
+
+# ---------------------------------------------------------------- install --
+
+install_packages() {
+  [ -z "$ROOT" ] || return 0
+  missing=""
+  for p in $RUNTIME_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    say "installing packages:$missing"
+    apt-get update -q
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    CHANGED=1
+  fi
+}
+
+# The binary to install: the one given, or one built from the source tree.
+obtain_binary() {
+  if [ -n "$BINARY" ]; then
+    [ -x "$BINARY" ] || fail "--binary $BINARY is not an executable file"
+    return 0
+  fi
+  if [ ! -f "$SOURCE_DIR/CMakeLists.txt" ] || [ ! -d "$SOURCE_DIR/appliance" ]; then
+    fail "$SOURCE_DIR does not look like the SecBox source tree"
+  fi
+  if [ -z "$ROOT" ]; then
+    "$SOURCE_DIR/scripts/install-deps"
+  fi
+  build="$SOURCE_DIR/build/install"
+  say "building SecBox in $build (a few minutes on a small box)"
+  cmake -S "$SOURCE_DIR" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSECBOX_TESTS=OFF >/dev/null
+  cmake --build "$build" --target secbox -j "$(nproc)" >/dev/null
+  BINARY="$build/appliance/secbox"
+}
+
+install_file() { # mode source destination
+  if [ -f "$3" ] && cmp -s "$2" "$3"; then
+    chmod "$1" "$3"
+    return 0
+  fi
+  mkdir -p "$(dirname "$3")"
+  tmp="$3.new.$$"
+  cp "$2" "$tmp"
+  chmod "$1" "$tmp"
+  mv -f "$tmp" "$3"
+  say "installed $3"
+  CHANGED=1
+}
+
+# Also with --root: the embedded database in the root runs as this user.
+ensure_user() {
+  if ! getent passwd secbox >/dev/null; then
+    useradd --system --user-group --home-dir /var/lib/secbox --no-create-home --shell /usr/sbin/nologin secbox
+    say "created the system user secbox"
+    CHANGED=1
+  fi
+  # The compose restarts of cloud control run rootless podman as this user.
+  if getent group video >/dev/null && ! id -nG secbox | grep -qw video; then
+    usermod -a -G video secbox
+    say "added secbox to the video group (webcams)"
+    CHANGED=1
+  fi
+}
+
+ensure_dir() { # mode owner directory
+  if [ ! -d "$3" ]; then
+    mkdir -p "$3"
+    say "created $3"
+    CHANGED=1
+  fi
+  if [ "$(stat -c %a "$3")" != "$1" ]; then
+    chmod "$1" "$3"
+    CHANGED=1
+  fi
+  if [ "$(stat -c %U:%G "$3")" != "$2" ]; then
+    chown "$2" "$3"
+    CHANGED=1
+  fi
+}
+
+ensure_dirs() {
+  ensure_dir 750 root:secbox "$ETC_DIR"
+  ensure_dir 700 secbox:secbox "$STATE_DIR"
+}
+
+# The embedded PostgreSQL cluster and its schema (secbox migrate is idempotent).
+init_database() {
+  if [ -d "$STATE_DIR/pg/data" ] && [ -f "$STATE_DIR/pg/data/PG_VERSION" ]; then
+    SECBOX_ETC_DIR="$ETC_DIR" SECBOX_STATE_DIR="$STATE_DIR" SECBOX_LOG_LEVEL=error "$BIN_PATH" migrate >/dev/null ||
+      fail "the embedded database did not migrate; see: SECBOX_STATE_DIR=$STATE_DIR $BIN_PATH doctor"
+    return 0
+  fi
+  say "creating the embedded database in $STATE_DIR/pg"
+  SECBOX_ETC_DIR="$ETC_DIR" SECBOX_STATE_DIR="$STATE_DIR" SECBOX_LOG_LEVEL=error "$BIN_PATH" migrate ||
+    fail "the embedded database could not be created"
+  CHANGED=1
+}
+
+# The unit: Type=notify with a watchdog the daemon feeds from its event loop,
+# restart on failure, and a sandbox (see docs/install.md for each choice).
+write_unit() {
+  cat <<EOF
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox edge security appliance
+Documentation=file://$PREFIX/share/doc/secbox
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec=10min
+StartLimitBurst=20
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=$PREFIX/bin/secbox run
+User=secbox
+Group=secbox
+SupplementaryGroups=video
+Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox
+WatchdogSec=30s
+Restart=on-failure
+RestartSec=5s
+TimeoutStartSec=2min
+TimeoutStopSec=15s
+KillMode=mixed
+UMask=0077
+
+# Sandbox: read-only system, its own two folders writable.
+ProtectSystem=strict
+ReadWritePaths=/etc/secbox /var/lib/secbox
+ProtectHome=yes
+PrivateTmp=yes
+PrivateMounts=yes
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+DevicePolicy=closed
+DeviceAllow=char-video4linux rw
+KeyringMode=private
+RemoveIPC=yes
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+install_unit() {
+  unit_tmp=$(mktemp)
+  write_unit >"$unit_tmp"
+  install_file 644 "$unit_tmp" "$UNIT_PATH"
+  rm -f "$unit_tmp"
+}
+
+start_service() {
+  if ! systemd_running; then
+    say "systemd is not running here: start SecBox with \`$PREFIX/bin/secbox run\` (as root or secbox)"
+    return 0
+  fi
+  systemctl daemon-reload
+  if ! systemctl is-enabled --quiet secbox.service 2>/dev/null; then
+    systemctl enable --quiet secbox.service
+    CHANGED=1
+  fi
+  if [ "$CHANGED" -eq 1 ] || ! systemctl is-active --quiet secbox.service; then
+    systemctl restart secbox.service
+    say "started secbox.service"
+  fi
+}
+
+lan_addresses() {
+  hostname -I 2>/dev/null | tr ' ' '\n' | grep -v '^$' | grep -v '^fe80' || true
+}
+
+print_next_step() {
+  port=8080
+  if [ -f "$ETC_DIR/secbox.env" ]; then
+    if grep -q '^DEVICE_ID=.' "$ETC_DIR/secbox.env"; then
+      say "this box is paired (DEVICE_ID is set in $ETC_DIR/secbox.env)"
+      return 0
+    fi
+    configured=$(sed -n 's/^PAIRING_PORT=//p' "$ETC_DIR/secbox.env" | tail -1)
+    port=${configured:-8080}
+  fi
+  say "pair this box: open one of these from a phone or laptop on the booth's network"
+  for a in $(lan_addresses); do
+    case "$a" in *:*) printf '  http://[%s]:%s/\n' "$a" "$port" ;; *) printf '  http://%s:%s/\n' "$a" "$port" ;; esac
+  done
+  printf '  http://%s.local:%s/\n' "$(hostname)" "$port"
+}
+
+do_install() {
+  check_system
+  install_packages
+  obtain_binary
+  ensure_user
+  install_file 755 "$BINARY" "$BIN_PATH"
+  ensure_dirs
+  # An existing secbox.env is the box's pairing: never touched here.
+  init_database
+  install_unit
+  start_service
+  if [ "$CHANGED" -eq 0 ]; then
+    say "nothing to change: SecBox is already installed as asked"
+  else
+    say "SecBox is installed"
+  fi
+  print_next_step
+}
+
+# -------------------------------------------------------------- uninstall --
+
+remove_path() {
+  if [ -e "$1" ] || [ -L "$1" ]; then
+    rm -rf "$1"
+    say "removed $1"
+    CHANGED=1
+  fi
+}
+
+do_uninstall() {
+  check_system
+  if systemd_running && [ -f "$UNIT_PATH" ]; then
+    systemctl disable --now --quiet secbox.service || true
+  fi
+  remove_path "$UNIT_PATH"
+  if systemd_running; then systemctl daemon-reload; fi
+  # The embedded cluster stops with the service; stop one left running anyway.
+  if [ -f "$STATE_DIR/pg/data/postmaster.pid" ] && [ -x "$BIN_PATH" ]; then
+    pkill -TERM -f "postgres -D $STATE_DIR/pg/data" 2>/dev/null || true
+  fi
+  remove_path "$BIN_PATH"
+  if [ "$PURGE" -eq 1 ]; then
+    remove_path "$ETC_DIR"
+    remove_path "$STATE_DIR"
+    if [ -z "$ROOT" ] && getent passwd secbox >/dev/null; then
+      userdel secbox
+      say "removed the system user secbox"
+    fi
+  else
+    say "kept $ETC_DIR and $STATE_DIR (the pairing and the data); --purge removes them"
+  fi
+  [ "$CHANGED" -eq 1 ] || say "nothing to remove"
+}
+
+main() {
+  init_settings
+  parse_args "$@"
+  case "$ACTION" in
+    install) do_install ;;
+    uninstall) do_uninstall ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# install.sh into test roots, checked file by file: a first install, a second
+# run that changes nothing, an env file left alone, cut downloads that do
+# nothing, a refused system, uninstall and purge, and the unit's sandbox
+# rating. Run as root (ctest does): it makes the secbox user and runs the
+# embedded database of the test root as it.
+#   tests/install/install_test.sh SOURCE_DIR SECBOX_BINARY
+set -euo pipefail
+src=$1
+binary=$2
+installer="$src/install.sh"
+work=$(mktemp -d)
+chmod 0711 "$work"
+trap 'rm -rf "$work"' EXIT
+failures=0
+check() { # description command...
+  local what=$1
+  shift
+  if "$@"; then echo "ok - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
+}
+mode_owner() { stat -c '%a %U:%G' "$1"; }
+# Every path with its mode, owner and (for files) checksum: the tree's state.
+snapshot() {
+  (cd "$1" && find . -path ./var/lib/secbox/pg -prune -o -printf '%p %m %u:%g\n' | sort &&
+    find . -path ./var/lib/secbox/pg -prune -o -type f -exec sha256sum {} + | sort)
+}
+
+# 1. A first install into a test root.
+root="$work/root"
+mkdir "$root"
+out=$("$installer" --root "$root" --binary "$binary" 2>&1)
+check "first install says it installed" grep -q "SecBox is installed" <<<"$out"
+check "binary installed 0755, identical" \
+  bash -c "[[ \$(stat -c %a '$root/usr/local/bin/secbox') == 755 ]] && cmp -s '$binary' '$root/usr/local/bin/secbox'"
+check "/etc/secbox is 0750 root:secbox" test "$(mode_owner "$root/etc/secbox")" = "750 root:secbox"
+check "/var/lib/secbox is 0700 secbox:secbox" test "$(mode_owner "$root/var/lib/secbox")" = "700 secbox:secbox"
+check "the embedded database was made" test -f "$root/var/lib/secbox/pg/data/PG_VERSION"
+check "no postmaster left running" bash -c "! pgrep -f '[p]ostgres -D $root' >/dev/null"
+unit="$root/etc/systemd/system/secbox.service"
+check "unit installed 0644" test "$(stat -c %a "$unit")" = 644
+check "unit is Type=notify with a watchdog" bash -c "grep -qx 'Type=notify' '$unit' && grep -q '^WatchdogSec=' '$unit'"
+check "unit starts the installed binary" grep -qx "ExecStart=/usr/local/bin/secbox run" "$unit"
+check "unit restarts on failure" grep -qx "Restart=on-failure" "$unit"
+check "no secbox.env written" test ! -e "$root/etc/secbox/secbox.env"
+check "the pairing address is printed" grep -q "pair this box" <<<"$out"
+if command -v systemd-analyze >/dev/null; then
+  exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
+    sed -n 's/.*Overall exposure level for secbox.service: \([0-9.]*\).*/\1/p')
+  echo "# systemd-analyze security --offline=true: exposure $exposure"
+  check "unit sandbox rated 2.5 or better ($exposure)" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
+else
+  check "systemd-analyze is installed (package systemd)" false
+fi
+
+# 2. A second run changes nothing and says so.
+before=$(snapshot "$root")
+out=$("$installer" --root "$root" --binary "$binary" 2>&1)
+check "second run says nothing changed" grep -q "nothing to change" <<<"$out"
+check "second run left every file as it was" test "$before" = "$(snapshot "$root")"
+
+# 3. An existing secbox.env is never overwritten.
+printf 'DEVICE_ID=dev_kept\nCLOUD_BASE_URL=https://cloud.example.com\n' >"$root/etc/secbox/secbox.env"
+chmod 0600 "$root/etc/secbox/secbox.env"
+sum=$(sha256sum <"$root/etc/secbox/secbox.env")
+out=$("$installer" --root "$root" --binary "$binary" 2>&1)
+check "secbox.env untouched" test "$sum" = "$(sha256sum <"$root/etc/secbox/secbox.env")"
+check "a paired box is reported as paired" grep -q "this box is paired" <<<"$out"
+
+# 4. Cut downloads do nothing: every prefix of the script, run by sh.
+size=$(wc -c <"$installer")
+cut_root="$work/cut"
+mkdir "$cut_root"
+ran=0
+bad=""
+for ((n = 0; n < size - 1; n += 1)); do
+  # Every byte near the end (where `main "$@"` is), every 11th elsewhere.
+  if ((n < size - 200 && n % 11 != 0)); then continue; fi
+  head -c "$n" "$installer" >"$work/cut.sh"
+  sh "$work/cut.sh" --root "$cut_root" --binary "$binary" >"$work/cut.out" 2>&1 || true
+  ran=$((ran + 1))
+  if [[ -n $(ls -A "$cut_root") ]] || grep -q "secbox-install: [^e]" "$work/cut.out"; then
+    bad="$bad $n"
+    rm -rf "${cut_root:?}"/*
+  fi
+done
+echo "# ran $ran cut copies of $size bytes"
+check "no cut copy of the script did anything (cuts at:${bad:- none})" test -z "$bad"
+
+# 5. A system that is not Debian 12 is refused, clearly, with nothing done.
+printf 'ID=ubuntu\nVERSION_ID="22.04"\n' >"$work/os-release"
+other="$work/other"
+mkdir "$other"
+if out=$(SECBOX_OS_RELEASE="$work/os-release" "$installer" --root "$other" --binary "$binary" 2>&1); then
+  check "ubuntu refused" false
+else
+  check "ubuntu refused with a clear message" grep -q "Debian 12 (bookworm) only" <<<"$out"
+fi
+check "nothing installed on a refused system" test -z "$(ls -A "$other")"
+
+# 6. Uninstall keeps the pairing and the data; purge removes them.
+out=$("$installer" --uninstall --root "$root" 2>&1)
+check "uninstall removed the binary and the unit" \
+  bash -c "[[ ! -e '$root/usr/local/bin/secbox' && ! -e '$unit' ]]"
+check "uninstall kept /etc/secbox and /var/lib/secbox" \
+  bash -c "[[ -f '$root/etc/secbox/secbox.env' && -d '$root/var/lib/secbox/pg/data' ]]"
+out=$("$installer" --uninstall --root "$root" 2>&1)
+check "a second uninstall has nothing to remove" grep -q "nothing to remove" <<<"$out"
+"$installer" --uninstall --purge --root "$root" >/dev/null 2>&1
+check "purge removed /etc/secbox and /var/lib/secbox" \
+  bash -c "[[ ! -e '$root/etc/secbox' && ! -e '$root/var/lib/secbox' ]]"
+
+echo "# $failures failed"
+[[ $failures -eq 0 ]]
