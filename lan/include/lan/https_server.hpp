@@ -1,0 +1,77 @@
+#pragma once
+// The LAN HTTPS server on the appliance's loop (Boost.Beast over OpenSSL):
+// TLS 1.2 and 1.3 with AEAD ciphers only, HTTP/1.1 keep-alive, and limits on
+// headers, bodies, connections and time (a slow or idle client is dropped,
+// the server stays up). Routing is the handler's: it gets a plain request and
+// answers once, on the loop, possibly later.
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/component.hpp"
+
+namespace secbox::lan {
+
+struct HttpRequest {
+  std::string method;  // "GET"
+  std::string target;  // as sent: path and query, percent-encoded
+  std::string path;    // target up to '?'
+  std::string query;   // after '?', may be empty
+  std::map<std::string, std::string> headers;  // lowercase names
+  std::string body;
+  std::string remote_address;
+
+  std::string header(const std::string& lowercase_name) const {
+    auto it = headers.find(lowercase_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string file;  // when set, the body is this file's content, streamed from disk
+};
+
+using Reply = std::function<void(HttpResponse)>;
+using Handler = std::function<void(HttpRequest, Reply)>;
+
+struct HttpsSettings {
+  std::string bind_address = "::";
+  int port = 8443;  // 0: any free port (tests)
+  std::string cert_pem;
+  std::string key_pem;
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 64 * 1024;
+  std::size_t max_connections = 64;
+  std::chrono::seconds handshake_time{10};
+  std::chrono::seconds request_time{10};  // from the first byte to the whole request
+  std::chrono::seconds idle_time{30};     // keep-alive: between requests
+};
+
+class HttpsServer final : public Component {
+ public:
+  HttpsServer(boost::asio::io_context& io, HttpsSettings settings, Handler handler);
+  ~HttpsServer() override;
+
+  std::string_view name() const override { return "lan"; }
+  void start() override;
+  void stop(std::function<void()> on_stopped) override;
+
+  int port() const;
+  std::size_t connections() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace secbox::lan

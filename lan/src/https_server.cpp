@@ -1,0 +1,292 @@
+#include "lan/https_server.hpp"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <set>
+
+#include "common/log.hpp"
+
+namespace secbox::lan {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+// TLS 1.2 with ECDHE and AEAD only (the certificate is ECDSA); TLS 1.3's
+// suites are all AEAD.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305";
+
+std::string lowercase(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+class HttpsSession;
+
+struct HttpsServer::Impl : std::enable_shared_from_this<HttpsServer::Impl> {
+  Impl(asio::io_context& io, HttpsSettings s, Handler h)
+      : io(io), settings(std::move(s)), handler(std::move(h)), tls(ssl::context::tls_server), acceptor(io) {}
+
+  asio::io_context& io;
+  HttpsSettings settings;
+  Handler handler;
+  ssl::context tls;
+  tcp::acceptor acceptor;
+  std::set<std::shared_ptr<HttpsSession>> sessions;
+  log::Logger log{"lan"};
+  bool stopped = false;
+  int bound_port = 0;
+
+  bool configure_tls();
+  void start();
+  void accept();
+};
+
+class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
+ public:
+  HttpsSession(tcp::socket socket, std::shared_ptr<HttpsServer::Impl> server)
+      : stream_(std::move(socket), server->tls), server_(std::move(server)) {
+    beast::error_code ec;
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string();
+  }
+
+  void run() {
+    beast::get_lowest_layer(stream_).expires_after(server_->settings.handshake_time);
+    stream_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->finish();
+      self->read_header();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(stream_).close();
+  }
+
+ private:
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_->settings.header_limit));
+    parser_->body_limit(server_->settings.body_limit);
+    // Waiting for the next request (keep-alive idle) and reading its headers.
+    beast::get_lowest_layer(stream_).expires_after(server_->settings.idle_time);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) return self->on_read_error(ec);
+                              self->read_body();
+                            });
+  }
+
+  void read_body() {
+    beast::get_lowest_layer(stream_).expires_after(server_->settings.request_time);
+    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->on_read_error(ec);
+      self->dispatch();
+    });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    auto refuse = [this](int status, std::string message) {
+      HttpResponse r;
+      r.status = status;
+      r.body = "{\"error\":\"" + message + "\",\"hint\":\"" +
+               (status == 413 ? std::string("Send at most ") + std::to_string(server_->settings.body_limit) + " bytes."
+                              : std::string("Send smaller headers.")) +
+               "\"}\n";
+      keep_alive_ = false;
+      write(std::move(r), 11);
+    };
+    if (ec == http::error::body_limit) return refuse(413, "body_too_large");
+    if (ec == http::error::header_limit) return refuse(431, "headers_too_large");
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == ssl::error::stream_truncated || !parser_->is_header_done()) {
+      return finish();  // idle, gone, or slow: just close
+    }
+    HttpResponse r;
+    r.status = 400;
+    r.body = "{\"error\":\"bad_request\",\"hint\":\"The request is not valid HTTP/1.1.\"}\n";
+    keep_alive_ = false;
+    write(std::move(r), 11);
+  }
+
+  void dispatch() {
+    auto& req = parser_->get();
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    auto q = r.target.find('?');
+    r.path = r.target.substr(0, q);
+    if (q != std::string::npos) r.query = r.target.substr(q + 1);
+    for (const auto& f : req) r.headers[lowercase(std::string(f.name_string()))] = std::string(f.value());
+    r.body = std::move(req.body());
+    r.remote_address = remote_;
+    keep_alive_ = req.keep_alive();
+    const unsigned version = req.version();
+    beast::get_lowest_layer(stream_).expires_never();  // the handler may take its time (database)
+    server_->handler(std::move(r), [self = shared_from_this(), version, answered = false](HttpResponse res) mutable {
+      if (answered || self->server_->stopped) return;
+      answered = true;
+      self->write(std::move(res), version);
+    });
+  }
+
+  template <class Body>
+  void finish_headers(http::response<Body>& res, const HttpResponse& r) {
+    res.set(http::field::server, "secbox");
+    res.set(http::field::content_type, r.content_type);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Frame-Options", "DENY");
+    res.set("Referrer-Policy", "no-referrer");
+    for (const auto& [k, v] : r.headers) res.set(k, v);
+    res.keep_alive(keep_alive_);
+  }
+
+  void write(HttpResponse r, unsigned version) {
+    beast::get_lowest_layer(stream_).expires_after(server_->settings.request_time * 3);
+    if (!r.file.empty()) {
+      http::file_body::value_type body;
+      beast::error_code ec;
+      body.open(r.file.c_str(), beast::file_mode::scan, ec);
+      if (ec) {
+        r.file.clear();
+        r.status = 404;
+        r.content_type = "application/json";
+        r.body = "{\"error\":\"not_found\",\"hint\":\"No such file.\"}\n";
+      } else {
+        auto res = std::make_shared<http::response<http::file_body>>(
+            std::piecewise_construct, std::make_tuple(std::move(body)),
+            std::make_tuple(static_cast<http::status>(r.status), version));
+        finish_headers(*res, r);
+        res->prepare_payload();
+        return http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+          self->after_write(ec, res->keep_alive());
+        });
+      }
+    }
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
+    finish_headers(*res, r);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      self->after_write(ec, res->keep_alive());
+    });
+  }
+
+  void after_write(beast::error_code ec, bool keep_alive) {
+    if (ec || !keep_alive || server_->stopped) return finish();
+    read_header();
+  }
+
+  void finish() {
+    close();
+    server_->sessions.erase(shared_from_this());
+  }
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<HttpsServer::Impl> server_;
+  std::string remote_;
+  bool keep_alive_ = true;
+};
+
+bool HttpsServer::Impl::configure_tls() {
+  SSL_CTX* ctx = tls.native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) return false;
+  beast::error_code ec;
+  tls.use_certificate_chain(asio::buffer(settings.cert_pem), ec);
+  if (!ec) tls.use_private_key(asio::buffer(settings.key_pem), ssl::context::pem, ec);
+  if (ec) {
+    log.error("The LAN certificate or key cannot be used.", {{"reason", ec.message()}});
+    return false;
+  }
+  return true;
+}
+
+void HttpsServer::Impl::start() {
+  if (!configure_tls()) return;
+  beast::error_code ec;
+  auto address = asio::ip::make_address(settings.bind_address, ec);
+  if (ec) {
+    log.error("The LAN bind address is not an IP address.", {{"address", settings.bind_address}});
+    return;
+  }
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(settings.port));
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec && address.is_v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (ec && address.is_v6() && address.to_v6().is_unspecified()) {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    ec.clear();
+    endpoint = tcp::endpoint(tcp::v4(), static_cast<unsigned short>(settings.port));
+    acceptor.open(tcp::v4(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+  }
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    log.error("The LAN server cannot listen.", {{"port", settings.port}, {"reason", ec.message()}});
+    return;
+  }
+  bound_port = acceptor.local_endpoint().port();
+  log.info("LAN server ready.", {{"port", bound_port}});
+  accept();
+}
+
+void HttpsServer::Impl::accept() {
+  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      if (self->sessions.size() >= self->settings.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        auto s = std::make_shared<HttpsSession>(std::move(socket), self);
+        self->sessions.insert(s);
+        s->run();
+      }
+    }
+    self->accept();
+  });
+}
+
+HttpsServer::HttpsServer(asio::io_context& io, HttpsSettings settings, Handler handler)
+    : impl_(std::make_shared<Impl>(io, std::move(settings), std::move(handler))) {}
+
+HttpsServer::~HttpsServer() { impl_->stopped = true; }
+
+void HttpsServer::start() { impl_->start(); }
+
+void HttpsServer::stop(std::function<void()> on_stopped) {
+  impl_->stopped = true;
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+  auto sessions = impl_->sessions;
+  for (const auto& s : sessions) s->close();
+  impl_->sessions.clear();
+  asio::post(impl_->io, std::move(on_stopped));
+}
+
+int HttpsServer::port() const { return impl_->bound_port; }
+std::size_t HttpsServer::connections() const { return impl_->sessions.size(); }
+
+}  // namespace secbox::lan

@@ -1,0 +1,175 @@
+// The LAN HTTPS server over real TLS on 127.0.0.1: its TLS policy, keep-alive,
+// and each limit (headers, bodies, idle and slow clients, connections), with
+// the server still answering afterwards.
+#include "lan/https_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "common/certificates.hpp"
+#include "https_client.hpp"
+#include "run_loop.hpp"
+
+namespace secbox::lan {
+namespace {
+
+using namespace std::chrono_literals;
+using secbox::testing::HttpsAnswer;
+using secbox::testing::HttpsClient;
+using secbox::testing::run_until;
+using secbox::testing::TlsChoice;
+
+class HttpsTest : public ::testing::Test {
+ protected:
+  boost::asio::io_context io;
+  std::unique_ptr<HttpsServer> server;
+  int handled = 0;
+
+  void make(HttpsSettings s = {}) {
+    auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    ASSERT_TRUE(cert);
+    s.bind_address = "127.0.0.1";
+    s.port = 0;
+    s.cert_pem = cert.value().cert_pem;
+    s.key_pem = cert.value().key_pem;
+    server = std::make_unique<HttpsServer>(io, s, [this](HttpRequest r, Reply reply) {
+      ++handled;
+      HttpResponse res;
+      res.body = R"({"method":")" + r.method + R"(","path":")" + r.path + R"(","query":")" + r.query +
+                 R"(","bytes":)" + std::to_string(r.body.size()) + "}";
+      reply(std::move(res));
+    });
+    server->start();
+    ASSERT_GT(server->port(), 0);
+  }
+
+  void TearDown() override {
+    if (!server) return;
+    bool stopped = false;
+    server->stop([&] { stopped = true; });
+    run_until(io, [&] { return stopped; }, 5s);
+  }
+
+  // Runs `work` on another thread while the loop serves.
+  template <class F>
+  auto serve_while(F work) {
+    auto f = std::async(std::launch::async, std::move(work));
+    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
+    return f.get();
+  }
+};
+
+TEST_F(HttpsTest, Tls12And13WithAeadCiphersOnly) {
+  make();
+  const int port = server->port();
+  auto versions = serve_while([port] {
+    std::vector<std::string> v;
+    HttpsClient t13(port, {TLS1_3_VERSION, TLS1_3_VERSION, ""});
+    v.push_back(t13.connected() ? t13.tls_version() : "refused");
+    HttpsClient t12(port, {TLS1_2_VERSION, TLS1_2_VERSION, ""});
+    v.push_back(t12.connected() ? std::string(t12.tls_version()) + " " + SSL_get_cipher(t12.native()) : "refused");
+    HttpsClient t11(port, {TLS1_1_VERSION, TLS1_1_VERSION, ""});
+    v.push_back(t11.connected() ? t11.tls_version() : "refused");
+    HttpsClient cbc(port, {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"});
+    v.push_back(cbc.connected() ? "cbc accepted" : "refused");
+    return v;
+  });
+  EXPECT_EQ(versions[0], "TLSv1.3");
+  EXPECT_EQ(versions[1].rfind("TLSv1.2 ECDHE-ECDSA-", 0), 0u) << versions[1];
+  EXPECT_NE(versions[1].find("GCM"), std::string::npos) << versions[1];
+  EXPECT_EQ(versions[2], "refused");
+  EXPECT_EQ(versions[3], "refused");
+}
+
+TEST_F(HttpsTest, KeepAliveServesManyRequestsOnOneConnection) {
+  make();
+  const int port = server->port();
+  auto answers = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> a;
+    for (int i = 0; i < 5; ++i) a.push_back(c.call("GET", "/api/lan/x?i=" + std::to_string(i)));
+    a.push_back(c.call("POST", "/p", std::string(1000, 'b')));
+    return a;
+  });
+  ASSERT_EQ(answers.size(), 6u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(answers[i].status, 200);
+    EXPECT_EQ(answers[i].body, R"({"method":"GET","path":"/api/lan/x","query":"i=)" + std::to_string(i) +
+                                   R"(","bytes":0})");
+  }
+  EXPECT_NE(answers[5].body.find(R"("bytes":1000)"), std::string::npos);
+  EXPECT_EQ(answers[0].headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(handled, 6);
+}
+
+TEST_F(HttpsTest, OversizedHeadersAndBodiesAreRefusedAndTheServerStaysUp) {
+  make();
+  const int port = server->port();
+  auto answers = serve_while([port] {
+    std::vector<HttpsAnswer> a;
+    a.push_back(HttpsClient(port).call("GET", "/", "", {{"X-Big", std::string(10000, 'h')}}));
+    a.push_back(HttpsClient(port).call("POST", "/", std::string(70 * 1024, 'b')));
+    HttpsClient garbage(port);
+    garbage.send_raw("NOT HTTP AT ALL\r\n\r\n");
+    a.push_back(HttpsClient(port).call("GET", "/still-up"));
+    return a;
+  });
+  EXPECT_EQ(answers[0].status, 431);
+  EXPECT_EQ(answers[1].status, 413);
+  EXPECT_NE(answers[1].body.find("body_too_large"), std::string::npos);
+  EXPECT_EQ(answers[2].status, 200);
+}
+
+TEST_F(HttpsTest, IdleAndSlowClientsAreDroppedWhileOthersAreServed) {
+  HttpsSettings s;
+  s.idle_time = 1s;
+  s.request_time = 1s;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    std::vector<bool> v;
+    HttpsClient idle(port);
+    HttpsClient slow(port);
+    // A slowloris: a header line, then one byte at a time.
+    slow.send_raw("GET / HTTP/1.1\r\nHost: x\r\n");
+    bool slow_cut = false;
+    for (int i = 0; i < 20 && !slow_cut; ++i) {
+      std::this_thread::sleep_for(200ms);
+      slow_cut = !slow.send_raw("X");
+    }
+    v.push_back(idle.closed_within(3s));
+    v.push_back(slow_cut || slow.closed_within(3s));
+    v.push_back(HttpsClient(port).call("GET", "/").status == 200);
+    return v;
+  });
+  EXPECT_TRUE(r[0]) << "the idle connection stayed open";
+  EXPECT_TRUE(r[1]) << "the slow client kept its connection";
+  EXPECT_TRUE(r[2]);
+  run_until(io, [&] { return server->connections() == 0; }, 3s);
+  EXPECT_EQ(server->connections(), 0u);
+}
+
+TEST_F(HttpsTest, ConnectionsBeyondTheLimitAreClosedAndServedOnceOthersLeave) {
+  HttpsSettings s;
+  s.max_connections = 3;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    std::vector<int> v;
+    std::vector<std::unique_ptr<HttpsClient>> held;
+    for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<HttpsClient>(port));
+    HttpsClient extra(port);
+    v.push_back(extra.connected() ? extra.call("GET", "/").status : 0);
+    held.clear();
+    std::this_thread::sleep_for(300ms);
+    v.push_back(HttpsClient(port).call("GET", "/").status);
+    return v;
+  });
+  EXPECT_EQ(r[0], 0);
+  EXPECT_EQ(r[1], 200);
+}
+
+}  // namespace
+}  // namespace secbox::lan

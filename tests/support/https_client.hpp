@@ -1,0 +1,111 @@
+#pragma once
+// A blocking HTTPS/1.1 client for tests (Beast over OpenSSL, its own
+// io_context): one connection, any number of requests on it, TLS versions
+// and ciphers chosen by the test, every step bounded in time. Run it on
+// another thread while the test's loop runs the server.
+#include <openssl/ssl.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace secbox::testing {
+
+struct HttpsAnswer {
+  int status = 0;  // 0: no answer (handshake refused, connection closed)
+  std::string body;
+  std::map<std::string, std::string> headers;  // lowercase names
+};
+
+struct TlsChoice {
+  int min_version = TLS1_2_VERSION;
+  int max_version = TLS1_3_VERSION;
+  std::string tls12_ciphers;  // empty: OpenSSL's default
+};
+
+class HttpsClient {
+ public:
+  explicit HttpsClient(int port, TlsChoice tls = {}, std::chrono::seconds limit = std::chrono::seconds(10))
+      : ctx_(boost::asio::ssl::context::tls_client), stream_(io_, ctx_), limit_(limit) {
+    // On the connection itself: the stream made it from the context already.
+    SSL* ssl = stream_.native_handle();
+    SSL_set_security_level(ssl, 0);  // let a test offer what a server must refuse
+    SSL_set_min_proto_version(ssl, tls.min_version);
+    SSL_set_max_proto_version(ssl, tls.max_version);
+    if (!tls.tls12_ciphers.empty()) SSL_set_cipher_list(ssl, tls.tls12_ciphers.c_str());
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);  // self-signed; the fingerprint is checked elsewhere
+    boost::beast::error_code ec;
+    auto& tcp = boost::beast::get_lowest_layer(stream_);
+    tcp.expires_after(limit_);
+    tcp.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+    if (ec) return;
+    stream_.handshake(boost::asio::ssl::stream_base::client, ec);
+    connected_ = !ec;
+    if (connected_) version_ = SSL_get_version(stream_.native_handle());
+  }
+
+  bool connected() const { return connected_; }
+  const std::string& tls_version() const { return version_; }
+  SSL* native() { return stream_.native_handle(); }
+
+  HttpsAnswer call(const std::string& method, const std::string& target, const std::string& body = "",
+                   const std::map<std::string, std::string>& headers = {}) {
+    namespace http = boost::beast::http;
+    HttpsAnswer out;
+    if (!connected_) return out;
+    boost::beast::get_lowest_layer(stream_).expires_after(limit_);
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    req.prepare_payload();
+    boost::beast::error_code ec;
+    http::write(stream_, req, ec);
+    if (ec) return out;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 << 20);
+    http::read(stream_, buffer_, parser, ec);
+    if (ec) return out;
+    const auto& res = parser.get();
+    out.status = static_cast<int>(res.result_int());
+    out.body = res.body();
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.headers[name] = std::string(f.value());
+    }
+    return out;
+  }
+
+  // Raw bytes on the TLS stream (slow clients); false once the server closed.
+  bool send_raw(const std::string& bytes) {
+    boost::beast::error_code ec;
+    boost::beast::get_lowest_layer(stream_).expires_after(limit_);
+    boost::asio::write(stream_, boost::asio::buffer(bytes), ec);
+    return !ec;
+  }
+  // Whether the server closed the connection within `wait`.
+  bool closed_within(std::chrono::seconds wait) {
+    boost::beast::error_code ec;
+    boost::beast::get_lowest_layer(stream_).expires_after(wait);
+    char c;
+    stream_.read_some(boost::asio::buffer(&c, 1), ec);
+    return ec && ec != boost::beast::error::timeout;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ssl::context ctx_;
+  boost::beast::ssl_stream<boost::beast::tcp_stream> stream_;
+  boost::beast::flat_buffer buffer_;
+  std::chrono::seconds limit_;
+  bool connected_ = false;
+  std::string version_;
+};
+
+}  // namespace secbox::testing
