@@ -1,0 +1,54 @@
+#pragma once
+// The guard app's API on the LAN (served by HttpsServer), working offline
+// from the replica:
+//   GET  /healthz                       no auth
+//   POST /api/lan/login {guardId, pin}  a session token (5 failures per guard
+//                                       or per address in 5 min: 429)
+//   POST /api/lan/logout
+//   GET  /api/lan/ban-list              ETag / If-None-Match → 304
+//   GET  /api/lan/schedule?date=YYYY-MM-DD
+//   GET  /api/lan/status                tunnel, pairing, queue, freshness
+//   GET  anything else                  the guard app's files (web dir)
+// Every /api/lan/* route but login needs `Authorization: Bearer <token>`.
+// Errors are {error, hint} with the right status. Loop thread only; PIN
+// checks and file lookups run on the worker pool.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/blocking.hpp"
+#include "lan/https_server.hpp"
+#include "replica/reads.hpp"
+
+namespace secbox::lan {
+
+struct LanApiSettings {
+  std::string web_dir;  // the guard app's built files
+  std::chrono::seconds session_lifetime{12 * 3600};
+  int max_failures = 5;
+  std::chrono::seconds failure_window{300};
+};
+
+class LanApi {
+ public:
+  LanApi(BlockingPool& workers, replica::ReplicaReader& reader, LanApiSettings settings,
+         std::function<nlohmann::json()> status);
+  ~LanApi();
+
+  void handle(HttpRequest request, Reply reply);
+  Handler handler() {
+    return [this](HttpRequest r, Reply reply) { handle(std::move(r), std::move(reply)); };
+  }
+  // The replica changed: cached bodies are rebuilt on the next request.
+  void replica_changed();
+  std::size_t sessions() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace secbox::lan

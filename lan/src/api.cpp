@@ -1,0 +1,271 @@
+#include "lan/api.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <deque>
+#include <map>
+#include <regex>
+
+#include "common/log.hpp"
+#include "lan/pin.hpp"
+#include "lan/static_files.hpp"
+
+namespace secbox::lan {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+HttpResponse error(int status, const std::string& code, const std::string& hint) {
+  HttpResponse r;
+  r.status = status;
+  r.body = json{{"error", code}, {"hint", hint}}.dump() + "\n";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+HttpResponse ok_json(const json& body, int status = 200) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump() + "\n";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+std::string sha256_hex(const std::string& text) {
+  unsigned char digest[32];
+  unsigned int n = 0;
+  EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string random_token() {
+  unsigned char bytes[32];
+  RAND_bytes(bytes, sizeof bytes);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// Failures per key within a sliding window.
+class FailureLog {
+ public:
+  // Seconds until the key may try again, 0 when it may now.
+  long blocked_for(const std::string& key, int max, std::chrono::seconds window) {
+    auto& q = failures_[key];
+    const auto now = Clock::now();
+    while (!q.empty() && now - q.front() >= window) q.pop_front();
+    if (static_cast<int>(q.size()) < max) return 0;
+    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(q.front() + window - now).count());
+  }
+  void add(const std::string& key) { failures_[key].push_back(Clock::now()); }
+  void clear(const std::string& key) { failures_.erase(key); }
+
+ private:
+  std::map<std::string, std::deque<Clock::time_point>> failures_;
+};
+
+}  // namespace
+
+struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
+  Impl(BlockingPool& w, replica::ReplicaReader& r, LanApiSettings s, std::function<json()> st)
+      : workers(w), reader(r), settings(std::move(s)), status(std::move(st)) {}
+
+  struct Session {
+    std::string guard_id;
+    Clock::time_point expires;
+  };
+
+  BlockingPool& workers;
+  replica::ReplicaReader& reader;
+  LanApiSettings settings;
+  std::function<json()> status;
+  log::Logger log{"lan"};
+  std::map<std::string, Session> sessions;  // by SHA-256 of the token: the token itself is never kept
+  FailureLog by_guard, by_address;
+  // The ban list as served: rebuilt when the replica changes.
+  std::optional<std::pair<std::int64_t, std::string>> ban_list_body;
+  bool stopped = false;
+
+  std::optional<Session> authenticate(const HttpRequest& r) {
+    const std::string auth = r.header("authorization");
+    if (auth.rfind("Bearer ", 0) != 0) return std::nullopt;
+    auto it = sessions.find(sha256_hex(auth.substr(7)));
+    if (it == sessions.end()) return std::nullopt;
+    if (Clock::now() >= it->second.expires) {
+      sessions.erase(it);
+      return std::nullopt;
+    }
+    return it->second;
+  }
+
+  void login(const HttpRequest& r, Reply reply);
+  void ban_list(const HttpRequest& r, Reply reply);
+  void schedule(const HttpRequest& r, Reply reply);
+  void static_file(const HttpRequest& r, Reply reply);
+};
+
+void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
+  auto body = json::parse(r.body, nullptr, false);
+  if (!body.is_object()) return reply(error(400, "bad_json", "Send {\"guardId\": \"…\", \"pin\": \"…\"} as JSON."));
+  auto guard_it = body.find("guardId");
+  auto pin_it = body.find("pin");
+  if (guard_it == body.end() || !guard_it->is_string() || guard_it->get<std::string>().empty() ||
+      guard_it->get<std::string>().size() > 128) {
+    return reply(error(400, "invalid_guard_id", "guardId must be the guard's id, as text."));
+  }
+  if (pin_it == body.end() || !pin_it->is_string() || pin_it->get<std::string>().empty() ||
+      pin_it->get<std::string>().size() > 64) {
+    return reply(error(400, "invalid_pin", "pin must be text of 1 to 64 characters."));
+  }
+  const std::string guard_id = guard_it->get<std::string>();
+  const std::string pin = pin_it->get<std::string>();
+  log::add_secret(pin);
+  const long wait = std::max(by_guard.blocked_for(guard_id, settings.max_failures, settings.failure_window),
+                             by_address.blocked_for(r.remote_address, settings.max_failures, settings.failure_window));
+  if (wait > 0) {
+    auto res = error(429, "too_many_attempts", "Too many wrong PINs. Wait and try again.");
+    res.headers.emplace_back("Retry-After", std::to_string(wait));
+    return reply(std::move(res));
+  }
+  const std::string address = r.remote_address;
+  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, reply](Result<replica::Guard> g) {
+    if (self->stopped) return;
+    if (!g && g.error().code != "not_found") {
+      return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    }
+    std::string hash = g && g.value().pin_hash ? *g.value().pin_hash : std::string();
+    self->workers.run([hash, pin] { return !hash.empty() && verify_pin(hash, pin); },
+                      [self, guard_id, address, reply, g](bool matched) {
+                        if (self->stopped) return;
+                        if (!matched) {
+                          self->by_guard.add(guard_id);
+                          self->by_address.add(address);
+                          self->log.info("A guard login failed.", {{"guard_id", guard_id}, {"address", address}});
+                          return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
+                        }
+                        self->by_guard.clear(guard_id);
+                        const std::string token = random_token();
+                        if (self->sessions.size() >= 1000) {  // bounded: drop the one expiring first
+                          auto oldest = std::min_element(self->sessions.begin(), self->sessions.end(),
+                                                         [](const auto& a, const auto& b) {
+                                                           return a.second.expires < b.second.expires;
+                                                         });
+                          self->sessions.erase(oldest);
+                        }
+                        self->sessions[sha256_hex(token)] =
+                            Session{guard_id, Clock::now() + self->settings.session_lifetime};
+                        self->log.info("A guard logged in.", {{"guard_id", guard_id}});
+                        reply(ok_json({{"token", token},
+                                       {"expiresIn", self->settings.session_lifetime.count()},
+                                       {"guard", {{"id", guard_id}, {"displayName", g.value().display_name}}}}));
+                      });
+  });
+}
+
+void LanApi::Impl::ban_list(const HttpRequest& r, Reply reply) {
+  auto serve = [r, reply](std::int64_t version, const std::string& body) {
+    const std::string etag = "\"bans-" + std::to_string(version) + "\"";
+    HttpResponse res;
+    res.headers.emplace_back("ETag", etag);
+    res.headers.emplace_back("Cache-Control", "no-cache");
+    if (r.header("if-none-match") == etag) {
+      res.status = 304;
+      res.content_type = "application/json";
+      return reply(std::move(res));
+    }
+    res.body = body;
+    reply(std::move(res));
+  };
+  const auto cursor = reader.cursors()["banned_visitor"];
+  if (ban_list_body && ban_list_body->first == cursor) return serve(ban_list_body->first, ban_list_body->second);
+  reader.ban_list([self = shared_from_this(), serve, reply](Result<replica::BanList> list) {
+    if (self->stopped) return;
+    if (!list) {
+      return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    }
+    self->ban_list_body.emplace(list.value().version,
+                                json{{"version", list.value().version}, {"bans", list.value().bans}}.dump() + "\n");
+    serve(self->ban_list_body->first, self->ban_list_body->second);
+  });
+}
+
+void LanApi::Impl::schedule(const HttpRequest& r, Reply reply) {
+  static const std::regex kDate(R"(^date=(\d{4}-\d{2}-\d{2})$)");
+  std::smatch m;
+  if (!std::regex_match(r.query, m, kDate)) {
+    return reply(error(400, "invalid_date", "Ask for ?date=YYYY-MM-DD."));
+  }
+  const std::string date = m[1];
+  reader.schedule(date, [self = shared_from_this(), date, reply](Result<json> rows) {
+    if (self->stopped) return;
+    if (!rows) {
+      if (rows.error().code == "invalid") return reply(error(400, "invalid_date", rows.error().message));
+      return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    }
+    reply(ok_json({{"date", date}, {"authorizations", rows.value()}}));
+  });
+}
+
+void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
+  workers.run([dir = settings.web_dir, path = r.path] { return resolve_static(dir, path); },
+              [reply](Result<StaticFile> f) {
+                if (!f) {
+                  return reply(f.error().code == "bad-path" ? error(400, "bad_path", f.error().message)
+                                                            : error(404, "not_found", "No such page."));
+                }
+                HttpResponse res;
+                res.content_type = f.value().content_type;
+                res.file = f.value().path;
+                res.headers.emplace_back("Cache-Control", f.value().cache_control);
+                reply(std::move(res));
+              });
+}
+
+LanApi::LanApi(BlockingPool& workers, replica::ReplicaReader& reader, LanApiSettings settings,
+               std::function<json()> status)
+    : impl_(std::make_shared<Impl>(workers, reader, std::move(settings), std::move(status))) {}
+
+LanApi::~LanApi() { impl_->stopped = true; }
+
+void LanApi::replica_changed() { impl_->ban_list_body.reset(); }
+std::size_t LanApi::sessions() const { return impl_->sessions.size(); }
+
+void LanApi::handle(HttpRequest r, Reply reply) {
+  auto& i = *impl_;
+  if (r.path == "/healthz") return reply(ok_json({{"status", "ok"}}));
+  if (r.path.rfind("/api/", 0) != 0) {
+    if (r.method != "GET" && r.method != "HEAD") return reply(error(405, "method_not_allowed", "Use GET."));
+    return i.static_file(r, std::move(reply));
+  }
+  auto route = [&](const char* method, const char* path) { return r.path == path && r.method == method; };
+  if (route("POST", "/api/lan/login")) return i.login(r, std::move(reply));
+  auto session = i.authenticate(r);
+  if (!session) {
+    auto res = error(401, "unauthorized", "Log in first (POST /api/lan/login), then send Authorization: Bearer <token>.");
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return reply(std::move(res));
+  }
+  if (route("POST", "/api/lan/logout")) {
+    i.sessions.erase(sha256_hex(r.header("authorization").substr(7)));
+    return reply(ok_json({{"status", "logged_out"}}));
+  }
+  if (route("GET", "/api/lan/ban-list")) return i.ban_list(r, std::move(reply));
+  if (route("GET", "/api/lan/schedule")) return i.schedule(r, std::move(reply));
+  if (route("GET", "/api/lan/status")) return reply(ok_json(i.status ? i.status() : json::object()));
+  if (route("GET", "/api/lan/streams")) return reply(ok_json({{"streams", json::array()}}));
+  reply(error(404, "not_found", "No such API route."));
+}
+
+}  // namespace secbox::lan

@@ -1,0 +1,203 @@
+// The guard app's API over real HTTPS, reading a real PostgreSQL replica
+// filled through the real sync path: login with PBKDF2 PINs and lockout,
+// tokens, the ban list with ETags, the schedule, static files.
+#include "lan/api.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "common/certificates.hpp"
+#include "https_client.hpp"
+#include "lan/pin.hpp"
+#include "replica/sync.hpp"
+#include "run_loop.hpp"
+#include "temp_dir.hpp"
+#include "test_database.hpp"
+
+namespace secbox::lan {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using secbox::testing::HttpsAnswer;
+using secbox::testing::HttpsClient;
+using secbox::testing::run_until;
+using secbox::testing::TempDir;
+using secbox::testing::TestDatabase;
+
+class LanApiTest : public ::testing::Test {
+ protected:
+  TestDatabase db;
+  TempDir dir;
+  boost::asio::io_context io;
+  BlockingPool workers{io, 2};
+  replica::Database database{io, replica::DatabaseSettings{db.url(), {}}, [](int) {}};
+  tunnel::MessageIds ids;
+  tunnel::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
+  replica::SyncDown sync{database, dispatcher};
+  replica::ReplicaReader reader{database};
+  std::unique_ptr<LanApi> api;
+  std::unique_ptr<HttpsServer> server;
+  int applied = 0, sent = 0;
+
+  void SetUp() override {
+    ASSERT_TRUE(db.ok());
+    database.start();
+    ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
+    sync.on_applied([this](const std::string&) { ++applied; });
+    snapshot("user", 10,
+             json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan Pérez"},
+                           {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
+                          {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Ana"},
+                           {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}}}));
+    snapshot("banned_visitor", 42,
+             json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"}, {"plate", "ABC-123"},
+                           {"reason", "Robo"}, {"createdAt", "2026-10-01T12:00:00Z"}},
+                          {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
+                           {"reason", "Agresión"}, {"createdAt", "2026-10-02T12:00:00Z"}}}));
+    ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+    bool refreshed = false;
+    reader.refresh([&] { refreshed = true; });
+    ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+
+    ::mkdir(dir.file("web").c_str(), 0755);
+    dir.write("web/index.html", "<!doctype html><title>Caseta</title>");
+    LanApiSettings s;
+    s.web_dir = dir.file("web");
+    api = std::make_unique<LanApi>(workers, reader, s, [] { return json{{"tunnel", "connected"}}; });
+    auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    ASSERT_TRUE(cert);
+    HttpsSettings hs;
+    hs.bind_address = "127.0.0.1";
+    hs.port = 0;
+    hs.cert_pem = cert.value().cert_pem;
+    hs.key_pem = cert.value().key_pem;
+    server = std::make_unique<HttpsServer>(io, hs, api->handler());
+    server->start();
+  }
+
+  void TearDown() override {
+    if (server) {
+      bool stopped = false;
+      server->stop([&] { stopped = true; });
+      run_until(io, [&] { return stopped; }, 5s);
+    }
+    bool stopped = false;
+    database.stop([&] { stopped = true; });
+    run_until(io, [&] { return stopped; }, 10s);
+  }
+
+  void snapshot(const std::string& entity, std::int64_t version, json rows) {
+    dispatcher.dispatch(json{{"v", 1},
+                             {"type", "snapshot." + entity},
+                             {"id", "c-" + std::to_string(++sent)},
+                             {"ts", "2026-11-22T10:00:00Z"},
+                             {"payload",
+                              {{"snapshotId", "s_" + entity},
+                               {"version", version},
+                               {"chunk", 1},
+                               {"chunks", 1},
+                               {"rows", std::move(rows)}}}}
+                            .dump());
+  }
+
+  template <class F>
+  auto serve_while(F work) {
+    auto f = std::async(std::launch::async, std::move(work));
+    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
+    return f.get();
+  }
+
+  static std::string login_body(const std::string& guard, const std::string& pin) {
+    return json{{"guardId", guard}, {"pin", pin}}.dump();
+  }
+};
+
+TEST_F(LanApiTest, LoginWithThePinFromTheReplicaThenReadTheLists) {
+  const int port = server->port();
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    v.push_back(c.call("GET", "/api/lan/ban-list"));  // no token
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"), {{"Content-Type", "application/json"}}));
+    const std::string token = json::parse(v.back().body).value("token", "");
+    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token}};
+    v.push_back(c.call("GET", "/api/lan/ban-list", "", auth));
+    auto with_etag = auth;
+    with_etag["If-None-Match"] = v.back().headers["etag"];
+    v.push_back(c.call("GET", "/api/lan/ban-list", "", with_etag));
+    v.push_back(c.call("GET", "/api/lan/schedule?date=2026-11-22", "", auth));
+    v.push_back(c.call("GET", "/api/lan/schedule?date=22/11/2026", "", auth));
+    v.push_back(c.call("GET", "/api/lan/status", "", auth));
+    v.push_back(c.call("POST", "/api/lan/logout", "", auth));
+    v.push_back(c.call("GET", "/api/lan/status", "", auth));
+    v.push_back(c.call("GET", "/"));
+    v.push_back(c.call("GET", "/%2e%2e/%2e%2e/etc/passwd"));
+    v.push_back(c.call("GET", "/healthz"));
+    return v;
+  });
+  EXPECT_EQ(a[0].status, 401);
+  EXPECT_EQ(json::parse(a[0].body)["error"], "unauthorized");
+  ASSERT_EQ(a[1].status, 200) << a[1].body;
+  EXPECT_EQ(json::parse(a[1].body)["guard"]["displayName"], "Juan Pérez");
+  ASSERT_EQ(a[2].status, 200) << a[2].body;
+  auto bans = json::parse(a[2].body);
+  EXPECT_EQ(bans["version"], 42);
+  EXPECT_EQ(bans["bans"].size(), 2u);
+  EXPECT_EQ(a[2].headers["etag"], "\"bans-42\"");
+  EXPECT_EQ(a[3].status, 304);
+  EXPECT_EQ(a[3].body, "");
+  EXPECT_EQ(a[4].status, 200);
+  EXPECT_EQ(json::parse(a[4].body)["date"], "2026-11-22");
+  EXPECT_EQ(a[5].status, 400);
+  EXPECT_EQ(json::parse(a[6].body)["tunnel"], "connected");
+  EXPECT_EQ(a[7].status, 200);
+  EXPECT_EQ(a[8].status, 401);  // the token died with the logout
+  EXPECT_EQ(a[9].status, 200);
+  EXPECT_EQ(a[9].headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_EQ(a[9].headers["cache-control"], "no-cache");
+  EXPECT_EQ(a[10].status, 400);
+  EXPECT_EQ(a[11].status, 200);
+  EXPECT_EQ(api->sessions(), 0u);
+}
+
+TEST_F(LanApiTest, FiveWrongPinsLockTheGuardOutWithRetryAfterAndBadBodiesAreNamed) {
+  const int port = server->port();
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    for (int i = 0; i < 5; ++i) v.push_back(c.call("POST", "/api/lan/login", login_body("g_2", "0000")));
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_2", "1357")));  // right, but locked
+    v.push_back(c.call("POST", "/api/lan/login", "{not json"));
+    v.push_back(c.call("POST", "/api/lan/login", R"({"guardId":7,"pin":"1"})"));
+    v.push_back(c.call("POST", "/api/lan/login", R"({"guardId":"g_1","pin":["2468"]})"));
+    v.push_back(c.call("POST", "/api/lan/login", login_body("nobody", "1234")));
+    return v;
+  });
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(a[i].status, 401) << i;
+  EXPECT_EQ(a[5].status, 429);
+  EXPECT_GT(std::stoi(a[5].headers["retry-after"]), 0);
+  EXPECT_EQ(json::parse(a[6].body)["error"], "bad_json");
+  EXPECT_EQ(json::parse(a[7].body)["error"], "invalid_guard_id");
+  EXPECT_EQ(json::parse(a[8].body)["error"], "invalid_pin");
+  // The address has had its 5 failures too: everyone from it waits.
+  EXPECT_EQ(a[9].status, 429);
+}
+
+TEST(Pin, VerifiesThePbkdf2FormatAndRefusesMalformedOrHostileHashes) {
+  const auto h = hash_pin("2468", 10000, "saltsaltsaltsalt");
+  EXPECT_TRUE(verify_pin(h, "2468"));
+  EXPECT_FALSE(verify_pin(h, "2469"));
+  EXPECT_FALSE(verify_pin(h, ""));
+  // Another salt, another hash: the salt is used.
+  EXPECT_NE(hash_pin("2468", 10000, "saltsaltsaltsalt"), hash_pin("2468", 10000, "othersaltothersa"));
+  for (const std::string bad : {"", "sha1$1$a$b", "pbkdf2-sha256$abc$c2FsdA==$x", "pbkdf2-sha256$10000$!!!!$x",
+                                "pbkdf2-sha256$99999999$c2FsdHNhbHRzYWx0c2FsdA==$A6xnQhbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ=",
+                                "pbkdf2-sha256$10000$c2FsdA==$c2hvcnQ="}) {
+    EXPECT_FALSE(verify_pin(bad, "1234")) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace secbox::lan
