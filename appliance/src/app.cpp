@@ -18,7 +18,9 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "envfile/env_file.hpp"
+#include "lan/api.hpp"
 #include "lan/certificate.hpp"
+#include "lan/https_server.hpp"
 #include "pairing/pairing_server.hpp"
 #include "replica/database.hpp"
 #include "replica/queue.hpp"
@@ -56,6 +58,10 @@ struct App::Impl {
   tunnel::CloudSession* cloud = nullptr;
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
+  std::unique_ptr<lan::LanApi> lan_api;
+  lan::HttpsServer* lan_server = nullptr;
+  std::optional<lan::LanCertificate> lan_cert;  // made before the loop runs
+  bool needs_pairing = false;
   std::vector<Component*> after_database;  // started once the database is ready
   bool database_was_ready = false;
   bool after_database_started = false;
@@ -82,6 +88,7 @@ struct App::Impl {
         if (stopping) return;
         after_database_started = true;
         for (auto* c : after_database) c->start();
+        if (pairing && lan_server) pairing->set_lan_port(lan_server->port());
         // systemd (Type=notify): started once the database is usable.
         ::sd_notify(0, "READY=1\nSTATUS=Running.");
       });
@@ -92,8 +99,60 @@ struct App::Impl {
     queue = queue_component.get();
     after_database.push_back(queue);
     components.push_back(std::move(queue_component));
+    wire_lan();
     wire_pairing();
     wire_cloud();
+  }
+
+  // The LAN certificate, made (or read) once before the loop runs; the LAN
+  // server and the pairing page share it.
+  void make_lan_certificate() {
+    auto cert = lan::ensure_lan_certificate({config.paths.state_dir + "/lan", host_name(), lan_addresses()});
+    if (!cert) {
+      log.error("The LAN certificate cannot be made; the LAN server stays down.", {{"reason", cert.error().message}});
+      return;
+    }
+    if (cert.value().made_now) {
+      log.info("Made the LAN certificate.", {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
+    }
+    lan_cert = std::move(cert).value();
+  }
+
+  // What the guard app's status bar and /api/lan/status say.
+  nlohmann::json status() const {
+    nlohmann::json s;
+    s["pairing"] = needs_pairing ? "needs-pairing" : (cloud ? "paired" : "unpaired");
+    s["tunnel"] = cloud ? tunnel::to_string(cloud->tunnel().state()) : "down";
+    s["welcomed"] = cloud && cloud->welcomed();
+    if (cloud && cloud->clock_skew_seconds()) s["clockSkewSeconds"] = *cloud->clock_skew_seconds();
+    s["queue"] = {{"depth", queue->stats().depth},
+                  {"bytes", queue->stats().bytes},
+                  {"oldestAt", queue->stats().oldest_at ? nlohmann::json(*queue->stats().oldest_at) : nullptr}};
+    nlohmann::json fresh = nlohmann::json::object();
+    for (const auto& [entity, f] : reader->freshness()) {
+      fresh[entity] = {{"cursor", f.cursor},
+                       {"lastAppliedAt", f.last_applied_at ? nlohmann::json(*f.last_applied_at) : nullptr}};
+    }
+    s["replica"] = fresh;
+    s["cameras"] = nlohmann::json::array();
+    return s;
+  }
+
+  void wire_lan() {
+    make_lan_certificate();
+    if (!lan_cert) return;
+    lan::LanApiSettings ls;
+    ls.web_dir = config.web_dir;
+    lan_api = std::make_unique<lan::LanApi>(workers, *reader, ls, [this] { return status(); });
+    lan::HttpsSettings hs;
+    hs.port = config.lan_port;
+    hs.cert_pem = lan_cert->cert_pem;
+    hs.key_pem = lan_cert->key_pem;
+    auto server = std::make_unique<lan::HttpsServer>(io, hs, lan_api->handler());
+    lan_server = server.get();
+    // Served from the replica: up once the database is.
+    after_database.push_back(server.get());
+    components.push_back(std::move(server));
   }
 
   // The pairing form: open while unpaired or needs-pairing, 410 once paired.
@@ -106,10 +165,9 @@ struct App::Impl {
     ps.lan_port = config.lan_port;
     ps.paired = config.paired() && tunnel::TokenStore(config.paths.jwt_file()).load().has_value();
     pairing::PairingHooks hooks;
-    hooks.lan_fingerprint = [dir = config.paths.state_dir + "/lan", host = ps.hostname]() -> Result<std::string> {
-      auto cert = lan::ensure_lan_certificate({dir, host, lan_addresses()});
-      if (!cert) return cert.error();
-      return cert.value().sha256;
+    hooks.lan_fingerprint = [sha = lan_cert ? lan_cert->sha256 : std::string()]() -> Result<std::string> {
+      if (sha.empty()) return Error{"tls", "the LAN certificate could not be made (see the log)"};
+      return sha;
     };
     hooks.addresses = [] { return lan_addresses(); };
     hooks.persist = [paths = config.paths](const pairing::QrCode& qr, const pairing::ClaimOutcome& claimed) {
@@ -154,6 +212,7 @@ struct App::Impl {
                   Config next = std::move(r).value();
                   next.database_url = config.database_url;
                   config = std::move(next);
+                  needs_pairing = false;
                   replace_cloud();
                 });
   }
@@ -191,6 +250,7 @@ struct App::Impl {
     if (!token) {
       log.warn("Paired, but there is no device token; the box needs pairing again.",
                {{"reason", token.error().message}});
+      needs_pairing = true;
       return;
     }
     tunnel::SessionSettings s;
@@ -206,6 +266,7 @@ struct App::Impl {
     cloud = session.get();
     cloud->on_needs_pairing([this] {
       log.error("The cloud no longer accepts this box's token; it needs pairing again.");
+      needs_pairing = true;
       if (pairing) pairing->reopen();
     });
     cloud->set_hello_source([this] {
@@ -216,7 +277,10 @@ struct App::Impl {
       return h;
     });
     sync = std::make_unique<replica::SyncDown>(*database, cloud->dispatcher());
-    sync->on_applied([this](const std::string&) { reader->refresh(); });
+    sync->on_applied([this](const std::string&) {
+      reader->refresh();
+      if (lan_api) lan_api->replica_changed();
+    });
     queue->attach({&cloud->dispatcher(), [this] { return cloud->tunnel().writable(); },
                    [this](const std::string& why) { cloud->tunnel().reconnect(why); }});
     cloud->on_welcomed([this] { queue->on_welcomed(); });

@@ -17,7 +17,7 @@ namespace {
 bool is_public_key(const std::string& key) {
   static const char* const kPublic[] = {
       "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE",
-      "COMPOSE_CMD", "LAN_PORT",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
+      "COMPOSE_CMD", "LAN_PORT", "LAN_WEB_DIR",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
 }
@@ -122,6 +122,7 @@ Result<Config> load_config(const Environment& penv) {
   }
   if (auto r = read_url(src, "FRIGATE_URL", "http", "http", c.frigate_url); !r) return r.error();
   if (auto r = read_port(src, "LAN_PORT", c.lan_port); !r) return r.error();
+  if (auto v = src.get("LAN_WEB_DIR"); v && !v->first.empty()) c.web_dir = v->first;
   if (auto r = read_port(src, "PAIRING_PORT", c.pairing_port); !r) return r.error();
   if (auto v = src.get("BOOTSTRAP"); v && !v->first.empty()) {
     log::add_secret(v->first);

@@ -435,6 +435,9 @@ void PairingServer::reopen() {
 }
 
 bool PairingServer::paired() const { return impl_->paired; }
+void PairingServer::set_lan_port(int port) {
+  if (port > 0) impl_->settings.lan_port = port;
+}
 int PairingServer::port() const { return impl_->bound_port; }
 
 }  // namespace secbox::pairing

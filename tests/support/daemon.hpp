@@ -33,12 +33,15 @@ class Daemon {
     for (const char* keep : {"PATH", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"}) {
       if (const char* v = std::getenv(keep)) env_.push_back(std::string(keep) + "=" + v);
     }
-    bool port_given = false;
+    bool pairing_port = false, lan_port = false;
     for (auto& e : extra_env) {
-      port_given = port_given || e.rfind("PAIRING_PORT=", 0) == 0;
+      pairing_port = pairing_port || e.rfind("PAIRING_PORT=", 0) == 0;
+      lan_port = lan_port || e.rfind("LAN_PORT=", 0) == 0;
       env_.push_back(std::move(e));
     }
-    if (!port_given) env_.push_back("PAIRING_PORT=0");  // boxes side by side: any free port
+    // Boxes side by side: any free ports.
+    if (!pairing_port) env_.push_back("PAIRING_PORT=0");
+    if (!lan_port) env_.push_back("LAN_PORT=0");
   }
   ~Daemon() {
     if (pid_ > 0) {

@@ -54,7 +54,7 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
 
   mkdirSync(join(root, 'etc'), { mode: 0o750 });
   mkdirSync(join(root, 'state'), { mode: 0o700 });
-  writeFileSync(join(root, 'etc/secbox.env'), `CLOUD_CA_FILE=${join(root, 'sim/ca.pem')}\nPAIRING_PORT=0\n`,
+  writeFileSync(join(root, 'etc/secbox.env'), `CLOUD_CA_FILE=${join(root, 'sim/ca.pem')}\nPAIRING_PORT=0\nLAN_PORT=0\n`,
                 { mode: 0o600 });
   const box = collect(spawn(secbox, ['run'], {
     env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
@@ -63,6 +63,7 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
   children.push(box);
   const port = Number((await waitForOutput(box, /Pairing form ready\.","port":(\d+)/, 30_000))[1]);
   const url = `http://127.0.0.1:${port}/`;
+  const lanPort = Number((await waitForOutput(box, /LAN server ready\.","port":(\d+)/, 30_000))[1]);
 
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -99,9 +100,22 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
     await waitForOutput(box, /The cloud welcomed the box\./, 30_000);
     assert.match(readFileSync(join(root, 'etc/secbox.env'), 'utf8'), /^DEVICE_ID=dev_web$/m);
 
+    const lanLinks = await page.locator('a').evaluateAll((as) => as.map((a) => a.href));
+    assert.ok(lanLinks.every((l) => l.endsWith(`:${lanPort}/`)), lanLinks.join(' '));
+
     const gone = await page.goto(url);
     assert.equal(gone.status(), 410);
     assert.equal(await page.locator('h1').textContent(), 'This box is paired');
+
+    // The LAN side answers over HTTPS with the box's own certificate.
+    const lan = await browser.newContext({ ignoreHTTPSErrors: true });
+    const lanPage = await lan.newPage();
+    const health = await lanPage.goto(`https://127.0.0.1:${lanPort}/healthz`);
+    assert.equal(health.status(), 200);
+    assert.deepEqual(await health.json(), { status: 'ok' });
+    const status = await lanPage.goto(`https://127.0.0.1:${lanPort}/api/lan/status`);
+    assert.equal(status.status(), 401);
+    await lan.close();
   } finally {
     await browser.close();
     console.log(`screenshots in ${shots}`);

@@ -44,6 +44,7 @@ struct Config {
   std::string cloud_ca_file;
   std::string compose_cmd = "podman-compose";
   int lan_port = 8443;
+  std::string web_dir = "/usr/local/share/secbox/web";  // LAN_WEB_DIR: the guard app's built files
   int pairing_port = 8080;
 
   bool development = false;  // SECBOX_ENV=development: human-readable logs

@@ -56,6 +56,7 @@ class PairingServer final : public Component {
   // needs-pairing: the form again, with the reason.
   void reopen();
   bool paired() const;
+  void set_lan_port(int port);  // once the LAN server has bound (it may be any free port)
   int port() const;  // the bound port once started
 
   struct Impl;
