@@ -143,7 +143,7 @@ struct App::Impl {
     if (!lan_cert) return;
     lan::LanApiSettings ls;
     ls.web_dir = config.web_dir;
-    lan_api = std::make_unique<lan::LanApi>(workers, *reader, ls, [this] { return status(); });
+    lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan::HttpsSettings hs;
     hs.port = config.lan_port;
     hs.cert_pem = lan_cert->cert_pem;

@@ -3,11 +3,14 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <ctime>
 #include <deque>
 #include <map>
 #include <regex>
 
+#include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "lan/pin.hpp"
 #include "lan/static_files.hpp"
 
@@ -79,8 +82,9 @@ class FailureLog {
 }  // namespace
 
 struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
-  Impl(BlockingPool& w, replica::ReplicaReader& r, LanApiSettings s, std::function<json()> st)
-      : workers(w), reader(r), settings(std::move(s)), status(std::move(st)) {}
+  Impl(BlockingPool& w, replica::ReplicaReader& r, replica::OutboundQueue& q, LanApiSettings s,
+       std::function<json()> st)
+      : workers(w), reader(r), queue(q), settings(std::move(s)), status(std::move(st)) {}
 
   struct Session {
     std::string guard_id;
@@ -89,6 +93,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
 
   BlockingPool& workers;
   replica::ReplicaReader& reader;
+  replica::OutboundQueue& queue;
   LanApiSettings settings;
   std::function<json()> status;
   log::Logger log{"lan"};
@@ -114,7 +119,124 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   void ban_list(const HttpRequest& r, Reply reply);
   void schedule(const HttpRequest& r, Reply reply);
   void static_file(const HttpRequest& r, Reply reply);
+  void record(const std::string& type, const Session& who, const HttpRequest& r, Reply reply);
+  void check(const Session& who, const HttpRequest& r, Reply reply);
 };
+
+std::string today_local() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+HttpResponse queue_error(const Error& e) {
+  if (e.code == "invalid") return error(400, "invalid_event", e.message);
+  if (e.code == "queue_full") {
+    return error(503, "queue_full", "The box holds too many unsent events; it keeps them until the cloud is back.");
+  }
+  return error(503, "database_unavailable", "The entry was NOT saved: the box's database is not answering. Try again.");
+}
+
+// A visitor_entry or a guard_note from the guard app: the guard is the one
+// logged in, never what the body says; 201 only once the event is committed.
+void LanApi::Impl::record(const std::string& type, const Session& who, const HttpRequest& r, Reply reply) {
+  auto body = json::parse(r.body, nullptr, false);
+  if (!body.is_object()) return reply(error(400, "bad_json", "Send the " + type + " as a JSON object."));
+  auto cid = body.find("clientId");
+  if (cid == body.end() || !cid->is_string()) {
+    return reply(error(400, "invalid_client_id", "clientId must be the UUID the app gave this " + type + "."));
+  }
+  replica::OutboundEvent e;
+  e.client_id = cid->get<std::string>();
+  e.type = type;
+  e.occurred_at = format_rfc3339(std::chrono::system_clock::now());
+  if (auto at = body.find("occurredAt"); at != body.end()) {
+    if (!at->is_string() || !parse_rfc3339(at->get<std::string>())) {
+      return reply(error(400, "invalid_occurred_at", "occurredAt must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z."));
+    }
+    e.occurred_at = at->get<std::string>();
+  }
+  json data = json::object();
+  const std::vector<std::string> fields = type == "visitor_entry"
+                                              ? std::vector<std::string>{"guestAuthorizationId", "unitId", "name",
+                                                                         "plate", "decision", "reason"}
+                                              : std::vector<std::string>{"text"};
+  for (const auto& f : fields) {
+    if (auto it = body.find(f); it != body.end() && !it->is_null()) data[f] = *it;
+  }
+  data["guardId"] = who.guard_id;
+  if (type == "guard_note" && data.contains("text") && data["text"].is_string() &&
+      data["text"].get<std::string>().size() > 2000) {
+    return reply(error(400, "invalid_event", "text must be at most 2000 characters."));
+  }
+  e.data = std::move(data);
+  const std::string client_id = e.client_id;
+  queue.enqueue(std::move(e), [self = shared_from_this(), client_id, reply](Result<replica::Enqueued> r) {
+    if (self->stopped) return;
+    if (!r) return reply(queue_error(r.error()));
+    reply(ok_json({{"clientId", client_id}, {"seq", r.value().seq}, {"duplicate", r.value().duplicate}},
+                  r.value().duplicate ? 200 : 201));
+  });
+}
+
+void LanApi::Impl::check(const Session& who, const HttpRequest& r, Reply reply) {
+  auto body = json::parse(r.body, nullptr, false);
+  if (!body.is_object()) return reply(error(400, "bad_json", "Send {\"plate\": \"…\"} or {\"name\": \"…\"}."));
+  auto text = [&](const char* k) -> std::optional<std::string> {
+    auto it = body.find(k);
+    if (it == body.end() || it->is_null()) return std::string();
+    if (!it->is_string() || it->get<std::string>().size() > 200) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto plate = text("plate");
+  auto name = text("name");
+  if (!plate || !name) return reply(error(400, "invalid_check", "plate and name must be text of at most 200 characters."));
+  const std::string p = LanApi::normalize_plate(*plate), n = LanApi::normalize_name(*name);
+  if (p.empty() && n.empty()) return reply(error(400, "invalid_check", "Give a plate or a name to check."));
+  reader.ban_list([self = shared_from_this(), p, n, who, reply](Result<replica::BanList> bans) {
+    if (self->stopped) return;
+    if (!bans) return reply(error(503, "database_unavailable", "The box cannot read its lists right now."));
+    json hits = json::array();
+    for (const auto& b : bans.value().bans) {
+      const bool plate_hit = !p.empty() && b.value("plate", json()).is_string() &&
+                             LanApi::normalize_plate(b["plate"].get<std::string>()) == p;
+      const bool name_hit = !n.empty() && b.value("fullName", json()).is_string() &&
+                            LanApi::normalize_name(b["fullName"].get<std::string>()).find(n) != std::string::npos;
+      if (plate_hit || name_hit) hits.push_back(b);
+    }
+    self->reader.schedule(today_local(), [self, p, n, who, hits, reply](Result<json> guests) {
+      if (self->stopped) return;
+      json expected = json::array();
+      if (guests) {
+        for (const auto& g : guests.value()) {
+          const bool plate_hit = !p.empty() && g.value("plate", json()).is_string() &&
+                                 LanApi::normalize_plate(g["plate"].get<std::string>()) == p;
+          const bool name_hit = !n.empty() && g.value("guestName", json()).is_string() &&
+                                LanApi::normalize_name(g["guestName"].get<std::string>()).find(n) != std::string::npos;
+          if (plate_hit || name_hit) expected.push_back(g);
+        }
+      }
+      json answer{{"bans", hits}, {"guests", expected}, {"banned", !hits.empty()}};
+      if (hits.empty()) return reply(ok_json(answer));
+      // A ban matched: the cloud hears of it (alarms are never refused by the queue).
+      replica::OutboundEvent e;
+      e.client_id = random_uuid();
+      e.type = "ban_hit";
+      e.occurred_at = format_rfc3339(std::chrono::system_clock::now());
+      e.data = {{"bannedVisitorId", hits[0]["id"]}};
+      if (!p.empty()) e.data["plate"] = hits[0].value("plate", json());
+      self->log.warn("A banned visitor was checked at the gate.",
+                     {{"guard_id", who.guard_id}, {"banned_visitor_id", hits[0]["id"].get<std::string>()}});
+      self->queue.enqueue(std::move(e), [answer, reply](Result<replica::Enqueued> r) mutable {
+        answer["banHitRecorded"] = static_cast<bool>(r);
+        reply(ok_json(answer));
+      });
+    });
+  });
+}
 
 void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
@@ -233,9 +355,50 @@ void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
               });
 }
 
-LanApi::LanApi(BlockingPool& workers, replica::ReplicaReader& reader, LanApiSettings settings,
-               std::function<json()> status)
-    : impl_(std::make_shared<Impl>(workers, reader, std::move(settings), std::move(status))) {}
+LanApi::LanApi(BlockingPool& workers, replica::ReplicaReader& reader, replica::OutboundQueue& queue,
+               LanApiSettings settings, std::function<json()> status)
+    : impl_(std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {}
+
+std::string LanApi::normalize_plate(const std::string& plate) {
+  std::string out;
+  for (unsigned char c : plate) {
+    if (c == ' ' || c == '-' || c == '\t' || c == '.') continue;
+    out += static_cast<char>(std::toupper(c));
+  }
+  return out;
+}
+
+std::string LanApi::normalize_name(const std::string& name) {
+  // Lowercase ASCII, Latin-1 accented letters folded to their base letter
+  // (the names of a Spanish-speaking community), runs of spaces collapsed.
+  static const std::map<std::string, char> kFold = {
+      {"á", 'a'}, {"à", 'a'}, {"ä", 'a'}, {"â", 'a'}, {"Á", 'a'}, {"À", 'a'}, {"Ä", 'a'}, {"Â", 'a'},
+      {"é", 'e'}, {"è", 'e'}, {"ë", 'e'}, {"ê", 'e'}, {"É", 'e'}, {"È", 'e'}, {"Ë", 'e'}, {"Ê", 'e'},
+      {"í", 'i'}, {"ì", 'i'}, {"ï", 'i'}, {"î", 'i'}, {"Í", 'i'}, {"Ì", 'i'}, {"Ï", 'i'}, {"Î", 'i'},
+      {"ó", 'o'}, {"ò", 'o'}, {"ö", 'o'}, {"ô", 'o'}, {"Ó", 'o'}, {"Ò", 'o'}, {"Ö", 'o'}, {"Ô", 'o'},
+      {"ú", 'u'}, {"ù", 'u'}, {"ü", 'u'}, {"û", 'u'}, {"Ú", 'u'}, {"Ù", 'u'}, {"Ü", 'u'}, {"Û", 'u'},
+      {"ñ", 'n'}, {"Ñ", 'n'}, {"ç", 'c'}, {"Ç", 'c'}};
+  std::string out;
+  for (std::size_t i = 0; i < name.size();) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    if (c >= 0xC0 && i + 1 < name.size()) {
+      auto it = kFold.find(name.substr(i, 2));
+      if (it != kFold.end()) {
+        out += it->second;
+        i += 2;
+        continue;
+      }
+    }
+    if (std::isspace(c)) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else {
+      out += static_cast<char>(c < 0x80 ? std::tolower(c) : c);
+    }
+    ++i;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
 
 LanApi::~LanApi() { impl_->stopped = true; }
 
@@ -265,6 +428,9 @@ void LanApi::handle(HttpRequest r, Reply reply) {
   if (route("GET", "/api/lan/schedule")) return i.schedule(r, std::move(reply));
   if (route("GET", "/api/lan/status")) return reply(ok_json(i.status ? i.status() : json::object()));
   if (route("GET", "/api/lan/streams")) return reply(ok_json({{"streams", json::array()}}));
+  if (route("POST", "/api/lan/entries")) return i.record("visitor_entry", *session, r, std::move(reply));
+  if (route("POST", "/api/lan/notes")) return i.record("guard_note", *session, r, std::move(reply));
+  if (route("POST", "/api/lan/check")) return i.check(*session, r, std::move(reply));
   reply(error(404, "not_found", "No such API route."));
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <pqxx/pqxx>
 
 #include "common/certificates.hpp"
 #include "https_client.hpp"
@@ -37,6 +38,7 @@ class LanApiTest : public ::testing::Test {
   tunnel::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
   replica::SyncDown sync{database, dispatcher};
   replica::ReplicaReader reader{database};
+  replica::OutboundQueue queue{io, database};
   std::unique_ptr<LanApi> api;
   std::unique_ptr<HttpsServer> server;
   int applied = 0, sent = 0;
@@ -46,6 +48,7 @@ class LanApiTest : public ::testing::Test {
     database.start();
     ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
     sync.on_applied([this](const std::string&) { ++applied; });
+    queue.start();
     snapshot("user", 10,
              json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan Pérez"},
                            {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
@@ -65,7 +68,7 @@ class LanApiTest : public ::testing::Test {
     dir.write("web/index.html", "<!doctype html><title>Caseta</title>");
     LanApiSettings s;
     s.web_dir = dir.file("web");
-    api = std::make_unique<LanApi>(workers, reader, s, [] { return json{{"tunnel", "connected"}}; });
+    api = std::make_unique<LanApi>(workers, reader, queue, s, [] { return json{{"tunnel", "connected"}}; });
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
     HttpsSettings hs;
@@ -83,9 +86,23 @@ class LanApiTest : public ::testing::Test {
       server->stop([&] { stopped = true; });
       run_until(io, [&] { return stopped; }, 5s);
     }
+    bool queue_stopped = false;
+    queue.stop([&] { queue_stopped = true; });
+    run_until(io, [&] { return queue_stopped; }, 10s);
     bool stopped = false;
     database.stop([&] { stopped = true; });
     run_until(io, [&] { return stopped; }, 10s);
+  }
+
+  // Rows of outbound_event: type and data, in queue order.
+  std::vector<std::pair<std::string, json>> queued() {
+    pqxx::connection c(db.url());
+    pqxx::work w(c);
+    std::vector<std::pair<std::string, json>> out;
+    for (const auto& row : w.exec("SELECT type, data::text FROM outbound_event ORDER BY seq")) {
+      out.emplace_back(row[0].as<std::string>(), json::parse(row[1].as<std::string>()));
+    }
+    return out;
   }
 
   void snapshot(const std::string& entity, std::int64_t version, json rows) {
@@ -183,6 +200,89 @@ TEST_F(LanApiTest, FiveWrongPinsLockTheGuardOutWithRetryAfterAndBadBodiesAreName
   EXPECT_EQ(json::parse(a[8].body)["error"], "invalid_pin");
   // The address has had its 5 failures too: everyone from it waits.
   EXPECT_EQ(a[9].status, 429);
+}
+
+TEST_F(LanApiTest, EntriesAndNotesAreQueuedOnceAsTheLoggedInGuardAndChecksFindBans) {
+  const int port = server->port();
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    const auto login = c.call("POST", "/api/lan/login", login_body("g_1", "2468"));
+    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + json::parse(login.body).value("token", "")}};
+    const std::string entry = R"({"clientId":"6f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a90","name":"María Gómez",)"
+                              R"("plate":"XYZ-987","decision":"allowed","guardId":"g_2","occurredAt":"2026-11-22T09:58:00Z"})";
+    v.push_back(c.call("POST", "/api/lan/entries", entry, auth));
+    v.push_back(c.call("POST", "/api/lan/entries", entry, auth));  // the app retrying
+    v.push_back(c.call("POST", "/api/lan/entries",
+                       R"({"clientId":"7f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a91","name":"X","decision":"maybe"})", auth));
+    v.push_back(c.call("POST", "/api/lan/entries", R"({"name":"X","decision":"allowed"})", auth));
+    v.push_back(c.call("POST", "/api/lan/entries",
+                       R"({"clientId":"8f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a92","name":"X","decision":"denied","occurredAt":"yesterday"})",
+                       auth));
+    v.push_back(c.call("POST", "/api/lan/notes",
+                       R"({"clientId":"9f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a93","text":"Portón lento"})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({"plate":"abc 123"})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"jose  NUNEZ"})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({"plate":"ZZZ-000"})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({})", auth));
+    v.push_back(c.call("POST", "/api/lan/entries", entry));  // no token
+    return v;
+  });
+  EXPECT_EQ(a[0].status, 201) << a[0].body;
+  EXPECT_EQ(json::parse(a[0].body)["duplicate"], false);
+  EXPECT_EQ(a[1].status, 200);
+  EXPECT_EQ(json::parse(a[1].body)["duplicate"], true);
+  EXPECT_EQ(json::parse(a[1].body)["seq"], json::parse(a[0].body)["seq"]);
+  EXPECT_EQ(a[2].status, 400);
+  EXPECT_EQ(json::parse(a[2].body)["error"], "invalid_event");
+  EXPECT_NE(json::parse(a[2].body)["hint"].get<std::string>().find("decision"), std::string::npos) << a[2].body;
+  EXPECT_EQ(json::parse(a[3].body)["error"], "invalid_client_id");
+  EXPECT_EQ(json::parse(a[4].body)["error"], "invalid_occurred_at");
+  EXPECT_EQ(a[5].status, 201);
+  EXPECT_EQ(json::parse(a[6].body)["banned"], true);
+  EXPECT_EQ(json::parse(a[6].body)["bans"][0]["id"], "b_1");
+  EXPECT_EQ(json::parse(a[6].body)["banHitRecorded"], true);
+  EXPECT_EQ(json::parse(a[7].body)["banned"], true);
+  EXPECT_EQ(json::parse(a[8].body)["banned"], false);
+  EXPECT_EQ(a[9].status, 400);
+  EXPECT_EQ(a[10].status, 401);
+
+  const auto rows = queued();
+  ASSERT_EQ(rows.size(), 4u);  // one entry, one note, two ban hits; nothing twice, nothing invalid
+  EXPECT_EQ(rows[0].first, "visitor_entry");
+  EXPECT_EQ(rows[0].second["guardId"], "g_1");  // the session's guard, not the body's
+  EXPECT_EQ(rows[0].second["name"], "María Gómez");
+  EXPECT_EQ(rows[1].first, "guard_note");
+  EXPECT_EQ(rows[1].second["text"], "Portón lento");
+  EXPECT_EQ(rows[2].first, "ban_hit");
+  EXPECT_EQ(rows[2].second["bannedVisitorId"], "b_1");
+  EXPECT_EQ(rows[3].first, "ban_hit");
+}
+
+TEST_F(LanApiTest, WhileTheDatabaseIsDownAnEntryIsRefusedNeverFalselyAccepted) {
+  const int port = server->port();
+  const auto token = serve_while([port] {
+    return json::parse(HttpsClient(port).call("POST", "/api/lan/login", login_body("g_1", "2468")).body)
+        .value("token", "");
+  });
+  bool stopped = false;
+  database.stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  auto a = serve_while([port, token] {
+    return HttpsClient(port).call(
+        "POST", "/api/lan/entries",
+        R"({"clientId":"af1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a94","name":"X","decision":"allowed"})",
+        {{"Authorization", "Bearer " + token}});
+  });
+  EXPECT_EQ(a.status, 503) << a.body;
+  EXPECT_NE(a.body.find("NOT saved"), std::string::npos);
+}
+
+TEST(GateCheck, PlatesAndNamesAreComparedTheWayGuardsTypeThem) {
+  EXPECT_EQ(LanApi::normalize_plate(" abc-123 "), "ABC123");
+  EXPECT_EQ(LanApi::normalize_plate("Abc 1-2.3"), "ABC123");
+  EXPECT_EQ(LanApi::normalize_name("José  NÚÑEZ "), "jose nunez");
+  EXPECT_EQ(LanApi::normalize_name("Ana María Çelik"), "ana maria celik");
 }
 
 TEST(Pin, VerifiesThePbkdf2FormatAndRefusesMalformedOrHostileHashes) {

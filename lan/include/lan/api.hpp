@@ -8,6 +8,11 @@
 //   GET  /api/lan/ban-list              ETag / If-None-Match → 304
 //   GET  /api/lan/schedule?date=YYYY-MM-DD
 //   GET  /api/lan/status                tunnel, pairing, queue, freshness
+//   POST /api/lan/check {plate?, name?} bans and today's guests that match;
+//                                       a ban match queues a ban_hit
+//   POST /api/lan/entries               a visitor_entry, 201 once durable;
+//                                       the same clientId again: 200, no new event
+//   POST /api/lan/notes                 a guard_note, the same way
 //   GET  anything else                  the guard app's files (web dir)
 // Every /api/lan/* route but login needs `Authorization: Bearer <token>`.
 // Errors are {error, hint} with the right status. Loop thread only; PIN
@@ -20,6 +25,7 @@
 
 #include "common/blocking.hpp"
 #include "lan/https_server.hpp"
+#include "replica/queue.hpp"
 #include "replica/reads.hpp"
 
 namespace secbox::lan {
@@ -33,8 +39,8 @@ struct LanApiSettings {
 
 class LanApi {
  public:
-  LanApi(BlockingPool& workers, replica::ReplicaReader& reader, LanApiSettings settings,
-         std::function<nlohmann::json()> status);
+  LanApi(BlockingPool& workers, replica::ReplicaReader& reader, replica::OutboundQueue& queue,
+         LanApiSettings settings, std::function<nlohmann::json()> status);
   ~LanApi();
 
   void handle(HttpRequest request, Reply reply);
@@ -44,6 +50,11 @@ class LanApi {
   // The replica changed: cached bodies are rebuilt on the next request.
   void replica_changed();
   std::size_t sessions() const;
+
+  // How the gate check compares: plates without case, spaces or dashes;
+  // names without case or accents.
+  static std::string normalize_plate(const std::string& plate);
+  static std::string normalize_name(const std::string& name);
 
   struct Impl;
 
