@@ -1,6 +1,8 @@
 #include "appliance/app.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/time.hpp"
 #include "envfile/env_file.hpp"
 #include "lan/api.hpp"
 #include "lan/certificate.hpp"
@@ -138,11 +141,86 @@ struct App::Impl {
     return s;
   }
 
+  // Prometheus text for /metrics (docs/metrics.md names each figure).
+  std::string metrics() const {
+    std::string out;
+    auto gauge = [&](const std::string& name, const std::string& help, const std::string& type,
+                     const std::vector<std::pair<std::string, double>>& samples) {
+      out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+      for (const auto& [labels, value] : samples) {
+        char num[64];
+        std::snprintf(num, sizeof num, "%.17g", value);
+        out += name + labels + " " + num + "\n";
+      }
+    };
+    const auto now = std::chrono::system_clock::now();
+    auto age_of = [&](const std::optional<std::string>& at) -> std::optional<double> {
+      if (!at) return std::nullopt;
+      auto t = parse_rfc3339(*at);
+      if (!t) return std::nullopt;
+      return std::chrono::duration<double>(now - *t).count();
+    };
+    const bool connected = cloud && cloud->tunnel().state() == tunnel::TunnelState::connected && cloud->welcomed();
+    gauge("secbox_tunnel_up", "1 while the tunnel to the cloud is open and welcomed.", "gauge",
+          {{"", connected ? 1.0 : 0.0}});
+    gauge("secbox_tunnel_reconnects_total", "Reconnections of the tunnel since the box started.", "counter",
+          {{"", cloud ? static_cast<double>(cloud->tunnel().reconnects()) : 0.0}});
+    gauge("secbox_paired", "1 while the box is paired and the cloud accepts its token.", "gauge",
+          {{"", cloud && !needs_pairing ? 1.0 : 0.0}});
+    if (cloud && cloud->token_expires_at()) {
+      gauge("secbox_device_token_expiry_timestamp_seconds", "When the device token expires (Unix time).", "gauge",
+            {{"", std::chrono::duration<double>(cloud->token_expires_at()->time_since_epoch()).count()}});
+    }
+    if (cloud && cloud->clock_skew_seconds()) {
+      gauge("secbox_clock_skew_seconds", "The box's clock minus the cloud's, at the last welcome.", "gauge",
+            {{"", *cloud->clock_skew_seconds()}});
+    }
+    const auto& q = queue->stats();
+    gauge("secbox_queue_depth", "Events waiting for the cloud's acknowledgement.", "gauge",
+          {{"", static_cast<double>(q.depth)}});
+    gauge("secbox_queue_bytes", "Serialized size of the waiting events.", "gauge", {{"", static_cast<double>(q.bytes)}});
+    gauge("secbox_queue_oldest_age_seconds", "Age of the oldest waiting event (0 when none).", "gauge",
+          {{"", age_of(q.oldest_at).value_or(0.0)}});
+    std::vector<std::pair<std::string, double>> cursors, ages;
+    for (const auto& [entity, f] : reader->freshness()) {
+      cursors.emplace_back("{entity=\"" + entity + "\"}", static_cast<double>(f.cursor));
+      if (auto a = age_of(f.last_applied_at)) ages.emplace_back("{entity=\"" + entity + "\"}", *a);
+    }
+    gauge("secbox_replica_cursor", "The replica's version of each entity.", "gauge", cursors);
+    gauge("secbox_replica_age_seconds", "Time since the cloud last changed each entity on the box.", "gauge", ages);
+    if (lan_cert) {
+      if (auto t = parse_rfc3339(lan_cert->not_after)) {
+        gauge("secbox_lan_certificate_expiry_timestamp_seconds", "When the LAN certificate expires (Unix time).",
+              "gauge", {{"", std::chrono::duration<double>(t->time_since_epoch()).count()}});
+      }
+    }
+    struct statvfs fs {};
+    if (::statvfs(config.paths.state_dir.c_str(), &fs) == 0 && fs.f_blocks > 0) {
+      gauge("secbox_disk_free_ratio", "Free share of the state dir's file system (0 to 1).", "gauge",
+            {{"", static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks)}});
+    }
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    gauge("secbox_process_cpu_seconds_total", "CPU time of the daemon (user and system).", "counter", {{"", cpu}});
+    long rss_pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      long size = 0;
+      if (std::fscanf(f, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
+      std::fclose(f);
+    }
+    gauge("secbox_process_resident_memory_bytes", "Resident memory of the daemon.", "gauge",
+          {{"", static_cast<double>(rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE))}});
+    return out;
+  }
+
   void wire_lan() {
     make_lan_certificate();
     if (!lan_cert) return;
     lan::LanApiSettings ls;
     ls.web_dir = config.web_dir;
+    ls.metrics = [this] { return metrics(); };
     lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan::HttpsSettings hs;
     hs.port = config.lan_port;

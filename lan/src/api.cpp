@@ -102,6 +102,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   // The ban list as served: rebuilt when the replica changes.
   std::optional<std::pair<std::int64_t, std::string>> ban_list_body;
   bool stopped = false;
+  std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (route, status) → count
 
   std::optional<Session> authenticate(const HttpRequest& r) {
     const std::string auth = r.header("authorization");
@@ -405,9 +406,39 @@ LanApi::~LanApi() { impl_->stopped = true; }
 void LanApi::replica_changed() { impl_->ban_list_body.reset(); }
 std::size_t LanApi::sessions() const { return impl_->sessions.size(); }
 
+// A bounded label: the known routes, "static" for files, "other" for the rest.
+std::string route_label(const HttpRequest& r) {
+  static const char* const kRoutes[] = {"/healthz",          "/metrics",           "/api/lan/login",
+                                        "/api/lan/logout",   "/api/lan/ban-list",  "/api/lan/schedule",
+                                        "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
+                                        "/api/lan/notes",    "/api/lan/check"};
+  for (const char* route : kRoutes) {
+    if (r.path == route) return route;
+  }
+  return r.path.rfind("/api/", 0) == 0 ? "other" : "static";
+}
+
 void LanApi::handle(HttpRequest r, Reply reply) {
   auto& i = *impl_;
+  // Count every answer by route and status.
+  reply = [impl = impl_, route = route_label(r), reply = std::move(reply)](HttpResponse res) {
+    ++impl->requests[{route, res.status}];
+    reply(std::move(res));
+  };
   if (r.path == "/healthz") return reply(ok_json({{"status", "ok"}}));
+  if (r.path == "/metrics" && r.method == "GET") {
+    HttpResponse res;
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res.headers.emplace_back("Cache-Control", "no-store");
+    res.body = i.settings.metrics ? i.settings.metrics() : std::string();
+    res.body += "# HELP secbox_http_requests_total LAN HTTP requests answered, by route and status.\n"
+                "# TYPE secbox_http_requests_total counter\n";
+    for (const auto& [key, count] : i.requests) {
+      res.body += "secbox_http_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) +
+                  "\"} " + std::to_string(count) + "\n";
+    }
+    return reply(std::move(res));
+  }
   if (r.path.rfind("/api/", 0) != 0) {
     if (r.method != "GET" && r.method != "HEAD") return reply(error(405, "method_not_allowed", "Use GET."));
     return i.static_file(r, std::move(reply));

@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <array>
 #include <set>
 
 #include "common/log.hpp"
@@ -109,6 +110,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
                               : std::string("Send smaller headers.")) +
                "\"}\n";
       keep_alive_ = false;
+      linger_ = status == 413;
       write(std::move(r), 11);
     };
     if (ec == http::error::body_limit) return refuse(413, "body_too_large");
@@ -188,8 +190,21 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void after_write(beast::error_code ec, bool keep_alive) {
+    if (!ec && linger_ && !server_->stopped) return linger(1 << 20);
     if (ec || !keep_alive || server_->stopped) return finish();
     read_header();
+  }
+
+  // After refusing a request whose body is still arriving: read and drop what
+  // the client sends (at most 1 MiB, 2 s) so that it can finish writing and
+  // read the refusal, instead of meeting a reset.
+  void linger(std::size_t budget) {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+    stream_.async_read_some(asio::buffer(drain_), [self = shared_from_this(), budget](beast::error_code ec,
+                                                                                       std::size_t n) {
+      if (ec || n >= budget || self->server_->stopped) return self->finish();
+      self->linger(budget - n);
+    });
   }
 
   void finish() {
@@ -203,6 +218,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   std::shared_ptr<HttpsServer::Impl> server_;
   std::string remote_;
   bool keep_alive_ = true;
+  bool linger_ = false;
+  std::array<char, 16 * 1024> drain_{};
 };
 
 bool HttpsServer::Impl::configure_tls() {

@@ -9,6 +9,7 @@
 #include "cloudsim/cloudsim.hpp"
 #include "daemon.hpp"
 #include "http_call.hpp"
+#include "https_client.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
 
@@ -180,6 +181,39 @@ TEST_F(CloudE2E, PairedThroughTheFormTheTunnelComesUpWithoutARestartAndComesBack
   ASSERT_EQ(paired.status, 200) << paired.body << d.log();
   ASSERT_TRUE(sim->wait_for_type("hello", 30s)) << d.log();
   EXPECT_NE(sim->last_bearer(), first_token);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+TEST_F(CloudE2E, TheLanServerAnswersHealthAndMetricsThatPromtoolAccepts) {
+  Daemon d(dir, {"DATABASE_URL=" + db.url()});
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 30s)) << d.log();
+  static const std::regex kPort(R"(LAN server ready\.","port":(\d+))");
+  std::smatch m;
+  const std::string log = d.log();
+  ASSERT_TRUE(std::regex_search(log, m, kPort)) << log;
+  const int port = std::stoi(m[1]);
+  secbox::testing::HttpsClient c(port);
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(c.call("GET", "/healthz").status, 200);
+  EXPECT_EQ(c.call("GET", "/api/lan/status").status, 401);
+  auto metrics = c.call("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  for (const char* name : {"secbox_tunnel_up 1", "secbox_paired 1", "secbox_queue_depth 0",
+                           "secbox_device_token_expiry_timestamp_seconds ", "secbox_lan_certificate_expiry_timestamp_seconds ",
+                           "secbox_replica_cursor{entity=\"banned_visitor\"} 0", "secbox_disk_free_ratio ",
+                           "secbox_process_resident_memory_bytes ",
+                           "secbox_http_requests_total{route=\"/api/lan/status\",status=\"401\"} 1"}) {
+    EXPECT_NE(metrics.body.find(name), std::string::npos) << name << "\n" << metrics.body;
+  }
+  EXPECT_EQ(metrics.body.find(token.substr(token.rfind('.'))), std::string::npos);
+  // Prometheus's own linter, when installed (scripts/install-deps --test installs it).
+  if (::access("/usr/bin/promtool", X_OK) == 0) {
+    const std::string file = dir.write("metrics.txt", metrics.body);
+    EXPECT_EQ(std::system(("/usr/bin/promtool check metrics < " + file + " > " + dir.file("promtool.out") + " 2>&1").c_str()), 0)
+        << TempDir::read(dir.file("promtool.out"));
+  }
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }

@@ -13,6 +13,9 @@
 //   POST /api/lan/entries               a visitor_entry, 201 once durable;
 //                                       the same clientId again: 200, no new event
 //   POST /api/lan/notes                 a guard_note, the same way
+//   GET  /metrics                       Prometheus text: the box's figures from
+//                                       the metrics hook, plus HTTP requests by
+//                                       route and status (no auth; no secrets)
 //   GET  anything else                  the guard app's files (web dir)
 // Every /api/lan/* route but login needs `Authorization: Bearer <token>`.
 // Errors are {error, hint} with the right status. Loop thread only; PIN
@@ -35,6 +38,7 @@ struct LanApiSettings {
   std::chrono::seconds session_lifetime{12 * 3600};
   int max_failures = 5;
   std::chrono::seconds failure_window{300};
+  std::function<std::string()> metrics;  // the box's own figures, Prometheus text
 };
 
 class LanApi {
