@@ -10,6 +10,7 @@
 #   --from-source DIR  build SecBox from the source tree in DIR (for now the
 #                      only way: binary packages are not published yet)
 #   --binary FILE      install this already built `secbox` instead of building
+#   --web DIR          the guard app's files (default: the source tree's web/)
 #   --prefix DIR       where the program goes (default /usr/local)
 #   --root DIR         install into DIR as if it were / (tests, images): no
 #                      packages and no systemd calls
@@ -24,6 +25,7 @@ set -eu
 init_settings() {
   SOURCE_DIR=""
   BINARY=""
+  WEB_SRC=""
   PREFIX="/usr/local"
   ROOT=""
   ACTION="install"
@@ -45,6 +47,7 @@ Running it again changes nothing that is already right; an existing
 
   --from-source DIR  build SecBox from the source tree in DIR
   --binary FILE      install this already built `secbox` instead of building
+  --web DIR          the guard app's files (default: DIR/web of --from-source)
   --prefix DIR       where the program goes (default /usr/local)
   --root DIR         install into DIR as if it were / (tests, images): no
                      packages and no systemd calls (the secbox user is still
@@ -65,6 +68,7 @@ parse_args() {
     case "$1" in
       --from-source) [ $# -ge 2 ] || fail "--from-source needs a directory"; SOURCE_DIR=$2; shift 2 ;;
       --binary) [ $# -ge 2 ] || fail "--binary needs a file"; BINARY=$2; shift 2 ;;
+      --web) [ $# -ge 2 ] || fail "--web needs a directory"; WEB_SRC=$2; shift 2 ;;
       --prefix) [ $# -ge 2 ] || fail "--prefix needs a directory"; PREFIX=$2; shift 2 ;;
       --root) [ $# -ge 2 ] || fail "--root needs a directory"; ROOT=$2; shift 2 ;;
       --uninstall) ACTION="uninstall"; shift ;;
@@ -85,6 +89,8 @@ parse_args() {
     fail "pass --from-source DIR (the SecBox source tree) or --binary FILE: binary packages are not published yet"
   fi
   BIN_PATH="$ROOT$PREFIX/bin/secbox"
+  WEB_DIR="$ROOT$PREFIX/share/secbox/web"
+  if [ -z "$WEB_SRC" ] && [ -n "$SOURCE_DIR" ]; then WEB_SRC="$SOURCE_DIR/web"; fi
   ETC_DIR="$ROOT/etc/secbox"
   STATE_DIR="$ROOT/var/lib/secbox"
   UNIT_PATH="$ROOT/etc/systemd/system/secbox.service"
@@ -158,6 +164,18 @@ install_file() { # mode source destination
 }
 
 # Also with --root: the embedded database in the root runs as this user.
+# The guard app's files, served by the LAN server.
+install_web() {
+  if [ -z "$WEB_SRC" ]; then
+    say "no --web DIR: the guard app is not installed (the LAN API still works)"
+    return 0
+  fi
+  [ -f "$WEB_SRC/index.html" ] || fail "$WEB_SRC has no index.html: not the guard app's files"
+  for f in $(cd "$WEB_SRC" && find . -type f | sort); do
+    install_file 644 "$WEB_SRC/$f" "$WEB_DIR/${f#./}"
+  done
+}
+
 ensure_user() {
   if ! getent passwd secbox >/dev/null; then
     useradd --system --user-group --home-dir /var/lib/secbox --no-create-home --shell /usr/sbin/nologin secbox
@@ -226,7 +244,7 @@ ExecStart=$PREFIX/bin/secbox run
 User=secbox
 Group=secbox
 SupplementaryGroups=video
-Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox
+Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox LAN_WEB_DIR=$PREFIX/share/secbox/web
 WatchdogSec=30s
 Restart=on-failure
 RestartSec=5s
@@ -321,6 +339,7 @@ do_install() {
   obtain_binary
   ensure_user
   install_file 755 "$BINARY" "$BIN_PATH"
+  install_web
   ensure_dirs
   # An existing secbox.env is the box's pairing: never touched here.
   init_database
@@ -356,6 +375,7 @@ do_uninstall() {
     pkill -TERM -f "postgres -D $STATE_DIR/pg/data" 2>/dev/null || true
   fi
   remove_path "$BIN_PATH"
+  remove_path "$ROOT$PREFIX/share/secbox"
   if [ "$PURGE" -eq 1 ]; then
     remove_path "$ETC_DIR"
     remove_path "$STATE_DIR"

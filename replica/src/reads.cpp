@@ -94,7 +94,8 @@ void ReplicaReader::schedule(const std::string& date, std::function<void(Result<
         try {
           auto r = tx.exec_params(
               "SELECT id, unit_id, guest_name, plate, " + utc("valid_from") + ", " + utc("valid_until") +
-                  ", max_entries FROM guest_authorization WHERE NOT deleted AND status = 'active'"
+                  ", max_entries, (SELECT label FROM unit WHERE unit.id = unit_id AND NOT unit.deleted)"
+                  " FROM guest_authorization WHERE NOT deleted AND status = 'active'"
                   " AND valid_from < (($1::date + 1)::timestamp AT TIME ZONE $2)"
                   " AND valid_until >= ($1::date::timestamp AT TIME ZONE $2)"
                   " ORDER BY valid_from, guest_name",
@@ -106,7 +107,8 @@ void ReplicaReader::schedule(const std::string& date, std::function<void(Result<
                            {"plate", nullable(row[3])},
                            {"validFrom", row[4].as<std::string>()},
                            {"validUntil", row[5].as<std::string>()},
-                           {"maxEntries", row[6].is_null() ? json() : json(row[6].as<int>())}});
+                           {"maxEntries", row[6].is_null() ? json() : json(row[6].as<int>())},
+                           {"unitLabel", nullable(row[7])}});
           }
         } catch (const pqxx::data_exception&) {
           return Error{"invalid", "date " + date + " is not a calendar date"};

@@ -28,7 +28,7 @@ snapshot() {
 # 1. A first install into a test root.
 root="$work/root"
 mkdir "$root"
-out=$("$installer" --root "$root" --binary "$binary" 2>&1)
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "first install says it installed" grep -q "SecBox is installed" <<<"$out"
 check "binary installed 0755, identical" \
   bash -c "[[ \$(stat -c %a '$root/usr/local/bin/secbox') == 755 ]] && cmp -s '$binary' '$root/usr/local/bin/secbox'"
@@ -42,6 +42,8 @@ check "unit is Type=notify with a watchdog" bash -c "grep -qx 'Type=notify' '$un
 check "unit starts the installed binary" grep -qx "ExecStart=/usr/local/bin/secbox run" "$unit"
 check "unit restarts on failure" grep -qx "Restart=on-failure" "$unit"
 check "no secbox.env written" test ! -e "$root/etc/secbox/secbox.env"
+check "the guard app installed, file by file" diff -r "$src/web" "$root/usr/local/share/secbox/web"
+check "the unit points the LAN server at it" grep -q "LAN_WEB_DIR=/usr/local/share/secbox/web" "$unit"
 check "the pairing address is printed" grep -q "pair this box" <<<"$out"
 if command -v systemd-analyze >/dev/null; then
   exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
@@ -54,7 +56,7 @@ fi
 
 # 2. A second run changes nothing and says so.
 before=$(snapshot "$root")
-out=$("$installer" --root "$root" --binary "$binary" 2>&1)
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "second run says nothing changed" grep -q "nothing to change" <<<"$out"
 check "second run left every file as it was" test "$before" = "$(snapshot "$root")"
 
@@ -62,7 +64,7 @@ check "second run left every file as it was" test "$before" = "$(snapshot "$root
 printf 'DEVICE_ID=dev_kept\nCLOUD_BASE_URL=https://cloud.example.com\n' >"$root/etc/secbox/secbox.env"
 chmod 0600 "$root/etc/secbox/secbox.env"
 sum=$(sha256sum <"$root/etc/secbox/secbox.env")
-out=$("$installer" --root "$root" --binary "$binary" 2>&1)
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "secbox.env untouched" test "$sum" = "$(sha256sum <"$root/etc/secbox/secbox.env")"
 check "a paired box is reported as paired" grep -q "this box is paired" <<<"$out"
 
@@ -99,8 +101,8 @@ check "nothing installed on a refused system" test -z "$(ls -A "$other")"
 
 # 6. Uninstall keeps the pairing and the data; purge removes them.
 out=$("$installer" --uninstall --root "$root" 2>&1)
-check "uninstall removed the binary and the unit" \
-  bash -c "[[ ! -e '$root/usr/local/bin/secbox' && ! -e '$unit' ]]"
+check "uninstall removed the binary, the guard app and the unit" \
+  bash -c "[[ ! -e '$root/usr/local/bin/secbox' && ! -e '$root/usr/local/share/secbox' && ! -e '$unit' ]]"
 check "uninstall kept /etc/secbox and /var/lib/secbox" \
   bash -c "[[ -f '$root/etc/secbox/secbox.env' && -d '$root/var/lib/secbox/pg/data' ]]"
 out=$("$installer" --uninstall --root "$root" 2>&1)

@@ -2,7 +2,8 @@
 //   secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]
 // Prints one JSON line with its URLs and CA file, then reads commands on
 // standard input: a JSON object is sent to the device as it is;
-// "close CODE" closes the device's session; "quit" exits. With standard input
+// "close CODE" closes the device's session; "events" prints the events the box
+// sent up (by type and clientId); "quit" exits. With standard input
 // at its end (</dev/null) it serves until SIGINT or SIGTERM. --script names a
 // file of JSON messages, one a line, sent to the box after every welcome.
 // Tokens it issues are kept in DIR, so a restarted simulator still knows the box.
@@ -85,7 +86,19 @@ int main(int argc, char** argv) {
   std::string line;
   while (std::getline(std::cin, line)) {
     if (line == "quit") return 0;
-    if (line.rfind("close ", 0) == 0) {
+    if (line == "events") {  // what the box has sent up so far
+      nlohmann::json types = nlohmann::json::object();
+      for (const auto& r : sim.received()) {
+        if (r.message.value("type", "") != "events.batch") continue;
+        for (const auto& e : r.message["payload"].value("events", nlohmann::json::array())) {
+          types[e.value("type", "?")][e.value("clientId", "?")] = e.value("data", nlohmann::json::object());
+        }
+      }
+      std::cout << nlohmann::json{{"distinct", sim.distinct_events()}, {"received", sim.events_received()},
+                                  {"byType", types}}
+                       .dump()
+                << std::endl;
+    } else if (line.rfind("close ", 0) == 0) {
       sim.close_device(static_cast<std::uint16_t>(std::atoi(line.c_str() + 6)));
     } else if (!line.empty() && line[0] == '{') {
       std::cout << (sim.send_text(line) ? "sent" : "no device connected") << std::endl;

@@ -1,0 +1,389 @@
+// The guard app: login, ban check, today's guests, walk-in entries and notes,
+// offline first. Entries and notes go to an outbox in IndexedDB first and are
+// posted with their clientId until the box has them (201 or 200), so an entry
+// made while the box is unreachable is sent when it comes back, never twice.
+
+const STRINGS = {
+  es: {
+    'login.title': 'Entrar a la caseta', 'login.guard': 'Guardia (ID)', 'login.pin': 'PIN', 'login.submit': 'Entrar',
+    'login.wrong': 'Guardia o PIN incorrecto.', 'login.locked': 'Demasiados intentos. Espera {s} s.',
+    'login.offline': 'No hay conexión con la caseta.',
+    'tab.check': 'Revisar', 'tab.guests': 'Visitas', 'tab.note': 'Nota',
+    'check.label': 'Placa o nombre', 'check.placeholder': 'ABC-123 o nombre',
+    'check.banned': 'PROHIBIDO: no dejar pasar', 'check.clear': '✓ Sin prohibición',
+    'check.count': '{n} personas prohibidas en la lista',
+    'guests.title': 'Visitas esperadas hoy', 'guests.none': 'No hay visitas esperadas hoy.',
+    'guests.walkin': 'Visita sin aviso: nombre', 'guests.plate': 'Placa (opcional)', 'guests.unit': 'Unidad {u}',
+    'entry.allow': 'Dejar pasar', 'entry.deny': 'No dejar pasar',
+    'entry.sent': 'Entrada registrada.', 'entry.saved': 'Guardada en este equipo; se enviará al volver la conexión.',
+    'note.label': 'Nota para la administración', 'note.submit': 'Guardar nota', 'note.sent': 'Nota registrada.',
+    'status.cloud.ok': 'Nube: conectada', 'status.cloud.down': 'Nube: sin conexión (la caseta sigue funcionando)',
+    'status.box.down': 'Sin conexión con la caseta', 'status.pairing': 'Caseta sin vincular',
+    'status.queue': 'Por enviar: {n}', 'status.local': '{n} en este equipo',
+    'status.fresh': 'Listas: {age}', 'status.fresh.never': 'Listas: nunca actualizadas',
+    'age.now': 'recién', 'age.min': 'hace {n} min', 'age.h': 'hace {n} h', 'age.d': 'hace {n} días',
+    'logout': 'Salir', 'rejected': 'La caseta rechazó el registro: {m}',
+  },
+  en: {
+    'login.title': 'Sign in to the booth', 'login.guard': 'Guard (ID)', 'login.pin': 'PIN', 'login.submit': 'Sign in',
+    'login.wrong': 'Wrong guard or PIN.', 'login.locked': 'Too many attempts. Wait {s} s.',
+    'login.offline': 'The booth box cannot be reached.',
+    'tab.check': 'Check', 'tab.guests': 'Guests', 'tab.note': 'Note',
+    'check.label': 'Plate or name', 'check.placeholder': 'ABC-123 or a name',
+    'check.banned': 'BANNED: do not let in', 'check.clear': '✓ Not banned',
+    'check.count': '{n} banned people on the list',
+    'guests.title': 'Guests expected today', 'guests.none': 'No guests expected today.',
+    'guests.walkin': 'Walk-in visitor: name', 'guests.plate': 'Plate (optional)', 'guests.unit': 'Unit {u}',
+    'entry.allow': 'Let in', 'entry.deny': 'Turn away',
+    'entry.sent': 'Entry recorded.', 'entry.saved': 'Saved on this device; it will be sent when the connection is back.',
+    'note.label': 'Note for the administration', 'note.submit': 'Save note', 'note.sent': 'Note recorded.',
+    'status.cloud.ok': 'Cloud: connected', 'status.cloud.down': 'Cloud: offline (the booth keeps working)',
+    'status.box.down': 'Booth box unreachable', 'status.pairing': 'Box not paired',
+    'status.queue': 'To send: {n}', 'status.local': '{n} on this device',
+    'status.fresh': 'Lists: {age}', 'status.fresh.never': 'Lists: never updated',
+    'age.now': 'just now', 'age.min': '{n} min ago', 'age.h': '{n} h ago', 'age.d': '{n} days ago',
+    'logout': 'Sign out', 'rejected': 'The box refused the record: {m}',
+  },
+};
+
+let lang = localStorage.getItem('lang') || (navigator.language.startsWith('en') ? 'en' : 'es');
+const t = (key, vars = {}) => (STRINGS[lang][key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+const $ = (id) => document.getElementById(id);
+
+function applyStrings() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll('[data-tp]')) el.placeholder = t(el.dataset.tp);
+  $('lang').textContent = lang === 'es' ? 'EN' : 'ES';
+}
+
+// ------------------------------------------------------------- session --
+
+const session = {
+  get token() { return localStorage.getItem('token'); },
+  get guard() { return JSON.parse(localStorage.getItem('guard') || 'null'); },
+  save(token, guard) { localStorage.setItem('token', token); localStorage.setItem('guard', JSON.stringify(guard)); },
+  clear() { localStorage.removeItem('token'); localStorage.removeItem('guard'); },
+};
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await res.json(); } catch { /* 304 or empty */ }
+  return { status: res.status, data, headers: res.headers };
+}
+
+// -------------------------------------------------------------- outbox --
+
+const outbox = {
+  db: null,
+  async open() {
+    this.db = await new Promise((resolve, reject) => {
+      const req = indexedDB.open('secbox', 1);
+      req.onupgradeneeded = () => req.result.createObjectStore('outbox', { keyPath: 'clientId' });
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  },
+  tx(mode, fn) {
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction('outbox', mode);
+      const result = fn(tx.objectStore('outbox'));
+      tx.oncomplete = () => resolve(result.result ?? result);
+      tx.onerror = () => reject(tx.error);
+    });
+  },
+  add(item) { return this.tx('readwrite', (s) => s.put(item)); },
+  remove(clientId) { return this.tx('readwrite', (s) => s.delete(clientId)); },
+  all() { return this.tx('readonly', (s) => s.getAll()); },
+};
+
+let flushing = false;
+// Posts what waits, oldest first; stops at the first network failure.
+async function flush() {
+  if (flushing || !session.token) return;
+  flushing = true;
+  try {
+    const items = (await outbox.all()).sort((a, b) => a.createdAt - b.createdAt);
+    for (const item of items) {
+      let res;
+      try {
+        res = await api('POST', item.path, item.body);
+        boxReachable = true;
+      } catch {
+        boxReachable = false;  // the box is unreachable: keep it, say so
+        break;
+      }
+      if (res.status === 201 || res.status === 200) {
+        await outbox.remove(item.clientId);
+      } else if (res.status === 401) {
+        showLogin();
+        break;
+      } else if (res.status === 400) {
+        await outbox.remove(item.clientId);  // it will never be accepted: say so, keep nothing broken
+        toast(t('rejected', { m: res.data?.hint ?? res.status }));
+      } else {
+        break;  // 503 and the like: try again later
+      }
+    }
+  } finally {
+    flushing = false;
+    renderStatus();
+  }
+}
+
+// Records an entry or a note: on this device first, then to the box.
+async function record(path, body, sentKey) {
+  const item = { clientId: crypto.randomUUID(), path, createdAt: Date.now(),
+                 body: { ...body, occurredAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } };
+  item.body.clientId = item.clientId;
+  await outbox.add(item);
+  await flush();
+  const waiting = (await outbox.all()).some((i) => i.clientId === item.clientId);
+  toast(waiting ? t('entry.saved') : t(sentKey));
+}
+
+// -------------------------------------------------------------- status --
+
+let lastStatus = null;
+let boxReachable = true;
+
+function age(iso) {
+  if (!iso) return null;
+  const s = (Date.now() - Date.parse(iso)) / 1000;
+  if (s < 90) return t('age.now');
+  if (s < 5400) return t('age.min', { n: Math.round(s / 60) });
+  if (s < 172800) return t('age.h', { n: Math.round(s / 3600) });
+  return t('age.d', { n: Math.round(s / 86400) });
+}
+
+async function refreshStatus() {
+  if (!session.token) return;
+  try {
+    const res = await api('GET', '/api/lan/status');
+    if (res.status === 401) return showLogin();
+    lastStatus = res.data;
+    boxReachable = true;
+  } catch {
+    boxReachable = false;
+  }
+  renderStatus();
+}
+
+async function renderStatus() {
+  const local = outbox.db ? (await outbox.all()).length : 0;
+  const cloud = $('status-cloud');
+  if (!boxReachable) {
+    cloud.textContent = t('status.box.down');
+    cloud.className = 'pill bad';
+  } else if (lastStatus?.pairing !== 'paired') {
+    cloud.textContent = t('status.pairing');
+    cloud.className = 'pill bad';
+  } else if (lastStatus.tunnel === 'connected' && lastStatus.welcomed) {
+    cloud.textContent = t('status.cloud.ok');
+    cloud.className = 'pill ok';
+  } else {
+    cloud.textContent = t('status.cloud.down');
+    cloud.className = 'pill warn';
+  }
+  const depth = boxReachable && lastStatus ? lastStatus.queue.depth : 0;
+  const queue = $('status-queue');
+  queue.textContent = t('status.queue', { n: depth }) + (local ? ` · ${t('status.local', { n: local })}` : '');
+  queue.className = `pill ${local || depth ? 'warn' : 'ok'}`;
+  queue.dataset.local = String(local);
+  const when = age(lastStatus?.replica?.banned_visitor?.lastAppliedAt);
+  $('status-fresh').textContent = when ? t('status.fresh', { age: when }) : t('status.fresh.never');
+}
+
+// ---------------------------------------------------------------- lists --
+
+let bans = [];
+const normPlate = (s) => (s || '').toUpperCase().replace(/[\s.-]/g, '');
+const normName = (s) => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/\s+/g, ' ').trim();
+
+async function loadBans() {
+  try {
+    const res = await api('GET', '/api/lan/ban-list');
+    if (res.status === 200) bans = res.data.bans;
+  } catch { /* keep the last list; the service worker may have answered */ }
+  $('ban-count').textContent = t('check.count', { n: bans.length });
+  renderBans();
+}
+
+function matches(query) {
+  const p = normPlate(query);
+  const n = normName(query);
+  if (!p && !n) return [];
+  return bans.filter((b) => (p.length >= 3 && normPlate(b.plate) === p) || (n.length >= 3 && normName(b.fullName).includes(n)));
+}
+
+function renderBans() {
+  const query = $('search').value;
+  const found = matches(query);
+  const list = $('ban-results');
+  list.replaceChildren(...found.map((b) => {
+    const li = document.createElement('li');
+    li.className = 'ban';
+    if (b.photoUrl) {
+      const img = document.createElement('img');
+      img.src = b.photoUrl;
+      img.alt = '';
+      li.append(img);
+    }
+    const text = document.createElement('div');
+    text.className = 'grow';
+    const name = document.createElement('div');
+    name.className = 'name';
+    name.textContent = b.fullName;
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    if (b.plate) {
+      const plate = document.createElement('span');
+      plate.className = 'plate';
+      plate.textContent = b.plate;
+      meta.append(plate, ' ');
+    }
+    meta.append(b.reason || '');
+    text.append(name, meta);
+    li.append(text);
+    return li;
+  }));
+  const verdict = $('check-verdict');
+  verdict.hidden = !query.trim();
+  verdict.className = `verdict ${found.length ? 'bad' : 'ok'}`;
+  verdict.textContent = found.length ? t('check.banned') : t('check.clear');
+}
+
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+async function loadGuests() {
+  let guests = [];
+  try {
+    const res = await api('GET', `/api/lan/schedule?date=${today()}`);
+    if (res.status === 200) guests = res.data.authorizations;
+  } catch { /* offline: the service worker's copy, or nothing */ }
+  const list = $('guest-list');
+  if (!guests.length) {
+    const li = document.createElement('li');
+    li.textContent = t('guests.none');
+    return list.replaceChildren(li);
+  }
+  list.replaceChildren(...guests.map((g) => {
+    const li = document.createElement('li');
+    const text = document.createElement('div');
+    text.className = 'grow';
+    text.innerHTML = '<div class="name"></div><div class="meta"></div>';
+    text.firstChild.textContent = g.guestName;
+    text.lastChild.textContent = [g.plate, t('guests.unit', { u: g.unitLabel || g.unitId })].filter(Boolean).join(' · ');
+    const allow = document.createElement('button');
+    allow.className = 'allow';
+    allow.textContent = t('entry.allow');
+    allow.onclick = () => record('/api/lan/entries', { guestAuthorizationId: g.id, unitId: g.unitId, name: g.guestName,
+                                                        plate: g.plate || undefined, decision: 'allowed' }, 'entry.sent');
+    const deny = document.createElement('button');
+    deny.className = 'deny';
+    deny.textContent = t('entry.deny');
+    deny.onclick = () => record('/api/lan/entries', { guestAuthorizationId: g.id, unitId: g.unitId, name: g.guestName,
+                                                       plate: g.plate || undefined, decision: 'denied' }, 'entry.sent');
+    const buttons = document.createElement('div');
+    buttons.className = 'row';
+    buttons.append(allow, deny);
+    li.className = 'guest';
+    li.append(text, buttons);
+    return li;
+  }));
+}
+
+// ------------------------------------------------------------------ UI --
+
+let toastTimer;
+function toast(text) {
+  const el = $('toast');
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+function showTab(name) {
+  for (const b of document.querySelectorAll('[data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === name));
+  for (const tab of ['check', 'guests', 'note']) $(`tab-${tab}`).hidden = tab !== name;
+  if (name === 'guests') loadGuests();
+}
+
+function showLogin() {
+  session.clear();
+  $('statusbar').classList.add('signed-out');
+  $('view-app').hidden = true;
+  $('view-login').hidden = false;
+  $('guard-id').focus();
+}
+
+function showApp() {
+  $('statusbar').classList.remove('signed-out');
+  $('view-login').hidden = true;
+  $('view-app').hidden = false;
+  $('who').textContent = session.guard?.displayName ?? '';
+  showTab('check');
+  loadBans();
+  refreshStatus();
+  flush();
+}
+
+async function login(event) {
+  event.preventDefault();
+  const error = $('login-error');
+  error.hidden = true;
+  try {
+    const res = await api('POST', '/api/lan/login', { guardId: $('guard-id').value.trim(), pin: $('pin').value });
+    $('pin').value = '';
+    if (res.status === 200) {
+      session.save(res.data.token, res.data.guard);
+      return showApp();
+    }
+    error.textContent = res.status === 429 ? t('login.locked', { s: res.headers.get('Retry-After') }) : t('login.wrong');
+  } catch {
+    error.textContent = t('login.offline');
+  }
+  error.hidden = false;
+}
+
+async function main() {
+  applyStrings();
+  await outbox.open();
+  $('lang').onclick = () => { lang = lang === 'es' ? 'en' : 'es'; localStorage.setItem('lang', lang); applyStrings(); renderStatus(); renderBans();
+                      $('ban-count').textContent = t('check.count', { n: bans.length }); $('toast').hidden = true; };
+  $('login-form').onsubmit = login;
+  $('logout').onclick = async () => { try { await api('POST', '/api/lan/logout'); } catch { /* offline */ } showLogin(); };
+  for (const b of document.querySelectorAll('[data-tab]')) b.onclick = () => showTab(b.dataset.tab);
+  $('search').oninput = renderBans;
+  $('search').onkeydown = async (e) => {
+    if (e.key !== 'Enter' || !$('search').value.trim()) return;
+    // The box's own check records a ban hit for the cloud.
+    const q = $('search').value.trim();
+    try { await api('POST', '/api/lan/check', /\d/.test(q) ? { plate: q } : { name: q }); } catch { /* offline */ }
+  };
+  $('walkin-form').onsubmit = async (e) => {
+    e.preventDefault();
+    const decision = e.submitter?.value === 'denied' ? 'denied' : 'allowed';
+    await record('/api/lan/entries', { name: $('walkin-name').value.trim(), plate: $('walkin-plate').value.trim() || undefined, decision }, 'entry.sent');
+    $('walkin-form').reset();
+  };
+  $('note-form').onsubmit = async (e) => {
+    e.preventDefault();
+    await record('/api/lan/notes', { text: $('note-text').value.trim() }, 'note.sent');
+    $('note-form').reset();
+  };
+  window.addEventListener('online', () => { flush(); refreshStatus(); });
+  setInterval(() => { refreshStatus(); flush(); }, 10000);
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => { /* untrusted certificate: no offline shell */ });
+  if (session.token) showApp(); else showLogin();
+}
+
+main();
