@@ -3,7 +3,6 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -12,6 +11,7 @@
 #include <array>
 #include <set>
 
+#include "common/listen.hpp"
 #include "common/log.hpp"
 
 namespace secbox::lan {
@@ -239,29 +239,8 @@ bool HttpsServer::Impl::configure_tls() {
 
 void HttpsServer::Impl::start() {
   if (!configure_tls()) return;
-  beast::error_code ec;
-  auto address = asio::ip::make_address(settings.bind_address, ec);
-  if (ec) {
-    log.error("The LAN bind address is not an IP address.", {{"address", settings.bind_address}});
-    return;
-  }
-  tcp::endpoint endpoint(address, static_cast<unsigned short>(settings.port));
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec && address.is_v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (ec && address.is_v6() && address.to_v6().is_unspecified()) {
-    beast::error_code ignored;
-    acceptor.close(ignored);
-    ec.clear();
-    endpoint = tcp::endpoint(tcp::v4(), static_cast<unsigned short>(settings.port));
-    acceptor.open(tcp::v4(), ec);
-    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-  }
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    log.error("The LAN server cannot listen.", {{"port", settings.port}, {"reason", ec.message()}});
+  if (auto listening = open_listener(acceptor, settings.bind_address, settings.port); !listening) {
+    log.error("The LAN server cannot listen.", {{"reason", listening.error().message}});
     return;
   }
   bound_port = acceptor.local_endpoint().port();

@@ -1,13 +1,13 @@
 #include "pairing/pairing_server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/listen.hpp"
 #include "common/log.hpp"
 #include "lan/certificate.hpp"
 #include "page.hpp"
@@ -179,30 +179,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void PairingServer::Impl::start() {
-  beast::error_code ec;
-  auto address = asio::ip::make_address(settings.bind_address, ec);
-  if (ec) {
-    log.error("The pairing form's bind address is not an IP address.", {{"address", settings.bind_address}});
-    return;
-  }
-  tcp::endpoint endpoint(address, static_cast<unsigned short>(settings.port));
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec && address.is_v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (ec && address.is_v6() && address.to_v6().is_unspecified()) {
-    // No IPv6 on this system: IPv4 only.
-    beast::error_code ignored;
-    acceptor.close(ignored);
-    endpoint = tcp::endpoint(tcp::v4(), static_cast<unsigned short>(settings.port));
-    ec.clear();
-    acceptor.open(tcp::v4(), ec);
-    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-  }
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    log.error("The pairing form cannot listen.", {{"port", settings.port}, {"reason", ec.message()}});
+  if (auto listening = open_listener(acceptor, settings.bind_address, settings.port); !listening) {
+    log.error("The pairing form cannot listen.", {{"reason", listening.error().message}});
     return;
   }
   bound_port = acceptor.local_endpoint().port();
