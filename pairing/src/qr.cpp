@@ -60,6 +60,8 @@ std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text) {
     return std::vector<FieldError>{
         {"qr", "This is not the QR code's JSON: it stops making sense at character " + std::to_string(e.byte) +
                    ". Paste the whole content, from { to }"}};
+  } catch (const json::exception&) {  // e.g. a number too large for any type
+    return std::vector<FieldError>{{"qr", "This is not the QR code's JSON. Paste the whole content, from { to }"}};
   }
   if (!j.is_object()) return std::vector<FieldError>{{"qr", "The QR code's content must be a JSON object ({…})"}};
 

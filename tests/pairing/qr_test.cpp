@@ -84,7 +84,7 @@ TEST(Qr, EveryProblemAtOnce) {
 }
 
 TEST(Qr, NotJsonOrTooLargeIsAboutTheWholeText) {
-  for (const std::string& text : std::vector<std::string>{"", "   ", "hello", "[1,2]", "{\"v\":1", std::string(8 * 1024 + 1, ' ')}) {
+  for (const std::string& text : std::vector<std::string>{"", "   ", "hello", "[1,2]", "{\"v\":1", "2E45238", "{\"v\":1e999}", std::string(8 * 1024 + 1, ' ')}) {
     auto e = errors_of(text);
     ASSERT_EQ(e.size(), 1u) << text.substr(0, 20);
     EXPECT_EQ(e[0].field, "qr");
