@@ -8,6 +8,7 @@
 #include <map>
 #include <regex>
 
+#include "common/atomic_file.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
@@ -254,7 +255,6 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
   }
   const std::string guard_id = guard_it->get<std::string>();
   const std::string pin = pin_it->get<std::string>();
-  log::add_secret(pin);
   const long wait = std::max(by_guard.blocked_for(guard_id, settings.max_failures, settings.failure_window),
                              by_address.blocked_for(r.remote_address, settings.max_failures, settings.failure_window));
   if (wait > 0) {
@@ -341,19 +341,30 @@ void LanApi::Impl::schedule(const HttpRequest& r, Reply reply) {
   });
 }
 
+// Resolved and read on a worker: the loop never touches the disk.
 void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
-  workers.run([dir = settings.web_dir, path = r.path] { return resolve_static(dir, path); },
-              [reply](Result<StaticFile> f) {
-                if (!f) {
-                  return reply(f.error().code == "bad-path" ? error(400, "bad_path", f.error().message)
-                                                            : error(404, "not_found", "No such page."));
-                }
-                HttpResponse res;
-                res.content_type = f.value().content_type;
-                res.file = f.value().path;
-                res.headers.emplace_back("Cache-Control", f.value().cache_control);
-                reply(std::move(res));
-              });
+  struct Loaded {
+    Result<StaticFile> file;
+    Result<std::string> content = std::string();
+  };
+  workers.run(
+      [dir = settings.web_dir, path = r.path] {
+        Loaded l{resolve_static(dir, path)};
+        if (l.file) l.content = read_file(l.file.value().path, 8 << 20);
+        return l;
+      },
+      [reply](Loaded l) {
+        if (!l.file) {
+          return reply(l.file.error().code == "bad-path" ? error(400, "bad_path", l.file.error().message)
+                                                         : error(404, "not_found", "No such page."));
+        }
+        if (!l.content) return reply(error(404, "not_found", "No such page."));
+        HttpResponse res;
+        res.content_type = l.file.value().content_type;
+        res.body = std::move(l.content).value();
+        res.headers.emplace_back("Cache-Control", l.file.value().cache_control);
+        reply(std::move(res));
+      });
 }
 
 LanApi::LanApi(BlockingPool& workers, replica::ReplicaReader& reader, replica::OutboundQueue& queue,

@@ -160,26 +160,6 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   void write(HttpResponse r, unsigned version) {
     beast::get_lowest_layer(stream_).expires_after(server_->settings.request_time * 3);
-    if (!r.file.empty()) {
-      http::file_body::value_type body;
-      beast::error_code ec;
-      body.open(r.file.c_str(), beast::file_mode::scan, ec);
-      if (ec) {
-        r.file.clear();
-        r.status = 404;
-        r.content_type = "application/json";
-        r.body = "{\"error\":\"not_found\",\"hint\":\"No such file.\"}\n";
-      } else {
-        auto res = std::make_shared<http::response<http::file_body>>(
-            std::piecewise_construct, std::make_tuple(std::move(body)),
-            std::make_tuple(static_cast<http::status>(r.status), version));
-        finish_headers(*res, r);
-        res->prepare_payload();
-        return http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-          self->after_write(ec, res->keep_alive());
-        });
-      }
-    }
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
     finish_headers(*res, r);
     res->body() = std::move(r.body);

@@ -11,7 +11,7 @@ import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { collect, launchChromium, waitFor } from './support.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-guard-'));
 chmodSync(root, 0o711);
@@ -23,21 +23,6 @@ after(() => {
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
 
-function collect(child) {
-  child.text = '';
-  child.stdout.on('data', (d) => { child.text += d.toString(); });
-  child.stderr.on('data', (d) => { child.text += d.toString(); });
-  return child;
-}
-async function waitFor(check, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 const output = (child, re) => child.text.match(re);
 
 function pinHash(pin) {
@@ -89,11 +74,7 @@ test('a guard works the gate, offline too, and nothing is sent twice', { timeout
   assert.equal(paired.status, 200);
   await waitFor(() => (box.text.match(/Applied a snapshot/g) || []).length >= 5, 30_000, 'the five snapshots');
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, locale: 'es-MX' });
     const page = await context.newPage();

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { collect, launchChromium, waitForOutput } from './support.mjs';
 
 const secbox = process.env.SECBOX_BINARY;
 const cloudsim = process.env.CLOUDSIM_BINARY;
@@ -23,25 +23,6 @@ after(() => {
   for (const c of children) c.kill('SIGKILL');
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
-
-// Everything a child printed, kept from its start.
-function collect(child) {
-  child.text = '';
-  child.stdout.on('data', (d) => { child.text += d.toString(); });
-  child.stderr.on('data', (d) => { child.text += d.toString(); });
-  return child;
-}
-
-// The first match of `re` in what the child printed, within `ms`.
-async function waitForOutput(child, re, ms) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const m = child.text.match(re);
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${re} within ${ms} ms:\n${child.text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('a super-admin pairs the box through the form', { timeout: 120_000 }, async () => {
   assert.ok(secbox && cloudsim, 'SECBOX_BINARY and CLOUDSIM_BINARY must be set');
@@ -65,11 +46,7 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
   const url = `http://127.0.0.1:${port}/`;
   const lanPort = Number((await waitForOutput(box, /LAN server ready\.","port":(\d+)/, 30_000))[1]);
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 412, height: 915 } });  // a guard's phone
     await page.goto(url);

@@ -37,7 +37,6 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  std::string file;  // when set, the body is this file's content, streamed from disk
 };
 
 using Reply = std::function<void(HttpResponse)>;

@@ -1,0 +1,36 @@
+// What the browser tests share: child processes whose output is kept, bounded
+// waits, and Debian's chromium launched headless with the flags this machine
+// needs (no background connections to a network that is not there).
+import { chromium } from 'playwright-core';
+
+// Keeps everything a child prints in child.text, from its start.
+export function collect(child) {
+  child.text = '';
+  child.stdout.on('data', (d) => { child.text += d.toString(); });
+  child.stderr.on('data', (d) => { child.text += d.toString(); });
+  return child;
+}
+
+// The first truthy value of `check` (it may be async), polled every 100 ms for at most `ms`.
+export async function waitFor(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// The first match of `re` in what the child printed.
+export function waitForOutput(child, re, ms) {
+  return waitFor(() => child.text.match(re), ms, `${re} in:\n${child.text}`);
+}
+
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
