@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -77,7 +78,9 @@ std::optional<UserInfo> lookup_user(uid_t uid) {
 
 std::string ProcessResult::describe() const {
   std::string s;
-  if (timed_out) {
+  if (cancelled) {
+    s = "stopped: the daemon is stopping";
+  } else if (timed_out) {
     s = "timed out after " + std::to_string(duration.count()) + " ms";
   } else if (signal != 0) {
     s = "killed by signal " + std::to_string(signal);
@@ -159,8 +162,14 @@ Result<ProcessResult> run_process(const ProcessOptions& o) {
       ::kill(-pid, SIGKILL);
       break;
     }
+    if (o.cancel && o.cancel->load()) {
+      result.cancelled = true;
+      ::kill(-pid, SIGKILL);
+      break;
+    }
     int wait_ms = static_cast<int>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
+    if (o.cancel) wait_ms = std::min(wait_ms, 100);
     int r = ::poll(fds, 2, wait_ms);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -189,6 +198,10 @@ Result<ProcessResult> run_process(const ProcessOptions& o) {
     if (w == pid) break;
     if (w < 0 && errno != EINTR) break;
     if (w == 0) {
+      if (o.cancel && o.cancel->load() && !result.cancelled) {
+        result.cancelled = true;
+        ::kill(-pid, SIGKILL);
+      }
       if (std::chrono::steady_clock::now() >= deadline) {
         result.timed_out = true;
         ::kill(-pid, SIGKILL);
@@ -197,7 +210,7 @@ Result<ProcessResult> run_process(const ProcessOptions& o) {
       }
     }
   }
-  if (result.timed_out) ::kill(-pid, SIGKILL);  // whatever the child left in its group
+  if (result.timed_out || result.cancelled) ::kill(-pid, SIGKILL);  // whatever the child left in its group
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   if (WIFEXITED(status)) {

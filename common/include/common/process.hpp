@@ -4,7 +4,9 @@
 // until the child is gone: call it from a BlockingPool task.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,17 +32,21 @@ struct ProcessOptions {
   std::optional<std::vector<std::string>> env;  // KEY=VALUE; nullopt inherits ours
   std::chrono::milliseconds timeout{30000};
   std::size_t max_output = 64 * 1024;  // per stream; the rest is counted, not kept
+  // Set from another thread to kill the child's process group now (the
+  // daemon is stopping); checked at least every 100 ms.
+  std::shared_ptr<const std::atomic<bool>> cancel;
 };
 
 struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
+  bool cancelled = false;
   std::string out;
   std::string err;
   std::chrono::milliseconds duration{0};
 
-  bool succeeded() const { return exit_code == 0 && !timed_out; }
+  bool succeeded() const { return exit_code == 0 && !timed_out && !cancelled; }
   // "exited with 1", "killed by signal 9", "timed out after 30 s", and a tail of stderr.
   std::string describe() const;
 };

@@ -1,0 +1,103 @@
+#pragma once
+// The guarded compose restart of cloud-protocol §7.3, the outage this product
+// exists to prevent: seven phases in order, stopping at the first that fails,
+// so that no container is recreated from a file whose variables would reach it
+// literally. The compose tool runs as an argument vector with a clean
+// environment (variables come from the env file only), under a time limit.
+//
+// Files, per project, in <dir>/<project>/ (docs/control.md):
+//   compose.yaml       the file in service
+//   compose.yaml.new   the file being applied (write phase); kept when rejected
+//   previous/          the last-known-good bundle: compose.yaml and secbox.env
+//                      as they were before the last compose-up
+//
+// Everything here blocks (files, child processes, waits): call it from a
+// worker thread. One operation per project directory at a time is the
+// caller's rule (ControlPlane answers `busy`).
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/process.hpp"
+#include "common/result.hpp"
+#include "envfile/env_file.hpp"
+
+namespace secbox::control {
+
+struct ComposeSettings {
+  std::vector<std::string> command{"podman-compose"};  // COMPOSE_CMD, split on blanks
+  std::string env_file;         // secbox.env
+  std::string legacy_env_file;  // mgmt-agent.env
+  std::string dir;              // one folder per project
+  std::optional<UserInfo> run_as;  // the container runtime's user: runs compose, owns the files
+  std::chrono::milliseconds up_timeout{300000};
+  std::chrono::milliseconds health_timeout{120000};
+  std::chrono::milliseconds health_poll{2000};
+  std::chrono::milliseconds tool_timeout{60000};  // config, ps
+  bool render_check = true;  // render with the tool's `config` before compose-up
+  std::shared_ptr<const std::atomic<bool>> cancel;  // set when the daemon stops
+};
+
+inline constexpr std::size_t kMaxComposeBytes = 1024 * 1024;
+
+struct ComposeOutcome {
+  bool ok = false;
+  std::string phase;   // "done", or the phase that failed
+  std::string detail;  // a sentence or two; never an env value
+};
+
+// Called (on the worker) as each phase ends, and for the rollback.
+using PhaseObserver = std::function<void(std::string_view phase, bool ok, const std::string& detail)>;
+
+ComposeOutcome run_compose_snapshot(const ComposeSettings& settings, const std::string& project,
+                                    const std::string& yaml, const PhaseObserver& observe);
+
+// Compose's own rule for project names: ^[a-z0-9][a-z0-9_-]*$, at most 63.
+Result<void> validate_project_name(std::string_view project);
+
+struct ServiceSpec {
+  std::string name;
+  bool has_healthcheck = false;
+};
+
+// The services `up -d` starts: a YAML mapping with a non-empty `services`
+// mapping; services behind `profiles` or with zero replicas are left out.
+// Error code "invalid-compose" naming what is wrong (and where).
+Result<std::vector<ServiceSpec>> parse_compose_services(std::string_view yaml);
+
+struct ContainerInfo {
+  std::string name;
+  std::string service;  // compose's service label; empty outside compose
+  std::string project;
+  std::string state;    // running, exited, created, …
+  std::string health;   // healthy, unhealthy, starting, or empty
+};
+
+// `compose ps --format json` or `podman|docker ps --format json`: a JSON
+// array or JSON lines, in Docker's or Podman's field names.
+Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text);
+
+// <command> --env-file <env> -p <project> -f <file> <args…>
+std::vector<std::string> compose_argv(const ComposeSettings& settings, const std::string& project,
+                                      const std::string& file, const std::vector<std::string>& args);
+
+// PATH, HOME, LANG and XDG_RUNTIME_DIR for the tool's user; nothing of the
+// daemon's own environment.
+std::vector<std::string> clean_environment(const std::optional<UserInfo>& user);
+
+// Replaces every value of env (4 bytes or longer) in text with [redacted]:
+// tool output goes into replies and logs, env values never do.
+std::string scrub(std::string text, const envfile::EnvFile& env);
+
+// The guards of steps 2–4 for a project's file in service (containers.restart
+// goes through them too). Error code is the phase that failed.
+Result<void> guard_project(const ComposeSettings& settings, const std::string& project);
+
+std::string project_file(const ComposeSettings& settings, const std::string& project);
+
+}  // namespace secbox::control

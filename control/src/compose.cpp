@@ -1,0 +1,417 @@
+#include "control/compose.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "common/atomic_file.hpp"
+#include "envfile/guards.hpp"
+
+namespace secbox::control {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::optional<FileOwner> owner_of(const ComposeSettings& s) {
+  if (!s.run_as) return std::nullopt;
+  return FileOwner{s.run_as->uid, s.run_as->gid};
+}
+
+bool cancelled(const ComposeSettings& s) { return s.cancel && s.cancel->load(); }
+
+std::string tail(const std::string& text, std::size_t n) {
+  std::string t = text.size() > n ? "…" + text.substr(text.size() - n) : text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+Result<void> make_dir(const std::string& path, const ComposeSettings& s) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return Error{"io", "cannot create " + path + ": " + ec.message()};
+  ::chmod(path.c_str(), 0750);
+  if (s.run_as && ::geteuid() == 0 && ::chown(path.c_str(), s.run_as->uid, s.run_as->gid) != 0) {
+    return Error{"io", "cannot give " + path + " to " + s.run_as->name + ": " + std::strerror(errno)};
+  }
+  return ok();
+}
+
+Result<void> copy_file(const std::string& from, const std::string& to, const ComposeSettings& s, mode_t mode) {
+  auto text = read_file(from, envfile::kMaxEnvFileBytes);
+  if (!text) return text.error();
+  return write_file_atomically(to, text.value(), {mode, ::geteuid() == 0 ? owner_of(s) : std::nullopt});
+}
+
+Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& project, const std::string& file,
+                               const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  ProcessOptions o;
+  o.argv = compose_argv(s, project, file, args);
+  if (s.run_as && ::geteuid() == 0) o.run_as = s.run_as;
+  o.cwd = fs::path(file).parent_path().string();
+  o.env = clean_environment(s.run_as);
+  o.timeout = timeout;
+  o.cancel = s.cancel;
+  return run_process(o);
+}
+
+std::string describe_run(const Result<ProcessResult>& r, const envfile::EnvFile& env) {
+  if (!r) return r.error().message;
+  std::string d = r.value().describe();
+  if (r.value().err.empty() && !r.value().out.empty()) d += ": " + tail(r.value().out, 400);
+  return scrub(d, env);
+}
+
+// Step 4's second half: the tool renders the file as it would start it; a
+// `${` left anywhere in the result would reach a container literally.
+Result<void> check_render(const ComposeSettings& s, const std::string& project, const std::string& file,
+                          const envfile::EnvFile& env) {
+  auto r = run_tool(s, project, file, {"config"}, s.tool_timeout);
+  if (!r || !r.value().succeeded()) {
+    return Error{std::string(envfile::kPhaseUnresolvedVars),
+                 "the compose tool could not render the file: " + describe_run(r, env)};
+  }
+  std::vector<int> lines;
+  std::istringstream in(r.value().out);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find("${") != std::string::npos) lines.push_back(n);
+  }
+  if (lines.empty()) return ok();
+  std::string where;
+  for (std::size_t i = 0; i < lines.size() && i < 10; ++i) where += (i ? ", " : "") + std::to_string(lines[i]);
+  return Error{std::string(envfile::kPhaseUnresolvedVars),
+               "the file as the compose tool renders it still holds \"${\" (rendered line " + where +
+                   "); it would reach a container literally"};
+}
+
+// Step 6: every service runs (and is healthy where it has a health check).
+Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, const std::string& file,
+                          const std::vector<ServiceSpec>& services, const envfile::EnvFile& env) {
+  const auto deadline = Clock::now() + s.health_timeout;
+  std::string last;
+  for (;;) {
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto r = run_tool(s, project, file, {"ps", "--format", "json"},
+                      std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining)));
+    if (!r || !r.value().succeeded()) {
+      last = "the compose tool's ps failed: " + describe_run(r, env);
+    } else if (auto parsed = parse_ps_output(r.value().out); !parsed) {
+      last = parsed.error().message;
+    } else {
+      std::vector<std::string> waiting;
+      for (const auto& svc : services) {
+        std::string seen = "no container";
+        bool ready = false;
+        for (const auto& c : parsed.value()) {
+          if (c.service != svc.name || (!c.project.empty() && c.project != project)) continue;
+          seen = c.state.empty() ? "unknown state" : c.state;
+          if (!c.health.empty()) seen += " (" + c.health + ")";
+          if (c.state == "running" && (!svc.has_healthcheck || c.health == "healthy")) ready = true;
+        }
+        if (!ready) waiting.push_back(svc.name + ": " + seen);
+      }
+      if (waiting.empty()) return ok();
+      last.clear();
+      for (const auto& w : waiting) last += (last.empty() ? "" : "; ") + w;
+    }
+    if (cancelled(s)) return Error{"health", "the daemon is stopping; " + last};
+    if (Clock::now() + s.health_poll >= deadline) break;
+    for (auto until = Clock::now() + s.health_poll; Clock::now() < until && !cancelled(s);) {
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));
+    }
+  }
+  return Error{"health", "not every service was up within " +
+                             std::to_string(s.health_timeout.count() / 1000) + " s: " + last};
+}
+
+std::string join_names(const std::vector<ServiceSpec>& services) {
+  std::string out;
+  for (const auto& s : services) out += (out.empty() ? "" : ", ") + s.name;
+  return out;
+}
+
+}  // namespace
+
+Result<void> validate_project_name(std::string_view p) {
+  auto ok_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; };
+  if (p.empty() || p.size() > 63 || !std::all_of(p.begin(), p.end(), ok_char) || p[0] == '_' || p[0] == '-') {
+    return Error{"invalid-project", "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
+  }
+  return ok();
+}
+
+Result<std::vector<ServiceSpec>> parse_compose_services(std::string_view yaml) {
+  const std::string code = "invalid-compose";
+  if (yaml.size() > kMaxComposeBytes) return Error{code, "the file is larger than 1 MiB"};
+  if (!envfile::is_valid_utf8(yaml) || yaml.find('\0') != std::string_view::npos) {
+    return Error{code, "the file is not valid UTF-8 text"};
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return Error{code, "the file is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
+  }
+  try {
+    if (!root.IsMap()) return Error{code, "the file is not a YAML mapping"};
+    auto services = root["services"];
+    if (!services || !services.IsMap() || services.size() == 0) {
+      return Error{code, "the file has no `services` mapping"};
+    }
+    std::vector<ServiceSpec> out;
+    for (const auto& entry : services) {
+      auto name = entry.first.as<std::string>();
+      const auto& def = entry.second;
+      if (!def.IsMap()) return Error{code, "service \"" + name.substr(0, 64) + "\" is not a mapping"};
+      if (def["profiles"]) continue;  // not started by a plain `up`
+      if (auto deploy = def["deploy"]; deploy && deploy.IsMap() && deploy["replicas"] &&
+                                       deploy["replicas"].IsScalar() && deploy["replicas"].as<std::string>() == "0") {
+        continue;
+      }
+      bool health = false;
+      if (auto hc = def["healthcheck"]; hc && hc.IsMap()) {
+        auto disable = hc["disable"];
+        health = !(disable && disable.IsScalar() && disable.as<std::string>() == "true");
+      }
+      out.push_back({name, health});
+    }
+    return out;
+  } catch (const YAML::Exception& e) {
+    return Error{code, "the file's structure cannot be read: " + e.msg};
+  }
+}
+
+Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
+  std::vector<nlohmann::json> items;
+  auto trimmed = text;
+  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front()))) trimmed.remove_prefix(1);
+  try {
+    if (trimmed.empty()) return std::vector<ContainerInfo>{};
+    if (trimmed.front() == '[') {
+      auto arr = nlohmann::json::parse(trimmed);
+      for (auto& item : arr) items.push_back(std::move(item));
+    } else {
+      std::istringstream in{std::string(trimmed)};
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        items.push_back(nlohmann::json::parse(line));
+      }
+    }
+  } catch (const nlohmann::json::exception&) {
+    return Error{"invalid-ps", "the container list is not JSON"};
+  }
+  auto str = [](const nlohmann::json& j, const char* key) -> std::string {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::vector<ContainerInfo> out;
+  for (const auto& item : items) {
+    if (!item.is_object()) return Error{"invalid-ps", "an entry of the container list is not an object"};
+    ContainerInfo c;
+    // Docker: Name / Names (string, comma-separated); Podman: Names (array).
+    c.name = str(item, "Name");
+    if (c.name.empty()) {
+      if (auto it = item.find("Names"); it != item.end()) {
+        if (it->is_array() && !it->empty() && (*it)[0].is_string()) c.name = (*it)[0].get<std::string>();
+        if (it->is_string()) c.name = it->get<std::string>().substr(0, it->get<std::string>().find(','));
+      }
+    }
+    c.service = str(item, "Service");
+    c.project = str(item, "Project");
+    // Labels: an object (Podman) or "k=v,k=v" (Docker's ps).
+    if (auto it = item.find("Labels"); it != item.end()) {
+      auto label = [&](const std::string& key) -> std::string {
+        if (it->is_object()) return str(*it, key.c_str());
+        if (it->is_string()) {
+          std::string all = "," + it->get<std::string>();
+          auto pos = all.find("," + key + "=");
+          if (pos == std::string::npos) return {};
+          auto start = pos + key.size() + 2;
+          return all.substr(start, all.find(',', start) - start);
+        }
+        return {};
+      };
+      if (c.service.empty()) c.service = label("com.docker.compose.service");
+      if (c.project.empty()) c.project = label("com.docker.compose.project");
+    }
+    c.state = str(item, "State");
+    std::transform(c.state.begin(), c.state.end(), c.state.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    c.health = str(item, "Health");
+    if (c.health.empty()) {
+      auto status = str(item, "Status");
+      for (const char* h : {"unhealthy", "healthy", "starting"}) {
+        if (status.find(std::string("(") + h) != std::string::npos) {
+          c.health = h;
+          break;
+        }
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<std::string> compose_argv(const ComposeSettings& s, const std::string& project, const std::string& file,
+                                      const std::vector<std::string>& args) {
+  std::vector<std::string> argv = s.command;
+  argv.insert(argv.end(), {"--env-file", s.env_file, "-p", project, "-f", file});
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+std::vector<std::string> clean_environment(const std::optional<UserInfo>& user) {
+  std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+  auto who = user ? user : lookup_user(::geteuid());
+  if (who) {
+    env.push_back("HOME=" + who->home);
+    env.push_back("USER=" + who->name);
+    std::string runtime = "/run/user/" + std::to_string(who->uid);
+    struct stat st {};
+    if (::stat(runtime.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) env.push_back("XDG_RUNTIME_DIR=" + runtime);
+  }
+  return env;
+}
+
+std::string scrub(std::string text, const envfile::EnvFile& env) {
+  for (const auto& e : env.entries()) {
+    if (e.value.size() < 4) continue;
+    for (auto pos = text.find(e.value); pos != std::string::npos; pos = text.find(e.value, pos + 10)) {
+      text.replace(pos, e.value.size(), "[redacted]");
+    }
+  }
+  return text;
+}
+
+std::string project_file(const ComposeSettings& s, const std::string& project) {
+  return s.dir + "/" + project + "/compose.yaml";
+}
+
+Result<void> guard_project(const ComposeSettings& s, const std::string& project) {
+  if (auto v = validate_project_name(project); !v) return v.error();
+  auto ensured = envfile::ensure_from_legacy(s.env_file, s.legacy_env_file, owner_of(s), false);
+  if (!ensured) return Error{std::string(envfile::kPhaseEnvEnsure), ensured.error().message};
+  const auto& env = ensured.value().env;
+  if (auto keys = envfile::check_required_keys(env); !keys) return keys.error();
+  auto text = read_file(project_file(s, project), kMaxComposeBytes);
+  if (!text) return Error{"not-found", "project " + project + " has no compose file on this box"};
+  if (auto vars = envfile::check_interpolation(text.value(), env); !vars) return vars.error();
+  return ok();
+}
+
+ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string& project, const std::string& yaml,
+                                    const PhaseObserver& observe) {
+  auto fail = [&](std::string_view phase, std::string detail) {
+    observe(phase, false, detail);
+    return ComposeOutcome{false, std::string(phase), std::move(detail)};
+  };
+  auto pass = [&](std::string_view phase, const std::string& detail) { observe(phase, true, detail); };
+
+  // 1. write: beside the current file, never over it.
+  if (auto v = validate_project_name(project); !v) return fail("write", v.error().message);
+  auto services = parse_compose_services(yaml);
+  if (!services) return fail("write", services.error().message);
+  const std::string dir = s.dir + "/" + project;
+  const std::string current = dir + "/compose.yaml";
+  const std::string next = dir + "/compose.yaml.new";
+  const std::string previous_dir = dir + "/previous";
+  if (auto made = make_dir(dir, s); !made) return fail("write", made.error().message);
+  const auto file_owner = ::geteuid() == 0 ? owner_of(s) : std::nullopt;
+  if (auto w = write_file_atomically(next, yaml, {0640, file_owner}); !w) return fail("write", w.error().message);
+  pass("write", "wrote " + std::to_string(yaml.size()) + " bytes beside the current file; services: " +
+                    join_names(services.value()));
+
+  // 2. env-ensure
+  auto ensured = envfile::ensure_from_legacy(s.env_file, s.legacy_env_file, owner_of(s), false);
+  if (!ensured) return fail(envfile::kPhaseEnvEnsure, ensured.error().message);
+  const envfile::EnvFile env = ensured.value().env;
+  pass(envfile::kPhaseEnvEnsure, ensured.value().detail);
+
+  // 3. secbox-env-missing-keys: before any container is touched.
+  if (auto keys = envfile::check_required_keys(env); !keys) return fail(envfile::kPhaseMissingKeys, keys.error().message);
+  pass(envfile::kPhaseMissingKeys, "DEVICE_ID and CLOUD_BASE_URL are set");
+
+  // 4. env-unresolved-vars: our reading of the file, then the tool's own.
+  if (auto vars = envfile::check_interpolation(yaml, env); !vars) {
+    return fail(envfile::kPhaseUnresolvedVars, vars.error().message);
+  }
+  if (s.render_check) {
+    if (auto rendered = check_render(s, project, next, env); !rendered) {
+      return fail(envfile::kPhaseUnresolvedVars, rendered.error().message);
+    }
+  }
+  pass(envfile::kPhaseUnresolvedVars,
+       s.render_check ? "every variable resolves, and the rendered file holds no \"${\"" : "every variable resolves");
+
+  // 5. compose-up: the file in service and the env file become the
+  // last-known-good bundle, then the new file takes its place.
+  struct stat st {};
+  const bool had_previous = ::stat(current.c_str(), &st) == 0;
+  if (had_previous) {
+    if (auto made = make_dir(previous_dir, s); !made) return fail("compose-up", made.error().message);
+    if (auto c = copy_file(current, previous_dir + "/compose.yaml", s, 0640); !c) {
+      return fail("compose-up", "cannot keep the previous file: " + c.error().message);
+    }
+    if (auto c = copy_file(s.env_file, previous_dir + "/secbox.env", s, 0600); !c) {
+      return fail("compose-up", "cannot keep the previous env file: " + c.error().message);
+    }
+  }
+  if (::rename(next.c_str(), current.c_str()) != 0) {
+    return fail("compose-up", "cannot move the new file into place: " + std::string(std::strerror(errno)));
+  }
+  auto restore_file = [&]() -> Result<void> {
+    if (!had_previous) {
+      ::unlink(current.c_str());
+      return ok();
+    }
+    return copy_file(previous_dir + "/compose.yaml", current, s, 0640);
+  };
+  auto up = run_tool(s, project, current, {"up", "-d"}, s.up_timeout);
+  if (!up || !up.value().succeeded()) {
+    auto restored = restore_file();
+    return fail("compose-up", "up -d failed: " + describe_run(up, env) +
+                                  (restored ? (had_previous ? "; the previous file is back in place"
+                                                            : "; the new file was removed")
+                                            : "; the previous file could not be put back: " + restored.error().message));
+  }
+  pass("compose-up", "up -d succeeded");
+
+  // 6. health, with a rollback to the bundle when it fails.
+  auto healthy = wait_healthy(s, project, current, services.value(), env);
+  if (!healthy) {
+    if (!had_previous) return fail("health", healthy.error().message + "; there is no previous file to go back to");
+    observe("health", false, healthy.error().message + "; rolling back to the previous file");
+    auto back = [&]() -> Result<void> {
+      if (auto r = restore_file(); !r) return r.error();
+      if (auto r = copy_file(previous_dir + "/secbox.env", s.env_file, s, 0600); !r) return r.error();
+      auto prev_text = read_file(current, kMaxComposeBytes);
+      if (!prev_text) return prev_text.error();
+      auto prev_services = parse_compose_services(prev_text.value());
+      if (!prev_services) return prev_services.error();
+      auto again = run_tool(s, project, current, {"up", "-d"}, s.up_timeout);
+      if (!again || !again.value().succeeded()) return Error{"up", "up -d failed: " + describe_run(again, env)};
+      return wait_healthy(s, project, current, prev_services.value(), env);
+    }();
+    if (!back) {
+      return fail("rollback-failed", healthy.error().message + "; the rollback failed too: " + back.error().message);
+    }
+    return fail("rollback", healthy.error().message + "; rolled back: the previous file is in service and healthy");
+  }
+  pass("health", "every service runs: " + join_names(services.value()));
+
+  // 7. done
+  pass("done", "");
+  return {true, "done", "every service runs: " + join_names(services.value())};
+}
+
+}  // namespace secbox::control

@@ -1,0 +1,314 @@
+// The guarded compose restart (cloud-protocol §7.3) against a fake compose
+// tool that records its calls: every phase's failure path, the bad-config
+// matrix (nothing past the failing phase runs and the previous file stays in
+// place), time limits, and the rollback.
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "control/compose.hpp"
+#include "temp_dir.hpp"
+
+namespace secbox::control {
+namespace {
+
+using testing::TempDir;
+
+const char* kEnv =
+    "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n"
+    "DEVICE_GATEWAY_URL=wss://cloud.example.com/ws/device\nIMAGE_TAG=1.4.2\n";
+const char* kLegacy =
+    "CLOUD_BASE_URL=https://cloud.example.com\nDEVICE_ID=dev_7Q2x\n"
+    "BOOTSTRAP=bt_0123456789abcdef\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/mgmt\n";
+const char* kPrevious = "services:\n  app:\n    image: localhost/app:1\n";
+const char* kNext =
+    "services:\n"
+    "  app:\n"
+    "    image: localhost/app:${IMAGE_TAG}\n"
+    "    environment:\n"
+    "      CLOUD_BASE_URL: ${CLOUD_BASE_URL}\n"
+    "  web:\n"
+    "    image: localhost/web:1\n"
+    "    healthcheck:\n"
+    "      test: [\"CMD\", \"true\"]\n";
+
+struct Applied {
+  ComposeOutcome outcome;
+  std::vector<std::string> phases;  // "write:ok", "env-ensure:fail", …
+};
+
+class ComposeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::mkdir(dir.file("etc").c_str(), 0700);
+    ::mkdir(dir.file("fake").c_str(), 0700);
+    settings.command = {FAKE_COMPOSE, "--fake-state=" + dir.file("fake")};
+    settings.env_file = dir.file("etc/secbox.env");
+    settings.legacy_env_file = dir.file("etc/mgmt-agent.env");
+    settings.dir = dir.file("compose");
+    settings.up_timeout = std::chrono::seconds(10);
+    settings.health_timeout = std::chrono::milliseconds(1500);
+    settings.health_poll = std::chrono::milliseconds(100);
+    settings.tool_timeout = std::chrono::seconds(10);
+  }
+
+  void behave(const nlohmann::json& b) { dir.write("fake/behaviour.json", b.dump()); }
+  void install_previous() {
+    ::mkdir(dir.file("compose").c_str(), 0700);
+    ::mkdir(dir.file("compose/gate").c_str(), 0700);
+    dir.write("compose/gate/compose.yaml", kPrevious);
+  }
+  std::string in_service() const { return TempDir::read(dir.file("compose/gate/compose.yaml")); }
+
+  Applied apply(const std::string& yaml, const std::string& project = "gate") {
+    Applied r;
+    r.outcome = run_compose_snapshot(settings, project, yaml, [&](std::string_view phase, bool ok, const std::string&) {
+      r.phases.push_back(std::string(phase) + (ok ? ":ok" : ":fail"));
+    });
+    return r;
+  }
+
+  std::vector<nlohmann::json> calls() const {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(TempDir::read(dir.file("fake/calls.jsonl")));
+    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+  int calls_of(const std::string& command) const {
+    int n = 0;
+    for (const auto& c : calls()) {
+      const auto& argv = c["argv"];
+      // The subcommand follows --env-file E -p P -f F.
+      if (argv.size() > 6 && argv[6] == command) ++n;
+    }
+    return n;
+  }
+
+  TempDir dir;
+  ComposeSettings settings;
+};
+
+TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyACleanEnvironment) {
+  dir.write("etc/secbox.env", kEnv);
+  ::setenv("SECBOX_COMPOSE_LEAK_CHECK", "leaked", 1);
+  auto r = apply(kNext);
+  ::unsetenv("SECBOX_COMPOSE_LEAK_CHECK");
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.detail;
+  EXPECT_EQ(r.outcome.phase, "done");
+  EXPECT_EQ(r.phases, (std::vector<std::string>{"write:ok", "env-ensure:ok", "secbox-env-missing-keys:ok",
+                                                 "env-unresolved-vars:ok", "compose-up:ok", "health:ok", "done:ok"}));
+  EXPECT_EQ(in_service(), kNext);
+  auto all = calls();
+  ASSERT_GE(all.size(), 3u);
+  EXPECT_EQ(all[0]["argv"][6], "config");
+  const std::string file = dir.file("compose/gate/compose.yaml");
+  EXPECT_EQ(all[1]["argv"], nlohmann::json({"--env-file", settings.env_file, "-p", "gate", "-f", file, "up", "-d"}));
+  EXPECT_EQ(all[2]["argv"][6], "ps");
+  for (const auto& c : all) {
+    for (const auto& e : c["env"]) {
+      std::string kv = e;
+      EXPECT_EQ(kv.find("SECBOX_COMPOSE_LEAK_CHECK"), std::string::npos);
+      EXPECT_NE(kv.rfind("CLOUD_BASE_URL=", 0), 0u) << "variables come from the env file only";
+    }
+  }
+}
+
+// The outage's replay: no secbox.env, a legacy file; the box derives the env
+// file and the stack comes up with it.
+TEST_F(ComposeTest, OutageReplayDerivesTheMissingEnvFileThenBringsTheStackUp) {
+  dir.write("etc/mgmt-agent.env", kLegacy);
+  auto outage = TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/golden/outage/docker-compose.yml");
+  auto r = apply(outage);
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.phase << ": " << r.outcome.detail;
+  struct stat st {};
+  ASSERT_EQ(::stat(settings.env_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto env = TempDir::read(settings.env_file);
+  EXPECT_NE(env.find("DEVICE_GATEWAY_URL=wss://gw.example.com/ws/device"), std::string::npos);
+  EXPECT_EQ(calls_of("up"), 1);
+}
+
+struct BadConfig {
+  const char* name;
+  const char* env;     // nullptr: no secbox.env
+  const char* legacy;  // nullptr: no mgmt-agent.env
+  std::string yaml;
+  nlohmann::json behaviour;
+  const char* phase;
+};
+
+TEST_F(ComposeTest, BadConfigurationsStopBeforeAnyContainerIsTouched) {
+  const std::vector<BadConfig> cases = {
+      {"env file missing, legacy lacks DEVICE_ID", nullptr,
+       "CLOUD_BASE_URL=https://cloud.example.com\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/mgmt\n", kNext, {},
+       "secbox-env-missing-keys"},
+      {"env file missing and no legacy file", nullptr, nullptr, kNext, {}, "env-ensure"},
+      {"env file empty, legacy gateway not .../mgmt", "# nothing here\n\n",
+       "CLOUD_BASE_URL=https://c.example\nDEVICE_ID=d1\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/admin\n", kNext, {},
+       "env-ensure"},
+      {"DEVICE_ID missing", "CLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=1\n", nullptr, kNext, {},
+       "secbox-env-missing-keys"},
+      {"DEVICE_ID empty", "DEVICE_ID=\nCLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=1\n", nullptr, kNext, {},
+       "secbox-env-missing-keys"},
+      {"nested default", kEnv, nullptr, "services:\n  app:\n    image: x:${A:-${B:-x}}\n", {}, "env-unresolved-vars"},
+      {"literal ${ in an env value",
+       "DEVICE_ID=d1\nCLOUD_BASE_URL=https://c.example\nIMAGE_TAG='${CLOUD_BASE_URL:-x}'\n", nullptr, kNext, {},
+       "env-unresolved-vars"},
+      {"unresolvable variable", kEnv, nullptr, "services:\n  app:\n    image: x:${NOT_IN_THE_ENV_FILE}\n", {},
+       "env-unresolved-vars"},
+      {"invalid YAML", kEnv, nullptr, "services:\n  app: [unclosed\n", {}, "write"},
+      {"not a compose file", kEnv, nullptr, "- just\n- a list\n", {}, "write"},
+      {"the tool's render leaves ${", kEnv, nullptr, kNext, {{"render_literal", true}}, "env-unresolved-vars"},
+      {"the tool cannot render", kEnv, nullptr, kNext, {{"fail", {"config"}}}, "env-unresolved-vars"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ::unlink(settings.env_file.c_str());
+    ::unlink(settings.legacy_env_file.c_str());
+    ::unlink(dir.file("fake/calls.jsonl").c_str());
+    if (c.env) dir.write("etc/secbox.env", c.env);
+    if (c.legacy) dir.write("etc/mgmt-agent.env", c.legacy);
+    behave(c.behaviour.is_null() ? nlohmann::json::object() : c.behaviour);
+    install_previous();
+    auto r = apply(c.yaml);
+    EXPECT_FALSE(r.outcome.ok);
+    EXPECT_EQ(r.outcome.phase, c.phase) << r.outcome.detail;
+    EXPECT_FALSE(r.outcome.detail.empty());
+    EXPECT_EQ(r.phases.back(), std::string(c.phase) + ":fail");
+    EXPECT_EQ(calls_of("up"), 0) << "nothing past the failing phase ran";
+    EXPECT_EQ(in_service(), kPrevious) << "the previous file is still in place";
+  }
+}
+
+TEST_F(ComposeTest, ValuesNeverReachTheDetail) {
+  dir.write("etc/secbox.env", "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=s3cr3t-tag\n");
+  behave({{"fail", {"up"}}});
+  auto r = apply(kNext);
+  EXPECT_EQ(r.outcome.phase, "compose-up");
+  EXPECT_EQ(r.outcome.detail.find("s3cr3t-tag"), std::string::npos);
+  EXPECT_EQ(scrub("image x:s3cr3t-tag", envfile::parse(TempDir::read(settings.env_file)).value()),
+            "image x:[redacted]");
+}
+
+TEST_F(ComposeTest, AFailedUpPutsThePreviousFileBack) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  behave({{"fail", {"up"}}});
+  auto r = apply(kNext);
+  EXPECT_EQ(r.outcome.phase, "compose-up");
+  EXPECT_NE(r.outcome.detail.find("failed as told"), std::string::npos) << r.outcome.detail;
+  EXPECT_EQ(in_service(), kPrevious);
+  EXPECT_EQ(calls_of("up"), 1);
+  EXPECT_EQ(calls_of("ps"), 0);
+}
+
+TEST_F(ComposeTest, AHangingUpIsKilledAtItsTimeLimit) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  behave({{"hang", {"up"}}});
+  settings.up_timeout = std::chrono::milliseconds(800);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = apply(kNext);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(8));
+  EXPECT_EQ(r.outcome.phase, "compose-up");
+  EXPECT_NE(r.outcome.detail.find("timed out"), std::string::npos) << r.outcome.detail;
+  EXPECT_EQ(in_service(), kPrevious);
+}
+
+TEST_F(ComposeTest, AServiceNeverHealthyRollsBackToThePreviousBundle) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  behave({{"unhealthy", {"web"}}});
+  auto r = apply(kNext);
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_EQ(r.outcome.phase, "rollback") << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("web: running (unhealthy)"), std::string::npos) << r.outcome.detail;
+  EXPECT_EQ(in_service(), kPrevious);
+  EXPECT_EQ(calls_of("up"), 2);
+  EXPECT_EQ(TempDir::read(dir.file("compose/gate/previous/compose.yaml")), kPrevious);
+  EXPECT_EQ(TempDir::read(dir.file("compose/gate/previous/secbox.env")), kEnv);
+}
+
+TEST_F(ComposeTest, AServiceThatExitsWithNoPreviousFileFailsAtHealth) {
+  dir.write("etc/secbox.env", kEnv);
+  behave({{"exited", {"app"}}});
+  auto r = apply(kNext);
+  EXPECT_EQ(r.outcome.phase, "health") << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("app: exited"), std::string::npos) << r.outcome.detail;
+  EXPECT_EQ(calls_of("up"), 1);
+}
+
+TEST_F(ComposeTest, ARollbackThatFailsToo) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  behave({{"unhealthy", {"web"}}, {"fail_up_on_call", 2}});
+  auto r = apply(kNext);
+  EXPECT_EQ(r.outcome.phase, "rollback-failed") << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("rollback failed too"), std::string::npos);
+}
+
+TEST_F(ComposeTest, ProjectNamesAreChecked) {
+  dir.write("etc/secbox.env", kEnv);
+  for (const char* bad : {"", "../x", "Gate", "-x", "a/b", "a b"}) {
+    auto r = apply(kNext, bad);
+    EXPECT_EQ(r.outcome.phase, "write") << bad;
+  }
+  EXPECT_EQ(calls().size(), 0u);
+}
+
+TEST_F(ComposeTest, GuardProjectChecksTheFileInService) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  EXPECT_TRUE(guard_project(settings, "gate"));
+  dir.write("compose/gate/compose.yaml", "services:\n  app:\n    image: x:${MISSING}\n");
+  auto r = guard_project(settings, "gate");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, "env-unresolved-vars");
+  EXPECT_EQ(guard_project(settings, "other").error().code, "not-found");
+}
+
+TEST(ComposeServices, ProfilesAndZeroReplicasAreNotStartedByUp) {
+  auto s = parse_compose_services(
+      "services:\n  a:\n    image: x\n    healthcheck: {test: [CMD, 'true']}\n"
+      "  b:\n    image: x\n    profiles: [debug]\n"
+      "  c:\n    image: x\n    deploy: {replicas: 0}\n"
+      "  d:\n    image: x\n    healthcheck: {disable: true}\n");
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(s.value().size(), 2u);
+  EXPECT_EQ(s.value()[0].name, "a");
+  EXPECT_TRUE(s.value()[0].has_healthcheck);
+  EXPECT_EQ(s.value()[1].name, "d");
+  EXPECT_FALSE(s.value()[1].has_healthcheck);
+  EXPECT_FALSE(parse_compose_services(std::string(200000, '[')));
+  EXPECT_FALSE(parse_compose_services("services: {}\n"));
+  EXPECT_FALSE(parse_compose_services("services:\n  a: 3\n"));
+}
+
+TEST(ComposePs, ReadsDockerAndPodmanOutput) {
+  auto docker = parse_ps_output(
+      R"({"Name":"gate-web-1","Service":"web","Project":"gate","State":"running","Health":"healthy"})"
+      "\n"
+      R"({"Names":"other","Labels":"a=b,com.docker.compose.service=db,com.docker.compose.project=p","State":"exited"})");
+  ASSERT_TRUE(docker);
+  ASSERT_EQ(docker.value().size(), 2u);
+  EXPECT_EQ(docker.value()[0].health, "healthy");
+  EXPECT_EQ(docker.value()[1].service, "db");
+  EXPECT_EQ(docker.value()[1].project, "p");
+  auto podman = parse_ps_output(
+      R"j([{"Names":["gate_web_1"],"State":"running","Status":"Up 2 minutes (unhealthy)",
+          "Labels":{"com.docker.compose.service":"web","com.docker.compose.project":"gate"}}])j");
+  ASSERT_TRUE(podman);
+  EXPECT_EQ(podman.value()[0].name, "gate_web_1");
+  EXPECT_EQ(podman.value()[0].health, "unhealthy");
+  EXPECT_TRUE(parse_ps_output("").value().empty());
+  EXPECT_FALSE(parse_ps_output("not json"));
+  EXPECT_FALSE(parse_ps_output("[1]"));
+}
+
+}  // namespace
+}  // namespace secbox::control
