@@ -31,7 +31,7 @@ init_settings() {
   ACTION="install"
   PURGE=0
   CHANGED=0
-  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl libpqxx-6.4 libcurl4 libssl3 libsystemd0"
+  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7"
 }
 
 usage() {

@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 #include <cstdlib>
+#include <sstream>
 #include <vector>
 
 #include "common/blocking.hpp"
@@ -19,7 +20,9 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/process.hpp"
 #include "common/time.hpp"
+#include "control/control_plane.hpp"
 #include "envfile/env_file.hpp"
 #include "lan/api.hpp"
 #include "lan/certificate.hpp"
@@ -59,6 +62,8 @@ struct App::Impl {
   std::unique_ptr<replica::ReplicaReader> reader;
   replica::OutboundQueue* queue = nullptr;
   tunnel::CloudSession* cloud = nullptr;
+  control::ControlPlane* control = nullptr;
+  const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
   std::unique_ptr<lan::LanApi> lan_api;
@@ -104,7 +109,86 @@ struct App::Impl {
     components.push_back(std::move(queue_component));
     wire_lan();
     wire_pairing();
+    wire_control();
     wire_cloud();
+  }
+
+  static std::vector<std::string> words(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  }
+
+  // Cloud control (§7.1, §7.3–§7.5): compose, registered commands, node
+  // control and the health report.
+  void wire_control() {
+    control::ControlSettings cs;
+    cs.compose.command = words(config.compose_cmd);
+    cs.compose.env_file = config.paths.env_file();
+    cs.compose.legacy_env_file = config.paths.legacy_env_file();
+    cs.compose.dir = config.paths.compose_dir();
+    if (!config.compose_user.empty()) {
+      cs.compose.run_as = lookup_user(config.compose_user);
+      if (!cs.compose.run_as) {
+        log.warn("COMPOSE_USER names no user; compose runs as the daemon's user.", {{"user", config.compose_user}});
+      }
+    }
+    cs.compose.up_timeout = std::chrono::seconds(config.compose_up_timeout_s);
+    cs.compose.health_timeout = std::chrono::seconds(config.compose_health_timeout_s);
+    cs.compose.render_check = config.compose_render_check;
+    cs.tools_dir = config.paths.tools_dir();
+    cs.permissions_file = config.paths.control_file();
+    cs.container_cmd = words(config.container_cmd);
+    cs.systemctl = words(config.systemctl_cmd);
+    cs.journalctl = words(config.journalctl_cmd);
+    cs.disk_paths = config.health_disks.empty() ? std::vector<std::string>{"/", config.paths.state_dir}
+                                                : words(config.health_disks);
+    cs.interfaces = words(config.network_interfaces);
+    cs.health_interval = std::chrono::seconds(config.health_interval_s);
+    control::ControlHooks hooks;
+    hooks.queue_event = [this](const std::string& type, nlohmann::json data) {
+      replica::OutboundEvent e{random_uuid(), type, format_rfc3339(std::chrono::system_clock::now()), std::move(data)};
+      queue->enqueue(std::move(e), [this, type](Result<replica::Enqueued> r) {
+        if (!r) log.error("An event could not be queued.", {{"type", type}, {"reason", r.error().message}});
+      });
+    };
+    hooks.health_state = [this] { return health_state(); };
+    hooks.rotate_jwt = [this](std::function<void(control::RotateOutcome)> done) {
+      if (!cloud) return done(control::RotateOutcome::unavailable);
+      cloud->rotate_now([done = std::move(done)](tunnel::RotationResult r) {
+        done(r == tunnel::RotationResult::rotated       ? control::RotateOutcome::rotated
+             : r == tunnel::RotationResult::unavailable ? control::RotateOutcome::unavailable
+                                                        : control::RotateOutcome::rejected);
+      });
+    };
+    hooks.env_changed = [this] { reload(); };
+    auto plane = std::make_unique<control::ControlPlane>(io, std::move(cs), std::move(hooks));
+    control = plane.get();
+    components.push_back(std::move(plane));
+  }
+
+  // The appliance's part of health.report (§7.1); the control plane adds the
+  // host's figures and the containers.
+  nlohmann::json health_state() const {
+    nlohmann::json h;
+    h["uptimeS"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at).count();
+    h["version"] = SECBOX_VERSION_STRING;
+    h["bootId"] = boot_id;
+    h["state"] = needs_pairing ? "needs-pairing" : (database_was_ready ? "running" : "starting");
+    const auto& q = queue->stats();
+    h["queue"] = {{"depth", q.depth}};
+    if (q.oldest_at) h["queue"]["oldestAt"] = *q.oldest_at;
+    h["tunnel"] = {{"reconnects", cloud ? cloud->tunnel().reconnects() : 0}};
+    if (cloud && cloud->tunnel().rtt()) h["tunnel"]["rttMs"] = cloud->tunnel().rtt()->count();
+    h["media"] = nlohmann::json::array();
+    h["jwt"] = nlohmann::json::object();
+    if (cloud && cloud->token_expires_at()) {
+      h["jwt"]["expiresAt"] = format_rfc3339(std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+          *cloud->token_expires_at()));
+    }
+    if (cloud && cloud->clock_skew_seconds()) h["clockSkewS"] = *cloud->clock_skew_seconds();
+    return h;
   }
 
   // The LAN certificate, made (or read) once before the loop runs; the LAN
@@ -302,6 +386,7 @@ struct App::Impl {
       return;
     }
     auto* old = cloud;
+    if (control) control->detach();
     old->stop([this, old] {
       // Off the stopped session's own call stack before it is destroyed.
       boost::asio::post(io, [this, old] {
@@ -361,8 +446,15 @@ struct App::Impl {
     });
     queue->attach({&cloud->dispatcher(), [this] { return cloud->tunnel().writable(); },
                    [this](const std::string& why) { cloud->tunnel().reconnect(why); }});
-    cloud->on_welcomed([this] { queue->on_welcomed(); });
-    cloud->on_disconnected([this] { queue->on_disconnected(); });
+    if (control) control->attach(cloud->dispatcher());
+    cloud->on_welcomed([this] {
+      queue->on_welcomed();
+      if (control) control->on_welcomed();
+    });
+    cloud->on_disconnected([this] {
+      queue->on_disconnected();
+      if (control) control->on_disconnected();
+    });
     after_database.push_back(cloud);
     components.push_back(std::move(session));
   }
@@ -383,7 +475,7 @@ struct App::Impl {
     signals.async_wait([this](boost::system::error_code ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        reload();
+        on_sighup();
       } else {
         request_stop(0, signo == SIGTERM ? "SIGTERM" : "SIGINT");
       }
@@ -391,8 +483,13 @@ struct App::Impl {
     });
   }
 
-  void reload() {
+  void on_sighup() {
     log.info("SIGHUP received; re-reading the configuration.");
+    if (control) control->reload();
+    reload();
+  }
+
+  void reload() {
     workers.run([env = process_environment()] { return load_config(env); },
                 [this](Result<Config> r) {
                   if (stopping) return;

@@ -17,7 +17,9 @@ namespace {
 bool is_public_key(const std::string& key) {
   static const char* const kPublic[] = {
       "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE",
-      "COMPOSE_CMD", "LAN_PORT", "LAN_WEB_DIR",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
+      "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
+      "CONTAINER_CMD", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
+      "LAN_PORT", "LAN_WEB_DIR",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
 }
@@ -65,6 +67,21 @@ Result<void> read_port(const Source& src, const std::string& key, int& out) {
   }
   out = std::stoi(s);
   return ok();
+}
+
+Result<void> read_seconds(const Source& src, const std::string& key, int min, int max, int& out) {
+  auto v = src.get(key);
+  if (!v || v->first.empty()) return ok();
+  const auto& s = v->first;
+  if (s.size() > 6 || !std::all_of(s.begin(), s.end(), ::isdigit) || std::stoi(s) < min || std::stoi(s) > max) {
+    return bad(key, v->second, "must be a whole number of seconds from " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  out = std::stoi(s);
+  return ok();
+}
+
+void read_text(const Source& src, const std::string& key, std::string& out) {
+  if (auto v = src.get(key); v && !v->first.empty()) out = v->first;
 }
 
 }  // namespace
@@ -136,7 +153,20 @@ Result<Config> load_config(const Environment& penv) {
     if (v->first[0] != '/') return bad("CLOUD_CA_FILE", v->second, "must be an absolute path");
     c.cloud_ca_file = v->first;
   }
-  if (auto v = src.get("COMPOSE_CMD"); v && !v->first.empty()) c.compose_cmd = v->first;
+  read_text(src, "COMPOSE_CMD", c.compose_cmd);
+  read_text(src, "COMPOSE_USER", c.compose_user);
+  read_text(src, "CONTAINER_CMD", c.container_cmd);
+  read_text(src, "SYSTEMCTL_CMD", c.systemctl_cmd);
+  read_text(src, "JOURNALCTL_CMD", c.journalctl_cmd);
+  read_text(src, "HEALTH_DISKS", c.health_disks);
+  read_text(src, "NETWORK_INTERFACES", c.network_interfaces);
+  if (auto r = read_seconds(src, "COMPOSE_UP_TIMEOUT_S", 1, 3600, c.compose_up_timeout_s); !r) return r.error();
+  if (auto r = read_seconds(src, "COMPOSE_HEALTH_TIMEOUT_S", 1, 3600, c.compose_health_timeout_s); !r) return r.error();
+  if (auto r = read_seconds(src, "HEALTH_INTERVAL_S", 1, 3600, c.health_interval_s); !r) return r.error();
+  if (auto v = src.get("COMPOSE_RENDER_CHECK"); v && !v->first.empty()) {
+    if (v->first != "0" && v->first != "1") return bad("COMPOSE_RENDER_CHECK", v->second, "must be 0 or 1");
+    c.compose_render_check = v->first == "1";
+  }
   if (auto v = src.get("SECBOX_PG_BIN_DIR")) c.pg_bin_dir = v->first;
   if (auto v = src.get("SECBOX_PG_USER")) c.pg_user = v->first;
   if (auto v = src.get("SECBOX_ENV")) {

@@ -61,6 +61,8 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
 
 CloudSession::~CloudSession() = default;
 
+void CloudSession::rotate_now(std::function<void(RotationResult)> done) { rotator_->rotate_now(std::move(done)); }
+
 void CloudSession::start() {
   rotator_->start();
   tunnel_->start();

@@ -390,6 +390,11 @@ struct Registry {
     messages["units.status"] = object({req("name", str())});
     messages["units.restart"] = object({req("name", str())});
     messages["journal.tail"] = object({req("unit", str()), opt("lines", integer(1, 10000))});
+    // Not named by the contract (docs/wire-format.md §7.5).
+    messages["units.result"] = object({req("name", str()), req("loadState", str()), req("activeState", str()),
+                                       req("subState", str()), opt("description", str()), opt("since", str())});
+    messages["journal.result"] =
+        object({req("unit", str()), req("lines", array(str())), req("truncated", boolean())});
     auto env_key = rule(
         [](std::string_view k) {
           if (k.empty() || k.size() > 128 || !(k[0] >= 'A' && k[0] <= 'Z')) return false;

@@ -24,6 +24,9 @@ struct Paths {
   std::string env_file() const { return etc_dir + "/secbox.env"; }
   std::string legacy_env_file() const { return etc_dir + "/mgmt-agent.env"; }
   std::string jwt_file() const { return state_dir + "/device.jwt"; }
+  std::string tools_dir() const { return etc_dir + "/tools"; }
+  std::string control_file() const { return etc_dir + "/control.json"; }
+  std::string compose_dir() const { return state_dir + "/compose"; }
   std::string pg_dir() const { return state_dir + "/pg"; }
 };
 
@@ -42,7 +45,19 @@ struct Config {
   std::string pg_user;       // embedded cluster: its OS user when we are root (auto)
   std::string frigate_url = "http://127.0.0.1:5000";
   std::string cloud_ca_file;
+  // Cloud control (docs/control.md). Commands are split on blanks, never
+  // given to a shell.
   std::string compose_cmd = "podman-compose";
+  std::string compose_user;             // runs compose and owns secbox.env; empty: the daemon's user
+  int compose_up_timeout_s = 300;
+  int compose_health_timeout_s = 120;
+  bool compose_render_check = true;
+  std::string container_cmd = "podman";
+  std::string systemctl_cmd = "systemctl";
+  std::string journalctl_cmd = "journalctl";
+  std::string health_disks;             // blank-separated paths; empty: / and the state dir
+  std::string network_interfaces;       // blank-separated; empty: every one but lo
+  int health_interval_s = 60;
   int lan_port = 8443;
   std::string web_dir = "/usr/local/share/secbox/web";  // LAN_WEB_DIR: the guard app's built files
   int pairing_port = 8080;

@@ -56,6 +56,9 @@ class CloudSession final : public Component {
   void on_welcomed(std::function<void()> f) { on_welcomed_ = std::move(f); }
   void on_disconnected(std::function<void()> f) { on_disconnected_ = std::move(f); }
 
+  // Rotates the device token now (jwt.rotate, also used by node control).
+  void rotate_now(std::function<void(RotationResult)> done);
+
   bool welcomed() const { return welcomed_; }
   bool needs_pairing() const { return rotator_->needs_pairing(); }
   std::optional<double> clock_skew_seconds() const { return skew_; }

@@ -1,0 +1,84 @@
+#pragma once
+// What the cloud drives on the box over the tunnel (cloud-protocol §7.1,
+// §7.3–§7.5): guarded compose restarts, registered commands, node control
+// under control.json, and the health report after every welcome and every
+// 60 s. Every blocking step (files, child processes, /proc) runs on the
+// plane's own worker threads and comes back to the loop; a stop kills the
+// children it started (their process groups) and waits for them.
+//
+// Loop thread only. attach() registers the handlers on a session's
+// dispatcher (it replaces the session's own jwt.rotate with one that honours
+// control.json); detach() must be called before that dispatcher goes.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/component.hpp"
+#include "control/compose.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+namespace secbox::tunnel {
+class Dispatcher;
+}
+
+namespace secbox::control {
+
+struct ControlSettings {
+  ComposeSettings compose;
+  std::string tools_dir;         // /etc/secbox/tools
+  std::string permissions_file;  // /etc/secbox/control.json
+  std::vector<std::string> container_cmd{"podman"};
+  std::vector<std::string> systemctl{"systemctl"};
+  std::vector<std::string> journalctl{"journalctl"};
+  std::vector<std::string> disk_paths{"/"};
+  std::vector<std::string> interfaces;  // empty: every interface but lo
+  std::chrono::milliseconds health_interval{60000};
+  std::size_t max_jobs = 4;
+  std::chrono::milliseconds job_retention{300000};
+  std::size_t journal_max_lines = 1000;
+};
+
+enum class RotateOutcome { rotated, unavailable, rejected };
+
+struct ControlHooks {
+  // Queues an outbound event (§6) of this type with this data.
+  std::function<void(const std::string& type, nlohmann::json data)> queue_event;
+  // The appliance's part of health.report: uptimeS, version, bootId, state,
+  // queue, tunnel, media, jwt, clockSkewS.
+  std::function<nlohmann::json()> health_state;
+  std::function<void(std::function<void(RotateOutcome)>)> rotate_jwt;
+  // secbox.env changed through env.set/env.unset.
+  std::function<void()> env_changed;
+};
+
+class ControlPlane final : public Component {
+ public:
+  ControlPlane(boost::asio::io_context& loop, ControlSettings settings, ControlHooks hooks);
+  ~ControlPlane() override;
+
+  std::string_view name() const override { return "control"; }
+  void start() override;
+  void stop(std::function<void()> on_stopped) override;
+
+  void attach(tunnel::Dispatcher& dispatcher);
+  void detach();
+  void on_welcomed();      // health.report now, then every interval
+  void on_disconnected();  // stops the reports
+  void reload();           // SIGHUP: control.json and the tools again
+
+  std::size_t tool_count() const;
+  bool permissions_loaded() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace secbox::control

@@ -1,0 +1,52 @@
+#pragma once
+// The node-control permission file (cloud-protocol §7.5),
+// /etc/secbox/control.json. Each feature is a section naming the operations
+// it allows, and optionally the names it may touch:
+//
+//   {"metrics":    {"allow": ["get"]},
+//    "containers": {"allow": ["list", "restart"], "names": ["frigate"]},
+//    "units":      {"allow": ["status", "restart"], "names": ["frigate.service"]},
+//    "journal":    {"allow": ["tail"], "names": ["secbox.service"]},
+//    "env":        {"allow": ["set", "unset"], "names": ["FRIGATE_URL"]},
+//    "jwt":        {"allow": ["rotate"]}}
+//
+// A missing section answers `unavailable`, an operation (or a name) it does
+// not allow `forbidden`. A missing file has no sections; an invalid one is
+// refused whole with an error naming the field (the caller keeps no sections:
+// fail closed). Value type.
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+
+namespace secbox::control {
+
+enum class Verdict { allowed, unavailable, forbidden };
+
+class Permissions {
+ public:
+  // Error code "invalid-permissions".
+  static Result<Permissions> parse(std::string_view json_text);
+  // A missing file gives no sections (not an error).
+  static Result<Permissions> load(const std::string& path);
+
+  // `name` is checked against the section's "names" when it has one.
+  Verdict check(std::string_view section, std::string_view operation,
+                std::optional<std::string_view> name = std::nullopt) const;
+  bool empty() const { return sections_.empty(); }
+
+ private:
+  struct Section {
+    std::set<std::string, std::less<>> allow;
+    std::optional<std::set<std::string, std::less<>>> names;
+  };
+  std::map<std::string, Section, std::less<>> sections_;
+};
+
+// "unavailable: …" / "forbidden: …" sentences for the error reply.
+std::string describe(Verdict verdict, std::string_view section, std::string_view operation);
+
+}  // namespace secbox::control
