@@ -88,6 +88,7 @@ TEST_F(CloudE2E, GatewayRejectionWith4401IsRotatedAwayAndTheNewTokenIsOnDiskFirs
 }
 
 TEST_F(CloudE2E, JwtRotateRequestIsAcknowledgedOnceTheTokenIsOnDisk) {
+  dir.write("etc/control.json", R"({"jwt": {"allow": ["rotate"]}})");  // §7.5: node control
   Daemon d(dir, {"DATABASE_URL=" + db.url()});
   d.start();
   ASSERT_TRUE(sim->wait_for_type("hello", 30s)) << d.log();

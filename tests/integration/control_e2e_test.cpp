@@ -1,0 +1,190 @@
+// Cloud control end to end: the real secbox, the cloud simulator over WSS,
+// and a fake compose tool. First the outage's replay (cloud-protocol §7.3):
+// a compose.snapshot reaches a box whose secbox.env is missing.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <sstream>
+
+#include "cloudsim/cloudsim.hpp"
+#include "daemon.hpp"
+#include "temp_dir.hpp"
+#include "test_database.hpp"
+#include "tunnel/shapes.hpp"
+
+namespace secbox {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using secbox::testing::Daemon;
+using secbox::testing::TempDir;
+using secbox::testing::TestDatabase;
+
+class ControlE2E : public ::testing::Test {
+ protected:
+  TestDatabase db;
+  TempDir dir;
+  std::unique_ptr<cloudsim::CloudSim> sim;
+  int next_id = 0;
+
+  void SetUp() override {
+    ASSERT_TRUE(db.ok());
+    for (const char* d : {"sim", "etc", "state", "fake"}) ::mkdir(dir.file(d).c_str(), 0700);
+    sim = std::make_unique<cloudsim::CloudSim>(
+        cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+    dir.write("state/device.jwt", sim->issue_token("dev_7Q2x") + "\n");
+  }
+
+  // The box's own settings come from its environment here, so that
+  // secbox.env can be missing, as it was in the outage.
+  std::vector<std::string> box_env() const {
+    return {"DATABASE_URL=" + db.url(),
+            "DEVICE_ID=dev_7Q2x",
+            "CLOUD_BASE_URL=" + sim->base_url(),
+            "DEVICE_GATEWAY_URL=" + sim->gateway_url(),
+            "CLOUD_CA_FILE=" + sim->ca_file(),
+            std::string("COMPOSE_CMD=") + FAKE_COMPOSE + " --fake-state=" + dir.file("fake"),
+            "COMPOSE_HEALTH_TIMEOUT_S=5",
+            "CONTAINER_CMD=/bin/false"};
+  }
+
+  void write_legacy(bool with_device_id) {
+    std::string gateway = sim->gateway_url();
+    gateway = gateway.substr(0, gateway.rfind('/')) + "/mgmt";
+    dir.write("etc/mgmt-agent.env", std::string("CLOUD_BASE_URL=") + sim->base_url() + "\n" +
+                                        (with_device_id ? "DEVICE_ID=dev_7Q2x\n" : "") +
+                                        "BOOTSTRAP=bt_outage_0123456789\nMGMT_GATEWAY_URL=" + gateway + "\n");
+  }
+
+  std::optional<cloudsim::Received> request(const std::string& type, const json& payload,
+                                            std::chrono::milliseconds limit = 30s) {
+    const std::string id = "c-" + std::to_string(++next_id);
+    sim->send_text(json{{"v", 1}, {"type", type}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"}, {"payload", payload}}.dump());
+    return sim->wait_for([id](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, limit);
+  }
+
+  std::vector<json> compose_calls() const {
+    std::vector<json> out;
+    std::istringstream in(TempDir::read(dir.file("fake/calls.jsonl")));
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+
+  static std::string outage_compose() {
+    return TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/golden/outage/docker-compose.yml");
+  }
+};
+
+TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
+  write_legacy(true);
+  Daemon d(dir, box_env());
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 30s)) << d.log();
+  auto r = request("compose.snapshot", {{"project", "caseta"}, {"yaml", outage_compose()}});
+  ASSERT_TRUE(r) << d.log();
+  const auto& p = r->message["payload"];
+  EXPECT_EQ(r->message["type"], "compose.result");
+  EXPECT_EQ(p["ok"], true) << p.dump() << d.log();
+  EXPECT_EQ(p["phase"], "done");
+  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("compose.result"), p));
+
+  // secbox.env was derived: 0600, the gateway's last segment now "device".
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.file("etc/secbox.env").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string gateway = sim->gateway_url();
+  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("DEVICE_GATEWAY_URL=" + gateway), std::string::npos);
+
+  // The tool rendered, started and listed the stack, with the env file only.
+  auto calls = compose_calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0]["argv"][6], "config");
+  EXPECT_EQ(calls[1]["argv"][6], "up");
+  EXPECT_EQ(calls[1]["argv"][1], dir.file("etc/secbox.env"));
+  for (const auto& e : calls[1]["env"]) EXPECT_NE(e.get<std::string>().rfind("DEVICE_ID=", 0), 0u);
+
+  // The outcome is also an event, and every phase is in the log.
+  auto event = sim->wait_for(
+      [](const cloudsim::Received& m) {
+        if (m.message.value("type", "") != "events.batch") return false;
+        for (const auto& e : m.message["payload"]["events"]) {
+          if (e["type"] == "compose_result") return true;
+        }
+        return false;
+      },
+      20s);
+  ASSERT_TRUE(event) << d.log();
+  for (const char* phase : {"\"write\"", "\"env-ensure\"", "\"secbox-env-missing-keys\"", "\"env-unresolved-vars\"",
+                            "\"compose-up\"", "\"health\"", "\"done\""}) {
+    EXPECT_NE(d.log().find(std::string("\"phase\":") + phase), std::string::npos) << phase;
+  }
+  EXPECT_EQ(d.log().find("bt_outage_0123456789"), std::string::npos) << "the bootstrap token reached the log";
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+TEST_F(ControlE2E, OutageReplayWithoutDeviceIdInTheLegacyFileStopsBeforeComposeRuns) {
+  write_legacy(false);
+  Daemon d(dir, box_env());  // the daemon's own environment has DEVICE_ID: it must not count
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 30s)) << d.log();
+  auto r = request("compose.snapshot", {{"project", "caseta"}, {"yaml", outage_compose()}});
+  ASSERT_TRUE(r) << d.log();
+  EXPECT_EQ(r->message["payload"]["ok"], false);
+  EXPECT_EQ(r->message["payload"]["phase"], "secbox-env-missing-keys") << r->message.dump();
+  EXPECT_TRUE(compose_calls().empty()) << "the fake compose ran";
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
+  ::mkdir(dir.file("etc/tools").c_str(), 0700);
+  dir.write("etc/tools/network.json",
+            R"({"commands": {"ping": {"argv": ["/bin/echo", "{host}"], "args": {"host": "^[a-z0-9.-]+$"}}}})");
+  dir.write("etc/control.json", R"({"metrics": {"allow": ["get"]}, "env": {"allow": ["set"]}})");
+  dir.write("etc/secbox.env", "DEVICE_ID=dev_7Q2x\n");
+  Daemon d(dir, box_env());
+  d.start();
+  auto health = sim->wait_for_type("health.report", 30s);
+  ASSERT_TRUE(health) << d.log();
+  const auto& h = health->message["payload"];
+  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("health.report"), h)) << h.dump();
+  for (const char* field : {"uptimeS", "version", "bootId", "state", "cpu", "memory", "disk", "containers", "queue",
+                            "tunnel", "media", "jwt", "clockSkewS"}) {
+    EXPECT_TRUE(h.contains(field)) << field << " missing from " << h.dump();
+  }
+  EXPECT_EQ(h["state"], "running");
+  EXPECT_GT(h["memory"]["totalBytes"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(h["jwt"].contains("expiresAt"));
+
+  auto m = request("metrics.get", {{"kinds", {"host", "disk"}}});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->message["type"], "metrics.result") << m->message.dump();
+  auto denied = request("units.restart", {{"name", "secbox.service"}});
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->message["payload"]["code"], "unavailable");
+
+  auto set = request("env.set", {{"key", "FRIGATE_URL"}, {"value", "http://127.0.0.1:5999"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->message["type"], "ack");
+  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("FRIGATE_URL=http://127.0.0.1:5999"), std::string::npos);
+  ASSERT_TRUE(d.wait_for_log("Configuration reloaded.", 10s)) << d.log();
+  EXPECT_EQ(d.log().find("127.0.0.1:5999"), std::string::npos) << "an env value reached the log";
+
+  const std::string id = "c-exec";
+  sim->send_text(json{{"v", 1}, {"type", "exec.run"}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"},
+                      {"payload", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", "gw.local"}}}}}}
+                     .dump());
+  auto result = sim->wait_for(
+      [&](const cloudsim::Received& r) { return r.message.value("type", "") == "exec.result" && r.message.value("re", "") == id; },
+      20s);
+  ASSERT_TRUE(result) << d.log();
+  EXPECT_EQ(result->message["payload"]["stdout"], "gw.local\n");
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+}  // namespace
+}  // namespace secbox
