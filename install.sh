@@ -206,9 +206,45 @@ ensure_dir() { # mode owner directory
   fi
 }
 
+# /etc/secbox: the daemon writes secbox.env there (pairing, env.set), so its
+# group may create files; the sticky bit keeps it from replacing root's files
+# beside it (control.json, tools/), which say what the cloud may do here.
 ensure_dirs() {
-  ensure_dir 750 root:secbox "$ETC_DIR"
+  ensure_dir 1770 root:secbox "$ETC_DIR"
+  ensure_dir 755 root:root "$ETC_DIR/tools"
   ensure_dir 700 secbox:secbox "$STATE_DIR"
+}
+
+# Node control (cloud-protocol §7.5): read-only operations by default. An
+# existing control.json is the site's choice and is never touched.
+default_control() {
+  cat <<'EOF'
+{
+  "metrics": {"allow": ["get"]},
+  "containers": {"allow": ["list"]},
+  "units": {"allow": ["status"]},
+  "journal": {"allow": ["tail"], "names": ["secbox.service"]},
+  "jwt": {"allow": ["rotate"]}
+}
+EOF
+}
+
+install_control() {
+  [ -e "$ETC_DIR/control.json" ] && return 0
+  control_tmp=$(mktemp)
+  default_control >"$control_tmp"
+  install_file 640 "$control_tmp" "$ETC_DIR/control.json"
+  chown root:secbox "$ETC_DIR/control.json"
+  rm -f "$control_tmp"
+}
+
+# secbox.env must be the daemon's own to be rewritten atomically in a sticky
+# folder; an existing one is only reported, never changed.
+check_env_owner() {
+  [ -f "$ETC_DIR/secbox.env" ] || return 0
+  if [ "$(stat -c %U "$ETC_DIR/secbox.env")" != secbox ]; then
+    say "warning: $ETC_DIR/secbox.env is not owned by secbox: pairing again and env.set will fail (chown secbox:secbox it)"
+  fi
 }
 
 # The embedded PostgreSQL cluster and its schema (secbox migrate is idempotent).
@@ -341,7 +377,9 @@ do_install() {
   install_file 755 "$BINARY" "$BIN_PATH"
   install_web
   ensure_dirs
+  install_control
   # An existing secbox.env is the box's pairing: never touched here.
+  check_env_owner
   init_database
   install_unit
   start_service

@@ -32,7 +32,10 @@ out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "first install says it installed" grep -q "SecBox is installed" <<<"$out"
 check "binary installed 0755, identical" \
   bash -c "[[ \$(stat -c %a '$root/usr/local/bin/secbox') == 755 ]] && cmp -s '$binary' '$root/usr/local/bin/secbox'"
-check "/etc/secbox is 0750 root:secbox" test "$(mode_owner "$root/etc/secbox")" = "750 root:secbox"
+check "/etc/secbox is 1770 root:secbox (sticky)" test "$(mode_owner "$root/etc/secbox")" = "1770 root:secbox"
+check "/etc/secbox/tools is 0755 root:root" test "$(mode_owner "$root/etc/secbox/tools")" = "755 root:root"
+check "control.json is 0640 root:secbox" test "$(mode_owner "$root/etc/secbox/control.json")" = "640 root:secbox"
+check "control.json allows no writes by default" bash -c "! grep -Eq 'restart|\"set\"|unset' '$root/etc/secbox/control.json'"
 check "/var/lib/secbox is 0700 secbox:secbox" test "$(mode_owner "$root/var/lib/secbox")" = "700 secbox:secbox"
 check "the embedded database was made" test -f "$root/var/lib/secbox/pg/data/PG_VERSION"
 check "no postmaster left running" bash -c "! pgrep -f '[p]ostgres -D $root' >/dev/null"
@@ -64,8 +67,12 @@ check "second run left every file as it was" test "$before" = "$(snapshot "$root
 printf 'DEVICE_ID=dev_kept\nCLOUD_BASE_URL=https://cloud.example.com\n' >"$root/etc/secbox/secbox.env"
 chmod 0600 "$root/etc/secbox/secbox.env"
 sum=$(sha256sum <"$root/etc/secbox/secbox.env")
+printf '{"metrics": {"allow": ["get"]}}\n' >"$root/etc/secbox/control.json"
+control_sum=$(sha256sum <"$root/etc/secbox/control.json")
 out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "secbox.env untouched" test "$sum" = "$(sha256sum <"$root/etc/secbox/secbox.env")"
+check "a site's control.json untouched" test "$control_sum" = "$(sha256sum <"$root/etc/secbox/control.json")"
+check "a secbox.env the daemon cannot rewrite is reported" grep -q "not owned by secbox" <<<"$out"
 check "a paired box is reported as paired" grep -q "this box is paired" <<<"$out"
 
 # 4. Cut downloads do nothing: every prefix of the script, run by sh.
