@@ -101,7 +101,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   std::map<std::string, Session> sessions;  // by SHA-256 of the token: the token itself is never kept
   FailureLog by_guard, by_address;
   // The ban list as served: rebuilt when the replica changes.
-  std::optional<std::pair<std::int64_t, std::string>> ban_list_body;
+  std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> ban_list_body;
   bool stopped = false;
   std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (route, status) → count
 
@@ -298,7 +298,7 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
 }
 
 void LanApi::Impl::ban_list(const HttpRequest& r, Reply reply) {
-  auto serve = [r, reply](std::int64_t version, const std::string& body) {
+  auto serve = [r, reply](std::int64_t version, std::shared_ptr<const std::string> body) {
     const std::string etag = "\"bans-" + std::to_string(version) + "\"";
     HttpResponse res;
     res.headers.emplace_back("ETag", etag);
@@ -308,7 +308,7 @@ void LanApi::Impl::ban_list(const HttpRequest& r, Reply reply) {
       res.content_type = "application/json";
       return reply(std::move(res));
     }
-    res.body = body;
+    res.shared_body = std::move(body);
     reply(std::move(res));
   };
   const auto cursor = reader.cursors()["banned_visitor"];
@@ -319,7 +319,8 @@ void LanApi::Impl::ban_list(const HttpRequest& r, Reply reply) {
       return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
     }
     self->ban_list_body.emplace(list.value().version,
-                                json{{"version", list.value().version}, {"bans", list.value().bans}}.dump() + "\n");
+                                std::make_shared<const std::string>(
+                                    json{{"version", list.value().version}, {"bans", list.value().bans}}.dump() + "\n"));
     serve(self->ban_list_body->first, self->ban_list_body->second);
   });
 }

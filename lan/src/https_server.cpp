@@ -158,15 +158,37 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     res.keep_alive(keep_alive_);
   }
 
+  // The header is serialized here and the body written as it is, in one
+  // gather write: a cached body (the ban list) is never copied per request.
   void write(HttpResponse r, unsigned version) {
     beast::get_lowest_layer(stream_).expires_after(server_->settings.request_time * 3);
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
-    finish_headers(*res, r);
-    res->body() = std::move(r.body);
-    res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-      self->after_write(ec, res->keep_alive());
-    });
+    const auto status = static_cast<http::status>(r.status);
+    http::response<http::empty_body> res(status, version);
+    finish_headers(res, r);
+    auto body = r.shared_body ? std::move(r.shared_body) : std::make_shared<const std::string>(std::move(r.body));
+    const bool bodyless = r.status / 100 == 1 || r.status == 204 || r.status == 304;
+    if (!bodyless) res.content_length(body->size());
+    auto head = std::make_shared<std::string>();
+    head->reserve(256);
+    *head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    *head += std::to_string(r.status);
+    *head += ' ';
+    *head += std::string(http::obsolete_reason(status));
+    *head += "\r\n";
+    for (const auto& f : res) {
+      *head += std::string(f.name_string());
+      *head += ": ";
+      *head += std::string(f.value());
+      *head += "\r\n";
+    }
+    *head += "\r\n";
+    const bool keep_alive = res.keep_alive();
+    std::array<boost::asio::const_buffer, 2> buffers{boost::asio::buffer(*head),
+                                                     boost::asio::buffer(bodyless ? std::string_view() : *body)};
+    boost::asio::async_write(stream_, buffers,
+                             [self = shared_from_this(), head, body, keep_alive](beast::error_code ec, std::size_t) {
+                               self->after_write(ec, keep_alive);
+                             });
   }
 
   void after_write(beast::error_code ec, bool keep_alive) {

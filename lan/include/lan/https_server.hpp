@@ -37,6 +37,8 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // A body kept elsewhere (a cache), sent without a copy; wins over `body`.
+  std::shared_ptr<const std::string> shared_body;
 };
 
 using Reply = std::function<void(HttpResponse)>;
