@@ -37,6 +37,16 @@ class HttpsTest : public ::testing::Test {
     server = std::make_unique<HttpsServer>(io, s, [this](HttpRequest r, Reply reply) {
       ++handled;
       HttpResponse res;
+      if (r.path == "/big") {
+        // A cached body (the ban list is one), shared and sent as it is.
+        static const auto big = std::make_shared<const std::string>([] {
+          std::string b(2 * 1024 * 1024 + 7, 'x');
+          for (std::size_t i = 0; i < b.size(); i += 4096) b[i] = static_cast<char>('a' + (i / 4096) % 26);
+          return b;
+        }());
+        res.shared_body = big;
+        return reply(std::move(res));
+      }
       res.body = R"({"method":")" + r.method + R"(","path":")" + r.path + R"(","query":")" + r.query +
                  R"(","bytes":)" + std::to_string(r.body.size()) + "}";
       reply(std::move(res));
@@ -102,6 +112,24 @@ TEST_F(HttpsTest, KeepAliveServesManyRequestsOnOneConnection) {
   EXPECT_NE(answers[5].body.find(R"("bytes":1000)"), std::string::npos);
   EXPECT_EQ(answers[0].headers["x-content-type-options"], "nosniff");
   EXPECT_EQ(handled, 6);
+}
+
+TEST_F(HttpsTest, ALargeSharedBodyArrivesWholeTwiceOnOneConnection) {
+  make();
+  const int port = server->port();
+  auto answers = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> a;
+    for (int i = 0; i < 2; ++i) a.push_back(c.call("GET", "/big"));
+    return a;
+  });
+  ASSERT_EQ(answers.size(), 2u);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.status, 200);
+    ASSERT_EQ(a.body.size(), 2u * 1024 * 1024 + 7);
+    EXPECT_EQ(a.body[4096 * 3], 'd');
+    EXPECT_EQ(a.headers.at("content-length"), std::to_string(2 * 1024 * 1024 + 7));
+  }
 }
 
 TEST_F(HttpsTest, OversizedHeadersAndBodiesAreRefusedAndTheServerStaysUp) {
