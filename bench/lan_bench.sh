@@ -102,5 +102,9 @@ run_wrk() { # name url [header]
   printf '%-8s %s req/s, p99 %s\n' "$1" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")"
 }
 echo "wrk -t2 -c32 -d10s, HTTPS keep-alive, GET /api/lan/ban-list (one run, wrk shares the two cores):"
+# PERF_OUT=file: a perf profile of secbox while wrk runs against it.
+if [[ -n ${PERF_OUT:-} ]]; then
+  perf record -q -g -p "$box" -o "$PERF_OUT" -- sleep 9 2>/dev/null &
+fi
 run_wrk secbox "https://127.0.0.1:$lan/api/lan/ban-list" "Authorization: Bearer $token"
 run_wrk nginx "https://127.0.0.1:18459/api/lan/ban-list"
