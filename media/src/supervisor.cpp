@@ -1,0 +1,380 @@
+#include "media/supervisor.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/log.hpp"
+
+extern char** environ;
+
+namespace secbox::media {
+
+namespace asio = boost::asio;
+using SteadyClock = std::chrono::steady_clock;
+
+std::string_view to_string(CameraState s) {
+  switch (s) {
+    case CameraState::starting: return "starting";
+    case CameraState::live: return "live";
+    case CameraState::stalled: return "stalled";
+    case CameraState::failed: return "failed";
+  }
+  return "starting";
+}
+
+namespace {
+constexpr std::size_t kTailBytes = 4096;
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;
+  int err = -1;
+  int pidfd = -1;
+};
+
+// posix_spawn in a new process group, stdin from /dev/null, stdout and
+// stderr to pipes; only PATH and LANG from our environment.
+Result<Child> spawn(const std::vector<std::string>& argv) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error{"spawn", std::strerror(errno)};
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return Error{"spawn", std::strerror(errno)};
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings{"LANG=C.UTF-8"};
+  if (const char* path = std::getenv("PATH")) env_strings.push_back(std::string("PATH=") + path);
+  std::vector<char*> env;
+  for (auto& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  ::close(out[1]);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(out[0]);
+    ::close(err[0]);
+    return Error{"spawn", "cannot run " + argv[0] + ": " + std::strerror(rc)};
+  }
+  Child c{pid, out[0], err[0], static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
+  if (c.pidfd < 0) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ::close(c.out);
+    ::close(c.err);
+    return Error{"spawn", std::string("pidfd_open: ") + std::strerror(errno)};
+  }
+  ::fcntl(c.out, F_SETFL, O_NONBLOCK);
+  ::fcntl(c.err, F_SETFL, O_NONBLOCK);
+  return c;
+}
+
+}  // namespace
+
+struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& l, CameraConfig c, SupervisorSettings s, std::string d)
+      : loop(l), camera(std::move(c)), settings(std::move(s)), dir(std::move(d)), out(l), err(l), exited(l),
+        segments(l), watchdog(l), restart_timer(l), kill_timer(l), log("media") {}
+
+  asio::io_context& loop;
+  CameraConfig camera;
+  SupervisorSettings settings;
+  std::string dir;
+  asio::posix::stream_descriptor out, err, exited, segments;
+  asio::steady_timer watchdog, restart_timer, kill_timer;
+  log::Logger log;
+
+  CameraStatus st;
+  pid_t pid = 0;
+  bool running = false;     // a child exists (not yet reaped)
+  bool stopping = false;
+  bool stall_kill = false;  // the running child is being killed for a stall
+  SteadyClock::time_point spawned_at, last_segment, live_since;
+  std::chrono::milliseconds backoff{0};
+  std::deque<SteadyClock::time_point> failures;
+  char out_buf[2048], err_buf[2048], ev_buf[4096];
+  std::string progress_line;
+  std::function<void()> on_stopped;
+
+  void start() {
+    st.id = camera.id;
+    backoff = settings.backoff_initial;
+    watch_segments();
+    spawn_child();
+  }
+
+  void watch_segments() {
+    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return;
+    if (::inotify_add_watch(fd, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+      log.warn("Cannot watch the camera's HLS folder; stalls are seen by the watchdog only.",
+               {{"camera", camera.id}, {"reason", std::strerror(errno)}});
+      ::close(fd);
+      return;
+    }
+    segments.assign(fd);
+    read_segments();
+  }
+
+  void read_segments() {
+    segments.async_read_some(asio::buffer(ev_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      bool segment = false;
+      for (std::size_t i = 0; i + sizeof(inotify_event) <= n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(self->ev_buf + i);
+        std::string name = ev->len ? std::string(ev->name) : std::string();
+        if (name.size() > 3 && name.compare(name.size() - 3, 3, ".ts") == 0) segment = true;
+        i += sizeof(inotify_event) + ev->len;
+      }
+      if (segment) self->on_segment();
+      self->read_segments();
+    });
+  }
+
+  void on_segment() {
+    if (!running || stopping) return;
+    last_segment = SteadyClock::now();
+    st.last_segment_at = std::chrono::system_clock::now();
+    if (st.state != CameraState::live) {
+      st.state = CameraState::live;
+      live_since = last_segment;
+      log.info("Camera is live.", {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
+    } else if (last_segment - live_since >= settings.stable_after) {
+      backoff = settings.backoff_initial;
+    }
+  }
+
+  void spawn_child() {
+    if (stopping) return;
+    auto child = spawn(ffmpeg_argv(camera, dir, settings.hls));
+    if (!child) {
+      log.error("Cannot start ffmpeg for a camera.", {{"camera", camera.id}, {"reason", child.error().message}});
+      st.stderr_tail = child.error().message;
+      return on_failure("ffmpeg could not start");
+    }
+    pid = child.value().pid;
+    st.pid = pid;
+    running = true;
+    stall_kill = false;
+    spawned_at = SteadyClock::now();
+    if (st.state != CameraState::failed) st.state = CameraState::starting;
+    st.fps.reset();
+    out.assign(child.value().out);
+    err.assign(child.value().err);
+    exited.assign(child.value().pidfd);
+    read_out();
+    read_err();
+    exited.async_wait(asio::posix::stream_descriptor::wait_read,
+                      [self = shared_from_this()](boost::system::error_code ec) {
+                        if (ec != asio::error::operation_aborted) self->reap();
+                      });
+    arm_watchdog();
+    log.info("Started ffmpeg for a camera.", {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
+  }
+
+  void read_out() {
+    out.async_read_some(asio::buffer(out_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      self->progress_line.append(self->out_buf, n);
+      std::size_t nl;
+      while ((nl = self->progress_line.find('\n')) != std::string::npos) {
+        std::string line = self->progress_line.substr(0, nl);
+        self->progress_line.erase(0, nl + 1);
+        if (line.rfind("fps=", 0) == 0) {
+          try {
+            double f = std::stod(line.substr(4));
+            if (f > 0) self->st.fps = f;
+          } catch (...) {
+          }
+        }
+      }
+      if (self->progress_line.size() > 4096) self->progress_line.clear();
+      self->read_out();
+    });
+  }
+
+  void read_err() {
+    err.async_read_some(asio::buffer(err_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      auto& tail = self->st.stderr_tail;
+      tail.append(self->err_buf, n);
+      if (tail.size() > kTailBytes) tail.erase(0, tail.size() - kTailBytes);
+      self->read_err();
+    });
+  }
+
+  // Every segment length: no new segment for 3 of them (or none since the
+  // start, after the grace) is a stall.
+  void arm_watchdog() {
+    watchdog.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(settings.hls.segment));
+    watchdog.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopping || !self->running) return;
+      const auto now = SteadyClock::now();
+      const bool had_segment = self->last_segment > self->spawned_at;
+      const auto limit = had_segment ? 3 * std::chrono::duration_cast<std::chrono::milliseconds>(self->settings.hls.segment)
+                                     : self->settings.first_segment_grace;
+      const auto since = had_segment ? self->last_segment : self->spawned_at;
+      if (now - since > limit) return self->on_stall();
+      self->arm_watchdog();
+    });
+  }
+
+  void on_stall() {
+    log.warn("Camera stalled: no new segment; restarting ffmpeg.",
+             {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
+    st.state = CameraState::stalled;
+    stall_kill = true;
+    ::kill(-pid, SIGKILL);  // reap() follows through the pidfd
+  }
+
+  void reap() {
+    int status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {  // not yet: wait again
+      exited.async_wait(asio::posix::stream_descriptor::wait_read,
+                        [self = shared_from_this()](boost::system::error_code ec) {
+                          if (ec != asio::error::operation_aborted) self->reap();
+                        });
+      return;
+    }
+    ::kill(-pid, SIGKILL);  // anything the child left in its group
+    running = false;
+    st.pid = 0;
+    boost::system::error_code ignored;
+    watchdog.cancel();
+    kill_timer.cancel();
+    out.close(ignored);
+    err.close(ignored);
+    exited.close(ignored);
+    if (stopping) return finish_stop();
+    std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
+                                         : "killed by signal " + std::to_string(WTERMSIG(status));
+    log.warn(stall_kill ? "ffmpeg was killed after a stall." : "ffmpeg ended.",
+             {{"camera", camera.id}, {"how", how}, {"stderr_tail", last_line(st.stderr_tail)}});
+    on_failure(how);
+  }
+
+  static std::string last_line(const std::string& text) {
+    auto end = text.find_last_not_of("\r\n ");
+    if (end == std::string::npos) return {};
+    auto start = text.find_last_of('\n', end);
+    return text.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  }
+
+  void on_failure(const std::string& why) {
+    const auto now = SteadyClock::now();
+    failures.push_back(now);
+    while (!failures.empty() && now - failures.front() > std::chrono::hours(1)) failures.pop_front();
+    st.failures_last_hour = static_cast<int>(failures.size());
+    std::chrono::milliseconds wait = backoff;
+    if (static_cast<int>(failures.size()) >= settings.max_failures) {
+      if (st.state != CameraState::failed) {
+        log.error("Camera failed: too many ffmpeg failures within an hour; retrying slowly.",
+                  {{"camera", camera.id}, {"failures", static_cast<std::int64_t>(failures.size())}, {"last", why}});
+      }
+      st.state = CameraState::failed;
+      wait = settings.failed_retry;
+    } else {
+      if (st.state != CameraState::stalled) st.state = CameraState::starting;
+      backoff = std::min(backoff * 2, settings.backoff_max);
+    }
+    restart_timer.expires_after(wait);
+    restart_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopping) return;
+      ++self->st.restarts;
+      self->spawn_child();
+    });
+  }
+
+  void stop(std::function<void()> done) {
+    stopping = true;
+    on_stopped = std::move(done);
+    watchdog.cancel();
+    restart_timer.cancel();
+    boost::system::error_code ignored;
+    segments.close(ignored);
+    if (!running) return asio::post(loop, [self = shared_from_this()] { self->finish_stop(); });
+    ::kill(-pid, SIGTERM);
+    kill_timer.expires_after(settings.stop_grace);
+    kill_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && self->running) ::kill(-self->pid, SIGKILL);
+    });
+  }
+
+  void finish_stop() {
+    if (on_stopped) {
+      auto f = std::move(on_stopped);
+      on_stopped = nullptr;
+      f();
+    }
+  }
+
+  // The loop is gone or never ran: kill and reap now.
+  void force_down() {
+    if (!running) return;
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    running = false;
+  }
+};
+
+CameraSupervisor::CameraSupervisor(asio::io_context& loop, CameraConfig camera, SupervisorSettings settings,
+                                   std::string hls_dir)
+    : impl_(std::make_shared<Impl>(loop, std::move(camera), std::move(settings), std::move(hls_dir))) {}
+
+CameraSupervisor::~CameraSupervisor() {
+  impl_->stopping = true;
+  impl_->force_down();
+  boost::system::error_code ignored;
+  impl_->watchdog.cancel();
+  impl_->restart_timer.cancel();
+  impl_->kill_timer.cancel();
+  impl_->segments.close(ignored);
+  impl_->out.close(ignored);
+  impl_->err.close(ignored);
+  impl_->exited.close(ignored);
+}
+
+void CameraSupervisor::start() { impl_->start(); }
+void CameraSupervisor::stop(std::function<void()> on_stopped) { impl_->stop(std::move(on_stopped)); }
+CameraStatus CameraSupervisor::status() const { return impl_->st; }
+const CameraConfig& CameraSupervisor::camera() const { return impl_->camera; }
+
+}  // namespace secbox::media

@@ -1,0 +1,235 @@
+// Cameras: the camera files, and ffmpeg supervised for real (lavfi testsrc →
+// libx264 → HLS): a playable playlist within 5 s, restarts with back-off
+// after kills, a stall detected, a crash loop contained, no child or zombie
+// left behind.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include "media/camera.hpp"
+#include "media/media_service.hpp"
+#include "media/supervisor.hpp"
+#include "run_loop.hpp"
+#include "temp_dir.hpp"
+
+namespace secbox::media {
+namespace {
+
+using namespace std::chrono_literals;
+using secbox::testing::run_until;
+using secbox::testing::TempDir;
+
+const std::string kFakeFfmpeg = std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/media/fake-ffmpeg";
+
+// Our children, and those of them that are zombies.
+std::pair<int, int> children() {
+  int all = 0, zombies = 0;
+  DIR* d = ::opendir("/proc");
+  while (auto* e = ::readdir(d)) {
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2 || ppid != ::getpid()) continue;
+    ++all;
+    zombies += state == 'Z';
+  }
+  ::closedir(d);
+  return {all, zombies};
+}
+
+bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+TEST(CameraFiles, AreCheckedNamingTheKey) {
+  auto ok = parse_camera("gate-1", "INPUT=lavfi:testsrc\nSIZE=1280x720\nFPS=30\nBITRATE=2M\n");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok.value().width, 1280);
+  EXPECT_EQ(ok.value().fps, 30);
+  EXPECT_EQ(parse_camera("usb", "INPUT=/dev/video0\nINPUT_FORMAT=mjpeg\n").value().kind, InputKind::v4l2);
+  struct Case {
+    std::string id, text, names;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"Gate", "INPUT=lavfi:testsrc\n", "camera id"},
+           {"../x", "INPUT=lavfi:testsrc\n", "camera id"},
+           {"a", "", "INPUT is required"},
+           {"a", "INPUT=/etc/passwd\n", "INPUT must be"},
+           {"a", "INPUT=lavfi:movie=/etc/passwd\n", "lavfi: source"},
+           {"a", "INPUT=lavfi:testsrc\nSIZE=big\n", "SIZE"},
+           {"a", "INPUT=lavfi:testsrc\nSIZE=641x480\n", "SIZE must be even"},
+           {"a", "INPUT=lavfi:testsrc\nFPS=0\n", "FPS"},
+           {"a", "INPUT=lavfi:testsrc\nBITRATE=-1\n", "BITRATE"},
+           {"a", "INPUT=lavfi:testsrc\nINPUT_FORMAT=mjpeg\n", "V4L2 devices only"},
+           {"a", "INPUT=lavfi:testsrc\nCOLOR=red\n", "unknown key COLOR"},
+           {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/ stream\n", "RTSP URL"},
+       }) {
+    auto r = parse_camera(c.id, c.text);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_NE(r.error().message.find(c.names), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().message.find("s3cret"), std::string::npos);
+  }
+}
+
+TEST(CameraFiles, FfmpegArgumentsMakeOneSecondSegmentsWithAKeyframeEach) {
+  auto c = parse_camera("cam", "INPUT=lavfi:testsrc\nSIZE=640x480\nFPS=15\n").value();
+  auto a = ffmpeg_argv(c, "/s/hls/cam", HlsSettings{});
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(a.begin(), a.end(), flag);
+    return it != a.end() && it + 1 != a.end() ? *(it + 1) : std::string();
+  };
+  EXPECT_EQ(after("-g"), "15");
+  EXPECT_EQ(after("-hls_time"), "1");
+  EXPECT_EQ(after("-pix_fmt"), "yuv420p");
+  EXPECT_EQ(after("-i"), "testsrc=size=640x480:rate=15");
+  EXPECT_EQ(a.back(), "/s/hls/cam/index.m3u8");
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (sup) {
+      bool stopped = false;
+      sup->stop([&] { stopped = true; });
+      EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+      sup.reset();
+    }
+    EXPECT_EQ(children().first, 0) << "a child was left behind";
+  }
+
+  void make(const std::string& text, SupervisorSettings s = {}) {
+    ::mkdir(dir.file("hls").c_str(), 0700);
+    sup = std::make_unique<CameraSupervisor>(io, parse_camera("cam", text).value(), s, dir.file("hls"));
+    sup->start();
+  }
+
+  TempDir dir;
+  boost::asio::io_context io;
+  std::unique_ptr<CameraSupervisor> sup;
+};
+
+TEST_F(SupervisorTest, ATestsrcCameraIsLiveWithAPlayablePlaylistWithin5Seconds) {
+  const auto started = std::chrono::steady_clock::now();
+  make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::live; }, 5s))
+      << to_string(sup->status().state) << "\n" << sup->status().stderr_tail;
+  const auto took = std::chrono::steady_clock::now() - started;
+  std::printf("first segment after %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("hls/index.m3u8")).find("#EXTINF") != std::string::npos; }, 5s));
+  const std::string playlist = TempDir::read(dir.file("hls/index.m3u8"));
+  EXPECT_NE(playlist.find("#EXT-X-PROGRAM-DATE-TIME"), std::string::npos) << playlist;
+  auto seg = playlist.substr(playlist.find("seg-"));
+  seg = seg.substr(0, seg.find('\n'));
+  // The segment is H.264 4:2:0 at the camera's size (ffprobe, Debian's ffmpeg).
+  const std::string probe = "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,pix_fmt,width,height "
+                            "-of csv=p=0 " + dir.file("hls/" + seg) + " > " + dir.file("probe.txt");
+  ASSERT_EQ(std::system(probe.c_str()), 0);
+  EXPECT_EQ(TempDir::read(dir.file("probe.txt")).rfind("h264,320,240,yuv420p\n", 0), 0u) << TempDir::read(dir.file("probe.txt"));
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().fps.has_value(); }, 5s));
+  EXPECT_GT(*sup->status().fps, 5.0);
+}
+
+TEST_F(SupervisorTest, FfmpegKilledTwentyTimesIsRestartedEachTimeWithBackOff) {
+  SupervisorSettings s;
+  s.backoff_initial = 20ms;
+  s.backoff_max = 320ms;
+  s.max_failures = 1000;
+  make("INPUT=lavfi:testsrc\nSIZE=160x120\nFPS=10\n", s);
+  std::vector<std::chrono::milliseconds> gaps;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s)) << "restart " << i;
+    const pid_t pid = sup->status().pid;
+    ::kill(pid, SIGKILL);
+    const auto killed = std::chrono::steady_clock::now();
+    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0 && sup->status().pid != pid; }, 10s)) << "restart " << i;
+    gaps.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed));
+  }
+  EXPECT_EQ(sup->status().restarts, 20);
+  EXPECT_LT(gaps.front(), 300ms);
+  EXPECT_GE(gaps.back(), 320ms) << "the back-off did not grow";
+  EXPECT_EQ(children().second, 0) << "a killed ffmpeg was not reaped";
+}
+
+TEST_F(SupervisorTest, AStalledInputIsDetectedAndRestarted) {
+  SupervisorSettings s;
+  s.backoff_initial = 50ms;
+  make("INPUT=lavfi:testsrc\nSIZE=160x120\nFPS=10\n", s);
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::live; }, 10s)) << sup->status().stderr_tail;
+  const pid_t pid = sup->status().pid;
+  ::kill(pid, SIGSTOP);  // a frozen input: the process lives, no segment comes
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::stalled; }, 8s));
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::live; }, 10s)) << sup->status().stderr_tail;
+  EXPECT_NE(sup->status().pid, pid);
+  EXPECT_FALSE(alive(pid));
+}
+
+TEST_F(SupervisorTest, ACrashLoopIsContainedAsFailed) {
+  SupervisorSettings s;
+  s.hls.ffmpeg = "/bin/false";
+  s.backoff_initial = 10ms;
+  s.max_failures = 4;
+  s.failed_retry = 1h;
+  make("INPUT=lavfi:testsrc\n", s);
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::failed; }, 10s));
+  EXPECT_EQ(sup->status().failures_last_hour, 4);
+  run_until(io, [] { return false; }, 500ms);
+  EXPECT_EQ(sup->status().restarts, 3) << "a failed camera is retried slowly, not at once";
+}
+
+TEST_F(SupervisorTest, StopTakesTheWholeProcessGroupAndHundredKillsLeaveNoZombie) {
+  SupervisorSettings s;
+  s.hls.ffmpeg = kFakeFfmpeg;
+  s.backoff_initial = 1ms;
+  s.backoff_max = 2ms;
+  s.max_failures = 1000;
+  s.first_segment_grace = 1h;
+  make("INPUT=lavfi:testsrc\n", s);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s)) << i;
+    const pid_t pid = sup->status().pid;
+    ::kill(pid, SIGKILL);
+    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid != pid; }, 10s)) << i;
+  }
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s));
+  EXPECT_EQ(children().second, 0);
+  // The fake's own child (sleep in the same group) goes with it on stop: TearDown checks.
+}
+
+TEST(MediaService, ReadsTheCameraFolderAndReportsStreams) {
+  TempDir dir;
+  boost::asio::io_context io;
+  BlockingPool workers(io, 1);
+  ::mkdir(dir.file("cameras").c_str(), 0700);
+  dir.write("cameras/gate.env", "INPUT=lavfi:testsrc\nSIZE=160x120\nFPS=10\n");
+  dir.write("cameras/bad.env", "INPUT=/etc/passwd\n");
+  ::mkdir(dir.file("hls").c_str(), 0700);
+  ::mkdir(dir.file("hls/gate").c_str(), 0700);
+  dir.write("hls/gate/index.m3u8", "stale");
+  MediaSettings ms{dir.file("cameras"), dir.file("hls"), {}};
+  MediaService media(io, workers, ms);
+  media.start();
+  ASSERT_TRUE(run_until(io, [&] { return media.loaded(); }, 10s));
+  EXPECT_EQ(TempDir::read(dir.file("hls/gate/index.m3u8")), "") << "a stale playlist was left";
+  ASSERT_EQ(media.streams().size(), 1u);
+  EXPECT_EQ(media.streams()[0]["hlsUrl"], "/hls/gate/index.m3u8");
+  ASSERT_TRUE(run_until(io, [&] { return media.streams()[0]["ready"] == true; }, 10s));
+  EXPECT_EQ(media.health()[0]["state"], "live");
+  EXPECT_TRUE(media.health()[0].contains("lastSegmentAt"));
+  bool stopped = false;
+  media.stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  EXPECT_EQ(children().first, 0);
+}
+
+}  // namespace
+}  // namespace secbox::media
