@@ -27,6 +27,7 @@
 #include "lan/api.hpp"
 #include "lan/certificate.hpp"
 #include "lan/https_server.hpp"
+#include "media/media_service.hpp"
 #include "pairing/pairing_server.hpp"
 #include "replica/database.hpp"
 #include "replica/queue.hpp"
@@ -63,6 +64,7 @@ struct App::Impl {
   replica::OutboundQueue* queue = nullptr;
   tunnel::CloudSession* cloud = nullptr;
   control::ControlPlane* control = nullptr;
+  media::MediaService* media = nullptr;
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
@@ -107,10 +109,21 @@ struct App::Impl {
     queue = queue_component.get();
     after_database.push_back(queue);
     components.push_back(std::move(queue_component));
+    wire_media();
     wire_lan();
     wire_pairing();
     wire_control();
     wire_cloud();
+  }
+
+  // Cameras to HLS (issue 7): one supervised ffmpeg per camera file.
+  void wire_media() {
+    media::MediaSettings ms;
+    ms.cameras_dir = config.paths.cameras_dir();
+    ms.hls_root = config.paths.hls_dir();
+    auto service = std::make_unique<media::MediaService>(io, workers, std::move(ms));
+    media = service.get();
+    components.push_back(std::move(service));
   }
 
   static std::vector<std::string> words(const std::string& text) {
@@ -181,7 +194,7 @@ struct App::Impl {
     if (q.oldest_at) h["queue"]["oldestAt"] = *q.oldest_at;
     h["tunnel"] = {{"reconnects", cloud ? cloud->tunnel().reconnects() : 0}};
     if (cloud && cloud->tunnel().rtt()) h["tunnel"]["rttMs"] = cloud->tunnel().rtt()->count();
-    h["media"] = nlohmann::json::array();
+    h["media"] = media ? media->health() : nlohmann::json::array();
     h["jwt"] = nlohmann::json::object();
     if (cloud && cloud->token_expires_at()) {
       h["jwt"]["expiresAt"] = format_rfc3339(std::chrono::time_point_cast<std::chrono::system_clock::duration>(
@@ -221,7 +234,7 @@ struct App::Impl {
                        {"lastAppliedAt", f.last_applied_at ? nlohmann::json(*f.last_applied_at) : nullptr}};
     }
     s["replica"] = fresh;
-    s["cameras"] = nlohmann::json::array();
+    s["cameras"] = media ? media->streams() : nlohmann::json::array();
     return s;
   }
 
@@ -283,6 +296,22 @@ struct App::Impl {
       gauge("secbox_disk_free_ratio", "Free share of the state dir's file system (0 to 1).", "gauge",
             {{"", static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks)}});
     }
+    if (media) {
+      std::vector<std::pair<std::string, double>> up, failed, fps, age, restarts;
+      for (const auto& c : media->cameras()) {
+        const std::string l = "{camera=\"" + c.id + "\"}";
+        up.emplace_back(l, c.state == media::CameraState::live ? 1.0 : 0.0);
+        failed.emplace_back(l, c.state == media::CameraState::failed ? 1.0 : 0.0);
+        restarts.emplace_back(l, static_cast<double>(c.restarts));
+        if (c.fps) fps.emplace_back(l, *c.fps);
+        if (c.last_segment_at) age.emplace_back(l, std::chrono::duration<double>(now - *c.last_segment_at).count());
+      }
+      gauge("secbox_camera_up", "1 while the camera's HLS stream is live.", "gauge", up);
+      gauge("secbox_camera_failed", "1 when the camera's ffmpeg failed too often within an hour.", "gauge", failed);
+      gauge("secbox_camera_restarts_total", "ffmpeg restarts of the camera since the box started.", "counter", restarts);
+      gauge("secbox_camera_fps", "Frames per second ffmpeg reports for the camera.", "gauge", fps);
+      gauge("secbox_camera_last_segment_age_seconds", "Time since the camera's newest HLS segment.", "gauge", age);
+    }
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
     const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
@@ -305,6 +334,8 @@ struct App::Impl {
     lan::LanApiSettings ls;
     ls.web_dir = config.web_dir;
     ls.metrics = [this] { return metrics(); };
+    ls.streams = [this] { return media ? media->streams() : nlohmann::json::array(); };
+    ls.hls_dir = config.paths.hls_dir();
     lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan::HttpsSettings hs;
     hs.port = config.lan_port;

@@ -119,6 +119,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
 
   void login(const HttpRequest& r, Reply reply);
   void ban_list(const HttpRequest& r, Reply reply);
+  void hls_file(const HttpRequest& r, Reply reply);
   void schedule(const HttpRequest& r, Reply reply);
   void static_file(const HttpRequest& r, Reply reply);
   void record(const std::string& type, const Session& who, const HttpRequest& r, Reply reply);
@@ -368,6 +369,27 @@ void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
       });
 }
 
+// /hls/<camera>/index.m3u8 or /hls/<camera>/seg-<n>.ts, nothing else: the
+// names are checked whole, so no path can leave the camera's folder.
+void LanApi::Impl::hls_file(const HttpRequest& r, Reply reply) {
+  static const std::regex kPath(R"(^/hls/([a-z0-9][a-z0-9_-]{0,31})/(index\.m3u8|seg-[0-9]{1,20}\.ts)$)");
+  std::smatch m;
+  if (settings.hls_dir.empty() || !std::regex_match(r.path, m, kPath)) {
+    return reply(error(404, "not_found", "No such stream file."));
+  }
+  const bool playlist = m[2] == "index.m3u8";
+  workers.run([path = settings.hls_dir + "/" + m[1].str() + "/" + m[2].str()] { return read_file(path, 16 << 20); },
+              [reply, playlist](Result<std::string> content) {
+                if (!content) return reply(error(404, "not_found", "No such stream file (the camera may be starting)."));
+                HttpResponse res;
+                res.content_type = playlist ? "application/vnd.apple.mpegurl" : "video/mp2t";
+                // The playlist changes every segment; a segment never changes.
+                res.headers.emplace_back("Cache-Control", playlist ? "no-cache, no-store" : "private, max-age=60");
+                res.body = std::move(content).value();
+                reply(std::move(res));
+              });
+}
+
 LanApi::LanApi(BlockingPool& workers, replica::ReplicaReader& reader, replica::OutboundQueue& queue,
                LanApiSettings settings, std::function<json()> status)
     : impl_(std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {}
@@ -427,6 +449,7 @@ std::string route_label(const HttpRequest& r) {
   for (const char* route : kRoutes) {
     if (r.path == route) return route;
   }
+  if (r.path.rfind("/hls/", 0) == 0) return "/hls";
   return r.path.rfind("/api/", 0) == 0 ? "other" : "static";
 }
 
@@ -451,6 +474,15 @@ void LanApi::handle(HttpRequest r, Reply reply) {
     }
     return reply(std::move(res));
   }
+  if (r.path.rfind("/hls/", 0) == 0) {
+    if (r.method != "GET") return reply(error(405, "method_not_allowed", "Use GET."));
+    if (!i.authenticate(r)) {
+      auto res = error(401, "unauthorized", "Log in first; the player sends Authorization: Bearer <token>.");
+      res.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return reply(std::move(res));
+    }
+    return i.hls_file(r, std::move(reply));
+  }
   if (r.path.rfind("/api/", 0) != 0) {
     if (r.method != "GET" && r.method != "HEAD") return reply(error(405, "method_not_allowed", "Use GET."));
     return i.static_file(r, std::move(reply));
@@ -470,7 +502,9 @@ void LanApi::handle(HttpRequest r, Reply reply) {
   if (route("GET", "/api/lan/ban-list")) return i.ban_list(r, std::move(reply));
   if (route("GET", "/api/lan/schedule")) return i.schedule(r, std::move(reply));
   if (route("GET", "/api/lan/status")) return reply(ok_json(i.status ? i.status() : json::object()));
-  if (route("GET", "/api/lan/streams")) return reply(ok_json({{"streams", json::array()}}));
+  if (route("GET", "/api/lan/streams")) {
+    return reply(ok_json({{"streams", i.settings.streams ? i.settings.streams() : json::array()}}));
+  }
   if (route("POST", "/api/lan/entries")) return i.record("visitor_entry", *session, r, std::move(reply));
   if (route("POST", "/api/lan/notes")) return i.record("guard_note", *session, r, std::move(reply));
   if (route("POST", "/api/lan/check")) return i.check(*session, r, std::move(reply));

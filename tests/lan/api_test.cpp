@@ -68,6 +68,13 @@ class LanApiTest : public ::testing::Test {
     dir.write("web/index.html", "<!doctype html><title>Caseta</title>");
     LanApiSettings s;
     s.web_dir = dir.file("web");
+    ::mkdir(dir.file("hls").c_str(), 0700);
+    ::mkdir(dir.file("hls/gate").c_str(), 0700);
+    dir.write("hls/gate/index.m3u8", "#EXTM3U\n#EXTINF:1.0,\nseg-17.ts\n");
+    dir.write("hls/gate/seg-17.ts", std::string(1000, 'G'));
+    dir.write("secret.txt", "not for guards");
+    s.hls_dir = dir.file("hls");
+    s.streams = [] { return json::array({{{"camera", "gate"}, {"ready", true}, {"hlsUrl", "/hls/gate/index.m3u8"}}}); };
     api = std::make_unique<LanApi>(workers, reader, queue, s, [] { return json{{"tunnel", "connected"}}; });
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
@@ -177,6 +184,38 @@ TEST_F(LanApiTest, LoginWithThePinFromTheReplicaThenReadTheLists) {
   EXPECT_EQ(a[10].status, 400);
   EXPECT_EQ(a[11].status, 200);
   EXPECT_EQ(api->sessions(), 0u);
+}
+
+TEST_F(LanApiTest, StreamsAndTheirHlsFilesGoToALoggedInGuardOnly) {
+  const int port = server->port();
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    v.push_back(c.call("GET", "/hls/gate/index.m3u8"));  // no token
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"), {{"Content-Type", "application/json"}}));
+    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + json::parse(v.back().body).value("token", "")}};
+    v.push_back(c.call("GET", "/api/lan/streams", "", auth));
+    v.push_back(c.call("GET", "/hls/gate/index.m3u8", "", auth));
+    v.push_back(c.call("GET", "/hls/gate/seg-17.ts", "", auth));
+    for (const char* bad : {"/hls/gate/../../secret.txt", "/hls/gate/%2e%2e/x", "/hls/Gate/index.m3u8",
+                            "/hls/gate/seg-1.ts.bak", "/hls/gate/", "/hls/other/index.m3u8"}) {
+      v.push_back(c.call("GET", bad, "", auth));
+    }
+    return v;
+  });
+  EXPECT_EQ(a[0].status, 401);
+  ASSERT_EQ(a[2].status, 200);
+  EXPECT_EQ(json::parse(a[2].body)["streams"][0]["hlsUrl"], "/hls/gate/index.m3u8");
+  EXPECT_EQ(a[3].status, 200);
+  EXPECT_EQ(a[3].headers["content-type"], "application/vnd.apple.mpegurl");
+  EXPECT_EQ(a[3].headers["cache-control"], "no-cache, no-store");
+  EXPECT_EQ(a[4].status, 200);
+  EXPECT_EQ(a[4].headers["content-type"], "video/mp2t");
+  EXPECT_EQ(a[4].body, std::string(1000, 'G'));
+  for (std::size_t i = 5; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].status, 404) << i;
+    EXPECT_EQ(a[i].body.find("not for guards"), std::string::npos);
+  }
 }
 
 TEST_F(LanApiTest, FiveWrongPinsLockTheGuardOutWithRetryAfterAndBadBodiesAreNamed) {

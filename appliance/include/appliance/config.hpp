@@ -27,6 +27,8 @@ struct Paths {
   std::string tools_dir() const { return etc_dir + "/tools"; }
   std::string control_file() const { return etc_dir + "/control.json"; }
   std::string compose_dir() const { return state_dir + "/compose"; }
+  std::string cameras_dir() const { return etc_dir + "/cameras"; }
+  std::string hls_dir() const { return state_dir + "/hls"; }
   std::string pg_dir() const { return state_dir + "/pg"; }
 };
 

@@ -39,6 +39,10 @@ struct LanApiSettings {
   int max_failures = 5;
   std::chrono::seconds failure_window{300};
   std::function<std::string()> metrics;  // the box's own figures, Prometheus text
+  // Cameras (media): GET /api/lan/streams lists them; /hls/<camera>/<file>
+  // serves their playlists and segments from hls_dir, to a logged-in guard.
+  std::function<nlohmann::json()> streams;
+  std::string hls_dir;
 };
 
 class LanApi {
