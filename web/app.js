@@ -8,7 +8,10 @@ const STRINGS = {
     'login.title': 'Entrar a la caseta', 'login.guard': 'Guardia (ID)', 'login.pin': 'PIN', 'login.submit': 'Entrar',
     'login.wrong': 'Guardia o PIN incorrecto.', 'login.locked': 'Demasiados intentos. Espera {s} s.',
     'login.offline': 'No hay conexión con la caseta.',
-    'tab.check': 'Revisar', 'tab.guests': 'Visitas', 'tab.note': 'Nota',
+    'tab.check': 'Revisar', 'tab.guests': 'Visitas', 'tab.note': 'Nota', 'tab.cameras': 'Cámaras',
+    'cameras.none': 'No hay cámaras configuradas en esta caseta.', 'cameras.offline': 'No hay conexión con la caseta.',
+    'cameras.noplayer': 'Este navegador no puede reproducir las cámaras.',
+    'camera.live': 'En vivo', 'camera.starting': 'Iniciando…', 'camera.stalled': 'Sin señal', 'camera.failed': 'Falla',
     'check.label': 'Placa o nombre', 'check.placeholder': 'ABC-123 o nombre',
     'check.banned': 'PROHIBIDO: no dejar pasar', 'check.clear': '✓ Sin prohibición',
     'check.count': '{n} personas prohibidas en la lista',
@@ -28,7 +31,10 @@ const STRINGS = {
     'login.title': 'Sign in to the booth', 'login.guard': 'Guard (ID)', 'login.pin': 'PIN', 'login.submit': 'Sign in',
     'login.wrong': 'Wrong guard or PIN.', 'login.locked': 'Too many attempts. Wait {s} s.',
     'login.offline': 'The booth box cannot be reached.',
-    'tab.check': 'Check', 'tab.guests': 'Guests', 'tab.note': 'Note',
+    'tab.check': 'Check', 'tab.guests': 'Guests', 'tab.note': 'Note', 'tab.cameras': 'Cameras',
+    'cameras.none': 'No cameras are set up on this box.', 'cameras.offline': 'The booth box cannot be reached.',
+    'cameras.noplayer': 'This browser cannot play the cameras.',
+    'camera.live': 'Live', 'camera.starting': 'Starting…', 'camera.stalled': 'No signal', 'camera.failed': 'Failed',
     'check.label': 'Plate or name', 'check.placeholder': 'ABC-123 or a name',
     'check.banned': 'BANNED: do not let in', 'check.clear': '✓ Not banned',
     'check.count': '{n} banned people on the list',
@@ -300,6 +306,115 @@ async function loadGuests() {
   }));
 }
 
+// ------------------------------------------------------------- cameras --
+// One <video> a ready stream, played by hls.js (loaded when the tab first
+// opens: 600 KB a cheap phone should not fetch for nothing). The player sends
+// the session token with every playlist and segment request.
+
+const players = new Map();  // camera -> { hls, video, tile }
+let camerasTimer;
+
+function loadHlsLibrary() {
+  if (window.Hls) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = '/vendor/hls.min.js';
+    s.onload = resolve;
+    s.onerror = reject;
+    document.head.append(s);
+  });
+}
+
+function cameraMessage(key) {
+  const el = $('cameras-message');
+  el.hidden = !key;
+  el.textContent = key ? t(key) : '';
+}
+
+function cameraTile(stream) {
+  let p = players.get(stream.camera);
+  if (!p) {
+    const tile = document.createElement('figure');
+    tile.className = 'camera';
+    tile.dataset.camera = stream.camera;
+    tile.innerHTML = '<div class="offline"></div><figcaption><span class="name"></span><span class="pill"></span></figcaption>';
+    tile.querySelector('.name').textContent = stream.camera;
+    $('camera-wall').append(tile);
+    p = { tile, hls: null, video: null };
+    players.set(stream.camera, p);
+  }
+  const badge = p.tile.querySelector('.pill');
+  badge.className = `pill ${stream.state}`;
+  badge.textContent = t(`camera.${stream.state}`);
+  return p;
+}
+
+function play(stream, p) {
+  if (p.hls || !window.Hls?.isSupported()) return;
+  const video = document.createElement('video');
+  video.muted = true;
+  video.autoplay = true;
+  video.playsInline = true;
+  video.dataset.camera = stream.camera;
+  p.tile.querySelector('.offline')?.replaceWith(video);
+  const hls = new window.Hls({
+    // 1 s segments: play 1.5 s behind the live edge, and speed up a little
+    // (never skip) when further behind.
+    liveSyncDuration: 1.5,
+    liveMaxLatencyDuration: 5,
+    maxLiveSyncPlaybackRate: 1.1,
+    xhrSetup: (xhr) => xhr.setRequestHeader('Authorization', `Bearer ${session.token}`),
+  });
+  hls.on(window.Hls.Events.ERROR, (_, data) => {
+    if (!data.fatal) return;
+    // A restarted ffmpeg or a box that went away: start this player over on the next poll.
+    hls.destroy();
+    p.hls = null;
+    video.replaceWith(Object.assign(document.createElement('div'), { className: 'offline' }));
+  });
+  hls.loadSource(stream.hlsUrl);
+  hls.attachMedia(video);
+  p.hls = hls;
+  p.video = video;
+  video.player = hls;  // for the browser test's latency figure
+}
+
+async function loadCameras() {
+  let res;
+  try { res = await api('GET', '/api/lan/streams'); } catch { return cameraMessage('cameras.offline'); }
+  if (res.status === 401) return showLogin();
+  const streams = res.data?.streams ?? [];
+  if (!streams.length) return cameraMessage('cameras.none');
+  try { await loadHlsLibrary(); } catch { return cameraMessage('cameras.offline'); }
+  cameraMessage(window.Hls?.isSupported() ? null : 'cameras.noplayer');
+  for (const s of streams) {
+    const p = cameraTile(s);
+    if (s.ready) play(s, p);
+  }
+  for (const [camera, p] of players) {
+    if (streams.some((s) => s.camera === camera)) continue;
+    p.hls?.destroy();
+    p.tile.remove();
+    players.delete(camera);
+  }
+}
+
+function stopCameras() {
+  clearInterval(camerasTimer);
+  for (const p of players.values()) p.hls?.destroy();
+  players.clear();
+  $('camera-wall').replaceChildren();
+}
+
+// Back on the tab: jump to the live edge instead of playing what was missed.
+function cameraLiveEdge() {
+  if (document.visibilityState !== 'visible') return;
+  for (const p of players.values()) {
+    if (p.hls && p.video && Number.isFinite(p.hls.liveSyncPosition)) p.video.currentTime = p.hls.liveSyncPosition;
+    p.video?.play().catch(() => {});
+  }
+}
+
 // ------------------------------------------------------------------ UI --
 
 let toastTimer;
@@ -313,11 +428,19 @@ function toast(text) {
 
 function showTab(name) {
   for (const b of document.querySelectorAll('[data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === name));
-  for (const tab of ['check', 'guests', 'note']) $(`tab-${tab}`).hidden = tab !== name;
+  for (const tab of ['check', 'guests', 'note', 'cameras']) $(`tab-${tab}`).hidden = tab !== name;
   if (name === 'guests') loadGuests();
+  if (name === 'cameras') {
+    loadCameras();
+    clearInterval(camerasTimer);
+    camerasTimer = setInterval(loadCameras, 5000);
+  } else {
+    stopCameras();
+  }
 }
 
 function showLogin() {
+  stopCameras();
   session.clear();
   $('statusbar').classList.add('signed-out');
   $('view-app').hidden = true;
@@ -381,6 +504,7 @@ async function main() {
     $('note-form').reset();
   };
   window.addEventListener('online', () => { flush(); refreshStatus(); });
+  document.addEventListener('visibilitychange', cameraLiveEdge);
   setInterval(() => { refreshStatus(); flush(); }, 10000);
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => { /* untrusted certificate: no offline shell */ });
   if (session.token) showApp(); else showLogin();

@@ -2,7 +2,7 @@
 // the box unreachable), the lists from the network with the last copy kept
 // for when the box cannot answer. Posts are never cached: the app's outbox
 // (IndexedDB) holds them until the box has them.
-const SHELL = 'secbox-shell-v1';
+const SHELL = 'secbox-shell-v2';
 const DATA = 'secbox-data-v1';
 const FILES = ['/', '/app.js', '/style.css', '/manifest.webmanifest', '/icon.svg'];
 
@@ -30,7 +30,8 @@ self.addEventListener('fetch', (event) => {
       .then((hit) => hit || Response.error())));
     return;
   }
-  if (url.pathname.startsWith('/api/') || url.pathname === '/metrics' || url.pathname === '/healthz') return;
+  if (url.pathname.startsWith('/api/') || url.pathname.startsWith('/hls/') || url.pathname.startsWith('/vendor/') ||
+      url.pathname === '/metrics' || url.pathname === '/healthz') return;
   event.respondWith(caches.match(url.pathname === '/index.html' ? '/' : event.request)
     .then((hit) => hit || fetch(event.request)));
 });

@@ -1,0 +1,103 @@
+// The camera wall in headless Chromium: a real `secbox run` with one lavfi
+// testsrc camera (ffmpeg → HLS), a guard logs in, opens Cameras, and hls.js
+// plays the stream: the video's currentTime advances. Prints the live latency
+// (now − the playing position's EXT-X-PROGRAM-DATE-TIME); screenshot taken.
+//   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/cameras.test.mjs
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { pbkdf2Sync } from 'node:crypto';
+import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { collect, waitFor } from './support.mjs';
+
+const root = mkdtempSync(join(tmpdir(), 'secbox-cameras-'));
+chmodSync(root, 0o711);
+const shots = process.env.SECBOX_SCREENSHOTS || join(root, 'screenshots');
+mkdirSync(shots, { recursive: true });
+const children = [];
+after(() => {
+  for (const c of children) c.kill('SIGTERM');
+  if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
+});
+
+function pinHash(pin) {
+  const salt = Buffer.from('booth-salt-0001!');
+  return `pbkdf2-sha256$10000$${salt.toString('base64')}$${pbkdf2Sync(pin, salt, 10000, 32, 'sha256').toString('base64')}`;
+}
+
+test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
+  const guard = JSON.stringify({ v: 1, type: 'snapshot.user', id: 'c-user', ts: new Date().toISOString(),
+    payload: { snapshotId: 's_user', version: 1, chunk: 1, chunks: 1,
+               rows: [{ id: 'g_1', communityId: 'com_1', role: 'guard', displayName: 'Ana Ruiz', pinHash: pinHash('2468') }] } });
+  writeFileSync(join(root, 'script.jsonl'), guard + '\n');
+  mkdirSync(join(root, 'sim'), { mode: 0o700 });
+  const bootstrap = 'bt_camera_test_0123456789';
+  const sim = collect(spawn(process.env.CLOUDSIM_BINARY, ['--dir', join(root, 'sim'), '--device', 'dev_cam', '--bootstrap',
+                                                          bootstrap, '--script', join(root, 'script.jsonl')],
+                            { stdio: ['pipe', 'pipe', 'pipe'] }));
+  children.push(sim);
+  const ready = JSON.parse((await waitFor(() => sim.text.match(/^\{.*\}$/m), 20_000, 'the simulator'))[0]);
+
+  mkdirSync(join(root, 'etc/cameras'), { recursive: true, mode: 0o750 });
+  mkdirSync(join(root, 'state'), { mode: 0o700 });
+  writeFileSync(join(root, 'etc/cameras/gate.env'), 'INPUT=lavfi:testsrc\nSIZE=640x480\nFPS=15\nBITRATE=600k\n');
+  writeFileSync(join(root, 'etc/secbox.env'),
+                `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=0\nLAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\n`, { mode: 0o600 });
+  const box = collect(spawn(process.env.SECBOX_BINARY, ['run'], {
+    env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
+    stdio: ['ignore', 'pipe', 'pipe'] }));
+  children.push(box);
+  const pairingPort = Number((await waitFor(() => box.text.match(/Pairing form ready\.","port":(\d+)/), 30_000, 'the pairing form'))[1]);
+  const lanPort = Number((await waitFor(() => box.text.match(/LAN server ready\.","port":(\d+)/), 60_000, 'the LAN server'))[1]);
+  const paired = await fetch(`http://127.0.0.1:${pairingPort}/pair`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ v: 1, cloudBaseUrl: ready.baseUrl, gatewayUrl: ready.gatewayUrl, deviceId: 'dev_cam', bootstrapToken: bootstrap }) });
+  assert.equal(paired.status, 200);
+  await waitFor(() => box.text.includes('Applied a snapshot'), 30_000, 'the guard list');
+  await waitFor(() => box.text.includes('Camera is live.'), 30_000, `the camera:\n${box.text}`);
+
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 900, height: 700 }, locale: 'es-MX' });
+    const page = await context.newPage();
+    await page.goto(`https://localhost:${lanPort}/`);
+    await page.fill('#guard-id', 'g_1');
+    await page.fill('#pin', '2468');
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#view-app:not([hidden])');
+    await page.click('[data-tab=cameras]');
+    await page.waitForSelector('video[data-camera=gate]', { timeout: 20_000 });
+    const start = await waitFor(() => page.evaluate(() => {
+      const v = document.querySelector('video[data-camera=gate]');
+      return v.currentTime > 0 ? v.currentTime : 0;
+    }), 30_000, 'the video to start');
+    const later = await waitFor(() => page.evaluate((t0) => {
+      const v = document.querySelector('video[data-camera=gate]');
+      return v.currentTime > t0 + 2 ? v.currentTime : 0;
+    }, start), 30_000, 'the video to advance');
+    assert.ok(later > start + 2);
+    assert.equal(await page.textContent('[data-camera=gate] .pill'), 'En vivo');
+    const latency = await page.evaluate(() => {
+      const v = document.querySelector('video[data-camera=gate]');
+      const at = v.player?.playingDate;
+      return at ? (Date.now() - at.getTime()) / 1000 : null;
+    });
+    console.log(`live latency: ${latency === null ? 'unknown' : latency.toFixed(2) + ' s'} (now − EXT-X-PROGRAM-DATE-TIME of the playing frame)`);
+    await page.screenshot({ path: join(shots, 'guard-cameras.png') });
+
+    // Another tab and back: the player goes and comes back.
+    await page.click('[data-tab=check]');
+    assert.equal(await page.locator('video').count(), 0);
+    await page.click('[data-tab=cameras]');
+    await page.waitForSelector('video[data-camera=gate]', { timeout: 20_000 });
+  } finally {
+    await browser.close();
+  }
+});
