@@ -182,16 +182,29 @@ TEST_F(ControlPlaneTest, InjectionAttemptsAreRefusedBeforeAnythingRuns) {
   for (const auto& m : sent) EXPECT_NE(m["type"], "exec.accepted");
 }
 
+// Running and not a zombie.
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
 TEST_F(ControlPlaneTest, ATimeOutKillsTheWholeProcessGroup) {
-  dir.write("etc/tools/network.json", kNetworkTool);
+  // The command leaves a child in the background and says where.
+  dir.write("etc/tools/slow.json", R"({"commands": {"sleepy": {"argv": ["/bin/sh", "-c",
+      "sleep 30 & echo $! > )" + dir.file("bg.pid") + R"(; sleep 30"], "timeoutS": 1}}})");
   start();
-  auto r = ask("exec.run", {{"tool", "network"}, {"command", "sleepy"}, {"args", json::object()}}, 2, 15s);
+  auto r = ask("exec.run", {{"tool", "slow"}, {"command", "sleepy"}, {"args", json::object()}}, 2, 15s);
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[1]["payload"]["timedOut"], true);
   EXPECT_LT(r[1]["payload"]["durationMs"].get<int>(), 5000);
   // The background `sleep 30` of the command's shell went with it.
+  const pid_t bg = std::stoi(TempDir::read(dir.file("bg.pid")));
+  ASSERT_GT(bg, 0);
   std::this_thread::sleep_for(200ms);
-  EXPECT_NE(std::system("pgrep -f '^sleep 30$' >/dev/null"), 0) << "a child of the timed-out command is still running";
+  EXPECT_FALSE(running(bg)) << "a child of the timed-out command is still running";
 }
 
 TEST_F(ControlPlaneTest, OutputIsCutAt64KiBAndJobsAreBounded) {
@@ -325,7 +338,9 @@ TEST_F(ControlPlaneTest, StoppingKillsARunningComposeAndAnswersNothingLate) {
   ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
   plane.reset();
-  EXPECT_NE(std::system("pgrep -f 'fake-compos[e] --fake-state' >/dev/null"), 0) << "the compose child is still running";
+  // Only this test's fake (tests run side by side under ctest -j).
+  const std::string mine = "pgrep -f 'fake-compos[e] --fake-state=" + dir.file("fake") + "' >/dev/null";
+  EXPECT_NE(std::system(mine.c_str()), 0) << "the compose child is still running";
 }
 
 TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
