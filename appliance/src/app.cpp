@@ -27,6 +27,7 @@
 #include "lan/api.hpp"
 #include "lan/certificate.hpp"
 #include "lan/https_server.hpp"
+#include "media/frigate_proxy.hpp"
 #include "media/media_service.hpp"
 #include "pairing/pairing_server.hpp"
 #include "replica/database.hpp"
@@ -65,6 +66,7 @@ struct App::Impl {
   tunnel::CloudSession* cloud = nullptr;
   control::ControlPlane* control = nullptr;
   media::MediaService* media = nullptr;
+  media::FrigateProxy* frigate = nullptr;
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
@@ -124,6 +126,11 @@ struct App::Impl {
     auto service = std::make_unique<media::MediaService>(io, workers, std::move(ms));
     media = service.get();
     components.push_back(std::move(service));
+    media::FrigateSettings fs;
+    fs.base_url = config.frigate_url;
+    auto proxy = std::make_unique<media::FrigateProxy>(io, std::move(fs));
+    frigate = proxy.get();
+    components.push_back(std::move(proxy));
   }
 
   static std::vector<std::string> words(const std::string& text) {
@@ -418,6 +425,7 @@ struct App::Impl {
     }
     auto* old = cloud;
     if (control) control->detach();
+    if (frigate) frigate->detach();
     old->stop([this, old] {
       // Off the stopped session's own call stack before it is destroyed.
       boost::asio::post(io, [this, old] {
@@ -478,6 +486,10 @@ struct App::Impl {
     queue->attach({&cloud->dispatcher(), [this] { return cloud->tunnel().writable(); },
                    [this](const std::string& why) { cloud->tunnel().reconnect(why); }});
     if (control) control->attach(cloud->dispatcher());
+    if (frigate) {
+      frigate->attach(cloud->dispatcher(), {[this](const std::string& frame) { return cloud->tunnel().send_binary(frame); },
+                                            [this] { return cloud->tunnel().writable(); }});
+    }
     cloud->on_welcomed([this] {
       queue->on_welcomed();
       if (control) control->on_welcomed();
@@ -485,6 +497,7 @@ struct App::Impl {
     cloud->on_disconnected([this] {
       queue->on_disconnected();
       if (control) control->on_disconnected();
+      if (frigate) frigate->tunnel_lost();
     });
     after_database.push_back(cloud);
     components.push_back(std::move(session));

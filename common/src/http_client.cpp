@@ -25,15 +25,15 @@ std::size_t write_body(char* data, std::size_t size, std::size_t n, void* user) 
   return bytes;
 }
 
-void global_init() {
+}  // namespace
+
+void curl_init_once() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-}  // namespace
-
 Result<HttpResponse> post_json(const HttpRequest& req) {
-  global_init();
+  curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return Error{"network", "cannot initialise libcurl"};
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");

@@ -142,6 +142,17 @@ bool MjpegParser::next_by_boundary(const OnFrame& on_frame) {
       buf_.erase(0, body_start);
       return true;
     }
+    // No length and no next boundary yet: a body that already ends with the
+    // JPEG end marker goes out now rather than one frame interval later (and
+    // the last frame before a stall goes out at all).
+    std::size_t end = buf_.size();
+    while (end > body_start && (buf_[end - 1] == '\n' || buf_[end - 1] == '\r')) --end;
+    if (end - body_start >= 4 && is_jpeg(std::string_view(buf_).substr(body_start, end - body_start))) {
+      std::string body = buf_.substr(body_start, end - body_start);
+      buf_.erase(0, end);
+      emit(std::move(body), on_frame);
+      return true;
+    }
     return false;
   }
   std::size_t body_end = next;

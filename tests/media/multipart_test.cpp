@@ -40,6 +40,20 @@ TEST(Mjpeg, FrigateStylePartsWithoutLengthInAnyChunking) {
   }
 }
 
+TEST(Mjpeg, AFrameWithoutLengthIsOutAsSoonAsItsEndMarkerArrives) {
+  const auto a = jpeg('a', 300);
+  MjpegParser p("frame");
+  std::vector<std::string> out;
+  p.feed("--frame\r\nContent-Type: image/jpeg\r\n\r\n" + a.substr(0, 100), [&](std::string&& f) { out.push_back(f); });
+  EXPECT_TRUE(out.empty());
+  p.feed(a.substr(100) + "\r\n", [&](std::string&& f) { out.push_back(f); });
+  ASSERT_EQ(out.size(), 1u);  // no next boundary needed
+  EXPECT_EQ(out[0], a);
+  p.feed("--frame\r\n\r\n" + a + "\r\n", [&](std::string&& f) { out.push_back(f); });
+  EXPECT_EQ(out.size(), 2u);
+  EXPECT_EQ(p.bad_parts(), 0u);
+}
+
 TEST(Mjpeg, ContentLengthInAnyCaseLetsAFrameOutAtOnceAndGarbageIsSkipped) {
   const auto a = jpeg('a', 500), b = jpeg('b', 800);
   std::string stream = "junk before\r\n--myboundary\r\nContent-type: image/jpeg\r\nContent-length: " +

@@ -28,4 +28,8 @@ struct HttpResponse {
 // TLS, time-out, or an answer larger than max_response).
 Result<HttpResponse> post_json(const HttpRequest& request);
 
+// libcurl's global setup, once per process, from any thread: every user of
+// libcurl calls it first.
+void curl_init_once();
+
 }  // namespace secbox

@@ -1,0 +1,136 @@
+#pragma once
+// A small fake Frigate for the tests: real HTTP/1.1 on 127.0.0.1, a thread a
+// connection. /api/<camera>/latest.jpg answers a JPEG ("front", "hd"), hangs
+// ("slow") or 404s; /api/<camera>?fps=N streams multipart/x-mixed-replace:
+// "front" (small frames, each written in three pieces), "hd" (~100 KB
+// frames), "stall" (one frame, then silence), "bad" (malformed parts between
+// good ones). Everything stops with the object.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace secbox::testing {
+
+inline std::string fake_jpeg(char fill, std::size_t n) {
+  return std::string("\xFF\xD8\xFF\xE0", 4) + std::string(n, fill) + std::string("\xFF\xD9", 2);
+}
+
+class FakeFrigate {
+ public:
+  FakeFrigate() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 16);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~FakeFrigate() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    acceptor_.join();
+    for (auto& t : connections_) t.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_; }
+
+ private:
+  bool wait_stop(std::chrono::milliseconds ms) {
+    const auto until = std::chrono::steady_clock::now() + ms;
+    while (!stop_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return stop_;
+  }
+  static bool write_all(int c, const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      connections_.emplace_back([this, c] {
+        serve(c);
+        ::close(c);
+      });
+    }
+  }
+  void serve(int c) {
+    std::string req;
+    char buf[2048];
+    while (req.find("\r\n\r\n") == std::string::npos) {
+      pollfd p{c, POLLIN, 0};
+      if (stop_ || ::poll(&p, 1, 50) < 0) return;
+      if (!(p.revents & POLLIN)) continue;
+      ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      req.append(buf, static_cast<std::size_t>(n));
+    }
+    ++requests_;
+    std::string target = req.substr(4, req.find(' ', 4) - 4);
+    std::string path = target.substr(0, target.find('?'));
+    int fps = 10;
+    if (auto f = target.find("fps="); f != std::string::npos) fps = std::max(1, std::atoi(target.c_str() + f + 4));
+    if (path.size() > 11 && path.compare(path.size() - 11, 11, "/latest.jpg") == 0) {
+      const std::string cam = path.substr(5, path.size() - 16);
+      if (cam == "slow") return void(wait_stop(std::chrono::seconds(30)));
+      if (cam != "front" && cam != "hd") return void(write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+      const auto body = fake_jpeg('s', 1000);
+      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + body);
+      return;
+    }
+    const std::string cam = path.substr(5);
+    if (cam != "front" && cam != "hd" && cam != "stall" && cam != "bad") {
+      return void(write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+    }
+    if (!write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n"
+                      "Connection: close\r\n\r\n")) {
+      return;
+    }
+    const std::size_t size = cam == "hd" ? 100000 : 2000;
+    for (int i = 0; !stop_; ++i) {
+      std::string part = "--frame\r\nContent-Type: image/jpeg\r\n\r\n" + fake_jpeg(static_cast<char>('a' + i % 26), size) + "\r\n";
+      if (cam == "bad" && i % 2 == 1) part = "--frame\r\nContent-Type: text/plain\r\n\r\nnot a picture\r\nGARBAGE";
+      // Three pieces: a frame never arrives in one read.
+      const std::size_t third = part.size() / 3;
+      if (!write_all(c, part.substr(0, third)) || !write_all(c, part.substr(third, third)) ||
+          !write_all(c, part.substr(2 * third))) {
+        return;
+      }
+      if (cam == "stall" && i == 0) return void(wait_stop(std::chrono::seconds(60)));
+      if (wait_stop(std::chrono::milliseconds(1000 / fps))) return;
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> connections_;
+};
+
+}  // namespace secbox::testing
