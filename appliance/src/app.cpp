@@ -27,6 +27,7 @@
 #include "lan/api.hpp"
 #include "lan/certificate.hpp"
 #include "lan/https_server.hpp"
+#include "media/frigate_events.hpp"
 #include "media/frigate_proxy.hpp"
 #include "media/media_service.hpp"
 #include "pairing/pairing_server.hpp"
@@ -67,6 +68,7 @@ struct App::Impl {
   control::ControlPlane* control = nullptr;
   media::MediaService* media = nullptr;
   media::FrigateProxy* frigate = nullptr;
+  media::FrigateEvents* frigate_events = nullptr;
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
@@ -131,6 +133,19 @@ struct App::Impl {
     auto proxy = std::make_unique<media::FrigateProxy>(io, std::move(fs));
     frigate = proxy.get();
     components.push_back(std::move(proxy));
+    // Frigate's detections into the queue: once the database (and so the queue) is up.
+    media::FrigateEventsSettings es;
+    es.base_url = config.frigate_url;
+    es.state_file = config.paths.state_dir + "/frigate-events.json";
+    auto events = std::make_unique<media::FrigateEvents>(
+        io, workers, std::move(es),
+        [this](const std::string& client_id, const std::string& at, nlohmann::json data, std::function<void(bool)> done) {
+          queue->enqueue(replica::OutboundEvent{client_id, "frigate_event", at, std::move(data)},
+                         [done = std::move(done)](Result<replica::Enqueued> r) { done(r.has_value()); });
+        });
+    frigate_events = events.get();
+    after_database.push_back(frigate_events);
+    components.push_back(std::move(events));
   }
 
   static std::vector<std::string> words(const std::string& text) {
@@ -242,6 +257,7 @@ struct App::Impl {
     }
     s["replica"] = fresh;
     s["cameras"] = media ? media->streams() : nlohmann::json::array();
+    s["frigate"] = {{"reachable", frigate_events && frigate_events->reachable()}};
     return s;
   }
 
@@ -318,6 +334,10 @@ struct App::Impl {
       gauge("secbox_camera_restarts_total", "ffmpeg restarts of the camera since the box started.", "counter", restarts);
       gauge("secbox_camera_fps", "Frames per second ffmpeg reports for the camera.", "gauge", fps);
       gauge("secbox_camera_last_segment_age_seconds", "Time since the camera's newest HLS segment.", "gauge", age);
+    }
+    if (frigate_events) {
+      gauge("secbox_frigate_up", "1 while Frigate's events API answers.", "gauge",
+            {{"", frigate_events->reachable() ? 1.0 : 0.0}});
     }
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);

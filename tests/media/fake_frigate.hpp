@@ -12,11 +12,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace secbox::testing {
 
@@ -49,6 +52,15 @@ class FakeFrigate {
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int requests() const { return requests_; }
+  // /api/events?after=T answers the events whose start_time is after T.
+  void add_event(nlohmann::json event) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<double> event_queries() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return afters_;
+  }
 
  private:
   bool wait_stop(std::chrono::milliseconds ms) {
@@ -93,6 +105,22 @@ class FakeFrigate {
     std::string path = target.substr(0, target.find('?'));
     int fps = 10;
     if (auto f = target.find("fps="); f != std::string::npos) fps = std::max(1, std::atoi(target.c_str() + f + 4));
+    if (path == "/api/events") {
+      double after = 0;
+      if (auto a = target.find("after="); a != std::string::npos) after = std::atof(target.c_str() + a + 6);
+      nlohmann::json out = nlohmann::json::array();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        afters_.push_back(after);
+        for (const auto& e : events_) {
+          if (e.value("start_time", 0.0) > after) out.push_back(e);
+        }
+      }
+      const std::string body = out.dump();
+      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + body);
+      return;
+    }
     if (path.size() > 11 && path.compare(path.size() - 11, 11, "/latest.jpg") == 0) {
       const std::string cam = path.substr(5, path.size() - 16);
       if (cam == "slow") return void(wait_stop(std::chrono::seconds(30)));
@@ -129,6 +157,9 @@ class FakeFrigate {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> requests_{0};
+  mutable std::mutex mutex_;
+  std::vector<nlohmann::json> events_;
+  std::vector<double> afters_;
   std::thread acceptor_;
   std::vector<std::thread> connections_;
 };

@@ -1,0 +1,65 @@
+#pragma once
+// Frigate's detections become `frigate_event`s in the outbound queue (§6):
+// GET <FRIGATE_URL>/api/events?after=<unix time> every few seconds (libcurl on
+// a worker), each event queued with the clientId "frigate-<Frigate's id>", so
+// that the queue's idempotency makes it exactly once even when windows
+// overlap or the box restarts; the start time of the newest queued event is
+// persisted (<state>/frigate-events.json) only after the queue has it.
+// Frigate unreachable is a state (logged once when it changes, polled every
+// 30 s), not an error a poll.
+//
+// Loop thread only.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/blocking.hpp"
+#include "common/component.hpp"
+
+namespace secbox::media {
+
+struct FrigateEventsSettings {
+  std::string base_url = "http://127.0.0.1:5000";
+  std::string state_file;  // <state>/frigate-events.json
+  std::chrono::milliseconds poll{5000};
+  std::chrono::milliseconds poll_unreachable{30000};
+  std::chrono::milliseconds answer_timeout{5000};
+};
+
+// Queues one event; done(true) once it is durable (or was already queued).
+using QueueEvent = std::function<void(const std::string& client_id, const std::string& occurred_at,
+                                      nlohmann::json data, std::function<void(bool)> done)>;
+
+// One Frigate event as §6's frigate_event data, or nullopt when it lacks what
+// that needs. Pure; exposed for the tests.
+struct ParsedEvent {
+  std::string client_id;
+  double start_time = 0;
+  nlohmann::json data;
+};
+std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& event);
+
+class FrigateEvents final : public Component {
+ public:
+  FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers, FrigateEventsSettings settings,
+                QueueEvent queue);
+  ~FrigateEvents() override;
+
+  std::string_view name() const override { return "frigate-events"; }
+  void start() override;
+  void stop(std::function<void()> on_stopped) override;
+
+  bool reachable() const;
+  double after() const;  // the persisted cursor
+  std::uint64_t queued() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace secbox::media
