@@ -12,6 +12,7 @@
 
 #include "common/atomic_file.hpp"
 #include "common/http_client.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
 
@@ -103,7 +104,7 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
   if (!score) score = num(e, "score");
   if (!score && e.contains("data")) score = num(e["data"], "score");
   ParsedEvent p;
-  p.client_id = "frigate-" + *id;
+  p.client_id = name_uuid("frigate-event:" + *id);
   p.start_time = *start;
   p.data = {{"camera", *camera}, {"label", *label}, {"score", score.value_or(0.0)}, {"startTime", iso(*start)}};
   if (auto end = num(e, "end_time")) p.data["endTime"] = iso(*end);

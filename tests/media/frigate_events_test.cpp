@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "fake_frigate.hpp"
 #include "media/frigate_events.hpp"
@@ -45,7 +46,11 @@ struct Queue {
 TEST(FrigateEventParsing, BothScoreLayoutsAndBadEventsSkipped) {
   auto a = parse_frigate_event(event("1700000000.5-abc", 1700000000.5, 1700000003.0));
   ASSERT_TRUE(a);
-  EXPECT_EQ(a->client_id, "frigate-1700000000.5-abc");
+  EXPECT_EQ(a->client_id, name_uuid("frigate-event:1700000000.5-abc"));
+  EXPECT_EQ(a->client_id, parse_frigate_event(event("1700000000.5-abc", 1.0))->client_id) << "same event, same id";
+  EXPECT_NE(a->client_id, parse_frigate_event(event("1700000000.5-abd", 1700000000.5))->client_id);
+  EXPECT_EQ(a->client_id.size(), 36u);
+  EXPECT_EQ(a->client_id[14], '5');  // version 5
   EXPECT_EQ(a->data["score"], 0.87);
   EXPECT_EQ(a->data["startTime"], "2023-11-14T22:13:20Z");
   EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::event_data("frigate_event"), a->data));
@@ -91,7 +96,7 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
     ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
   }
   EXPECT_EQ(q.calls, 3) << "the restart did not read the old ones again";
-  EXPECT_EQ(q.accepted[2]["clientId"], "frigate-e3");
+  EXPECT_EQ(q.accepted[2]["clientId"], name_uuid("frigate-event:e3"));
   EXPECT_FALSE(q.accepted[0]["data"].contains("endTime") && q.accepted[1]["data"].contains("endTime"));
 }
 

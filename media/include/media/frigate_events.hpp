@@ -1,7 +1,8 @@
 #pragma once
 // Frigate's detections become `frigate_event`s in the outbound queue (§6):
 // GET <FRIGATE_URL>/api/events?after=<unix time> every few seconds (libcurl on
-// a worker), each event queued with the clientId "frigate-<Frigate's id>", so
+// a worker), each event queued with a clientId made from Frigate's id (a
+// name-based UUID: the same event always has the same clientId), so
 // that the queue's idempotency makes it exactly once even when windows
 // overlap or the box restarts; the start time of the newest queued event is
 // persisted (<state>/frigate-events.json) only after the queue has it.
