@@ -92,6 +92,27 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
     console.log(`live latency: ${latency === null ? 'unknown' : latency.toFixed(2) + ' s'} (now − EXT-X-PROGRAM-DATE-TIME of the playing frame)`);
     await page.screenshot({ path: join(shots, 'guard-cameras.png') });
 
+    // Hidden for a while (the player falls behind), then visible: back to live.
+    const behind = () => page.evaluate(() => {
+      const v = document.querySelector('video[data-camera=gate]');
+      return (Date.now() - v.player.playingDate.getTime()) / 1000;
+    });
+    await page.evaluate(() => {
+      document.querySelector('video[data-camera=gate]').pause();
+      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    const paused = await behind();
+    assert.ok(paused > 4.5, `the paused player should be behind (${paused} s)`);
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { value: 'visible', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    // Left alone it would stay paused; back on the tab it plays, near the live edge.
+    await waitFor(async () => !(await page.evaluate(() => document.querySelector('video[data-camera=gate]').paused)) &&
+                              (await behind()) < 3.5, 10_000, 'the player to play at the live edge again');
+
     // Another tab and back: the player goes and comes back.
     await page.click('[data-tab=check]');
     assert.equal(await page.locator('video').count(), 0);
