@@ -170,10 +170,20 @@ install_web() {
     say "no --web DIR: the guard app is not installed (the LAN API still works)"
     return 0
   fi
+  # The source folder (web/ with its package.json) is built first: the app
+  # plus hls.js, never node_modules or the package files.
+  if [ -f "$WEB_SRC/package.json" ] && [ -x "$WEB_SRC/../scripts/build-web" ]; then
+    command -v npm >/dev/null || fail "npm is needed to build the guard app from $WEB_SRC (or pass --web with a built one)"
+    web_built=$(mktemp -d)
+    "$WEB_SRC/../scripts/build-web" "$web_built" >/dev/null || fail "the guard app could not be built (scripts/build-web)"
+    WEB_SRC=$web_built
+  fi
   [ -f "$WEB_SRC/index.html" ] || fail "$WEB_SRC has no index.html: not the guard app's files"
-  for f in $(cd "$WEB_SRC" && find . -type f | sort); do
+  for f in $(cd "$WEB_SRC" && find . -type f ! -path './node_modules/*' ! -name 'package*.json' | sort); do
     install_file 644 "$WEB_SRC/$f" "$WEB_DIR/${f#./}"
   done
+  [ -n "${web_built:-}" ] && rm -rf "$web_built"
+  return 0
 }
 
 ensure_user() {

@@ -45,7 +45,11 @@ check "unit is Type=notify with a watchdog" bash -c "grep -qx 'Type=notify' '$un
 check "unit starts the installed binary" grep -qx "ExecStart=/usr/local/bin/secbox run" "$unit"
 check "unit restarts on failure" grep -qx "Restart=on-failure" "$unit"
 check "no secbox.env written" test ! -e "$root/etc/secbox/secbox.env"
-check "the guard app installed, file by file" diff -r "$src/web" "$root/usr/local/share/secbox/web"
+"$src/scripts/build-web" "$work/web-built" >/dev/null
+check "the guard app installed (built: the app and hls.js), file by file" \
+  diff -r "$work/web-built" "$root/usr/local/share/secbox/web"
+check "no node_modules or package files installed" \
+  bash -c "[[ ! -e '$root/usr/local/share/secbox/web/node_modules' && ! -e '$root/usr/local/share/secbox/web/package.json' ]]"
 check "the unit points the LAN server at it" grep -q "LAN_WEB_DIR=/usr/local/share/secbox/web" "$unit"
 check "the pairing address is printed" grep -q "pair this box" <<<"$out"
 if command -v systemd-analyze >/dev/null; then
