@@ -144,6 +144,11 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   dir.write("etc/tools/network.json",
             R"({"commands": {"ping": {"argv": ["/bin/echo", "{host}"], "args": {"host": "^[a-z0-9.-]+$"}}}})");
   dir.write("etc/control.json", R"({"metrics": {"allow": ["get"]}, "env": {"allow": ["set"]}})");
+  // A second box later in the test: every operation, with stand-in tools.
+  dir.write("fake/systemctl", TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/control/fake-systemctl"), 0755);
+  dir.write("fake/podman", "#!/bin/sh\necho \"$*\" >> \"$0.calls\"\n"
+                           "[ \"$1\" = ps ] && echo '[{\"Names\":[\"frigate\"],\"State\":\"running\",\"Status\":\"Up 1 hour (healthy)\"}]'\n"
+                           "exit 0\n", 0755);
   dir.write("etc/secbox.env", "DEVICE_ID=dev_7Q2x\n");
   Daemon d(dir, box_env());
   d.start();
@@ -159,6 +164,14 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   EXPECT_GT(h["memory"]["totalBytes"].get<std::uint64_t>(), 0u);
   EXPECT_TRUE(h["jwt"].contains("expiresAt"));
 
+  for (const char* kind : {"units.status", "journal.tail", "containers.list"}) {
+    json payload = std::string(kind) == "units.status"   ? json{{"name", "frigate.service"}}
+                   : std::string(kind) == "journal.tail" ? json{{"unit", "secbox.service"}, {"lines", 2}}
+                                                         : json::object();
+    auto r = request(kind, payload);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->message["payload"]["code"], "unavailable") << kind << ": no section in control.json";
+  }
   auto m = request("metrics.get", {{"kinds", {"host", "disk"}}});
   ASSERT_TRUE(m);
   EXPECT_EQ(m->message["type"], "metrics.result") << m->message.dump();
@@ -184,6 +197,43 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   EXPECT_EQ(result->message["payload"]["stdout"], "gw.local\n");
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+
+  // Node control allowed, over the tunnel, with stand-ins for systemctl, journalctl and podman.
+  dir.write("etc/control.json", R"({"units": {"allow": ["status", "restart"]}, "journal": {"allow": ["tail"]},
+                                    "containers": {"allow": ["list", "restart"]}, "jwt": {"allow": ["rotate"]}})");
+  auto env = box_env();
+  env.push_back("SYSTEMCTL_CMD=" + dir.file("fake/systemctl"));
+  env.push_back("JOURNALCTL_CMD=" + dir.file("fake/systemctl"));
+  env.push_back("CONTAINER_CMD=" + dir.file("fake/podman"));
+  for (auto& e : env) {
+    if (e.rfind("CONTAINER_CMD=/bin/false", 0) == 0) e = "X_UNUSED=1";
+  }
+  Daemon d2(dir, env);
+  d2.start();
+  ASSERT_TRUE(d2.wait_for_log("The cloud welcomed the box.", 30s)) << d2.log();
+  auto st = request("units.status", {{"name", "frigate.service"}});
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->message["type"], "units.result") << st->message.dump();
+  EXPECT_EQ(st->message["payload"]["activeState"], "active");
+  auto restart = request("units.restart", {{"name", "frigate.service"}});
+  ASSERT_TRUE(restart);
+  EXPECT_EQ(restart->message["type"], "ack");
+  auto journal = request("journal.tail", {{"unit", "secbox.service"}, {"lines", 3}});
+  ASSERT_TRUE(journal);
+  EXPECT_EQ(journal->message["payload"]["lines"].size(), 3u);
+  auto list = request("containers.list", json::object());
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->message["payload"]["containers"][0]["name"], "frigate");
+  EXPECT_EQ(list->message["payload"]["containers"][0]["health"], "healthy");
+  auto crestart = request("containers.restart", {{"name", "frigate"}});
+  ASSERT_TRUE(crestart);
+  EXPECT_EQ(crestart->message["type"], "ack") << crestart->message.dump();
+  EXPECT_NE(TempDir::read(dir.file("fake/podman.calls")).find("restart frigate"), std::string::npos);
+  auto rotate = request("jwt.rotate", json::object());
+  ASSERT_TRUE(rotate);
+  EXPECT_EQ(rotate->message["type"], "ack");
+  d2.signal(SIGTERM);
+  EXPECT_EQ(d2.wait_exit(5s), 0) << d2.log();
 }
 
 }  // namespace
