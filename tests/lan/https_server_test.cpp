@@ -114,22 +114,74 @@ TEST_F(HttpsTest, KeepAliveServesManyRequestsOnOneConnection) {
   EXPECT_EQ(handled, 6);
 }
 
-TEST_F(HttpsTest, ALargeSharedBodyArrivesWholeTwiceOnOneConnection) {
+TEST_F(HttpsTest, ALargeSharedBodyArrivesWholeTwiceOnOneConnectionInTls12And13) {
   make();
   const int port = server->port();
   auto answers = serve_while([port] {
-    HttpsClient c(port);
     std::vector<HttpsAnswer> a;
-    for (int i = 0; i < 2; ++i) a.push_back(c.call("GET", "/big"));
+    for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+      HttpsClient c(port, {version, version, ""});
+      for (int i = 0; i < 2; ++i) a.push_back(c.call("GET", "/big"));
+    }
     return a;
   });
-  ASSERT_EQ(answers.size(), 2u);
+  ASSERT_EQ(answers.size(), 4u);
   for (const auto& a : answers) {
     EXPECT_EQ(a.status, 200);
     ASSERT_EQ(a.body.size(), 2u * 1024 * 1024 + 7);
     EXPECT_EQ(a.body[4096 * 3], 'd');
     EXPECT_EQ(a.headers.at("content-length"), std::to_string(2 * 1024 * 1024 + 7));
   }
+}
+
+TEST_F(HttpsTest, ARenewedCertificateIsPresentedToNewConnectionsWhileOpenOnesGoOn) {
+  make();
+  const int port = server->port();
+  auto renewed = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(48), false});
+  ASSERT_TRUE(renewed);
+  EXPECT_FALSE(server->use_certificate(renewed.value().cert_pem, "not a key")) << "an unusable pair must be refused";
+  auto old_client = std::make_shared<std::unique_ptr<HttpsClient>>();
+  const auto before = serve_while([&] {
+    *old_client = std::make_unique<HttpsClient>(port);
+    return (*old_client)->peer_certificate_pem();
+  });
+  ASSERT_TRUE(server->use_certificate(renewed.value().cert_pem, renewed.value().key_pem));
+  auto after = serve_while([&] {
+    std::vector<std::string> v;
+    HttpsClient fresh(port);
+    v.push_back(fresh.peer_certificate_pem());
+    v.push_back(std::to_string(fresh.call("GET", "/new").status));
+    v.push_back(std::to_string((*old_client)->call("GET", "/old").status));
+    return v;
+  });
+  auto fingerprint = [](const std::string& pem) {
+    auto sha = certificate_sha256(pem);
+    return sha ? sha.value() : std::string("unreadable");
+  };
+  EXPECT_NE(fingerprint(before), fingerprint(renewed.value().cert_pem));
+  EXPECT_EQ(fingerprint(after[0]), fingerprint(renewed.value().cert_pem));
+  EXPECT_EQ(after[1], "200");
+  EXPECT_EQ(after[2], "200") << "a connection made before the renewal must keep working";
+  old_client->reset();
+}
+
+// A client that asks for a large body and leaves: the server's sends meet a
+// closed socket (EPIPE). They must not raise SIGPIPE, which would end this
+// test binary, as it would end the daemon.
+TEST_F(HttpsTest, ClientsLeavingInTheMiddleOfALargeBodyDoNotHurtTheServer) {
+  make();
+  const int port = server->port();
+  auto status = serve_while([port] {
+    for (int i = 0; i < 5; ++i) {
+      HttpsClient leaver(port);
+      leaver.send_raw("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    }  // closed with the answer unread
+    std::this_thread::sleep_for(300ms);
+    return HttpsClient(port).call("GET", "/big").status;
+  });
+  EXPECT_EQ(status, 200);
+  run_until(io, [&] { return server->connections() == 0; }, 5s);
+  EXPECT_EQ(server->connections(), 0u);
 }
 
 TEST_F(HttpsTest, OversizedHeadersAndBodiesAreRefusedAndTheServerStaysUp) {

@@ -3,6 +3,7 @@
 // io_context): one connection, any number of requests on it, TLS versions
 // and ciphers chosen by the test, every step bounded in time. Run it on
 // another thread while the test's loop runs the server.
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -52,6 +53,21 @@ class HttpsClient {
   bool connected() const { return connected_; }
   const std::string& tls_version() const { return version_; }
   SSL* native() { return stream_.native_handle(); }
+  // The certificate the server presented, as PEM ("" when none).
+  std::string peer_certificate_pem() {
+    std::string pem;
+    X509* cert = SSL_get1_peer_certificate(stream_.native_handle());
+    if (!cert) return pem;
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio && PEM_write_bio_X509(bio, cert) == 1) {
+      char* data = nullptr;
+      const long n = BIO_get_mem_data(bio, &data);
+      pem.assign(data, static_cast<std::size_t>(n));
+    }
+    BIO_free(bio);
+    X509_free(cert);
+    return pem;
+  }
 
   HttpsAnswer call(const std::string& method, const std::string& target, const std::string& body = "",
                    const std::map<std::string, std::string>& headers = {}) {

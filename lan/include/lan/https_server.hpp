@@ -66,6 +66,10 @@ class HttpsServer final : public Component {
   void start() override;
   void stop(std::function<void()> on_stopped) override;
 
+  // A renewed certificate: connections accepted from now on present it, open
+  // ones keep theirs. False (and the old one kept) when the pair is unusable.
+  bool use_certificate(const std::string& cert_pem, const std::string& key_pem);
+
   int port() const;
   std::size_t connections() const;
 
