@@ -15,7 +15,9 @@
 #include <sstream>
 #include <vector>
 
+#include "common/atomic_file.hpp"
 #include "common/blocking.hpp"
+#include "common/certificates.hpp"
 #include "common/component.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -58,6 +60,7 @@ struct App::Impl {
   boost::asio::signal_set signals;
   boost::asio::steady_timer stop_deadline;
   boost::asio::steady_timer watchdog{io};
+  boost::asio::steady_timer lan_cert_timer{io};
   BlockingPool workers;  // config reloads and other small blocking jobs
   log::Logger log{"appliance"};
   std::vector<std::unique_ptr<Component>> components;  // in start order
@@ -229,7 +232,7 @@ struct App::Impl {
   // The LAN certificate, made (or read) once before the loop runs; the LAN
   // server and the pairing page share it.
   void make_lan_certificate() {
-    auto cert = lan::ensure_lan_certificate({config.paths.state_dir + "/lan", host_name(), lan_addresses()});
+    auto cert = lan::ensure_lan_certificate(lan_certificate_request());
     if (!cert) {
       log.error("The LAN certificate cannot be made; the LAN server stays down.", {{"reason", cert.error().message}});
       return;
@@ -238,6 +241,37 @@ struct App::Impl {
       log.info("Made the LAN certificate.", {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
     }
     lan_cert = std::move(cert).value();
+  }
+
+  lan::LanCertificateRequest lan_certificate_request() const {
+    return {config.paths.state_dir + "/lan", host_name(), lan_addresses()};
+  }
+
+  // A box runs for years and its DHCP address may change: every
+  // LAN_CERT_CHECK_S the certificate is checked again on a worker, and a new
+  // one (under 30 days left, or an address it does not name) goes to the LAN
+  // server without a restart. Open connections keep the old one.
+  void schedule_lan_certificate_check() {
+    lan_cert_timer.expires_after(std::chrono::seconds(config.lan_cert_check_s));
+    lan_cert_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopping) return;
+      workers.run([dir = config.paths.state_dir + "/lan"] {  // getifaddrs and key generation: off the loop
+                    return lan::ensure_lan_certificate({dir, host_name(), lan_addresses()});
+                  },
+                  [this](Result<lan::LanCertificate> cert) {
+                    if (stopping) return;
+                    if (!cert) {
+                      log.error("The LAN certificate cannot be renewed; the current one stays.",
+                                {{"reason", cert.error().message}});
+                    } else if (cert.value().made_now && lan_server &&
+                               lan_server->use_certificate(cert.value().cert_pem, cert.value().key_pem)) {
+                      log.info("Renewed the LAN certificate.",
+                               {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
+                      lan_cert = std::move(cert).value();
+                    }
+                    schedule_lan_certificate_check();
+                  });
+    });
   }
 
   // What the guard app's status bar and /api/lan/status say.
@@ -370,6 +404,7 @@ struct App::Impl {
     hs.key_pem = lan_cert->key_pem;
     auto server = std::make_unique<lan::HttpsServer>(io, hs, lan_api->handler());
     lan_server = server.get();
+    schedule_lan_certificate_check();
     // Served from the replica: up once the database is.
     after_database.push_back(server.get());
     components.push_back(std::move(server));
@@ -385,9 +420,13 @@ struct App::Impl {
     ps.lan_port = config.lan_port;
     ps.paired = config.paired() && tunnel::TokenStore(config.paths.jwt_file()).load().has_value();
     pairing::PairingHooks hooks;
-    hooks.lan_fingerprint = [sha = lan_cert ? lan_cert->sha256 : std::string()]() -> Result<std::string> {
-      if (sha.empty()) return Error{"tls", "the LAN certificate could not be made (see the log)"};
-      return sha;
+    // Read from the file each time (on a worker): a renewal changes it.
+    hooks.lan_fingerprint = [made = lan_cert.has_value(),
+                             path = config.paths.state_dir + "/lan/cert.pem"]() -> Result<std::string> {
+      if (!made) return Error{"tls", "the LAN certificate could not be made (see the log)"};
+      auto pem = read_file(path, 1 << 20);
+      if (!pem) return pem.error();
+      return certificate_sha256(pem.value());
     };
     hooks.addresses = [] { return lan_addresses(); };
     hooks.persist = [paths = config.paths](const pairing::QrCode& qr, const pairing::ClaimOutcome& claimed) {
@@ -583,6 +622,7 @@ struct App::Impl {
     ::sd_notify(0, "STOPPING=1");
     signals.cancel();
     watchdog.cancel();
+    lan_cert_timer.cancel();
     stop_deadline.expires_after(kStopDeadline);
     stop_deadline.async_wait([this](boost::system::error_code ec) {
       if (ec) return;

@@ -19,7 +19,7 @@ bool is_public_key(const std::string& key) {
       "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE",
       "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "CONTAINER_CMD", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
-      "LAN_PORT", "LAN_WEB_DIR",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
+      "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
 }
@@ -163,6 +163,7 @@ Result<Config> load_config(const Environment& penv) {
   if (auto r = read_seconds(src, "COMPOSE_UP_TIMEOUT_S", 1, 3600, c.compose_up_timeout_s); !r) return r.error();
   if (auto r = read_seconds(src, "COMPOSE_HEALTH_TIMEOUT_S", 1, 3600, c.compose_health_timeout_s); !r) return r.error();
   if (auto r = read_seconds(src, "HEALTH_INTERVAL_S", 1, 3600, c.health_interval_s); !r) return r.error();
+  if (auto r = read_seconds(src, "LAN_CERT_CHECK_S", 1, 86400, c.lan_cert_check_s); !r) return r.error();
   if (auto v = src.get("COMPOSE_RENDER_CHECK"); v && !v->first.empty()) {
     if (v->first != "0" && v->first != "1") return bad("COMPOSE_RENDER_CHECK", v->second, "must be 0 or 1");
     c.compose_render_check = v->first == "1";

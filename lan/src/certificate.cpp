@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -24,15 +26,31 @@ constexpr auto kRenewBefore = std::chrono::hours(24 * 30);
 struct Parsed {
   std::chrono::system_clock::time_point not_after;
   std::vector<std::string> names;  // DNS and IP SANs, as text
+  bool key_matches = false;        // the key file holds this certificate's private key
 };
 
-std::optional<Parsed> parse(const std::string& pem) {
+// A renewal writes the key, then the certificate: a crash between the two
+// leaves a certificate with a key that is not its own, which no TLS context
+// accepts. Such a pair is made again, never kept.
+bool key_matches(X509* cert, const std::string& key_pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())),
+                                               BIO_free);
+  if (!bio) return false;
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
+                                                         EVP_PKEY_free);
+  const bool ok = key && X509_check_private_key(cert, key.get()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+std::optional<Parsed> parse(const std::string& pem, const std::string& key_pem) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   if (!bio) return std::nullopt;
   std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr),
                                                    X509_free);
   if (!cert) return std::nullopt;
   Parsed p;
+  p.key_matches = key_matches(cert.get(), key_pem);
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return std::nullopt;
   p.not_after = std::chrono::system_clock::from_time_t(timegm(&tm));
@@ -79,7 +97,7 @@ Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& r) {
   auto cert = read_file(cert_path, 1 << 20);
   auto key = read_file(key_path, 1 << 20);
   if (cert && key) {
-    if (auto p = parse(cert.value())) {
+    if (auto p = parse(cert.value(), key.value())) {
       std::vector<std::string> have;
       for (const auto& n : p->names) have.push_back(canonical_ip(n));
       const bool names_ok = std::all_of(dns.begin(), dns.end(), [&](const std::string& n) {
@@ -88,7 +106,7 @@ Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& r) {
                             std::all_of(ips.begin(), ips.end(), [&](const std::string& n) {
                               return std::find(have.begin(), have.end(), canonical_ip(n)) != have.end();
                             });
-      if (names_ok && p->not_after - std::chrono::system_clock::now() > kRenewBefore) {
+      if (names_ok && p->key_matches && p->not_after - std::chrono::system_clock::now() > kRenewBefore) {
         out.cert_pem = std::move(cert).value();
         out.key_pem = std::move(key).value();
         out.not_after = format_rfc3339(p->not_after);
@@ -106,7 +124,7 @@ Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& r) {
     out.cert_pem = made.value().cert_pem;
     out.key_pem = made.value().key_pem;
     out.made_now = true;
-    if (auto p = parse(out.cert_pem)) out.not_after = format_rfc3339(p->not_after);
+    if (auto p = parse(out.cert_pem, out.key_pem)) out.not_after = format_rfc3339(p->not_after);
   }
   auto sha = certificate_sha256(out.cert_pem);
   if (!sha) return sha.error();

@@ -13,7 +13,11 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "common/atomic_file.hpp"
+#include "common/certificates.hpp"
+#include "common/net.hpp"
 #include "daemon.hpp"
+#include "https_client.hpp"
 #include "replica/migrations.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
@@ -50,6 +54,48 @@ TEST(Daemon, RunsWithTheEmbeddedDatabaseAndStopsOnSigtermWithin5s) {
   struct stat st {};
   EXPECT_NE(::stat(dir.file("state/pg/data/postmaster.pid").c_str(), &st), 0);
   EXPECT_NE(d.log().find("Stopped the embedded database."), std::string::npos);
+}
+
+// A box runs for years: its LAN certificate is renewed while it runs, and new
+// connections get the new one without a restart.
+TEST(Daemon, RenewsTheLanCertificateWhileRunningWhenItNearsExpiry) {
+  TempDir dir;
+  Daemon d(dir, {"LAN_CERT_CHECK_S=1"});
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("secbox is running", 60s)) << d.log();
+  const std::string log = d.log();
+  const auto at = log.find("LAN server ready.\",\"port\":");
+  ASSERT_NE(at, std::string::npos) << log;
+  const int port = std::atoi(log.c_str() + at + 26);
+  // The box's names, 10 days left: what the box would hold after 815 days.
+  std::vector<std::string> ips = lan_addresses();
+  ips.insert(ips.end(), {"127.0.0.1", "::1"});
+  auto near = make_self_signed({host_name(), {host_name(), "secbox.local", "localhost"}, ips,
+                                std::chrono::hours(24 * 10), false});
+  ASSERT_TRUE(near);
+  ASSERT_TRUE(write_file_atomically(dir.file("state/lan/key.pem"), near.value().key_pem, {0600, std::nullopt}));
+  ASSERT_TRUE(write_file_atomically(dir.file("state/lan/cert.pem"), near.value().cert_pem, {0644, std::nullopt}));
+  ASSERT_TRUE(d.wait_for_log("Renewed the LAN certificate.", 15s)) << d.log();
+  auto sha = [](const std::string& pem) {
+    auto s = certificate_sha256(pem);
+    return s ? s.value() : std::string("unreadable");
+  };
+  auto on_disk = read_file(dir.file("state/lan/cert.pem"), 1 << 20);
+  ASSERT_TRUE(on_disk);
+  EXPECT_NE(sha(on_disk.value()), sha(near.value().cert_pem));
+  secbox::testing::HttpsClient c(port);
+  ASSERT_TRUE(c.connected()) << d.log();
+  EXPECT_EQ(sha(c.peer_certificate_pem()), sha(on_disk.value())) << "the server must present the renewed certificate";
+  auto metrics = c.call("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  const std::string gauge = "\nsecbox_lan_certificate_expiry_timestamp_seconds ";  // the sample, not its HELP
+  const auto g = metrics.body.find(gauge);
+  ASSERT_NE(g, std::string::npos) << metrics.body;
+  const double expiry = std::atof(metrics.body.c_str() + g + gauge.size());
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_GT(expiry - now, 800.0 * 86400) << "the renewed certificate is good for 825 days";
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }
 
 TEST(Daemon, SigintStopsAndASecondStartReusesTheCluster) {

@@ -61,6 +61,7 @@ struct Config {
   std::string network_interfaces;       // blank-separated; empty: every one but lo
   int health_interval_s = 60;
   int lan_port = 8443;
+  int lan_cert_check_s = 6 * 3600;  // how often the LAN certificate is checked for renewal
   std::string web_dir = "/usr/local/share/secbox/web";  // LAN_WEB_DIR: the guard app's built files
   int pairing_port = 8080;
 

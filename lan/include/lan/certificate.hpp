@@ -1,7 +1,7 @@
 #pragma once
 // The box's self-signed LAN certificate (ECDSA P-256, 825 days), kept in the
-// state dir: made on first start, made again when it has under 30 days left
-// or does not name the box's current addresses. Its SHA-256 fingerprint is
+// state dir: made on first start, made again when it has under 30 days left,
+// does not name the box's current addresses, or does not match its key. Its SHA-256 fingerprint is
 // what the pairing page shows and `claim` sends.
 //
 // Blocking (files, key generation): call it off the loop.
