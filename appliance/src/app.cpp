@@ -178,6 +178,7 @@ struct App::Impl {
     cs.tools_dir = config.paths.tools_dir();
     cs.permissions_file = config.paths.control_file();
     cs.container_cmd = words(config.container_cmd);
+    cs.compose.container_command = cs.container_cmd;
     cs.systemctl = words(config.systemctl_cmd);
     cs.journalctl = words(config.journalctl_cmd);
     cs.disk_paths = config.health_disks.empty() ? std::vector<std::string>{"/", config.paths.state_dir}

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -52,16 +53,33 @@ Result<void> copy_file(const std::string& from, const std::string& to, const Com
   return write_file_atomically(to, text.value(), {mode, ::geteuid() == 0 ? owner_of(s) : std::nullopt});
 }
 
+// The compose tool (or, with `argv_override`, the container tool) on the
+// project's file, with the env file's values in its environment.
 Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& project, const std::string& file,
-                               const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+                               const std::vector<std::string>& args, std::chrono::milliseconds timeout,
+                               const envfile::EnvFile& env, const std::vector<std::string>* argv_override = nullptr) {
   ProcessOptions o;
-  o.argv = compose_argv(s, project, file, args);
+  o.argv = argv_override ? *argv_override : compose_argv(s, project, file, args);
   if (s.run_as && ::geteuid() == 0) o.run_as = s.run_as;
   o.cwd = fs::path(file).parent_path().string();
-  o.env = clean_environment(s.run_as);
+  auto text = read_file(file, kMaxComposeBytes);
+  o.env = compose_environment(s.run_as, text ? std::string_view(text.value()) : std::string_view(), env);
   o.timeout = timeout;
   o.cancel = s.cancel;
   return run_process(o);
+}
+
+// A usage error from the tool's argument parser (exit 2): the subcommand or
+// flag does not exist in this version. podman-compose 1.0.3 answers `config`
+// with "invalid choice: 'config'" and `ps --format json` with "unrecognized
+// arguments" (checked by hand with Debian 12's package).
+bool refused_as_usage(const Result<ProcessResult>& r) {
+  if (!r || r.value().timed_out || r.value().exit_code != 2) return false;
+  const std::string all = r.value().err + r.value().out;
+  for (const char* m : {"invalid choice", "unrecognized arguments", "unknown command", "unknown flag"}) {
+    if (all.find(m) != std::string::npos) return true;
+  }
+  return false;
 }
 
 std::string describe_run(const Result<ProcessResult>& r, const envfile::EnvFile& env) {
@@ -72,10 +90,13 @@ std::string describe_run(const Result<ProcessResult>& r, const envfile::EnvFile&
 }
 
 // Step 4's second half: the tool renders the file as it would start it; a
-// `${` left anywhere in the result would reach a container literally.
-Result<void> check_render(const ComposeSettings& s, const std::string& project, const std::string& file,
+// `${` left anywhere in the result would reach a container literally. False
+// when the tool has no `config` (podman-compose 1.0.3): our own reading of
+// the file, just before, is then the only one.
+Result<bool> check_render(const ComposeSettings& s, const std::string& project, const std::string& file,
                           const envfile::EnvFile& env) {
-  auto r = run_tool(s, project, file, {"config"}, s.tool_timeout);
+  auto r = run_tool(s, project, file, {"config"}, s.tool_timeout, env);
+  if (refused_as_usage(r)) return false;
   if (!r || !r.value().succeeded()) {
     return Error{std::string(envfile::kPhaseUnresolvedVars),
                  "the compose tool could not render the file: " + describe_run(r, env)};
@@ -86,7 +107,7 @@ Result<void> check_render(const ComposeSettings& s, const std::string& project, 
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.find("${") != std::string::npos) lines.push_back(n);
   }
-  if (lines.empty()) return ok();
+  if (lines.empty()) return true;
   std::string where;
   for (std::size_t i = 0; i < lines.size() && i < 10; ++i) where += (i ? ", " : "") + std::to_string(lines[i]);
   return Error{std::string(envfile::kPhaseUnresolvedVars),
@@ -99,10 +120,19 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
                           const std::vector<ServiceSpec>& services, const envfile::EnvFile& env) {
   const auto deadline = Clock::now() + s.health_timeout;
   std::string last;
+  bool by_container_tool = false;
+  std::vector<std::string> container_ps = s.container_command;
+  container_ps.insert(container_ps.end(),
+                      {"ps", "-a", "--format", "json", "--filter", "label=com.docker.compose.project=" + project});
   for (;;) {
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    auto r = run_tool(s, project, file, {"ps", "--format", "json"},
-                      std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining)));
+    const auto limit = std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
+    auto r = by_container_tool ? run_tool(s, project, file, {}, limit, env, &container_ps)
+                               : run_tool(s, project, file, {"ps", "--format", "json"}, limit, env);
+    if (!by_container_tool && refused_as_usage(r)) {
+      by_container_tool = true;  // this compose tool has no JSON ps: ask the container tool
+      continue;
+    }
     if (!r || !r.value().succeeded()) {
       last = "the compose tool's ps failed: " + describe_run(r, env);
     } else if (auto parsed = parse_ps_output(r.value().out); !parsed) {
@@ -265,7 +295,7 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
 std::vector<std::string> compose_argv(const ComposeSettings& s, const std::string& project, const std::string& file,
                                       const std::vector<std::string>& args) {
   std::vector<std::string> argv = s.command;
-  argv.insert(argv.end(), {"--env-file", s.env_file, "-p", project, "-f", file});
+  argv.insert(argv.end(), {"-p", project, "-f", file});
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
 }
@@ -281,6 +311,58 @@ std::vector<std::string> clean_environment(const std::optional<UserInfo>& user) 
     if (::stat(runtime.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) env.push_back("XDG_RUNTIME_DIR=" + runtime);
   }
   return env;
+}
+
+std::vector<std::string> referenced_variables(std::string_view text) {
+  std::vector<std::string> names;
+  auto name_char = [](char c, bool first) {
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$') continue;
+    if (i + 1 < text.size() && text[i + 1] == '$') {
+      ++i;  // $$: a literal dollar
+      continue;
+    }
+    std::size_t start = i + 1;
+    if (start < text.size() && text[start] == '{') ++start;
+    std::size_t end = start;
+    while (end < text.size() && name_char(text[end], end == start)) ++end;
+    if (end == start) continue;
+    std::string name(text.substr(start, end - start));
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(std::move(name));
+    i = end - 1;
+  }
+  return names;
+}
+
+bool is_reserved_variable(std::string_view name) {
+  static const char* const kExact[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TMPDIR",
+                                       "IFS", "ENV", "BASH_ENV", "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN",
+                                       "NLSPATH", "RES_OPTIONS", "TZDIR", "NOTIFY_SOCKET", "REGISTRY_AUTH_FILE",
+                                       "STORAGE_DRIVER", "STORAGE_OPTS"};
+  static const char* const kPrefix[] = {"LD_",     "LC_",         "PYTHON",  "XDG_",     "DOCKER_", "COMPOSE_",
+                                        "PODMAN_", "CONTAINERS_", "BUILDAH_", "MALLOC_", "GLIBC_",  "SSL_",
+                                        "OPENSSL_", "CURL_",      "DBUS_",    "SYSTEMD_"};
+  std::string upper(name);
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  for (const char* e : kExact) {
+    if (upper == e) return true;
+  }
+  for (const char* p : kPrefix) {
+    if (upper.rfind(p, 0) == 0) return true;
+  }
+  return upper.size() > 6 && upper.compare(upper.size() - 6, 6, "_PROXY") == 0;
+}
+
+std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,
+                                             const envfile::EnvFile& env) {
+  auto out = clean_environment(user);
+  for (const auto& name : referenced_variables(compose_text)) {
+    if (is_reserved_variable(name)) continue;
+    if (auto v = env.get(name)) out.push_back(name + "=" + *v);
+  }
+  return out;
 }
 
 std::string scrub(std::string text, const envfile::EnvFile& env) {
@@ -328,8 +410,11 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   if (auto made = make_dir(dir, s); !made) return fail("write", made.error().message);
   const auto file_owner = ::geteuid() == 0 ? owner_of(s) : std::nullopt;
   if (auto w = write_file_atomically(next, yaml, {0640, file_owner}); !w) return fail("write", w.error().message);
+  // A .env beside the file would be read by the tool, and podman-compose
+  // 1.0.3 lets it override the environment: only checked values may count.
+  const bool stray_dotenv = ::unlink((dir + "/.env").c_str()) == 0;
   pass("write", "wrote " + std::to_string(yaml.size()) + " bytes beside the current file; services: " +
-                    join_names(services.value()));
+                    join_names(services.value()) + (stray_dotenv ? "; removed a stray .env from the project folder" : ""));
 
   // 2. env-ensure
   auto ensured = envfile::ensure_from_legacy(s.env_file, s.legacy_env_file, owner_of(s), false);
@@ -345,13 +430,21 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   if (auto vars = envfile::check_interpolation(yaml, env); !vars) {
     return fail(envfile::kPhaseUnresolvedVars, vars.error().message);
   }
-  if (s.render_check) {
-    if (auto rendered = check_render(s, project, next, env); !rendered) {
-      return fail(envfile::kPhaseUnresolvedVars, rendered.error().message);
+  for (const auto& name : referenced_variables(yaml)) {
+    if (is_reserved_variable(name)) {
+      return fail(envfile::kPhaseUnresolvedVars,
+                  "the file interpolates " + name +
+                      ", a name that changes how programs run; secbox never hands it to the compose tool");
     }
   }
-  pass(envfile::kPhaseUnresolvedVars,
-       s.render_check ? "every variable resolves, and the rendered file holds no \"${\"" : "every variable resolves");
+  std::string rendered_note = "every variable resolves";
+  if (s.render_check) {
+    auto rendered = check_render(s, project, next, env);
+    if (!rendered) return fail(envfile::kPhaseUnresolvedVars, rendered.error().message);
+    rendered_note += rendered.value() ? ", and the rendered file holds no \"${\""
+                                      : "; the compose tool has no config command, so it did not render the file";
+  }
+  pass(envfile::kPhaseUnresolvedVars, rendered_note);
 
   // 5. compose-up: the file in service and the env file become the
   // last-known-good bundle, then the new file takes its place.
@@ -376,7 +469,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     }
     return copy_file(previous_dir + "/compose.yaml", current, s, 0640);
   };
-  auto up = run_tool(s, project, current, {"up", "-d"}, s.up_timeout);
+  auto up = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, env);
   if (!up || !up.value().succeeded()) {
     auto restored = restore_file();
     return fail("compose-up", "up -d failed: " + describe_run(up, env) +
@@ -394,13 +487,17 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     auto back = [&]() -> Result<void> {
       if (auto r = restore_file(); !r) return r.error();
       if (auto r = copy_file(previous_dir + "/secbox.env", s.env_file, s, 0600); !r) return r.error();
+      auto prev_env = envfile::load(s.env_file);
+      if (!prev_env) return prev_env.error();
       auto prev_text = read_file(current, kMaxComposeBytes);
       if (!prev_text) return prev_text.error();
       auto prev_services = parse_compose_services(prev_text.value());
       if (!prev_services) return prev_services.error();
-      auto again = run_tool(s, project, current, {"up", "-d"}, s.up_timeout);
-      if (!again || !again.value().succeeded()) return Error{"up", "up -d failed: " + describe_run(again, env)};
-      return wait_healthy(s, project, current, prev_services.value(), env);
+      auto again = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, prev_env.value());
+      if (!again || !again.value().succeeded()) {
+        return Error{"up", "up -d failed: " + describe_run(again, prev_env.value())};
+      }
+      return wait_healthy(s, project, current, prev_services.value(), prev_env.value());
     }();
     if (!back) {
       return fail("rollback-failed", healthy.error().message + "; the rollback failed too: " + back.error().message);

@@ -83,8 +83,8 @@ class ComposeTest : public ::testing::Test {
     int n = 0;
     for (const auto& c : calls()) {
       const auto& argv = c["argv"];
-      // The subcommand follows --env-file E -p P -f F.
-      if (argv.size() > 6 && argv[6] == command) ++n;
+      // The subcommand follows -p P -f F.
+      if (c["tool"] == "compose" && argv.size() > 4 && argv[4] == command) ++n;
     }
     return n;
   }
@@ -93,7 +93,7 @@ class ComposeTest : public ::testing::Test {
   ComposeSettings settings;
 };
 
-TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyACleanEnvironment) {
+TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyTheCheckedValuesItUses) {
   dir.write("etc/secbox.env", kEnv);
   ::setenv("SECBOX_COMPOSE_LEAK_CHECK", "leaked", 1);
   auto r = apply(kNext);
@@ -105,16 +105,80 @@ TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyACleanEnvironment
   EXPECT_EQ(in_service(), kNext);
   auto all = calls();
   ASSERT_GE(all.size(), 3u);
-  EXPECT_EQ(all[0]["argv"][6], "config");
+  EXPECT_EQ(all[0]["argv"][4], "config");
   const std::string file = dir.file("compose/gate/compose.yaml");
-  EXPECT_EQ(all[1]["argv"], nlohmann::json({"--env-file", settings.env_file, "-p", "gate", "-f", file, "up", "-d"}));
-  EXPECT_EQ(all[2]["argv"][6], "ps");
+  EXPECT_EQ(all[1]["argv"], nlohmann::json({"-p", "gate", "-f", file, "up", "-d"}));
+  EXPECT_EQ(all[2]["argv"][4], "ps");
   for (const auto& c : all) {
-    for (const auto& e : c["env"]) {
-      std::string kv = e;
-      EXPECT_EQ(kv.find("SECBOX_COMPOSE_LEAK_CHECK"), std::string::npos);
-      EXPECT_NE(kv.rfind("CLOUD_BASE_URL=", 0), 0u) << "variables come from the env file only";
-    }
+    std::vector<std::string> env = c["env"];
+    for (const auto& kv : env) EXPECT_EQ(kv.find("SECBOX_COMPOSE_LEAK_CHECK"), std::string::npos);
+    // What the file interpolates, with the env file's values; nothing else of it.
+    EXPECT_NE(std::find(env.begin(), env.end(), "IMAGE_TAG=1.4.2"), env.end());
+    EXPECT_NE(std::find(env.begin(), env.end(), "CLOUD_BASE_URL=https://cloud.example.com"), env.end());
+    for (const auto& kv : env) EXPECT_NE(kv.rfind("DEVICE_GATEWAY_URL=", 0), 0u) << "not used by the file";
+  }
+  EXPECT_NE(TempDir::read(dir.file("fake/up-rendered-gate.yaml")).find("localhost/app:1.4.2"), std::string::npos);
+}
+
+// Debian 12's podman-compose (1.0.3) has no --env-file, no `config` and no
+// `ps --format json`, and lets a .env beside the file override the
+// environment. The seven phases still hold: the render is skipped and said
+// so, health asks podman itself, and a stray .env cannot change a value.
+TEST_F(ComposeTest, WorksWithDebian12sPodmanComposeAndAStrayDotEnvCannotOverrideACheckedValue) {
+  dir.write("etc/secbox.env", kEnv);
+  behave({{"flavor", "podman-compose-1.0.3"}});
+  settings.container_command = {FAKE_COMPOSE, "--fake-state=" + dir.file("fake"), "--fake-podman"};
+  install_previous();
+  dir.write("compose/gate/.env", "IMAGE_TAG=9.9.9-unchecked\n");
+  std::vector<std::string> details;
+  auto r = run_compose_snapshot(settings, "gate", kNext, [&](std::string_view phase, bool, const std::string& d) {
+    details.push_back(std::string(phase) + ": " + d);
+  });
+  ASSERT_TRUE(r.ok) << r.phase << ": " << r.detail;
+  EXPECT_NE(details[0].find("removed a stray .env"), std::string::npos) << details[0];
+  EXPECT_NE(details[3].find("no config command"), std::string::npos) << details[3];
+  const auto rendered = TempDir::read(dir.file("fake/up-rendered-gate.yaml"));
+  EXPECT_NE(rendered.find("localhost/app:1.4.2"), std::string::npos) << rendered;
+  int podman_ps = 0;
+  for (const auto& c : calls()) {
+    if (c["tool"] == "podman") ++podman_ps;
+  }
+  EXPECT_GE(podman_ps, 1) << "health must come from podman's ps";
+  // A service that never gets healthy still rolls back, seen through podman.
+  behave({{"flavor", "podman-compose-1.0.3"}, {"unhealthy", {"extra"}}});
+  auto bad = apply(std::string(kNext) +
+                   "  extra:\n    image: localhost/extra:1\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n");
+  EXPECT_EQ(bad.outcome.phase, "rollback") << bad.outcome.detail;
+  EXPECT_NE(bad.outcome.detail.find("extra: running (unhealthy)"), std::string::npos) << bad.outcome.detail;
+  EXPECT_EQ(in_service(), kNext);
+}
+
+TEST_F(ComposeTest, AFileThatInterpolatesANameThatChangesHowProgramsRunIsRefused) {
+  dir.write("etc/secbox.env", std::string(kEnv) + "LD_PRELOAD=/tmp/evil.so\n");
+  install_previous();
+  auto r = apply("services:\n  app:\n    image: localhost/app:1\n    environment:\n      X: ${LD_PRELOAD}\n");
+  EXPECT_EQ(r.outcome.phase, "env-unresolved-vars");
+  EXPECT_NE(r.outcome.detail.find("LD_PRELOAD"), std::string::npos);
+  EXPECT_EQ(calls_of("up"), 0);
+  EXPECT_EQ(in_service(), kPrevious);
+}
+
+TEST(ComposeEnvironment, ReferencedNamesAndReservedOnes) {
+  EXPECT_EQ(referenced_variables("a: $A\nb: ${B:-${C}}\nc: $$D ${E_1}x $9 ${}"),
+            (std::vector<std::string>{"A", "B", "C", "E_1"}));
+  for (const char* name : {"PATH", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "COMPOSE_FILE", "HTTPS_PROXY",
+                           "http_proxy", "CONTAINERS_CONF", "LC_ALL", "HOME"}) {
+    EXPECT_TRUE(is_reserved_variable(name)) << name;
+  }
+  for (const char* name : {"DEVICE_ID", "IMAGE_TAG", "CLOUD_BASE_URL", "PATHWAY", "FRIGATE_URL"}) {
+    EXPECT_FALSE(is_reserved_variable(name)) << name;
+  }
+  auto env = envfile::parse("IMAGE_TAG=2\nLD_PRELOAD=x\nUNUSED=3\n").value();
+  auto out = compose_environment(std::nullopt, "image: a:${IMAGE_TAG}${LD_PRELOAD}", env);
+  EXPECT_NE(std::find(out.begin(), out.end(), "IMAGE_TAG=2"), out.end());
+  for (const auto& kv : out) {
+    EXPECT_NE(kv.rfind("LD_PRELOAD=", 0), 0u);
+    EXPECT_NE(kv.rfind("UNUSED=", 0), 0u);
   }
 }
 

@@ -97,13 +97,15 @@ TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
   std::string gateway = sim->gateway_url();
   EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("DEVICE_GATEWAY_URL=" + gateway), std::string::npos);
 
-  // The tool rendered, started and listed the stack, with the env file only.
+  // The tool rendered, started and listed the stack, with the derived env
+  // file's values in its environment (never the daemon's own).
   auto calls = compose_calls();
   ASSERT_EQ(calls.size(), 3u);
-  EXPECT_EQ(calls[0]["argv"][6], "config");
-  EXPECT_EQ(calls[1]["argv"][6], "up");
-  EXPECT_EQ(calls[1]["argv"][1], dir.file("etc/secbox.env"));
-  for (const auto& e : calls[1]["env"]) EXPECT_NE(e.get<std::string>().rfind("DEVICE_ID=", 0), 0u);
+  EXPECT_EQ(calls[0]["argv"][4], "config");
+  EXPECT_EQ(calls[1]["argv"][4], "up");
+  std::vector<std::string> env = calls[1]["env"];
+  EXPECT_NE(std::find(env.begin(), env.end(), "DEVICE_GATEWAY_URL=" + gateway), env.end());
+  EXPECT_NE(std::find(env.begin(), env.end(), "DEVICE_ID=dev_7Q2x"), env.end());
 
   // The outcome is also an event, and every phase is in the log.
   auto event = sim->wait_for(
@@ -121,6 +123,30 @@ TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
     EXPECT_NE(d.log().find(std::string("\"phase\":") + phase), std::string::npos) << phase;
   }
   EXPECT_EQ(d.log().find("bt_outage_0123456789"), std::string::npos) << "the bootstrap token reached the log";
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+// The same replay with the compose tool Debian 12 ships (podman-compose
+// 1.0.3: no --env-file, no config, no JSON ps), as on a real caseta box.
+TEST_F(ControlE2E, OutageReplayWithDebian12sPodmanCompose) {
+  write_legacy(true);
+  dir.write("fake/behaviour.json", R"({"flavor": "podman-compose-1.0.3"})");
+  auto env = box_env();
+  env.back() = std::string("CONTAINER_CMD=") + FAKE_COMPOSE + " --fake-state=" + dir.file("fake") + " --fake-podman";
+  Daemon d(dir, env);
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 30s)) << d.log();
+  auto r = request("compose.snapshot", {{"project", "caseta"}, {"yaml", outage_compose()}});
+  ASSERT_TRUE(r) << d.log();
+  const auto& p = r->message["payload"];
+  EXPECT_EQ(p["ok"], true) << p.dump() << d.log();
+  EXPECT_EQ(p["phase"], "done");
+  int podman_ps = 0;
+  for (const auto& c : compose_calls()) {
+    if (c["tool"] == "podman") ++podman_ps;
+  }
+  EXPECT_GE(podman_ps, 1);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }

@@ -31,6 +31,9 @@ namespace secbox::control {
 
 struct ComposeSettings {
   std::vector<std::string> command{"podman-compose"};  // COMPOSE_CMD, split on blanks
+  // CONTAINER_CMD: lists the project's containers when the compose tool has
+  // no `ps --format json` (podman-compose 1.0.3, Debian 12's).
+  std::vector<std::string> container_command{"podman"};
   std::string env_file;         // secbox.env
   std::string legacy_env_file;  // mgmt-agent.env
   std::string dir;              // one folder per project
@@ -82,13 +85,30 @@ struct ContainerInfo {
 // array or JSON lines, in Docker's or Podman's field names.
 Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text);
 
-// <command> --env-file <env> -p <project> -f <file> <args…>
+// <command> -p <project> -f <file> <args…>. No --env-file: Debian 12's
+// podman-compose (1.0.3) refuses it. The values reach the tool through its
+// environment instead (compose_environment), which every compose tool reads
+// for interpolation.
 std::vector<std::string> compose_argv(const ComposeSettings& settings, const std::string& project,
                                       const std::string& file, const std::vector<std::string>& args);
 
 // PATH, HOME, LANG and XDG_RUNTIME_DIR for the tool's user; nothing of the
 // daemon's own environment.
 std::vector<std::string> clean_environment(const std::optional<UserInfo>& user);
+
+// The names a compose file interpolates ($NAME, ${NAME…}; $$ is a literal).
+std::vector<std::string> referenced_variables(std::string_view compose_text);
+
+// Names that change how a program runs (PATH, LD_*, PYTHON*, DOCKER_*,
+// COMPOSE_*, …): never handed to the compose tool from the env file, so a
+// value set through env.set cannot run code in it. A compose file that
+// interpolates one is refused at env-unresolved-vars.
+bool is_reserved_variable(std::string_view name);
+
+// clean_environment plus, from env, each variable the file interpolates:
+// exactly the values the guards checked.
+std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,
+                                             const envfile::EnvFile& env);
 
 // Replaces every value of env (4 bytes or longer) in text with [redacted]:
 // tool output goes into replies and logs, env values never do.
