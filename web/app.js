@@ -15,6 +15,7 @@ const STRINGS = {
     'check.label': 'Placa o nombre', 'check.placeholder': 'ABC-123 o nombre',
     'check.banned': 'PROHIBIDO: no dejar pasar', 'check.clear': '✓ Sin prohibición',
     'check.count': '{n} personas prohibidas en la lista',
+    'check.count.one': '1 persona prohibida en la lista',
     'guests.title': 'Visitas esperadas hoy', 'guests.none': 'No hay visitas esperadas hoy.',
     'guests.walkin': 'Visita sin aviso: nombre', 'guests.plate': 'Placa (opcional)', 'guests.unit': 'Unidad {u}',
     'entry.allow': 'Dejar pasar', 'entry.deny': 'No dejar pasar',
@@ -38,6 +39,7 @@ const STRINGS = {
     'check.label': 'Plate or name', 'check.placeholder': 'ABC-123 or a name',
     'check.banned': 'BANNED: do not let in', 'check.clear': '✓ Not banned',
     'check.count': '{n} banned people on the list',
+    'check.count.one': '1 banned person on the list',
     'guests.title': 'Guests expected today', 'guests.none': 'No guests expected today.',
     'guests.walkin': 'Walk-in visitor: name', 'guests.plate': 'Plate (optional)', 'guests.unit': 'Unit {u}',
     'entry.allow': 'Let in', 'entry.deny': 'Turn away',
@@ -215,7 +217,7 @@ async function loadBans() {
     const res = await api('GET', '/api/lan/ban-list');
     if (res.status === 200) bans = res.data.bans;
   } catch { /* keep the last list; the service worker may have answered */ }
-  $('ban-count').textContent = t('check.count', { n: bans.length });
+  $('ban-count').textContent = t(bans.length === 1 ? 'check.count.one' : 'check.count', { n: bans.length });
   renderBans();
 }
 
@@ -481,7 +483,7 @@ async function main() {
   applyStrings();
   await outbox.open();
   $('lang').onclick = () => { lang = lang === 'es' ? 'en' : 'es'; localStorage.setItem('lang', lang); applyStrings(); renderStatus(); renderBans();
-                      $('ban-count').textContent = t('check.count', { n: bans.length }); $('toast').hidden = true; };
+                      $('ban-count').textContent = t(bans.length === 1 ? 'check.count.one' : 'check.count', { n: bans.length }); $('toast').hidden = true; };
   $('login-form').onsubmit = login;
   $('logout').onclick = async () => { try { await api('POST', '/api/lan/logout'); } catch { /* offline */ } showLogin(); };
   for (const b of document.querySelectorAll('[data-tab]')) b.onclick = () => showTab(b.dataset.tab);

@@ -90,6 +90,14 @@ test('a guard works the gate, offline too, and nothing is sent twice', { timeout
     await page.fill('#pin', '2468');
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector('#view-app:not([hidden])');
+    // Nothing wider than a phone: at 360 and 412 px the page never scrolls
+    // sideways (the fourth tab, Cámaras, once pushed it out).
+    for (const width of [360, 412]) {
+      await page.setViewportSize({ width, height: 800 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `at ${width} px the page is ${overflow} px wider than the screen`);
+    }
+    await page.setViewportSize({ width: 390, height: 844 });
     await waitFor(async () => (await page.textContent('#status-cloud')) === 'Nube: conectada', 15_000, 'the status bar');
 
     // The ban list: by plate however it is typed, by name without accents.
