@@ -11,15 +11,15 @@ import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { collect, waitFor } from './support.mjs';
+import { collect, waitFor, stopChildren } from './support.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-cameras-'));
 chmodSync(root, 0o711);
 const shots = process.env.SECBOX_SCREENSHOTS || join(root, 'screenshots');
 mkdirSync(shots, { recursive: true });
 const children = [];
-after(() => {
-  for (const c of children) c.kill('SIGTERM');
+after(async () => {
+  await stopChildren(children);
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
 

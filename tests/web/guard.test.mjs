@@ -11,15 +11,15 @@ import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitFor } from './support.mjs';
+import { collect, launchChromium, waitFor, stopChildren } from './support.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-guard-'));
 chmodSync(root, 0o711);
 const shots = process.env.SECBOX_SCREENSHOTS || join(root, 'screenshots');
 mkdirSync(shots, { recursive: true });
 const children = [];
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
+after(async () => {
+  await stopChildren(children);
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitForOutput } from './support.mjs';
+import { collect, launchChromium, waitForOutput, stopChildren } from './support.mjs';
 
 const secbox = process.env.SECBOX_BINARY;
 const cloudsim = process.env.CLOUDSIM_BINARY;
@@ -19,8 +19,8 @@ const shots = process.env.SECBOX_SCREENSHOTS || join(root, 'screenshots');
 mkdirSync(shots, { recursive: true });
 const children = [];
 
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
+after(async () => {
+  await stopChildren(children);
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
 

@@ -22,6 +22,18 @@ export async function waitFor(check, ms, what) {
   }
 }
 
+// Stops the children the way systemd would: SIGTERM, up to 6 s to exit (a box
+// stops its embedded PostgreSQL on the way out), then SIGKILL. A SIGKILL
+// alone left the box's postmaster running after the test.
+export async function stopChildren(children) {
+  await Promise.all(children.map((c) => new Promise((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    const timer = setTimeout(() => { c.kill('SIGKILL'); resolve(); }, 6000);
+    c.once('exit', () => { clearTimeout(timer); resolve(); });
+    c.kill('SIGTERM');
+  })));
+}
+
 // The first match of `re` in what the child printed.
 export function waitForOutput(child, re, ms) {
   return waitFor(() => child.text.match(re), ms, `${re} in:\n${child.text}`);
