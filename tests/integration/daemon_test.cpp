@@ -62,7 +62,8 @@ TEST(Daemon, RenewsTheLanCertificateWhileRunningWhenItNearsExpiry) {
   TempDir dir;
   Daemon d(dir, {"LAN_CERT_CHECK_S=1"});
   d.start();
-  ASSERT_TRUE(d.wait_for_log("secbox is running", 60s)) << d.log();
+  // The LAN server starts once the database is ready, after "secbox is running".
+  ASSERT_TRUE(d.wait_for_log("LAN server ready.", 60s)) << d.log();
   const std::string log = d.log();
   const auto at = log.find("LAN server ready.\",\"port\":");
   ASSERT_NE(at, std::string::npos) << log;
