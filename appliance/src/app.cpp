@@ -398,7 +398,9 @@ struct App::Impl {
     ls.metrics = [this] { return metrics(); };
     ls.streams = [this] { return media ? media->streams() : nlohmann::json::array(); };
     ls.hls_dir = config.paths.hls_dir();
+    ls.sessions_file = config.paths.state_dir + "/lan/sessions.json";
     lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
+    lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
     lan::HttpsSettings hs;
     hs.port = config.lan_port;
     hs.cert_pem = lan_cert->cert_pem;

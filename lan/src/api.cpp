@@ -105,6 +105,42 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   bool stopped = false;
   std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (route, status) → count
 
+  // sessions_file: one write in flight at a time, the newest state last.
+  bool persisting = false;
+  bool persist_again = false;
+
+  void persist_sessions() {
+    if (settings.sessions_file.empty()) return;
+    if (persisting) {
+      persist_again = true;
+      return;
+    }
+    persisting = true;
+    const auto steady_now = Clock::now();
+    const auto wall_now = std::chrono::system_clock::now();
+    json list = json::array();
+    for (const auto& [hash, s] : sessions) {
+      if (s.expires <= steady_now) continue;
+      const auto wall = wall_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(s.expires - steady_now);
+      list.push_back({{"tokenSha256", hash}, {"guardId", s.guard_id}, {"expiresAt", format_rfc3339(wall)}});
+    }
+    workers.run(
+        [path = settings.sessions_file, text = json{{"v", 1}, {"sessions", list}}.dump() + "\n"] {
+          return write_file_atomically(path, text, {0600, std::nullopt});
+        },
+        [self = shared_from_this()](Result<void> written) {
+          self->persisting = false;
+          if (!written) {
+            self->log.warn("The guards' sessions could not be saved; a restart will sign them out.",
+                           {{"reason", written.error().message}});
+          }
+          if (self->persist_again && !self->stopped) {
+            self->persist_again = false;
+            self->persist_sessions();
+          }
+        });
+  }
+
   std::optional<Session> authenticate(const HttpRequest& r) {
     const std::string auth = r.header("authorization");
     if (auth.rfind("Bearer ", 0) != 0) return std::nullopt;
@@ -290,6 +326,7 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
                         }
                         self->sessions[sha256_hex(token)] =
                             Session{guard_id, Clock::now() + self->settings.session_lifetime};
+                        self->persist_sessions();
                         self->log.info("A guard logged in.", {{"guard_id", guard_id}});
                         reply(ok_json({{"token", token},
                                        {"expiresIn", self->settings.session_lifetime.count()},
@@ -438,6 +475,37 @@ std::string LanApi::normalize_name(const std::string& name) {
 LanApi::~LanApi() { impl_->stopped = true; }
 
 void LanApi::replica_changed() { impl_->ban_list_body.reset(); }
+
+void LanApi::load_sessions() {
+  auto& i = *impl_;
+  if (i.settings.sessions_file.empty()) return;
+  auto text = read_file(i.settings.sessions_file, 1 << 20);
+  if (!text) return;  // none yet
+  const auto wall_now = std::chrono::system_clock::now();
+  const auto steady_now = Clock::now();
+  std::size_t kept = 0, dropped = 0;
+  try {
+    const auto doc = json::parse(text.value());
+    for (const auto& s : doc.at("sessions")) {
+      const std::string hash = s.at("tokenSha256").get<std::string>();
+      const std::string guard = s.at("guardId").get<std::string>();
+      const auto expires = parse_rfc3339(s.at("expiresAt").get<std::string>());
+      // Never longer than a lifetime from now, whatever the file or the clock says.
+      if (hash.size() != 64 || guard.empty() || !expires || *expires <= wall_now ||
+          *expires - wall_now > i.settings.session_lifetime) {
+        ++dropped;
+        continue;
+      }
+      i.sessions[hash] = Impl::Session{
+          guard, steady_now + std::chrono::duration_cast<Clock::duration>(*expires - wall_now)};
+      ++kept;
+    }
+  } catch (const json::exception& e) {
+    i.log.warn("The saved guard sessions are unreadable; guards log in again.", {{"reason", e.what()}});
+    return;
+  }
+  i.log.info("Guard sessions restored.", {{"sessions", kept}, {"expired_or_invalid", dropped}});
+}
 std::size_t LanApi::sessions() const { return impl_->sessions.size(); }
 
 // A bounded label: the known routes, "static" for files, "other" for the rest.
@@ -497,6 +565,7 @@ void LanApi::handle(HttpRequest r, Reply reply) {
   }
   if (route("POST", "/api/lan/logout")) {
     i.sessions.erase(sha256_hex(r.header("authorization").substr(7)));
+    i.persist_sessions();
     return reply(ok_json({{"status", "logged_out"}}));
   }
   if (route("GET", "/api/lan/ban-list")) return i.ban_list(r, std::move(reply));

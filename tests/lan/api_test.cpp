@@ -3,6 +3,8 @@
 // tokens, the ban list with ETags, the schedule, static files.
 #include "lan/api.hpp"
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <future>
@@ -40,6 +42,7 @@ class LanApiTest : public ::testing::Test {
   replica::ReplicaReader reader{database};
   replica::OutboundQueue queue{io, database};
   std::unique_ptr<LanApi> api;
+  LanApiSettings lan_settings;
   std::unique_ptr<HttpsServer> server;
   int applied = 0, sent = 0;
 
@@ -75,7 +78,15 @@ class LanApiTest : public ::testing::Test {
     dir.write("secret.txt", "not for guards");
     s.hls_dir = dir.file("hls");
     s.streams = [] { return json::array({{{"camera", "gate"}, {"ready", true}, {"hlsUrl", "/hls/gate/index.m3u8"}}}); };
-    api = std::make_unique<LanApi>(workers, reader, queue, s, [] { return json{{"tunnel", "connected"}}; });
+    s.sessions_file = dir.file("sessions.json");
+    lan_settings = s;
+    start_api();
+  }
+
+  // The API and its server, as the daemon starts them (sessions read first).
+  void start_api() {
+    api = std::make_unique<LanApi>(workers, reader, queue, lan_settings, [] { return json{{"tunnel", "connected"}}; });
+    api->load_sessions();
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
     HttpsSettings hs;
@@ -87,12 +98,18 @@ class LanApiTest : public ::testing::Test {
     server->start();
   }
 
-  void TearDown() override {
+  void stop_api() {
     if (server) {
       bool stopped = false;
       server->stop([&] { stopped = true; });
       run_until(io, [&] { return stopped; }, 5s);
     }
+    server.reset();
+    api.reset();
+  }
+
+  void TearDown() override {
+    stop_api();
     bool queue_stopped = false;
     queue.stop([&] { queue_stopped = true; });
     run_until(io, [&] { return queue_stopped; }, 10s);
@@ -184,6 +201,55 @@ TEST_F(LanApiTest, LoginWithThePinFromTheReplicaThenReadTheLists) {
   EXPECT_EQ(a[10].status, 400);
   EXPECT_EQ(a[11].status, 200);
   EXPECT_EQ(api->sessions(), 0u);
+}
+
+// A restart (an update, a power cut) does not sign the guards out; a logout
+// still ends the session for good. The file holds no token.
+TEST_F(LanApiTest, SessionsOutliveARestartButNotALogout) {
+  const std::map<std::string, std::string> as_json{{"Content-Type", "application/json"}};
+  int port = server->port();
+  auto tokens = serve_while([port, as_json] {
+    std::vector<std::string> t;
+    for (const auto& [guard, pin] : {std::pair{"g_1", "2468"}, std::pair{"g_2", "1357"}}) {
+      auto a = HttpsClient(port).call("POST", "/api/lan/login", login_body(guard, pin), as_json);
+      t.push_back(json::parse(a.body).value("token", ""));
+    }
+    return t;
+  });
+  ASSERT_EQ(tokens.size(), 2u);
+  ASSERT_FALSE(tokens[0].empty());
+  // The file is written off the loop: wait until it holds both.
+  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("sessions.json")).find("g_2") != std::string::npos; }, 5s));
+  const std::string saved = TempDir::read(dir.file("sessions.json"));
+  EXPECT_EQ(saved.find(tokens[0]), std::string::npos) << "a token reached the file";
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.file("sessions.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  stop_api();
+  start_api();
+  port = server->port();
+  auto after_restart = serve_while([port, tokens] {
+    std::vector<int> v;
+    HttpsClient c(port);
+    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[0]}}).status);
+    v.push_back(c.call("POST", "/api/lan/logout", "", {{"Authorization", "Bearer " + tokens[1]}}).status);
+    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer not-a-token"}}).status);
+    return v;
+  });
+  EXPECT_EQ(after_restart, (std::vector<int>{200, 200, 401}));
+  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("sessions.json")).find("g_2") == std::string::npos; }, 5s));
+
+  stop_api();
+  start_api();
+  port = server->port();
+  auto last = serve_while([port, tokens] {
+    HttpsClient c(port);
+    return std::vector<int>{c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[0]}}).status,
+                            c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[1]}}).status};
+  });
+  EXPECT_EQ(last, (std::vector<int>{200, 401})) << "the logged-out session came back";
+  EXPECT_EQ(api->sessions(), 1u);
 }
 
 TEST_F(LanApiTest, StreamsAndTheirHlsFilesGoToALoggedInGuardOnly) {

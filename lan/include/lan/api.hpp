@@ -36,6 +36,9 @@ namespace secbox::lan {
 struct LanApiSettings {
   std::string web_dir;  // the guard app's built files
   std::chrono::seconds session_lifetime{12 * 3600};
+  // Where sessions outlive a restart (0600; token hashes, guard ids and
+  // expiry times, never a token). Empty: in memory only.
+  std::string sessions_file;
   int max_failures = 5;
   std::chrono::seconds failure_window{300};
   std::function<std::string()> metrics;  // the box's own figures, Prometheus text
@@ -58,6 +61,9 @@ class LanApi {
   // The replica changed: cached bodies are rebuilt on the next request.
   void replica_changed();
   std::size_t sessions() const;
+  // Reads sessions_file (blocking; before the loop runs): guards stay logged
+  // in across a restart or an update. Expired or unreadable entries are dropped.
+  void load_sessions();
 
   // How the gate check compares: plates without case, spaces or dashes;
   // names without case or accents.
