@@ -80,19 +80,26 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void close() {
-    deadline_.cancel();
+    disarm();
     stream_.close();
   }
 
  private:
   // The time limit of what the connection does now; when it runs out, the
   // pending read or write fails and the connection is closed.
+  // A limit that ran out just as the next one was set has its handler queued
+  // already: the generation tells it that it is stale.
   void arm(std::chrono::steady_clock::duration limit) {
     deadline_.expires_after(limit);
-    deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+    deadline_.async_wait([weak = weak_from_this(), generation = ++deadline_generation_](beast::error_code ec) {
       if (ec) return;
-      if (auto self = weak.lock()) self->stream_.abort();
+      auto self = weak.lock();
+      if (self && generation == self->deadline_generation_) self->stream_.abort();
     });
+  }
+  void disarm() {
+    ++deadline_generation_;
+    deadline_.cancel();
   }
 
   void read_header() {
@@ -154,7 +161,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     r.remote_address = remote_;
     keep_alive_ = req.keep_alive();
     const unsigned version = req.version();
-    deadline_.cancel();  // the handler may take its time (database)
+    disarm();  // the handler may take its time (database)
     server_->handler(std::move(r), [self = shared_from_this(), version, answered = false](HttpResponse res) mutable {
       if (answered || self->server_->stopped) return;
       answered = true;
@@ -234,6 +241,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   std::shared_ptr<ssl::context> tls_;
   TlsStream stream_;
   asio::steady_timer deadline_;
+  std::uint64_t deadline_generation_ = 0;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<HttpsServer::Impl> server_;
