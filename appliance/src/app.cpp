@@ -104,6 +104,8 @@ struct App::Impl {
       reader->refresh([this] {
         if (stopping) return;
         after_database_started = true;
+        // Sessions restored from before a restart meet the current guard list.
+        if (lan_api) lan_api->replica_changed("user");
         for (auto* c : after_database) c->start();
         if (pairing && lan_server) pairing->set_lan_port(lan_server->port());
         // systemd (Type=notify): started once the database is usable.
@@ -541,9 +543,9 @@ struct App::Impl {
       return h;
     });
     sync = std::make_unique<replica::SyncDown>(*database, cloud->dispatcher());
-    sync->on_applied([this](const std::string&) {
+    sync->on_applied([this](const std::string& entity) {
       reader->refresh();
-      if (lan_api) lan_api->replica_changed();
+      if (lan_api) lan_api->replica_changed(entity);
     });
     queue->attach({&cloud->dispatcher(), [this] { return cloud->tunnel().writable(); },
                    [this](const std::string& why) { cloud->tunnel().reconnect(why); }});

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "common/atomic_file.hpp"
 #include "common/ids.hpp"
@@ -90,6 +91,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   struct Session {
     std::string guard_id;
     Clock::time_point expires;
+    std::string pin_tag;  // SHA-256 of the PIN hash at login: a new PIN ends the session
   };
 
   BlockingPool& workers;
@@ -122,7 +124,10 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     for (const auto& [hash, s] : sessions) {
       if (s.expires <= steady_now) continue;
       const auto wall = wall_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(s.expires - steady_now);
-      list.push_back({{"tokenSha256", hash}, {"guardId", s.guard_id}, {"expiresAt", format_rfc3339(wall)}});
+      list.push_back({{"tokenSha256", hash},
+                      {"guardId", s.guard_id},
+                      {"pinTag", s.pin_tag},
+                      {"expiresAt", format_rfc3339(wall)}});
     }
     workers.run(
         [path = settings.sessions_file, text = json{{"v", 1}, {"sessions", list}}.dump() + "\n"] {
@@ -139,6 +144,34 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
             self->persist_sessions();
           }
         });
+  }
+
+  // A guard removed from the community, or given a new PIN, is signed out
+  // everywhere (also after a restart: the sessions are read before the
+  // replica, then checked against it).
+  void recheck_sessions() {
+    std::set<std::string> guards;
+    for (const auto& [hash, s] : sessions) guards.insert(s.guard_id);
+    for (const auto& id : guards) {
+      reader.guard(id, [self = shared_from_this(), id](Result<replica::Guard> g) {
+        if (self->stopped) return;
+        if (!g && g.error().code != "not_found") return;  // the database is down: decide later
+        const std::string tag = g ? sha256_hex(g.value().pin_hash.value_or("")) : std::string();
+        std::size_t ended = 0;
+        for (auto it = self->sessions.begin(); it != self->sessions.end();) {
+          if (it->second.guard_id == id && (!g || it->second.pin_tag != tag)) {
+            it = self->sessions.erase(it);
+            ++ended;
+          } else {
+            ++it;
+          }
+        }
+        if (ended == 0) return;
+        self->log.info(g ? "Signed out a guard whose PIN changed." : "Signed out a guard who was removed.",
+                       {{"guard_id", id}, {"sessions", ended}});
+        self->persist_sessions();
+      });
+    }
   }
 
   std::optional<Session> authenticate(const HttpRequest& r) {
@@ -325,7 +358,8 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
                           self->sessions.erase(oldest);
                         }
                         self->sessions[sha256_hex(token)] =
-                            Session{guard_id, Clock::now() + self->settings.session_lifetime};
+                            Session{guard_id, Clock::now() + self->settings.session_lifetime,
+                                    sha256_hex(g.value().pin_hash.value_or(""))};
                         self->persist_sessions();
                         self->log.info("A guard logged in.", {{"guard_id", guard_id}});
                         reply(ok_json({{"token", token},
@@ -474,7 +508,10 @@ std::string LanApi::normalize_name(const std::string& name) {
 
 LanApi::~LanApi() { impl_->stopped = true; }
 
-void LanApi::replica_changed() { impl_->ban_list_body.reset(); }
+void LanApi::replica_changed(const std::string& entity) {
+  impl_->ban_list_body.reset();
+  if (entity.empty() || entity == "user") impl_->recheck_sessions();
+}
 
 void LanApi::load_sessions() {
   auto& i = *impl_;
@@ -490,6 +527,7 @@ void LanApi::load_sessions() {
       const std::string hash = s.at("tokenSha256").get<std::string>();
       const std::string guard = s.at("guardId").get<std::string>();
       const auto expires = parse_rfc3339(s.at("expiresAt").get<std::string>());
+      const std::string pin_tag = s.value("pinTag", "");
       // Never longer than a lifetime from now, whatever the file or the clock says.
       if (hash.size() != 64 || guard.empty() || !expires || *expires <= wall_now ||
           *expires - wall_now > i.settings.session_lifetime) {
@@ -497,7 +535,7 @@ void LanApi::load_sessions() {
         continue;
       }
       i.sessions[hash] = Impl::Session{
-          guard, steady_now + std::chrono::duration_cast<Clock::duration>(*expires - wall_now)};
+          guard, steady_now + std::chrono::duration_cast<Clock::duration>(*expires - wall_now), pin_tag};
       ++kept;
     }
   } catch (const json::exception& e) {

@@ -252,6 +252,54 @@ TEST_F(LanApiTest, SessionsOutliveARestartButNotALogout) {
   EXPECT_EQ(api->sessions(), 1u);
 }
 
+// The community removes a guard, or gives one a new PIN: their sessions end
+// at once (the phone may be lost, or the PIN known), the others go on.
+TEST_F(LanApiTest, ARemovedGuardOrANewPinEndsTheirSessions) {
+  const std::map<std::string, std::string> as_json{{"Content-Type", "application/json"}};
+  auto login_all = [&](const std::vector<std::pair<std::string, std::string>>& who) {
+    const int port = server->port();
+    return serve_while([port, who, as_json] {
+      std::vector<std::string> t;
+      for (const auto& [guard, pin] : who) {
+        auto a = HttpsClient(port).call("POST", "/api/lan/login", login_body(guard, pin), as_json);
+        t.push_back(json::parse(a.body).value("token", ""));
+      }
+      return t;
+    });
+  };
+  auto statuses = [&](const std::vector<std::string>& tokens) {
+    const int port = server->port();
+    return serve_while([port, tokens] {
+      std::vector<int> v;
+      HttpsClient c(port);
+      for (const auto& t : tokens) v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + t}}).status);
+      return v;
+    });
+  };
+  auto tokens = login_all({{"g_1", "2468"}, {"g_2", "1357"}});
+  ASSERT_EQ(statuses(tokens), (std::vector<int>{200, 200}));
+  // Same guards, same PINs (another field changed): nobody is signed out.
+  snapshot("user", 11,
+           json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan P."},
+                         {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
+                        {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Ana"},
+                         {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}}}));
+  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  api->replica_changed("user");
+  run_until(io, [] { return false; }, 300ms);
+  EXPECT_EQ(statuses(tokens), (std::vector<int>{200, 200}));
+  // g_1 gets a new PIN; g_2 is removed.
+  snapshot("user", 12,
+           json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan P."},
+                         {"pinHash", hash_pin("8642", 10000, "saltsaltsaltsalt")}}}));
+  ASSERT_TRUE(run_until(io, [&] { return applied == 4; }, 20s));
+  api->replica_changed("user");
+  ASSERT_TRUE(run_until(io, [&] { return api->sessions() == 0; }, 5s));
+  EXPECT_EQ(statuses(tokens), (std::vector<int>{401, 401}));
+  auto again = login_all({{"g_1", "8642"}});
+  EXPECT_EQ(statuses(again), (std::vector<int>{200}));
+}
+
 TEST_F(LanApiTest, StreamsAndTheirHlsFilesGoToALoggedInGuardOnly) {
   const int port = server->port();
   auto a = serve_while([port] {

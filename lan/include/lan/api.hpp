@@ -58,8 +58,10 @@ class LanApi {
   Handler handler() {
     return [this](HttpRequest r, Reply reply) { handle(std::move(r), std::move(reply)); };
   }
-  // The replica changed: cached bodies are rebuilt on the next request.
-  void replica_changed();
+  // The replica changed: cached bodies are rebuilt on the next request. When
+  // the guards changed ("user", or ""), the sessions of a guard who was
+  // removed, or whose PIN changed, end.
+  void replica_changed(const std::string& entity = "");
   std::size_t sessions() const;
   // Reads sessions_file (blocking; before the loop runs): guards stay logged
   // in across a restart or an update. Expired or unreadable entries are dropped.
