@@ -1,4 +1,7 @@
 #include <algorithm>
+#include <cctype>
+#include <string>
+#include <vector>
 
 #include "envfile/guards.hpp"
 
@@ -95,9 +98,60 @@ Result<void> check_required_keys(const EnvFile& env) {
   return ok();
 }
 
+std::vector<std::string> referenced_variables(std::string_view text) {
+  std::vector<std::string> names;
+  auto name_char = [](char c, bool first) {
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$') continue;
+    if (i + 1 < text.size() && text[i + 1] == '$') {
+      ++i;  // $$: a literal dollar
+      continue;
+    }
+    std::size_t start = i + 1;
+    if (start < text.size() && text[start] == '{') ++start;
+    std::size_t end = start;
+    while (end < text.size() && name_char(text[end], end == start)) ++end;
+    if (end == start) continue;
+    std::string name(text.substr(start, end - start));
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(std::move(name));
+    i = end - 1;
+  }
+  return names;
+}
+
+bool is_reserved_variable(std::string_view name) {
+  static const char* const kExact[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TMPDIR",
+                                       "IFS", "ENV", "BASH_ENV", "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN",
+                                       "NLSPATH", "RES_OPTIONS", "TZDIR", "NOTIFY_SOCKET", "REGISTRY_AUTH_FILE",
+                                       "STORAGE_DRIVER", "STORAGE_OPTS"};
+  static const char* const kPrefix[] = {"LD_",     "LC_",         "PYTHON",  "XDG_",     "DOCKER_", "COMPOSE_",
+                                        "PODMAN_", "CONTAINERS_", "BUILDAH_", "MALLOC_", "GLIBC_",  "SSL_",
+                                        "OPENSSL_", "CURL_",      "DBUS_",    "SYSTEMD_"};
+  std::string upper(name);
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  for (const char* e : kExact) {
+    if (upper == e) return true;
+  }
+  for (const char* p : kPrefix) {
+    if (upper.rfind(p, 0) == 0) return true;
+  }
+  return upper.size() > 6 && upper.compare(upper.size() - 6, 6, "_PROXY") == 0;
+}
+
 Result<void> check_interpolation(std::string_view compose_text, const EnvFile& env) {
   auto problems = find_unresolved(compose_text, env);
-  if (problems.empty()) return ok();
+  if (problems.empty()) {
+    for (const auto& name : referenced_variables(compose_text)) {
+      if (is_reserved_variable(name)) {
+        return Error{std::string(kPhaseUnresolvedVars),
+                     "the compose file interpolates " + name +
+                         ", a name that changes how programs run; secbox never hands it to the compose tool"};
+      }
+    }
+    return ok();
+  }
   std::string names;
   std::string details;
   std::vector<std::string> seen;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/compose.hpp"
+#include "envfile/guards.hpp"
 #include "temp_dir.hpp"
 
 namespace secbox::control {
@@ -164,14 +165,14 @@ TEST_F(ComposeTest, AFileThatInterpolatesANameThatChangesHowProgramsRunIsRefused
 }
 
 TEST(ComposeEnvironment, ReferencedNamesAndReservedOnes) {
-  EXPECT_EQ(referenced_variables("a: $A\nb: ${B:-${C}}\nc: $$D ${E_1}x $9 ${}"),
+  EXPECT_EQ(envfile::referenced_variables("a: $A\nb: ${B:-${C}}\nc: $$D ${E_1}x $9 ${}"),
             (std::vector<std::string>{"A", "B", "C", "E_1"}));
   for (const char* name : {"PATH", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "COMPOSE_FILE", "HTTPS_PROXY",
                            "http_proxy", "CONTAINERS_CONF", "LC_ALL", "HOME"}) {
-    EXPECT_TRUE(is_reserved_variable(name)) << name;
+    EXPECT_TRUE(envfile::is_reserved_variable(name)) << name;
   }
   for (const char* name : {"DEVICE_ID", "IMAGE_TAG", "CLOUD_BASE_URL", "PATHWAY", "FRIGATE_URL"}) {
-    EXPECT_FALSE(is_reserved_variable(name)) << name;
+    EXPECT_FALSE(envfile::is_reserved_variable(name)) << name;
   }
   auto env = envfile::parse("IMAGE_TAG=2\nLD_PRELOAD=x\nUNUSED=3\n").value();
   auto out = compose_environment(std::nullopt, "image: a:${IMAGE_TAG}${LD_PRELOAD}", env);

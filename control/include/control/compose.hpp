@@ -96,15 +96,6 @@ std::vector<std::string> compose_argv(const ComposeSettings& settings, const std
 // daemon's own environment.
 std::vector<std::string> clean_environment(const std::optional<UserInfo>& user);
 
-// The names a compose file interpolates ($NAME, ${NAME…}; $$ is a literal).
-std::vector<std::string> referenced_variables(std::string_view compose_text);
-
-// Names that change how a program runs (PATH, LD_*, PYTHON*, DOCKER_*,
-// COMPOSE_*, …): never handed to the compose tool from the env file, so a
-// value set through env.set cannot run code in it. A compose file that
-// interpolates one is refused at env-unresolved-vars.
-bool is_reserved_variable(std::string_view name);
-
 // clean_environment plus, from env, each variable the file interpolates:
 // exactly the values the guards checked.
 std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,

@@ -53,7 +53,16 @@ struct UnresolvedReference {
 std::vector<UnresolvedReference> find_unresolved(std::string_view compose_text,
                                                  const EnvFile& env);
 
-// Step 4 as a result: names every variable that would not resolve.
+// The names a compose file interpolates ($NAME, ${NAME…}; $$ is a literal).
+std::vector<std::string> referenced_variables(std::string_view compose_text);
+
+// Names that change how a program runs (PATH, LD_*, PYTHON*, DOCKER_*,
+// COMPOSE_*, *_PROXY, …): the box never hands them to the compose tool from
+// the env file, so a value set through env.set cannot run code in it.
+bool is_reserved_variable(std::string_view name);
+
+// Step 4 as a result: names every variable that would not resolve, or the
+// first reserved name the file interpolates.
 Result<void> check_interpolation(std::string_view compose_text, const EnvFile& env);
 
 }  // namespace secbox::envfile
