@@ -98,29 +98,6 @@ Result<void> check_required_keys(const EnvFile& env) {
   return ok();
 }
 
-std::vector<std::string> referenced_variables(std::string_view text) {
-  std::vector<std::string> names;
-  auto name_char = [](char c, bool first) {
-    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '$') continue;
-    if (i + 1 < text.size() && text[i + 1] == '$') {
-      ++i;  // $$: a literal dollar
-      continue;
-    }
-    std::size_t start = i + 1;
-    if (start < text.size() && text[start] == '{') ++start;
-    std::size_t end = start;
-    while (end < text.size() && name_char(text[end], end == start)) ++end;
-    if (end == start) continue;
-    std::string name(text.substr(start, end - start));
-    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(std::move(name));
-    i = end - 1;
-  }
-  return names;
-}
-
 bool is_reserved_variable(std::string_view name) {
   static const char* const kExact[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TMPDIR",
                                        "IFS", "ENV", "BASH_ENV", "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN",

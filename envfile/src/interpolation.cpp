@@ -75,6 +75,7 @@ class Checker {
       while (n < s_.size() && name_char(s_[n])) ++n;
       std::string name(s_.substr(i_, n - i_));
       i_ = n;
+      note(name);
       require_set(name, "$" + name);
       return;
     }
@@ -111,6 +112,7 @@ class Checker {
       add("", "\"" + shown(whole) + "\" does not start with a variable name");
       return;
     }
+    note(name);
     std::string_view rest = s_.substr(n, end - n);  // operator and word
     if (rest.empty() || rest.substr(0, 2) == ":?" || rest[0] == '?') {
       require_set(name, whole);
@@ -143,6 +145,10 @@ class Checker {
     }
   }
 
+  void note(const std::string& name) {
+    if (std::find(names_.begin(), names_.end(), name) == names_.end()) names_.push_back(name);
+  }
+
   void require_set(const std::string& name, const std::string& whole) {
     auto value = env_.get(name);
     if (!value) {
@@ -160,6 +166,9 @@ class Checker {
   std::size_t i_ = 0;
   int line_ = 1;
   std::vector<UnresolvedReference> problems_;
+
+ public:
+  std::vector<std::string> names_;  // every variable referenced, in order, once
 };
 
 }  // namespace
@@ -167,6 +176,13 @@ class Checker {
 std::vector<UnresolvedReference> find_unresolved(std::string_view compose_text,
                                                  const EnvFile& env) {
   return Checker(compose_text, env).run();
+}
+
+std::vector<std::string> referenced_variables(std::string_view compose_text) {
+  static const EnvFile kNone;
+  Checker checker(compose_text, kNone);
+  checker.run();
+  return std::move(checker.names_);
 }
 
 }  // namespace secbox::envfile

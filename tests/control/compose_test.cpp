@@ -165,8 +165,8 @@ TEST_F(ComposeTest, AFileThatInterpolatesANameThatChangesHowProgramsRunIsRefused
 }
 
 TEST(ComposeEnvironment, ReferencedNamesAndReservedOnes) {
-  EXPECT_EQ(envfile::referenced_variables("a: $A\nb: ${B:-${C}}\nc: $$D ${E_1}x $9 ${}"),
-            (std::vector<std::string>{"A", "B", "C", "E_1"}));
+  EXPECT_EQ(envfile::referenced_variables("a: $A\nb: ${B:-x}\nc: $$D ${E_1}x $9 ${}\n  # not $PATH\nd: ${A}"),
+            (std::vector<std::string>{"A", "B", "E_1"}));
   for (const char* name : {"PATH", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "COMPOSE_FILE", "HTTPS_PROXY",
                            "http_proxy", "CONTAINERS_CONF", "LC_ALL", "HOME"}) {
     EXPECT_TRUE(envfile::is_reserved_variable(name)) << name;

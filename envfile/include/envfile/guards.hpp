@@ -53,7 +53,8 @@ struct UnresolvedReference {
 std::vector<UnresolvedReference> find_unresolved(std::string_view compose_text,
                                                  const EnvFile& env);
 
-// The names a compose file interpolates ($NAME, ${NAME…}; $$ is a literal).
+// The names a compose file interpolates ($NAME, ${NAME…}), read as
+// find_unresolved reads them: $$ is a literal, comment lines are skipped.
 std::vector<std::string> referenced_variables(std::string_view compose_text);
 
 // Names that change how a program runs (PATH, LD_*, PYTHON*, DOCKER_*,
