@@ -134,7 +134,8 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
       continue;
     }
     if (!r || !r.value().succeeded()) {
-      last = "the compose tool's ps failed: " + describe_run(r, env);
+      last = std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
+             " ps failed: " + describe_run(r, env);
     } else if (auto parsed = parse_ps_output(r.value().out); !parsed) {
       last = parsed.error().message;
     } else {
