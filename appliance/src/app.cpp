@@ -235,7 +235,7 @@ struct App::Impl {
   // The LAN certificate, made (or read) once before the loop runs; the LAN
   // server and the pairing page share it.
   void make_lan_certificate() {
-    auto cert = lan::ensure_lan_certificate(lan_certificate_request());
+    auto cert = lan::ensure_lan_certificate(lan_certificate_request(config.paths.state_dir));
     if (!cert) {
       log.error("The LAN certificate cannot be made; the LAN server stays down.", {{"reason", cert.error().message}});
       return;
@@ -246,8 +246,9 @@ struct App::Impl {
     lan_cert = std::move(cert).value();
   }
 
-  lan::LanCertificateRequest lan_certificate_request() const {
-    return {config.paths.state_dir + "/lan", host_name(), lan_addresses()};
+  // Blocking (getifaddrs): before the loop runs, or on a worker.
+  static lan::LanCertificateRequest lan_certificate_request(const std::string& state_dir) {
+    return {state_dir + "/lan", host_name(), lan_addresses()};
   }
 
   // A box runs for years and its DHCP address may change: every
@@ -258,8 +259,8 @@ struct App::Impl {
     lan_cert_timer.expires_after(std::chrono::seconds(config.lan_cert_check_s));
     lan_cert_timer.async_wait([this](boost::system::error_code ec) {
       if (ec || stopping) return;
-      workers.run([dir = config.paths.state_dir + "/lan"] {  // getifaddrs and key generation: off the loop
-                    return lan::ensure_lan_certificate({dir, host_name(), lan_addresses()});
+      workers.run([state = config.paths.state_dir] {  // getifaddrs and key generation: off the loop
+                    return lan::ensure_lan_certificate(lan_certificate_request(state));
                   },
                   [this](Result<lan::LanCertificate> cert) {
                     if (stopping) return;

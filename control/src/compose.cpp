@@ -53,17 +53,27 @@ Result<void> copy_file(const std::string& from, const std::string& to, const Com
   return write_file_atomically(to, text.value(), {mode, ::geteuid() == 0 ? owner_of(s) : std::nullopt});
 }
 
+// The checked env file of one compose file, and the environment the tools get
+// from it (made once: the file's variables with the checked values).
+struct Values {
+  const envfile::EnvFile& env;  // also what scrub() hides in tool output
+  std::vector<std::string> tool_env;
+};
+
+Values values_for(const ComposeSettings& s, std::string_view compose_text, const envfile::EnvFile& env) {
+  return {env, compose_environment(s.run_as, compose_text, env)};
+}
+
 // The compose tool (or, with `argv_override`, the container tool) on the
-// project's file, with the env file's values in its environment.
+// project's file, with the checked values in its environment.
 Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& project, const std::string& file,
                                const std::vector<std::string>& args, std::chrono::milliseconds timeout,
-                               const envfile::EnvFile& env, const std::vector<std::string>* argv_override = nullptr) {
+                               const Values& v, const std::vector<std::string>* argv_override = nullptr) {
   ProcessOptions o;
   o.argv = argv_override ? *argv_override : compose_argv(s, project, file, args);
   if (s.run_as && ::geteuid() == 0) o.run_as = s.run_as;
   o.cwd = fs::path(file).parent_path().string();
-  auto text = read_file(file, kMaxComposeBytes);
-  o.env = compose_environment(s.run_as, text ? std::string_view(text.value()) : std::string_view(), env);
+  o.env = v.tool_env;
   o.timeout = timeout;
   o.cancel = s.cancel;
   return run_process(o);
@@ -94,8 +104,9 @@ std::string describe_run(const Result<ProcessResult>& r, const envfile::EnvFile&
 // when the tool has no `config` (podman-compose 1.0.3): our own reading of
 // the file, just before, is then the only one.
 Result<bool> check_render(const ComposeSettings& s, const std::string& project, const std::string& file,
-                          const envfile::EnvFile& env) {
-  auto r = run_tool(s, project, file, {"config"}, s.tool_timeout, env);
+                          const Values& v) {
+  const envfile::EnvFile& env = v.env;
+  auto r = run_tool(s, project, file, {"config"}, s.tool_timeout, v);
   if (refused_as_usage(r)) return false;
   if (!r || !r.value().succeeded()) {
     return Error{std::string(envfile::kPhaseUnresolvedVars),
@@ -117,7 +128,8 @@ Result<bool> check_render(const ComposeSettings& s, const std::string& project, 
 
 // Step 6: every service runs (and is healthy where it has a health check).
 Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, const std::string& file,
-                          const std::vector<ServiceSpec>& services, const envfile::EnvFile& env) {
+                          const std::vector<ServiceSpec>& services, const Values& v) {
+  const envfile::EnvFile& env = v.env;
   const auto deadline = Clock::now() + s.health_timeout;
   std::string last;
   bool by_container_tool = false;
@@ -127,8 +139,8 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
   for (;;) {
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const auto limit = std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
-    auto r = by_container_tool ? run_tool(s, project, file, {}, limit, env, &container_ps)
-                               : run_tool(s, project, file, {"ps", "--format", "json"}, limit, env);
+    auto r = by_container_tool ? run_tool(s, project, file, {}, limit, v, &container_ps)
+                               : run_tool(s, project, file, {"ps", "--format", "json"}, limit, v);
     if (!by_container_tool && refused_as_usage(r)) {
       by_container_tool = true;  // this compose tool has no JSON ps: ask the container tool
       continue;
@@ -373,7 +385,8 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   // 1.0.3 lets it override the environment: only checked values may count.
   const bool stray_dotenv = ::unlink((dir + "/.env").c_str()) == 0;
   pass("write", "wrote " + std::to_string(yaml.size()) + " bytes beside the current file; services: " +
-                    join_names(services.value()) + (stray_dotenv ? "; removed a stray .env from the project folder" : ""));
+                    join_names(services.value()) +
+                    (stray_dotenv ? "; removed a stray .env from the project folder" : ""));
 
   // 2. env-ensure
   auto ensured = envfile::ensure_from_legacy(s.env_file, s.legacy_env_file, owner_of(s), false);
@@ -389,9 +402,10 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   if (auto vars = envfile::check_interpolation(yaml, env); !vars) {
     return fail(envfile::kPhaseUnresolvedVars, vars.error().message);
   }
+  const Values values = values_for(s, yaml, env);
   std::string rendered_note = "every variable resolves";
   if (s.render_check) {
-    auto rendered = check_render(s, project, next, env);
+    auto rendered = check_render(s, project, next, values);
     if (!rendered) return fail(envfile::kPhaseUnresolvedVars, rendered.error().message);
     rendered_note += rendered.value() ? ", and the rendered file holds no \"${\""
                                       : "; the compose tool has no config command, so it did not render the file";
@@ -421,7 +435,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     }
     return copy_file(previous_dir + "/compose.yaml", current, s, 0640);
   };
-  auto up = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, env);
+  auto up = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, values);
   if (!up || !up.value().succeeded()) {
     auto restored = restore_file();
     return fail("compose-up", "up -d failed: " + describe_run(up, env) +
@@ -432,7 +446,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   pass("compose-up", "up -d succeeded");
 
   // 6. health, with a rollback to the bundle when it fails.
-  auto healthy = wait_healthy(s, project, current, services.value(), env);
+  auto healthy = wait_healthy(s, project, current, services.value(), values);
   if (!healthy) {
     if (!had_previous) return fail("health", healthy.error().message + "; there is no previous file to go back to");
     observe("health", false, healthy.error().message + "; rolling back to the previous file");
@@ -445,11 +459,12 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       if (!prev_text) return prev_text.error();
       auto prev_services = parse_compose_services(prev_text.value());
       if (!prev_services) return prev_services.error();
-      auto again = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, prev_env.value());
+      const Values prev_values = values_for(s, prev_text.value(), prev_env.value());
+      auto again = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, prev_values);
       if (!again || !again.value().succeeded()) {
         return Error{"up", "up -d failed: " + describe_run(again, prev_env.value())};
       }
-      return wait_healthy(s, project, current, prev_services.value(), prev_env.value());
+      return wait_healthy(s, project, current, prev_services.value(), prev_values);
     }();
     if (!back) {
       return fail("rollback-failed", healthy.error().message + "; the rollback failed too: " + back.error().message);
