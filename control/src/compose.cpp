@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -61,7 +62,7 @@ struct Values {
 };
 
 Values values_for(const ComposeSettings& s, std::string_view compose_text, const envfile::EnvFile& env) {
-  return {env, compose_environment(s.run_as, compose_text, env)};
+  return {env, compose_environment(s.run_as, compose_text, env, s.container_host)};
 }
 
 // The compose tool (or, with `argv_override`, the container tool) on the
@@ -126,19 +127,16 @@ Result<bool> check_render(const ComposeSettings& s, const std::string& project, 
                    "); it would reach a container literally"};
 }
 
-// Step 6: every service runs (and is healthy where it has a health check).
-Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, const std::string& file,
-                          const std::vector<ServiceSpec>& services, const Values& v) {
-  const envfile::EnvFile& env = v.env;
-  const auto deadline = Clock::now() + s.health_timeout;
-  std::string last;
-  bool by_container_tool = false;
+// The project's containers as the tools see them now: the compose tool's
+// JSON ps, or (when it has none, as podman-compose 1.0.3) the container tool's
+// ps filtered on compose's project label. `by_container_tool` remembers which.
+Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s, const std::string& project,
+                                                      const std::string& file, const Values& v,
+                                                      std::chrono::milliseconds limit, bool& by_container_tool) {
   std::vector<std::string> container_ps = s.container_command;
   container_ps.insert(container_ps.end(),
                       {"ps", "-a", "--format", "json", "--filter", "label=com.docker.compose.project=" + project});
-  for (;;) {
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    const auto limit = std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
+  for (int attempt = 0; attempt < 2; ++attempt) {
     auto r = by_container_tool ? run_tool(s, project, file, {}, limit, v, &container_ps)
                                : run_tool(s, project, file, {"ps", "--format", "json"}, limit, v);
     if (!by_container_tool && refused_as_usage(r)) {
@@ -146,26 +144,90 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
       continue;
     }
     if (!r || !r.value().succeeded()) {
-      last = std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
-             " ps failed: " + describe_run(r, env);
-    } else if (auto parsed = parse_ps_output(r.value().out); !parsed) {
-      last = parsed.error().message;
+      return Error{"ps", std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
+                             " ps failed: " + describe_run(r, v.env)};
+    }
+    auto parsed = parse_ps_output(r.value().out);
+    if (!parsed) return parsed.error();
+    std::vector<ContainerInfo> mine;
+    for (auto& c : parsed.value()) {
+      if (c.project.empty() || c.project == project) mine.push_back(std::move(c));
+    }
+    return mine;
+  }
+  return Error{"ps", "neither the compose tool nor the container tool lists containers as JSON"};
+}
+
+std::set<std::string> ids_of(const std::vector<ContainerInfo>& containers) {
+  std::set<std::string> ids;
+  for (const auto& c : containers) {
+    if (!c.id.empty()) ids.insert(c.id);
+  }
+  return ids;
+}
+
+bool is_podman(const std::vector<std::string>& command) {
+  return !command.empty() && fs::path(command.back()).filename() == "podman";
+}
+
+// Step 6: every service runs from a container this apply created (its id was
+// not among the project's containers before `up`), and is healthy where it
+// has a health check. A new container that has exited on two polls in a row
+// fails the phase at once: it will not come up by waiting.
+Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, const std::string& file,
+                          const std::vector<ServiceSpec>& services, const Values& v,
+                          const std::set<std::string>& before) {
+  const auto deadline = Clock::now() + s.health_timeout;
+  std::string last;
+  bool by_container_tool = false;
+  std::set<std::string> exited_once;
+  for (;;) {
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto limit = std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
+    auto listed = project_containers(s, project, file, v, limit, by_container_tool);
+    if (!listed) {
+      last = listed.error().message;
     } else {
       std::vector<std::string> waiting;
+      std::vector<std::string> dead;
+      std::vector<std::string> starting;
+      std::set<std::string> exited_now;
       for (const auto& svc : services) {
         std::string seen = "no container";
         bool ready = false;
-        for (const auto& c : parsed.value()) {
-          if (c.service != svc.name || (!c.project.empty() && c.project != project)) continue;
+        for (const auto& c : listed.value()) {
+          if (c.service != svc.name) continue;
+          if (c.id.empty() || before.count(c.id)) {
+            if (seen == "no container") seen = "only a container from before this apply (" + c.state + ")";
+            continue;
+          }
           seen = c.state.empty() ? "unknown state" : c.state;
+          if (c.exit_code && c.state != "running") seen += " (exit code " + std::to_string(*c.exit_code) + ")";
           if (!c.health.empty()) seen += " (" + c.health + ")";
           if (c.state == "running" && (!svc.has_healthcheck || c.health == "healthy")) ready = true;
+          if (c.state == "running" && svc.has_healthcheck && c.health == "starting") starting.push_back(c.id);
+          if (c.state == "exited" || c.state == "dead") {
+            exited_now.insert(c.id);
+            if (exited_once.count(c.id)) dead.push_back(svc.name + ": " + seen);
+          }
         }
         if (!ready) waiting.push_back(svc.name + ": " + seen);
       }
       if (waiting.empty()) return ok();
       last.clear();
       for (const auto& w : waiting) last += (last.empty() ? "" : "; ") + w;
+      if (!dead.empty()) return Error{"health", "a container of this apply stopped: " + last};
+      exited_once = std::move(exited_now);
+      // Podman runs health checks from systemd timers; where there is no
+      // systemd session for it (a container, a box without lingering) they
+      // never run, so the box runs each pending check itself.
+      if (is_podman(s.container_command)) {
+        for (const auto& id : starting) {
+          std::vector<std::string> argv = s.container_command;
+          argv.insert(argv.end(), {"healthcheck", "run", id});
+          (void)run_tool(s, project, file, {}, limit, v, &argv);
+        }
+      }
     }
     if (cancelled(s)) return Error{"health", "the daemon is stopping; " + last};
     if (Clock::now() + s.health_poll >= deadline) break;
@@ -175,6 +237,12 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
   }
   return Error{"health", "not every service was up within " +
                              std::to_string(s.health_timeout.count() / 1000) + " s: " + last};
+}
+
+// After a rollback the env file that runs is the previous bundle's.
+void remember_applied(const ComposeSettings& s, const std::string& applied_dir, const std::string& env_file) {
+  if (!make_dir(applied_dir, s)) return;
+  (void)copy_file(env_file, applied_dir + "/secbox.env", s, 0600);
 }
 
 std::string join_names(const std::vector<ServiceSpec>& services) {
@@ -270,6 +338,11 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
         if (it->is_string()) c.name = it->get<std::string>().substr(0, it->get<std::string>().find(','));
       }
     }
+    c.id = str(item, "ID");
+    if (c.id.empty()) c.id = str(item, "Id");
+    if (auto it = item.find("ExitCode"); it != item.end() && it->is_number_integer()) {
+      c.exit_code = it->get<int>();
+    }
     c.service = str(item, "Service");
     c.project = str(item, "Project");
     // Labels: an object (Podman) or "k=v,k=v" (Docker's ps).
@@ -305,6 +378,11 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
   return out;
 }
 
+const std::vector<std::string>& compose_up_args() {
+  static const std::vector<std::string> args{"up", "-d", "--force-recreate", "--remove-orphans"};
+  return args;
+}
+
 std::vector<std::string> compose_argv(const ComposeSettings& s, const std::string& project, const std::string& file,
                                       const std::vector<std::string>& args) {
   std::vector<std::string> argv = s.command;
@@ -313,8 +391,9 @@ std::vector<std::string> compose_argv(const ComposeSettings& s, const std::strin
   return argv;
 }
 
-std::vector<std::string> clean_environment(const std::optional<UserInfo>& user) {
+std::vector<std::string> clean_environment(const std::optional<UserInfo>& user, const std::string& container_host) {
   std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+  if (!container_host.empty()) env.push_back("CONTAINER_HOST=" + container_host);
   auto who = user ? user : lookup_user(::geteuid());
   if (who) {
     env.push_back("HOME=" + who->home);
@@ -327,8 +406,8 @@ std::vector<std::string> clean_environment(const std::optional<UserInfo>& user) 
 }
 
 std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,
-                                             const envfile::EnvFile& env) {
-  auto out = clean_environment(user);
+                                             const envfile::EnvFile& env, const std::string& container_host) {
+  auto out = clean_environment(user, container_host);
   for (const auto& name : envfile::referenced_variables(compose_text)) {
     if (envfile::is_reserved_variable(name)) continue;
     if (auto v = env.get(name)) out.push_back(name + "=" + *v);
@@ -375,9 +454,16 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   auto services = parse_compose_services(yaml);
   if (!services) return fail("write", services.error().message);
   const std::string dir = s.dir + "/" + project;
+  if (auto allowed = check_compose_privileges(yaml, dir, s.allowance, project); !allowed) {
+    return fail("write", allowed.error().message);
+  }
   const std::string current = dir + "/compose.yaml";
   const std::string next = dir + "/compose.yaml.new";
   const std::string previous_dir = dir + "/previous";
+  // The env file as the stack in service was last started with it: env.set
+  // may have changed secbox.env since, and a rollback must bring back the
+  // values that ran, not the ones that were never tried.
+  const std::string applied_dir = dir + "/applied";
   if (auto made = make_dir(dir, s); !made) return fail("write", made.error().message);
   const auto file_owner = ::geteuid() == 0 ? owner_of(s) : std::nullopt;
   if (auto w = write_file_atomically(next, yaml, {0640, file_owner}); !w) return fail("write", w.error().message);
@@ -421,7 +507,10 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     if (auto c = copy_file(current, previous_dir + "/compose.yaml", s, 0640); !c) {
       return fail("compose-up", "cannot keep the previous file: " + c.error().message);
     }
-    if (auto c = copy_file(s.env_file, previous_dir + "/secbox.env", s, 0600); !c) {
+    struct stat ast {};
+    const bool have_applied = ::stat((applied_dir + "/secbox.env").c_str(), &ast) == 0;
+    if (auto c = copy_file(have_applied ? applied_dir + "/secbox.env" : s.env_file, previous_dir + "/secbox.env", s, 0600);
+        !c) {
       return fail("compose-up", "cannot keep the previous env file: " + c.error().message);
     }
   }
@@ -435,7 +524,15 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     }
     return copy_file(previous_dir + "/compose.yaml", current, s, 0640);
   };
-  auto up = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, values);
+  // The containers from before: the health phase counts none of them.
+  bool by_container_tool = false;
+  auto existing = project_containers(s, project, current, values, s.tool_timeout, by_container_tool);
+  if (!existing) {
+    auto restored = restore_file();
+    return fail("compose-up", "cannot list the project's containers before up: " + existing.error().message +
+                                  (restored ? "" : "; the previous file could not be put back: " + restored.error().message));
+  }
+  auto up = run_tool(s, project, current, compose_up_args(), s.up_timeout, values);
   if (!up || !up.value().succeeded()) {
     auto restored = restore_file();
     return fail("compose-up", "up -d failed: " + describe_run(up, env) +
@@ -446,7 +543,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   pass("compose-up", "up -d succeeded");
 
   // 6. health, with a rollback to the bundle when it fails.
-  auto healthy = wait_healthy(s, project, current, services.value(), values);
+  auto healthy = wait_healthy(s, project, current, services.value(), values, ids_of(existing.value()));
   if (!healthy) {
     if (!had_previous) return fail("health", healthy.error().message + "; there is no previous file to go back to");
     observe("health", false, healthy.error().message + "; rolling back to the previous file");
@@ -460,18 +557,25 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       auto prev_services = parse_compose_services(prev_text.value());
       if (!prev_services) return prev_services.error();
       const Values prev_values = values_for(s, prev_text.value(), prev_env.value());
-      auto again = run_tool(s, project, current, {"up", "-d"}, s.up_timeout, prev_values);
+      bool by_tool = false;
+      auto failed = project_containers(s, project, current, prev_values, s.tool_timeout, by_tool);
+      if (!failed) return failed.error();
+      auto again = run_tool(s, project, current, compose_up_args(), s.up_timeout, prev_values);
       if (!again || !again.value().succeeded()) {
         return Error{"up", "up -d failed: " + describe_run(again, prev_env.value())};
       }
-      return wait_healthy(s, project, current, prev_services.value(), prev_values);
+      return wait_healthy(s, project, current, prev_services.value(), prev_values, ids_of(failed.value()));
     }();
     if (!back) {
       return fail("rollback-failed", healthy.error().message + "; the rollback failed too: " + back.error().message);
     }
+    remember_applied(s, applied_dir, previous_dir + "/secbox.env");
     return fail("rollback", healthy.error().message + "; rolled back: the previous file is in service and healthy");
   }
   pass("health", "every service runs: " + join_names(services.value()));
+  if (auto saved = make_dir(applied_dir, s); saved) {
+    (void)envfile::save(applied_dir + "/secbox.env", env, ::geteuid() == 0 ? owner_of(s) : std::nullopt);
+  }
 
   // 7. done
   pass("done", "");

@@ -170,10 +170,11 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   // (a worker must not hold the last reference to what owns its pool).
   static Result<ProcessResult> run_tool(const std::shared_ptr<std::atomic<bool>>& cancel,
                                         const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                                        std::size_t max_output = kMaxOutput) {
+                                        std::size_t max_output = kMaxOutput,
+                                        const std::string& container_host = {}) {
     ProcessOptions o;
     o.argv = argv;
-    o.env = clean_environment(std::nullopt);
+    o.env = clean_environment(std::nullopt, container_host);
     o.timeout = timeout;
     o.max_output = max_output;
     o.cancel = cancel;
@@ -250,6 +251,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     auto id = hold(std::move(reply));
     log.info("Compose snapshot received.", {{"project", project.substr(0, 64)}, {"bytes", yaml.size()}});
     auto s = settings.compose;
+    s.allowance = permissions.compose_allowance(project);
     auto lg = log;
     run(
         compose_pool,
@@ -392,9 +394,10 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   }
 
   static Result<std::vector<ContainerInfo>> list_containers(const std::shared_ptr<std::atomic<bool>>& cancel,
-                                                            const std::vector<std::string>& container_cmd) {
+                                                            const std::vector<std::string>& container_cmd,
+                                                            const std::string& container_host) {
     auto r = run_tool(cancel, with(container_cmd, {"ps", "-a", "--format", "json"}), std::chrono::seconds(20),
-                      4 * 1024 * 1024);
+                      4 * 1024 * 1024, container_host);
     if (!r) return r.error();
     if (!r.value().succeeded()) return Error{"tool", "the container tool failed: " + r.value().describe()};
     return parse_ps_output(r.value().out);
@@ -404,7 +407,10 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     if (!permitted(reply, "containers", "list")) return;
     auto id = hold(std::move(reply));
     run(
-        ops_pool, [c = cancel, cmd = settings.container_cmd] { return list_containers(c, cmd); },
+        ops_pool,
+        [c = cancel, cmd = settings.container_cmd, host = settings.compose.container_host] {
+          return list_containers(c, cmd, host);
+        },
         [this, id](Result<std::vector<ContainerInfo>> list) {
           auto r = take(id);
           if (!r) return;
@@ -422,7 +428,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     run(
         compose_pool,
         [c = cancel, cmd = settings.container_cmd, compose = settings.compose, name]() -> Result<void> {
-          auto list = list_containers(c, cmd);
+          auto list = list_containers(c, cmd, compose.container_host);
           if (!list) return Error{"unavailable", list.error().message};
           auto it = std::find_if(list.value().begin(), list.value().end(),
                                  [&](const ContainerInfo& c) { return c.name == name; });
@@ -434,7 +440,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
               return Error{"unavailable", g.error().code + ": " + g.error().message};
             }
           }
-          auto r = run_tool(c, with(cmd, {"restart", name}), std::chrono::seconds(120));
+          auto r = run_tool(c, with(cmd, {"restart", name}), std::chrono::seconds(120), kMaxOutput,
+                            compose.container_host);
           if (!r) return Error{"internal", r.error().message};
           if (!r.value().succeeded()) return Error{"internal", "restart failed: " + r.value().describe()};
           return ok();
@@ -553,11 +560,19 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
           // The key only: values are never logged nor echoed (§7.5).
           log.write(done ? log::Level::info : log::Level::warn, done ? "Changed secbox.env." : "secbox.env was not changed.",
                     {{"operation", set ? "env.set" : "env.unset"}, {"key", key}, {"reason", done ? "" : done.error().message}});
-          if (done && hooks.env_changed) hooks.env_changed();
-          auto r = take(id);
-          if (!r) return;
-          if (!done) return r->error(done.error().code, done.error().message);
-          r->send("ack");
+          if (!done || !hooks.env_changed) {
+            auto r = take(id);
+            if (!r) return;
+            if (!done) return r->error(done.error().code, done.error().message);
+            return r->send("ack", {{"key", key}, {"appliesAt", "now"}});
+          }
+          // The ack says whether the box applied the change or needs a restart for it.
+          hooks.env_changed([self = shared_from_this(), id, key](std::vector<std::string> at_restart) {
+            auto r = self->take(id);
+            if (!r) return;
+            const bool later = std::find(at_restart.begin(), at_restart.end(), key) != at_restart.end();
+            r->send("ack", {{"key", key}, {"appliesAt", later ? "restart" : "now"}});
+          });
         });
   }
 
@@ -585,7 +600,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     auto previous = last_cpu;
     run(
         ops_pool,
-        [c = cancel, disks = settings.disk_paths, cmd = settings.container_cmd, previous] {
+        [c = cancel, disks = settings.disk_paths, cmd = settings.container_cmd,
+         host = settings.compose.container_host, previous] {
           HostSample h;
           auto before = previous;
           if (!before) {
@@ -599,7 +615,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
           auto m = read_memory().value_or(MemoryInfo{});
           h.memory = {{"totalBytes", m.total_bytes}, {"availableBytes", m.available_bytes}};
           h.disk = read_disks(disks);
-          auto list = list_containers(c, cmd);
+          auto list = list_containers(c, cmd, host);
           h.containers = list ? container_json(list.value()) : nlohmann::json::array();
           return h;
         },
@@ -709,6 +725,12 @@ void ControlPlane::on_disconnected() {
 }
 
 void ControlPlane::reload() { impl_->reload(); }
+void ControlPlane::reconfigure(ControlSettings settings) {
+  const bool interval_changed = settings.health_interval != impl_->settings.health_interval;
+  impl_->settings = std::move(settings);
+  impl_->settings.compose.cancel = impl_->cancel;
+  if (interval_changed) impl_->log.info("The health report interval changed; it applies from the next report.");
+}
 std::size_t ControlPlane::tool_count() const { return impl_->tools.size(); }
 bool ControlPlane::permissions_loaded() const { return impl_->permissions_loaded; }
 

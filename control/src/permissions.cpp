@@ -28,6 +28,40 @@ Result<Permissions> Permissions::parse(std::string_view text) {
   if (!j.is_object()) return bad("must be an object of sections");
   Permissions p;
   for (const auto& [name, body] : j.items()) {
+    if (name == "compose") {
+      if (!body.is_object()) return bad("compose must be an object");
+      for (const auto& [key, value] : body.items()) {
+        if (key != "projects") return bad("compose: unknown field \"" + key.substr(0, 40) + "\"");
+        if (!value.is_object()) return bad("compose.projects must be an object of projects");
+        for (const auto& [project, spec] : value.items()) {
+          const std::string where = "compose.projects." + project.substr(0, 63);
+          if (!spec.is_object()) return bad(where + " must be an object");
+          ComposeAllowance a;
+          for (const auto& [field, v] : spec.items()) {
+            if (field != "allow" && field != "mounts") return bad(where + ": unknown field \"" + field.substr(0, 40) + "\"");
+            if (!v.is_array()) return bad(where + "." + field + " must be an array of strings");
+            if (field == "mounts") a.mounts.emplace();
+            for (const auto& item : v) {
+              if (!item.is_string()) return bad(where + "." + field + " must be an array of strings");
+              const auto text = item.get<std::string>();
+              if (field == "allow") {
+                if (!privileged_compose_keys().count(text)) {
+                  std::string keys;
+                  for (const auto& k : privileged_compose_keys()) keys += (keys.empty() ? "" : ", ") + k;
+                  return bad(where + ".allow may hold only " + keys);
+                }
+                a.allow.insert(text);
+              } else {
+                if (text.empty() || text[0] != '/') return bad(where + ".mounts must hold absolute paths");
+                a.mounts->push_back(text);
+              }
+            }
+          }
+          p.compose_.emplace(project, std::move(a));
+        }
+      }
+      continue;
+    }
     auto k = known().find(name);
     if (k == known().end()) return bad("unknown section \"" + name.substr(0, 40) + "\"");
     if (!body.is_object()) return bad(name + " must be an object");
@@ -72,6 +106,11 @@ Verdict Permissions::check(std::string_view section, std::string_view operation,
   if (!it->second.allow.count(operation)) return Verdict::forbidden;
   if (name && it->second.names && !it->second.names->count(*name)) return Verdict::forbidden;
   return Verdict::allowed;
+}
+
+ComposeAllowance Permissions::compose_allowance(std::string_view project) const {
+  auto it = compose_.find(project);
+  return it == compose_.end() ? ComposeAllowance{} : it->second;
 }
 
 std::string describe(Verdict verdict, std::string_view section, std::string_view operation) {

@@ -102,7 +102,8 @@ bool is_reserved_variable(std::string_view name) {
   static const char* const kExact[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TMPDIR",
                                        "IFS", "ENV", "BASH_ENV", "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN",
                                        "NLSPATH", "RES_OPTIONS", "TZDIR", "NOTIFY_SOCKET", "REGISTRY_AUTH_FILE",
-                                       "STORAGE_DRIVER", "STORAGE_OPTS"};
+                                       "STORAGE_DRIVER", "STORAGE_OPTS", "CONTAINER_HOST", "CONTAINER_CONNECTION",
+                                       "CONTAINER_SSHKEY", "CONTAINER_PASSPHRASE"};
   static const char* const kPrefix[] = {"LD_",     "LC_",         "PYTHON",  "XDG_",     "DOCKER_", "COMPOSE_",
                                         "PODMAN_", "CONTAINERS_", "BUILDAH_", "MALLOC_", "GLIBC_",  "SSL_",
                                         "OPENSSL_", "CURL_",      "DBUS_",    "SYSTEMD_"};

@@ -106,10 +106,13 @@ TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyTheCheckedValuesI
   EXPECT_EQ(in_service(), kNext);
   auto all = calls();
   ASSERT_GE(all.size(), 3u);
+  ASSERT_GE(all.size(), 4u);
   EXPECT_EQ(all[0]["argv"][4], "config");
   const std::string file = dir.file("compose/gate/compose.yaml");
-  EXPECT_EQ(all[1]["argv"], nlohmann::json({"-p", "gate", "-f", file, "up", "-d"}));
-  EXPECT_EQ(all[2]["argv"][4], "ps");
+  EXPECT_EQ(all[1]["argv"][4], "ps") << "the containers from before are listed first";
+  EXPECT_EQ(all[2]["argv"],
+            nlohmann::json({"-p", "gate", "-f", file, "up", "-d", "--force-recreate", "--remove-orphans"}));
+  EXPECT_EQ(all[3]["argv"][4], "ps");
   for (const auto& c : all) {
     std::vector<std::string> env = c["env"];
     for (const auto& kv : env) EXPECT_EQ(kv.find("SECBOX_COMPOSE_LEAK_CHECK"), std::string::npos);
@@ -269,7 +272,83 @@ TEST_F(ComposeTest, AFailedUpPutsThePreviousFileBack) {
   EXPECT_NE(r.outcome.detail.find("failed as told"), std::string::npos) << r.outcome.detail;
   EXPECT_EQ(in_service(), kPrevious);
   EXPECT_EQ(calls_of("up"), 1);
-  EXPECT_EQ(calls_of("ps"), 0);
+  EXPECT_EQ(calls_of("ps"), 1) << "only the listing before up";
+}
+
+// Debian 12's podman-compose (1.0.3) answers `up -d` on a project whose
+// container runs by starting the old container and exiting 0: a changed file
+// was reported `done` while the old configuration kept running.
+TEST_F(ComposeTest, AChangedFileIsAppliedByAToolThatKeepsRunningContainersUnlessToldToRecreate) {
+  dir.write("etc/secbox.env", kEnv);
+  behave({{"flavor", "podman-compose-1.0.3"}});
+  settings.container_command = {FAKE_COMPOSE, "--fake-state=" + dir.file("fake"), "--fake-podman"};
+  const std::string first = "services:\n  app:\n    image: localhost/app:1\n    command: [\"one\"]\n";
+  const std::string second = "services:\n  app:\n    image: localhost/app:1\n    command: [\"two\"]\n";
+  ASSERT_TRUE(apply(first).outcome.ok);
+  auto r = apply(second);
+  ASSERT_TRUE(r.outcome.ok) << r.outcome.phase << ": " << r.outcome.detail;
+  auto running = nlohmann::json::parse(TempDir::read(dir.file("fake/running-gate.json")));
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_NE(running[0]["config"].get<std::string>().find("two"), std::string::npos) << running.dump();
+}
+
+// An `up` that exits 0 without making anything (podman-compose 1.0.3 when
+// `podman run` fails: it starts the old container and says nothing) must not
+// pass health on the containers that were already there.
+TEST_F(ComposeTest, AContainerFromBeforeTheApplyDoesNotPassHealth) {
+  dir.write("etc/secbox.env", kEnv);
+  ASSERT_TRUE(apply(kPrevious).outcome.ok);
+  behave({{"noop", {"up"}}});
+  auto r = apply(kNext);
+  EXPECT_EQ(r.outcome.phase, "rollback-failed") << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("app: only a container from before this apply"), std::string::npos)
+      << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("web: no container"), std::string::npos) << r.outcome.detail;
+}
+
+TEST_F(ComposeTest, APrivilegedFileIsRefusedAtWriteUnlessControlJsonAllowsIt) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  const std::string priv = "services:\n  app:\n    image: localhost/app:1\n    privileged: true\n";
+  auto r = apply(priv);
+  EXPECT_EQ(r.outcome.phase, "write");
+  EXPECT_NE(r.outcome.detail.find("service app asks for privileged"), std::string::npos) << r.outcome.detail;
+  EXPECT_EQ(calls().size(), 0u) << "no tool may run";
+  EXPECT_EQ(in_service(), kPrevious);
+  struct stat st {};
+  EXPECT_NE(::stat(dir.file("compose/gate/compose.yaml.new").c_str(), &st), 0) << "nothing written";
+  settings.allowance.allow.insert("privileged");
+  EXPECT_TRUE(apply(priv).outcome.ok);
+}
+
+// env.set between two applies: the rollback must bring back the values the
+// stack last ran with, not the env file as it stood just before the failed
+// apply (which held the value that was never tried).
+TEST_F(ComposeTest, ARollbackBringsBackTheValuesTheStackLastRanWith) {
+  dir.write("etc/secbox.env", kEnv);
+  ASSERT_TRUE(apply(kNext).outcome.ok);
+  std::string changed = kEnv;
+  changed.replace(changed.find("IMAGE_TAG=1.4.2"), 15, "IMAGE_TAG=2.0.0");
+  dir.write("etc/secbox.env", changed);
+  behave({{"unhealthy", {"extra"}}});
+  auto r = apply(std::string(kNext) +
+                 "  extra:\n    image: localhost/extra:1\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n");
+  ASSERT_EQ(r.outcome.phase, "rollback") << r.outcome.detail;
+  EXPECT_NE(TempDir::read(dir.file("fake/up-rendered-gate.yaml")).find("localhost/app:1.4.2"), std::string::npos)
+      << "the rollback's up ran with the values that last worked";
+  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("IMAGE_TAG=1.4.2"), std::string::npos);
+}
+
+TEST(ComposePs, IdsAndExitCodesAreRead) {
+  auto podman = parse_ps_output(R"([{"Id":"d18db51c","Names":["p_app_1"],"State":"exited","ExitCode":3,
+      "Labels":{"com.docker.compose.project":"p","com.docker.compose.service":"app"}}])");
+  ASSERT_TRUE(podman);
+  EXPECT_EQ(podman.value()[0].id, "d18db51c");
+  EXPECT_EQ(podman.value()[0].exit_code, 3);
+  auto docker = parse_ps_output(R"({"ID":"f87c8bee","Name":"p-app-1","Service":"app","State":"running"})");
+  ASSERT_TRUE(docker);
+  EXPECT_EQ(docker.value()[0].id, "f87c8bee");
+  EXPECT_FALSE(docker.value()[0].exit_code);
 }
 
 TEST_F(ComposeTest, AHangingUpIsKilledAtItsTimeLimit) {

@@ -54,7 +54,10 @@ class ControlPlaneTest : public ::testing::Test {
     settings.max_jobs = 2;
     hooks.queue_event = [this](const std::string& type, json data) { events.push_back({type, std::move(data)}); };
     hooks.health_state = [] { return json{{"uptimeS", 1}, {"version", "0.1.0"}}; };
-    hooks.env_changed = [this] { ++env_changes; };
+    hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) {
+      ++env_changes;
+      done({"FRIGATE_URL"});  // as the appliance says of a key it applies only at a restart
+    };
     hooks.rotate_jwt = [](std::function<void(RotateOutcome)> done) { done(RotateOutcome::rotated); };
   }
   void TearDown() override {
@@ -282,7 +285,9 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   auto calls = TempDir::read(dir.file("fake/systemctl.calls"));
   EXPECT_NE(calls.find("restart -- frigate.service"), std::string::npos) << calls;
 
-  EXPECT_EQ(ask_one("env.set", {{"key", "FRIGATE_URL"}, {"value", "http://127.0.0.1:5001"}})["type"], "ack");
+  auto set = ask_one("env.set", {{"key", "FRIGATE_URL"}, {"value", "http://127.0.0.1:5001"}});
+  EXPECT_EQ(set["type"], "ack");
+  EXPECT_EQ(set["payload"], json({{"key", "FRIGATE_URL"}, {"appliesAt", "restart"}})) << set.dump();
   EXPECT_NE(TempDir::read(settings.compose.env_file).find("FRIGATE_URL=http://127.0.0.1:5001"), std::string::npos);
   auto bad = ask_one("env.set", {{"key", "PASSWORD"}, {"value", "hunter22\nINJECTED=1"}});
   EXPECT_EQ(bad["payload"]["code"], "invalid_args");
@@ -290,8 +295,9 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   EXPECT_EQ(TempDir::read(settings.compose.env_file).find("INJECTED"), std::string::npos);
   EXPECT_EQ(ask_one("env.set", {{"key", "lower"}, {"value", "x"}})["payload"]["code"], "invalid_args");
   EXPECT_EQ(ask_one("env.unset", {{"key", "FRIGATE_URL"}})["type"], "ack");
+  EXPECT_EQ(ask_one("env.set", {{"key", "IMAGE_TAG"}, {"value", "1.4.3"}})["payload"]["appliesAt"], "now");
   EXPECT_EQ(TempDir::read(settings.compose.env_file).find("FRIGATE_URL"), std::string::npos);
-  EXPECT_EQ(env_changes, 2);
+  EXPECT_EQ(env_changes, 3);
   struct stat s {};
   ::stat(settings.compose.env_file.c_str(), &s);
   EXPECT_EQ(s.st_mode & 0777, 0600u);

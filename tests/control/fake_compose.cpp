@@ -6,6 +6,7 @@
 //    "unhealthy": ["web"],                        services whose health check fails
 //    "exited": ["db"],                            services that never stay up
 //    "fail_up_on_call": 2,                        only that `up` call fails
+//    "noop": ["up"],                              exit 0 having done nothing
 //    "render_literal": true,                      `config` leaves a "${" behind
 //    "flavor": "podman-compose-1.0.3"}            Debian 12's podman-compose: no
 //        --env-file, no `config`, no `ps --format json` (argparse's usage
@@ -17,6 +18,7 @@
 //            --filter label=com.docker.compose.project=P   (podman's own ps)
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -136,6 +138,7 @@ int main(int argc, char** argv) {
     }
     nlohmann::json out = nlohmann::json::array();
     auto text = read(state + "/running-" + filter_project + ".json");
+    if (args.size() == 3 && args[0] == "healthcheck" && args[1] == "run") return 0;  // recorded only
     if (args.empty() || args[0] != "ps" || filter_project.empty()) {
       std::cerr << "fake podman: only ps with a project filter\n";
       return 125;
@@ -147,7 +150,9 @@ int main(int argc, char** argv) {
         if (s["healthcheck"] && !listed(behaviour, "exited", name)) {
           status += listed(behaviour, "unhealthy", name) ? " (unhealthy)" : " (healthy)";
         }
-        out.push_back({{"Names", {filter_project + "_" + name + "_1"}},
+        out.push_back({{"Id", s.value("id", "")},
+                       {"Names", {filter_project + "_" + name + "_1"}},
+                       {"ExitCode", listed(behaviour, "exited", name) ? 1 : 0},
                        {"State", listed(behaviour, "exited", name) ? "exited" : "running"},
                        {"Status", status},
                        {"Labels",
@@ -196,6 +201,7 @@ int main(int argc, char** argv) {
     if (behaviour.value("render_literal", false)) std::cout << "x-left-behind: ${NOT_RENDERED}\n";
     return 0;
   }
+  if (listed(behaviour, "noop", command)) return 0;  // exits 0 having done nothing
   if (command == "up") {
     int calls = 1;
     if (auto n = read(state + "/up-count"); !n.empty()) calls = std::stoi(n) + 1;
@@ -204,10 +210,26 @@ int main(int argc, char** argv) {
       std::cerr << "fake-compose: up call " << calls << " failed as told\n";
       return 1;
     }
+    // Each container has an id; a recreated one gets a new id. podman-compose
+    // 1.0.3 keeps an existing container whatever changed unless told
+    // --force-recreate; the other tools recreate a service whose rendered
+    // configuration changed.
+    const bool force = std::find(rest.begin(), rest.end(), "--force-recreate") != rest.end();
+    nlohmann::json before = nlohmann::json::array();
+    if (auto text = read(state + "/running-" + project + ".json"); !text.empty()) before = nlohmann::json::parse(text);
     nlohmann::json running = nlohmann::json::array();
     YAML::Node root = YAML::LoadFile(file);
     for (const auto& s : root["services"]) {
-      running.push_back({{"service", s.first.as<std::string>()}, {"healthcheck", bool(s.second["healthcheck"])}});
+      const std::string name = s.first.as<std::string>();
+      YAML::Emitter emitted;
+      emitted << s.second;
+      const std::string config = render(emitted.c_str(), dotenv);
+      std::string id = "c" + std::to_string(calls) + "-" + name;
+      for (const auto& old : before) {
+        if (old["service"] != name) continue;
+        if (!force && (old_podman_compose || old.value("config", "") == config)) id = old.value("id", id);
+      }
+      running.push_back({{"service", name}, {"healthcheck", bool(s.second["healthcheck"])}, {"id", id}, {"config", config}});
     }
     std::ofstream(state + "/running-" + project + ".json") << running.dump();
     std::ofstream(state + "/up-rendered-" + project + ".yaml") << render(read(file), dotenv);
@@ -222,7 +244,8 @@ int main(int argc, char** argv) {
         std::string name = s["service"];
         std::string health;
         if (s["healthcheck"]) health = listed(behaviour, "unhealthy", name) ? "unhealthy" : "healthy";
-        out.push_back({{"Name", project + "-" + name + "-1"},
+        out.push_back({{"ID", s.value("id", "")},
+                       {"Name", project + "-" + name + "-1"},
                        {"Service", name},
                        {"Project", project},
                        {"State", listed(behaviour, "exited", name) ? "exited" : "running"},

@@ -25,6 +25,7 @@
 
 #include "common/process.hpp"
 #include "common/result.hpp"
+#include "control/compose_policy.hpp"
 #include "envfile/env_file.hpp"
 
 namespace secbox::control {
@@ -34,6 +35,10 @@ struct ComposeSettings {
   // CONTAINER_CMD: lists the project's containers when the compose tool has
   // no `ps --format json` (podman-compose 1.0.3, Debian 12's).
   std::vector<std::string> container_command{"podman"};
+  // CONTAINER_HOST: podman's API socket (unix:///run/podman/podman.sock on an
+  // installed box), given to podman and podman-compose, which then drive the
+  // system's podman service instead of starting containers themselves.
+  std::string container_host;
   std::string env_file;         // secbox.env
   std::string legacy_env_file;  // mgmt-agent.env
   std::string dir;              // one folder per project
@@ -43,6 +48,9 @@ struct ComposeSettings {
   std::chrono::milliseconds health_poll{2000};
   std::chrono::milliseconds tool_timeout{60000};  // config, ps
   bool render_check = true;  // render with the tool's `config` before compose-up
+  // What this project's file may use beyond an ordinary container
+  // (control.json's compose.projects.<project>); the caller fills it per call.
+  ComposeAllowance allowance;
   std::shared_ptr<const std::atomic<bool>> cancel;  // set when the daemon stops
 };
 
@@ -74,11 +82,13 @@ struct ServiceSpec {
 Result<std::vector<ServiceSpec>> parse_compose_services(std::string_view yaml);
 
 struct ContainerInfo {
+  std::string id;       // Docker's ID, Podman's Id: a recreated container has a new one
   std::string name;
   std::string service;  // compose's service label; empty outside compose
   std::string project;
   std::string state;    // running, exited, created, …
   std::string health;   // healthy, unhealthy, starting, or empty
+  std::optional<int> exit_code;  // of an exited container, where the tool says
 };
 
 // `compose ps --format json` or `podman|docker ps --format json`: a JSON
@@ -89,17 +99,25 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text);
 // podman-compose (1.0.3) refuses it. The values reach the tool through its
 // environment instead (compose_environment), which every compose tool reads
 // for interpolation.
+// `up -d --force-recreate --remove-orphans`: every service is made again from
+// the file being applied. Debian 12's podman-compose (1.0.3) keeps a running
+// container whatever changed (its config-hash label is the constant 123), and
+// the health phase trusts only containers that this apply created, so a
+// tool's own change detection is never relied on (docs/control.md).
+const std::vector<std::string>& compose_up_args();
+
 std::vector<std::string> compose_argv(const ComposeSettings& settings, const std::string& project,
                                       const std::string& file, const std::vector<std::string>& args);
 
-// PATH, HOME, LANG and XDG_RUNTIME_DIR for the tool's user; nothing of the
-// daemon's own environment.
-std::vector<std::string> clean_environment(const std::optional<UserInfo>& user);
+// PATH, HOME, LANG and XDG_RUNTIME_DIR for the tool's user, and
+// CONTAINER_HOST when one is set; nothing of the daemon's own environment.
+std::vector<std::string> clean_environment(const std::optional<UserInfo>& user,
+                                           const std::string& container_host = {});
 
 // clean_environment plus, from env, each variable the file interpolates:
 // exactly the values the guards checked.
 std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,
-                                             const envfile::EnvFile& env);
+                                             const envfile::EnvFile& env, const std::string& container_host = {});
 
 // Replaces every value of env (4 bytes or longer) in text with [redacted]:
 // tool output goes into replies and logs, env values never do.

@@ -54,8 +54,10 @@ struct ControlHooks {
   // queue, tunnel, media, jwt, clockSkewS.
   std::function<nlohmann::json()> health_state;
   std::function<void(std::function<void(RotateOutcome)>)> rotate_jwt;
-  // secbox.env changed through env.set/env.unset.
-  std::function<void()> env_changed;
+  // secbox.env changed through env.set/env.unset: the appliance re-reads
+  // it, applies what it can, and calls back with the keys that changed but
+  // take effect only at the next restart.
+  std::function<void(std::function<void(std::vector<std::string>)>)> env_changed;
 };
 
 class ControlPlane final : public Component {
@@ -72,6 +74,9 @@ class ControlPlane final : public Component {
   void on_welcomed();      // health.report now, then every interval
   void on_disconnected();  // stops the reports
   void reload();           // SIGHUP: control.json and the tools again
+  // New settings (SIGHUP, env.set): every later operation uses them; one
+  // under way finishes with the settings it started with. Loop thread.
+  void reconfigure(ControlSettings settings);
 
   std::size_t tool_count() const;
   bool permissions_loaded() const;

@@ -8,7 +8,12 @@
 //    "units":      {"allow": ["status", "restart"], "names": ["frigate.service"]},
 //    "journal":    {"allow": ["tail"], "names": ["secbox.service"]},
 //    "env":        {"allow": ["set", "unset"], "names": ["FRIGATE_URL"]},
-//    "jwt":        {"allow": ["rotate"]}}
+//    "jwt":        {"allow": ["rotate"]},
+//    "compose":    {"projects": {"frigate": {"allow": ["devices", "volumes"],
+//                                            "mounts": ["/dev/bus/usb", "/etc/localtime"]}}}}
+//
+// "compose" is not a gate on compose.snapshot (§7.3 has none): it lists what
+// each project's file may use beyond an ordinary container (compose_policy).
 //
 // A missing section answers `unavailable`, an operation (or a name) it does
 // not allow `forbidden`. A missing file has no sections; an invalid one is
@@ -21,6 +26,7 @@
 #include <string_view>
 
 #include "common/result.hpp"
+#include "control/compose_policy.hpp"
 
 namespace secbox::control {
 
@@ -36,7 +42,9 @@ class Permissions {
   // `name` is checked against the section's "names" when it has one.
   Verdict check(std::string_view section, std::string_view operation,
                 std::optional<std::string_view> name = std::nullopt) const;
-  bool empty() const { return sections_.empty(); }
+  bool empty() const { return sections_.empty() && compose_.empty(); }
+  // A project control.json does not name may use no privileged option.
+  ComposeAllowance compose_allowance(std::string_view project) const;
 
  private:
   struct Section {
@@ -44,6 +52,7 @@ class Permissions {
     std::optional<std::set<std::string, std::less<>>> names;
   };
   std::map<std::string, Section, std::less<>> sections_;
+  std::map<std::string, ComposeAllowance, std::less<>> compose_;
 };
 
 // "unavailable: …" / "forbidden: …" sentences for the error reply.
