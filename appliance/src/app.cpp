@@ -163,6 +163,15 @@ struct App::Impl {
   // Cloud control (§7.1, §7.3–§7.5): compose, registered commands, node
   // control and the health report.
   void wire_control() {
+    control::ControlSettings cs = control_settings(config);
+    control::ControlHooks hooks;
+    wire_control_hooks(hooks);
+    auto plane = std::make_unique<control::ControlPlane>(io, std::move(cs), std::move(hooks));
+    control = plane.get();
+    components.push_back(std::move(plane));
+  }
+
+  control::ControlSettings control_settings(const Config& config) {
     control::ControlSettings cs;
     cs.compose.command = words(config.compose_cmd);
     cs.compose.env_file = config.paths.env_file();
@@ -181,13 +190,17 @@ struct App::Impl {
     cs.permissions_file = config.paths.control_file();
     cs.container_cmd = words(config.container_cmd);
     cs.compose.container_command = cs.container_cmd;
+    cs.compose.container_host = config.container_host;
     cs.systemctl = words(config.systemctl_cmd);
     cs.journalctl = words(config.journalctl_cmd);
     cs.disk_paths = config.health_disks.empty() ? std::vector<std::string>{"/", config.paths.state_dir}
                                                 : words(config.health_disks);
     cs.interfaces = words(config.network_interfaces);
     cs.health_interval = std::chrono::seconds(config.health_interval_s);
-    control::ControlHooks hooks;
+    return cs;
+  }
+
+  void wire_control_hooks(control::ControlHooks& hooks) {
     hooks.queue_event = [this](const std::string& type, nlohmann::json data) {
       replica::OutboundEvent e{random_uuid(), type, format_rfc3339(std::chrono::system_clock::now()), std::move(data)};
       queue->enqueue(std::move(e), [this, type](Result<replica::Enqueued> r) {
@@ -203,10 +216,7 @@ struct App::Impl {
                                                         : control::RotateOutcome::rejected);
       });
     };
-    hooks.env_changed = [this] { reload(); };
-    auto plane = std::make_unique<control::ControlPlane>(io, std::move(cs), std::move(hooks));
-    control = plane.get();
-    components.push_back(std::move(plane));
+    hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) { reload(std::move(done)); };
   }
 
   // The appliance's part of health.report (§7.1); the control plane adds the
@@ -598,26 +608,68 @@ struct App::Impl {
     reload();
   }
 
-  void reload() {
+  // Re-reads the configuration (off the loop) and applies what a running box
+  // can: logging and cloud control at once. Every other changed key is named
+  // in the log, and to `done`, as taking effect at the next restart.
+  void reload(std::function<void(std::vector<std::string>)> done = {}) {
     workers.run([env = process_environment()] { return load_config(env); },
-                [this](Result<Config> r) {
+                [this, done = std::move(done)](Result<Config> r) {
                   if (stopping) return;
                   if (!r) {
                     log.error("The new configuration is invalid; keeping the current one.",
                               {{"reason", r.error().message}});
+                    if (done) done({});
                     return;
                   }
                   Config next = std::move(r).value();
-                  if (next.database_url != config.database_url) {
-                    log.warn("DATABASE_URL changed; it takes effect at the next restart.");
-                    next.database_url = config.database_url;
+                  std::vector<std::string> now;
+                  std::vector<std::string> at_restart;
+                  for (auto& key : changed_keys(config, next)) {
+                    (applies_without_restart(key) ? now : at_restart).push_back(std::move(key));
                   }
+                  if (next.database_url != config.database_url) next.database_url = config.database_url;
+                  auto joined = [](const std::vector<std::string>& keys) {
+                    std::string out;
+                    for (const auto& k : keys) out += (out.empty() ? "" : " ") + k;
+                    return out;
+                  };
                   // Logged before the new level applies, so it is seen even when raised.
-                  log.info("Configuration reloaded.",
-                           {{"paired", next.paired()}, {"log_level", next.log_level}});
+                  log.info("Configuration reloaded.", {{"paired", next.paired()},
+                                                       {"log_level", next.log_level},
+                                                       {"applied", joined(now)}});
+                  if (!at_restart.empty()) {
+                    log.warn("Some changed settings take effect only at the next restart.",
+                             {{"keys", joined(at_restart)}});
+                  }
                   configure_logging(next);
-                  config = std::move(next);
+                  // The running components keep what they were built with,
+                  // except those that can take new settings now.
+                  if (control) control->reconfigure(control_settings(next));
+                  // What the running components were built with stays the
+                  // reference for the next comparison: a key waiting for a
+                  // restart is named again until then.
+                  for (const auto& key : now) apply_live(key, next);
+                  if (done) done(at_restart);
                 });
+  }
+
+  // The live keys of `next` into the configuration the box runs with.
+  void apply_live(const std::string& key, const Config& next) {
+    if (key == "SECBOX_ENV") config.development = next.development;
+    if (key == "SECBOX_LOG_LEVEL") config.log_level = next.log_level;
+    if (key == "COMPOSE_CMD") config.compose_cmd = next.compose_cmd;
+    if (key == "COMPOSE_USER") config.compose_user = next.compose_user;
+    if (key == "COMPOSE_UP_TIMEOUT_S") config.compose_up_timeout_s = next.compose_up_timeout_s;
+    if (key == "COMPOSE_HEALTH_TIMEOUT_S") config.compose_health_timeout_s = next.compose_health_timeout_s;
+    if (key == "COMPOSE_RENDER_CHECK") config.compose_render_check = next.compose_render_check;
+    if (key == "CONTAINER_CMD") config.container_cmd = next.container_cmd;
+    if (key == "CONTAINER_HOST") config.container_host = next.container_host;
+    if (key == "SYSTEMCTL_CMD") config.systemctl_cmd = next.systemctl_cmd;
+    if (key == "JOURNALCTL_CMD") config.journalctl_cmd = next.journalctl_cmd;
+    if (key == "HEALTH_DISKS") config.health_disks = next.health_disks;
+    if (key == "NETWORK_INTERFACES") config.network_interfaces = next.network_interfaces;
+    if (key == "HEALTH_INTERVAL_S") config.health_interval_s = next.health_interval_s;
+    if (key == "BOOTSTRAP") config.has_bootstrap = next.has_bootstrap;
   }
 
   void request_stop(int code, const std::string& why) {

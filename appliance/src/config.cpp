@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <regex>
 
 #include "common/log.hpp"
@@ -18,7 +19,7 @@ bool is_public_key(const std::string& key) {
   static const char* const kPublic[] = {
       "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE",
       "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
-      "CONTAINER_CMD", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
+      "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
       "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
@@ -156,6 +157,13 @@ Result<Config> load_config(const Environment& penv) {
   read_text(src, "COMPOSE_CMD", c.compose_cmd);
   read_text(src, "COMPOSE_USER", c.compose_user);
   read_text(src, "CONTAINER_CMD", c.container_cmd);
+  if (auto v = src.get("CONTAINER_HOST"); v && !v->first.empty()) {
+    // Only a local socket: the tools must not be pointed at another machine.
+    if (v->first.rfind("unix:///", 0) != 0 || v->first.find_first_of(" \t") != std::string::npos) {
+      return bad("CONTAINER_HOST", v->second, "must be a unix:/// socket path");
+    }
+    c.container_host = v->first;
+  }
   read_text(src, "SYSTEMCTL_CMD", c.systemctl_cmd);
   read_text(src, "JOURNALCTL_CMD", c.journalctl_cmd);
   read_text(src, "HEALTH_DISKS", c.health_disks);
@@ -189,6 +197,55 @@ Result<Config> load_config(const Environment& penv) {
                                "; both are required once paired"};
   }
   return c;
+}
+
+std::vector<std::string> changed_keys(const Config& a, const Config& b) {
+  using Field = std::function<std::string(const Config&)>;
+  auto num = [](int v) { return std::to_string(v); };
+  static const std::vector<std::pair<const char*, Field>> kFields = {
+      {"DEVICE_ID", [](const Config& c) { return c.device_id; }},
+      {"CLOUD_BASE_URL", [](const Config& c) { return c.cloud_base_url; }},
+      {"DEVICE_GATEWAY_URL", [](const Config& c) { return c.device_gateway_url; }},
+      {"DATABASE_URL", [](const Config& c) { return c.database_url; }},
+      {"FRIGATE_URL", [](const Config& c) { return c.frigate_url; }},
+      {"CLOUD_CA_FILE", [](const Config& c) { return c.cloud_ca_file; }},
+      {"COMPOSE_CMD", [](const Config& c) { return c.compose_cmd; }},
+      {"COMPOSE_USER", [](const Config& c) { return c.compose_user; }},
+      {"COMPOSE_UP_TIMEOUT_S", [num](const Config& c) { return num(c.compose_up_timeout_s); }},
+      {"COMPOSE_HEALTH_TIMEOUT_S", [num](const Config& c) { return num(c.compose_health_timeout_s); }},
+      {"COMPOSE_RENDER_CHECK", [](const Config& c) { return std::string(c.compose_render_check ? "1" : "0"); }},
+      {"CONTAINER_CMD", [](const Config& c) { return c.container_cmd; }},
+      {"CONTAINER_HOST", [](const Config& c) { return c.container_host; }},
+      {"SYSTEMCTL_CMD", [](const Config& c) { return c.systemctl_cmd; }},
+      {"JOURNALCTL_CMD", [](const Config& c) { return c.journalctl_cmd; }},
+      {"HEALTH_DISKS", [](const Config& c) { return c.health_disks; }},
+      {"NETWORK_INTERFACES", [](const Config& c) { return c.network_interfaces; }},
+      {"HEALTH_INTERVAL_S", [num](const Config& c) { return num(c.health_interval_s); }},
+      {"LAN_PORT", [num](const Config& c) { return num(c.lan_port); }},
+      {"LAN_CERT_CHECK_S", [num](const Config& c) { return num(c.lan_cert_check_s); }},
+      {"LAN_WEB_DIR", [](const Config& c) { return c.web_dir; }},
+      {"PAIRING_PORT", [num](const Config& c) { return num(c.pairing_port); }},
+      {"SECBOX_ENV", [](const Config& c) { return std::string(c.development ? "development" : "production"); }},
+      {"SECBOX_LOG_LEVEL", [](const Config& c) { return c.log_level; }},
+      {"SECBOX_PG_BIN_DIR", [](const Config& c) { return c.pg_bin_dir; }},
+      {"SECBOX_PG_USER", [](const Config& c) { return c.pg_user; }},
+      {"BOOTSTRAP", [](const Config& c) { return std::string(c.has_bootstrap ? "1" : "0"); }},
+  };
+  std::vector<std::string> out;
+  for (const auto& [key, get] : kFields) {
+    if (get(a) != get(b)) out.emplace_back(key);
+  }
+  return out;
+}
+
+bool applies_without_restart(const std::string& key) {
+  static const char* const kLive[] = {
+      "SECBOX_ENV", "SECBOX_LOG_LEVEL", "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S",
+      "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK", "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD",
+      "JOURNALCTL_CMD", "HEALTH_DISKS", "NETWORK_INTERFACES", "HEALTH_INTERVAL_S",
+      // Read where they are used: the pairing's token, the next compose apply.
+      "BOOTSTRAP"};
+  return std::find(std::begin(kLive), std::end(kLive), key) != std::end(kLive);
 }
 
 }  // namespace secbox::appliance

@@ -211,6 +211,15 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("FRIGATE_URL=http://127.0.0.1:5999"), std::string::npos);
   ASSERT_TRUE(d.wait_for_log("Configuration reloaded.", 10s)) << d.log();
   EXPECT_EQ(d.log().find("127.0.0.1:5999"), std::string::npos) << "an env value reached the log";
+  // The Frigate clients were built with the old URL: the reply and the log say
+  // it waits for a restart, never a silent no-op.
+  EXPECT_EQ(set->message["payload"]["appliesAt"], "restart") << set->message.dump();
+  ASSERT_TRUE(d.wait_for_log("take effect only at the next restart", 10s)) << d.log();
+  EXPECT_NE(d.log().find("FRIGATE_URL", d.log().find("take effect only at the next restart")), std::string::npos);
+  // Cloud control's own settings apply at once.
+  auto live = request("env.set", {{"key", "COMPOSE_HEALTH_TIMEOUT_S"}, {"value", "30"}});
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->message["payload"]["appliesAt"], "now") << live->message.dump();
 
   const std::string id = "c-exec";
   sim->send_text(json{{"v", 1}, {"type", "exec.run"}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"},

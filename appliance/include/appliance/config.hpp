@@ -55,6 +55,7 @@ struct Config {
   int compose_health_timeout_s = 120;
   bool compose_render_check = true;
   std::string container_cmd = "podman";
+  std::string container_host;           // CONTAINER_HOST: unix:///… podman API socket; empty: podman's own
   std::string systemctl_cmd = "systemctl";
   std::string journalctl_cmd = "journalctl";
   std::string health_disks;             // blank-separated paths; empty: / and the state dir
@@ -74,6 +75,15 @@ struct Config {
 using Environment = std::map<std::string, std::string>;
 
 Environment process_environment();
+
+// The keys (secbox.env names) whose values differ between two
+// configurations, in a stable order; secrets compare without being shown.
+std::vector<std::string> changed_keys(const Config& before, const Config& after);
+
+// Whether a running box applies a change of this key at once (logging,
+// cloud control) or only at its next start (ports, URLs the components were
+// built with, the database).
+bool applies_without_restart(const std::string& key);
 
 // Error code "config"; the message names the key and the file (or "the
 // environment"), and never a value.
