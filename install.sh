@@ -31,7 +31,11 @@ init_settings() {
   ACTION="install"
   PURGE=0
   CHANGED=0
-  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7"
+  # podman and podman-compose run the box's containers (cloud control's
+  # compose restarts); dbus and polkitd let the daemon restart the units
+  # control.json names, and nothing else.
+  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7
+    podman podman-compose dbus polkitd"
 }
 
 usage() {
@@ -114,6 +118,28 @@ check_system() {
 systemd_running() { [ -z "$ROOT" ] && [ -d /run/systemd/system ]; }
 
 # ---------------------------------------------------------------- install --
+
+# Debian's postgresql package creates and starts its own cluster (15/main on
+# 127.0.0.1:5432) when none exists; the box uses only its embedded one, so
+# postgresql-common is told to create none.
+no_default_cluster() {
+  conf="$ROOT/etc/postgresql-common/createcluster.d/secbox.conf"
+  [ -f "$conf" ] && return 0
+  mkdir -p "$(dirname "$conf")"
+  printf '%s\n' "# Installed by SecBox: the box runs its own embedded cluster in /var/lib/secbox/pg." \
+    "create_main_cluster = false" >"$conf"
+  say "told postgresql-common to create no default cluster ($conf)"
+  CHANGED=1
+}
+
+# A default cluster left by an earlier install (before the setting above) is
+# only reported: it may hold someone's data.
+report_default_cluster() {
+  [ -z "$ROOT" ] || return 0
+  if [ -d /etc/postgresql/15/main ]; then
+    say "note: Debian's own PostgreSQL cluster 15/main exists beside the box's embedded one; if nothing uses it: pg_dropcluster --stop 15 main"
+  fi
+}
 
 install_packages() {
   [ -z "$ROOT" ] || return 0
@@ -289,8 +315,11 @@ NotifyAccess=main
 ExecStart=$PREFIX/bin/secbox run
 User=secbox
 Group=secbox
-SupplementaryGroups=video
+# video: webcams; systemd-journal: journal.tail (cloud-protocol 7.5).
+SupplementaryGroups=video systemd-journal
 Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox LAN_WEB_DIR=$PREFIX/share/secbox/web
+# The system's podman service, through its socket (install_runtime).
+Environment=CONTAINER_HOST=unix:///run/podman/podman.sock
 WatchdogSec=30s
 Restart=on-failure
 RestartSec=5s
@@ -348,6 +377,11 @@ start_service() {
     return 0
   fi
   systemctl daemon-reload
+  if [ -f /lib/systemd/system/podman.socket ]; then
+    systemctl enable --quiet podman.socket
+    # A changed drop-in reaches the socket only when it is made again.
+    systemctl restart podman.socket
+  fi
   if ! systemctl is-enabled --quiet secbox.service 2>/dev/null; then
     systemctl enable --quiet secbox.service
     CHANGED=1
@@ -356,6 +390,70 @@ start_service() {
     systemctl restart secbox.service
     say "started secbox.service"
   fi
+}
+
+# The box's containers run under the system's podman service (podman.socket,
+# root), which the daemon reaches through its API socket: the daemon keeps its
+# sandbox (no user namespaces, no set-uid helpers, no capabilities), and the
+# containers do not inherit it. The socket is the secbox group's, so the
+# daemon's podman and podman-compose drive it (CONTAINER_HOST in the unit).
+# That is root on the box: what a compose file may ask for is control.json's
+# decision (docs/control.md).
+podman_socket_dropin() {
+  cat <<'EOF'
+# Installed by install.sh: the SecBox daemon (group secbox) drives podman.
+[Socket]
+SocketGroup=secbox
+SocketMode=0660
+EOF
+}
+
+install_runtime() {
+  dropin_tmp=$(mktemp)
+  podman_socket_dropin >"$dropin_tmp"
+  install_file 644 "$dropin_tmp" "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
+  rm -f "$dropin_tmp"
+}
+
+# units.restart (cloud-protocol 7.5): polkit lets the secbox user restart
+# exactly the units that control.json's "units" section names, when it allows
+# "restart"; run the installer again after changing them. No names, no rule.
+polkit_units() {
+  [ -f "$ETC_DIR/control.json" ] || return 0
+  command -v python3 >/dev/null || return 0
+  python3 - "$ETC_DIR/control.json" <<'EOF' 2>/dev/null || true
+import json, re, sys
+try:
+    units = json.load(open(sys.argv[1])).get("units", {})
+except Exception:
+    sys.exit(0)
+if "restart" in units.get("allow", []):
+    for n in units.get("names", []):
+        if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9:_.@-]{1,200}", n) and not n.startswith("-"):
+            print(n)
+EOF
+}
+
+install_polkit_rule() {
+  rule="$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
+  names=$(polkit_units | sed 's/.*/"&"/' | paste -sd, -)
+  if [ -z "$names" ]; then
+    remove_path "$rule"
+    return 0
+  fi
+  rule_tmp=$(mktemp)
+  cat >"$rule_tmp" <<EOF
+// Installed by install.sh from /etc/secbox/control.json ("units"): the SecBox
+// daemon may restart these units and no others.
+polkit.addRule(function(action, subject) {
+  if (action.id == "org.freedesktop.systemd1.manage-units" && subject.user == "secbox" &&
+      action.lookup("verb") == "restart" && [$names].indexOf(action.lookup("unit")) >= 0) {
+    return polkit.Result.YES;
+  }
+});
+EOF
+  install_file 644 "$rule_tmp" "$rule"
+  rm -f "$rule_tmp"
 }
 
 lan_addresses() {
@@ -381,13 +479,17 @@ print_next_step() {
 
 do_install() {
   check_system
+  no_default_cluster
   install_packages
+  report_default_cluster
   obtain_binary
   ensure_user
   install_file 755 "$BINARY" "$BIN_PATH"
   install_web
   ensure_dirs
   install_control
+  install_runtime
+  install_polkit_rule
   # An existing secbox.env is the box's pairing: never touched here.
   check_env_owner
   init_database
@@ -417,7 +519,12 @@ do_uninstall() {
     systemctl disable --now --quiet secbox.service || true
   fi
   remove_path "$UNIT_PATH"
-  if systemd_running; then systemctl daemon-reload; fi
+  remove_path "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
+  remove_path "$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
+  if systemd_running; then
+    systemctl daemon-reload
+    if [ -f /lib/systemd/system/podman.socket ]; then systemctl restart podman.socket; fi
+  fi
   # The embedded cluster stops with the service; stop one left running anyway.
   if [ -f "$STATE_DIR/pg/data/postmaster.pid" ] && [ -x "$BIN_PATH" ]; then
     pkill -TERM -f "postgres -D $STATE_DIR/pg/data" 2>/dev/null || true
@@ -427,7 +534,10 @@ do_uninstall() {
   if [ "$PURGE" -eq 1 ]; then
     remove_path "$ETC_DIR"
     remove_path "$STATE_DIR"
+    remove_path "$ROOT/etc/postgresql-common/createcluster.d/secbox.conf"
     if [ -z "$ROOT" ] && getent passwd secbox >/dev/null; then
+      # Nothing of the box may outlive it: any process left as secbox.
+      pkill -KILL -u secbox 2>/dev/null || true
       userdel secbox
       say "removed the system user secbox"
     fi

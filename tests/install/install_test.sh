@@ -52,6 +52,14 @@ check "no node_modules or package files installed" \
   bash -c "[[ ! -e '$root/usr/local/share/secbox/web/node_modules' && ! -e '$root/usr/local/share/secbox/web/package.json' ]]"
 check "the unit points the LAN server at it" grep -q "LAN_WEB_DIR=/usr/local/share/secbox/web" "$unit"
 check "the pairing address is printed" grep -q "pair this box" <<<"$out"
+check "postgresql-common creates no default cluster" \
+  grep -qx "create_main_cluster = false" "$root/etc/postgresql-common/createcluster.d/secbox.conf"
+check "podman's socket is the secbox group's" \
+  bash -c "grep -qx 'SocketGroup=secbox' '$root/etc/systemd/system/podman.socket.d/secbox.conf' &&
+           grep -qx 'SocketMode=0660' '$root/etc/systemd/system/podman.socket.d/secbox.conf'"
+check "the unit drives podman through its socket" grep -qx "Environment=CONTAINER_HOST=unix:///run/podman/podman.sock" "$unit"
+check "the unit reads the journal (journal.tail)" grep -qx "SupplementaryGroups=video systemd-journal" "$unit"
+check "no polkit rule while control.json allows no restart" test ! -e "$root/etc/polkit-1/rules.d/50-secbox.rules"
 if command -v systemd-analyze >/dev/null; then
   exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
     sed -n 's/.*Overall exposure level for secbox.service: \([0-9.]*\).*/\1/p')
@@ -78,6 +86,19 @@ check "secbox.env untouched" test "$sum" = "$(sha256sum <"$root/etc/secbox/secbo
 check "a site's control.json untouched" test "$control_sum" = "$(sha256sum <"$root/etc/secbox/control.json")"
 check "a secbox.env the daemon cannot rewrite is reported" grep -q "not owned by secbox" <<<"$out"
 check "a paired box is reported as paired" grep -q "this box is paired" <<<"$out"
+
+# 3b. units.restart: a polkit rule for exactly the units control.json names.
+printf '{"units": {"allow": ["status", "restart"], "names": ["frigate.service", "x\\"; evil", "relay@1.service"]}}\n' \
+  >"$root/etc/secbox/control.json"
+"$installer" --root "$root" --binary "$binary" --web "$src/web" >/dev/null 2>&1
+rule="$root/etc/polkit-1/rules.d/50-secbox.rules"
+check "a polkit rule names the units control.json lets the daemon restart" \
+  grep -qF '["frigate.service","relay@1.service"].indexOf(action.lookup("unit"))' "$rule"
+check "the rule is for the secbox user's restarts only" \
+  bash -c "grep -qF 'subject.user == \"secbox\"' '$rule' && grep -qF 'action.lookup(\"verb\") == \"restart\"' '$rule'"
+printf '{"metrics": {"allow": ["get"]}}\n' >"$root/etc/secbox/control.json"
+"$installer" --root "$root" --binary "$binary" --web "$src/web" >/dev/null 2>&1
+check "the rule goes when control.json no longer allows restarts" test ! -e "$rule"
 
 # 4. Cut downloads do nothing: every prefix of the script, run by sh.
 size=$(wc -c <"$installer")
@@ -116,6 +137,7 @@ check "uninstall removed the binary, the guard app and the unit" \
   bash -c "[[ ! -e '$root/usr/local/bin/secbox' && ! -e '$root/usr/local/share/secbox' && ! -e '$unit' ]]"
 check "uninstall kept /etc/secbox and /var/lib/secbox" \
   bash -c "[[ -f '$root/etc/secbox/secbox.env' && -d '$root/var/lib/secbox/pg/data' ]]"
+check "uninstall removed podman's drop-in" test ! -e "$root/etc/systemd/system/podman.socket.d/secbox.conf"
 out=$("$installer" --uninstall --root "$root" 2>&1)
 check "a second uninstall has nothing to remove" grep -q "nothing to remove" <<<"$out"
 "$installer" --uninstall --purge --root "$root" >/dev/null 2>&1
