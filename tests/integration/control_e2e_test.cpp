@@ -97,13 +97,16 @@ TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
   std::string gateway = sim->gateway_url();
   EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("DEVICE_GATEWAY_URL=" + gateway), std::string::npos);
 
-  // The tool rendered, started and listed the stack, with the derived env
-  // file's values in its environment (never the daemon's own).
+  // The tool rendered the file, listed the containers from before, started
+  // the stack and listed it, with the derived env file's values in its
+  // environment (never the daemon's own).
   auto calls = compose_calls();
-  ASSERT_EQ(calls.size(), 3u);
+  ASSERT_EQ(calls.size(), 4u);
   EXPECT_EQ(calls[0]["argv"][4], "config");
-  EXPECT_EQ(calls[1]["argv"][4], "up");
-  std::vector<std::string> env = calls[1]["env"];
+  EXPECT_EQ(calls[1]["argv"][4], "ps");
+  EXPECT_EQ(calls[2]["argv"][4], "up");
+  EXPECT_EQ(calls[2]["argv"][6], "--force-recreate");
+  std::vector<std::string> env = calls[2]["env"];
   EXPECT_NE(std::find(env.begin(), env.end(), "DEVICE_GATEWAY_URL=" + gateway), env.end());
   EXPECT_NE(std::find(env.begin(), env.end(), "DEVICE_ID=dev_7Q2x"), env.end());
 
