@@ -3,7 +3,9 @@
 // Prints one JSON line with its URLs and CA file, then reads commands on
 // standard input: a JSON object is sent to the device as it is;
 // "close CODE" closes the device's session; "events" prints the events the box
-// sent up (by type and clientId); "quit" exits. With standard input
+// sent up (by type and clientId); "await RE SECONDS" prints the first message
+// the box sent with that `re` (a reply; one already received counts), or
+// {"timeout":true}; "await-type TYPE SECONDS" the same by type; "quit" exits. With standard input
 // at its end (</dev/null) it serves until SIGINT or SIGTERM. --script names a
 // file of JSON messages, one a line, sent to the box after every welcome.
 // Tokens it issues are kept in DIR, so a restarted simulator still knows the box.
@@ -11,6 +13,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "cloudsim/cloudsim.hpp"
@@ -98,6 +101,22 @@ int main(int argc, char** argv) {
                                   {"byType", types}}
                        .dump()
                 << std::endl;
+    } else if (line.rfind("await ", 0) == 0 || line.rfind("await-type ", 0) == 0) {
+      const bool by_type = line.rfind("await-type ", 0) == 0;
+      std::istringstream words(line.substr(by_type ? 11 : 6));
+      std::string wanted;
+      double seconds = 10;
+      words >> wanted >> seconds;
+      if (!(seconds > 0 && seconds <= 600)) seconds = 10;
+      const char* field = by_type ? "type" : "re";
+      auto got = sim.wait_for(
+          [&](const secbox::cloudsim::Received& r) {
+            if (r.is_binary || !r.message.is_object()) return false;
+            auto it = r.message.find(field);
+            return it != r.message.end() && it->is_string() && it->get<std::string>() == wanted;
+          },
+          std::chrono::milliseconds(static_cast<long>(seconds * 1000)));
+      std::cout << (got ? got->message.dump() : std::string("{\"timeout\":true}")) << std::endl;
     } else if (line.rfind("close ", 0) == 0) {
       sim.close_device(static_cast<std::uint16_t>(std::atoi(line.c_str() + 6)));
     } else if (!line.empty() && line[0] == '{') {

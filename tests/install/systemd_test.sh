@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# The installed box under a real systemd: Debian 12's systemd booted as PID 1
+# in a podman container (no network: its own loopback only), install.sh run
+# in it with the built binary, then the unit checked as systemd runs it and
+# driven from the cloud simulator (inside the same container) over the real
+# tunnel: compose.snapshot with the system's podman-compose and podman
+# (nested containers on an internal network), containers.list/restart,
+# units.status/restart, journal.tail and env.set, each answered under the
+# unit's sandbox. Then the watchdog, the sandbox rating, reinstall,
+# uninstall and purge. Run as root (CI does).
+#   tests/install/systemd_test.sh SOURCE_DIR SECBOX_BINARY CLOUDSIM_BINARY
+set -euo pipefail
+src=$(cd "$1" && pwd)
+binary=$2
+cloudsim=$3
+[[ $(id -u) -eq 0 ]] || { echo "run as root: it boots a container with systemd" >&2; exit 1; }
+for tool in podman mmdebstrap; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed (scripts/install-deps --test)" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+name="secbox-systemd-$$"
+failures=0
+cleanup() {
+  exec 3>&- 4<&- 2>/dev/null || true
+  podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+check() { # description command...
+  local what=$1
+  shift
+  if "$@"; then echo "ok - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
+}
+# This kernel's hybrid cgroups and podman's default limits (STACK.md): the
+# same settings outside and, for the nested podman, inside.
+cat >"$work/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+EOF
+export CONTAINERS_CONF="$work/containers.conf"
+
+started=$(date +%s)
+image=$("$src/tests/install/systemd-image")
+echo "# image $image ready after $(($(date +%s) - started)) s"
+
+# What goes in: the binaries under test, the installer and the built guard app.
+mkdir -p "$work/in"
+cp "$binary" "$work/in/secbox"
+cp "$cloudsim" "$work/in/secbox-cloudsim"
+cp "$src/install.sh" "$work/in/install.sh"
+"$src/scripts/build-web" "$work/in/web" >/dev/null
+# --privileged: the nested podman needs it; systemd still applies the unit's
+# sandbox (checked below, not assumed).
+podman run -d --name "$name" --privileged --systemd=always --network none \
+  -v "$work/in:/opt/secbox-test:ro" "$image" /sbin/init >/dev/null
+box() { podman exec "$name" "$@"; }
+state=""
+for _ in $(seq 120); do
+  state=$(box systemctl is-system-running 2>/dev/null || true)
+  [[ "$state" == running || "$state" == degraded ]] && break
+  sleep 0.5
+done
+check "systemd booted as PID 1 ($state)" test "$(box cat /proc/1/comm)" = systemd
+[[ "$state" == running || "$state" == degraded ]] || { box systemctl --failed --no-pager || true; exit 1; }
+
+# The nested podman: the settings above, vfs storage, a private cgroup
+# namespace per container; an image of busybox.
+box mkdir -p /etc/containers
+sed 's/^\[engine\]/cgroupns = "private"\n[engine]/' "$work/containers.conf" >"$work/containers-inner.conf"
+printf '[storage]\ndriver = "vfs"\n' >"$work/storage.conf"
+podman cp "$work/containers-inner.conf" "$name:/etc/containers/containers.conf"
+podman cp "$work/storage.conf" "$name:/etc/containers/storage.conf"
+# shellcheck disable=SC2016 # expanded by the container's shell
+box sh -c 'mkdir -p /tmp/bb/bin && cp /bin/busybox /tmp/bb/bin/ &&
+  for l in sh sleep env cat true; do ln -s busybox /tmp/bb/bin/$l; done &&
+  tar -C /tmp/bb -c . | podman import --change "CMD [\"/bin/sleep\",\"100000\"]" - localhost/sbt-busybox:1 >/dev/null'
+# A unit the cloud may restart, and one it may not.
+box sh -c 'printf "[Service]\nExecStart=/bin/sleep infinity\n" >/etc/systemd/system/secbox-test-allowed.service &&
+  printf "[Service]\nExecStart=/bin/sleep infinity\n" >/etc/systemd/system/secbox-test-other.service &&
+  systemctl daemon-reload && systemctl start secbox-test-allowed.service secbox-test-other.service'
+
+# 1. The install, as a booth box gets it.
+t0=$(date +%s)
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web 2>&1) ||
+  { echo "$out"; exit 1; }
+echo "# install.sh took $(($(date +%s) - t0)) s"
+check "install says it installed" grep -q "SecBox is installed" <<<"$out"
+check "secbox.service is active" box systemctl is-active --quiet secbox.service
+check "through Type=notify" test "$(box systemctl show -p Type --value secbox.service)" = notify
+check "only the box's database runs (no postgresql@15-main)" \
+  bash -c "! podman exec $name systemctl is-active --quiet postgresql@15-main.service"
+check "no cluster 15/main was made" bash -c "! podman exec $name test -d /etc/postgresql/15/main"
+
+# The site's permissions: what this test drives, and the units it may restart.
+box sh -c 'cat >/etc/secbox/control.json <<EOF
+{"metrics":    {"allow": ["get"]},
+ "containers": {"allow": ["list", "restart"]},
+ "units":      {"allow": ["status", "restart"], "names": ["secbox-test-allowed.service"]},
+ "journal":    {"allow": ["tail"], "names": ["secbox.service"]},
+ "env":        {"allow": ["set", "unset"]},
+ "jwt":        {"allow": ["rotate"]}}
+EOF
+chown root:secbox /etc/secbox/control.json && chmod 0640 /etc/secbox/control.json'
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web 2>&1) ||
+  { echo "$out"; exit 1; }
+check "the polkit rule names the allowed unit" \
+  box grep -q '"secbox-test-allowed.service"' /etc/polkit-1/rules.d/50-secbox.rules
+check "polkit lets secbox restart the allowed unit" \
+  box runuser -u secbox -- systemctl restart secbox-test-allowed.service
+check "polkit refuses secbox any other unit" \
+  bash -c "! podman exec $name runuser -u secbox -- systemctl restart secbox-test-other.service 2>/dev/null"
+
+# 2. The sandbox, as systemd applied it to the running daemon.
+pid=$(box systemctl show -p MainPID --value secbox.service)
+status=$(box cat "/proc/$pid/status")
+check "no capabilities" grep -qE '^CapEff:\s+0+$' <<<"$status"
+check "no new privileges" grep -qE '^NoNewPrivs:\s+1$' <<<"$status"
+check "seccomp filter on" grep -qE '^Seccomp:\s+2$' <<<"$status"
+check "a write to /usr fails in the service's namespace" \
+  bash -c "! podman exec $name nsenter -t $pid -m -- touch /usr/secbox-probe 2>/dev/null"
+check "a write to /etc fails in the service's namespace" \
+  bash -c "! podman exec $name nsenter -t $pid -m -- touch /etc/secbox-probe 2>/dev/null"
+check "its state folder is writable there" box nsenter -t "$pid" -m -- touch /var/lib/secbox/probe
+box rm -f /var/lib/secbox/probe
+check "runs as secbox" test "$(box ps -o user= -p "$pid")" = secbox
+exposure=$(box systemd-analyze security secbox.service 2>/dev/null |
+  sed -n 's/.*Overall exposure level for secbox.service: \([0-9.]*\).*/\1/p')
+echo "# systemd-analyze security secbox.service: exposure $exposure"
+check "sandbox rated 2.5 or better under systemd ($exposure)" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
+
+# 3. Pairing with the cloud simulator, as the super-admin does it.
+bootstrap="bt_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+mkfifo "$work/sim.in" "$work/sim.out"
+podman exec -i "$name" /opt/secbox-test/secbox-cloudsim --dir /root/sim --port 8766 \
+  --device dev_systemd --bootstrap "$bootstrap" <"$work/sim.in" >"$work/sim.out" 2>"$work/cloudsim.log" &
+exec 3>"$work/sim.in" 4<"$work/sim.out"
+read -r -t 30 ready <&4 || { cat "$work/cloudsim.log"; exit 1; }
+echo "# cloud simulator: $ready"
+box sh -c 'install -m 0640 -o root -g secbox /root/sim/ca.pem /etc/secbox/cloud-ca.pem &&
+  touch /etc/secbox/secbox.env && chown secbox:secbox /etc/secbox/secbox.env && chmod 0600 /etc/secbox/secbox.env &&
+  echo CLOUD_CA_FILE=/etc/secbox/cloud-ca.pem >>/etc/secbox/secbox.env && systemctl restart secbox.service'
+qr="{\"v\":1,\"cloudBaseUrl\":\"https://127.0.0.1:8766\",\"deviceId\":\"dev_systemd\",\"bootstrapToken\":\"$bootstrap\",\"gatewayUrl\":\"wss://127.0.0.1:8766/ws/device\",\"communityId\":\"com_local\"}"
+code=""
+for _ in $(seq 100); do
+  code=$(box curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "$qr" http://127.0.0.1:8080/pair 2>/dev/null || true)
+  [[ "$code" == 2* ]] && break
+  sleep 0.3
+done
+check "the pairing form took the QR code ($code)" test "${code:0:1}" = 2
+sim() { # line [seconds to read]: a command to the simulator, its one-line answer
+  printf '%s\n' "$1" >&3
+  local line=""
+  read -r -t "${2:-90}" line <&4 || true
+  printf '%s\n' "$line"
+}
+hello=$(sim "await-type hello 60" 70)
+check "the box said hello over the tunnel" grep -q '"type":"hello"' <<<"$hello"
+n=0
+request() { # type payload [seconds]: sends a request, prints the box's reply
+  n=$((n + 1))
+  local id="t-$n"
+  local sent
+  sent=$(sim "{\"v\":1,\"type\":\"$1\",\"id\":\"$id\",\"ts\":\"2026-12-02T10:00:00Z\",\"payload\":$2}" 5)
+  [[ "$sent" == sent ]] || { echo "{\"notSent\":\"$sent\"}"; return 0; }
+  sim "await $id ${3:-30}" $((${3:-30} + 10))
+}
+field() { python3 -c 'import json,sys; m=json.loads(sys.stdin.read() or "{}"); print(eval(sys.argv[1], {}, {"m": m}))' "$1"; }
+
+# 4. Cloud control under the sandbox.
+reply=$(request env.set '{"key":"GREETING","value":"hola"}')
+check "env.set GREETING: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
+# shellcheck disable=SC2016 # ${GREETING} is the compose file's
+yaml='services:\n  app:\n    image: localhost/sbt-busybox:1\n    stop_signal: SIGKILL\n    environment:\n      GREETING: ${GREETING}\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 1s\n      retries: 3\n  worker:\n    image: localhost/sbt-busybox:1\n    stop_signal: SIGKILL\nnetworks:\n  default:\n    internal: true\n'
+t0=$(date +%s.%N)
+reply=$(request compose.snapshot "{\"project\":\"booth\",\"yaml\":\"$yaml\"}" 240)
+t1=$(date +%s.%N)
+echo "# compose.snapshot (two services, one health check) to its reply: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+echo "# $reply"
+check "compose.snapshot: done" test "$(field 'm.get("payload",{}).get("phase")' <<<"$reply")" = "done"
+check "the container runs the env file's value" \
+  bash -c "podman exec $name podman exec booth_app_1 env | grep -qx GREETING=hola"
+check "both services run" \
+  bash -c "[[ \$(podman exec $name podman ps -q --filter label=com.docker.compose.project=booth | wc -l) -eq 2 ]]"
+reply=$(request containers.list '{}')
+check "containers.list names the project's containers" grep -q 'booth_worker_1' <<<"$reply"
+before=$(box podman inspect -f '{{.State.StartedAt}}' booth_worker_1)
+reply=$(request containers.restart '{"name":"booth_worker_1"}' 60)
+check "containers.restart: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
+check "the container was restarted" test "$(box podman inspect -f '{{.State.StartedAt}}' booth_worker_1)" != "$before"
+reply=$(request units.status '{"name":"secbox-test-allowed.service"}')
+check "units.status: active" test "$(field 'm.get("payload",{}).get("activeState")' <<<"$reply")" = active
+before=$(box systemctl show -p MainPID --value secbox-test-allowed.service)
+reply=$(request units.restart '{"name":"secbox-test-allowed.service"}' 60)
+check "units.restart of the allowed unit: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
+check "the unit was restarted" test "$(box systemctl show -p MainPID --value secbox-test-allowed.service)" != "$before"
+reply=$(request units.restart '{"name":"secbox-test-other.service"}')
+check "units.restart of another unit: forbidden" \
+  test "$(field 'm.get("payload",{}).get("code")' <<<"$reply")" = forbidden
+reply=$(request journal.tail '{"unit":"secbox.service","lines":50}')
+check "journal.tail returns the daemon's lines" \
+  test "$(field 'sum(1 for l in m.get("payload",{}).get("lines",[]) if "component" in l)' <<<"$reply")" -gt 0
+check "journalctl -u secbox holds JSON lines with component" \
+  bash -c "podman exec $name runuser -u secbox -- journalctl -u secbox.service -o cat --no-pager -n 200 |
+    python3 -c 'import json,sys; n=sum(1 for l in sys.stdin if l.startswith(\"{\") and \"component\" in json.loads(l)); sys.exit(n == 0)'"
+
+# 5. A wedged daemon: the watchdog kills it, systemd starts it again, and
+# it comes back through the tunnel.
+restarts=$(box systemctl show -p NRestarts --value secbox.service)
+pid=$(box systemctl show -p MainPID --value secbox.service)
+box kill -STOP "$pid"
+t0=$(date +%s)
+new=$pid
+for _ in $(seq 120); do
+  new=$(box systemctl show -p MainPID --value secbox.service)
+  [[ "$new" != "$pid" && "$new" != 0 ]] && box systemctl is-active --quiet secbox.service && break
+  sleep 0.5
+done
+echo "# SIGSTOP to restarted: $(($(date +%s) - t0)) s"
+check "the watchdog restarted the wedged daemon" test "$new" != "$pid"
+check "systemd counted the restart" test "$(box systemctl show -p NRestarts --value secbox.service)" -gt "$restarts"
+check "the journal says watchdog" bash -c "podman exec $name journalctl -u secbox.service --no-pager | grep -qi watchdog"
+back=""
+for _ in $(seq 30); do
+  back=$(request units.status '{"name":"secbox-test-allowed.service"}' 3)
+  grep -q '"units.result"' <<<"$back" && break
+  sleep 1
+done
+check "the restarted box answers over the tunnel" grep -q '"units.result"' <<<"$back"
+
+# 6. Reinstall, uninstall, purge.
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web 2>&1)
+check "a second install changes nothing" grep -q "nothing to change" <<<"$out"
+box /opt/secbox-test/install.sh --uninstall --purge >/dev/null 2>&1 || true
+check "after --purge no secbox process runs" bash -c "! podman exec $name pgrep -f /usr/local/bin/secbox >/dev/null"
+check "after --purge no postgres runs" bash -c "! podman exec $name pgrep -x postgres >/dev/null"
+check "after --purge no secbox user" bash -c "! podman exec $name id secbox >/dev/null 2>&1"
+
+# The nested containers go with the outer one (cleanup); say what this took.
+echo "# systemd test: $(($(date +%s) - started)) s in all"
+if [[ $failures -gt 0 ]]; then
+  echo "# $failures failed; the daemon's journal:"
+  box journalctl -u secbox.service --no-pager -n 60 2>/dev/null || true
+  exit 1
+fi
+echo "# all passed"
