@@ -37,6 +37,41 @@ class RoutedLog {
   websocketpp::log::level dynamic_ = 0;
 };
 
+// websocketpp's transport resolves with Asio's default flags, which include
+// AI_ADDRCONFIG: glibc then answers "Address family for hostname not
+// supported" for every IPv4 address, 127.0.0.1 included, on a box whose only
+// non-loopback addresses are IPv6 (a LAN without DHCP, or a container
+// bridge with a link-local address: seen under a real systemd). This endpoint
+// resolves without it (async_connect tries each address in turn) and hands
+// the result to websocketpp's own connect step. Proxies keep the original.
+template <typename TransportConfig>
+class ResolvingEndpoint : public websocketpp::transport::asio::endpoint<TransportConfig> {
+  using Base = websocketpp::transport::asio::endpoint<TransportConfig>;
+
+ protected:
+  void async_connect(typename Base::transport_con_ptr tcon, websocketpp::uri_ptr u,
+                     websocketpp::transport::connect_handler cb) {
+    if (!tcon->get_proxy().empty()) return Base::async_connect(tcon, u, cb);
+    if (!resolver_) resolver_ = std::make_unique<asio::ip::tcp::resolver>(this->get_io_service());
+    tcon->set_uri(u);
+    typename Base::timer_ptr dns_timer;
+    dns_timer = tcon->set_timer(TransportConfig::timeout_dns_resolve,
+                                [this, cb](const websocketpp::lib::error_code& ec) {
+                                  this->handle_resolve_timeout(nullptr, cb, ec);
+                                });
+    // Numeric ports only (the URL's), so the service is never looked up.
+    resolver_->async_resolve(
+        u->get_host(), u->get_port_str(), asio::ip::resolver_base::numeric_service,
+        tcon->get_strand()->wrap([this, tcon, dns_timer, cb](const boost::system::error_code& ec,
+                                                            asio::ip::tcp::resolver::results_type results) {
+          this->handle_resolve(tcon, dns_timer, cb, ec, results.begin());
+        }));
+  }
+
+ private:
+  std::unique_ptr<asio::ip::tcp::resolver> resolver_;
+};
+
 struct Config : websocketpp::config::asio_tls_client {
   typedef Config type;
   typedef websocketpp::config::asio_tls_client base;
@@ -64,7 +99,7 @@ struct Config : websocketpp::config::asio_tls_client {
     static const long timeout_connect = 10000;
     static const long timeout_socket_shutdown = 1000;
   };
-  typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+  typedef ResolvingEndpoint<transport_config> transport_type;
 };
 
 using Client = websocketpp::client<Config>;
@@ -214,6 +249,9 @@ struct TunnelClient::Impl {
     if (!is_current(h)) return;
     auto con = connection();
     std::string why = con ? con->get_ec().message() : "unknown";
+    if (con && con->get_transport_ec() && con->get_transport_ec() != con->get_ec()) {
+      why += ": " + con->get_transport_ec().message();
+    }
     if (con && con->get_response_code() != 0 && con->get_response_code() != 101) {
       why += " (HTTP " + std::to_string(con->get_response_code()) + ")";
     }
