@@ -402,9 +402,13 @@ start_service() {
 podman_socket_dropin() {
   cat <<'EOF'
 # Installed by install.sh: the SecBox daemon (group secbox) drives podman.
+# Debian's podman makes /run/podman 0700 root at boot (tmpfiles.d): the
+# group may pass through it to the socket, and may read nothing else there.
 [Socket]
 SocketGroup=secbox
 SocketMode=0660
+ExecStartPost=/bin/chgrp secbox /run/podman
+ExecStartPost=/bin/chmod 0710 /run/podman
 EOF
 }
 

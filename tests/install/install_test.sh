@@ -56,7 +56,8 @@ check "postgresql-common creates no default cluster" \
   grep -qx "create_main_cluster = false" "$root/etc/postgresql-common/createcluster.d/secbox.conf"
 check "podman's socket is the secbox group's" \
   bash -c "grep -qx 'SocketGroup=secbox' '$root/etc/systemd/system/podman.socket.d/secbox.conf' &&
-           grep -qx 'SocketMode=0660' '$root/etc/systemd/system/podman.socket.d/secbox.conf'"
+           grep -qx 'SocketMode=0660' '$root/etc/systemd/system/podman.socket.d/secbox.conf' &&
+           grep -qx 'ExecStartPost=/bin/chmod 0710 /run/podman' '$root/etc/systemd/system/podman.socket.d/secbox.conf'"
 check "the unit drives podman through its socket" grep -qx "Environment=CONTAINER_HOST=unix:///run/podman/podman.sock" "$unit"
 check "the unit reads the journal (journal.tail)" grep -qx "SupplementaryGroups=video systemd-journal" "$unit"
 check "no polkit rule while control.json allows no restart" test ! -e "$root/etc/polkit-1/rules.d/50-secbox.rules"
