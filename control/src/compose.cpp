@@ -253,6 +253,18 @@ std::string join_names(const std::vector<ServiceSpec>& services) {
 
 }  // namespace
 
+// Where a program would be found: a path as it is, a bare name on the PATH
+// the tools run with. Empty when it is not installed.
+std::string find_program(const std::string& name) {
+  if (name.empty()) return {};
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : std::string();
+  for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    std::string path = std::string(dir) + "/" + name;
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  return {};
+}
+
 Result<void> validate_project_name(std::string_view p) {
   auto ok_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; };
   if (p.empty() || p.size() > 63 || !std::all_of(p.begin(), p.end(), ok_char) || p[0] == '_' || p[0] == '-') {
@@ -489,8 +501,14 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     return fail(envfile::kPhaseUnresolvedVars, vars.error().message);
   }
   const Values values = values_for(s, yaml, env);
+  // A machine without the compose tool (a development box, scripts/run)
+  // gets every check of the file, then a plain answer, and nothing changes.
+  const std::string tool = s.command.empty() ? std::string() : s.command.front();
+  const bool tool_missing = find_program(tool).empty();
   std::string rendered_note = "every variable resolves";
-  if (s.render_check) {
+  if (tool_missing) {
+    rendered_note += "; no compose tool is installed to render the file";
+  } else if (s.render_check) {
     auto rendered = check_render(s, project, next, values);
     if (!rendered) return fail(envfile::kPhaseUnresolvedVars, rendered.error().message);
     rendered_note += rendered.value() ? ", and the rendered file holds no \"${\""
@@ -500,6 +518,11 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
 
   // 5. compose-up: the file in service and the env file become the
   // last-known-good bundle, then the new file takes its place.
+  if (tool_missing) {
+    return fail("compose-up", "no container runtime is installed here: the compose tool \"" + tool +
+                                  "\" (COMPOSE_CMD) is not on PATH; install.sh installs podman and podman-compose. "
+                                  "Nothing was started or changed.");
+  }
   struct stat st {};
   const bool had_previous = ::stat(current.c_str(), &st) == 0;
   if (had_previous) {

@@ -396,6 +396,11 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   static Result<std::vector<ContainerInfo>> list_containers(const std::shared_ptr<std::atomic<bool>>& cancel,
                                                             const std::vector<std::string>& container_cmd,
                                                             const std::string& container_host) {
+    const std::string tool = container_cmd.empty() ? std::string() : container_cmd.front();
+    if (find_program(tool).empty()) {
+      return Error{"tool", "no container runtime is installed here: \"" + tool +
+                               "\" (CONTAINER_CMD) is not on PATH; install.sh installs podman"};
+    }
     auto r = run_tool(cancel, with(container_cmd, {"ps", "-a", "--format", "json"}), std::chrono::seconds(20),
                       4 * 1024 * 1024, container_host);
     if (!r) return r.error();

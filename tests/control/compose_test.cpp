@@ -275,6 +275,28 @@ TEST_F(ComposeTest, AFailedUpPutsThePreviousFileBack) {
   EXPECT_EQ(calls_of("ps"), 1) << "only the listing before up";
 }
 
+// A development machine (scripts/run) has no container runtime: the file is
+// still checked, and the answer says plainly what is missing; the file in
+// service stays.
+TEST_F(ComposeTest, WithoutAComposeToolTheAnswerSaysNoRuntimeIsInstalled) {
+  dir.write("etc/secbox.env", kEnv);
+  install_previous();
+  settings.command = {"podman-compose-not-installed-here"};
+  auto r = apply(kNext);
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_EQ(r.outcome.phase, "compose-up");
+  EXPECT_NE(r.outcome.detail.find("no container runtime is installed"), std::string::npos) << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("podman-compose-not-installed-here"), std::string::npos) << r.outcome.detail;
+  EXPECT_EQ(r.phases, (std::vector<std::string>{"write:ok", "env-ensure:ok", "secbox-env-missing-keys:ok",
+                                                 "env-unresolved-vars:ok", "compose-up:fail"}));
+  EXPECT_EQ(in_service(), kPrevious);
+  struct stat st {};
+  EXPECT_NE(::stat(dir.file("compose/gate/previous").c_str(), &st), 0) << "no bundle was made";
+  EXPECT_FALSE(find_program("sh").empty());
+  EXPECT_EQ(find_program("/bin/sh"), "/bin/sh");
+  EXPECT_EQ(find_program("podman-compose-not-installed-here"), "");
+}
+
 // Debian 12's podman-compose (1.0.3) answers `up -d` on a project whose
 // container runs by starting the old container and exiting 0: a changed file
 // was reported `done` while the old configuration kept running.

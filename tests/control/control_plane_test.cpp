@@ -305,6 +305,20 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   EXPECT_EQ(ask_one("jwt.rotate", json::object())["type"], "ack");
 }
 
+// scripts/run on a development machine: no podman. containers.list says so
+// plainly instead of passing on an exec error.
+TEST_F(ControlPlaneTest, WithoutAContainerRuntimeContainersListSaysNoneIsInstalled) {
+  permit({{"containers", {{"allow", {"list", "restart"}}}}});
+  settings.container_cmd = {"podman-not-installed-here"};
+  start();
+  auto list = ask_one("containers.list", json::object());
+  EXPECT_EQ(list["payload"]["code"], "unavailable") << list.dump();
+  EXPECT_NE(list["payload"]["message"].get<std::string>().find("no container runtime is installed"), std::string::npos)
+      << list.dump();
+  auto restart = ask_one("containers.restart", {{"name", "frigate"}});
+  EXPECT_EQ(restart["payload"]["code"], "unavailable") << restart.dump();
+}
+
 TEST_F(ControlPlaneTest, OneComposeOperationAtATimeAndTheOutcomeIsQueued) {
   dir.write("fake/behaviour.json", R"({"unhealthy": ["web"]})");
   start();

@@ -106,6 +106,10 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text);
 // tool's own change detection is never relied on (docs/control.md).
 const std::vector<std::string>& compose_up_args();
 
+// Where a program would be found: a path as it is, a bare name in the
+// directories the tools' PATH lists. Empty when it is not installed.
+std::string find_program(const std::string& name);
+
 std::vector<std::string> compose_argv(const ComposeSettings& settings, const std::string& project,
                                       const std::string& file, const std::vector<std::string>& args);
 
