@@ -711,13 +711,40 @@ int App::run() {
              {{"version", SECBOX_VERSION_STRING}, {"pid", static_cast<int>(::getpid())},
               {"etc_dir", i.config.paths.etc_dir}, {"state_dir", i.config.paths.state_dir},
               {"database", i.config.database_url.empty() ? "embedded" : "external"}});
+  // A reader that went away (`secbox run | tee log`, stopped) must cost the
+  // box its log lines, not its life: writes then fail with EPIPE instead.
+  ::signal(SIGPIPE, SIG_IGN);
   i.wire();
   i.wait_for_signal();
   i.feed_watchdog();
   for (auto& c : i.components) {
     if (std::find(i.after_database.begin(), i.after_database.end(), c.get()) == i.after_database.end()) c->start();
   }
-  i.io.run();
+  // A handler that throws loses its own work, never the box: the loop is
+  // run again (Asio leaves the rest of its work queued), and the failure is
+  // logged, at most once a second with a count of those in between.
+  auto last_logged = std::chrono::steady_clock::time_point{};
+  long unlogged = 0;
+  for (;;) {
+    std::string what;
+    try {
+      i.io.run();
+      break;
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+      what = "an exception that is not a std::exception";
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_logged >= std::chrono::seconds(1)) {
+      i.log.error("An event handler failed; the box goes on without that piece of work.",
+                  {{"reason", what.substr(0, 200)}, {"failures_not_logged", unlogged}});
+      last_logged = now;
+      unlogged = 0;
+    } else {
+      ++unlogged;
+    }
+  }
   return i.exit_code;
 }
 

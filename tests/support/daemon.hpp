@@ -44,18 +44,24 @@ class Daemon {
     if (!lan_port) env_.push_back("LAN_PORT=0");
   }
   ~Daemon() {
-    if (pid_ > 0) {
+    close_pipe();
+    if (pid_ > 0 && !exited_) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
   }
 
-  void start(std::vector<std::string> args = {"run"}) {
+  // piped: standard output and error go to a pipe the test holds (as with
+  // `secbox run | tee log`) instead of the log file; close_pipe() ends it.
+  void start(std::vector<std::string> args = {"run"}, bool piped = false) {
+    int pipe_fds[2] = {-1, -1};
+    if (piped && ::pipe(pipe_fds) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
-      int fd = ::open(log_.c_str(), O_WRONLY | O_APPEND);
+      int fd = piped ? pipe_fds[1] : ::open(log_.c_str(), O_WRONLY | O_APPEND);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
+      if (piped) ::close(pipe_fds[0]);
       std::vector<char*> argv{const_cast<char*>(SECBOX_BINARY)};
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -65,6 +71,30 @@ class Daemon {
       ::execve(SECBOX_BINARY, argv.data(), envp.data());
       ::_exit(127);
     }
+    if (piped) {
+      ::close(pipe_fds[1]);
+      pipe_ = pipe_fds[0];
+    }
+  }
+  // Reads what the piped daemon wrote so far (bounded), without blocking.
+  std::string drain_pipe() {
+    std::string out;
+    if (pipe_ < 0) return out;
+    ::fcntl(pipe_, F_SETFL, ::fcntl(pipe_, F_GETFL) | O_NONBLOCK);
+    char buf[4096];
+    for (ssize_t n; out.size() < (1u << 20) && (n = ::read(pipe_, buf, sizeof buf)) > 0;) out.append(buf, n);
+    return out;
+  }
+  void close_pipe() {
+    if (pipe_ >= 0) ::close(pipe_);
+    pipe_ = -1;
+  }
+  // Still running (not exited, not a zombie); an exit seen here is kept for
+  // wait_exit().
+  bool running() {
+    if (pid_ <= 0 || exited_) return false;
+    if (::waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
+    return !exited_;
   }
 
   bool wait_for_log(const std::string& text, std::chrono::milliseconds limit) const {
@@ -80,9 +110,10 @@ class Daemon {
   std::optional<int> wait_exit(std::chrono::milliseconds limit) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      int status = status_;
+      if (exited_ || ::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        exited_ = false;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       }
       std::this_thread::sleep_for(10ms);
@@ -102,6 +133,9 @@ class Daemon {
   std::string log_;
   std::vector<std::string> env_;
   pid_t pid_ = -1;
+  int pipe_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
 };
 
 }  // namespace secbox::testing

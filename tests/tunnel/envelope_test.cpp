@@ -23,12 +23,19 @@ TEST(Envelope, ParsesARequest) {
   EXPECT_TRUE(e.payload["changes"].is_array());
 }
 
-TEST(Envelope, AbsentOrNullPayloadMeansEmptyObject) {
-  for (auto text : {R"({"v":1,"type":"jwt.rotate","id":"a","ts":"t"})",
-                    R"({"v":1,"type":"jwt.rotate","id":"a","ts":"t","payload":null})"}) {
-    auto r = parse_envelope(text);
-    ASSERT_TRUE(std::holds_alternative<Envelope>(r)) << text;
-    EXPECT_EQ(std::get<Envelope>(r).payload, nlohmann::json::object());
+TEST(Envelope, AbsentPayloadMeansEmptyObject) {
+  auto r = parse_envelope(R"({"v":1,"type":"jwt.rotate","id":"a","ts":"t"})");
+  ASSERT_TRUE(std::holds_alternative<Envelope>(r));
+  EXPECT_EQ(std::get<Envelope>(r).payload, nlohmann::json::object());
+}
+
+// §4.1: "payload present but not an object" is bad_message, and null is present.
+TEST(Envelope, APresentPayloadThatIsNotAnObjectIsMalformedNullIncluded) {
+  for (auto payload : {"null", "[]", "1", "\"x\"", "true"}) {
+    auto r = parse_envelope(std::string(R"({"v":1,"type":"jwt.rotate","id":"a","ts":"t","payload":)") + payload + "}");
+    ASSERT_TRUE(std::holds_alternative<Malformed>(r)) << payload;
+    EXPECT_EQ(std::get<Malformed>(r).message, "\"payload\" is not an object");
+    EXPECT_EQ(std::get<Malformed>(r).re, "a") << "answered with re: the id was usable";
   }
 }
 

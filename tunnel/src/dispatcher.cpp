@@ -137,12 +137,43 @@ void Dispatcher::dispatch(std::string_view text) {
     return;
   }
   auto& e = std::get<Envelope>(parsed);
+  // A handler that throws (a cloud bug meeting a box bug) loses that message,
+  // never the process: it is logged, and a request still gets its one reply
+  // (the dropped Reply answers `error internal`).
+  try {
+    route(e);
+  } catch (const std::exception& ex) {
+    log_.error("A message from the cloud could not be handled; it was dropped.",
+               {{"type", e.type}, {"id", e.id}, {"reason", std::string(ex.what()).substr(0, 200)}});
+  }
+}
+
+namespace {
+// A string field of a cloud payload, or `fallback` when absent or not a string.
+std::string string_or(const nlohmann::json& payload, const char* key, std::string fallback) {
+  auto it = payload.find(key);
+  return it != payload.end() && it->is_string() ? it->get<std::string>() : std::move(fallback);
+}
+}  // namespace
+
+void Dispatcher::route(Envelope& e) {
   if (e.re && pending_.count(*e.re)) {
     const std::string id = *e.re;  // e is moved from below
     if (e.type == "error") {
-      auto code = e.payload.value("code", std::string("internal"));
-      auto message = e.payload.value("message", std::string());
-      return complete(id, secbox::make_error(std::move(code), std::move(message)));
+      // The cloud's error, as far as it is one: a code that is not a string
+      // is "internal", a message that is not a string is empty.
+      auto code = string_or(e.payload, "code", "internal");
+      auto message = string_or(e.payload, "message", "");
+      return complete(id, secbox::make_error(std::move(code), message.substr(0, 1024)));
+    }
+    // A reply is checked against its type's shape as requests are: the
+    // waiting component reads fields it can trust.
+    if (const auto* shape = shapes::message(e.type)) {
+      if (auto problem = shapes::check(*shape, e.payload)) {
+        log_.warn("The cloud's reply does not fit its type; the box's request failed.",
+                  {{"type", e.type}, {"problem", problem->describe()}});
+        return complete(id, secbox::make_error("bad_reply", problem->describe()));
+      }
     }
     return complete(id, std::move(e));
   }

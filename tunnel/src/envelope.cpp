@@ -59,7 +59,9 @@ std::variant<Envelope, Malformed> parse_envelope(std::string_view text) {
     if (!re->is_string()) return bad("\"re\" is not a string");
     e.re = re->get<std::string>();
   }
-  if (auto payload = j.find("payload"); payload != j.end() && !payload->is_null()) {
+  // §4.1: an absent payload means {}; one that is present, null included,
+  // must be an object.
+  if (auto payload = j.find("payload"); payload != j.end()) {
     if (!payload->is_object()) return bad("\"payload\" is not an object");
     e.payload = std::move(*payload);
   }

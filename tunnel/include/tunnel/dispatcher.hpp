@@ -109,6 +109,7 @@ class Dispatcher {
     PayloadCheck check;
   };
   void complete(const std::string& id, Result<Envelope> result);
+  void route(Envelope& e);
 
   boost::asio::io_context& loop_;
   TextSender sender_;
