@@ -33,6 +33,15 @@ void append_capped(std::string& to, const char* data, std::size_t n, std::size_t
   if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
   ::dup2(out_w, STDOUT_FILENO);
   ::dup2(err_w, STDERR_FILENO);
+  // Nothing else of the daemon's reaches the child (a listening socket held
+  // by an embedded postmaster outlives a crashed daemon and keeps the next
+  // run off its port): every descriptor above 2 is closed but the exec
+  // status pipe, which closes itself at exec.
+  int status_fd = ::fcntl(status_w, F_DUPFD_CLOEXEC, 3);
+  if (status_fd < 0) status_fd = status_w;
+  if (status_fd > 3) ::close_range(3, static_cast<unsigned>(status_fd) - 1, 0);
+  ::close_range(static_cast<unsigned>(status_fd) + 1, ~0U, 0);
+  status_w = status_fd;
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -36,7 +36,11 @@ struct MediaService::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       ::chmod(s.hls_root.c_str(), 0750);
-      for (const auto& entry : fs::directory_iterator(dir, ec)) fs::remove(entry.path(), ec);
+      // Old segments go; the pid file stays: it names an earlier run's
+      // ffmpeg that the supervisor must end first (supervisor.cpp).
+      for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        if (entry.path().filename() != "ffmpeg.pid") fs::remove(entry.path(), ec);
+      }
       ready.push_back(std::move(c));
     }
     loaded.cameras = std::move(ready);

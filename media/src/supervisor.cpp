@@ -12,12 +12,16 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <fstream>
+#include <optional>
+#include <sstream>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/atomic_file.hpp"
 #include "common/log.hpp"
 
 extern char** environ;
@@ -62,6 +66,9 @@ Result<Child> spawn(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  // Nothing else of the daemon's reaches ffmpeg: a listening socket it held
+  // would outlive a crashed daemon and keep the restarted one off its port.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -103,19 +110,38 @@ Result<Child> spawn(const std::vector<std::string>& argv) {
   return c;
 }
 
+// The start time of a process (/proc/PID/stat field 22, clock ticks since
+// boot): with the pid, it names one process for as long as the box is up.
+std::optional<unsigned long long> start_time_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 > line.size()) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return std::nullopt;
+  }
+  if (field.empty() || field.size() > 20 || field.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(field);
+}
+
 }  // namespace
 
 struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& l, CameraConfig c, SupervisorSettings s, std::string d)
       : loop(l), camera(std::move(c)), settings(std::move(s)), dir(std::move(d)), out(l), err(l), exited(l),
-        segments(l), watchdog(l), restart_timer(l), kill_timer(l), log("media") {}
+        segments(l), orphan(l), watchdog(l), restart_timer(l), kill_timer(l), orphan_timer(l), log("media") {}
 
   asio::io_context& loop;
   CameraConfig camera;
   SupervisorSettings settings;
   std::string dir;
-  asio::posix::stream_descriptor out, err, exited, segments;
-  asio::steady_timer watchdog, restart_timer, kill_timer;
+  asio::posix::stream_descriptor out, err, exited, segments, orphan;
+  asio::steady_timer watchdog, restart_timer, kill_timer, orphan_timer;
   log::Logger log;
 
   CameraStatus st;
@@ -133,8 +159,68 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   void start() {
     st.id = camera.id;
     backoff = settings.backoff_initial;
-    watch_segments();
-    spawn_child();
+    end_earlier_run([self = shared_from_this()] {
+      if (self->stopping) return self->finish_stop();
+      self->watch_segments();
+      self->spawn_child();
+    });
+  }
+
+  // ffmpeg.pid in the camera's folder names the child of the run that wrote
+  // it ("<pid> <start time>"). A daemon killed with SIGKILL leaves its ffmpeg
+  // running (its own process group): the next run ends it before starting
+  // one, so that two never write one HLS folder. A pid file naming another
+  // process (the pid reused: the start time differs) is only removed.
+  std::string pid_file() const { return dir + "/ffmpeg.pid"; }
+
+  void end_earlier_run(std::function<void()> next) {
+    std::ifstream in(pid_file());
+    long long recorded_pid = 0;
+    unsigned long long recorded_start = 0;
+    if (!(in >> recorded_pid >> recorded_start) || recorded_pid <= 1 || recorded_pid > (1LL << 22)) {
+      ::unlink(pid_file().c_str());
+      return next();
+    }
+    const auto earlier = static_cast<pid_t>(recorded_pid);
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, earlier, 0));
+    // Checked after the pidfd is held: the process cannot be replaced now.
+    if (fd < 0 || start_time_of(earlier) != recorded_start) {
+      if (fd >= 0) ::close(fd);
+      ::unlink(pid_file().c_str());
+      return next();
+    }
+    log.warn("Ending the ffmpeg an earlier run left for this camera.",
+             {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(earlier)}});
+    if (::kill(-earlier, SIGTERM) != 0 && ::kill(earlier, SIGTERM) != 0) {
+      log.error("Cannot end an earlier run's ffmpeg; starting beside it.",
+                {{"camera", camera.id}, {"reason", std::strerror(errno)}});
+      ::close(fd);
+      return next();
+    }
+    orphan.assign(fd);
+    auto done = std::make_shared<std::function<void()>>(std::move(next));
+    orphan_timer.expires_after(settings.stop_grace);
+    orphan_timer.async_wait([self = shared_from_this(), earlier](boost::system::error_code ec) {
+      if (ec) return;
+      ::kill(-earlier, SIGKILL);
+      ::kill(earlier, SIGKILL);
+    });
+    orphan.async_wait(asio::posix::stream_descriptor::wait_read,
+                      [self = shared_from_this(), done](boost::system::error_code ec) {
+                        if (ec == asio::error::operation_aborted) return;
+                        self->orphan_timer.cancel();
+                        boost::system::error_code ignored;
+                        self->orphan.close(ignored);
+                        ::unlink(self->pid_file().c_str());
+                        (*done)();
+                      });
+  }
+
+  void write_pid_file() {
+    auto started = start_time_of(pid);
+    if (!started) return;
+    auto w = write_file_atomically(pid_file(), std::to_string(pid) + " " + std::to_string(*started) + "\n", {0600, std::nullopt});
+    if (!w) log.warn("Cannot write the camera's pid file.", {{"camera", camera.id}, {"reason", w.error().message}});
   }
 
   void watch_segments() {
@@ -189,6 +275,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     pid = child.value().pid;
     st.pid = pid;
     running = true;
+    write_pid_file();
     stall_kill = false;
     spawned_at = SteadyClock::now();
     if (st.state != CameraState::failed) st.state = CameraState::starting;
@@ -275,6 +362,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     ::kill(-pid, SIGKILL);  // anything the child left in its group
+    ::unlink(pid_file().c_str());
     running = false;
     st.pid = 0;
     boost::system::error_code ignored;
@@ -366,6 +454,8 @@ CameraSupervisor::~CameraSupervisor() {
   impl_->watchdog.cancel();
   impl_->restart_timer.cancel();
   impl_->kill_timer.cancel();
+  impl_->orphan_timer.cancel();
+  impl_->orphan.close(ignored);
   impl_->segments.close(ignored);
   impl_->out.close(ignored);
   impl_->err.close(ignored);

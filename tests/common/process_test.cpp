@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -23,6 +24,17 @@ TEST(Process, CapturesOutputAndExitCode) {
   EXPECT_EQ(r.value().err, "err\n");
   EXPECT_FALSE(r.value().succeeded());
   EXPECT_NE(r.value().describe().find("exited with 3: err"), std::string::npos);
+}
+
+// A descriptor the daemon holds without close-on-exec (a listening socket,
+// say) never reaches a child: after a crash it would hold the port.
+TEST(Process, TheChildInheritsNoDescriptorBeyondItsStandardThree) {
+  const int leaky = ::socket(AF_INET, SOCK_STREAM, 0);  // no SOCK_CLOEXEC, as a library might
+  ASSERT_GE(leaky, 3);
+  auto r = run_process(argv_only({"/bin/sh", "-c", "ls /proc/$$/fd"}));
+  ::close(leaky);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r.value().out, "0\n1\n2\n") << "the shell's own descriptors only";
 }
 
 TEST(Process, ArgumentsAreNotInterpretedByAShell) {

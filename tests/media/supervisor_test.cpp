@@ -4,11 +4,15 @@
 // left behind.
 #include <dirent.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -137,6 +141,73 @@ TEST_F(SupervisorTest, ATestsrcCameraIsLiveWithAPlayablePlaylistWithin5Seconds) 
   EXPECT_EQ(TempDir::read(dir.file("probe.txt")).rfind("h264,320,240,yuv420p\n", 0), 0u) << TempDir::read(dir.file("probe.txt"));
   ASSERT_TRUE(run_until(io, [&] { return sup->status().fps.has_value(); }, 5s));
   EXPECT_GT(*sup->status().fps, 5.0);
+}
+
+// A daemon killed with SIGKILL leaves its ffmpeg running (its own process
+// group). The next run finds it through the camera's pid file, ends it, and
+// only then starts its own: never two writing one folder.
+TEST_F(SupervisorTest, AnEarlierRunsFfmpegIsEndedBeforeANewOneStarts) {
+  ::mkdir(dir.file("hls").c_str(), 0700);
+  // The earlier run's ffmpeg: a process of its own group that we did not
+  // start through the supervisor.
+  pid_t earlier = ::fork();
+  if (earlier == 0) {
+    ::setpgid(0, 0);
+    ::execl("/bin/sleep", "sleep", "1000", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(earlier, 0);
+  std::string stat;
+  for (int i = 0; i < 100 && stat.find("sleep") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+    stat = TempDir::read("/proc/" + std::to_string(earlier) + "/stat");
+  }
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) fields >> field;
+  dir.write("hls/ffmpeg.pid", std::to_string(earlier) + " " + field + "\n");
+  make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
+  int status = 0;
+  bool ended = false;
+  ASSERT_TRUE(run_until(io, [&] { return ended = ended || ::waitpid(earlier, &status, WNOHANG) == earlier; }, 5s))
+      << "the earlier ffmpeg still runs";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 5s)) << "then one of its own";
+  const std::string recorded = TempDir::read(dir.file("hls/ffmpeg.pid"));
+  EXPECT_EQ(recorded.rfind(std::to_string(sup->status().pid) + " ", 0), 0u) << recorded;
+}
+
+// A pid file whose pid now names another process (the start time differs)
+// ends nothing.
+TEST_F(SupervisorTest, APidFileNamingAnotherProcessEndsNothing) {
+  ::mkdir(dir.file("hls").c_str(), 0700);
+  dir.write("hls/ffmpeg.pid", std::to_string(::getpid()) + " 1\n");  // this test, with a start time it never had
+  make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 5s));
+  EXPECT_TRUE(alive(::getpid()));
+}
+
+// ffmpeg holds none of the daemon's descriptors (a listening socket would
+// outlive a crashed daemon).
+TEST_F(SupervisorTest, FfmpegInheritsNoDescriptorOfTheDaemon) {
+  const int leaky = ::socket(AF_INET, SOCK_STREAM, 0);  // no SOCK_CLOEXEC
+  ASSERT_GE(leaky, 3);
+  make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
+  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 5s));
+  const std::string mine = "/proc/self/fd/" + std::to_string(leaky);
+  char target[128] = {};
+  ASSERT_GT(::readlink(mine.c_str(), target, sizeof target - 1), 0);
+  const std::string theirs = "/proc/" + std::to_string(sup->status().pid) + "/fd";
+  DIR* d = ::opendir(theirs.c_str());
+  ASSERT_NE(d, nullptr);
+  while (auto* e = ::readdir(d)) {
+    char link[128] = {};
+    if (::readlink((theirs + "/" + e->d_name).c_str(), link, sizeof link - 1) > 0) {
+      EXPECT_NE(std::string(link), std::string(target)) << "ffmpeg holds the daemon's socket as fd " << e->d_name;
+    }
+  }
+  ::closedir(d);
+  ::close(leaky);
 }
 
 TEST_F(SupervisorTest, FfmpegKilledTwentyTimesIsRestartedEachTimeWithBackOff) {
