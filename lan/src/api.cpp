@@ -1,13 +1,17 @@
 #include "lan/api.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <atomic>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <map>
 #include <regex>
 #include <set>
+#include <unordered_map>
 
 #include "common/atomic_file.hpp"
 #include "common/ids.hpp"
@@ -63,23 +67,124 @@ std::string random_token() {
   return out;
 }
 
-// Failures per key within a sliding window.
+// Failed logins per key (a guard id, an address block) within a sliding
+// window. Attempts still being checked count as failures until they end, so
+// that 40 concurrent wrong PINs are 5 checked and 35 refused, not 40 checked.
+// The table is bounded: when full, expired entries go first, then those of
+// guard ids the replica does not know, then the oldest; a key's queue holds
+// at most `max` failures.
 class FailureLog {
  public:
+  explicit FailureLog(std::size_t max_keys) : max_keys_(max_keys) {}
+
   // Seconds until the key may try again, 0 when it may now.
   long blocked_for(const std::string& key, int max, std::chrono::seconds window) {
-    auto& q = failures_[key];
-    const auto now = Clock::now();
-    while (!q.empty() && now - q.front() >= window) q.pop_front();
-    if (static_cast<int>(q.size()) < max) return 0;
-    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(q.front() + window - now).count());
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return 0;
+    auto& e = it->second;
+    prune(e, window);
+    if (static_cast<int>(e.failures.size()) + e.in_flight < max) return 0;
+    if (e.failures.empty()) return 1;  // only attempts being checked: soon
+    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(e.failures.front() + window - Clock::now()).count());
   }
-  void add(const std::string& key) { failures_[key].push_back(Clock::now()); }
-  void clear(const std::string& key) { failures_.erase(key); }
+  // An attempt starts: it counts until end().
+  void begin(const std::string& key, std::chrono::seconds window) { ++entry(key, window).in_flight; }
+  // It ended: a failure is kept (known: the key is a real guard, kept
+  // longest when the table is full); a success clears the key.
+  void end(const std::string& key, bool failed, bool known, int max) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    auto& e = it->second;
+    if (e.in_flight > 0) --e.in_flight;
+    e.known = e.known || known;
+    if (!failed) {
+      if (e.in_flight == 0) entries_.erase(it);
+      else e.failures.clear();
+      return;
+    }
+    e.failures.push_back(Clock::now());
+    while (static_cast<int>(e.failures.size()) > max) e.failures.pop_front();
+  }
+  // An attempt ended without a verdict on the key: it no longer counts.
+  void release(const std::string& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    if (it->second.in_flight > 0) --it->second.in_flight;
+    if (it->second.in_flight == 0 && it->second.failures.empty()) entries_.erase(it);
+  }
+  std::size_t size() const { return entries_.size(); }
 
  private:
-  std::map<std::string, std::deque<Clock::time_point>> failures_;
+  struct Entry {
+    std::deque<Clock::time_point> failures;
+    int in_flight = 0;
+    bool known = false;
+    Clock::time_point created;
+  };
+  static void prune(Entry& e, std::chrono::seconds window) {
+    const auto now = Clock::now();
+    while (!e.failures.empty() && now - e.failures.front() >= window) e.failures.pop_front();
+  }
+  Entry& entry(const std::string& key, std::chrono::seconds window) {
+    if (auto it = entries_.find(key); it != entries_.end()) return it->second;
+    if (entries_.size() >= max_keys_) evict(window);
+    auto& e = entries_[key];
+    e.created = Clock::now();
+    return e;
+  }
+  void evict(std::chrono::seconds window) {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      prune(it->second, window);
+      it = it->second.failures.empty() && it->second.in_flight == 0 ? entries_.erase(it) : std::next(it);
+    }
+    while (entries_.size() >= max_keys_) {
+      auto victim = entries_.end();
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->second.in_flight > 0) continue;
+        if (victim == entries_.end() || (victim->second.known && !it->second.known) ||
+            (victim->second.known == it->second.known && it->second.created < victim->second.created)) {
+          victim = it;
+        }
+      }
+      if (victim == entries_.end()) return;  // every entry is in flight: bounded by the connection cap
+      entries_.erase(victim);
+    }
+  }
+
+  std::size_t max_keys_;
+  std::unordered_map<std::string, Entry> entries_;
 };
+
+// The address a login is counted against: IPv4 as it is, IPv6 by its /64
+// (one host picks any address in its prefix; link-local ones share one).
+std::string address_block(const std::string& address) {
+  std::string a = address.substr(0, address.find('%'));  // no zone id
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, a.c_str(), &v6) != 1) return a;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    char v4[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &v6.s6_addr[12], v4, sizeof v4);
+    return v4;
+  }
+  std::memset(&v6.s6_addr[8], 0, 8);
+  char text[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET6, &v6, text, sizeof text);
+  return std::string(text) + "/64";
+}
+
+// A well-formed hash that no PIN matches, costing n iterations to check.
+std::string decoy_for(int n) {
+  return "pbkdf2-sha256$" + std::to_string(n) + "$c2VjYm94LWRlY295LXNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+}
+
+// The iterations of a stored hash (pbkdf2-sha256$<n>$…), 0 if unreadable.
+int iterations_of(const std::string& hash) {
+  auto a = hash.find('$');
+  auto b = a == std::string::npos ? a : hash.find('$', a + 1);
+  if (b == std::string::npos || b - a - 1 > 7) return 0;
+  const std::string n = hash.substr(a + 1, b - a - 1);
+  return n.find_first_not_of("0123456789") == std::string::npos && !n.empty() ? std::stoi(n) : 0;
+}
 
 }  // namespace
 
@@ -101,7 +206,12 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   std::function<json()> status;
   log::Logger log{"lan"};
   std::map<std::string, Session> sessions;  // by SHA-256 of the token: the token itself is never kept
-  FailureLog by_guard, by_address;
+  FailureLog by_guard{4096}, by_address{4096};
+  // An unknown guard, or one without a PIN, is checked against this hash so
+  // that it costs what a known one does (guard ids cannot be told apart by
+  // time); its iterations follow the last real hash seen.
+  std::string decoy_hash = decoy_for(100000);
+  std::shared_ptr<std::atomic<std::uint64_t>> pin_checks = std::make_shared<std::atomic<std::uint64_t>>(0);
   // The ban list as served: rebuilt when the replica changes.
   std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> ban_list_body;
   bool stopped = false;
@@ -325,30 +435,43 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
   }
   const std::string guard_id = guard_it->get<std::string>();
   const std::string pin = pin_it->get<std::string>();
+  const std::string address = address_block(r.remote_address);
   const long wait = std::max(by_guard.blocked_for(guard_id, settings.max_failures, settings.failure_window),
-                             by_address.blocked_for(r.remote_address, settings.max_failures, settings.failure_window));
+                             by_address.blocked_for(address, settings.max_failures, settings.failure_window));
   if (wait > 0) {
     auto res = error(429, "too_many_attempts", "Too many wrong PINs. Wait and try again.");
     res.headers.emplace_back("Retry-After", std::to_string(wait));
     return reply(std::move(res));
   }
-  const std::string address = r.remote_address;
+  by_guard.begin(guard_id, settings.failure_window);
+  by_address.begin(address, settings.failure_window);
   reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, reply](Result<replica::Guard> g) {
+    const int max = self->settings.max_failures;
     if (self->stopped) return;
     if (!g && g.error().code != "not_found") {
+      self->by_guard.release(guard_id);
+      self->by_address.release(address);
       return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
     }
-    std::string hash = g && g.value().pin_hash ? *g.value().pin_hash : std::string();
-    self->workers.run([hash, pin] { return !hash.empty() && verify_pin(hash, pin); },
-                      [self, guard_id, address, reply, g](bool matched) {
+    const bool known = g && g.value().pin_hash && !g.value().pin_hash->empty();
+    if (known) {
+      if (int n = iterations_of(*g.value().pin_hash); n > 0 && n <= 2000000) self->decoy_hash = decoy_for(n);
+    }
+    const std::string hash = known ? *g.value().pin_hash : self->decoy_hash;
+    self->workers.run([hash, pin, known, checks = self->pin_checks] {
+                        ++*checks;
+                        return verify_pin(hash, pin) && known;
+                      },
+                      [self, guard_id, address, reply, g, known, max](bool matched) {
                         if (self->stopped) return;
+                        self->by_guard.end(guard_id, !matched, known, max);
+                        // A right PIN clears its guard's failures, not its address's.
+                        if (matched) self->by_address.release(address);
+                        else self->by_address.end(address, true, known, max);
                         if (!matched) {
-                          self->by_guard.add(guard_id);
-                          self->by_address.add(address);
                           self->log.info("A guard login failed.", {{"guard_id", guard_id}, {"address", address}});
                           return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
                         }
-                        self->by_guard.clear(guard_id);
                         const std::string token = random_token();
                         if (self->sessions.size() >= 1000) {  // bounded: drop the one expiring first
                           auto oldest = std::min_element(self->sessions.begin(), self->sessions.end(),
@@ -545,6 +668,8 @@ void LanApi::load_sessions() {
   i.log.info("Guard sessions restored.", {{"sessions", kept}, {"expired_or_invalid", dropped}});
 }
 std::size_t LanApi::sessions() const { return impl_->sessions.size(); }
+std::size_t LanApi::login_failure_entries() const { return impl_->by_guard.size() + impl_->by_address.size(); }
+std::uint64_t LanApi::pin_checks() const { return impl_->pin_checks->load(); }
 
 // A bounded label: the known routes, "static" for files, "other" for the rest.
 std::string route_label(const HttpRequest& r) {
@@ -572,6 +697,9 @@ void LanApi::handle(HttpRequest r, Reply reply) {
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     res.headers.emplace_back("Cache-Control", "no-store");
     res.body = i.settings.metrics ? i.settings.metrics() : std::string();
+    res.body += "# HELP secbox_lan_login_failure_entries Entries of the failed-login tables (bounded).\n"
+                "# TYPE secbox_lan_login_failure_entries gauge\n"
+                "secbox_lan_login_failure_entries " + std::to_string(i.by_guard.size() + i.by_address.size()) + "\n";
     res.body += "# HELP secbox_http_requests_total LAN HTTP requests answered, by route and status.\n"
                 "# TYPE secbox_http_requests_total counter\n";
     for (const auto& [key, count] : i.requests) {

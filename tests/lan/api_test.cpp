@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <map>
 #include <pqxx/pqxx>
 
 #include "common/certificates.hpp"
@@ -201,6 +202,59 @@ TEST_F(LanApiTest, LoginWithThePinFromTheReplicaThenReadTheLists) {
   EXPECT_EQ(a[10].status, 400);
   EXPECT_EQ(a[11].status, 200);
   EXPECT_EQ(api->sessions(), 0u);
+}
+
+// 40 wrong PINs at once for one guard: the attempts being checked count, so
+// at most the limit (5) are checked and the rest are refused with 429. (The
+// failure count used to be read before the lookup and PBKDF2 and written
+// after them: all 40 were checked.)
+TEST_F(LanApiTest, ConcurrentWrongPinsAreLimitedWhileTheyAreBeingChecked) {
+  const int port = server->port();
+  auto statuses = serve_while([port] {
+    std::vector<std::future<int>> calls;
+    for (int i = 0; i < 40; ++i) {
+      calls.push_back(std::async(std::launch::async, [port, i] {
+        return HttpsClient(port, {}, std::chrono::seconds(30))
+            .call("POST", "/api/lan/login", login_body("g_1", std::to_string(1000 + i)),
+                  {{"Content-Type", "application/json"}})
+            .status;
+      }));
+    }
+    std::map<int, int> by_status;
+    for (auto& c : calls) by_status[c.get()]++;
+    return by_status;
+  });
+  EXPECT_LE(statuses[401], 5) << "checked beyond the limit";
+  EXPECT_EQ(statuses[401] + statuses[429], 40);
+  EXPECT_GE(statuses[429], 35);
+}
+
+// Made-up guard ids cost memory no more: a refused attempt adds nothing,
+// and an unknown guard is checked against a decoy hash, as long as a known
+// one (ids cannot be told apart by the time an answer takes).
+TEST_F(LanApiTest, UnknownGuardIdsCostAPinCheckAndNoMemory) {
+  const int port = server->port();
+  const auto checks_before = api->pin_checks();
+  auto first = serve_while([port] {
+    HttpsClient c(port);
+    return c.call("POST", "/api/lan/login", login_body("g_never_seen", "1234"), {{"Content-Type", "application/json"}})
+        .status;
+  });
+  EXPECT_EQ(first, 401);
+  EXPECT_EQ(api->pin_checks(), checks_before + 1) << "an unknown guard skipped the PIN check";
+  auto statuses = serve_while([port] {
+    std::map<int, int> by_status;
+    HttpsClient c(port);
+    for (int i = 0; i < 2000; ++i) {
+      by_status[c.call("POST", "/api/lan/login", login_body("g_made_up_" + std::to_string(i), "1234"),
+                       {{"Content-Type", "application/json"}})
+                    .status]++;
+    }
+    return by_status;
+  });
+  EXPECT_EQ(statuses[429], 2000 - 4) << "the address is blocked after 5 failures";
+  EXPECT_LE(api->login_failure_entries(), 7u) << "2,000 made-up ids left entries behind";
+  EXPECT_EQ(api->pin_checks(), checks_before + 5);
 }
 
 // A restart (an update, a power cut) does not sign the guards out; a logout

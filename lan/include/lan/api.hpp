@@ -63,6 +63,11 @@ class LanApi {
   // removed, or whose PIN changed, end.
   void replica_changed(const std::string& entity = "");
   std::size_t sessions() const;
+  // Entries of the failed-login tables (by guard id and by address block;
+  // each at most 4,096), and PIN checks run (every login not refused with
+  // 429 runs one, for a guard the replica does not know too).
+  std::size_t login_failure_entries() const;
+  std::uint64_t pin_checks() const;
   // Reads sessions_file (blocking; before the loop runs): guards stay logged
   // in across a restart or an update. Expired or unreadable entries are dropped.
   void load_sessions();
