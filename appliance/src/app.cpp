@@ -173,6 +173,7 @@ struct App::Impl {
 
   control::ControlSettings control_settings(const Config& config) {
     control::ControlSettings cs;
+    cs.is_daemon_setting = is_daemon_setting;
     cs.compose.command = words(config.compose_cmd);
     cs.compose.env_file = config.paths.env_file();
     cs.compose.legacy_env_file = config.paths.legacy_env_file();

@@ -238,6 +238,16 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   return out;
 }
 
+bool is_daemon_setting(const std::string& key) {
+  static const char* const kKeys[] = {
+      "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
+      "COMPOSE_UP_TIMEOUT_S", "COMPOSE_USER", "CONTAINER_CMD", "CONTAINER_HOST", "DATABASE_URL", "DEVICE_GATEWAY_URL",
+      "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_CERT_CHECK_S", "LAN_PORT",
+      "LAN_WEB_DIR", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD"};
+  if (key.rfind("SECBOX_", 0) == 0) return true;
+  return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
+}
+
 bool applies_without_restart(const std::string& key) {
   static const char* const kLive[] = {
       "SECBOX_ENV", "SECBOX_LOG_LEVEL", "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S",

@@ -540,6 +540,14 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   void env_change(const Envelope& req, Reply reply, bool set) {
     const std::string key = req.payload["key"];
     if (!permitted(reply, "env", set ? "set" : "unset", key)) return;
+    // A daemon setting (COMPOSE_CMD, LAN_WEB_DIR, SECBOX_PG_BIN_DIR …) would
+    // let the cloud choose what the box runs or serves: only by name.
+    if (settings.is_daemon_setting && settings.is_daemon_setting(key) && !permissions.names_explicitly("env", key)) {
+      log.info("Refused a node-control request.", {{"operation", set ? "env.set" : "env.unset"},
+                                                  {"verdict", "forbidden"}, {"key", key}});
+      return reply.error("forbidden", key + " is one of the box's own settings; control.json's env.names must "
+                                            "name it before the cloud may change it");
+    }
     std::optional<std::string> value;
     if (set) value = req.payload["value"].get<std::string>();
     auto id = hold(std::move(reply));

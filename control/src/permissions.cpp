@@ -108,6 +108,11 @@ Verdict Permissions::check(std::string_view section, std::string_view operation,
   return Verdict::allowed;
 }
 
+bool Permissions::names_explicitly(std::string_view section, std::string_view name) const {
+  auto it = sections_.find(section);
+  return it != sections_.end() && it->second.names && it->second.names->count(name) > 0;
+}
+
 ComposeAllowance Permissions::compose_allowance(std::string_view project) const {
   auto it = compose_.find(project);
   return it == compose_.end() ? ComposeAllowance{} : it->second;

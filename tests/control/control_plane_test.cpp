@@ -305,6 +305,28 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   EXPECT_EQ(ask_one("jwt.rotate", json::object())["type"], "ack");
 }
 
+// Without a names list, env.set is for the stack's variables: the box's own
+// settings (what it runs, what it serves) need control.json to name each.
+TEST_F(ControlPlaneTest, TheBoxsOwnSettingsAreWritableOnlyWhenControlJsonNamesThem) {
+  permit({{"env", {{"allow", {"set", "unset"}}}}});
+  settings.is_daemon_setting = [](const std::string& k) {
+    return k == "COMPOSE_CMD" || k == "LAN_WEB_DIR" || k.rfind("SECBOX_", 0) == 0;
+  };
+  start();
+  for (const char* key : {"COMPOSE_CMD", "LAN_WEB_DIR", "SECBOX_PG_BIN_DIR"}) {
+    auto r = ask_one("env.set", {{"key", key}, {"value", "/var/lib/secbox"}});
+    EXPECT_EQ(r["payload"]["code"], "forbidden") << key << ": " << r.dump();
+    EXPECT_EQ(r.dump().find("/var/lib/secbox"), std::string::npos) << "values are never echoed";
+    EXPECT_EQ(ask_one("env.unset", {{"key", key}})["payload"]["code"], "forbidden") << key;
+  }
+  EXPECT_EQ(TempDir::read(settings.compose.env_file).find("/var/lib/secbox"), std::string::npos);
+  EXPECT_EQ(ask_one("env.set", {{"key", "IMAGE_TAG"}, {"value", "1.4.3"}})["type"], "ack") << "a stack variable";
+  // Named, it is the site's decision.
+  permit({{"env", {{"allow", {"set"}}, {"names", {"COMPOSE_CMD", "IMAGE_TAG"}}}}});
+  reload_and_wait();
+  EXPECT_EQ(ask_one("env.set", {{"key", "COMPOSE_CMD"}, {"value", "podman-compose"}})["type"], "ack");
+}
+
 // scripts/run on a development machine: no podman. containers.list says so
 // plainly instead of passing on an exec error.
 TEST_F(ControlPlaneTest, WithoutAContainerRuntimeContainersListSaysNoneIsInstalled) {

@@ -70,7 +70,7 @@ for _ in $(seq 120); do
   [[ "$state" == running || "$state" == degraded ]] && break
   sleep 0.5
 done
-[[ "$state" == degraded ]] && box systemctl --failed --no-pager --plain --no-legend || true
+if [[ "$state" == degraded ]]; then box systemctl --failed --no-pager --plain --no-legend || true; fi
 check "systemd booted as PID 1 ($state)" test "$(box cat /proc/1/comm)" = systemd
 [[ "$state" == running || "$state" == degraded ]] || { box systemctl --failed --no-pager || true; exit 1; }
 
@@ -180,7 +180,8 @@ sim() { # line [seconds to read]: a command to the simulator, its one-line answe
 hello=$(sim "await-type hello 60" 70)
 check "the box said hello over the tunnel" grep -q '"type":"hello"' <<<"$hello"
 request() { # type payload [seconds]: sends a request, prints the box's reply
-  local id="t-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
+  local id
+  id="t-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
   local sent
   sent=$(sim "{\"v\":1,\"type\":\"$1\",\"id\":\"$id\",\"ts\":\"2026-12-02T10:00:00Z\",\"payload\":$2}" 5)
   [[ "$sent" == sent ]] || { echo "{\"notSent\":\"$sent\"}"; return 0; }
@@ -191,6 +192,9 @@ field() { python3 -c 'import json,sys; m=json.loads(sys.stdin.read() or "{}"); p
 # 4. Cloud control under the sandbox.
 reply=$(request env.set '{"key":"GREETING","value":"hola"}')
 check "env.set GREETING: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
+reply=$(request env.set '{"key":"LAN_WEB_DIR","value":"/var/lib/secbox"}')
+check "env.set of the box's own setting, not named in control.json: forbidden" \
+  test "$(field 'm.get("payload",{}).get("code")' <<<"$reply")" = forbidden
 # shellcheck disable=SC2016 # ${GREETING} is the compose file's
 yaml='services:\n  app:\n    image: localhost/sbt-busybox:1\n    stop_signal: SIGKILL\n    environment:\n      GREETING: ${GREETING}\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 1s\n      retries: 3\n  worker:\n    image: localhost/sbt-busybox:1\n    stop_signal: SIGKILL\nnetworks:\n  default:\n    internal: true\n'
 t0=$(date +%s.%N)

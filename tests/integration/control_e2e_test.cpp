@@ -172,7 +172,8 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   ::mkdir(dir.file("etc/tools").c_str(), 0700);
   dir.write("etc/tools/network.json",
             R"({"commands": {"ping": {"argv": ["/bin/echo", "{host}"], "args": {"host": "^[a-z0-9.-]+$"}}}})");
-  dir.write("etc/control.json", R"({"metrics": {"allow": ["get"]}, "env": {"allow": ["set"]}})");
+  dir.write("etc/control.json", R"({"metrics": {"allow": ["get"]},
+      "env": {"allow": ["set"], "names": ["FRIGATE_URL", "COMPOSE_HEALTH_TIMEOUT_S"]}})");
   // A second box later in the test: every operation, with stand-in tools.
   dir.write("fake/systemctl", TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/control/fake-systemctl"), 0755);
   dir.write("fake/podman", "#!/bin/sh\necho \"$*\" >> \"$0.calls\"\n"

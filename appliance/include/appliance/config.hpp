@@ -85,6 +85,10 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
 // built with, the database).
 bool applies_without_restart(const std::string& key);
 
+// The daemon's own settings (every key load_config reads, and every SECBOX_*):
+// the cloud may change one with env.set only where control.json names it.
+bool is_daemon_setting(const std::string& key);
+
 // Error code "config"; the message names the key and the file (or "the
 // environment"), and never a value.
 Result<Config> load_config(const Environment& process_env);

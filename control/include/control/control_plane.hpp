@@ -43,6 +43,10 @@ struct ControlSettings {
   std::size_t max_jobs = 4;
   std::chrono::milliseconds job_retention{300000};
   std::size_t journal_max_lines = 1000;
+  // The daemon's own settings: env.set/env.unset touches one only when
+  // control.json's env section names it (a names list that holds it);
+  // without names, env.set is for the stack's variables alone.
+  std::function<bool(const std::string&)> is_daemon_setting;
 };
 
 enum class RotateOutcome { rotated, unavailable, rejected };

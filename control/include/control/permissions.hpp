@@ -43,6 +43,8 @@ class Permissions {
   Verdict check(std::string_view section, std::string_view operation,
                 std::optional<std::string_view> name = std::nullopt) const;
   bool empty() const { return sections_.empty() && compose_.empty(); }
+  // Whether the section has a names list and it holds `name`.
+  bool names_explicitly(std::string_view section, std::string_view name) const;
   // A project control.json does not name may use no privileged option.
   ComposeAllowance compose_allowance(std::string_view project) const;
 
