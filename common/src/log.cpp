@@ -57,6 +57,27 @@ std::string scrub_jwts(std::string text) {
   return text;
 }
 
+// Replaces the user and password of every URL (scheme://user:pass@host):
+// ffmpeg prints "rtsp://admin:hunter2@10.0.0.5/…: Server returned 401".
+std::string scrub_url_credentials(std::string text) {
+  std::size_t pos = 0;
+  while ((pos = text.find("://", pos)) != std::string::npos) {
+    const std::size_t start = pos + 3;
+    std::size_t end = start;
+    while (end < text.size() && text[end] != '@' && text[end] != '/' && text[end] != '"' && text[end] != '\'' &&
+           !std::isspace(static_cast<unsigned char>(text[end]))) {
+      ++end;
+    }
+    if (end < text.size() && text[end] == '@' && end > start) {
+      text.replace(start, end - start, kRedacted);
+      pos = start + kRedacted.size() + 1;
+    } else {
+      pos = start;
+    }
+  }
+  return text;
+}
+
 // Replaces what follows "Bearer " (any case) up to the next space or quote.
 std::string scrub_bearer(std::string text) {
   static constexpr std::string_view kWord = "bearer ";
@@ -173,7 +194,7 @@ std::string redact(std::string_view text) {
       }
     }
   }
-  return scrub_bearer(scrub_jwts(std::move(out)));
+  return scrub_url_credentials(scrub_bearer(scrub_jwts(std::move(out))));
 }
 
 bool is_secret_field_name(std::string_view key) {

@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "common/atomic_file.hpp"
+#include "common/log.hpp"
 #include "envfile/env_file.hpp"
 
 namespace secbox::media {
@@ -41,6 +42,15 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
       return bad("INPUT is not a valid RTSP URL");
     }
     c.kind = InputKind::rtsp;
+    // The URL's user and password never reach a log line, whatever prints
+    // them (ffmpeg's errors do); the URL-shaped ones are scrubbed anyway.
+    const auto scheme_end = input.find("://") + 3;
+    const auto at = input.find('@', scheme_end);
+    if (at != std::string::npos && input.find('/', scheme_end) > at) {
+      const std::string userinfo = input.substr(scheme_end, at - scheme_end);
+      log::add_secret(userinfo);
+      if (auto colon = userinfo.find(':'); colon != std::string::npos) log::add_secret(userinfo.substr(colon + 1));
+    }
   } else if (input.rfind("lavfi:", 0) == 0) {
     const std::string source = input.substr(6);
     if (source != "testsrc" && source != "testsrc2" && source != "smptebars") {

@@ -320,6 +320,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
       auto& tail = self->st.stderr_tail;
       tail.append(self->err_buf, n);
       if (tail.size() > kTailBytes) tail.erase(0, tail.size() - kTailBytes);
+      tail = log::redact(tail);  // camera credentials: the status is shown, not only logged
       self->read_err();
     });
   }

@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include "common/log.hpp"
 #include "media/camera.hpp"
 #include "media/media_service.hpp"
 #include "media/supervisor.hpp"
@@ -82,6 +83,14 @@ TEST(CameraFiles, AreCheckedNamingTheKey) {
     EXPECT_NE(r.error().message.find(c.names), std::string::npos) << r.error().message;
     EXPECT_EQ(r.error().message.find("s3cret"), std::string::npos);
   }
+}
+
+// A camera's password never reaches a log line, even where it is printed
+// without its URL.
+TEST(CameraFiles, AnRtspPasswordIsRegisteredAsASecret) {
+  ASSERT_TRUE(parse_camera("door", "INPUT=rtsp://admin:Caseta-2026@10.0.0.9:554/stream1\n"));
+  EXPECT_EQ(log::redact("wrong password Caseta-2026 for admin"), "wrong password [redacted] for admin");
+  log::clear_secrets();
 }
 
 TEST(CameraFiles, FfmpegArgumentsMakeOneSecondSegmentsWithAKeyframeEach) {
