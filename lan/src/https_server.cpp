@@ -161,11 +161,14 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     r.remote_address = remote_;
     keep_alive_ = req.keep_alive();
     const unsigned version = req.version();
+    // A HEAD answer has the GET answer's headers and no body: a body would
+    // be read as the start of the next response on a kept-alive connection.
+    const bool head_only = req.method() == http::verb::head;
     disarm();  // the handler may take its time (database)
-    server_->handler(std::move(r), [self = shared_from_this(), version, answered = false](HttpResponse res) mutable {
+    server_->handler(std::move(r), [self = shared_from_this(), version, head_only, answered = false](HttpResponse res) mutable {
       if (answered || self->server_->stopped) return;
       answered = true;
-      self->write(std::move(res), version);
+      self->write(std::move(res), version, head_only);
     });
   }
 
@@ -182,7 +185,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   // The header is serialized here and the body written as it is, in one
   // gather write: a cached body (the ban list) is never copied per request.
-  void write(HttpResponse r, unsigned version) {
+  void write(HttpResponse r, unsigned version, bool head_only = false) {
     arm(server_->settings.request_time * 3);
     const auto status = static_cast<http::status>(r.status);
     http::response<http::empty_body> res(status, version);
@@ -207,8 +210,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     const bool keep_alive = res.keep_alive();
     // HttpsTest.ALargeSharedBodyArrivesWholeTwiceOnOneConnectionInTls12And13
     // checks that a large body arrives whole after its header.
-    auto buffers = beast::buffers_cat(boost::asio::buffer(*head),
-                                      boost::asio::buffer(bodyless ? std::string_view() : std::string_view(*body)));
+    auto buffers = beast::buffers_cat(boost::asio::buffer(*head), boost::asio::buffer(bodyless || head_only
+                                                                                          ? std::string_view()
+                                                                                          : std::string_view(*body)));
     boost::asio::async_write(stream_, buffers,
                              [self = shared_from_this(), head, body, keep_alive](beast::error_code ec, std::size_t) {
                                self->after_write(ec, keep_alive);

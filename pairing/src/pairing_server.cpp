@@ -144,14 +144,17 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return finish();
     const bool keep = parser_->get().keep_alive();
+    const bool head_only = parser_->get().method() == http::verb::head;
     stream_.expires_never();  // a claim may take the cloud's time
-    server_->handle(parser_->get(), [self = shared_from_this(), keep](Response res) {
+    server_->handle(parser_->get(), [self = shared_from_this(), keep, head_only](Response res) {
       res.keep_alive(keep && res.keep_alive());
-      self->write(std::move(res));
+      self->write(std::move(res), head_only);
     });
   }
 
-  void write(Response res) {
+  // head_only: the headers a GET would get, no body (a body after a HEAD
+  // answer is read as the next response on a kept-alive connection).
+  void write(Response res, bool head_only = false) {
     res.set(http::field::server, "secbox");
     res.set(http::field::cache_control, "no-store");
     res.set("X-Content-Type-Options", "nosniff");
@@ -159,6 +162,11 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set("Referrer-Policy", "no-referrer");
     res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
     res.prepare_payload();
+    if (head_only) {
+      const auto length = res.body().size();
+      res.body().clear();
+      res.content_length(length);
+    }
     auto shared = std::make_shared<Response>(std::move(res));
     stream_.expires_after(kRequestTime);
     http::async_write(stream_, *shared, [self = shared_from_this(), shared](beast::error_code ec, std::size_t) {

@@ -93,6 +93,24 @@ TEST_F(HttpsTest, Tls12And13WithAeadCiphersOnly) {
   EXPECT_EQ(versions[3], "refused");
 }
 
+// A HEAD answer carries the GET answer's Content-Length and no body: with
+// a body, a kept-alive connection's next response would start inside it.
+TEST_F(HttpsTest, HeadGetsHeadersOnlySoTheNextAnswerOnTheConnectionIsWhole) {
+  make();
+  const int port = server->port();
+  auto raw = serve_while([port] {
+    HttpsClient c(port);
+    c.send_raw("HEAD /api/lan/x HTTP/1.1\r\nHost: caseta\r\n\r\nGET /api/lan/y HTTP/1.1\r\nHost: caseta\r\n"
+               "Connection: close\r\n\r\n");
+    return c.read_raw(std::chrono::milliseconds(1500));
+  });
+  const auto first_end = raw.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << raw;
+  EXPECT_NE(raw.substr(0, first_end).find("Content-Length: "), std::string::npos) << raw;
+  EXPECT_EQ(raw.compare(first_end + 4, 9, "HTTP/1.1 "), 0) << "a body followed the HEAD answer:\n" << raw;
+  EXPECT_NE(raw.find(R"("path":"/api/lan/y")"), std::string::npos) << raw;
+}
+
 TEST_F(HttpsTest, KeepAliveServesManyRequestsOnOneConnection) {
   make();
   const int port = server->port();

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/write.hpp>
 #include <future>
 #include <nlohmann/json.hpp>
 
@@ -253,6 +254,31 @@ TEST_F(PairingTest, ASecondSubmitWhileAClaimIsInFlightIsToldToWait) {
   EXPECT_EQ(b.status, 429);
   EXPECT_NE(b.body.find("already in progress"), std::string::npos);
   EXPECT_EQ(persisted, 1);
+}
+
+// HEAD / then GET / on one connection: the HEAD answer has no body, so the
+// GET answer starts right after its headers.
+TEST_F(PairingTest, HeadGetsHeadersOnlyOnAKeptAliveConnection) {
+  make();
+  const int port = server->port();
+  auto f = std::async(std::launch::async, [port] {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket s(io);
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+    const std::string both = "HEAD / HTTP/1.1\r\nHost: caseta\r\n\r\nGET / HTTP/1.1\r\nHost: caseta\r\nConnection: close\r\n\r\n";
+    boost::asio::write(s, boost::asio::buffer(both));
+    std::string out;
+    char buf[4096];
+    boost::system::error_code ec;
+    while (!ec && out.size() < (1u << 20)) out.append(buf, s.read_some(boost::asio::buffer(buf), ec));
+    return out;
+  });
+  run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 30s);
+  const std::string raw = f.get();
+  const auto first_end = raw.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << raw;
+  EXPECT_EQ(raw.compare(first_end + 4, 9, "HTTP/1.1 "), 0) << "a body followed the HEAD answer";
+  EXPECT_NE(raw.find("<form"), std::string::npos) << "the GET answer is whole";
 }
 
 TEST_F(PairingTest, OtherPathsAndMethods) {

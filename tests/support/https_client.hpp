@@ -105,6 +105,19 @@ class HttpsClient {
     boost::asio::write(stream_, boost::asio::buffer(bytes), ec);
     return !ec;
   }
+  // Every byte until the server closes the connection (ask it to with
+  // Connection: close: `wait` bounds only asynchronous reads).
+  std::string read_raw(std::chrono::milliseconds wait) {
+    std::string out;
+    boost::beast::get_lowest_layer(stream_).expires_after(wait);
+    char buf[4096];
+    for (;;) {
+      boost::beast::error_code ec;
+      auto n = stream_.read_some(boost::asio::buffer(buf), ec);
+      out.append(buf, n);
+      if (ec) return out;
+    }
+  }
   // Whether the server closed the connection within `wait`.
   bool closed_within(std::chrono::seconds wait) {
     boost::beast::error_code ec;
