@@ -198,8 +198,13 @@ check "env.set of the box's own setting, not named in control.json: forbidden" \
 # shellcheck disable=SC2016 # ${GREETING} is the compose file's
 yaml='services:\n  app:\n    image: localhost/sbt-busybox:1\n    stop_signal: SIGKILL\n    environment:\n      GREETING: ${GREETING}\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 1s\n      retries: 3\n  worker:\n    image: localhost/sbt-busybox:1\n    stop_signal: SIGKILL\nnetworks:\n  default:\n    internal: true\n'
 t0=$(date +%s.%N)
-reply=$(request compose.snapshot "{\"project\":\"booth\",\"yaml\":\"$yaml\"}" 240)
+# The apply, and a second one sent while it runs: that one is busy.
+[[ $(sim "{\"v\":1,\"type\":\"compose.snapshot\",\"id\":\"t-apply\",\"ts\":\"2026-12-02T10:00:00Z\",\"payload\":{\"project\":\"booth\",\"yaml\":\"$yaml\"}}" 5) == sent ]]
+second=$(request compose.snapshot "{\"project\":\"booth\",\"yaml\":\"$yaml\"}" 30)
+reply=$(sim "await t-apply 240" 250)
 t1=$(date +%s.%N)
+check "a second compose.snapshot while one runs: busy" \
+  test "$(field 'm.get("payload",{}).get("code")' <<<"$second")" = busy
 echo "# compose.snapshot (two services, one health check) to its reply: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 echo "# $reply"
 check "compose.snapshot: done" test "$(field 'm.get("payload",{}).get("phase")' <<<"$reply")" = "done"
