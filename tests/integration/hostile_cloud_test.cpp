@@ -7,6 +7,7 @@
 
 #include "cloudsim/cloudsim.hpp"
 #include "daemon.hpp"
+#include "paired_box.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
 
@@ -27,15 +28,7 @@ class HostileCloudE2E : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(db.ok());
-    ::mkdir(dir.file("sim").c_str(), 0700);
-    sim = std::make_unique<cloudsim::CloudSim>(
-        cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
-    ::mkdir(dir.file("etc").c_str(), 0700);
-    ::mkdir(dir.file("state").c_str(), 0700);
-    dir.write("etc/secbox.env", "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=" + sim->base_url() +
-                                    "\nDEVICE_GATEWAY_URL=" + sim->gateway_url() +
-                                    "\nCLOUD_CA_FILE=" + sim->ca_file() + "\n");
-    dir.write("state/device.jwt", sim->issue_token("dev_7Q2x") + "\n");
+    sim = secbox::testing::paired_simulator(dir);
   }
 
   std::optional<cloudsim::Received> hello_of_session(int session) {
