@@ -16,6 +16,7 @@
 #include "common/atomic_file.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
 #include "common/time.hpp"
 #include "lan/pin.hpp"
 #include "lan/static_files.hpp"
@@ -154,23 +155,6 @@ class FailureLog {
   std::size_t max_keys_;
   std::unordered_map<std::string, Entry> entries_;
 };
-
-// The address a login is counted against: IPv4 as it is, IPv6 by its /64
-// (one host picks any address in its prefix; link-local ones share one).
-std::string address_block(const std::string& address) {
-  std::string a = address.substr(0, address.find('%'));  // no zone id
-  in6_addr v6{};
-  if (::inet_pton(AF_INET6, a.c_str(), &v6) != 1) return a;
-  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
-    char v4[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &v6.s6_addr[12], v4, sizeof v4);
-    return v4;
-  }
-  std::memset(&v6.s6_addr[8], 0, 8);
-  char text[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET6, &v6, text, sizeof text);
-  return std::string(text) + "/64";
-}
 
 // A well-formed hash that no PIN matches, costing n iterations to check.
 std::string decoy_for(int n) {

@@ -8,11 +8,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <array>
 #include <set>
 
 #include "common/listen.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
 #include "tls_stream.hpp"
 
 namespace secbox::lan {
@@ -57,6 +59,7 @@ struct HttpsServer::Impl : std::enable_shared_from_this<HttpsServer::Impl> {
   std::shared_ptr<ssl::context> make_tls(const std::string& cert_pem, const std::string& key_pem);
   void start();
   void accept();
+  bool admit(const HttpsSession& newcomer);
 };
 
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
@@ -69,11 +72,22 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
+    block_ = address_block(remote_);
+    idle_since_ = std::chrono::steady_clock::now();
   }
+
+  const std::string& block() const { return block_; }
+  // Since when it has been waiting for its handshake or its next request
+  // (nullopt while a request is read, handled or answered).
+  std::optional<std::chrono::steady_clock::time_point> idle_since() const {
+    return idle_ ? std::optional(idle_since_) : std::nullopt;
+  }
+  void evict() { finish(); }
 
   void run() {
     arm(server_->settings.handshake_time);
     stream_.async_handshake([self = shared_from_this()](beast::error_code ec) {
+      self->idle_ = false;
       if (ec) return self->finish();
       self->read_header();
     });
@@ -103,6 +117,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void read_header() {
+    idle_ = true;
+    idle_since_ = std::chrono::steady_clock::now();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->settings.header_limit));
     parser_->body_limit(server_->settings.body_limit);
@@ -110,6 +126,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     arm(server_->settings.idle_time);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->idle_ = false;
                               if (ec) return self->on_read_error(ec);
                               self->read_body();
                             });
@@ -250,6 +267,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<HttpsServer::Impl> server_;
   std::string remote_;
+  std::string block_;
+  bool idle_ = true;  // from accept until the handshake ends
+  std::chrono::steady_clock::time_point idle_since_;
   bool keep_alive_ = true;
   bool linger_ = false;
   std::array<char, 16 * 1024> drain_{};
@@ -288,17 +308,33 @@ void HttpsServer::Impl::accept() {
   acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (!ec) {
-      if (self->sessions.size() >= self->settings.max_connections) {
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else {
-        auto s = std::make_shared<HttpsSession>(std::move(socket), self);
+      auto s = std::make_shared<HttpsSession>(std::move(socket), self);
+      if (self->admit(*s)) {
         self->sessions.insert(s);
         s->run();
+      } else {
+        s->close();
       }
     }
     self->accept();
   });
+}
+
+// Within the per-address cap, and a slot free or made free by closing the
+// connection idle longest.
+bool HttpsServer::Impl::admit(const HttpsSession& newcomer) {
+  const auto same = static_cast<std::size_t>(std::count_if(
+      sessions.begin(), sessions.end(), [&](const auto& s) { return s->block() == newcomer.block(); }));
+  if (same >= settings.max_per_address) return false;
+  if (sessions.size() < settings.max_connections) return true;
+  std::shared_ptr<HttpsSession> oldest;
+  for (const auto& s : sessions) {
+    auto since = s->idle_since();
+    if (since && (!oldest || *since < *oldest->idle_since())) oldest = s;
+  }
+  if (!oldest) return false;  // every slot is busy with a request
+  oldest->evict();
+  return true;
 }
 
 HttpsServer::HttpsServer(asio::io_context& io, HttpsSettings settings, Handler handler)

@@ -249,7 +249,30 @@ TEST_F(HttpsTest, IdleAndSlowClientsAreDroppedWhileOthersAreServed) {
   EXPECT_EQ(server->connections(), 0u);
 }
 
-TEST_F(HttpsTest, ConnectionsBeyondTheLimitAreClosedAndServedOnceOthersLeave) {
+// Idle connections held open from one address (measured: 64 from
+// 127.0.0.1 shut out a guard at 127.0.0.2 with ECONNRESET). One address gets
+// at most max_per_address; a full server closes the connection idle longest
+// for a newcomer.
+TEST_F(HttpsTest, OneAddressCannotTakeEverySlot) {
+  HttpsSettings s;
+  s.max_per_address = 3;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    std::vector<int> v;
+    std::vector<std::unique_ptr<HttpsClient>> held;
+    for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<HttpsClient>(port));
+    HttpsClient fourth(port);
+    v.push_back(fourth.connected() ? fourth.call("GET", "/").status : 0);
+    HttpsClient guard(port, {}, std::chrono::seconds(10), "127.0.0.2");
+    v.push_back(guard.connected() ? guard.call("GET", "/").status : 0);
+    return v;
+  });
+  EXPECT_EQ(r[0], 0) << "a fourth connection from one address";
+  EXPECT_EQ(r[1], 200) << "another address is served";
+}
+
+TEST_F(HttpsTest, AFullServerClosesTheConnectionIdleLongestForANewcomer) {
   HttpsSettings s;
   s.max_connections = 3;
   make(s);
@@ -257,16 +280,20 @@ TEST_F(HttpsTest, ConnectionsBeyondTheLimitAreClosedAndServedOnceOthersLeave) {
   auto r = serve_while([port] {
     std::vector<int> v;
     std::vector<std::unique_ptr<HttpsClient>> held;
-    for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<HttpsClient>(port));
-    HttpsClient extra(port);
-    v.push_back(extra.connected() ? extra.call("GET", "/").status : 0);
-    held.clear();
-    std::this_thread::sleep_for(300ms);
-    v.push_back(HttpsClient(port).call("GET", "/").status);
+    for (int i = 0; i < 3; ++i) {
+      held.push_back(std::make_unique<HttpsClient>(port, TlsChoice{}, std::chrono::seconds(10),
+                                                   "127.0.0." + std::to_string(10 + i)));
+      std::this_thread::sleep_for(50ms);
+    }
+    HttpsClient guard(port, {}, std::chrono::seconds(10), "127.0.0.2");
+    v.push_back(guard.connected() ? guard.call("GET", "/").status : 0);
+    v.push_back(held[0]->closed_within(std::chrono::seconds(3)) ? 1 : 0);  // the oldest idle one went
+    v.push_back(held[2]->call("GET", "/").status);  // the newest idle one is still served
     return v;
   });
-  EXPECT_EQ(r[0], 0);
-  EXPECT_EQ(r[1], 200);
+  EXPECT_EQ(r[0], 200) << "the guard was shut out";
+  EXPECT_EQ(r[1], 1) << "the connection idle longest was closed";
+  EXPECT_EQ(r[2], 200) << "the newest idle one stays";
 }
 
 }  // namespace

@@ -31,7 +31,10 @@ struct TlsChoice {
 
 class HttpsClient {
  public:
-  explicit HttpsClient(int port, TlsChoice tls = {}, std::chrono::seconds limit = std::chrono::seconds(10))
+  // source: the local address to connect from ("127.0.0.2": another LAN
+  // client as far as the server can tell).
+  explicit HttpsClient(int port, TlsChoice tls = {}, std::chrono::seconds limit = std::chrono::seconds(10),
+                       const std::string& source = "")
       : ctx_(boost::asio::ssl::context::tls_client), stream_(io_, ctx_), limit_(limit) {
     // On the connection itself: the stream made it from the context already.
     SSL* ssl = stream_.native_handle();
@@ -43,6 +46,11 @@ class HttpsClient {
     boost::beast::error_code ec;
     auto& tcp = boost::beast::get_lowest_layer(stream_);
     tcp.expires_after(limit_);
+    if (!source.empty()) {
+      tcp.socket().open(boost::asio::ip::tcp::v4(), ec);
+      if (!ec) tcp.socket().bind({boost::asio::ip::make_address(source), 0}, ec);
+      if (ec) return;
+    }
     tcp.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
     if (ec) return;
     stream_.handshake(boost::asio::ssl::stream_base::client, ec);

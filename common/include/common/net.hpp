@@ -13,4 +13,10 @@ std::vector<std::string> lan_addresses();
 // The host name (gethostname), "secbox" when it has none.
 std::string host_name();
 
+// What a LAN client is counted as: an IPv4 address as it is, an IPv6 one by
+// its /64 ("fd00:1::/64"; one host picks any address of its prefix, and
+// every link-local address shares one), an IPv4-mapped one as its IPv4.
+// Text that is no IPv6 address comes back as it is.
+std::string address_block(const std::string& address);
+
 }  // namespace secbox

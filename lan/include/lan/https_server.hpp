@@ -52,6 +52,11 @@ struct HttpsSettings {
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 64 * 1024;
   std::size_t max_connections = 64;
+  // Connections from one address (an IPv6 /64 counts as one): a phone in the
+  // parking lot cannot take every slot. When the server is full, the
+  // connection idle longest (waiting for its handshake or its next request)
+  // is closed for the new one.
+  std::size_t max_per_address = 16;
   std::chrono::seconds handshake_time{10};
   std::chrono::seconds request_time{10};  // from the first byte to the whole request
   std::chrono::seconds idle_time{30};     // keep-alive: between requests
