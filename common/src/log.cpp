@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cctype>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <shared_mutex>
 #include <vector>
@@ -25,7 +26,8 @@ struct State {
   std::atomic<int> min_level{static_cast<int>(Level::info)};
   std::atomic<bool> human{false};
   std::shared_mutex secrets_mutex;
-  std::vector<std::string> secrets;
+  std::vector<std::string> secrets;    // lasting, longest first
+  std::deque<std::string> transient;   // newest last, at most kMaxTransient
 };
 
 State& state() {
@@ -177,22 +179,40 @@ void add_secret(std::string_view value) {
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }
 
+void add_transient_secret(std::string_view value) {
+  constexpr std::size_t kMaxTransient = 32;
+  if (value.size() < 4) return;
+  std::unique_lock lock(state().secrets_mutex);
+  auto& t = state().transient;
+  if (std::find(t.begin(), t.end(), value) != t.end()) return;
+  t.emplace_back(value);
+  while (t.size() > kMaxTransient) t.pop_front();
+}
+
+std::size_t secret_count() {
+  std::shared_lock lock(state().secrets_mutex);
+  return state().secrets.size() + state().transient.size();
+}
+
 void clear_secrets() {
   std::unique_lock lock(state().secrets_mutex);
   state().secrets.clear();
+  state().transient.clear();
 }
 
 std::string redact(std::string_view text) {
   std::string out(text);
   {
     std::shared_lock lock(state().secrets_mutex);
-    for (const auto& secret : state().secrets) {
+    auto hide = [&out](const std::string& secret) {
       std::size_t pos = 0;
       while ((pos = out.find(secret, pos)) != std::string::npos) {
         out.replace(pos, secret.size(), kRedacted);
         pos += kRedacted.size();
       }
-    }
+    };
+    for (const auto& secret : state().secrets) hide(secret);
+    for (const auto& secret : state().transient) hide(secret);
   }
   return scrub_url_credentials(scrub_bearer(scrub_jwts(std::move(out))));
 }

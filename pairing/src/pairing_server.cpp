@@ -330,7 +330,7 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
   }
   claim_in_flight = true;
   QrCode qr = std::get<QrCode>(std::move(parsed));
-  log::add_secret(qr.bootstrap_token);
+  log::add_transient_secret(qr.bootstrap_token);
   log.info("Claiming the box from the cloud.", {{"device_id", qr.device_id}, {"cloud", qr.cloud_base_url}});
   ClaimRequest cr{qr, settings.hostname, settings.version, "", settings.ca_file};
   struct Done {
@@ -349,7 +349,7 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
         cr.lan_cert_sha256 = fp.value();
         d.outcome = claim(cr);
         if (d.outcome.kind == ClaimOutcome::Kind::paired) {
-          log::add_secret(d.outcome.device_jwt);
+          log::add_transient_secret(d.outcome.device_jwt);
           d.saved = hooks.persist(cr.qr, d.outcome);
         }
         return d;

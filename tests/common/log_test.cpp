@@ -131,6 +131,17 @@ TEST(LogRedaction, UrlCredentialsAreScrubbed) {
   EXPECT_EQ(redact("a://b/c@d"), "a://b/c@d") << "an @ in the path is not credentials";
 }
 
+// Pasted QR codes and rotated tokens: the newest 32 are kept, the list
+// stays bounded, and the lasting secrets (env values) stay registered.
+TEST(LogRedaction, TransientSecretsAreBoundedAndNeverPushOutLastingOnes) {
+  add_secret("env-value-lasting");
+  for (int i = 0; i < 10000; ++i) add_transient_secret("bt_pasted_" + std::to_string(i));
+  EXPECT_EQ(secret_count(), 33u);
+  EXPECT_EQ(redact("env-value-lasting bt_pasted_9999"), "[redacted] [redacted]");
+  EXPECT_EQ(redact("bt_pasted_0"), "bt_pasted_0") << "the oldest went";
+  clear_secrets();
+}
+
 TEST(LogRedaction, LongestSecretReplacedWhole) {
   add_secret("abcd");
   add_secret("abcdefgh");

@@ -26,7 +26,7 @@ JwtRotator::JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, Rotato
       timer_(loop),
       rng_(std::random_device{}()),
       retry_delay_(settings_.retry_initial) {
-  log::add_secret(token_);
+  log::add_transient_secret(token_);
   if (auto c = decode_claims(token_)) claims_ = c.value();
 }
 
@@ -115,7 +115,7 @@ void JwtRotator::attempt() {
         in_flight_ = false;
         if (stopped_) return;
         if (r.status == 200 && r.claims) {
-          log::add_secret(r.token);
+          log::add_transient_secret(r.token);
           token_ = std::move(r.token);
           claims_ = r.claims;
           retry_delay_ = settings_.retry_initial;

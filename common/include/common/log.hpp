@@ -61,7 +61,14 @@ void set_sink(std::function<void(std::string_view)> sink);
 // Registers a value that must never be printed (a token, a PIN, an env value).
 // Values shorter than 4 bytes are ignored: they would redact ordinary words.
 void add_secret(std::string_view value);
+// A secret that stops mattering once newer ones of its kind exist (a
+// bootstrap token from a pasted QR code, a device token replaced by its
+// rotation): only the newest 32 of these are kept, so pasting QR codes
+// without end cannot grow the list, nor push out the lasting ones above.
+void add_transient_secret(std::string_view value);
 void clear_secrets();
+// How many values are registered (lasting and transient).
+std::size_t secret_count();
 
 // The redaction applied to every string that reaches a log line.
 std::string redact(std::string_view text);
