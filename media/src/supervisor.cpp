@@ -21,7 +21,6 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "common/atomic_file.hpp"
 #include "common/log.hpp"
 
 extern char** environ;
@@ -216,11 +215,16 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
                       });
   }
 
+  // On the loop, so no fsync (write_file_atomically would sync twice per
+  // spawn): a power cut ends ffmpeg too, and a torn file is read as absent.
   void write_pid_file() {
     auto started = start_time_of(pid);
     if (!started) return;
-    auto w = write_file_atomically(pid_file(), std::to_string(pid) + " " + std::to_string(*started) + "\n", {0600, std::nullopt});
-    if (!w) log.warn("Cannot write the camera's pid file.", {{"camera", camera.id}, {"reason", w.error().message}});
+    const std::string text = std::to_string(pid) + " " + std::to_string(*started) + "\n";
+    const int fd = ::open(pid_file().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    const bool written = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    if (fd >= 0) ::close(fd);
+    if (!written) log.warn("Cannot write the camera's pid file.", {{"camera", camera.id}, {"reason", std::strerror(errno)}});
   }
 
   void watch_segments() {
