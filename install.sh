@@ -10,6 +10,7 @@
 #   --from-source DIR  build SecBox from the source tree in DIR (for now the
 #                      only way: binary packages are not published yet)
 #   --binary FILE      install this already built `secbox` instead of building
+#   --cloud URL        the one cloud this box may pair with (see CLOUD_URL)
 #   --web DIR          the guard app's files (default: the source tree's web/)
 #   --prefix DIR       where the program goes (default /usr/local)
 #   --root DIR         install into DIR as if it were / (tests, images): no
@@ -31,6 +32,10 @@ init_settings() {
   ACTION="install"
   PURGE=0
   CHANGED=0
+  # The cloud this box belongs to. A cloud that serves this script fills this
+  # line in with its own base URL (docs/wire-format.md), so the box it
+  # installs pairs with that cloud only; --cloud URL overrides it.
+  CLOUD_URL=""
   # podman and podman-compose run the box's containers (cloud control's
   # compose restarts); dbus and polkitd let the daemon restart the units
   # control.json names, and nothing else.
@@ -40,7 +45,7 @@ init_settings() {
 
 usage() {
   cat <<'EOF'
-Usage: install.sh [--from-source DIR | --binary FILE] [--prefix DIR] [--root DIR]
+Usage: install.sh [--from-source DIR | --binary FILE] [--cloud URL] [--prefix DIR] [--root DIR]
        install.sh --uninstall [--purge] [--prefix DIR] [--root DIR]
 
 Installs SecBox on a Debian 12 box, as root: runtime packages, the program,
@@ -51,6 +56,9 @@ Running it again changes nothing that is already right; an existing
 
   --from-source DIR  build SecBox from the source tree in DIR
   --binary FILE      install this already built `secbox` instead of building
+  --cloud URL        the one cloud this box may pair with (https://…): written
+                     to /etc/secbox/cloud; a pairing QR naming another cloud is
+                     refused (default: the cloud this script came from)
   --web DIR          the guard app's files (default: DIR/web of --from-source)
   --prefix DIR       where the program goes (default /usr/local)
   --root DIR         install into DIR as if it were / (tests, images): no
@@ -73,6 +81,7 @@ parse_args() {
       --from-source) [ $# -ge 2 ] || fail "--from-source needs a directory"; SOURCE_DIR=$2; shift 2 ;;
       --binary) [ $# -ge 2 ] || fail "--binary needs a file"; BINARY=$2; shift 2 ;;
       --web) [ $# -ge 2 ] || fail "--web needs a directory"; WEB_SRC=$2; shift 2 ;;
+      --cloud) [ $# -ge 2 ] || fail "--cloud needs a URL"; CLOUD_URL=$2; shift 2 ;;
       --prefix) [ $# -ge 2 ] || fail "--prefix needs a directory"; PREFIX=$2; shift 2 ;;
       --root) [ $# -ge 2 ] || fail "--root needs a directory"; ROOT=$2; shift 2 ;;
       --uninstall) ACTION="uninstall"; shift ;;
@@ -92,6 +101,7 @@ parse_args() {
     # a bare `main` would do: nothing).
     fail "pass --from-source DIR (the SecBox source tree) or --binary FILE: binary packages are not published yet"
   fi
+  if [ -n "$CLOUD_URL" ]; then check_cloud_url "$CLOUD_URL"; fi
   BIN_PATH="$ROOT$PREFIX/bin/secbox"
   WEB_DIR="$ROOT$PREFIX/share/secbox/web"
   if [ -z "$WEB_SRC" ] && [ -n "$SOURCE_DIR" ]; then WEB_SRC="$SOURCE_DIR/web"; fi
@@ -101,6 +111,18 @@ parse_args() {
 }
 
 # ------------------------------------------------------------------ checks --
+
+# The same rule as the daemon's (appliance/src/config.cpp): https, or http for
+# this machine's own address; no user name, backslash or space to confuse
+# which host is meant.
+check_cloud_url() {
+  case "$1" in
+    *@* | *\\* | *" "* | *"	"*) fail "--cloud $1: a URL without '@', '\\' or spaces" ;;
+    https://?*) ;;
+    http://127.* | http://localhost | http://localhost[:/]* | "http://[::1]"*) ;;
+    *) fail "--cloud $1: must be an https:// URL (http:// only for this machine's own address)" ;;
+  esac
+}
 
 os_release_file() { printf '%s' "${SECBOX_OS_RELEASE:-/etc/os-release}"; }
 
@@ -272,6 +294,28 @@ install_control() {
   install_file 640 "$control_tmp" "$ETC_DIR/control.json"
   chown root:secbox "$ETC_DIR/control.json"
   rm -f "$control_tmp"
+}
+
+# /etc/secbox/cloud: the one cloud the pairing form pairs with. root's, in
+# the sticky folder: the daemon reads it and cannot replace it. Kept when no
+# cloud is given; replaced, and said so, when another one is.
+install_cloud_pin() {
+  pin="$ETC_DIR/cloud"
+  if [ -z "$CLOUD_URL" ]; then
+    if [ -f "$pin" ]; then return 0; fi
+    say "warning: no --cloud URL: this box pairs with no cloud until the installer runs again with --cloud"
+    return 0
+  fi
+  url=$(printf '%s' "$CLOUD_URL" | sed 's:/*$::')
+  if [ -f "$pin" ]; then
+    old=$(grep -v '^[[:space:]]*#' "$pin" | grep -v '^[[:space:]]*$' | head -1 || true)
+    if [ "$old" != "$url" ]; then say "the allowed cloud changes from ${old:-none} to $url"; fi
+  fi
+  pin_tmp=$(mktemp)
+  printf '# The one cloud this box pairs with (install.sh --cloud; docs/install.md).\n%s\n' "$url" >"$pin_tmp"
+  install_file 644 "$pin_tmp" "$pin"
+  chown root:root "$pin"
+  rm -f "$pin_tmp"
 }
 
 # secbox.env must be the daemon's own to be rewritten atomically in a sticky
@@ -492,6 +536,7 @@ do_install() {
   install_web
   ensure_dirs
   install_control
+  install_cloud_pin
   install_runtime
   install_polkit_rule
   # An existing secbox.env is the box's pairing: never touched here.

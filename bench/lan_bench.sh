@@ -50,6 +50,7 @@ gateway=$(sed -n 's/.*"gatewayUrl":"\([^"]*\)".*/\1/p' "$work/sim.json")
 mkdir -m 0750 "$work/etc"
 mkdir -m 0700 "$work/state"
 printf 'CLOUD_CA_FILE=%s\nPAIRING_PORT=0\nLAN_PORT=0\nSECBOX_LOG_LEVEL=info\n' "$work/sim/ca.pem" >"$work/etc/secbox.env"
+printf '%s\n' "$base" >"$work/etc/cloud"  # install.sh --cloud
 SECBOX_ETC_DIR="$work/etc" SECBOX_STATE_DIR="$work/state" "$secbox" run >"$work/box.log" 2>&1 &
 box=$!
 pids+=("$box")

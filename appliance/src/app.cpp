@@ -434,6 +434,13 @@ struct App::Impl {
     ps.hostname = host_name();
     ps.version = SECBOX_VERSION_STRING;
     ps.ca_file = config.cloud_ca_file;
+    ps.allowed_cloud = config.allowed_cloud();
+    if (!config.cloud_pin_error.empty()) {
+      log.error("The allowed cloud cannot be read: the box pairs with no cloud until it is fixed.",
+                {{"reason", config.cloud_pin_error}});
+    } else if (ps.allowed_cloud.empty()) {
+      log.warn("This box was installed without its cloud (install.sh --cloud URL): it pairs with none.");
+    }
     ps.lan_port = config.lan_port;
     ps.paired = config.paired() && tunnel::TokenStore(config.paths.jwt_file()).load().has_value();
     pairing::PairingHooks hooks;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <regex>
 
+#include "common/atomic_file.hpp"
 #include "common/log.hpp"
 #include "common/url.hpp"
 
@@ -95,6 +96,32 @@ Environment process_environment() {
     if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
   }
   return env;
+}
+
+Result<std::string> parse_cloud_pin(const std::string& text) {
+  std::string url;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    line = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
+    if (!url.empty()) return Error{"config", "holds more than one URL; it names the one cloud this box pairs with"};
+    url = line;
+  }
+  if (url.empty()) return Error{"config", "holds no URL"};
+  for (unsigned char c : url) {
+    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f) return Error{"config", "holds a URL with '@', '\\' or spaces"};
+  }
+  const std::string scheme = url_scheme(url);
+  if (url_origin(url).empty() || !(scheme == "https" || (scheme == "http" && is_loopback_url(url)))) {
+    return Error{"config", "must hold an https:// URL (http:// only for this machine's own address)"};
+  }
+  while (url.size() > 8 && url.back() == '/') url.pop_back();
+  return url;
 }
 
 Result<Config> load_config(const Environment& penv) {
@@ -195,6 +222,15 @@ Result<Config> load_config(const Environment& penv) {
     return Error{"config", path + " has " + (c.device_id.empty() ? "CLOUD_BASE_URL" : "DEVICE_ID") +
                                " but not " + (c.device_id.empty() ? "DEVICE_ID" : "CLOUD_BASE_URL") +
                                "; both are required once paired"};
+  }
+  if (auto pin = read_file(c.paths.cloud_pin_file(), 4096); pin) {
+    if (auto url = parse_cloud_pin(pin.value()); url) {
+      c.pinned_cloud = url.value();
+    } else {
+      c.cloud_pin_error = c.paths.cloud_pin_file() + " " + url.error().message;
+    }
+  } else if (pin.error().code != "not-found") {
+    c.cloud_pin_error = c.paths.cloud_pin_file() + " cannot be read: " + pin.error().message;
   }
   return c;
 }

@@ -72,6 +72,22 @@ void check_config(Report& r, const Config& c, bool loaded, const std::string& er
   }
 }
 
+// The cloud the pairing form pairs with (docs/install.md).
+void check_cloud(Report& r, const Config& c) {
+  if (!c.cloud_pin_error.empty()) {
+    r.add(Status::fail, "cloud", c.cloud_pin_error + ": the box pairs with no cloud",
+          "run install.sh again with --cloud URL");
+  } else if (!c.pinned_cloud.empty()) {
+    r.add(Status::ok, "cloud", "pairs only with " + c.pinned_cloud + " (" + c.paths.cloud_pin_file() + ")");
+  } else if (!c.cloud_base_url.empty()) {
+    r.add(Status::warn, "cloud", "no " + c.paths.cloud_pin_file() + ": re-pairs only with " + c.cloud_base_url,
+          "run install.sh again with --cloud URL to pin it");
+  } else {
+    r.add(Status::warn, "cloud", "installed without its cloud: the pairing form pairs with none",
+          "run install.sh again with --cloud URL");
+  }
+}
+
 void check_state_dir(Report& r, const Config& c) {
   const auto& dir = c.paths.state_dir;
   struct stat st {};
@@ -189,6 +205,7 @@ int doctor(const Config& config, std::ostream& out) {
   auto loaded = load_config(process_environment());
   check_env_file(r, config);
   check_config(r, config, static_cast<bool>(loaded), loaded ? "" : loaded.error().message);
+  check_cloud(r, config);
   check_state_dir(r, config);
   check_disk(r, config);
   check_clock(r);

@@ -13,6 +13,7 @@ ClaimOutcome claim(const ClaimRequest& r) {
   HttpRequest http;
   http.url = r.qr.cloud_base_url + "/api/devices/claim";
   http.ca_file = r.ca_file;
+  http.timeout = r.timeout;
   http.json_body = json{{"deviceId", r.qr.device_id},
                         {"bootstrapToken", r.qr.bootstrap_token},
                         {"hostname", r.hostname},

@@ -35,6 +35,9 @@ std::string box_card(const PageModel& m) {
   for (std::size_t i = 0; i < m.addresses.size(); ++i) {
     s += (i ? ", " : "") + std::string("<code>") + html_escape(m.addresses[i]) + "</code>";
   }
+  s += "</dd><dt>Cloud</dt><dd>";
+  s += m.cloud.empty() ? std::string("<span class=\"bad\">none: installed without one</span>")
+                       : "<code id=\"cloud\">" + html_escape(m.cloud) + "</code>";
   s += "</dd><dt>LAN certificate</dt><dd>";
   s += m.fingerprint.empty() ? std::string("being made…")
                              : "SHA-256 <code id=\"fingerprint\">" + html_escape(m.fingerprint) + "</code>";
@@ -88,7 +91,14 @@ std::string render_form(const PageModel& m) {
     s += "<section class=\"card banner\" role=\"alert\"><p class=\"bad\" id=\"banner\">" + html_escape(m.banner) +
          "</p></section>";
   }
-  s += "<form class=\"card\" method=\"post\" action=\"/pair\"><label for=\"qr\">QR code content</label>";
+  if (m.cloud.empty()) {
+    s += "<section class=\"card banner\"><p class=\"bad\"><strong>This box pairs with no cloud.</strong> It was "
+         "installed without the cloud it belongs to. Run the installer again with <code>--cloud URL</code> (the "
+         "address of your cloud console), then reload this page.</p></section>";
+  }
+  s += "<form class=\"card\" method=\"post\" action=\"/pair\">";
+  s += "<input type=\"hidden\" name=\"form\" value=\"" + html_escape(m.form_token) + "\">";
+  s += "<label for=\"qr\">QR code content</label>";
   s += "<textarea id=\"qr\" name=\"qr\" required spellcheck=\"false\" autocapitalize=\"off\" autocomplete=\"off\" "
        "placeholder='{\"v\":1,\"cloudBaseUrl\":\"https://…\",\"deviceId\":\"…\",…}'";
   if (!m.errors.empty()) s += " aria-invalid=\"true\" aria-describedby=\"qr-errors\"";

@@ -7,9 +7,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <boost/asio/ip/address.hpp>
+
 #include "common/listen.hpp"
 #include "common/log.hpp"
 #include "lan/certificate.hpp"
+#include "form_token.hpp"
 #include "page.hpp"
 
 namespace secbox::pairing {
@@ -66,6 +69,46 @@ std::optional<std::string> form_field(std::string_view body, std::string_view na
   return std::nullopt;
 }
 
+std::string lowercase(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Whether a Host header names this box: an IP literal (IPv6 in brackets),
+// localhost, or the box's own name, bare or under .local, .lan or .home.arpa;
+// with or without a port. Any other name is how DNS rebinding reaches a LAN
+// device from a web page: such a page could read the form and post it.
+bool host_is_the_box(std::string host, const std::string& hostname) {
+  host = lowercase(std::move(host));
+  std::string name = host;
+  if (!host.empty() && host[0] == '[') {
+    const auto close = host.find(']');
+    if (close == std::string::npos) return false;
+    const std::string rest = host.substr(close + 1);
+    if (!rest.empty() && (rest[0] != ':' || rest.size() < 2 || rest.find_first_not_of("0123456789", 1) != std::string::npos)) {
+      return false;
+    }
+    boost::system::error_code ec;
+    boost::asio::ip::make_address_v6(host.substr(1, close - 1), ec);
+    return !ec;
+  }
+  if (const auto colon = host.rfind(':'); colon != std::string::npos) {
+    const std::string port = host.substr(colon + 1);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) return false;
+    name = host.substr(0, colon);
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address_v4(name, ec);
+  if (!ec) return true;
+  if (name == "localhost") return true;
+  const std::string own = lowercase(hostname);
+  if (own.empty()) return false;
+  for (const char* suffix : {"", ".local", ".lan", ".home.arpa"}) {
+    if (name == own + suffix) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 class Session;
@@ -83,6 +126,7 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
   PairingHooks hooks;
   tcp::acceptor acceptor;
   log::Logger log{"pairing"};
+  FormTokens tokens;
   std::set<std::shared_ptr<Session>> sessions;
   std::string fingerprint;  // display form
   std::vector<std::string> addresses;
@@ -102,6 +146,8 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
     m.fingerprint = fingerprint;
     m.lan_port = settings.lan_port;
     m.needs_pairing = needs_pairing;
+    m.cloud = settings.allowed_cloud;
+    m.form_token = tokens.issue();
     return m;
   }
   void handle(const Request& req, std::function<void(Response)> reply);
@@ -159,7 +205,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set(http::field::cache_control, "no-store");
     res.set("X-Content-Type-Options", "nosniff");
     res.set("X-Frame-Options", "DENY");
-    res.set("Referrer-Policy", "no-referrer");
+    // same-origin, not no-referrer: under no-referrer a browser sends the
+    // form's own post with "Origin: null", which reads as cross-site.
+    res.set("Referrer-Policy", "same-origin");
     res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
     res.prepare_payload();
     if (head_only) {
@@ -261,8 +309,33 @@ void PairingServer::Impl::handle(const Request& req, std::function<void(Response
     res.body() = body.dump() + "\n";
     return res;
   };
+  if (req.count(http::field::host) && !host_is_the_box(std::string(req[http::field::host]), settings.hostname)) {
+    log.warn("A request for another host name was refused (the box answers only to its own addresses and name).");
+    Response res{http::status::misdirected_request, req.version()};
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = "This box answers only to its own address or name (" + settings.hostname +
+                 ".local). Open it by its address.\n";
+    res.keep_alive(false);
+    return reply(std::move(res));
+  }
   if (path != "/" && path != "/pair") {
     return reply(json_reply(http::status::not_found, {{"error", "not_found"}, {"hint", "The pairing form is at /"}}));
+  }
+  if (req.method() == http::verb::post) {
+    // A browser names the page a post comes from: only the form's own page
+    // may pair the box (a page elsewhere that a guard's phone opens may not).
+    const std::string origin = lowercase(std::string(req[http::field::origin]));
+    const std::string fetch_site = lowercase(std::string(req["Sec-Fetch-Site"]));
+    const bool cross_site =
+        req.count(http::field::origin)
+            ? origin != "http://" + lowercase(std::string(req[http::field::host]))
+            : !fetch_site.empty() && fetch_site != "same-origin" && fetch_site != "none";
+    if (cross_site) {
+      log.warn("A cross-site post to the pairing form was refused.", {{"origin", origin.substr(0, 200)}});
+      return reply(json_reply(http::status::forbidden,
+                              {{"error", "cross_site"},
+                               {"message", "Pairing is done from this box's own form, not from another site."}}));
+    }
   }
   if (paired) {
     auto m = model();
@@ -309,6 +382,13 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
     text = req.body();
   } else if (type.rfind("application/x-www-form-urlencoded", 0) == 0) {
     text = form_field(req.body(), "qr").value_or("");
+    if (!tokens.valid(form_field(req.body(), "form").value_or(""))) {
+      m.text = text;
+      m.banner = "This form was opened too long ago (or before the box restarted). Press the button again: the "
+                 "pasted text is still here.";
+      log.info("A form post without a valid form token was refused.");
+      return respond(http::status::forbidden, m, "form_expired");
+    }
   } else {
     m.banner = "Send the QR code's content from the form (or as application/json).";
     return respond(http::status::unsupported_media_type, m, "unsupported_media_type");
@@ -324,6 +404,13 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
                                                  }()}});
     return respond(http::status::bad_request, m, "invalid_qr");
   }
+  if (auto foreign = check_allowed_cloud(std::get<QrCode>(parsed), settings.allowed_cloud); !foreign.empty()) {
+    m.errors = foreign;
+    log.warn("A QR code for another cloud was refused; no claim was made.",
+             {{"cloud", std::get<QrCode>(parsed).cloud_base_url.substr(0, 200)},
+              {"allowed_cloud", settings.allowed_cloud}});
+    return respond(http::status::bad_request, m, "foreign_cloud");
+  }
   if (claim_in_flight) {
     m.banner = "A pairing is already in progress. Wait a few seconds, then reload this page.";
     return respond(http::status::too_many_requests, m, "busy");
@@ -332,7 +419,7 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
   QrCode qr = std::get<QrCode>(std::move(parsed));
   log::add_transient_secret(qr.bootstrap_token);
   log.info("Claiming the box from the cloud.", {{"device_id", qr.device_id}, {"cloud", qr.cloud_base_url}});
-  ClaimRequest cr{qr, settings.hostname, settings.version, "", settings.ca_file};
+  ClaimRequest cr{qr, settings.hostname, settings.version, "", settings.ca_file, settings.claim_timeout};
   struct Done {
     ClaimOutcome outcome;
     Result<void> saved = ok();

@@ -13,6 +13,11 @@ using json = nlohmann::json;
 // `scheme` required, `loopback_scheme` also allowed for a loopback host.
 std::string check_url(const std::string& url, const char* scheme, const char* loopback_scheme) {
   const std::string s = url_scheme(url);
+  // A user name or a backslash in the authority reads differently to
+  // different parsers (which host is it?): refused, with spaces and controls.
+  for (unsigned char c : url) {
+    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f) return "must not contain '@', '\\', spaces or controls";
+  }
   if (url_host(url).empty() || url_host(url) == "[]") {
     return std::string("must be a URL starting with ") + scheme + "://, with a host";
   }
@@ -43,7 +48,57 @@ const std::string* string_field(const json& j, const char* name, std::vector<Fie
   return it->get_ptr<const std::string*>();
 }
 
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool ip_literal(const std::string& host) {
+  static const std::regex kV4(R"(^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$)");
+  return (!host.empty() && host[0] == '[') || std::regex_match(host, kV4);
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Whether a gateway host belongs to the cloud's site.
+bool same_site(const std::string& gateway_url, const std::string& cloud_url) {
+  const std::string gw = lower(url_host(gateway_url));
+  const std::string cloud = lower(url_host(cloud_url));
+  if (gw.empty() || cloud.empty()) return false;
+  if (gw == cloud) return true;
+  if (is_loopback_url(gateway_url) && is_loopback_url(cloud_url)) return true;
+  if (ip_literal(gw) || ip_literal(cloud)) return false;
+  // The cloud's parent domain when it has one of two labels or more
+  // (cloud.example.com: example.com); else the cloud's own name.
+  std::string base = cloud;
+  if (auto dot = cloud.find('.'); dot != std::string::npos && cloud.find('.', dot + 1) != std::string::npos) {
+    base = cloud.substr(dot + 1);
+  }
+  return gw == base || ends_with(gw, "." + base);
+}
+
 }  // namespace
+
+std::vector<FieldError> check_allowed_cloud(const QrCode& qr, const std::string& allowed_cloud) {
+  std::vector<FieldError> errors;
+  const std::string allowed_origin = url_origin(allowed_cloud);
+  if (allowed_origin.empty()) {
+    errors.push_back({"cloudBaseUrl", "This box was installed without the cloud it may pair with, so it pairs with "
+                                      "none: run the installer again with --cloud URL"});
+    return errors;
+  }
+  if (url_origin(qr.cloud_base_url) != allowed_origin || url_path(qr.cloud_base_url) != url_path(allowed_cloud)) {
+    errors.push_back({"cloudBaseUrl", "cloudBaseUrl names another cloud than the one this box was installed for (" +
+                                          allowed_cloud + "); it pairs with that one only"});
+  }
+  if (!same_site(qr.gateway_url, allowed_cloud)) {
+    errors.push_back({"gatewayUrl", "gatewayUrl is not on the site of the cloud this box was installed for (" +
+                                        allowed_cloud + ")"});
+  }
+  return errors;
+}
 
 std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text) {
   std::vector<FieldError> errors;

@@ -42,6 +42,30 @@ TEST_F(ConfigTest, PairedFile) {
   EXPECT_EQ(c.value().lan_port, 9443);
 }
 
+TEST_F(ConfigTest, TheAllowedCloudIsThePinElseThePairedCloudElseNone) {
+  auto c = load("");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c.value().allowed_cloud(), "");
+  c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c.value().allowed_cloud(), "https://cloud.example.com");  // a box installed before pins
+  etc.write("cloud", "# The one cloud this box pairs with (install.sh --cloud).\n\n  https://pinned.example.com/  \n");
+  c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c.value().pinned_cloud, "https://pinned.example.com");
+  EXPECT_EQ(c.value().allowed_cloud(), "https://pinned.example.com");
+  // A bad pin pairs with none, and does not stop the box.
+  for (const char* bad : {"", "# only a comment\n", "ftp://x.example\n", "http://cloud.example.com\n",
+                          "https://a.example\nhttps://b.example\n", "https://a.example@evil.example\n"}) {
+    etc.write("cloud", bad);
+    c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n");
+    ASSERT_TRUE(c) << bad;
+    EXPECT_EQ(c.value().allowed_cloud(), "") << bad;
+    EXPECT_NE(c.value().cloud_pin_error.find(etc.path() + "/cloud"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(parse_cloud_pin("http://127.0.0.1:8766\n").value(), "http://127.0.0.1:8766");
+}
+
 TEST_F(ConfigTest, FileWinsOverTheProcessEnvironmentWhichFillsGaps) {
   env["LAN_PORT"] = "1111";
   env["PAIRING_PORT"] = "2222";

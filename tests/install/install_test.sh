@@ -76,6 +76,30 @@ out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "second run says nothing changed" grep -q "nothing to change" <<<"$out"
 check "second run left every file as it was" test "$before" = "$(snapshot "$root")"
 
+# 2b. The allowed cloud: none given is warned about; --cloud pins it (root's,
+# readable); another --cloud replaces it and says so; a bad URL is refused
+# before anything changes; a later run without --cloud keeps it.
+check "no --cloud: a warning that the box pairs with no cloud" grep -q "pairs with no cloud" <<<"$out"
+check "no --cloud: no pin written" test ! -e "$root/etc/secbox/cloud"
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" --cloud https://cloud.example.com/ 2>&1)
+check "--cloud writes /etc/secbox/cloud 0644 root:root" test "$(mode_owner "$root/etc/secbox/cloud")" = "644 root:root"
+check "the pin holds the URL without its trailing slash" \
+  test "$(grep -v '^#' "$root/etc/secbox/cloud")" = "https://cloud.example.com"
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" --cloud https://other.example.com 2>&1)
+check "another --cloud replaces the pin and says so" \
+  grep -q "the allowed cloud changes from https://cloud.example.com to https://other.example.com" <<<"$out"
+pin_sum=$(sha256sum <"$root/etc/secbox/cloud")
+for bad in http://cloud.example.com https://evil.example@cloud.example.com ftp://x "https://a b" cloud.example.com; do
+  if "$installer" --root "$root" --binary "$binary" --cloud "$bad" >/dev/null 2>&1; then
+    check "--cloud $bad refused" false
+  fi
+done
+check "bad --cloud URLs changed nothing" test "$pin_sum" = "$(sha256sum <"$root/etc/secbox/cloud")"
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
+check "a run without --cloud keeps the pin" test "$pin_sum" = "$(sha256sum <"$root/etc/secbox/cloud")"
+check "the installed daemon reads the pin as its allowed cloud" \
+  bash -c "SECBOX_ETC_DIR='$root/etc/secbox' SECBOX_STATE_DIR='$work/none' '$binary' doctor 2>&1 | grep -q 'https://other.example.com'"
+
 # 3. An existing secbox.env is never overwritten.
 printf 'DEVICE_ID=dev_kept\nCLOUD_BASE_URL=https://cloud.example.com\n' >"$root/etc/secbox/secbox.env"
 chmod 0600 "$root/etc/secbox/secbox.env"

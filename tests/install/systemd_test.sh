@@ -101,7 +101,7 @@ box sh -c 'mkdir -p /etc/systemd/system/secbox.service.d &&
 
 # 1. The install, as a booth box gets it.
 t0=$(date +%s)
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web 2>&1) ||
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1) ||
   { echo "$out"; exit 1; }
 echo "# install.sh took $(($(date +%s) - t0)) s"
 check "install says it installed" grep -q "SecBox is installed" <<<"$out"
@@ -121,7 +121,7 @@ box sh -c 'cat >/etc/secbox/control.json <<EOF
  "jwt":        {"allow": ["rotate"]}}
 EOF
 chown root:secbox /etc/secbox/control.json && chmod 0640 /etc/secbox/control.json'
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web 2>&1) ||
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1) ||
   { echo "$out"; exit 1; }
 check "the polkit rule names the allowed unit" \
   box grep -q '"secbox-test-allowed.service"' /etc/polkit-1/rules.d/50-secbox.rules
@@ -163,6 +163,18 @@ box sh -c 'install -m 0640 -o root -g secbox /root/sim/ca.pem /etc/secbox/cloud-
   runuser -u secbox -- sh -c "umask 077 && echo CLOUD_CA_FILE=/etc/secbox/cloud-ca.pem >>/etc/secbox/secbox.env" &&
   systemctl restart secbox.service'
 qr="{\"v\":1,\"cloudBaseUrl\":\"https://127.0.0.1:8766\",\"deviceId\":\"dev_systemd\",\"bootstrapToken\":\"$bootstrap\",\"gatewayUrl\":\"wss://127.0.0.1:8766/ws/device\",\"communityId\":\"com_local\"}"
+# A QR for another cloud: refused by the installed box, nothing claimed.
+foreign="${qr//https:\/\/127.0.0.1:8766/https://evil.example}"
+foreign="${foreign//wss:\/\/127.0.0.1:8766/wss://evil.example}"
+code=""
+for _ in $(seq 100); do
+  code=$(box curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "$foreign" http://127.0.0.1:8080/pair 2>/dev/null || true)
+  [[ "$code" != 000 ]] && break
+  sleep 0.3
+done
+check "a QR for another cloud is refused ($code)" test "$code" = 400
+check "the installed pin names the installer's --cloud" box grep -qx "https://127.0.0.1:8766" /etc/secbox/cloud
 code=""
 for _ in $(seq 100); do
   code=$(box curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -260,7 +272,7 @@ check "the restarted box answers over the tunnel" grep -q '"units.result"' <<<"$
 grep -q '"units.result"' <<<"$back" || echo "# last answer: $back"
 
 # 6. Reinstall, uninstall, purge.
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web 2>&1)
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1)
 check "a second install changes nothing" grep -q "nothing to change" <<<"$out"
 box /opt/secbox-test/install.sh --uninstall --purge >/dev/null 2>&1 || true
 check "after --purge no secbox process runs" bash -c "! podman exec $name pgrep -f /usr/local/bin/secbox >/dev/null"

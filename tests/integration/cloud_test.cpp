@@ -133,6 +133,8 @@ mode_t mode_of(const std::string& path) {
 TEST_F(CloudE2E, PairedThroughTheFormTheTunnelComesUpWithoutARestartAndComesBackOnNeedsPairing) {
   // A fresh box: no device, no token; only the private cloud's CA is known.
   dir.write("etc/secbox.env", "CLOUD_CA_FILE=" + sim->ca_file() + "\n");
+  // Installed for the simulator's cloud (install.sh --cloud).
+  dir.write("etc/cloud", "# The one cloud this box pairs with.\n" + sim->base_url() + "\n");
   ::unlink(dir.file("state/device.jwt").c_str());
   const std::string bootstrap = "bt_first_boot_0123456789";
   sim->add_bootstrap("dev_new", bootstrap);
@@ -145,6 +147,19 @@ TEST_F(CloudE2E, PairedThroughTheFormTheTunnelComesUpWithoutARestartAndComesBack
   EXPECT_EQ(form.status, 200);
   const std::string qr = R"({"v":1,"cloudBaseUrl":")" + sim->base_url() + R"(","deviceId":"dev_new","bootstrapToken":")" +
                          bootstrap + R"(","gatewayUrl":")" + sim->gateway_url() + R"(","communityId":"com_1"})";
+  // The hijack: another cloud in the QR, or a post from another site.
+  std::string foreign = qr;
+  foreign.replace(foreign.find(sim->base_url()), sim->base_url().size(), "https://evil.example");
+  auto refused = secbox::testing::http_call(port, "POST", "/pair", foreign, "application/json");
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("foreign_cloud"), std::string::npos);
+  refused = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json",
+                                       {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  refused = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json", {{"Host", "evil.example"}});
+  EXPECT_EQ(refused.status, 421) << refused.body;
+  EXPECT_TRUE(sim->last_claim().is_null());
+
   auto paired = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json");
   ASSERT_EQ(paired.status, 200) << paired.body << d.log();
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cloudsim/cloudsim.hpp"
+#include "form_token.hpp"
 #include "http_call.hpp"
 #include "common/certificates.hpp"
 #include "lan/certificate.hpp"
@@ -64,7 +65,9 @@ class PairingTest : public ::testing::Test {
     sim->add_bootstrap("dev_pair", kBootstrap);
   }
 
-  void make(PairingSettings s = {}) {
+  // The box is installed for the simulator's cloud unless a test says otherwise.
+  void make(PairingSettings s = {}, bool pin_the_simulator = true) {
+    if (pin_the_simulator && s.allowed_cloud.empty()) s.allowed_cloud = sim->base_url();
     s.bind_address = "127.0.0.1";
     s.port = 0;
     s.hostname = "caseta-test";
@@ -103,10 +106,21 @@ class PairingTest : public ::testing::Test {
   }
 
   HttpAnswer call(const std::string& method, const std::string& target, const std::string& body = "",
-                  const std::string& type = "") {
-    auto f = std::async(std::launch::async, [=] { return http_call(server->port(), method, target, body, type); });
+                  const std::string& type = "", const secbox::testing::HttpHeaders& headers = {}) {
+    auto f = std::async(std::launch::async,
+                        [=] { return http_call(server->port(), method, target, body, type, headers); });
     run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 30s);
     return f.get();
+  }
+
+  // The form's token, as a browser reads it from the page.
+  std::string form_token() {
+    auto page = call("GET", "/");
+    const std::string marker = "name=\"form\" value=\"";
+    auto at = page.body.find(marker);
+    if (at == std::string::npos) return "";
+    at += marker.size();
+    return page.body.substr(at, page.body.find('"', at) - at);
   }
 
   std::string qr(const std::string& cloud = "", const std::string& token = kBootstrap) {
@@ -119,8 +133,13 @@ class PairingTest : public ::testing::Test {
         .dump();
   }
 
-  HttpAnswer submit(const std::string& text) {
-    return call("POST", "/pair", "qr=" + form_encode(text), "application/x-www-form-urlencoded");
+  // As the browser sends the form: its token, the page's Origin.
+  HttpAnswer submit(const std::string& text, const secbox::testing::HttpHeaders& headers = {}) {
+    const std::string origin = "http://127.0.0.1:" + std::to_string(server->port());
+    auto h = headers;
+    h.emplace("Origin", origin);
+    return call("POST", "/pair", "form=" + form_encode(form_token()) + "&qr=" + form_encode(text),
+                "application/x-www-form-urlencoded", h);
   }
 };
 
@@ -217,17 +236,168 @@ TEST_F(PairingTest, WrongOrUsedTokensAndAnUnreachableCloudAreSaidPlainlyAndNothi
   a = submit(qr());
   EXPECT_EQ(a.status, 400);
   EXPECT_NE(a.body.find("refused the claim: simulated"), std::string::npos);
-  sim->set_claim_status(0);
-  // Nothing listens there.
+  EXPECT_EQ(persisted, 0);
+  EXPECT_FALSE(server->paired());
+}
+
+TEST_F(PairingTest, ACloudThatIsDownIsSaidPlainly) {
+  // Installed for a cloud where nothing listens.
   boost::asio::io_context probe;
   boost::asio::ip::tcp::acceptor closed(probe, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  const int dead_port = closed.local_endpoint().port();
+  const std::string dead = "http://127.0.0.1:" + std::to_string(closed.local_endpoint().port());
   closed.close();
-  a = submit(qr("http://127.0.0.1:" + std::to_string(dead_port)));
+  PairingSettings s;
+  s.allowed_cloud = dead;
+  make(s);
+  auto a = submit(qr(dead));
   EXPECT_EQ(a.status, 502);
   EXPECT_NE(a.body.find("could not be reached"), std::string::npos);
   EXPECT_EQ(persisted, 0);
   EXPECT_FALSE(server->paired());
+}
+
+// The hijack: a QR naming the attacker's cloud. Refused beside the field,
+// and nothing reaches any cloud.
+TEST_F(PairingTest, AQrForAnotherCloudIsRefusedAndNoClaimIsMade) {
+  ::mkdir(dir.file("other").c_str(), 0700);
+  CloudSim other(cloudsim::Options{dir.file("other"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  other.add_bootstrap("dev_pair", kBootstrap);
+  make();
+  auto foreign = json::parse(qr(other.base_url()));
+  foreign["gatewayUrl"] = other.gateway_url();
+  auto a = submit(foreign.dump());
+  EXPECT_EQ(a.status, 400) << a.body;
+  EXPECT_NE(a.body.find("data-field=\"cloudBaseUrl\""), std::string::npos);
+  EXPECT_NE(a.body.find("installed for (" + sim->base_url() + ")"), std::string::npos);
+  a = call("POST", "/pair", foreign.dump(), "application/json");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(json::parse(a.body)["error"], "foreign_cloud");
+  EXPECT_TRUE(other.last_claim().is_null());
+  EXPECT_TRUE(sim->last_claim().is_null());
+  EXPECT_EQ(persisted, 0);
+  // The page says which cloud the box pairs with.
+  EXPECT_NE(call("GET", "/").body.find("id=\"cloud\">" + sim->base_url()), std::string::npos);
+}
+
+TEST_F(PairingTest, ABoxInstalledWithoutACloudPairsWithNone) {
+  make({}, false);
+  auto page = call("GET", "/");
+  EXPECT_NE(page.body.find("pairs with no cloud"), std::string::npos);
+  auto a = submit(qr());
+  EXPECT_EQ(a.status, 400);
+  EXPECT_NE(a.body.find("--cloud"), std::string::npos);
+  EXPECT_TRUE(sim->last_claim().is_null());
+}
+
+// Needs-pairing (§3) on a box in service: the form is back, and still only
+// for the same cloud.
+TEST_F(PairingTest, ABoxThatNeedsPairingAgainRepairsOnlyWithTheSameCloud) {
+  PairingSettings s;
+  s.paired = true;
+  make(s);
+  server->reopen();
+  ::mkdir(dir.file("other").c_str(), 0700);
+  CloudSim other(cloudsim::Options{dir.file("other"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  other.add_bootstrap("dev_pair", kBootstrap);
+  auto a = call("POST", "/pair", qr(other.base_url()), "application/json");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_TRUE(other.last_claim().is_null());
+  a = submit(qr());
+  EXPECT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(persisted, 1);
+}
+
+// A web page a guard's phone opens posts to the box: refused, whatever it
+// carries.
+TEST_F(PairingTest, CrossSitePostsAreRefused) {
+  make();
+  const std::string body = "qr=" + form_encode(qr());
+  for (const secbox::testing::HttpHeaders& h : std::vector<secbox::testing::HttpHeaders>{
+           {{"Origin", "http://evil.example"}},
+           {{"Origin", "null"}},
+           {{"Origin", "http://127.0.0.1:1"}},
+           {{"Sec-Fetch-Site", "cross-site"}},
+           {{"Sec-Fetch-Site", "same-site"}}}) {
+    auto a = call("POST", "/pair", "form=" + form_encode(form_token()) + "&" + body,
+                  "application/x-www-form-urlencoded", h);
+    EXPECT_EQ(a.status, 403) << h.begin()->second;
+    EXPECT_EQ(json::parse(a.body)["error"], "cross_site");
+    a = call("POST", "/pair", qr(), "application/json", h);
+    EXPECT_EQ(a.status, 403) << h.begin()->second;
+  }
+  EXPECT_TRUE(sim->last_claim().is_null());
+  EXPECT_EQ(persisted, 0);
+}
+
+// DNS rebinding: a page on evil.example whose name now points at the box
+// could read the form (its token) and post it as same-origin. The Host says.
+TEST_F(PairingTest, RequestsForAnotherHostNameAreRefused) {
+  make();
+  for (const char* host : {"evil.example", "evil.example:8080", "caseta-test.evil.example", "127.0.0.1.evil.example",
+                           "[::1", "caseta-test:x"}) {
+    auto a = call("GET", "/", "", "", {{"Host", host}});
+    EXPECT_EQ(a.status, 421) << host;
+    a = call("POST", "/pair", qr(), "application/json", {{"Host", host}});
+    EXPECT_EQ(a.status, 421) << host;
+  }
+  for (const char* host : {"127.0.0.1", "192.0.2.7:8080", "[2001:db8::7]:8080", "[::1]", "localhost:8080",
+                           "caseta-test", "CASETA-TEST.local:8080", "caseta-test.lan", "caseta-test.home.arpa"}) {
+    EXPECT_EQ(call("GET", "/", "", "", {{"Host", host}}).status, 200) << host;
+  }
+  EXPECT_TRUE(sim->last_claim().is_null());
+}
+
+TEST_F(PairingTest, AFormPostNeedsTheFormsOwnFreshToken) {
+  make();
+  const std::string origin = "http://127.0.0.1:" + std::to_string(server->port());
+  FormTokens elsewhere;  // another box's (or a restarted one's) key
+  const auto now = std::chrono::system_clock::now();
+  for (const std::string& token : {std::string(), std::string("garbage"), std::string("1.00"),
+                                   elsewhere.issue(), form_token() + "0"}) {
+    auto a = call("POST", "/pair", "form=" + form_encode(token) + "&qr=" + form_encode(qr()),
+                  "application/x-www-form-urlencoded", {{"Origin", origin}});
+    EXPECT_EQ(a.status, 403) << token;
+    EXPECT_NE(a.body.find("Press the button again"), std::string::npos);
+    // The pasted text comes back, with a fresh token to send it.
+    EXPECT_NE(a.body.find("dev_pair"), std::string::npos);
+    EXPECT_NE(a.body.find("name=\"form\" value=\""), std::string::npos);
+  }
+  EXPECT_TRUE(sim->last_claim().is_null());
+  // Tokens expire (two hours) and are bound to their issue time.
+  FormTokens t;
+  EXPECT_TRUE(t.valid(t.issue(now), now + std::chrono::minutes(119)));
+  EXPECT_FALSE(t.valid(t.issue(now), now + std::chrono::minutes(121)));
+  EXPECT_FALSE(t.valid(t.issue(now + std::chrono::hours(1)), now));
+  auto token = t.issue(now);
+  token[0] = token[0] == '1' ? '2' : '1';
+  EXPECT_FALSE(t.valid(token, now));
+  // The form's own token pairs.
+  EXPECT_EQ(submit(qr()).status, 200);
+}
+
+// A cloud that never answers the claim must not keep the administrator
+// out: the claim gives up at its time limit and the next one goes through.
+TEST_F(PairingTest, ASlowClaimIsBoundedAndTheNextOneGoesThrough) {
+  PairingSettings s;
+  s.claim_timeout = 1000ms;
+  make(s);
+  sim->set_claim_delay(2500ms);
+  const auto start = std::chrono::steady_clock::now();
+  auto a = submit(qr());
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(a.status, 502) << a.body;
+  EXPECT_NE(a.body.find("could not be reached"), std::string::npos);
+  EXPECT_LT(took, 2400ms);
+  sim->set_claim_delay(0ms);
+  // The simulator answers one request at a time: let it finish the slow one.
+  // It did claim the box once the box had given up: the token is spent, and
+  // the administrator makes a new QR code.
+  run_until(io, [] { return false; }, 2000ms);
+  sim->add_bootstrap("dev_pair", kBootstrap + "_2");
+  a = submit(qr("", kBootstrap));
+  EXPECT_EQ(a.status, 403) << a.body;
+  a = submit(qr("", kBootstrap + "_2"));
+  EXPECT_EQ(a.status, 200) << a.body;
 }
 
 TEST_F(PairingTest, BodiesOver8KiBAreRefused) {
@@ -241,7 +411,7 @@ TEST_F(PairingTest, ASecondSubmitWhileAClaimIsInFlightIsToldToWait) {
   make();
   sim->set_claim_delay(1500ms);
   const int port = server->port();
-  const std::string body = "qr=" + form_encode(qr());
+  const std::string body = "form=" + form_encode(form_token()) + "&qr=" + form_encode(qr());
   auto first = std::async(std::launch::async,
                           [=] { return http_call(port, "POST", "/pair", body, "application/x-www-form-urlencoded"); });
   run_until(io, [&] { return !sim->last_claim().is_null(); }, 10s);  // the first is at the cloud
@@ -265,7 +435,7 @@ TEST_F(PairingTest, HeadGetsHeadersOnlyOnAKeptAliveConnection) {
     boost::asio::io_context io;
     boost::asio::ip::tcp::socket s(io);
     s.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
-    const std::string both = "HEAD / HTTP/1.1\r\nHost: caseta\r\n\r\nGET / HTTP/1.1\r\nHost: caseta\r\nConnection: close\r\n\r\n";
+    const std::string both = "HEAD / HTTP/1.1\r\nHost: caseta-test\r\n\r\nGET / HTTP/1.1\r\nHost: caseta-test\r\nConnection: close\r\n\r\n";
     boost::asio::write(s, boost::asio::buffer(both));
     std::string out;
     char buf[4096];

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 namespace secbox::pairing {
 namespace {
 
@@ -50,6 +52,15 @@ TEST(Qr, PlainHttpAndWsOnlyForLoopback) {
   EXPECT_EQ(e[0].field, "gatewayUrl");
 }
 
+TEST(Qr, UrlsWithUserInfoBackslashesOrSpacesAreRefused) {
+  for (const char* bad : {"https://evil.example\\@cloud.example.com", "https://cloud.example.com@evil.example",
+                          "https://cloud.example.com /x", "https://cloud.example.com\t"}) {
+    auto e = errors_of(replace(kGood, "\"https://cloud.example.com\"", nlohmann::json(bad).dump()));
+    ASSERT_EQ(e.size(), 1u) << bad;
+    EXPECT_EQ(e[0].field, "cloudBaseUrl");
+  }
+}
+
 TEST(Qr, EachBadFieldIsNamed) {
   struct Case {
     std::string from, to, field;
@@ -89,6 +100,66 @@ TEST(Qr, NotJsonOrTooLargeIsAboutTheWholeText) {
     ASSERT_EQ(e.size(), 1u) << text.substr(0, 20);
     EXPECT_EQ(e[0].field, "qr");
   }
+}
+
+QrCode qr_for(const std::string& cloud, const std::string& gateway) {
+  QrCode qr;
+  qr.cloud_base_url = cloud;
+  qr.gateway_url = gateway;
+  return qr;
+}
+
+std::vector<std::string> fields_of(const std::vector<FieldError>& errors) {
+  std::vector<std::string> f;
+  for (const auto& e : errors) f.push_back(e.field);
+  return f;
+}
+
+TEST(AllowedCloud, TheInstalledCloudAndItsGatewayFit) {
+  const std::string allowed = "https://cloud.example.com";
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://gw.example.com/ws/device"), allowed).empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://Cloud.Example.com:443", "wss://cloud.example.com/ws"), allowed).empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://a.b.example.com/ws"), allowed).empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://example.com/ws"), "https://cloud.example.com/").empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("http://127.0.0.1:8766", "ws://localhost:8767/ws"), "http://127.0.0.1:8766").empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://198.51.100.4/t1", "wss://198.51.100.4:9000/ws"), "https://198.51.100.4/t1/").empty());
+}
+
+TEST(AllowedCloud, AnotherCloudIsRefusedWithAFieldError) {
+  const std::string allowed = "https://cloud.example.com";
+  for (const char* cloud :
+       {"https://evil.example", "https://cloud.example.com.evil.example", "https://cloud.example.com:8443",
+        "https://evil.example/@cloud.example.com", "https://cloud.example.com/other-tenant", "http://127.0.0.1:8766",
+        "https://example.com", "https://gw.example.com"}) {
+    auto e = check_allowed_cloud(qr_for(cloud, "wss://gw.example.com/ws"), allowed);
+    ASSERT_EQ(fields_of(e), std::vector<std::string>{"cloudBaseUrl"}) << cloud;
+    EXPECT_NE(e[0].message.find("https://cloud.example.com"), std::string::npos);
+  }
+  // A path-scoped cloud is one tenant: the same host's other path is another.
+  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://cloud.example.com/t2", "wss://gw.example.com/ws"),
+                                          "https://cloud.example.com/t1")),
+            std::vector<std::string>{"cloudBaseUrl"});
+}
+
+TEST(AllowedCloud, AGatewayOffTheCloudsSiteIsRefused) {
+  const std::string allowed = "https://cloud.example.com";
+  for (const char* gw : {"wss://evil.example/ws", "wss://example.com.evil.example/ws", "wss://badexample.com/ws",
+                                "wss://198.51.100.4/ws", "ws://127.0.0.1:9/ws"}) {
+    EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://cloud.example.com", gw), allowed)),
+              std::vector<std::string>{"gatewayUrl"})
+        << gw;
+  }
+  // A two-label cloud name is its own site: no parent domain to share.
+  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://example.com", "wss://gw.com/ws"), "https://example.com")),
+            std::vector<std::string>{"gatewayUrl"});
+  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://198.51.100.4", "wss://198.51.100.5/ws"), "https://198.51.100.4")),
+            std::vector<std::string>{"gatewayUrl"});
+}
+
+TEST(AllowedCloud, NoAllowedCloudPairsWithNone) {
+  auto e = check_allowed_cloud(qr_for("https://cloud.example.com", "wss://gw.example.com/ws"), "");
+  ASSERT_EQ(fields_of(e), std::vector<std::string>{"cloudBaseUrl"});
+  EXPECT_NE(e[0].message.find("--cloud"), std::string::npos);
 }
 
 }  // namespace

@@ -18,8 +18,11 @@ struct HttpAnswer {
   std::map<std::string, std::string> headers;  // lowercase names
 };
 
+// Extra request headers; a "Host" here replaces the default 127.0.0.1.
+using HttpHeaders = std::map<std::string, std::string>;
+
 inline HttpAnswer http_call(int port, const std::string& method, const std::string& target,
-                            const std::string& body = "", const std::string& content_type = "",
+                            const std::string& body, const std::string& content_type, const HttpHeaders& headers,
                             std::chrono::seconds limit = std::chrono::seconds(20)) {
   namespace beast = boost::beast;
   namespace http = beast::http;
@@ -33,8 +36,9 @@ inline HttpAnswer http_call(int port, const std::string& method, const std::stri
                  ec);
   if (ec) return out;
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
   if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  for (const auto& [name, value] : headers) req.set(name, value);
   req.body() = body;
   req.prepare_payload();
   http::write(stream, req, ec);
@@ -53,6 +57,12 @@ inline HttpAnswer http_call(int port, const std::string& method, const std::stri
     out.headers[name] = std::string(f.value());
   }
   return out;
+}
+
+inline HttpAnswer http_call(int port, const std::string& method, const std::string& target,
+                            const std::string& body = "", const std::string& content_type = "",
+                            std::chrono::seconds limit = std::chrono::seconds(20)) {
+  return http_call(port, method, target, body, content_type, {}, limit);
 }
 
 }  // namespace secbox::testing

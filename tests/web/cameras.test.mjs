@@ -46,6 +46,7 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
   writeFileSync(join(root, 'etc/cameras/gate.env'), 'INPUT=lavfi:testsrc\nSIZE=640x480\nFPS=15\nBITRATE=600k\n');
   writeFileSync(join(root, 'etc/secbox.env'),
                 `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=0\nLAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\n`, { mode: 0o600 });
+  writeFileSync(join(root, 'etc/cloud'), `${ready.baseUrl}\n`);  // install.sh --cloud
   const box = collect(spawn(process.env.SECBOX_BINARY, ['run'], {
     env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
     stdio: ['ignore', 'pipe', 'pipe'] }));

@@ -63,6 +63,7 @@ test('a guard works the gate, offline too, and nothing is sent twice', { timeout
   mkdirSync(join(root, 'state'), { mode: 0o700 });
   writeFileSync(join(root, 'etc/secbox.env'),
                 `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=0\nLAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\n`, { mode: 0o600 });
+  writeFileSync(join(root, 'etc/cloud'), `${ready.baseUrl}\n`);  // install.sh --cloud
   const box = collect(spawn(process.env.SECBOX_BINARY, ['run'], {
     env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
     stdio: ['ignore', 'pipe', 'pipe'] }));

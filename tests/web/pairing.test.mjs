@@ -1,6 +1,7 @@
 // The pairing form in headless Chromium: a fresh `secbox run` (embedded
 // database) and the cloud simulator on 127.0.0.1; the page is filled in as a
-// super-admin would, with a bad QR first, then the right one.
+// super-admin would, with a bad QR first, a QR for another cloud, then the
+// right one; and a page on another site that posts to the form is refused.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… node --test tests/web/pairing.test.mjs
 // Screenshots go to $SECBOX_SCREENSHOTS (default: a temp dir, printed).
 import { test, after } from 'node:test';
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { collect, launchChromium, waitForOutput, stopChildren } from './support.mjs';
 
@@ -37,6 +39,7 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
   mkdirSync(join(root, 'state'), { mode: 0o700 });
   writeFileSync(join(root, 'etc/secbox.env'), `CLOUD_CA_FILE=${join(root, 'sim/ca.pem')}\nPAIRING_PORT=0\nLAN_PORT=0\n`,
                 { mode: 0o600 });
+  writeFileSync(join(root, 'etc/cloud'), `# install.sh --cloud\n${ready.baseUrl}\n`);  // the cloud it was installed for
   const box = collect(spawn(secbox, ['run'], {
     env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -66,6 +69,36 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
     assert.deepEqual(fields, ['cloudBaseUrl', 'bootstrapToken']);
     assert.equal(await page.locator('#qr').getAttribute('aria-invalid'), 'true');
     await page.screenshot({ path: join(shots, 'pairing-errors.png'), fullPage: true });
+
+    // The hijack: a well-formed QR for someone else's cloud.
+    await page.fill('#qr', JSON.stringify({ v: 1, cloudBaseUrl: 'https://evil.example', deviceId: 'dev_web',
+                                           bootstrapToken: bootstrap, gatewayUrl: 'wss://evil.example/ws' }));
+    await page.click('button[type=submit]');
+    const foreign = await page.locator('#qr-errors li').evaluateAll((lis) => lis.map((li) => li.dataset.field));
+    assert.deepEqual(foreign, ['cloudBaseUrl', 'gatewayUrl']);
+    assert.match(await page.locator('#qr-errors').textContent(), new RegExp(`installed for \\(${ready.baseUrl}\\)`));
+    await page.screenshot({ path: join(shots, 'pairing-foreign-cloud.png'), fullPage: true });
+
+    // A page elsewhere (here: another origin on this machine) that a phone
+    // opens posts the right QR to the box: refused, nothing claimed.
+    const evil = createServer((req, res) => {
+      res.setHeader('Content-Type', 'text/html');
+      res.end(`<form id=f method=post action="${url}pair"><input name=qr value='${JSON.stringify({
+        v: 1, cloudBaseUrl: ready.baseUrl, deviceId: 'dev_web', bootstrapToken: bootstrap, gatewayUrl: ready.gatewayUrl,
+      })}'></form><script>document.getElementById('f').submit()</script>`);
+    });
+    await new Promise((resolve) => evil.listen(0, 'localhost', resolve));
+    try {
+      const attacker = await browser.newPage();
+      const posted = attacker.waitForResponse((r) => r.url() === `${url}pair`);
+      await attacker.goto(`http://localhost:${evil.address().port}/`);
+      const refused = await posted;
+      assert.equal(refused.status(), 403);
+      assert.match(await refused.text(), /cross_site/);
+      await attacker.close();
+    } finally {
+      evil.close();
+    }
 
     // The right one.
     await page.fill('#qr', JSON.stringify({ v: 1, cloudBaseUrl: ready.baseUrl, deviceId: 'dev_web',

@@ -26,6 +26,7 @@ struct Paths {
   std::string jwt_file() const { return state_dir + "/device.jwt"; }
   std::string tools_dir() const { return etc_dir + "/tools"; }
   std::string control_file() const { return etc_dir + "/control.json"; }
+  std::string cloud_pin_file() const { return etc_dir + "/cloud"; }  // install.sh --cloud
   std::string compose_dir() const { return state_dir + "/compose"; }
   std::string cameras_dir() const { return etc_dir + "/cameras"; }
   std::string hls_dir() const { return state_dir + "/hls"; }
@@ -41,6 +42,10 @@ struct Config {
   std::string cloud_base_url;
   std::string device_gateway_url;
   bool has_bootstrap = false;  // the token itself is read where it is used
+  // The cloud the installer pinned (etc/cloud), and why it could not be read
+  // (a bad pin does not stop the box: pairing refuses, the rest runs).
+  std::string pinned_cloud;
+  std::string cloud_pin_error;
 
   std::string database_url;  // empty: the embedded cluster in state_dir/pg
   std::string pg_bin_dir;    // embedded cluster: PostgreSQL's bin dir (auto)
@@ -70,7 +75,18 @@ struct Config {
   std::string log_level = "info";
 
   bool paired() const { return !device_id.empty() && !cloud_base_url.empty(); }
+  // The one cloud the pairing form pairs with: the pin, else (a box installed
+  // before pins) the cloud it is paired with; "" when there is none or the
+  // pin is unreadable.
+  std::string allowed_cloud() const {
+    if (!cloud_pin_error.empty()) return "";
+    return pinned_cloud.empty() ? cloud_base_url : pinned_cloud;
+  }
 };
+
+// The pin file's text: one https URL (http only for a loopback host) on a line
+// of its own; blank lines and '#' comments around it.
+Result<std::string> parse_cloud_pin(const std::string& text);
 
 using Environment = std::map<std::string, std::string>;
 

@@ -14,4 +14,15 @@ std::string url_host(const std::string& url);
 // Whether a URL's host is loopback (localhost, 127.0.0.0/8, [::1]).
 bool is_loopback_url(const std::string& url);
 
+// The port, explicit or the scheme's default (http/ws 80, https/wss 443);
+// -1 when it is not a number from 1 to 65535 or the scheme has no default.
+int url_port(const std::string& url);
+
+// "scheme://host:port", lowercase, the port always written: two URLs with
+// the same origin reach the same server. "" when the URL has no such parts.
+std::string url_origin(const std::string& url);
+
+// The path without query, fragment or trailing slashes ("" for the root).
+std::string url_path(const std::string& url);
+
 }  // namespace secbox

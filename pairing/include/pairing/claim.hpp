@@ -1,6 +1,7 @@
 #pragma once
 // The claim call of cloud-protocol §2: POST {cloudBaseUrl}/api/devices/claim.
 // Blocking (libcurl): run it from a BlockingPool task.
+#include <chrono>
 #include <string>
 
 #include "pairing/qr.hpp"
@@ -13,6 +14,7 @@ struct ClaimRequest {
   std::string version;
   std::string lan_cert_sha256;  // lowercase hex of the LAN certificate's DER
   std::string ca_file;          // extra trusted CA (tests, private clouds); may be empty
+  std::chrono::milliseconds timeout{15000};
 };
 
 struct ClaimOutcome {

@@ -8,8 +8,19 @@
 //               then persisted through the hook, also off the loop.
 // Once paired every request gets 410 Gone with the LAN app's link; reopen()
 // (needs-pairing, §3) brings the form back. Limits: 8 KiB bodies and headers,
-// 16 connections, 30 s per request.
+// 16 connections, 30 s per request, one claim at a time bounded by
+// claim_timeout.
+//
+// What it trusts (docs/install.md): only the cloud the box was installed for
+// (allowed_cloud; a QR naming another gets a field error and no claim is
+// made); requests whose Host is the box itself (an IP literal, localhost, its
+// hostname, hostname.local/.lan/.home.arpa: 421 otherwise, which defeats DNS
+// rebinding); posts from its own pages (Origin, else Sec-Fetch-Site, checked:
+// 403 cross_site) carrying the form's own token (403 form_expired). A JSON
+// post needs no token: a cross-site page cannot send one without a CORS
+// preflight, which is never answered.
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,6 +40,10 @@ struct PairingSettings {
   std::string version;
   std::string ca_file;  // extra CA for the claim (private clouds, the simulator)
   int lan_port = 8443;
+  // The one cloud this box pairs with: the installer's pin, else the cloud it
+  // was paired with. Empty: it pairs with none, and the form says why.
+  std::string allowed_cloud;
+  std::chrono::milliseconds claim_timeout{15000};  // the whole claim call, connect included
   bool paired = false;         // start in the "paired" state (410)
   bool needs_pairing = false;  // the form says why it is back
 };

@@ -28,4 +28,11 @@ struct FieldError {
 // ignored.
 std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text);
 
+// A parsed QR against the one cloud this box may pair with (the installer's
+// pin, else the cloud it was paired with): cloudBaseUrl must have its origin
+// and path, gatewayUrl must be on its site (the same IP, both loopback, or
+// the same parent domain: cloud.example.com and gw.example.com). Empty when
+// both fit.
+std::vector<FieldError> check_allowed_cloud(const QrCode& qr, const std::string& allowed_cloud);
+
 }  // namespace secbox::pairing
