@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <ctime>
@@ -11,6 +12,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <unordered_map>
 
 #include "common/atomic_file.hpp"
@@ -170,6 +172,58 @@ int iterations_of(const std::string& hash) {
   return n.find_first_not_of("0123456789") == std::string::npos && !n.empty() ? std::stoi(n) : 0;
 }
 
+// Whether a name check is strong enough to raise an alarm: the whole name,
+// or two words or more, each a whole word of it ("jose nunez" for "José
+// Núñez Soto"; "a" or "jo" are lookups, never alarms). Both normalized.
+bool strong_name_match(const std::string& query, const std::string& name) {
+  if (query == name) return true;
+  std::vector<std::string> words;
+  std::istringstream in(name);
+  for (std::string w; in >> w;) words.push_back(w);
+  std::istringstream q(query);
+  int matched = 0;
+  for (std::string w; q >> w; ++matched) {
+    if (std::find(words.begin(), words.end(), w) == words.end()) return false;
+  }
+  return matched >= 2;
+}
+
+// Alarms one guard may raise: one per ban per 10 minutes (the same car
+// checked again is the same alarm), 20 an hour in all. Bounded: old entries
+// are dropped as new ones come, and guards without any go.
+class AlarmBudget {
+ public:
+  static constexpr auto kRepeat = std::chrono::minutes(10);
+  static constexpr auto kWindow = std::chrono::hours(1);
+  static constexpr std::size_t kPerWindow = 20;
+  static constexpr std::size_t kGuards = 4096;
+
+  // "raised", "repeat" or "limit".
+  const char* take(const std::string& guard, const std::string& ban, Clock::time_point now) {
+    for (auto it = guards_.begin(); it != guards_.end();) {
+      prune(it->second, now);
+      it = it->second.raised.empty() ? guards_.erase(it) : std::next(it);
+    }
+    if (guards_.size() >= kGuards && !guards_.count(guard)) return "limit";
+    auto& g = guards_[guard];
+    for (const auto& [at, id] : g.raised) {
+      if (id == ban && now - at < kRepeat) return "repeat";
+    }
+    if (g.raised.size() >= kPerWindow) return "limit";
+    g.raised.emplace_back(now, ban);
+    return "raised";
+  }
+
+ private:
+  struct Guard {
+    std::deque<std::pair<Clock::time_point, std::string>> raised;  // oldest first
+  };
+  static void prune(Guard& g, Clock::time_point now) {
+    while (!g.raised.empty() && now - g.raised.front().first >= kWindow) g.raised.pop_front();
+  }
+  std::map<std::string, Guard> guards_;
+};
+
 }  // namespace
 
 struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
@@ -191,6 +245,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   log::Logger log{"lan"};
   std::map<std::string, Session> sessions;  // by SHA-256 of the token: the token itself is never kept
   FailureLog by_guard{4096}, by_address{4096};
+  AlarmBudget alarms;
   // An unknown guard, or one without a PIN, is checked against this hash so
   // that it costs what a known one does (guard ids cannot be told apart by
   // time); its iterations follow the last real hash seen.
@@ -362,18 +417,27 @@ void LanApi::Impl::check(const Session& who, const HttpRequest& r, Reply reply) 
   if (!plate || !name) return reply(error(400, "invalid_check", "plate and name must be text of at most 200 characters."));
   const std::string p = LanApi::normalize_plate(*plate), n = LanApi::normalize_name(*name);
   if (p.empty() && n.empty()) return reply(error(400, "invalid_check", "Give a plate or a name to check."));
+  // A minimum query: one or two letters match half the list.
+  if (!p.empty() && p.size() < 2) return reply(error(400, "check_too_short", "Type at least 2 characters of the plate."));
+  if (!n.empty() && std::count_if(n.begin(), n.end(), [](char c) { return c != ' '; }) < 3) {
+    return reply(error(400, "check_too_short", "Type at least 3 letters of the name."));
+  }
   reader.ban_list([self = shared_from_this(), p, n, who, reply](Result<replica::BanList> bans) {
     if (self->stopped) return;
     if (!bans) return reply(error(503, "database_unavailable", "The box cannot read its lists right now."));
     json hits = json::array();
+    std::optional<json> alarm;  // the first strong match: a plate, or the name in whole words
     for (const auto& b : bans.value().bans) {
       const bool plate_hit = !p.empty() && b.value("plate", json()).is_string() &&
                              LanApi::normalize_plate(b["plate"].get<std::string>()) == p;
-      const bool name_hit = !n.empty() && b.value("fullName", json()).is_string() &&
-                            LanApi::normalize_name(b["fullName"].get<std::string>()).find(n) != std::string::npos;
+      const std::string full = b.value("fullName", json()).is_string()
+                                   ? LanApi::normalize_name(b["fullName"].get<std::string>())
+                                   : std::string();
+      const bool name_hit = !n.empty() && !full.empty() && full.find(n) != std::string::npos;
       if (plate_hit || name_hit) hits.push_back(b);
+      if (!alarm && (plate_hit || (name_hit && strong_name_match(n, full)))) alarm = b;
     }
-    self->reader.schedule(today_local(), [self, p, n, who, hits, reply](Result<json> guests) {
+    self->reader.schedule(today_local(), [self, p, n, who, hits, alarm, reply](Result<json> guests) {
       if (self->stopped) return;
       json expected = json::array();
       if (guests) {
@@ -386,16 +450,30 @@ void LanApi::Impl::check(const Session& who, const HttpRequest& r, Reply reply) 
         }
       }
       json answer{{"bans", hits}, {"guests", expected}, {"banned", !hits.empty()}};
-      if (hits.empty()) return reply(ok_json(answer));
-      // A ban matched: the cloud hears of it (alarms are never refused by the queue).
+      if (!alarm) {
+        if (!hits.empty()) answer["alarm"] = "weak_match";  // shown to the guard, not an alarm
+        return reply(ok_json(answer));
+      }
+      const std::string ban_id = (*alarm)["id"].is_string() ? (*alarm)["id"].get<std::string>() : "";
+      const std::string budget = self->alarms.take(who.guard_id, ban_id, Clock::now());
+      answer["alarm"] = budget;
+      if (budget != "raised") {
+        answer["banHitRecorded"] = false;
+        if (budget == "limit") {
+          self->log.warn("A guard's alarms are over their limit; this ban hit is not queued.",
+                         {{"guard_id", who.guard_id}, {"banned_visitor_id", ban_id}});
+        }
+        return reply(ok_json(answer));
+      }
+      // A strong match: the cloud hears of it (the queue keeps a reserve for alarms).
       replica::OutboundEvent e;
       e.client_id = random_uuid();
       e.type = "ban_hit";
       e.occurred_at = format_rfc3339(std::chrono::system_clock::now());
-      e.data = {{"bannedVisitorId", hits[0]["id"]}};
-      if (!p.empty()) e.data["plate"] = hits[0].value("plate", json());
+      e.data = {{"bannedVisitorId", (*alarm)["id"]}};
+      if (!p.empty()) e.data["plate"] = alarm->value("plate", json());
       self->log.warn("A banned visitor was checked at the gate.",
-                     {{"guard_id", who.guard_id}, {"banned_visitor_id", hits[0]["id"].get<std::string>()}});
+                     {{"guard_id", who.guard_id}, {"banned_visitor_id", ban_id}});
       self->queue.enqueue(std::move(e), [answer, reply](Result<replica::Enqueued> r) mutable {
         answer["banHitRecorded"] = static_cast<bool>(r);
         reply(ok_json(answer));

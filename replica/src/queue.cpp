@@ -101,7 +101,10 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
                   {"data", event.data}};
   const auto size = static_cast<std::int64_t>(wire.dump().size());
   if (static_cast<std::size_t>(size) + 200 > limits_.batch_bytes) return invalid("the event is larger than a batch");
-  if (!is_alarm(event.type) && (stats_.depth >= limits_.max_rows || stats_.bytes + size > limits_.max_bytes)) {
+  const bool alarm = is_alarm(event.type);
+  const std::int64_t max_rows = limits_.max_rows + (alarm ? limits_.alarm_reserve_rows : 0);
+  const std::int64_t max_bytes = limits_.max_bytes + (alarm ? limits_.alarm_reserve_bytes : 0);
+  if (stats_.depth >= max_rows || stats_.bytes + size > max_bytes) {
     log_.warn("Refused an event: the outbound queue is full.", {{"type", event.type}, {"depth", stats_.depth}});
     return done(Error{"queue_full", "the outbound queue is full (" + std::to_string(stats_.depth) +
                                         " events waiting for the cloud); nothing was written"});

@@ -450,13 +450,17 @@ TEST_F(LanApiTest, EntriesAndNotesAreQueuedOnceAsTheLoggedInGuardAndChecksFindBa
   EXPECT_EQ(json::parse(a[6].body)["banned"], true);
   EXPECT_EQ(json::parse(a[6].body)["bans"][0]["id"], "b_1");
   EXPECT_EQ(json::parse(a[6].body)["banHitRecorded"], true);
+  EXPECT_EQ(json::parse(a[6].body)["alarm"], "raised");
   EXPECT_EQ(json::parse(a[7].body)["banned"], true);
+  // The same ban checked again by name within 10 minutes: the same alarm.
+  EXPECT_EQ(json::parse(a[7].body)["alarm"], "repeat");
+  EXPECT_EQ(json::parse(a[7].body)["banHitRecorded"], false);
   EXPECT_EQ(json::parse(a[8].body)["banned"], false);
   EXPECT_EQ(a[9].status, 400);
   EXPECT_EQ(a[10].status, 401);
 
   const auto rows = queued();
-  ASSERT_EQ(rows.size(), 4u);  // one entry, one note, two ban hits; nothing twice, nothing invalid
+  ASSERT_EQ(rows.size(), 3u);  // one entry, one note, one ban hit; nothing twice, nothing invalid
   EXPECT_EQ(rows[0].first, "visitor_entry");
   EXPECT_EQ(rows[0].second["guardId"], "g_1");  // the session's guard, not the body's
   EXPECT_EQ(rows[0].second["name"], "María Gómez");
@@ -464,7 +468,59 @@ TEST_F(LanApiTest, EntriesAndNotesAreQueuedOnceAsTheLoggedInGuardAndChecksFindBa
   EXPECT_EQ(rows[1].second["text"], "Portón lento");
   EXPECT_EQ(rows[2].first, "ban_hit");
   EXPECT_EQ(rows[2].second["bannedVisitorId"], "b_1");
-  EXPECT_EQ(rows[3].first, "ban_hit");
+}
+
+// A one-letter name matches half the list: refused. A part of a name is a
+// lookup shown to the guard, not an alarm; alarms per guard are bounded.
+TEST_F(LanApiTest, OnlyAStrongMatchRaisesAnAlarmAndAGuardsAlarmsAreBounded) {
+  const int port = server->port();
+  std::vector<json> bans;
+  for (int i = 0; i < 30; ++i) {
+    bans.push_back({{"id", "b_" + std::to_string(i)}, {"communityId", "com_1"},
+                    {"fullName", "Visitante Prohibido " + std::to_string(i)},
+                    {"plate", "PLT-" + std::to_string(1000 + i)}, {"reason", "Robo"},
+                    {"createdAt", "2026-10-01T12:00:00Z"}});
+  }
+  const int before = applied;
+  snapshot("banned_visitor", 43, bans);
+  ASSERT_TRUE(run_until(io, [&] { return applied == before + 1; }, 20s));
+  bool refreshed = false;
+  reader.refresh([&] { refreshed = true; });
+  ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    const auto login = c.call("POST", "/api/lan/login", login_body("g_1", "2468"));
+    const std::map<std::string, std::string> auth{
+        {"Authorization", "Bearer " + json::parse(login.body).value("token", "")}};
+    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"a"})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({"name":" v i "})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({"plate":"P"})", auth));
+    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"vis"})", auth));        // a part: a lookup
+    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"prohibido"})", auth));  // one word: a lookup
+    for (int i = 0; i < 25; ++i) {
+      v.push_back(c.call("POST", "/api/lan/check", json{{"plate", "plt " + std::to_string(1000 + i)}}.dump(), auth));
+    }
+    return v;
+  });
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(a[i].status, 400) << i;
+    EXPECT_EQ(json::parse(a[i].body)["error"], "check_too_short");
+  }
+  EXPECT_EQ(json::parse(a[3].body)["bans"].size(), 30u);
+  EXPECT_EQ(json::parse(a[3].body)["alarm"], "weak_match");
+  EXPECT_EQ(json::parse(a[4].body)["alarm"], "weak_match");
+  int raised = 0, limited = 0;
+  for (std::size_t i = 5; i < a.size(); ++i) {
+    const auto body = json::parse(a[i].body);
+    EXPECT_EQ(body["banned"], true);
+    raised += body["alarm"] == "raised";
+    limited += body["alarm"] == "limit";
+  }
+  EXPECT_EQ(raised, 20);
+  EXPECT_EQ(limited, 5);
+  const auto rows = queued();
+  EXPECT_EQ(rows.size(), 20u);  // 20 ban hits an hour from one guard, no more
 }
 
 TEST_F(LanApiTest, WhileTheDatabaseIsDownAnEntryIsRefusedNeverFalselyAccepted) {

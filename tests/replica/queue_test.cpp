@@ -102,9 +102,10 @@ TEST_F(QueueTest, MalformedEventsAreRefusedNamingTheField) {
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 0);
 }
 
-TEST_F(QueueTest, AFullQueueRefusesNewEventsClearlyButNeverAnAlarm) {
+TEST_F(QueueTest, AFullQueueRefusesNewEventsClearlyButTakesAlarmsUpToTheirReserve) {
   QueueLimits limits;
   limits.max_rows = 3;
+  limits.alarm_reserve_rows = 2;
   make(limits);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(enqueue(note()));
   auto refused = enqueue(note());
@@ -114,6 +115,12 @@ TEST_F(QueueTest, AFullQueueRefusesNewEventsClearlyButNeverAnAlarm) {
                                      {{"bannedVisitorId", "bv_3"}, {"plate", "XYZ987"}}});
   EXPECT_TRUE(alarm) << alarm.error().message;
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 4);
+  ASSERT_TRUE(enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:31Z", {{"bannedVisitorId", "bv_3"}}}));
+  // Beyond the reserve, alarms too are refused: nothing grows without bound.
+  auto over = enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:32Z", {{"bannedVisitorId", "bv_3"}}});
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, "queue_full");
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 5);
 }
 
 TEST_F(QueueTest, AcknowledgedEventsArePurgedAfterTheirKeepTime) {

@@ -38,6 +38,10 @@ struct OutboundEvent {
 struct QueueLimits {
   std::int64_t max_rows = 100000;             // unacknowledged events
   std::int64_t max_bytes = 64ll << 20;        // their serialized size
+  // Alarms go beyond those limits by this much more at most: a full queue
+  // still takes them, but nothing grows without bound.
+  std::int64_t alarm_reserve_rows = 10000;
+  std::int64_t alarm_reserve_bytes = 8ll << 20;
   std::size_t batch_events = 500;
   std::size_t batch_bytes = 1u << 20;         // the whole events.batch message
   std::size_t batches_in_flight = 4;
@@ -57,7 +61,7 @@ struct Enqueued {
   bool duplicate = false;  // the clientId was already queued: nothing new was written
 };
 
-// Event types accepted even when the queue is full: alarms are never refused.
+// Event types accepted when the queue is full, up to the alarm reserve.
 bool is_alarm(const std::string& type);
 
 class OutboundQueue final : public Component {
