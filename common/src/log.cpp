@@ -9,6 +9,7 @@
 #include <deque>
 #include <mutex>
 #include <shared_mutex>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,7 +29,19 @@ struct State {
   std::shared_mutex secrets_mutex;
   std::vector<std::string> secrets;    // lasting, longest first
   std::deque<std::string> transient;   // newest last, at most kMaxTransient
+  // Rate limiting of repeated warnings and errors, by component and message.
+  struct Repeat {
+    std::chrono::steady_clock::time_point window_start;
+    int written = 0;
+    std::int64_t suppressed = 0;
+  };
+  std::mutex repeat_mutex;
+  std::unordered_map<std::string, Repeat> repeats;  // at most kMaxRepeatKeys
+  std::atomic<int> repeat_burst{10};
+  std::atomic<std::int64_t> repeat_window_ms{60000};
 };
+
+constexpr std::size_t kMaxRepeatKeys = 1024;
 
 State& state() {
   static State* s = new State();  // never destroyed: logging may happen during exit
@@ -157,11 +170,55 @@ std::string_view level_name(Level level) {
 void configure(const Options& options) {
   state().min_level = static_cast<int>(options.min_level);
   state().human = options.human;
+  state().repeat_burst = options.repeat_burst;
+  state().repeat_window_ms = options.repeat_window.count();
+  std::lock_guard lock(state().repeat_mutex);
+  state().repeats.clear();
 }
 
 Options current_options() {
-  return Options{state().human.load(), static_cast<Level>(state().min_level.load())};
+  return Options{state().human.load(), static_cast<Level>(state().min_level.load()), state().repeat_burst.load(),
+                 std::chrono::milliseconds(state().repeat_window_ms.load())};
 }
+
+namespace {
+
+// Whether a warning or error may be written now; *suppressed is how many of
+// its kind were held back since the last one written.
+bool may_write(const std::string& component, std::string_view msg, std::int64_t* suppressed) {
+  auto& st = state();
+  const auto now = std::chrono::steady_clock::now();
+  const auto window = std::chrono::milliseconds(st.repeat_window_ms.load());
+  std::string key = component;
+  key += '\x1f';
+  key.append(msg.data(), msg.size());
+  std::lock_guard lock(st.repeat_mutex);
+  auto it = st.repeats.find(key);
+  if (it == st.repeats.end()) {
+    if (st.repeats.size() >= kMaxRepeatKeys) {
+      for (auto i = st.repeats.begin(); i != st.repeats.end();) {
+        i = now - i->second.window_start >= window && i->second.suppressed == 0 ? st.repeats.erase(i) : std::next(i);
+      }
+      if (st.repeats.size() >= kMaxRepeatKeys) return true;  // too many kinds to follow: write it
+    }
+    it = st.repeats.emplace(std::move(key), State::Repeat{now, 0, 0}).first;
+  }
+  auto& r = it->second;
+  if (now - r.window_start >= window) {
+    r.window_start = now;
+    r.written = 0;
+  }
+  if (r.written >= st.repeat_burst.load()) {
+    ++r.suppressed;
+    return false;
+  }
+  ++r.written;
+  *suppressed = r.suppressed;
+  r.suppressed = 0;
+  return true;
+}
+
+}  // namespace
 
 void set_sink(std::function<void(std::string_view)> sink) {
   std::lock_guard lock(state().write_mutex);
@@ -236,6 +293,8 @@ bool Logger::enabled(Level level) const {
 
 void Logger::write(Level level, std::string_view msg, Fields fields) const {
   if (!enabled(level)) return;
+  std::int64_t suppressed = 0;
+  if (level >= Level::warn && !may_write(component_, msg, &suppressed)) return;
   const std::string ts = format_rfc3339_millis(std::chrono::system_clock::now());
   std::string line;
   if (state().human) {
@@ -266,6 +325,7 @@ void Logger::write(Level level, std::string_view msg, Fields fields) const {
           },
           f.value);
     }
+    if (suppressed > 0) line += " suppressed=" + std::to_string(suppressed);
     // Control characters from outside input must not forge extra log lines.
     for (char& c : line) {
       if (c == '\n' || c == '\r') c = ' ';
@@ -293,6 +353,7 @@ void Logger::write(Level level, std::string_view msg, Fields fields) const {
           },
           f.value);
     }
+    if (suppressed > 0) j["suppressed"] = suppressed;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 

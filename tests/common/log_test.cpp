@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/log.hpp"
@@ -39,6 +40,40 @@ TEST_F(LogTest, JsonLineHasTheStandardFields) {
   EXPECT_EQ(j["rows"], 3);
   EXPECT_EQ(j["ok"], true);
   EXPECT_TRUE(j["ts"].get<std::string>().size() == 24 && j["ts"].get<std::string>().back() == 'Z');
+}
+
+// The database down: the same failure every second. At most the burst per
+// window is written; the first line after says how many were held back.
+TEST_F(LogTest, RepeatedWarningsAreRateLimitedAndCountedWhenTheyResume) {
+  configure(Options{false, Level::debug, 3, std::chrono::milliseconds(300)});
+  Logger l("replica");
+  for (int i = 0; i < 50; ++i) l.error("The database is unreachable.", {{"attempt", i}});
+  l.warn("Another problem.");
+  for (int i = 0; i < 5; ++i) l.info("Not limited.");
+  ASSERT_EQ(lines.size(), 3u + 1u + 5u) << all();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(nlohmann::json::parse(lines[i])["attempt"], i);
+  EXPECT_FALSE(nlohmann::json::parse(lines[0]).contains("suppressed"));
+  lines.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  l.error("The database is unreachable.", {{"attempt", 50}});
+  ASSERT_EQ(lines.size(), 1u);
+  const auto resumed = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(resumed["suppressed"], 47);
+  EXPECT_EQ(resumed["attempt"], 50);
+  // The same message from another component is another line.
+  Logger("tunnel").error("The database is unreachable.");
+  EXPECT_EQ(lines.size(), 2u);
+}
+
+TEST_F(LogTest, RepeatTrackingStaysBoundedWithEndlesslyDifferentMessages) {
+  configure(Options{false, Level::debug, 1, std::chrono::milliseconds(60000)});
+  Logger l("lan");
+  for (int i = 0; i < 5000; ++i) l.warn("Refused " + std::to_string(i));
+  // Every distinct message is written once (none is a repeat) and the table
+  // stops growing at its cap instead of holding 5000 keys.
+  EXPECT_EQ(lines.size(), 5000u);
+  l.warn("Refused 1");
+  EXPECT_EQ(lines.size(), 5000u);  // one of the first 1024: still followed
 }
 
 TEST_F(LogTest, LevelFilter) {

@@ -12,6 +12,12 @@
 //    in the message and in every field;
 //  - anything shaped like a JWS compact token ("eyJ….….…") or a bearer
 //    credential ("Bearer …") is replaced.
+//
+// Repeated warnings and errors are rate-limited: of the lines with the same
+// component and message, at most repeat_burst are written per repeat_window;
+// the first one written after that carries "suppressed": how many were not.
+// Lines differing only in their fields count as the same line.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -48,6 +54,8 @@ using Fields = std::initializer_list<Field>;
 struct Options {
   bool human = false;
   Level min_level = Level::info;
+  int repeat_burst = 10;
+  std::chrono::milliseconds repeat_window{60000};
 };
 
 // Process-wide settings; safe to call at any time from any thread.
