@@ -1,7 +1,7 @@
 #!/bin/sh
 # SecBox installer for a Debian 12 booth box, meant to be piped into sh:
 #
-#   curl -fsSL <url>/install.sh | sh -s -- --from-source /opt/secbox-src
+#   curl -fsSL <cloud>/install.sh | sh -s -- --from-source /opt/secbox-src --cloud <cloud>
 #
 # Everything below is a function; only the last line runs anything, so a
 # download cut short at any byte executes nothing.
