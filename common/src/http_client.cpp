@@ -32,12 +32,14 @@ void curl_init_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-Result<HttpResponse> post_json(const HttpRequest& req) {
+namespace {
+
+Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return Error{"network", "cannot initialise libcurl"};
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  headers = curl_slist_append(headers, "Accept: application/json");
+  curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
+  if (post) headers = curl_slist_append(headers, "Content-Type: application/json");
   if (!req.bearer.empty()) {
     headers = curl_slist_append(headers, ("Authorization: Bearer " + req.bearer).c_str());
   }
@@ -49,8 +51,10 @@ Result<HttpResponse> post_json(const HttpRequest& req) {
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.json_body.c_str());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.json_body.size()));
+  if (post) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.json_body.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.json_body.size()));
+  }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long long>(req.timeout.count(), 10000)));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
@@ -75,5 +79,10 @@ Result<HttpResponse> post_json(const HttpRequest& req) {
   res.body = std::move(sink.body);
   return res;
 }
+
+}  // namespace
+
+Result<HttpResponse> post_json(const HttpRequest& request) { return perform(request, true); }
+Result<HttpResponse> get(const HttpRequest& request) { return perform(request, false); }
 
 }  // namespace secbox

@@ -1,10 +1,10 @@
 #include "media/frigate_events.hpp"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <regex>
+#include <set>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -19,55 +19,153 @@
 namespace secbox::media {
 namespace {
 
-std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* body = static_cast<std::string*>(user);
-  if (body->size() + size * n > (8u << 20)) return 0;
-  body->append(data, size * n);
-  return size * n;
-}
-
+// What one poll read: every event after the cursor up to some point, oldest
+// first and with no gap, so that the cursor can move to the newest of them.
+// `more` when Frigate has newer ones still to read (the next poll follows at
+// once).
 struct Poll {
   bool reachable = false;
   std::string error;
   std::vector<ParsedEvent> events;
   std::size_t skipped = 0;
+  bool more = false;
+  bool newest_first = false;  // this Frigate ignored sort=date_asc (an older release)
+  bool tie_overflow = false;  // a page of events that all start at the same instant
+  std::optional<double> gap_before;  // events after the cursor and before this were not read
 };
 
-Poll poll_once(const std::string& base, double after, std::chrono::milliseconds limit) {
-  curl_init_once();
+struct Page {
+  std::vector<ParsedEvent> events;  // in Frigate's order
+  std::size_t raw = 0;              // entries in the answer, parsed or not
+  std::size_t skipped = 0;
+};
+
+std::string number(double v) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", v);  // exact: a boundary event is not read twice
+  return text;
+}
+
+Result<Page> get_page(const std::string& base, double after, std::optional<double> before, std::size_t limit,
+                      std::chrono::milliseconds timeout) {
+  HttpRequest req;
+  req.url = base + "/api/events?after=" + number(after) + (before ? "&before=" + number(*before) : "") +
+            "&sort=date_asc&limit=" + std::to_string(limit) + "&include_thumbnails=0";
+  req.timeout = timeout;
+  req.max_response = 8u << 20;
+  auto res = get(req);
+  if (!res) return res.error();
+  if (res.value().status != 200) return Error{"network", "HTTP " + std::to_string(res.value().status)};
+  auto json = nlohmann::json::parse(res.value().body, nullptr, false);
+  if (!json.is_array()) return Error{"invalid", "the events answer is not a JSON array"};
+  Page page;
+  page.raw = json.size();
+  for (const auto& e : json) {
+    if (auto parsed = parse_frigate_event(e)) {
+      page.events.push_back(std::move(*parsed));
+    } else {
+      ++page.skipped;
+    }
+  }
+  return page;
+}
+
+bool by_start(const ParsedEvent& a, const ParsedEvent& b) { return a.start_time < b.start_time; }
+
+// Everything after `after`, oldest first. Frigate answers at most `limit`
+// events a request, newest first unless it honours sort=date_asc (recent
+// releases do). Oldest first, a full page may end inside a group of events that
+// share a start time: those are left for the next read, which starts after
+// the last complete instant. Newest first, the pages are walked backwards
+// (`before`, which Frigate compares strictly, set just past the oldest start
+// read so the events tied with it come again) until one reaches the cursor;
+// at most `hold` events are kept, the oldest, and the newer ones are read
+// again by the next poll.
+Poll read_since(const std::string& base, double after, const FrigateEventsSettings& s) {
   Poll p;
-  std::string body;
-  char query[64];
-  std::snprintf(query, sizeof query, "%.17g", after);  // exact: the newest event is not read again
-  const std::string url = base + "/api/events?after=" + query + "&limit=100";
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(limit.count()));
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(curl.get());
-  long status = 0;
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-  if (rc != CURLE_OK || status != 200) {
-    p.error = rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(status);
+  auto first = get_page(base, after, std::nullopt, s.page, s.answer_timeout);
+  if (!first) {
+    p.error = first.error().message;
     return p;
   }
   p.reachable = true;
-  auto json = nlohmann::json::parse(body, nullptr, false);
-  if (!json.is_array()) {
-    p.error = "the events answer is not a JSON array";
+  Page page = std::move(first.value());
+  p.skipped = page.skipped;
+  const bool full = page.raw >= s.page;
+  p.newest_first = !std::is_sorted(page.events.begin(), page.events.end(), by_start);
+  if (!full) {
+    p.events = std::move(page.events);
+    std::stable_sort(p.events.begin(), p.events.end(), by_start);
     return p;
   }
-  for (const auto& e : json) {
-    if (auto parsed = parse_frigate_event(e)) {
-      p.events.push_back(std::move(*parsed));
+  p.more = true;
+  if (!p.newest_first) {
+    p.events = std::move(page.events);
+    const double last = p.events.empty() ? after : p.events.back().start_time;
+    auto cut = std::find_if(p.events.begin(), p.events.end(), [&](const ParsedEvent& e) { return e.start_time == last; });
+    if (cut == p.events.begin()) {
+      p.tie_overflow = true;  // nothing older to stop at: take the instant whole
     } else {
-      ++p.skipped;
+      p.events.erase(cut, p.events.end());
+    }
+    return p;
+  }
+  // Newest first: walk back to the cursor.
+  std::vector<ParsedEvent> held = std::move(page.events);
+  std::stable_sort(held.begin(), held.end(), by_start);
+  std::set<std::string> seen;
+  for (const auto& e : held) seen.insert(e.client_id);
+  bool dropped = false;
+  bool reached = false;
+  std::size_t pages = 1;
+  auto take = [&](Page& older) {
+    p.skipped += older.skipped;
+    std::size_t fresh = 0;
+    for (auto& e : older.events) {
+      if (seen.insert(e.client_id).second) {
+        held.push_back(std::move(e));
+        ++fresh;
+      }
+    }
+    std::stable_sort(held.begin(), held.end(), by_start);
+    ++pages;
+    if (older.raw < s.page) reached = true;
+    return fresh;
+  };
+  while (!reached && pages < s.max_pages && !held.empty()) {
+    const double oldest = held.front().start_time;
+    auto next = get_page(base, after, std::nextafter(oldest, HUGE_VAL), s.page, s.answer_timeout);
+    if (!next) {
+      p.error = next.error().message;
+      p.events.clear();
+      return p;  // nothing moves; the next poll reads again
+    }
+    if (take(next.value()) == 0 && !reached) {
+      // A full page of one instant, all read already: step past it.
+      p.tie_overflow = true;
+      auto strict = get_page(base, after, oldest, s.page, s.answer_timeout);
+      if (!strict) {
+        p.error = strict.error().message;
+        return p;
+      }
+      take(strict.value());
+    }
+    if (held.size() > s.hold) {
+      // Keep the oldest; the newest are read again (and the instant the cut
+      // falls in goes whole, so the cursor never passes one of its events).
+      const double cut = held[s.hold].start_time;
+      held.erase(std::find_if(held.begin(), held.end(), [&](const ParsedEvent& e) { return e.start_time >= cut; }),
+                 held.end());
+      dropped = true;
     }
   }
-  std::sort(p.events.begin(), p.events.end(),
-            [](const ParsedEvent& a, const ParsedEvent& b) { return a.start_time < b.start_time; });
+  if (!reached && !held.empty()) {
+    // Not back to the cursor within the pages one poll may read: the events
+    // older than those held are skipped, and the log says from when.
+    p.gap_before = held.front().start_time;
+  }
+  p.more = dropped || !reached;
+  p.events = std::move(held);
   return p;
 }
 
@@ -124,6 +222,8 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
   std::uint64_t queued = 0;
   bool stopping = false;
   bool busy = false;
+  bool more = false;  // the last poll left newer events to read at once
+  bool said_newest_first = false;
   std::function<void()> on_stopped;
   log::Logger log{"frigate"};
 
@@ -134,6 +234,8 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
       f();
     }
   }
+
+  std::chrono::milliseconds next_poll() const { return more ? std::chrono::milliseconds(0) : settings.poll; }
 
   void schedule(std::chrono::milliseconds in) {
     timer.expires_after(in);
@@ -146,7 +248,7 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     busy = true;
     std::string base = settings.base_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
-    workers.run([base, after = after, limit = settings.answer_timeout] { return poll_once(base, after, limit); },
+    workers.run([base, after = after, s = settings] { return read_since(base, after, s); },
                 [self = shared_from_this()](Poll p) { self->polled(std::move(p)); });
   }
 
@@ -164,23 +266,45 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
       }
       reachable = p.reachable;
     }
+    if (p.newest_first && !said_newest_first) {
+      said_newest_first = true;
+      log.warn("This Frigate answers newest first whatever it is asked (an older release); its events are paged backwards.",
+               {{"url", settings.base_url}});
+    }
+    if (p.skipped) log.warn("Skipped Frigate events without an id, camera, label or start time.", {{"count", p.skipped}});
+    if (p.tie_overflow) log.warn("A whole page of Frigate events starts at one instant; some of them may be missed.", {});
+    if (p.reachable && !p.error.empty()) log.warn("Frigate's events could not be paged.", {{"reason", p.error}});
+    if (p.gap_before) {
+      log.error("Too many Frigate events to page back through; the oldest are skipped.",
+                {{"after", iso(after)}, {"before", iso(*p.gap_before)}});
+    }
+    more = p.more && p.error.empty();
     if (!p.reachable || p.events.empty()) {
       busy = false;
       return schedule(p.reachable ? settings.poll : settings.poll_unreachable);
     }
-    if (p.skipped) log.warn("Skipped Frigate events without an id, camera, label or start time.", {{"count", p.skipped}});
     enqueue(std::make_shared<std::vector<ParsedEvent>>(std::move(p.events)), 0);
+  }
+
+  // The cursor once events [0, i) are durable: the start of the newest of
+  // them that no later event shares (the cursor is compared strictly).
+  double durable_until(const std::vector<ParsedEvent>& events, std::size_t i) const {
+    if (i == events.size()) return i == 0 ? after : events.back().start_time;
+    const double next = events[i].start_time;
+    while (i > 0 && events[i - 1].start_time >= next) --i;
+    return i == 0 ? after : events[i - 1].start_time;
   }
 
   // One after the other, so that the cursor only moves past what is durable.
   void enqueue(std::shared_ptr<std::vector<ParsedEvent>> events, std::size_t i) {
-    if (stopping || i == events->size()) return persist(events->at(i == 0 ? 0 : i - 1).start_time, i);
+    if (stopping || i == events->size()) return persist(durable_until(*events, i), i);
     const auto& e = (*events)[i];
     queue(e.client_id, iso(e.start_time), e.data, [self = shared_from_this(), events, i](bool ok) {
       if (!ok) {
         self->log.warn("A Frigate event could not be queued; it is read again at the next poll.",
                        {{"client_id", (*events)[i].client_id}});
-        return self->persist(i == 0 ? self->after : (*events)[i - 1].start_time, i);
+        self->more = false;
+        return self->persist(self->durable_until(*events, i), i);
       }
       ++self->queued;
       self->enqueue(events, i + 1);
@@ -191,7 +315,7 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     if (count == 0 || cursor <= after) {
       busy = false;
       finish_if_stopping();
-      if (!stopping) schedule(settings.poll);
+      if (!stopping) schedule(next_poll());
       return;
     }
     after = cursor;
@@ -202,7 +326,7 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
                   if (!r) self->log.error("Cannot save the Frigate events cursor.", {{"reason", r.error().message}});
                   self->busy = false;
                   self->finish_if_stopping();
-                  if (!self->stopping) self->schedule(self->settings.poll);
+                  if (!self->stopping) self->schedule(self->next_poll());
                 });
   }
 };

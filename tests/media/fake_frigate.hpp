@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <mutex>
 #include <chrono>
 #include <cstring>
@@ -52,11 +54,13 @@ class FakeFrigate {
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int requests() const { return requests_; }
-  // /api/events?after=T answers the events whose start_time is after T.
+  // /api/events answers these as Frigate does (see serve()).
   void add_event(nlohmann::json event) {
     std::lock_guard<std::mutex> lock(mutex_);
     events_.push_back(std::move(event));
   }
+  // As Frigate releases before `sort` existed: newest first, always.
+  void ignore_sort() { ignore_sort_ = true; }
   std::vector<double> event_queries() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return afters_;
@@ -106,15 +110,39 @@ class FakeFrigate {
     int fps = 10;
     if (auto f = target.find("fps="); f != std::string::npos) fps = std::max(1, std::atoi(target.c_str() + f + 4));
     if (path == "/api/events") {
-      double after = 0;
-      if (auto a = target.find("after="); a != std::string::npos) after = std::atof(target.c_str() + a + 6);
+      const auto param = [&](const std::string& k) -> std::optional<std::string> {
+        const auto q = target.find('?');
+        if (q == std::string::npos) return std::nullopt;
+        std::size_t at = q + 1;
+        while (at <= target.size()) {
+          const auto amp = std::min(target.find('&', at), target.size());
+          const std::string kv = target.substr(at, amp - at);
+          if (kv.compare(0, k.size() + 1, k + "=") == 0) return kv.substr(k.size() + 1);
+          at = amp + 1;
+        }
+        return std::nullopt;
+      };
+      // As Frigate's /api/events: `after` and `before` strict (and ignored
+      // when 0, as Python's `if after:`), newest first unless sort=date_asc,
+      // at most `limit` (100 when not given).
+      const double after = param("after") ? std::atof(param("after")->c_str()) : 0;
+      const double before = param("before") ? std::atof(param("before")->c_str()) : 0;
+      const std::size_t limit = param("limit") ? std::strtoul(param("limit")->c_str(), nullptr, 10) : 100;
+      const bool ascending = !ignore_sort_ && param("sort") == std::optional<std::string>("date_asc");
       nlohmann::json out = nlohmann::json::array();
       {
         std::lock_guard<std::mutex> lock(mutex_);
         afters_.push_back(after);
+        std::vector<nlohmann::json> match;
         for (const auto& e : events_) {
-          if (e.value("start_time", 0.0) > after) out.push_back(e);
+          const double t = e.value("start_time", 0.0);
+          if ((after == 0 || t > after) && (before == 0 || t < before)) match.push_back(e);
         }
+        std::stable_sort(match.begin(), match.end(), [&](const nlohmann::json& a, const nlohmann::json& b) {
+          return ascending ? a.value("start_time", 0.0) < b.value("start_time", 0.0)
+                           : a.value("start_time", 0.0) > b.value("start_time", 0.0);
+        });
+        for (std::size_t i = 0; i < match.size() && i < limit; ++i) out.push_back(match[i]);
       }
       const std::string body = out.dump();
       write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
@@ -157,6 +185,7 @@ class FakeFrigate {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> requests_{0};
+  std::atomic<bool> ignore_sort_{false};
   mutable std::mutex mutex_;
   std::vector<nlohmann::json> events_;
   std::vector<double> afters_;

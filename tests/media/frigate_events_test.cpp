@@ -100,6 +100,102 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
   EXPECT_FALSE(q.accepted[0]["data"].contains("endTime") && q.accepted[1]["data"].contains("endTime"));
 }
 
+// 250 events since the cursor, as after an outage: Frigate answers at most
+// `limit`, so one request cannot read them. Three share a start time (the
+// same frame) across the first page's end, three more across a later one.
+std::vector<json> outage(double now) {
+  std::vector<json> all;
+  for (int i = 0; i < 250; ++i) {
+    double t = now - 3000 + i * 10;
+    if (i == 98 || i == 100) t = now - 3000 + 99 * 10;
+    if (i == 118 || i == 120) t = now - 3000 + 119 * 10;
+    all.push_back(event("ev" + std::to_string(i), t));
+  }
+  return all;
+}
+
+// Every event once, oldest first, whatever the paging.
+void expect_all_once_in_order(const Queue& q, const std::vector<json>& all) {
+  ASSERT_EQ(q.accepted.size(), all.size());
+  EXPECT_EQ(q.calls, static_cast<int>(all.size())) << "none was read twice";
+  std::set<std::string> want;
+  for (const auto& e : all) want.insert(name_uuid("frigate-event:" + e["id"].get<std::string>()));
+  std::set<std::string> got;
+  for (const auto& a : q.accepted) got.insert(a["clientId"].get<std::string>());
+  EXPECT_EQ(got, want);
+  for (std::size_t i = 1; i < q.accepted.size(); ++i) {
+    EXPECT_LE(q.accepted[i - 1]["occurredAt"].get<std::string>(), q.accepted[i]["occurredAt"].get<std::string>()) << i;
+  }
+}
+
+void drain(FakeFrigate& frigate, FrigateEventsSettings s, Queue& q, std::size_t want) {
+  boost::asio::io_context io;
+  BlockingPool workers(io, 1);
+  FrigateEvents events(io, workers, std::move(s), q.hook());
+  events.start();
+  ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() >= want; }, 20s)) << q.accepted.size() << " of " << want;
+  run_until(io, [] { return false; }, 300ms);  // later polls find nothing new
+  bool stopped = false;
+  events.stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  (void)frigate;
+}
+
+TEST(FrigateEvents, AnOutageLongerThanAPageIsReadWholeOldestFirst) {
+  FakeFrigate frigate;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto all = outage(now);
+  for (const auto& e : all) frigate.add_event(e);
+  TempDir dir;
+  Queue q;
+  drain(frigate, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s}, q, all.size());
+  expect_all_once_in_order(q, all);
+  EXPECT_GE(frigate.event_queries().size(), 3u) << "paged";
+  EXPECT_NE(TempDir::read(dir.file("f.json")).find(std::to_string(static_cast<long long>(now - 3000 + 249 * 10))),
+            std::string::npos);
+}
+
+TEST(FrigateEvents, AReleaseThatAnswersNewestFirstIsPagedBackwards) {
+  FakeFrigate frigate;
+  frigate.ignore_sort();
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto all = outage(now);
+  for (const auto& e : all) frigate.add_event(e);
+  std::vector<std::string> lines;
+  log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
+  TempDir dir;
+  Queue q;
+  FrigateEventsSettings s{frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s};
+  s.hold = 120;  // less than the outage: two polls, the newest read again by the second
+  drain(frigate, s, q, all.size());
+  log::set_sink(nullptr);
+  expect_all_once_in_order(q, all);
+  int said = 0;
+  for (const auto& l : lines) said += l.find("newest first") != std::string::npos;
+  EXPECT_EQ(said, 1);
+}
+
+TEST(FrigateEvents, PagingBackFartherThanAPollMayIsLoggedAndMovesOn) {
+  FakeFrigate frigate;
+  frigate.ignore_sort();
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto all = outage(now);
+  for (const auto& e : all) frigate.add_event(e);
+  std::vector<std::string> lines;
+  log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
+  TempDir dir;
+  Queue q;
+  FrigateEventsSettings s{frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s};
+  s.max_pages = 2;  // 200 events back, of 250
+  drain(frigate, s, q, 150);
+  log::set_sink(nullptr);
+  EXPECT_LT(q.accepted.size(), all.size());
+  int said = 0;
+  for (const auto& l : lines) said += l.find("the oldest are skipped") != std::string::npos;
+  EXPECT_GE(said, 1);
+  EXPECT_EQ(q.accepted.back()["clientId"], name_uuid("frigate-event:ev249")) << "the newest still arrive";
+}
+
 TEST(FrigateEvents, UnreachableIsAStateLoggedOnceNotAStorm) {
   std::vector<std::string> lines;
   log::set_sink([&](std::string_view l) { lines.emplace_back(l); });

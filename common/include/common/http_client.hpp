@@ -1,5 +1,6 @@
 #pragma once
-// A small HTTPS client for the box's calls to the cloud (claim, refresh-jwt):
+// A small HTTP(S) client for the box's calls to the cloud (claim, refresh-jwt)
+// and to Frigate:
 // libcurl's easy interface, so it blocks: call it from a BlockingPool task.
 // The server certificate is verified against the system trust store plus an
 // optional extra CA file. The bearer token never reaches a log or an error.
@@ -27,6 +28,8 @@ struct HttpResponse {
 // Errors only when no HTTP answer came back (code "network": DNS, connect,
 // TLS, time-out, or an answer larger than max_response).
 Result<HttpResponse> post_json(const HttpRequest& request);
+// The same rules for a GET (json_body is not sent).
+Result<HttpResponse> get(const HttpRequest& request);
 
 // libcurl's global setup, once per process, from any thread: every user of
 // libcurl calls it first.

@@ -1,11 +1,14 @@
 #pragma once
 // Frigate's detections become `frigate_event`s in the outbound queue (§6):
-// GET <FRIGATE_URL>/api/events?after=<unix time> every few seconds (libcurl on
-// a worker), each event queued with a clientId made from Frigate's id (a
-// name-based UUID: the same event always has the same clientId), so
-// that the queue's idempotency makes it exactly once even when windows
-// overlap or the box restarts; the start time of the newest queued event is
-// persisted (<state>/frigate-events.json) only after the queue has it.
+// GET <FRIGATE_URL>/api/events?after=<unix time>&sort=date_asc&limit=100 every
+// few seconds (libcurl on a worker), paged until every event after the cursor
+// is read: Frigate answers at most `limit` events, and a release that ignores
+// `sort` answers newest first and is paged backwards with `before`. Each event
+// is queued with a clientId made from Frigate's id (a name-based UUID: the
+// same event always has the same clientId), so that the queue's idempotency
+// makes it exactly once even when windows overlap or the box restarts; the
+// start time of the newest queued event is persisted
+// (<state>/frigate-events.json) only after the queue has it.
 // Frigate unreachable is a state (logged once when it changes, polled every
 // 30 s), not an error a poll.
 //
@@ -29,6 +32,9 @@ struct FrigateEventsSettings {
   std::chrono::milliseconds poll{5000};
   std::chrono::milliseconds poll_unreachable{30000};
   std::chrono::milliseconds answer_timeout{5000};
+  std::size_t page = 100;        // Frigate's `limit` a request (its own default)
+  std::size_t hold = 5000;       // events one poll may hold (newest-first Frigates)
+  std::size_t max_pages = 200;   // requests one poll may make paging back
 };
 
 // Queues one event; done(true) once it is durable (or was already queued).
