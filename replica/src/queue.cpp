@@ -2,6 +2,9 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
+#include <iterator>
+
 #include "common/time.hpp"
 #include "session.hpp"
 #include "tunnel/shapes.hpp"
@@ -39,21 +42,45 @@ std::string utc_text(const std::string& column) {
   return "to_char(" + column + " AT TIME ZONE 'UTC', " + kUtc + ")";
 }
 
-// The queue's figures, read in the caller's transaction.
-QueueStats read_stats(pqxx::transaction_base& tx) {
-  QueueStats s;
+// The queue's figures, counted once at start; afterwards they are kept
+// incrementally (enqueue adds, acknowledgement subtracts what it marked).
+struct Counted {
+  QueueStats stats;
+  std::int64_t oldest_seq = 0;
+};
+Counted count_queue(pqxx::transaction_base& tx) {
+  Counted c;
   auto r = tx.exec1("SELECT count(*), COALESCE(sum(size_bytes), 0) FROM outbound_event WHERE acked_at IS NULL");
-  s.depth = r[0].as<std::int64_t>();
-  s.bytes = r[1].as<std::int64_t>();
-  auto oldest = tx.exec("SELECT " + utc_text("enqueued_at") +
+  c.stats.depth = r[0].as<std::int64_t>();
+  c.stats.bytes = r[1].as<std::int64_t>();
+  auto oldest = tx.exec("SELECT seq, " + utc_text("enqueued_at") +
                         " FROM outbound_event WHERE acked_at IS NULL ORDER BY seq LIMIT 1");
-  if (!oldest.empty()) s.oldest_at = oldest[0][0].as<std::string>();
-  return s;
+  if (!oldest.empty()) {
+    c.oldest_seq = oldest[0][0].as<std::int64_t>();
+    c.stats.oldest_at = oldest[0][1].as<std::string>();
+  }
+  return c;
 }
+
+// What one acknowledgement marked, and the oldest event left after it.
+struct Marked {
+  std::int64_t rows = 0, bytes = 0;
+  std::int64_t oldest_seq = 0;
+  std::optional<std::string> oldest_at;
+};
+
+
 
 }  // namespace
 
 bool is_alarm(const std::string& type) { return type == "ban_hit"; }
+
+// One group commit's answer for each distinct clientId, in input order.
+struct OutboundQueue::Written {
+  std::string client_id;
+  Enqueued result;
+  std::optional<std::string> enqueued_at;  // when new
+};
 
 struct OutboundQueue::Row {
   std::int64_t seq = 0;
@@ -67,15 +94,22 @@ OutboundQueue::~OutboundQueue() = default;
 
 void OutboundQueue::start() {
   stopped_ = false;
-  database_.run<QueueStats>(
-      [](Session& s) -> Result<QueueStats> {
+  database_.run<Counted>(
+      [](Session& s) -> Result<Counted> {
         pqxx::read_transaction tx(s.conn());
-        return read_stats(tx);
+        return count_queue(tx);
       },
-      [this](Result<QueueStats> r) {
+      [this](Result<Counted> r) {
         if (stopped_) return;
         if (r) {
-          stats_ = r.value();
+          // Events committed meanwhile were counted by the recount or are
+          // still to be answered; either way the figures add up.
+          stats_.depth += r.value().stats.depth;
+          stats_.bytes += r.value().stats.bytes;
+          if (r.value().stats.oldest_at) {
+            stats_.oldest_at = r.value().stats.oldest_at;
+            oldest_seq_ = r.value().oldest_seq;
+          }
           log_.info("The outbound queue is ready.", {{"depth", stats_.depth}, {"bytes", stats_.bytes}});
         }
         purge();
@@ -104,39 +138,141 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   const bool alarm = is_alarm(event.type);
   const std::int64_t max_rows = limits_.max_rows + (alarm ? limits_.alarm_reserve_rows : 0);
   const std::int64_t max_bytes = limits_.max_bytes + (alarm ? limits_.alarm_reserve_bytes : 0);
-  if (stats_.depth >= max_rows || stats_.bytes + size > max_bytes) {
-    log_.warn("Refused an event: the outbound queue is full.", {{"type", event.type}, {"depth", stats_.depth}});
-    return done(Error{"queue_full", "the outbound queue is full (" + std::to_string(stats_.depth) +
+  // Events not yet committed count too: the limits hold however many callers
+  // are waiting at once.
+  const std::int64_t depth = stats_.depth + unanswered_rows_;
+  if (depth >= max_rows || stats_.bytes + unanswered_bytes_ + size > max_bytes) {
+    log_.warn("Refused an event: the outbound queue is full.", {{"type", event.type}, {"depth", depth}});
+    return done(Error{"queue_full", "the outbound queue is full (" + std::to_string(depth) +
                                         " events waiting for the cloud); nothing was written"});
   }
-  database_.run<Enqueued>(
-      [event = std::move(event), size](Session& s) -> Result<Enqueued> {
-        pqxx::work tx(s.conn());
-        tx.exec0("SET LOCAL synchronous_commit = on");  // durable before anyone is told so
-        auto inserted = tx.exec_params(
-            "INSERT INTO outbound_event (client_id, type, occurred_at, data, size_bytes) "
-            "VALUES ($1::uuid, $2, $3::timestamptz, $4::jsonb, $5) ON CONFLICT (client_id) DO NOTHING RETURNING seq",
-            event.client_id, event.type, event.occurred_at, event.data.dump(), size);
-        Enqueued out;
-        if (inserted.empty()) {
-          out.duplicate = true;
-          out.seq = tx.exec_params1("SELECT seq FROM outbound_event WHERE client_id = $1::uuid", event.client_id)[0]
-                        .as<std::int64_t>();
-        } else {
-          out.seq = inserted[0][0].as<std::int64_t>();
+  ++unanswered_rows_;
+  unanswered_bytes_ += size;
+  waiting_.push_back(Waiting{std::move(event), size, std::move(done)});
+  if (!committing_) commit_waiting();
+}
+
+Result<std::vector<OutboundQueue::Written>> OutboundQueue::insert_group(Session& session, const std::string& rows) {
+  pqxx::work tx(session.conn());
+  tx.exec0("SET LOCAL synchronous_commit = on");  // durable before anyone is told so
+  // One statement for the whole group: rows new to the queue get their seq in
+  // the callers' order; a clientId already queued keeps its own.
+  auto r = tx.exec_params(
+      "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) "
+      "                 AS x(n integer, c uuid, t text, o timestamptz, d jsonb, s integer)), "
+      "ins AS (INSERT INTO outbound_event (client_id, type, occurred_at, data, size_bytes) "
+      "        SELECT c, t, o, d, s FROM input ORDER BY n "
+      "        ON CONFLICT (client_id) DO NOTHING RETURNING client_id, seq, enqueued_at) "
+      "SELECT i.c::text, ins.seq IS NOT NULL, "
+      "COALESCE(ins.seq, (SELECT e.seq FROM outbound_event e WHERE e.client_id = i.c)), " +
+          utc_text("ins.enqueued_at") + " FROM input i LEFT JOIN ins ON ins.client_id = i.c ORDER BY i.n",
+      rows);
+  tx.commit();
+  std::vector<Written> out;
+  out.reserve(r.size());
+  for (const auto& row : r) {
+    Written w;
+    w.client_id = row[0].as<std::string>();
+    w.result.duplicate = !row[1].as<bool>();
+    w.result.seq = row[2].as<std::int64_t>();
+    if (!row[3].is_null()) w.enqueued_at = row[3].as<std::string>();
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+// Group commit: every event that arrived while the previous commit was in
+// flight goes into the next one (at most kGroup), one INSERT and one
+// synchronous COMMIT for all of them; each caller is answered after it.
+void OutboundQueue::commit_waiting() {
+  constexpr std::size_t kGroup = 1000;
+  if (waiting_.empty()) return;
+  committing_ = true;
+  auto group = std::make_shared<std::vector<Waiting>>();
+  const std::size_t n = std::min(kGroup, waiting_.size());
+  group->reserve(n);
+  std::move(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(*group));
+  waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n));
+  // Each clientId once; a second caller with the same one learns it is a duplicate.
+  json rows = json::array();
+  std::set<std::string> distinct;
+  for (std::size_t i = 0; i < group->size(); ++i) {
+    const auto& e = (*group)[i].event;
+    if (!distinct.insert(e.client_id).second) continue;
+    rows.push_back({{"n", i}, {"c", e.client_id}, {"t", e.type}, {"o", e.occurred_at}, {"d", e.data}, {"s", (*group)[i].size}});
+  }
+  database_.run<std::vector<Written>>(
+      [rows = rows.dump()](Session& s) { return insert_group(s, rows); },
+      [this, group](Result<std::vector<Written>> r) {
+        ++commits_;
+        if (!r && r.error().code == "database" && group->size() > 1) {
+          // One event the server refuses must not fail the others: each
+          // goes again in a group of its own.
+          log_.warn("A group of events was refused; committing them one by one.", {{"reason", r.error().message}});
+          for (auto it = group->rbegin(); it != group->rend(); ++it) waiting_.push_front(std::move(*it));
+          committing_ = false;
+          return commit_one_by_one(group->size());
         }
-        tx.commit();
-        return out;
-      },
-      [this, size, done = std::move(done)](Result<Enqueued> r) {
-        if (r && !r.value().duplicate) {
-          if (stats_.depth == 0) stats_.oldest_at = format_rfc3339_millis(std::chrono::system_clock::now());
-          ++stats_.depth;
-          stats_.bytes += size;
-          pump();
-        }
-        done(std::move(r));
+        // Answered while still committing: what the callers enqueue next
+        // waits for the next group instead of starting one of its own.
+        answer_group(*group, r);
+        committing_ = false;
+        commit_waiting();
       });
+}
+
+void OutboundQueue::commit_one_by_one(std::size_t count) {
+  if (count == 0 || waiting_.empty()) return commit_waiting();
+  committing_ = true;
+  auto group = std::make_shared<std::vector<Waiting>>();
+  group->push_back(std::move(waiting_.front()));
+  waiting_.pop_front();
+  const auto& e = group->front().event;
+  json rows = json::array({{{"n", 0}, {"c", e.client_id}, {"t", e.type}, {"o", e.occurred_at}, {"d", e.data},
+                            {"s", group->front().size}}});
+  database_.run<std::vector<Written>>(
+      [rows = rows.dump()](Session& s) { return insert_group(s, rows); },
+      [this, group, count](Result<std::vector<Written>> r) {
+        ++commits_;
+        answer_group(*group, r);
+        committing_ = false;
+        commit_one_by_one(count - 1);
+      });
+}
+
+void OutboundQueue::answer_group(std::vector<Waiting>& group, const Result<std::vector<Written>>& r) {
+  std::map<std::string, const Written*> by_id;
+  if (r) {
+    for (const auto& w : r.value()) by_id.emplace(w.client_id, &w);
+  }
+  std::set<std::string> answered;
+  bool added = false;
+  for (auto& w : group) {
+    --unanswered_rows_;
+    unanswered_bytes_ -= w.size;
+    if (!r) {
+      w.done(r.error());
+      continue;
+    }
+    auto it = by_id.find(w.event.client_id);
+    if (it == by_id.end()) {
+      w.done(Error{"database", "the event's row was not returned"});
+      continue;
+    }
+    Enqueued out = it->second->result;
+    if (!answered.insert(w.event.client_id).second) out.duplicate = true;  // the same clientId twice in one group
+    if (!out.duplicate) {
+      if (stats_.depth == 0 || oldest_seq_ == 0 || out.seq < oldest_seq_) {
+        oldest_seq_ = out.seq;
+        stats_.oldest_at = it->second->enqueued_at;
+      }
+      ++stats_.depth;
+      stats_.bytes += w.size;
+      added = true;
+    }
+    w.done(std::move(out));
+  }
+  if (added) pump();
 }
 
 void OutboundQueue::attach(Uplink uplink) {
@@ -265,24 +401,48 @@ void OutboundQueue::acknowledged(const std::vector<std::string>& client_ids) {
     if (is_uuid(id)) ids.push_back(id);
   }
   if (ids.empty()) return;
-  database_.run<QueueStats>(
-      [ids](Session& s) -> Result<QueueStats> {
-        pqxx::work tx(s.conn());
-        tx.exec_params0("UPDATE outbound_event SET acked_at = now() WHERE client_id = ANY($1::uuid[]) "
-                        "AND acked_at IS NULL",
-                        uuid_array(ids));
-        auto stats = read_stats(tx);
-        tx.commit();
-        return stats;
+  // One statement, one round trip: mark what the ack names and was not yet
+  // marked, sum what that was, and find the oldest event left, starting at
+  // the oldest known (its index entries below are the dead ones earlier
+  // acknowledgements left). Its cost grows with the batch, not the queue.
+  database_.run<Marked>(
+      [ids, from = oldest_seq_](Session& s) -> Result<Marked> {
+        pqxx::nontransaction tx(s.conn());
+        auto r = tx.exec_params1(
+            "WITH acked AS (UPDATE outbound_event SET acked_at = now() "
+            "               WHERE client_id = ANY($1::uuid[]) AND acked_at IS NULL RETURNING seq, size_bytes), "
+            "oldest AS (SELECT seq, enqueued_at FROM outbound_event WHERE acked_at IS NULL AND seq >= $2 "
+            "           AND seq NOT IN (SELECT seq FROM acked) ORDER BY seq LIMIT 1) "
+            "SELECT (SELECT count(*) FROM acked), (SELECT COALESCE(sum(size_bytes), 0) FROM acked), "
+            "(SELECT seq FROM oldest), (SELECT " +
+                utc_text("enqueued_at") + " FROM oldest)",
+            uuid_array(ids), from);
+        Marked m;
+        m.rows = r[0].as<std::int64_t>();
+        m.bytes = r[1].as<std::int64_t>();
+        if (!r[2].is_null()) {
+          m.oldest_seq = r[2].as<std::int64_t>();
+          m.oldest_at = r[3].as<std::string>();
+        }
+        return m;
       },
-      [this](Result<QueueStats> r) {
+      [this](Result<Marked> r) {
         if (!r) {
           // Not marked: the events are sent again later, which the cloud
           // deduplicates. Nothing is lost.
           log_.warn("Could not mark acknowledged events.", {{"reason", r.error().message}});
           return;
         }
-        stats_ = r.value();
+        stats_.depth = std::max<std::int64_t>(0, stats_.depth - r.value().rows);
+        stats_.bytes = std::max<std::int64_t>(0, stats_.bytes - r.value().bytes);
+        // Events committed after this statement are answered after it too,
+        // and set the oldest themselves when the queue was empty.
+        oldest_seq_ = r.value().oldest_seq;
+        stats_.oldest_at = r.value().oldest_at;
+        if (stats_.depth == 0) {
+          oldest_seq_ = 0;
+          stats_.oldest_at.reset();
+        }
       });
 }
 

@@ -11,6 +11,7 @@
 // the appliance, after the database.
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -93,9 +94,20 @@ class OutboundQueue final : public Component {
   // Figures for tests and benchmarks.
   std::int64_t batches_sent() const { return batches_sent_; }
   std::int64_t events_sent() const { return events_sent_; }
+  std::int64_t commits() const { return commits_; }  // enqueue transactions
 
  private:
   struct Row;
+  struct Waiting {
+    OutboundEvent event;
+    std::int64_t size = 0;
+    std::function<void(Result<Enqueued>)> done;
+  };
+  void commit_waiting();
+  void commit_one_by_one(std::size_t count);
+  struct Written;
+  static Result<std::vector<Written>> insert_group(Session& session, const std::string& rows);
+  void answer_group(std::vector<Waiting>& group, const Result<std::vector<Written>>& r);
   void pump();
   void send_batch(std::vector<Row> rows);
   void acknowledged(const std::vector<std::string>& client_ids);
@@ -106,6 +118,11 @@ class OutboundQueue final : public Component {
   QueueLimits limits_;
   Uplink uplink_;
   QueueStats stats_;
+  std::int64_t oldest_seq_ = 0;  // seq of the oldest unacknowledged event; 0: none known
+  std::deque<Waiting> waiting_;  // enqueued, not yet in a commit
+  bool committing_ = false;
+  std::int64_t unanswered_rows_ = 0;  // waiting or being committed
+  std::int64_t unanswered_bytes_ = 0;
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer purge_timer_;
   log::Logger log_{"queue"};
@@ -117,6 +134,7 @@ class OutboundQueue final : public Component {
   std::map<std::string, std::vector<std::string>> in_flight_;  // batch id → clientIds
   std::int64_t batches_sent_ = 0;
   std::int64_t events_sent_ = 0;
+  std::int64_t commits_ = 0;
 };
 
 }  // namespace secbox::replica
