@@ -100,6 +100,10 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   using namespace std::chrono;
   const long long secs_since_epoch =
       days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec - offset_s;
+  // The clock counts nanoseconds in 64 bits: about 1678 to 2262. A time
+  // outside that is refused, not overflowed.
+  constexpr long long kLimit = duration_cast<seconds>(system_clock::duration::max()).count() - 1;
+  if (secs_since_epoch < -kLimit || secs_since_epoch > kLimit) return std::nullopt;
   return system_clock::time_point(duration_cast<system_clock::duration>(
       seconds(secs_since_epoch) + std::chrono::nanoseconds(nanos)));
 }

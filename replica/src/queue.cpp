@@ -29,6 +29,22 @@ bool is_uuid(const std::string& s) {
   return true;
 }
 
+// jsonb cannot hold U+0000 in a string (nor a key).
+bool holds_nul(const json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>().find('\0') != std::string::npos;
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key().find('\0') != std::string::npos || holds_nul(it.value())) return true;
+    }
+  }
+  if (j.is_array()) {
+    for (const auto& v : j) {
+      if (holds_nul(v)) return true;
+    }
+  }
+  return false;
+}
+
 // A PostgreSQL array literal of UUIDs (already checked to be UUIDs).
 std::string uuid_array(const std::vector<std::string>& ids) {
   std::string out = "{";
@@ -82,9 +98,10 @@ struct OutboundQueue::Written {
   std::optional<std::string> enqueued_at;  // when new
 };
 
+// One event as it goes in events.batch: its JSON text, as PostgreSQL writes it.
 struct OutboundQueue::Row {
   std::int64_t seq = 0;
-  std::string client_id, type, occurred_at, data;
+  std::string client_id, json;
 };
 
 OutboundQueue::OutboundQueue(boost::asio::io_context& loop, Database& database, QueueLimits limits)
@@ -131,6 +148,7 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   if (!shape) return invalid("type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result");
   if (!parse_rfc3339(event.occurred_at)) return invalid("occurredAt must be an RFC 3339 time");
   if (auto problem = tunnel::shapes::check(*shape, event.data)) return invalid("data." + problem->describe());
+  if (holds_nul(event.data)) return invalid("data must not contain U+0000");
   const json wire{{"clientId", event.client_id}, {"type", event.type}, {"occurredAt", event.occurred_at},
                   {"data", event.data}};
   const auto size = static_cast<std::int64_t>(wire.dump().size());
@@ -187,12 +205,16 @@ Result<std::vector<OutboundQueue::Written>> OutboundQueue::insert_group(Session&
 void OutboundQueue::commit_waiting() {
   constexpr std::size_t kGroup = 1000;
   if (waiting_.empty()) return;
-  committing_ = true;
   auto group = std::make_shared<std::vector<Waiting>>();
   const std::size_t n = std::min(kGroup, waiting_.size());
   group->reserve(n);
   std::move(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(*group));
   waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n));
+  commit_group(std::move(group), [this] { commit_waiting(); });
+}
+
+void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, std::function<void()> then) {
+  committing_ = true;
   // Each clientId once; a second caller with the same one learns it is a duplicate.
   json rows = json::array();
   std::set<std::string> distinct;
@@ -203,40 +225,27 @@ void OutboundQueue::commit_waiting() {
   }
   database_.run<std::vector<Written>>(
       [rows = rows.dump()](Session& s) { return insert_group(s, rows); },
-      [this, group](Result<std::vector<Written>> r) {
+      [this, group, then = std::move(then)](Result<std::vector<Written>> r) mutable {
         ++commits_;
         if (!r && r.error().code == "database" && group->size() > 1) {
-          // One event the server refuses must not fail the others: each
-          // goes again in a group of its own.
-          log_.warn("A group of events was refused; committing them one by one.", {{"reason", r.error().message}});
-          for (auto it = group->rbegin(); it != group->rend(); ++it) waiting_.push_front(std::move(*it));
-          committing_ = false;
-          return commit_one_by_one(group->size());
+          // A row the server refuses must not fail the others: the group is
+          // halved until the refused event is alone.
+          log_.warn("A group of events was refused; committing it in halves.",
+                    {{"events", group->size()}, {"reason", r.error().message}});
+          const auto half = static_cast<std::ptrdiff_t>(group->size() / 2);
+          auto first = std::make_shared<std::vector<Waiting>>(std::make_move_iterator(group->begin()),
+                                                              std::make_move_iterator(group->begin() + half));
+          auto second = std::make_shared<std::vector<Waiting>>(std::make_move_iterator(group->begin() + half),
+                                                               std::make_move_iterator(group->end()));
+          return commit_group(std::move(first), [this, second, then = std::move(then)]() mutable {
+            commit_group(std::move(second), std::move(then));
+          });
         }
         // Answered while still committing: what the callers enqueue next
         // waits for the next group instead of starting one of its own.
         answer_group(*group, r);
         committing_ = false;
-        commit_waiting();
-      });
-}
-
-void OutboundQueue::commit_one_by_one(std::size_t count) {
-  if (count == 0 || waiting_.empty()) return commit_waiting();
-  committing_ = true;
-  auto group = std::make_shared<std::vector<Waiting>>();
-  group->push_back(std::move(waiting_.front()));
-  waiting_.pop_front();
-  const auto& e = group->front().event;
-  json rows = json::array({{{"n", 0}, {"c", e.client_id}, {"t", e.type}, {"o", e.occurred_at}, {"d", e.data},
-                            {"s", group->front().size}}});
-  database_.run<std::vector<Written>>(
-      [rows = rows.dump()](Session& s) { return insert_group(s, rows); },
-      [this, group, count](Result<std::vector<Written>> r) {
-        ++commits_;
-        answer_group(*group, r);
-        committing_ = false;
-        commit_one_by_one(count - 1);
+        then();
       });
 }
 
@@ -292,6 +301,7 @@ void OutboundQueue::on_welcomed() {
   welcomed_ = true;
   loading_ = false;
   in_flight_.clear();
+  sent_seq_.clear();
   last_sent_seq_ = 0;  // everything unacknowledged goes again, oldest first
   pump();
 }
@@ -301,6 +311,7 @@ void OutboundQueue::on_disconnected() {
   welcomed_ = false;
   loading_ = false;
   in_flight_.clear();
+  sent_seq_.clear();
   retry_timer_.cancel();
 }
 
@@ -326,11 +337,22 @@ void OutboundQueue::pump() {
                                     ", data::text FROM outbound_event WHERE acked_at IS NULL AND seq > $1 "
                                     "ORDER BY seq LIMIT $2",
                                 after, limit);
+        // Each event's §6 form, as text, here: the loop only joins them, and
+        // nothing is parsed again. Every part is safe to splice: a UUID, a
+        // type from the table's CHECK list, a time to_char wrote, and jsonb's
+        // own output.
         std::vector<Row> rows;
         rows.reserve(r.size());
         for (const auto& row : r) {
-          rows.push_back(Row{row[0].as<std::int64_t>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                             row[3].as<std::string>(), row[4].as<std::string>()});
+          Row out{row[0].as<std::int64_t>(), row[1].as<std::string>(), {}};
+          const std::string_view type(row[2].c_str(), row[2].size());
+          const std::string_view at(row[3].c_str(), row[3].size());
+          const std::string_view data(row[4].c_str(), row[4].size());
+          out.json.reserve(80 + out.client_id.size() + type.size() + at.size() + data.size());
+          out.json.append("{\"clientId\":\"").append(out.client_id).append("\",\"type\":\"");
+          out.json.append(type).append("\",\"occurredAt\":\"").append(at).append("\",\"data\":");
+          out.json.append(data).push_back('}');
+          rows.push_back(std::move(out));
         }
         return rows;
       },
@@ -351,23 +373,24 @@ void OutboundQueue::pump() {
 }
 
 void OutboundQueue::send_batch(std::vector<Row> rows) {
-  json events = json::array();
+  std::string payload = "{\"events\":[";
   std::vector<std::string> ids;
   std::size_t bytes = 200;  // the envelope around the events
   std::int64_t last_seq = last_sent_seq_;
   for (auto& row : rows) {
-    json e{{"clientId", row.client_id}, {"type", row.type}, {"occurredAt", row.occurred_at},
-           {"data", json::parse(row.data)}};
-    const auto size = e.dump().size() + 1;
-    if (!events.empty() && bytes + size > limits_.batch_bytes) break;  // the rest go next
+    const auto size = row.json.size() + 1;
+    if (!ids.empty() && bytes + size > limits_.batch_bytes) break;  // the rest go next
     bytes += size;
-    events.push_back(std::move(e));
-    ids.push_back(row.client_id);
+    if (!ids.empty()) payload.push_back(',');
+    payload += row.json;
+    sent_seq_[row.client_id] = row.seq;
+    ids.push_back(std::move(row.client_id));
     last_seq = row.seq;
   }
+  payload += "]}";
   const auto session = session_;
-  auto id = uplink_.dispatcher->request(
-      "events.batch", {{"events", std::move(events)}}, limits_.ack_timeout,
+  auto id = uplink_.dispatcher->request_serialized(
+      "events.batch", payload, limits_.ack_timeout,
       [this, session, ids](Result<tunnel::Envelope> r) {
         if (session != session_) return;
         if (r && r.value().type == "events.ack") {
@@ -401,22 +424,44 @@ void OutboundQueue::acknowledged(const std::vector<std::string>& client_ids) {
     if (is_uuid(id)) ids.push_back(id);
   }
   if (ids.empty()) return;
+  // Events this connection sent are marked by seq, the primary key, in the
+  // order they lie on disk; anything else (a late ack) by clientId.
+  std::vector<std::int64_t> seqs;
+  seqs.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto it = sent_seq_.find(id);
+    if (it == sent_seq_.end()) break;
+    seqs.push_back(it->second);
+  }
+  const bool by_seq = seqs.size() == ids.size();
+  if (by_seq) {
+    for (const auto& id : ids) sent_seq_.erase(id);
+  }
+  std::string keys;
+  if (by_seq) {
+    keys = "{";
+    for (std::size_t i = 0; i < seqs.size(); ++i) keys += (i ? "," : "") + std::to_string(seqs[i]);
+    keys += "}";
+  } else {
+    keys = uuid_array(ids);
+  }
   // One statement, one round trip: mark what the ack names and was not yet
   // marked, sum what that was, and find the oldest event left, starting at
   // the oldest known (its index entries below are the dead ones earlier
   // acknowledgements left). Its cost grows with the batch, not the queue.
   database_.run<Marked>(
-      [ids, from = oldest_seq_](Session& s) -> Result<Marked> {
+      [keys = std::move(keys), by_seq, from = oldest_seq_](Session& s) -> Result<Marked> {
         pqxx::nontransaction tx(s.conn());
+        const std::string match = by_seq ? "seq = ANY($1::bigint[])" : "client_id = ANY($1::uuid[])";
         auto r = tx.exec_params1(
             "WITH acked AS (UPDATE outbound_event SET acked_at = now() "
-            "               WHERE client_id = ANY($1::uuid[]) AND acked_at IS NULL RETURNING seq, size_bytes), "
+            "               WHERE " + match + " AND acked_at IS NULL RETURNING seq, size_bytes), "
             "oldest AS (SELECT seq, enqueued_at FROM outbound_event WHERE acked_at IS NULL AND seq >= $2 "
             "           AND seq NOT IN (SELECT seq FROM acked) ORDER BY seq LIMIT 1) "
             "SELECT (SELECT count(*) FROM acked), (SELECT COALESCE(sum(size_bytes), 0) FROM acked), "
             "(SELECT seq FROM oldest), (SELECT " +
                 utc_text("enqueued_at") + " FROM oldest)",
-            uuid_array(ids), from);
+            keys, from);
         Marked m;
         m.rows = r[0].as<std::int64_t>();
         m.bytes = r[1].as<std::int64_t>();

@@ -7,6 +7,9 @@
 
 #include <pqxx/pqxx>
 #include <random>
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include "cloudsim/cloudsim.hpp"
 #include "common/ids.hpp"
@@ -99,6 +102,9 @@ TEST_F(QueueTest, MalformedEventsAreRefusedNamingTheField) {
   e = note();
   e.occurred_at = "yesterday";
   EXPECT_EQ(enqueue(e).error().message, "occurredAt must be an RFC 3339 time");
+  e = note();
+  e.data["text"] = std::string("a\0b", 3);  // PostgreSQL's jsonb cannot hold U+0000
+  EXPECT_EQ(enqueue(e).error().message, "data must not contain U+0000");
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 0);
 }
 
@@ -137,6 +143,140 @@ TEST_F(QueueTest, AcknowledgedEventsArePurgedAfterTheirKeepTime) {
     tx.commit();
   }
   EXPECT_TRUE(run_until(io, [&] { return scalar("SELECT count(*) FROM outbound_event") == 1; }, 10s));
+}
+
+TEST_F(QueueTest, CallersAtOnceShareCommitsAndEachIsAnsweredForItsOwnEvent) {
+  make();
+  constexpr int kCallers = 64;
+  const auto twice = random_uuid();
+  std::vector<OutboundEvent> events;
+  for (int i = 0; i < kCallers; ++i) events.push_back(note());
+  events[10].client_id = twice;
+  events[11].client_id = twice;
+  // A row the server refuses (here a trigger refuses it) fails alone, not
+  // the events committed beside it.
+  {
+    pqxx::connection c(db.url());
+    pqxx::work tx(c);
+    tx.exec0("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF NEW.data->>'text' = 'refuse me' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$");
+    tx.exec0("CREATE TRIGGER refuse BEFORE INSERT ON outbound_event FOR EACH ROW EXECUTE FUNCTION refuse()");
+    tx.commit();
+  }
+  events[20].data["text"] = "refuse me";
+  std::vector<std::optional<Result<Enqueued>>> answers(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    queue->enqueue(events[i], [&, i](Result<Enqueued> r) {
+      EXPECT_FALSE(answers[i]) << "answered twice";
+      answers[i] = std::move(r);
+    });
+  }
+  ASSERT_TRUE(run_until(io, [&] { return std::all_of(answers.begin(), answers.end(), [](auto& a) { return a.has_value(); }); }, 30s));
+  int ok = 0, duplicates = 0;
+  for (int i = 0; i < kCallers; ++i) {
+    if (i == 20) {
+      ASSERT_FALSE(*answers[i]);
+      EXPECT_EQ(answers[i]->error().code, "database");
+      continue;
+    }
+    ASSERT_TRUE(*answers[i]) << i << ": " << answers[i]->error().message;
+    ok += !answers[i]->value().duplicate;
+    duplicates += answers[i]->value().duplicate;
+  }
+  EXPECT_EQ(ok, kCallers - 2);
+  EXPECT_EQ(duplicates, 1);
+  EXPECT_EQ(answers[10]->value().seq, answers[11]->value().seq);
+  EXPECT_LT(queue->commits(), kCallers) << "grouped";
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), kCallers - 2);
+  EXPECT_EQ(queue->stats().depth, kCallers - 2);
+  EXPECT_EQ(queue->stats().bytes, scalar("SELECT sum(size_bytes) FROM outbound_event"));
+  // The queue's order is the callers' order.
+  EXPECT_LT(answers[0]->value().seq, answers[kCallers - 1]->value().seq);
+}
+
+TEST_F(QueueTest, TheLimitHoldsForCallersAtOnce) {
+  QueueLimits limits;
+  limits.max_rows = 10;
+  make(limits);
+  int ok = 0, full = 0, answered = 0;
+  for (int i = 0; i < 32; ++i) {
+    queue->enqueue(note(), [&](Result<Enqueued> r) {
+      ++answered;
+      ok += bool(r);
+      full += !r && r.error().code == "queue_full";
+    });
+  }
+  ASSERT_TRUE(run_until(io, [&] { return answered == 32; }, 30s));
+  EXPECT_EQ(ok, 10);
+  EXPECT_EQ(full, 22);
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 10);
+}
+
+// Acknowledgements in any order, repeated, partial, naming unknown events:
+// the figures kept on the loop equal a recount.
+TEST_F(QueueTest, IncrementalFiguresEqualARecountWhateverTheAcks) {
+  make();
+  constexpr int kEvents = 1200;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kEvents; ++i) {
+    ids.push_back(random_uuid());
+    OutboundEvent e = note(ids.back());
+    e.data["text"] = std::string(static_cast<std::size_t>(i % 50), 'x') + "ronda";
+    ASSERT_TRUE(enqueue(e));
+  }
+  ::mkdir(dir.file("sim").c_str(), 0700);
+  cloudsim::CloudSim sim(cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  sim.set_auto_ack_events(false);
+  tunnel::SessionSettings s;
+  s.tunnel.gateway_url = sim.gateway_url();
+  s.tunnel.device_id = "dev_1";
+  s.tunnel.version = "test";
+  s.tunnel.ca_file = sim.ca_file();
+  s.rotator = tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 3600s, 7200s};
+  s.boot_id = random_uuid();
+  tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_1"));
+  queue->attach({&session.dispatcher(), [&] { return session.tunnel().writable(); },
+                 [&](const std::string& why) { session.tunnel().reconnect(why); }});
+  session.on_welcomed([&] { queue->on_welcomed(); });
+  session.on_disconnected([&] { queue->on_disconnected(); });
+  session.start();
+  ASSERT_TRUE(run_until(io, [&] { return sim.distinct_events() == kEvents; }, 30s));
+  auto ack = [&](std::vector<std::string> names) {
+    sim.send_text(json{{"v", 1}, {"type", "events.ack"}, {"id", "m_" + random_uuid()}, {"ts", "2026-12-03T10:00:00Z"},
+                       {"payload", {{"clientIds", names}}}}
+                      .dump());
+  };
+  auto recount_matches = [&] {
+    pqxx::connection c(db.url());
+    pqxx::read_transaction tx(c);
+    auto r = tx.exec1("SELECT count(*), COALESCE(sum(size_bytes), 0), (SELECT to_char(enqueued_at AT TIME ZONE 'UTC', "
+                      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM outbound_event WHERE acked_at IS NULL ORDER BY seq LIMIT 1) "
+                      "FROM outbound_event WHERE acked_at IS NULL");
+    const auto& st = queue->stats();
+    const std::optional<std::string> oldest = r[2].is_null() ? std::nullopt : std::optional<std::string>(r[2].as<std::string>());
+    return st.depth == r[0].as<std::int64_t>() && st.bytes == r[1].as<std::int64_t>() && st.oldest_at == oldest;
+  };
+  std::vector<std::string> middle(ids.begin() + 600, ids.begin() + 700);
+  std::reverse(middle.begin(), middle.end());
+  ack(middle);
+  ack(std::vector<std::string>(ids.begin() + 650, ids.begin() + 660));  // again
+  ack({random_uuid(), "not-a-uuid"});                                    // unknown
+  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == kEvents - 100; }, 10s));
+  EXPECT_TRUE(recount_matches());
+  ack(std::vector<std::string>(ids.begin(), ids.begin() + 10));  // the oldest: the oldest moves
+  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == kEvents - 110; }, 10s));
+  EXPECT_TRUE(recount_matches());
+  ack({ids[10], ids[700], random_uuid()});  // known and unknown together
+  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == kEvents - 112; }, 10s));
+  EXPECT_TRUE(recount_matches());
+  ack(ids);
+  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == 0; }, 10s));
+  EXPECT_TRUE(recount_matches());
+  EXPECT_FALSE(queue->stats().oldest_at);
+  EXPECT_EQ(queue->stats().bytes, 0);
+  bool stopped = false;
+  session.stop([&] { stopped = true; });
+  run_until(io, [&] { return stopped; }, 10s);
 }
 
 TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) {

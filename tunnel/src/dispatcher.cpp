@@ -78,18 +78,34 @@ std::optional<std::string> Dispatcher::request(const std::string& type, nlohmann
   e.ts = format_rfc3339(std::chrono::system_clock::now());
   e.payload = std::move(payload);
   if (!sender_(serialize(e))) return std::nullopt;
+  track(e.id, type, timeout, std::move(on_response));
+  return e.id;
+}
+
+std::optional<std::string> Dispatcher::request_serialized(const std::string& type, std::string_view payload_json,
+                                                          std::chrono::milliseconds timeout, Response on_response) {
+  Envelope e;
+  e.type = type;
+  e.id = ids_.next();
+  e.ts = format_rfc3339(std::chrono::system_clock::now());
+  if (!sender_(serialize_with_payload(e, payload_json))) return std::nullopt;
+  track(e.id, type, timeout, std::move(on_response));
+  return e.id;
+}
+
+void Dispatcher::track(const std::string& id, const std::string& type, std::chrono::milliseconds timeout,
+                       Response on_response) {
   auto p = std::make_unique<Pending>(loop_);
   p->type = type;
   p->on_response = std::move(on_response);
   p->timer.expires_after(timeout);
   // The timer dies with its Pending (or the dispatcher): an aborted wait must
   // not touch `this`.
-  p->timer.async_wait([this, id = e.id](boost::system::error_code ec) {
+  p->timer.async_wait([this, id](boost::system::error_code ec) {
     if (ec) return;
     complete(id, secbox::make_error("timeout", "no reply from the cloud in time"));
   });
-  pending_.emplace(e.id, std::move(p));
-  return e.id;
+  pending_.emplace(id, std::move(p));
 }
 
 void Dispatcher::complete(const std::string& id, Result<Envelope> result) {

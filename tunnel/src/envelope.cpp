@@ -79,6 +79,18 @@ std::string serialize(const Envelope& e) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+std::string serialize_with_payload(const Envelope& e, std::string_view payload_json) {
+  Envelope head = e;
+  head.payload = json::object();
+  std::string text = serialize(head);
+  // The payload is the last member: the text ends with "payload":{}}.
+  text.resize(text.size() - 3);
+  text.reserve(text.size() + payload_json.size() + 1);
+  text.append(payload_json);
+  text.push_back('}');
+  return text;
+}
+
 Envelope make_error(std::string id, std::string ts, std::optional<std::string> re,
                     std::string_view code, std::string_view message) {
   Envelope e;

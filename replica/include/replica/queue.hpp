@@ -14,8 +14,10 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -104,7 +106,7 @@ class OutboundQueue final : public Component {
     std::function<void(Result<Enqueued>)> done;
   };
   void commit_waiting();
-  void commit_one_by_one(std::size_t count);
+  void commit_group(std::shared_ptr<std::vector<Waiting>> group, std::function<void()> then);
   struct Written;
   static Result<std::vector<Written>> insert_group(Session& session, const std::string& rows);
   void answer_group(std::vector<Waiting>& group, const Result<std::vector<Written>>& r);
@@ -132,6 +134,7 @@ class OutboundQueue final : public Component {
   std::uint64_t session_ = 0;     // bumped on every welcome and disconnect
   std::int64_t last_sent_seq_ = 0;  // this session's high-water mark
   std::map<std::string, std::vector<std::string>> in_flight_;  // batch id → clientIds
+  std::unordered_map<std::string, std::int64_t> sent_seq_;      // clientId → seq, sent and not yet acknowledged
   std::int64_t batches_sent_ = 0;
   std::int64_t events_sent_ = 0;
   std::int64_t commits_ = 0;

@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <unordered_set>
 #include <thread>
 
 #include "common/atomic_file.hpp"
@@ -95,7 +96,7 @@ struct CloudSim::Impl {
   bool auto_welcome = true;
   bool auto_ack = true;
   std::vector<std::string> after_welcome;
-  std::set<std::string> event_ids;  // distinct clientIds of every events.batch
+  std::unordered_set<std::string> event_ids;  // distinct clientIds of every events.batch
   long events_total = 0;
   int sessions_opened = 0;
   int sessions_rejected = 0;
@@ -478,7 +479,14 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
 void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
   auto j = json::parse(text, nullptr, false);
   if (j.is_discarded()) j = json{{"unparsed", text}};
-  record(Received{j, "", false, s.id()});
+  // Recorded once answered (below), moved, not copied: a drain sends
+  // thousands of batches of 500 events.
+  struct Recorder {
+    Impl& impl;
+    json& message;
+    int session;
+    ~Recorder() { impl.record(Received{std::move(message), "", false, session}); }
+  } recorder{*this, j, s.id()};
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return;
   const auto type = j["type"].get<std::string>();
   bool welcome, ack;
@@ -504,19 +512,24 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
     }
     for (const auto& text : script) s.send(text, false);
   } else if (type == "events.batch") {
-    std::lock_guard lock(mu);
-    for (const auto& e : j["payload"].value("events", json::array())) {
-      if (!e.contains("clientId") || !e["clientId"].is_string()) continue;
-      ++events_total;
-      event_ids.insert(e["clientId"].get<std::string>());
-    }
-  }
-  if (type == "events.batch" && ack) {
+    static const json kNone = json::array();
+    const auto payload = j.find("payload");
+    const json& events = payload != j.end() && payload->is_object() && payload->contains("events") &&
+                                 (*payload)["events"].is_array()
+                             ? (*payload)["events"]
+                             : kNone;
     json ids = json::array();
-    for (const auto& e : j["payload"].value("events", json::array())) {
-      if (e.contains("clientId")) ids.push_back(e["clientId"]);
+    {
+      std::lock_guard lock(mu);
+      for (const auto& e : events) {
+        if (!e.is_object() || !e.contains("clientId")) continue;
+        ids.push_back(e["clientId"]);
+        if (!e["clientId"].is_string()) continue;
+        ++events_total;
+        event_ids.insert(e["clientId"].get<std::string>());
+      }
     }
-    s.send(envelope("events.ack", {{"clientIds", ids}}), false);
+    if (ack) s.send(envelope("events.ack", {{"clientIds", std::move(ids)}}), false);
   }
 }
 

@@ -95,6 +95,9 @@ class Dispatcher {
   // Returns the request's id, or nullopt (and no call) when the tunnel is down.
   std::optional<std::string> request(const std::string& type, nlohmann::json payload,
                                      std::chrono::milliseconds timeout, Response on_response);
+  // The same with the payload already serialized (see serialize_with_payload).
+  std::optional<std::string> request_serialized(const std::string& type, std::string_view payload_json,
+                                                std::chrono::milliseconds timeout, Response on_response);
   // Fails every request still waiting (the connection they were sent on is gone).
   void fail_pending(const std::string& why);
   std::size_t pending() const;
@@ -109,6 +112,8 @@ class Dispatcher {
     PayloadCheck check;
   };
   void complete(const std::string& id, Result<Envelope> result);
+  void track(const std::string& id, const std::string& type, std::chrono::milliseconds timeout,
+             Response on_response);
   void route(Envelope& e);
 
   boost::asio::io_context& loop_;

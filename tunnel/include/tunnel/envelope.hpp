@@ -39,6 +39,10 @@ std::variant<Envelope, Malformed> parse_envelope(std::string_view text);
 
 // {"v":1,"type","id","ts","re"?,"payload"}, keys in that order.
 std::string serialize(const Envelope& envelope);
+// The same with a payload already serialized (a JSON object's text, which the
+// caller guarantees: the queue's events as PostgreSQL wrote them), spliced in
+// without being parsed again.
+std::string serialize_with_payload(const Envelope& envelope, std::string_view payload_json);
 
 // The `error` reply of §4.1: payload {"code","message"}, `re` when known.
 Envelope make_error(std::string id, std::string ts, std::optional<std::string> re,
