@@ -3,6 +3,7 @@
 // and each JSON field's column and SQL type. The SQL that moves a row from the
 // cloud's JSON into its columns is built from this one table, for snapshots
 // and deltas alike. Private to replica/.
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,20 @@ struct EntitySpec {
     for (const auto& c : columns) {
       std::string e = std::string("(r->>'") + c.field + "')";
       if (std::string(c.type) != "text") e += std::string("::") + c.type;
+      out += (out.empty() ? "" : ", ") + e;
+    }
+    return out;
+  }
+  // The table a snapshot is staged in (migrations/0004): id, version, then
+  // c1…c8, the columns in spec order, all text.
+  static constexpr std::size_t kStagedColumns = 8;
+  std::string staging_table() const { return std::string("snapshot_rows_") + entity; }
+  // The staged columns cast to their types, in spec order.
+  std::string select_from_staging() const {
+    std::string out;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      std::string e = "c" + std::to_string(i + 1);
+      if (std::string(columns[i].type) != "text") e += std::string("::") + columns[i].type;
       out += (out.empty() ? "" : ", ") + e;
     }
     return out;

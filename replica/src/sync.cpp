@@ -2,6 +2,9 @@
 
 #include <pqxx/pqxx>
 
+#include <array>
+#include <tuple>
+
 #include "entities.hpp"
 #include "session.hpp"
 #include "tunnel/shapes.hpp"
@@ -16,30 +19,48 @@ constexpr std::size_t kMaxRowsPerChunk = 5000;
 
 // ---- on the database thread ----
 
-void stage_rows(pqxx::work& tx, const std::string& entity, const std::string& snapshot_id, int chunk,
-                const std::vector<std::string>& rows) {
-  pqxx::stream_to copy(tx, "snapshot_staging",
-                       std::vector<std::string>{"entity", "snapshot_id", "chunk", "seq", "row_data"});
-  int seq = 0;
-  for (const auto& r : rows) copy << std::make_tuple(entity, snapshot_id, chunk, seq++, r);
+// A checked row as its staging table's fields: id, version, c1…c8 (COPY
+// escapes them).
+using Field = std::optional<std::string>;
+using StagedRow = std::tuple<Field, Field, Field, Field, Field, Field, Field, Field, Field, Field>;
+
+Field field_text(const json& v) {
+  if (v.is_null()) return std::nullopt;
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+StagedRow staged_row(const EntitySpec& spec, const json& row) {
+  std::array<Field, EntitySpec::kStagedColumns> c;
+  for (std::size_t i = 0; i < spec.columns.size() && i < c.size(); ++i) {
+    auto it = row.find(spec.columns[i].field);
+    if (it != row.end()) c[i] = field_text(*it);
+  }
+  return StagedRow{field_text(row["id"]), row.contains("version") ? field_text(row["version"]) : std::nullopt,
+                   std::move(c[0]), std::move(c[1]), std::move(c[2]), std::move(c[3]),
+                   std::move(c[4]), std::move(c[5]), std::move(c[6]), std::move(c[7])};
+}
+
+void stage_rows(pqxx::work& tx, const EntitySpec& spec, const std::vector<StagedRow>& rows) {
+  pqxx::stream_to copy(tx, spec.staging_table(),
+                       std::vector<std::string>{"id", "version", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"});
+  for (const auto& r : rows) copy << r;
   copy.complete();
 }
 
 // Replaces the entity's whole set with the staged snapshot and moves the
-// cursor, in the caller's transaction.
+// cursor, in the caller's transaction. Readers see the old set until it
+// commits (a DELETE, not a TRUNCATE, which would block them).
 std::int64_t swap_in(pqxx::work& tx, const EntitySpec& spec, const std::string& snapshot_id, std::int64_t version) {
   tx.exec0(std::string("DELETE FROM ") + spec.table);
   const auto inserted = tx.exec_params(
       std::string("INSERT INTO ") + spec.table + " (id, version, deleted, " + spec.column_list() + ") " +
-          "SELECT r->>'id', COALESCE((r->>'version')::bigint, $3), false, " + spec.select_from_json() +
-          " FROM (SELECT row_data AS r FROM snapshot_staging WHERE entity = $1 AND snapshot_id = $2"
-          " ORDER BY chunk, seq) s",
-      std::string(spec.entity), snapshot_id, version);
+          "SELECT id, COALESCE(version, $1), false, " + spec.select_from_staging() + " FROM " + spec.staging_table(),
+      version);
   tx.exec_params0(
       "UPDATE sync_cursor SET version = $2, snapshot_version = $2, snapshot_id = $3,"
       " last_snapshot_at = now(), last_applied_at = now() WHERE entity = $1",
       std::string(spec.entity), version, snapshot_id);
-  tx.exec_params0("DELETE FROM snapshot_staging WHERE entity = $1", std::string(spec.entity));
+  tx.exec0("TRUNCATE " + spec.staging_table());
   return static_cast<std::int64_t>(inserted.affected_rows());
 }
 
@@ -137,7 +158,7 @@ void SyncDown::drop_partial(const std::string& entity, const std::string& why) {
   database_.run<int>(
       [entity](Session& s) -> Result<int> {
         pqxx::work tx(s.conn());
-        tx.exec_params0("DELETE FROM snapshot_staging WHERE entity = $1", entity);
+        tx.exec0("TRUNCATE " + entity_spec(entity)->staging_table());
         tx.commit();
         return 0;
       },
@@ -185,9 +206,10 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
     partial->problem = "chunk " + std::to_string(chunk) + " has " + std::to_string(rows.size()) +
                        " rows; at most 5000 are allowed";
   }
-  std::vector<std::string> staged;
+  std::vector<StagedRow> staged;
   if (!partial->problem) {
     const auto* shape = tunnel::shapes::row(entity);
+    const auto* spec = entity_spec(entity);
     staged.reserve(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i) {
       if (auto problem = tunnel::shapes::check(*shape, rows[i])) {
@@ -195,7 +217,7 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
         staged.clear();
         break;
       }
-      staged.push_back(rows[i].dump());
+      staged.push_back(staged_row(*spec, rows[i]));
     }
   }
   const bool last = chunk == chunks;
@@ -216,20 +238,19 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
   database_.run<std::int64_t>(
       [entity, snapshot_id, chunk, last, version, expected,
        staged = std::move(staged)](Session& s) -> Result<std::int64_t> {
+        const auto& spec = *entity_spec(entity);
         pqxx::work tx(s.conn());
-        if (chunk == 1) tx.exec_params0("DELETE FROM snapshot_staging WHERE entity = $1", entity);
-        stage_rows(tx, entity, snapshot_id, chunk, staged);
+        if (chunk == 1) tx.exec0("TRUNCATE " + spec.staging_table());
+        stage_rows(tx, spec, staged);
         std::int64_t rows = 0;
         if (last) {
           // A chunk whose staging failed earlier must not leave a short set.
-          const auto have = tx.exec_params1(
-              "SELECT count(*) FROM snapshot_staging WHERE entity = $1 AND snapshot_id = $2", entity, snapshot_id)[0]
-                                .as<std::int64_t>();
+          const auto have = tx.exec1("SELECT count(*) FROM " + spec.staging_table())[0].as<std::int64_t>();
           if (have != expected) {
             return Error{"internal", "snapshot " + snapshot_id + " was not staged whole; the old set stays"};
           }
           try {
-            rows = swap_in(tx, *entity_spec(entity), snapshot_id, version);
+            rows = swap_in(tx, spec, snapshot_id, version);
           } catch (const pqxx::unique_violation&) {
             return Error{"invalid_args", "snapshot " + snapshot_id + " holds the same id twice"};
           } catch (const pqxx::data_exception&) {

@@ -114,7 +114,7 @@ TEST_F(SyncTest, ThreeChunkSnapshotIsSwappedInWholeAndAckedOnlyAtTheLast) {
   EXPECT_EQ(scalar("SELECT version FROM banned_visitor WHERE id = 'd'"), 190);  // a row's own version
   EXPECT_EQ(scalar("SELECT version FROM banned_visitor WHERE id = 'a'"), 187);
   EXPECT_EQ(scalar("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'"), 187);
-  EXPECT_EQ(scalar("SELECT count(*) FROM snapshot_staging"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM snapshot_rows_banned_visitor"), 0);
 
   bool read = false;
   reader.refresh([&] { read = true; });
@@ -155,7 +155,7 @@ TEST_F(SyncTest, AGapIsRefusedAndTheOldSetStays) {
   EXPECT_NE(replies[0]["payload"]["message"].get<std::string>().find("expected chunk 2, got 3"), std::string::npos);
   EXPECT_EQ(names(), (std::vector<std::string>{"Old One", "Old Two"}));
   EXPECT_EQ(scalar("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'"), 5);
-  EXPECT_EQ(scalar("SELECT count(*) FROM snapshot_staging"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM snapshot_rows_banned_visitor"), 0);
 }
 
 TEST_F(SyncTest, AnInvalidRowAnywhereRefusesTheWholeSnapshotAtItsLastChunk) {
