@@ -2,6 +2,7 @@
 # playing a community with one guard (g_1, PIN 2468) and 5,000 bans.
 # Needs $secbox and $cloudsim; sets work, pids (killed on exit), box (the
 # daemon's pid), lan (its LAN port) and token (the guard's session).
+# box_env (an array, optional): VAR=value words the daemon starts with.
 # shellcheck shell=bash
 : "${secbox:?}" "${cloudsim:?}"
 work=$(mktemp -d)
@@ -40,7 +41,8 @@ mkdir -m 0750 "$work/etc"
 mkdir -m 0700 "$work/state"
 printf 'CLOUD_CA_FILE=%s\nPAIRING_PORT=0\nLAN_PORT=0\nSECBOX_LOG_LEVEL=info\n' "$work/sim/ca.pem" >"$work/etc/secbox.env"
 printf '%s\n' "$base" >"$work/etc/cloud"  # install.sh --cloud
-SECBOX_ETC_DIR="$work/etc" SECBOX_STATE_DIR="$work/state" "$secbox" run >"$work/box.log" 2>&1 &
+# shellcheck disable=SC2154 # box_env is the sourcing script's, when it has one
+env ${box_env[@]+"${box_env[@]}"} SECBOX_ETC_DIR="$work/etc" SECBOX_STATE_DIR="$work/state" "$secbox" run >"$work/box.log" 2>&1 &
 box=$!
 pids+=("$box")
 port_of() { sed -n "s/.*$1\.\",\"port\":\([0-9]*\).*/\1/p" "$work/box.log" | head -1; }
