@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 
+#include "common/pin_hash.hpp"
 #include "common/time.hpp"
 #include "tunnel/envelope.hpp"
 
@@ -251,25 +252,6 @@ ShapePtr tagged(std::string tag, std::map<std::string, ShapePtr, std::less<>> va
   return s;
 }
 
-// Standard padded base64 → decoded length, or nullopt when it is not that.
-std::optional<std::size_t> padded_base64_length(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  std::size_t pad = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '=') {
-      if (i < text.size() - 2) return std::nullopt;
-      ++pad;
-      continue;
-    }
-    if (pad) return std::nullopt;  // data after padding
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '+' || c == '/';
-    if (!ok) return std::nullopt;
-  }
-  return text.size() / 4 * 3 - pad;
-}
-
 struct Registry {
   std::map<std::string, ShapePtr, std::less<>> messages;
   std::map<std::string, ShapePtr, std::less<>> rows;
@@ -285,7 +267,7 @@ struct Registry {
                            req("role", one_of({"guard", "admin", "resident"})),
                            req("displayName", str()),
                            opt("pinHash", rule(is_valid_pin_hash,
-                                               "must be pbkdf2-sha256$<iterations ≥ 10000>$<salt ≥ 16 bytes, "
+                                               "must be pbkdf2-sha256$<10000 to 2000000 iterations>$<salt ≥ 16 bytes, "
                                                "base64>$<32-byte hash, base64>")),
                            v});
     rows["guest_authorization"] = object(
@@ -444,23 +426,6 @@ std::vector<std::string> message_names() {
 
 const std::vector<std::string>& entities() { return registry().entities; }
 
-bool is_valid_pin_hash(std::string_view text) {
-  constexpr std::string_view prefix = "pbkdf2-sha256$";
-  if (text.substr(0, prefix.size()) != prefix) return false;
-  text.remove_prefix(prefix.size());
-  const auto d1 = text.find('$');
-  if (d1 == std::string_view::npos) return false;
-  const auto d2 = text.find('$', d1 + 1);
-  if (d2 == std::string_view::npos || text.find('$', d2 + 1) != std::string_view::npos) return false;
-  const auto iterations = text.substr(0, d1);
-  if (iterations.empty() || iterations.size() > 9 || iterations[0] == '0' ||
-      !std::all_of(iterations.begin(), iterations.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return false;
-  }
-  if (std::stol(std::string(iterations)) < 10000) return false;
-  const auto salt = padded_base64_length(text.substr(d1 + 1, d2 - d1 - 1));
-  const auto hash = padded_base64_length(text.substr(d2 + 1));
-  return salt && *salt >= 16 && hash && *hash == 32;
-}
+bool is_valid_pin_hash(std::string_view text) { return parse_pin_hash(text).has_value(); }
 
 }  // namespace secbox::tunnel::shapes

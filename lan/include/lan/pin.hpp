@@ -8,8 +8,8 @@
 
 namespace secbox::lan {
 
-// Constant-time in the hash comparison; false for a malformed hash or one
-// with more than 2,000,000 iterations (a hostile row must not stall the box).
+// Constant-time in the hash comparison; false for a hash parse_pin_hash
+// (common/pin_hash.hpp) refuses.
 bool verify_pin(std::string_view pin_hash, std::string_view pin);
 
 // A hash in the same format (tests, the demo cloud's guards).
