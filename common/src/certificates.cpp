@@ -9,6 +9,8 @@
 
 #include <memory>
 
+#include "common/hex.hpp"
+
 namespace secbox {
 namespace {
 
@@ -112,13 +114,7 @@ Result<std::string> certificate_sha256(const std::string& cert_pem) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (X509_digest(cert.get(), EVP_sha256(), md, &n) != 1) return tls_error("cannot hash it");
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
-  }
-  return out;
+  return to_hex(md, n);
 }
 
 }  // namespace secbox

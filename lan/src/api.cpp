@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "common/atomic_file.hpp"
+#include "common/hex.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
@@ -49,25 +50,13 @@ std::string sha256_hex(const std::string& text) {
   unsigned char digest[32];
   unsigned int n = 0;
   EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return to_hex(digest, n);
 }
 
 std::string random_token() {
   unsigned char bytes[32];
   RAND_bytes(bytes, sizeof bytes);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
+  return to_hex(bytes, sizeof bytes);
 }
 
 // Failed logins per key (a guard id, an address block) within a sliding
