@@ -467,7 +467,7 @@ struct App::Impl {
   static Result<void> persist_pairing(const Paths& paths, const pairing::QrCode& qr,
                                       const pairing::ClaimOutcome& claimed) {
     auto env = envfile::load(paths.env_file());
-    if (!env && env.error().code != "not-found") return env.error();
+    if (!env && env.error().code != "not_found") return env.error();
     envfile::EnvFile file = env ? std::move(env).value() : envfile::EnvFile();
     file.set("DEVICE_ID", qr.device_id);
     file.set("CLOUD_BASE_URL", qr.cloud_base_url);

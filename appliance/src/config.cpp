@@ -144,7 +144,7 @@ Result<Config> load_config(const Environment& penv) {
   if (loaded) {
     file = std::move(loaded).value();
     c.env_file_present = true;
-  } else if (loaded.error().code != "not-found") {
+  } else if (loaded.error().code != "not_found") {
     return Error{"config", loaded.error().message};
   }
   for (const auto& e : file.entries()) {
@@ -229,7 +229,7 @@ Result<Config> load_config(const Environment& penv) {
     } else {
       c.cloud_pin_error = c.paths.cloud_pin_file() + " " + url.error().message;
     }
-  } else if (pin.error().code != "not-found") {
+  } else if (pin.error().code != "not_found") {
     c.cloud_pin_error = c.paths.cloud_pin_file() + " cannot be read: " + pin.error().message;
   }
   return c;

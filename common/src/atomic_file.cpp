@@ -82,7 +82,7 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     int err = errno;
-    if (err == ENOENT) return Error{"not-found", path + " does not exist"};
+    if (err == ENOENT) return Error{"not_found", path + " does not exist"};
     return Error{"io", "cannot open " + path + ": " + errno_text(err)};
   }
   std::string out;

@@ -448,7 +448,7 @@ Result<void> guard_project(const ComposeSettings& s, const std::string& project)
   const auto& env = ensured.value().env;
   if (auto keys = envfile::check_required_keys(env); !keys) return keys.error();
   auto text = read_file(project_file(s, project), kMaxComposeBytes);
-  if (!text) return Error{"not-found", "project " + project + " has no compose file on this box"};
+  if (!text) return Error{"not_found", "project " + project + " has no compose file on this box"};
   if (auto vars = envfile::check_interpolation(text.value(), env); !vars) return vars.error();
   return ok();
 }

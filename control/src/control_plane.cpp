@@ -558,7 +558,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         ops_pool,
         [path, key, value, owner]() -> Result<void> {
           auto env = envfile::load(path);
-          if (!env && env.error().code != "not-found") return Error{"internal", env.error().message};
+          if (!env && env.error().code != "not_found") return Error{"internal", env.error().message};
           envfile::EnvFile file = env ? std::move(env).value() : envfile::EnvFile();
           if (value) {
             if (auto v = envfile::validate_value(key, *value); !v) return Error{"invalid_args", v.error().message};

@@ -93,7 +93,7 @@ Result<Permissions> Permissions::parse(std::string_view text) {
 Result<Permissions> Permissions::load(const std::string& path) {
   auto text = read_file(path, 64 * 1024);
   if (!text) {
-    if (text.error().code == "not-found") return Permissions{};
+    if (text.error().code == "not_found") return Permissions{};
     return Error{"invalid-permissions", text.error().message};
   }
   return parse(text.value());

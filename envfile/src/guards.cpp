@@ -62,13 +62,13 @@ Result<EnsureOutcome> ensure_from_legacy(const std::string& env_path,
   if (current && !current.value().empty()) {
     return EnsureOutcome{false, std::move(current).value(), env_path + " is present"};
   }
-  if (!current && current.error().code != "not-found") {
+  if (!current && current.error().code != "not_found") {
     return Error{phase, current.error().message};
   }
   const std::string why = current ? env_path + " holds no settings" : env_path + " is missing";
   auto legacy = load(legacy_path);
   if (!legacy) {
-    if (legacy.error().code == "not-found") {
+    if (legacy.error().code == "not_found") {
       return Error{phase, why + " and there is no " + legacy_path + " to derive it from"};
     }
     return Error{phase, why + " and " + legacy.error().message};

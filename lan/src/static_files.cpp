@@ -77,7 +77,7 @@ Result<StaticFile> resolve_static(const std::string& web_dir, const std::string&
     start = end + 1;
   }
   auto root = real_path(web_dir);
-  if (!root) return Error{"not-found", "the web dir does not exist"};
+  if (!root) return Error{"not_found", "the web dir does not exist"};
   std::string candidate = *root + p;
   if (candidate.back() == '/') candidate += "index.html";
   struct stat st {};
@@ -85,9 +85,9 @@ Result<StaticFile> resolve_static(const std::string& web_dir, const std::string&
   auto real = real_path(candidate);
   // Symlinks are followed, and must land inside the web dir.
   if (!real || (real->compare(0, root->size() + 1, *root + "/") != 0)) {
-    return Error{"not-found", "no such file"};
+    return Error{"not_found", "no such file"};
   }
-  if (::stat(real->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Error{"not-found", "no such file"};
+  if (::stat(real->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Error{"not_found", "no such file"};
   StaticFile f;
   f.path = *real;
   f.content_type = content_type_for(*real);

@@ -33,7 +33,7 @@ TEST(ReadFile, SizeLimitAndNotFound) {
   auto p = dir.write("f", std::string(1000, 'x'));
   EXPECT_EQ(read_file(p, 999).error().code, "too-large");
   EXPECT_EQ(read_file(p, 1000).value().size(), 1000u);
-  EXPECT_EQ(read_file(dir.file("none"), 10).error().code, "not-found");
+  EXPECT_EQ(read_file(dir.file("none"), 10).error().code, "not_found");
 }
 
 }  // namespace

@@ -435,7 +435,7 @@ TEST_F(ComposeTest, GuardProjectChecksTheFileInService) {
   auto r = guard_project(settings, "gate");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, "env-unresolved-vars");
-  EXPECT_EQ(guard_project(settings, "other").error().code, "not-found");
+  EXPECT_EQ(guard_project(settings, "other").error().code, "not_found");
 }
 
 TEST(ComposeServices, ProfilesAndZeroReplicasAreNotStartedByUp) {

@@ -112,7 +112,7 @@ TEST(EnvWrite, LoadReportsMissingFileAsNotFound) {
   TempDir dir;
   auto r = load(dir.file("nope.env"));
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "not-found");
+  EXPECT_EQ(r.error().code, "not_found");
 }
 
 TEST(EnvWrite, LoadNamesTheFileInParseErrors) {

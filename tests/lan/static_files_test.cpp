@@ -59,7 +59,7 @@ TEST_F(StaticFilesTest, NothingEscapesTheWebDir) {
     EXPECT_EQ(code_of(p), "bad-path") << p;
   }
   for (const std::string p : {"/leak.txt", "/etc/passwd", "/etc", "/missing.js", "/assets/"}) {
-    EXPECT_EQ(code_of(p), "not-found") << p;
+    EXPECT_EQ(code_of(p), "not_found") << p;
   }
 }
 

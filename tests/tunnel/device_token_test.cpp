@@ -83,7 +83,7 @@ TEST(DeviceToken, RotatesWhenAQuarterOfTheLifetimeIsLeft) {
 TEST(TokenStore, SavesAtomicallyWith0600AndLoads) {
   testing::TempDir dir;
   TokenStore store(dir.file("device.jwt"));
-  EXPECT_EQ(store.load().error().code, "not-found");
+  EXPECT_EQ(store.load().error().code, "not_found");
   ASSERT_TRUE(store.save("a.b.c"));
   ASSERT_TRUE(store.save("d.e.f"));
   EXPECT_EQ(store.load().value(), "d.e.f");

@@ -94,7 +94,7 @@ Result<std::string> TokenStore::load() const {
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
     token.pop_back();
   }
-  if (token.empty()) return Error{"not-found", path_ + " is empty"};
+  if (token.empty()) return Error{"not_found", path_ + " is empty"};
   return token;
 }
 

@@ -26,7 +26,7 @@ struct AtomicWriteOptions {
 Result<void> write_file_atomically(const std::string& path, std::string_view content,
                                    const AtomicWriteOptions& options = {});
 
-// Reads a whole file of at most max_bytes. Errors: code "not-found" when the
+// Reads a whole file of at most max_bytes. Errors: code "not_found" when the
 // file does not exist, "too-large", "io".
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes);
 

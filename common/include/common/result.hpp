@@ -1,6 +1,6 @@
 #pragma once
 // The result type of synchronous functions that can fail, and the error they
-// carry: a short machine-readable code (a protocol phase name, "not-found", …)
+// carry: a short machine-readable code (a protocol phase name, "not_found", …)
 // and a sentence for people.
 #include <string>
 

@@ -57,7 +57,7 @@ Result<void> validate_value(std::string_view key, std::string_view value);
 // Text that parse() reads back as the same entries; refuses invalid ones.
 Result<std::string> serialize(const EnvFile& env);
 
-// Reads and parses a file (code "not-found" when absent).
+// Reads and parses a file (code "not_found" when absent).
 Result<EnvFile> load(const std::string& path);
 
 // serialize() then write_file_atomically() with mode 0600.

@@ -39,7 +39,7 @@ std::chrono::seconds local_utc_offset(Clock::time_point t);
 class TokenStore {
  public:
   explicit TokenStore(std::string path) : path_(std::move(path)) {}
-  Result<std::string> load() const;  // code "not-found" when there is none
+  Result<std::string> load() const;  // code "not_found" when there is none
   Result<void> save(std::string_view jwt) const;
   const std::string& path() const { return path_; }
 
