@@ -260,7 +260,9 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
         tx.commit();
         return rows;
       },
-      [this, entity, snapshot_id, version, last, partial, reply](Result<std::int64_t> r) mutable {
+      [this, alive = std::weak_ptr<int>(alive_), entity, snapshot_id, version, last, partial,
+       reply](Result<std::int64_t> r) mutable {
+        if (alive.expired()) return;  // replaced (a re-pairing) while the database worked
         if (!r) {
           if (!last) {  // answered at the last chunk
             if (!partial->problem) partial->problem = r.error().message;
@@ -304,7 +306,8 @@ void SyncDown::on_delta(const std::string& entity, const tunnel::Envelope& e, tu
         tx.commit();
         return out;
       },
-      [this, entity, reply](Result<DeltaOutcome> r) mutable {
+      [this, alive = std::weak_ptr<int>(alive_), entity, reply](Result<DeltaOutcome> r) mutable {
+        if (alive.expired()) return;  // replaced (a re-pairing) while the database worked
         if (!r) {
           log_.error("A delta could not be applied; nothing of it was.", {{"entity", entity}, {"reason", r.error().message}});
           return reply.error(r.error().code == "invalid_args" ? "invalid_args" : "internal", r.error().message);

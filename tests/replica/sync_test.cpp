@@ -97,6 +97,20 @@ class SyncTest : public ::testing::Test {
   }
 };
 
+// Re-pairing replaces the cloud session and its SyncDown while the database
+// may still be working for the old one: its answers must touch nothing of
+// it (ASan sees it if they do).
+TEST_F(SyncTest, ASyncDownDestroyedWhileTheDatabaseWorksIsNotTouchedAfterwards) {
+  auto replaced = std::make_unique<SyncDown>(database, dispatcher);  // takes the message types over
+  int applied_old = 0;
+  replaced->on_applied([&](const std::string&) { ++applied_old; });
+  send("snapshot.banned_visitor", chunk("s9", 9, 1, 1, {ban("a", "Ana")}));
+  send("delta.banned_visitor", {{"changes", json::array({{{"op", "delete"}, {"id", "a"}, {"version", 10}}})}});
+  replaced.reset();
+  settle(0);
+  EXPECT_EQ(applied_old, 0);
+}
+
 TEST_F(SyncTest, ThreeChunkSnapshotIsSwappedInWholeAndAckedOnlyAtTheLast) {
   load_old_set();
   send("snapshot.banned_visitor", chunk("s1", 187, 1, 3, {ban("a", "Ana"), ban("b", "Beto")}));

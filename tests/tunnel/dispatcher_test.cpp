@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "common/log.hpp"
 #include "run_loop.hpp"
 #include "tunnel/dispatcher.hpp"
 
@@ -48,6 +49,34 @@ TEST_F(DispatcherTest, DroppedReplyBecomesAnInternalError) {
   EXPECT_EQ(sent[0]["type"], "error");
   EXPECT_EQ(sent[0]["re"], "c-11");
   EXPECT_EQ(sent[0]["payload"]["code"], "internal");
+}
+
+// A reply that comes after its session is gone (a database answer after a
+// re-pairing): dropped and logged, and what the session owned (its sender,
+// its message ids) is never touched. ASan sees it if it were.
+TEST(DispatcherLifetime, AReplyAfterTheSessionIsGoneIsDroppedNotAUseAfterFree) {
+  boost::asio::io_context io;
+  std::vector<std::string> lines;
+  log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
+  auto sent = std::make_unique<std::vector<std::string>>();
+  auto ids = std::make_unique<MessageIds>();
+  auto session = std::make_unique<Dispatcher>(
+      io, [out = sent.get()](const std::string& text) { out->push_back(text); return true; }, *ids);
+  std::optional<Reply> late, dropped;
+  session->on_request("jwt.rotate", [&](const Envelope&, Reply r) { late = r; });
+  session->on_request("metrics.get", [&](const Envelope&, Reply r) { dropped = r; });
+  session->dispatch(R"({"v":1,"type":"jwt.rotate","id":"c-1","ts":"t"})");
+  session->dispatch(R"({"v":1,"type":"metrics.get","id":"c-2","ts":"t"})");
+  session.reset();
+  ids.reset();
+  sent.reset();
+  late->send("ack");
+  dropped.reset();  // unanswered, and nobody left to answer
+  late.reset();
+  log::set_sink(nullptr);
+  int said = 0;
+  for (const auto& l : lines) said += l.find("it is dropped") != std::string::npos;
+  EXPECT_EQ(said, 1);
 }
 
 TEST_F(DispatcherTest, ReplyCanComeLater) {

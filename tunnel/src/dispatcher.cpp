@@ -8,25 +8,41 @@
 
 namespace secbox::tunnel {
 
+// What a Reply needs of its dispatcher, held weakly: a reply that comes
+// after its session is gone (a database answer after a re-pairing) is
+// dropped and logged, and never touches what the session owned.
+struct ReplyLink {
+  TextSender sender;
+  MessageIds* ids = nullptr;
+};
+
 struct Reply::State {
   std::string request_id;
   std::string request_type;
-  TextSender sender;
-  MessageIds* ids = nullptr;
+  std::weak_ptr<ReplyLink> link;
   bool answered = false;
 
-  void send(const Envelope& e) {
+  // Sends `e` with the next id of the box's messages.
+  void send(Envelope e) {
     answered = true;
-    sender(serialize(e));
+    auto l = link.lock();
+    if (!l) {
+      log::Logger("tunnel").warn("A reply came after the session its request arrived on was gone; it is dropped.",
+                                 {{"type", request_type}, {"request_id", request_id}});
+      return;
+    }
+    e.id = l->ids->next();
+    e.ts = format_rfc3339(std::chrono::system_clock::now());
+    l->sender(serialize(e));
   }
 
   ~State() {
     if (answered) return;
+    if (link.expired()) return;  // nobody left to answer
     // The handler dropped its Reply: the cloud still gets its one answer.
     log::Logger("tunnel").error("A request was left unanswered; replying with an internal error.",
                                 {{"type", request_type}, {"request_id", request_id}});
-    send(make_error(ids->next(), format_rfc3339(std::chrono::system_clock::now()), request_id,
-                    "internal", "the box did not answer this request"));
+    send(make_error("", "", request_id, "internal", "the box did not answer this request"));
   }
 };
 
@@ -36,17 +52,14 @@ void Reply::send(const std::string& type, nlohmann::json payload) {
   if (state_->answered) return;  // exactly one reply
   Envelope e;
   e.type = type;
-  e.id = state_->ids->next();
-  e.ts = format_rfc3339(std::chrono::system_clock::now());
   e.re = state_->request_id;
   e.payload = std::move(payload);
-  state_->send(e);
+  state_->send(std::move(e));
 }
 
 void Reply::error(const std::string& code, const std::string& message) {
   if (state_->answered) return;
-  state_->send(make_error(state_->ids->next(), format_rfc3339(std::chrono::system_clock::now()),
-                          state_->request_id, code, message));
+  state_->send(make_error("", "", state_->request_id, code, message));
 }
 
 bool Reply::answered() const { return state_->answered; }
@@ -62,7 +75,7 @@ struct Dispatcher::Pending {
 };
 
 Dispatcher::Dispatcher(boost::asio::io_context& loop, TextSender sender, MessageIds& ids)
-    : loop_(loop), sender_(std::move(sender)), ids_(ids) {}
+    : loop_(loop), sender_(std::move(sender)), ids_(ids), link_(std::make_shared<ReplyLink>(ReplyLink{sender_, &ids_})) {}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -207,8 +220,7 @@ void Dispatcher::route(Envelope& e) {
   auto state = std::make_shared<Reply::State>();
   state->request_id = e.id;
   state->request_type = e.type;
-  state->sender = sender_;
-  state->ids = &ids_;
+  state->link = link_;
   Reply reply(std::move(state));
   if (it->second.check == PayloadCheck::shape) {
     if (const auto* shape = shapes::message(e.type)) {

@@ -8,7 +8,8 @@
 // Registers its message types on the tunnel's dispatcher; all database work
 // goes through Database (its own thread), replies come back on the loop.
 // Loop thread only. Owned by the appliance, after the database and the cloud
-// session it uses.
+// session it uses; it may be destroyed (with its session) while database work
+// it started is still queued: those answers are then dropped.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -39,6 +40,9 @@ class SyncDown {
   std::map<std::string, std::shared_ptr<Partial>> partial_;  // by entity
   std::function<void(const std::string&)> on_applied_;
   log::Logger log_{"sync"};
+  // Database answers that come back after this SyncDown is gone (the cloud
+  // session it served was replaced) see it expired and touch nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace secbox::replica

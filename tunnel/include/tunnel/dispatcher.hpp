@@ -42,6 +42,10 @@ class MessageIds {
   std::uint64_t counter_ = 0;
 };
 
+struct ReplyLink;  // dispatcher.cpp
+
+// One request's answer. It holds its dispatcher weakly: once the session
+// (and its dispatcher) is gone, an answer is dropped and logged.
 class Reply {
  public:
   // Sends `type` (a result type, `ack`) with payload, re = the request's id.
@@ -123,6 +127,7 @@ class Dispatcher {
   std::map<std::string, std::unique_ptr<Pending>> pending_;
   std::map<std::string, Notice> notices_;
   std::set<std::string> unknown_logged_;
+  std::shared_ptr<ReplyLink> link_;  // replies hold it weakly
   log::Logger log_{"tunnel"};
 };
 
