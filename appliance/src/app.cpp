@@ -23,6 +23,7 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "common/process.hpp"
+#include "common/prometheus.hpp"
 #include "common/time.hpp"
 #include "control/control_plane.hpp"
 #include "envfile/env_file.hpp"
@@ -310,18 +311,47 @@ struct App::Impl {
     return s;
   }
 
-  // Prometheus text for /metrics (docs/metrics.md names each figure).
+  // Figures /metrics needs from the file system, sampled on a worker every
+  // 10 s so that a scrape never touches a disk from the loop.
+  struct HostSample {
+    std::optional<double> disk_free_ratio;  // of the state dir's file system
+    double resident_bytes = 0;
+  };
+  HostSample host;
+  boost::asio::steady_timer host_timer{io};
+
+  static HostSample sample_host(const std::string& state_dir) {
+    HostSample out;
+    struct statvfs fs {};
+    if (::statvfs(state_dir.c_str(), &fs) == 0 && fs.f_blocks > 0) {
+      out.disk_free_ratio = static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks);
+    }
+    long rss_pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      long size = 0;
+      if (std::fscanf(f, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
+      std::fclose(f);
+    }
+    out.resident_bytes = static_cast<double>(rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    return out;
+  }
+
+  void schedule_host_sample(std::chrono::milliseconds in) {
+    host_timer.expires_after(in);
+    host_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopping) return;
+      workers.run([state = config.paths.state_dir] { return sample_host(state); },
+                  [this](HostSample h) {
+                    host = h;
+                    if (!stopping) schedule_host_sample(std::chrono::seconds(10));
+                  });
+    });
+  }
+
+  // Prometheus text for /metrics (docs/metrics.md names each figure). Loop
+  // thread: only figures already in memory.
   std::string metrics() const {
-    std::string out;
-    auto gauge = [&](const std::string& name, const std::string& help, const std::string& type,
-                     const std::vector<std::pair<std::string, double>>& samples) {
-      out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-      for (const auto& [labels, value] : samples) {
-        char num[64];
-        std::snprintf(num, sizeof num, "%.17g", value);
-        out += name + labels + " " + num + "\n";
-      }
-    };
+    PrometheusText out;
     const auto now = std::chrono::system_clock::now();
     auto age_of = [&](const std::optional<std::string>& at) -> std::optional<double> {
       if (!at) return std::nullopt;
@@ -329,79 +359,74 @@ struct App::Impl {
       if (!t) return std::nullopt;
       return std::chrono::duration<double>(now - *t).count();
     };
+    auto unix_time = [](std::chrono::system_clock::time_point t) {
+      return std::chrono::duration<double>(t.time_since_epoch()).count();
+    };
     const bool connected = cloud && cloud->tunnel().state() == tunnel::TunnelState::connected && cloud->welcomed();
-    gauge("secbox_tunnel_up", "1 while the tunnel to the cloud is open and welcomed.", "gauge",
-          {{"", connected ? 1.0 : 0.0}});
-    gauge("secbox_tunnel_reconnects_total", "Reconnections of the tunnel since the box started.", "counter",
-          {{"", cloud ? static_cast<double>(cloud->tunnel().reconnects()) : 0.0}});
-    gauge("secbox_paired", "1 while the box is paired and the cloud accepts its token.", "gauge",
-          {{"", cloud && !needs_pairing ? 1.0 : 0.0}});
+    out.gauge("secbox_tunnel_up", "1 while the tunnel to the cloud is open and welcomed.", connected ? 1.0 : 0.0);
+    out.counter("secbox_tunnel_reconnects_total", "Reconnections of the tunnel since the box started.",
+                cloud ? static_cast<double>(cloud->tunnel().reconnects()) : 0.0);
+    out.gauge("secbox_paired", "1 while the box is paired and the cloud accepts its token.",
+              cloud && !needs_pairing ? 1.0 : 0.0);
     if (cloud && cloud->token_expires_at()) {
-      gauge("secbox_device_token_expiry_timestamp_seconds", "When the device token expires (Unix time).", "gauge",
-            {{"", std::chrono::duration<double>(cloud->token_expires_at()->time_since_epoch()).count()}});
+      out.gauge("secbox_device_token_expiry_timestamp_seconds", "When the device token expires (Unix time).",
+                unix_time(*cloud->token_expires_at()));
     }
     if (cloud && cloud->clock_skew_seconds()) {
-      gauge("secbox_clock_skew_seconds", "The box's clock minus the cloud's, at the last welcome.", "gauge",
-            {{"", *cloud->clock_skew_seconds()}});
+      out.gauge("secbox_clock_skew_seconds", "The box's clock minus the cloud's, at the last welcome.",
+                *cloud->clock_skew_seconds());
     }
     const auto& q = queue->stats();
-    gauge("secbox_queue_depth", "Events waiting for the cloud's acknowledgement.", "gauge",
-          {{"", static_cast<double>(q.depth)}});
-    gauge("secbox_queue_bytes", "Serialized size of the waiting events.", "gauge", {{"", static_cast<double>(q.bytes)}});
-    gauge("secbox_queue_oldest_age_seconds", "Age of the oldest waiting event (0 when none).", "gauge",
-          {{"", age_of(q.oldest_at).value_or(0.0)}});
-    std::vector<std::pair<std::string, double>> cursors, ages;
+    out.gauge("secbox_queue_depth", "Events waiting for the cloud's acknowledgement.", static_cast<double>(q.depth));
+    out.gauge("secbox_queue_bytes", "Serialized size of the waiting events.", static_cast<double>(q.bytes));
+    out.gauge("secbox_queue_oldest_age_seconds", "Age of the oldest waiting event (0 when none).",
+              age_of(q.oldest_at).value_or(0.0));
+    std::vector<PrometheusText::Sample> cursors, ages;
     for (const auto& [entity, f] : reader->freshness()) {
-      cursors.emplace_back("{entity=\"" + entity + "\"}", static_cast<double>(f.cursor));
-      if (auto a = age_of(f.last_applied_at)) ages.emplace_back("{entity=\"" + entity + "\"}", *a);
+      const auto l = PrometheusText::labels({{"entity", entity}});
+      cursors.emplace_back(l, static_cast<double>(f.cursor));
+      if (auto a = age_of(f.last_applied_at)) ages.emplace_back(l, *a);
     }
-    gauge("secbox_replica_cursor", "The replica's version of each entity.", "gauge", cursors);
-    gauge("secbox_replica_age_seconds", "Time since the cloud last changed each entity on the box.", "gauge", ages);
+    out.family("secbox_replica_cursor", "The replica's version of each entity.", "gauge", cursors);
+    out.family("secbox_replica_age_seconds", "Time since the cloud last changed each entity on the box.", "gauge", ages);
     if (lan_cert) {
       if (auto t = parse_rfc3339(lan_cert->not_after)) {
-        gauge("secbox_lan_certificate_expiry_timestamp_seconds", "When the LAN certificate expires (Unix time).",
-              "gauge", {{"", std::chrono::duration<double>(t->time_since_epoch()).count()}});
+        out.gauge("secbox_lan_certificate_expiry_timestamp_seconds", "When the LAN certificate expires (Unix time).",
+                  unix_time(*t));
       }
     }
-    struct statvfs fs {};
-    if (::statvfs(config.paths.state_dir.c_str(), &fs) == 0 && fs.f_blocks > 0) {
-      gauge("secbox_disk_free_ratio", "Free share of the state dir's file system (0 to 1).", "gauge",
-            {{"", static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks)}});
+    if (host.disk_free_ratio) {
+      out.gauge("secbox_disk_free_ratio", "Free share of the state dir's file system (0 to 1).", *host.disk_free_ratio);
     }
     if (media) {
-      std::vector<std::pair<std::string, double>> up, failed, fps, age, restarts;
+      std::vector<PrometheusText::Sample> up, failed, fps, age, restarts;
       for (const auto& c : media->cameras()) {
-        const std::string l = "{camera=\"" + c.id + "\"}";
+        const auto l = PrometheusText::labels({{"camera", c.id}});
         up.emplace_back(l, c.state == media::CameraState::live ? 1.0 : 0.0);
         failed.emplace_back(l, c.state == media::CameraState::failed ? 1.0 : 0.0);
         restarts.emplace_back(l, static_cast<double>(c.restarts));
         if (c.fps) fps.emplace_back(l, *c.fps);
         if (c.last_segment_at) age.emplace_back(l, std::chrono::duration<double>(now - *c.last_segment_at).count());
       }
-      gauge("secbox_camera_up", "1 while the camera's HLS stream is live.", "gauge", up);
-      gauge("secbox_camera_failed", "1 when the camera's ffmpeg failed too often within an hour.", "gauge", failed);
-      gauge("secbox_camera_restarts_total", "ffmpeg restarts of the camera since the box started.", "counter", restarts);
-      gauge("secbox_camera_fps", "Frames per second ffmpeg reports for the camera.", "gauge", fps);
-      gauge("secbox_camera_last_segment_age_seconds", "Time since the camera's newest HLS segment.", "gauge", age);
+      out.family("secbox_camera_up", "1 while the camera's HLS stream is live.", "gauge", up);
+      out.family("secbox_camera_failed", "1 when the camera's ffmpeg failed too often within an hour.", "gauge", failed);
+      out.family("secbox_camera_restarts_total", "ffmpeg restarts of the camera since the box started.", "counter",
+                 restarts);
+      out.family("secbox_camera_fps", "Frames per second ffmpeg reports for the camera.", "gauge", fps);
+      out.family("secbox_camera_last_segment_age_seconds", "Time since the camera's newest HLS segment.", "gauge", age);
     }
     if (frigate_events) {
-      gauge("secbox_frigate_up", "1 while Frigate's events API answers.", "gauge",
-            {{"", frigate_events->reachable() ? 1.0 : 0.0}});
+      out.gauge("secbox_frigate_up", "1 while Frigate's events API answers.", frigate_events->reachable() ? 1.0 : 0.0);
     }
     rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);
+    ::getrusage(RUSAGE_SELF, &ru);  // a system call about this process: it never waits on a device
     const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                        static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    gauge("secbox_process_cpu_seconds_total", "CPU time of the daemon (user and system).", "counter", {{"", cpu}});
-    long rss_pages = 0;
-    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-      long size = 0;
-      if (std::fscanf(f, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
-      std::fclose(f);
+    out.counter("secbox_process_cpu_seconds_total", "CPU time of the daemon (user and system).", cpu);
+    if (host.resident_bytes > 0) {
+      out.gauge("secbox_process_resident_memory_bytes", "Resident memory of the daemon.", host.resident_bytes);
     }
-    gauge("secbox_process_resident_memory_bytes", "Resident memory of the daemon.", "gauge",
-          {{"", static_cast<double>(rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE))}});
-    return out;
+    return out.take();
   }
 
   void wire_lan() {
@@ -422,6 +447,8 @@ struct App::Impl {
     auto server = std::make_unique<lan::HttpsServer>(io, hs, lan_api->handler());
     lan_server = server.get();
     schedule_lan_certificate_check();
+    host = sample_host(config.paths.state_dir);  // before the loop runs, as the certificate above
+    schedule_host_sample(std::chrono::seconds(10));
     // Served from the replica: up once the database is.
     after_database.push_back(server.get());
     components.push_back(std::move(server));
@@ -689,6 +716,7 @@ struct App::Impl {
     signals.cancel();
     watchdog.cancel();
     lan_cert_timer.cancel();
+    host_timer.cancel();
     stop_deadline.expires_after(kStopDeadline);
     stop_deadline.async_wait([this](boost::system::error_code ec) {
       if (ec) return;

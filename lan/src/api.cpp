@@ -20,6 +20,7 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/prometheus.hpp"
 #include "common/time.hpp"
 #include "lan/pin.hpp"
 #include "lan/static_files.hpp"
@@ -747,16 +748,17 @@ void LanApi::handle(HttpRequest r, Reply reply) {
     HttpResponse res;
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     res.headers.emplace_back("Cache-Control", "no-store");
-    res.body = i.settings.metrics ? i.settings.metrics() : std::string();
-    res.body += "# HELP secbox_lan_login_failure_entries Entries of the failed-login tables (bounded).\n"
-                "# TYPE secbox_lan_login_failure_entries gauge\n"
-                "secbox_lan_login_failure_entries " + std::to_string(i.by_guard.size() + i.by_address.size()) + "\n";
-    res.body += "# HELP secbox_http_requests_total LAN HTTP requests answered, by route and status.\n"
-                "# TYPE secbox_http_requests_total counter\n";
+    PrometheusText text;
+    text.gauge("secbox_lan_login_failure_entries", "Entries of the failed-login tables (bounded).",
+               static_cast<double>(i.by_guard.size() + i.by_address.size()));
+    std::vector<PrometheusText::Sample> requests;
     for (const auto& [key, count] : i.requests) {
-      res.body += "secbox_http_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) +
-                  "\"} " + std::to_string(count) + "\n";
+      const std::string status = std::to_string(key.second);
+      requests.emplace_back(PrometheusText::labels({{"route", key.first}, {"status", status}}),
+                            static_cast<double>(count));
     }
+    text.family("secbox_http_requests_total", "LAN HTTP requests answered, by route and status.", "counter", requests);
+    res.body = (i.settings.metrics ? i.settings.metrics() : std::string()) + text.take();
     return reply(std::move(res));
   }
   if (r.path.rfind("/hls/", 0) == 0) {
