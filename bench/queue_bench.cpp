@@ -30,6 +30,7 @@
 
 #include "cloudsim/cloudsim.hpp"
 #include "common/ids.hpp"
+#include "bench_database.hpp"
 #include "common/log.hpp"
 #include "replica/queue.hpp"
 #include "run_loop.hpp"
@@ -54,27 +55,8 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-struct Db {
-  std::string name = "secbox_bench_queue";
-  std::string url() const { return "dbname=" + name; }
-  static std::string admin() {
-    const char* db = std::getenv("PGDATABASE");
-    return std::string("dbname=") + (db ? db : "postgres");
-  }
-  Db() {
-    pqxx::connection c(admin());
-    pqxx::nontransaction tx(c);
-    tx.exec0("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-    tx.exec0("CREATE DATABASE " + name);
-  }
-  ~Db() {
-    try {
-      pqxx::connection c(admin());
-      pqxx::nontransaction tx(c);
-      tx.exec0("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-    } catch (const std::exception&) {
-    }
-  }
+struct Db : secbox::bench::BenchDatabase {
+  Db() : BenchDatabase("secbox_bench_queue") {}
 };
 
 // N guard notes, as offline guards leave them, and a clean table (what a

@@ -23,6 +23,7 @@
 
 #include <pqxx/pqxx>
 
+#include "bench_database.hpp"
 #include "common/log.hpp"
 #include "replica/database.hpp"
 #include "replica/sync.hpp"
@@ -48,27 +49,8 @@ long rss_kb() {
   return 0;
 }
 
-struct Db {
-  std::string name = "secbox_bench_snapshot";
-  std::string url() const { return "dbname=" + name; }
-  static std::string admin() {
-    const char* db = std::getenv("PGDATABASE");
-    return std::string("dbname=") + (db ? db : "postgres");
-  }
-  Db() {
-    pqxx::connection c(admin());
-    pqxx::nontransaction tx(c);
-    tx.exec0("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-    tx.exec0("CREATE DATABASE " + name);
-  }
-  ~Db() {
-    try {
-      pqxx::connection c(admin());
-      pqxx::nontransaction tx(c);
-      tx.exec0("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-    } catch (const std::exception&) {
-    }
-  }
+struct Db : secbox::bench::BenchDatabase {
+  Db() : BenchDatabase("secbox_bench_snapshot") {}
 };
 
 json ban(long i, const std::string& set) {

@@ -141,58 +141,51 @@ void drain(FakeFrigate& frigate, FrigateEventsSettings s, Queue& q, std::size_t 
   (void)frigate;
 }
 
-TEST(FrigateEvents, AnOutageLongerThanAPageIsReadWholeOldestFirst) {
+// 250 events waiting in a fake Frigate; its log lines are kept.
+class FrigateOutage : public ::testing::Test {
+ protected:
   FakeFrigate frigate;
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const auto all = outage(now);
-  for (const auto& e : all) frigate.add_event(e);
+  const std::vector<json> all = outage(now);
+  std::vector<std::string> lines;
   TempDir dir;
   Queue q;
-  drain(frigate, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s}, q, all.size());
+  FrigateEventsSettings settings{frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s};
+
+  void SetUp() override {
+    for (const auto& e : all) frigate.add_event(e);
+    log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
+  }
+  void TearDown() override { log::set_sink(nullptr); }
+  int said(const std::string& needle) const {
+    int n = 0;
+    for (const auto& l : lines) n += l.find(needle) != std::string::npos;
+    return n;
+  }
+};
+
+TEST_F(FrigateOutage, ALongerOutageThanAPageIsReadWholeOldestFirst) {
+  drain(frigate, settings, q, all.size());
   expect_all_once_in_order(q, all);
   EXPECT_GE(frigate.event_queries().size(), 3u) << "paged";
   EXPECT_NE(TempDir::read(dir.file("f.json")).find(std::to_string(static_cast<long long>(now - 3000 + 249 * 10))),
             std::string::npos);
 }
 
-TEST(FrigateEvents, AReleaseThatAnswersNewestFirstIsPagedBackwards) {
-  FakeFrigate frigate;
+TEST_F(FrigateOutage, AReleaseThatAnswersNewestFirstIsPagedBackwards) {
   frigate.ignore_sort();
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const auto all = outage(now);
-  for (const auto& e : all) frigate.add_event(e);
-  std::vector<std::string> lines;
-  log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
-  TempDir dir;
-  Queue q;
-  FrigateEventsSettings s{frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s};
-  s.hold = 120;  // less than the outage: two polls, the newest read again by the second
-  drain(frigate, s, q, all.size());
-  log::set_sink(nullptr);
+  settings.hold = 120;  // less than the outage: two polls, the newest read again by the second
+  drain(frigate, settings, q, all.size());
   expect_all_once_in_order(q, all);
-  int said = 0;
-  for (const auto& l : lines) said += l.find("newest first") != std::string::npos;
-  EXPECT_EQ(said, 1);
+  EXPECT_EQ(said("newest first"), 1);
 }
 
-TEST(FrigateEvents, PagingBackFartherThanAPollMayIsLoggedAndMovesOn) {
-  FakeFrigate frigate;
+TEST_F(FrigateOutage, PagingBackFartherThanAPollMayIsLoggedAndMovesOn) {
   frigate.ignore_sort();
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const auto all = outage(now);
-  for (const auto& e : all) frigate.add_event(e);
-  std::vector<std::string> lines;
-  log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
-  TempDir dir;
-  Queue q;
-  FrigateEventsSettings s{frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s};
-  s.max_pages = 2;  // 200 events back, of 250
-  drain(frigate, s, q, 150);
-  log::set_sink(nullptr);
+  settings.max_pages = 2;  // 200 events back, of 250
+  drain(frigate, settings, q, 150);
   EXPECT_LT(q.accepted.size(), all.size());
-  int said = 0;
-  for (const auto& l : lines) said += l.find("the oldest are skipped") != std::string::npos;
-  EXPECT_GE(said, 1);
+  EXPECT_GE(said("the oldest are skipped"), 1);
   EXPECT_EQ(q.accepted.back()["clientId"], name_uuid("frigate-event:ev249")) << "the newest still arrive";
 }
 
