@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 namespace secbox {
@@ -98,6 +100,37 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
       return Error{"too-large", path + " is larger than " + std::to_string(max_bytes) + " bytes"};
     }
     out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+FolderRead read_folder(const std::string& dir, const std::string& extension, std::size_t max_bytes,
+                       std::size_t max_files) {
+  FolderRead out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) {
+    if (ec != std::errc::no_such_file_or_directory) out.problems.push_back(dir + ": " + ec.message());
+    return out;
+  }
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : it) {
+    if (entry.path().extension() != extension || !entry.is_regular_file(ec)) continue;
+    if (paths.size() == max_files) {
+      out.problems.push_back(dir + ": more than " + std::to_string(max_files) + " " + extension +
+                             " files; the rest are ignored");
+      break;
+    }
+    paths.push_back(entry.path());
+  }
+  std::sort(paths.begin(), paths.end());
+  for (const auto& path : paths) {
+    auto text = read_file(path.string(), max_bytes);
+    if (!text) {
+      out.problems.push_back(path.filename().string() + ": " + text.error().message);
+      continue;
+    }
+    out.files.push_back(FolderFile{path.stem().string(), path.filename().string(), std::move(text).value()});
   }
   return out;
 }

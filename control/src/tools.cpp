@@ -108,24 +108,10 @@ Result<Tool> parse_tool(const std::string& name, std::string_view text) {
 
 ToolsLoaded load_tools(const std::string& dir) {
   ToolsLoaded out;
-  std::error_code ec;
-  std::filesystem::directory_iterator it(dir, ec);
-  if (ec) {
-    if (ec != std::errc::no_such_file_or_directory) out.problems.push_back(dir + ": " + ec.message());
-    return out;
-  }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : it) {
-    if (entry.path().extension() == ".json" && entry.is_regular_file(ec)) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& path : files) {
-    auto text = read_file(path.string(), 64 * 1024);
-    if (!text) {
-      out.problems.push_back(path.filename().string() + ": " + text.error().message);
-      continue;
-    }
-    auto tool = parse_tool(path.stem().string(), text.value());
+  auto folder = read_folder(dir, ".json", 64 * 1024);
+  out.problems = std::move(folder.problems);
+  for (const auto& f : folder.files) {
+    auto tool = parse_tool(f.stem, f.text);
     if (!tool) {
       out.problems.push_back(tool.error().message);
       continue;

@@ -95,24 +95,10 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
 
 CamerasLoaded load_cameras(const std::string& dir) {
   CamerasLoaded out;
-  std::error_code ec;
-  std::filesystem::directory_iterator it(dir, ec);
-  if (ec) {
-    if (ec != std::errc::no_such_file_or_directory) out.problems.push_back(dir + ": " + ec.message());
-    return out;
-  }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : it) {
-    if (entry.path().extension() == ".env" && entry.is_regular_file(ec)) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& p : files) {
-    auto text = read_file(p.string(), 64 * 1024);
-    if (!text) {
-      out.problems.push_back(p.filename().string() + ": " + text.error().message);
-      continue;
-    }
-    auto camera = parse_camera(p.stem().string(), text.value());
+  auto folder = read_folder(dir, ".env", 64 * 1024);
+  out.problems = std::move(folder.problems);
+  for (const auto& f : folder.files) {
+    auto camera = parse_camera(f.stem, f.text);
     if (!camera) {
       out.problems.push_back(camera.error().message);
       continue;

@@ -36,5 +36,27 @@ TEST(ReadFile, SizeLimitAndNotFound) {
   EXPECT_EQ(read_file(dir.file("none"), 10).error().code, "not_found");
 }
 
+TEST(ReadFolder, OneExtensionInNameOrderEachBoundedAndAtMostSoMany) {
+  TempDir dir;
+  EXPECT_TRUE(read_folder(dir.file("absent"), ".json", 100).problems.empty()) << "no folder is no problem";
+  ::mkdir(dir.file("d").c_str(), 0700);
+  dir.write("d/b.json", "{}");
+  dir.write("d/a.json", "[]");
+  dir.write("d/notes.txt", "ignored");
+  dir.write("d/big.json", std::string(200, 'x'));
+  ::mkdir(dir.file("d/folder.json").c_str(), 0700);  // not a regular file
+  auto r = read_folder(dir.file("d"), ".json", 100);
+  ASSERT_EQ(r.files.size(), 2u);
+  EXPECT_EQ(r.files[0].stem, "a");
+  EXPECT_EQ(r.files[0].text, "[]");
+  EXPECT_EQ(r.files[1].filename, "b.json");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].rfind("big.json: ", 0), 0u) << r.problems[0];
+  auto capped = read_folder(dir.file("d"), ".json", 1000, 2);
+  EXPECT_EQ(capped.files.size(), 2u);
+  ASSERT_FALSE(capped.problems.empty());
+  EXPECT_NE(capped.problems[0].find("more than 2 .json files"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace secbox
