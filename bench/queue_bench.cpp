@@ -154,8 +154,7 @@ void drain(const Db& db, long n, TempDir& dir) {
     return h;
   });
   SteadyClock::time_point t_welcome{};
-  queue.attach({&session.dispatcher(), [&] { return session.tunnel().writable(); },
-                [&](const std::string& why) { session.tunnel().reconnect(why); }});
+  queue.attach(session.router());
   session.on_welcomed([&] {
     t_welcome = SteadyClock::now();
     queue.on_welcomed();

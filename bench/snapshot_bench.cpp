@@ -28,7 +28,7 @@
 #include "replica/database.hpp"
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "protocol/dispatcher.hpp"
 
 using namespace std::chrono_literals;
 using secbox::testing::run_until;
@@ -125,9 +125,9 @@ int main(int argc, char** argv) {
     replica::Database database(io, replica::DatabaseSettings{db.url(), {}}, [](int) {});
     database.start();
     if (!run_until(io, [&] { return database.ready(); }, 60s)) throw std::runtime_error("no database");
-    secbox::tunnel::MessageIds ids;
+    secbox::protocol::MessageIds ids;
     std::vector<json> replies;
-    secbox::tunnel::Dispatcher dispatcher(
+    secbox::protocol::Dispatcher dispatcher(
         io,
         [&](const std::string& text) {
           replies.push_back(json::parse(text));

@@ -92,7 +92,7 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
   for (int i = 0; i < round_trips; ++i) {
     bool done = false;
     const auto t0 = SteadyClock::now();
-    d.request("hello", hello, 10s, [&](secbox::Result<secbox::tunnel::Envelope>) { done = true; });
+    d.request("hello", hello, 10s, [&](secbox::Result<secbox::protocol::Envelope>) { done = true; });
     while (!done) io.run_one();
     rtts.push_back(std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count());
   }
@@ -117,7 +117,7 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
       wait.async_wait([&](boost::system::error_code) { pump(); });
       return;
     }
-    d.request("hello", hello, 60s, [&](secbox::Result<secbox::tunnel::Envelope>) { last_answered = true; });
+    d.request("hello", hello, 60s, [&](secbox::Result<secbox::protocol::Envelope>) { last_answered = true; });
   };
   pump();
   while (!last_answered) io.run_one();

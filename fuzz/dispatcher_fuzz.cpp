@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "common/log.hpp"
-#include "tunnel/dispatcher.hpp"
-#include "tunnel/envelope.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/dispatcher.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/shapes.hpp"
 
 namespace {
 
@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               reply.send("ack");
               break;
             case 1:  // answered later, on the loop
-              boost::asio::post(loop, [r = std::make_shared<Reply>(std::move(reply))] { r->error("busy", "later"); });
+              boost::asio::post(loop, [r = std::make_shared<Reply>(std::move(reply))] { r->error(protocol::ErrorCode::busy, "later"); });
               break;
             case 2:  // dropped: the dispatcher's Reply answers internal
               break;

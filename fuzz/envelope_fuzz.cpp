@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "tunnel/envelope.hpp"
+#include "protocol/envelope.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace secbox::tunnel;

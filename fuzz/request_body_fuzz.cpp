@@ -10,7 +10,7 @@
 
 #include "common/url.hpp"
 #include "pairing/qr.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto j = nlohmann::json::parse(input, nullptr, false);
   if (!j.is_discarded()) {
     for (const char* type : {"visitor_entry", "guard_note", "ban_hit"}) {
-      if (auto problem = secbox::tunnel::shapes::check(*secbox::tunnel::shapes::event_data(type), j)) {
+      if (auto problem = secbox::protocol::shapes::check(*secbox::protocol::shapes::event_data(type), j)) {
         if (problem->describe().empty()) std::abort();
       }
     }

@@ -536,6 +536,7 @@ struct App::Impl {
     auto* old = cloud;
     if (control) control->detach();
     if (frigate) frigate->detach();
+    queue->detach();
     old->stop([this, old] {
       // Off the stopped session's own call stack before it is destroyed.
       boost::asio::post(io, [this, old] {
@@ -588,18 +589,14 @@ struct App::Impl {
       h.oldest_at = queue->stats().oldest_at;
       return h;
     });
-    sync = std::make_unique<replica::SyncDown>(*database, cloud->dispatcher());
+    sync = std::make_unique<replica::SyncDown>(*database, cloud->router());
     sync->on_applied([this](const std::string& entity) {
       reader->refresh();
       if (lan_api) lan_api->replica_changed(entity);
     });
-    queue->attach({&cloud->dispatcher(), [this] { return cloud->tunnel().writable(); },
-                   [this](const std::string& why) { cloud->tunnel().reconnect(why); }});
-    if (control) control->attach(cloud->dispatcher());
-    if (frigate) {
-      frigate->attach(cloud->dispatcher(), {[this](const std::string& frame) { return cloud->tunnel().send_binary(frame); },
-                                            [this] { return cloud->tunnel().writable(); }});
-    }
+    queue->attach(cloud->router());
+    if (control) control->attach(cloud->router());
+    if (frigate) frigate->attach(cloud->router());
     cloud->on_welcomed([this] {
       queue->on_welcomed();
       if (control) control->on_welcomed();

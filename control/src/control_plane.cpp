@@ -24,13 +24,13 @@
 #include "control/permissions.hpp"
 #include "control/tools.hpp"
 #include "envfile/env_file.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "protocol/router.hpp"
 
 namespace secbox::control {
 namespace {
 
-using tunnel::Envelope;
-using tunnel::Reply;
+using protocol::Envelope;
+using protocol::Reply;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxOutput = 64 * 1024;
@@ -108,7 +108,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   Permissions permissions;
   bool permissions_loaded = false;
   ToolSet tools;
-  tunnel::Dispatcher* dispatcher = nullptr;
+  protocol::Router* router = nullptr;
   std::map<std::uint64_t, Reply> held;  // replies waiting on a worker
   std::uint64_t next_hold = 0;
   bool compose_busy = false;
@@ -162,7 +162,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     if (v == Verdict::allowed) return true;
     log.info("Refused a node-control request.", {{"operation", std::string(section) + "." + op},
                                                   {"verdict", v == Verdict::unavailable ? "unavailable" : "forbidden"}});
-    reply.error(v == Verdict::unavailable ? "unavailable" : "forbidden", describe(v, section, op));
+    reply.error(v == Verdict::unavailable ? protocol::ErrorCode::unavailable : protocol::ErrorCode::forbidden,
+                describe(v, section, op));
     return false;
   }
 
@@ -244,7 +245,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   // ---- §7.3 compose ------------------------------------------------------
 
   void compose_snapshot(const Envelope& req, Reply reply) {
-    if (compose_busy) return reply.error("busy", "a compose operation is already running; try again when it ends");
+    if (compose_busy) return reply.error(protocol::ErrorCode::busy, "a compose operation is already running; try again when it ends");
     compose_busy = true;
     const std::string project = req.payload["project"];
     const std::string yaml = req.payload["yaml"];
@@ -298,10 +299,10 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     if (!argv) {
       log.info("Refused an exec.run.", {{"tool", tool.substr(0, 64)}, {"command", command.substr(0, 64)},
                                          {"reason", argv.error().message}});
-      return reply.error(argv.error().code, argv.error().message);
+      return reply.error(argv.error());
     }
     if (running_jobs >= settings.max_jobs) {
-      return reply.error("busy", std::to_string(settings.max_jobs) + " commands are already running");
+      return reply.error(protocol::ErrorCode::busy, std::to_string(settings.max_jobs) + " commands are already running");
     }
     const std::string job_id = "job-" + random_uuid();
     jobs[job_id] = Job{req.id, false, nullptr, {}};
@@ -343,7 +344,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
                                                    {"timed_out", result["timedOut"].get<bool>()},
                                                    {"duration_ms", result["durationMs"].get<std::int64_t>()}});
           // Due while the tunnel is down: not sent later; the cloud asks with exec.job.
-          if (dispatcher) dispatcher->send("exec.result", std::move(result), it->second.re);
+          if (router) router->send("exec.result", std::move(result), it->second.re);
         });
   }
 
@@ -351,7 +352,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     purge_jobs();
     const std::string job_id = req.payload["jobId"];
     auto it = jobs.find(job_id);
-    if (it == jobs.end()) return reply.error("not_found", "no job " + job_id.substr(0, 128) + " (jobs are kept 5 minutes)");
+    if (it == jobs.end()) return reply.error(protocol::ErrorCode::not_found, "no job " + job_id.substr(0, 128) + " (jobs are kept 5 minutes)");
     nlohmann::json out = it->second.done ? it->second.result : nlohmann::json{{"jobId", job_id}};
     out["state"] = it->second.done ? "done" : "running";
     reply.send("exec.job.result", std::move(out));
@@ -419,7 +420,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         [this, id](Result<std::vector<ContainerInfo>> list) {
           auto r = take(id);
           if (!r) return;
-          if (!list) return r->error("unavailable", valid_utf8(list.error().message));
+          if (!list) return r->error(protocol::ErrorCode::unavailable, valid_utf8(list.error().message));
           r->send("containers.result", {{"containers", container_json(list.value())}});
         });
   }
@@ -427,7 +428,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   void containers_restart(const Envelope& req, Reply reply) {
     const std::string name = req.payload["name"];
     if (!permitted(reply, "containers", "restart", name)) return;
-    if (compose_busy) return reply.error("busy", "a compose operation is running; try again when it ends");
+    if (compose_busy) return reply.error(protocol::ErrorCode::busy, "a compose operation is running; try again when it ends");
     compose_busy = true;
     auto id = hold(std::move(reply));
     run(
@@ -457,14 +458,14 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
                     {{"container", name.substr(0, 128)}, {"reason", done ? "" : done.error().message}});
           auto r = take(id);
           if (!r) return;
-          if (!done) return r->error(done.error().code, valid_utf8(done.error().message));
+          if (!done) return r->error(Error{done.error().code, valid_utf8(done.error().message)});
           r->send("ack");
         });
   }
 
   void units_status(const Envelope& req, Reply reply) {
     const std::string name = req.payload["name"];
-    if (!is_unit_name(name)) return reply.error("invalid_args", "name is not a systemd unit name");
+    if (!is_unit_name(name)) return reply.error(protocol::ErrorCode::invalid_args, "name is not a systemd unit name");
     if (!permitted(reply, "units", "status", name)) return;
     auto id = hold(std::move(reply));
     auto argv = with(settings.systemctl, {"show", "--no-pager",
@@ -476,7 +477,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
           auto r = take(id);
           if (!r) return;
           if (!p || !p.value().succeeded()) {
-            return r->error("unavailable", "systemctl show failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
+            return r->error(protocol::ErrorCode::unavailable, "systemctl show failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
           }
           std::map<std::string, std::string> props;
           std::istringstream in(p.value().out);
@@ -496,7 +497,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
 
   void units_restart(const Envelope& req, Reply reply) {
     const std::string name = req.payload["name"];
-    if (!is_unit_name(name)) return reply.error("invalid_args", "name is not a systemd unit name");
+    if (!is_unit_name(name)) return reply.error(protocol::ErrorCode::invalid_args, "name is not a systemd unit name");
     if (!permitted(reply, "units", "restart", name)) return;
     auto id = hold(std::move(reply));
     auto argv = with(settings.systemctl, {"restart", "--", name});
@@ -507,7 +508,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
           auto r = take(id);
           if (!r) return;
           if (!p || !p.value().succeeded()) {
-            return r->error("internal", "systemctl restart failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
+            return r->error(protocol::ErrorCode::internal, "systemctl restart failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
           }
           r->send("ack");
         });
@@ -515,7 +516,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
 
   void journal_tail(const Envelope& req, Reply reply) {
     const std::string unit = req.payload["unit"];
-    if (!is_unit_name(unit)) return reply.error("invalid_args", "unit is not a systemd unit name");
+    if (!is_unit_name(unit)) return reply.error(protocol::ErrorCode::invalid_args, "unit is not a systemd unit name");
     if (!permitted(reply, "journal", "tail", unit)) return;
     std::size_t asked = req.payload.value("lines", 100);
     std::size_t lines = std::min(asked, settings.journal_max_lines);
@@ -528,7 +529,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
           auto r = take(id);
           if (!r) return;
           if (!p || !p.value().succeeded()) {
-            return r->error("unavailable", "journalctl failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
+            return r->error(protocol::ErrorCode::unavailable, "journalctl failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
           }
           auto out = nlohmann::json::array();
           std::istringstream in(p.value().out);
@@ -545,7 +546,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     if (settings.is_daemon_setting && settings.is_daemon_setting(key) && !permissions.names_explicitly("env", key)) {
       log.info("Refused a node-control request.", {{"operation", set ? "env.set" : "env.unset"},
                                                   {"verdict", "forbidden"}, {"key", key}});
-      return reply.error("forbidden", key + " is one of the box's own settings; control.json's env.names must "
+      return reply.error(protocol::ErrorCode::forbidden, key + " is one of the box's own settings; control.json's env.names must "
                                             "name it before the cloud may change it");
     }
     std::optional<std::string> value;
@@ -576,7 +577,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
           if (!done || !hooks.env_changed) {
             auto r = take(id);
             if (!r) return;
-            if (!done) return r->error(done.error().code, done.error().message);
+            if (!done) return r->error(done.error());
             return r->send("ack", {{"key", key}, {"appliesAt", "now"}});
           }
           // The ack says whether the box applied the change or needs a restart for it.
@@ -591,7 +592,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
 
   void jwt_rotate(const Envelope&, Reply reply) {
     if (!permitted(reply, "jwt", "rotate")) return;
-    if (!hooks.rotate_jwt) return reply.error("unavailable", "the box has no device token to rotate");
+    if (!hooks.rotate_jwt) return reply.error(protocol::ErrorCode::unavailable, "the box has no device token to rotate");
     auto id = hold(std::move(reply));
     hooks.rotate_jwt([self = shared_from_this(), id](RotateOutcome outcome) {
       auto r = self->take(id);
@@ -599,9 +600,9 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
       switch (outcome) {
         case RotateOutcome::rotated: return r->send("ack");
         case RotateOutcome::unavailable:
-          return r->error("unavailable", "the cloud did not answer the refresh; retrying");
+          return r->error(protocol::ErrorCode::unavailable, "the cloud did not answer the refresh; retrying");
         case RotateOutcome::rejected:
-          return r->error("forbidden", "the token is no longer accepted; the box needs pairing");
+          return r->error(protocol::ErrorCode::forbidden, "the token is no longer accepted; the box needs pairing");
       }
     });
   }
@@ -609,7 +610,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   // ---- §7.1 health --------------------------------------------------------
 
   void send_health() {
-    if (!welcomed || !dispatcher) return;
+    if (!welcomed || !router) return;
     auto previous = last_cpu;
     run(
         ops_pool,
@@ -638,13 +639,13 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
             h.cpu.erase("_busy");
             h.cpu.erase("_total");
           }
-          if (!welcomed || !dispatcher) return;
+          if (!welcomed || !router) return;
           nlohmann::json report = hooks.health_state ? hooks.health_state() : nlohmann::json::object();
           report["cpu"] = std::move(h.cpu);
           report["memory"] = std::move(h.memory);
           report["disk"] = std::move(h.disk);
           report["containers"] = std::move(h.containers);
-          dispatcher->send("health.report", std::move(report));
+          router->send("health.report", std::move(report));
         });
   }
 
@@ -688,9 +689,9 @@ void ControlPlane::stop(std::function<void()> on_stopped) {
   boost::asio::post(i.loop, [self = impl_] { self->maybe_stopped(); });
 }
 
-void ControlPlane::attach(tunnel::Dispatcher& d) {
+void ControlPlane::attach(protocol::Router& d) {
   auto& i = *impl_;
-  i.dispatcher = &d;
+  i.router = &d;
   std::weak_ptr<Impl> weak = impl_;
   auto route = [weak](void (Impl::*fn)(const Envelope&, Reply)) {
     return [weak, fn](const Envelope& e, Reply r) {
@@ -717,10 +718,10 @@ void ControlPlane::attach(tunnel::Dispatcher& d) {
 
 void ControlPlane::detach() {
   auto& i = *impl_;
-  // Replies of a session that is going must not outlive its dispatcher.
-  for (auto& [id, reply] : i.held) tunnel::Dispatcher::release(reply);
+  // Replies of a session that is going must not outlive its router.
+  for (auto& [id, reply] : i.held) reply.release();
   i.held.clear();
-  i.dispatcher = nullptr;
+  i.router = nullptr;
   i.welcomed = false;
   i.health_timer.cancel();
 }

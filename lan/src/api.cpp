@@ -217,7 +217,7 @@ class AlarmBudget {
 }  // namespace
 
 struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
-  Impl(BlockingPool& w, replica::ReplicaReader& r, replica::OutboundQueue& q, LanApiSettings s,
+  Impl(BlockingPool& w, replica::ReplicaReads& r, replica::EventSink& q, LanApiSettings s,
        std::function<json()> st)
       : workers(w), reader(r), queue(q), settings(std::move(s)), status(std::move(st)) {}
 
@@ -228,8 +228,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   };
 
   BlockingPool& workers;
-  replica::ReplicaReader& reader;
-  replica::OutboundQueue& queue;
+  replica::ReplicaReads& reader;
+  replica::EventSink& queue;
   LanApiSettings settings;
   std::function<json()> status;
   log::Logger log{"lan"};
@@ -636,7 +636,7 @@ void LanApi::Impl::hls_file(const HttpRequest& r, Reply reply) {
               });
 }
 
-LanApi::LanApi(BlockingPool& workers, replica::ReplicaReader& reader, replica::OutboundQueue& queue,
+LanApi::LanApi(BlockingPool& workers, replica::ReplicaReads& reader, replica::EventSink& queue,
                LanApiSettings settings, std::function<json()> status)
     : impl_(std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {}
 

@@ -16,15 +16,15 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "media/multipart.hpp"
-#include "tunnel/dispatcher.hpp"
-#include "tunnel/envelope.hpp"
+#include "protocol/router.hpp"
+#include "protocol/envelope.hpp"
 
 namespace secbox::media {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-using tunnel::Envelope;
-using tunnel::Reply;
+using protocol::Envelope;
+using protocol::Reply;
 
 bool is_frigate_camera(const std::string& c) {
   static const std::regex kName("^[A-Za-z0-9_-]{1,64}$");
@@ -96,8 +96,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   BlockingPool streams_pool;
   boost::asio::steady_timer housekeeping, flusher;
   bool flushing = false;
-  tunnel::Dispatcher* dispatcher = nullptr;
-  FrigateLink link;
+  protocol::Router* router = nullptr;
   std::map<std::string, Stream> streams;
   std::map<std::uint64_t, Reply> held_replies;
   std::uint64_t next_reply = 0;
@@ -135,7 +134,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
 
   void snapshot(const Envelope& req, Reply reply) {
     const std::string camera = req.payload["camera"];
-    if (!is_frigate_camera(camera)) return reply.error("invalid_args", "camera is not a Frigate camera name");
+    if (!is_frigate_camera(camera)) return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
     std::string path = "/api/" + camera + "/latest.jpg";
     if (req.payload.contains("height") && req.payload["height"].is_number_integer()) {
       path += "?h=" + std::to_string(req.payload["height"].get<int>());
@@ -147,26 +146,26 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
                     self->done_one();
                     auto r = self->take(id);
                     if (!r || self->stopping) return;
-                    if (f.status == 404) return r->error("not_found", "Frigate has no camera " + camera);
+                    if (f.status == 404) return r->error(protocol::ErrorCode::not_found, "Frigate has no camera " + camera);
                     if (f.status != 200) {
                       self->log.warn("Frigate did not answer a snapshot.",
                                      {{"camera", camera}, {"status", static_cast<std::int64_t>(f.status)}, {"reason", f.error}});
-                      return r->error("unavailable", f.status ? "Frigate answered " + std::to_string(f.status)
+                      return r->error(protocol::ErrorCode::unavailable, f.status ? "Frigate answered " + std::to_string(f.status)
                                                               : "Frigate did not answer: " + f.error);
                     }
-                    tunnel::BinaryHeader h;
-                    h.type = tunnel::BinaryType::frigate_snapshot_result;
+                    protocol::BinaryHeader h;
+                    h.type = protocol::BinaryType::frigate_snapshot_result;
                     h.re = r->request_id();
-                    if (!self->link.send_binary || !self->link.send_binary(tunnel::encode_binary(h, f.body))) return;
-                    tunnel::Dispatcher::release(*r);  // answered by the binary frame
+                    if (!self->router || !self->router->send_binary(h, f.body)) return;
+                    r->release();  // answered by the binary frame
                   });
   }
 
   void stream_start(const Envelope& req, Reply reply) {
     const std::string camera = req.payload["camera"];
-    if (!is_frigate_camera(camera)) return reply.error("invalid_args", "camera is not a Frigate camera name");
+    if (!is_frigate_camera(camera)) return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
     if (streams.size() >= settings.max_streams) {
-      return reply.error("busy", std::to_string(settings.max_streams) + " streams are already running");
+      return reply.error(protocol::ErrorCode::busy, std::to_string(settings.max_streams) + " streams are already running");
     }
     std::string path = "/api/" + camera + "?fps=" + std::to_string(req.payload["fps"].get<int>());
     if (req.payload.contains("height") && req.payload["height"].is_number_integer()) {
@@ -296,13 +295,13 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   }
 
   bool send(Stream& s, std::uint64_t seq, const std::string& jpeg) {
-    if (!link.writable || !link.writable()) return false;
-    tunnel::BinaryHeader h;
-    h.type = tunnel::BinaryType::frigate_frame;
+    if (!router || !router->writable()) return false;
+    protocol::BinaryHeader h;
+    h.type = protocol::BinaryType::frigate_frame;
     h.re = s.re;
     h.stream = s.id;
     h.seq = seq;
-    if (!link.send_binary(tunnel::encode_binary(h, jpeg))) return false;
+    if (!router->send_binary(h, jpeg)) return false;
     ++stats.frames_sent;
     return true;
   }
@@ -329,9 +328,9 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     if (it->second.pending_reply) {
       if (auto r = take(*it->second.pending_reply)) {
         if (end.status == 404) {
-          r->error("not_found", "Frigate has no camera " + it->second.camera);
+          r->error(protocol::ErrorCode::not_found, "Frigate has no camera " + it->second.camera);
         } else {
-          r->error("unavailable", end.status ? "Frigate answered " + std::to_string(end.status)
+          r->error(protocol::ErrorCode::unavailable, end.status ? "Frigate answered " + std::to_string(end.status)
                                              : "Frigate did not answer: " + end.error);
         }
       }
@@ -368,14 +367,13 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::string> ids;
     for (const auto& [id, s] : streams) ids.push_back(id);
     for (const auto& id : ids) stop_stream(id, "tunnel lost");
-    for (auto& [id, r] : held_replies) tunnel::Dispatcher::release(r);
+    for (auto& [id, r] : held_replies) r.release();
     held_replies.clear();
   }
 
   void detach() {
     tunnel_lost();
-    dispatcher = nullptr;
-    link = {};
+    router = nullptr;
   }
 };
 
@@ -387,9 +385,8 @@ FrigateProxy::~FrigateProxy() {
   impl_->detach();
 }
 
-void FrigateProxy::attach(tunnel::Dispatcher& d, FrigateLink link) {
-  impl_->dispatcher = &d;
-  impl_->link = std::move(link);
+void FrigateProxy::attach(protocol::Router& d) {
+  impl_->router = &d;
   std::weak_ptr<Impl> weak = impl_;
   d.on_request("frigate.snapshot", [weak](const Envelope& e, Reply r) {
     if (auto self = weak.lock()) self->snapshot(e, std::move(r));
@@ -401,7 +398,7 @@ void FrigateProxy::attach(tunnel::Dispatcher& d, FrigateLink link) {
     auto self = weak.lock();
     if (!self) return;
     const std::string id = e.payload["streamId"];
-    if (!self->streams.count(id)) return r.error("not_found", "no stream " + id.substr(0, 128));
+    if (!self->streams.count(id)) return r.error(protocol::ErrorCode::not_found, "no stream " + id.substr(0, 128));
     self->stop_stream(id, "asked");
     r.send("ack");
   });

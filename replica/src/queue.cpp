@@ -7,7 +7,7 @@
 
 #include "common/time.hpp"
 #include "session.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox::replica {
 
@@ -144,10 +144,10 @@ void OutboundQueue::stop(std::function<void()> on_stopped) {
 void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) {
   auto invalid = [&](const std::string& why) { done(Error{"invalid", why}); };
   if (!is_uuid(event.client_id)) return invalid("clientId must be a UUID");
-  const auto* shape = tunnel::shapes::event_data(event.type);
+  const auto* shape = protocol::shapes::event_data(event.type);
   if (!shape) return invalid("type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result");
   if (!parse_rfc3339(event.occurred_at)) return invalid("occurredAt must be an RFC 3339 time");
-  if (auto problem = tunnel::shapes::check(*shape, event.data)) return invalid("data." + problem->describe());
+  if (auto problem = protocol::shapes::check(*shape, event.data)) return invalid("data." + problem->describe());
   if (holds_nul(event.data)) return invalid("data must not contain U+0000");
   const json wire{{"clientId", event.client_id}, {"type", event.type}, {"occurredAt", event.occurred_at},
                   {"data", event.data}};
@@ -284,16 +284,21 @@ void OutboundQueue::answer_group(std::vector<Waiting>& group, const Result<std::
   if (added) pump();
 }
 
-void OutboundQueue::attach(Uplink uplink) {
-  uplink_ = std::move(uplink);
+void OutboundQueue::attach(protocol::Router& router) {
+  router_ = &router;
   // A reply that came after its batch timed out still acknowledges events.
-  uplink_.dispatcher->on_notice("events.ack", [this](const tunnel::Envelope& e) {
+  router_->on_notice("events.ack", [this](const protocol::Envelope& e) {
     std::vector<std::string> ids;
     for (const auto& id : e.payload.value("clientIds", json::array())) {
       if (id.is_string()) ids.push_back(id.get<std::string>());
     }
     acknowledged(ids);
   });
+}
+
+void OutboundQueue::detach() {
+  on_disconnected();
+  router_ = nullptr;
 }
 
 void OutboundQueue::on_welcomed() {
@@ -316,9 +321,9 @@ void OutboundQueue::on_disconnected() {
 }
 
 void OutboundQueue::pump() {
-  if (!welcomed_ || stopped_ || loading_ || !uplink_.dispatcher) return;
+  if (!welcomed_ || stopped_ || loading_ || !router_) return;
   if (in_flight_.size() >= limits_.batches_in_flight) return;
-  if (uplink_.writable && !uplink_.writable()) {
+  if (!router_->writable()) {
     // The tunnel's send buffer is full: produce nothing until it drains.
     retry_timer_.expires_after(std::chrono::milliseconds(20));
     retry_timer_.async_wait([this](boost::system::error_code ec) {
@@ -389,9 +394,9 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
   }
   payload += "]}";
   const auto session = session_;
-  auto id = uplink_.dispatcher->request_serialized(
+  auto id = router_->request_serialized(
       "events.batch", payload, limits_.ack_timeout,
-      [this, session, ids](Result<tunnel::Envelope> r) {
+      [this, session, ids](Result<protocol::Envelope> r) {
         if (session != session_) return;
         if (r && r.value().type == "events.ack") {
           // The batch's id leaves the in-flight set; the ack names what the cloud has.
@@ -408,7 +413,7 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
                                   : r.error().code == "timeout" ? "events.batch unacknowledged for 60 s"
                                                                 : "events.batch refused: " + r.error().code;
         log_.warn("A batch was not acknowledged; reconnecting to send it again.", {{"reason", why}});
-        if (uplink_.reconnect) uplink_.reconnect(why);
+        if (router_) router_->reconnect(why);
       });
   if (!id) return;  // the tunnel is down; the next welcome starts over
   last_sent_seq_ = last_seq;

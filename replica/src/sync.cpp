@@ -7,7 +7,7 @@
 
 #include "entities.hpp"
 #include "session.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox::replica {
 
@@ -118,7 +118,7 @@ DeltaOutcome apply_changes(pqxx::work& tx, const EntitySpec& spec, const std::ve
 std::optional<std::string> chunk_header_problem(const json& p) {
   auto is_int = [&](const char* k) { return p.contains(k) && p[k].is_number_integer(); };
   if (!p.contains("snapshotId") || !p["snapshotId"].is_string() ||
-      !tunnel::is_valid_id(p["snapshotId"].get<std::string>())) {
+      !protocol::is_valid_id(p["snapshotId"].get<std::string>())) {
     return "snapshotId must be an id";
   }
   if (!is_int("version") || p["version"].get<std::int64_t>() < 0) return "version must be a non-negative integer";
@@ -140,14 +140,14 @@ struct SyncDown::Partial {
   std::optional<std::string> problem;  // the first, answered at the last chunk
 };
 
-SyncDown::SyncDown(Database& database, tunnel::Dispatcher& dispatcher) : database_(database) {
+SyncDown::SyncDown(Database& database, protocol::Router& router) : database_(database) {
   for (const auto& spec : entity_specs()) {
     const std::string entity = spec.entity;
-    dispatcher.on_request(
+    router.on_request(
         "snapshot." + entity,
-        [this, entity](const tunnel::Envelope& e, tunnel::Reply r) { on_snapshot(entity, e, std::move(r)); },
-        tunnel::PayloadCheck::by_handler);
-    dispatcher.on_request("delta." + entity, [this, entity](const tunnel::Envelope& e, tunnel::Reply r) {
+        [this, entity](const protocol::Envelope& e, protocol::Reply r) { on_snapshot(entity, e, std::move(r)); },
+        protocol::PayloadCheck::by_handler);
+    router.on_request("delta." + entity, [this, entity](const protocol::Envelope& e, protocol::Reply r) {
       on_delta(entity, e, std::move(r));
     });
   }
@@ -165,11 +165,11 @@ void SyncDown::drop_partial(const std::string& entity, const std::string& why) {
       [](Result<int>) {});
 }
 
-void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e, tunnel::Reply reply) {
+void SyncDown::on_snapshot(const std::string& entity, const protocol::Envelope& e, protocol::Reply reply) {
   const auto& p = e.payload;
   if (auto problem = chunk_header_problem(p)) {
     drop_partial(entity, *problem);
-    return reply.error("invalid_args", *problem);
+    return reply.error(protocol::ErrorCode::invalid_args, *problem);
   }
   const auto snapshot_id = p["snapshotId"].get<std::string>();
   const int chunk = p["chunk"].get<int>();
@@ -183,7 +183,7 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
   if (!slot) {
     if (chunk != 1) {
       drop_partial(entity, "gap");
-      return reply.error("invalid_args", "snapshot " + snapshot_id + " chunk " + std::to_string(chunk) +
+      return reply.error(protocol::ErrorCode::invalid_args, "snapshot " + snapshot_id + " chunk " + std::to_string(chunk) +
                                              " arrived without its chunk 1; the partial snapshot was dropped");
     }
     slot = std::make_shared<Partial>();
@@ -198,7 +198,7 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
                                 : "chunks changed from " + std::to_string(partial->chunks) + " to " +
                                       std::to_string(chunks);
     drop_partial(entity, why);
-    return reply.error("invalid_args", "snapshot " + snapshot_id + ": " + why + "; the partial snapshot was dropped");
+    return reply.error(protocol::ErrorCode::invalid_args, "snapshot " + snapshot_id + ": " + why + "; the partial snapshot was dropped");
   }
   ++partial->next;
   const auto& rows = p["rows"];
@@ -208,11 +208,11 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
   }
   std::vector<StagedRow> staged;
   if (!partial->problem) {
-    const auto* shape = tunnel::shapes::row(entity);
+    const auto* shape = protocol::shapes::row(entity);
     const auto* spec = entity_spec(entity);
     staged.reserve(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i) {
-      if (auto problem = tunnel::shapes::check(*shape, rows[i])) {
+      if (auto problem = protocol::shapes::check(*shape, rows[i])) {
         partial->problem = "chunk " + std::to_string(chunk) + " row " + std::to_string(i) + ": " + problem->describe();
         staged.clear();
         break;
@@ -221,14 +221,14 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
     }
   }
   const bool last = chunk == chunks;
-  if (!last) tunnel::Dispatcher::release(reply);  // chunks 1..n-1 get no reply
+  if (!last) reply.release();  // chunks 1..n-1 get no reply
 
   if (partial->problem) {
     if (!last) return;
     const auto problem = *partial->problem;
     drop_partial(entity, problem);
     log_.warn("Refused a snapshot with an invalid row; the old set stays.", {{"entity", entity}, {"problem", problem}});
-    return reply.error("invalid_args", problem);
+    return reply.error(protocol::ErrorCode::invalid_args, problem);
   }
   if (last) partial_.erase(entity);
 
@@ -270,7 +270,7 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
           }
           log_.error("A snapshot could not be applied; the old set stays.",
                      {{"entity", entity}, {"reason", r.error().message}});
-          return reply.error(r.error().code == "invalid_args" ? "invalid_args" : "internal", r.error().message);
+          return reply.error(r.error());
         }
         if (!last) return;
         log_.info("Applied a snapshot.", {{"entity", entity}, {"version", version}, {"rows", r.value()}});
@@ -279,7 +279,7 @@ void SyncDown::on_snapshot(const std::string& entity, const tunnel::Envelope& e,
       });
 }
 
-void SyncDown::on_delta(const std::string& entity, const tunnel::Envelope& e, tunnel::Reply reply) {
+void SyncDown::on_delta(const std::string& entity, const protocol::Envelope& e, protocol::Reply reply) {
   // The dispatcher has checked every change against the row's shape.
   std::vector<Change> changes;
   for (const auto& c : e.payload["changes"]) {
@@ -310,7 +310,7 @@ void SyncDown::on_delta(const std::string& entity, const tunnel::Envelope& e, tu
         if (alive.expired()) return;  // replaced (a re-pairing) while the database worked
         if (!r) {
           log_.error("A delta could not be applied; nothing of it was.", {{"entity", entity}, {"reason", r.error().message}});
-          return reply.error(r.error().code == "invalid_args" ? "invalid_args" : "internal", r.error().message);
+          return reply.error(r.error());
         }
         log_.debug("Applied a delta.", {{"entity", entity}, {"cursor", r.value().cursor},
                                         {"applied", r.value().applied}, {"skipped", r.value().skipped}});

@@ -17,8 +17,8 @@
 #include "control/tools.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
-#include "tunnel/dispatcher.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/dispatcher.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox::control {
 namespace {
@@ -115,8 +115,8 @@ class ControlPlaneTest : public ::testing::Test {
   TempDir dir;
   boost::asio::io_context io;
   std::vector<json> sent;
-  tunnel::MessageIds ids;
-  tunnel::Dispatcher d{io,
+  protocol::MessageIds ids;
+  protocol::Dispatcher d{io,
                        [this](const std::string& text) {
                          sent.push_back(json::parse(text));
                          return true;
@@ -155,7 +155,7 @@ TEST_F(ControlPlaneTest, ARegisteredCommandRunsAndItsResultComesWithRe) {
   EXPECT_EQ(p["exitCode"], 0);
   EXPECT_EQ(p["stdout"], "ping -c 1 gw.local\n");
   EXPECT_EQ(p["timedOut"], false);
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("exec.result"), p));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("exec.result"), p));
   auto job = ask_one("exec.job", {{"jobId", p["jobId"]}});
   EXPECT_EQ(job["type"], "exec.job.result");
   EXPECT_EQ(job["payload"]["state"], "done");
@@ -265,7 +265,7 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   start();
   auto m = ask_one("metrics.get", json::object());
   ASSERT_EQ(m["type"], "metrics.result") << m.dump();
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("metrics.result"), m["payload"]));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("metrics.result"), m["payload"]));
   EXPECT_GT(m["payload"]["memory"]["totalBytes"].get<std::uint64_t>(), 0u);
   EXPECT_EQ(m["payload"]["disk"][0]["path"], "/");
   auto only = ask_one("metrics.get", {{"kinds", {"memory"}}});
@@ -274,14 +274,14 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   auto st = ask_one("units.status", {{"name", "frigate.service"}});
   ASSERT_EQ(st["type"], "units.result");
   EXPECT_EQ(st["payload"]["activeState"], "active");
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("units.result"), st["payload"]));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("units.result"), st["payload"]));
   EXPECT_EQ(ask_one("units.status", {{"name", "--all"}})["payload"]["code"], "invalid_args");
   EXPECT_EQ(ask_one("units.status", {{"name", "a;b"}})["payload"]["code"], "invalid_args");
   EXPECT_EQ(ask_one("units.restart", {{"name", "frigate.service"}})["type"], "ack");
   auto j = ask_one("journal.tail", {{"unit", "secbox.service"}, {"lines", 2}});
   ASSERT_EQ(j["type"], "journal.result");
   EXPECT_EQ(j["payload"]["lines"], json({"line 1", "line 2"}));
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("journal.result"), j["payload"]));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("journal.result"), j["payload"]));
   auto calls = TempDir::read(dir.file("fake/systemctl.calls"));
   EXPECT_NE(calls.find("restart -- frigate.service"), std::string::npos) << calls;
 
@@ -364,7 +364,7 @@ TEST_F(ControlPlaneTest, OneComposeOperationAtATimeAndTheOutcomeIsQueued) {
   EXPECT_EQ(events[0].first, "compose_result");
   EXPECT_EQ(events[0].second["project"], "gate");
   EXPECT_EQ(events[0].second["phase"], "health");
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::event_data("compose_result"), events[0].second));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::event_data("compose_result"), events[0].second));
 }
 
 TEST_F(ControlPlaneTest, StoppingKillsARunningComposeAndAnswersNothingLate) {

@@ -11,7 +11,7 @@
 #include "daemon.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox {
 namespace {
@@ -88,7 +88,7 @@ TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
   EXPECT_EQ(r->message["type"], "compose.result");
   EXPECT_EQ(p["ok"], true) << p.dump() << d.log();
   EXPECT_EQ(p["phase"], "done");
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("compose.result"), p));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("compose.result"), p));
 
   // secbox.env was derived: 0600, the gateway's last segment now "device".
   struct stat st {};
@@ -185,7 +185,7 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   auto health = sim->wait_for_type("health.report", 30s);
   ASSERT_TRUE(health) << d.log();
   const auto& h = health->message["payload"];
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("health.report"), h)) << h.dump();
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("health.report"), h)) << h.dump();
   for (const char* field : {"uptimeS", "version", "bootId", "state", "cpu", "memory", "disk", "containers", "queue",
                             "tunnel", "media", "jwt", "clockSkewS"}) {
     EXPECT_TRUE(h.contains(field)) << field << " missing from " << h.dump();

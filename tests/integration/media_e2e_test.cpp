@@ -12,8 +12,8 @@
 #include "daemon.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
-#include "tunnel/envelope.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox {
 namespace {
@@ -51,7 +51,7 @@ TEST(MediaE2E, CameraFrigateProxyAndEventsOverTheTunnel) {
     return media.size() == 1 && media[0]["state"] == "live";
   }, 30s);
   ASSERT_TRUE(live) << d.log();
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::message("health.report"), live->message["payload"]));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("health.report"), live->message["payload"]));
   EXPECT_EQ(live->message["payload"]["media"][0]["camera"], "gate");
 
   // Frigate's event came through the queue.
@@ -69,9 +69,9 @@ TEST(MediaE2E, CameraFrigateProxyAndEventsOverTheTunnel) {
   sim.send_text(R"({"v":1,"type":"frigate.snapshot","id":"c-snap","ts":"2026-11-22T10:00:00Z","payload":{"camera":"front"}})");
   auto snap = sim.wait_for([](const cloudsim::Received& r) { return r.is_binary; }, 15s);
   ASSERT_TRUE(snap) << d.log();
-  auto decoded = tunnel::decode_binary(snap->binary);
+  auto decoded = protocol::decode_binary(snap->binary);
   ASSERT_TRUE(decoded);
-  EXPECT_EQ(decoded.value().header.type, tunnel::BinaryType::frigate_snapshot_result);
+  EXPECT_EQ(decoded.value().header.type, protocol::BinaryType::frigate_snapshot_result);
   EXPECT_EQ(decoded.value().header.re, "c-snap");
   sim.send_text(R"({"v":1,"type":"frigate.stream.start","id":"c-st","ts":"2026-11-22T10:00:00Z","payload":{"camera":"front","fps":10}})");
   ASSERT_TRUE(sim.wait_for_type("frigate.stream.started", 15s)) << d.log();
@@ -79,8 +79,8 @@ TEST(MediaE2E, CameraFrigateProxyAndEventsOverTheTunnel) {
     int n = 0;
     for (const auto& r : sim.received()) {
       if (!r.is_binary) continue;
-      auto f = tunnel::decode_binary(r.binary);
-      n += f && f.value().header.type == tunnel::BinaryType::frigate_frame && f.value().header.re == "c-st";
+      auto f = protocol::decode_binary(r.binary);
+      n += f && f.value().header.type == protocol::BinaryType::frigate_frame && f.value().header.re == "c-st";
     }
     return n;
   };

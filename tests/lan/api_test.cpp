@@ -14,6 +14,9 @@
 #include "common/certificates.hpp"
 #include "https_client.hpp"
 #include "lan/pin.hpp"
+#include "protocol/dispatcher.hpp"
+#include "replica/queue.hpp"
+#include "replica/reads.hpp"
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
@@ -37,8 +40,8 @@ class LanApiTest : public ::testing::Test {
   boost::asio::io_context io;
   BlockingPool workers{io, 2};
   replica::Database database{io, replica::DatabaseSettings{db.url(), {}}, [](int) {}};
-  tunnel::MessageIds ids;
-  tunnel::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
+  protocol::MessageIds ids;
+  protocol::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
   replica::SyncDown sync{database, dispatcher};
   replica::ReplicaReader reader{database};
   replica::OutboundQueue queue{io, database};

@@ -12,7 +12,7 @@
 #include "media/frigate_events.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox::media {
 namespace {
@@ -53,7 +53,7 @@ TEST(FrigateEventParsing, BothScoreLayoutsAndBadEventsSkipped) {
   EXPECT_EQ(a->client_id[14], '5');  // version 5
   EXPECT_EQ(a->data["score"], 0.87);
   EXPECT_EQ(a->data["startTime"], "2023-11-14T22:13:20Z");
-  EXPECT_FALSE(tunnel::shapes::check(*tunnel::shapes::event_data("frigate_event"), a->data));
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::event_data("frigate_event"), a->data));
   auto old = json{{"id", "x1"}, {"camera", "c"}, {"label", "car"}, {"start_time", 5.0}, {"top_score", 0.5}};
   EXPECT_EQ(parse_frigate_event(old)->data["score"], 0.5);
   EXPECT_FALSE(parse_frigate_event(json{{"id", "x"}, {"camera", "c"}, {"start_time", 5.0}}));

@@ -235,8 +235,7 @@ TEST_F(QueueTest, IncrementalFiguresEqualARecountWhateverTheAcks) {
   s.rotator = tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 3600s, 7200s};
   s.boot_id = random_uuid();
   tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_1"));
-  queue->attach({&session.dispatcher(), [&] { return session.tunnel().writable(); },
-                 [&](const std::string& why) { session.tunnel().reconnect(why); }});
+  queue->attach(session.router());
   session.on_welcomed([&] { queue->on_welcomed(); });
   session.on_disconnected([&] { queue->on_disconnected(); });
   session.start();
@@ -314,8 +313,7 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
     h.oldest_at = queue->stats().oldest_at;
     return h;
   });
-  queue->attach({&session.dispatcher(), [&] { return session.tunnel().writable(); },
-                 [&](const std::string& why) { session.tunnel().reconnect(why); }});
+  queue->attach(session.router());
   session.on_welcomed([&] { queue->on_welcomed(); });
   session.on_disconnected([&] { queue->on_disconnected(); });
   session.start();

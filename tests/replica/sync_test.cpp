@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "replica/reads.hpp"
+#include "protocol/dispatcher.hpp"
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
 #include "test_database.hpp"
@@ -32,9 +33,9 @@ class SyncTest : public ::testing::Test {
   TestDatabase db;
   boost::asio::io_context io;
   Database database{io, DatabaseSettings{db.url(), {}}, [](int) {}};
-  tunnel::MessageIds ids;
+  protocol::MessageIds ids;
   std::vector<json> replies;
-  tunnel::Dispatcher dispatcher{io,
+  protocol::Dispatcher dispatcher{io,
                                 [this](const std::string& text) {
                                   replies.push_back(json::parse(text));
                                   return true;

@@ -8,7 +8,7 @@
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
 #include "tunnel/cloud_session.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 namespace secbox::tunnel {
 namespace {
@@ -60,10 +60,10 @@ TEST_F(CloudSessionTest, HelloFitsTheContractAndWelcomeSetsTheSkew) {
   auto hello = sim.wait_for_type("hello", 1s);
   ASSERT_TRUE(hello);
   const auto& payload = hello->message["payload"];
-  auto problem = shapes::check(*shapes::message("hello"), payload);
+  auto problem = protocol::shapes::check(*protocol::shapes::message("hello"), payload);
   EXPECT_FALSE(problem) << problem->describe();
-  EXPECT_EQ(shapes::unknown_fields(*shapes::message("hello"), payload), std::vector<std::string>{});
-  for (const auto& entity : shapes::entities()) EXPECT_EQ(payload["cursors"][entity], 0) << entity;
+  EXPECT_EQ(protocol::shapes::unknown_fields(*protocol::shapes::message("hello"), payload), std::vector<std::string>{});
+  for (const auto& entity : protocol::shapes::entities()) EXPECT_EQ(payload["cursors"][entity], 0) << entity;
 
   sim.close_device(1011, "test");
   ASSERT_TRUE(run_until(io, [&] { return welcomes == 2; }, 10s));

@@ -9,7 +9,7 @@
 #include "cloudsim/cloudsim.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "protocol/dispatcher.hpp"
 #include "tunnel/tunnel_client.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -313,8 +313,8 @@ TEST_F(TunnelTest, SmallWritesAreCoalescedIntoFewTlsRecords) {
 TEST_F(TunnelTest, ThousandMalformedMessagesAnsweredAndTheTunnelStaysUp) {
   make_sim();
   make_client(settings());
-  MessageIds ids;
-  Dispatcher dispatcher(io, [this](const std::string& t) { return client->send_text(t); }, ids);
+  protocol::MessageIds ids;
+  protocol::Dispatcher dispatcher(io, [this](const std::string& t) { return client->send_text(t); }, ids);
   client->start();
   ASSERT_TRUE(run_until(io, [&] { return opens == 1; }, 10s));
   texts.clear();

@@ -17,7 +17,12 @@ HelloState empty_hello_state() {
 CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
                            SessionSettings settings, std::string token)
     : settings_(std::move(settings)),
-      dispatcher_(loop, [this](const std::string& text) { return tunnel_->send_text(text); }, ids_),
+      dispatcher_(loop,
+                  protocol::Transport{[this](const std::string& text) { return tunnel_->send_text(text); },
+                                      [this](const std::string& frame) { return tunnel_->send_binary(frame); },
+                                      [this] { return tunnel_->writable(); },
+                                      [this](const std::string& why) { tunnel_->reconnect(why); }},
+                  ids_),
       rotator_(std::make_unique<JwtRotator>(loop, pool, settings_.rotator, std::move(token))) {
   TunnelHooks hooks;
   hooks.token = [this]() -> std::optional<std::string> {
@@ -46,14 +51,14 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
     if (on_needs_pairing_) on_needs_pairing_();
   });
 
-  dispatcher_.on_request("jwt.rotate", [this](const Envelope&, Reply reply) {
+  dispatcher_.on_request("jwt.rotate", [this](const protocol::Envelope&, protocol::Reply reply) {
     rotator_->rotate_now([reply](RotationResult r) mutable {
       switch (r) {
         case RotationResult::rotated: return reply.send("ack");
         case RotationResult::unavailable:
-          return reply.error("unavailable", "the cloud did not answer the refresh; retrying");
+          return reply.error(protocol::ErrorCode::unavailable, "the cloud did not answer the refresh; retrying");
         case RotationResult::rejected:
-          return reply.error("forbidden", "the token is no longer accepted; the box needs pairing");
+          return reply.error(protocol::ErrorCode::forbidden, "the token is no longer accepted; the box needs pairing");
       }
     });
   });
@@ -86,7 +91,7 @@ void CloudSession::send_hello() {
       {"cursors", cursors},
       {"queue", {{"depth", state.queue_depth},
                  {"oldestAt", state.oldest_at ? nlohmann::json(*state.oldest_at) : nlohmann::json()}}}};
-  dispatcher_.request("hello", std::move(payload), settings_.welcome_timeout, [this](Result<Envelope> r) {
+  dispatcher_.request("hello", std::move(payload), settings_.welcome_timeout, [this](Result<protocol::Envelope> r) {
     if (r && r.value().type == "welcome") return on_welcome(r.value());
     if (r) {
       log_.warn("The cloud answered hello with something other than welcome; starting over.",
@@ -100,7 +105,7 @@ void CloudSession::send_hello() {
   });
 }
 
-void CloudSession::on_welcome(const Envelope& e) {
+void CloudSession::on_welcome(const protocol::Envelope& e) {
   welcomed_ = true;
   if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
     if (auto t = parse_rfc3339(server->get<std::string>())) {

@@ -7,8 +7,8 @@
 // children it started (their process groups) and waits for them.
 //
 // Loop thread only. attach() registers the handlers on a session's
-// dispatcher (it replaces the session's own jwt.rotate with one that honours
-// control.json); detach() must be called before that dispatcher goes.
+// router (it replaces the session's own jwt.rotate with one that honours
+// control.json); detach() must be called before that router goes.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -24,8 +24,8 @@
 namespace boost::asio {
 class io_context;
 }
-namespace secbox::tunnel {
-class Dispatcher;
+namespace secbox::protocol {
+class Router;
 }
 
 namespace secbox::control {
@@ -73,7 +73,7 @@ class ControlPlane final : public Component {
   void start() override;
   void stop(std::function<void()> on_stopped) override;
 
-  void attach(tunnel::Dispatcher& dispatcher);
+  void attach(protocol::Router& router);
   void detach();
   void on_welcomed();      // health.report now, then every interval
   void on_disconnected();  // stops the reports

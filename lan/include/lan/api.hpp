@@ -28,8 +28,7 @@
 
 #include "common/blocking.hpp"
 #include "lan/https_server.hpp"
-#include "replica/queue.hpp"
-#include "replica/reads.hpp"
+#include "replica/ports.hpp"
 
 namespace secbox::lan {
 
@@ -50,7 +49,7 @@ struct LanApiSettings {
 
 class LanApi {
  public:
-  LanApi(BlockingPool& workers, replica::ReplicaReader& reader, replica::OutboundQueue& queue,
+  LanApi(BlockingPool& workers, replica::ReplicaReads& reader, replica::EventSink& queue,
          LanApiSettings settings, std::function<nlohmann::json()> status);
   ~LanApi();
 

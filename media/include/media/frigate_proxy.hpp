@@ -25,8 +25,8 @@
 namespace boost::asio {
 class io_context;
 }
-namespace secbox::tunnel {
-class Dispatcher;
+namespace secbox::protocol {
+class Router;
 }
 
 namespace secbox::media {
@@ -39,11 +39,6 @@ struct FrigateSettings {
   std::size_t max_streams = 4;
   std::size_t max_frame = 8 * 1024 * 1024;
   std::size_t max_held = 2;
-};
-
-struct FrigateLink {
-  std::function<bool(const std::string& frame)> send_binary;  // false: the tunnel is down
-  std::function<bool()> writable;                              // false under backpressure
 };
 
 struct FrigateStats {
@@ -64,9 +59,9 @@ class FrigateProxy final : public Component {
   void start() override {}
   void stop(std::function<void()> on_stopped) override;
 
-  void attach(tunnel::Dispatcher& dispatcher, FrigateLink link);
+  void attach(protocol::Router& router);
   void tunnel_lost();  // every stream stops; the handlers stay
-  void detach();       // before the dispatcher goes: streams stop, handlers forgotten
+  void detach();       // before the router goes: streams stop, handlers forgotten
   FrigateStats stats() const;
 
  private:

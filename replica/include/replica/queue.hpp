@@ -26,17 +26,11 @@
 
 #include "common/component.hpp"
 #include "common/log.hpp"
+#include "protocol/router.hpp"
 #include "replica/database.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "replica/ports.hpp"
 
 namespace secbox::replica {
-
-struct OutboundEvent {
-  std::string client_id;    // a UUID chosen when the event is born
-  std::string type;         // visitor_entry, ban_hit, frigate_event, guard_note, compose_result
-  std::string occurred_at;  // RFC 3339
-  nlohmann::json data = nlohmann::json::object();
-};
 
 struct QueueLimits {
   std::int64_t max_rows = 100000;             // unacknowledged events
@@ -59,15 +53,10 @@ struct QueueStats {
   std::optional<std::string> oldest_at;  // enqueue time of the oldest, RFC 3339
 };
 
-struct Enqueued {
-  std::int64_t seq = 0;
-  bool duplicate = false;  // the clientId was already queued: nothing new was written
-};
-
 // Event types accepted when the queue is full, up to the alarm reserve.
 bool is_alarm(const std::string& type);
 
-class OutboundQueue final : public Component {
+class OutboundQueue final : public Component, public EventSink {
  public:
   OutboundQueue(boost::asio::io_context& loop, Database& database, QueueLimits limits = {});
   ~OutboundQueue() override;
@@ -79,16 +68,13 @@ class OutboundQueue final : public Component {
   // Errors: "invalid" (the event is malformed; the message says which field),
   // "queue_full", or the database's ("unavailable", "database"): then nothing
   // was written and the caller must not report success.
-  void enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done);
+  void enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) override;
 
-  // The way up: the session's dispatcher, whether the tunnel takes more bytes,
-  // and how to start the connection over (a batch never acknowledged).
-  struct Uplink {
-    tunnel::Dispatcher* dispatcher = nullptr;
-    std::function<bool()> writable;
-    std::function<void(const std::string&)> reconnect;
-  };
-  void attach(Uplink uplink);
+  // The way up: the session's router (batches go out when it is writable; a
+  // batch never acknowledged starts the connection over). It must outlive
+  // the queue's use of it, or detach() first.
+  void attach(protocol::Router& router);
+  void detach();
   void on_welcomed();      // drain from the oldest unacknowledged event
   void on_disconnected();  // what was in flight is sent again after the next welcome
 
@@ -118,7 +104,7 @@ class OutboundQueue final : public Component {
   boost::asio::io_context& loop_;
   Database& database_;
   QueueLimits limits_;
-  Uplink uplink_;
+  protocol::Router* router_ = nullptr;
   QueueStats stats_;
   std::int64_t oldest_seq_ = 0;  // seq of the oldest unacknowledged event; 0: none known
   std::deque<Waiting> waiting_;  // enqueued, not yet in a commit

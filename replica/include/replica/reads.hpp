@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "replica/database.hpp"
+#include "replica/ports.hpp"
 
 namespace secbox::replica {
 
@@ -24,33 +25,23 @@ struct Freshness {
   std::optional<std::string> last_snapshot_at;
 };
 
-struct BanList {
-  std::int64_t version = 0;   // the banned_visitor cursor
-  nlohmann::json bans;        // [{id, fullName, plate, photoUrl, reason, createdAt, expiresAt}]
-};
-
-struct Guard {
-  std::string id, community_id, display_name;
-  std::optional<std::string> pin_hash;
-};
-
-class ReplicaReader {
+class ReplicaReader final : public ReplicaReads {
  public:
   explicit ReplicaReader(Database& database) : database_(database) {}
 
   // Re-reads the cursors and freshness into the cache below.
   void refresh(std::function<void()> done = nullptr);
   // The cached figures (every entity of §5, 0 before the first refresh).
-  std::map<std::string, std::int64_t> cursors() const;
+  std::map<std::string, std::int64_t> cursors() const override;
   const std::map<std::string, Freshness>& freshness() const { return freshness_; }
 
   // Bans not deleted and not expired.
-  void ban_list(std::function<void(Result<BanList>)> done);
+  void ban_list(std::function<void(Result<BanList>)> done) override;
   // Active authorizations whose validity overlaps the local day `date`
   // (YYYY-MM-DD) in the community's time zone (UTC when none is known).
-  void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done);
+  void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done) override;
   // A guard (role guard, not deleted); error "not_found" otherwise.
-  void guard(const std::string& id, std::function<void(Result<Guard>)> done);
+  void guard(const std::string& id, std::function<void(Result<Guard>)> done) override;
 
  private:
   Database& database_;

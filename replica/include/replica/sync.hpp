@@ -5,7 +5,7 @@
 // transaction); `delta.<entity>` messages are applied in one transaction with
 // per-row versions and tombstones, so repeats and reordering are harmless.
 //
-// Registers its message types on the tunnel's dispatcher; all database work
+// Registers its message types on the session's router; all database work
 // goes through Database (its own thread), replies come back on the loop.
 // Loop thread only. Owned by the appliance, after the database and the cloud
 // session it uses; it may be destroyed (with its session) while database work
@@ -19,21 +19,21 @@
 
 #include "common/log.hpp"
 #include "replica/database.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "protocol/router.hpp"
 
 namespace secbox::replica {
 
 class SyncDown {
  public:
-  SyncDown(Database& database, tunnel::Dispatcher& dispatcher);
+  SyncDown(Database& database, protocol::Router& router);
 
   // Called on the loop after each snapshot or delta is committed.
   void on_applied(std::function<void(const std::string& entity)> f) { on_applied_ = std::move(f); }
 
  private:
   struct Partial;
-  void on_snapshot(const std::string& entity, const tunnel::Envelope& e, tunnel::Reply reply);
-  void on_delta(const std::string& entity, const tunnel::Envelope& e, tunnel::Reply reply);
+  void on_snapshot(const std::string& entity, const protocol::Envelope& e, protocol::Reply reply);
+  void on_delta(const std::string& entity, const protocol::Envelope& e, protocol::Reply reply);
   void drop_partial(const std::string& entity, const std::string& why);
 
   Database& database_;

@@ -4,7 +4,7 @@
 // connection it sends `hello` first; it handles `welcome` (and keeps the
 // clock skew), `jwt.rotate`, and a 4401 close (rotate, then reconnect); a
 // token the cloud no longer accepts puts it in needs-pairing, tunnel held.
-// Other components register their message types on dispatcher().
+// Other components see it as a protocol::Router (router()).
 //
 // Loop thread only. Owned by the appliance.
 #include <functional>
@@ -15,7 +15,7 @@
 
 #include "common/blocking.hpp"
 #include "common/component.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "protocol/dispatcher.hpp"
 #include "tunnel/jwt_rotator.hpp"
 #include "tunnel/tunnel_client.hpp"
 
@@ -47,7 +47,8 @@ class CloudSession final : public Component {
   void start() override;
   void stop(std::function<void()> on_stopped) override;
 
-  Dispatcher& dispatcher() { return dispatcher_; }
+  protocol::Router& router() { return dispatcher_; }
+  protocol::Dispatcher& dispatcher() { return dispatcher_; }
   TunnelClient& tunnel() { return *tunnel_; }
   void set_hello_source(std::function<HelloState()> source) { hello_source_ = std::move(source); }
   void on_needs_pairing(std::function<void()> f) { on_needs_pairing_ = std::move(f); }
@@ -66,12 +67,12 @@ class CloudSession final : public Component {
 
  private:
   void send_hello();
-  void on_welcome(const Envelope& welcome);
+  void on_welcome(const protocol::Envelope& welcome);
 
   SessionSettings settings_;
-  MessageIds ids_;
+  protocol::MessageIds ids_;
   std::unique_ptr<TunnelClient> tunnel_;
-  Dispatcher dispatcher_;
+  protocol::Dispatcher dispatcher_;
   std::unique_ptr<JwtRotator> rotator_;
   std::function<HelloState()> hello_source_ = empty_hello_state;
   std::function<void()> on_needs_pairing_;

@@ -4,9 +4,9 @@
 
 #include "common/log.hpp"
 #include "run_loop.hpp"
-#include "tunnel/dispatcher.hpp"
+#include "protocol/dispatcher.hpp"
 
-namespace secbox::tunnel {
+namespace secbox::protocol {
 namespace {
 
 using json = nlohmann::json;
@@ -32,7 +32,7 @@ TEST_F(DispatcherTest, RequestGetsExactlyOneReplyWithRe) {
   d.on_request("jwt.rotate", [](const Envelope&, Reply r) {
     r.send("ack");
     r.send("ack");             // ignored
-    r.error("internal", "x");  // ignored
+    r.error(ErrorCode::internal, "x");  // ignored
   });
   d.dispatch(R"({"v":1,"type":"jwt.rotate","id":"c-3","ts":"t"})");
   ASSERT_EQ(sent.size(), 1u);
@@ -49,6 +49,59 @@ TEST_F(DispatcherTest, DroppedReplyBecomesAnInternalError) {
   EXPECT_EQ(sent[0]["type"], "error");
   EXPECT_EQ(sent[0]["re"], "c-11");
   EXPECT_EQ(sent[0]["payload"]["code"], "internal");
+}
+
+// A module's Error goes out with its code when §4.1 has it, else as
+// `internal`: the cloud never sees a spelling the contract does not list.
+TEST_F(DispatcherTest, AModulesErrorIsAnsweredWithAContractCode) {
+  d.on_request("metrics.get", [](const Envelope&, Reply r) { r.error(Error{"not_found", "no such thing"}); });
+  d.on_request("health.get", [](const Envelope&, Reply r) { r.error(Error{"database", "the server went away"}); });
+  d.dispatch(R"({"v":1,"type":"metrics.get","id":"c-1","ts":"t"})");
+  d.dispatch(R"({"v":1,"type":"health.get","id":"c-2","ts":"t"})");
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0]["payload"]["code"], "not_found");
+  EXPECT_EQ(sent[0]["payload"]["message"], "no such thing");
+  EXPECT_EQ(sent[1]["payload"]["code"], "internal");
+  EXPECT_EQ(sent[1]["payload"]["message"], "the server went away");
+}
+
+// What a component asks of the transport through the Router: binary frames
+// (refused when the transport has none), backpressure, a reconnect.
+TEST(DispatcherTransport, BinaryFramesBackpressureAndReconnectReachTheTransport) {
+  boost::asio::io_context io;
+  MessageIds ids;
+  std::vector<std::string> frames;
+  bool writable = true;
+  std::vector<std::string> reconnects;
+  Dispatcher d{io,
+               Transport{[](const std::string&) { return true; },
+                         [&](const std::string& f) {
+                           frames.push_back(f);
+                           return true;
+                         },
+                         [&] { return writable; }, [&](const std::string& why) { reconnects.push_back(why); }},
+               ids};
+  Router& router = d;
+  BinaryHeader h;
+  h.type = BinaryType::frigate_frame;
+  h.stream = "s-1";
+  h.seq = 7;
+  ASSERT_TRUE(router.send_binary(h, "JPEG"));
+  ASSERT_EQ(frames.size(), 1u);
+  auto f = decode_binary(frames[0]);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f.value().body, "JPEG");
+  EXPECT_EQ(f.value().header.seq, 7u);
+  EXPECT_TRUE(router.writable());
+  writable = false;
+  EXPECT_FALSE(router.writable());
+  router.reconnect("a batch was never acknowledged");
+  EXPECT_EQ(reconnects, std::vector<std::string>{"a batch was never acknowledged"});
+
+  Dispatcher text_only{io, [](const std::string&) { return true; }, ids};
+  EXPECT_FALSE(text_only.send_binary(h, "JPEG"));
+  EXPECT_TRUE(text_only.writable());
+  text_only.reconnect("nothing to restart");  // no transport hook: nothing happens
 }
 
 // A reply that comes after its session is gone (a database answer after a
@@ -92,7 +145,7 @@ TEST_F(DispatcherTest, ReplyCanComeLater) {
 }
 
 TEST_F(DispatcherTest, ReleasedReplySendsNothing) {
-  d.on_request("snapshot.unit", [](const Envelope&, Reply r) { Dispatcher::release(r); },
+  d.on_request("snapshot.unit", [](const Envelope&, Reply r) { r.release(); },
                PayloadCheck::by_handler);
   d.dispatch(R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":1,"chunks":2}})");
   EXPECT_TRUE(sent.empty());
@@ -144,7 +197,7 @@ TEST_F(DispatcherTest, HandlerCanTakeOverTheCheck) {
   int handled = 0;
   d.on_request("snapshot.unit", [&](const Envelope&, Reply r) {
     ++handled;
-    Dispatcher::release(r);
+    r.release();
   }, PayloadCheck::by_handler);
   d.dispatch(R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":"one"}})");
   EXPECT_EQ(handled, 1);
@@ -227,4 +280,4 @@ TEST_F(DispatcherTest, DestroyedWithRequestsPendingIsSafe) {
 }
 
 }  // namespace
-}  // namespace secbox::tunnel
+}  // namespace secbox::protocol

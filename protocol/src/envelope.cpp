@@ -1,8 +1,8 @@
-#include "tunnel/envelope.hpp"
+#include "protocol/envelope.hpp"
 
 #include <algorithm>
 
-namespace secbox::tunnel {
+namespace secbox::protocol {
 namespace {
 
 using json = nlohmann::json;
@@ -91,14 +91,14 @@ std::string serialize_with_payload(const Envelope& e, std::string_view payload_j
   return text;
 }
 
-Envelope make_error(std::string id, std::string ts, std::optional<std::string> re,
-                    std::string_view code, std::string_view message) {
+Envelope error_message(std::string id, std::string ts, std::optional<std::string> re, ErrorCode code,
+                       std::string_view message) {
   Envelope e;
   e.type = "error";
   e.id = std::move(id);
   e.ts = std::move(ts);
   e.re = std::move(re);
-  e.payload = json{{"code", code}, {"message", message}};
+  e.payload = json{{"code", wire_name(code)}, {"message", message}};
   return e;
 }
 
@@ -168,4 +168,4 @@ Result<BinaryFrame> decode_binary(std::string_view frame) {
   return out;
 }
 
-}  // namespace secbox::tunnel
+}  // namespace secbox::protocol

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace secbox::tunnel::shapes {
+namespace secbox::protocol::shapes {
 
 class Shape;
 using ShapePtr = std::shared_ptr<const Shape>;
@@ -56,4 +56,4 @@ const std::vector<std::string>& entities();
 // padded base64, 32 bytes>` (§5).
 bool is_valid_pin_hash(std::string_view text);
 
-}  // namespace secbox::tunnel::shapes
+}  // namespace secbox::protocol::shapes

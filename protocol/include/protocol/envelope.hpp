@@ -14,8 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.hpp"
+#include "protocol/errors.hpp"
 
-namespace secbox::tunnel {
+namespace secbox::protocol {
 
 constexpr int kProtocolVersion = 1;
 
@@ -45,8 +46,8 @@ std::string serialize(const Envelope& envelope);
 std::string serialize_with_payload(const Envelope& envelope, std::string_view payload_json);
 
 // The `error` reply of §4.1: payload {"code","message"}, `re` when known.
-Envelope make_error(std::string id, std::string ts, std::optional<std::string> re,
-                    std::string_view code, std::string_view message);
+Envelope error_message(std::string id, std::string ts, std::optional<std::string> re, ErrorCode code,
+                       std::string_view message);
 
 enum class BinaryType { frigate_snapshot_result, frigate_frame };
 
@@ -71,4 +72,4 @@ struct BinaryFrame {
 // Error code "bad_message" with what is wrong.
 Result<BinaryFrame> decode_binary(std::string_view frame);
 
-}  // namespace secbox::tunnel
+}  // namespace secbox::protocol

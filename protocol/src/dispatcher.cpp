@@ -1,18 +1,19 @@
-#include "tunnel/dispatcher.hpp"
+#include "protocol/dispatcher.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/time.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/shapes.hpp"
 
-namespace secbox::tunnel {
+namespace secbox::protocol {
 
 // What a Reply needs of its dispatcher, held weakly: a reply that comes
 // after its session is gone (a database answer after a re-pairing) is
 // dropped and logged, and never touches what the session owned.
 struct ReplyLink {
-  TextSender sender;
+  FrameSender sender;
   MessageIds* ids = nullptr;
 };
 
@@ -42,7 +43,7 @@ struct Reply::State {
     // The handler dropped its Reply: the cloud still gets its one answer.
     log::Logger("tunnel").error("A request was left unanswered; replying with an internal error.",
                                 {{"type", request_type}, {"request_id", request_id}});
-    send(make_error("", "", request_id, "internal", "the box did not answer this request"));
+    send(error_message("", "", request_id, ErrorCode::internal, "the box did not answer this request"));
   }
 };
 
@@ -57,15 +58,17 @@ void Reply::send(const std::string& type, nlohmann::json payload) {
   state_->send(std::move(e));
 }
 
-void Reply::error(const std::string& code, const std::string& message) {
+void Reply::error(ErrorCode code, const std::string& message) {
   if (state_->answered) return;
-  state_->send(make_error("", "", state_->request_id, code, message));
+  state_->send(error_message("", "", state_->request_id, code, message));
 }
+
+void Reply::error(const Error& e) { error(parse_error_code(e.code).value_or(ErrorCode::internal), e.message); }
+
+void Reply::release() { state_->answered = true; }
 
 bool Reply::answered() const { return state_->answered; }
 const std::string& Reply::request_id() const { return state_->request_id; }
-
-void Dispatcher::release(Reply& reply) { reply.state_->answered = true; }
 
 struct Dispatcher::Pending {
   explicit Pending(boost::asio::io_context& loop) : timer(loop) {}
@@ -74,8 +77,14 @@ struct Dispatcher::Pending {
   boost::asio::steady_timer timer;
 };
 
-Dispatcher::Dispatcher(boost::asio::io_context& loop, TextSender sender, MessageIds& ids)
-    : loop_(loop), sender_(std::move(sender)), ids_(ids), link_(std::make_shared<ReplyLink>(ReplyLink{sender_, &ids_})) {}
+Dispatcher::Dispatcher(boost::asio::io_context& loop, Transport transport, MessageIds& ids)
+    : loop_(loop),
+      transport_(std::move(transport)),
+      ids_(ids),
+      link_(std::make_shared<ReplyLink>(ReplyLink{transport_.text, &ids_})) {}
+
+Dispatcher::Dispatcher(boost::asio::io_context& loop, FrameSender text, MessageIds& ids)
+    : Dispatcher(loop, Transport{std::move(text), nullptr, nullptr, nullptr}, ids) {}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -90,7 +99,7 @@ std::optional<std::string> Dispatcher::request(const std::string& type, nlohmann
   e.id = ids_.next();
   e.ts = format_rfc3339(std::chrono::system_clock::now());
   e.payload = std::move(payload);
-  if (!sender_(serialize(e))) return std::nullopt;
+  if (!transport_.text(serialize(e))) return std::nullopt;
   track(e.id, type, timeout, std::move(on_response));
   return e.id;
 }
@@ -101,7 +110,7 @@ std::optional<std::string> Dispatcher::request_serialized(const std::string& typ
   e.type = type;
   e.id = ids_.next();
   e.ts = format_rfc3339(std::chrono::system_clock::now());
-  if (!sender_(serialize_with_payload(e, payload_json))) return std::nullopt;
+  if (!transport_.text(serialize_with_payload(e, payload_json))) return std::nullopt;
   track(e.id, type, timeout, std::move(on_response));
   return e.id;
 }
@@ -143,6 +152,17 @@ void Dispatcher::fail_pending(const std::string& why) {
 
 std::size_t Dispatcher::pending() const { return pending_.size(); }
 
+bool Dispatcher::send_binary(const BinaryHeader& header, std::string_view body) {
+  if (!transport_.binary) return false;
+  return transport_.binary(encode_binary(header, body));
+}
+
+bool Dispatcher::writable() const { return !transport_.writable || transport_.writable(); }
+
+void Dispatcher::reconnect(const std::string& why) {
+  if (transport_.reconnect) transport_.reconnect(why);
+}
+
 void Dispatcher::on_notice(const std::string& type, Notice handler) {
   notices_[type] = std::move(handler);
 }
@@ -154,15 +174,15 @@ bool Dispatcher::send(const std::string& type, nlohmann::json payload, std::opti
   e.ts = format_rfc3339(std::chrono::system_clock::now());
   e.re = std::move(re);
   e.payload = std::move(payload);
-  return sender_(serialize(e));
+  return transport_.text(serialize(e));
 }
 
 void Dispatcher::dispatch(std::string_view text) {
   auto parsed = parse_envelope(text);
   if (auto* bad = std::get_if<Malformed>(&parsed)) {
     log_.debug("Answered a malformed message with bad_message.", {{"reason", bad->message}});
-    sender_(serialize(make_error(ids_.next(), format_rfc3339(std::chrono::system_clock::now()),
-                                 bad->re, "bad_message", bad->message)));
+    transport_.text(serialize(error_message(ids_.next(), format_rfc3339(std::chrono::system_clock::now()),
+                                            bad->re, ErrorCode::bad_message, bad->message)));
     return;
   }
   auto& e = std::get<Envelope>(parsed);
@@ -227,11 +247,11 @@ void Dispatcher::route(Envelope& e) {
       if (auto problem = shapes::check(*shape, e.payload)) {
         log_.info("Refused a request whose payload does not fit its type.",
                   {{"type", e.type}, {"problem", problem->describe()}});
-        return reply.error("invalid_args", problem->describe());
+        return reply.error(ErrorCode::invalid_args, problem->describe());
       }
     }
   }
   it->second.request(e, std::move(reply));
 }
 
-}  // namespace secbox::tunnel
+}  // namespace secbox::protocol

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "tunnel/envelope.hpp"
+#include "protocol/envelope.hpp"
 
-namespace secbox::tunnel {
+namespace secbox::protocol {
 namespace {
 
 Malformed malformed(std::string_view text) {
@@ -93,7 +93,7 @@ TEST(Envelope, SerializeOrdersKeysAndRoundTrips) {
 }
 
 TEST(Envelope, ErrorReply) {
-  auto e = make_error("b-2", "2026-11-22T10:00:00Z", std::nullopt, "bad_message", "not JSON");
+  auto e = error_message("b-2", "2026-11-22T10:00:00Z", std::nullopt, ErrorCode::bad_message, "not JSON");
   EXPECT_EQ(serialize(e),
             R"({"v":1,"type":"error","id":"b-2","ts":"2026-11-22T10:00:00Z","payload":{"code":"bad_message","message":"not JSON"}})");
 }
@@ -134,4 +134,4 @@ TEST(BinaryFrame, BadFramesAreRefused) {
 }
 
 }  // namespace
-}  // namespace secbox::tunnel
+}  // namespace secbox::protocol

@@ -1,4 +1,4 @@
-#include "tunnel/shapes.hpp"
+#include "protocol/shapes.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -6,9 +6,9 @@
 
 #include "common/pin_hash.hpp"
 #include "common/time.hpp"
-#include "tunnel/envelope.hpp"
+#include "protocol/envelope.hpp"
 
-namespace secbox::tunnel::shapes {
+namespace secbox::protocol::shapes {
 
 using json = nlohmann::json;
 
@@ -428,4 +428,4 @@ const std::vector<std::string>& entities() { return registry().entities; }
 
 bool is_valid_pin_hash(std::string_view text) { return parse_pin_hash(text).has_value(); }
 
-}  // namespace secbox::tunnel::shapes
+}  // namespace secbox::protocol::shapes

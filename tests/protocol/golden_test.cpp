@@ -1,17 +1,17 @@
 // The wire contract: tests/golden/ holds one message per type of the cloud
 // protocol, both directions. Each must parse through the project's envelope,
 // re-serialise to the same JSON, and match the project's shape for its type
-// field by field (tunnel/shapes.hpp), so a change to the wire shape fails here.
+// field by field (protocol/shapes.hpp), so a change to the wire shape fails here.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
 
-#include "tunnel/envelope.hpp"
-#include "tunnel/shapes.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/shapes.hpp"
 
-namespace secbox::tunnel {
+namespace secbox::protocol {
 namespace {
 
 namespace fs = std::filesystem;
@@ -146,4 +146,4 @@ TEST(Golden, EveryBinaryHeaderRoundTrips) {
 }
 
 }  // namespace
-}  // namespace secbox::tunnel
+}  // namespace secbox::protocol

@@ -1,0 +1,34 @@
+#include "protocol/errors.hpp"
+
+#include <array>
+#include <utility>
+
+namespace secbox::protocol {
+
+namespace {
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 7> kNames{{
+    {ErrorCode::bad_message, "bad_message"},
+    {ErrorCode::invalid_args, "invalid_args"},
+    {ErrorCode::not_found, "not_found"},
+    {ErrorCode::forbidden, "forbidden"},
+    {ErrorCode::unavailable, "unavailable"},
+    {ErrorCode::busy, "busy"},
+    {ErrorCode::internal, "internal"},
+}};
+}  // namespace
+
+std::string_view wire_name(ErrorCode code) {
+  for (const auto& [c, name] : kNames) {
+    if (c == code) return name;
+  }
+  return "internal";
+}
+
+std::optional<ErrorCode> parse_error_code(std::string_view wire) {
+  for (const auto& [c, name] : kNames) {
+    if (name == wire) return c;
+  }
+  return std::nullopt;
+}
+
+}  // namespace secbox::protocol

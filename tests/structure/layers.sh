@@ -1,0 +1,44 @@
+#!/bin/sh
+# The module layering of docs/architecture.md, checked on the sources: the
+# components see the cloud only through protocol/ (never tunnel/), the LAN
+# API sees the replica only through replica/ports.hpp, and protocol/ knows no
+# component. Prints every include or link that breaks it; fails if any.
+set -eu
+root=${1:?usage: layers.sh SOURCE_DIR}
+cd "$root"
+bad=0
+
+# forbid DIRS PATTERN WHY: no source under DIRS includes a header matching PATTERN.
+forbid() {
+  dirs=$1 pattern=$2 why=$3
+  # shellcheck disable=SC2086 # DIRS is a list of folders
+  hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"($pattern)" $dirs --include='*.hpp' --include='*.cpp' || true)
+  if [ -n "$hits" ]; then
+    printf '%s\n%s\n\n' "$why:" "$hits"
+    bad=1
+  fi
+}
+
+# forbid_link DIRS TARGET WHY: no CMakeLists.txt under DIRS links TARGET.
+forbid_link() {
+  dirs=$1 target=$2 why=$3
+  # shellcheck disable=SC2086
+  hits=$(find $dirs -name CMakeLists.txt -exec grep -nwE "$target" {} + | grep -v "add_library" || true)
+  if [ -n "$hits" ]; then
+    printf '%s\n%s\n\n' "$why:" "$hits"
+    bad=1
+  fi
+}
+
+forbid "replica lan media control pairing" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
+forbid_link "replica lan media control pairing" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
+forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/" "protocol/ includes a component"
+forbid "lan" "replica/(queue|reads|database|sync)\.hpp" "the LAN API includes the concrete replica (it takes replica/ports.hpp)"
+forbid_link "lan" "secbox_replica" "the LAN library links the replica (it links secbox_replica_ports)"
+forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance)/" "common/ includes a module above it"
+
+if [ "$bad" -ne 0 ]; then
+  echo "The layering is broken (see docs/architecture.md)."
+  exit 1
+fi
+echo "layers: ok"
