@@ -30,7 +30,7 @@
 
 namespace {
 
-using namespace secbox::tunnel;
+using namespace secbox::protocol;
 
 const std::vector<std::string>& request_types() {
   static const std::vector<std::string> types = [] {

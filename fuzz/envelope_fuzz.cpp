@@ -1,4 +1,4 @@
-// The tunnel's text-envelope and binary-frame parsers on arbitrary bytes: no
+// The protocol's text-envelope and binary-frame parsers on arbitrary bytes: no
 // crash, and whatever parses re-serialises to something that parses the same.
 #include <cstdint>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include "protocol/envelope.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace secbox::tunnel;
+  using namespace secbox::protocol;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   auto parsed = parse_envelope(input);
   if (auto* e = std::get_if<Envelope>(&parsed)) {
