@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               reply.send("ack");
               break;
             case 1:  // answered later, on the loop
-              boost::asio::post(loop, [r = std::make_shared<Reply>(std::move(reply))] { r->error(protocol::ErrorCode::busy, "later"); });
+              boost::asio::post(loop, [r = std::make_shared<Reply>(std::move(reply))] { r->error(ErrorCode::busy, "later"); });
               break;
             case 2:  // dropped: the dispatcher's Reply answers internal
               break;
