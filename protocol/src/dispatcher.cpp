@@ -94,14 +94,9 @@ void Dispatcher::on_request(const std::string& type, Request handler, PayloadChe
 
 std::optional<std::string> Dispatcher::request(const std::string& type, nlohmann::json payload,
                                                std::chrono::milliseconds timeout, Response on_response) {
-  Envelope e;
-  e.type = type;
-  e.id = ids_.next();
-  e.ts = format_rfc3339(std::chrono::system_clock::now());
-  e.payload = std::move(payload);
-  if (!transport_.text(serialize(e))) return std::nullopt;
-  track(e.id, type, timeout, std::move(on_response));
-  return e.id;
+  // Invalid UTF-8 is replaced, as serialize() does: a request never throws.
+  return request_serialized(type, payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), timeout,
+                            std::move(on_response));
 }
 
 std::optional<std::string> Dispatcher::request_serialized(const std::string& type, std::string_view payload_json,
