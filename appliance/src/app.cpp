@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "alarms/camera_alarms.hpp"
 #include "common/atomic_file.hpp"
 #include "common/blocking.hpp"
 #include "common/certificates.hpp"
@@ -76,6 +77,7 @@ struct App::Impl {
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
+  std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
   std::unique_ptr<lan::LanApi> lan_api;
   lan::HttpsServer* lan_server = nullptr;
   std::optional<lan::LanCertificate> lan_cert;  // made before the loop runs
@@ -119,6 +121,10 @@ struct App::Impl {
     queue = queue_component.get();
     after_database.push_back(queue);
     components.push_back(std::move(queue_component));
+    alarms::AlarmSettings as;
+    as.min_score = config.alarm_min_score_pct / 100.0;
+    as.frigate_url = config.frigate_url;
+    camera_alarms = std::make_unique<alarms::CameraAlarms>(workers, *reader, *queue, as);
     wire_media();
     wire_lan();
     wire_pairing();
@@ -148,6 +154,10 @@ struct App::Impl {
         [this](const std::string& client_id, const std::string& at, nlohmann::json data, std::function<void(bool)> done) {
           queue->enqueue(replica::OutboundEvent{client_id, "frigate_event", at, std::move(data)},
                          [done = std::move(done)](Result<replica::Enqueued> r) { done(r.has_value()); });
+        },
+        [this](const media::ParsedEvent& e) {
+          camera_alarms->seen(alarms::Sighting{e.id, e.camera, e.label, e.plate, e.plate_score, e.sub_label,
+                                               e.sub_label_score});
         });
     frigate_events = events.get();
     after_database.push_back(frigate_events);
@@ -417,6 +427,8 @@ struct App::Impl {
     }
     if (frigate_events) {
       out.gauge("secbox_frigate_up", "1 while Frigate's events API answers.", frigate_events->reachable() ? 1.0 : 0.0);
+      out.counter("secbox_camera_alarms_total", "Camera ban alarms raised since the start.",
+                  static_cast<double>(camera_alarms->raised()));
     }
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);  // a system call about this process: it never waits on a device
@@ -438,6 +450,7 @@ struct App::Impl {
     ls.streams = [this] { return media ? media->streams() : nlohmann::json::array(); };
     ls.hls_dir = config.paths.hls_dir();
     ls.sessions_file = config.paths.state_dir + "/lan/sessions.json";
+    ls.alarms = camera_alarms.get();
     lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
     lan::HttpsSettings hs;
@@ -592,6 +605,7 @@ struct App::Impl {
     sync = std::make_unique<replica::SyncDown>(*database, cloud->router());
     sync->on_applied([this](const std::string& entity) {
       reader->refresh();
+      if (entity == "banned_visitor") camera_alarms->bans_changed();
       if (lan_api) lan_api->replica_changed(entity);
     });
     queue->attach(cloud->router());

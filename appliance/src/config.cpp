@@ -18,7 +18,7 @@ namespace {
 // is registered with the log redaction.
 bool is_public_key(const std::string& key) {
   static const char* const kPublic[] = {
-      "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE",
+      "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE", "ALARM_MIN_SCORE",
       "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
       "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
@@ -198,6 +198,13 @@ Result<Config> load_config(const Environment& penv) {
   if (auto r = read_seconds(src, "COMPOSE_UP_TIMEOUT_S", 1, 3600, c.compose_up_timeout_s); !r) return r.error();
   if (auto r = read_seconds(src, "COMPOSE_HEALTH_TIMEOUT_S", 1, 3600, c.compose_health_timeout_s); !r) return r.error();
   if (auto r = read_seconds(src, "HEALTH_INTERVAL_S", 1, 3600, c.health_interval_s); !r) return r.error();
+  if (auto v = src.get("ALARM_MIN_SCORE"); v && !v->first.empty()) {
+    const auto& t = v->first;
+    if (t.size() > 3 || !std::all_of(t.begin(), t.end(), ::isdigit) || std::stoi(t) < 1 || std::stoi(t) > 100) {
+      return bad("ALARM_MIN_SCORE", v->second, "must be a percentage from 1 to 100 (80: a plate read with a score of 0.8 or more)");
+    }
+    c.alarm_min_score_pct = std::stoi(t);
+  }
   if (auto r = read_seconds(src, "LAN_CERT_CHECK_S", 1, 86400, c.lan_cert_check_s); !r) return r.error();
   if (auto v = src.get("COMPOSE_RENDER_CHECK"); v && !v->first.empty()) {
     if (v->first != "0" && v->first != "1") return bad("COMPOSE_RENDER_CHECK", v->second, "must be 0 or 1");
@@ -244,6 +251,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
       {"DEVICE_GATEWAY_URL", [](const Config& c) { return c.device_gateway_url; }},
       {"DATABASE_URL", [](const Config& c) { return c.database_url; }},
       {"FRIGATE_URL", [](const Config& c) { return c.frigate_url; }},
+      {"ALARM_MIN_SCORE", [num](const Config& c) { return num(c.alarm_min_score_pct); }},
       {"CLOUD_CA_FILE", [](const Config& c) { return c.cloud_ca_file; }},
       {"COMPOSE_CMD", [](const Config& c) { return c.compose_cmd; }},
       {"COMPOSE_USER", [](const Config& c) { return c.compose_user; }},
@@ -276,7 +284,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
 
 bool is_daemon_setting(const std::string& key) {
   static const char* const kKeys[] = {
-      "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
+      "ALARM_MIN_SCORE", "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "COMPOSE_UP_TIMEOUT_S", "COMPOSE_USER", "CONTAINER_CMD", "CONTAINER_HOST", "DATABASE_URL", "DEVICE_GATEWAY_URL",
       "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_CERT_CHECK_S", "LAN_PORT",
       "LAN_WEB_DIR", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD"};

@@ -15,11 +15,14 @@
 #include <sstream>
 #include <unordered_map>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "common/atomic_file.hpp"
 #include "common/hex.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/plates.hpp"
 #include "common/prometheus.hpp"
 #include "common/time.hpp"
 #include "lan/pin.hpp"
@@ -219,7 +222,7 @@ class AlarmBudget {
 struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   Impl(BlockingPool& w, replica::ReplicaReads& r, replica::EventSink& q, LanApiSettings s,
        std::function<json()> st)
-      : workers(w), reader(r), queue(q), settings(std::move(s)), status(std::move(st)) {}
+      : workers(w), reader(r), queue(q), settings(std::move(s)), status(std::move(st)), ping(w.loop()) {}
 
   struct Session {
     std::string guard_id;
@@ -245,6 +248,36 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> ban_list_body;
   bool stopped = false;
   std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (route, status) → count
+
+  // The alarm streams: by id, each with the session (token hash) it belongs to.
+  struct Listener {
+    std::shared_ptr<ResponseStream> stream;
+    std::string token_hash;
+    Clock::time_point opened;
+  };
+  std::map<std::uint64_t, Listener> listeners;
+  std::uint64_t next_listener = 1;
+  std::uint64_t feed_subscription = 0;
+  boost::asio::steady_timer ping;
+  bool pinging = false;
+
+  static std::string sse(const char* event, const json& data) {
+    return std::string("event: ") + event + "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  }
+  void broadcast(const json& alarm) {
+    const std::string chunk = sse("alarm", alarm);
+    auto copy = listeners;  // a failed write closes and erases
+    for (auto& [id, l] : copy) l.stream->write(chunk);
+  }
+  void close_streams(const std::string& token_hash) {
+    auto copy = listeners;
+    for (auto& [id, l] : copy) {
+      if (token_hash.empty() || l.token_hash == token_hash) l.stream->close();
+    }
+  }
+  void alarm_stream(const HttpRequest& r, Reply reply);
+  void answer_alarm(const Session& who, const HttpRequest& r, Reply reply);
+  void schedule_ping();
 
   // sessions_file: one write in flight at a time, the newest state last.
   bool persisting = false;
@@ -636,18 +669,101 @@ void LanApi::Impl::hls_file(const HttpRequest& r, Reply reply) {
               });
 }
 
+// The app reads it with fetch() (the token goes in a header, never in a URL).
+void LanApi::Impl::alarm_stream(const HttpRequest& r, Reply reply) {
+  if (!settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
+  const std::string token_hash = sha256_hex(r.header("authorization").substr(7));
+  HttpResponse res;
+  res.content_type = "text/event-stream; charset=utf-8";
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.stream = [self = shared_from_this(), token_hash](std::shared_ptr<ResponseStream> stream) {
+    if (self->stopped) return stream->close();
+    // Bounded: the oldest of this session's streams, then the oldest of all, make room.
+    auto oldest = [&](bool same_session) {
+      auto pick = self->listeners.end();
+      std::size_t count = 0;
+      for (auto it = self->listeners.begin(); it != self->listeners.end(); ++it) {
+        if (same_session && it->second.token_hash != token_hash) continue;
+        ++count;
+        if (pick == self->listeners.end()) pick = it;  // ids grow: the first is the oldest
+      }
+      return std::make_pair(pick, count);
+    };
+    if (auto [it, n] = oldest(true); n >= self->settings.alarm_streams_per_session) it->second.stream->close();
+    if (auto [it, n] = oldest(false); n >= self->settings.alarm_streams) it->second.stream->close();
+    const auto id = self->next_listener++;
+    self->listeners[id] = Listener{stream, token_hash, Clock::now()};
+    stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
+      if (auto s = weak.lock()) s->listeners.erase(id);
+    });
+    stream->write("retry: 2000\n\n" + sse("state", {{"alarms", self->settings.alarms->list()}}));
+    self->schedule_ping();
+  };
+  reply(std::move(res));
+}
+
+// A comment on every stream: it keeps proxies and the app's watchdog happy,
+// and a write to a phone that is gone fails and frees its slot. A stream
+// whose session ended, or that is older than its lifetime, is closed.
+void LanApi::Impl::schedule_ping() {
+  if (pinging || listeners.empty() || stopped) return;
+  pinging = true;
+  ping.expires_after(settings.alarm_ping);
+  ping.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->stopped) return;
+    self->pinging = false;
+    const auto now = Clock::now();
+    auto copy = self->listeners;
+    for (auto& [id, l] : copy) {
+      auto s = self->sessions.find(l.token_hash);
+      if (s == self->sessions.end() || now >= s->second.expires || now - l.opened >= self->settings.alarm_stream_lifetime) {
+        l.stream->close();
+      } else {
+        l.stream->write(": ping\n\n");
+      }
+    }
+    self->schedule_ping();
+  });
+}
+
+void LanApi::Impl::answer_alarm(const Session& who, const HttpRequest& r, Reply reply) {
+  if (!settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
+  auto body = json::parse(r.body, nullptr, false);
+  auto field = [&](const char* k) {
+    auto it = body.is_object() ? body.find(k) : body.end();
+    return body.is_object() && it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (!body.is_object()) return reply(error(400, "bad_json", "Send {alarmId, decision, reason?, clientId} as JSON."));
+  static const std::regex kUuid("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
+  const std::string alarm_id = field("alarmId"), client_id = field("clientId");
+  if (!std::regex_match(alarm_id, kUuid)) return reply(error(400, "invalid_alarm_id", "alarmId must be the alarm's id."));
+  if (!std::regex_match(client_id, kUuid)) {
+    return reply(error(400, "invalid_client_id", "clientId must be the UUID the app gave this answer."));
+  }
+  alarms::Answer a{who.guard_id, field("decision"), field("reason"), client_id};
+  settings.alarms->answer(alarm_id, std::move(a), [self = shared_from_this(), reply](Result<json> r) {
+    if (self->stopped) return;
+    if (!r) {
+      if (r.error().code == "not_found") return reply(error(404, "alarm_not_found", r.error().message));
+      if (r.error().code == "invalid") return reply(error(400, "invalid_answer", r.error().message));
+      return reply(queue_error(r.error()));
+    }
+    reply(ok_json({{"alarm", r.value()}}, 201));
+  });
+}
+
 LanApi::LanApi(BlockingPool& workers, replica::ReplicaReads& reader, replica::EventSink& queue,
                LanApiSettings settings, std::function<json()> status)
-    : impl_(std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {}
-
-std::string LanApi::normalize_plate(const std::string& plate) {
-  std::string out;
-  for (unsigned char c : plate) {
-    if (c == ' ' || c == '-' || c == '\t' || c == '.') continue;
-    out += static_cast<char>(std::toupper(c));
+    : impl_(std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {
+  if (impl_->settings.alarms) {
+    impl_->feed_subscription = impl_->settings.alarms->subscribe([weak = std::weak_ptr<Impl>(impl_)](const json& a) {
+      if (auto self = weak.lock(); self && !self->stopped) self->broadcast(a);
+    });
   }
-  return out;
 }
+
+std::string LanApi::normalize_plate(const std::string& plate) { return secbox::normalize_plate(plate); }
 
 std::string LanApi::normalize_name(const std::string& name) {
   // Lowercase ASCII, Latin-1 accented letters folded to their base letter
@@ -681,7 +797,12 @@ std::string LanApi::normalize_name(const std::string& name) {
   return out;
 }
 
-LanApi::~LanApi() { impl_->stopped = true; }
+LanApi::~LanApi() {
+  impl_->close_streams("");
+  impl_->stopped = true;
+  impl_->ping.cancel();
+  if (impl_->settings.alarms) impl_->settings.alarms->unsubscribe(impl_->feed_subscription);
+}
 
 void LanApi::replica_changed(const std::string& entity) {
   impl_->ban_list_body.reset();
@@ -728,7 +849,9 @@ std::string route_label(const HttpRequest& r) {
   static const char* const kRoutes[] = {"/healthz",          "/metrics",           "/api/lan/login",
                                         "/api/lan/logout",   "/api/lan/ban-list",  "/api/lan/schedule",
                                         "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
-                                        "/api/lan/notes",    "/api/lan/check"};
+                                        "/api/lan/notes",    "/api/lan/check",     "/api/lan/alarms",
+                                        "/api/lan/alarms/stream", "/api/lan/alarms/answer",
+                                        "/api/lan/alarms/snapshot"};
   for (const char* route : kRoutes) {
     if (r.path == route) return route;
   }
@@ -784,6 +907,7 @@ void LanApi::handle(HttpRequest r, Reply reply) {
   }
   if (route("POST", "/api/lan/logout")) {
     i.sessions.erase(sha256_hex(r.header("authorization").substr(7)));
+    i.close_streams(sha256_hex(r.header("authorization").substr(7)));
     i.persist_sessions();
     return reply(ok_json({{"status", "logged_out"}}));
   }
@@ -796,6 +920,21 @@ void LanApi::handle(HttpRequest r, Reply reply) {
   if (route("POST", "/api/lan/entries")) return i.record("visitor_entry", *session, r, std::move(reply));
   if (route("POST", "/api/lan/notes")) return i.record("guard_note", *session, r, std::move(reply));
   if (route("POST", "/api/lan/check")) return i.check(*session, r, std::move(reply));
+  if (route("GET", "/api/lan/alarms")) {
+    if (!i.settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
+    return reply(ok_json({{"alarms", i.settings.alarms->list()}}));
+  }
+  if (route("GET", "/api/lan/alarms/stream")) return i.alarm_stream(r, std::move(reply));
+  if (route("POST", "/api/lan/alarms/answer")) return i.answer_alarm(*session, r, std::move(reply));
+  if (route("GET", "/api/lan/alarms/snapshot")) {
+    auto jpeg = i.settings.alarms && r.query.rfind("id=", 0) == 0 ? i.settings.alarms->snapshot(r.query.substr(3)) : nullptr;
+    if (!jpeg) return reply(error(404, "not_found", "No snapshot for this alarm (yet)."));
+    HttpResponse res;
+    res.content_type = "image/jpeg";
+    res.headers.emplace_back("Cache-Control", "private, max-age=3600");
+    res.shared_body = std::move(jpeg);
+    return reply(std::move(res));
+  }
   reply(error(404, "not_found", "No such API route."));
 }
 

@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <set>
 
 #include "common/listen.hpp"
@@ -39,6 +40,32 @@ std::string lowercase(std::string s) {
 }  // namespace
 
 class HttpsSession;
+
+// The handle a streamed response's writer holds: it reaches the connection
+// while it lives, and says closed once it is gone.
+class StreamHandle final : public ResponseStream {
+ public:
+  explicit StreamHandle(std::weak_ptr<HttpsSession> session) : session_(std::move(session)) {}
+  bool write(std::string chunk) override;
+  void close() override;
+  bool closed() const override { return closed_; }
+  void on_closed(std::function<void()> callback) override {
+    if (closed_) return callback();
+    on_closed_ = std::move(callback);
+  }
+  void mark_closed() {
+    if (closed_) return;
+    closed_ = true;
+    auto f = std::move(on_closed_);
+    on_closed_ = nullptr;
+    if (f) f();
+  }
+
+ private:
+  std::weak_ptr<HttpsSession> session_;
+  bool closed_ = false;
+  std::function<void()> on_closed_;
+};
 
 struct HttpsServer::Impl : std::enable_shared_from_this<HttpsServer::Impl> {
   Impl(asio::io_context& io, HttpsSettings s, Handler h)
@@ -96,6 +123,23 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   void close() {
     disarm();
     stream_.close();
+    if (auto h = std::move(stream_handle_)) h->mark_closed();
+  }
+
+  // A streamed response's chunk: queued, written in order.
+  bool stream_write(std::string chunk) {
+    if (!stream_handle_) return false;
+    if (stream_bytes_ + chunk.size() > server_->settings.stream_backlog) {
+      finish();  // a client that does not read
+      return false;
+    }
+    stream_bytes_ += chunk.size();
+    stream_queue_.push_back(std::move(chunk));
+    if (!stream_writing_) pump();
+    return true;
+  }
+  void end_stream() {
+    if (stream_handle_) finish();
   }
 
  private:
@@ -205,11 +249,13 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   void write(HttpResponse r, unsigned version, bool head_only = false) {
     arm(server_->settings.request_time * 3);
     const auto status = static_cast<http::status>(r.status);
+    auto stream = std::move(r.stream);
+    if (stream) keep_alive_ = false;  // the body ends when the connection does
     http::response<http::empty_body> res(status, version);
     finish_headers(res, r);
     auto body = r.shared_body ? std::move(r.shared_body) : std::make_shared<const std::string>(std::move(r.body));
     const bool bodyless = r.status / 100 == 1 || r.status == 204 || r.status == 304;
-    if (!bodyless) res.content_length(body->size());
+    if (!bodyless && !stream) res.content_length(body->size());
     auto head = std::make_shared<std::string>();
     head->reserve(256);
     *head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -225,6 +271,15 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     }
     *head += "\r\n";
     const bool keep_alive = res.keep_alive();
+    if (stream) {
+      boost::asio::async_write(stream_, boost::asio::buffer(*head),
+                               [self = shared_from_this(), head, stream = std::move(stream), head_only](
+                                   beast::error_code ec, std::size_t) {
+                                 if (ec || head_only || self->server_->stopped) return self->finish();
+                                 self->start_stream(stream);
+                               });
+      return;
+    }
     // HttpsTest.ALargeSharedBodyArrivesWholeTwiceOnOneConnectionInTls12And13
     // checks that a large body arrives whole after its header.
     auto buffers = beast::buffers_cat(boost::asio::buffer(*head), boost::asio::buffer(bodyless || head_only
@@ -233,6 +288,28 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     boost::asio::async_write(stream_, buffers,
                              [self = shared_from_this(), head, body, keep_alive](beast::error_code ec, std::size_t) {
                                self->after_write(ec, keep_alive);
+                             });
+  }
+
+  void start_stream(const std::function<void(std::shared_ptr<ResponseStream>)>& open) {
+    disarm();
+    stream_handle_ = std::make_shared<StreamHandle>(weak_from_this());
+    open(stream_handle_);
+  }
+
+  void pump() {
+    if (stream_queue_.empty()) {
+      stream_writing_ = false;
+      return disarm();
+    }
+    stream_writing_ = true;
+    arm(server_->settings.stream_write_time);
+    boost::asio::async_write(stream_, boost::asio::buffer(stream_queue_.front()),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec || !self->stream_handle_) return self->finish();
+                               self->stream_bytes_ -= self->stream_queue_.front().size();
+                               self->stream_queue_.pop_front();
+                               self->pump();
                              });
   }
 
@@ -273,7 +350,22 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   bool keep_alive_ = true;
   bool linger_ = false;
   std::array<char, 16 * 1024> drain_{};
+  std::shared_ptr<StreamHandle> stream_handle_;
+  std::deque<std::string> stream_queue_;
+  std::size_t stream_bytes_ = 0;
+  bool stream_writing_ = false;
 };
+
+bool StreamHandle::write(std::string chunk) {
+  auto s = session_.lock();
+  if (closed_ || !s) return false;
+  return s->stream_write(std::move(chunk));
+}
+
+void StreamHandle::close() {
+  if (auto s = session_.lock()) s->end_stream();
+  mark_closed();
+}
 
 std::shared_ptr<ssl::context> HttpsServer::Impl::make_tls(const std::string& cert_pem, const std::string& key_pem) {
   auto made = std::make_shared<ssl::context>(ssl::context::tls_server);

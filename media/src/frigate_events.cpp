@@ -32,6 +32,10 @@ struct Poll {
   bool newest_first = false;  // this Frigate ignored sort=date_asc (an older release)
   bool tie_overflow = false;  // a page of events that all start at the same instant
   std::optional<double> gap_before;  // events after the cursor and before this were not read
+  // For the alarms: the events in progress now, and those that ended since
+  // the last poll read by id; what is in progress now, by id.
+  std::vector<ParsedEvent> live;
+  std::optional<std::vector<std::string>> in_progress_ids;
 };
 
 struct Page {
@@ -46,17 +50,24 @@ std::string number(double v) {
   return text;
 }
 
-Result<Page> get_page(const std::string& base, double after, std::optional<double> before, std::size_t limit,
-                      std::chrono::milliseconds timeout) {
+Result<nlohmann::json> get_json(const std::string& url, std::chrono::milliseconds timeout) {
   HttpRequest req;
-  req.url = base + "/api/events?after=" + number(after) + (before ? "&before=" + number(*before) : "") +
-            "&sort=date_asc&limit=" + std::to_string(limit) + "&include_thumbnails=0";
+  req.url = url;
   req.timeout = timeout;
   req.max_response = 8u << 20;
   auto res = get(req);
   if (!res) return res.error();
   if (res.value().status != 200) return Error{"network", "HTTP " + std::to_string(res.value().status)};
-  auto json = nlohmann::json::parse(res.value().body, nullptr, false);
+  return nlohmann::json::parse(res.value().body, nullptr, false);
+}
+
+Result<Page> get_page(const std::string& base, double after, std::optional<double> before, std::size_t limit,
+                      std::chrono::milliseconds timeout) {
+  auto answer = get_json(base + "/api/events?after=" + number(after) + (before ? "&before=" + number(*before) : "") +
+                             "&sort=date_asc&limit=" + std::to_string(limit) + "&include_thumbnails=0",
+                         timeout);
+  if (!answer) return answer.error();
+  const auto& json = answer.value();
   if (!json.is_array()) return Error{"invalid", "the events answer is not a JSON array"};
   Page page;
   page.raw = json.size();
@@ -81,7 +92,7 @@ bool by_start(const ParsedEvent& a, const ParsedEvent& b) { return a.start_time 
 // read so the events tied with it come again) until one reaches the cursor;
 // at most `hold` events are kept, the oldest, and the newer ones are read
 // again by the next poll.
-Poll read_since(const std::string& base, double after, const FrigateEventsSettings& s) {
+Poll read_pages(const std::string& base, double after, const FrigateEventsSettings& s) {
   Poll p;
   auto first = get_page(base, after, std::nullopt, s.page, s.answer_timeout);
   if (!first) {
@@ -169,6 +180,38 @@ Poll read_since(const std::string& base, double after, const FrigateEventsSettin
   return p;
 }
 
+// The events in progress (newest first, as Frigate answers without `sort`),
+// and those of `previous` that are no longer, each read by id once.
+void read_live(const std::string& base, const std::vector<std::string>& previous, const FrigateEventsSettings& s,
+               Poll& p) {
+  auto now = get_json(base + "/api/events?in_progress=1&limit=" + std::to_string(s.in_progress) + "&include_thumbnails=0",
+                      s.answer_timeout);
+  if (!now || !now.value().is_array()) return;  // the next poll tries again
+  std::vector<std::string> ids;
+  for (const auto& e : now.value()) {
+    if (auto parsed = parse_frigate_event(e)) {
+      ids.push_back(parsed->id);
+      p.live.push_back(std::move(*parsed));
+    }
+  }
+  std::size_t read = 0;
+  for (const auto& id : previous) {
+    if (std::find(ids.begin(), ids.end(), id) != ids.end() || read >= s.ended) continue;
+    ++read;
+    auto last = get_json(base + "/api/events/" + id, s.answer_timeout);
+    if (!last) continue;  // gone (deleted), or Frigate busy: its last state was seen
+    if (auto parsed = parse_frigate_event(last.value())) p.live.push_back(std::move(*parsed));
+  }
+  p.in_progress_ids = std::move(ids);
+}
+
+Poll read_since(const std::string& base, double after, const std::vector<std::string>& in_progress,
+                const FrigateEventsSettings& s) {
+  Poll p = read_pages(base, after, s);
+  if (p.reachable) read_live(base, in_progress, s, p);
+  return p;
+}
+
 std::string iso(double unix_seconds) {
   using namespace std::chrono;
   return format_rfc3339(system_clock::time_point(duration_cast<system_clock::duration>(duration<double>(unix_seconds))));
@@ -202,6 +245,29 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
   if (!score) score = num(e, "score");
   if (!score && e.contains("data")) score = num(e["data"], "score");
   ParsedEvent p;
+  p.id = *id;
+  p.camera = *camera;
+  p.label = *label;
+  p.in_progress = !num(e, "end_time");
+  const nlohmann::json none;
+  const auto& data = e.contains("data") && e["data"].is_object() ? e["data"] : none;
+  // sub_label: text in the events API; [name, score] in MQTT payloads.
+  if (auto it = e.find("sub_label"); it != e.end()) {
+    if (it->is_string()) {
+      p.sub_label = it->get<std::string>();
+    } else if (it->is_array() && it->size() == 2 && (*it)[0].is_string() && (*it)[1].is_number()) {
+      p.sub_label = (*it)[0].get<std::string>();
+      p.sub_label_score = (*it)[1].get<double>();
+    }
+  }
+  if (auto v = num(data, "sub_label_score")) p.sub_label_score = *v;
+  if (auto it = data.is_object() ? data.find("recognized_license_plate") : data.end();
+      data.is_object() && it != data.end() && it->is_string()) {
+    p.plate = it->get<std::string>();
+  }
+  if (auto v = num(data, "recognized_license_plate_score")) p.plate_score = *v;
+  if (p.sub_label.size() > 128) p.sub_label.clear();
+  if (p.plate.size() > 32) p.plate.clear();
   p.client_id = name_uuid("frigate-event:" + *id);
   p.start_time = *start;
   p.data = {{"camera", *camera}, {"label", *label}, {"score", score.value_or(0.0)}, {"startTime", iso(*start)}};
@@ -210,13 +276,15 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
 }
 
 struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
-  Impl(boost::asio::io_context& l, BlockingPool& w, FrigateEventsSettings s, QueueEvent q)
-      : loop(l), workers(w), settings(std::move(s)), queue(std::move(q)), timer(l) {}
+  Impl(boost::asio::io_context& l, BlockingPool& w, FrigateEventsSettings s, QueueEvent q, OnObject o)
+      : loop(l), workers(w), settings(std::move(s)), queue(std::move(q)), on_object(std::move(o)), timer(l) {}
   boost::asio::io_context& loop;
   BlockingPool& workers;
   FrigateEventsSettings settings;
   QueueEvent queue;
+  OnObject on_object;
   boost::asio::steady_timer timer;
+  std::vector<std::string> in_progress;  // ids in progress at the last poll
   double after = 0;
   std::optional<bool> reachable;
   std::uint64_t queued = 0;
@@ -248,7 +316,7 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     busy = true;
     std::string base = settings.base_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
-    workers.run([base, after = after, s = settings] { return read_since(base, after, s); },
+    workers.run([base, after = after, live = in_progress, s = settings] { return read_since(base, after, live, s); },
                 [self = shared_from_this()](Poll p) { self->polled(std::move(p)); });
   }
 
@@ -279,6 +347,11 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
                 {{"after", iso(after)}, {"before", iso(*p.gap_before)}});
     }
     more = p.more && p.error.empty();
+    if (p.in_progress_ids) in_progress = std::move(*p.in_progress_ids);
+    if (on_object) {
+      for (const auto& e : p.events) on_object(e);
+      for (const auto& e : p.live) on_object(e);
+    }
     if (!p.reachable || p.events.empty()) {
       busy = false;
       return schedule(p.reachable ? settings.poll : settings.poll_unreachable);
@@ -332,8 +405,8 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
 };
 
 FrigateEvents::FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers, FrigateEventsSettings settings,
-                             QueueEvent queue)
-    : impl_(std::make_shared<Impl>(loop, workers, std::move(settings), std::move(queue))) {}
+                             QueueEvent queue, OnObject on_object)
+    : impl_(std::make_shared<Impl>(loop, workers, std::move(settings), std::move(queue), std::move(on_object))) {}
 FrigateEvents::~FrigateEvents() { impl_->stopping = true; }
 
 void FrigateEvents::start() {

@@ -51,6 +51,9 @@ struct Config {
   std::string pg_bin_dir;    // embedded cluster: PostgreSQL's bin dir (auto)
   std::string pg_user;       // embedded cluster: its OS user when we are root (auto)
   std::string frigate_url = "http://127.0.0.1:5000";
+  // ALARM_MIN_SCORE: a camera's plate read (or face) below it raises no ban
+  // alarm; a percentage, 1 to 100.
+  int alarm_min_score_pct = 80;
   std::string cloud_ca_file;
   // Cloud control (docs/control.md). Commands are split on blanks, never
   // given to a shell.

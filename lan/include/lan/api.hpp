@@ -13,6 +13,16 @@
 //   POST /api/lan/entries               a visitor_entry, 201 once durable;
 //                                       the same clientId again: 200, no new event
 //   POST /api/lan/notes                 a guard_note, the same way
+//   GET  /api/lan/alarms                camera alarms kept on the box
+//   GET  /api/lan/alarms/stream         server-sent events: `state` (every
+//                                       alarm kept) at once, then `alarm` for
+//                                       each one raised or changed; a comment
+//                                       every ping interval. Closed when the
+//                                       session ends, and after 10 min (the
+//                                       app reconnects and is sent the state)
+//   POST /api/lan/alarms/answer         {alarmId, decision, reason?, clientId}:
+//                                       a visitor_entry, 201 once durable
+//   GET  /api/lan/alarms/snapshot?id=   the camera's JPEG of the alarm
 //   GET  /metrics                       Prometheus text: the box's figures from
 //                                       the metrics hook, plus HTTP requests by
 //                                       route and status (no auth; no secrets)
@@ -27,6 +37,7 @@
 #include <string>
 
 #include "common/blocking.hpp"
+#include "alarms/camera_alarms.hpp"
 #include "lan/https_server.hpp"
 #include "replica/ports.hpp"
 
@@ -45,6 +56,12 @@ struct LanApiSettings {
   // serves their playlists and segments from hls_dir, to a logged-in guard.
   std::function<nlohmann::json()> streams;
   std::string hls_dir;
+  // Camera alarms (may be null); it outlives the API.
+  alarms::AlarmFeed* alarms = nullptr;
+  std::chrono::seconds alarm_ping{15};
+  std::chrono::seconds alarm_stream_lifetime{600};
+  std::size_t alarm_streams = 32;              // open at once, in all
+  std::size_t alarm_streams_per_session = 2;  // a new one closes the oldest
 };
 
 class LanApi {
@@ -71,7 +88,7 @@ class LanApi {
   // in across a restart or an update. Expired or unreadable entries are dropped.
   void load_sessions();
 
-  // How the gate check compares: plates without case, spaces or dashes;
+  // How the gate check compares: plates as common/plates.hpp normalizes them;
   // names without case or accents.
   static std::string normalize_plate(const std::string& plate);
   static std::string normalize_name(const std::string& name);

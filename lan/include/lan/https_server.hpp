@@ -32,6 +32,21 @@ struct HttpRequest {
   }
 };
 
+// A response that stays open (server-sent events): the server writes the
+// status and headers (no length; the connection closes after it), then each
+// chunk given to write(), in order. Loop thread only.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Queues a chunk. False when the stream is closed, or is closed now
+  // because the client reads too slowly (HttpsSettings::stream_backlog).
+  virtual bool write(std::string chunk) = 0;
+  virtual void close() = 0;
+  virtual bool closed() const = 0;
+  // Called once when the stream closes, whichever side closed it.
+  virtual void on_closed(std::function<void()> callback) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -39,6 +54,8 @@ struct HttpResponse {
   std::string body;
   // A body kept elsewhere (a cache), sent without a copy; wins over `body`.
   std::shared_ptr<const std::string> shared_body;
+  // Set: a streamed response (no body); called once the headers are written.
+  std::function<void(std::shared_ptr<ResponseStream>)> stream;
 };
 
 using Reply = std::function<void(HttpResponse)>;
@@ -60,6 +77,8 @@ struct HttpsSettings {
   std::chrono::seconds handshake_time{10};
   std::chrono::seconds request_time{10};  // from the first byte to the whole request
   std::chrono::seconds idle_time{30};     // keep-alive: between requests
+  std::size_t stream_backlog = 256 * 1024;     // bytes a streamed response may have waiting
+  std::chrono::seconds stream_write_time{30};  // for each of its chunks to leave
 };
 
 class HttpsServer final : public Component {

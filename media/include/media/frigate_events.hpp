@@ -12,6 +12,14 @@
 // Frigate unreachable is a state (logged once when it changes, polled every
 // 30 s), not an error a poll.
 //
+// What Frigate is tracking is reported as it changes, for the camera alarms:
+// each poll (every second while Frigate answers: it is local, and a plate
+// must alarm within 2 s) also reads the events in progress
+// (`in_progress=1`), whose plate and sub_label Frigate refines while the
+// object moves, and an event seen in progress that is no longer is read once
+// more by id (`/api/events/<id>`) for its final state. Every event read, by
+// either path, goes to `on_object`.
+//
 // Loop thread only.
 #include <chrono>
 #include <functional>
@@ -29,12 +37,14 @@ namespace secbox::media {
 struct FrigateEventsSettings {
   std::string base_url = "http://127.0.0.1:5000";
   std::string state_file;  // <state>/frigate-events.json
-  std::chrono::milliseconds poll{5000};
+  std::chrono::milliseconds poll{1000};
   std::chrono::milliseconds poll_unreachable{30000};
   std::chrono::milliseconds answer_timeout{5000};
   std::size_t page = 100;        // Frigate's `limit` a request (its own default)
   std::size_t hold = 5000;       // events one poll may hold (newest-first Frigates)
   std::size_t max_pages = 200;   // requests one poll may make paging back
+  std::size_t in_progress = 50;  // events in progress read a poll (the newest)
+  std::size_t ended = 20;        // events that ended read by id a poll
 };
 
 // Queues one event; done(true) once it is durable (or was already queued).
@@ -47,13 +57,23 @@ struct ParsedEvent {
   std::string client_id;
   double start_time = 0;
   nlohmann::json data;
+  // What the alarms look at (Frigate 0.16: sub_label at the top,
+  // data.sub_label_score, data.recognized_license_plate(_score)).
+  std::string id;  // Frigate's
+  std::string camera, label;
+  std::string sub_label, plate;
+  double sub_label_score = 0, plate_score = 0;
+  bool in_progress = false;  // end_time null
 };
 std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& event);
+
+// Every event read, each time it is read (in progress or ended).
+using OnObject = std::function<void(const ParsedEvent& event)>;
 
 class FrigateEvents final : public Component {
  public:
   FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers, FrigateEventsSettings settings,
-                QueueEvent queue);
+                QueueEvent queue, OnObject on_object = nullptr);
   ~FrigateEvents() override;
 
   std::string_view name() const override { return "frigate-events"; }
