@@ -4,7 +4,9 @@
 // ("slow") or 404s; /api/<camera>?fps=N streams multipart/x-mixed-replace:
 // "front" (small frames, each written in three pieces), "hd" (~100 KB
 // frames), "stall" (one frame, then silence), "bad" (malformed parts between
-// good ones). Everything stops with the object.
+// good ones). /api/events pages as Frigate 0.16 does (see serve()), with
+// in_progress=1 for the events whose end_time is null; /api/events/<id>
+// answers one event or 404. Everything stops with the object.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -59,6 +61,18 @@ class FakeFrigate {
     std::lock_guard<std::mutex> lock(mutex_);
     events_.push_back(std::move(event));
   }
+  // The event with the same id becomes this one (Frigate refining a plate,
+  // or ending the event).
+  void update_event(nlohmann::json event) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& e : events_) {
+      if (e.value("id", "") == event.value("id", "")) e = event;
+    }
+  }
+  std::vector<std::string> event_reads() const {  // /api/events/<id> asked, in order
+    std::lock_guard<std::mutex> lock(mutex_);
+    return reads_;
+  }
   // As Frigate releases before `sort` existed: newest first, always.
   void ignore_sort() { ignore_sort_ = true; }
   std::vector<double> event_queries() const {
@@ -109,6 +123,26 @@ class FakeFrigate {
     std::string path = target.substr(0, target.find('?'));
     int fps = 10;
     if (auto f = target.find("fps="); f != std::string::npos) fps = std::max(1, std::atoi(target.c_str() + f + 4));
+    if (path.rfind("/api/events/", 0) == 0) {
+      const std::string id = path.substr(12);
+      std::string body;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        reads_.push_back(id);
+        for (const auto& e : events_) {
+          if (e.value("id", "") == id) body = e.dump();
+        }
+      }
+      if (body.empty()) {
+        body = R"({"success":false,"message":"Event not found"})";
+        write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+        return;
+      }
+      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + body);
+      return;
+    }
     if (path == "/api/events") {
       const auto param = [&](const std::string& k) -> std::optional<std::string> {
         const auto q = target.find('?');
@@ -129,13 +163,17 @@ class FakeFrigate {
       const double before = param("before") ? std::atof(param("before")->c_str()) : 0;
       const std::size_t limit = param("limit") ? std::strtoul(param("limit")->c_str(), nullptr, 10) : 100;
       const bool ascending = !ignore_sort_ && param("sort") == std::optional<std::string>("date_asc");
+      // in_progress=1: end_time IS NULL; =0: not null.
+      const std::optional<std::string> in_progress = param("in_progress");
       nlohmann::json out = nlohmann::json::array();
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        afters_.push_back(after);
+        if (!in_progress) afters_.push_back(after);
         std::vector<nlohmann::json> match;
         for (const auto& e : events_) {
           const double t = e.value("start_time", 0.0);
+          const bool open = !e.contains("end_time") || e["end_time"].is_null();
+          if (in_progress && open != (*in_progress == "1")) continue;
           if ((after == 0 || t > after) && (before == 0 || t < before)) match.push_back(e);
         }
         std::stable_sort(match.begin(), match.end(), [&](const nlohmann::json& a, const nlohmann::json& b) {
@@ -189,6 +227,7 @@ class FakeFrigate {
   mutable std::mutex mutex_;
   std::vector<nlohmann::json> events_;
   std::vector<double> afters_;
+  std::vector<std::string> reads_;
   std::thread acceptor_;
   std::vector<std::thread> connections_;
 };

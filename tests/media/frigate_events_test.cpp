@@ -211,3 +211,77 @@ TEST(FrigateEvents, UnreachableIsAStateLoggedOnceNotAStorm) {
 
 }  // namespace
 }  // namespace secbox::media
+
+namespace secbox::media {
+namespace {
+
+// A car as Frigate 0.16 keeps it while LPR refines its plate: sub_label at the
+// top, the plate and its score under data.
+json car(const std::string& id, double start, const std::string& plate, double score,
+         std::optional<double> end = std::nullopt, const std::string& sub_label = "") {
+  json e{{"id", id}, {"camera", "front"}, {"label", "car"}, {"start_time", start},
+         {"sub_label", sub_label.empty() ? json(nullptr) : json(sub_label)},
+         {"data", {{"top_score", 0.9}, {"score", 0.88}, {"type", "object"},
+                   {"recognized_license_plate", plate}, {"recognized_license_plate_score", score}}}};
+  if (!sub_label.empty()) e["data"]["sub_label_score"] = 0.97;
+  e["end_time"] = end ? json(*end) : json(nullptr);
+  return e;
+}
+
+TEST(FrigateEventParsing, PlatesAndSubLabelsAsFrigate016HasThem) {
+  auto p = parse_frigate_event(car("1733300000.1-abc", 1733300000.1, "ABC123", 0.93));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->id, "1733300000.1-abc");
+  EXPECT_EQ(p->label, "car");
+  EXPECT_EQ(p->plate, "ABC123");
+  EXPECT_DOUBLE_EQ(p->plate_score, 0.93);
+  EXPECT_TRUE(p->in_progress);
+  EXPECT_TRUE(p->sub_label.empty());
+  auto known = parse_frigate_event(car("x", 5.0, "ABC123", 0.9, 9.0, "b_1"));
+  EXPECT_EQ(known->sub_label, "b_1");
+  EXPECT_DOUBLE_EQ(known->sub_label_score, 0.97);
+  EXPECT_FALSE(known->in_progress);
+  // MQTT's [name, score] form, and junk where a plate should be.
+  auto mqtt = json{{"id", "y"}, {"camera", "c"}, {"label", "person"}, {"start_time", 5.0},
+                   {"sub_label", json::array({"b_2", 0.91})}, {"data", {{"recognized_license_plate", 7}}}};
+  auto m = parse_frigate_event(mqtt);
+  EXPECT_EQ(m->sub_label, "b_2");
+  EXPECT_DOUBLE_EQ(m->sub_label_score, 0.91);
+  EXPECT_TRUE(m->plate.empty());
+}
+
+TEST(FrigateEvents, APlateRefinedWhileTheCarMovesIsReportedEachTimeAndOnceMoreWhenItEnds) {
+  FakeFrigate frigate;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  frigate.add_event(car("car1", now - 2, "A8C-12B", 0.71));
+  TempDir dir;
+  Queue q;
+  FrigateEventsSettings s{frigate.url(), dir.file("frigate-events.json"), 100ms, 100ms, 2s};
+  boost::asio::io_context io;
+  BlockingPool workers(io, 1);
+  std::vector<ParsedEvent> seen;
+  FrigateEvents events(io, workers, s, q.hook(), [&](const ParsedEvent& e) { seen.push_back(e); });
+  events.start();
+  auto saw = [&](const std::string& plate, bool in_progress) {
+    return std::any_of(seen.begin(), seen.end(), [&](const ParsedEvent& e) {
+      return e.id == "car1" && e.plate == plate && e.in_progress == in_progress;
+    });
+  };
+  ASSERT_TRUE(run_until(io, [&] { return saw("A8C-12B", true); }, 10s));
+  frigate.update_event(car("car1", now - 2, "ABC-123", 0.93));
+  ASSERT_TRUE(run_until(io, [&] { return saw("ABC-123", true); }, 10s)) << "the refined plate, still in progress";
+  frigate.update_event(car("car1", now - 2, "ABC-123", 0.95, now, "b_1"));
+  ASSERT_TRUE(run_until(io, [&] { return saw("ABC-123", false); }, 10s)) << "the final state, read by id";
+  EXPECT_EQ(frigate.event_reads(), std::vector<std::string>{"car1"});
+  const auto last = std::find_if(seen.rbegin(), seen.rend(), [](const ParsedEvent& e) { return !e.in_progress; });
+  EXPECT_EQ(last->sub_label, "b_1");
+  run_until(io, [] { return false; }, 400ms);
+  EXPECT_EQ(frigate.event_reads().size(), 1u) << "an ended event is read by id once";
+  EXPECT_EQ(q.accepted.size(), 1u) << "and queued once as a frigate_event";
+  bool stopped = false;
+  events.stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+}
+
+}  // namespace
+}  // namespace secbox::media
