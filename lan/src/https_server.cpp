@@ -43,7 +43,7 @@ class HttpsSession;
 
 // The handle a streamed response's writer holds: it reaches the connection
 // while it lives, and says closed once it is gone.
-class StreamHandle final : public ResponseStream {
+class StreamHandle final : public ResponseStream, public std::enable_shared_from_this<StreamHandle> {
  public:
   explicit StreamHandle(std::weak_ptr<HttpsSession> session) : session_(std::move(session)) {}
   bool write(std::string chunk) override;
@@ -356,13 +356,17 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   bool stream_writing_ = false;
 };
 
+// Each keeps the handle alive through the call: closing runs on_closed,
+// which may drop the caller's last reference to it.
 bool StreamHandle::write(std::string chunk) {
+  auto keep = shared_from_this();
   auto s = session_.lock();
   if (closed_ || !s) return false;
   return s->stream_write(std::move(chunk));
 }
 
 void StreamHandle::close() {
+  auto keep = shared_from_this();
   if (auto s = session_.lock()) s->end_stream();
   mark_closed();
 }

@@ -126,6 +126,44 @@ class HttpsClient {
       if (ec) return out;
     }
   }
+  // A streamed response (server-sent events): reads until `needle` has
+  // arrived, the wait ends or the server closes, and returns what came up to
+  // and including the needle (everything read, when it did not come); the
+  // rest is kept for the next call. closed() says whether the server closed.
+  std::string read_until(const std::string& needle, std::chrono::milliseconds wait) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    boost::beast::get_lowest_layer(stream_).expires_never();
+    while (pending_.find(needle) == std::string::npos && !closed_) {
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      bool done = false;
+      boost::beast::error_code ec;
+      std::size_t n = 0;
+      char buf[4096];
+      stream_.async_read_some(boost::asio::buffer(buf), [&](boost::beast::error_code e, std::size_t got) {
+        ec = e;
+        n = got;
+        done = true;
+      });
+      io_.restart();
+      io_.run_for(left);
+      if (!done) {  // the wait ended first: give the read up
+        boost::beast::get_lowest_layer(stream_).cancel();
+        io_.restart();
+        io_.run();
+        pending_.append(buf, n);
+        break;
+      }
+      pending_.append(buf, n);
+      if (ec) closed_ = true;
+    }
+    const auto at = pending_.find(needle);
+    std::string out = at == std::string::npos ? pending_ : pending_.substr(0, at + needle.size());
+    pending_.erase(0, out.size());
+    return out;
+  }
+  bool closed() const { return closed_; }
+
   // Whether the server closed the connection within `wait`.
   bool closed_within(std::chrono::seconds wait) {
     boost::beast::error_code ec;
@@ -143,6 +181,8 @@ class HttpsClient {
   std::chrono::seconds limit_;
   bool connected_ = false;
   std::string version_;
+  std::string pending_;  // read_until's bytes beyond its needle
+  bool closed_ = false;
 };
 
 }  // namespace secbox::testing

@@ -1,0 +1,264 @@
+// The guard app's camera alarms over real HTTPS: the stream (server-sent
+// events) sends the state at once and each alarm as it is raised, answers
+// queue a visitor_entry, the snapshot is served to a signed-in guard only, and
+// the stream's limits hold (a session's third stream closes its first; logout
+// and a session's end close them). A real replica and queue; Frigate faked
+// over HTTP for the snapshot.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <pqxx/pqxx>
+
+#include "../media/fake_frigate.hpp"
+#include "alarms/camera_alarms.hpp"
+#include "common/certificates.hpp"
+#include "common/ids.hpp"
+#include "https_client.hpp"
+#include "lan/api.hpp"
+#include "lan/pin.hpp"
+#include "protocol/dispatcher.hpp"
+#include "replica/queue.hpp"
+#include "replica/reads.hpp"
+#include "replica/sync.hpp"
+#include "run_loop.hpp"
+#include "test_database.hpp"
+
+namespace secbox::lan {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using secbox::testing::FakeFrigate;
+using secbox::testing::HttpsClient;
+using secbox::testing::run_until;
+using secbox::testing::TestDatabase;
+
+class AlarmStreamTest : public ::testing::Test {
+ protected:
+  TestDatabase db;
+  FakeFrigate frigate;
+  boost::asio::io_context io;
+  BlockingPool workers{io, 2};
+  replica::Database database{io, replica::DatabaseSettings{db.url(), {}}, [](int) {}};
+  protocol::MessageIds ids;
+  protocol::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
+  replica::SyncDown sync{database, dispatcher};
+  replica::ReplicaReader reader{database};
+  replica::OutboundQueue queue{io, database};
+  std::unique_ptr<alarms::CameraAlarms> alarms;
+  std::unique_ptr<LanApi> api;
+  std::unique_ptr<HttpsServer> server;
+  int applied = 0, sent = 0;
+
+  void SetUp() override {
+    ASSERT_TRUE(db.ok());
+    database.start();
+    ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
+    sync.on_applied([this](const std::string&) { ++applied; });
+    queue.start();
+    snapshot("user", json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"},
+                                   {"displayName", "Juan Pérez"}, {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}}}));
+    snapshot("banned_visitor", json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
+                                             {"plate", "ABC-123"}, {"reason", "Robo"},
+                                             {"createdAt", "2026-10-01T12:00:00Z"}}}));
+    ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+    alarms::AlarmSettings as;
+    as.frigate_url = frigate.url();
+    alarms = std::make_unique<alarms::CameraAlarms>(workers, reader, queue, as);
+    LanApiSettings ls;
+    ls.alarms = alarms.get();
+    ls.alarm_ping = 1s;
+    api = std::make_unique<LanApi>(workers, reader, queue, ls, [] { return json::object(); });
+    auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    ASSERT_TRUE(cert);
+    HttpsSettings hs;
+    hs.bind_address = "127.0.0.1";
+    hs.port = 0;
+    hs.cert_pem = cert.value().cert_pem;
+    hs.key_pem = cert.value().key_pem;
+    server = std::make_unique<HttpsServer>(io, hs, api->handler());
+    server->start();
+  }
+
+  void TearDown() override {
+    bool stopped = false;
+    server->stop([&] { stopped = true; });
+    run_until(io, [&] { return stopped; }, 5s);
+    server.reset();
+    api.reset();
+    alarms.reset();
+    bool queue_stopped = false;
+    queue.stop([&] { queue_stopped = true; });
+    run_until(io, [&] { return queue_stopped; }, 10s);
+    bool db_stopped = false;
+    database.stop([&] { db_stopped = true; });
+    run_until(io, [&] { return db_stopped; }, 10s);
+  }
+
+  void snapshot(const std::string& entity, json rows) {
+    dispatcher.dispatch(json{{"v", 1}, {"type", "snapshot." + entity}, {"id", "c-" + std::to_string(++sent)},
+                             {"ts", "2026-12-04T10:00:00Z"},
+                             {"payload", {{"snapshotId", "s_" + entity}, {"version", 3}, {"chunk", 1}, {"chunks", 1},
+                                          {"rows", std::move(rows)}}}}
+                            .dump());
+  }
+
+  // Work on another thread while the loop serves.
+  template <class F>
+  auto serve_while(F work) {
+    auto f = std::async(std::launch::async, std::move(work));
+    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
+    return f.get();
+  }
+
+  std::string login() {
+    const int port = server->port();
+    return serve_while([port] {
+      HttpsClient c(port);
+      auto a = c.call("POST", "/api/lan/login", json{{"guardId", "g_1"}, {"pin", "2468"}}.dump(),
+                      {{"Content-Type", "application/json"}});
+      return json::parse(a.body).value("token", "");
+    });
+  }
+
+  static std::string stream_request(const std::string& token) {
+    return "GET /api/lan/alarms/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+  }
+
+  std::vector<std::pair<std::string, json>> queued() {
+    pqxx::connection c(db.url());
+    pqxx::work w(c);
+    std::vector<std::pair<std::string, json>> out;
+    for (const auto& row : w.exec("SELECT type, data::text FROM outbound_event ORDER BY seq")) {
+      out.emplace_back(row[0].as<std::string>(), json::parse(row[1].as<std::string>()));
+    }
+    return out;
+  }
+};
+
+// The data of the first `event: <name>` in an SSE text.
+json event_data(const std::string& text, const std::string& name) {
+  const auto at = text.find("event: " + name + "\ndata: ");
+  if (at == std::string::npos) return nullptr;
+  const auto start = at + name.size() + 14;
+  return json::parse(text.substr(start, text.find('\n', start) - start), nullptr, false);
+}
+
+TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
+  const std::string token = login();
+  ASSERT_FALSE(token.empty());
+  const int port = server->port();
+  std::promise<void> state_read;
+  auto reader_done = std::async(std::launch::async, [&, port] {
+    HttpsClient c(port);
+    c.send_raw(stream_request(token));
+    std::string head = c.read_until("\r\n\r\n", 5s);
+    std::string state = c.read_until("\n\n", 5s);
+    state += c.read_until("\n\n", 5s);
+    state_read.set_value();
+    std::string later = c.read_until("event: alarm", 10s);
+    later += c.read_until("\n\n", 5s);
+    later += c.read_until("\"answer\":{", 10s);
+    later += c.read_until("\n\n", 5s);
+    later += c.read_until(": ping", 3s);
+    return std::make_tuple(head, state, later);
+  });
+  auto ready = state_read.get_future();
+  ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
+  alarms->seen(alarms::Sighting{"1733300000.1-abc", "front", "car", "ABC 123", 0.93, "", 0});
+  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty(); }, 10s));
+  const std::string alarm_id = alarms->list()[0]["id"];
+  auto answered = serve_while([&, port] {
+    HttpsClient c(port);
+    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token},
+                                                  {"Content-Type", "application/json"}};
+    std::vector<testing::HttpsAnswer> v;
+    v.push_back(c.call("POST", "/api/lan/alarms/answer",
+                       json{{"alarmId", alarm_id}, {"decision", "allowed"}, {"clientId", random_uuid()}}.dump(), auth));
+    v.push_back(c.call("POST", "/api/lan/alarms/answer", "not json", auth));
+    v.push_back(c.call("POST", "/api/lan/alarms/answer",
+                       json{{"alarmId", random_uuid()}, {"decision", "denied"}, {"clientId", random_uuid()}}.dump(), auth));
+    v.push_back(c.call("POST", "/api/lan/alarms/answer",
+                       json{{"alarmId", alarm_id}, {"decision", "denied"}, {"clientId", random_uuid()}}.dump(), auth));
+    v.push_back(c.call("GET", "/api/lan/alarms", "", auth));
+    return v;
+  });
+  ASSERT_EQ(answered.size(), 5u);
+  EXPECT_EQ(answered[0].status, 400) << "letting a banned visitor in needs a reason";
+  EXPECT_EQ(answered[1].status, 400);
+  EXPECT_EQ(answered[2].status, 404);
+  EXPECT_EQ(answered[3].status, 201) << answered[3].body;
+  EXPECT_EQ(json::parse(answered[4].body)["alarms"][0]["answer"]["decision"], "denied");
+
+  std::string head, state, later;
+  auto got = reader_done.wait_for(0s);
+  ASSERT_TRUE(run_until(io, [&] { return (got = reader_done.wait_for(0s)) == std::future_status::ready; }, 30s));
+  std::tie(head, state, later) = reader_done.get();
+  EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Type: text/event-stream"), std::string::npos) << head;
+  EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+  EXPECT_EQ(event_data(state, "state"), (json{{"alarms", json::array()}})) << state;
+  const json raised = event_data(later, "alarm");
+  ASSERT_TRUE(raised.is_object()) << later;
+  EXPECT_EQ(raised["ban"]["fullName"], "José Núñez");
+  EXPECT_EQ(raised["read"], "ABC 123");
+  EXPECT_NE(later.find("\"decision\":\"denied\""), std::string::npos) << later;
+  EXPECT_NE(later.find(": ping"), std::string::npos) << "the stream's keepalive comment";
+
+  auto events = queued();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].first, "ban_hit");
+  EXPECT_EQ(events[1].first, "visitor_entry");
+  EXPECT_EQ(events[1].second["guardId"], "g_1");
+  EXPECT_EQ(events[1].second["decision"], "denied");
+}
+
+TEST_F(AlarmStreamTest, TheSnapshotAndTheStreamNeedASession) {
+  alarms->seen(alarms::Sighting{"e-1", "front", "car", "ABC123", 0.95, "", 0});
+  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty() && alarms->list()[0]["hasSnapshot"] == true; }, 10s));
+  const std::string alarm_id = alarms->list()[0]["id"];
+  const std::string token = login();
+  const int port = server->port();
+  auto v = serve_while([&, port] {
+    HttpsClient c(port);
+    std::vector<testing::HttpsAnswer> out;
+    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=" + alarm_id));
+    out.push_back(c.call("GET", "/api/lan/alarms/stream"));
+    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=" + alarm_id, "", {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=nope", "", {{"Authorization", "Bearer " + token}}));
+    return out;
+  });
+  EXPECT_EQ(v[0].status, 401);
+  EXPECT_EQ(v[1].status, 401);
+  EXPECT_EQ(v[2].status, 200);
+  EXPECT_EQ(v[2].headers["content-type"], "image/jpeg");
+  EXPECT_EQ(v[2].body.compare(0, 2, "\xFF\xD8"), 0);
+  EXPECT_EQ(v[3].status, 404);
+}
+
+TEST_F(AlarmStreamTest, ASessionsThirdStreamClosesItsFirstAndLogoutClosesTheRest) {
+  const std::string token = login();
+  const int port = server->port();
+  auto closed = serve_while([&, port] {
+    HttpsClient a(port), b(port), c(port);
+    a.send_raw(stream_request(token));
+    a.read_until("event: state", 5s);
+    b.send_raw(stream_request(token));
+    b.read_until("event: state", 5s);
+    c.send_raw(stream_request(token));
+    c.read_until("event: state", 5s);
+    a.read_until("never sent", 3s);
+    const bool first_closed = a.closed();
+    HttpsClient d(port);
+    d.call("POST", "/api/lan/logout", "", {{"Authorization", "Bearer " + token}});
+    b.read_until("never sent", 3s);
+    c.read_until("never sent", 3s);
+    return std::make_tuple(first_closed, b.closed(), c.closed());
+  });
+  EXPECT_TRUE(std::get<0>(closed)) << "the oldest of the session's streams made room";
+  EXPECT_TRUE(std::get<1>(closed)) << "logout closed the others";
+  EXPECT_TRUE(std::get<2>(closed));
+}
+
+}  // namespace
+}  // namespace secbox::lan
