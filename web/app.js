@@ -2,6 +2,9 @@
 // offline first. Entries and notes go to an outbox in IndexedDB first and are
 // posted with their clientId until the box has them (201 or 200), so an entry
 // made while the box is unreachable is sent when it comes back, never twice.
+// Camera alarms arrive on a stream from the box (server-sent events read with
+// fetch, so the token stays in a header) and take the whole screen until a
+// guard answers; the answer goes through the same outbox.
 
 const STRINGS = {
   es: {
@@ -27,6 +30,11 @@ const STRINGS = {
     'status.fresh': 'Listas: {age}', 'status.fresh.never': 'Listas: nunca actualizadas',
     'age.now': 'recién', 'age.min': 'hace {n} min', 'age.h': 'hace {n} h', 'age.d': 'hace {n} días',
     'logout': 'Salir', 'rejected': 'La caseta rechazó el registro: {m}',
+    'alarm.title': '⚠ Alerta de cámara: persona prohibida', 'alarm.camera': 'Cámara', 'alarm.photo': 'Foto registrada',
+    'alarm.read': 'Placa leída {read} · {score} % · cámara {camera}', 'alarm.face': 'Rostro reconocido · {score} % · cámara {camera}',
+    'alarm.misread': ' (lectura parecida, compárela)', 'alarm.deny': 'No pasó', 'alarm.allow': 'Dejar pasar de todos modos',
+    'alarm.reason': 'Motivo para dejarle pasar', 'alarm.confirm': 'Confirmar la entrada', 'alarm.more': '+{n} alertas más',
+    'alarm.answered': 'Alerta atendida.',
   },
   en: {
     'login.title': 'Sign in to the booth', 'login.guard': 'Guard (ID)', 'login.pin': 'PIN', 'login.submit': 'Sign in',
@@ -51,6 +59,11 @@ const STRINGS = {
     'status.fresh': 'Lists: {age}', 'status.fresh.never': 'Lists: never updated',
     'age.now': 'just now', 'age.min': '{n} min ago', 'age.h': '{n} h ago', 'age.d': '{n} days ago',
     'logout': 'Sign out', 'rejected': 'The box refused the record: {m}',
+    'alarm.title': '⚠ Camera alarm: banned visitor', 'alarm.camera': 'Camera', 'alarm.photo': 'Photo on file',
+    'alarm.read': 'Plate read {read} · {score} % · camera {camera}', 'alarm.face': 'Face recognised · {score} % · camera {camera}',
+    'alarm.misread': ' (a close read: compare it)', 'alarm.deny': 'Turned away', 'alarm.allow': 'Let in anyway',
+    'alarm.reason': 'Why they are let in', 'alarm.confirm': 'Confirm the entry', 'alarm.more': '+{n} more alarms',
+    'alarm.answered': 'Alarm answered.',
   },
 };
 
@@ -130,8 +143,9 @@ async function flush() {
       } else if (res.status === 401) {
         showLogin();
         break;
-      } else if (res.status === 400) {
-        await outbox.remove(item.clientId);  // it will never be accepted: say so, keep nothing broken
+      } else if (res.status === 400 || res.status === 404) {
+        // It will never be accepted (404: an alarm the box no longer holds): say so, keep nothing broken.
+        await outbox.remove(item.clientId);
         toast(t('rejected', { m: res.data?.hint ?? res.status }));
       } else {
         break;  // 503 and the like: try again later
@@ -417,6 +431,183 @@ function cameraLiveEdge() {
   }
 }
 
+// -------------------------------------------------------------- alarms --
+// The box sends `state` (every alarm it keeps) on each connection, then an
+// `alarm` each time one is raised or changes, and a comment every 15 s. No
+// byte for 40 s, or the page coming back to the screen after it slept: the
+// stream is opened again, and its state catches up with what was missed.
+
+const alarms = new Map();           // id -> alarm, as the box sent it
+const answeredHere = new Set();     // answered on this phone, maybe not yet at the box
+const snapshots = new Map();        // id -> object URL
+let alarmAbort = null;
+let alarmLastByte = 0;
+let alarmAgainNow = false;  // the stream was ended on purpose: open it again at once
+let audio = null;
+let beeped = new Set();
+
+function unlockAudio() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    audio.resume();
+  } catch { audio = null; }
+}
+
+function beep() {
+  navigator.vibrate?.([400, 150, 400, 150, 400]);
+  if (!audio) return;
+  const now = audio.currentTime;
+  for (let i = 0; i < 3; i++) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = i % 2 ? 660 : 880;
+    gain.gain.setValueAtTime(0.4, now + i * 0.35);
+    gain.gain.setValueAtTime(0, now + i * 0.35 + 0.25);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(now + i * 0.35);
+    osc.stop(now + i * 0.35 + 0.3);
+  }
+}
+
+const openAlarms = () => [...alarms.values()]
+  .filter((a) => !a.answer && !answeredHere.has(a.id))
+  .sort((a, b) => b.raisedAt.localeCompare(a.raisedAt));
+
+async function alarmSnapshot(a) {
+  if (!a.hasSnapshot || snapshots.has(a.id)) return;
+  snapshots.set(a.id, '');
+  try {
+    const res = await fetch(`/api/lan/alarms/snapshot?id=${encodeURIComponent(a.id)}`,
+                            { headers: { Authorization: `Bearer ${session.token}` } });
+    if (!res.ok) return snapshots.delete(a.id);
+    snapshots.set(a.id, URL.createObjectURL(await res.blob()));
+    renderAlarm();
+  } catch { snapshots.delete(a.id); }
+}
+
+function renderAlarm() {
+  const open = openAlarms();
+  const box = $('alarm');
+  if (!open.length) {
+    box.hidden = true;
+    delete box.dataset.alarmId;
+    return;
+  }
+  const a = open[0];
+  if (box.dataset.alarmId !== a.id) {
+    $('alarm-allow-form').hidden = true;
+    $('alarm-allow-reason').value = '';
+  }
+  box.dataset.alarmId = a.id;
+  $('alarm-name').textContent = a.ban.fullName || a.ban.id;
+  $('alarm-reason').textContent = a.ban.reason || '';
+  const score = Math.round((a.score || 0) * 100);
+  $('alarm-read').textContent = a.source === 'face'
+    ? t('alarm.face', { score, camera: a.camera })
+    : t('alarm.read', { read: a.read, score, camera: a.camera }) + (a.match === 'misread' ? t('alarm.misread') : '');
+  const shot = snapshots.get(a.id);
+  $('alarm-snapshot').src = shot || '';
+  $('alarm-snapshot').hidden = !shot;
+  $('alarm-photo-box').hidden = !a.ban.photoUrl;
+  if (a.ban.photoUrl) $('alarm-photo').src = a.ban.photoUrl;
+  $('alarm-more').hidden = open.length < 2;
+  $('alarm-more').textContent = t('alarm.more', { n: open.length - 1 });
+  box.hidden = false;
+  if (!beeped.has(a.id)) {
+    beeped.add(a.id);
+    beep();
+  }
+  alarmSnapshot(a);
+}
+
+function alarmEvent(name, data) {
+  if (name === 'state') {
+    alarms.clear();
+    for (const a of data.alarms) alarms.set(a.id, a);
+  } else if (name === 'alarm') {
+    alarms.set(data.id, data);
+  }
+  for (const id of answeredHere) if (alarms.get(id)?.answer) answeredHere.delete(id);
+  renderAlarm();
+}
+
+// One connection: read blocks until the box or the watchdog ends it.
+async function readAlarmStream(signal) {
+  const res = await fetch('/api/lan/alarms/stream', { headers: { Authorization: `Bearer ${session.token}`,
+                                                                 Accept: 'text/event-stream' },
+                                                      cache: 'no-store', signal });
+  if (res.status === 401) return 'unauthorized';
+  if (!res.ok || !res.body) return 'failed';
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return 'closed';
+    alarmLastByte = Date.now();
+    text += value;
+    let end;
+    while ((end = text.indexOf('\n\n')) >= 0) {
+      const block = text.slice(0, end);
+      text = text.slice(end + 2);
+      let name = 'message';
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) name = line.slice(7);
+        else if (line.startsWith('data: ')) data += line.slice(6);
+      }
+      if (data) {
+        try { alarmEvent(name, JSON.parse(data)); } catch { /* a bad block: skip it */ }
+      }
+    }
+    if (text.length > 1 << 20) return 'failed';  // no event is that long
+  }
+}
+
+async function alarmLoop() {
+  if (alarmAbort) return;
+  let wait = 1000;
+  while (session.token) {
+    alarmAbort = new AbortController();
+    alarmLastByte = Date.now();
+    let outcome;
+    try { outcome = await readAlarmStream(alarmAbort.signal); } catch { outcome = 'failed'; }
+    if (outcome === 'unauthorized') {
+      alarmAbort = null;
+      return showLogin();
+    }
+    if (!session.token) break;
+    wait = outcome === 'closed' ? 1000 : Math.min(wait * 2, 10000);
+    if (alarmAgainNow) wait = 0;
+    alarmAgainNow = false;
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  alarmAbort = null;
+}
+
+function restartAlarmStream() {
+  if (!alarmAbort) return;
+  alarmAgainNow = true;
+  alarmAbort.abort();
+}
+
+function alarmWatchdog() {
+  if (Date.now() - alarmLastByte > 40000) restartAlarmStream();
+}
+
+function stopAlarms() {
+  alarmAbort?.abort();
+  alarms.clear();
+  renderAlarm();
+}
+
+async function answerAlarm(decision, reason) {
+  const id = $('alarm').dataset.alarmId;
+  if (!id) return;
+  answeredHere.add(id);
+  renderAlarm();
+  await record('/api/lan/alarms/answer', { alarmId: id, decision, reason: reason || undefined }, 'alarm.answered');
+}
+
 // ------------------------------------------------------------------ UI --
 
 let toastTimer;
@@ -443,6 +634,7 @@ function showTab(name) {
 
 function showLogin() {
   stopCameras();
+  stopAlarms();
   session.clear();
   $('statusbar').classList.add('signed-out');
   $('view-app').hidden = true;
@@ -456,6 +648,7 @@ function showApp() {
   $('view-app').hidden = false;
   $('who').textContent = session.guard?.displayName ?? '';
   showTab('check');
+  alarmLoop();
   loadBans();
   refreshStatus();
   flush();
@@ -505,8 +698,15 @@ async function main() {
     await record('/api/lan/notes', { text: $('note-text').value.trim() }, 'note.sent');
     $('note-form').reset();
   };
+  $('alarm-deny').onclick = () => answerAlarm('denied');
+  $('alarm-allow').onclick = () => { $('alarm-allow-form').hidden = false; $('alarm-allow-reason').focus(); };
+  $('alarm-allow-form').onsubmit = (e) => { e.preventDefault(); answerAlarm('allowed', $('alarm-allow-reason').value.trim()); };
+  document.addEventListener('pointerdown', unlockAudio);
+  setInterval(alarmWatchdog, 5000);
   window.addEventListener('online', () => { flush(); refreshStatus(); });
   document.addEventListener('visibilitychange', cameraLiveEdge);
+  // Back from sleep: a fresh stream, and with it what was missed.
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') restartAlarmStream(); });
   setInterval(() => { refreshStatus(); flush(); }, 10000);
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => { /* untrusted certificate: no offline shell */ });
   if (session.token) showApp(); else showLogin();

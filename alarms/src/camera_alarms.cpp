@@ -273,7 +273,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     replica::OutboundEvent e;
     e.client_id = ans.client_id;
     e.type = "visitor_entry";
-    e.occurred_at = format_rfc3339(std::chrono::system_clock::now());
+    e.occurred_at = ans.occurred_at.empty() ? format_rfc3339(std::chrono::system_clock::now()) : ans.occurred_at;
     e.data = {{"name", a->ban["fullName"].is_string() ? a->ban["fullName"] : json("?")},
               {"guardId", ans.guard_id},
               {"decision", ans.decision}};

@@ -741,7 +741,11 @@ void LanApi::Impl::answer_alarm(const Session& who, const HttpRequest& r, Reply 
   if (!std::regex_match(client_id, kUuid)) {
     return reply(error(400, "invalid_client_id", "clientId must be the UUID the app gave this answer."));
   }
-  alarms::Answer a{who.guard_id, field("decision"), field("reason"), client_id};
+  const std::string at = field("occurredAt");
+  if (!at.empty() && !parse_rfc3339(at)) {
+    return reply(error(400, "invalid_occurred_at", "occurredAt must be an RFC 3339 time, e.g. 2026-12-04T10:00:00Z."));
+  }
+  alarms::Answer a{who.guard_id, field("decision"), field("reason"), client_id, at};
   settings.alarms->answer(alarm_id, std::move(a), [self = shared_from_this(), reply](Result<json> r) {
     if (self->stopped) return;
     if (!r) {

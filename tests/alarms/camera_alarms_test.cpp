@@ -190,21 +190,21 @@ TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
   const std::string id = alarms->list()[0]["id"];
   std::vector<Result<json>> answers;
   auto collect = [&](Result<json> r) { answers.push_back(std::move(r)); };
-  alarms->answer(id, Answer{"g_1", "allowed", "", random_uuid()}, collect);  // no reason
-  alarms->answer(id, Answer{"g_1", "maybe", "", random_uuid()}, collect);
-  alarms->answer(random_uuid(), Answer{"g_1", "denied", "", random_uuid()}, collect);
+  alarms->answer(id, Answer{"g_1", "allowed", "", random_uuid(), ""}, collect);  // no reason
+  alarms->answer(id, Answer{"g_1", "maybe", "", random_uuid(), ""}, collect);
+  alarms->answer(random_uuid(), Answer{"g_1", "denied", "", random_uuid(), ""}, collect);
   ASSERT_EQ(answers.size(), 3u);
   EXPECT_EQ(answers[0].error().code, "invalid");
   EXPECT_EQ(answers[1].error().code, "invalid");
   EXPECT_EQ(answers[2].error().code, "not_found");
   const std::string entry = random_uuid();
-  alarms->answer(id, Answer{"g_1", "denied", "", entry}, collect);
+  alarms->answer(id, Answer{"g_1", "denied", "", entry, "2026-12-04T10:05:00Z"}, collect);
   ASSERT_TRUE(run_until(io, [&] { return answers.size() == 4; }, 10s));
   ASSERT_TRUE(answers[3]);
   EXPECT_EQ(answers[3].value()["answer"]["decision"], "denied");
   EXPECT_EQ(answers[3].value()["answer"]["guardId"], "g_1");
   // Answered again (another phone, a retry): as it is, nothing new queued.
-  alarms->answer(id, Answer{"g_2", "allowed", "por error", random_uuid()}, collect);
+  alarms->answer(id, Answer{"g_2", "allowed", "por error", random_uuid(), ""}, collect);
   ASSERT_TRUE(run_until(io, [&] { return answers.size() == 5; }, 10s));
   EXPECT_EQ(answers[4].value()["answer"]["guardId"], "g_1");
   settle();
@@ -213,6 +213,11 @@ TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
   EXPECT_EQ(events[1].first, "visitor_entry");
   EXPECT_EQ(events[1].second, (json{{"name", "José Núñez"}, {"plate", "ABC-123"}, {"guardId", "g_1"},
                                     {"decision", "denied"}}));
+  pqxx::connection c(db.url());
+  pqxx::work w(c);
+  EXPECT_EQ(w.exec1("SELECT occurred_at = '2026-12-04T10:05:00Z'::timestamptz FROM outbound_event WHERE type = "
+                    "'visitor_entry'")[0].as<bool>(), true)
+      << "when the guard answered, not when the box heard it";
 }
 
 TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {

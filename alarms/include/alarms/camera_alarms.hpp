@@ -58,6 +58,7 @@ struct Answer {
   std::string decision;  // "denied" (turned away) or "allowed" (let in anyway)
   std::string reason;    // required when allowed
   std::string client_id;  // the visitor_entry's, chosen by the app (a retry is the same entry)
+  std::string occurred_at;  // RFC 3339, when the guard answered (it may wait in the phone); empty: now
 };
 
 // What the LAN server sees. An alarm is JSON:
