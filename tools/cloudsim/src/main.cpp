@@ -2,7 +2,9 @@
 //   secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]
 // Prints one JSON line with its URLs and CA file, then reads commands on
 // standard input: a JSON object is sent to the device as it is;
-// "close CODE" closes the device's session; "events" prints the events the box
+// "close CODE" closes the device's session; "down" stops listening and drops
+// every connection (the internet is gone), "up" listens again on the same
+// port with the same certificate; "events" prints the events the box
 // sent up (by type and clientId); "await RE SECONDS" prints the first message
 // the box sent with that `re` (a reply; one already received counts), or
 // {"timeout":true}; "await-type TYPE SECONDS" the same by type; "quit" exits. With standard input
@@ -117,6 +119,9 @@ int main(int argc, char** argv) {
           },
           std::chrono::milliseconds(static_cast<long>(seconds * 1000)));
       std::cout << (got ? got->message.dump() : std::string("{\"timeout\":true}")) << std::endl;
+    } else if (line == "down" || line == "up") {
+      if (line == "down") sim.stop(); else sim.start();
+      std::cout << line << std::endl;
     } else if (line.rfind("close ", 0) == 0) {
       sim.close_device(static_cast<std::uint16_t>(std::atoi(line.c_str() + 6)));
     } else if (!line.empty() && line[0] == '{') {
