@@ -34,7 +34,7 @@ const STRINGS = {
     'alarm.read': 'Placa leída {read} · {score} % · cámara {camera}', 'alarm.face': 'Rostro reconocido · {score} % · cámara {camera}',
     'alarm.misread': ' (lectura parecida, compárela)', 'alarm.deny': 'No pasó', 'alarm.allow': 'Dejar pasar de todos modos',
     'alarm.reason': 'Motivo para dejarle pasar', 'alarm.confirm': 'Confirmar la entrada', 'alarm.more': '+{n} alertas más',
-    'alarm.answered': 'Alerta atendida.',
+    'alarm.answered': 'Alerta atendida.', 'alarm.banned': ' · placa prohibida {plate}',
   },
   en: {
     'login.title': 'Sign in to the booth', 'login.guard': 'Guard (ID)', 'login.pin': 'PIN', 'login.submit': 'Sign in',
@@ -63,7 +63,7 @@ const STRINGS = {
     'alarm.read': 'Plate read {read} · {score} % · camera {camera}', 'alarm.face': 'Face recognised · {score} % · camera {camera}',
     'alarm.misread': ' (a close read: compare it)', 'alarm.deny': 'Turned away', 'alarm.allow': 'Let in anyway',
     'alarm.reason': 'Why they are let in', 'alarm.confirm': 'Confirm the entry', 'alarm.more': '+{n} more alarms',
-    'alarm.answered': 'Alarm answered.',
+    'alarm.answered': 'Alarm answered.', 'alarm.banned': ' · banned plate {plate}',
   },
 };
 
@@ -504,7 +504,9 @@ function renderAlarm() {
   const score = Math.round((a.score || 0) * 100);
   $('alarm-read').textContent = a.source === 'face'
     ? t('alarm.face', { score, camera: a.camera })
-    : t('alarm.read', { read: a.read, score, camera: a.camera }) + (a.match === 'misread' ? t('alarm.misread') : '');
+    : t('alarm.read', { read: a.read, score, camera: a.camera })
+      + (a.ban.plate && normPlate(a.ban.plate) !== normPlate(a.read) ? t('alarm.banned', { plate: a.ban.plate }) : '')
+      + (a.match === 'misread' ? t('alarm.misread') : '');
   const shot = snapshots.get(a.id);
   $('alarm-snapshot').src = shot || '';
   $('alarm-snapshot').hidden = !shot;

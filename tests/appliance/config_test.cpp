@@ -29,6 +29,7 @@ TEST_F(ConfigTest, NoFileMeansUnpairedDefaults) {
   EXPECT_EQ(c.value().lan_port, 8443);
   EXPECT_EQ(c.value().pairing_port, 8080);
   EXPECT_EQ(c.value().frigate_url, "http://127.0.0.1:5000");
+  EXPECT_EQ(c.value().alarm_min_score_pct, 80);
   EXPECT_EQ(c.value().paths.env_file(), etc.path() + "/secbox.env");
   EXPECT_EQ(c.value().paths.jwt_file(), etc.path() + "/state/device.jwt");
 }
@@ -88,6 +89,9 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheFileButNotTheValue) {
       {"SECBOX_LOG_LEVEL=verbose\n", "SECBOX_LOG_LEVEL"},
       {"CLOUD_CA_FILE=relative/ca.pem\n", "CLOUD_CA_FILE"},
       {"DEVICE_ID=dev_1\n", "CLOUD_BASE_URL"},
+      {"ALARM_MIN_SCORE=0.8\n", "ALARM_MIN_SCORE"},
+      {"ALARM_MIN_SCORE=101\n", "ALARM_MIN_SCORE"},
+      {"ALARM_MIN_SCORE=0\n", "ALARM_MIN_SCORE"},
   };
   for (const auto& tc : cases) {
     auto c = load(tc.file);
@@ -96,6 +100,12 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheFileButNotTheValue) {
     EXPECT_NE(c.error().message.find(tc.key), std::string::npos) << c.error().message;
     EXPECT_NE(c.error().message.find("secbox.env"), std::string::npos) << c.error().message;
   }
+}
+
+TEST_F(ConfigTest, TheCameraAlarmsMinimumScoreIsAPercentage) {
+  auto c = load("ALARM_MIN_SCORE=65\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c.value().alarm_min_score_pct, 65);
 }
 
 TEST_F(ConfigTest, LoopbackMayUsePlainSchemes) {

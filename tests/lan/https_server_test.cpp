@@ -26,6 +26,8 @@ class HttpsTest : public ::testing::Test {
   boost::asio::io_context io;
   std::unique_ptr<HttpsServer> server;
   int handled = 0;
+  std::vector<std::shared_ptr<ResponseStream>> streams;
+  int streams_closed = 0;
 
   void make(HttpsSettings s = {}) {
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
@@ -37,6 +39,16 @@ class HttpsTest : public ::testing::Test {
     server = std::make_unique<HttpsServer>(io, s, [this](HttpRequest r, Reply reply) {
       ++handled;
       HttpResponse res;
+      if (r.path == "/stream") {
+        // A streamed response: `stream_chunk` bytes at every tick until the
+        // server refuses one (the client reads, or it does not).
+        res.content_type = "text/event-stream";
+        res.stream = [this](std::shared_ptr<ResponseStream> st) {
+          streams.push_back(st);
+          st->on_closed([this] { ++streams_closed; });
+        };
+        return reply(std::move(res));
+      }
       if (r.path == "/big") {
         // A cached body (the ban list is one), shared and sent as it is.
         static const auto big = std::make_shared<const std::string>([] {
@@ -294,6 +306,61 @@ TEST_F(HttpsTest, AFullServerClosesTheConnectionIdleLongestForANewcomer) {
   EXPECT_EQ(r[0], 200) << "the guard was shut out";
   EXPECT_EQ(r[1], 1) << "the connection idle longest was closed";
   EXPECT_EQ(r[2], 200) << "the newest idle one stays";
+}
+
+}  // namespace
+}  // namespace secbox::lan
+
+namespace secbox::lan {
+namespace {
+
+// A streamed response (the alarm feed) to a client that stops reading: the
+// bytes waiting are bounded, the stream is closed and says so, and the server
+// goes on answering; one that reads gets every chunk in order.
+TEST_F(HttpsTest, AStreamToAClientThatDoesNotReadIsClosedAtItsBacklog) {
+  HttpsSettings s;
+  s.stream_backlog = 64 * 1024;
+  make(s);
+  const int port = server->port();
+  std::unique_ptr<HttpsClient> reader_conn, sleeper_conn;
+  const std::string request = "GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  ASSERT_TRUE(serve_while([&] {
+    reader_conn = std::make_unique<HttpsClient>(port);
+    return reader_conn->send_raw(request);
+  }));
+  ASSERT_TRUE(run_until(io, [&] { return streams.size() == 1; }, 10s));
+  ASSERT_TRUE(serve_while([&] {
+    sleeper_conn = std::make_unique<HttpsClient>(port);
+    return sleeper_conn->send_raw(request);
+  }));
+  HttpsClient& reader = *reader_conn;
+  ASSERT_TRUE(run_until(io, [&] { return streams.size() == 2; }, 10s));
+  // The reader: ten numbered chunks, in order.
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(streams[0]->write("data: " + std::to_string(i) + "\n\n"));
+  auto got = serve_while([&] { return reader.read_until("data: 9\n\n", 10s); });
+  std::string want;
+  for (int i = 0; i < 10; ++i) want += "data: " + std::to_string(i) + "\n\n";
+  EXPECT_NE(got.find("Content-Type: text/event-stream"), std::string::npos) << got;
+  EXPECT_EQ(got.find("Content-Length"), std::string::npos) << got;
+  EXPECT_EQ(got.substr(got.size() - want.size()), want);
+  // The sleeper: 16 KiB chunks until one is refused, bounded in count.
+  const std::string chunk(16 * 1024, 'z');
+  int written = 0;
+  bool refused = false;
+  for (int i = 0; i < 4000 && !refused; ++i) {
+    refused = !streams[1]->write(chunk);
+    if (!refused) ++written;
+    run_until(io, [] { return false; }, 1ms);
+  }
+  EXPECT_TRUE(refused) << written << " chunks were taken";
+  EXPECT_TRUE(streams[1]->closed());
+  EXPECT_EQ(streams_closed, 1) << "only the sleeper's";
+  EXPECT_FALSE(streams[0]->closed());
+  auto after = serve_while([port] { return HttpsClient(port).call("GET", "/after").status; });
+  EXPECT_EQ(after, 200);
+  streams[0]->close();
+  EXPECT_TRUE(run_until(io, [&] { return streams_closed == 2; }, 5s));
+  EXPECT_TRUE(serve_while([&] { reader.read_until("never", 3s); return reader.closed(); }));
 }
 
 }  // namespace

@@ -30,12 +30,14 @@ forbid_link() {
   fi
 }
 
-forbid "replica lan media control pairing" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
-forbid_link "replica lan media control pairing" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
+forbid "replica lan media control pairing alarms" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
+forbid_link "replica lan media control pairing alarms" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
 forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/" "protocol/ includes a component"
 forbid "lan" "replica/(queue|reads|database|sync)\.hpp" "the LAN API includes the concrete replica (it takes replica/ports.hpp)"
 forbid_link "lan" "secbox_replica" "the LAN library links the replica (it links secbox_replica_ports)"
-forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance)/" "common/ includes a module above it"
+forbid "alarms" "replica/(queue|reads|database|sync)\.hpp|media/|lan/" "the alarms include the concrete replica, media or the LAN (they take replica/ports.hpp)"
+forbid "media" "alarms/" "media/ includes the alarms (the app feeds them)"
+forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms)/" "common/ includes a module above it"
 
 if [ "$bad" -ne 0 ]; then
   echo "The layering is broken (see docs/architecture.md)."
