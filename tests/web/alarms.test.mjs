@@ -6,7 +6,9 @@
 // the guard turns the car away; the cloud gets one ban_hit and one
 // visitor_entry. Then the same with the internet gone (the simulator down):
 // alarm, "let in anyway" with a reason, and both events reach the cloud once
-// it is back, once each. Screenshots of the alarm at 360 and 412 px.
+// it is back, once each; a second phone opened after the alarm was raised
+// catches up with it, and sees it go when the first answers. Screenshots of
+// the alarm at 360 and 412 px.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/alarms.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -161,11 +163,18 @@ test('a banned plate seen by a camera alarms the guard, online and offline, once
     await page.waitForSelector('#alarm:not([hidden])', { timeout: 10_000 });
     console.log(`camera alarm on screen ${Date.now() - seen} ms after Frigate had the plate (tunnel down)`);
     assert.equal(await page.textContent('#alarm-name'), 'Marta Ríos');
+    // A second phone that was not listening when it was raised (asleep, or
+    // opened later): the stream's state on connecting catches it up.
+    const other = await context.newPage();
+    await other.goto(`https://localhost:${lanPort}/`);
+    await other.waitForSelector('#alarm:not([hidden])', { timeout: 10_000 });
+    assert.equal(await other.textContent('#alarm-name'), 'Marta Ríos');
     await page.click('#alarm-allow');
     await page.fill('#alarm-allow-reason', 'Orden del administrador');
     await page.screenshot({ path: join(shots, 'alarm-allow-offline.png') });
     await page.click('#alarm-allow-form button[type=submit]');
     await page.waitForSelector('#alarm', { state: 'hidden' });
+    await other.waitForSelector('#alarm', { state: 'hidden', timeout: 10_000 });  // answered on the first phone
     await page.waitForTimeout(1500);
     const during = await cloudEvents(sim);
     assert.equal(Object.keys(during.byType.ban_hit).length, 1, 'nothing reached a cloud that is down');
