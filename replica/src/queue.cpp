@@ -1,5 +1,7 @@
 #include "replica/queue.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <pqxx/pqxx>
 
 #include <algorithm>
@@ -107,7 +109,13 @@ struct OutboundQueue::Row {
 OutboundQueue::OutboundQueue(boost::asio::io_context& loop, Database& database, QueueLimits limits)
     : loop_(loop), database_(database), limits_(limits), retry_timer_(loop), purge_timer_(loop) {}
 
-OutboundQueue::~OutboundQueue() = default;
+// Callers still waiting for a commit hear that none will come, from the loop
+// (not from inside the destructor, where they could call back into it).
+OutboundQueue::~OutboundQueue() {
+  for (auto& w : waiting_) {
+    boost::asio::post(loop_, [done = std::move(w.done)] { done(Error{"unavailable", "the queue stopped"}); });
+  }
+}
 
 void OutboundQueue::start() {
   stopped_ = false;
@@ -116,8 +124,8 @@ void OutboundQueue::start() {
         pqxx::read_transaction tx(s.conn());
         return count_queue(tx);
       },
-      [this](Result<Counted> r) {
-        if (stopped_) return;
+      [this, alive = std::weak_ptr<int>(alive_)](Result<Counted> r) {
+        if (alive.expired() || stopped_) return;
         if (r) {
           // Events committed meanwhile were counted by the recount or are
           // still to be answered; either way the figures add up.
@@ -225,7 +233,12 @@ void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, st
   }
   database_.run<std::vector<Written>>(
       [rows = rows.dump()](Session& s) { return insert_group(s, rows); },
-      [this, group, then = std::move(then)](Result<std::vector<Written>> r) mutable {
+      [this, alive = std::weak_ptr<int>(alive_), group, then = std::move(then)](Result<std::vector<Written>> r) mutable {
+        if (alive.expired()) {
+          // The queue is gone: its callers hear so (what committed is in the table).
+          for (auto& w : *group) w.done(r ? Result<Enqueued>(Error{"unavailable", "the queue stopped"}) : r.error());
+          return;
+        }
         ++commits_;
         if (!r && r.error().code == "database" && group->size() > 1) {
           // A row the server refuses must not fail the others: the group is
@@ -361,8 +374,8 @@ void OutboundQueue::pump() {
         }
         return rows;
       },
-      [this, session](Result<std::vector<Row>> r) {
-        if (session != session_) return;  // a reconnect came in between
+      [this, alive = std::weak_ptr<int>(alive_), session](Result<std::vector<Row>> r) {
+        if (alive.expired() || session != session_) return;  // gone, or a reconnect came in between
         loading_ = false;
         if (!r) {
           log_.warn("Could not read the outbound queue; retrying.", {{"reason", r.error().message}});
@@ -396,8 +409,8 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
   const auto session = session_;
   auto id = router_->request_serialized(
       "events.batch", payload, limits_.ack_timeout,
-      [this, session, ids](Result<protocol::Envelope> r) {
-        if (session != session_) return;
+      [this, alive = std::weak_ptr<int>(alive_), session, ids](Result<protocol::Envelope> r) {
+        if (alive.expired() || session != session_) return;
         if (r && r.value().type == "events.ack") {
           // The batch's id leaves the in-flight set; the ack names what the cloud has.
           in_flight_.erase(r.value().re.value_or(""));
@@ -476,7 +489,8 @@ void OutboundQueue::acknowledged(const std::vector<std::string>& client_ids) {
         }
         return m;
       },
-      [this](Result<Marked> r) {
+      [this, alive = std::weak_ptr<int>(alive_)](Result<Marked> r) {
+        if (alive.expired()) return;
         if (!r) {
           // Not marked: the events are sent again later, which the cloud
           // deduplicates. Nothing is lost.
@@ -507,7 +521,8 @@ void OutboundQueue::purge() {
         tx.commit();
         return static_cast<std::int64_t>(r.affected_rows());
       },
-      [this](Result<std::int64_t> r) {
+      [this, alive = std::weak_ptr<int>(alive_)](Result<std::int64_t> r) {
+        if (alive.expired()) return;
         if (r && r.value() > 0) log_.info("Deleted acknowledged events past their 7 days.", {{"rows", r.value()}});
         if (stopped_) return;
         purge_timer_.expires_after(limits_.purge_every);

@@ -72,6 +72,32 @@ class QueueTest : public ::testing::Test {
   }
 };
 
+// The queue destroyed (a re-pairing, a stop) while its commit and its start
+// are still on their way back: the completions touch nothing of it (ASan
+// would say), every caller hears it stopped, and what committed is kept.
+TEST_F(QueueTest, DestroyedWhileItsDatabaseWorkIsInFlightItsCallersHearSo) {
+  make();
+  std::vector<Result<Enqueued>> answers;
+  for (int i = 0; i < 3; ++i) {
+    queue->enqueue(OutboundEvent{random_uuid(), "guard_note", "2026-12-04T10:00:00Z",
+                                 {{"guardId", "g_1"}, {"text", "ronda " + std::to_string(i)}}},
+                   [&](Result<Enqueued> r) { answers.push_back(std::move(r)); });
+  }
+  queue.reset();
+  auto other = std::make_unique<OutboundQueue>(io, database);
+  other->start();  // and a queue whose start is still in flight
+  other.reset();
+  ASSERT_TRUE(run_until(io, [&] { return answers.size() == 3; }, 10s));
+  run_until(io, [] { return false; }, 300ms);
+  for (const auto& a : answers) {
+    ASSERT_FALSE(a);
+    EXPECT_EQ(a.error().code, "unavailable");
+  }
+  // The first was in a commit already (it is kept); the two waiting for the
+  // next one were never written.
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 1);
+}
+
 TEST_F(QueueTest, EnqueueAnswersOnceCommittedAndAClientIdIsQueuedOnce) {
   make();
   const auto id = random_uuid();

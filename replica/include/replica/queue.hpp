@@ -124,6 +124,9 @@ class OutboundQueue final : public Component, public EventSink {
   std::int64_t batches_sent_ = 0;
   std::int64_t events_sent_ = 0;
   std::int64_t commits_ = 0;
+  // Completions (database, the router's replies) check it: the queue may be
+  // destroyed while they are still queued on the loop.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace secbox::replica
