@@ -24,6 +24,7 @@
 #include "control/permissions.hpp"
 #include "control/tools.hpp"
 #include "envfile/env_file.hpp"
+#include "protocol/held_replies.hpp"
 #include "protocol/router.hpp"
 
 namespace secbox::control {
@@ -109,8 +110,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   bool permissions_loaded = false;
   ToolSet tools;
   protocol::Router* router = nullptr;
-  std::map<std::uint64_t, Reply> held;  // replies waiting on a worker
-  std::uint64_t next_hold = 0;
+  protocol::HeldReplies held;  // replies waiting on a worker
   bool compose_busy = false;
   std::map<std::string, Job> jobs;
   std::size_t running_jobs = 0;
@@ -144,18 +144,9 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  std::uint64_t hold(Reply reply) {
-    held.emplace(++next_hold, std::move(reply));
-    return next_hold;
-  }
+  std::uint64_t hold(Reply reply) { return held.hold(std::move(reply)); }
   // The reply, if its session is still attached.
-  std::optional<Reply> take(std::uint64_t id) {
-    auto it = held.find(id);
-    if (it == held.end()) return std::nullopt;
-    Reply r = std::move(it->second);
-    held.erase(it);
-    return r;
-  }
+  std::optional<Reply> take(std::uint64_t id) { return held.take(id); }
 
   bool permitted(Reply& reply, const char* section, const char* op, std::optional<std::string_view> name = {}) {
     Verdict v = permissions.check(section, op, name);
@@ -719,8 +710,7 @@ void ControlPlane::attach(protocol::Router& d) {
 void ControlPlane::detach() {
   auto& i = *impl_;
   // Replies of a session that is going must not outlive its router.
-  for (auto& [id, reply] : i.held) reply.release();
-  i.held.clear();
+  i.held.release_all();
   i.router = nullptr;
   i.welcomed = false;
   i.health_timer.cancel();

@@ -16,6 +16,7 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "media/multipart.hpp"
+#include "protocol/held_replies.hpp"
 #include "protocol/router.hpp"
 #include "protocol/envelope.hpp"
 
@@ -98,25 +99,15 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   bool flushing = false;
   protocol::Router* router = nullptr;
   std::map<std::string, Stream> streams;
-  std::map<std::uint64_t, Reply> held_replies;
-  std::uint64_t next_reply = 0;
+  protocol::HeldReplies held_replies;
   FrigateStats stats;
   int in_flight = 0;
   bool stopping = false;
   std::function<void()> on_stopped;
   log::Logger log{"frigate"};
 
-  std::uint64_t hold(Reply r) {
-    held_replies.emplace(++next_reply, std::move(r));
-    return next_reply;
-  }
-  std::optional<Reply> take(std::uint64_t id) {
-    auto it = held_replies.find(id);
-    if (it == held_replies.end()) return std::nullopt;
-    Reply r = std::move(it->second);
-    held_replies.erase(it);
-    return r;
-  }
+  std::uint64_t hold(Reply r) { return held_replies.hold(std::move(r)); }
+  std::optional<Reply> take(std::uint64_t id) { return held_replies.take(id); }
   void done_one() {
     --in_flight;
     if (stopping && in_flight == 0 && on_stopped) {
@@ -367,8 +358,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::string> ids;
     for (const auto& [id, s] : streams) ids.push_back(id);
     for (const auto& id : ids) stop_stream(id, "tunnel lost");
-    for (auto& [id, r] : held_replies) r.release();
-    held_replies.clear();
+    held_replies.release_all();
   }
 
   void detach() {
