@@ -1,8 +1,6 @@
 #include "appliance/app.hpp"
 
 #include <signal.h>
-#include <sys/resource.h>
-#include <sys/statvfs.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -41,6 +39,7 @@
 #include "replica/sync.hpp"
 #include "tunnel/cloud_session.hpp"
 #include "tunnel/device_token.hpp"
+#include "figures.hpp"
 
 namespace secbox::appliance {
 namespace {
@@ -233,26 +232,47 @@ struct App::Impl {
 
   // The appliance's part of health.report (§7.1); the control plane adds the
   // host's figures and the containers.
-  nlohmann::json health_state() const {
-    nlohmann::json h;
-    h["uptimeS"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at).count();
-    h["version"] = SECBOX_VERSION_STRING;
-    h["bootId"] = boot_id;
-    h["state"] = needs_pairing ? "needs-pairing" : (database_was_ready ? "running" : "starting");
-    const auto& q = queue->stats();
-    h["queue"] = {{"depth", q.depth}};
-    if (q.oldest_at) h["queue"]["oldestAt"] = *q.oldest_at;
-    h["tunnel"] = {{"reconnects", cloud ? cloud->tunnel().reconnects() : 0}};
-    if (cloud && cloud->tunnel().rtt()) h["tunnel"]["rttMs"] = cloud->tunnel().rtt()->count();
-    h["media"] = media ? media->health() : nlohmann::json::array();
-    h["jwt"] = nlohmann::json::object();
-    if (cloud && cloud->token_expires_at()) {
-      h["jwt"]["expiresAt"] = format_rfc3339(std::chrono::time_point_cast<std::chrono::system_clock::duration>(
-          *cloud->token_expires_at()));
+  // Every figure the box reports, from what the components hold now.
+  BoxFigures figures() const {
+    BoxFigures f;
+    f.version = SECBOX_VERSION_STRING;
+    f.boot_id = boot_id;
+    f.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at);
+    f.pairing = needs_pairing ? "needs-pairing" : (cloud ? "paired" : "unpaired");
+    f.state = needs_pairing ? "needs-pairing" : (database_was_ready ? "running" : "starting");
+    if (cloud) {
+      f.has_cloud = true;
+      f.tunnel = tunnel::to_string(cloud->tunnel().state());
+      f.welcomed = cloud->welcomed();
+      f.reconnects = cloud->tunnel().reconnects();
+      f.rtt = cloud->tunnel().rtt();
+      if (auto t = cloud->token_expires_at()) {
+        f.token_expires_at = std::chrono::time_point_cast<std::chrono::system_clock::duration>(*t);
+      }
+      f.clock_skew_s = cloud->clock_skew_seconds();
     }
-    if (cloud && cloud->clock_skew_seconds()) h["clockSkewS"] = *cloud->clock_skew_seconds();
-    return h;
+    f.queue = queue->stats();
+    f.freshness = reader->freshness();
+    if (lan_cert) f.lan_cert_not_after = lan_cert->not_after;
+    f.host = host;
+    if (media) {
+      f.has_media = true;
+      f.cameras = media->cameras();
+      f.media_health = media->health();
+      f.streams = media->streams();
+    }
+    if (frigate_events) {
+      f.has_frigate = true;
+      f.frigate_reachable = frigate_events->reachable();
+      f.camera_alarms = camera_alarms->raised();
+    }
+    return f;
   }
+  nlohmann::json health_state() const { return render_health_state(figures()); }
+  // What the guard app's status bar and /api/lan/status say.
+  nlohmann::json status() const { return render_status(figures()); }
+  // Prometheus text for /metrics (docs/metrics.md names each figure).
+  std::string metrics() const { return render_metrics(figures(), std::chrono::system_clock::now()); }
 
   // The LAN certificate, made (or read) once before the loop runs; the LAN
   // server and the pairing page share it.
@@ -300,51 +320,8 @@ struct App::Impl {
     });
   }
 
-  // What the guard app's status bar and /api/lan/status say.
-  nlohmann::json status() const {
-    nlohmann::json s;
-    s["pairing"] = needs_pairing ? "needs-pairing" : (cloud ? "paired" : "unpaired");
-    s["tunnel"] = cloud ? tunnel::to_string(cloud->tunnel().state()) : "down";
-    s["welcomed"] = cloud && cloud->welcomed();
-    if (cloud && cloud->clock_skew_seconds()) s["clockSkewSeconds"] = *cloud->clock_skew_seconds();
-    s["queue"] = {{"depth", queue->stats().depth},
-                  {"bytes", queue->stats().bytes},
-                  {"oldestAt", queue->stats().oldest_at ? nlohmann::json(*queue->stats().oldest_at) : nullptr}};
-    nlohmann::json fresh = nlohmann::json::object();
-    for (const auto& [entity, f] : reader->freshness()) {
-      fresh[entity] = {{"cursor", f.cursor},
-                       {"lastAppliedAt", f.last_applied_at ? nlohmann::json(*f.last_applied_at) : nullptr}};
-    }
-    s["replica"] = fresh;
-    s["cameras"] = media ? media->streams() : nlohmann::json::array();
-    s["frigate"] = {{"reachable", frigate_events && frigate_events->reachable()}};
-    return s;
-  }
-
-  // Figures /metrics needs from the file system, sampled on a worker every
-  // 10 s so that a scrape never touches a disk from the loop.
-  struct HostSample {
-    std::optional<double> disk_free_ratio;  // of the state dir's file system
-    double resident_bytes = 0;
-  };
   HostSample host;
   boost::asio::steady_timer host_timer{io};
-
-  static HostSample sample_host(const std::string& state_dir) {
-    HostSample out;
-    struct statvfs fs {};
-    if (::statvfs(state_dir.c_str(), &fs) == 0 && fs.f_blocks > 0) {
-      out.disk_free_ratio = static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks);
-    }
-    long rss_pages = 0;
-    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-      long size = 0;
-      if (std::fscanf(f, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
-      std::fclose(f);
-    }
-    out.resident_bytes = static_cast<double>(rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-    return out;
-  }
 
   void schedule_host_sample(std::chrono::milliseconds in) {
     host_timer.expires_after(in);
@@ -356,89 +333,6 @@ struct App::Impl {
                     if (!stopping) schedule_host_sample(std::chrono::seconds(10));
                   });
     });
-  }
-
-  // Prometheus text for /metrics (docs/metrics.md names each figure). Loop
-  // thread: only figures already in memory.
-  std::string metrics() const {
-    PrometheusText out;
-    const auto now = std::chrono::system_clock::now();
-    auto age_of = [&](const std::optional<std::string>& at) -> std::optional<double> {
-      if (!at) return std::nullopt;
-      auto t = parse_rfc3339(*at);
-      if (!t) return std::nullopt;
-      return std::chrono::duration<double>(now - *t).count();
-    };
-    auto unix_time = [](std::chrono::system_clock::time_point t) {
-      return std::chrono::duration<double>(t.time_since_epoch()).count();
-    };
-    const bool connected = cloud && cloud->tunnel().state() == tunnel::TunnelState::connected && cloud->welcomed();
-    out.gauge("secbox_tunnel_up", "1 while the tunnel to the cloud is open and welcomed.", connected ? 1.0 : 0.0);
-    out.counter("secbox_tunnel_reconnects_total", "Reconnections of the tunnel since the box started.",
-                cloud ? static_cast<double>(cloud->tunnel().reconnects()) : 0.0);
-    out.gauge("secbox_paired", "1 while the box is paired and the cloud accepts its token.",
-              cloud && !needs_pairing ? 1.0 : 0.0);
-    if (cloud && cloud->token_expires_at()) {
-      out.gauge("secbox_device_token_expiry_timestamp_seconds", "When the device token expires (Unix time).",
-                unix_time(*cloud->token_expires_at()));
-    }
-    if (cloud && cloud->clock_skew_seconds()) {
-      out.gauge("secbox_clock_skew_seconds", "The box's clock minus the cloud's, at the last welcome.",
-                *cloud->clock_skew_seconds());
-    }
-    const auto& q = queue->stats();
-    out.gauge("secbox_queue_depth", "Events waiting for the cloud's acknowledgement.", static_cast<double>(q.depth));
-    out.gauge("secbox_queue_bytes", "Serialized size of the waiting events.", static_cast<double>(q.bytes));
-    out.gauge("secbox_queue_oldest_age_seconds", "Age of the oldest waiting event (0 when none).",
-              age_of(q.oldest_at).value_or(0.0));
-    std::vector<PrometheusText::Sample> cursors, ages;
-    for (const auto& [entity, f] : reader->freshness()) {
-      const auto l = PrometheusText::labels({{"entity", entity}});
-      cursors.emplace_back(l, static_cast<double>(f.cursor));
-      if (auto a = age_of(f.last_applied_at)) ages.emplace_back(l, *a);
-    }
-    out.family("secbox_replica_cursor", "The replica's version of each entity.", "gauge", cursors);
-    out.family("secbox_replica_age_seconds", "Time since the cloud last changed each entity on the box.", "gauge", ages);
-    if (lan_cert) {
-      if (auto t = parse_rfc3339(lan_cert->not_after)) {
-        out.gauge("secbox_lan_certificate_expiry_timestamp_seconds", "When the LAN certificate expires (Unix time).",
-                  unix_time(*t));
-      }
-    }
-    if (host.disk_free_ratio) {
-      out.gauge("secbox_disk_free_ratio", "Free share of the state dir's file system (0 to 1).", *host.disk_free_ratio);
-    }
-    if (media) {
-      std::vector<PrometheusText::Sample> up, failed, fps, age, restarts;
-      for (const auto& c : media->cameras()) {
-        const auto l = PrometheusText::labels({{"camera", c.id}});
-        up.emplace_back(l, c.state == media::CameraState::live ? 1.0 : 0.0);
-        failed.emplace_back(l, c.state == media::CameraState::failed ? 1.0 : 0.0);
-        restarts.emplace_back(l, static_cast<double>(c.restarts));
-        if (c.fps) fps.emplace_back(l, *c.fps);
-        if (c.last_segment_at) age.emplace_back(l, std::chrono::duration<double>(now - *c.last_segment_at).count());
-      }
-      out.family("secbox_camera_up", "1 while the camera's HLS stream is live.", "gauge", up);
-      out.family("secbox_camera_failed", "1 when the camera's ffmpeg failed too often within an hour.", "gauge", failed);
-      out.family("secbox_camera_restarts_total", "ffmpeg restarts of the camera since the box started.", "counter",
-                 restarts);
-      out.family("secbox_camera_fps", "Frames per second ffmpeg reports for the camera.", "gauge", fps);
-      out.family("secbox_camera_last_segment_age_seconds", "Time since the camera's newest HLS segment.", "gauge", age);
-    }
-    if (frigate_events) {
-      out.gauge("secbox_frigate_up", "1 while Frigate's events API answers.", frigate_events->reachable() ? 1.0 : 0.0);
-      out.counter("secbox_camera_alarms_total", "Camera ban alarms raised since the start.",
-                  static_cast<double>(camera_alarms->raised()));
-    }
-    rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);  // a system call about this process: it never waits on a device
-    const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    out.counter("secbox_process_cpu_seconds_total", "CPU time of the daemon (user and system).", cpu);
-    if (host.resident_bytes > 0) {
-      out.gauge("secbox_process_resident_memory_bytes", "Resident memory of the daemon.", host.resident_bytes);
-    }
-    return out.take();
   }
 
   void wire_lan() {
