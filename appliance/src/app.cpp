@@ -40,6 +40,7 @@
 #include "tunnel/cloud_session.hpp"
 #include "tunnel/device_token.hpp"
 #include "figures.hpp"
+#include "lan_certificate_keeper.hpp"
 
 namespace secbox::appliance {
 namespace {
@@ -61,7 +62,6 @@ struct App::Impl {
   boost::asio::signal_set signals;
   boost::asio::steady_timer stop_deadline;
   boost::asio::steady_timer watchdog{io};
-  boost::asio::steady_timer lan_cert_timer{io};
   BlockingPool workers;  // config reloads and other small blocking jobs
   log::Logger log{"appliance"};
   std::vector<std::unique_ptr<Component>> components;  // in start order
@@ -79,7 +79,7 @@ struct App::Impl {
   std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
   std::unique_ptr<lan::LanApi> lan_api;
   lan::HttpsServer* lan_server = nullptr;
-  std::optional<lan::LanCertificate> lan_cert;  // made before the loop runs
+  LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir, std::chrono::seconds(config.lan_cert_check_s)};
   bool needs_pairing = false;
   std::vector<Component*> after_database;  // started once the database is ready
   bool database_was_ready = false;
@@ -253,7 +253,7 @@ struct App::Impl {
     }
     f.queue = queue->stats();
     f.freshness = reader->freshness();
-    if (lan_cert) f.lan_cert_not_after = lan_cert->not_after;
+    if (lan_cert.current()) f.lan_cert_not_after = lan_cert.current()->not_after;
     f.host = host;
     if (media) {
       f.has_media = true;
@@ -274,52 +274,6 @@ struct App::Impl {
   // Prometheus text for /metrics (docs/metrics.md names each figure).
   std::string metrics() const { return render_metrics(figures(), std::chrono::system_clock::now()); }
 
-  // The LAN certificate, made (or read) once before the loop runs; the LAN
-  // server and the pairing page share it.
-  void make_lan_certificate() {
-    auto cert = lan::ensure_lan_certificate(lan_certificate_request(config.paths.state_dir));
-    if (!cert) {
-      log.error("The LAN certificate cannot be made; the LAN server stays down.", {{"reason", cert.error().message}});
-      return;
-    }
-    if (cert.value().made_now) {
-      log.info("Made the LAN certificate.", {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
-    }
-    lan_cert = std::move(cert).value();
-  }
-
-  // Blocking (getifaddrs): before the loop runs, or on a worker.
-  static lan::LanCertificateRequest lan_certificate_request(const std::string& state_dir) {
-    return {state_dir + "/lan", host_name(), lan_addresses()};
-  }
-
-  // A box runs for years and its DHCP address may change: every
-  // LAN_CERT_CHECK_S the certificate is checked again on a worker, and a new
-  // one (under 30 days left, or an address it does not name) goes to the LAN
-  // server without a restart. Open connections keep the old one.
-  void schedule_lan_certificate_check() {
-    lan_cert_timer.expires_after(std::chrono::seconds(config.lan_cert_check_s));
-    lan_cert_timer.async_wait([this](boost::system::error_code ec) {
-      if (ec || stopping) return;
-      workers.run([state = config.paths.state_dir] {  // getifaddrs and key generation: off the loop
-                    return lan::ensure_lan_certificate(lan_certificate_request(state));
-                  },
-                  [this](Result<lan::LanCertificate> cert) {
-                    if (stopping) return;
-                    if (!cert) {
-                      log.error("The LAN certificate cannot be renewed; the current one stays.",
-                                {{"reason", cert.error().message}});
-                    } else if (cert.value().made_now && lan_server &&
-                               lan_server->use_certificate(cert.value().cert_pem, cert.value().key_pem)) {
-                      log.info("Renewed the LAN certificate.",
-                               {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
-                      lan_cert = std::move(cert).value();
-                    }
-                    schedule_lan_certificate_check();
-                  });
-    });
-  }
-
   HostSample host;
   boost::asio::steady_timer host_timer{io};
 
@@ -336,8 +290,8 @@ struct App::Impl {
   }
 
   void wire_lan() {
-    make_lan_certificate();
-    if (!lan_cert) return;
+    // Made (or read) once before the loop runs; the LAN server and the pairing page share it.
+    if (!lan_cert.make_now()) return;
     lan::LanApiSettings ls;
     ls.web_dir = config.web_dir;
     ls.metrics = [this] { return metrics(); };
@@ -349,11 +303,13 @@ struct App::Impl {
     lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
     lan::HttpsSettings hs;
     hs.port = config.lan_port;
-    hs.cert_pem = lan_cert->cert_pem;
-    hs.key_pem = lan_cert->key_pem;
+    hs.cert_pem = lan_cert.current()->cert_pem;
+    hs.key_pem = lan_cert.current()->key_pem;
     auto server = std::make_unique<lan::HttpsServer>(io, hs, lan_api->handler());
     lan_server = server.get();
-    schedule_lan_certificate_check();
+    lan_cert.start([this](const lan::LanCertificate& c) {
+      return lan_server && lan_server->use_certificate(c.cert_pem, c.key_pem);
+    });
     host = sample_host(config.paths.state_dir);  // before the loop runs, as the certificate above
     schedule_host_sample(std::chrono::seconds(10));
     // Served from the replica: up once the database is.
@@ -379,7 +335,7 @@ struct App::Impl {
     ps.paired = config.paired() && tunnel::TokenStore(config.paths.jwt_file()).load().has_value();
     pairing::PairingHooks hooks;
     // Read from the file each time (on a worker): a renewal changes it.
-    hooks.lan_fingerprint = [made = lan_cert.has_value(),
+    hooks.lan_fingerprint = [made = lan_cert.current().has_value(),
                              path = config.paths.state_dir + "/lan/cert.pem"]() -> Result<std::string> {
       if (!made) return Error{"tls", "the LAN certificate could not be made (see the log)"};
       auto pem = read_file(path, 1 << 20);
@@ -620,7 +576,7 @@ struct App::Impl {
     ::sd_notify(0, "STOPPING=1");
     signals.cancel();
     watchdog.cancel();
-    lan_cert_timer.cancel();
+    lan_cert.stop();
     host_timer.cancel();
     stop_deadline.expires_after(kStopDeadline);
     stop_deadline.async_wait([this](boost::system::error_code ec) {
