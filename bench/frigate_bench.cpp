@@ -1,4 +1,4 @@
-// The MJPEG relay's figures (issue 7), printed, never asserted: a fake Frigate
+// The MJPEG relay's figures, printed, never asserted: a fake Frigate
 // streams ~100 KB JPEGs at 30 fps (720p-sized) over HTTP; `secbox run` relays
 // them over the tunnel to the cloud simulator. Prints frames/s received by
 // the cloud and the CPU (% of one core) `secbox` spends, over 10 s.

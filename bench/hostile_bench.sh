@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hostile-load check (issue 16), printed, never asserted: 100,000
+# The hostile-load check, printed, never asserted: 100,000
 # hostile LAN requests (bad logins with random ids, oversized headers and
 # bodies) with slow readers and idle sockets held open, while a guard keeps
 # using the app from another address; the guard's answers and latency, and

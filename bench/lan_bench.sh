@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures for the LAN server (issue 6), printed, never asserted:
+# Figures for the LAN server, printed, never asserted:
 #   - `wrk -t2 -c32 -d10s` on GET /api/lan/ban-list with 5,000 bans over HTTPS
 #     keep-alive, beside nginx serving the same bytes as a static file with the
 #     same certificate, in the same run;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures for the camera pipeline (issue 7), printed, never asserted: CPU (%
+# Figures for the camera pipeline, printed, never asserted: CPU (%
 # of one core) and resident memory of ffmpeg for one 640x480@15 testsrc
 # camera and one 1280x720@30, and of `secbox run` supervising both, sampled
 # over 20 s once both are live.

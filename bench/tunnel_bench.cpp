@@ -1,4 +1,4 @@
-// Figures for the cloud tunnel (issue 3), printed, never asserted:
+// Figures for the cloud tunnel, printed, never asserted:
 //   - round trip of a small request/reply (hello → welcome) through the box's
 //     own session (dispatcher, websocketpp, TLS) and the simulator on loopback:
 //     median and p99;

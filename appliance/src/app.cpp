@@ -44,7 +44,9 @@
 
 namespace secbox::appliance {
 namespace {
-// The whole stop sequence must finish well inside systemd's and the issue's 5 s.
+// The whole stop sequence ends within 4.5 s: a stop must be quick enough for
+// a guard's reboot, and the unit's TimeoutStopSec (15 s) leaves the rest to
+// the embedded PostgreSQL.
 constexpr std::chrono::milliseconds kStopDeadline{4500};
 }  // namespace
 
@@ -131,7 +133,7 @@ struct App::Impl {
     wire_cloud();
   }
 
-  // Cameras to HLS (issue 7): one supervised ffmpeg per camera file.
+  // Cameras to HLS: one supervised ffmpeg per camera file.
   void wire_media() {
     media::MediaSettings ms;
     ms.cameras_dir = config.paths.cameras_dir();

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 
@@ -38,7 +39,7 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return Error{"network", "cannot initialise libcurl"};
-  curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
+  curl_slist* headers = curl_slist_append(nullptr, ("Accept: " + req.accept).c_str());
   if (post) headers = curl_slist_append(headers, "Content-Type: application/json");
   if (!req.bearer.empty()) {
     headers = curl_slist_append(headers, ("Authorization: Bearer " + req.bearer).c_str());
@@ -76,6 +77,8 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   }
   HttpResponse res;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
+  char* type = nullptr;
+  if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type) res.content_type = type;
   res.body = std::move(sink.body);
   return res;
 }
@@ -84,5 +87,61 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
 
 Result<HttpResponse> post_json(const HttpRequest& request) { return perform(request, true); }
 Result<HttpResponse> get(const HttpRequest& request) { return perform(request, false); }
+
+Result<long> get_stream(const StreamRequest& request, const StreamHandlers& handlers) {
+  curl_init_once();
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return Error{"network", "cannot initialise libcurl"};
+  struct Ctx {
+    CURL* curl;
+    const StreamHandlers& handlers;
+    bool answered = false;
+    bool stopped = false;  // by a handler
+    long status = 0;
+  } ctx{curl.get(), handlers};
+  auto on_data = +[](char* data, std::size_t size, std::size_t n, void* user) -> std::size_t {
+    auto* c = static_cast<Ctx*>(user);
+    if (!c->answered) {
+      c->answered = true;
+      curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
+      char* type = nullptr;
+      curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
+      if (c->handlers.on_head && !c->handlers.on_head(c->status, type ? type : "")) {
+        c->stopped = true;
+        return 0;
+      }
+    }
+    if (c->handlers.on_data && !c->handlers.on_data(std::string_view(data, size * n))) {
+      c->stopped = true;
+      return 0;
+    }
+    return size * n;
+  };
+  auto on_progress = +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+    auto* c = static_cast<Ctx*>(user);
+    if (c->handlers.on_tick && !c->handlers.on_tick()) {
+      c->stopped = true;
+      return 1;
+    }
+    return 0;
+  };
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
+  // curl's low-speed check: under 1 byte/s for that long ends the transfer.
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, static_cast<long>(request.low_speed_time.count())));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+  const CURLcode rc = curl_easy_perform(c);
+  if (!ctx.answered) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
+  if (rc != CURLE_OK && !ctx.stopped) return Error{"network", curl_easy_strerror(rc)};
+  return ctx.status;
+}
 
 }  // namespace secbox

@@ -22,7 +22,7 @@ namespace secbox::control {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 std::optional<FileOwner> owner_of(const ComposeSettings& s) {
   if (!s.run_as) return std::nullopt;
@@ -177,12 +177,12 @@ bool is_podman(const std::vector<std::string>& command) {
 Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, const std::string& file,
                           const std::vector<ServiceSpec>& services, const Values& v,
                           const std::set<std::string>& before) {
-  const auto deadline = Clock::now() + s.health_timeout;
+  const auto deadline = SteadyClock::now() + s.health_timeout;
   std::string last;
   bool by_container_tool = false;
   std::set<std::string> exited_once;
   for (;;) {
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     const auto limit = std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
     auto listed = project_containers(s, project, file, v, limit, by_container_tool);
     if (!listed) {
@@ -230,9 +230,9 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
       }
     }
     if (cancelled(s)) return Error{"health", "the daemon is stopping; " + last};
-    if (Clock::now() + s.health_poll >= deadline) break;
-    for (auto until = Clock::now() + s.health_poll; Clock::now() < until && !cancelled(s);) {
-      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));
+    if (SteadyClock::now() + s.health_poll >= deadline) break;
+    for (auto until = SteadyClock::now() + s.health_poll; SteadyClock::now() < until && !cancelled(s);) {
+      std::this_thread::sleep_for(std::min<SteadyClock::duration>(std::chrono::milliseconds(100), until - SteadyClock::now()));
     }
   }
   return Error{"health", "not every service was up within " +

@@ -32,7 +32,7 @@ namespace secbox::lan {
 namespace {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 HttpResponse error(int status, const std::string& code, const std::string& hint) {
   HttpResponse r;
@@ -81,7 +81,7 @@ class FailureLog {
     prune(e, window);
     if (static_cast<int>(e.failures.size()) + e.in_flight < max) return 0;
     if (e.failures.empty()) return 1;  // only attempts being checked: soon
-    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(e.failures.front() + window - Clock::now()).count());
+    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(e.failures.front() + window - SteadyClock::now()).count());
   }
   // An attempt starts: it counts until end().
   void begin(const std::string& key, std::chrono::seconds window) { ++entry(key, window).in_flight; }
@@ -98,7 +98,7 @@ class FailureLog {
       else e.failures.clear();
       return;
     }
-    e.failures.push_back(Clock::now());
+    e.failures.push_back(SteadyClock::now());
     while (static_cast<int>(e.failures.size()) > max) e.failures.pop_front();
   }
   // An attempt ended without a verdict on the key: it no longer counts.
@@ -112,20 +112,20 @@ class FailureLog {
 
  private:
   struct Entry {
-    std::deque<Clock::time_point> failures;
+    std::deque<SteadyClock::time_point> failures;
     int in_flight = 0;
     bool known = false;
-    Clock::time_point created;
+    SteadyClock::time_point created;
   };
   static void prune(Entry& e, std::chrono::seconds window) {
-    const auto now = Clock::now();
+    const auto now = SteadyClock::now();
     while (!e.failures.empty() && now - e.failures.front() >= window) e.failures.pop_front();
   }
   Entry& entry(const std::string& key, std::chrono::seconds window) {
     if (auto it = entries_.find(key); it != entries_.end()) return it->second;
     if (entries_.size() >= max_keys_) evict(window);
     auto& e = entries_[key];
-    e.created = Clock::now();
+    e.created = SteadyClock::now();
     return e;
   }
   void evict(std::chrono::seconds window) {
@@ -192,7 +192,7 @@ class AlarmBudget {
   static constexpr std::size_t kGuards = 4096;
 
   // "raised", "repeat" or "limit".
-  const char* take(const std::string& guard, const std::string& ban, Clock::time_point now) {
+  const char* take(const std::string& guard, const std::string& ban, SteadyClock::time_point now) {
     for (auto it = guards_.begin(); it != guards_.end();) {
       prune(it->second, now);
       it = it->second.raised.empty() ? guards_.erase(it) : std::next(it);
@@ -209,9 +209,9 @@ class AlarmBudget {
 
  private:
   struct Guard {
-    std::deque<std::pair<Clock::time_point, std::string>> raised;  // oldest first
+    std::deque<std::pair<SteadyClock::time_point, std::string>> raised;  // oldest first
   };
-  static void prune(Guard& g, Clock::time_point now) {
+  static void prune(Guard& g, SteadyClock::time_point now) {
     while (!g.raised.empty() && now - g.raised.front().first >= kWindow) g.raised.pop_front();
   }
   std::map<std::string, Guard> guards_;
@@ -226,7 +226,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
 
   struct Session {
     std::string guard_id;
-    Clock::time_point expires;
+    SteadyClock::time_point expires;
     std::string pin_tag;  // SHA-256 of the PIN hash at login: a new PIN ends the session
   };
 
@@ -253,7 +253,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   struct Listener {
     std::shared_ptr<ResponseStream> stream;
     std::string token_hash;
-    Clock::time_point opened;
+    SteadyClock::time_point opened;
   };
   std::map<std::uint64_t, Listener> listeners;
   std::uint64_t next_listener = 1;
@@ -290,7 +290,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
       return;
     }
     persisting = true;
-    const auto steady_now = Clock::now();
+    const auto steady_now = SteadyClock::now();
     const auto wall_now = std::chrono::system_clock::now();
     json list = json::array();
     for (const auto& [hash, s] : sessions) {
@@ -351,7 +351,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     if (auth.rfind("Bearer ", 0) != 0) return std::nullopt;
     auto it = sessions.find(sha256_hex(auth.substr(7)));
     if (it == sessions.end()) return std::nullopt;
-    if (Clock::now() >= it->second.expires) {
+    if (SteadyClock::now() >= it->second.expires) {
       sessions.erase(it);
       return std::nullopt;
     }
@@ -478,7 +478,7 @@ void LanApi::Impl::check(const Session& who, const HttpRequest& r, Reply reply) 
         return reply(ok_json(answer));
       }
       const std::string ban_id = (*alarm)["id"].is_string() ? (*alarm)["id"].get<std::string>() : "";
-      const std::string budget = self->alarms.take(who.guard_id, ban_id, Clock::now());
+      const std::string budget = self->alarms.take(who.guard_id, ban_id, SteadyClock::now());
       answer["alarm"] = budget;
       if (budget != "raised") {
         answer["banHitRecorded"] = false;
@@ -566,7 +566,7 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
                           self->sessions.erase(oldest);
                         }
                         self->sessions[sha256_hex(token)] =
-                            Session{guard_id, Clock::now() + self->settings.session_lifetime,
+                            Session{guard_id, SteadyClock::now() + self->settings.session_lifetime,
                                     sha256_hex(g.value().pin_hash.value_or(""))};
                         self->persist_sessions();
                         self->log.info("A guard logged in.", {{"guard_id", guard_id}});
@@ -692,7 +692,7 @@ void LanApi::Impl::alarm_stream(const HttpRequest& r, Reply reply) {
     if (auto [it, n] = oldest(true); n >= self->settings.alarm_streams_per_session) it->second.stream->close();
     if (auto [it, n] = oldest(false); n >= self->settings.alarm_streams) it->second.stream->close();
     const auto id = self->next_listener++;
-    self->listeners[id] = Listener{stream, token_hash, Clock::now()};
+    self->listeners[id] = Listener{stream, token_hash, SteadyClock::now()};
     stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
       if (auto s = weak.lock()) s->listeners.erase(id);
     });
@@ -713,7 +713,7 @@ void LanApi::Impl::schedule_ping() {
     auto self = weak.lock();
     if (ec || !self || self->stopped) return;
     self->pinging = false;
-    const auto now = Clock::now();
+    const auto now = SteadyClock::now();
     auto copy = self->listeners;
     for (auto& [id, l] : copy) {
       auto s = self->sessions.find(l.token_hash);
@@ -819,7 +819,7 @@ void LanApi::load_sessions() {
   auto text = read_file(i.settings.sessions_file, 1 << 20);
   if (!text) return;  // none yet
   const auto wall_now = std::chrono::system_clock::now();
-  const auto steady_now = Clock::now();
+  const auto steady_now = SteadyClock::now();
   std::size_t kept = 0, dropped = 0;
   try {
     const auto doc = json::parse(text.value());
@@ -835,7 +835,7 @@ void LanApi::load_sessions() {
         continue;
       }
       i.sessions[hash] = Impl::Session{
-          guard, steady_now + std::chrono::duration_cast<Clock::duration>(*expires - wall_now), pin_tag};
+          guard, steady_now + std::chrono::duration_cast<SteadyClock::duration>(*expires - wall_now), pin_tag};
       ++kept;
     }
   } catch (const json::exception& e) {

@@ -7,7 +7,7 @@
 // every record is copied into the pair and out again before the kernel sees
 // it, and each 16 KiB record is one trip through Asio's composed operations.
 // Serving the 783 KB ban list, perf put 13 % of the server's time in those
-// copies and 12 % in Asio/Beast (issue 6, bench/lan_bench.sh). Here a write
+// copies and 12 % in Asio/Beast (bench/lan_bench.sh). Here a write
 // of a large body is one loop of SSL_write calls until the socket is full.
 //
 // Enough of Asio's AsyncReadStream and AsyncWriteStream for Beast's HTTP

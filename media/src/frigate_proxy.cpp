@@ -1,6 +1,5 @@
 #include "media/frigate_proxy.hpp"
 
-#include <curl/curl.h>
 
 #include <atomic>
 #include <deque>
@@ -30,39 +29,6 @@ using protocol::Reply;
 bool is_frigate_camera(const std::string& c) {
   static const std::regex kName("^[A-Za-z0-9_-]{1,64}$");
   return std::regex_match(c, kName);
-}
-
-struct Fetched {
-  long status = 0;  // 0: no answer
-  std::string error;
-  std::string body;
-  std::string content_type;
-};
-
-std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* f = static_cast<Fetched*>(user);
-  if (f->body.size() + size * n > (16u << 20)) return 0;
-  f->body.append(data, size * n);
-  return size * n;
-}
-
-// One GET with a total time limit (worker thread).
-Fetched get(const std::string& url, std::chrono::milliseconds limit) {
-  curl_init_once();
-  Fetched f;
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(limit.count()));
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &f);
-  CURLcode rc = curl_easy_perform(curl.get());
-  if (rc != CURLE_OK) {
-    f.error = curl_easy_strerror(rc);
-    return f;
-  }
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &f.status);
-  return f;
 }
 
 // What a stream's worker shares with the loop.
@@ -132,22 +98,30 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     }
     auto id = hold(std::move(reply));
     ++in_flight;
-    snapshots.run([u = url(path), limit = settings.answer_timeout] { return get(u, limit); },
-                  [self = shared_from_this(), id, camera](Fetched f) {
+    HttpRequest get_snapshot;
+    get_snapshot.url = url(path);
+    get_snapshot.timeout = settings.answer_timeout;
+    get_snapshot.max_response = 16u << 20;
+    get_snapshot.accept = "image/jpeg";
+    snapshots.run([get_snapshot] { return get(get_snapshot); },
+                  [self = shared_from_this(), id, camera](Result<HttpResponse> answer) {
                     self->done_one();
                     auto r = self->take(id);
                     if (!r || self->stopping) return;
-                    if (f.status == 404) return r->error(protocol::ErrorCode::not_found, "Frigate has no camera " + camera);
-                    if (f.status != 200) {
+                    const long status = answer ? answer.value().status : 0;
+                    if (status == 404) return r->error(protocol::ErrorCode::not_found, "Frigate has no camera " + camera);
+                    if (status != 200) {
+                      const std::string why = answer ? "" : answer.error().message;
                       self->log.warn("Frigate did not answer a snapshot.",
-                                     {{"camera", camera}, {"status", static_cast<std::int64_t>(f.status)}, {"reason", f.error}});
-                      return r->error(protocol::ErrorCode::unavailable, f.status ? "Frigate answered " + std::to_string(f.status)
-                                                              : "Frigate did not answer: " + f.error);
+                                     {{"camera", camera}, {"status", static_cast<std::int64_t>(status)}, {"reason", why}});
+                      return r->error(protocol::ErrorCode::unavailable, status ? "Frigate answered " + std::to_string(status)
+                                                              : "Frigate did not answer: " + why);
                     }
+                    const std::string& body = answer.value().body;
                     protocol::BinaryHeader h;
                     h.type = protocol::BinaryType::frigate_snapshot_result;
                     h.re = r->request_id();
-                    if (!self->router || !self->router->send_binary(h, f.body)) return;
+                    if (!self->router || !self->router->send_binary(h, body)) return;
                     r->release();  // answered by the binary frame
                   });
   }
@@ -187,77 +161,52 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   // Worker: the MJPEG stream until it ends or is stopped; frames go to the loop.
   static StreamEnd pump(const std::string& u, std::shared_ptr<StreamShared> shared, std::weak_ptr<Impl> weak,
                         const std::string& id, const FrigateSettings& st, boost::asio::io_context& loop) {
-    curl_init_once();
-    struct Ctx {
-      CURL* curl;
-      std::shared_ptr<StreamShared> shared;
-      std::weak_ptr<Impl> weak;
-      std::string id;
-      boost::asio::io_context& loop;
-      std::optional<MjpegParser> parser;
-      bool answered = false;
-      long status = 0;
-      std::size_t max_frame;
-      SteadyClock::time_point last_data;
-      std::chrono::milliseconds stall;
-      bool stalled = false;
-    } ctx{nullptr, shared, weak, id, loop, std::nullopt, false, 0, st.max_frame, SteadyClock::now(), st.stall_timeout, false};
-    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-    ctx.curl = curl.get();
-    auto on_data = +[](char* data, std::size_t size, std::size_t n, void* user) -> std::size_t {
-      auto* c = static_cast<Ctx*>(user);
-      if (c->shared->stop) return 0;
-      c->last_data = SteadyClock::now();
-      if (!c->answered) {
-        c->answered = true;
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
-        if (c->status != 200) return 0;
-        char* type = nullptr;
-        curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
-        c->parser.emplace(MjpegParser::boundary_of(type ? type : ""), c->max_frame);
-        boost::asio::post(c->loop, [weak = c->weak, id = c->id] {
-          if (auto self = weak.lock()) self->stream_answered(id);
-        });
-      }
-      c->parser->feed(std::string_view(data, size * n), [c](std::string&& jpeg) {
-        boost::asio::post(c->loop, [weak = c->weak, id = c->id, jpeg = std::move(jpeg)]() mutable {
+    std::optional<MjpegParser> parser;
+    auto last_data = SteadyClock::now();
+    bool answered = false, stalled = false;
+    StreamHandlers h;
+    h.on_head = [&](long status, const std::string& type) {
+      answered = true;
+      if (status != 200 || shared->stop) return false;
+      parser.emplace(MjpegParser::boundary_of(type), st.max_frame);
+      boost::asio::post(loop, [weak, id] {
+        if (auto self = weak.lock()) self->stream_answered(id);
+      });
+      return true;
+    };
+    h.on_data = [&](std::string_view piece) {
+      if (shared->stop) return false;
+      last_data = SteadyClock::now();
+      parser->feed(piece, [&](std::string&& jpeg) {
+        boost::asio::post(loop, [weak, id, jpeg = std::move(jpeg)]() mutable {
           if (auto self = weak.lock()) self->on_frame(id, std::move(jpeg));
         });
       });
-      return size * n;
+      return true;
     };
-    // Called about once a second even while nothing arrives: stops and stalls.
-    auto on_progress = +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-      auto* c = static_cast<Ctx*>(user);
-      if (c->shared->stop) return 1;
-      if (c->answered && SteadyClock::now() - c->last_data > c->stall) {
-        c->stalled = true;
-        return 1;
+    // About once a second even while nothing arrives: stops and stalls.
+    h.on_tick = [&] {
+      if (shared->stop) return false;
+      if (answered && SteadyClock::now() - last_data > st.stall_timeout) {
+        stalled = true;
+        return false;
       }
-      return 0;
+      return true;
     };
-    curl_easy_setopt(curl.get(), CURLOPT_URL, u.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(st.answer_timeout.count()));
     // An endless stream: no total time limit. Until Frigate answers, the
     // answer time limit; after, a stream silent for stall_timeout ends
     // (curl's own low-speed check averages over seconds of past data).
-    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME,
-                     std::max<long>(1, static_cast<long>(st.answer_timeout.count() / 1000)));
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &ctx);
-    curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, &ctx);
-    CURLcode rc = curl_easy_perform(curl.get());
+    StreamRequest req;
+    req.url = u;
+    req.connect_timeout = st.answer_timeout;
+    req.low_speed_time = std::chrono::seconds(std::max<long>(1, static_cast<long>(st.answer_timeout.count() / 1000)));
+    auto status = get_stream(req, h);
     StreamEnd end;
-    if (!ctx.answered) curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
-    end.status = ctx.status;
-    if (ctx.stalled) {
+    end.status = status ? status.value() : 0;
+    if (stalled) {
       end.error = "Frigate sent nothing for " + std::to_string(st.stall_timeout.count()) + " ms";
-    } else if (rc != CURLE_OK && !shared->stop) {
-      end.error = curl_easy_strerror(rc);
+    } else if (!status && !shared->stop) {
+      end.error = status.error().message;
     }
     return end;
   }

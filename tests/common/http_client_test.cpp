@@ -1,11 +1,14 @@
 // The one curl client against the cloud simulator's real HTTPS: GET and
 // POST answers with their status, the certificate checked, the answer's size
-// capped, and the bearer token never in an error.
+// capped, and the bearer token never in an error; and its streaming GET.
 #include "common/http_client.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <optional>
+
+#include "../media/fake_frigate.hpp"
 #include "cloudsim/cloudsim.hpp"
 #include "temp_dir.hpp"
 
@@ -69,6 +72,72 @@ TEST_F(HttpClientTest, AnUntrustedCertificateALargeAnswerAndNoServerAreNetworkEr
   auto refused = get(none);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, "network");
+}
+
+}  // namespace
+}  // namespace secbox
+
+namespace secbox {
+namespace {
+
+// The streaming GET against the fake Frigate's MJPEG streams: the head, then
+// the body piece by piece until a handler stops it; a stall ends it through
+// the tick; no server is a network error; a refused answer is only a status.
+TEST(HttpStream, PiecesArriveUntilAHandlerStopsAndAStallOrARefusalEndsIt) {
+  secbox::testing::FakeFrigate frigate;
+  StreamRequest req;
+  req.url = frigate.url() + "/api/front?fps=20";
+  long head_status = 0;
+  std::string type, body;
+  StreamHandlers h;
+  h.on_head = [&](long status, const std::string& t) {
+    head_status = status;
+    type = t;
+    return true;
+  };
+  h.on_data = [&](std::string_view piece) {
+    body.append(piece);
+    return body.size() < 20000;  // about ten frames, then stop
+  };
+  auto done = get_stream(req, h);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(done.value(), 200);
+  EXPECT_EQ(head_status, 200);
+  EXPECT_EQ(type, "multipart/x-mixed-replace; boundary=frame");
+  EXPECT_GE(body.size(), 20000u);
+  EXPECT_EQ(body.rfind("--frame\r\n", 0), 0u);
+
+  // One frame, then silence: the tick ends it, without an error.
+  req.url = frigate.url() + "/api/stall?fps=20";
+  req.low_speed_time = std::chrono::seconds(10);
+  std::optional<std::chrono::steady_clock::time_point> last_data;
+  bool stall_seen = false;
+  StreamHandlers stall;
+  stall.on_data = [&](std::string_view) {
+    last_data = std::chrono::steady_clock::now();
+    return true;
+  };
+  stall.on_tick = [&] {
+    stall_seen = last_data && std::chrono::steady_clock::now() - *last_data > std::chrono::milliseconds(1500);
+    return !stall_seen;
+  };
+  auto stalled = get_stream(req, stall);
+  ASSERT_TRUE(stalled) << stalled.error().message;
+  EXPECT_EQ(stalled.value(), 200);
+  EXPECT_TRUE(stall_seen) << "ended by the tick, before curl's own 10 s";
+
+  req.url = frigate.url() + "/api/nosuchcamera?fps=1";
+  StreamHandlers refuse;
+  refuse.on_head = [](long status, const std::string&) { return status == 200; };
+  auto refused = get_stream(req, refuse);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused.value(), 404);
+
+  req.url = "http://127.0.0.1:9/api/front";  // the discard port: nothing listens
+  req.connect_timeout = std::chrono::milliseconds(2000);
+  auto none = get_stream(req, StreamHandlers{});
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, "network");
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ class HostileCloudE2E : public ::testing::Test {
   }
 };
 
-// The case: `error` answering hello with a numeric code and an array
+// The case that broke a box once: `error` answering hello with a numeric code and an array
 // for a message ended the daemon with nlohmann's type_error.
 TEST_F(HostileCloudE2E, RepliesToTheBoxsOwnRequestsWithAnyShapeNeverEndTheDaemon) {
   sim->set_auto_welcome(false);

@@ -27,7 +27,7 @@ std::string make_jwt(const std::string& payload) {
 }
 
 
-Clock::time_point t(long long unix) { return Clock::time_point(seconds(unix)); }
+WallClock::time_point t(long long unix) { return WallClock::time_point(seconds(unix)); }
 
 TEST(DeviceToken, DecodesClaims) {
   auto c = decode_claims(make_jwt(R"({"sub":"dev_7Q2x","iat":1795000000,"exp":1795086400})"));

@@ -109,7 +109,7 @@ void CloudSession::on_welcome(const protocol::Envelope& e) {
   welcomed_ = true;
   if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
     if (auto t = parse_rfc3339(server->get<std::string>())) {
-      skew_ = std::chrono::duration<double>(*t - Clock::now()).count();
+      skew_ = std::chrono::duration<double>(*t - WallClock::now()).count();
       if (std::abs(*skew_) > 60) {
         log_.warn("The box's clock differs from the cloud's by more than 60 s; check NTP.",
                   {{"skew_s", *skew_}});

@@ -54,25 +54,25 @@ Result<TokenClaims> decode_claims(std::string_view jwt) {
   auto exp = j.find("exp");
   if (exp == j.end() || !exp->is_number()) return bad("the device token has no numeric exp");
   TokenClaims c;
-  c.exp = Clock::time_point(std::chrono::seconds(exp->get<std::int64_t>()));
+  c.exp = WallClock::time_point(std::chrono::seconds(exp->get<std::int64_t>()));
   auto iat = j.find("iat");
   // Without iat, a day's lifetime is assumed (the protocol's nightly rotation).
   c.iat = iat != j.end() && iat->is_number()
-              ? Clock::time_point(std::chrono::seconds(iat->get<std::int64_t>()))
+              ? WallClock::time_point(std::chrono::seconds(iat->get<std::int64_t>()))
               : c.exp - std::chrono::hours(24);
   if (auto sub = j.find("sub"); sub != j.end() && sub->is_string()) c.sub = sub->get<std::string>();
   if (c.exp <= c.iat) return bad("the device token's exp is not after its iat");
   return c;
 }
 
-std::chrono::seconds local_utc_offset(Clock::time_point t) {
-  const std::time_t tt = Clock::to_time_t(t);
+std::chrono::seconds local_utc_offset(WallClock::time_point t) {
+  const std::time_t tt = WallClock::to_time_t(t);
   std::tm local{};
   localtime_r(&tt, &local);
   return std::chrono::seconds(local.tm_gmtoff);
 }
 
-Clock::time_point next_rotation(const TokenClaims& claims, Clock::time_point now,
+WallClock::time_point next_rotation(const TokenClaims& claims, WallClock::time_point now,
                                 std::chrono::seconds utc_offset, std::mt19937_64& rng) {
   using namespace std::chrono;
   const auto quarter_left = claims.exp - (claims.exp - claims.iat) / 4;
@@ -82,7 +82,7 @@ Clock::time_point next_rotation(const TokenClaims& claims, Clock::time_point now
   const auto local_secs = duration_cast<seconds>((now + utc_offset).time_since_epoch()).count();
   const auto midnight = local_secs - ((local_secs % 86400) + 86400) % 86400;
   std::uniform_int_distribution<int> minute(0, 119);
-  auto nightly = Clock::time_point(seconds(midnight)) + hours(2) + minutes(minute(rng)) - utc_offset;
+  auto nightly = WallClock::time_point(seconds(midnight)) + hours(2) + minutes(minute(rng)) - utc_offset;
   if (nightly <= now) nightly += hours(24);
   return std::min(nightly, quarter_left);
 }

@@ -30,7 +30,7 @@ JwtRotator::JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, Rotato
   if (auto c = decode_claims(token_)) claims_ = c.value();
 }
 
-std::optional<Clock::time_point> JwtRotator::expires_at() const {
+std::optional<WallClock::time_point> JwtRotator::expires_at() const {
   return claims_ ? std::optional(claims_->exp) : std::nullopt;
 }
 
@@ -52,7 +52,7 @@ void JwtRotator::stop(std::function<void()> on_stopped) {
 
 void JwtRotator::schedule_next() {
   if (stopped_ || needs_pairing_ || !claims_) return;
-  const auto now = Clock::now();
+  const auto now = WallClock::now();
   const auto at = next_rotation(*claims_, now, local_utc_offset(now), rng_);
   log_.info("Next device-token rotation planned.",
             {{"at", format_rfc3339(at)}, {"expires_at", format_rfc3339(claims_->exp)}});

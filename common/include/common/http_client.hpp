@@ -5,7 +5,9 @@
 // The server certificate is verified against the system trust store plus an
 // optional extra CA file. The bearer token never reaches a log or an error.
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "common/result.hpp"
 
@@ -18,11 +20,13 @@ struct HttpRequest {
   std::string ca_file;    // extra trusted CA; empty: the system store only
   std::chrono::milliseconds timeout{15000};
   std::size_t max_response = 1 << 20;
+  std::string accept = "application/json";
 };
 
 struct HttpResponse {
   long status = 0;
   std::string body;
+  std::string content_type;
 };
 
 // Errors only when no HTTP answer came back (code "network": DNS, connect,
@@ -30,6 +34,28 @@ struct HttpResponse {
 Result<HttpResponse> post_json(const HttpRequest& request);
 // The same rules for a GET (json_body is not sent).
 Result<HttpResponse> get(const HttpRequest& request);
+
+// A GET whose body is handed over as it arrives, for as long as it lasts (an
+// MJPEG stream): no total time limit; connect_timeout until the server
+// answers, and the transfer ends when nothing arrives for low_speed_time.
+// Each handler may stop the transfer by returning false.
+struct StreamHandlers {
+  // Once the answer's head is in: its status and Content-Type.
+  std::function<bool(long status, const std::string& content_type)> on_head;
+  // Each piece of the body, in order.
+  std::function<bool(std::string_view piece)> on_data;
+  // About once a second, also while nothing arrives (stop and stall checks).
+  std::function<bool()> on_tick;
+};
+struct StreamRequest {
+  std::string url;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::seconds low_speed_time{5};
+};
+// The answer's status (0: none came) once the transfer ends; an Error
+// ("network") only when it failed for a reason of its own, not when a
+// handler stopped it.
+Result<long> get_stream(const StreamRequest& request, const StreamHandlers& handlers);
 
 // libcurl's global setup, once per process, from any thread: every user of
 // libcurl calls it first.

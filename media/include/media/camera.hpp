@@ -1,5 +1,5 @@
 #pragma once
-// Cameras (issue 7): one file each, /etc/secbox/cameras/<id>.env, in the
+// Cameras: one file each, /etc/secbox/cameras/<id>.env, in the
 // env-file syntax:
 //   INPUT=/dev/video0 | rtsp://… | rtsps://… | lavfi:testsrc (testsrc2, smptebars)
 //   SIZE=640x480  FPS=15  BITRATE=800k  INPUT_FORMAT=mjpeg (V4L2 only, optional)

@@ -36,7 +36,7 @@ namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
-using Clock = std::chrono::system_clock;
+using WallClock = std::chrono::system_clock;
 using namespace std::chrono_literals;
 
 std::string b64url(const std::string& in) {
@@ -84,7 +84,7 @@ struct CloudSim::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;
   std::vector<Received> received;
-  std::map<std::string, Clock::time_point> tokens;  // issued token -> exp
+  std::map<std::string, WallClock::time_point> tokens;  // issued token -> exp
   std::set<std::string> revoked;
   std::map<std::string, std::string> bootstraps;  // device -> bootstrap token
   std::set<std::string> used_bootstraps;
@@ -124,7 +124,7 @@ struct CloudSim::Impl {
   std::string next_id() { return "sim-" + std::to_string(++message_counter); }
 
   std::string issue(const std::string& device, std::chrono::seconds lifetime) {
-    const auto now = Clock::now();
+    const auto now = WallClock::now();
     const auto iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     const json payload{{"sub", device}, {"iat", iat}, {"exp", iat + lifetime.count()}};
     std::string token = b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(payload.dump()) +
@@ -141,7 +141,7 @@ struct CloudSim::Impl {
 
   void save_tokens() {  // under mu
     json j{{"tokens", json::object()}, {"revoked", revoked}};
-    const auto now = Clock::now();
+    const auto now = WallClock::now();
     for (auto it = tokens.begin(); it != tokens.end();) {
       if (now - it->second > 24h) {  // past any use, even refresh
         it = tokens.erase(it);
@@ -160,7 +160,7 @@ struct CloudSim::Impl {
     if (!j.is_object()) return;
     const json saved = j.value("tokens", json::object());  // outlives the loop
     for (const auto& [token, exp] : saved.items()) {
-      if (exp.is_number_integer()) tokens[token] = Clock::time_point(std::chrono::seconds(exp.get<long long>()));
+      if (exp.is_number_integer()) tokens[token] = WallClock::time_point(std::chrono::seconds(exp.get<long long>()));
     }
     const json revoked_saved = j.value("revoked", json::array());
     for (const auto& t : revoked_saved) {
@@ -172,13 +172,13 @@ struct CloudSim::Impl {
   bool gateway_accepts(const std::string& token) {
     std::lock_guard lock(mu);
     auto it = tokens.find(token);
-    return it != tokens.end() && !revoked.count(token) && it->second - Clock::now() >= 60s;
+    return it != tokens.end() && !revoked.count(token) && it->second - WallClock::now() >= 60s;
   }
   // refresh-jwt accepts a token not revoked and expired less than 24 h ago.
   bool refresh_accepts(const std::string& token) {
     std::lock_guard lock(mu);
     auto it = tokens.find(token);
-    return it != tokens.end() && !revoked.count(token) && Clock::now() - it->second < 24h;
+    return it != tokens.end() && !revoked.count(token) && WallClock::now() - it->second < 24h;
   }
 
   void record(Received r) {
@@ -442,7 +442,7 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
     }
     const auto fresh = issue(device, opts.token_lifetime);
     return reply(200, {{"deviceJwt", fresh},
-                       {"expiresAt", format_rfc3339(Clock::now() + opts.token_lifetime)}});
+                       {"expiresAt", format_rfc3339(WallClock::now() + opts.token_lifetime)}});
   }
   if (req.method() == http::verb::post && req.target() == "/api/devices/claim") {
     int forced;
@@ -471,7 +471,7 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
       used_bootstraps.insert(bootstrap);
     }
     return reply(200, {{"deviceJwt", issue(device, opts.token_lifetime)},
-                       {"expiresAt", format_rfc3339(Clock::now() + opts.token_lifetime)}});
+                       {"expiresAt", format_rfc3339(WallClock::now() + opts.token_lifetime)}});
   }
   return reply(404, {{"error", "no such route"}});
 }
@@ -497,12 +497,12 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
   }
   const std::string re = j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : "";
   auto envelope = [&](const std::string& t, json payload) {
-    return json{{"v", 1}, {"type", t}, {"id", next_id()}, {"ts", format_rfc3339(Clock::now())},
+    return json{{"v", 1}, {"type", t}, {"id", next_id()}, {"ts", format_rfc3339(WallClock::now())},
                 {"re", re}, {"payload", std::move(payload)}}
         .dump();
   };
   if (type == "hello" && welcome) {
-    s.send(envelope("welcome", {{"serverTime", format_rfc3339_millis(Clock::now())},
+    s.send(envelope("welcome", {{"serverTime", format_rfc3339_millis(WallClock::now())},
                                 {"resync", json::array()}}),
            false);
     std::vector<std::string> script;

@@ -63,7 +63,7 @@ class CloudSession final : public Component {
   bool welcomed() const { return welcomed_; }
   bool needs_pairing() const { return rotator_->needs_pairing(); }
   std::optional<double> clock_skew_seconds() const { return skew_; }
-  std::optional<Clock::time_point> token_expires_at() const { return rotator_->expires_at(); }
+  std::optional<WallClock::time_point> token_expires_at() const { return rotator_->expires_at(); }
 
  private:
   void send_hello();

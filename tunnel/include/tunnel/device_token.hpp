@@ -11,12 +11,12 @@
 
 namespace secbox::tunnel {
 
-using Clock = std::chrono::system_clock;
+using WallClock = std::chrono::system_clock;
 
 struct TokenClaims {
   std::string sub;
-  Clock::time_point iat;
-  Clock::time_point exp;
+  WallClock::time_point iat;
+  WallClock::time_point exp;
 };
 
 // Decodes the payload of a JWS compact token. Error code "bad-token"; the
@@ -27,11 +27,11 @@ Result<TokenClaims> decode_claims(std::string_view jwt);
 // local time (the next such window after `now`) and the moment a quarter of
 // the token's lifetime is left; `now` if that moment has passed. `utc_offset`
 // is the local zone's offset at that time (see local_utc_offset()).
-Clock::time_point next_rotation(const TokenClaims& claims, Clock::time_point now,
+WallClock::time_point next_rotation(const TokenClaims& claims, WallClock::time_point now,
                                 std::chrono::seconds utc_offset, std::mt19937_64& rng);
 
 // The offset from UTC of the system's local time zone at t.
-std::chrono::seconds local_utc_offset(Clock::time_point t);
+std::chrono::seconds local_utc_offset(WallClock::time_point t);
 
 // The token's file (state_dir/device.jwt, mode 0600). Blocking: call from a
 // BlockingPool task. save() writes atomically, so the old token stays until

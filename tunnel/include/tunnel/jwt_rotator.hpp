@@ -49,7 +49,7 @@ class JwtRotator final : public Component {
   void rotate_now(std::function<void(RotationResult)> done);
 
   const std::string& token() const { return token_; }
-  std::optional<Clock::time_point> expires_at() const;
+  std::optional<WallClock::time_point> expires_at() const;
   bool needs_pairing() const { return needs_pairing_; }
   // Called after each new token is on disk and in use.
   void on_rotated(std::function<void()> f) { on_rotated_ = std::move(f); }
