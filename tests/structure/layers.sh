@@ -39,6 +39,14 @@ forbid "alarms" "replica/(queue|reads|database|sync)\.hpp|media/|lan/" "the alar
 forbid "media" "alarms/" "media/ includes the alarms (the app feeds them)"
 forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms)/" "common/ includes a module above it"
 
+# One curl client: libcurl is used in common/http_client only.
+hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+<curl/" . --include='*.hpp' --include='*.cpp' \
+  --exclude-dir=build --exclude-dir=node_modules | grep -v '^\./common/src/http_client\.cpp:' || true)
+if [ -n "$hits" ]; then
+  printf '%s\n%s\n\n' "libcurl used outside common/http_client (use its get, post_json or get_stream)" "$hits"
+  bad=1
+fi
+
 if [ "$bad" -ne 0 ]; then
   echo "The layering is broken (see docs/architecture.md)."
   exit 1
