@@ -7,6 +7,9 @@
 # its libraries; PSS counts shared pages (libc, OpenSSL, Boost) at their
 # share. Once as it runs, once with glibc's MALLOC_ARENA_MAX=1 beside
 # it, in the same run: the difference is what the per-thread arenas hold.
+# Read after 12 s idle: the box hands freed memory back to the system
+# (malloc_trim) every 10 s, with its host sample, so what is left is what it
+# holds.
 #   cmake --build build/release --target secbox secbox-cloudsim && bench/memory_bench.sh build/release
 set -euo pipefail
 build=${1:-build/release}
@@ -21,7 +24,7 @@ box_env=()
 [[ $3 == default ]] || box_env=("MALLOC_ARENA_MAX=$3")
 # shellcheck source=bench/paired_box.sh
 . "$(dirname "$0")/paired_box.sh" >/dev/null
-sleep 5  # idle
+sleep 12  # idle, past a malloc_trim
 awk -v label="MALLOC_ARENA_MAX=$3" -v threads="$(awk '/^Threads/ {print $2}' "/proc/$box/status")" '
   /^[0-9a-f]+-[0-9a-f]+ / { perms = $2; name = (NF >= 6) ? $6 : ""; next }
   /^Rss:/ {
