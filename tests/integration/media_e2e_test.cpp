@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <map>
+
 #include "../media/fake_frigate.hpp"
 #include "cloudsim/cloudsim.hpp"
 #include "common/ids.hpp"
@@ -87,6 +89,60 @@ TEST(MediaE2E, CameraFrigateProxyAndEventsOverTheTunnel) {
   const auto deadline = std::chrono::steady_clock::now() + 15s;
   while (frames() < 5 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
   EXPECT_GE(frames(), 5) << d.log();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
+// 1,000 Frigate events while the box is down (Frigate answers newest first,
+// at most `limit` a page, as it does): once the box is back, every one of them
+// reaches the cloud as a frigate_event, and none is sent twice.
+TEST(MediaE2E, AThousandFrigateEventsWhileTheBoxIsDownAllReachTheCloudOnce) {
+  TestDatabase db;
+  ASSERT_TRUE(db.ok());
+  TempDir dir;
+  FakeFrigate frigate;
+  for (const char* d : {"sim", "etc", "state"}) ::mkdir(dir.file(d).c_str(), 0700);
+  cloudsim::CloudSim sim(cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  dir.write("etc/secbox.env", "DEVICE_ID=dev_media\nCLOUD_BASE_URL=" + sim.base_url() + "\nDEVICE_GATEWAY_URL=" +
+                                  sim.gateway_url() + "\nCLOUD_CA_FILE=" + sim.ca_file() + "\nFRIGATE_URL=" +
+                                  frigate.url() + "\n");
+  dir.write("state/device.jwt", sim.issue_token("dev_media") + "\n");
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // The box ran before and read Frigate up to 40 minutes ago.
+  char cursor[64];
+  std::snprintf(cursor, sizeof cursor, "{\"after\":%.6f}\n", now - 2400);
+  dir.write("state/frigate-events.json", cursor);
+  for (int i = 0; i < 1000; ++i) {
+    frigate.add_event({{"id", "gap-" + std::to_string(i)}, {"camera", i % 2 ? "front" : "gate"}, {"label", "person"},
+                       {"start_time", now - 2300 + i * 2.0}, {"end_time", now - 2299 + i * 2.0},
+                       {"data", {{"top_score", 0.8}}}});
+  }
+  frigate.ignore_sort();  // the hardest case: newest first whatever the box asks
+  Daemon d(dir, {"DATABASE_URL=" + db.url()});
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 30s)) << d.log();
+  auto frigate_events = [&] {
+    std::map<std::string, int> seen;
+    for (const auto& r : sim.received()) {
+      if (r.is_binary || r.message.value("type", "") != "events.batch") continue;
+      for (const auto& e : r.message["payload"]["events"]) {
+        if (e["type"] == "frigate_event") ++seen[e["clientId"].get<std::string>()];
+      }
+    }
+    return seen;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (frigate_events().size() < 1000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  std::this_thread::sleep_for(1500ms);  // a second poll: nothing more comes
+  const auto seen = frigate_events();
+  EXPECT_EQ(seen.size(), 1000u) << d.log();
+  for (int i = 0; i < 1000; ++i) {
+    const auto it = seen.find(name_uuid("frigate-event:gap-" + std::to_string(i)));
+    ASSERT_NE(it, seen.end()) << "gap-" << i << " never reached the cloud";
+    EXPECT_EQ(it->second, 1) << "gap-" << i << " was sent " << it->second << " times";
+  }
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }
