@@ -16,7 +16,9 @@
 //
 //   cmake --build build/release --target secbox-bench-queue
 //   pg_virtualenv -t build/release/bench/secbox-bench-queue [N ...]   (default 100000 1000000)
+#include <malloc.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -47,6 +49,16 @@ namespace {
 
 double seconds_since(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+
+// This process's resident memory (the queue, the simulator and the session).
+double resident_mb() {
+  long size = 0, pages = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &size, &pages) != 2) pages = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(pages) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / 1e6;
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -130,11 +142,15 @@ void drain(const Db& db, long n, TempDir& dir) {
   fill(db, n);
   Box box(db);
   if (!box.up()) return void(std::printf("the database did not come up\n"));
+  ::malloc_trim(0);  // what earlier runs freed does not count
+  const double before_rss_mb = resident_mb();
   const auto t_start = SteadyClock::now();
   box.queue = std::make_unique<replica::OutboundQueue>(box.io, box.database);
   box.queue->start();
   run_until(box.io, [&] { return box.queue->stats().depth == n; }, 60s);
   const double start_s = seconds_since(t_start);
+  ::malloc_trim(0);
+  const double start_rss_mb = resident_mb();
 
   secbox::cloudsim::CloudSim sim(
       secbox::cloudsim::Options{dir.file("sim"), 0, secbox::cloudsim::CertMode::trusted, std::chrono::hours(24)});
@@ -170,8 +186,9 @@ void drain(const Db& db, long n, TempDir& dir) {
   const auto r = recount(db);
   std::printf("drain %8ld events: %s in %6.2f s = %8.0f events/s; bare loop %8.0f events/s; box/bare %5.1f %%\n", n,
               drained ? "all acknowledged" : "NOT DRAINED", drain_s, rate, anchor, 100.0 * rate / anchor);
-  std::printf("      start with %ld queued: figures in %.3f s; hello said depth %s; %ld received for %zu distinct\n", n,
-              start_s, hello ? hello->message["payload"].value("queue", nlohmann::json()).dump().c_str() : "(none)",
+  std::printf("      start with %ld queued: figures in %.3f s, the bench's RSS %.1f MB (%.1f MB before the queue "
+              "started); hello said depth %s; %ld received for %zu distinct\n", n, start_s, start_rss_mb, before_rss_mb,
+              hello ? hello->message["payload"].value("queue", nlohmann::json()).dump().c_str() : "(none)",
               sim.events_received(), sim.distinct_events());
   std::printf("      figures after the drain: depth %lld bytes %lld; recount: depth %ld bytes %ld (%s)\n",
               static_cast<long long>(queue.stats().depth), static_cast<long long>(queue.stats().bytes), r.depth,
