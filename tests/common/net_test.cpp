@@ -1,0 +1,41 @@
+// The box's addresses and how a LAN client is counted: IPv4 as it is, IPv6 by
+// its /64, IPv4-mapped as the IPv4 it is.
+#include "common/net.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+namespace secbox {
+namespace {
+
+TEST(Net, AddressBlocksCountAnIpv6HostByItsPrefix) {
+  EXPECT_EQ(address_block("192.168.1.20"), "192.168.1.20");
+  EXPECT_EQ(address_block("fd00:1:2:3:aaaa:bbbb:cccc:dddd"), "fd00:1:2:3::/64");
+  EXPECT_EQ(address_block("fd00:1:2:3::1"), address_block("fd00:1:2:3:ffff::9"));
+  EXPECT_NE(address_block("fd00:1:2:3::1"), address_block("fd00:1:2:4::1"));
+  EXPECT_EQ(address_block("fe80::1"), address_block("fe80::abcd:1"));
+  EXPECT_EQ(address_block("::ffff:10.0.0.7"), "10.0.0.7");
+  EXPECT_EQ(address_block("not an address"), "not an address");
+  EXPECT_EQ(address_block(""), "");
+}
+
+TEST(Net, TheBoxsAddressesAreRealAndNeverLoopbackOrLinkLocal) {
+  bool v6_seen = false;
+  for (const auto& a : lan_addresses()) {
+    in_addr v4{};
+    in6_addr v6{};
+    if (::inet_pton(AF_INET, a.c_str(), &v4) == 1) {
+      EXPECT_FALSE(v6_seen) << "IPv4 first";
+      EXPECT_NE(a.rfind("127.", 0), 0u) << a;
+    } else {
+      ASSERT_EQ(::inet_pton(AF_INET6, a.c_str(), &v6), 1) << a;
+      v6_seen = true;
+      EXPECT_NE(a, "::1");
+      EXPECT_NE(a.rfind("fe80:", 0), 0u) << a;
+    }
+  }
+  EXPECT_FALSE(host_name().empty());
+}
+
+}  // namespace
+}  // namespace secbox
