@@ -385,36 +385,5 @@ TEST_F(ControlPlaneTest, StoppingKillsARunningComposeAndAnswersNothingLate) {
   EXPECT_NE(std::system(mine.c_str()), 0) << "the compose child is still running";
 }
 
-TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
-  struct Case {
-    const char* text;
-    const char* names;
-  };
-  for (const auto& c : std::vector<Case>{
-           {"not json", "not valid JSON"},
-           {R"({"commands": {}})", "non-empty \"commands\""},
-           {R"({"commands": {"x": {"argv": ["sh", "-c", "id"]}}})", "argv[0] must be an absolute path"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo", "{who}"]}}})", "placeholder {who} has no pattern"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo"], "args": {"a": "x"}}}})", "args.a is declared but not used"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo", "{a}"], "args": {"a": "(["}}}})", "not a valid regular"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo"], "timeoutS": 0}}})", "timeoutS"},
-           {R"({"commands": {"X Y": {"argv": ["/bin/echo"]}}})", "command's name"},
-       }) {
-    auto t = parse_tool("net", c.text);
-    ASSERT_FALSE(t) << c.text;
-    EXPECT_NE(t.error().message.find(c.names), std::string::npos) << t.error().message;
-    EXPECT_EQ(t.error().message.rfind("net.json: ", 0), 0u);
-  }
-  auto ok = parse_tool("net", R"({"commands": {"x": {"argv": ["/bin/echo", "--host={h}"], "args": {"h": "[a-z]+"}}}})");
-  ASSERT_TRUE(ok) << ok.error().message;
-  ToolSet set{{"net", ok.value()}};
-  auto argv = build_argv(set, "net", "x", {{"h", "gw"}});
-  ASSERT_TRUE(argv);
-  EXPECT_EQ(argv.value(), (std::vector<std::string>{"/bin/echo", "--host=gw"}));
-  // The whole value must match, not a part of it.
-  EXPECT_EQ(build_argv(set, "net", "x", {{"h", "gw;id"}}).error().code, "invalid_args");
-  EXPECT_EQ(build_argv(set, "net", "x", {{"h", 3}}).error().code, "invalid_args");
-}
-
 }  // namespace
 }  // namespace secbox::control
