@@ -1,4 +1,4 @@
-// Cameras: the camera files, and ffmpeg supervised for real (lavfi testsrc →
+// Cameras: ffmpeg supervised for real (lavfi testsrc →
 // libx264 → HLS): a playable playlist within 5 s, restarts with back-off
 // after kills, a stall detected, a crash loop contained, no child or zombie
 // left behind.
@@ -21,6 +21,7 @@
 #include "media/camera.hpp"
 #include "media/media_service.hpp"
 #include "media/supervisor.hpp"
+#include "child_processes.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
 
@@ -28,84 +29,13 @@ namespace secbox::media {
 namespace {
 
 using namespace std::chrono_literals;
+using secbox::testing::children;
 using secbox::testing::run_until;
 using secbox::testing::TempDir;
 
 const std::string kFakeFfmpeg = std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/media/fake-ffmpeg";
 
-// Our children, and those of them that are zombies.
-std::pair<int, int> children() {
-  int all = 0, zombies = 0;
-  DIR* d = ::opendir("/proc");
-  while (auto* e = ::readdir(d)) {
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string line;
-    if (!std::getline(in, line)) continue;
-    auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    char state = 0;
-    int ppid = 0;
-    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2 || ppid != ::getpid()) continue;
-    ++all;
-    zombies += state == 'Z';
-  }
-  ::closedir(d);
-  return {all, zombies};
-}
-
 bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
-
-TEST(CameraFiles, AreCheckedNamingTheKey) {
-  auto ok = parse_camera("gate-1", "INPUT=lavfi:testsrc\nSIZE=1280x720\nFPS=30\nBITRATE=2M\n");
-  ASSERT_TRUE(ok) << ok.error().message;
-  EXPECT_EQ(ok.value().width, 1280);
-  EXPECT_EQ(ok.value().fps, 30);
-  EXPECT_EQ(parse_camera("usb", "INPUT=/dev/video0\nINPUT_FORMAT=mjpeg\n").value().kind, InputKind::v4l2);
-  struct Case {
-    std::string id, text, names;
-  };
-  for (const auto& c : std::vector<Case>{
-           {"Gate", "INPUT=lavfi:testsrc\n", "camera id"},
-           {"../x", "INPUT=lavfi:testsrc\n", "camera id"},
-           {"a", "", "INPUT is required"},
-           {"a", "INPUT=/etc/passwd\n", "INPUT must be"},
-           {"a", "INPUT=lavfi:movie=/etc/passwd\n", "lavfi: source"},
-           {"a", "INPUT=lavfi:testsrc\nSIZE=big\n", "SIZE"},
-           {"a", "INPUT=lavfi:testsrc\nSIZE=641x480\n", "SIZE must be even"},
-           {"a", "INPUT=lavfi:testsrc\nFPS=0\n", "FPS"},
-           {"a", "INPUT=lavfi:testsrc\nBITRATE=-1\n", "BITRATE"},
-           {"a", "INPUT=lavfi:testsrc\nINPUT_FORMAT=mjpeg\n", "V4L2 devices only"},
-           {"a", "INPUT=lavfi:testsrc\nCOLOR=red\n", "unknown key COLOR"},
-           {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/ stream\n", "RTSP URL"},
-       }) {
-    auto r = parse_camera(c.id, c.text);
-    ASSERT_FALSE(r) << c.text;
-    EXPECT_NE(r.error().message.find(c.names), std::string::npos) << r.error().message;
-    EXPECT_EQ(r.error().message.find("s3cret"), std::string::npos);
-  }
-}
-
-// A camera's password never reaches a log line, even where it is printed
-// without its URL.
-TEST(CameraFiles, AnRtspPasswordIsRegisteredAsASecret) {
-  ASSERT_TRUE(parse_camera("door", "INPUT=rtsp://admin:Caseta-2026@10.0.0.9:554/stream1\n"));
-  EXPECT_EQ(log::redact("wrong password Caseta-2026 for admin"), "wrong password [redacted] for admin");
-  log::clear_secrets();
-}
-
-TEST(CameraFiles, FfmpegArgumentsMakeOneSecondSegmentsWithAKeyframeEach) {
-  auto c = parse_camera("cam", "INPUT=lavfi:testsrc\nSIZE=640x480\nFPS=15\n").value();
-  auto a = ffmpeg_argv(c, "/s/hls/cam", HlsSettings{});
-  auto after = [&](const std::string& flag) {
-    auto it = std::find(a.begin(), a.end(), flag);
-    return it != a.end() && it + 1 != a.end() ? *(it + 1) : std::string();
-  };
-  EXPECT_EQ(after("-g"), "15");
-  EXPECT_EQ(after("-hls_time"), "1");
-  EXPECT_EQ(after("-pix_fmt"), "yuv420p");
-  EXPECT_EQ(after("-i"), "testsrc=size=640x480:rate=15");
-  EXPECT_EQ(a.back(), "/s/hls/cam/index.m3u8");
-}
 
 class SupervisorTest : public ::testing::Test {
  protected:
@@ -283,32 +213,6 @@ TEST_F(SupervisorTest, StopTakesTheWholeProcessGroupAndHundredKillsLeaveNoZombie
   ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s));
   EXPECT_EQ(children().second, 0);
   // The fake's own child (sleep in the same group) goes with it on stop: TearDown checks.
-}
-
-TEST(MediaService, ReadsTheCameraFolderAndReportsStreams) {
-  TempDir dir;
-  boost::asio::io_context io;
-  BlockingPool workers(io, 1);
-  ::mkdir(dir.file("cameras").c_str(), 0700);
-  dir.write("cameras/gate.env", "INPUT=lavfi:testsrc\nSIZE=160x120\nFPS=10\n");
-  dir.write("cameras/bad.env", "INPUT=/etc/passwd\n");
-  ::mkdir(dir.file("hls").c_str(), 0700);
-  ::mkdir(dir.file("hls/gate").c_str(), 0700);
-  dir.write("hls/gate/index.m3u8", "stale");
-  MediaSettings ms{dir.file("cameras"), dir.file("hls"), {}};
-  MediaService media(io, workers, ms);
-  media.start();
-  ASSERT_TRUE(run_until(io, [&] { return media.loaded(); }, 10s));
-  EXPECT_EQ(TempDir::read(dir.file("hls/gate/index.m3u8")), "") << "a stale playlist was left";
-  ASSERT_EQ(media.streams().size(), 1u);
-  EXPECT_EQ(media.streams()[0]["hlsUrl"], "/hls/gate/index.m3u8");
-  ASSERT_TRUE(run_until(io, [&] { return media.streams()[0]["ready"] == true; }, 10s));
-  EXPECT_EQ(media.health()[0]["state"], "live");
-  EXPECT_TRUE(media.health()[0].contains("lastSegmentAt"));
-  bool stopped = false;
-  media.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
-  EXPECT_EQ(children().first, 0);
 }
 
 }  // namespace
