@@ -124,7 +124,7 @@ int cmd_migrate(const std::vector<std::string>& args) {
   if (cluster) (void)cluster->stop();
   if (!report) {
     std::cerr << "secbox migrate: " << report.error().message << "\n";
-    return report.error().code == "schema-newer" ? 3 : 1;
+    return report.error().code == "schema_newer" ? 3 : 1;
   }
   std::cout << "Schema at version " << report.value().to_version << " (was "
             << report.value().from_version << "; applied " << report.value().applied.size()

@@ -97,7 +97,7 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
     }
     if (n == 0) break;
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
-      return Error{"too-large", path + " is larger than " + std::to_string(max_bytes) + " bytes"};
+      return Error{"too_large", path + " is larger than " + std::to_string(max_bytes) + " bytes"};
     }
     out.append(buf, static_cast<std::size_t>(n));
   }

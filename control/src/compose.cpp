@@ -268,7 +268,7 @@ std::string find_program(const std::string& name) {
 Result<void> validate_project_name(std::string_view p) {
   auto ok_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; };
   if (p.empty() || p.size() > 63 || !std::all_of(p.begin(), p.end(), ok_char) || p[0] == '_' || p[0] == '-') {
-    return Error{"invalid-project", "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
+    return Error{"invalid_project", "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
   }
   return ok();
 }
@@ -332,7 +332,7 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
       }
     }
   } catch (const nlohmann::json::exception&) {
-    return Error{"invalid-ps", "the container list is not JSON"};
+    return Error{"invalid_ps", "the container list is not JSON"};
   }
   auto str = [](const nlohmann::json& j, const char* key) -> std::string {
     auto it = j.find(key);
@@ -340,7 +340,7 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
   };
   std::vector<ContainerInfo> out;
   for (const auto& item : items) {
-    if (!item.is_object()) return Error{"invalid-ps", "an entry of the container list is not an object"};
+    if (!item.is_object()) return Error{"invalid_ps", "an entry of the container list is not an object"};
     ContainerInfo c;
     // Docker: Name / Names (string, comma-separated); Podman: Names (array).
     c.name = str(item, "Name");

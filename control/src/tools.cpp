@@ -19,13 +19,13 @@ bool is_name(std::string_view s, std::size_t max) {
 Result<std::vector<std::string>> placeholders(const std::string& element) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < element.size(); ++i) {
-    if (element[i] == '}') return Error{"invalid-tool", "a '}' without its '{'"};
+    if (element[i] == '}') return Error{"invalid_tool", "a '}' without its '{'"};
     if (element[i] != '{') continue;
     auto end = element.find('}', i);
-    if (end == std::string::npos) return Error{"invalid-tool", "a '{' without its '}'"};
+    if (end == std::string::npos) return Error{"invalid_tool", "a '{' without its '}'"};
     std::string name = element.substr(i + 1, end - i - 1);
     if (!is_name(name, 32) || name.find('.') != std::string::npos) {
-      return Error{"invalid-tool", "placeholder {" + name.substr(0, 40) + "} is not a name (a-z, 0-9, _ or -)"};
+      return Error{"invalid_tool", "placeholder {" + name.substr(0, 40) + "} is not a name (a-z, 0-9, _ or -)"};
     }
     out.push_back(name);
     i = end;
@@ -41,7 +41,7 @@ bool has_control_char(std::string_view s) {
 
 Result<Tool> parse_tool(const std::string& name, std::string_view text) {
   const std::string file = name + ".json";
-  auto bad = [&](const std::string& what) { return Error{"invalid-tool", file + ": " + what}; };
+  auto bad = [&](const std::string& what) { return Error{"invalid_tool", file + ": " + what}; };
   if (!is_name(name, 64)) return bad("the tool's name must match ^[a-z0-9][a-z0-9_.-]{0,63}$");
   nlohmann::json j;
   try {

@@ -289,7 +289,7 @@ Result<void> validate_key(std::string_view key) {
   if (!valid) {
     std::string shown = key.size() > 64 ? std::string(key.substr(0, 64)) + "…" : std::string(key);
     if (!is_valid_utf8(shown)) shown = "(not UTF-8)";
-    return Error{"invalid-key",
+    return Error{"invalid_key",
                  "\"" + shown + "\" is not a valid key: use capital letters, digits and _"};
   }
   return ok();
@@ -297,14 +297,14 @@ Result<void> validate_key(std::string_view key) {
 
 Result<void> validate_value(std::string_view key, std::string_view value) {
   if (value.find('\n') != std::string_view::npos || value.find('\r') != std::string_view::npos) {
-    return Error{"invalid-value", "the value of " + std::string(key) +
+    return Error{"invalid_value", "the value of " + std::string(key) +
                                       " contains a line break; env values must be one line"};
   }
   if (value.find('\0') != std::string_view::npos) {
-    return Error{"invalid-value", "the value of " + std::string(key) + " contains a NUL byte"};
+    return Error{"invalid_value", "the value of " + std::string(key) + " contains a NUL byte"};
   }
   if (!is_valid_utf8(value)) {
-    return Error{"invalid-value", "the value of " + std::string(key) + " is not valid UTF-8"};
+    return Error{"invalid_value", "the value of " + std::string(key) + " is not valid UTF-8"};
   }
   return ok();
 }

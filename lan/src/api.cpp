@@ -636,7 +636,7 @@ void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
       },
       [reply](Loaded l) {
         if (!l.file) {
-          return reply(l.file.error().code == "bad-path" ? error(400, "bad_path", l.file.error().message)
+          return reply(l.file.error().code == "bad_path" ? error(400, "bad_path", l.file.error().message)
                                                          : error(404, "not_found", "No such page."));
         }
         if (!l.content) return reply(error(404, "not_found", "No such page."));

@@ -63,17 +63,17 @@ std::string content_type_for(const std::string& path) {
 
 Result<StaticFile> resolve_static(const std::string& web_dir, const std::string& url_path) {
   auto decoded = percent_decode(url_path);
-  if (!decoded) return Error{"bad-path", "the path has a malformed %-escape"};
+  if (!decoded) return Error{"bad_path", "the path has a malformed %-escape"};
   const std::string& p = *decoded;
-  if (p.empty() || p[0] != '/') return Error{"bad-path", "the path must start with /"};
-  if (p.find('\0') != std::string::npos) return Error{"bad-path", "the path holds a NUL byte"};
-  if (p.find('\\') != std::string::npos) return Error{"bad-path", "the path holds a backslash"};
+  if (p.empty() || p[0] != '/') return Error{"bad_path", "the path must start with /"};
+  if (p.find('\0') != std::string::npos) return Error{"bad_path", "the path holds a NUL byte"};
+  if (p.find('\\') != std::string::npos) return Error{"bad_path", "the path holds a backslash"};
   // Segment by segment: no "." or ".." anywhere.
   for (std::size_t start = 1; start <= p.size();) {
     auto end = p.find('/', start);
     if (end == std::string::npos) end = p.size();
     const auto seg = p.substr(start, end - start);
-    if (seg == ".." || seg == ".") return Error{"bad-path", "the path may not hold . or .. segments"};
+    if (seg == ".." || seg == ".") return Error{"bad_path", "the path may not hold . or .. segments"};
     start = end + 1;
   }
   auto root = real_path(web_dir);

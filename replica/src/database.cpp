@@ -76,7 +76,7 @@ void Database::bring_up() {
           if (e.code == "unavailable") return retry_later(e.message);
           log_.error("The database cannot be used; secbox stops.",
                      {{"reason", e.message}, {"code", e.code}});
-          if (on_fatal_) on_fatal_(e.code == "schema-newer" ? 3 : 1);
+          if (on_fatal_) on_fatal_(e.code == "schema_newer" ? 3 : 1);
           return;
         }
         connection_string_ = r.value().connection_string;

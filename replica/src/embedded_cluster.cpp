@@ -18,13 +18,13 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 const log::Logger& logger() {
-  static const log::Logger l("embedded-db");
+  static const log::Logger l("embedded_db");
   return l;
 }
 
 constexpr int kPort = 5432;  // only names the socket file: there is no TCP listener
 
-Error fail(const std::string& message) { return Error{"embedded-db", message}; }
+Error fail(const std::string& message) { return Error{"embedded_db", message}; }
 
 // A value for a libpq keyword/value connection string.
 std::string quote_conninfo(const std::string& v) {

@@ -69,7 +69,7 @@ Result<MigrationReport> migrate(const std::string& connection_string,
     const int known = highest(ordered);
     if (report.from_version > known) {
       conn->disconnect();
-      return Error{"schema-newer",
+      return Error{"schema_newer",
                    "the database schema is at version " + std::to_string(report.from_version) +
                        " but this secbox knows only up to " + std::to_string(known) +
                        "; run a newer secbox, or restore the database from before the upgrade"};
@@ -94,7 +94,7 @@ Result<MigrationReport> migrate(const std::string& connection_string,
     return Error{"unavailable", std::string("lost the database while migrating: ") + e.what()};
   } catch (const std::exception& e) {
     if (current != nullptr) {
-      return Error{"migration-failed", "migration " + std::to_string(current->version) + "_" +
+      return Error{"migration_failed", "migration " + std::to_string(current->version) + "_" +
                                            std::string(current->name) +
                                            " failed and was rolled back: " + e.what()};
     }

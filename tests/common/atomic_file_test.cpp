@@ -31,7 +31,7 @@ TEST(AtomicFile, MissingFolderIsAnError) {
 TEST(ReadFile, SizeLimitAndNotFound) {
   TempDir dir;
   auto p = dir.write("f", std::string(1000, 'x'));
-  EXPECT_EQ(read_file(p, 999).error().code, "too-large");
+  EXPECT_EQ(read_file(p, 999).error().code, "too_large");
   EXPECT_EQ(read_file(p, 1000).value().size(), 1000u);
   EXPECT_EQ(read_file(dir.file("none"), 10).error().code, "not_found");
 }

@@ -56,7 +56,7 @@ TEST(EnvWrite, RefusesNewlineCarriageReturnAndNul) {
     env.set("DEVICE_ID", bad);
     auto text = serialize(env);
     ASSERT_FALSE(text);
-    EXPECT_EQ(text.error().code, "invalid-value");
+    EXPECT_EQ(text.error().code, "invalid_value");
     EXPECT_NE(text.error().message.find("DEVICE_ID"), std::string::npos);
   }
 }

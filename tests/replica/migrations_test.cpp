@@ -85,7 +85,7 @@ TEST(Migrations, NewerSchemaIsRefused) {
   }
   auto r = migrate(db.url());
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "schema-newer");
+  EXPECT_EQ(r.error().code, "schema_newer");
   EXPECT_NE(r.error().message.find("9999"), std::string::npos);
 }
 
@@ -98,7 +98,7 @@ TEST(Migrations, FailingMigrationLeavesNothingOfItself) {
   };
   auto r = migrate(db.url(), ms);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "migration-failed");
+  EXPECT_EQ(r.error().code, "migration_failed");
   EXPECT_NE(r.error().message.find("2_bad"), std::string::npos);
   pqxx::connection c(db.url());
   pqxx::nontransaction tx(c);

@@ -46,7 +46,7 @@ TEST(DeviceToken, BadTokensAreRefusedWithoutEchoingThem) {
   for (const auto& bad : bads) {
     auto c = decode_claims(bad);
     ASSERT_FALSE(c) << bad;
-    EXPECT_EQ(c.error().code, "bad-token");
+    EXPECT_EQ(c.error().code, "bad_token");
     EXPECT_EQ(c.error().message.find(secretish), std::string::npos);
   }
 }

@@ -28,7 +28,7 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
                                    const AtomicWriteOptions& options = {});
 
 // Reads a whole file of at most max_bytes. Errors: code "not_found" when the
-// file does not exist, "too-large", "io".
+// file does not exist, "too_large", "io".
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes);
 
 // The regular files of a folder whose names end with `extension`, read in

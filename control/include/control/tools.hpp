@@ -49,7 +49,7 @@ struct ToolsLoaded {
 };
 
 // One file's text; `name` is its file name without ".json". Error code
-// "invalid-tool" naming the file and the field.
+// "invalid_tool" naming the file and the field.
 Result<Tool> parse_tool(const std::string& name, std::string_view json_text);
 
 // Every <tool>.json in dir; invalid files are reported and skipped.

@@ -8,8 +8,8 @@
 // quotes, a line without '=', NUL bytes and invalid UTF-8 are errors naming the
 // line (and the key, never the value).
 //
-// Pure functions; any thread. Error codes: "parse", "invalid-key",
-// "invalid-value", and those of read_file/write_file_atomically.
+// Pure functions; any thread. Error codes: "parse", "invalid_key",
+// "invalid_value", and those of read_file/write_file_atomically.
 #include <optional>
 #include <string>
 #include <string_view>

@@ -26,8 +26,8 @@ struct MigrationReport {
   std::vector<int> applied;
 };
 
-// Error codes: "schema-newer" (refuse to run), "unavailable" (cannot connect:
-// worth retrying), "migration-failed" (a migration's SQL failed; nothing of it
+// Error codes: "schema_newer" (refuse to run), "unavailable" (cannot connect:
+// worth retrying), "migration_failed" (a migration's SQL failed; nothing of it
 // was kept).
 Result<MigrationReport> migrate(const std::string& connection_string,
                                 const std::vector<Migration>& migrations = builtin_migrations());

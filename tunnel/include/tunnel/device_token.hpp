@@ -19,7 +19,7 @@ struct TokenClaims {
   WallClock::time_point exp;
 };
 
-// Decodes the payload of a JWS compact token. Error code "bad-token"; the
+// Decodes the payload of a JWS compact token. Error code "bad_token"; the
 // message never includes the token.
 Result<TokenClaims> decode_claims(std::string_view jwt);
 
