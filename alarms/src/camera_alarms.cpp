@@ -58,8 +58,28 @@ struct Alarm {
   }
 };
 
+// A ban as matching needs it: the replica's list kept this small (a large
+// community's list is tens of thousands), not as JSON.
+struct Ban {
+  std::string id, plate, full_name, reason;
+  std::optional<std::string> photo_url;
+
+  static Ban from(const json& b) {
+    Ban out{text(b, "id"), text(b, "plate"), text(b, "fullName"), text(b, "reason"), std::nullopt};
+    if (auto it = b.find("photoUrl"); it != b.end() && it->is_string()) out.photo_url = it->get<std::string>();
+    return out;
+  }
+  json view() const {
+    return {{"id", id},
+            {"fullName", full_name},
+            {"plate", plate.empty() ? json() : json(plate)},
+            {"reason", reason},
+            {"photoUrl", photo_url ? json(*photo_url) : json()}};
+  }
+};
+
 struct Hit {
-  json ban;
+  Ban ban;
   std::string source, read, match;
   double score = 0;
   int strength = 0;  // a name 4, then rank()
@@ -79,7 +99,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   log::Logger log{"alarms"};
   bool stopped = false;
 
-  std::optional<json> bans;  // the active bans, cached until they change
+  std::optional<std::vector<Ban>> bans;  // the active bans, cached until they change
   bool reading = false;
   std::uint64_t bans_generation = 0;
   std::deque<Sighting> pending;
@@ -116,7 +136,12 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
         return;
       }
       if (generation != self->bans_generation) return self->read_bans();  // changed meanwhile
-      self->bans = std::move(list.value().bans);
+      std::vector<Ban> compact;
+      compact.reserve(list.value().bans.size());
+      for (const auto& b : list.value().bans) {
+        if (auto ban = Ban::from(b); !ban.id.empty()) compact.push_back(std::move(ban));
+      }
+      self->bans = std::move(compact);
       auto waiting = std::move(self->pending);
       self->pending.clear();
       for (auto& s : waiting) self->match(s);
@@ -126,15 +151,12 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   std::vector<Hit> hits(const Sighting& s) const {
     std::vector<Hit> out;
     for (const auto& ban : *bans) {
-      const std::string id = text(ban, "id");
-      if (id.empty()) continue;
-      if (!s.sub_label.empty() && s.sub_label == id && s.sub_label_score >= settings.min_score) {
+      if (!s.sub_label.empty() && s.sub_label == ban.id && s.sub_label_score >= settings.min_score) {
         out.push_back({ban, s.label == "person" ? "face" : "plate", s.sub_label, "name", s.sub_label_score, 4});
         continue;
       }
-      const std::string plate = text(ban, "plate");
-      if (s.plate.empty() || plate.empty() || s.plate_score < settings.min_score) continue;
-      const PlateMatch m = match_plate(s.plate, plate);
+      if (s.plate.empty() || ban.plate.empty() || s.plate_score < settings.min_score) continue;
+      const PlateMatch m = match_plate(s.plate, ban.plate);
       if (m != PlateMatch::none) out.push_back({ban, "plate", s.plate, wire_name(m), s.plate_score, rank(m)});
     }
     // A read that matches one ban exactly and another with a misread alarms for the exact one.
@@ -146,7 +168,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
 
   void match(const Sighting& s) {
     for (auto& hit : hits(s)) {
-      const std::string ban_id = text(hit.ban, "id");
+      const std::string ban_id = hit.ban.id;
       const std::string key = s.event_id + "\n" + ban_id;
       if (raised_keys.count(key)) continue;
       raised_keys.insert(key);
@@ -161,7 +183,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
 
   void raise(const Sighting& s, Hit hit) {
     Alarm a;
-    a.id = name_uuid("camera-ban-hit:" + s.event_id + ":" + text(hit.ban, "id"));
+    a.id = name_uuid("camera-ban-hit:" + s.event_id + ":" + hit.ban.id);
     a.camera = s.camera;
     a.event_id = s.event_id;
     a.source = hit.source;
@@ -170,11 +192,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     a.score = hit.score;
     a.raised_at = format_rfc3339(std::chrono::system_clock::now());
     a.raised = SteadyClock::now();
-    a.ban = {{"id", hit.ban.value("id", json())},
-             {"fullName", hit.ban.value("fullName", json())},
-             {"plate", hit.ban.value("plate", json())},
-             {"reason", hit.ban.value("reason", json())},
-             {"photoUrl", hit.ban.value("photoUrl", json())}};
+    a.ban = hit.ban.view();
     replica::OutboundEvent e;
     e.client_id = a.id;
     e.type = "ban_hit";
