@@ -2,6 +2,8 @@
 // the box unreachable), the lists from the network with the last copy kept
 // for when the box cannot answer. Posts are never cached: the app's outbox
 // (IndexedDB) holds them until the box has them.
+// scripts/build-web names the shell's cache by its content (this name is
+// the unbuilt tree's): a new app is a new cache, and the old one is dropped.
 const SHELL = 'secbox-shell-v2';
 const DATA = 'secbox-data-v1';
 const FILES = ['/', '/app.js', '/style.css', '/manifest.webmanifest', '/icon.svg'];
