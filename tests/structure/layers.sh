@@ -30,8 +30,8 @@ forbid_link() {
   fi
 }
 
-forbid "replica lan media control pairing alarms" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
-forbid_link "replica lan media control pairing alarms" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
+forbid "replica lan media control pairing alarms update" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
+forbid_link "replica lan media control pairing alarms update" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
 forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/" "protocol/ includes a component"
 forbid "lan" "replica/(queue|reads|database|sync)\.hpp" "the LAN API includes the concrete replica (it takes replica/ports.hpp)"
 forbid_link "lan" "secbox_replica" "the LAN library links the replica (it links secbox_replica_ports)"
