@@ -17,7 +17,7 @@ import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitFor, stopChildren } from './support.mjs';
+import { collect, launchChromium, waitFor, stopChildren, gotoPage } from './support.mjs';
 import { startFakeFrigate, frigateCar } from './fake_frigate.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-alarms-'));
@@ -98,7 +98,7 @@ test('a banned plate seen by a camera alarms the guard, online and offline, once
   try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 360, height: 800 }, locale: 'es-MX' });
     const page = await context.newPage();
-    await page.goto(`https://localhost:${lanPort}/`);
+    await gotoPage(page, `https://localhost:${lanPort}/`);
     await page.waitForSelector('#view-login:not([hidden])');
     await page.fill('#guard-id', 'g_1');
     await page.fill('#pin', '2468');
@@ -166,7 +166,7 @@ test('a banned plate seen by a camera alarms the guard, online and offline, once
     // A second phone that was not listening when it was raised (asleep, or
     // opened later): the stream's state on connecting catches it up.
     const other = await context.newPage();
-    await other.goto(`https://localhost:${lanPort}/`);
+    await gotoPage(other, `https://localhost:${lanPort}/`);
     await other.waitForSelector('#alarm:not([hidden])', { timeout: 10_000 });
     assert.equal(await other.textContent('#alarm-name'), 'Marta Ríos');
     await page.click('#alarm-allow');

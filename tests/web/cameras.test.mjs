@@ -11,7 +11,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { collect, waitFor, stopChildren } from './support.mjs';
+import { collect, waitFor, stopChildren, gotoPage } from './support.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-cameras-'));
 chmodSync(root, 0o711);
@@ -68,7 +68,7 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
   try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 900, height: 700 }, locale: 'es-MX' });
     const page = await context.newPage();
-    await page.goto(`https://localhost:${lanPort}/`);
+    await gotoPage(page, `https://localhost:${lanPort}/`);
     await page.fill('#guard-id', 'g_1');
     await page.fill('#pin', '2468');
     await page.click('#login-form button[type=submit]');

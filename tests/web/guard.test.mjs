@@ -11,7 +11,7 @@ import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitFor, stopChildren } from './support.mjs';
+import { collect, launchChromium, waitFor, stopChildren, gotoPage } from './support.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-guard-'));
 chmodSync(root, 0o711);
@@ -79,7 +79,7 @@ test('a guard works the gate, offline too, and nothing is sent twice', { timeout
   try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 }, locale: 'es-MX' });
     const page = await context.newPage();
-    await page.goto(`https://localhost:${lanPort}/`);
+    await gotoPage(page, `https://localhost:${lanPort}/`);
     await page.waitForSelector('#view-login:not([hidden])');
     await page.screenshot({ path: join(shots, 'guard-login.png') });
 

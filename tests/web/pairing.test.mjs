@@ -11,7 +11,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync 
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { collect, launchChromium, waitForOutput, stopChildren } from './support.mjs';
+import { collect, launchChromium, waitForOutput, stopChildren, gotoPage } from './support.mjs';
 
 const secbox = process.env.SECBOX_BINARY;
 const cloudsim = process.env.CLOUDSIM_BINARY;
@@ -52,7 +52,7 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
   const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 412, height: 915 } });  // a guard's phone
-    await page.goto(url);
+    await gotoPage(page, url);
     assert.equal(await page.locator('h1').textContent(), 'Pair this SecBox');
     // The fingerprint is made off the loop; a reload shows it once made.
     await page.waitForTimeout(300);
@@ -91,7 +91,7 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
     try {
       const attacker = await browser.newPage();
       const posted = attacker.waitForResponse((r) => r.url() === `${url}pair`);
-      await attacker.goto(`http://localhost:${evil.address().port}/`);
+      await gotoPage(attacker, `http://localhost:${evil.address().port}/`);
       const refused = await posted;
       assert.equal(refused.status(), 403);
       assert.match(await refused.text(), /cross_site/);
@@ -113,17 +113,17 @@ test('a super-admin pairs the box through the form', { timeout: 120_000 }, async
     const lanLinks = await page.locator('a').evaluateAll((as) => as.map((a) => a.href));
     assert.ok(lanLinks.every((l) => l.endsWith(`:${lanPort}/`)), lanLinks.join(' '));
 
-    const gone = await page.goto(url);
+    const gone = await gotoPage(page, url);
     assert.equal(gone.status(), 410);
     assert.equal(await page.locator('h1').textContent(), 'This box is paired');
 
     // The LAN side answers over HTTPS with the box's own certificate.
     const lan = await browser.newContext({ ignoreHTTPSErrors: true });
     const lanPage = await lan.newPage();
-    const health = await lanPage.goto(`https://127.0.0.1:${lanPort}/healthz`);
+    const health = await gotoPage(lanPage, `https://127.0.0.1:${lanPort}/healthz`);
     assert.equal(health.status(), 200);
     assert.deepEqual(await health.json(), { status: 'ok' });
-    const status = await lanPage.goto(`https://127.0.0.1:${lanPort}/api/lan/status`);
+    const status = await gotoPage(lanPage, `https://127.0.0.1:${lanPort}/api/lan/status`);
     assert.equal(status.status(), 401);
     await lan.close();
   } finally {

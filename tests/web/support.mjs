@@ -39,6 +39,20 @@ export function waitForOutput(child, re, ms) {
   return waitFor(() => child.text.match(re), ms, `${re} in:\n${child.text}`);
 }
 
+// page.goto, again when Chromium gave the load up because a network interface
+// came or went on this machine (ERR_NETWORK_CHANGED: podman's networks in
+// the tests running beside this one). At most 5 tries.
+export async function gotoPage(page, url, options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.goto(url, options);
+    } catch (e) {
+      if (attempt >= 5 || !String(e.message).includes('ERR_NETWORK_CHANGED')) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 export function launchChromium() {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
