@@ -203,8 +203,15 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     log.warn("A camera saw a banned visitor.", {{"camera", a.camera}, {"frigate_event_id", a.event_id},
                                                 {"banned_visitor_id", text(a.ban, "id")}, {"match", a.match},
                                                 {"score", a.score}});
-    events.enqueue(std::move(e), [self = shared_from_this(), a = std::move(a)](Result<replica::Enqueued> r) mutable {
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const bool stale = s.ended_at && now - *s.ended_at > static_cast<double>(settings.stale_after.count());
+    events.enqueue(std::move(e), [self = shared_from_this(), a = std::move(a), stale](Result<replica::Enqueued> r) mutable {
       if (self->stopped) return;
+      if (stale) {
+        self->log.info("A banned visitor seen by a camera minutes ago (read after a gap): recorded for the cloud, "
+                       "no alarm.", {{"alarm_id", a.id}, {"camera", a.camera}});
+        return;
+      }
       if (r && r.value().duplicate) {
         // Raised before a restart: the guards saw it then.
         self->log.info("This camera alarm was raised before; not shown again.", {{"alarm_id", a.id}});

@@ -159,7 +159,7 @@ struct App::Impl {
         },
         [this](const media::ParsedEvent& e) {
           camera_alarms->seen(alarms::Sighting{e.id, e.camera, e.label, e.plate, e.plate_score, e.sub_label,
-                                               e.sub_label_score});
+                                               e.sub_label_score, e.end_time});
         });
     frigate_events = events.get();
     after_database.push_back(frigate_events);

@@ -248,7 +248,8 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
   p.id = *id;
   p.camera = *camera;
   p.label = *label;
-  p.in_progress = !num(e, "end_time");
+  p.end_time = num(e, "end_time");
+  p.in_progress = !p.end_time;
   const nlohmann::json none;
   const auto& data = e.contains("data") && e["data"].is_object() ? e["data"] : none;
   // sub_label: text in the events API; [name, score] in MQTT payloads.

@@ -102,7 +102,7 @@ class CameraAlarmsTest : public ::testing::Test {
   }
 
   static Sighting car(const std::string& id, const std::string& plate, double score) {
-    return Sighting{id, "front", "car", plate, score, "", 0};
+    return Sighting{id, "front", "car", plate, score, "", 0, std::nullopt};
   }
 
   // Lets the matching, the queue's commit and the snapshot's fetch finish.
@@ -170,9 +170,9 @@ TEST_F(CameraAlarmsTest, AnEventUpdatedTenTimesIsOneAlarmAlsoAfterARestart) {
 }
 
 TEST_F(CameraAlarmsTest, AFaceNamedWithABansIdAlarms) {
-  alarms->seen(Sighting{"e-face", "front", "person", "", 0, "b_2", 0.97});
-  alarms->seen(Sighting{"e-face-weak", "front", "person", "", 0, "b_2", 0.4});
-  alarms->seen(Sighting{"e-stranger", "front", "person", "", 0, "Unknown", 0.99});
+  alarms->seen(Sighting{"e-face", "front", "person", "", 0, "b_2", 0.97, std::nullopt});
+  alarms->seen(Sighting{"e-face-weak", "front", "person", "", 0, "b_2", 0.4, std::nullopt});
+  alarms->seen(Sighting{"e-stranger", "front", "person", "", 0, "Unknown", 0.99, std::nullopt});
   settle();
   const json list = alarms->list();
   ASSERT_EQ(list.size(), 1u);
@@ -218,6 +218,20 @@ TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
   EXPECT_EQ(w.exec1("SELECT occurred_at = '2026-12-04T10:05:00Z'::timestamptz FROM outbound_event WHERE type = "
                     "'visitor_entry'")[0].as<bool>(), true)
       << "when the guard answered, not when the box heard it";
+}
+
+// After a gap (the box or Frigate down), events that ended long ago are read
+// at once: the cloud hears of the banned car, no guard is alarmed for a car
+// that left minutes ago; one that ended just now still alarms.
+TEST_F(CameraAlarmsTest, AnEventThatEndedMinutesAgoIsRecordedNotAlarmed) {
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  alarms->seen(Sighting{"e-old", "front", "car", "ABC-123", 0.95, "", 0, now - 3600});
+  alarms->seen(Sighting{"e-just", "front", "car", "ABC-123", 0.95, "", 0, now - 20});
+  settle();
+  const json list = alarms->list();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["frigateEventId"], "e-just");
+  EXPECT_EQ(queued().size(), 2u) << "both ban_hits queued";
 }
 
 TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {

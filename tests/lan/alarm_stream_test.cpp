@@ -165,7 +165,7 @@ TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
   });
   auto ready = state_read.get_future();
   ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
-  alarms->seen(alarms::Sighting{"1733300000.1-abc", "front", "car", "ABC 123", 0.93, "", 0});
+  alarms->seen(alarms::Sighting{"1733300000.1-abc", "front", "car", "ABC 123", 0.93, "", 0, std::nullopt});
   ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty(); }, 10s));
   const std::string alarm_id = alarms->list()[0]["id"];
   auto answered = serve_while([&, port] {
@@ -214,7 +214,7 @@ TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
 }
 
 TEST_F(AlarmStreamTest, TheSnapshotAndTheStreamNeedASession) {
-  alarms->seen(alarms::Sighting{"e-1", "front", "car", "ABC123", 0.95, "", 0});
+  alarms->seen(alarms::Sighting{"e-1", "front", "car", "ABC123", 0.95, "", 0, std::nullopt});
   ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty() && alarms->list()[0]["hasSnapshot"] == true; }, 10s));
   const std::string alarm_id = alarms->list()[0]["id"];
   const std::string token = login();

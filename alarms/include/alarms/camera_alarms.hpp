@@ -11,7 +11,8 @@
 // listens (AlarmFeed), with the camera's latest snapshot once it is fetched.
 // A guard answers it ("denied": turned away; "allowed": let in anyway, with a
 // reason), which queues a `visitor_entry`. Everything works offline: the
-// bans are the replica, the events wait in the queue.
+// bans are the replica, the events wait in the queue. An event that ended
+// minutes before it was read (after a gap) is recorded, not alarmed.
 //
 // Kept in memory: the last `keep` alarms of the last `keep_for` (what an app
 // that slept catches up on), snapshots of the newest 20.
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +43,7 @@ struct Sighting {
   double plate_score = 0;  // data.recognized_license_plate_score
   std::string sub_label;  // a face's or a known plate's name; empty when none
   double sub_label_score = 0;
+  std::optional<double> ended_at;  // Unix time; none while in progress
 };
 
 struct AlarmSettings {
@@ -50,6 +53,10 @@ struct AlarmSettings {
   std::size_t snapshot_limit = 1 << 20;
   std::size_t keep = 200;
   std::chrono::hours keep_for{12};
+  // An event that ended longer ago than this (read after the box or Frigate
+  // was down) still queues its ban_hit for the cloud, but alarms no guard:
+  // that car is gone.
+  std::chrono::seconds stale_after{300};
 };
 
 // A guard's answer to an alarm.

@@ -64,6 +64,7 @@ struct ParsedEvent {
   std::string sub_label, plate;
   double sub_label_score = 0, plate_score = 0;
   bool in_progress = false;  // end_time null
+  std::optional<double> end_time;  // Unix time
 };
 std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& event);
 
