@@ -143,6 +143,12 @@ async function flush() {
       } else if (res.status === 401) {
         showLogin();
         break;
+      } else if (res.status === 404 && item.body.asEntry) {
+        // An alarm the box forgot: the same answer, as an entry, with the same clientId.
+        item.path = '/api/lan/entries';
+        item.body = { ...item.body.asEntry, clientId: item.clientId, occurredAt: item.body.occurredAt };
+        await outbox.add(item);
+        items.push(item);
       } else if (res.status === 400 || res.status === 404) {
         // It will never be accepted (404: an alarm the box no longer holds): say so, keep nothing broken.
         await outbox.remove(item.clientId);
@@ -522,9 +528,18 @@ function renderAlarm() {
   alarmSnapshot(a);
 }
 
+let alarmBoot = null;  // the box's feed, as its last state named it
+
 function alarmEvent(name, data) {
   if (name === 'state') {
+    // The box restarted (a new boot) and forgot its alarms: the ones nobody
+    // answered stay on this phone until a guard does.
+    const kept = data.boot !== alarmBoot && alarmBoot !== null
+      ? [...alarms.values()].filter((a) => !a.answer && !answeredHere.has(a.id)) : [];
+    alarmBoot = data.boot;
+    $('alarm').dataset.boot = data.boot;  // which start of the box the phone last heard from
     alarms.clear();
+    for (const a of kept) alarms.set(a.id, a);
     for (const a of data.alarms) alarms.set(a.id, a);
   } else if (name === 'alarm') {
     alarms.set(data.id, data);
@@ -607,7 +622,13 @@ async function answerAlarm(decision, reason) {
   if (!id) return;
   answeredHere.add(id);
   renderAlarm();
-  await record('/api/lan/alarms/answer', { alarmId: id, decision, reason: reason || undefined }, 'alarm.answered');
+  const a = alarms.get(id);
+  // Should the box no longer know the alarm (it restarted), the answer is
+  // recorded as an ordinary entry instead: the guard's decision is never lost.
+  const entry = { name: a?.ban.fullName || a?.ban.id || '?', plate: a?.source === 'plate' ? a.read : undefined,
+                  decision, reason: reason || undefined };
+  await record('/api/lan/alarms/answer', { alarmId: id, decision, reason: reason || undefined, asEntry: entry },
+               'alarm.answered');
 }
 
 // ------------------------------------------------------------------ UI --

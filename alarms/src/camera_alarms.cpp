@@ -98,6 +98,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   boost::asio::steady_timer retry;
   log::Logger log{"alarms"};
   bool stopped = false;
+  const std::string boot = random_uuid();
 
   std::optional<std::vector<Ban>> bans;  // the active bans, cached until they change
   bool reading = false;
@@ -361,6 +362,8 @@ void CameraAlarms::answer(const std::string& alarm_id, Answer answer,
                           std::function<void(Result<nlohmann::json>)> done) {
   impl_->answer(alarm_id, std::move(answer), std::move(done));
 }
+
+const std::string& CameraAlarms::boot() const { return impl_->boot; }
 
 std::shared_ptr<const std::string> CameraAlarms::snapshot(const std::string& alarm_id) const {
   Alarm* a = impl_->find(alarm_id);

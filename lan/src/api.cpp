@@ -696,7 +696,8 @@ void LanApi::Impl::alarm_stream(const HttpRequest& r, Reply reply) {
     stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
       if (auto s = weak.lock()) s->listeners.erase(id);
     });
-    stream->write("retry: 2000\n\n" + sse("state", {{"alarms", self->settings.alarms->list()}}));
+    stream->write("retry: 2000\n\n" + sse("state", {{"alarms", self->settings.alarms->list()},
+                                                       {"boot", self->settings.alarms->boot()}}));
     self->schedule_ping();
   };
   reply(std::move(res));

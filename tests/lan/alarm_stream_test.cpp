@@ -197,7 +197,8 @@ TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
   EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
   EXPECT_NE(head.find("Content-Type: text/event-stream"), std::string::npos) << head;
   EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
-  EXPECT_EQ(event_data(state, "state"), (json{{"alarms", json::array()}})) << state;
+  EXPECT_EQ(event_data(state, "state"), (json{{"alarms", json::array()}, {"boot", alarms->boot()}})) << state;
+  EXPECT_EQ(alarms->boot().size(), 36u);
   const json raised = event_data(later, "alarm");
   ASSERT_TRUE(raised.is_object()) << later;
   EXPECT_EQ(raised["ban"]["fullName"], "José Núñez");

@@ -8,11 +8,14 @@
 // alarm, "let in anyway" with a reason, and both events reach the cloud once
 // it is back, once each; a second phone opened after the alarm was raised
 // catches up with it, and sees it go when the first answers. Screenshots of
-// the alarm at 360 and 412 px.
+// the alarm at 360 and 412 px. Last, the box restarts while an alarm is on
+// screen: the phone keeps it, and the guard's answer reaches the cloud as an
+// entry though the box forgot the alarm.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/alarms.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +34,14 @@ after(async () => {
   await frigate?.close();
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
+
+// A port free now, for a LAN server that must keep its address across a restart.
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
 
 function pinHash(pin) {
   const salt = Buffer.from('booth-salt-0001!');
@@ -79,13 +90,17 @@ test('a banned plate seen by a camera alarms the guard, online and offline, once
   mkdirSync(join(root, 'etc'), { mode: 0o750 });
   mkdirSync(join(root, 'state'), { mode: 0o700 });
   writeFileSync(join(root, 'etc/secbox.env'),
-                `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=0\nLAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\n` +
-                `FRIGATE_URL=${frigate.url}\n`, { mode: 0o600 });
+                `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=${await freePort()}\n` +
+                `LAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\nFRIGATE_URL=${frigate.url}\n`, { mode: 0o600 });
   writeFileSync(join(root, 'etc/cloud'), `${ready.baseUrl}\n`);
-  const box = collect(spawn(process.env.SECBOX_BINARY, ['run'], {
-    env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
-    stdio: ['ignore', 'pipe', 'pipe'] }));
-  children.push(box);
+  const startBox = () => {
+    const child = collect(spawn(process.env.SECBOX_BINARY, ['run'], {
+      env: { PATH: process.env.PATH, SECBOX_ETC_DIR: join(root, 'etc'), SECBOX_STATE_DIR: join(root, 'state') },
+      stdio: ['ignore', 'pipe', 'pipe'] }));
+    children.push(child);
+    return child;
+  };
+  let box = startBox();
   const pairingPort = Number((await waitFor(() => box.text.match(/Pairing form ready\.","port":(\d+)/), 30_000, 'the pairing form'))[1]);
   const lanPort = Number((await waitFor(() => box.text.match(/LAN server ready\.","port":(\d+)/), 60_000, 'the LAN server'))[1]);
   const paired = await fetch(`http://127.0.0.1:${pairingPort}/pair`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -193,6 +208,37 @@ test('a banned plate seen by a camera alarms the guard, online and offline, once
     assert.deepEqual({ name: offlineEntry.name, reason: offlineEntry.reason }, { name: 'Marta Ríos', reason: 'Orden del administrador' });
     const token = await page.evaluate(() => localStorage.getItem('token'));
     assert.ok(token && !box.text.includes(token), 'the session token never reaches the log');
+
+    // The box restarts while an alarm is on screen: it forgets the alarm, the
+    // phone keeps it, and the answer goes up as an entry.
+    await other.close();
+    const third = Date.now() / 1000;
+    frigate.put(frigateCar({ id: `${third.toFixed(6)}-car3`, start: third, plate: 'ABC-123', score: 0.96 }));
+    await page.waitForSelector('#alarm:not([hidden])', { timeout: 10_000 });
+    await waitFor(async () => Object.keys((await cloudEvents(sim)).byType.ban_hit ?? {}).length >= 3, 30_000,
+                  'the third ban_hit');
+    const bootBefore = await page.getAttribute('#alarm', 'data-boot');
+    await new Promise((resolve) => { box.once('exit', resolve); box.kill('SIGTERM'); });
+    box = startBox();
+    await waitFor(() => box.text.match(/LAN server ready\."/), 60_000, 'the restarted box');
+    await waitFor(() => box.text.includes('The cloud welcomed the box.'), 60_000, 'the restarted box welcomed');
+    // The phone's stream is back, with the new box's state (which holds no alarm).
+    await waitFor(async () => {
+      const boot = await page.getAttribute('#alarm', 'data-boot');
+      return boot && boot !== bootBefore;
+    }, 60_000, 'the phone to hear from the restarted box');
+    assert.equal(await page.isVisible('#alarm'), true, 'the unanswered alarm stays on the phone');
+    assert.equal(await page.textContent('#alarm-name'), 'José Núñez');
+    await page.click('#alarm-deny');
+    await page.waitForSelector('#alarm', { state: 'hidden' });
+    const restarted = await waitFor(async () => {
+      const e = await cloudEvents(sim);
+      return e && Object.keys(e.byType.visitor_entry ?? {}).length >= 3 ? e : null;
+    }, 60_000, 'the third visitor_entry');
+    assert.equal(Object.keys(restarted.byType.ban_hit).length, 3, 'the restarted box raised nothing again');
+    const third_entry = Object.values(restarted.byType.visitor_entry)
+      .filter((e) => e.decision === 'denied' && e.name === 'José Núñez');
+    assert.equal(third_entry.length, 2, 'the first car and this one, both turned away');
   } finally {
     await browser.close();
     console.log(`screenshots in ${shots}`);

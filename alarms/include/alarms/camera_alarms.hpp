@@ -89,6 +89,9 @@ class AlarmFeed {
                       std::function<void(Result<nlohmann::json>)> done) = 0;
   // The camera's snapshot taken when the alarm was raised; null when none.
   virtual std::shared_ptr<const std::string> snapshot(const std::string& alarm_id) const = 0;
+  // Made anew each time the box starts: an app that sees it change knows the
+  // box forgot the alarms it held, and keeps its own unanswered ones.
+  virtual const std::string& boot() const = 0;
 };
 
 class CameraAlarms final : public AlarmFeed {
@@ -107,6 +110,7 @@ class CameraAlarms final : public AlarmFeed {
   void unsubscribe(std::uint64_t id) override;
   void answer(const std::string& alarm_id, Answer answer, std::function<void(Result<nlohmann::json>)> done) override;
   std::shared_ptr<const std::string> snapshot(const std::string& alarm_id) const override;
+  const std::string& boot() const override;
 
   struct Impl;
 

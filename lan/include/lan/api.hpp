@@ -15,7 +15,8 @@
 //   POST /api/lan/notes                 a guard_note, the same way
 //   GET  /api/lan/alarms                camera alarms kept on the box
 //   GET  /api/lan/alarms/stream         server-sent events: `state` (every
-//                                       alarm kept) at once, then `alarm` for
+//                                       alarm kept, and the feed's boot id)
+//                                       at once, then `alarm` for
 //                                       each one raised or changed; a comment
 //                                       every ping interval. Closed when the
 //                                       session ends, and after 10 min (the
