@@ -78,6 +78,31 @@ struct Ban {
   }
 };
 
+// Keys remembered, the oldest forgotten first beyond `limit`.
+class RecentKeys {
+ public:
+  explicit RecentKeys(std::size_t limit) : limit_(limit) {}
+  // False when the key was there already.
+  bool insert(std::string key) {
+    if (!keys_.insert(key).second) return false;
+    order_.push_back(std::move(key));
+    if (order_.size() > limit_) {
+      keys_.erase(order_.front());
+      order_.pop_front();
+    }
+    return true;
+  }
+  void clear() {
+    keys_.clear();
+    order_.clear();
+  }
+
+ private:
+  std::size_t limit_;
+  std::deque<std::string> order_;
+  std::unordered_set<std::string> keys_;
+};
+
 struct Hit {
   Ban ban;
   std::string source, read, match;
@@ -105,8 +130,11 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   std::uint64_t bans_generation = 0;
   std::deque<Sighting> pending;
 
-  std::deque<std::string> raised_order;
-  std::unordered_set<std::string> raised_keys;  // event id + ban id
+  RecentKeys raised{kRaisedLimit};  // event id + ban id
+  // Reads matched already against the current bans: an event in progress is
+  // reported every second with the same read, and a large community's list
+  // is not walked on the loop again for it.
+  RecentKeys matched{kRaisedLimit};
   std::uint64_t raised_count = 0;
 
   std::deque<Alarm> alarms;
@@ -115,7 +143,10 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
 
   void seen(Sighting s) {
     if (s.plate.empty() && s.sub_label.empty()) return;
-    if (bans) return match(s);
+    if (bans) {
+      if (!matched.insert(read_key(s))) return;
+      return match(s);
+    }
     if (pending.size() >= kPendingLimit) pending.pop_front();
     pending.push_back(std::move(s));
     read_bans();
@@ -145,7 +176,9 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
       self->bans = std::move(compact);
       auto waiting = std::move(self->pending);
       self->pending.clear();
-      for (auto& s : waiting) self->match(s);
+      for (auto& s : waiting) {
+        if (self->matched.insert(self->read_key(s))) self->match(s);
+      }
     });
   }
 
@@ -167,17 +200,16 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     return out;
   }
 
+  // What decides a match: the event, what was read, and whether each read
+  // reaches the minimum score.
+  std::string read_key(const Sighting& s) const {
+    return s.event_id + "\n" + s.plate + "\n" + s.sub_label + "\n" +
+           (s.plate_score >= settings.min_score ? "1" : "0") + (s.sub_label_score >= settings.min_score ? "1" : "0");
+  }
+
   void match(const Sighting& s) {
     for (auto& hit : hits(s)) {
-      const std::string ban_id = hit.ban.id;
-      const std::string key = s.event_id + "\n" + ban_id;
-      if (raised_keys.count(key)) continue;
-      raised_keys.insert(key);
-      raised_order.push_back(key);
-      if (raised_order.size() > kRaisedLimit) {
-        raised_keys.erase(raised_order.front());
-        raised_order.pop_front();
-      }
+      if (!raised.insert(s.event_id + "\n" + hit.ban.id)) continue;
       raise(s, std::move(hit));
     }
   }
@@ -338,6 +370,7 @@ void CameraAlarms::seen(Sighting sighting) { impl_->seen(std::move(sighting)); }
 
 void CameraAlarms::bans_changed() {
   impl_->bans.reset();
+  impl_->matched.clear();  // a new ban may match a read seen before
   ++impl_->bans_generation;
 }
 
