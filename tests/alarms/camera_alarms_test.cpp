@@ -17,6 +17,7 @@
 #include "replica/reads.hpp"
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
+#include "sync_messages.hpp"
 #include "test_database.hpp"
 
 namespace secbox::alarms {
@@ -50,25 +51,15 @@ class CameraAlarmsTest : public ::testing::Test {
     ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
     sync.on_applied([this](const std::string&) { ++applied; });
     queue.start();
-    dispatcher.dispatch(
-        json{{"v", 1},
-             {"type", "snapshot.banned_visitor"},
-             {"id", "c-1"},
-             {"ts", "2026-12-04T10:00:00Z"},
-             {"payload",
-              {{"snapshotId", "s_1"},
-               {"version", 5},
-               {"chunk", 1},
-               {"chunks", 1},
-               {"rows", json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
-                                      {"plate", "ABC-123"}, {"reason", "Robo de paquetes"},
-                                      {"createdAt", "2026-10-01T12:00:00Z"}},
-                                     {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
-                                      {"reason", "Agresión"}, {"createdAt", "2026-10-02T12:00:00Z"}},
-                                     {{"id", "b_3"}, {"communityId", "com_1"}, {"fullName", "Eva Short"},
-                                      {"plate", "AB12"}, {"reason", "Short plate"},
-                                      {"createdAt", "2026-10-03T12:00:00Z"}}})}}}}
-            .dump());
+    const json bans = json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
+                                    {"plate", "ABC-123"}, {"reason", "Robo de paquetes"},
+                                    {"createdAt", "2026-10-01T12:00:00Z"}},
+                                   {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
+                                    {"reason", "Agresión"}, {"createdAt", "2026-10-02T12:00:00Z"}},
+                                   {{"id", "b_3"}, {"communityId", "com_1"}, {"fullName", "Eva Short"},
+                                    {"plate", "AB12"}, {"reason", "Short plate"},
+                                    {"createdAt", "2026-10-03T12:00:00Z"}}});
+    dispatcher.dispatch(secbox::testing::snapshot_message("c-1", "banned_visitor", 5, bans));
     ASSERT_TRUE(run_until(io, [&] { return applied == 1; }, 20s));
     make_alarms();
   }

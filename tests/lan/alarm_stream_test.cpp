@@ -21,6 +21,7 @@
 #include "replica/reads.hpp"
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
+#include "sync_messages.hpp"
 #include "test_database.hpp"
 
 namespace secbox::lan {
@@ -96,11 +97,7 @@ class AlarmStreamTest : public ::testing::Test {
   }
 
   void snapshot(const std::string& entity, json rows) {
-    dispatcher.dispatch(json{{"v", 1}, {"type", "snapshot." + entity}, {"id", "c-" + std::to_string(++sent)},
-                             {"ts", "2026-12-04T10:00:00Z"},
-                             {"payload", {{"snapshotId", "s_" + entity}, {"version", 3}, {"chunk", 1}, {"chunks", 1},
-                                          {"rows", std::move(rows)}}}}
-                            .dump());
+    dispatcher.dispatch(secbox::testing::snapshot_message("c-" + std::to_string(++sent), entity, 3, std::move(rows)));
   }
 
   // Work on another thread while the loop serves.

@@ -9,6 +9,7 @@
 #include "protocol/dispatcher.hpp"
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
+#include "sync_messages.hpp"
 #include "test_database.hpp"
 
 namespace secbox::replica {
@@ -43,11 +44,8 @@ class ReadsTest : public ::testing::Test {
   }
   void snapshot(const std::string& entity, std::int64_t version, json rows) {
     const int before = applied;
-    dispatcher.dispatch(json{{"v", 1}, {"type", "snapshot." + entity}, {"id", "c-" + std::to_string(++sent)},
-                             {"ts", "2026-12-04T10:00:00Z"},
-                             {"payload", {{"snapshotId", "s_" + entity}, {"version", version}, {"chunk", 1},
-                                          {"chunks", 1}, {"rows", std::move(rows)}}}}
-                            .dump());
+    dispatcher.dispatch(
+        secbox::testing::snapshot_message("c-" + std::to_string(++sent), entity, version, std::move(rows)));
     ASSERT_TRUE(run_until(io, [&] { return applied > before; }, 20s));
   }
   template <class T>
