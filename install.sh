@@ -1,15 +1,20 @@
 #!/bin/sh
 # SecBox installer for a Debian 12 booth box, meant to be piped into sh:
 #
-#   curl -fsSL <cloud>/install.sh | sh -s -- --from-source /opt/secbox-src --cloud <cloud>
+#   curl -fsSL <cloud>/install.sh | sh
+#
+# With no --binary or --from-source, it downloads the signed binary for this
+# machine's architecture from the cloud it came from, and checks its Ed25519
+# signature with the update key it pins (/etc/secbox/update.pub) before
+# anything runs it.
 #
 # Everything below is a function; only the last line runs anything, so a
 # download cut short at any byte executes nothing.
 #
 # Options:
-#   --from-source DIR  build SecBox from the source tree in DIR (for now the
-#                      only way: binary packages are not published yet)
-#   --binary FILE      install this already built `secbox` instead of building
+#   --from-source DIR  build SecBox from the source tree in DIR (development)
+#   --binary FILE      install this already built `secbox` (development)
+#   --update-key FILE  the Ed25519 public key (PEM) updates must be signed by
 #   --cloud URL        the one cloud this box may pair with (see CLOUD_URL)
 #   --web DIR          the guard app's files (default: the source tree's web/)
 #   --prefix DIR       where the program goes (default /usr/local)
@@ -36,16 +41,23 @@ init_settings() {
   # line in with its own base URL (docs/wire-format.md), so the box it
   # installs pairs with that cloud only; --cloud URL overrides it.
   CLOUD_URL=""
+  # The key this box's software must be signed by (PEM, base64 on one line).
+  # The cloud that serves this script fills it in, as CLOUD_URL; --update-key
+  # FILE overrides it. Once pinned, /etc/secbox/update.pub is the only key
+  # the box trusts: update.apply carries no key.
+  UPDATE_KEY_B64=""
+  UPDATE_KEY_FILE=""
   # podman and podman-compose run the box's containers (cloud control's
   # compose restarts); dbus and polkitd let the daemon restart the units
   # control.json names, and nothing else.
-  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7
+  RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl openssl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7
     podman podman-compose dbus polkitd"
 }
 
 usage() {
   cat <<'EOF'
-Usage: install.sh [--from-source DIR | --binary FILE] [--cloud URL] [--prefix DIR] [--root DIR]
+Usage: install.sh [--from-source DIR | --binary FILE] [--cloud URL] [--update-key FILE]
+                  [--prefix DIR] [--root DIR]
        install.sh --uninstall [--purge] [--prefix DIR] [--root DIR]
 
 Installs SecBox on a Debian 12 box, as root: runtime packages, the program,
@@ -54,8 +66,13 @@ embedded database, and a systemd unit (enabled and started when systemd runs).
 Running it again changes nothing that is already right; an existing
 /etc/secbox/secbox.env is never touched.
 
+  (neither of the two below: download the signed binary for this machine from
+   the cloud, and check its signature with the pinned update key)
   --from-source DIR  build SecBox from the source tree in DIR
   --binary FILE      install this already built `secbox` instead of building
+  --update-key FILE  the Ed25519 public key (PEM) the box's software is signed
+                     by, pinned as /etc/secbox/update.pub (default: the key
+                     of the cloud this script came from)
   --cloud URL        the one cloud this box may pair with (https://…): written
                      to /etc/secbox/cloud; a pairing QR naming another cloud is
                      refused (default: the cloud this script came from)
@@ -82,6 +99,7 @@ parse_args() {
       --binary) [ $# -ge 2 ] || fail "--binary needs a file"; BINARY=$2; shift 2 ;;
       --web) [ $# -ge 2 ] || fail "--web needs a directory"; WEB_SRC=$2; shift 2 ;;
       --cloud) [ $# -ge 2 ] || fail "--cloud needs a URL"; CLOUD_URL=$2; shift 2 ;;
+      --update-key) [ $# -ge 2 ] || fail "--update-key needs a file"; UPDATE_KEY_FILE=$2; shift 2 ;;
       --prefix) [ $# -ge 2 ] || fail "--prefix needs a directory"; PREFIX=$2; shift 2 ;;
       --root) [ $# -ge 2 ] || fail "--root needs a directory"; ROOT=$2; shift 2 ;;
       --uninstall) ACTION="uninstall"; shift ;;
@@ -96,13 +114,18 @@ parse_args() {
     [ -d "$ROOT" ] || fail "--root $ROOT is not a directory"
     ROOT=$(cd "$ROOT" && pwd)
   fi
-  if [ "$ACTION" = "install" ] && [ -z "$BINARY" ] && [ -z "$SOURCE_DIR" ]; then
-    # Checked before anything changes (also what a cut download that ends in
-    # a bare `main` would do: nothing).
-    fail "pass --from-source DIR (the SecBox source tree) or --binary FILE: binary packages are not published yet"
+  if [ "$ACTION" = "install" ] && [ -z "$BINARY" ] && [ -z "$SOURCE_DIR" ] && [ -z "$CLOUD_URL" ]; then
+    # Checked before anything changes.
+    fail "nothing to install from: run the script the cloud serves (curl -fsSL <cloud>/install.sh | sh), or pass --cloud URL, --binary FILE or --from-source DIR"
+  fi
+  if [ -n "$UPDATE_KEY_FILE" ]; then
+    [ -r "$UPDATE_KEY_FILE" ] || fail "--update-key $UPDATE_KEY_FILE cannot be read"
+    grep -q 'BEGIN PUBLIC KEY' "$UPDATE_KEY_FILE" || fail "--update-key $UPDATE_KEY_FILE is not a PEM public key"
   fi
   if [ -n "$CLOUD_URL" ]; then check_cloud_url "$CLOUD_URL"; fi
   BIN_PATH="$ROOT$PREFIX/bin/secbox"
+  VERSIONS_DIR="$ROOT$PREFIX/lib/secbox"
+  RECOVER_PATH="$ROOT$PREFIX/lib/secbox-recover"
   WEB_DIR="$ROOT$PREFIX/share/secbox/web"
   if [ -z "$WEB_SRC" ] && [ -n "$SOURCE_DIR" ]; then WEB_SRC="$SOURCE_DIR/web"; fi
   ETC_DIR="$ROOT/etc/secbox"
@@ -178,10 +201,67 @@ install_packages() {
   fi
 }
 
-# The binary to install: the one given, or one built from the source tree.
+# The update key to pin: --update-key, else the one this script came with,
+# else the one pinned by an earlier install. Written to a temp file.
+update_key() {
+  KEY_TMP=$(mktemp)
+  if [ -n "$UPDATE_KEY_FILE" ]; then
+    cp "$UPDATE_KEY_FILE" "$KEY_TMP"
+  elif [ -n "$UPDATE_KEY_B64" ]; then
+    printf '%s' "$UPDATE_KEY_B64" | base64 -d >"$KEY_TMP" 2>/dev/null || fail "the update key in this script is not base64"
+  elif [ -f "$ETC_DIR/update.pub" ]; then
+    cp "$ETC_DIR/update.pub" "$KEY_TMP"
+  else
+    rm -f "$KEY_TMP"
+    KEY_TMP=""
+    return 0
+  fi
+  grep -q 'BEGIN PUBLIC KEY' "$KEY_TMP" || fail "the update key is not a PEM public key"
+}
+
+machine_arch() {
+  case "$(uname -m)" in
+    x86_64) echo amd64 ;;
+    aarch64) echo arm64 ;;
+    armv7l) echo armhf ;;
+    *) uname -m ;;
+  esac
+}
+
+# The signed binary from the cloud, checked with the pinned key before
+# anything runs it (openssl: nothing of the downloaded program is trusted).
+download_binary() {
+  [ -n "$KEY_TMP" ] || fail "no update key to check the download with (--update-key FILE, or the script the cloud serves)"
+  command -v curl >/dev/null || fail "curl is needed to download SecBox"
+  command -v openssl >/dev/null || fail "openssl is needed to check SecBox's signature"
+  arch=$(machine_arch)
+  base=$(printf '%s' "$CLOUD_URL" | sed 's:/*$::')
+  DOWNLOAD_DIR=$(mktemp -d)
+  say "downloading SecBox for $arch from $base"
+  curl -fsSL --proto '=https,http' --retry 3 -o "$DOWNLOAD_DIR/secbox" "$base/files/secbox-linux-$arch" ||
+    fail "the download of $base/files/secbox-linux-$arch failed"
+  curl -fsSL --proto '=https,http' --retry 3 -o "$DOWNLOAD_DIR/secbox.sig" "$base/files/secbox-linux-$arch.sig" ||
+    fail "the download of its signature failed"
+  base64 -d <"$DOWNLOAD_DIR/secbox.sig" >"$DOWNLOAD_DIR/secbox.sig.raw" 2>/dev/null ||
+    fail "the signature is not base64"
+  if ! openssl pkeyutl -verify -pubin -inkey "$KEY_TMP" -rawin -in "$DOWNLOAD_DIR/secbox" \
+    -sigfile "$DOWNLOAD_DIR/secbox.sig.raw" >/dev/null 2>&1; then
+    rm -rf "$DOWNLOAD_DIR"
+    fail "the downloaded binary is not signed by the pinned update key: nothing was installed"
+  fi
+  say "the download's signature checks out with the pinned update key"
+  chmod 0755 "$DOWNLOAD_DIR/secbox"
+  BINARY="$DOWNLOAD_DIR/secbox"
+}
+
+# The binary to install: the one given, downloaded, or built from the source tree.
 obtain_binary() {
   if [ -n "$BINARY" ]; then
     [ -x "$BINARY" ] || fail "--binary $BINARY is not an executable file"
+    return 0
+  fi
+  if [ -z "$SOURCE_DIR" ]; then
+    download_binary
     return 0
   fi
   if [ ! -f "$SOURCE_DIR/CMakeLists.txt" ] || [ ! -d "$SOURCE_DIR/appliance" ]; then
@@ -195,6 +275,70 @@ obtain_binary() {
   cmake -S "$SOURCE_DIR" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSECBOX_TESTS=OFF >/dev/null
   cmake --build "$build" --target secbox -j "$(nproc)" >/dev/null
   BINARY="$build/appliance/secbox"
+}
+
+# The binary as one version beside the others (docs/updates.md): the daemon
+# stages updates in $PREFIX/lib/secbox/versions and switches `current`; the
+# unit starts `current`; `known-good` is what secbox-recover goes back to.
+binary_version() {
+  v=$("$BINARY" --version 2>/dev/null | sed -n 's/^secbox //p' | head -n 1)
+  case "$v" in
+    '' | *[!A-Za-z0-9.+_-]* | [!A-Za-z0-9]*) fail "$BINARY does not say its version (secbox --version)" ;;
+  esac
+  printf '%s' "$v"
+}
+
+point_link() { # link version
+  want="versions/$2"
+  [ "$(readlink "$VERSIONS_DIR/$1" 2>/dev/null || true)" = "$want" ] && return 0
+  rm -f "$VERSIONS_DIR/.$1.new"
+  ln -s "$want" "$VERSIONS_DIR/.$1.new"
+  chown -h secbox:secbox "$VERSIONS_DIR/.$1.new"
+  mv -f -T "$VERSIONS_DIR/.$1.new" "$VERSIONS_DIR/$1"
+  say "$1 is version $2"
+  CHANGED=1
+}
+
+install_versions() {
+  VERSION=$(binary_version)
+  ensure_dir 755 secbox:secbox "$VERSIONS_DIR"
+  ensure_dir 755 secbox:secbox "$VERSIONS_DIR/versions"
+  ensure_dir 755 secbox:secbox "$VERSIONS_DIR/versions/$VERSION"
+  install_file 755 "$BINARY" "$VERSIONS_DIR/versions/$VERSION/secbox"
+  chown secbox:secbox "$VERSIONS_DIR/versions/$VERSION/secbox"
+  point_link current "$VERSION"
+  point_link known-good "$VERSION"
+  # An update left half-way is over: this install decides what runs.
+  remove_path "$VERSIONS_DIR/update.state"
+  # The command: always the current version.
+  if [ "$(readlink "$BIN_PATH" 2>/dev/null || true)" != "../lib/secbox/current/secbox" ]; then
+    mkdir -p "$(dirname "$BIN_PATH")"
+    rm -f "$BIN_PATH"
+    ln -s ../lib/secbox/current/secbox "$BIN_PATH"
+    say "linked $BIN_PATH to the current version"
+    CHANGED=1
+  fi
+  # The recovery script, root's, outside what the daemon can write: it comes
+  # with the installed version and no update replaces it.
+  recover_tmp=$(mktemp)
+  "$BINARY" recover-script >"$recover_tmp" || fail "$BINARY could not print its recovery script"
+  install_file 755 "$recover_tmp" "$RECOVER_PATH"
+  rm -f "$recover_tmp"
+}
+
+# The pinned update key (/etc/secbox/update.pub, root's): kept unless another
+# is given, which replaces it and says so.
+install_update_key() {
+  if [ -z "$KEY_TMP" ]; then
+    say "warning: no update key (--update-key FILE): this box accepts no software update until one is pinned"
+    return 0
+  fi
+  if [ -f "$ETC_DIR/update.pub" ] && ! cmp -s "$KEY_TMP" "$ETC_DIR/update.pub"; then
+    say "the pinned update key changes"
+  fi
+  install_file 644 "$KEY_TMP" "$ETC_DIR/update.pub"
+  chown root:root "$ETC_DIR/update.pub"
+  rm -f "$KEY_TMP"
 }
 
 install_file() { # mode source destination
@@ -352,21 +496,30 @@ After=network-online.target
 Wants=network-online.target
 StartLimitIntervalSec=10min
 StartLimitBurst=20
+# Failed for good (the start limit): back to the known-good version and env.
+OnFailure=secbox-recover.service
 
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart=$PREFIX/bin/secbox run
+# Root's, not the sandbox's, and no version's code: counts the starts of a
+# version on trial and rolls it back (docs/updates.md).
+ExecStartPre=+$PREFIX/lib/secbox-recover --versions $PREFIX/lib/secbox pre-start
+ExecStart=$PREFIX/lib/secbox/current/secbox run
 User=secbox
 Group=secbox
 # video: webcams; systemd-journal: journal.tail (cloud-protocol 7.5).
 SupplementaryGroups=video systemd-journal
 Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox LAN_WEB_DIR=$PREFIX/share/secbox/web
+Environment=SECBOX_VERSIONS_DIR=$PREFIX/lib/secbox
 # The system's podman service, through its socket (install_runtime).
 Environment=CONTAINER_HOST=unix:///run/podman/podman.sock
 WatchdogSec=30s
 Restart=on-failure
 RestartSec=5s
+# 75: an update switched the current version; start it.
+RestartForceExitStatus=75
+SuccessExitStatus=75
 TimeoutStartSec=2min
 TimeoutStopSec=15s
 KillMode=mixed
@@ -374,7 +527,7 @@ UMask=0077
 
 # Sandbox: read-only system, its own two folders writable.
 ProtectSystem=strict
-ReadWritePaths=/etc/secbox /var/lib/secbox
+ReadWritePaths=/etc/secbox /var/lib/secbox $PREFIX/lib/secbox
 ProtectHome=yes
 PrivateTmp=yes
 PrivateMounts=yes
@@ -408,10 +561,63 @@ WantedBy=multi-user.target
 EOF
 }
 
+# secbox-recover, run by systemd: once secbox.service has failed for good,
+# and every 30 s for a version on trial that runs but never passes.
+write_recover_units() { # which
+  case "$1" in
+    failed)
+      cat <<EOF
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox recovery: the known-good version after secbox.service failed
+Documentation=file://$PREFIX/share/doc/secbox
+
+[Service]
+Type=oneshot
+ExecStart=$PREFIX/lib/secbox-recover --versions $PREFIX/lib/secbox failed
+EOF
+      ;;
+    check)
+      cat <<EOF
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox recovery: a version on trial that does not pass in time
+
+[Service]
+Type=oneshot
+ExecStart=$PREFIX/lib/secbox-recover --versions $PREFIX/lib/secbox check
+EOF
+      ;;
+    timer)
+      cat <<'EOF'
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox recovery check, every 30 s
+
+[Timer]
+OnActiveSec=30s
+OnUnitActiveSec=30s
+AccuracySec=5s
+
+[Install]
+WantedBy=timers.target
+EOF
+      ;;
+  esac
+}
+
 install_unit() {
   unit_tmp=$(mktemp)
   write_unit >"$unit_tmp"
   install_file 644 "$unit_tmp" "$UNIT_PATH"
+  for which in failed check timer; do
+    write_recover_units "$which" >"$unit_tmp"
+    case "$which" in
+      failed) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-recover.service" ;;
+      check) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-recover-check.service" ;;
+      timer) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-recover-check.timer" ;;
+    esac
+  done
   rm -f "$unit_tmp"
 }
 
@@ -429,6 +635,9 @@ start_service() {
   if ! systemctl is-enabled --quiet secbox.service 2>/dev/null; then
     systemctl enable --quiet secbox.service
     CHANGED=1
+  fi
+  if ! systemctl is-active --quiet secbox-recover-check.timer 2>/dev/null; then
+    systemctl enable --now --quiet secbox-recover-check.timer
   fi
   if [ "$CHANGED" -eq 1 ] || ! systemctl is-active --quiet secbox.service; then
     systemctl restart secbox.service
@@ -530,11 +739,13 @@ do_install() {
   no_default_cluster
   install_packages
   report_default_cluster
+  update_key
   obtain_binary
   ensure_user
-  install_file 755 "$BINARY" "$BIN_PATH"
+  install_versions
   install_web
   ensure_dirs
+  install_update_key
   install_control
   install_cloud_pin
   install_runtime
@@ -542,6 +753,7 @@ do_install() {
   # An existing secbox.env is the box's pairing: never touched here.
   check_env_owner
   init_database
+  [ -z "${DOWNLOAD_DIR:-}" ] || rm -rf "$DOWNLOAD_DIR"
   install_unit
   start_service
   if [ "$CHANGED" -eq 0 ]; then
@@ -565,9 +777,13 @@ remove_path() {
 do_uninstall() {
   check_system
   if systemd_running && [ -f "$UNIT_PATH" ]; then
+    systemctl disable --now --quiet secbox-recover-check.timer || true
     systemctl disable --now --quiet secbox.service || true
   fi
   remove_path "$UNIT_PATH"
+  remove_path "$ROOT/etc/systemd/system/secbox-recover.service"
+  remove_path "$ROOT/etc/systemd/system/secbox-recover-check.service"
+  remove_path "$ROOT/etc/systemd/system/secbox-recover-check.timer"
   remove_path "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
   remove_path "$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
   if systemd_running; then
@@ -579,6 +795,8 @@ do_uninstall() {
     pkill -TERM -f "postgres -D $STATE_DIR/pg/data" 2>/dev/null || true
   fi
   remove_path "$BIN_PATH"
+  remove_path "$VERSIONS_DIR"
+  remove_path "$RECOVER_PATH"
   remove_path "$ROOT$PREFIX/share/secbox"
   if [ "$PURGE" -eq 1 ]; then
     remove_path "$ETC_DIR"

@@ -40,6 +40,7 @@
 #include "replica/sync.hpp"
 #include "tunnel/cloud_session.hpp"
 #include "tunnel/device_token.hpp"
+#include "update/update_service.hpp"
 #include "figures.hpp"
 #include "lan_certificate_keeper.hpp"
 
@@ -49,6 +50,14 @@ namespace {
 // a guard's reboot, and the unit's TimeoutStopSec (15 s) leaves the rest to
 // the embedded PostgreSQL.
 constexpr std::chrono::milliseconds kStopDeadline{4500};
+// The exit status that asks the supervisor (systemd's RestartForceExitStatus,
+// scripts/run) to start `current` again: an update has switched it.
+constexpr int kRestartForUpdate = 75;
+
+// The versions tree: SECBOX_VERSIONS_DIR, else the one this binary runs from.
+std::string versions_root(const Config& c) {
+  return c.versions_dir.empty() ? update::versions_root_of_this_binary() : c.versions_dir;
+}
 }  // namespace
 
 void configure_logging(const Config& config) {
@@ -58,7 +67,8 @@ void configure_logging(const Config& config) {
 
 struct App::Impl {
   explicit Impl(Config c)
-      : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io), workers(io, 2) {}
+      : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io), workers(io, 2),
+        versions(versions_root(config)), version(update::running_version(versions, SECBOX_VERSION_STRING)) {}
 
   Config config;
   boost::asio::io_context io;
@@ -66,6 +76,9 @@ struct App::Impl {
   boost::asio::steady_timer stop_deadline;
   boost::asio::steady_timer watchdog{io};
   BlockingPool workers;  // config reloads and other small blocking jobs
+  const std::string versions;  // the versions tree, "" when this binary runs outside one
+  const std::string version;   // the version running (hello, health, the log)
+  update::UpdateService* updates = nullptr;
   log::Logger log{"appliance"};
   std::vector<std::unique_ptr<Component>> components;  // in start order
   replica::Database* database = nullptr;
@@ -97,6 +110,9 @@ struct App::Impl {
     db.embedded.dir = config.paths.pg_dir();
     db.embedded.bin_dir = config.pg_bin_dir;
     db.embedded.user = config.pg_user;
+    // A version on trial leaves its contract migrations for after the trial,
+    // so that the version before it can run again on this database.
+    db.contract_migrations = !update::on_trial(versions, version);
     auto database_component = std::make_unique<replica::Database>(
         io, std::move(db), [this](int code) { request_stop(code, "the database cannot be used"); });
     database = database_component.get();
@@ -127,11 +143,52 @@ struct App::Impl {
     as.min_score = config.alarm_min_score_pct / 100.0;
     as.frigate_url = config.frigate_url;
     camera_alarms = std::make_unique<alarms::CameraAlarms>(workers, *reader, *queue, as);
+    wire_updates();
     wire_media();
     wire_lan();
     wire_pairing();
     wire_control();
     wire_cloud();
+  }
+
+  // Software updates (§7.6): update.apply, the trial's commit, and the
+  // outcomes secbox-recover left, once the queue is up.
+  void wire_updates() {
+    update::UpdateSettings us;
+    us.root = versions;
+    us.public_key_file = config.update_key_file;
+    us.ca_file = config.cloud_ca_file;
+    us.env_file = config.paths.env_file();
+    us.bundle_dir = config.paths.state_dir + "/known-good";
+    us.running_version = version;
+    us.paired = config.paired();
+    us.trial = std::chrono::seconds(config.update_trial_s);
+    us.deadline = std::chrono::seconds(config.update_deadline_s);
+    update::UpdateHooks hooks;
+    hooks.permission = [this]() -> std::pair<update::Permission, std::string> {
+      if (!control) return {update::Permission::unavailable, "cloud control is not running"};
+      const auto v = control->permission("update", "apply");
+      const auto p = v == control::Verdict::allowed       ? update::Permission::allowed
+                     : v == control::Verdict::forbidden ? update::Permission::forbidden
+                                                        : update::Permission::unavailable;
+      return {p, control::describe(v, "update", "apply")};
+    };
+    hooks.queue_result = [this](const std::string& client_id, nlohmann::json data, std::function<void(bool)> done) {
+      queue->enqueue(replica::OutboundEvent{client_id, "update_result",
+                                            format_rfc3339(std::chrono::system_clock::now()), std::move(data)},
+                     [this, done = std::move(done)](Result<replica::Enqueued> r) {
+                       if (!r) log.error("An update_result was refused by the queue.", {{"reason", r.error().message}});
+                       done(r.has_value());
+                     });
+    };
+    hooks.finish_migrations = [this](std::function<void(Result<void>)> done) {
+      database->apply_contract_migrations(std::move(done));
+    };
+    hooks.restart = [this](const std::string& why) { request_stop(kRestartForUpdate, why); };
+    auto service = std::make_unique<update::UpdateService>(io, std::move(us), std::move(hooks));
+    updates = service.get();
+    after_database.push_back(updates);
+    components.push_back(std::move(service));
   }
 
   // Cameras to HLS: one supervised ffmpeg per camera file.
@@ -238,7 +295,7 @@ struct App::Impl {
   // Every figure the box reports, from what the components hold now.
   BoxFigures figures() const {
     BoxFigures f;
-    f.version = SECBOX_VERSION_STRING;
+    f.version = version;
     f.boot_id = boot_id;
     f.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at);
     f.pairing = needs_pairing ? "needs-pairing" : (cloud ? "paired" : "unpaired");
@@ -331,7 +388,7 @@ struct App::Impl {
     pairing::PairingSettings ps;
     ps.port = config.pairing_port;
     ps.hostname = host_name();
-    ps.version = SECBOX_VERSION_STRING;
+    ps.version = version;
     ps.ca_file = config.cloud_ca_file;
     ps.allowed_cloud = config.allowed_cloud();
     if (!config.cloud_pin_error.empty()) {
@@ -407,6 +464,7 @@ struct App::Impl {
     }
     auto* old = cloud;
     if (control) control->detach();
+    if (updates) updates->detach();
     if (frigate) frigate->detach();
     queue->detach();
     old->stop([this, old] {
@@ -441,7 +499,7 @@ struct App::Impl {
     tunnel::SessionSettings s;
     s.tunnel.gateway_url = config.device_gateway_url;
     s.tunnel.device_id = config.device_id;
-    s.tunnel.version = SECBOX_VERSION_STRING;
+    s.tunnel.version = version;
     s.tunnel.ca_file = config.cloud_ca_file;
     s.rotator.cloud_base_url = config.cloud_base_url;
     s.rotator.ca_file = config.cloud_ca_file;
@@ -469,10 +527,12 @@ struct App::Impl {
     });
     queue->attach(cloud->router());
     if (control) control->attach(cloud->router());
+    if (updates) updates->attach(cloud->router());
     if (frigate) frigate->attach(cloud->router());
     cloud->on_welcomed([this] {
       queue->on_welcomed();
       if (control) control->on_welcomed();
+      if (updates) updates->on_welcomed();
     });
     cloud->on_disconnected([this] {
       queue->on_disconnected();
@@ -614,7 +674,7 @@ App::~App() = default;
 int App::run() {
   auto& i = *impl_;
   i.log.info("Starting secbox.",
-             {{"version", SECBOX_VERSION_STRING}, {"pid", static_cast<int>(::getpid())},
+             {{"version", i.version}, {"versions_dir", i.versions}, {"pid", static_cast<int>(::getpid())},
               {"etc_dir", i.config.paths.etc_dir}, {"state_dir", i.config.paths.state_dir},
               {"database", i.config.database_url.empty() ? "embedded" : "external"}});
   // A reader that went away (`secbox run | tee log`, stopped) must cost the

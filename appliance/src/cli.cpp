@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "appliance/app.hpp"
+#include "update/update_service.hpp"
+#include "update_cli.hpp"
 #include "common/log.hpp"
 #include "replica/embedded_cluster.hpp"
 #include "replica/migrations.hpp"
@@ -24,7 +26,10 @@ Commands:
   env check [--compose FILE]
                        run the env-file guards offline and print each phase
   doctor               check the env file, database, state dir, disk and clock
-  version              print the version
+  version              print the version, and the versions side by side
+  update --file BIN --signature SIG --version V
+                       install a signed update without the tunnel (trial and
+                       rollback as for update.apply)
 
 Run `secbox <command> --help` for one command's help.
 
@@ -184,7 +189,11 @@ int main_cli(int argc, char** argv) {
   const std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::cout << kUsage, 0;
-  if (cmd == "version" || cmd == "--version") return std::cout << "secbox " << SECBOX_VERSION_STRING << "\n", 0;
+  if (cmd == "--version") return std::cout << "secbox " << SECBOX_VERSION_STRING << "\n", 0;
+  if (cmd == "version") return cmd_version(rest, std::cout, std::cerr);
+  if (cmd == "update") return cmd_update(rest, std::cout, std::cerr);
+  // The recovery script install.sh installs (root's, beside the versions).
+  if (cmd == "recover-script") return std::cout << update::recover_script(), 0;
   if (cmd == "run") return cmd_run(rest);
   if (cmd == "migrate") return cmd_migrate(rest);
   if (cmd == "env") return cmd_env(rest);

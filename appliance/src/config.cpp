@@ -22,7 +22,8 @@ bool is_public_key(const std::string& key) {
       "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
       "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
-      "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER"};
+      "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER", "SECBOX_VERSIONS_DIR", "UPDATE_KEY_FILE", "SECBOX_UPDATE_TRIAL_S",
+      "SECBOX_UPDATE_DEADLINE_S"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
 }
 
@@ -206,6 +207,14 @@ Result<Config> load_config(const Environment& penv) {
     c.alarm_min_score_pct = std::stoi(t);
   }
   if (auto r = read_seconds(src, "LAN_CERT_CHECK_S", 1, 86400, c.lan_cert_check_s); !r) return r.error();
+  read_text(src, "SECBOX_VERSIONS_DIR", c.versions_dir);
+  c.update_key_file = c.paths.etc_dir + "/update.pub";
+  read_text(src, "UPDATE_KEY_FILE", c.update_key_file);
+  if (auto r = read_seconds(src, "SECBOX_UPDATE_TRIAL_S", 1, 3600, c.update_trial_s); !r) return r.error();
+  if (auto r = read_seconds(src, "SECBOX_UPDATE_DEADLINE_S", 10, 7200, c.update_deadline_s); !r) return r.error();
+  if (c.update_deadline_s <= c.update_trial_s) {
+    return Error{"config", "SECBOX_UPDATE_DEADLINE_S must be longer than SECBOX_UPDATE_TRIAL_S"};
+  }
   if (auto v = src.get("COMPOSE_RENDER_CHECK"); v && !v->first.empty()) {
     if (v->first != "0" && v->first != "1") return bad("COMPOSE_RENDER_CHECK", v->second, "must be 0 or 1");
     c.compose_render_check = v->first == "1";
@@ -274,6 +283,10 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
       {"SECBOX_PG_BIN_DIR", [](const Config& c) { return c.pg_bin_dir; }},
       {"SECBOX_PG_USER", [](const Config& c) { return c.pg_user; }},
       {"BOOTSTRAP", [](const Config& c) { return std::string(c.has_bootstrap ? "1" : "0"); }},
+      {"SECBOX_VERSIONS_DIR", [](const Config& c) { return c.versions_dir; }},
+      {"UPDATE_KEY_FILE", [](const Config& c) { return c.update_key_file; }},
+      {"SECBOX_UPDATE_TRIAL_S", [num](const Config& c) { return num(c.update_trial_s); }},
+      {"SECBOX_UPDATE_DEADLINE_S", [num](const Config& c) { return num(c.update_deadline_s); }},
   };
   std::vector<std::string> out;
   for (const auto& [key, get] : kFields) {
@@ -287,7 +300,7 @@ bool is_daemon_setting(const std::string& key) {
       "ALARM_MIN_SCORE", "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "COMPOSE_UP_TIMEOUT_S", "COMPOSE_USER", "CONTAINER_CMD", "CONTAINER_HOST", "DATABASE_URL", "DEVICE_GATEWAY_URL",
       "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_CERT_CHECK_S", "LAN_PORT",
-      "LAN_WEB_DIR", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD"};
+      "LAN_WEB_DIR", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD", "UPDATE_KEY_FILE"};
   if (key.rfind("SECBOX_", 0) == 0) return true;
   return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
 }

@@ -1,6 +1,12 @@
 #include "common/http_client.hpp"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <memory>
@@ -142,6 +148,122 @@ Result<long> get_stream(const StreamRequest& request, const StreamHandlers& hand
   if (!ctx.answered) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
   if (rc != CURLE_OK && !ctx.stopped) return Error{"network", curl_easy_strerror(rc)};
   return ctx.status;
+}
+
+Result<Downloaded> download_file(const DownloadRequest& request) {
+  curl_init_once();
+  Downloaded out;
+  struct stat st {};
+  if (request.resume && ::stat(request.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<std::uint64_t>(st.st_size) <= request.max_bytes) {
+    out.resumed_from = static_cast<std::uint64_t>(st.st_size);
+  }
+  const int fd = ::open(request.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed_from ? 0 : O_TRUNC), 0600);
+  if (fd < 0) return Error{"file", "cannot write " + request.path + ": " + std::strerror(errno)};
+  if (out.resumed_from > 0 && ::lseek(fd, static_cast<off_t>(out.resumed_from), SEEK_SET) < 0) {
+    ::close(fd);
+    return Error{"file", "cannot seek in " + request.path + ": " + std::strerror(errno)};
+  }
+  struct Ctx {
+    CURL* curl = nullptr;
+    int fd;
+    const DownloadRequest& req;
+    std::uint64_t written;  // bytes in the file
+    bool checked = false;   // the status was looked at
+    long status = 0;
+    bool too_large = false, bad_status = false, write_failed = false, cancelled = false;
+  } ctx{nullptr, fd, request, out.resumed_from};
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) {
+    ::close(fd);
+    return Error{"network", "cannot initialise libcurl"};
+  }
+  ctx.curl = curl.get();
+  auto on_data = +[](char* data, std::size_t size, std::size_t n, void* user) -> std::size_t {
+    auto* c = static_cast<Ctx*>(user);
+    const std::size_t bytes = size * n;
+    if (!c->checked) {
+      c->checked = true;
+      curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
+      if (c->status == 200 && c->written > 0) {
+        // The server sends the whole file: start it over.
+        if (::ftruncate(c->fd, 0) != 0 || ::lseek(c->fd, 0, SEEK_SET) != 0) {
+          c->write_failed = true;
+          return 0;
+        }
+        c->written = 0;
+      } else if (c->status != 200 && c->status != 206) {
+        c->bad_status = true;
+        return 0;
+      }
+    }
+    if (c->written + bytes > c->req.max_bytes) {
+      c->too_large = true;
+      return 0;
+    }
+    for (std::size_t off = 0; off < bytes;) {
+      const ssize_t w = ::write(c->fd, data + off, bytes - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        c->write_failed = true;
+        return 0;
+      }
+      off += static_cast<std::size_t>(w);
+    }
+    c->written += bytes;
+    return bytes;
+  };
+  auto on_progress = +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+    auto* c = static_cast<Ctx*>(user);
+    if (c->req.cancel && c->req.cancel()) {
+      c->cancelled = true;
+      return 1;
+    }
+    return 0;
+  };
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");  // cloud-protocol §7.6: https only
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, static_cast<long>(request.low_speed_time.count())));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!request.ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
+  if (out.resumed_from > 0) {
+    curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(out.resumed_from));
+  }
+  const CURLcode rc = curl_easy_perform(c);
+  if (!ctx.checked) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  out.bytes = ctx.written;
+  if (ctx.too_large) {
+    ::unlink(request.path.c_str());
+    return Error{"too_large", "the file is larger than " + std::to_string(request.max_bytes) + " bytes"};
+  }
+  if (ctx.write_failed || !synced) return Error{"file", "cannot write " + request.path + ": " + std::strerror(errno)};
+  if (ctx.bad_status || (rc == CURLE_OK && ctx.status != 200 && ctx.status != 206)) {
+    ::unlink(request.path.c_str());
+    return Error{"http", "the server answered " + std::to_string(ctx.status)};
+  }
+  if (ctx.cancelled) return Error{"network", "the download was stopped"};
+  if (rc != CURLE_OK) {
+    // 416: asked past the end; the file is complete or the server's is shorter.
+    return Error{"network", std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
+  }
+  return out;
 }
 
 }  // namespace secbox

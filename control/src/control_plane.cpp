@@ -737,5 +737,8 @@ void ControlPlane::reconfigure(ControlSettings settings) {
 }
 std::size_t ControlPlane::tool_count() const { return impl_->tools.size(); }
 bool ControlPlane::permissions_loaded() const { return impl_->permissions_loaded; }
+Verdict ControlPlane::permission(std::string_view section, std::string_view operation) const {
+  return impl_->permissions.check(section, operation);
+}
 
 }  // namespace secbox::control

@@ -11,6 +11,7 @@ const std::map<std::string, std::set<std::string>>& known() {
   static const std::map<std::string, std::set<std::string>> k = {
       {"metrics", {"get"}},           {"containers", {"list", "restart"}}, {"units", {"status", "restart"}},
       {"journal", {"tail"}},          {"env", {"set", "unset"}},           {"jwt", {"rotate"}},
+      {"update", {"apply"}},
   };
   return k;
 }

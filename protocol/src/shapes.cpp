@@ -295,12 +295,19 @@ struct Registry {
         object({opt("guestAuthorizationId", id()), opt("unitId", id()), req("name", str()),
                 opt("plate", str()), req("guardId", id()), req("decision", one_of({"allowed", "denied"})),
                 opt("reason", str())});
-    events["ban_hit"] = object({req("bannedVisitorId", id()), opt("camera", str()), opt("plate", str())});
+    events["ban_hit"] = object({req("bannedVisitorId", id()), opt("camera", str()), opt("plate", str()),
+                                opt("source", one_of({"guard", "camera"})), opt("frigateEventId", str()),
+                                opt("read", str()), opt("score", number())});
     events["frigate_event"] = object({req("camera", str()), req("label", str()), req("score", number()),
                                       req("startTime", time()), opt("endTime", time())});
     events["guard_note"] = object({req("guardId", id()), req("text", str())});
     events["compose_result"] =
         object({req("project", str()), req("ok", boolean()), req("phase", str()), req("detail", str())});
+    events["update_result"] =
+        object({req("fromVersion", str()), req("toVersion", str()), req("ok", boolean()),
+                req("phase", one_of({"download", "verify", "stage", "switch", "trial", "rollback", "rollback-failed",
+                                     "done"})),
+                req("detail", str())});
     std::map<std::string, ShapePtr, std::less<>> event_variants;
     for (const auto& [type, data] : events) {
       event_variants[type] = object({req("clientId", id()), req("type", str()),
@@ -388,6 +395,9 @@ struct Registry {
     messages["env.set"] = object({req("key", env_key), req("value", str())});
     messages["env.unset"] = object({req("key", env_key)});
     messages["jwt.rotate"] = object({});
+    // §7.6
+    messages["update.apply"] = object({req("version", str()), req("url", str()), req("sha256", str()),
+                                       req("size", count()), req("signature", str())});
   }
 };
 

@@ -63,7 +63,7 @@ void Database::bring_up() {
           if (!started) return started.error();
           cs = started.value();
         }
-        auto report = migrate(cs);
+        auto report = migrate(cs, builtin_migrations(), MigrateOptions{settings_.contract_migrations});
         if (!report) return report.error();
         // Owned by the database thread from here on.
         session_ = std::make_unique<Session>(cs);
@@ -88,6 +88,24 @@ void Database::bring_up() {
                    {"migrations_applied", static_cast<int>(r.value().report.applied.size())},
                    {"embedded", cluster_ != nullptr}});
         if (on_ready_) on_ready_();
+      });
+}
+
+void Database::apply_contract_migrations(std::function<void(Result<void>)> done) {
+  pool_.run(
+      [ready = ready_, cs = connection_string_]() -> Result<MigrationReport> {
+        if (!ready) return Error{"unavailable", "the database is not up"};
+        return migrate(cs, builtin_migrations(), MigrateOptions{true});
+      },
+      [this, done = std::move(done)](Result<MigrationReport> r) {
+        if (!r) return done(r.error());
+        settings_.contract_migrations = true;
+        if (!r.value().applied.empty()) {
+          schema_version_ = r.value().to_version;
+          log_.info("Applied the contract migrations that waited for the trial.",
+                    {{"applied", static_cast<int>(r.value().applied.size())}, {"schema_version", schema_version_}});
+        }
+        done(ok());
       });
 }
 

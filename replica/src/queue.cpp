@@ -153,7 +153,7 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   auto invalid = [&](const std::string& why) { done(Error{"invalid", why}); };
   if (!is_uuid(event.client_id)) return invalid("clientId must be a UUID");
   const auto* shape = protocol::shapes::event_data(event.type);
-  if (!shape) return invalid("type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result");
+  if (!shape) return invalid("type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result, update_result");
   if (!parse_rfc3339(event.occurred_at)) return invalid("occurredAt must be an RFC 3339 time");
   if (auto problem = protocol::shapes::check(*shape, event.data)) return invalid("data." + problem->describe());
   if (holds_nul(event.data)) return invalid("data must not contain U+0000");

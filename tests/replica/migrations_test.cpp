@@ -80,7 +80,7 @@ TEST(Migrations, NewerSchemaIsRefused) {
   {
     pqxx::connection c(db.url());
     pqxx::work tx(c);
-    tx.exec0("INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')");
+    tx.exec0("INSERT INTO schema_migrations (version, name, contract) VALUES (9999, 'from_the_future', true)");
     tx.commit();
   }
   auto r = migrate(db.url());
@@ -111,6 +111,53 @@ TEST(Migrations, UnreachableServerIsUnavailable) {
   auto r = migrate("host=127.0.0.1 port=1 dbname=x connect_timeout=2");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, "unavailable");
+}
+
+// Expand and contract across an update and its rollback: the new version on
+// trial applies its expand migration and holds back its contract one; the
+// old version, started again by a rollback, runs on that schema; once the
+// trial has passed the contract one is applied, and the old version is then
+// refused (it will not run again: the new one is known-good).
+TEST(Migrations, ARollbackFindsASchemaItCanStillUse) {
+  TestDatabase db;
+  ASSERT_TRUE(db.ok());
+  std::vector<Migration> old_version = {{1, "base", "CREATE TABLE guest (id text PRIMARY KEY, plate text)"}};
+  std::vector<Migration> new_version = old_version;
+  new_version.push_back({2, "guest_note", "-- A new nullable column: the old version never names it.\n"
+                                          "ALTER TABLE guest ADD COLUMN note text"});
+  new_version.push_back({3, "drop_plate", "-- secbox: contract\n-- The old version reads plate.\n"
+                                          "ALTER TABLE guest DROP COLUMN plate"});
+  EXPECT_FALSE(is_contract(new_version[1]));
+  EXPECT_TRUE(is_contract(new_version[2]));
+  ASSERT_TRUE(migrate(db.url(), old_version));
+
+  auto trial = migrate(db.url(), new_version, MigrateOptions{false});
+  ASSERT_TRUE(trial) << trial.error().message;
+  EXPECT_EQ(trial.value().applied, std::vector<int>{2});
+  EXPECT_EQ(trial.value().deferred, std::vector<int>{3});
+
+  auto rollback = migrate(db.url(), old_version);
+  ASSERT_TRUE(rollback) << rollback.error().message;
+  EXPECT_EQ(rollback.value().unknown, std::vector<int>{2});
+  {
+    pqxx::connection c(db.url());
+    pqxx::work tx(c);
+    tx.exec0("INSERT INTO guest (id, plate) VALUES ('g1', 'ABC123')");  // what the old version does
+    tx.commit();
+  }
+
+  auto passed = migrate(db.url(), new_version);
+  ASSERT_TRUE(passed) << passed.error().message;
+  EXPECT_EQ(passed.value().applied, std::vector<int>{3});
+  auto too_late = migrate(db.url(), old_version);
+  ASSERT_FALSE(too_late);
+  EXPECT_EQ(too_late.error().code, "schema_newer");
+}
+
+TEST(Migrations, TheContractLineCountsOnlyInTheLeadingComments) {
+  EXPECT_FALSE(is_contract({1, "x", "SELECT 1; -- secbox: contract"}));
+  EXPECT_FALSE(is_contract({1, "x", "-- secbox: contractual\nSELECT 1"}));
+  EXPECT_TRUE(is_contract({1, "x", "-- a comment\n-- secbox: contract \r\nSELECT 1"}));
 }
 
 }  // namespace

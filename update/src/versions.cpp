@@ -151,4 +151,15 @@ std::vector<std::string> VersionStore::versions() const {
   return out;
 }
 
+void VersionStore::prune(const std::vector<std::string>& keep) const {
+  const auto cur = current();
+  const auto good = known_good();
+  for (const auto& v : versions()) {
+    if (v == cur || v == good || std::find(keep.begin(), keep.end(), v) != keep.end()) continue;
+    const std::string dir = root_ + "/versions/" + v;
+    ::unlink((dir + "/secbox").c_str());
+    ::rmdir(dir.c_str());
+  }
+}
+
 }  // namespace secbox::update

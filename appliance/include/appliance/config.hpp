@@ -73,6 +73,13 @@ struct Config {
   int lan_cert_check_s = 6 * 3600;  // how often the LAN certificate is checked for renewal
   std::string web_dir = "/usr/local/share/secbox/web";  // LAN_WEB_DIR: the guard app's built files
   int pairing_port = 8080;
+  // Software updates (docs/updates.md). SECBOX_VERSIONS_DIR: the versions
+  // tree; empty: the one this binary runs from (<dir>/versions/<v>/secbox),
+  // if it does. UPDATE_KEY_FILE: the key install.sh pinned.
+  std::string versions_dir;
+  std::string update_key_file;  // default <etc>/update.pub
+  int update_trial_s = 120;     // cloud-protocol §7.6
+  int update_deadline_s = 300;
 
   bool development = false;  // SECBOX_ENV=development: human-readable logs
   std::string log_level = "info";

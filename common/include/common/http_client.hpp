@@ -5,6 +5,7 @@
 // The server certificate is verified against the system trust store plus an
 // optional extra CA file. The bearer token never reaches a log or an error.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,30 @@ struct StreamRequest {
 // ("network") only when it failed for a reason of its own, not when a
 // handler stopped it.
 Result<long> get_stream(const StreamRequest& request, const StreamHandlers& handlers);
+
+// A GET saved to a file (a software update, cloud-protocol §7.6): written to
+// `path` as it arrives, never more than max_bytes. With `resume`, a partial
+// file already at `path` is continued with a Range request; a server that
+// answers the whole file instead (200) starts it over. `cancel`, when set,
+// stops the transfer about once a second. Errors: "network" (no complete
+// answer; what arrived stays for a resume), "http" (a status other than
+// 200/206, the file removed), "too_large" (over max_bytes, removed), "file"
+// (cannot write).
+struct DownloadRequest {
+  std::string url;
+  std::string path;
+  std::string ca_file;  // extra trusted CA, as HttpRequest
+  std::uint64_t max_bytes = 0;
+  bool resume = true;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::seconds low_speed_time{30};  // under 1 KiB/s this long: failed
+  std::function<bool()> cancel;             // true: stop now
+};
+struct Downloaded {
+  std::uint64_t bytes = 0;          // the file's size at the end
+  std::uint64_t resumed_from = 0;   // bytes kept from an earlier try
+};
+Result<Downloaded> download_file(const DownloadRequest& request);
 
 // libcurl's global setup, once per process, from any thread: every user of
 // libcurl calls it first.

@@ -20,6 +20,7 @@
 
 #include "common/component.hpp"
 #include "control/compose.hpp"
+#include "control/permissions.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -84,6 +85,9 @@ class ControlPlane final : public Component {
 
   std::size_t tool_count() const;
   bool permissions_loaded() const;
+  // control.json's verdict on an operation another component serves
+  // (update.apply); loop thread.
+  Verdict permission(std::string_view section, std::string_view operation) const;
 
  private:
   struct Impl;

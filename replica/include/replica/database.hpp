@@ -26,6 +26,9 @@ class Session;  // wraps the pqxx connection; see src/session.hpp
 struct DatabaseSettings {
   std::string url;  // libpq connection string or URI; empty: the embedded cluster
   EmbeddedClusterOptions embedded;
+  // false while this version is on trial: contract migrations wait for
+  // apply_contract_migrations() (replica/migrations.hpp).
+  bool contract_migrations = true;
 };
 
 class Database final : public Component {
@@ -44,6 +47,9 @@ class Database final : public Component {
   void on_ready(std::function<void()> callback) { on_ready_ = std::move(callback); }
   bool ready() const { return ready_; }
   int schema_version() const { return schema_version_; }
+  // The contract migrations left while on trial, once it has passed. Loop
+  // thread; done on the loop with the error of a migration that failed.
+  void apply_contract_migrations(std::function<void(Result<void>)> done);
 
   template <class T>
   void run(std::function<Result<T>(Session&)> task, std::function<void(Result<T>)> done) {

@@ -1,6 +1,7 @@
 #include "cloudsim/cloudsim.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include <boost/asio/io_context.hpp>
@@ -103,6 +104,13 @@ struct CloudSim::Impl {
   std::atomic<long> tls_records_in{0};
   int refresh_calls = 0;
   std::string last_bearer, last_subprotocol, last_device;
+  std::map<std::string, std::string> published;  // /files/<name> -> path
+  std::string install_script;                    // served at /install.sh, filled in
+  std::uint64_t download_cut = 0;
+  std::chrono::milliseconds download_delay{0};
+  int file_requests = 0;
+  EVP_PKEY* update_key = nullptr;                // owned; Ed25519
+  std::string update_pub_path;
 
   // Touched on the io thread only.
   std::vector<std::weak_ptr<WsSession>> ws_sessions;
@@ -122,6 +130,40 @@ struct CloudSim::Impl {
   }
 
   std::string next_id() { return "sim-" + std::to_string(++message_counter); }
+
+  // The update signing key: <dir>/update-key.pem (private, made once) and
+  // <dir>/update.pub (what a box pins).
+  void load_update_key() {
+    const std::string priv = opts.dir + "/update-key.pem";
+    update_pub_path = opts.dir + "/update.pub";
+    if (auto pem = read_file(priv, 1 << 16); pem) {
+      std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(pem.value().data(), static_cast<int>(pem.value().size())),
+                                              BIO_free);
+      update_key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    }
+    if (!update_key) {
+      std::unique_ptr<EVP_PKEY_CTX, void (*)(EVP_PKEY_CTX*)> kctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr),
+                                                                  EVP_PKEY_CTX_free);
+      if (!kctx || EVP_PKEY_keygen_init(kctx.get()) != 1 || EVP_PKEY_keygen(kctx.get(), &update_key) != 1) {
+        throw std::runtime_error("cloudsim: cannot make the update key");
+      }
+      std::unique_ptr<BIO, int (*)(BIO*)> out(BIO_new(BIO_s_mem()), BIO_free);
+      PEM_write_bio_PrivateKey(out.get(), update_key, nullptr, nullptr, 0, nullptr, nullptr);
+      char* data = nullptr;
+      const long n = BIO_get_mem_data(out.get(), &data);
+      if (auto w = write_file_atomically(priv, std::string(data, static_cast<std::size_t>(n)), {0600, std::nullopt}); !w) {
+        throw std::runtime_error(w.error().message);
+      }
+    }
+    std::unique_ptr<BIO, int (*)(BIO*)> out(BIO_new(BIO_s_mem()), BIO_free);
+    PEM_write_bio_PUBKEY(out.get(), update_key);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(out.get(), &data);
+    if (auto w = write_file_atomically(update_pub_path, std::string(data, static_cast<std::size_t>(n)), {0644, std::nullopt});
+        !w) {
+      throw std::runtime_error(w.error().message);
+    }
+  }
 
   std::string issue(const std::string& device, std::chrono::seconds lifetime) {
     const auto now = WallClock::now();
@@ -390,8 +432,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res_ = sim_.handle_http(req);
     res_.keep_alive(req.keep_alive());
     res_.prepare_payload();
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    // A cut download: the head announces the whole file, the connection
+    // drops after the first bytes.
+    const bool cut = res_.count("X-Sim-Cut") > 0;
+    if (cut) {
+      const auto keep = std::stoull(std::string(res_["X-Sim-Cut"]));
+      res_.erase("X-Sim-Cut");
+      if (keep < res_.body().size()) res_.body().resize(keep);
+      res_.keep_alive(false);
+    }
+    http::async_write(stream_, res_, [self = shared_from_this(), cut](beast::error_code ec, std::size_t) {
       if (ec) return;
+      if (cut) return self->kill();
       if (self->res_.keep_alive()) return self->do_read();
       self->stream_.async_shutdown([self](beast::error_code) {});
     });
@@ -472,6 +524,50 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
     }
     return reply(200, {{"deviceJwt", issue(device, opts.token_lifetime)},
                        {"expiresAt", format_rfc3339(WallClock::now() + opts.token_lifetime)}});
+  }
+  if (req.method() == http::verb::get && req.target() == "/install.sh") {
+    std::lock_guard lock(mu);
+    if (install_script.empty()) return reply(404, {{"error", "no install script is served"}});
+    res.set(http::field::content_type, "text/x-shellscript");
+    res.body() = install_script;
+    return res;
+  }
+  if (req.method() == http::verb::get && req.target().starts_with("/files/")) {
+    std::string path;
+    std::uint64_t cut = 0;
+    std::chrono::milliseconds delay{0};
+    {
+      std::lock_guard lock(mu);
+      auto it = published.find(std::string(req.target().substr(7)));
+      if (it != published.end()) path = it->second;
+      cut = download_cut;
+      delay = download_delay;
+      ++file_requests;
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    auto bytes = path.empty() ? Result<std::string>(Error{"not_found", ""}) : read_file(path, 512u << 20);
+    if (!bytes) return reply(404, {{"error", "no such file"}});
+    res.set(http::field::content_type, "application/octet-stream");
+    res.set(http::field::accept_ranges, "bytes");
+    std::string body = std::move(bytes).value();
+    // Range: bytes=N- (what a resumed download asks).
+    const std::string range(req[http::field::range]);
+    if (range.rfind("bytes=", 0) == 0 && range.size() > 7 && range.back() == '-') {
+      const std::uint64_t from = std::strtoull(range.c_str() + 6, nullptr, 10);
+      if (from >= body.size()) {
+        res.result(http::status::range_not_satisfiable);
+        res.set(http::field::content_range, "bytes */" + std::to_string(body.size()));
+        res.body().clear();
+        return res;
+      }
+      res.result(http::status::partial_content);
+      res.set(http::field::content_range,
+              "bytes " + std::to_string(from) + "-" + std::to_string(body.size() - 1) + "/" + std::to_string(body.size()));
+      body.erase(0, from);
+    }
+    res.body() = std::move(body);
+    if (cut > 0) res.set("X-Sim-Cut", std::to_string(cut));
+    return res;
   }
   return reply(404, {{"error", "no such route"}});
 }
@@ -617,6 +713,7 @@ CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::m
                            });
   i.ctx.use_certificate_chain(asio::buffer(server.value().cert_pem));
   i.ctx.use_private_key(asio::buffer(server.value().key_pem), ssl::context::pem);
+  i.load_update_key();
   i.work.emplace(i.io.get_executor());
   i.thread = std::thread([&i] { i.io.run(); });
   start();
@@ -627,6 +724,7 @@ CloudSim::~CloudSim() {
   impl_->work.reset();
   impl_->io.stop();
   impl_->thread.join();
+  EVP_PKEY_free(impl_->update_key);
 }
 
 void CloudSim::start() {
@@ -708,6 +806,91 @@ long CloudSim::events_received() const {
 void CloudSim::set_after_welcome(std::vector<std::string> messages) {
   std::lock_guard lock(impl_->mu);
   impl_->after_welcome = std::move(messages);
+}
+
+std::string CloudSim::update_public_key_file() const { return impl_->update_pub_path; }
+
+std::string CloudSim::sign_file(const std::string& path) const {
+  auto bytes = read_file(path, 512u << 20);
+  if (!bytes) throw std::runtime_error("cloudsim: cannot read " + path);
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  unsigned char sig[64];
+  std::size_t n = sizeof sig;
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.value().data());
+  if (!md || EVP_DigestSignInit(md.get(), nullptr, nullptr, nullptr, impl_->update_key) != 1 ||
+      EVP_DigestSign(md.get(), sig, &n, data, bytes.value().size()) != 1) {
+    throw std::runtime_error("cloudsim: signing failed");
+  }
+  std::string out(4 * ((n + 2) / 3) + 1, '\0');
+  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), sig, static_cast<int>(n));
+  out.resize(static_cast<std::size_t>(len));
+  return out;
+}
+
+std::string CloudSim::publish(const std::string& name, const std::string& path) {
+  std::lock_guard lock(impl_->mu);
+  impl_->published[name] = path;
+  return base_url() + "/files/" + name;
+}
+
+nlohmann::json CloudSim::update_payload(const std::string& path, const std::string& version) {
+  auto bytes = read_file(path, 512u << 20);
+  if (!bytes) throw std::runtime_error("cloudsim: cannot read " + path);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.value().data(), bytes.value().size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int k = 0; k < len; ++k) {
+    hex += kHex[digest[k] >> 4];
+    hex += kHex[digest[k] & 15];
+  }
+  const std::string url = publish("updates/" + version + "/secbox", path);
+  return {{"version", version}, {"url", url}, {"sha256", hex}, {"size", bytes.value().size()},
+          {"signature", sign_file(path)}};
+}
+
+void CloudSim::serve_install(const std::string& script, const std::string& binary, const std::string& arch) {
+  auto text = read_file(script, 1 << 20);
+  auto pub = read_file(impl_->update_pub_path, 1 << 16);
+  if (!text || !pub) throw std::runtime_error("cloudsim: cannot read the install script or the update key");
+  std::string filled = text.value();
+  auto fill = [&filled](const std::string& line, const std::string& value) {
+    const auto at = filled.find("\n  " + line + "=\"\"\n");
+    if (at == std::string::npos) throw std::runtime_error("cloudsim: the install script has no " + line + " line");
+    filled.replace(at + 1, line.size() + 5, "  " + line + "=\"" + value + "\"");
+  };
+  fill("CLOUD_URL", base_url());
+  // The key as one base64 line, as the script decodes it.
+  std::string b64(4 * ((pub.value().size() + 2) / 3) + 1, '\0');
+  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                                  reinterpret_cast<const unsigned char*>(pub.value().data()),
+                                  static_cast<int>(pub.value().size()));
+  b64.resize(static_cast<std::size_t>(len));
+  fill("UPDATE_KEY_B64", b64);
+  const std::string sig_path = impl_->opts.dir + "/secbox-linux-" + arch + ".sig";
+  if (auto w = write_file_atomically(sig_path, sign_file(binary) + "\n", {0644, std::nullopt}); !w) {
+    throw std::runtime_error(w.error().message);
+  }
+  publish("secbox-linux-" + arch, binary);
+  publish("secbox-linux-" + arch + ".sig", sig_path);
+  std::lock_guard lock(impl_->mu);
+  impl_->install_script = std::move(filled);
+}
+
+void CloudSim::set_download_cut(std::uint64_t bytes) {
+  std::lock_guard lock(impl_->mu);
+  impl_->download_cut = bytes;
+}
+
+void CloudSim::set_download_delay(std::chrono::milliseconds delay) {
+  std::lock_guard lock(impl_->mu);
+  impl_->download_delay = delay;
+}
+
+int CloudSim::file_requests() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->file_requests;
 }
 
 void CloudSim::set_auto_ack_events(bool on) {

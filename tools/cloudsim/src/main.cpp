@@ -7,11 +7,21 @@
 // port with the same certificate; "events" prints the events the box
 // sent up (by type and clientId); "await RE SECONDS" prints the first message
 // the box sent with that `re` (a reply; one already received counts), or
-// {"timeout":true}; "await-type TYPE SECONDS" the same by type; "quit" exits. With standard input
+// {"timeout":true}; "await-type TYPE SECONDS" the same by type; "update FILE
+// VERSION [ID]" publishes FILE, signs it with the simulator's update key and
+// sends update.apply for it (printing the message sent); "cut BYTES" makes later
+// file downloads drop after BYTES (0: whole); "quit" exits. With standard input
 // at its end (</dev/null) it serves until SIGINT or SIGTERM. --script names a
 // file of JSON messages, one a line, sent to the box after every welcome.
 // Tokens it issues are kept in DIR, so a restarted simulator still knows the box.
+// --install-script FILE --binary FILE serve the one-line install: install.sh
+// at /install.sh (with this cloud and its update key filled in) and the
+// signed binary it downloads. DIR/update.pub is the key a box pins.
+// --offer-update FILE:VERSION sends update.apply for FILE as VERSION, once,
+// after the first welcome of a box that runs another version (a demo).
 #include <unistd.h>
+
+#include <thread>
 
 #include <fstream>
 #include <iostream>
@@ -23,13 +33,14 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n";
+    "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n"
+    "                       [--install-script FILE --binary FILE] [--offer-update FILE:VERSION]\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   secbox::cloudsim::Options o;
-  std::string device, bootstrap, script;
+  std::string device, bootstrap, script, install_script, binary, offer;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -56,6 +67,12 @@ int main(int argc, char** argv) {
       bootstrap = next();
     } else if (a == "--script") {
       script = next();
+    } else if (a == "--offer-update") {
+      offer = next();
+    } else if (a == "--install-script") {
+      install_script = next();
+    } else if (a == "--binary") {
+      binary = next();
     } else {
       std::cerr << kUsage;
       return 2;
@@ -85,10 +102,52 @@ int main(int argc, char** argv) {
   secbox::cloudsim::CloudSim sim(o);
   if (!device.empty() && !bootstrap.empty()) sim.add_bootstrap(device, bootstrap);
   sim.set_after_welcome(std::move(messages));
+  if (!install_script.empty() || !binary.empty()) {
+    if (install_script.empty() || binary.empty()) {
+      std::cerr << "secbox-cloudsim: --install-script and --binary go together\n";
+      return 2;
+    }
+    try {
+      sim.serve_install(install_script, binary);
+    } catch (const std::exception& e) {
+      std::cerr << "secbox-cloudsim: " << e.what() << "\n";
+      return 2;
+    }
+  }
   nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
-                       {"caFile", sim.ca_file()}, {"port", sim.port()}};
+                       {"caFile", sim.ca_file()}, {"port", sim.port()},
+                       {"updateKey", sim.update_public_key_file()}};
   std::cout << ready.dump() << std::endl;
+  if (!offer.empty()) {
+    const auto colon = offer.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == offer.size()) {
+      std::cerr << "secbox-cloudsim: --offer-update FILE:VERSION\n";
+      return 2;
+    }
+    std::thread([&sim, file = offer.substr(0, colon), version = offer.substr(colon + 1)] {
+      for (;;) {
+        auto hello = sim.wait_for(
+            [](const secbox::cloudsim::Received& r) {
+              return !r.is_binary && r.message.is_object() && r.message.value("type", "") == "hello";
+            },
+            std::chrono::hours(1));
+        if (!hello) continue;
+        if (hello->message["payload"].value("version", "") == version) return;
+        std::this_thread::sleep_for(std::chrono::seconds(2));  // after the welcome and the snapshots
+        try {
+          nlohmann::json msg{{"v", 1}, {"type", "update.apply"}, {"id", "offer-1"}, {"ts", "2026-12-06T00:00:00Z"},
+                             {"payload", sim.update_payload(file, version)}};
+          std::cerr << "secbox-cloudsim: offering version " << version << ": "
+                    << (sim.send_text(msg.dump()) ? "sent" : "no device connected") << std::endl;
+        } catch (const std::exception& e) {
+          std::cerr << "secbox-cloudsim: cannot offer " << file << ": " << e.what() << std::endl;
+        }
+        return;
+      }
+    }).detach();
+  }
   std::string line;
+  int updates = 0;
   while (std::getline(std::cin, line)) {
     if (line == "quit") return 0;
     if (line == "events") {  // what the box has sent up so far
@@ -119,6 +178,22 @@ int main(int argc, char** argv) {
           },
           std::chrono::milliseconds(static_cast<long>(seconds * 1000)));
       std::cout << (got ? got->message.dump() : std::string("{\"timeout\":true}")) << std::endl;
+    } else if (line.rfind("update ", 0) == 0) {
+      std::istringstream words(line.substr(7));
+      std::string file, version, id;
+      words >> file >> version >> id;
+      if (id.empty()) id = "u-" + std::to_string(::getpid()) + "-" + std::to_string(++updates);
+      try {
+        nlohmann::json msg{{"v", 1}, {"type", "update.apply"}, {"id", id}, {"ts", "2026-12-06T00:00:00Z"},
+                           {"payload", sim.update_payload(file, version)}};
+        const bool sent = sim.send_text(msg.dump());
+        std::cout << nlohmann::json{{"sent", sent}, {"message", msg}}.dump() << std::endl;
+      } catch (const std::exception& e) {
+        std::cout << nlohmann::json{{"sent", false}, {"error", e.what()}}.dump() << std::endl;
+      }
+    } else if (line.rfind("cut ", 0) == 0) {
+      sim.set_download_cut(std::strtoull(line.c_str() + 4, nullptr, 10));
+      std::cout << "cut" << std::endl;
     } else if (line == "down" || line == "up") {
       if (line == "down") sim.stop(); else sim.start();
       std::cout << line << std::endl;

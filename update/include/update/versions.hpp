@@ -37,6 +37,9 @@ class VersionStore {
   std::optional<std::string> current() const;
   std::optional<std::string> known_good() const;
   std::vector<std::string> versions() const;  // staged ones, in name order
+  // Removes every staged version but current, known-good and `keep`, so that
+  // updates do not fill the disk. Errors are ignored: a version left is only space.
+  void prune(const std::vector<std::string>& keep) const;
   std::string binary(const std::string& version) const;
   const std::string& root() const { return root_; }
 

@@ -76,6 +76,30 @@ class CloudSim {
   // Text frames sent, in order, right after every welcome (a demo's script).
   void set_after_welcome(std::vector<std::string> messages);
 
+  // Software updates (cloud-protocol §7.6). The simulator's signing key (an
+  // Ed25519 key made once and kept in dir) stands for the cloud's release
+  // key: update_public_key_file() is what install.sh pins on the box.
+  std::string update_public_key_file() const;
+  // The base64 Ed25519 signature of a file's bytes by that key.
+  std::string sign_file(const std::string& path) const;
+  // Serves `path` at <base_url>/files/<name> (GET, with Range), read anew at
+  // every request; returns the URL.
+  std::string publish(const std::string& name, const std::string& path);
+  // An update.apply payload for `path` as `version`: published, hashed, signed.
+  nlohmann::json update_payload(const std::string& path, const std::string& version);
+  // The one-line install: <base_url>/install.sh serves `script` with this
+  // cloud's URL and update key filled in, and the binary (with its
+  // signature) is served where the script looks for it,
+  // /files/secbox-linux-<arch> and …sig.
+  void serve_install(const std::string& script, const std::string& binary, const std::string& arch = "amd64");
+  // Every later download of published files stops after this many bytes, the
+  // connection dropped (0: whole files). A cut download tests a resume.
+  void set_download_cut(std::uint64_t bytes);
+  // Holds each download this long before answering (a download in flight;
+  // the simulator's thread waits meanwhile).
+  void set_download_delay(std::chrono::milliseconds delay);
+  int file_requests() const;  // GETs of /files/ answered so far
+
   // The connected device (the newest session).
   bool send_text(const std::string& text);
   bool send_binary(const std::string& bytes);
