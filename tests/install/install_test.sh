@@ -4,14 +4,19 @@
 # nothing, a refused system, uninstall and purge, and the unit's sandbox
 # rating. Run as root (ctest does): it makes the secbox user and runs the
 # embedded database of the test root as it.
-#   tests/install/install_test.sh SOURCE_DIR SECBOX_BINARY
+# Then the one-line install (curl … | sh) from the cloud simulator, which
+# serves the script and the signed binary; and a binary signed by another
+# key, refused.
+#   tests/install/install_test.sh SOURCE_DIR SECBOX_BINARY CLOUDSIM_BINARY
 set -euo pipefail
 src=$1
 binary=$2
+cloudsim=$3
 installer="$src/install.sh"
 work=$(mktemp -d)
 chmod 0711 "$work"
-trap 'rm -rf "$work"' EXIT
+sim_pid=""
+trap '[[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"' EXIT
 failures=0
 check() { # description command...
   local what=$1
@@ -25,13 +30,28 @@ snapshot() {
     find . -path ./var/lib/secbox/pg -prune -o -type f -exec sha256sum {} + | sort)
 }
 
+# An update key, as the cloud's release key would be.
+openssl genpkey -algorithm ed25519 -out "$work/update-key.pem" 2>/dev/null
+openssl pkey -in "$work/update-key.pem" -pubout -out "$work/update.pub"
+version=$("$binary" --version | sed -n 's/^secbox //p')
+
 # 1. A first install into a test root.
 root="$work/root"
 mkdir "$root"
-out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" --update-key "$work/update.pub" 2>&1)
 check "first install says it installed" grep -q "SecBox is installed" <<<"$out"
-check "binary installed 0755, identical" \
-  bash -c "[[ \$(stat -c %a '$root/usr/local/bin/secbox') == 755 ]] && cmp -s '$binary' '$root/usr/local/bin/secbox'"
+lib="$root/usr/local/lib/secbox"
+check "binary installed as version $version, 0755, identical" \
+  bash -c "[[ \$(stat -c %a '$lib/versions/$version/secbox') == 755 ]] && cmp -s '$binary' '$lib/versions/$version/secbox'"
+check "current and known-good are that version" \
+  bash -c "[[ \$(readlink '$lib/current') == versions/$version && \$(readlink '$lib/known-good') == versions/$version ]]"
+check "the versions folder is the daemon's (it stages updates there)" test "$(mode_owner "$lib")" = "755 secbox:secbox"
+check "secbox on the PATH is the current version" \
+  bash -c "[[ \$(readlink '$root/usr/local/bin/secbox') == ../lib/secbox/current/secbox ]] && cmp -s '$binary' '$root/usr/local/bin/secbox'"
+check "secbox-recover installed root's, 0755, outside the versions, as the source has it" \
+  bash -c "[[ \$(stat -c '%a %U' '$root/usr/local/lib/secbox-recover') == '755 root' ]] && cmp -s '$src/update/scripts/secbox-recover' '$root/usr/local/lib/secbox-recover'"
+check "the update key is pinned, root's, 0644" \
+  bash -c "[[ \$(stat -c '%a %U' '$root/etc/secbox/update.pub') == '644 root' ]] && cmp -s '$work/update.pub' '$root/etc/secbox/update.pub'"
 check "/etc/secbox is 1770 root:secbox (sticky)" test "$(mode_owner "$root/etc/secbox")" = "1770 root:secbox"
 check "/etc/secbox/tools is 0755 root:root" test "$(mode_owner "$root/etc/secbox/tools")" = "755 root:root"
 check "control.json is 0640 root:secbox" test "$(mode_owner "$root/etc/secbox/control.json")" = "640 root:secbox"
@@ -42,8 +62,18 @@ check "no postmaster left running" bash -c "! pgrep -f '[p]ostgres -D $root' >/d
 unit="$root/etc/systemd/system/secbox.service"
 check "unit installed 0644" test "$(stat -c %a "$unit")" = 644
 check "unit is Type=notify with a watchdog" bash -c "grep -qx 'Type=notify' '$unit' && grep -q '^WatchdogSec=' '$unit'"
-check "unit starts the installed binary" grep -qx "ExecStart=/usr/local/bin/secbox run" "$unit"
+check "unit starts the current version" grep -qx "ExecStart=/usr/local/lib/secbox/current/secbox run" "$unit"
 check "unit restarts on failure" grep -qx "Restart=on-failure" "$unit"
+check "unit runs secbox-recover as root before each start" \
+  grep -qx "ExecStartPre=+/usr/local/lib/secbox-recover --versions /usr/local/lib/secbox pre-start" "$unit"
+check "unit restarts into a switched version (75) without counting it a failure" \
+  bash -c "grep -qx 'RestartForceExitStatus=75' '$unit' && grep -qx 'SuccessExitStatus=75' '$unit'"
+check "unit calls secbox-recover when it fails for good" grep -qx "OnFailure=secbox-recover.service" "$unit"
+check "unit may write its versions folder" grep -qx "ReadWritePaths=/etc/secbox /var/lib/secbox /usr/local/lib/secbox" "$unit"
+check "the recovery units and the 30 s timer are installed" \
+  bash -c "grep -q 'secbox-recover --versions /usr/local/lib/secbox failed' '$root/etc/systemd/system/secbox-recover.service' &&
+           grep -q 'secbox-recover --versions /usr/local/lib/secbox check' '$root/etc/systemd/system/secbox-recover-check.service' &&
+           grep -qx 'OnUnitActiveSec=30s' '$root/etc/systemd/system/secbox-recover-check.timer'"
 check "no secbox.env written" test ! -e "$root/etc/secbox/secbox.env"
 "$src/scripts/build-web" "$work/web-built" >/dev/null
 check "the guard app installed (built: the app and hls.js), file by file" \
@@ -70,7 +100,7 @@ else
   check "systemd-analyze is installed (package systemd)" false
 fi
 
-# 2. A second run changes nothing and says so.
+# 2. A second run changes nothing and says so (the pinned key is kept).
 before=$(snapshot "$root")
 out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1)
 check "second run says nothing changed" grep -q "nothing to change" <<<"$out"
@@ -158,8 +188,10 @@ check "nothing installed on a refused system" test -z "$(ls -A "$other")"
 
 # 6. Uninstall keeps the pairing and the data; purge removes them.
 out=$("$installer" --uninstall --root "$root" 2>&1)
-check "uninstall removed the binary, the guard app and the unit" \
-  bash -c "[[ ! -e '$root/usr/local/bin/secbox' && ! -e '$root/usr/local/share/secbox' && ! -e '$unit' ]]"
+check "uninstall removed the binary, the versions, secbox-recover, the guard app and the units" \
+  bash -c "[[ ! -e '$root/usr/local/bin/secbox' && ! -L '$root/usr/local/bin/secbox' && ! -e '$lib' &&
+              ! -e '$root/usr/local/lib/secbox-recover' && ! -e '$root/usr/local/share/secbox' && ! -e '$unit' &&
+              ! -e '$root/etc/systemd/system/secbox-recover-check.timer' ]]"
 check "uninstall kept /etc/secbox and /var/lib/secbox" \
   bash -c "[[ -f '$root/etc/secbox/secbox.env' && -d '$root/var/lib/secbox/pg/data' ]]"
 check "uninstall removed podman's drop-in" test ! -e "$root/etc/systemd/system/podman.socket.d/secbox.conf"
@@ -168,6 +200,42 @@ check "a second uninstall has nothing to remove" grep -q "nothing to remove" <<<
 "$installer" --uninstall --purge --root "$root" >/dev/null 2>&1
 check "purge removed /etc/secbox and /var/lib/secbox" \
   bash -c "[[ ! -e '$root/etc/secbox' && ! -e '$root/var/lib/secbox' ]]"
+
+# 7. The one-line install, as a booth box gets it: the cloud (the simulator)
+# serves install.sh with its URL and update key filled in, and the signed
+# binary for this machine; the script is piped into sh with no arguments.
+objcopy --strip-debug "$binary" "$work/secbox-release"
+mkdir -m 0700 "$work/sim"
+"$cloudsim" --dir "$work/sim" --port 0 --install-script "$installer" --binary "$work/secbox-release" \
+  </dev/null >"$work/sim.ready" 2>"$work/sim.log" &
+sim_pid=$!
+for _ in $(seq 100); do [[ -s "$work/sim.ready" ]] && break; sleep 0.1; done
+base=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["baseUrl"])' "$work/sim.ready")
+ca="$work/sim/ca.pem"
+piped="$work/piped"
+mkdir "$piped"
+# A booth box trusts the cloud's certificate through the system store; here
+# curl is given the simulator's CA (CURL_CA_BUNDLE, also for the script's own
+# downloads). --root keeps it in the test root.
+out=$(curl -fsS --cacert "$ca" "$base/install.sh" | CURL_CA_BUNDLE="$ca" sh -s -- --root "$piped" 2>&1) || true
+check "curl | sh installs from the cloud" grep -q "SecBox is installed" <<<"$out"
+check "it checked the download's signature" grep -q "signature checks out with the pinned update key" <<<"$out"
+check "the downloaded binary is installed as its version" \
+  cmp -s "$work/secbox-release" "$piped/usr/local/lib/secbox/versions/$version/secbox"
+check "the cloud's update key is pinned" cmp -s "$work/sim/update.pub" "$piped/etc/secbox/update.pub"
+check "the cloud it came from is the one it pairs with" grep -qx "$base" "$piped/etc/secbox/cloud"
+
+# 8. The same script, told to pin another key: the binary the cloud signed is
+# not signed by it, so nothing of SecBox is installed.
+refused="$work/refused"
+mkdir "$refused"
+out=$(curl -fsS --cacert "$ca" "$base/install.sh" | CURL_CA_BUNDLE="$ca" sh -s -- --root "$refused" \
+  --update-key "$work/update.pub" 2>&1) && check "a binary signed by another key is refused" false
+check "the refusal says why" grep -q "not signed by the pinned update key" <<<"$out"
+check "nothing of SecBox was installed" \
+  bash -c "[[ ! -e '$refused/usr/local/lib/secbox' && ! -e '$refused/usr/local/bin/secbox' && ! -e '$refused/etc/secbox' ]]"
+kill "$sim_pid" 2>/dev/null || true
+sim_pid=""
 
 echo "# $failures failed"
 [[ $failures -eq 0 ]]

@@ -58,6 +58,11 @@ mkdir -p "$work/in"
 cp "$binary" "$work/in/secbox"
 cp "$cloudsim" "$work/in/secbox-cloudsim"
 cp "$src/install.sh" "$work/in/install.sh"
+# The cloud's release key (the simulator signs updates with it) and a release
+# build of the binary under test (its debug sections off: under 256 MiB).
+openssl genpkey -algorithm ed25519 -out "$work/in/update-key.pem" 2>/dev/null
+openssl pkey -in "$work/in/update-key.pem" -pubout -out "$work/in/update.pub"
+objcopy --strip-debug "$binary" "$work/in/secbox-release"
 "$src/scripts/build-web" "$work/in/web" >/dev/null
 # --privileged: the nested podman needs it; systemd still applies the unit's
 # sandbox (checked below, not assumed).
@@ -98,10 +103,13 @@ box sh -c 'printf "[Service]\nExecStart=/bin/sleep infinity\n" >/etc/systemd/sys
 # exit, which the unit's seccomp filter refuses (the only addition to the unit).
 box sh -c 'mkdir -p /etc/systemd/system/secbox.service.d &&
   printf "[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n" >/etc/systemd/system/secbox.service.d/sanitizer.conf'
+# The update trial shortened to fit CI (the unit's defaults are 120 s and 300 s).
+box sh -c 'printf "[Service]\nEnvironment=SECBOX_UPDATE_TRIAL_S=10 SECBOX_UPDATE_DEADLINE_S=60\n" >/etc/systemd/system/secbox.service.d/trial.conf'
 
 # 1. The install, as a booth box gets it.
 t0=$(date +%s)
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1) ||
+out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 \
+  --update-key /opt/secbox-test/update.pub 2>&1) ||
   { echo "$out"; exit 1; }
 echo "# install.sh took $(($(date +%s) - t0)) s"
 check "install says it installed" grep -q "SecBox is installed" <<<"$out"
@@ -118,7 +126,8 @@ box sh -c 'cat >/etc/secbox/control.json <<EOF
  "units":      {"allow": ["status", "restart"], "names": ["secbox-test-allowed.service"]},
  "journal":    {"allow": ["tail"], "names": ["secbox.service"]},
  "env":        {"allow": ["set", "unset"]},
- "jwt":        {"allow": ["rotate"]}}
+ "jwt":        {"allow": ["rotate"]},
+ "update":     {"allow": ["apply"]}}
 EOF
 chown root:secbox /etc/secbox/control.json && chmod 0640 /etc/secbox/control.json'
 out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1) ||
@@ -152,6 +161,7 @@ check "sandbox rated 2.5 or better under systemd ($exposure)" awk -v e="$exposur
 bootstrap="bt_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 mkfifo "$work/sim.in" "$work/sim.out"
 box mkdir -p -m 0700 /root/sim
+box install -m 0600 /opt/secbox-test/update-key.pem /root/sim/update-key.pem
 podman exec -i "$name" /opt/secbox-test/secbox-cloudsim --dir /root/sim --port 8766 \
   --device dev_systemd --bootstrap "$bootstrap" <"$work/sim.in" >"$work/sim.out" 2>"$work/cloudsim.log" &
 exec 3>"$work/sim.in" 4<"$work/sim.out"
@@ -274,6 +284,77 @@ grep -q '"units.result"' <<<"$back" || echo "# last answer: $back"
 # 6. Reinstall, uninstall, purge.
 out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1)
 check "a second install changes nothing" grep -q "nothing to change" <<<"$out"
+
+# 7. Updates under systemd (cloud-protocol §7.6), each ending with the box
+# saying hello with a working version and one update_result for the attempt.
+sim "clear" 5 >/dev/null
+results() { sim events 10 | python3 -c 'import json,sys; d=json.load(sys.stdin).get("byType",{}).get("update_result",{}); print(json.dumps(list(d.values())))'; }
+await_result() { # phase: waits for an update_result with it
+  local r=""
+  for _ in $(seq 120); do
+    r=$(results)
+    grep -q "\"phase\": \"$1\"" <<<"$r" && break
+    sleep 1
+  done
+  printf '%s\n' "$r"
+}
+version_of_hello() { field 'm.get("payload",{}).get("version")'; }
+t0=$(date +%s.%N)
+sent=$(sim "update /opt/secbox-test/secbox-release 0.2.0 t-upd-1" 10)
+reply=$(sim "await t-upd-1 120" 130)
+check "update.apply of a good version: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
+hello=$(sim "await-type hello 120" 130)
+t1=$(date +%s.%N)
+check "the new version says hello under systemd" test "$(version_of_hello <<<"$hello")" = 0.2.0
+echo "# update.apply to the new version's hello under systemd: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+r=$(await_result "done")
+check "its trial passed: update_result done" grep -q '"phase": "done"' <<<"$r"
+check "one update_result for it" test "$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$r")" = 1
+check "0.2.0 is known-good" test "$(box readlink /usr/local/lib/secbox/known-good)" = versions/0.2.0
+check "the unit runs 0.2.0's binary" \
+  test "$(box readlink "/proc/$(box systemctl show -p MainPID --value secbox.service)/exe")" = /usr/local/lib/secbox/versions/0.2.0/secbox
+check "secbox version says so" bash -c "podman exec $name /usr/local/bin/secbox version | grep -qx 'known-good: 0.2.0'"
+check "the switch was not counted a failure" test "$(box systemctl show -p Result --value secbox.service)" = success
+
+# A version that exits at once: rolled back by ExecStartPre, without its code.
+sim "clear" 5 >/dev/null
+printf '#!/bin/sh\necho "this build is broken" >&2\nexit 1\n' >"$work/broken"
+chmod 0755 "$work/broken"
+podman cp "$work/broken" "$name:/root/broken"
+sim "update /root/broken 0.3.0 t-upd-2" 10 >/dev/null
+reply=$(sim "await t-upd-2 120" 130)
+check "update.apply of a broken version: ack (it verifies)" test "$(field 'm.get("type")' <<<"$reply")" = ack
+r=$(await_result rollback)
+check "it was rolled back: update_result rollback" grep -q '"phase": "rollback"' <<<"$r"
+check "0.2.0 is current again" test "$(box readlink /usr/local/lib/secbox/current)" = versions/0.2.0
+check "the journal shows secbox-recover's rollback" \
+  bash -c "podman exec $name journalctl -u secbox.service --no-pager | grep -q 'secbox-recover: rolled back'"
+check "the box runs again" box systemctl is-active --quiet secbox.service
+
+# secbox update on the box itself (no tunnel needed): same checks, same trial.
+sim "clear" 5 >/dev/null
+box sh -c 'openssl pkeyutl -sign -inkey /root/sim/update-key.pem -rawin -in /opt/secbox-test/secbox-release -out /root/release.sig'
+out=$(box /usr/local/bin/secbox update --file /opt/secbox-test/secbox-release --signature /root/release.sig --version 0.4.0 2>&1) || true
+check "secbox update verifies and switches" grep -q "Switched 0.2.0 -> 0.4.0" <<<"$out"
+r=$(await_result "done")
+check "the version it installed passed its trial" grep -q '"toVersion": "0.4.0"' <<<"$r"
+out=$(box /usr/local/bin/secbox update --file /root/broken --signature /root/release.sig --version 0.5.0 2>&1) && false
+check "secbox update refuses a file the signature is not for" grep -q "refused" <<<"$out"
+
+# A crash loop outside any trial (here: current pointed by hand at a broken
+# build): the start limit fails the unit, OnFailure= runs secbox-recover,
+# which starts the known-good version again.
+sim "clear" 5 >/dev/null
+box sh -c 'mkdir -p /etc/systemd/system/secbox.service.d && printf "[Unit]\nStartLimitBurst=3\n[Service]\nRestartSec=1s\n" >/etc/systemd/system/secbox.service.d/fast-fail.conf &&
+  mkdir -p /usr/local/lib/secbox/versions/0.6.0 && cp /root/broken /usr/local/lib/secbox/versions/0.6.0/secbox &&
+  ln -sfn versions/0.6.0 /usr/local/lib/secbox/current && systemctl daemon-reload && systemctl restart secbox.service' || true
+r=$(await_result rollback)
+check "a crash-looping version is replaced by the known-good one (OnFailure)" grep -q "kept failing" <<<"$r"
+check "current is known-good again" test "$(box readlink /usr/local/lib/secbox/current)" = versions/0.4.0
+check "the unit runs again" box systemctl is-active --quiet secbox.service
+box rm -f /etc/systemd/system/secbox.service.d/fast-fail.conf
+box systemctl daemon-reload
+
 box /opt/secbox-test/install.sh --uninstall --purge >/dev/null 2>&1 || true
 check "after --purge no secbox process runs" bash -c "! podman exec $name pgrep -f /usr/local/bin/secbox >/dev/null"
 check "after --purge no postgres runs" bash -c "! podman exec $name pgrep -x postgres >/dev/null"

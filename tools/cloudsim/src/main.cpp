@@ -10,7 +10,8 @@
 // {"timeout":true}; "await-type TYPE SECONDS" the same by type; "update FILE
 // VERSION [ID]" publishes FILE, signs it with the simulator's update key and
 // sends update.apply for it (printing the message sent); "cut BYTES" makes later
-// file downloads drop after BYTES (0: whole); "quit" exits. With standard input
+// file downloads drop after BYTES (0: whole); "clear" forgets what arrived so
+// far; "quit" exits. With standard input
 // at its end (</dev/null) it serves until SIGINT or SIGTERM. --script names a
 // file of JSON messages, one a line, sent to the box after every welcome.
 // Tokens it issues are kept in DIR, so a restarted simulator still knows the box.
@@ -191,6 +192,9 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         std::cout << nlohmann::json{{"sent", false}, {"error", e.what()}}.dump() << std::endl;
       }
+    } else if (line == "clear") {  // forget what arrived so far (before the next step of a test)
+      sim.clear_received();
+      std::cout << "cleared" << std::endl;
     } else if (line.rfind("cut ", 0) == 0) {
       sim.set_download_cut(std::strtoull(line.c_str() + 4, nullptr, 10));
       std::cout << "cut" << std::endl;
