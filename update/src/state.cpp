@@ -39,10 +39,16 @@ std::optional<std::int64_t> number(const std::string& s) {
   return std::stoll(s);
 }
 
-// One line, printable: a detail that came from a child's message or a URL.
+// One line of printable ASCII (so it is valid JSON text, whatever the file
+// held): a detail that came from a child's message, a URL, a hostile file.
 std::string one_line(std::string s) {
   for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\0') c = ' ';
+    const auto u = static_cast<unsigned char>(c);
+    if (u == '\n' || u == '\r' || u == '\t') {
+      c = ' ';
+    } else if (u < 0x20 || u > 0x7e) {
+      c = '?';
+    }
   }
   if (s.size() > kMaxDetail) s.resize(kMaxDetail);
   return s;
@@ -71,7 +77,7 @@ bool valid_attempt(const std::string& id) {
 }
 
 nlohmann::json UpdateOutcome::data() const {
-  return {{"fromVersion", from}, {"toVersion", to}, {"ok", ok}, {"phase", phase}, {"detail", detail}};
+  return {{"fromVersion", from}, {"toVersion", to}, {"ok", ok}, {"phase", phase}, {"detail", one_line(detail)}};
 }
 
 std::string UpdateOutcome::client_id() const { return name_uuid("secbox-update-result:" + attempt); }
@@ -85,17 +91,24 @@ Result<std::optional<UpdateState>> load_state(const std::string& root) {
     if (text.error().code == "not_found") return std::optional<UpdateState>{};
     return invalid("cannot read " + state_path(root) + ": " + text.error().message);
   }
-  auto kv = parse_lines(text.value());
+  auto s = parse_state(text.value());
+  if (!s) return invalid(state_path(root) + ": " + s.error().message);
+  return std::optional<UpdateState>{std::move(s).value()};
+}
+
+Result<UpdateState> parse_state(std::string_view text) {
+  if (text.size() > kMaxFile) return invalid("the state is too large");
+  auto kv = parse_lines(std::string(text));
   UpdateState s;
   s.attempt = kv["ATTEMPT"];
   s.from = kv["FROM"];
   s.to = kv["TO"];
   s.phase = kv["PHASE"];
-  if (!valid_attempt(s.attempt)) return invalid(state_path(root) + ": ATTEMPT is not an attempt id");
+  if (!valid_attempt(s.attempt)) return invalid("ATTEMPT is not an attempt id");
   if (!VersionStore::valid_version(s.from) || !VersionStore::valid_version(s.to)) {
-    return invalid(state_path(root) + ": FROM or TO is not a version name");
+    return invalid("FROM or TO is not a version name");
   }
-  if (!known_phase(s.phase, false)) return invalid(state_path(root) + ": PHASE is not a phase");
+  if (!known_phase(s.phase, false)) return invalid("PHASE is not a phase");
   auto field = [&](const char* key, std::int64_t& into) {
     auto it = kv.find(key);
     if (it == kv.end() || it->second.empty()) return true;
@@ -107,10 +120,10 @@ Result<std::optional<UpdateState>> load_state(const std::string& root) {
   std::int64_t starts = 0;
   if (!field("SWITCHED_AT", s.switched_at) || !field("DEADLINE", s.deadline) || !field("TRIAL_S", s.trial_s) ||
       !field("STARTS", starts) || starts > 1000) {
-    return invalid(state_path(root) + ": a number field is not a number");
+    return invalid("a number field is not a number");
   }
   s.starts = static_cast<int>(starts);
-  return std::optional<UpdateState>{s};
+  return s;
 }
 
 Result<void> save_state(const std::string& root, const UpdateState& s) {
@@ -148,22 +161,7 @@ std::vector<StoredOutcome> load_outcomes(const std::string& root, std::size_t ma
     StoredOutcome s;
     s.file = dir + "/" + name;
     auto text = read_file(s.file, kMaxFile);
-    auto kv = text ? parse_lines(text.value()) : std::map<std::string, std::string>{};
-    UpdateOutcome& o = s.outcome;
-    o.attempt = kv["ATTEMPT"];
-    o.from = kv["FROM"];
-    o.to = kv["TO"];
-    o.ok = kv["OK"] == "1" || kv["OK"] == "true";
-    o.phase = kv["PHASE"];
-    o.detail = one_line(kv["DETAIL"]);
-    if (!valid_attempt(o.attempt)) o.attempt = valid_attempt(name) ? name : "unreadable-" + name_uuid(name);
-    if (!VersionStore::valid_version(o.from)) o.from = "unknown";
-    if (!VersionStore::valid_version(o.to)) o.to = "unknown";
-    if (!known_phase(o.phase, true)) {
-      o.ok = false;
-      o.phase = "rollback-failed";
-      o.detail = "the recorded outcome " + name.substr(0, 64) + " could not be read";
-    }
+    s.outcome = parse_outcome(text ? text.value() : std::string(), name);
     out.push_back(std::move(s));
   }
   return out;
@@ -182,5 +180,25 @@ Result<void> save_outcome(const std::string& root, const UpdateOutcome& o) {
 }
 
 void remove_outcome(const std::string& file) { ::unlink(file.c_str()); }
+
+UpdateOutcome parse_outcome(std::string_view text, const std::string& name) {
+  auto kv = parse_lines(std::string(text.substr(0, kMaxFile)));
+  UpdateOutcome o;
+  o.attempt = kv["ATTEMPT"];
+  o.from = kv["FROM"];
+  o.to = kv["TO"];
+  o.ok = kv["OK"] == "1" || kv["OK"] == "true";
+  o.phase = kv["PHASE"];
+  o.detail = one_line(kv["DETAIL"]);
+  if (!valid_attempt(o.attempt)) o.attempt = valid_attempt(name) ? name : "unreadable-" + name_uuid(name);
+  if (!VersionStore::valid_version(o.from)) o.from = "unknown";
+  if (!VersionStore::valid_version(o.to)) o.to = "unknown";
+  if (!known_phase(o.phase, true)) {
+    o.ok = false;
+    o.phase = "rollback-failed";
+    o.detail = "the recorded outcome " + name.substr(0, 64) + " could not be read";
+  }
+  return o;
+}
 
 }  // namespace secbox::update

@@ -164,10 +164,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  bool installed() const {
-    if (settings.root.empty()) return false;
-    return VersionStore(settings.root).current().has_value();
-  }
+  bool installed = false;  // a versions tree with `current` (read at start, on the worker)
 
   // ---- at start ------------------------------------------------------------
 
@@ -197,6 +194,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   void on_found(Found f) {
     looked = true;
+    installed = f.current.has_value();
     for (auto& s : f.outcomes) report_stored(std::move(s));
     if (!f.state) {
       log.error("The update state file cannot be read; it is removed.", {{"reason", f.state.error().message}});
@@ -389,7 +387,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     if (r.signature.empty() || r.signature.size() > 200) {
       return bad("verify", "signature must be a base64 Ed25519 signature");
     }
-    if (!installed()) {
+    if (!installed) {
       return reply.error(protocol::ErrorCode::unavailable,
                          "this box was not installed with versions side by side (install.sh); it cannot update itself");
     }

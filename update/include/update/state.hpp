@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -59,6 +60,8 @@ std::string results_dir(const std::string& root);
 // nullopt when there is no state file; an Error ("invalid_state") when it
 // cannot be read or holds a value out of its rules.
 Result<std::optional<UpdateState>> load_state(const std::string& root);
+// The same from a state file's text (pure; "invalid_state").
+Result<UpdateState> parse_state(std::string_view text);
 Result<void> save_state(const std::string& root, const UpdateState& state);
 void remove_state(const std::string& root);
 
@@ -71,5 +74,8 @@ struct StoredOutcome {
 std::vector<StoredOutcome> load_outcomes(const std::string& root, std::size_t max = 32);
 Result<void> save_outcome(const std::string& root, const UpdateOutcome& outcome);
 void remove_outcome(const std::string& file);
+// An outcome file's text as load_outcomes reads it (pure): a value out of
+// its rules becomes "unknown", an unreadable phase a rollback-failed outcome.
+UpdateOutcome parse_outcome(std::string_view text, const std::string& file_name);
 
 }  // namespace secbox::update
