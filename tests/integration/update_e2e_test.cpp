@@ -57,8 +57,10 @@ bool wait_until(F done, std::chrono::milliseconds limit, std::chrono::millisecon
 const std::string& stripped_binary() {
   static const std::string path = [] {
     const std::string out = std::string(SECBOX_TEST_BUILD_DIR) + "/secbox-stripped-for-updates";
-    const std::string cmd = "objcopy --strip-debug '" + std::string(SECBOX_BINARY) + "' '" + out + ".tmp' && mv '" +
-                            out + ".tmp' '" + out + "'";
+    // Tests run in parallel processes: each makes its own, then renames it into place.
+    const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+    const std::string cmd = "objcopy --strip-debug '" + std::string(SECBOX_BINARY) + "' '" + tmp + "' && mv '" +
+                            tmp + "' '" + out + "'";
     if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "objcopy failed: " << cmd;
     return out;
   }();
