@@ -335,6 +335,9 @@ TEST_F(UpdateServiceTest, AVersionOnTrialBecomesKnownGoodAfterWelcomeAndItsTrial
   run_until(io, [&] { return false; }, 200ms);
   EXPECT_FALSE(on_trial(root, "2.0.0"));
   EXPECT_EQ(store.versions(), (std::vector<std::string>{"1.0.0", "2.0.0"}));
+  // The next update is taken (not busy): the trial is over.
+  auto next = apply(sim->update_payload(dir.file("old-secbox"), "3.0.0"));
+  EXPECT_EQ(next.value("type", ""), "ack") << next.dump();
 }
 
 TEST_F(UpdateServiceTest, OutcomesSecboxRecoverLeftAreQueuedOnceAndRemoved) {

@@ -323,6 +323,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
             UpdateOutcome o{trial->attempt, trial->from, trial->to, true, "done",
                             "version " + trial->to + " passed its trial and is the known-good version"};
             trial.reset();
+            committing = false;
             finish(o, "Version " + o.to + " passed its trial; it is now the known-good version.");
           });
     };
