@@ -41,6 +41,44 @@ void curl_init_once() {
 
 namespace {
 
+// The server's certificate checked against the system store, plus an extra CA
+// when one is given (the cloud's own, CLOUD_CA_FILE).
+void verify_server(CURL* c, const std::string& ca_file) {
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
+}
+
+// What the streamed transfers share: the URL, no signals, a connect time-out,
+// curl's low-speed stop (under `low_speed_limit` bytes/s for that long ends
+// it), the body handed to on_data and a tick about once a second.
+struct Transfer {
+  const std::string& url;
+  const char* protocols;
+  std::chrono::milliseconds connect_timeout;
+  long low_speed_limit;
+  std::chrono::seconds low_speed_time;
+  curl_write_callback on_data;
+  curl_xferinfo_callback on_progress;
+  void* ctx;
+};
+void set_transfer(CURL* c, const Transfer& t) {
+  curl_easy_setopt(c, CURLOPT_URL, t.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, t.protocols);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, t.low_speed_limit);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, static_cast<long>(t.low_speed_time.count())));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, t.on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, t.ctx);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, t.on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, t.ctx);
+}
+
 Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -67,13 +105,7 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (!req.ca_file.empty()) {
-    // The extra CA, and the system's CAs still trusted beside it.
-    curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
-    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
-  }
+  verify_server(c, req.ca_file);
   const CURLcode rc = curl_easy_perform(c);
   if (sink.overflow) {
     return Error{"network", "the answer was larger than " + std::to_string(req.max_response) + " bytes"};
@@ -132,18 +164,9 @@ Result<long> get_stream(const StreamRequest& request, const StreamHandlers& hand
     return 0;
   };
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
-  // curl's low-speed check: under 1 byte/s for that long ends the transfer.
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, static_cast<long>(request.low_speed_time.count())));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+  // An endless stream: under 1 byte/s for low_speed_time ends it.
+  set_transfer(c, Transfer{request.url, "http,https", request.connect_timeout, 1L, request.low_speed_time, on_data,
+                           on_progress, &ctx});
   const CURLcode rc = curl_easy_perform(c);
   if (!ctx.answered) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
   if (rc != CURLE_OK && !ctx.stopped) return Error{"network", curl_easy_strerror(rc)};
@@ -223,24 +246,11 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
   };
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");  // cloud-protocol §7.6: https only
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, static_cast<long>(request.low_speed_time.count())));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+  // https only (cloud-protocol §7.6); a download under 1 KiB/s that long has stalled.
+  set_transfer(c, Transfer{request.url, "https", request.connect_timeout, 1024L, request.low_speed_time, on_data,
+                           on_progress, &ctx});
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (!request.ca_file.empty()) {
-    curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str());
-    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
-  }
+  verify_server(c, request.ca_file);
   if (out.resumed_from > 0) {
     curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(out.resumed_from));
   }

@@ -17,6 +17,7 @@
 #include "control/tools.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
+#include "captured_session.hpp"
 #include "protocol/dispatcher.hpp"
 #include "protocol/shapes.hpp"
 
@@ -114,14 +115,9 @@ class ControlPlaneTest : public ::testing::Test {
 
   TempDir dir;
   boost::asio::io_context io;
-  std::vector<json> sent;
-  protocol::MessageIds ids;
-  protocol::Dispatcher d{io,
-                       [this](const std::string& text) {
-                         sent.push_back(json::parse(text));
-                         return true;
-                       },
-                       ids};
+  secbox::testing::CapturedSession session{io};
+  std::vector<json>& sent = session.sent;
+  protocol::Dispatcher& d = session.dispatcher;
   ControlSettings settings;
   ControlHooks hooks;
   std::vector<std::pair<std::string, json>> events;

@@ -14,6 +14,7 @@
 #include "paired_box.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
+#include "wait_until.hpp"
 
 namespace secbox {
 namespace {
@@ -22,6 +23,7 @@ using namespace std::chrono_literals;
 using secbox::testing::Daemon;
 using secbox::testing::TempDir;
 using secbox::testing::TestDatabase;
+using secbox::testing::wait_until;
 
 constexpr long kEvents = 100000;
 
@@ -31,16 +33,6 @@ std::int64_t scalar(const std::string& url, const std::string& sql) {
   return tx.exec1(sql)[0].as<std::int64_t>();
 }
 
-// Polled every 20 ms for at most `limit`.
-template <class F>
-bool wait_until(F done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 TEST(QueueCrashE2E, KilledAtRandomMomentsOfA100kDrainNoEventIsLost) {
   TestDatabase db;

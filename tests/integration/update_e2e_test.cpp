@@ -29,6 +29,7 @@
 #include "paired_box.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
+#include "wait_until.hpp"
 
 namespace secbox {
 namespace {
@@ -37,20 +38,12 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using secbox::testing::TempDir;
 using secbox::testing::TestDatabase;
+using secbox::testing::wait_until;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kTrialS = 6;
 constexpr int kDeadlineS = 25;
 
-template <class F>
-bool wait_until(F done, std::chrono::milliseconds limit, std::chrono::milliseconds every = 50ms) {
-  const auto deadline = SteadyClock::now() + limit;
-  while (!done()) {
-    if (SteadyClock::now() > deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
-  return true;
-}
 
 // The binary under test without its debug sections: the same code, under the
 // 256 MiB an update may have (an ASan build with debug info is larger).

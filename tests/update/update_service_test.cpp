@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "cloudsim/cloudsim.hpp"
-#include "protocol/dispatcher.hpp"
+#include "captured_session.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
 #include "update/state.hpp"
@@ -80,13 +80,7 @@ class UpdateServiceTest : public ::testing::Test {
     ASSERT_TRUE(run_until(io, [&] { return service->ready(); }, 10s));
   }
 
-  std::vector<json> replies(const std::string& id) {
-    std::vector<json> out;
-    for (const auto& m : sent) {
-      if (m.value("re", "") == id) out.push_back(m);
-    }
-    return out;
-  }
+  std::vector<json> replies(const std::string& id) { return session.replies_to(id); }
 
   json apply(const json& payload, std::chrono::milliseconds limit = 20s) {
     const std::string id = "u-" + std::to_string(++next_id);
@@ -109,14 +103,8 @@ class UpdateServiceTest : public ::testing::Test {
   std::unique_ptr<cloudsim::CloudSim> sim;
   std::string root;
   boost::asio::io_context io;
-  std::vector<json> sent;
-  protocol::MessageIds ids;
-  protocol::Dispatcher d{io,
-                         [this](const std::string& text) {
-                           sent.push_back(json::parse(text));
-                           return true;
-                         },
-                         ids};
+  secbox::testing::CapturedSession session{io};
+  protocol::Dispatcher& d = session.dispatcher;
   UpdateSettings settings;
   UpdateHooks hooks;
   Permission permission = Permission::allowed;
