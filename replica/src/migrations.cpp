@@ -17,8 +17,10 @@ const char* const kCreateLedger =
     "  name       text NOT NULL,"
     "  applied_at timestamptz NOT NULL DEFAULT now())";
 // Recorded so that an older binary can tell a newer schema it can still use.
-const char* const kLedgerContract =
-    "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS contract boolean NOT NULL DEFAULT false";
+// NULL (a row written before the column, or by a writer that did not say)
+// counts as a contract migration: an unknown migration is safe only when its
+// writer said so.
+const char* const kLedgerContract = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS contract boolean";
 
 int highest(const std::vector<Migration>& migrations) {
   int v = 0;
@@ -31,7 +33,7 @@ std::vector<std::pair<int, bool>> recorded(pqxx::connection& conn) {
   pqxx::nontransaction tx(conn);
   std::vector<std::pair<int, bool>> out;
   for (const auto& row : tx.exec("SELECT version, contract FROM schema_migrations ORDER BY version")) {
-    out.emplace_back(row[0].as<int>(), row[1].as<bool>());
+    out.emplace_back(row[0].as<int>(), row[1].is_null() || row[1].as<bool>());
   }
   return out;
 }
