@@ -53,11 +53,6 @@ constexpr std::chrono::milliseconds kStopDeadline{4500};
 // The exit status that asks the supervisor (systemd's RestartForceExitStatus,
 // scripts/run) to start `current` again: an update has switched it.
 constexpr int kRestartForUpdate = 75;
-
-// The versions tree: SECBOX_VERSIONS_DIR, else the one this binary runs from.
-std::string versions_root(const Config& c) {
-  return c.versions_dir.empty() ? update::versions_root_of_this_binary() : c.versions_dir;
-}
 }  // namespace
 
 void configure_logging(const Config& config) {
@@ -68,7 +63,7 @@ void configure_logging(const Config& config) {
 struct App::Impl {
   explicit Impl(Config c)
       : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io), workers(io, 2),
-        versions(versions_root(config)), version(update::running_version(versions, SECBOX_VERSION_STRING)) {}
+        versions(update::versions_root(config.versions_dir)), version(update::running_version(versions, SECBOX_VERSION_STRING)) {}
 
   Config config;
   boost::asio::io_context io;

@@ -52,7 +52,7 @@ Result<Setup> setup() {
   auto config = load_config(process_environment());
   if (!config) return config.error();
   Setup s{std::move(config).value(), {}};
-  s.root = s.config.versions_dir.empty() ? update::versions_root_of_this_binary() : s.config.versions_dir;
+  s.root = update::versions_root(s.config.versions_dir);
   return s;
 }
 

@@ -270,7 +270,6 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
   }
   if (ctx.cancelled) return Error{"network", "the download was stopped"};
   if (rc != CURLE_OK) {
-    // 416: asked past the end; the file is complete or the server's is shorter.
     return Error{"network", std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
   }
   return out;

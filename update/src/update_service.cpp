@@ -41,14 +41,6 @@ std::string real_path(const std::string& p) {
   return buf;
 }
 
-bool is_hex64(const std::string& s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
 // What a failed step answers and reports.
 struct Failure {
   std::string phase;               // §7.6
@@ -103,6 +95,10 @@ std::string versions_root_of_this_binary() {
   return exe.substr(0, slash);
 }
 
+std::string versions_root(const std::string& configured) {
+  return configured.empty() ? versions_root_of_this_binary() : configured;
+}
+
 bool on_trial(const std::string& root, const std::string& running) {
   if (root.empty()) return false;
   auto state = load_state(root);
@@ -122,7 +118,6 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   BlockingPool pool;  // one update step at a time
   boost::asio::steady_timer commit_timer;
   log::Logger log{"update"};
-  protocol::Router* router = nullptr;
   protocol::HeldReplies held;
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   const SteadyClock::time_point started_at = SteadyClock::now();
@@ -271,9 +266,9 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   void queue(const UpdateOutcome& o, std::function<void(bool)> done) {
     if (!hooks.queue_result) return done(false);
-    hooks.queue_result(o.client_id(), o.data(), [this, done = std::move(done)](bool queued) {
-      if (!queued) log.error("An update_result could not be queued; it is reported at the next start.");
-      done(queued);
+    hooks.queue_result(o.client_id(), o.data(), [self = shared_from_this(), done = std::move(done)](bool queued) {
+      if (!queued) self->log.error("An update_result could not be queued; it is reported at the next start.");
+      if (!self->stopping) done(queued);
     });
   }
 
@@ -295,7 +290,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   void commit() {
     committing = true;
-    auto then = [this](Result<void> migrated) {
+    auto then = [this, self = shared_from_this()](Result<void> migrated) {
+      if (stopping) return;  // the next start commits (known-good has not moved)
       if (!migrated) {
         log.error("The contract migrations failed; they are tried again at the next start.",
                   {{"reason", migrated.error().message}});
@@ -381,7 +377,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
         r.url.find_first_of(" \t\r\n\\") != std::string::npos) {
       return bad("download", "url must be an https:// URL");
     }
-    if (!is_hex64(r.sha256)) return bad("verify", "sha256 must be 64 hexadecimal digits");
+    if (!is_sha256_hex(r.sha256)) return bad("verify", "sha256 must be 64 hexadecimal digits");
     if (r.size == 0 || r.size > settings.max_bytes) {
       return bad("verify", "size must be 1 to " + std::to_string(settings.max_bytes) + " bytes");
     }
@@ -514,7 +510,6 @@ void UpdateService::stop(std::function<void()> on_stopped) {
 }
 
 void UpdateService::attach(protocol::Router& router) {
-  impl_->router = &router;
   router.on_request("update.apply",
                     [w = std::weak_ptr<Impl>(impl_)](const protocol::Envelope& req, protocol::Reply reply) {
                       if (auto self = w.lock()) self->apply(req, std::move(reply));
@@ -523,7 +518,6 @@ void UpdateService::attach(protocol::Router& router) {
 
 void UpdateService::detach() {
   impl_->held.release_all();
-  impl_->router = nullptr;
 }
 
 void UpdateService::on_welcomed() {

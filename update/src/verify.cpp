@@ -80,17 +80,19 @@ Result<std::string> file_sha256(const std::string& path, std::uint64_t max_bytes
   return sha256_of(m.value());
 }
 
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
+}
+
 Result<void> verify_update(const std::string& path, const Expected& expected, const std::string& public_key_pem,
                            std::uint64_t max_bytes) {
   if (expected.size > max_bytes) {
     return fail("the announced size " + std::to_string(expected.size) + " is over the " +
                 std::to_string(max_bytes) + "-byte limit");
   }
+  if (!is_sha256_hex(expected.sha256_hex)) return fail("sha256 is not 64 hexadecimal digits");
   std::string want = expected.sha256_hex;
   std::transform(want.begin(), want.end(), want.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (want.size() != 64 || want.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return fail("sha256 is not 64 hexadecimal digits");
-  }
   auto signature = base64_decode(expected.signature_b64);
   if (!signature || signature->size() != 64) return fail("the signature is not the base64 of 64 bytes");
 

@@ -76,6 +76,9 @@ std::string_view recover_script();
 
 // <root> when this binary runs from <root>/versions/<v>/secbox, else "".
 std::string versions_root_of_this_binary();
+// The versions tree: the configured one (SECBOX_VERSIONS_DIR), else the one
+// this binary runs from.
+std::string versions_root(const std::string& configured);
 
 // Whether this start is the trial of the running version, so that the
 // database holds back contract migrations (before the loop runs: a small read).

@@ -8,6 +8,7 @@
 // Blocking (reads the whole file, up to the size cap): a worker only.
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/result.hpp"
 
@@ -23,6 +24,9 @@ struct Expected {
 
 Result<void> verify_update(const std::string& path, const Expected& expected, const std::string& public_key_pem,
                            std::uint64_t max_bytes = kMaxUpdateBytes);
+
+// 64 hexadecimal digits, either case (what update.apply's sha256 must be).
+bool is_sha256_hex(std::string_view text);
 
 // The SHA-256 of a file, lowercase hex (blocking).
 Result<std::string> file_sha256(const std::string& path, std::uint64_t max_bytes = kMaxUpdateBytes);
