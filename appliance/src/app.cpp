@@ -29,7 +29,7 @@
 #include "envfile/env_file.hpp"
 #include "lan/api.hpp"
 #include "lan/certificate.hpp"
-#include "lan/https_server.hpp"
+#include "httpd/server.hpp"
 #include "media/frigate_events.hpp"
 #include "media/frigate_proxy.hpp"
 #include "media/media_service.hpp"
@@ -89,7 +89,7 @@ struct App::Impl {
   pairing::PairingServer* pairing = nullptr;
   std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
   std::unique_ptr<lan::LanApi> lan_api;
-  lan::HttpsServer* lan_server = nullptr;
+  httpd::Server* lan_server = nullptr;
   LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir, std::chrono::seconds(config.lan_cert_check_s)};
   bool needs_pairing = false;
   std::vector<Component*> after_database;  // started once the database is ready
@@ -362,11 +362,13 @@ struct App::Impl {
     ls.alarms = camera_alarms.get();
     lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
-    lan::HttpsSettings hs;
+    httpd::Settings hs;
+    hs.name = "lan";
+    hs.label = "LAN server";
     hs.port = config.lan_port;
     hs.cert_pem = lan_cert.current()->cert_pem;
     hs.key_pem = lan_cert.current()->key_pem;
-    auto server = std::make_unique<lan::HttpsServer>(io, hs, lan_api->handler());
+    auto server = std::make_unique<httpd::Server>(io, hs, lan_api->handler());
     lan_server = server.get();
     lan_cert.start([this](const lan::LanCertificate& c) {
       return lan_server && lan_server->use_certificate(c.cert_pem, c.key_pem);

@@ -34,16 +34,16 @@ namespace {
 using json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
-HttpResponse error(int status, const std::string& code, const std::string& hint) {
-  HttpResponse r;
+httpd::Response error(int status, const std::string& code, const std::string& hint) {
+  httpd::Response r;
   r.status = status;
   r.body = json{{"error", code}, {"hint", hint}}.dump() + "\n";
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
 
-HttpResponse ok_json(const json& body, int status = 200) {
-  HttpResponse r;
+httpd::Response ok_json(const json& body, int status = 200) {
+  httpd::Response r;
   r.status = status;
   r.body = body.dump() + "\n";
   r.headers.emplace_back("Cache-Control", "no-store");
@@ -251,7 +251,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
 
   // The alarm streams: by id, each with the session (token hash) it belongs to.
   struct Listener {
-    std::shared_ptr<ResponseStream> stream;
+    std::shared_ptr<httpd::ResponseStream> stream;
     std::string token_hash;
     SteadyClock::time_point opened;
   };
@@ -275,8 +275,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
       if (token_hash.empty() || l.token_hash == token_hash) l.stream->close();
     }
   }
-  void alarm_stream(const HttpRequest& r, Reply reply);
-  void answer_alarm(const Session& who, const HttpRequest& r, Reply reply);
+  void alarm_stream(const httpd::Request& r, httpd::Reply reply);
+  void answer_alarm(const Session& who, const httpd::Request& r, httpd::Reply reply);
   void schedule_ping();
 
   // sessions_file: one write in flight at a time, the newest state last.
@@ -346,7 +346,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     }
   }
 
-  std::optional<Session> authenticate(const HttpRequest& r) {
+  std::optional<Session> authenticate(const httpd::Request& r) {
     const std::string auth = r.header("authorization");
     if (auth.rfind("Bearer ", 0) != 0) return std::nullopt;
     auto it = sessions.find(sha256_hex(auth.substr(7)));
@@ -358,13 +358,13 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     return it->second;
   }
 
-  void login(const HttpRequest& r, Reply reply);
-  void ban_list(const HttpRequest& r, Reply reply);
-  void hls_file(const HttpRequest& r, Reply reply);
-  void schedule(const HttpRequest& r, Reply reply);
-  void static_file(const HttpRequest& r, Reply reply);
-  void record(const std::string& type, const Session& who, const HttpRequest& r, Reply reply);
-  void check(const Session& who, const HttpRequest& r, Reply reply);
+  void login(const httpd::Request& r, httpd::Reply reply);
+  void ban_list(const httpd::Request& r, httpd::Reply reply);
+  void hls_file(const httpd::Request& r, httpd::Reply reply);
+  void schedule(const httpd::Request& r, httpd::Reply reply);
+  void static_file(const httpd::Request& r, httpd::Reply reply);
+  void record(const std::string& type, const Session& who, const httpd::Request& r, httpd::Reply reply);
+  void check(const Session& who, const httpd::Request& r, httpd::Reply reply);
 };
 
 std::string today_local() {
@@ -376,7 +376,7 @@ std::string today_local() {
   return buf;
 }
 
-HttpResponse queue_error(const Error& e) {
+httpd::Response queue_error(const Error& e) {
   if (e.code == "invalid") return error(400, "invalid_event", e.message);
   if (e.code == "queue_full") {
     return error(503, "queue_full", "The box holds too many unsent events; it keeps them until the cloud is back.");
@@ -386,7 +386,7 @@ HttpResponse queue_error(const Error& e) {
 
 // A visitor_entry or a guard_note from the guard app: the guard is the one
 // logged in, never what the body says; 201 only once the event is committed.
-void LanApi::Impl::record(const std::string& type, const Session& who, const HttpRequest& r, Reply reply) {
+void LanApi::Impl::record(const std::string& type, const Session& who, const httpd::Request& r, httpd::Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
   if (!body.is_object()) return reply(error(400, "bad_json", "Send the " + type + " as a JSON object."));
   auto cid = body.find("clientId");
@@ -426,7 +426,7 @@ void LanApi::Impl::record(const std::string& type, const Session& who, const Htt
   });
 }
 
-void LanApi::Impl::check(const Session& who, const HttpRequest& r, Reply reply) {
+void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
   if (!body.is_object()) return reply(error(400, "bad_json", "Send {\"plate\": \"…\"} or {\"name\": \"…\"}."));
   auto text = [&](const char* k) -> std::optional<std::string> {
@@ -505,7 +505,7 @@ void LanApi::Impl::check(const Session& who, const HttpRequest& r, Reply reply) 
   });
 }
 
-void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
+void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
   if (!body.is_object()) return reply(error(400, "bad_json", "Send {\"guardId\": \"…\", \"pin\": \"…\"} as JSON."));
   auto guard_it = body.find("guardId");
@@ -577,10 +577,10 @@ void LanApi::Impl::login(const HttpRequest& r, Reply reply) {
   });
 }
 
-void LanApi::Impl::ban_list(const HttpRequest& r, Reply reply) {
+void LanApi::Impl::ban_list(const httpd::Request& r, httpd::Reply reply) {
   auto serve = [r, reply](std::int64_t version, std::shared_ptr<const std::string> body) {
     const std::string etag = "\"bans-" + std::to_string(version) + "\"";
-    HttpResponse res;
+    httpd::Response res;
     res.headers.emplace_back("ETag", etag);
     res.headers.emplace_back("Cache-Control", "no-cache");
     if (r.header("if-none-match") == etag) {
@@ -605,7 +605,7 @@ void LanApi::Impl::ban_list(const HttpRequest& r, Reply reply) {
   });
 }
 
-void LanApi::Impl::schedule(const HttpRequest& r, Reply reply) {
+void LanApi::Impl::schedule(const httpd::Request& r, httpd::Reply reply) {
   static const std::regex kDate(R"(^date=(\d{4}-\d{2}-\d{2})$)");
   std::smatch m;
   if (!std::regex_match(r.query, m, kDate)) {
@@ -623,7 +623,7 @@ void LanApi::Impl::schedule(const HttpRequest& r, Reply reply) {
 }
 
 // Resolved and read on a worker: the loop never touches the disk.
-void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
+void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
   struct Loaded {
     Result<StaticFile> file;
     Result<std::string> content = std::string();
@@ -640,7 +640,7 @@ void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
                                                          : error(404, "not_found", "No such page."));
         }
         if (!l.content) return reply(error(404, "not_found", "No such page."));
-        HttpResponse res;
+        httpd::Response res;
         res.content_type = l.file.value().content_type;
         res.body = std::move(l.content).value();
         res.headers.emplace_back("Cache-Control", l.file.value().cache_control);
@@ -650,7 +650,7 @@ void LanApi::Impl::static_file(const HttpRequest& r, Reply reply) {
 
 // /hls/<camera>/index.m3u8 or /hls/<camera>/seg-<n>.ts, nothing else: the
 // names are checked whole, so no path can leave the camera's folder.
-void LanApi::Impl::hls_file(const HttpRequest& r, Reply reply) {
+void LanApi::Impl::hls_file(const httpd::Request& r, httpd::Reply reply) {
   static const std::regex kPath(R"(^/hls/([a-z0-9][a-z0-9_-]{0,31})/(index\.m3u8|seg-[0-9]{1,20}\.ts)$)");
   std::smatch m;
   if (settings.hls_dir.empty() || !std::regex_match(r.path, m, kPath)) {
@@ -660,7 +660,7 @@ void LanApi::Impl::hls_file(const HttpRequest& r, Reply reply) {
   workers.run([path = settings.hls_dir + "/" + m[1].str() + "/" + m[2].str()] { return read_file(path, 16 << 20); },
               [reply, playlist](Result<std::string> content) {
                 if (!content) return reply(error(404, "not_found", "No such stream file (the camera may be starting)."));
-                HttpResponse res;
+                httpd::Response res;
                 res.content_type = playlist ? "application/vnd.apple.mpegurl" : "video/mp2t";
                 // The playlist changes every segment; a segment never changes.
                 res.headers.emplace_back("Cache-Control", playlist ? "no-cache, no-store" : "private, max-age=60");
@@ -670,13 +670,13 @@ void LanApi::Impl::hls_file(const HttpRequest& r, Reply reply) {
 }
 
 // The app reads it with fetch() (the token goes in a header, never in a URL).
-void LanApi::Impl::alarm_stream(const HttpRequest& r, Reply reply) {
+void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
   if (!settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
   const std::string token_hash = sha256_hex(r.header("authorization").substr(7));
-  HttpResponse res;
+  httpd::Response res;
   res.content_type = "text/event-stream; charset=utf-8";
   res.headers.emplace_back("Cache-Control", "no-store");
-  res.stream = [self = shared_from_this(), token_hash](std::shared_ptr<ResponseStream> stream) {
+  res.stream = [self = shared_from_this(), token_hash](std::shared_ptr<httpd::ResponseStream> stream) {
     if (self->stopped) return stream->close();
     // Bounded: the oldest of this session's streams, then the oldest of all, make room.
     auto oldest = [&](bool same_session) {
@@ -728,7 +728,7 @@ void LanApi::Impl::schedule_ping() {
   });
 }
 
-void LanApi::Impl::answer_alarm(const Session& who, const HttpRequest& r, Reply reply) {
+void LanApi::Impl::answer_alarm(const Session& who, const httpd::Request& r, httpd::Reply reply) {
   if (!settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
   auto body = json::parse(r.body, nullptr, false);
   auto field = [&](const char* k) {
@@ -850,7 +850,7 @@ std::size_t LanApi::login_failure_entries() const { return impl_->by_guard.size(
 std::uint64_t LanApi::pin_checks() const { return impl_->pin_checks->load(); }
 
 // A bounded label: the known routes, "static" for files, "other" for the rest.
-std::string route_label(const HttpRequest& r) {
+std::string route_label(const httpd::Request& r) {
   static const char* const kRoutes[] = {"/healthz",          "/metrics",           "/api/lan/login",
                                         "/api/lan/logout",   "/api/lan/ban-list",  "/api/lan/schedule",
                                         "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
@@ -864,16 +864,16 @@ std::string route_label(const HttpRequest& r) {
   return r.path.rfind("/api/", 0) == 0 ? "other" : "static";
 }
 
-void LanApi::handle(HttpRequest r, Reply reply) {
+void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   auto& i = *impl_;
   // Count every answer by route and status.
-  reply = [impl = impl_, route = route_label(r), reply = std::move(reply)](HttpResponse res) {
+  reply = [impl = impl_, route = route_label(r), reply = std::move(reply)](httpd::Response res) {
     ++impl->requests[{route, res.status}];
     reply(std::move(res));
   };
   if (r.path == "/healthz") return reply(ok_json({{"status", "ok"}}));
   if (r.path == "/metrics" && r.method == "GET") {
-    HttpResponse res;
+    httpd::Response res;
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     res.headers.emplace_back("Cache-Control", "no-store");
     PrometheusText text;
@@ -934,7 +934,7 @@ void LanApi::handle(HttpRequest r, Reply reply) {
   if (route("GET", "/api/lan/alarms/snapshot")) {
     auto jpeg = i.settings.alarms && r.query.rfind("id=", 0) == 0 ? i.settings.alarms->snapshot(r.query.substr(3)) : nullptr;
     if (!jpeg) return reply(error(404, "not_found", "No snapshot for this alarm (yet)."));
-    HttpResponse res;
+    httpd::Response res;
     res.content_type = "image/jpeg";
     res.headers.emplace_back("Cache-Control", "private, max-age=3600");
     res.shared_body = std::move(jpeg);

@@ -1,35 +1,64 @@
 #include "pairing/pairing_server.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <nlohmann/json.hpp>
-#include <set>
-
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
 
-#include "common/listen.hpp"
 #include "common/log.hpp"
-#include "lan/certificate.hpp"
 #include "form_token.hpp"
+#include "httpd/server.hpp"
+#include "lan/certificate.hpp"
 #include "page.hpp"
 
 namespace secbox::pairing {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using json = nlohmann::json;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+using httpd::Request;
+using httpd::Response;
 
-constexpr std::size_t kBodyLimit = 8 * 1024;
-constexpr std::size_t kHeaderLimit = 8 * 1024;
-constexpr std::size_t kMaxConnections = 16;
-constexpr auto kRequestTime = std::chrono::seconds(30);
+// What the form's server allows (the header comment's limits).
+httpd::Settings server_settings(const PairingSettings& s) {
+  httpd::Settings h;
+  h.name = "pairing";
+  h.label = "";  // the form says itself whether it is open or closed
+  h.bind_address = s.bind_address;
+  h.port = s.port;
+  h.header_limit = 8 * 1024;
+  h.body_limit = 8 * 1024;
+  h.max_connections = 16;
+  h.max_per_address = 8;
+  h.request_time = std::chrono::seconds(30);
+  h.idle_time = std::chrono::seconds(30);
+  h.default_headers = {
+      {"Cache-Control", "no-store"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      // same-origin, not no-referrer: under no-referrer a browser sends the
+      // form's own post with "Origin: null", which reads as cross-site.
+      {"Referrer-Policy", "same-origin"},
+      {"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"},
+  };
+  h.refusal = [](int status) {
+    Response r;
+    r.status = status;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = status == 413   ? "The request is larger than 8 KiB; paste only the QR code's content.\n"
+             : status == 431 ? "The request's headers are larger than 8 KiB.\n"
+                             : "The request is not valid HTTP/1.1.\n";
+    return r;
+  };
+  return h;
+}
+
+Response answer(int status, std::string content_type, std::string body) {
+  Response r;
+  r.status = status;
+  r.content_type = std::move(content_type);
+  r.body = std::move(body);
+  return r;
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -111,11 +140,10 @@ bool host_is_the_box(std::string host, const std::string& hostname) {
 
 }  // namespace
 
-class Session;
 
 struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
   Impl(asio::io_context& io, BlockingPool& workers, PairingSettings s, PairingHooks h)
-      : io(io), workers(workers), settings(std::move(s)), hooks(std::move(h)), acceptor(io) {
+      : io(io), workers(workers), settings(std::move(s)), hooks(std::move(h)) {
     paired = settings.paired;
     needs_pairing = settings.needs_pairing;
   }
@@ -124,10 +152,9 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
   BlockingPool& workers;
   PairingSettings settings;
   PairingHooks hooks;
-  tcp::acceptor acceptor;
+  std::unique_ptr<httpd::Server> server;
   log::Logger log{"pairing"};
   FormTokens tokens;
-  std::set<std::shared_ptr<Session>> sessions;
   std::string fingerprint;  // display form
   std::vector<std::string> addresses;
   bool paired = false;
@@ -137,7 +164,6 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
   int bound_port = 0;
 
   void start();
-  void accept();
   void refresh_box_facts();
   PageModel model() const {
     PageModel m;
@@ -150,103 +176,24 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
     m.form_token = tokens.issue();
     return m;
   }
-  void handle(const Request& req, std::function<void(Response)> reply);
-  void pair(const Request& req, bool wants_json, std::function<void(Response)> reply);
-};
-
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, std::shared_ptr<PairingServer::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {}
-
-  void run() { read(); }
-  void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
-  }
-
- private:
-  void read() {
-    parser_.emplace();
-    parser_->body_limit(kBodyLimit);
-    parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(kRequestTime);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->on_read(ec);
-    });
-  }
-
-  void on_read(beast::error_code ec) {
-    if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      Response res{ec == http::error::body_limit ? http::status::payload_too_large
-                                                 : http::status::request_header_fields_too_large,
-                   11};
-      res.set(http::field::content_type, "text/plain; charset=utf-8");
-      res.body() = ec == http::error::body_limit ? "The request is larger than 8 KiB; paste only the QR code's content.\n"
-                                                 : "The request's headers are larger than 8 KiB.\n";
-      res.keep_alive(false);
-      return write(std::move(res));
-    }
-    if (ec) return finish();
-    const bool keep = parser_->get().keep_alive();
-    const bool head_only = parser_->get().method() == http::verb::head;
-    stream_.expires_never();  // a claim may take the cloud's time
-    server_->handle(parser_->get(), [self = shared_from_this(), keep, head_only](Response res) {
-      res.keep_alive(keep && res.keep_alive());
-      self->write(std::move(res), head_only);
-    });
-  }
-
-  // head_only: the headers a GET would get, no body (a body after a HEAD
-  // answer is read as the next response on a kept-alive connection).
-  void write(Response res, bool head_only = false) {
-    res.set(http::field::server, "secbox");
-    res.set(http::field::cache_control, "no-store");
-    res.set("X-Content-Type-Options", "nosniff");
-    res.set("X-Frame-Options", "DENY");
-    // same-origin, not no-referrer: under no-referrer a browser sends the
-    // form's own post with "Origin: null", which reads as cross-site.
-    res.set("Referrer-Policy", "same-origin");
-    res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
-    res.prepare_payload();
-    if (head_only) {
-      const auto length = res.body().size();
-      res.body().clear();
-      res.content_length(length);
-    }
-    auto shared = std::make_shared<Response>(std::move(res));
-    stream_.expires_after(kRequestTime);
-    http::async_write(stream_, *shared, [self = shared_from_this(), shared](beast::error_code ec, std::size_t) {
-      if (ec || !shared->keep_alive() || self->server_->stopped) return self->finish();
-      self->read();
-    });
-  }
-
-  void finish() {
-    close();
-    server_->sessions.erase(shared_from_this());
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<PairingServer::Impl> server_;
+  void handle(const Request& req, httpd::Reply reply);
+  void pair(const Request& req, bool wants_json, httpd::Reply reply);
 };
 
 void PairingServer::Impl::start() {
-  if (auto listening = open_listener(acceptor, settings.bind_address, settings.port); !listening) {
-    log.error("The pairing form cannot listen.", {{"reason", listening.error().message}});
-    return;
-  }
-  bound_port = acceptor.local_endpoint().port();
+  server = std::make_unique<httpd::Server>(io, server_settings(settings),
+                                           [weak = weak_from_this()](Request r, httpd::Reply reply) {
+                                             if (auto self = weak.lock()) self->handle(r, std::move(reply));
+                                           });
+  server->start();
+  bound_port = server->port();
+  if (bound_port == 0) return;  // it could not listen (logged)
   refresh_box_facts();
   if (paired) {
     log.info("Pairing is closed (the box is paired); the port answers 410 Gone.", {{"port", bound_port}});
   } else {
     log.info("Pairing form ready.", {{"port", bound_port}});
   }
-  accept();
 }
 
 void PairingServer::Impl::refresh_box_facts() {
@@ -276,63 +223,36 @@ void PairingServer::Impl::refresh_box_facts() {
       });
 }
 
-void PairingServer::Impl::accept() {
-  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-    if (ec || self->stopped) return;
-    if (self->sessions.size() >= kMaxConnections) {
-      beast::error_code ignored;
-      socket.close(ignored);  // a full house: the browser retries
-    } else {
-      auto s = std::make_shared<Session>(std::move(socket), self);
-      self->sessions.insert(s);
-      s->run();
-    }
-    self->accept();
-  });
-}
-
-void PairingServer::Impl::handle(const Request& req, std::function<void(Response)> reply) {
-  const std::string target(req.target());
-  const std::string path = target.substr(0, target.find('?'));
-  const std::string type(req[http::field::content_type]);
-  const bool wants_json = type.rfind("application/json", 0) == 0 ||
-                          std::string(req[http::field::accept]).find("application/json") != std::string::npos;
-  auto page = [&](http::status status, std::string html) {
-    Response res{status, req.version()};
-    res.set(http::field::content_type, "text/html; charset=utf-8");
-    res.body() = std::move(html);
-    return res;
-  };
-  auto json_reply = [&](http::status status, const json& body) {
-    Response res{status, req.version()};
-    res.set(http::field::content_type, "application/json");
-    res.body() = body.dump() + "\n";
-    return res;
-  };
-  if (req.count(http::field::host) && !host_is_the_box(std::string(req[http::field::host]), settings.hostname)) {
+void PairingServer::Impl::handle(const Request& req, httpd::Reply reply) {
+  const std::string& path = req.path;
+  const std::string type = req.header("content-type");
+  const bool wants_json =
+      type.rfind("application/json", 0) == 0 || req.header("accept").find("application/json") != std::string::npos;
+  auto page = [](int status, std::string html) { return answer(status, "text/html; charset=utf-8", std::move(html)); };
+  auto json_reply = [](int status, const json& body) { return answer(status, "application/json", body.dump() + "\n"); };
+  if (req.headers.count("host") && !host_is_the_box(req.header("host"), settings.hostname)) {
     log.warn("A request for another host name was refused (the box answers only to its own addresses and name).");
-    Response res{http::status::misdirected_request, req.version()};
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.body() = "This box answers only to its own address or name (" + settings.hostname +
-                 ".local). Open it by its address.\n";
-    res.keep_alive(false);
+    auto res = answer(421, "text/plain; charset=utf-8",
+                    "This box answers only to its own address or name (" + settings.hostname +
+                        ".local). Open it by its address.\n");
+    res.close = true;
     return reply(std::move(res));
   }
   if (path != "/" && path != "/pair") {
-    return reply(json_reply(http::status::not_found, {{"error", "not_found"}, {"hint", "The pairing form is at /"}}));
+    return reply(json_reply(404, {{"error", "not_found"}, {"hint", "The pairing form is at /"}}));
   }
-  if (req.method() == http::verb::post) {
+  if (req.method == "POST") {
     // A browser names the page a post comes from: only the form's own page
     // may pair the box (a page elsewhere that a guard's phone opens may not).
-    const std::string origin = lowercase(std::string(req[http::field::origin]));
-    const std::string fetch_site = lowercase(std::string(req["Sec-Fetch-Site"]));
+    const std::string origin = lowercase(req.header("origin"));
+    const std::string fetch_site = lowercase(req.header("sec-fetch-site"));
     const bool cross_site =
-        req.count(http::field::origin)
-            ? origin != "http://" + lowercase(std::string(req[http::field::host]))
+        req.headers.count("origin")
+            ? origin != "http://" + lowercase(req.header("host"))
             : !fetch_site.empty() && fetch_site != "same-origin" && fetch_site != "none";
     if (cross_site) {
       log.warn("A cross-site post to the pairing form was refused.", {{"origin", origin.substr(0, 200)}});
-      return reply(json_reply(http::status::forbidden,
+      return reply(json_reply(403,
                               {{"error", "cross_site"},
                                {"message", "Pairing is done from this box's own form, not from another site."}}));
     }
@@ -340,26 +260,24 @@ void PairingServer::Impl::handle(const Request& req, std::function<void(Response
   if (paired) {
     auto m = model();
     if (wants_json) {
-      return reply(json_reply(http::status::gone, {{"error", "paired"}, {"lanUrls", lan_links(m)}}));
+      return reply(json_reply(410, {{"error", "paired"}, {"lanUrls", lan_links(m)}}));
     }
-    return reply(page(http::status::gone, render_gone(m)));
+    return reply(page(410, render_gone(m)));
   }
-  if (path == "/" && (req.method() == http::verb::get || req.method() == http::verb::head)) {
-    return reply(page(http::status::ok, render_form(model())));
+  if (path == "/" && (req.method == "GET" || req.method == "HEAD")) {
+    return reply(page(200, render_form(model())));
   }
-  if (path == "/pair" && req.method() == http::verb::post) return pair(req, wants_json, std::move(reply));
-  Response res{http::status::method_not_allowed, req.version()};
-  res.set(http::field::allow, path == "/" ? "GET, HEAD" : "POST");
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  res.body() = "Use GET / for the form and POST /pair to pair.\n";
+  if (path == "/pair" && req.method == "POST") return pair(req, wants_json, std::move(reply));
+  auto res = answer(405, "text/plain; charset=utf-8", "Use GET / for the form and POST /pair to pair.\n");
+  res.headers.emplace_back("Allow", path == "/" ? "GET, HEAD" : "POST");
   reply(std::move(res));
 }
 
-void PairingServer::Impl::pair(const Request& req, bool wants_json, std::function<void(Response)> reply) {
-  const std::string type(req[http::field::content_type]);
-  auto respond = [this, wants_json, version = req.version(), reply](http::status status, PageModel m,
-                                                                   const std::string& error) {
-    Response res{status, version};
+void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply reply) {
+  const std::string type = req.header("content-type");
+  auto respond = [this, wants_json, reply](int status, PageModel m, const std::string& error) {
+    Response res;
+    res.status = status;
     if (wants_json) {
       json body{{"error", error}};
       if (!m.banner.empty()) body["message"] = m.banner;
@@ -367,11 +285,10 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
         body["fields"] = json::array();
         for (const auto& e : m.errors) body["fields"].push_back({{"field", e.field}, {"message", e.message}});
       }
-      res.set(http::field::content_type, "application/json");
-      res.body() = body.dump() + "\n";
+      res.body = body.dump() + "\n";
     } else {
-      res.set(http::field::content_type, "text/html; charset=utf-8");
-      res.body() = render_form(m);
+      res.content_type = "text/html; charset=utf-8";
+      res.body = render_form(m);
     }
     reply(std::move(res));
   };
@@ -379,19 +296,19 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
   PageModel m = model();
   std::string text;
   if (type.rfind("application/json", 0) == 0) {
-    text = req.body();
+    text = req.body;
   } else if (type.rfind("application/x-www-form-urlencoded", 0) == 0) {
-    text = form_field(req.body(), "qr").value_or("");
-    if (!tokens.valid(form_field(req.body(), "form").value_or(""))) {
+    text = form_field(req.body, "qr").value_or("");
+    if (!tokens.valid(form_field(req.body, "form").value_or(""))) {
       m.text = text;
       m.banner = "This form was opened too long ago (or before the box restarted). Press the button again: the "
                  "pasted text is still here.";
       log.info("A form post without a valid form token was refused.");
-      return respond(http::status::forbidden, m, "form_expired");
+      return respond(403, m, "form_expired");
     }
   } else {
     m.banner = "Send the QR code's content from the form (or as application/json).";
-    return respond(http::status::unsupported_media_type, m, "unsupported_media_type");
+    return respond(415, m, "unsupported_media_type");
   }
   m.text = text;
   auto parsed = parse_qr(text);
@@ -402,18 +319,18 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
                                                    for (const auto& e : *errors) f += (f.empty() ? "" : ",") + e.field;
                                                    return f;
                                                  }()}});
-    return respond(http::status::bad_request, m, "invalid_qr");
+    return respond(400, m, "invalid_qr");
   }
   if (auto foreign = check_allowed_cloud(std::get<QrCode>(parsed), settings.allowed_cloud); !foreign.empty()) {
     m.errors = foreign;
     log.warn("A QR code for another cloud was refused; no claim was made.",
              {{"cloud", std::get<QrCode>(parsed).cloud_base_url.substr(0, 200)},
               {"allowed_cloud", settings.allowed_cloud}});
-    return respond(http::status::bad_request, m, "foreign_cloud");
+    return respond(400, m, "foreign_cloud");
   }
   if (claim_in_flight) {
     m.banner = "A pairing is already in progress. Wait a few seconds, then reload this page.";
-    return respond(http::status::too_many_requests, m, "busy");
+    return respond(429, m, "busy");
   }
   claim_in_flight = true;
   QrCode qr = std::get<QrCode>(std::move(parsed));
@@ -441,7 +358,7 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
         }
         return d;
       },
-      [self = shared_from_this(), m, qr, respond, reply, wants_json, version = req.version()](Done d) mutable {
+      [self = shared_from_this(), m, qr, respond, reply, wants_json](Done d) mutable {
         self->claim_in_flight = false;
         if (self->stopped) return;
         using Kind = ClaimOutcome::Kind;
@@ -450,15 +367,10 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
           self->needs_pairing = false;
           self->log.info("Paired with the cloud.", {{"device_id", qr.device_id}});
           auto pm = self->model();
-          Response res{http::status::ok, version};
-          if (wants_json) {
-            res.set(http::field::content_type, "application/json");
-            res.body() = json{{"status", "paired"}, {"deviceId", qr.device_id}, {"lanUrls", lan_links(pm)}}.dump() + "\n";
-          } else {
-            res.set(http::field::content_type, "text/html; charset=utf-8");
-            res.body() = render_paired(pm, qr.device_id);
-          }
-          reply(std::move(res));
+          reply(wants_json ? answer(200, "application/json",
+                                  json{{"status", "paired"}, {"deviceId", qr.device_id}, {"lanUrls", lan_links(pm)}}
+                                          .dump() + "\n")
+                           : answer(200, "text/html; charset=utf-8", render_paired(pm, qr.device_id)));
           if (self->hooks.on_paired) self->hooks.on_paired();
           return;
         }
@@ -467,14 +379,14 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, std::functio
                           {{"reason", d.saved.error().message}});
           m.banner = "The cloud accepted the box, but it could not save its settings (" + d.saved.error().message +
                      "). Nothing was kept; ask for a new QR code once this is fixed.";
-          return respond(http::status::internal_server_error, m, "not_saved");
+          return respond(500, m, "not_saved");
         }
         self->log.warn("The claim did not succeed.", {{"device_id", qr.device_id}, {"reason", d.outcome.message}});
         m.banner = d.outcome.message;
         switch (d.outcome.kind) {
-          case Kind::token_rejected: return respond(http::status::forbidden, m, "token_rejected");
-          case Kind::refused: return respond(http::status::bad_request, m, "refused");
-          default: return respond(http::status::bad_gateway, m, "cloud_unreachable");
+          case Kind::token_rejected: return respond(403, m, "token_rejected");
+          case Kind::refused: return respond(400, m, "refused");
+          default: return respond(502, m, "cloud_unreachable");
         }
       });
 }
@@ -489,12 +401,8 @@ void PairingServer::start() { impl_->start(); }
 
 void PairingServer::stop(std::function<void()> on_stopped) {
   impl_->stopped = true;
-  beast::error_code ec;
-  impl_->acceptor.close(ec);
-  auto sessions = impl_->sessions;
-  for (const auto& s : sessions) s->close();
-  impl_->sessions.clear();
-  asio::post(impl_->io, std::move(on_stopped));
+  if (!impl_->server) return asio::post(impl_->io, std::move(on_stopped));
+  impl_->server->stop(std::move(on_stopped));
 }
 
 void PairingServer::reopen() {

@@ -48,7 +48,7 @@ class AlarmStreamTest : public ::testing::Test {
   replica::OutboundQueue queue{io, database};
   std::unique_ptr<alarms::CameraAlarms> alarms;
   std::unique_ptr<LanApi> api;
-  std::unique_ptr<HttpsServer> server;
+  std::unique_ptr<httpd::Server> server;
   int applied = 0, sent = 0;
 
   void SetUp() override {
@@ -72,12 +72,12 @@ class AlarmStreamTest : public ::testing::Test {
     api = std::make_unique<LanApi>(workers, reader, queue, ls, [] { return json::object(); });
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
-    HttpsSettings hs;
+    httpd::Settings hs;
     hs.bind_address = "127.0.0.1";
     hs.port = 0;
     hs.cert_pem = cert.value().cert_pem;
     hs.key_pem = cert.value().key_pem;
-    server = std::make_unique<HttpsServer>(io, hs, api->handler());
+    server = std::make_unique<httpd::Server>(io, hs, api->handler());
     server->start();
   }
 

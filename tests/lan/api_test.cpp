@@ -47,7 +47,7 @@ class LanApiTest : public ::testing::Test {
   replica::OutboundQueue queue{io, database};
   std::unique_ptr<LanApi> api;
   LanApiSettings lan_settings;
-  std::unique_ptr<HttpsServer> server;
+  std::unique_ptr<httpd::Server> server;
   int applied = 0, sent = 0;
 
   void SetUp() override {
@@ -93,13 +93,13 @@ class LanApiTest : public ::testing::Test {
     api->load_sessions();
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
-    HttpsSettings hs;
+    httpd::Settings hs;
     hs.bind_address = "127.0.0.1";
     hs.port = 0;
     hs.max_per_address = 64;  // the login tests' bursts come from one address: the PIN limit is under test
     hs.cert_pem = cert.value().cert_pem;
     hs.key_pem = cert.value().key_pem;
-    server = std::make_unique<HttpsServer>(io, hs, api->handler());
+    server = std::make_unique<httpd::Server>(io, hs, api->handler());
     server->start();
   }
 

@@ -32,12 +32,23 @@ forbid_link() {
 
 forbid "replica lan media control pairing alarms update" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
 forbid_link "replica lan media control pairing alarms update" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
-forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/" "protocol/ includes a component"
+forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/|httpd/" "protocol/ includes a component"
+forbid "httpd" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms|update)/" "httpd/ includes a component (it knows HTTP, not what is served)"
 forbid "lan" "replica/(queue|reads|database|sync)\.hpp" "the LAN API includes the concrete replica (it takes replica/ports.hpp)"
 forbid_link "lan" "secbox_replica" "the LAN library links the replica (it links secbox_replica_ports)"
 forbid "alarms" "replica/(queue|reads|database|sync)\.hpp|media/|lan/" "the alarms include the concrete replica, media or the LAN (they take replica/ports.hpp)"
 forbid "media" "alarms/" "media/ includes the alarms (the app feeds them)"
-forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms)/" "common/ includes a module above it"
+forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms|httpd)/" "common/ includes a module above it"
+
+# One HTTP server core: only httpd/ accepts connections and speaks Beast's
+# HTTP (the test peers under tools/ are not the box).
+hits=$(grep -rnE "async_accept|^[[:space:]]*#[[:space:]]*include[[:space:]]+<boost/beast" \
+  appliance common control envfile lan media pairing protocol replica tunnel update alarms \
+  --include='*.hpp' --include='*.cpp' || true)
+if [ -n "$hits" ]; then
+  printf '%s\n%s\n\n' "an HTTP server outside httpd/ (serve through httpd::Server)" "$hits"
+  bad=1
+fi
 
 # One curl client: libcurl is used in common/http_client only.
 hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+<curl/" . --include='*.hpp' --include='*.cpp' \

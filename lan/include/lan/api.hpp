@@ -1,5 +1,5 @@
 #pragma once
-// The guard app's API on the LAN (served by HttpsServer), working offline
+// The guard app's API on the LAN (served by httpd::Server), working offline
 // from the replica:
 //   GET  /healthz                       no auth
 //   POST /api/lan/login {guardId, pin}  a session token (5 failures per guard
@@ -39,7 +39,7 @@
 
 #include "common/blocking.hpp"
 #include "alarms/camera_alarms.hpp"
-#include "lan/https_server.hpp"
+#include "httpd/server.hpp"
 #include "replica/ports.hpp"
 
 namespace secbox::lan {
@@ -71,9 +71,9 @@ class LanApi {
          LanApiSettings settings, std::function<nlohmann::json()> status);
   ~LanApi();
 
-  void handle(HttpRequest request, Reply reply);
-  Handler handler() {
-    return [this](HttpRequest r, Reply reply) { handle(std::move(r), std::move(reply)); };
+  void handle(httpd::Request request, httpd::Reply reply);
+  httpd::Handler handler() {
+    return [this](httpd::Request r, httpd::Reply reply) { handle(std::move(r), std::move(reply)); };
   }
   // The replica changed: cached bodies are rebuilt on the next request. When
   // the guards changed ("user", or ""), the sessions of a guard who was

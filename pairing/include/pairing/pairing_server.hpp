@@ -1,6 +1,6 @@
 #pragma once
 // The first-boot pairing form (cloud-protocol §2) on plain HTTP, port 8080,
-// on the appliance's loop:
+// on the appliance's loop (an httpd::Server with the form's handler):
 //   GET  /      what the box is, its LAN addresses and LAN certificate
 //               fingerprint, one text area for the QR JSON;
 //   POST /pair  the QR JSON, as a form field `qr` or as the JSON body itself:

@@ -25,7 +25,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace secbox::lan {
+namespace secbox::httpd {
 
 class TlsStream {
  public:
@@ -174,4 +174,4 @@ class TlsStream {
   std::vector<unsigned char> staging_;
 };
 
-}  // namespace secbox::lan
+}  // namespace secbox::httpd

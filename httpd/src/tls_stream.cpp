@@ -7,7 +7,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 
-namespace secbox::lan {
+namespace secbox::httpd {
 namespace {
 
 using tcp = boost::asio::ip::tcp;
@@ -172,4 +172,4 @@ void TlsStream::close() {
   socket_.close(ec);
 }
 
-}  // namespace secbox::lan
+}  // namespace secbox::httpd

@@ -1,7 +1,7 @@
 // The LAN HTTPS server over real TLS on 127.0.0.1: its TLS policy, keep-alive,
 // and each limit (headers, bodies, idle and slow clients, connections), with
 // the server still answering afterwards.
-#include "lan/https_server.hpp"
+#include "httpd/server.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include "https_client.hpp"
 #include "run_loop.hpp"
 
-namespace secbox::lan {
+namespace secbox::httpd {
 namespace {
 
 using namespace std::chrono_literals;
@@ -24,21 +24,21 @@ using secbox::testing::TlsChoice;
 class HttpsTest : public ::testing::Test {
  protected:
   boost::asio::io_context io;
-  std::unique_ptr<HttpsServer> server;
+  std::unique_ptr<Server> server;
   int handled = 0;
   std::vector<std::shared_ptr<ResponseStream>> streams;
   int streams_closed = 0;
 
-  void make(HttpsSettings s = {}) {
+  void make(Settings s = {}) {
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
     s.bind_address = "127.0.0.1";
     s.port = 0;
     s.cert_pem = cert.value().cert_pem;
     s.key_pem = cert.value().key_pem;
-    server = std::make_unique<HttpsServer>(io, s, [this](HttpRequest r, Reply reply) {
+    server = std::make_unique<Server>(io, s, [this](Request r, Reply reply) {
       ++handled;
-      HttpResponse res;
+      Response res;
       if (r.path == "/stream") {
         // A streamed response: `stream_chunk` bytes at every tick until the
         // server refuses one (the client reads, or it does not).
@@ -233,7 +233,7 @@ TEST_F(HttpsTest, OversizedHeadersAndBodiesAreRefusedAndTheServerStaysUp) {
 }
 
 TEST_F(HttpsTest, IdleAndSlowClientsAreDroppedWhileOthersAreServed) {
-  HttpsSettings s;
+  Settings s;
   s.idle_time = 1s;
   s.request_time = 1s;
   make(s);
@@ -266,7 +266,7 @@ TEST_F(HttpsTest, IdleAndSlowClientsAreDroppedWhileOthersAreServed) {
 // at most max_per_address; a full server closes the connection idle longest
 // for a newcomer.
 TEST_F(HttpsTest, OneAddressCannotTakeEverySlot) {
-  HttpsSettings s;
+  Settings s;
   s.max_per_address = 3;
   make(s);
   const int port = server->port();
@@ -285,7 +285,7 @@ TEST_F(HttpsTest, OneAddressCannotTakeEverySlot) {
 }
 
 TEST_F(HttpsTest, AFullServerClosesTheConnectionIdleLongestForANewcomer) {
-  HttpsSettings s;
+  Settings s;
   s.max_connections = 3;
   make(s);
   const int port = server->port();
@@ -309,16 +309,16 @@ TEST_F(HttpsTest, AFullServerClosesTheConnectionIdleLongestForANewcomer) {
 }
 
 }  // namespace
-}  // namespace secbox::lan
+}  // namespace secbox::httpd
 
-namespace secbox::lan {
+namespace secbox::httpd {
 namespace {
 
 // A streamed response (the alarm feed) to a client that stops reading: the
 // bytes waiting are bounded, the stream is closed and says so, and the server
 // goes on answering; one that reads gets every chunk in order.
 TEST_F(HttpsTest, AStreamToAClientThatDoesNotReadIsClosedAtItsBacklog) {
-  HttpsSettings s;
+  Settings s;
   s.stream_backlog = 64 * 1024;
   make(s);
   const int port = server->port();
@@ -364,4 +364,4 @@ TEST_F(HttpsTest, AStreamToAClientThatDoesNotReadIsClosedAtItsBacklog) {
 }
 
 }  // namespace
-}  // namespace secbox::lan
+}  // namespace secbox::httpd

@@ -1,9 +1,15 @@
 #pragma once
-// The LAN HTTPS server on the appliance's loop (Boost.Beast over OpenSSL):
-// TLS 1.2 and 1.3 with AEAD ciphers only, HTTP/1.1 keep-alive, and limits on
-// headers, bodies, connections and time (a slow or idle client is dropped,
-// the server stays up). Routing is the handler's: it gets a plain request and
-// answers once, on the loop, possibly later.
+// The one HTTP/1.1 server core of the box, on the appliance's loop (Boost.Beast):
+// the LAN server (HTTPS, :8443) and the pairing form (plain HTTP, :8080) are
+// both this with their own settings and handler.
+//   - TLS when Settings has a certificate: TLS 1.2 and 1.3 with AEAD ciphers
+//     only, OpenSSL reading the socket itself (tls_stream.hpp); plain HTTP
+//     without one.
+//   - Keep-alive, HEAD, and limits on headers, bodies, connections (in all
+//     and from one address) and time (handshake, request, idle, each write):
+//     a slow or idle client is dropped, the server stays up.
+// Routing is the handler's: it gets a plain request and answers once, on the
+// loop, possibly later.
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
@@ -15,9 +21,9 @@
 
 #include "common/component.hpp"
 
-namespace secbox::lan {
+namespace secbox::httpd {
 
-struct HttpRequest {
+struct Request {
   std::string method;  // "GET"
   std::string target;  // as sent: path and query, percent-encoded
   std::string path;    // target up to '?'
@@ -39,7 +45,7 @@ class ResponseStream {
  public:
   virtual ~ResponseStream() = default;
   // Queues a chunk. False when the stream is closed, or is closed now
-  // because the client reads too slowly (HttpsSettings::stream_backlog).
+  // because the client reads too slowly (Settings::stream_backlog).
   virtual bool write(std::string chunk) = 0;
   virtual void close() = 0;
   virtual bool closed() const = 0;
@@ -47,8 +53,9 @@ class ResponseStream {
   virtual void on_closed(std::function<void()> callback) = 0;
 };
 
-struct HttpResponse {
+struct Response {
   int status = 200;
+  bool close = false;  // close the connection after this answer
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
@@ -58,12 +65,17 @@ struct HttpResponse {
   std::function<void(std::shared_ptr<ResponseStream>)> stream;
 };
 
-using Reply = std::function<void(HttpResponse)>;
-using Handler = std::function<void(HttpRequest, Reply)>;
+using Reply = std::function<void(Response)>;
+using Handler = std::function<void(Request, Reply)>;
 
-struct HttpsSettings {
+struct Settings {
+  std::string name = "http";  // its logs' component, and its Component name
+  // What its logs call it: "<label> ready." once it listens ("LAN server
+  // ready.", which scripts wait for). Empty: its owner says when it is ready.
+  std::string label = "HTTP server";
   std::string bind_address = "::";
   int port = 8443;  // 0: any free port (tests)
+  // Both set: HTTPS with this pair. Both empty: plain HTTP.
   std::string cert_pem;
   std::string key_pem;
   std::size_t header_limit = 8 * 1024;
@@ -79,19 +91,27 @@ struct HttpsSettings {
   std::chrono::seconds idle_time{30};     // keep-alive: between requests
   std::size_t stream_backlog = 256 * 1024;     // bytes a streamed response may have waiting
   std::chrono::seconds stream_write_time{30};  // for each of its chunks to leave
+  // The answer to a request the server refuses itself: 413 (body over the
+  // limit), 431 (headers over it) or 400 (not HTTP/1.1). Unset: a JSON
+  // {"error","hint"}.
+  std::function<Response(int status)> refusal;
+  // Headers every answer carries unless the handler's answer sets them.
+  std::vector<std::pair<std::string, std::string>> default_headers{
+      {"X-Content-Type-Options", "nosniff"}, {"X-Frame-Options", "DENY"}, {"Referrer-Policy", "no-referrer"}};
 };
 
-class HttpsServer final : public Component {
+class Server final : public Component {
  public:
-  HttpsServer(boost::asio::io_context& io, HttpsSettings settings, Handler handler);
-  ~HttpsServer() override;
+  Server(boost::asio::io_context& io, Settings settings, Handler handler);
+  ~Server() override;
 
-  std::string_view name() const override { return "lan"; }
+  std::string_view name() const override;
   void start() override;
   void stop(std::function<void()> on_stopped) override;
 
   // A renewed certificate: connections accepted from now on present it, open
-  // ones keep theirs. False (and the old one kept) when the pair is unusable.
+  // ones keep theirs. False (and the old one kept) when the pair is unusable
+  // or the server is a plain one.
   bool use_certificate(const std::string& cert_pem, const std::string& key_pem);
 
   int port() const;
@@ -103,4 +123,4 @@ class HttpsServer final : public Component {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace secbox::lan
+}  // namespace secbox::httpd

@@ -1,4 +1,4 @@
-#include "lan/https_server.hpp"
+#include "httpd/server.hpp"
 
 #include <openssl/ssl.h>
 
@@ -16,9 +16,10 @@
 #include "common/listen.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "plain_stream.hpp"
 #include "tls_stream.hpp"
 
-namespace secbox::lan {
+namespace secbox::httpd {
 namespace {
 
 namespace asio = boost::asio;
@@ -39,13 +40,26 @@ std::string lowercase(std::string s) {
 
 }  // namespace
 
-class HttpsSession;
+// What the server and a stream handle see of a connection, whichever its
+// stream (TLS or plain).
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual const std::string& block() const = 0;
+  // Since when it has been waiting for its handshake or its next request
+  // (nullopt while a request is read, handled or answered).
+  virtual std::optional<std::chrono::steady_clock::time_point> idle_since() const = 0;
+  virtual void evict() = 0;
+  virtual void close() = 0;
+  virtual bool stream_write(std::string chunk) = 0;
+  virtual void end_stream() = 0;
+};
 
 // The handle a streamed response's writer holds: it reaches the connection
 // while it lives, and says closed once it is gone.
 class StreamHandle final : public ResponseStream, public std::enable_shared_from_this<StreamHandle> {
  public:
-  explicit StreamHandle(std::weak_ptr<HttpsSession> session) : session_(std::move(session)) {}
+  explicit StreamHandle(std::weak_ptr<Connection> session) : session_(std::move(session)) {}
   bool write(std::string chunk) override;
   void close() override;
   bool closed() const override { return closed_; }
@@ -62,39 +76,43 @@ class StreamHandle final : public ResponseStream, public std::enable_shared_from
   }
 
  private:
-  std::weak_ptr<HttpsSession> session_;
+  std::weak_ptr<Connection> session_;
   bool closed_ = false;
   std::function<void()> on_closed_;
 };
 
-struct HttpsServer::Impl : std::enable_shared_from_this<HttpsServer::Impl> {
-  Impl(asio::io_context& io, HttpsSettings s, Handler h)
-      : io(io), settings(std::move(s)), handler(std::move(h)), acceptor(io) {}
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(asio::io_context& io, Settings s, Handler h)
+      : io(io), settings(std::move(s)), handler(std::move(h)), acceptor(io), log(settings.name) {}
 
   asio::io_context& io;
-  HttpsSettings settings;
+  Settings settings;
   Handler handler;
-  // Replaced whole when the certificate is renewed; a connection keeps the
-  // one it was accepted with.
+  // Null for a plain server. Replaced whole when the certificate is renewed;
+  // a connection keeps the one it was accepted with.
   std::shared_ptr<ssl::context> tls;
   tcp::acceptor acceptor;
-  std::set<std::shared_ptr<HttpsSession>> sessions;
-  log::Logger log{"lan"};
+  std::set<std::shared_ptr<Connection>> sessions;
+  log::Logger log;
   bool stopped = false;
   int bound_port = 0;
 
+  bool plain() const { return settings.cert_pem.empty() && settings.key_pem.empty(); }
   std::shared_ptr<ssl::context> make_tls(const std::string& cert_pem, const std::string& key_pem);
   void start();
   void accept();
-  bool admit(const HttpsSession& newcomer);
+  bool admit(const Connection& newcomer);
+  Response refusal(int status) const;
 };
 
-class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
+// One connection, in Beast's do_x/on_x shape: handshake (TLS), then requests
+// read, handled and answered in turn until the client or a limit ends it.
+template <class Stream>
+class Session final : public Connection, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  HttpsSession(tcp::socket socket, std::shared_ptr<HttpsServer::Impl> server)
-      : tls_(server->tls),
-        stream_(std::move(socket), tls_->native_handle()),
-        deadline_(server->io),
+  // TLS: the context the connection is accepted with.
+  Session(tcp::socket socket, std::shared_ptr<Server::Impl> server, std::shared_ptr<ssl::context> tls)
+      : tls_(std::move(tls)), stream_(make_stream(std::move(socket), tls_)), deadline_(server->io),
         server_(std::move(server)) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
@@ -103,31 +121,33 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     idle_since_ = std::chrono::steady_clock::now();
   }
 
-  const std::string& block() const { return block_; }
-  // Since when it has been waiting for its handshake or its next request
-  // (nullopt while a request is read, handled or answered).
-  std::optional<std::chrono::steady_clock::time_point> idle_since() const {
+  const std::string& block() const override { return block_; }
+  std::optional<std::chrono::steady_clock::time_point> idle_since() const override {
     return idle_ ? std::optional(idle_since_) : std::nullopt;
   }
-  void evict() { finish(); }
+  void evict() override { finish(); }
 
   void run() {
-    arm(server_->settings.handshake_time);
-    stream_.async_handshake([self = shared_from_this()](beast::error_code ec) {
-      self->idle_ = false;
-      if (ec) return self->finish();
-      self->read_header();
-    });
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      arm(server_->settings.handshake_time);
+      stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
+        self->idle_ = false;
+        if (ec) return self->finish();
+        self->read_header();
+      });
+    } else {
+      read_header();
+    }
   }
 
-  void close() {
+  void close() override {
     disarm();
     stream_.close();
     if (auto h = std::move(stream_handle_)) h->mark_closed();
   }
 
   // A streamed response's chunk: queued, written in order.
-  bool stream_write(std::string chunk) {
+  bool stream_write(std::string chunk) override {
     if (!stream_handle_) return false;
     if (stream_bytes_ + chunk.size() > server_->settings.stream_backlog) {
       finish();  // a client that does not read
@@ -138,18 +158,26 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     if (!stream_writing_) pump();
     return true;
   }
-  void end_stream() {
+  void end_stream() override {
     if (stream_handle_) finish();
   }
 
  private:
+  static Stream make_stream(tcp::socket socket, const std::shared_ptr<ssl::context>& tls) {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      return Stream(std::move(socket), tls->native_handle());
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
   // The time limit of what the connection does now; when it runs out, the
   // pending read or write fails and the connection is closed.
   // A limit that ran out just as the next one was set has its handler queued
   // already: the generation tells it that it is stale.
   void arm(std::chrono::steady_clock::duration limit) {
     deadline_.expires_after(limit);
-    deadline_.async_wait([weak = weak_from_this(), generation = ++deadline_generation_](beast::error_code ec) {
+    deadline_.async_wait([weak = this->weak_from_this(), generation = ++deadline_generation_](beast::error_code ec) {
       if (ec) return;
       auto self = weak.lock();
       if (self && generation == self->deadline_generation_) self->stream_.abort();
@@ -169,7 +197,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     // Waiting for the next request (keep-alive idle) and reading its headers.
     arm(server_->settings.idle_time);
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               self->idle_ = false;
                               if (ec) return self->on_read_error(ec);
                               self->read_body();
@@ -178,40 +206,31 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   void read_body() {
     arm(server_->settings.request_time);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->on_read_error(ec);
       self->dispatch();
     });
   }
 
   void on_read_error(beast::error_code ec) {
-    auto refuse = [this](int status, std::string message) {
-      HttpResponse r;
-      r.status = status;
-      r.body = "{\"error\":\"" + message + "\",\"hint\":\"" +
-               (status == 413 ? std::string("Send at most ") + std::to_string(server_->settings.body_limit) + " bytes."
-                              : std::string("Send smaller headers.")) +
-               "\"}\n";
+    auto refuse = [this](int status) {
       keep_alive_ = false;
       linger_ = status == 413;
-      write(std::move(r), 11);
+      write(server_->refusal(status), 11);
     };
-    if (ec == http::error::body_limit) return refuse(413, "body_too_large");
-    if (ec == http::error::header_limit) return refuse(431, "headers_too_large");
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-        ec == ssl::error::stream_truncated || !parser_->is_header_done()) {
-      return finish();  // idle, gone, or slow: just close
-    }
-    HttpResponse r;
-    r.status = 400;
-    r.body = "{\"error\":\"bad_request\",\"hint\":\"The request is not valid HTTP/1.1.\"}\n";
-    keep_alive_ = false;
-    write(std::move(r), 11);
+    if (ec == http::error::body_limit) return refuse(413);
+    if (ec == http::error::header_limit) return refuse(431);
+    // What the client sent is not HTTP/1.1: say so. Anything else (idle,
+    // gone, slow, cut mid-message): just close.
+    const bool malformed = ec.category() == http::make_error_code(http::error::bad_version).category() &&
+                           ec != http::error::end_of_stream && ec != http::error::partial_message;
+    if (!malformed) return finish();
+    refuse(400);
   }
 
   void dispatch() {
     auto& req = parser_->get();
-    HttpRequest r;
+    Request r;
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
     auto q = r.target.find('?');
@@ -226,7 +245,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     // be read as the start of the next response on a kept-alive connection.
     const bool head_only = req.method() == http::verb::head;
     disarm();  // the handler may take its time (database)
-    server_->handler(std::move(r), [self = shared_from_this(), version, head_only, answered = false](HttpResponse res) mutable {
+    server_->handler(std::move(r), [self = this->shared_from_this(), version, head_only, answered = false](Response res) mutable {
       if (answered || self->server_->stopped) return;
       answered = true;
       self->write(std::move(res), version, head_only);
@@ -234,19 +253,18 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   template <class Body>
-  void finish_headers(http::response<Body>& res, const HttpResponse& r) {
+  void finish_headers(http::response<Body>& res, const Response& r) {
     res.set(http::field::server, "secbox");
     res.set(http::field::content_type, r.content_type);
-    res.set("X-Content-Type-Options", "nosniff");
-    res.set("X-Frame-Options", "DENY");
-    res.set("Referrer-Policy", "no-referrer");
+    for (const auto& [k, v] : server_->settings.default_headers) res.set(k, v);
     for (const auto& [k, v] : r.headers) res.set(k, v);
+    if (r.close) keep_alive_ = false;
     res.keep_alive(keep_alive_);
   }
 
   // The header is serialized here and the body written as it is, in one
   // gather write: a cached body (the ban list) is never copied per request.
-  void write(HttpResponse r, unsigned version, bool head_only = false) {
+  void write(Response r, unsigned version, bool head_only = false) {
     arm(server_->settings.request_time * 3);
     const auto status = static_cast<http::status>(r.status);
     auto stream = std::move(r.stream);
@@ -273,27 +291,25 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     const bool keep_alive = res.keep_alive();
     if (stream) {
       boost::asio::async_write(stream_, boost::asio::buffer(*head),
-                               [self = shared_from_this(), head, stream = std::move(stream), head_only](
+                               [self = this->shared_from_this(), head, stream = std::move(stream), head_only](
                                    beast::error_code ec, std::size_t) {
                                  if (ec || head_only || self->server_->stopped) return self->finish();
                                  self->start_stream(stream);
                                });
       return;
     }
-    // HttpsTest.ALargeSharedBodyArrivesWholeTwiceOnOneConnectionInTls12And13
-    // checks that a large body arrives whole after its header.
     auto buffers = beast::buffers_cat(boost::asio::buffer(*head), boost::asio::buffer(bodyless || head_only
                                                                                           ? std::string_view()
                                                                                           : std::string_view(*body)));
     boost::asio::async_write(stream_, buffers,
-                             [self = shared_from_this(), head, body, keep_alive](beast::error_code ec, std::size_t) {
+                             [self = this->shared_from_this(), head, body, keep_alive](beast::error_code ec, std::size_t) {
                                self->after_write(ec, keep_alive);
                              });
   }
 
   void start_stream(const std::function<void(std::shared_ptr<ResponseStream>)>& open) {
     disarm();
-    stream_handle_ = std::make_shared<StreamHandle>(weak_from_this());
+    stream_handle_ = std::make_shared<StreamHandle>(this->weak_from_this());
     open(stream_handle_);
   }
 
@@ -305,7 +321,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     stream_writing_ = true;
     arm(server_->settings.stream_write_time);
     boost::asio::async_write(stream_, boost::asio::buffer(stream_queue_.front()),
-                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                if (ec || !self->stream_handle_) return self->finish();
                                self->stream_bytes_ -= self->stream_queue_.front().size();
                                self->stream_queue_.pop_front();
@@ -324,7 +340,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   // read the refusal, instead of meeting a reset.
   void linger(std::size_t budget) {
     arm(std::chrono::seconds(2));
-    stream_.async_read_some(asio::buffer(drain_), [self = shared_from_this(), budget](beast::error_code ec,
+    stream_.async_read_some(asio::buffer(drain_), [self = this->shared_from_this(), budget](beast::error_code ec,
                                                                                        std::size_t n) {
       if (ec || n >= budget || self->server_->stopped) return self->finish();
       self->linger(budget - n);
@@ -333,16 +349,16 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   void finish() {
     close();
-    server_->sessions.erase(shared_from_this());
+    server_->sessions.erase(this->shared_from_this());
   }
 
-  std::shared_ptr<ssl::context> tls_;
-  TlsStream stream_;
+  std::shared_ptr<ssl::context> tls_;  // null for plain HTTP
+  Stream stream_;
   asio::steady_timer deadline_;
   std::uint64_t deadline_generation_ = 0;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<HttpsServer::Impl> server_;
+  std::shared_ptr<Server::Impl> server_;
   std::string remote_;
   std::string block_;
   bool idle_ = true;  // from accept until the handshake ends
@@ -371,7 +387,7 @@ void StreamHandle::close() {
   mark_closed();
 }
 
-std::shared_ptr<ssl::context> HttpsServer::Impl::make_tls(const std::string& cert_pem, const std::string& key_pem) {
+std::shared_ptr<ssl::context> Server::Impl::make_tls(const std::string& cert_pem, const std::string& key_pem) {
   auto made = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* ctx = made->native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -382,34 +398,54 @@ std::shared_ptr<ssl::context> HttpsServer::Impl::make_tls(const std::string& cer
   if (!ec) made->use_private_key(asio::buffer(key_pem), ssl::context::pem, ec);
   if (!ec && SSL_CTX_check_private_key(ctx) != 1) ec = asio::error::invalid_argument;
   if (ec) {
-    log.error("The LAN certificate or key cannot be used.", {{"reason", ec.message()}});
+    log.error("The server's certificate or key cannot be used.", {{"reason", ec.message()}});
     return nullptr;
   }
   return made;
 }
 
-void HttpsServer::Impl::start() {
-  tls = make_tls(settings.cert_pem, settings.key_pem);
-  if (!tls) return;
+Response Server::Impl::refusal(int status) const {
+  if (settings.refusal) return settings.refusal(status);
+  Response r;
+  r.status = status;
+  r.body = status == 413   ? "{\"error\":\"body_too_large\",\"hint\":\"Send at most " +
+                               std::to_string(settings.body_limit) + " bytes.\"}\n"
+           : status == 431 ? "{\"error\":\"headers_too_large\",\"hint\":\"Send smaller headers.\"}\n"
+                           : "{\"error\":\"bad_request\",\"hint\":\"The request is not valid HTTP/1.1.\"}\n";
+  return r;
+}
+
+void Server::Impl::start() {
+  if (!plain()) {
+    tls = make_tls(settings.cert_pem, settings.key_pem);
+    if (!tls) return;
+  }
   if (auto listening = open_listener(acceptor, settings.bind_address, settings.port); !listening) {
-    log.error("The LAN server cannot listen.", {{"reason", listening.error().message}});
+    log.error((settings.label.empty() ? std::string("The server") : settings.label) + " cannot listen.",
+              {{"reason", listening.error().message}, {"port", settings.port}});
     return;
   }
   bound_port = acceptor.local_endpoint().port();
-  log.info("LAN server ready.", {{"port", bound_port}});
+  if (!settings.label.empty()) log.info(settings.label + " ready.", {{"port", bound_port}});
   accept();
 }
 
-void HttpsServer::Impl::accept() {
-  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+void Server::Impl::accept() {
+  acceptor.async_accept([self = this->shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (!ec) {
-      auto s = std::make_shared<HttpsSession>(std::move(socket), self);
-      if (self->admit(*s)) {
-        self->sessions.insert(s);
-        s->run();
+      auto admit = [&](auto session) {
+        if (self->admit(*session)) {
+          self->sessions.insert(session);
+          session->run();
+        } else {
+          session->close();
+        }
+      };
+      if (self->tls) {
+        admit(std::make_shared<Session<TlsStream>>(std::move(socket), self, self->tls));
       } else {
-        s->close();
+        admit(std::make_shared<Session<PlainStream>>(std::move(socket), self, nullptr));
       }
     }
     self->accept();
@@ -418,12 +454,12 @@ void HttpsServer::Impl::accept() {
 
 // Within the per-address cap, and a slot free or made free by closing the
 // connection idle longest.
-bool HttpsServer::Impl::admit(const HttpsSession& newcomer) {
+bool Server::Impl::admit(const Connection& newcomer) {
   const auto same = static_cast<std::size_t>(std::count_if(
       sessions.begin(), sessions.end(), [&](const auto& s) { return s->block() == newcomer.block(); }));
   if (same >= settings.max_per_address) return false;
   if (sessions.size() < settings.max_connections) return true;
-  std::shared_ptr<HttpsSession> oldest;
+  std::shared_ptr<Connection> oldest;
   for (const auto& s : sessions) {
     auto since = s->idle_since();
     if (since && (!oldest || *since < *oldest->idle_since())) oldest = s;
@@ -433,14 +469,16 @@ bool HttpsServer::Impl::admit(const HttpsSession& newcomer) {
   return true;
 }
 
-HttpsServer::HttpsServer(asio::io_context& io, HttpsSettings settings, Handler handler)
+Server::Server(asio::io_context& io, Settings settings, Handler handler)
     : impl_(std::make_shared<Impl>(io, std::move(settings), std::move(handler))) {}
 
-HttpsServer::~HttpsServer() { impl_->stopped = true; }
+Server::~Server() { impl_->stopped = true; }
 
-void HttpsServer::start() { impl_->start(); }
+std::string_view Server::name() const { return impl_->settings.name; }
 
-void HttpsServer::stop(std::function<void()> on_stopped) {
+void Server::start() { impl_->start(); }
+
+void Server::stop(std::function<void()> on_stopped) {
   impl_->stopped = true;
   beast::error_code ec;
   impl_->acceptor.close(ec);
@@ -450,7 +488,8 @@ void HttpsServer::stop(std::function<void()> on_stopped) {
   asio::post(impl_->io, std::move(on_stopped));
 }
 
-bool HttpsServer::use_certificate(const std::string& cert_pem, const std::string& key_pem) {
+bool Server::use_certificate(const std::string& cert_pem, const std::string& key_pem) {
+  if (impl_->plain()) return false;
   auto made = impl_->make_tls(cert_pem, key_pem);
   if (!made) return false;
   impl_->tls = std::move(made);
@@ -459,7 +498,7 @@ bool HttpsServer::use_certificate(const std::string& cert_pem, const std::string
   return true;
 }
 
-int HttpsServer::port() const { return impl_->bound_port; }
-std::size_t HttpsServer::connections() const { return impl_->sessions.size(); }
+int Server::port() const { return impl_->bound_port; }
+std::size_t Server::connections() const { return impl_->sessions.size(); }
 
-}  // namespace secbox::lan
+}  // namespace secbox::httpd

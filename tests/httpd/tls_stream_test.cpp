@@ -1,4 +1,4 @@
-// lan/tls_stream on its own, on loopback against Asio's own TLS client: the
+// httpd/tls_stream on its own, on loopback against Asio's own TLS client: the
 // handshake, a body much larger than the socket buffers written in one
 // async_write while the client reads slowly, reads of what the client sends,
 // abort() failing a pending read, close() sending close_notify, and a peer
@@ -18,7 +18,7 @@
 #include "run_loop.hpp"
 #include "tls_stream.hpp"
 
-namespace secbox::lan {
+namespace secbox::httpd {
 namespace {
 
 namespace asio = boost::asio;
@@ -193,4 +193,4 @@ TEST_F(TlsStreamTest, APeerThatLeavesMidHandshakeFailsIt) {
 }
 
 }  // namespace
-}  // namespace secbox::lan
+}  // namespace secbox::httpd

@@ -1,0 +1,226 @@
+// The same server core without a certificate: plain HTTP on 127.0.0.1 (the
+// pairing form's variant), with its keep-alive, its own refusal bodies and
+// headers, a handler's "close", and the limits of time and connections.
+#include <gtest/gtest.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <future>
+#include <thread>
+
+#include "http_call.hpp"
+#include "httpd/server.hpp"
+#include "run_loop.hpp"
+
+namespace secbox::httpd {
+namespace {
+
+using namespace std::chrono_literals;
+using secbox::testing::http_call;
+using secbox::testing::run_until;
+namespace asio = boost::asio;
+
+// A raw connection to the server: what it sends, and what comes back until
+// the server closes or `limit` passes.
+class RawClient {
+ public:
+  explicit RawClient(int port) : socket_(io_) {
+    boost::system::error_code ec;
+    socket_.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+    connected_ = !ec;
+  }
+  bool connected() const { return connected_; }
+  bool send(const std::string& bytes) {
+    boost::system::error_code ec;
+    asio::write(socket_, asio::buffer(bytes), ec);
+    return !ec;
+  }
+  // Reads until the peer closes (true) or `limit` passes (false).
+  bool read_to_close(std::chrono::milliseconds limit, std::string* out = nullptr) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    socket_.non_blocking(true);
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      boost::system::error_code ec;
+      const auto n = socket_.read_some(asio::buffer(buf), ec);
+      if (out) out->append(buf, n);
+      if (ec == asio::error::would_block) {
+        std::this_thread::sleep_for(20ms);
+        continue;
+      }
+      if (ec) return true;
+    }
+    return false;
+  }
+
+ private:
+  asio::io_context io_;
+  asio::ip::tcp::socket socket_;
+  bool connected_ = false;
+};
+
+class PlainServerTest : public ::testing::Test {
+ protected:
+  asio::io_context io;
+  std::unique_ptr<Server> server;
+  int handled = 0;
+
+  void make(Settings s = {}) {
+    s.bind_address = "127.0.0.1";
+    s.port = 0;
+    server = std::make_unique<Server>(io, s, [this](Request r, Reply reply) {
+      ++handled;
+      Response res;
+      res.content_type = "text/plain";
+      if (r.path == "/bye") res.close = true;
+      if (r.path == "/framed") res.headers.emplace_back("X-Frame-Options", "SAMEORIGIN");
+      res.body = r.method + " " + r.path + " " + std::to_string(r.body.size()) + " " + r.header("x-probe");
+      reply(std::move(res));
+    });
+    server->start();
+    ASSERT_GT(server->port(), 0);
+  }
+
+  void TearDown() override {
+    if (!server) return;
+    bool stopped = false;
+    server->stop([&] { stopped = true; });
+    run_until(io, [&] { return stopped; }, 5s);
+  }
+
+  template <class F>
+  auto serve_while(F work) {
+    auto f = std::async(std::launch::async, std::move(work));
+    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
+    return f.get();
+  }
+};
+
+TEST_F(PlainServerTest, AnswersPlainHttpWithItsHeadersAndKeepsTheConnection) {
+  make();
+  const int port = server->port();
+  const std::string raw = serve_while([port] {
+    RawClient c(port);
+    c.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Probe: one\r\n\r\n"
+           "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+           "GET /framed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string out;
+    c.read_to_close(5s, &out);
+    return out;
+  });
+  EXPECT_NE(raw.find("GET /a 0 one"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("POST /b 3 "), std::string::npos) << raw;
+  EXPECT_NE(raw.find("GET /framed 0 "), std::string::npos) << raw;
+  EXPECT_NE(raw.find("X-Content-Type-Options: nosniff"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("X-Frame-Options: DENY"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("X-Frame-Options: SAMEORIGIN"), std::string::npos) << "the handler's header wins";
+  EXPECT_EQ(handled, 3);
+}
+
+TEST_F(PlainServerTest, AHandlersCloseEndsTheConnectionAfterItsAnswer) {
+  make();
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient c(port);
+    c.send("GET /bye HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string out;
+    const bool closed = c.read_to_close(3s, &out);
+    return std::make_pair(closed, out);
+  });
+  EXPECT_TRUE(r.first) << "the connection stayed open";
+  EXPECT_NE(r.second.find("Connection: close"), std::string::npos) << r.second;
+}
+
+TEST_F(PlainServerTest, RefusalsUseTheSettingsBodyAndTheServerStaysUp) {
+  Settings s;
+  s.body_limit = 1024;
+  s.header_limit = 1024;
+  s.refusal = [](int status) {
+    Response r;
+    r.status = status;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = "refused " + std::to_string(status) + "\n";
+    return r;
+  };
+  make(s);
+  const int port = server->port();
+  auto a = serve_while([port] {
+    std::vector<secbox::testing::HttpAnswer> v;
+    v.push_back(http_call(port, "POST", "/p", std::string(4000, 'a'), "text/plain"));
+    v.push_back(http_call(port, "GET", "/h", "", "", {{"X-Big", std::string(2000, 'h')}}));
+    v.push_back(http_call(port, "GET", "/still-up"));
+    return v;
+  });
+  EXPECT_EQ(a[0].status, 413);
+  EXPECT_EQ(a[0].body, "refused 413\n");
+  EXPECT_EQ(a[1].status, 431);
+  EXPECT_EQ(a[2].status, 200);
+  EXPECT_EQ(a[2].body, "GET /still-up 0 ");
+}
+
+TEST_F(PlainServerTest, NotHttpGetsA400) {
+  make();
+  const int port = server->port();
+  const std::string raw = serve_while([port] {
+    RawClient c(port);
+    c.send("NOT HTTP AT ALL\r\n\r\n");
+    std::string out;
+    c.read_to_close(3s, &out);
+    return out;
+  });
+  EXPECT_EQ(raw.rfind("HTTP/1.1 400 ", 0), 0u) << raw;
+  EXPECT_NE(raw.find("bad_request"), std::string::npos) << raw;
+}
+
+TEST_F(PlainServerTest, IdleAndSlowClientsAreDropped) {
+  Settings s;
+  s.idle_time = 1s;
+  s.request_time = 1s;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient idle(port);
+    RawClient slow(port);
+    slow.send("GET / HTTP/1.1\r\nHost: x\r\n");
+    bool slow_cut = false;
+    for (int i = 0; i < 20 && !slow_cut; ++i) {
+      std::this_thread::sleep_for(200ms);
+      slow_cut = !slow.send("X");
+    }
+    const bool idle_cut = idle.read_to_close(3s);
+    if (!slow_cut) slow_cut = slow.read_to_close(3s);
+    return std::make_tuple(idle_cut, slow_cut, http_call(port, "GET", "/").status);
+  });
+  EXPECT_TRUE(std::get<0>(r)) << "the idle connection stayed open";
+  EXPECT_TRUE(std::get<1>(r)) << "the slow client kept its connection";
+  EXPECT_EQ(std::get<2>(r), 200);
+  run_until(io, [&] { return server->connections() == 0; }, 3s);
+  EXPECT_EQ(server->connections(), 0u);
+}
+
+TEST_F(PlainServerTest, AFullServerClosesTheConnectionIdleLongest) {
+  Settings s;
+  s.max_connections = 2;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient first(port);
+    std::this_thread::sleep_for(100ms);
+    RawClient second(port);
+    std::this_thread::sleep_for(100ms);
+    const int third = http_call(port, "GET", "/third").status;
+    return std::make_pair(third, first.read_to_close(3s));
+  });
+  EXPECT_EQ(r.first, 200) << "the newcomer was shut out";
+  EXPECT_TRUE(r.second) << "the connection idle longest was not closed";
+}
+
+TEST_F(PlainServerTest, APlainServerTakesNoCertificate) {
+  make();
+  EXPECT_FALSE(server->use_certificate("not a cert", "not a key"));
+  EXPECT_EQ(server->name(), "http");
+}
+
+}  // namespace
+}  // namespace secbox::httpd
