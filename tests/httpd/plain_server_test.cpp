@@ -84,16 +84,12 @@ class PlainServerTest : public ::testing::Test {
 
   void TearDown() override {
     if (!server) return;
-    bool stopped = false;
-    server->stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 5s);
+    secbox::testing::stop_and_wait(io, *server);
   }
 
   template <class F>
   auto serve_while(F work) {
-    auto f = std::async(std::launch::async, std::move(work));
-    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
-    return f.get();
+    return secbox::testing::serve_while(io, std::move(work));
   }
 };
 

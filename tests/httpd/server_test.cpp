@@ -69,17 +69,13 @@ class HttpsTest : public ::testing::Test {
 
   void TearDown() override {
     if (!server) return;
-    bool stopped = false;
-    server->stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 5s);
+    secbox::testing::stop_and_wait(io, *server);
   }
 
   // Runs `work` on another thread while the loop serves.
   template <class F>
   auto serve_while(F work) {
-    auto f = std::async(std::launch::async, std::move(work));
-    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
-    return f.get();
+    return secbox::testing::serve_while(io, std::move(work));
   }
 };
 

@@ -82,9 +82,7 @@ class AlarmStreamTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    bool stopped = false;
-    server->stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 5s);
+    secbox::testing::stop_and_wait(io, *server);
     server.reset();
     api.reset();
     alarms.reset();
@@ -103,9 +101,7 @@ class AlarmStreamTest : public ::testing::Test {
   // Work on another thread while the loop serves.
   template <class F>
   auto serve_while(F work) {
-    auto f = std::async(std::launch::async, std::move(work));
-    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
-    return f.get();
+    return secbox::testing::serve_while(io, std::move(work));
   }
 
   std::string login() {

@@ -150,9 +150,7 @@ class LanApiTest : public ::testing::Test {
 
   template <class F>
   auto serve_while(F work) {
-    auto f = std::async(std::launch::async, std::move(work));
-    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 60s);
-    return f.get();
+    return secbox::testing::serve_while(io, std::move(work));
   }
 
   static std::string login_body(const std::string& guard, const std::string& pin) {

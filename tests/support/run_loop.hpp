@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
+#include <future>
 
 namespace secbox::testing {
 
@@ -15,6 +16,24 @@ inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& 
     io.run_for(std::chrono::milliseconds(20));
   }
   return done();
+}
+
+// Runs `work` on another thread (a blocking client) while the loop serves,
+// for at most `limit`; returns what it returned.
+template <class F>
+auto serve_while(boost::asio::io_context& io, F work, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  auto f = std::async(std::launch::async, std::move(work));
+  run_until(io, [&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, limit);
+  return f.get();
+}
+
+// Stops a component (a server) and runs the loop until it says it stopped.
+template <class C>
+bool stop_and_wait(boost::asio::io_context& io, C& component,
+                   std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  bool stopped = false;
+  component.stop([&] { stopped = true; });
+  return run_until(io, [&] { return stopped; }, limit);
 }
 
 }  // namespace secbox::testing
