@@ -319,15 +319,15 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
 
   void answer(const std::string& alarm_id, Answer ans, std::function<void(Result<json>)> done) {
     Alarm* a = find(alarm_id);
-    if (!a) return done(Error{"not_found", "No such alarm on this box (it may be older than the box's memory)."});
+    if (!a) return done(Error{Errc::not_found, "No such alarm on this box (it may be older than the box's memory)."});
     if (!a->answer.is_null()) return done(a->view());
     if (ans.decision != "denied" && ans.decision != "allowed") {
-      return done(Error{"invalid", "decision must be \"denied\" or \"allowed\"."});
+      return done(Error{Errc::invalid, "decision must be \"denied\" or \"allowed\"."});
     }
     if (ans.decision == "allowed" && ans.reason.empty()) {
-      return done(Error{"invalid", "Letting a banned visitor in needs a reason."});
+      return done(Error{Errc::invalid, "Letting a banned visitor in needs a reason."});
     }
-    if (ans.reason.size() > kReasonLimit) return done(Error{"invalid", "The reason is longer than 500 bytes."});
+    if (ans.reason.size() > kReasonLimit) return done(Error{Errc::invalid, "The reason is longer than 500 bytes."});
     replica::OutboundEvent e;
     e.client_id = ans.client_id;
     e.type = "visitor_entry";
@@ -342,7 +342,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
       if (self->stopped) return;
       if (!r) return done(r.error());
       Alarm* a = self->find(alarm_id);
-      if (!a) return done(Error{"not_found", "The alarm was dropped while its answer was saved."});
+      if (!a) return done(Error{Errc::not_found, "The alarm was dropped while its answer was saved."});
       if (a->answer.is_null()) {
         a->answer = {{"decision", ans.decision}, {"guardId", ans.guard_id},
                      {"at", format_rfc3339(std::chrono::system_clock::now())}};

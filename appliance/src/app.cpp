@@ -400,7 +400,7 @@ struct App::Impl {
     // Read from the file each time (on a worker): a renewal changes it.
     hooks.lan_fingerprint = [made = lan_cert.current().has_value(),
                              path = config.paths.state_dir + "/lan/cert.pem"]() -> Result<std::string> {
-      if (!made) return Error{"tls", "the LAN certificate could not be made (see the log)"};
+      if (!made) return Error{Errc::network, "the LAN certificate could not be made (see the log)"};
       auto pem = read_file(path, 1 << 20);
       if (!pem) return pem.error();
       return certificate_sha256(pem.value());
@@ -420,7 +420,7 @@ struct App::Impl {
   static Result<void> persist_pairing(const Paths& paths, const pairing::QrCode& qr,
                                       const pairing::ClaimOutcome& claimed) {
     auto env = envfile::load(paths.env_file());
-    if (!env && env.error().code != "not_found") return env.error();
+    if (!env && env.error().code != Errc::not_found) return env.error();
     envfile::EnvFile file = env ? std::move(env).value() : envfile::EnvFile();
     file.set("DEVICE_ID", qr.device_id);
     file.set("CLOUD_BASE_URL", qr.cloud_base_url);

@@ -90,7 +90,7 @@ Result<Config> config_or_report() {
 Result<void> ensure_state_dir(const Config& config) {
   const auto& dir = config.paths.state_dir;
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Error{"config", "cannot create the state dir " + dir + ": " + std::strerror(errno) +
+    return Error{Errc::config, "cannot create the state dir " + dir + ": " + std::strerror(errno) +
                                " (set SECBOX_STATE_DIR to a writable folder)"};
   }
   return ok();
@@ -129,7 +129,7 @@ int cmd_migrate(const std::vector<std::string>& args) {
   if (cluster) (void)cluster->stop();
   if (!report) {
     std::cerr << "secbox migrate: " << report.error().message << "\n";
-    return report.error().code == "schema_newer" ? 3 : 1;
+    return report.error().code == Errc::schema_newer ? 3 : 1;
   }
   std::cout << "Schema at version " << report.value().to_version << " (was "
             << report.value().from_version << "; applied " << report.value().applied.size()

@@ -41,7 +41,7 @@ struct Source {
 };
 
 Error bad(const std::string& key, const std::string& where, const std::string& what) {
-  return Error{"config", key + " in " + where + " " + what};
+  return Error{Errc::config, key + " in " + where + " " + what};
 }
 
 Result<void> read_url(const Source& src, const std::string& key, const char* secure,
@@ -110,16 +110,16 @@ Result<std::string> parse_cloud_pin(const std::string& text) {
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
     line = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
-    if (!url.empty()) return Error{"config", "holds more than one URL; it names the one cloud this box pairs with"};
+    if (!url.empty()) return Error{Errc::config, "holds more than one URL; it names the one cloud this box pairs with"};
     url = line;
   }
-  if (url.empty()) return Error{"config", "holds no URL"};
+  if (url.empty()) return Error{Errc::config, "holds no URL"};
   for (unsigned char c : url) {
-    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f) return Error{"config", "holds a URL with '@', '\\' or spaces"};
+    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f) return Error{Errc::config, "holds a URL with '@', '\\' or spaces"};
   }
   const std::string scheme = url_scheme(url);
   if (url_origin(url).empty() || !(scheme == "https" || (scheme == "http" && is_loopback_url(url)))) {
-    return Error{"config", "must hold an https:// URL (http:// only for this machine's own address)"};
+    return Error{Errc::config, "must hold an https:// URL (http:// only for this machine's own address)"};
   }
   while (url.size() > 8 && url.back() == '/') url.pop_back();
   return url;
@@ -135,7 +135,7 @@ Result<Config> load_config(const Environment& penv) {
   }
   for (auto* dir : {&c.paths.etc_dir, &c.paths.state_dir}) {
     if (dir->empty() || (*dir)[0] != '/') {
-      return Error{"config", "SECBOX_ETC_DIR and SECBOX_STATE_DIR must be absolute paths"};
+      return Error{Errc::config, "SECBOX_ETC_DIR and SECBOX_STATE_DIR must be absolute paths"};
     }
     while (dir->size() > 1 && dir->back() == '/') dir->pop_back();
   }
@@ -145,8 +145,8 @@ Result<Config> load_config(const Environment& penv) {
   if (loaded) {
     file = std::move(loaded).value();
     c.env_file_present = true;
-  } else if (loaded.error().code != "not_found") {
-    return Error{"config", loaded.error().message};
+  } else if (loaded.error().code != Errc::not_found) {
+    return Error{Errc::config, loaded.error().message};
   }
   for (const auto& e : file.entries()) {
     if (!is_public_key(e.key) && e.value.size() >= 6) log::add_secret(e.value);
@@ -213,7 +213,7 @@ Result<Config> load_config(const Environment& penv) {
   if (auto r = read_seconds(src, "SECBOX_UPDATE_TRIAL_S", 1, 3600, c.update_trial_s); !r) return r.error();
   if (auto r = read_seconds(src, "SECBOX_UPDATE_DEADLINE_S", 10, 7200, c.update_deadline_s); !r) return r.error();
   if (c.update_deadline_s <= c.update_trial_s) {
-    return Error{"config", "SECBOX_UPDATE_DEADLINE_S must be longer than SECBOX_UPDATE_TRIAL_S"};
+    return Error{Errc::config, "SECBOX_UPDATE_DEADLINE_S must be longer than SECBOX_UPDATE_TRIAL_S"};
   }
   if (auto v = src.get("COMPOSE_RENDER_CHECK"); v && !v->first.empty()) {
     if (v->first != "0" && v->first != "1") return bad("COMPOSE_RENDER_CHECK", v->second, "must be 0 or 1");
@@ -235,7 +235,7 @@ Result<Config> load_config(const Environment& penv) {
   }
   if (c.device_id.empty() != c.cloud_base_url.empty()) {
     // Half-paired is a broken file, not "unpaired".
-    return Error{"config", path + " has " + (c.device_id.empty() ? "CLOUD_BASE_URL" : "DEVICE_ID") +
+    return Error{Errc::config, path + " has " + (c.device_id.empty() ? "CLOUD_BASE_URL" : "DEVICE_ID") +
                                " but not " + (c.device_id.empty() ? "DEVICE_ID" : "CLOUD_BASE_URL") +
                                "; both are required once paired"};
   }
@@ -245,7 +245,7 @@ Result<Config> load_config(const Environment& penv) {
     } else {
       c.cloud_pin_error = c.paths.cloud_pin_file() + " " + url.error().message;
     }
-  } else if (pin.error().code != "not_found") {
+  } else if (pin.error().code != Errc::not_found) {
     c.cloud_pin_error = c.paths.cloud_pin_file() + " cannot be read: " + pin.error().message;
   }
   return c;

@@ -47,13 +47,13 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
   name.push_back('\0');
   Fd fd(::mkostemp(name.data(), O_CLOEXEC));
   if (fd.get() < 0) {
-    return Error{"io", "cannot create a temp file beside " + path + ": " + errno_text(errno)};
+    return Error{Errc::io, "cannot create a temp file beside " + path + ": " + errno_text(errno)};
   }
   const std::string tmp(name.data());
   auto fail = [&](const std::string& what) -> Result<void> {
     int err = errno;
     ::unlink(tmp.c_str());
-    return Error{"io", what + " " + tmp + ": " + errno_text(err)};
+    return Error{Errc::io, what + " " + tmp + ": " + errno_text(err)};
   };
   if (::fchmod(fd.get(), options.mode) != 0) return fail("cannot set the mode of");
   if (options.owner && ::fchown(fd.get(), options.owner->uid, options.owner->gid) != 0) {
@@ -75,7 +75,7 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into " + path + " from");
   Fd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dirfd.get() < 0 || ::fsync(dirfd.get()) != 0) {
-    return Error{"io", "wrote " + path + " but cannot fsync its folder: " + errno_text(errno)};
+    return Error{Errc::io, "wrote " + path + " but cannot fsync its folder: " + errno_text(errno)};
   }
   return ok();
 }
@@ -84,8 +84,8 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     int err = errno;
-    if (err == ENOENT) return Error{"not_found", path + " does not exist"};
-    return Error{"io", "cannot open " + path + ": " + errno_text(err)};
+    if (err == ENOENT) return Error{Errc::not_found, path + " does not exist"};
+    return Error{Errc::io, "cannot open " + path + ": " + errno_text(err)};
   }
   std::string out;
   char buf[65536];
@@ -93,11 +93,11 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error{"io", "cannot read " + path + ": " + errno_text(errno)};
+      return Error{Errc::io, "cannot read " + path + ": " + errno_text(errno)};
     }
     if (n == 0) break;
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
-      return Error{"too_large", path + " is larger than " + std::to_string(max_bytes) + " bytes"};
+      return Error{Errc::too_large, path + " is larger than " + std::to_string(max_bytes) + " bytes"};
     }
     out.append(buf, static_cast<std::size_t>(n));
   }

@@ -26,7 +26,7 @@ Error tls_error(const std::string& what) {
   char buf[256] = "unknown error";
   if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, buf, sizeof buf);
   ERR_clear_error();
-  return Error{"tls", what + ": " + buf};
+  return Error{Errc::network, what + ": " + buf};
 }
 
 std::string bio_text(BIO* bio) {

@@ -82,7 +82,7 @@ void set_transfer(CURL* c, const Transfer& t) {
 Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return Error{"network", "cannot initialise libcurl"};
+  if (!curl) return Error{Errc::network, "cannot initialise libcurl"};
   curl_slist* headers = curl_slist_append(nullptr, ("Accept: " + req.accept).c_str());
   if (post) headers = curl_slist_append(headers, "Content-Type: application/json");
   if (!req.bearer.empty()) {
@@ -108,10 +108,10 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   verify_server(c, req.ca_file);
   const CURLcode rc = curl_easy_perform(c);
   if (sink.overflow) {
-    return Error{"network", "the answer was larger than " + std::to_string(req.max_response) + " bytes"};
+    return Error{Errc::network, "the answer was larger than " + std::to_string(req.max_response) + " bytes"};
   }
   if (rc != CURLE_OK) {
-    return Error{"network", std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
+    return Error{Errc::network, std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
   }
   HttpResponse res;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
@@ -129,7 +129,7 @@ Result<HttpResponse> get(const HttpRequest& request) { return perform(request, f
 Result<long> get_stream(const StreamRequest& request, const StreamHandlers& handlers) {
   curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return Error{"network", "cannot initialise libcurl"};
+  if (!curl) return Error{Errc::network, "cannot initialise libcurl"};
   struct Ctx {
     CURL* curl;
     const StreamHandlers& handlers;
@@ -169,7 +169,7 @@ Result<long> get_stream(const StreamRequest& request, const StreamHandlers& hand
                            on_progress, &ctx});
   const CURLcode rc = curl_easy_perform(c);
   if (!ctx.answered) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
-  if (rc != CURLE_OK && !ctx.stopped) return Error{"network", curl_easy_strerror(rc)};
+  if (rc != CURLE_OK && !ctx.stopped) return Error{Errc::network, curl_easy_strerror(rc)};
   return ctx.status;
 }
 
@@ -182,10 +182,10 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
     out.resumed_from = static_cast<std::uint64_t>(st.st_size);
   }
   const int fd = ::open(request.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed_from ? 0 : O_TRUNC), 0600);
-  if (fd < 0) return Error{"file", "cannot write " + request.path + ": " + std::strerror(errno)};
+  if (fd < 0) return Error{Errc::io, "cannot write " + request.path + ": " + std::strerror(errno)};
   if (out.resumed_from > 0 && ::lseek(fd, static_cast<off_t>(out.resumed_from), SEEK_SET) < 0) {
     ::close(fd);
-    return Error{"file", "cannot seek in " + request.path + ": " + std::strerror(errno)};
+    return Error{Errc::io, "cannot seek in " + request.path + ": " + std::strerror(errno)};
   }
   struct Ctx {
     CURL* curl = nullptr;
@@ -199,7 +199,7 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) {
     ::close(fd);
-    return Error{"network", "cannot initialise libcurl"};
+    return Error{Errc::network, "cannot initialise libcurl"};
   }
   ctx.curl = curl.get();
   auto on_data = +[](char* data, std::size_t size, std::size_t n, void* user) -> std::size_t {
@@ -261,16 +261,16 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
   out.bytes = ctx.written;
   if (ctx.too_large) {
     ::unlink(request.path.c_str());
-    return Error{"too_large", "the file is larger than " + std::to_string(request.max_bytes) + " bytes"};
+    return Error{Errc::too_large, "the file is larger than " + std::to_string(request.max_bytes) + " bytes"};
   }
-  if (ctx.write_failed || !synced) return Error{"file", "cannot write " + request.path + ": " + std::strerror(errno)};
+  if (ctx.write_failed || !synced) return Error{Errc::io, "cannot write " + request.path + ": " + std::strerror(errno)};
   if (ctx.bad_status || (rc == CURLE_OK && ctx.status != 200 && ctx.status != 206)) {
     ::unlink(request.path.c_str());
-    return Error{"http", "the server answered " + std::to_string(ctx.status)};
+    return Error{Errc::network, "the server answered " + std::to_string(ctx.status)};
   }
-  if (ctx.cancelled) return Error{"network", "the download was stopped"};
+  if (ctx.cancelled) return Error{Errc::network, "the download was stopped"};
   if (rc != CURLE_OK) {
-    return Error{"network", std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
+    return Error{Errc::network, std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
   }
   return out;
 }

@@ -9,7 +9,7 @@ Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor, const std::
   using tcp = asio::ip::tcp;
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(bind_address, ec);
-  if (ec) return Error{"config", bind_address + " is not an IP address"};
+  if (ec) return Error{Errc::config, bind_address + " is not an IP address"};
   auto bind = [&](const tcp::endpoint& endpoint, bool dual_stack) {
     boost::system::error_code e;
     acceptor.open(endpoint.protocol(), e);
@@ -26,7 +26,7 @@ Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor, const std::
   ec = bind(tcp::endpoint(address, p), address.is_v6());
   if (ec && address.is_v6() && address.to_v6().is_unspecified()) ec = bind(tcp::endpoint(tcp::v4(), p), false);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Error{"listen", "port " + std::to_string(port) + ": " + ec.message()};
+  if (ec) return Error{Errc::io, "port " + std::to_string(port) + ": " + ec.message()};
   return ok();
 }
 

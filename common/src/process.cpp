@@ -103,7 +103,7 @@ std::string ProcessResult::describe() const {
 }
 
 Result<ProcessResult> run_process(const ProcessOptions& o) {
-  if (o.argv.empty()) return Error{"spawn", "no program given"};
+  if (o.argv.empty()) return Error{Errc::spawn, "no program given"};
   std::vector<char*> argv;
   for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -114,15 +114,15 @@ Result<ProcessResult> run_process(const ProcessOptions& o) {
   }
 
   int out_pipe[2], err_pipe[2], status_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Error{"spawn", std::strerror(errno)};
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Error{Errc::spawn, std::strerror(errno)};
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
     ::close(out_pipe[0]);
     ::close(out_pipe[1]);
-    return Error{"spawn", std::strerror(errno)};
+    return Error{Errc::spawn, std::strerror(errno)};
   }
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
     for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
-    return Error{"spawn", std::strerror(errno)};
+    return Error{Errc::spawn, std::strerror(errno)};
   }
 
   const auto started = std::chrono::steady_clock::now();
@@ -133,7 +133,7 @@ Result<ProcessResult> run_process(const ProcessOptions& o) {
                    status_pipe[1]}) {
       ::close(fd);
     }
-    return Error{"spawn", std::string("fork failed: ") + std::strerror(err)};
+    return Error{Errc::spawn, std::string("fork failed: ") + std::strerror(err)};
   }
   if (pid == 0) {
     child_exec(o, argv.data(), o.env ? envp.data() : nullptr, out_pipe[1], err_pipe[1],
@@ -156,7 +156,7 @@ Result<ProcessResult> run_process(const ProcessOptions& o) {
     int status;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return Error{"spawn", "cannot run " + o.argv[0] + ": " + std::strerror(exec_errno)};
+    return Error{Errc::spawn, "cannot run " + o.argv[0] + ": " + std::strerror(exec_errno)};
   }
 
   ProcessResult result;

@@ -40,10 +40,10 @@ std::string tail(const std::string& text, std::size_t n) {
 Result<void> make_dir(const std::string& path, const ComposeSettings& s) {
   std::error_code ec;
   fs::create_directories(path, ec);
-  if (ec) return Error{"io", "cannot create " + path + ": " + ec.message()};
+  if (ec) return Error{Errc::io, "cannot create " + path + ": " + ec.message()};
   ::chmod(path.c_str(), 0750);
   if (s.run_as && ::geteuid() == 0 && ::chown(path.c_str(), s.run_as->uid, s.run_as->gid) != 0) {
-    return Error{"io", "cannot give " + path + " to " + s.run_as->name + ": " + std::strerror(errno)};
+    return Error{Errc::io, "cannot give " + path + " to " + s.run_as->name + ": " + std::strerror(errno)};
   }
   return ok();
 }
@@ -110,8 +110,7 @@ Result<bool> check_render(const ComposeSettings& s, const std::string& project, 
   auto r = run_tool(s, project, file, {"config"}, s.tool_timeout, v);
   if (refused_as_usage(r)) return false;
   if (!r || !r.value().succeeded()) {
-    return Error{std::string(envfile::kPhaseUnresolvedVars),
-                 "the compose tool could not render the file: " + describe_run(r, env)};
+    return Error{Errc::invalid, "the compose tool could not render the file: " + describe_run(r, env)};
   }
   std::vector<int> lines;
   std::istringstream in(r.value().out);
@@ -122,7 +121,7 @@ Result<bool> check_render(const ComposeSettings& s, const std::string& project, 
   if (lines.empty()) return true;
   std::string where;
   for (std::size_t i = 0; i < lines.size() && i < 10; ++i) where += (i ? ", " : "") + std::to_string(lines[i]);
-  return Error{std::string(envfile::kPhaseUnresolvedVars),
+  return Error{Errc::invalid,
                "the file as the compose tool renders it still holds \"${\" (rendered line " + where +
                    "); it would reach a container literally"};
 }
@@ -144,7 +143,7 @@ Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s, 
       continue;
     }
     if (!r || !r.value().succeeded()) {
-      return Error{"ps", std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
+      return Error{Errc::spawn, std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
                              " ps failed: " + describe_run(r, v.env)};
     }
     auto parsed = parse_ps_output(r.value().out);
@@ -155,7 +154,7 @@ Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s, 
     }
     return mine;
   }
-  return Error{"ps", "neither the compose tool nor the container tool lists containers as JSON"};
+  return Error{Errc::spawn, "neither the compose tool nor the container tool lists containers as JSON"};
 }
 
 std::set<std::string> ids_of(const std::vector<ContainerInfo>& containers) {
@@ -216,7 +215,7 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
       if (waiting.empty()) return ok();
       last.clear();
       for (const auto& w : waiting) last += (last.empty() ? "" : "; ") + w;
-      if (!dead.empty()) return Error{"health", "a container of this apply stopped: " + last};
+      if (!dead.empty()) return Error{Errc::unavailable, "a container of this apply stopped: " + last};
       exited_once = std::move(exited_now);
       // Podman runs health checks from systemd timers; where there is no
       // systemd session for it (a container, a box without lingering) they
@@ -229,13 +228,13 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
         }
       }
     }
-    if (cancelled(s)) return Error{"health", "the daemon is stopping; " + last};
+    if (cancelled(s)) return Error{Errc::unavailable, "the daemon is stopping; " + last};
     if (SteadyClock::now() + s.health_poll >= deadline) break;
     for (auto until = SteadyClock::now() + s.health_poll; SteadyClock::now() < until && !cancelled(s);) {
       std::this_thread::sleep_for(std::min<SteadyClock::duration>(std::chrono::milliseconds(100), until - SteadyClock::now()));
     }
   }
-  return Error{"health", "not every service was up within " +
+  return Error{Errc::unavailable, "not every service was up within " +
                              std::to_string(s.health_timeout.count() / 1000) + " s: " + last};
 }
 
@@ -268,13 +267,13 @@ std::string find_program(const std::string& name) {
 Result<void> validate_project_name(std::string_view p) {
   auto ok_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; };
   if (p.empty() || p.size() > 63 || !std::all_of(p.begin(), p.end(), ok_char) || p[0] == '_' || p[0] == '-') {
-    return Error{"invalid_project", "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
+    return Error{Errc::invalid, "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
   }
   return ok();
 }
 
 Result<std::vector<ServiceSpec>> parse_compose_services(std::string_view yaml) {
-  const std::string code = "invalid-compose";
+  constexpr Errc code = Errc::invalid;
   if (yaml.size() > kMaxComposeBytes) return Error{code, "the file is larger than 1 MiB"};
   if (!envfile::is_valid_utf8(yaml) || yaml.find('\0') != std::string_view::npos) {
     return Error{code, "the file is not valid UTF-8 text"};
@@ -332,7 +331,7 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
       }
     }
   } catch (const nlohmann::json::exception&) {
-    return Error{"invalid_ps", "the container list is not JSON"};
+    return Error{Errc::invalid, "the container list is not JSON"};
   }
   auto str = [](const nlohmann::json& j, const char* key) -> std::string {
     auto it = j.find(key);
@@ -340,7 +339,7 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
   };
   std::vector<ContainerInfo> out;
   for (const auto& item : items) {
-    if (!item.is_object()) return Error{"invalid_ps", "an entry of the container list is not an object"};
+    if (!item.is_object()) return Error{Errc::invalid, "an entry of the container list is not an object"};
     ContainerInfo c;
     // Docker: Name / Names (string, comma-separated); Podman: Names (array).
     c.name = str(item, "Name");
@@ -442,14 +441,19 @@ std::string project_file(const ComposeSettings& s, const std::string& project) {
 }
 
 Result<void> guard_project(const ComposeSettings& s, const std::string& project) {
+  auto failed = [](std::string_view phase, const Error& e) {
+    return Error{e.code, std::string(phase) + ": " + e.message};
+  };
   if (auto v = validate_project_name(project); !v) return v.error();
   auto ensured = envfile::ensure_from_legacy(s.env_file, s.legacy_env_file, owner_of(s), false);
-  if (!ensured) return Error{std::string(envfile::kPhaseEnvEnsure), ensured.error().message};
+  if (!ensured) return failed(envfile::kPhaseEnvEnsure, ensured.error());
   const auto& env = ensured.value().env;
-  if (auto keys = envfile::check_required_keys(env); !keys) return keys.error();
+  if (auto keys = envfile::check_required_keys(env); !keys) return failed(envfile::kPhaseMissingKeys, keys.error());
   auto text = read_file(project_file(s, project), kMaxComposeBytes);
-  if (!text) return Error{"not_found", "project " + project + " has no compose file on this box"};
-  if (auto vars = envfile::check_interpolation(text.value(), env); !vars) return vars.error();
+  if (!text) return Error{Errc::not_found, "project " + project + " has no compose file on this box"};
+  if (auto vars = envfile::check_interpolation(text.value(), env); !vars) {
+    return failed(envfile::kPhaseUnresolvedVars, vars.error());
+  }
   return ok();
 }
 
@@ -585,7 +589,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       if (!failed) return failed.error();
       auto again = run_tool(s, project, current, compose_up_args(), s.up_timeout, prev_values);
       if (!again || !again.value().succeeded()) {
-        return Error{"up", "up -d failed: " + describe_run(again, prev_env.value())};
+        return Error{Errc::spawn, "up -d failed: " + describe_run(again, prev_env.value())};
       }
       return wait_healthy(s, project, current, prev_services.value(), prev_values, ids_of(failed.value()));
     }();

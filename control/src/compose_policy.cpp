@@ -9,7 +9,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kCode = "privileged-option";
+// Everything the policy refuses, a file it cannot check included.
+constexpr Errc kCode = Errc::forbidden;
 
 // Keys whose value "host" shares one of the host's namespaces.
 const char* const kHostNamespaceKeys[] = {"network_mode", "pid", "ipc", "uts", "userns_mode", "cgroupns_mode"};

@@ -390,13 +390,13 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
                                                             const std::string& container_host) {
     const std::string tool = container_cmd.empty() ? std::string() : container_cmd.front();
     if (find_program(tool).empty()) {
-      return Error{"tool", "no container runtime is installed here: \"" + tool +
+      return Error{Errc::spawn, "no container runtime is installed here: \"" + tool +
                                "\" (CONTAINER_CMD) is not on PATH; install.sh installs podman"};
     }
     auto r = run_tool(cancel, with(container_cmd, {"ps", "-a", "--format", "json"}), std::chrono::seconds(20),
                       4 * 1024 * 1024, container_host);
     if (!r) return r.error();
-    if (!r.value().succeeded()) return Error{"tool", "the container tool failed: " + r.value().describe()};
+    if (!r.value().succeeded()) return Error{Errc::spawn, "the container tool failed: " + r.value().describe()};
     return parse_ps_output(r.value().out);
   }
 
@@ -426,21 +426,21 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         compose_pool,
         [c = cancel, cmd = settings.container_cmd, compose = settings.compose, name]() -> Result<void> {
           auto list = list_containers(c, cmd, compose.container_host);
-          if (!list) return Error{"unavailable", list.error().message};
+          if (!list) return Error{Errc::unavailable, list.error().message};
           auto it = std::find_if(list.value().begin(), list.value().end(),
                                  [&](const ContainerInfo& c) { return c.name == name; });
-          if (it == list.value().end()) return Error{"not_found", "no container is called " + name.substr(0, 128)};
+          if (it == list.value().end()) return Error{Errc::not_found, "no container is called " + name.substr(0, 128)};
           // A container of a project the box manages goes through the §7.3 guards.
           if (!it->project.empty() && validate_project_name(it->project) &&
               ::access(project_file(compose, it->project).c_str(), F_OK) == 0) {
             if (auto g = guard_project(compose, it->project); !g) {
-              return Error{"unavailable", g.error().code + ": " + g.error().message};
+              return Error{Errc::unavailable, g.error().message};
             }
           }
           auto r = run_tool(c, with(cmd, {"restart", name}), std::chrono::seconds(120), kMaxOutput,
                             compose.container_host);
-          if (!r) return Error{"internal", r.error().message};
-          if (!r.value().succeeded()) return Error{"internal", "restart failed: " + r.value().describe()};
+          if (!r) return Error{Errc::internal, r.error().message};
+          if (!r.value().succeeded()) return Error{Errc::internal, "restart failed: " + r.value().describe()};
           return ok();
         },
         [this, id, name](Result<void> done) {
@@ -550,15 +550,15 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         ops_pool,
         [path, key, value, owner]() -> Result<void> {
           auto env = envfile::load(path);
-          if (!env && env.error().code != "not_found") return Error{"internal", env.error().message};
+          if (!env && env.error().code != Errc::not_found) return Error{Errc::internal, env.error().message};
           envfile::EnvFile file = env ? std::move(env).value() : envfile::EnvFile();
           if (value) {
-            if (auto v = envfile::validate_value(key, *value); !v) return Error{"invalid_args", v.error().message};
+            if (auto v = envfile::validate_value(key, *value); !v) return Error{Errc::invalid, v.error().message};
             file.set(key, *value);
           } else if (!file.unset(key)) {
             return ok();  // already absent
           }
-          if (auto saved = envfile::save(path, file, owner); !saved) return Error{"internal", saved.error().message};
+          if (auto saved = envfile::save(path, file, owner); !saved) return Error{Errc::internal, saved.error().message};
           return ok();
         },
         [this, id, key, set](Result<void> done) {

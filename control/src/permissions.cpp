@@ -19,7 +19,7 @@ const std::map<std::string, std::set<std::string>>& known() {
 }  // namespace
 
 Result<Permissions> Permissions::parse(std::string_view text) {
-  auto bad = [](const std::string& what) { return Error{"invalid_permissions", "control.json: " + what}; };
+  auto bad = [](const std::string& what) { return Error{Errc::invalid, "control.json: " + what}; };
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -94,8 +94,8 @@ Result<Permissions> Permissions::parse(std::string_view text) {
 Result<Permissions> Permissions::load(const std::string& path) {
   auto text = read_file(path, 64 * 1024);
   if (!text) {
-    if (text.error().code == "not_found") return Permissions{};
-    return Error{"invalid_permissions", text.error().message};
+    if (text.error().code == Errc::not_found) return Permissions{};
+    return Error{Errc::invalid, text.error().message};
   }
   return parse(text.value());
 }

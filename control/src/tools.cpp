@@ -19,13 +19,13 @@ bool is_name(std::string_view s, std::size_t max) {
 Result<std::vector<std::string>> placeholders(const std::string& element) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < element.size(); ++i) {
-    if (element[i] == '}') return Error{"invalid_tool", "a '}' without its '{'"};
+    if (element[i] == '}') return Error{Errc::invalid, "a '}' without its '{'"};
     if (element[i] != '{') continue;
     auto end = element.find('}', i);
-    if (end == std::string::npos) return Error{"invalid_tool", "a '{' without its '}'"};
+    if (end == std::string::npos) return Error{Errc::invalid, "a '{' without its '}'"};
     std::string name = element.substr(i + 1, end - i - 1);
     if (!is_name(name, 32) || name.find('.') != std::string::npos) {
-      return Error{"invalid_tool", "placeholder {" + name.substr(0, 40) + "} is not a name (a-z, 0-9, _ or -)"};
+      return Error{Errc::invalid, "placeholder {" + name.substr(0, 40) + "} is not a name (a-z, 0-9, _ or -)"};
     }
     out.push_back(name);
     i = end;
@@ -41,7 +41,7 @@ bool has_control_char(std::string_view s) {
 
 Result<Tool> parse_tool(const std::string& name, std::string_view text) {
   const std::string file = name + ".json";
-  auto bad = [&](const std::string& what) { return Error{"invalid_tool", file + ": " + what}; };
+  auto bad = [&](const std::string& what) { return Error{Errc::invalid, file + ": " + what}; };
   if (!is_name(name, 64)) return bad("the tool's name must match ^[a-z0-9][a-z0-9_.-]{0,63}$");
   nlohmann::json j;
   try {
@@ -124,32 +124,32 @@ ToolsLoaded load_tools(const std::string& dir) {
 Result<std::vector<std::string>> build_argv(const ToolSet& tools, const std::string& tool, const std::string& command,
                                             const nlohmann::json& args, std::chrono::milliseconds* timeout) {
   auto t = tools.find(tool);
-  if (t == tools.end()) return Error{"not_found", "no installed tool is called \"" + tool.substr(0, 64) + "\""};
+  if (t == tools.end()) return Error{Errc::not_found, "no installed tool is called \"" + tool.substr(0, 64) + "\""};
   auto c = t->second.commands.find(command);
   if (c == t->second.commands.end()) {
-    return Error{"not_found", "tool " + tool + " has no command \"" + command.substr(0, 64) + "\""};
+    return Error{Errc::not_found, "tool " + tool + " has no command \"" + command.substr(0, 64) + "\""};
   }
   const CommandSpec& spec = c->second;
-  if (!args.is_object()) return Error{"invalid_args", "args must be an object of strings"};
+  if (!args.is_object()) return Error{Errc::invalid, "args must be an object of strings"};
   for (const auto& [name, value] : args.items()) {
     if (!spec.patterns.count(name)) {
-      return Error{"invalid_args", "command " + command + " takes no argument \"" + name.substr(0, 64) + "\""};
+      return Error{Errc::invalid, "command " + command + " takes no argument \"" + name.substr(0, 64) + "\""};
     }
-    if (!value.is_string()) return Error{"invalid_args", "argument " + name + " must be a string"};
+    if (!value.is_string()) return Error{Errc::invalid, "argument " + name + " must be a string"};
   }
   std::map<std::string, std::string> values;
   for (const auto& [name, re] : spec.compiled) {
-    if (!args.contains(name)) return Error{"invalid_args", "argument " + name + " is missing"};
+    if (!args.contains(name)) return Error{Errc::invalid, "argument " + name + " is missing"};
     std::string v = args[name].get<std::string>();
     if (v.empty() || v.size() > kMaxArgBytes) {
-      return Error{"invalid_args", "argument " + name + " must be 1 to 256 bytes long"};
+      return Error{Errc::invalid, "argument " + name + " must be 1 to 256 bytes long"};
     }
-    if (v[0] == '-') return Error{"invalid_args", "argument " + name + " must not start with '-'"};
+    if (v[0] == '-') return Error{Errc::invalid, "argument " + name + " must not start with '-'"};
     if (v.find('\0') != std::string::npos || has_control_char(v)) {
-      return Error{"invalid_args", "argument " + name + " holds a control character"};
+      return Error{Errc::invalid, "argument " + name + " holds a control character"};
     }
     if (!std::regex_match(v, *re)) {
-      return Error{"invalid_args", "argument " + name + " does not match its pattern " + spec.patterns.at(name)};
+      return Error{Errc::invalid, "argument " + name + " does not match its pattern " + spec.patterns.at(name)};
     }
     values[name] = std::move(v);
   }

@@ -50,7 +50,7 @@ class Parser {
 
  private:
   Error fail(int line, const std::string& what) const {
-    return Error{"parse", std::string(source_) + " line " + std::to_string(line) + ": " + what};
+    return Error{Errc::invalid, std::string(source_) + " line " + std::to_string(line) + ": " + what};
   }
 
   int line_at(std::size_t offset) const {
@@ -289,7 +289,7 @@ Result<void> validate_key(std::string_view key) {
   if (!valid) {
     std::string shown = key.size() > 64 ? std::string(key.substr(0, 64)) + "…" : std::string(key);
     if (!is_valid_utf8(shown)) shown = "(not UTF-8)";
-    return Error{"invalid_key",
+    return Error{Errc::invalid,
                  "\"" + shown + "\" is not a valid key: use capital letters, digits and _"};
   }
   return ok();
@@ -297,14 +297,14 @@ Result<void> validate_key(std::string_view key) {
 
 Result<void> validate_value(std::string_view key, std::string_view value) {
   if (value.find('\n') != std::string_view::npos || value.find('\r') != std::string_view::npos) {
-    return Error{"invalid_value", "the value of " + std::string(key) +
+    return Error{Errc::invalid, "the value of " + std::string(key) +
                                       " contains a line break; env values must be one line"};
   }
   if (value.find('\0') != std::string_view::npos) {
-    return Error{"invalid_value", "the value of " + std::string(key) + " contains a NUL byte"};
+    return Error{Errc::invalid, "the value of " + std::string(key) + " contains a NUL byte"};
   }
   if (!is_valid_utf8(value)) {
-    return Error{"invalid_value", "the value of " + std::string(key) + " is not valid UTF-8"};
+    return Error{Errc::invalid, "the value of " + std::string(key) + " is not valid UTF-8"};
   }
   return ok();
 }

@@ -8,17 +8,16 @@
 namespace secbox::envfile {
 
 Result<std::string> derive_gateway_url(std::string_view url) {
-  const std::string phase(kPhaseEnvEnsure);
   auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) {
-    return Error{phase, "MGMT_GATEWAY_URL is not a URL (no scheme)"};
+    return Error{Errc::invalid, "MGMT_GATEWAY_URL is not a URL (no scheme)"};
   }
   // The path ends where the query or fragment begins.
   auto path_start = url.find('/', scheme_end + 3);
   auto path_end = url.find_first_of("?#", scheme_end + 3);
   if (path_end == std::string_view::npos) path_end = url.size();
   if (path_start == std::string_view::npos || path_start > path_end) {
-    return Error{phase, "MGMT_GATEWAY_URL has no path, so its last segment is not \"mgmt\""};
+    return Error{Errc::invalid, "MGMT_GATEWAY_URL has no path, so its last segment is not \"mgmt\""};
   }
   std::string_view path = url.substr(path_start, path_end - path_start);
   std::size_t seg_end = path.size();
@@ -26,7 +25,7 @@ Result<std::string> derive_gateway_url(std::string_view url) {
   std::size_t seg_start = path.rfind('/', seg_end - 1) + 1;
   std::string_view segment = path.substr(seg_start, seg_end - seg_start);
   if (segment != "mgmt") {
-    return Error{phase, "MGMT_GATEWAY_URL's last path segment is \"" +
+    return Error{Errc::invalid, "MGMT_GATEWAY_URL's last path segment is \"" +
                             std::string(segment.substr(0, 64)) +
                             "\", not \"mgmt\", so DEVICE_GATEWAY_URL cannot be derived from it"};
   }
@@ -48,7 +47,7 @@ Result<EnvFile> derive_from_legacy(const EnvFile& legacy) {
   }
   for (const auto& e : env.entries()) {
     if (auto r = validate_value(e.key, e.value); !r) {
-      return Error{std::string(kPhaseEnvEnsure), r.error().message};
+      return Error{Errc::invalid, r.error().message};
     }
   }
   return env;
@@ -57,21 +56,20 @@ Result<EnvFile> derive_from_legacy(const EnvFile& legacy) {
 Result<EnsureOutcome> ensure_from_legacy(const std::string& env_path,
                                          const std::string& legacy_path,
                                          std::optional<FileOwner> owner, bool dry_run) {
-  const std::string phase(kPhaseEnvEnsure);
   auto current = load(env_path);
   if (current && !current.value().empty()) {
     return EnsureOutcome{false, std::move(current).value(), env_path + " is present"};
   }
-  if (!current && current.error().code != "not_found") {
-    return Error{phase, current.error().message};
+  if (!current && current.error().code != Errc::not_found) {
+    return current.error();
   }
   const std::string why = current ? env_path + " holds no settings" : env_path + " is missing";
   auto legacy = load(legacy_path);
   if (!legacy) {
-    if (legacy.error().code == "not_found") {
-      return Error{phase, why + " and there is no " + legacy_path + " to derive it from"};
+    if (legacy.error().code == Errc::not_found) {
+      return Error{Errc::not_found, why + " and there is no " + legacy_path + " to derive it from"};
     }
-    return Error{phase, why + " and " + legacy.error().message};
+    return Error{legacy.error().code, why + " and " + legacy.error().message};
   }
   auto derived = derive_from_legacy(legacy.value());
   if (!derived) return derived.error();
@@ -80,7 +78,7 @@ Result<EnsureOutcome> ensure_from_legacy(const std::string& env_path,
                          why + "; it would be derived from " + legacy_path};
   }
   if (auto w = save(env_path, derived.value(), owner); !w) {
-    return Error{phase, "cannot write " + env_path + ": " + w.error().message};
+    return Error{w.error().code, "cannot write " + env_path + ": " + w.error().message};
   }
   return EnsureOutcome{true, std::move(derived).value(),
                        why + "; derived it from " + legacy_path};
@@ -92,8 +90,7 @@ Result<void> check_required_keys(const EnvFile& env) {
     if (!env.has_nonempty(key)) missing += missing.empty() ? key : std::string(", ") + key;
   }
   if (!missing.empty()) {
-    return Error{std::string(kPhaseMissingKeys),
-                 "secbox.env lacks " + missing + " (required and non-empty); no container touched"};
+    return Error{Errc::invalid, "secbox.env lacks " + missing + " (required and non-empty); no container touched"};
   }
   return ok();
 }
@@ -123,8 +120,7 @@ Result<void> check_interpolation(std::string_view compose_text, const EnvFile& e
   if (problems.empty()) {
     for (const auto& name : referenced_variables(compose_text)) {
       if (is_reserved_variable(name)) {
-        return Error{std::string(kPhaseUnresolvedVars),
-                     "the compose file interpolates " + name +
+        return Error{Errc::invalid, "the compose file interpolates " + name +
                          ", a name that changes how programs run; secbox never hands it to the compose tool"};
       }
     }
@@ -144,7 +140,7 @@ Result<void> check_interpolation(std::string_view compose_text, const EnvFile& e
   }
   std::string message = names.empty() ? "the compose file has interpolation errors"
                                       : "these variables would not resolve: " + names;
-  return Error{std::string(kPhaseUnresolvedVars), message + " (" + details + ")"};
+  return Error{Errc::invalid, message + " (" + details + ")"};
 }
 
 }  // namespace secbox::envfile

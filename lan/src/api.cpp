@@ -327,7 +327,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     for (const auto& id : guards) {
       reader.guard(id, [self = shared_from_this(), id](Result<replica::Guard> g) {
         if (self->stopped) return;
-        if (!g && g.error().code != "not_found") return;  // the database is down: decide later
+        if (!g && g.error().code != Errc::not_found) return;  // the database is down: decide later
         const std::string tag = g ? sha256_hex(g.value().pin_hash.value_or("")) : std::string();
         std::size_t ended = 0;
         for (auto it = self->sessions.begin(); it != self->sessions.end();) {
@@ -377,8 +377,8 @@ std::string today_local() {
 }
 
 httpd::Response queue_error(const Error& e) {
-  if (e.code == "invalid") return error(400, "invalid_event", e.message);
-  if (e.code == "queue_full") {
+  if (e.code == Errc::invalid) return error(400, "invalid_event", e.message);
+  if (e.code == Errc::queue_full) {
     return error(503, "queue_full", "The box holds too many unsent events; it keeps them until the cloud is back.");
   }
   return error(503, "database_unavailable", "The entry was NOT saved: the box's database is not answering. Try again.");
@@ -533,7 +533,7 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, reply](Result<replica::Guard> g) {
     const int max = self->settings.max_failures;
     if (self->stopped) return;
-    if (!g && g.error().code != "not_found") {
+    if (!g && g.error().code != Errc::not_found) {
       self->by_guard.release(guard_id);
       self->by_address.release(address);
       return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
@@ -615,7 +615,7 @@ void LanApi::Impl::schedule(const httpd::Request& r, httpd::Reply reply) {
   reader.schedule(date, [self = shared_from_this(), date, reply](Result<json> rows) {
     if (self->stopped) return;
     if (!rows) {
-      if (rows.error().code == "invalid") return reply(error(400, "invalid_date", rows.error().message));
+      if (rows.error().code == Errc::invalid) return reply(error(400, "invalid_date", rows.error().message));
       return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
     }
     reply(ok_json({{"date", date}, {"authorizations", rows.value()}}));
@@ -636,7 +636,7 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
       },
       [reply](Loaded l) {
         if (!l.file) {
-          return reply(l.file.error().code == "bad_path" ? error(400, "bad_path", l.file.error().message)
+          return reply(l.file.error().code == Errc::invalid ? error(400, "bad_path", l.file.error().message)
                                                          : error(404, "not_found", "No such page."));
         }
         if (!l.content) return reply(error(404, "not_found", "No such page."));
@@ -750,8 +750,8 @@ void LanApi::Impl::answer_alarm(const Session& who, const httpd::Request& r, htt
   settings.alarms->answer(alarm_id, std::move(a), [self = shared_from_this(), reply](Result<json> r) {
     if (self->stopped) return;
     if (!r) {
-      if (r.error().code == "not_found") return reply(error(404, "alarm_not_found", r.error().message));
-      if (r.error().code == "invalid") return reply(error(400, "invalid_answer", r.error().message));
+      if (r.error().code == Errc::not_found) return reply(error(404, "alarm_not_found", r.error().message));
+      if (r.error().code == Errc::invalid) return reply(error(400, "invalid_answer", r.error().message));
       return reply(queue_error(r.error()));
     }
     reply(ok_json({{"alarm", r.value()}}, 201));

@@ -63,21 +63,21 @@ std::string content_type_for(const std::string& path) {
 
 Result<StaticFile> resolve_static(const std::string& web_dir, const std::string& url_path) {
   auto decoded = percent_decode(url_path);
-  if (!decoded) return Error{"bad_path", "the path has a malformed %-escape"};
+  if (!decoded) return Error{Errc::invalid, "the path has a malformed %-escape"};
   const std::string& p = *decoded;
-  if (p.empty() || p[0] != '/') return Error{"bad_path", "the path must start with /"};
-  if (p.find('\0') != std::string::npos) return Error{"bad_path", "the path holds a NUL byte"};
-  if (p.find('\\') != std::string::npos) return Error{"bad_path", "the path holds a backslash"};
+  if (p.empty() || p[0] != '/') return Error{Errc::invalid, "the path must start with /"};
+  if (p.find('\0') != std::string::npos) return Error{Errc::invalid, "the path holds a NUL byte"};
+  if (p.find('\\') != std::string::npos) return Error{Errc::invalid, "the path holds a backslash"};
   // Segment by segment: no "." or ".." anywhere.
   for (std::size_t start = 1; start <= p.size();) {
     auto end = p.find('/', start);
     if (end == std::string::npos) end = p.size();
     const auto seg = p.substr(start, end - start);
-    if (seg == ".." || seg == ".") return Error{"bad_path", "the path may not hold . or .. segments"};
+    if (seg == ".." || seg == ".") return Error{Errc::invalid, "the path may not hold . or .. segments"};
     start = end + 1;
   }
   auto root = real_path(web_dir);
-  if (!root) return Error{"not_found", "the web dir does not exist"};
+  if (!root) return Error{Errc::not_found, "the web dir does not exist"};
   std::string candidate = *root + p;
   if (candidate.back() == '/') candidate += "index.html";
   struct stat st {};
@@ -85,9 +85,9 @@ Result<StaticFile> resolve_static(const std::string& web_dir, const std::string&
   auto real = real_path(candidate);
   // Symlinks are followed, and must land inside the web dir.
   if (!real || (real->compare(0, root->size() + 1, *root + "/") != 0)) {
-    return Error{"not_found", "no such file"};
+    return Error{Errc::not_found, "no such file"};
   }
-  if (::stat(real->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Error{"not_found", "no such file"};
+  if (::stat(real->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Error{Errc::not_found, "no such file"};
   StaticFile f;
   f.path = *real;
   f.content_type = content_type_for(*real);

@@ -19,10 +19,10 @@ bool is_camera_id(std::string_view id) {
 
 Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) {
   const std::string file = "cameras/" + (is_camera_id(id) ? id : std::string("?")) + ".env";
-  auto bad = [&](const std::string& what) { return Error{"invalid_camera", file + ": " + what}; };
+  auto bad = [&](const std::string& what) { return Error{Errc::invalid, file + ": " + what}; };
   if (!is_camera_id(id)) return bad("the camera id must match ^[a-z0-9][a-z0-9_-]{0,31}$");
   auto env = envfile::parse(text, file);
-  if (!env) return Error{"invalid_camera", env.error().message};
+  if (!env) return Error{Errc::invalid, env.error().message};
   for (const auto& e : env.value().entries()) {
     static const char* const kKnown[] = {"INPUT", "SIZE", "FPS", "BITRATE", "INPUT_FORMAT"};
     if (std::find(std::begin(kKnown), std::end(kKnown), e.key) == std::end(kKnown)) {

@@ -57,7 +57,7 @@ Result<nlohmann::json> get_json(const std::string& url, std::chrono::millisecond
   req.max_response = 8u << 20;
   auto res = get(req);
   if (!res) return res.error();
-  if (res.value().status != 200) return Error{"network", "HTTP " + std::to_string(res.value().status)};
+  if (res.value().status != 200) return Error{Errc::network, "HTTP " + std::to_string(res.value().status)};
   return nlohmann::json::parse(res.value().body, nullptr, false);
 }
 
@@ -68,7 +68,7 @@ Result<Page> get_page(const std::string& base, double after, std::optional<doubl
                          timeout);
   if (!answer) return answer.error();
   const auto& json = answer.value();
-  if (!json.is_array()) return Error{"invalid", "the events answer is not a JSON array"};
+  if (!json.is_array()) return Error{Errc::invalid, "the events answer is not a JSON array"};
   Page page;
   page.raw = json.size();
   for (const auto& e : json) {

@@ -54,11 +54,11 @@ struct Child {
 // stderr to pipes; only PATH and LANG from our environment.
 Result<Child> spawn(const std::vector<std::string>& argv) {
   int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return Error{"spawn", std::strerror(errno)};
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error{Errc::spawn, std::strerror(errno)};
   if (::pipe2(err, O_CLOEXEC) != 0) {
     ::close(out[0]);
     ::close(out[1]);
-    return Error{"spawn", std::strerror(errno)};
+    return Error{Errc::spawn, std::strerror(errno)};
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -94,7 +94,7 @@ Result<Child> spawn(const std::vector<std::string>& argv) {
   if (rc != 0) {
     ::close(out[0]);
     ::close(err[0]);
-    return Error{"spawn", "cannot run " + argv[0] + ": " + std::strerror(rc)};
+    return Error{Errc::spawn, "cannot run " + argv[0] + ": " + std::strerror(rc)};
   }
   Child c{pid, out[0], err[0], static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
   if (c.pidfd < 0) {
@@ -102,7 +102,7 @@ Result<Child> spawn(const std::vector<std::string>& argv) {
     ::waitpid(pid, nullptr, 0);
     ::close(c.out);
     ::close(c.err);
-    return Error{"spawn", std::string("pidfd_open: ") + std::strerror(errno)};
+    return Error{Errc::spawn, std::string("pidfd_open: ") + std::strerror(errno)};
   }
   ::fcntl(c.out, F_SETFL, O_NONBLOCK);
   ::fcntl(c.err, F_SETFL, O_NONBLOCK);

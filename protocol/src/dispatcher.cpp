@@ -63,7 +63,7 @@ void Reply::error(ErrorCode code, const std::string& message) {
   state_->send(error_message("", "", state_->request_id, code, message));
 }
 
-void Reply::error(const Error& e) { error(parse_error_code(e.code).value_or(ErrorCode::internal), e.message); }
+void Reply::error(const Error& e) { error(wire_code_for(e.code), e.message); }
 
 void Reply::release() { state_->answered = true; }
 
@@ -120,7 +120,7 @@ void Dispatcher::track(const std::string& id, const std::string& type, std::chro
   // not touch `this`.
   p->timer.async_wait([this, id](boost::system::error_code ec) {
     if (ec) return;
-    complete(id, secbox::make_error("timeout", "no reply from the cloud in time"));
+    complete(id, secbox::make_error(Errc::timeout, "no reply from the cloud in time"));
   });
   pending_.emplace(id, std::move(p));
 }
@@ -133,7 +133,7 @@ void Dispatcher::complete(const std::string& id, Result<Envelope> result) {
   p->timer.cancel();
   if (!result) {
     log_.debug("A request of the box's ended without its reply.",
-               {{"type", p->type}, {"id", id}, {"reason", result.error().code}});
+               {{"type", p->type}, {"id", id}, {"reason", to_string(result.error().code)}});
   }
   p->on_response(std::move(result));
 }
@@ -142,7 +142,7 @@ void Dispatcher::fail_pending(const std::string& why) {
   // Callbacks may send new requests; complete one id at a time.
   std::vector<std::string> ids;
   for (const auto& [id, p] : pending_) ids.push_back(id);
-  for (const auto& id : ids) complete(id, secbox::make_error("disconnected", why));
+  for (const auto& id : ids) complete(id, secbox::make_error(Errc::disconnected, why));
 }
 
 std::size_t Dispatcher::pending() const { return pending_.size(); }
@@ -208,7 +208,7 @@ void Dispatcher::route(Envelope& e) {
       // is "internal", a message that is not a string is empty.
       auto code = string_or(e.payload, "code", "internal");
       auto message = string_or(e.payload, "message", "");
-      return complete(id, secbox::make_error(std::move(code), message.substr(0, 1024)));
+      return complete(id, secbox::make_error(Errc::refused, code.substr(0, 64) + ": " + message.substr(0, 1024)));
     }
     // A reply is checked against its type's shape as requests are: the
     // waiting component reads fields it can trust.
@@ -216,7 +216,7 @@ void Dispatcher::route(Envelope& e) {
       if (auto problem = shapes::check(*shape, e.payload)) {
         log_.warn("The cloud's reply does not fit its type; the box's request failed.",
                   {{"type", e.type}, {"problem", problem->describe()}});
-        return complete(id, secbox::make_error("bad_reply", problem->describe()));
+        return complete(id, secbox::make_error(Errc::invalid, problem->describe()));
       }
     }
     return complete(id, std::move(e));

@@ -128,7 +128,7 @@ std::string encode_binary(const BinaryHeader& h, std::string_view body) {
 }
 
 Result<BinaryFrame> decode_binary(std::string_view frame) {
-  auto bad = [](std::string message) { return Error{"bad_message", std::move(message)}; };
+  auto bad = [](std::string message) { return Error{Errc::invalid, std::move(message)}; };
   if (frame.size() < 4) return bad("binary frame shorter than its 4-byte header length");
   const auto* p = reinterpret_cast<const unsigned char*>(frame.data());
   const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |

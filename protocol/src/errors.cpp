@@ -31,4 +31,20 @@ std::optional<ErrorCode> parse_error_code(std::string_view wire) {
   return std::nullopt;
 }
 
+ErrorCode wire_code_for(Errc code) {
+  switch (code) {
+    case Errc::invalid:
+    case Errc::too_large: return ErrorCode::invalid_args;
+    case Errc::not_found: return ErrorCode::not_found;
+    case Errc::forbidden: return ErrorCode::forbidden;
+    case Errc::busy:
+    case Errc::queue_full: return ErrorCode::busy;
+    case Errc::unavailable:
+    case Errc::network:
+    case Errc::timeout:
+    case Errc::disconnected: return ErrorCode::unavailable;
+    default: return ErrorCode::internal;
+  }
+}
+
 }  // namespace secbox::protocol

@@ -25,23 +25,23 @@ Database::Database(boost::asio::io_context& loop, DatabaseSettings settings,
 Database::~Database() { pool_.shutdown(); }
 
 Result<void> Database::run_guarded(const std::function<void(Session&)>& body) {
-  if (!session_) return Error{"unavailable", "the database is not started yet"};
+  if (!session_) return Error{Errc::unavailable, "the database is not started yet"};
   try {
     body(*session_);
     return ok();
   } catch (const pqxx::broken_connection& e) {
     session_->reset();
-    return Error{"unavailable", std::string("lost the database connection: ") + e.what()};
+    return Error{Errc::unavailable, std::string("lost the database connection: ") + e.what()};
   } catch (const pqxx::sql_error& e) {
     // A server that went away mid-statement reports it as an SQL error class 57/08.
     const std::string state = e.sqlstate();
     if (state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0) {
       session_->reset();
-      return Error{"unavailable", std::string("the database went away: ") + e.what()};
+      return Error{Errc::unavailable, std::string("the database went away: ") + e.what()};
     }
-    return Error{"database", e.what()};
+    return Error{Errc::database, e.what()};
   } catch (const std::exception& e) {
-    return Error{"database", e.what()};
+    return Error{Errc::database, e.what()};
   }
 }
 
@@ -73,10 +73,10 @@ void Database::bring_up() {
         if (stopping_) return;
         if (!r) {
           const auto& e = r.error();
-          if (e.code == "unavailable") return retry_later(e.message);
+          if (e.code == Errc::unavailable) return retry_later(e.message);
           log_.error("The database cannot be used; secbox stops.",
-                     {{"reason", e.message}, {"code", e.code}});
-          if (on_fatal_) on_fatal_(e.code == "schema_newer" ? 3 : 1);
+                     {{"reason", e.message}, {"code", to_string(e.code)}});
+          if (on_fatal_) on_fatal_(e.code == Errc::schema_newer ? 3 : 1);
           return;
         }
         connection_string_ = r.value().connection_string;
@@ -94,7 +94,7 @@ void Database::bring_up() {
 void Database::apply_contract_migrations(std::function<void(Result<void>)> done) {
   pool_.run(
       [ready = ready_, cs = connection_string_]() -> Result<MigrationReport> {
-        if (!ready) return Error{"unavailable", "the database is not up"};
+        if (!ready) return Error{Errc::unavailable, "the database is not up"};
         return migrate(cs, builtin_migrations(), MigrateOptions{true});
       },
       [this, done = std::move(done)](Result<MigrationReport> r) {

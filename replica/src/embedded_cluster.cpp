@@ -24,7 +24,7 @@ const log::Logger& logger() {
 
 constexpr int kPort = 5432;  // only names the socket file: there is no TCP listener
 
-Error fail(const std::string& message) { return Error{"embedded_db", message}; }
+Error fail(const std::string& message) { return Error{Errc::config, message}; }
 
 // A value for a libpq keyword/value connection string.
 std::string quote_conninfo(const std::string& v) {

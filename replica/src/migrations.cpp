@@ -66,9 +66,9 @@ Result<int> schema_version(const std::string& connection_string) {
     pqxx::connection conn(connection_string);
     return recorded_version(conn);
   } catch (const pqxx::broken_connection& e) {
-    return Error{"unavailable", std::string("cannot connect to the database: ") + e.what()};
+    return Error{Errc::unavailable, std::string("cannot connect to the database: ") + e.what()};
   } catch (const std::exception& e) {
-    return Error{"database", e.what()};
+    return Error{Errc::database, e.what()};
   }
 }
 
@@ -82,7 +82,7 @@ Result<MigrationReport> migrate(const std::string& connection_string,
   try {
     conn = std::make_unique<pqxx::connection>(connection_string);
   } catch (const std::exception& e) {
-    return Error{"unavailable", std::string("cannot connect to the database: ") + e.what()};
+    return Error{Errc::unavailable, std::string("cannot connect to the database: ") + e.what()};
   }
   MigrationReport report;
   const Migration* current = nullptr;
@@ -105,7 +105,7 @@ Result<MigrationReport> migrate(const std::string& connection_string,
     }
     if (!unknown_contract.empty()) {
       conn->disconnect();
-      return Error{"schema_newer",
+      return Error{Errc::schema_newer,
                    "the database schema is at version " + std::to_string(report.from_version) +
                        " (with contract migration " + std::to_string(unknown_contract.front()) +
                        ") but this secbox knows only up to " + std::to_string(known) +
@@ -138,14 +138,14 @@ Result<MigrationReport> migrate(const std::string& connection_string,
     pqxx::nontransaction tx(*conn);
     tx.exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLockKey) + ")");
   } catch (const pqxx::broken_connection& e) {
-    return Error{"unavailable", std::string("lost the database while migrating: ") + e.what()};
+    return Error{Errc::unavailable, std::string("lost the database while migrating: ") + e.what()};
   } catch (const std::exception& e) {
     if (current != nullptr) {
-      return Error{"migration_failed", "migration " + std::to_string(current->version) + "_" +
+      return Error{Errc::database, "migration " + std::to_string(current->version) + "_" +
                                            std::string(current->name) +
                                            " failed and was rolled back: " + e.what()};
     }
-    return Error{"database", e.what()};
+    return Error{Errc::database, e.what()};
   }
   return report;
 }

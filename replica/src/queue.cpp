@@ -113,7 +113,7 @@ OutboundQueue::OutboundQueue(boost::asio::io_context& loop, Database& database, 
 // (not from inside the destructor, where they could call back into it).
 OutboundQueue::~OutboundQueue() {
   for (auto& w : waiting_) {
-    boost::asio::post(loop_, [done = std::move(w.done)] { done(Error{"unavailable", "the queue stopped"}); });
+    boost::asio::post(loop_, [done = std::move(w.done)] { done(Error{Errc::unavailable, "the queue stopped"}); });
   }
 }
 
@@ -150,7 +150,7 @@ void OutboundQueue::stop(std::function<void()> on_stopped) {
 }
 
 void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) {
-  auto invalid = [&](const std::string& why) { done(Error{"invalid", why}); };
+  auto invalid = [&](const std::string& why) { done(Error{Errc::invalid, why}); };
   if (!is_uuid(event.client_id)) return invalid("clientId must be a UUID");
   const auto* shape = protocol::shapes::event_data(event.type);
   if (!shape) return invalid("type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result, update_result");
@@ -169,7 +169,7 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   const std::int64_t depth = stats_.depth + unanswered_rows_;
   if (depth >= max_rows || stats_.bytes + unanswered_bytes_ + size > max_bytes) {
     log_.warn("Refused an event: the outbound queue is full.", {{"type", event.type}, {"depth", depth}});
-    return done(Error{"queue_full", "the outbound queue is full (" + std::to_string(depth) +
+    return done(Error{Errc::queue_full, "the outbound queue is full (" + std::to_string(depth) +
                                         " events waiting for the cloud); nothing was written"});
   }
   ++unanswered_rows_;
@@ -236,11 +236,11 @@ void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, st
       [this, alive = std::weak_ptr<int>(alive_), group, then = std::move(then)](Result<std::vector<Written>> r) mutable {
         if (alive.expired()) {
           // The queue is gone: its callers hear so (what committed is in the table).
-          for (auto& w : *group) w.done(r ? Result<Enqueued>(Error{"unavailable", "the queue stopped"}) : r.error());
+          for (auto& w : *group) w.done(r ? Result<Enqueued>(Error{Errc::unavailable, "the queue stopped"}) : r.error());
           return;
         }
         ++commits_;
-        if (!r && r.error().code == "database" && group->size() > 1) {
+        if (!r && r.error().code == Errc::database && group->size() > 1) {
           // A row the server refuses must not fail the others: the group is
           // halved until the refused event is alone.
           log_.warn("A group of events was refused; committing it in halves.",
@@ -278,7 +278,7 @@ void OutboundQueue::answer_group(std::vector<Waiting>& group, const Result<std::
     }
     auto it = by_id.find(w.event.client_id);
     if (it == by_id.end()) {
-      w.done(Error{"database", "the event's row was not returned"});
+      w.done(Error{Errc::database, "the event's row was not returned"});
       continue;
     }
     Enqueued out = it->second->result;
@@ -421,10 +421,10 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
           acknowledged(acked);
           return pump();
         }
-        if (!r && r.error().code == "disconnected") return;
+        if (!r && r.error().code == Errc::disconnected) return;
         const std::string why = r ? "events.batch answered with " + r.value().type
-                                  : r.error().code == "timeout" ? "events.batch unacknowledged for 60 s"
-                                                                : "events.batch refused: " + r.error().code;
+                                  : r.error().code == Errc::timeout ? "events.batch unacknowledged for 60 s"
+                                                                : "events.batch refused: " + r.error().message;
         log_.warn("A batch was not acknowledged; reconnecting to send it again.", {{"reason", why}});
         if (router_) router_->reconnect(why);
       });

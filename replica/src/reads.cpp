@@ -84,7 +84,7 @@ void ReplicaReader::ban_list(std::function<void(Result<BanList>)> done) {
 }
 
 void ReplicaReader::schedule(const std::string& date, std::function<void(Result<json>)> done) {
-  if (!is_date(date)) return done(Error{"invalid", "date must be YYYY-MM-DD"});
+  if (!is_date(date)) return done(Error{Errc::invalid, "date must be YYYY-MM-DD"});
   database_.run<json>(
       [date](Session& s) -> Result<json> {
         pqxx::read_transaction tx(s.conn());
@@ -111,7 +111,7 @@ void ReplicaReader::schedule(const std::string& date, std::function<void(Result<
                            {"unitLabel", nullable(row[7])}});
           }
         } catch (const pqxx::data_exception&) {
-          return Error{"invalid", "date " + date + " is not a calendar date"};
+          return Error{Errc::invalid, "date " + date + " is not a calendar date"};
         }
         return out;
       },
@@ -126,7 +126,7 @@ void ReplicaReader::guard(const std::string& id, std::function<void(Result<Guard
             "SELECT id, community_id, display_name, pin_hash FROM app_user"
             " WHERE id = $1 AND role = 'guard' AND NOT deleted",
             id);
-        if (r.empty()) return Error{"not_found", "no guard with that id"};
+        if (r.empty()) return Error{Errc::not_found, "no guard with that id"};
         Guard g{r[0][0].as<std::string>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(), std::nullopt};
         if (!r[0][3].is_null()) g.pin_hash = r[0][3].as<std::string>();
         return g;

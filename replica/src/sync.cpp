@@ -247,14 +247,14 @@ void SyncDown::on_snapshot(const std::string& entity, const protocol::Envelope& 
           // A chunk whose staging failed earlier must not leave a short set.
           const auto have = tx.exec1("SELECT count(*) FROM " + spec.staging_table())[0].as<std::int64_t>();
           if (have != expected) {
-            return Error{"internal", "snapshot " + snapshot_id + " was not staged whole; the old set stays"};
+            return Error{Errc::internal, "snapshot " + snapshot_id + " was not staged whole; the old set stays"};
           }
           try {
             rows = swap_in(tx, spec, snapshot_id, version);
           } catch (const pqxx::unique_violation&) {
-            return Error{"invalid_args", "snapshot " + snapshot_id + " holds the same id twice"};
+            return Error{Errc::invalid, "snapshot " + snapshot_id + " holds the same id twice"};
           } catch (const pqxx::data_exception&) {
-            return Error{"invalid_args", "snapshot " + snapshot_id + " holds a value the database refuses"};
+            return Error{Errc::invalid, "snapshot " + snapshot_id + " holds a value the database refuses"};
           }
         }
         tx.commit();
@@ -301,7 +301,7 @@ void SyncDown::on_delta(const std::string& entity, const protocol::Envelope& e, 
         try {
           out = apply_changes(tx, *entity_spec(entity), changes);
         } catch (const pqxx::data_exception&) {
-          return Error{"invalid_args", "a change holds a value the database refuses; nothing was applied"};
+          return Error{Errc::invalid, "a change holds a value the database refuses; nothing was applied"};
         }
         tx.commit();
         return out;

@@ -185,9 +185,9 @@ TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
   alarms->answer(id, Answer{"g_1", "maybe", "", random_uuid(), ""}, collect);
   alarms->answer(random_uuid(), Answer{"g_1", "denied", "", random_uuid(), ""}, collect);
   ASSERT_EQ(answers.size(), 3u);
-  EXPECT_EQ(answers[0].error().code, "invalid");
-  EXPECT_EQ(answers[1].error().code, "invalid");
-  EXPECT_EQ(answers[2].error().code, "not_found");
+  EXPECT_EQ(answers[0].error().code, Errc::invalid);
+  EXPECT_EQ(answers[1].error().code, Errc::invalid);
+  EXPECT_EQ(answers[2].error().code, Errc::not_found);
   const std::string entry = random_uuid();
   alarms->answer(id, Answer{"g_1", "denied", "", entry, "2026-12-04T10:05:00Z"}, collect);
   ASSERT_TRUE(run_until(io, [&] { return answers.size() == 4; }, 10s));

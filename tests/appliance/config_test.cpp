@@ -96,7 +96,7 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheFileButNotTheValue) {
   for (const auto& tc : cases) {
     auto c = load(tc.file);
     ASSERT_FALSE(c) << tc.file;
-    EXPECT_EQ(c.error().code, "config");
+    EXPECT_EQ(c.error().code, Errc::config);
     EXPECT_NE(c.error().message.find(tc.key), std::string::npos) << c.error().message;
     EXPECT_NE(c.error().message.find("secbox.env"), std::string::npos) << c.error().message;
   }

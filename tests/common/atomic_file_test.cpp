@@ -25,15 +25,15 @@ TEST(AtomicFile, MissingFolderIsAnError) {
   TempDir dir;
   auto r = write_file_atomically(dir.file("no/such/dir/f"), "x");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "io");
+  EXPECT_EQ(r.error().code, Errc::io);
 }
 
 TEST(ReadFile, SizeLimitAndNotFound) {
   TempDir dir;
   auto p = dir.write("f", std::string(1000, 'x'));
-  EXPECT_EQ(read_file(p, 999).error().code, "too_large");
+  EXPECT_EQ(read_file(p, 999).error().code, Errc::too_large);
   EXPECT_EQ(read_file(p, 1000).value().size(), 1000u);
-  EXPECT_EQ(read_file(dir.file("none"), 10).error().code, "not_found");
+  EXPECT_EQ(read_file(dir.file("none"), 10).error().code, Errc::not_found);
 }
 
 TEST(ReadFolder, OneExtensionInNameOrderEachBoundedAndAtMostSoMany) {

@@ -55,14 +55,14 @@ TEST_F(HttpClientTest, AnUntrustedCertificateALargeAnswerAndNoServerAreNetworkEr
   req.json_body = "{}";
   auto untrusted = post_json(req);  // the simulator's CA is not given
   ASSERT_FALSE(untrusted);
-  EXPECT_EQ(untrusted.error().code, "network");
+  EXPECT_EQ(untrusted.error().code, Errc::network);
   EXPECT_EQ(untrusted.error().message.find(req.bearer), std::string::npos);
 
   req.ca_file = sim->ca_file();
   req.max_response = 10;
   auto large = post_json(req);
   ASSERT_FALSE(large);
-  EXPECT_EQ(large.error().code, "network");
+  EXPECT_EQ(large.error().code, Errc::network);
   EXPECT_NE(large.error().message.find("larger than 10 bytes"), std::string::npos);
   EXPECT_EQ(large.error().message.find(req.bearer), std::string::npos);
 
@@ -71,7 +71,7 @@ TEST_F(HttpClientTest, AnUntrustedCertificateALargeAnswerAndNoServerAreNetworkEr
   none.timeout = std::chrono::milliseconds(2000);
   auto refused = get(none);
   ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().code, "network");
+  EXPECT_EQ(refused.error().code, Errc::network);
 }
 
 }  // namespace
@@ -137,7 +137,7 @@ TEST(HttpStream, PiecesArriveUntilAHandlerStopsAndAStallOrARefusalEndsIt) {
   req.connect_timeout = std::chrono::milliseconds(2000);
   auto none = get_stream(req, StreamHandlers{});
   ASSERT_FALSE(none);
-  EXPECT_EQ(none.error().code, "network");
+  EXPECT_EQ(none.error().code, Errc::network);
 }
 
 }  // namespace

@@ -30,12 +30,12 @@ TEST(Listen, AnyFreePortBothFamiliesAndClearErrors) {
   tcp::acceptor bad(io);
   auto r = open_listener(bad, "not-an-address", 0);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "config");
+  EXPECT_EQ(r.error().code, Errc::config);
 
   tcp::acceptor taken(io);
   auto t = open_listener(taken, "127.0.0.1", port);
   ASSERT_FALSE(t);
-  EXPECT_EQ(t.error().code, "listen");
+  EXPECT_EQ(t.error().code, Errc::io);
 }
 
 }  // namespace

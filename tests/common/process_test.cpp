@@ -46,7 +46,7 @@ TEST(Process, ArgumentsAreNotInterpretedByAShell) {
 TEST(Process, MissingProgramIsASpawnError) {
   auto r = run_process(argv_only({"/nonexistent/prog"}));
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "spawn");
+  EXPECT_EQ(r.error().code, Errc::spawn);
 }
 
 TEST(Process, TimeoutKillsTheWholeProcessGroup) {

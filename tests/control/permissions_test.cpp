@@ -36,7 +36,7 @@ TEST(Permissions, ABadFileIsRefusedWholeAndAMissingOneHasNoSections) {
                           "{\"containers\": {\"allow\": [\"list\"], \"names\": \"frigate\"}}", "not json"}) {
     auto p = Permissions::parse(bad);
     ASSERT_FALSE(p) << bad;
-    EXPECT_EQ(p.error().code, "invalid_permissions") << bad;
+    EXPECT_EQ(p.error().code, Errc::invalid) << bad;
   }
   TempDir dir;
   auto missing = Permissions::load(dir.file("control.json"));

@@ -37,11 +37,11 @@ TEST(Tools, ArgumentsAreMatchedWholeAndSubstituted) {
                           json{{"host", std::string(300, 'a')}}, json{{"host", 7}}, json::object()}) {
     auto r = build_argv(loaded.tools, "ping", "host", bad);
     ASSERT_FALSE(r) << bad.dump();
-    EXPECT_EQ(r.error().code, "invalid_args") << bad.dump();
+    EXPECT_EQ(r.error().code, Errc::invalid) << bad.dump();
     EXPECT_EQ(r.error().message.find("reboot"), std::string::npos) << "the value is never quoted";
   }
-  EXPECT_EQ(build_argv(loaded.tools, "nope", "host", json{{"host", "a"}}).error().code, "not_found");
-  EXPECT_EQ(build_argv(loaded.tools, "ping", "nope", json{{"host", "a"}}).error().code, "not_found");
+  EXPECT_EQ(build_argv(loaded.tools, "nope", "host", json{{"host", "a"}}).error().code, Errc::not_found);
+  EXPECT_EQ(build_argv(loaded.tools, "ping", "nope", json{{"host", "a"}}).error().code, Errc::not_found);
 }
 
 TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
@@ -71,8 +71,8 @@ TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
   ASSERT_TRUE(argv);
   EXPECT_EQ(argv.value(), (std::vector<std::string>{"/bin/echo", "--host=gw"}));
   // The whole value must match, not a part of it.
-  EXPECT_EQ(build_argv(set, "net", "x", {{"h", "gw;id"}}).error().code, "invalid_args");
-  EXPECT_EQ(build_argv(set, "net", "x", {{"h", 3}}).error().code, "invalid_args");
+  EXPECT_EQ(build_argv(set, "net", "x", {{"h", "gw;id"}}).error().code, Errc::invalid);
+  EXPECT_EQ(build_argv(set, "net", "x", {{"h", 3}}).error().code, Errc::invalid);
 }
 
 }  // namespace

@@ -22,9 +22,9 @@ std::string outage_compose() {
 std::string run_guards(const std::string& env_path, const std::string& legacy_path,
                        const std::string& compose) {
   auto ensured = ensure_from_legacy(env_path, legacy_path, std::nullopt, false);
-  if (!ensured) return ensured.error().code;
-  if (auto r = check_required_keys(ensured.value().env); !r) return r.error().code;
-  if (auto r = check_interpolation(compose, ensured.value().env); !r) return r.error().code;
+  if (!ensured) return std::string(kPhaseEnvEnsure);
+  if (auto r = check_required_keys(ensured.value().env); !r) return std::string(kPhaseMissingKeys);
+  if (auto r = check_interpolation(compose, ensured.value().env); !r) return std::string(kPhaseUnresolvedVars);
   return "compose-up";
 }
 
@@ -32,7 +32,7 @@ TEST(OutageRegression, ComposeFileFailsWithoutAnEnvFile) {
   ASSERT_FALSE(outage_compose().empty());
   auto r = check_interpolation(outage_compose(), EnvFile{});
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, kPhaseUnresolvedVars);
+  EXPECT_EQ(r.error().code, Errc::invalid);
   EXPECT_NE(r.error().message.find("CLOUD_BASE_URL"), std::string::npos);
   EXPECT_NE(r.error().message.find("DEVICE_ID"), std::string::npos);
 }

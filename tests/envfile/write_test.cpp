@@ -56,7 +56,7 @@ TEST(EnvWrite, RefusesNewlineCarriageReturnAndNul) {
     env.set("DEVICE_ID", bad);
     auto text = serialize(env);
     ASSERT_FALSE(text);
-    EXPECT_EQ(text.error().code, "invalid_value");
+    EXPECT_EQ(text.error().code, Errc::invalid);
     EXPECT_NE(text.error().message.find("DEVICE_ID"), std::string::npos);
   }
 }
@@ -112,7 +112,7 @@ TEST(EnvWrite, LoadReportsMissingFileAsNotFound) {
   TempDir dir;
   auto r = load(dir.file("nope.env"));
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "not_found");
+  EXPECT_EQ(r.error().code, Errc::not_found);
 }
 
 TEST(EnvWrite, LoadNamesTheFileInParseErrors) {

@@ -23,3 +23,26 @@ TEST(ErrorCodes, ASpellingTheContractDoesNotHaveIsRefused) {
 
 }  // namespace
 }  // namespace secbox::protocol
+
+namespace secbox::protocol {
+namespace {
+
+// A module's error goes back with the §4.1 code a cloud can act on.
+TEST(ErrorCodes, AModulesErrorMapsToTheContractsCode) {
+  EXPECT_EQ(wire_code_for(Errc::invalid), ErrorCode::invalid_args);
+  EXPECT_EQ(wire_code_for(Errc::too_large), ErrorCode::invalid_args);
+  EXPECT_EQ(wire_code_for(Errc::not_found), ErrorCode::not_found);
+  EXPECT_EQ(wire_code_for(Errc::forbidden), ErrorCode::forbidden);
+  EXPECT_EQ(wire_code_for(Errc::busy), ErrorCode::busy);
+  EXPECT_EQ(wire_code_for(Errc::queue_full), ErrorCode::busy);
+  for (Errc c : {Errc::unavailable, Errc::network, Errc::timeout, Errc::disconnected}) {
+    EXPECT_EQ(wire_code_for(c), ErrorCode::unavailable) << c;
+  }
+  for (Errc c : {Errc::io, Errc::spawn, Errc::database, Errc::schema_newer, Errc::config, Errc::refused,
+                 Errc::internal}) {
+    EXPECT_EQ(wire_code_for(c), ErrorCode::internal) << c;
+  }
+}
+
+}  // namespace
+}  // namespace secbox::protocol

@@ -85,7 +85,7 @@ TEST(Database, SqlErrorsBecomeErrorsNotExceptions) {
       });
   run_until(io, [&] { return error.has_value(); });
   ASSERT_TRUE(error);
-  EXPECT_EQ(error->code, "database");
+  EXPECT_EQ(error->code, Errc::database);
   EXPECT_NE(error->message.find("no_such_table"), std::string::npos);
 }
 

@@ -48,7 +48,7 @@ TEST(EmbeddedCluster, MissingBinariesGiveAClearError) {
   EmbeddedCluster cluster(EmbeddedClusterOptions{dir.file("pg"), "/nonexistent/bin", "", "x"});
   auto r = cluster.start();
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "embedded_db");
+  EXPECT_EQ(r.error().code, Errc::config);
   EXPECT_NE(r.error().message.find("initdb"), std::string::npos);
 }
 

@@ -54,7 +54,7 @@ TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
   TestDatabase db;
   ASSERT_TRUE(db.ok());
   constexpr int kStarts = 4;
-  std::vector<Result<MigrationReport>> results(kStarts, Error{"", ""});
+  std::vector<Result<MigrationReport>> results(kStarts, Error{Errc::internal, ""});
   std::vector<std::thread> threads;
   for (int i = 0; i < kStarts; ++i) {
     threads.emplace_back([&, i] { results[i] = migrate(db.url()); });
@@ -85,7 +85,7 @@ TEST(Migrations, NewerSchemaIsRefused) {
   }
   auto r = migrate(db.url());
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "schema_newer");
+  EXPECT_EQ(r.error().code, Errc::schema_newer);
   EXPECT_NE(r.error().message.find("9999"), std::string::npos);
 }
 
@@ -98,7 +98,7 @@ TEST(Migrations, FailingMigrationLeavesNothingOfItself) {
   };
   auto r = migrate(db.url(), ms);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "migration_failed");
+  EXPECT_EQ(r.error().code, Errc::database);
   EXPECT_NE(r.error().message.find("2_bad"), std::string::npos);
   pqxx::connection c(db.url());
   pqxx::nontransaction tx(c);
@@ -110,7 +110,7 @@ TEST(Migrations, FailingMigrationLeavesNothingOfItself) {
 TEST(Migrations, UnreachableServerIsUnavailable) {
   auto r = migrate("host=127.0.0.1 port=1 dbname=x connect_timeout=2");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, "unavailable");
+  EXPECT_EQ(r.error().code, Errc::unavailable);
 }
 
 // Expand and contract across an update and its rollback: the new version on
@@ -151,7 +151,7 @@ TEST(Migrations, ARollbackFindsASchemaItCanStillUse) {
   EXPECT_EQ(passed.value().applied, std::vector<int>{3});
   auto too_late = migrate(db.url(), old_version);
   ASSERT_FALSE(too_late);
-  EXPECT_EQ(too_late.error().code, "schema_newer");
+  EXPECT_EQ(too_late.error().code, Errc::schema_newer);
 }
 
 TEST(Migrations, TheContractLineCountsOnlyInTheLeadingComments) {

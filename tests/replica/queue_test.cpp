@@ -63,7 +63,7 @@ class QueueTest : public ::testing::Test {
     std::optional<Result<Enqueued>> out;
     queue->enqueue(std::move(e), [&](Result<Enqueued> r) { out = std::move(r); });
     EXPECT_TRUE(run_until(io, [&] { return out.has_value(); }, 10s));
-    return out ? std::move(*out) : Result<Enqueued>(Error{"test", "no answer"});
+    return out ? std::move(*out) : Result<Enqueued>(Error{Errc::internal, "no answer"});
   }
   std::int64_t scalar(const std::string& sql) {
     pqxx::connection c(db.url());
@@ -91,7 +91,7 @@ TEST_F(QueueTest, DestroyedWhileItsDatabaseWorkIsInFlightItsCallersHearSo) {
   run_until(io, [] { return false; }, 300ms);
   for (const auto& a : answers) {
     ASSERT_FALSE(a);
-    EXPECT_EQ(a.error().code, "unavailable");
+    EXPECT_EQ(a.error().code, Errc::unavailable);
   }
   // The first was in a commit already (it is kept); the two waiting for the
   // next one were never written.
@@ -121,7 +121,7 @@ TEST_F(QueueTest, MalformedEventsAreRefusedNamingTheField) {
   EXPECT_EQ(enqueue(e).error().message, "clientId must be a UUID");
   e = note();
   e.type = "party";
-  EXPECT_EQ(enqueue(e).error().code, "invalid");
+  EXPECT_EQ(enqueue(e).error().code, Errc::invalid);
   e = note();
   e.data.erase("text");
   EXPECT_EQ(enqueue(e).error().message, "data.text is required");
@@ -142,7 +142,7 @@ TEST_F(QueueTest, AFullQueueRefusesNewEventsClearlyButTakesAlarmsUpToTheirReserv
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(enqueue(note()));
   auto refused = enqueue(note());
   ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().code, "queue_full");
+  EXPECT_EQ(refused.error().code, Errc::queue_full);
   auto alarm = enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:30Z",
                                      {{"bannedVisitorId", "bv_3"}, {"plate", "XYZ987"}}});
   EXPECT_TRUE(alarm) << alarm.error().message;
@@ -151,7 +151,7 @@ TEST_F(QueueTest, AFullQueueRefusesNewEventsClearlyButTakesAlarmsUpToTheirReserv
   // Beyond the reserve, alarms too are refused: nothing grows without bound.
   auto over = enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:32Z", {{"bannedVisitorId", "bv_3"}}});
   ASSERT_FALSE(over);
-  EXPECT_EQ(over.error().code, "queue_full");
+  EXPECT_EQ(over.error().code, Errc::queue_full);
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 5);
 }
 
@@ -202,7 +202,7 @@ TEST_F(QueueTest, CallersAtOnceShareCommitsAndEachIsAnsweredForItsOwnEvent) {
   for (int i = 0; i < kCallers; ++i) {
     if (i == 20) {
       ASSERT_FALSE(*answers[i]);
-      EXPECT_EQ(answers[i]->error().code, "database");
+      EXPECT_EQ(answers[i]->error().code, Errc::database);
       continue;
     }
     ASSERT_TRUE(*answers[i]) << i << ": " << answers[i]->error().message;
@@ -229,7 +229,7 @@ TEST_F(QueueTest, TheLimitHoldsForCallersAtOnce) {
     queue->enqueue(note(), [&](Result<Enqueued> r) {
       ++answered;
       ok += bool(r);
-      full += !r && r.error().code == "queue_full";
+      full += !r && r.error().code == Errc::queue_full;
     });
   }
   ASSERT_TRUE(run_until(io, [&] { return answered == 32; }, 30s));

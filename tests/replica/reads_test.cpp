@@ -53,7 +53,7 @@ class ReadsTest : public ::testing::Test {
     std::optional<Result<T>> out;
     call([&](Result<T> r) { out = std::move(r); });
     EXPECT_TRUE(run_until(io, [&] { return out.has_value(); }, 10s));
-    return out ? std::move(*out) : Result<T>(Error{"test", "no answer"});
+    return out ? std::move(*out) : Result<T>(Error{Errc::internal, "no answer"});
   }
 };
 
@@ -99,10 +99,10 @@ TEST_F(ReadsTest, TheGuestsOfALocalDayInTheCommunitysZone) {
   EXPECT_EQ(day.value()[0]["unitLabel"], "Casa 1");
   auto bad = wait<json>([&](auto done) { reader.schedule("2026-02-30", done); });
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().code, "invalid");
+  EXPECT_EQ(bad.error().code, Errc::invalid);
   auto junk = wait<json>([&](auto done) { reader.schedule("yesterday", done); });
   ASSERT_FALSE(junk);
-  EXPECT_EQ(junk.error().code, "invalid");
+  EXPECT_EQ(junk.error().code, Errc::invalid);
 }
 
 TEST_F(ReadsTest, OnlyAGuardIsAGuard) {
@@ -115,8 +115,8 @@ TEST_F(ReadsTest, OnlyAGuardIsAGuard) {
   EXPECT_FALSE(g.value().pin_hash);
   auto resident = wait<Guard>([&](auto done) { reader.guard("r_1", done); });
   ASSERT_FALSE(resident);
-  EXPECT_EQ(resident.error().code, "not_found");
-  EXPECT_EQ(wait<Guard>([&](auto done) { reader.guard("nobody", done); }).error().code, "not_found");
+  EXPECT_EQ(resident.error().code, Errc::not_found);
+  EXPECT_EQ(wait<Guard>([&](auto done) { reader.guard("nobody", done); }).error().code, Errc::not_found);
 }
 
 }  // namespace

@@ -289,7 +289,7 @@ TEST_F(SyncTest, ScheduleFollowsTheCommunitysTimeZoneAndGuardsCarryTheirPinHash)
   ASSERT_TRUE(*g);
   EXPECT_EQ(g->value().pin_hash, pin);
   ASSERT_FALSE(*resident);
-  EXPECT_EQ(resident->error().code, "not_found");
+  EXPECT_EQ(resident->error().code, Errc::not_found);
 }
 
 }  // namespace

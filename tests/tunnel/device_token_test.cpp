@@ -46,7 +46,7 @@ TEST(DeviceToken, BadTokensAreRefusedWithoutEchoingThem) {
   for (const auto& bad : bads) {
     auto c = decode_claims(bad);
     ASSERT_FALSE(c) << bad;
-    EXPECT_EQ(c.error().code, "bad_token");
+    EXPECT_EQ(c.error().code, Errc::invalid);
     EXPECT_EQ(c.error().message.find(secretish), std::string::npos);
   }
 }
@@ -83,7 +83,7 @@ TEST(DeviceToken, RotatesWhenAQuarterOfTheLifetimeIsLeft) {
 TEST(TokenStore, SavesAtomicallyWith0600AndLoads) {
   testing::TempDir dir;
   TokenStore store(dir.file("device.jwt"));
-  EXPECT_EQ(store.load().error().code, "not_found");
+  EXPECT_EQ(store.load().error().code, Errc::not_found);
   ASSERT_TRUE(store.save("a.b.c"));
   ASSERT_TRUE(store.save("d.e.f"));
   EXPECT_EQ(store.load().value(), "d.e.f");

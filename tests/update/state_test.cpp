@@ -39,7 +39,7 @@ TEST(UpdateState, AHostileStateFileIsRefusedNotBelieved) {
     auto s = load_state(dir.path());
     EXPECT_FALSE(s) << text.substr(0, 60);
     if (!s) {
-      EXPECT_EQ(s.error().code, "invalid_state");
+      EXPECT_EQ(s.error().code, Errc::invalid);
     }
   }
   UpdateState bad{"a", "1.0", "../x", "trial"};

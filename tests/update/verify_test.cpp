@@ -65,7 +65,7 @@ class VerifyTest : public ::testing::Test {
   static std::string why(const Result<void>& r) {
     EXPECT_FALSE(r);
     if (r) return "";
-    EXPECT_EQ(r.error().code, "verify");
+    EXPECT_EQ(r.error().code, Errc::invalid);
     return r.error().message;
   }
 };

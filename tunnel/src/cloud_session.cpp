@@ -96,10 +96,10 @@ void CloudSession::send_hello() {
     if (r) {
       log_.warn("The cloud answered hello with something other than welcome; starting over.",
                 {{"type", r.value().type}});
-    } else if (r.error().code == "disconnected") {
+    } else if (r.error().code == Errc::disconnected) {
       return;  // the next connection says hello again
     } else {
-      log_.warn("The cloud did not welcome the box; starting over.", {{"reason", r.error().code}});
+      log_.warn("The cloud did not welcome the box; starting over.", {{"reason", r.error().message}});
     }
     tunnel_->reconnect("no welcome");
   });

@@ -10,7 +10,7 @@
 namespace secbox::tunnel {
 namespace {
 
-Error bad(std::string message) { return Error{"bad_token", std::move(message)}; }
+Error bad(std::string message) { return Error{Errc::invalid, std::move(message)}; }
 
 // base64url without padding → bytes; nullopt when it is not base64url.
 std::optional<std::string> base64url_decode(std::string_view in) {
@@ -94,13 +94,13 @@ Result<std::string> TokenStore::load() const {
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
     token.pop_back();
   }
-  if (token.empty()) return Error{"not_found", path_ + " is empty"};
+  if (token.empty()) return Error{Errc::not_found, path_ + " is empty"};
   return token;
 }
 
 Result<void> TokenStore::save(std::string_view jwt) const {
   if (jwt.empty() || jwt.find_first_of("\r\n \t") != std::string_view::npos) {
-    return Error{"bad_token", "refusing to save a device token that is empty or holds white space"};
+    return Error{Errc::invalid, "refusing to save a device token that is empty or holds white space"};
   }
   return write_file_atomically(path_, std::string(jwt) + "\n");
 }

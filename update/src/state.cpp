@@ -19,7 +19,7 @@ namespace {
 constexpr std::size_t kMaxFile = 4096;
 constexpr std::size_t kMaxDetail = 500;
 
-Error invalid(const std::string& what) { return Error{"invalid_state", what}; }
+Error invalid(const std::string& what) { return Error{Errc::invalid, what}; }
 
 std::map<std::string, std::string> parse_lines(const std::string& text) {
   std::map<std::string, std::string> out;
@@ -88,7 +88,7 @@ std::string results_dir(const std::string& root) { return root + "/results"; }
 Result<std::optional<UpdateState>> load_state(const std::string& root) {
   auto text = read_file(state_path(root), kMaxFile);
   if (!text) {
-    if (text.error().code == "not_found") return std::optional<UpdateState>{};
+    if (text.error().code == Errc::not_found) return std::optional<UpdateState>{};
     return invalid("cannot read " + state_path(root) + ": " + text.error().message);
   }
   auto s = parse_state(text.value());
@@ -137,7 +137,7 @@ Result<void> save_state(const std::string& root, const UpdateState& s) {
       << "\nSWITCHED_AT=" << s.switched_at << "\nDEADLINE=" << s.deadline << "\nTRIAL_S=" << s.trial_s
       << "\nSTARTS=" << s.starts << "\n";
   auto w = write_file_atomically(state_path(root), out.str(), AtomicWriteOptions{0644, std::nullopt});
-  if (!w) return Error{s.phase == "trial" ? "switch" : s.phase, "cannot write the update state: " + w.error().message};
+  if (!w) return Error{w.error().code, "cannot write the update state: " + w.error().message};
   return ok();
 }
 

@@ -333,7 +333,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     if (!text) return text.error();
     auto kept = read_file(bundle_dir + "/secbox.env", 1 << 20);
     if (kept && kept.value() == text.value()) return ok();
-    if (::mkdir(bundle_dir.c_str(), 0700) != 0 && errno != EEXIST) return Error{"io", "cannot make " + bundle_dir};
+    if (::mkdir(bundle_dir.c_str(), 0700) != 0 && errno != EEXIST) return Error{Errc::io, "cannot make " + bundle_dir};
     return write_file_atomically(bundle_dir + "/secbox.env", text.value(), AtomicWriteOptions{0600, std::nullopt});
   }
 
@@ -432,17 +432,17 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     dl.ca_file = s.ca_file;
     dl.max_bytes = r.size;
     dl.cancel = [cancel] { return cancel->load(); };
-    Result<Downloaded> got = Error{"network", "not tried"};
+    Result<Downloaded> got = Error{Errc::network, "not tried"};
     for (int attempt = 1; attempt <= std::max(1, s.download_tries); ++attempt) {
       got = download_file(dl);
       if (got && got.value().bytes == r.size) break;
-      if (got) got = Error{"network", "the transfer ended after " + std::to_string(got.value().bytes) + " of " +
+      if (got) got = Error{Errc::network, "the transfer ended after " + std::to_string(got.value().bytes) + " of " +
                                           std::to_string(r.size) + " bytes"};
-      if (got.error().code != "network" || cancel->load()) break;
+      if (got.error().code != Errc::network || cancel->load()) break;
       if (attempt < s.download_tries) std::this_thread::sleep_for(s.retry_pause);
     }
     if (!got) {
-      if (got.error().code == "too_large") {
+      if (got.error().code == Errc::too_large) {
         return Failure{"verify", protocol::ErrorCode::invalid_args,
                        "the file is larger than the announced size (" + std::to_string(r.size) + " bytes)"};
       }

@@ -18,7 +18,7 @@
 namespace secbox::update {
 namespace {
 
-Error fail(const std::string& why) { return Error{"verify", why}; }
+Error fail(const std::string& why) { return Error{Errc::invalid, why}; }
 
 // The file mapped read-only for the checks: Ed25519 signs the whole message
 // in one call, and a 256 MiB file need not be copied onto the heap for it.

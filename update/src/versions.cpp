@@ -14,8 +14,8 @@
 namespace secbox::update {
 namespace {
 
-Error stage_error(const std::string& why) { return Error{"stage", why}; }
-Error switch_error(const std::string& why) { return Error{"switch", why}; }
+Error stage_error(const std::string& why) { return Error{Errc::io, why}; }
+Error switch_error(const std::string& why) { return Error{Errc::io, why}; }
 
 std::string system_reason() { return std::strerror(errno); }
 

@@ -7,7 +7,7 @@
 // one so that it is used by one task at a time.
 //
 // If fn returns a Result<T> and throws, the exception becomes
-// Error{"internal", what()}; any other fn must not throw.
+// Error{Errc::internal, what()}; any other fn must not throw.
 #include <cstddef>
 #include <exception>
 #include <type_traits>
@@ -74,9 +74,9 @@ class BlockingPool {
       try {
         return fn();
       } catch (const std::exception& e) {
-        return Error{"internal", e.what()};
+        return Error{Errc::internal, e.what()};
       } catch (...) {
-        return Error{"internal", "unknown exception"};
+        return Error{Errc::internal, "unknown exception"};
       }
     } else {
       return fn();

@@ -128,7 +128,8 @@ std::vector<std::string> compose_environment(const std::optional<UserInfo>& user
 std::string scrub(std::string text, const envfile::EnvFile& env);
 
 // The guards of steps 2–4 for a project's file in service (containers.restart
-// goes through them too). Error code is the phase that failed.
+// goes through them too). A failure's message begins with the phase that
+// failed ("env-unresolved-vars: …").
 Result<void> guard_project(const ComposeSettings& settings, const std::string& project);
 
 std::string project_file(const ComposeSettings& settings, const std::string& project);

@@ -2,8 +2,10 @@
 // The guards run before any container is recreated (cloud-protocol §7.3 steps
 // 2–4). They exist because an outage came from a compose restart without its
 // env file: every `${CLOUD_BASE_URL:-…}` reached the containers literally.
-// Each failure's Error::code is the protocol's phase name. Values never appear
-// in messages; variable names and line numbers do.
+// Each function is one phase; its caller names the phase (kPhase…) in what it
+// reports. An error's code is the condition: invalid (the content fails the
+// check), not_found (no env file to derive from), io. Values never appear in
+// messages; variable names and line numbers do.
 //
 // Pure functions except ensure_from_legacy (file I/O: call off the loop).
 #include <optional>

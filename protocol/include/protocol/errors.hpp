@@ -6,6 +6,8 @@
 #include <optional>
 #include <string_view>
 
+#include "common/result.hpp"
+
 namespace secbox::protocol {
 
 enum class ErrorCode { bad_message, invalid_args, not_found, forbidden, unavailable, busy, internal };
@@ -15,5 +17,11 @@ std::string_view wire_name(ErrorCode code);
 
 // The code of a wire spelling; nullopt for one §4.1 does not have.
 std::optional<ErrorCode> parse_error_code(std::string_view wire);
+
+// The code a module's error goes back to the cloud with: invalid and
+// too_large are invalid_args; unavailable, network, timeout and disconnected
+// are unavailable; not_found, forbidden and busy are themselves (queue_full
+// is busy); everything else is internal.
+ErrorCode wire_code_for(Errc code);
 
 }  // namespace secbox::protocol

@@ -36,8 +36,8 @@ class Reply {
   void send(const std::string& type, nlohmann::json payload = nlohmann::json::object());
   // Sends `error {code, message}`.
   void error(ErrorCode code, const std::string& message);
-  // Sends a module's Error: its code when it is one of §4.1's, else
-  // `internal`; its message as it is.
+  // Sends a module's Error: its code as wire_code_for maps it, its message
+  // as it is.
   void error(const Error& e);
   // Marks the request as needing no answer (a snapshot chunk before the last,
   // a request answered by a binary frame).
@@ -62,8 +62,9 @@ class Router {
   using Request = std::function<void(const Envelope&, Reply)>;
   using Notice = std::function<void(const Envelope&)>;
   // The reply to one of the box's own requests: the reply's envelope, or an
-  // Error whose code is the cloud's `error` code, "bad_reply", "timeout" or
-  // "disconnected".
+  // Error: refused (the cloud's `error`; the message is "<its code>: <its
+  // message>"), invalid (a reply that fails its shape), timeout or
+  // disconnected.
   using Response = std::function<void(Result<Envelope>)>;
 
   virtual ~Router() = default;

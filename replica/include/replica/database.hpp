@@ -60,7 +60,7 @@ class Database final : public Component {
  private:
   template <class T>
   Result<T> guarded(const std::function<Result<T>(Session&)>& task) {
-    Result<T> out = Error{"internal", "not run"};
+    Result<T> out = Error{Errc::internal, "not run"};
     auto status = run_guarded([&](Session& s) { out = task(s); });
     if (!status) return status.error();
     return out;

@@ -545,7 +545,7 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
       ++file_requests;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    auto bytes = path.empty() ? Result<std::string>(Error{"not_found", ""}) : read_file(path, 512u << 20);
+    auto bytes = path.empty() ? Result<std::string>(Error{Errc::not_found, ""}) : read_file(path, 512u << 20);
     if (!bytes) return reply(404, {{"error", "no such file"}});
     res.set(http::field::content_type, "application/octet-stream");
     res.set(http::field::accept_ranges, "bytes");
