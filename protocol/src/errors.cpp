@@ -43,8 +43,17 @@ ErrorCode wire_code_for(Errc code) {
     case Errc::network:
     case Errc::timeout:
     case Errc::disconnected: return ErrorCode::unavailable;
-    default: return ErrorCode::internal;
+    // Every case named, no default: a new Errc does not compile until it is
+    // given its wire code here.
+    case Errc::refused:
+    case Errc::io:
+    case Errc::spawn:
+    case Errc::database:
+    case Errc::schema_newer:
+    case Errc::config:
+    case Errc::internal: return ErrorCode::internal;
   }
+  return ErrorCode::internal;
 }
 
 }  // namespace secbox::protocol
