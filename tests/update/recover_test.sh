@@ -123,5 +123,43 @@ run "$d" failed
 rc=$?
 check "failed again with nothing older: no restart loop" test "$rc" -eq 0
 
+# 8. A hostile daemon (as root only): the tree belongs to an unprivileged
+# user, who planted links where root would write. Root's files stay root's
+# and untouched; the recovery itself still works.
+if [[ $(id -u) -eq 0 ]]; then
+  chmod 0755 "$work"
+  owner=nobody
+  d=$(tree hostile 2.0 1.0)
+  mkdir -p "$work/rootonly"
+  printf "root's\n" >"$work/victim"
+  chmod 0644 "$work/victim"
+  ln -s "$work/rootonly" "$d/lib/results"
+  printf 'DEVICE_ID=dev_1\nCLOUD_BASE_URL=https://cloud.example\n' >"$d/etc/secbox.env"
+  mkdir -p "$d/state/known-good"
+  printf 'DEVICE_ID=dev_1\nCLOUD_BASE_URL=https://cloud.example\nX=1\n' >"$d/state/known-good/secbox.env"
+  ln -s "$work/victim" "$d/state/known-good/secbox.env.replaced"
+  chown -R "$owner:nogroup" "$d"
+  chown -h root:root "$d/lib/results" "$d/state/known-good/secbox.env.replaced"
+  trial "$d" $((now + 300)) 1
+  chown "$owner:nogroup" "$d/lib/update.state"
+  run "$d" failed
+  check "hostile: the rollback still happens" test "$(current "$d")" = versions/1.0
+  check "hostile: a results link to a root folder gets no outcome" test -z "$(ls -A "$work/rootonly")"
+  check "hostile: the root folder stays root's" test "$(stat -c %U "$work/rootonly")" = root
+  check "hostile: a root file behind secbox.env.replaced is unchanged" test "$(cat "$work/victim")" = "root's"
+  check "hostile: and stays root's" test "$(stat -c %U "$work/victim")" = root
+  check "hostile: secbox.env is still restored" cmp -s "$d/state/known-good/secbox.env" "$d/etc/secbox.env"
+  check "hostile: what was written belongs to the tree's owner" test "$(stat -c %U "$d/etc/secbox.env")" = "$owner"
+  # The state file is the daemon's: a link there is not followed to a root file.
+  d=$(tree hostile-state 2.0 1.0)
+  printf 'PHASE=trial\nATTEMPT=att-1\nFROM=1.0\nTO=2.0\nDEADLINE=%s\nSTARTS=0\n' $((now + 300)) >"$work/victim-state"
+  chown -R "$owner:nogroup" "$d"
+  ln -s "$work/victim-state" "$d/lib/update.state"
+  run "$d" pre-start
+  check "hostile: a state link to a root file is not rewritten" grep -qx 'STARTS=0' "$work/victim-state"
+else
+  echo "ok - hostile-daemon checks skipped (not root) # SKIP"
+fi
+
 echo "# $failures failed"
 [[ $failures -eq 0 ]]
