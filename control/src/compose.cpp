@@ -13,7 +13,6 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "common/atomic_file.hpp"
 #include "envfile/guards.hpp"
@@ -272,47 +271,6 @@ Result<void> validate_project_name(std::string_view p) {
   return ok();
 }
 
-Result<std::vector<ServiceSpec>> parse_compose_services(std::string_view yaml) {
-  constexpr Errc code = Errc::invalid;
-  if (yaml.size() > kMaxComposeBytes) return Error{code, "the file is larger than 1 MiB"};
-  if (!envfile::is_valid_utf8(yaml) || yaml.find('\0') != std::string_view::npos) {
-    return Error{code, "the file is not valid UTF-8 text"};
-  }
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return Error{code, "the file is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
-  }
-  try {
-    if (!root.IsMap()) return Error{code, "the file is not a YAML mapping"};
-    auto services = root["services"];
-    if (!services || !services.IsMap() || services.size() == 0) {
-      return Error{code, "the file has no `services` mapping"};
-    }
-    std::vector<ServiceSpec> out;
-    for (const auto& entry : services) {
-      auto name = entry.first.as<std::string>();
-      const auto& def = entry.second;
-      if (!def.IsMap()) return Error{code, "service \"" + name.substr(0, 64) + "\" is not a mapping"};
-      if (def["profiles"]) continue;  // not started by a plain `up`
-      if (auto deploy = def["deploy"]; deploy && deploy.IsMap() && deploy["replicas"] &&
-                                       deploy["replicas"].IsScalar() && deploy["replicas"].as<std::string>() == "0") {
-        continue;
-      }
-      bool health = false;
-      if (auto hc = def["healthcheck"]; hc && hc.IsMap()) {
-        auto disable = hc["disable"];
-        health = !(disable && disable.IsScalar() && disable.as<std::string>() == "true");
-      }
-      out.push_back({name, health});
-    }
-    return out;
-  } catch (const YAML::Exception& e) {
-    return Error{code, "the file's structure cannot be read: " + e.msg};
-  }
-}
-
 Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
   std::vector<nlohmann::json> items;
   auto trimmed = text;
@@ -451,14 +409,19 @@ Result<void> guard_project(const ComposeSettings& s, const std::string& project)
   if (auto keys = envfile::check_required_keys(env); !keys) return failed(envfile::kPhaseMissingKeys, keys.error());
   auto text = read_file(project_file(s, project), kMaxComposeBytes);
   if (!text) return Error{Errc::not_found, "project " + project + " has no compose file on this box"};
+  // A restart mounts again: the file in service is held to today's policy,
+  // and its host paths are looked at again for links.
+  auto checked = check_compose(text.value(), s.dir + "/" + project, s.allowance, project);
+  if (!checked) return failed("write", checked.error());
+  if (auto paths = check_host_paths_now(checked.value().host_paths); !paths) return failed("compose-up", paths.error());
   if (auto vars = envfile::check_interpolation(text.value(), env); !vars) {
     return failed(envfile::kPhaseUnresolvedVars, vars.error());
   }
   return ok();
 }
 
-ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string& project, const std::string& yaml,
-                                    const PhaseObserver& observe) {
+ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string& project,
+                                    const std::string& cloud_yaml, const PhaseObserver& observe) {
   auto fail = [&](std::string_view phase, std::string detail) {
     observe(phase, false, detail);
     return ComposeOutcome{false, std::string(phase), std::move(detail)};
@@ -466,13 +429,14 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   auto pass = [&](std::string_view phase, const std::string& detail) { observe(phase, true, detail); };
 
   // 1. write: beside the current file, never over it.
+  // The file is read strictly once, checked, and written out canonical: the
+  // tool is given what the policy saw, never the cloud's bytes.
   if (auto v = validate_project_name(project); !v) return fail("write", v.error().message);
-  auto services = parse_compose_services(yaml);
-  if (!services) return fail("write", services.error().message);
   const std::string dir = s.dir + "/" + project;
-  if (auto allowed = check_compose_privileges(yaml, dir, s.allowance, project); !allowed) {
-    return fail("write", allowed.error().message);
-  }
+  auto checked = check_compose(cloud_yaml, dir, s.allowance, project);
+  if (!checked) return fail("write", checked.error().message);
+  const std::string& yaml = checked.value().canonical;
+  const std::vector<ServiceSpec>& services = checked.value().services;
   const std::string current = dir + "/compose.yaml";
   const std::string next = dir + "/compose.yaml.new";
   const std::string previous_dir = dir + "/previous";
@@ -486,8 +450,8 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   // A .env beside the file would be read by the tool, and podman-compose
   // 1.0.3 lets it override the environment: only checked values may count.
   const bool stray_dotenv = ::unlink((dir + "/.env").c_str()) == 0;
-  pass("write", "wrote " + std::to_string(yaml.size()) + " bytes beside the current file; services: " +
-                    join_names(services.value()) +
+  pass("write", "wrote the checked file (" + std::to_string(yaml.size()) + " bytes) beside the current one; services: " +
+                    join_names(services) +
                     (stray_dotenv ? "; removed a stray .env from the project folder" : ""));
 
   // 2. env-ensure
@@ -551,6 +515,12 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     }
     return copy_file(previous_dir + "/compose.yaml", current, s, 0640);
   };
+  // Just before the tool mounts them: no link on the way to a host path.
+  if (auto paths = check_host_paths_now(checked.value().host_paths); !paths) {
+    auto restored = restore_file();
+    return fail("compose-up", paths.error().message +
+                                  (restored ? "" : "; the previous file could not be put back: " + restored.error().message));
+  }
   // The containers from before: the health phase counts none of them.
   bool by_container_tool = false;
   auto existing = project_containers(s, project, current, values, s.tool_timeout, by_container_tool);
@@ -570,7 +540,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   pass("compose-up", "up -d succeeded");
 
   // 6. health, with a rollback to the bundle when it fails.
-  auto healthy = wait_healthy(s, project, current, services.value(), values, ids_of(existing.value()));
+  auto healthy = wait_healthy(s, project, current, services, values, ids_of(existing.value()));
   if (!healthy) {
     if (!had_previous) return fail("health", healthy.error().message + "; there is no previous file to go back to");
     observe("health", false, healthy.error().message + "; rolling back to the previous file");
@@ -581,9 +551,15 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       if (!prev_env) return prev_env.error();
       auto prev_text = read_file(current, kMaxComposeBytes);
       if (!prev_text) return prev_text.error();
-      auto prev_services = parse_compose_services(prev_text.value());
-      if (!prev_services) return prev_services.error();
-      const Values prev_values = values_for(s, prev_text.value(), prev_env.value());
+      // The previous file is held to today's policy too, and what runs is
+      // its canonical form.
+      auto prev = check_compose(prev_text.value(), dir, s.allowance, project);
+      if (!prev) return prev.error();
+      if (prev.value().canonical != prev_text.value()) {
+        if (auto w = write_file_atomically(current, prev.value().canonical, {0640, file_owner}); !w) return w.error();
+      }
+      if (auto paths = check_host_paths_now(prev.value().host_paths); !paths) return paths.error();
+      const Values prev_values = values_for(s, prev.value().canonical, prev_env.value());
       bool by_tool = false;
       auto failed = project_containers(s, project, current, prev_values, s.tool_timeout, by_tool);
       if (!failed) return failed.error();
@@ -591,7 +567,7 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       if (!again || !again.value().succeeded()) {
         return Error{Errc::spawn, "up -d failed: " + describe_run(again, prev_env.value())};
       }
-      return wait_healthy(s, project, current, prev_services.value(), prev_values, ids_of(failed.value()));
+      return wait_healthy(s, project, current, prev.value().services, prev_values, ids_of(failed.value()));
     }();
     if (!back) {
       return fail("rollback-failed", healthy.error().message + "; the rollback failed too: " + back.error().message);
@@ -599,14 +575,14 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     remember_applied(s, applied_dir, previous_dir + "/secbox.env");
     return fail("rollback", healthy.error().message + "; rolled back: the previous file is in service and healthy");
   }
-  pass("health", "every service runs: " + join_names(services.value()));
+  pass("health", "every service runs: " + join_names(services));
   if (auto saved = make_dir(applied_dir, s); saved) {
     (void)envfile::save(applied_dir + "/secbox.env", env, ::geteuid() == 0 ? owner_of(s) : std::nullopt);
   }
 
   // 7. done
   pass("done", "");
-  return {true, "done", "every service runs: " + join_names(services.value())};
+  return {true, "done", "every service runs: " + join_names(services)};
 }
 
 }  // namespace secbox::control

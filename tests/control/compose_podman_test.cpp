@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -268,6 +270,95 @@ TEST_F(ComposePodmanTest, ARollbackThatFailsTooIsRollbackFailed) {
   ::unlink(dir.file("compose/" + project + "/state/ok").c_str());
   auto r = apply(file_of(service("app", "    command: [\"/bin/sh\", \"-c\", \"exit 4\"]\n")));
   EXPECT_EQ(r.phase, "rollback-failed") << r.detail;
+}
+
+// What reached the host of one container, as podman inspect has it: empty
+// when nothing of the host beyond the project's folder did.
+std::string host_reach(const nlohmann::json& c, const std::string& project_dir) {
+  std::string found;
+  const auto& hc = c.value("HostConfig", nlohmann::json::object());
+  if (hc.value("Privileged", false)) found += " privileged";
+  if (hc.contains("CapAdd") && hc["CapAdd"].is_array() && !hc["CapAdd"].empty()) found += " cap_add " + hc["CapAdd"].dump();
+  if (hc.contains("Devices") && hc["Devices"].is_array() && !hc["Devices"].empty()) found += " devices";
+  for (const char* ns : {"NetworkMode", "PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"}) {
+    const auto mode = hc.value(ns, std::string());
+    if (mode == "host" || mode.rfind("ns:", 0) == 0 || mode.rfind("container:", 0) == 0) found += " " + std::string(ns) + "=" + mode;
+  }
+  for (const auto& m : c.value("Mounts", nlohmann::json::array())) {
+    if (m.value("Type", std::string()) != "bind") continue;
+    const auto source = m.value("Source", std::string());
+    if (source.rfind(project_dir + "/", 0) != 0) found += " bind " + source;
+  }
+  return found;
+}
+
+// The hostile corpus (tests/golden/compose-hostile) sent to a project that
+// control.json allows nothing privileged, through the real podman-compose:
+// what is refused starts nothing; what runs holds nothing of the host,
+// checked on every container with podman inspect.
+TEST_F(ComposePodmanTest, TheHostileCorpusReachesNothingOfTheHost) {
+  dir.write("etc/secbox.env", kEnv);
+  const std::string project_dir = dir.file("compose/" + project);
+  int refused = 0;
+  int ran = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(SECBOX_TEST_SOURCE_DIR) +
+                                                               "/tests/golden/compose-hostile")) {
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    for (auto at = yaml.find("localhost/app:1"); at != std::string::npos; at = yaml.find("localhost/app:1", at)) {
+      yaml.replace(at, 15, kImage);
+    }
+    auto r = apply(yaml);
+    if (yaml.rfind("# refused:", 0) == 0) {
+      EXPECT_EQ(r.phase, "write") << entry.path() << ": " << r.detail;
+      ++refused;
+    } else {
+      EXPECT_TRUE(r.ok) << entry.path() << ": " << r.phase << ": " << r.detail;
+      ++ran;
+    }
+    auto ids = sh(podman({"ps", "-aq", "--filter", "label=com.docker.compose.project=" + project}));
+    std::istringstream lines(ids.out);
+    for (std::string id; std::getline(lines, id);) {
+      if (id.empty()) continue;
+      auto inspected = sh(podman({"inspect", id}));
+      auto j = nlohmann::json::parse(inspected.out, nullptr, false);
+      ASSERT_TRUE(j.is_array() && !j.empty()) << inspected.describe();
+      EXPECT_EQ(host_reach(j[0], project_dir), "") << entry.path();
+    }
+  }
+  EXPECT_GE(refused, 40);
+  EXPECT_GE(ran, 4);
+  std::cout << "# hostile corpus with podman-compose: " << refused << " refused at write, " << ran
+            << " ran with nothing of the host\n";
+}
+
+// An earlier container of the project turns a folder it mounts into links
+// to `/`; the next file binds a path through them. The link is seen just
+// before the tool mounts, and nothing of the host is mounted.
+TEST_F(ComposePodmanTest, ALinkMadeByAnEarlierContainerIsNotFollowed) {
+  dir.write("etc/secbox.env", kEnv);
+  ::mkdir(dir.file("compose").c_str(), 0750);
+  const std::string project_dir = dir.file("compose/" + project);
+  ::mkdir(project_dir.c_str(), 0750);
+  ::mkdir((project_dir + "/data").c_str(), 0777);
+  auto first = apply(file_of(service("app", "    volumes: [\"./data:/data\"]\n"
+                                            "    command: [\"/bin/sh\", \"-c\", \"ln -s / /data/root; exec sleep 100000\"]\n")));
+  ASSERT_TRUE(first.ok) << first.phase << ": " << first.detail;
+  struct stat st {};
+  for (int i = 0; i < 50 && ::lstat((project_dir + "/data/root").c_str(), &st) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(S_ISLNK(st.st_mode)) << "the container made its link";
+  const auto before = container("app");
+  auto second = apply(file_of(service("app", "    volumes: [\"./data/root/etc:/host-etc\"]\n")));
+  EXPECT_EQ(second.phase, "compose-up") << second.detail;
+  EXPECT_NE(second.detail.find("data/root is a link"), std::string::npos) << second.detail;
+  EXPECT_EQ(container("app").id, before.id) << "the running container is left as it was";
+  auto inspected = nlohmann::json::parse(sh(podman({"inspect", before.id})).out, nullptr, false);
+  ASSERT_TRUE(inspected.is_array() && !inspected.empty());
+  EXPECT_EQ(host_reach(inspected[0], project_dir), "");
 }
 
 }  // namespace

@@ -71,16 +71,6 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& settings, const std::
 // Compose's own rule for project names: ^[a-z0-9][a-z0-9_-]*$, at most 63.
 Result<void> validate_project_name(std::string_view project);
 
-struct ServiceSpec {
-  std::string name;
-  bool has_healthcheck = false;
-};
-
-// The services `up -d` starts: a YAML mapping with a non-empty `services`
-// mapping; services behind `profiles` or with zero replicas are left out.
-// Error code "invalid-compose" naming what is wrong (and where).
-Result<std::vector<ServiceSpec>> parse_compose_services(std::string_view yaml);
-
 struct ContainerInfo {
   std::string id;       // Docker's ID, Podman's Id: a recreated container has a new one
   std::string name;
