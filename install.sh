@@ -124,6 +124,7 @@ parse_args() {
   fi
   if [ -n "$CLOUD_URL" ]; then check_cloud_url "$CLOUD_URL"; fi
   BIN_PATH="$ROOT$PREFIX/bin/secbox"
+  CURRENT_BIN="$ROOT$PREFIX/lib/secbox/current/secbox"
   VERSIONS_DIR="$ROOT$PREFIX/lib/secbox"
   RECOVER_PATH="$ROOT$PREFIX/lib/secbox-recover"
   WEB_DIR="$ROOT$PREFIX/share/secbox/web"
@@ -288,36 +289,81 @@ binary_version() {
   printf '%s' "$v"
 }
 
+# Root never works by path inside the versions tree: the daemon owns it and
+# can plant a link anywhere in it, which root's chmod, chown, cp or mkdir
+# would follow. What is made there is made by the daemon's own user (no
+# other groups, no way to gain privilege): a planted link then leads nowhere
+# the daemon could not already go. Root only reads what it hands over.
+as_secbox() {
+  setpriv --reuid=secbox --regid=secbox --init-groups --no-new-privs --reset-env -- "$@"
+}
+
+daemon_dir() { # a folder of the versions tree
+  if [ -d "$1" ] && [ ! -L "$1" ]; then return 0; fi
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  as_secbox sh -c 'rm -f "$1" && mkdir -m 755 "$1"' sh "$1" || fail "cannot make $1 as secbox"
+  say "created $1"
+  CHANGED=1
+}
+
+daemon_file() { # mode source destination: root reads the source, secbox writes
+  if [ ! -L "$3" ] && as_secbox cmp -s /dev/stdin "$3" <"$2"; then return 0; fi
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  as_secbox sh -c 'umask 022; t="$2.new.$$"; rm -f "$t" && cat >"$t" && chmod "$1" "$t" && mv -f "$t" "$2"' \
+    sh "$1" "$3" <"$2" || fail "cannot install $3 as secbox"
+  say "installed $3"
+  CHANGED=1
+}
+
 point_link() { # link version
   want="versions/$2"
   [ "$(readlink "$VERSIONS_DIR/$1" 2>/dev/null || true)" = "$want" ] && return 0
-  rm -f "$VERSIONS_DIR/.$1.new"
-  ln -s "$want" "$VERSIONS_DIR/.$1.new"
-  chown -h secbox:secbox "$VERSIONS_DIR/.$1.new"
-  mv -f -T "$VERSIONS_DIR/.$1.new" "$VERSIONS_DIR/$1"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  as_secbox sh -c 'rm -f "$1.new" && ln -s "$2" "$1.new" && mv -f -T "$1.new" "$1"' \
+    sh "$VERSIONS_DIR/$1" "$want" || fail "cannot point $1 at $2"
   say "$1 is version $2"
   CHANGED=1
+}
+
+# The administrator's `secbox`: root's own small script, never a link into the
+# daemon's tree. Run by root, it runs the current version as secbox (root
+# never executes a file the daemon can write); `update` then gets its restart
+# from root.
+write_command() {
+  cat <<EOF
+#!/bin/sh
+# Installed by install.sh: the SecBox command. As root it runs the current
+# version as the secbox user, which owns that file (docs/security.md).
+bin=$PREFIX/lib/secbox/current/secbox
+if [ "\$(id -u)" -ne 0 ]; then exec "\$bin" "\$@"; fi
+case "\${1:-}" in
+  update)
+    setpriv --reuid=secbox --regid=secbox --init-groups --no-new-privs -- "\$bin" "\$@" --no-restart || exit
+    if [ -d /run/systemd/system ]; then
+      for a in "\$@"; do [ "\$a" = --no-restart ] && exit 0; done
+      systemctl restart --no-block secbox.service && echo "Restarting secbox.service."
+    fi ;;
+  *) exec setpriv --reuid=secbox --regid=secbox --init-groups --no-new-privs -- "\$bin" "\$@" ;;
+esac
+EOF
 }
 
 install_versions() {
   VERSION=$(binary_version)
   ensure_dir 755 secbox:secbox "$VERSIONS_DIR"
-  ensure_dir 755 secbox:secbox "$VERSIONS_DIR/versions"
-  ensure_dir 755 secbox:secbox "$VERSIONS_DIR/versions/$VERSION"
-  install_file 755 "$BINARY" "$VERSIONS_DIR/versions/$VERSION/secbox"
-  chown secbox:secbox "$VERSIONS_DIR/versions/$VERSION/secbox"
+  daemon_dir "$VERSIONS_DIR/versions"
+  daemon_dir "$VERSIONS_DIR/versions/$VERSION"
+  daemon_file 755 "$BINARY" "$VERSIONS_DIR/versions/$VERSION/secbox"
   point_link current "$VERSION"
   point_link known-good "$VERSION"
   # An update left half-way is over: this install decides what runs.
-  remove_path "$VERSIONS_DIR/update.state"
-  # The command: always the current version.
-  if [ "$(readlink "$BIN_PATH" 2>/dev/null || true)" != "../lib/secbox/current/secbox" ]; then
-    mkdir -p "$(dirname "$BIN_PATH")"
-    rm -f "$BIN_PATH"
-    ln -s ../lib/secbox/current/secbox "$BIN_PATH"
-    say "linked $BIN_PATH to the current version"
-    CHANGED=1
-  fi
+  as_secbox rm -f "$VERSIONS_DIR/update.state"
+  # The command: root's own script (an earlier install made a link).
+  command_tmp=$(mktemp)
+  write_command >"$command_tmp"
+  if [ -L "$BIN_PATH" ]; then rm -f "$BIN_PATH"; fi
+  install_file 755 "$command_tmp" "$BIN_PATH"
+  rm -f "$command_tmp"
   # The recovery script, root's, outside what the daemon can write: it comes
   # with the installed version and no update replaces it.
   recover_tmp=$(mktemp)
@@ -341,13 +387,17 @@ install_update_key() {
   rm -f "$KEY_TMP"
 }
 
+# Into folders root owns, and /etc/secbox (the daemon may create files there,
+# so the temporary file is made by mktemp, which follows no link and fails on
+# any name that exists; the sticky bit keeps the daemon from replacing it;
+# the rename replaces a link at the destination instead of following it).
 install_file() { # mode source destination
-  if [ -f "$3" ] && cmp -s "$2" "$3"; then
+  if [ -f "$3" ] && [ ! -L "$3" ] && cmp -s "$2" "$3"; then
     chmod "$1" "$3"
     return 0
   fi
   mkdir -p "$(dirname "$3")"
-  tmp="$3.new.$$"
+  tmp=$(mktemp "$(dirname "$3")/.install.XXXXXX")
   cp "$2" "$tmp"
   chmod "$1" "$tmp"
   mv -f "$tmp" "$3"
@@ -469,17 +519,20 @@ check_env_owner() {
   if [ "$(stat -c %U "$ETC_DIR/secbox.env")" != secbox ]; then
     say "warning: $ETC_DIR/secbox.env is not owned by secbox: pairing again and env.set will fail (chown secbox:secbox it)"
   fi
+  as_secbox test -r "$ETC_DIR/secbox.env" ||
+    fail "$ETC_DIR/secbox.env cannot be read by secbox, so neither the daemon nor its database can start: chown secbox:secbox it"
 }
 
-# The embedded PostgreSQL cluster and its schema (secbox migrate is idempotent).
+# The embedded PostgreSQL cluster and its schema (secbox migrate is
+# idempotent), made by the daemon's user: root never runs the daemon's file.
 init_database() {
   if [ -d "$STATE_DIR/pg/data" ] && [ -f "$STATE_DIR/pg/data/PG_VERSION" ]; then
-    SECBOX_ETC_DIR="$ETC_DIR" SECBOX_STATE_DIR="$STATE_DIR" SECBOX_LOG_LEVEL=error "$BIN_PATH" migrate >/dev/null ||
+    as_secbox env SECBOX_ETC_DIR="$ETC_DIR" SECBOX_STATE_DIR="$STATE_DIR" SECBOX_LOG_LEVEL=error "$CURRENT_BIN" migrate >/dev/null ||
       fail "the embedded database did not migrate; see: SECBOX_STATE_DIR=$STATE_DIR $BIN_PATH doctor"
     return 0
   fi
   say "creating the embedded database in $STATE_DIR/pg"
-  SECBOX_ETC_DIR="$ETC_DIR" SECBOX_STATE_DIR="$STATE_DIR" SECBOX_LOG_LEVEL=error "$BIN_PATH" migrate ||
+  as_secbox env SECBOX_ETC_DIR="$ETC_DIR" SECBOX_STATE_DIR="$STATE_DIR" SECBOX_LOG_LEVEL=error "$CURRENT_BIN" migrate ||
     fail "the embedded database could not be created"
   CHANGED=1
 }
@@ -561,6 +614,38 @@ WantedBy=multi-user.target
 EOF
 }
 
+# The sandbox of the small helpers that run outside the daemon: they read
+# and write a few folders, talk to systemd over its socket, and need nothing
+# else (docs/security.md).
+root_helper_sandbox() { # writable-paths capabilities
+  cat <<EOF
+ProtectSystem=strict
+ReadWritePaths=$1
+ProtectHome=yes
+PrivateTmp=yes
+PrivateNetwork=yes
+PrivateDevices=yes
+NoNewPrivileges=yes
+CapabilityBoundingSet=$2
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+UMask=0022
+EOF
+}
+
 # secbox-recover, run by systemd: once secbox.service has failed for good,
 # and every 30 s for a version on trial that runs but never passes.
 write_recover_units() { # which
@@ -575,6 +660,7 @@ Documentation=file://$PREFIX/share/doc/secbox
 [Service]
 Type=oneshot
 ExecStart=$PREFIX/lib/secbox-recover --versions $PREFIX/lib/secbox failed
+$(root_helper_sandbox "/etc/secbox /var/lib/secbox $PREFIX/lib/secbox" "CAP_SETUID CAP_SETGID")
 EOF
       ;;
     check)
@@ -586,6 +672,37 @@ Description=SecBox recovery: a version on trial that does not pass in time
 [Service]
 Type=oneshot
 ExecStart=$PREFIX/lib/secbox-recover --versions $PREFIX/lib/secbox check
+$(root_helper_sandbox "/etc/secbox /var/lib/secbox $PREFIX/lib/secbox" "CAP_SETUID CAP_SETGID")
+EOF
+      ;;
+    polkit-path)
+      cat <<'EOF'
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox: the polkit rule follows control.json
+
+[Path]
+PathChanged=/etc/secbox/control.json
+Unit=secbox-polkit.service
+
+[Install]
+WantedBy=paths.target
+EOF
+      ;;
+    polkit-service)
+      cat <<EOF
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox: the polkit rule for units.restart, from control.json
+
+[Service]
+Type=oneshot
+ExecStart=$PREFIX/lib/secbox-polkit-sync /etc/secbox/control.json /etc/polkit-1/rules.d/50-secbox.rules
+# Not root: polkitd owns its rules folder, and the secbox group may read
+# control.json (which the script trusts only while root owns it).
+User=polkitd
+SupplementaryGroups=secbox
+$(root_helper_sandbox "-/etc/polkit-1/rules.d" "")
 EOF
       ;;
     timer)
@@ -610,12 +727,14 @@ install_unit() {
   unit_tmp=$(mktemp)
   write_unit >"$unit_tmp"
   install_file 644 "$unit_tmp" "$UNIT_PATH"
-  for which in failed check timer; do
+  for which in failed check timer polkit-path polkit-service; do
     write_recover_units "$which" >"$unit_tmp"
     case "$which" in
       failed) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-recover.service" ;;
       check) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-recover-check.service" ;;
       timer) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-recover-check.timer" ;;
+      polkit-path) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-polkit.path" ;;
+      polkit-service) install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-polkit.service" ;;
     esac
   done
   rm -f "$unit_tmp"
@@ -638,6 +757,9 @@ start_service() {
   fi
   if ! systemctl is-active --quiet secbox-recover-check.timer 2>/dev/null; then
     systemctl enable --now --quiet secbox-recover-check.timer
+  fi
+  if ! systemctl is-active --quiet secbox-polkit.path 2>/dev/null; then
+    systemctl enable --now --quiet secbox-polkit.path
   fi
   if [ "$CHANGED" -eq 1 ] || ! systemctl is-active --quiet secbox.service; then
     systemctl restart secbox.service
@@ -674,11 +796,25 @@ install_runtime() {
 
 # units.restart (cloud-protocol 7.5): polkit lets the secbox user restart
 # exactly the units that control.json's "units" section names, when it allows
-# "restart"; run the installer again after changing them. No names, no rule.
-polkit_units() {
-  [ -f "$ETC_DIR/control.json" ] || return 0
-  command -v python3 >/dev/null || return 0
-  python3 - "$ETC_DIR/control.json" <<'EOF' 2>/dev/null || true
+# "restart". The rule is written by secbox-polkit-sync (root's), at install
+# and again by secbox-polkit.path whenever control.json changes, so the one
+# narrow privilege never drifts from the file that grants it.
+write_polkit_sync() {
+  cat <<'SYNC'
+#!/bin/sh
+# secbox-polkit-sync CONTROL_JSON RULE (installed by install.sh, root's): the
+# polkit rule that lets the secbox user restart exactly the units
+# control.json's "units" section names when it allows "restart"; no names,
+# no rule. Run at install and by secbox-polkit.path when control.json
+# changes. control.json is trusted only while it is root's and not a link
+# (/etc/secbox is the daemon's group's to create files in).
+set -eu
+control=$1
+rule=$2
+names=""
+if [ -f "$control" ] && [ ! -L "$control" ] && [ "$(stat -c %u "$control")" -eq 0 ] &&
+  command -v python3 >/dev/null; then
+  names=$(python3 - "$control" <<'EOF' 2>/dev/null || true
 import json, re, sys
 try:
     units = json.load(open(sys.argv[1])).get("units", {})
@@ -687,21 +823,20 @@ except Exception:
 if "restart" in units.get("allow", []):
     for n in units.get("names", []):
         if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9:_.@-]{1,200}", n) and not n.startswith("-"):
-            print(n)
+            print('"%s"' % n)
 EOF
-}
-
-install_polkit_rule() {
-  rule="$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
-  names=$(polkit_units | sed 's/.*/"&"/' | paste -sd, -)
-  if [ -z "$names" ]; then
-    remove_path "$rule"
-    return 0
-  fi
-  rule_tmp=$(mktemp)
-  cat >"$rule_tmp" <<EOF
-// Installed by install.sh from /etc/secbox/control.json ("units"): the SecBox
-// daemon may restart these units and no others.
+)
+fi
+names=$(printf '%s\n' "$names" | grep -v '^$' | paste -sd, - || true)
+if [ -z "$names" ]; then
+  rm -f "$rule"
+  exit 0
+fi
+mkdir -p "$(dirname "$rule")"
+tmp=$(mktemp "$(dirname "$rule")/.secbox-rule.XXXXXX")
+cat >"$tmp" <<EOF
+// Written by secbox-polkit-sync from /etc/secbox/control.json ("units"): the
+// SecBox daemon may restart these units and no others.
 polkit.addRule(function(action, subject) {
   if (action.id == "org.freedesktop.systemd1.manage-units" && subject.user == "secbox" &&
       action.lookup("verb") == "restart" && [$names].indexOf(action.lookup("unit")) >= 0) {
@@ -709,8 +844,24 @@ polkit.addRule(function(action, subject) {
   }
 });
 EOF
-  install_file 644 "$rule_tmp" "$rule"
-  rm -f "$rule_tmp"
+chmod 0644 "$tmp"
+if cmp -s "$tmp" "$rule"; then rm -f "$tmp"; else mv -f "$tmp" "$rule"; fi
+SYNC
+}
+
+install_polkit_rule() {
+  sync="$ROOT$PREFIX/lib/secbox-polkit-sync"
+  sync_tmp=$(mktemp)
+  write_polkit_sync >"$sync_tmp"
+  install_file 755 "$sync_tmp" "$sync"
+  rm -f "$sync_tmp"
+  rule="$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
+  before=$(cat "$rule" 2>/dev/null || true)
+  "$sync" "$ETC_DIR/control.json" "$rule" || fail "could not write the polkit rule $rule"
+  if [ "$before" != "$(cat "$rule" 2>/dev/null || true)" ]; then
+    say "wrote the polkit rule $rule"
+    CHANGED=1
+  fi
 }
 
 lan_addresses() {
@@ -778,12 +929,16 @@ do_uninstall() {
   check_system
   if systemd_running && [ -f "$UNIT_PATH" ]; then
     systemctl disable --now --quiet secbox-recover-check.timer || true
+    systemctl disable --now --quiet secbox-polkit.path || true
     systemctl disable --now --quiet secbox.service || true
   fi
   remove_path "$UNIT_PATH"
   remove_path "$ROOT/etc/systemd/system/secbox-recover.service"
   remove_path "$ROOT/etc/systemd/system/secbox-recover-check.service"
   remove_path "$ROOT/etc/systemd/system/secbox-recover-check.timer"
+  remove_path "$ROOT/etc/systemd/system/secbox-polkit.path"
+  remove_path "$ROOT/etc/systemd/system/secbox-polkit.service"
+  remove_path "$ROOT$PREFIX/lib/secbox-polkit-sync"
   remove_path "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
   remove_path "$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
   if systemd_running; then

@@ -46,8 +46,14 @@ check "binary installed as version $version, 0755, identical" \
 check "current and known-good are that version" \
   bash -c "[[ \$(readlink '$lib/current') == versions/$version && \$(readlink '$lib/known-good') == versions/$version ]]"
 check "the versions folder is the daemon's (it stages updates there)" test "$(mode_owner "$lib")" = "755 secbox:secbox"
-check "secbox on the PATH is the current version" \
-  bash -c "[[ \$(readlink '$root/usr/local/bin/secbox') == ../lib/secbox/current/secbox ]] && cmp -s '$binary' '$root/usr/local/bin/secbox'"
+check "secbox on the PATH is root's own script, not a link into the daemon's tree" \
+  bash -c "[[ ! -L '$root/usr/local/bin/secbox' && \$(stat -c '%a %U' '$root/usr/local/bin/secbox') == '755 root' ]] &&
+           grep -qx 'bin=/usr/local/lib/secbox/current/secbox' '$root/usr/local/bin/secbox'"
+# shellcheck disable=SC2016 # the literal text of the script
+check "it runs the current version as secbox when root calls it" \
+  grep -qF 'setpriv --reuid=secbox --regid=secbox --init-groups --no-new-privs -- "$bin"' "$root/usr/local/bin/secbox"
+check "the installed version belongs to secbox, who wrote it" \
+  test "$(stat -c '%U' "$lib/versions/$version/secbox")" = secbox
 check "secbox-recover installed root's, 0755, outside the versions, as the source has it" \
   bash -c "[[ \$(stat -c '%a %U' '$root/usr/local/lib/secbox-recover') == '755 root' ]] && cmp -s '$src/update/scripts/secbox-recover' '$root/usr/local/lib/secbox-recover'"
 check "the update key is pinned, root's, 0644" \
@@ -91,11 +97,20 @@ check "podman's socket is the secbox group's" \
 check "the unit drives podman through its socket" grep -qx "Environment=CONTAINER_HOST=unix:///run/podman/podman.sock" "$unit"
 check "the unit reads the journal (journal.tail)" grep -qx "SupplementaryGroups=video systemd-journal" "$unit"
 check "no polkit rule while control.json allows no restart" test ! -e "$root/etc/polkit-1/rules.d/50-secbox.rules"
+check "the polkit rule's writer is root's, outside the daemon's tree" \
+  test "$(stat -c '%a %U' "$root/usr/local/lib/secbox-polkit-sync")" = "755 root"
+check "a path unit rewrites the rule whenever control.json changes" \
+  bash -c "grep -qx 'PathChanged=/etc/secbox/control.json' '$root/etc/systemd/system/secbox-polkit.path' &&
+           grep -q 'secbox-polkit-sync /etc/secbox/control.json /etc/polkit-1/rules.d/50-secbox.rules' '$root/etc/systemd/system/secbox-polkit.service'"
 if command -v systemd-analyze >/dev/null; then
-  exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
-    sed -n 's/.*Overall exposure level for secbox.service: \([0-9.]*\).*/\1/p')
-  echo "# systemd-analyze security --offline=true: exposure $exposure"
-  check "unit sandbox rated 2.5 or better ($exposure)" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
+  # Every service unit of the box, with the figure docs/security.md gives.
+  for u in secbox.service:2.5 secbox-recover.service:2.5 secbox-recover-check.service:2.5 secbox-polkit.service:2.0; do
+    name=${u%%:*}
+    exposure=$(systemd-analyze security --offline=true "$root/etc/systemd/system/$name" 2>/dev/null |
+      sed -n "s/.*Overall exposure level for $name: \([0-9.]*\).*/\1/p")
+    echo "# systemd-analyze security --offline=true $name: exposure $exposure"
+    check "$name sandbox rated ${u##*:} or better ($exposure)" awk -v e="$exposure" -v m="${u##*:}" 'BEGIN { exit !(e != "" && e <= m) }'
+  done
 else
   check "systemd-analyze is installed (package systemd)" false
 fi
@@ -130,9 +145,28 @@ check "a run without --cloud keeps the pin" test "$pin_sum" = "$(sha256sum <"$ro
 check "the installed daemon reads the pin as its allowed cloud" \
   bash -c "SECBOX_ETC_DIR='$root/etc/secbox' SECBOX_STATE_DIR='$work/none' '$binary' doctor 2>&1 | grep -q 'https://other.example.com'"
 
+# 2c. A hostile daemon: links planted in the tree it owns, then a reinstall.
+# Root's files behind them stay root's and unchanged; what root runs is not
+# the daemon's file.
+mkdir -m 0700 "$work/victim-dir"
+printf "root's\n" >"$work/victim-file"
+chmod 0600 "$work/victim-file"
+victim_state="$(mode_owner "$work/victim-dir") $(mode_owner "$work/victim-file") $(sha256sum <"$work/victim-file")"
+mv "$lib/versions/$version" "$lib/versions/kept"
+runuser -u secbox -- ln -s "$work/victim-dir" "$lib/versions/$version"
+runuser -u secbox -- ln -s "$work/victim-file" "$lib/update.state"
+out=$("$installer" --root "$root" --binary "$binary" --web "$src/web" 2>&1) || echo "$out"
+check "hostile: a version folder linked to a root folder is replaced, not followed" \
+  bash -c "[[ -d '$lib/versions/$version' && ! -L '$lib/versions/$version' ]] && cmp -s '$binary' '$lib/versions/$version/secbox'"
+check "hostile: root's folder and file behind the links are untouched" \
+  test "$(mode_owner "$work/victim-dir") $(mode_owner "$work/victim-file") $(sha256sum <"$work/victim-file")" = "$victim_state"
+check "hostile: nothing was written into root's folder" test -z "$(ls -A "$work/victim-dir")"
+rm -rf "$lib/versions/kept"
+
 # 3. An existing secbox.env is never overwritten.
 printf 'DEVICE_ID=dev_kept\nCLOUD_BASE_URL=https://cloud.example.com\n' >"$root/etc/secbox/secbox.env"
-chmod 0600 "$root/etc/secbox/secbox.env"
+chgrp secbox "$root/etc/secbox/secbox.env"
+chmod 0640 "$root/etc/secbox/secbox.env"
 sum=$(sha256sum <"$root/etc/secbox/secbox.env")
 printf '{"metrics": {"allow": ["get"]}}\n' >"$root/etc/secbox/control.json"
 control_sum=$(sha256sum <"$root/etc/secbox/control.json")

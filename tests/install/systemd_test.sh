@@ -139,6 +139,44 @@ check "polkit lets secbox restart the allowed unit" \
 check "polkit refuses secbox any other unit" \
   bash -c "! podman exec $name runuser -u secbox -- systemctl restart secbox-test-other.service 2>/dev/null"
 
+# The polkit rule follows control.json: a unit the site adds is restartable
+# within seconds (secbox-polkit.path), without running the installer again;
+# one it takes away is not.
+wait_rule() { # yes|no unit
+  for _ in $(seq 40); do
+    if box grep -q "\"$2\"" /etc/polkit-1/rules.d/50-secbox.rules 2>/dev/null; then
+      [[ $1 == yes ]] && return 0
+    else
+      [[ $1 == no ]] && return 0
+    fi
+    sleep 0.25
+  done
+  return 1
+}
+write_units() { # the units the cloud may restart, as a JSON list
+  podman exec -i "$name" sh -c 'cat >/etc/secbox/control.json' <<EOF
+{"metrics":    {"allow": ["get"]},
+ "containers": {"allow": ["list", "restart"]},
+ "units":      {"allow": ["status", "restart"], "names": $1},
+ "journal":    {"allow": ["tail"], "names": ["secbox.service"]},
+ "env":        {"allow": ["set", "unset"]},
+ "jwt":        {"allow": ["rotate"]},
+ "update":     {"allow": ["apply"]}}
+EOF
+}
+write_units '["secbox-test-allowed.service", "secbox-test-other.service"]'
+check "a unit added to control.json reaches the polkit rule (secbox-polkit.path)" wait_rule yes secbox-test-other.service
+check "polkit lets secbox restart the unit added later" \
+  box runuser -u secbox -- systemctl restart secbox-test-other.service
+write_units '["secbox-test-allowed.service"]'
+check "a unit taken out of control.json leaves the rule" wait_rule no secbox-test-other.service
+check "and polkit refuses it again" \
+  bash -c "! podman exec $name runuser -u secbox -- systemctl restart secbox-test-other.service 2>/dev/null"
+for u in secbox-recover.service secbox-recover-check.service secbox-polkit.service; do
+  e=$(box systemd-analyze security "$u" 2>/dev/null | sed -n "s/.*Overall exposure level for $u: \([0-9.]*\).*/\1/p")
+  echo "# systemd-analyze security $u: exposure $e"
+done
+
 # 2. The sandbox, as systemd applied it to the running daemon.
 pid=$(box systemctl show -p MainPID --value secbox.service)
 status=$(box cat "/proc/$pid/status")
@@ -333,12 +371,17 @@ check "the box runs again" box systemctl is-active --quiet secbox.service
 
 # secbox update on the box itself (no tunnel needed): same checks, same trial.
 sim "clear" 5 >/dev/null
-box sh -c 'openssl pkeyutl -sign -inkey /root/sim/update-key.pem -rawin -in /opt/secbox-test/secbox-release -out /root/release.sig'
-out=$(box /usr/local/bin/secbox update --file /opt/secbox-test/secbox-release --signature /root/release.sig --version 0.4.0 2>&1) || true
+# The command runs the current version as secbox (root never executes the
+# daemon's file): what it reads must be readable by secbox.
+box sh -c 'openssl pkeyutl -sign -inkey /root/sim/update-key.pem -rawin -in /opt/secbox-test/secbox-release -out /var/tmp/release.sig &&
+  chmod 0644 /var/tmp/release.sig && install -m 0644 /root/broken /var/tmp/broken'
+# The trial as short as the unit's (its drop-in does not reach this shell).
+out=$(box env SECBOX_UPDATE_TRIAL_S=10 SECBOX_UPDATE_DEADLINE_S=60 /usr/local/bin/secbox update \
+  --file /opt/secbox-test/secbox-release --signature /var/tmp/release.sig --version 0.4.0 2>&1) || true
 check "secbox update verifies and switches" grep -q "Switched 0.2.0 -> 0.4.0" <<<"$out"
 r=$(await_result "done")
 check "the version it installed passed its trial" grep -q '"toVersion": "0.4.0"' <<<"$r"
-out=$(box /usr/local/bin/secbox update --file /root/broken --signature /root/release.sig --version 0.5.0 2>&1) && false
+out=$(box /usr/local/bin/secbox update --file /var/tmp/broken --signature /var/tmp/release.sig --version 0.5.0 2>&1) && false
 check "secbox update refuses a file the signature is not for" grep -q "refused" <<<"$out"
 
 # A crash loop outside any trial (here: current pointed by hand at a broken
@@ -354,6 +397,27 @@ check "current is known-good again" test "$(box readlink /usr/local/lib/secbox/c
 check "the unit runs again" box systemctl is-active --quiet secbox.service
 box rm -f /etc/systemd/system/secbox.service.d/fast-fail.conf
 box systemctl daemon-reload
+
+# A hostile daemon: a shell as secbox plants links where root's helpers
+# work, then each trigger of secbox-recover runs (the unit's pre-start, the
+# 30 s check, OnFailure's service) and the installer runs again. Root's
+# files behind the links stay root's and unchanged.
+sim "clear" 5 >/dev/null
+root_state() { box sh -c 'stat -c "%U:%G %a" /etc /etc/shadow /etc/passwd; sha256sum /etc/shadow /etc/passwd'; }
+before_root=$(root_state)
+box runuser -u secbox -- sh -c 'cd /usr/local/lib/secbox && rm -rf results && ln -s /etc results &&
+  rm -f /var/lib/secbox/known-good/secbox.env.replaced && mkdir -p /var/lib/secbox/known-good &&
+  ln -s /etc/shadow /var/lib/secbox/known-good/secbox.env.replaced &&
+  cp /etc/secbox/secbox.env /var/lib/secbox/known-good/secbox.env && echo "X_HOSTILE=1" >>/var/lib/secbox/known-good/secbox.env &&
+  printf "PHASE=trial\nATTEMPT=att-hostile\nFROM=0.4.0\nTO=0.4.0\nDEADLINE=1\nSTARTS=5\n" >update.state'
+box systemctl restart secbox.service || true
+box systemctl start secbox-recover-check.service || true
+box systemctl start secbox-recover.service || true
+box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 >/dev/null 2>&1 || true
+check "hostile daemon: /etc, /etc/shadow and /etc/passwd are root's and unchanged" test "$(root_state)" = "$before_root"
+check "hostile daemon: no outcome of the recovery landed in /etc" \
+  bash -c "! podman exec $name ls -a /etc | grep -qE '^(\\.)?(att-|recover-)'"
+check "hostile daemon: the box runs again" box systemctl is-active --quiet secbox.service
 
 box /opt/secbox-test/install.sh --uninstall --purge >/dev/null 2>&1 || true
 check "after --purge no secbox process runs" bash -c "! podman exec $name pgrep -f /usr/local/bin/secbox >/dev/null"
