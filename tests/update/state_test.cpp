@@ -1,6 +1,8 @@
 // The files an update leaves for the next start and for secbox-recover: read
 // back only when every value keeps its rules (the folder is the daemon's,
 // and secbox-recover runs as root), one clientId per attempt.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "temp_dir.hpp"
@@ -58,6 +60,23 @@ TEST(UpdateState, OutcomesAreReadWithTheirDetailOnOneLine) {
   EXPECT_EQ(all[0].outcome.data()["ok"], false);
   remove_outcome(all[0].file);
   EXPECT_TRUE(load_outcomes(dir.path()).empty());
+}
+
+// A hostile daemon's link: results -> /etc made the next start report
+// every file of /etc as a failed rollback.
+TEST(UpdateState, AResultsFolderThatIsALinkHoldsNoOutcomes) {
+  TempDir dir;
+  TempDir elsewhere;
+  elsewhere.write("passwd", "root:x:0:0::/root:/bin/sh\n");
+  ASSERT_EQ(::symlink(elsewhere.path().c_str(), (dir.path() + "/results").c_str()), 0);
+  EXPECT_TRUE(load_outcomes(dir.path()).empty());
+  ::unlink((dir.path() + "/results").c_str());
+  UpdateOutcome o{"att-1", "1.0.0", "2.0.0", false, "rollback", "why"};
+  ASSERT_TRUE(save_outcome(dir.path(), o));
+  ASSERT_EQ(::symlink((elsewhere.path() + "/passwd").c_str(), (dir.path() + "/results/att-2").c_str()), 0);
+  auto all = load_outcomes(dir.path());
+  ASSERT_EQ(all.size(), 1u) << "a link among the outcomes is not one";
+  EXPECT_EQ(all[0].outcome.attempt, "att-1");
 }
 
 TEST(UpdateState, OneClientIdPerAttempt) {

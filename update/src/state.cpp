@@ -1,6 +1,7 @@
 #include "update/state.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,12 +147,17 @@ void remove_state(const std::string& root) { ::unlink(state_path(root).c_str());
 std::vector<StoredOutcome> load_outcomes(const std::string& root, std::size_t max) {
   std::vector<StoredOutcome> out;
   const std::string dir = results_dir(root);
+  // Outcomes are regular files in a real folder: a link there (to /etc, say)
+  // is not a pile of failed rollbacks to report to the cloud.
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return out;
   DIR* d = ::opendir(dir.c_str());
   if (!d) return out;
   std::vector<std::string> names;
   while (auto* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == ".." || name.find(".tmp") != std::string::npos) continue;
+    if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
     names.push_back(std::move(name));
   }
   ::closedir(d);
