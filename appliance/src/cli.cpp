@@ -36,6 +36,7 @@ Run `secbox <command> --help` for one command's help.
 Environment:
   SECBOX_ETC_DIR       where secbox.env lives (default /etc/secbox)
   SECBOX_STATE_DIR     where state lives (default /var/lib/secbox)
+  SECBOX_COMPOSE_DIR   the compose projects' folders (default <state>/compose)
 Every other setting is read from secbox.env, then from the environment.
 )";
 

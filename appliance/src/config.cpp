@@ -133,6 +133,11 @@ Result<Config> load_config(const Environment& penv) {
   if (auto it = penv.find("SECBOX_STATE_DIR"); it != penv.end() && !it->second.empty()) {
     c.paths.state_dir = it->second;
   }
+  if (auto it = penv.find("SECBOX_COMPOSE_DIR"); it != penv.end() && !it->second.empty()) {
+    c.paths.compose_root = it->second;
+    if (c.paths.compose_root[0] != '/') return Error{Errc::config, "SECBOX_COMPOSE_DIR must be an absolute path"};
+    while (c.paths.compose_root.size() > 1 && c.paths.compose_root.back() == '/') c.paths.compose_root.pop_back();
+  }
   for (auto* dir : {&c.paths.etc_dir, &c.paths.state_dir}) {
     if (dir->empty() || (*dir)[0] != '/') {
       return Error{Errc::config, "SECBOX_ETC_DIR and SECBOX_STATE_DIR must be absolute paths"};

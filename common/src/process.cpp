@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ void append_capped(std::string& to, const char* data, std::size_t n, std::size_t
     }
   }
   if (err == 0 && ::chdir(o.cwd.c_str()) != 0) err = errno;
+  if (o.umask) ::umask(*o.umask);
   if (err == 0) {
     if (envp != nullptr) {
       ::execvpe(argv[0], argv, envp);

@@ -40,7 +40,11 @@ Result<void> make_dir(const std::string& path, const ComposeSettings& s) {
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) return Error{Errc::io, "cannot create " + path + ": " + ec.message()};
-  ::chmod(path.c_str(), 0750);
+  // 0750, and the set-group-id bit a folder inherits from the compose root:
+  // the container runtime's user reads the projects through that group.
+  struct stat st {};
+  const mode_t setgid = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & S_ISGID) : 0;
+  ::chmod(path.c_str(), setgid | 0750);
   if (s.run_as && ::geteuid() == 0 && ::chown(path.c_str(), s.run_as->uid, s.run_as->gid) != 0) {
     return Error{Errc::io, "cannot give " + path + " to " + s.run_as->name + ": " + std::strerror(errno)};
   }
@@ -74,6 +78,10 @@ Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& proj
   if (s.run_as && ::geteuid() == 0) o.run_as = s.run_as;
   o.cwd = fs::path(file).parent_path().string();
   o.env = v.tool_env;
+  // What the tool makes in the project's folder (a bind source it creates)
+  // is the group's too: the container runtime's own user reaches the
+  // projects through their group (docs/security.md).
+  o.umask = 0007;
   o.timeout = timeout;
   o.cancel = s.cancel;
   return run_process(o);

@@ -27,7 +27,10 @@ struct Paths {
   std::string tools_dir() const { return etc_dir + "/tools"; }
   std::string control_file() const { return etc_dir + "/control.json"; }
   std::string cloud_pin_file() const { return etc_dir + "/cloud"; }  // install.sh --cloud
-  std::string compose_dir() const { return state_dir + "/compose"; }
+  // SECBOX_COMPOSE_DIR: the projects' folders, which the container runtime's
+  // own user must reach (install.sh: /var/lib/secbox-compose).
+  std::string compose_root;
+  std::string compose_dir() const { return compose_root.empty() ? state_dir + "/compose" : compose_root; }
   std::string cameras_dir() const { return etc_dir + "/cameras"; }
   std::string hls_dir() const { return state_dir + "/hls"; }
   std::string pg_dir() const { return state_dir + "/pg"; }

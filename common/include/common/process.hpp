@@ -30,6 +30,7 @@ struct ProcessOptions {
   std::optional<UserInfo> run_as;  // switch to this user first (needs root)
   std::string cwd = "/";
   std::optional<std::vector<std::string>> env;  // KEY=VALUE; nullopt inherits ours
+  std::optional<mode_t> umask;  // the child's; nullopt inherits ours
   std::chrono::milliseconds timeout{30000};
   std::size_t max_output = 64 * 1024;  // per stream; the rest is counted, not kept
   // Set from another thread to kill the child's process group now (the
