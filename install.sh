@@ -51,7 +51,7 @@ init_settings() {
   # compose restarts); dbus and polkitd let the daemon restart the units
   # control.json names, and nothing else.
   RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl openssl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7
-    podman podman-compose dbus polkitd"
+    podman podman-compose uidmap slirp4netns dbus polkitd"
 }
 
 usage() {
@@ -131,6 +131,8 @@ parse_args() {
   if [ -z "$WEB_SRC" ] && [ -n "$SOURCE_DIR" ]; then WEB_SRC="$SOURCE_DIR/web"; fi
   ETC_DIR="$ROOT/etc/secbox"
   STATE_DIR="$ROOT/var/lib/secbox"
+  RUNTIME_HOME="$ROOT/var/lib/secbox-runtime"
+  COMPOSE_DIR="$ROOT/var/lib/secbox-compose"
   UNIT_PATH="$ROOT/etc/systemd/system/secbox.service"
 }
 
@@ -442,6 +444,27 @@ ensure_user() {
   fi
 }
 
+# The containers' own user: rootless podman runs the box's containers as
+# secbox-runtime, in a user namespace of 65536 subordinate ids, so a
+# container (even --privileged, even a compromised daemon's) is never root
+# on the box (docs/security.md).
+ensure_runtime_user() {
+  if ! getent passwd secbox-runtime >/dev/null; then
+    useradd --system --user-group --home-dir /var/lib/secbox-runtime --no-create-home --shell /usr/sbin/nologin \
+      secbox-runtime
+    say "created the system user secbox-runtime (the containers' runtime)"
+    CHANGED=1
+  fi
+  for f in subuid subgid; do
+    if ! grep -q '^secbox-runtime:' "/etc/$f" 2>/dev/null; then
+      start=$(awk -F: 'BEGIN { m = 100000 } $2 + $3 > m { m = $2 + $3 } END { print m }' "/etc/$f" 2>/dev/null || echo 100000)
+      printf 'secbox-runtime:%s:65536\n' "$start" >>"/etc/$f"
+      say "gave secbox-runtime the subordinate ids $start-$((start + 65535)) (/etc/$f)"
+      CHANGED=1
+    fi
+  done
+}
+
 ensure_dir() { # mode owner directory
   if [ ! -d "$3" ]; then
     mkdir -p "$3"
@@ -465,6 +488,11 @@ ensure_dirs() {
   ensure_dir 1770 root:secbox "$ETC_DIR"
   ensure_dir 755 root:root "$ETC_DIR/tools"
   ensure_dir 700 secbox:secbox "$STATE_DIR"
+  # The compose projects: the daemon's (it writes the files), read by the
+  # container runtime's user through the group (set-group-id: every project
+  # folder and what the compose tool makes in it has that group).
+  ensure_dir 700 secbox-runtime:secbox-runtime "$RUNTIME_HOME"
+  ensure_dir 2750 secbox:secbox-runtime "$COMPOSE_DIR"
 }
 
 # Node control (cloud-protocol §7.5): read-only operations by default. An
@@ -545,8 +573,8 @@ write_unit() {
 [Unit]
 Description=SecBox edge security appliance
 Documentation=file://$PREFIX/share/doc/secbox
-After=network-online.target
-Wants=network-online.target
+After=network-online.target secbox-runtime.socket
+Wants=network-online.target secbox-runtime.socket
 StartLimitIntervalSec=10min
 StartLimitBurst=20
 # Failed for good (the start limit): back to the known-good version and env.
@@ -565,8 +593,8 @@ Group=secbox
 SupplementaryGroups=video systemd-journal
 Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox LAN_WEB_DIR=$PREFIX/share/secbox/web
 Environment=SECBOX_VERSIONS_DIR=$PREFIX/lib/secbox
-# The system's podman service, through its socket (install_runtime).
-Environment=CONTAINER_HOST=unix:///run/podman/podman.sock
+# The containers' rootless podman, through its socket (install_runtime).
+Environment=CONTAINER_HOST=unix:///run/secbox-runtime.sock SECBOX_COMPOSE_DIR=/var/lib/secbox-compose
 WatchdogSec=30s
 Restart=on-failure
 RestartSec=5s
@@ -580,7 +608,7 @@ UMask=0077
 
 # Sandbox: read-only system, its own two folders writable.
 ProtectSystem=strict
-ReadWritePaths=/etc/secbox /var/lib/secbox $PREFIX/lib/secbox
+ReadWritePaths=/etc/secbox /var/lib/secbox $PREFIX/lib/secbox /var/lib/secbox-compose
 ProtectHome=yes
 PrivateTmp=yes
 PrivateMounts=yes
@@ -746,11 +774,12 @@ start_service() {
     return 0
   fi
   systemctl daemon-reload
-  if [ -f /lib/systemd/system/podman.socket ]; then
-    systemctl enable --quiet podman.socket
-    # A changed drop-in reaches the socket only when it is made again.
+  if [ "${RESTART_ROOT_PODMAN:-0}" -eq 1 ] && [ -f /lib/systemd/system/podman.socket ]; then
+    # Made again without the secbox group.
     systemctl restart podman.socket
   fi
+  systemctl enable --quiet secbox-runtime.socket
+  systemctl start secbox-runtime.socket
   if ! systemctl is-enabled --quiet secbox.service 2>/dev/null; then
     systemctl enable --quiet secbox.service
     CHANGED=1
@@ -767,31 +796,81 @@ start_service() {
   fi
 }
 
-# The box's containers run under the system's podman service (podman.socket,
-# root), which the daemon reaches through its API socket: the daemon keeps its
-# sandbox (no user namespaces, no set-uid helpers, no capabilities), and the
-# containers do not inherit it. The socket is the secbox group's, so the
-# daemon's podman and podman-compose drive it (CONTAINER_HOST in the unit).
-# That is root on the box: what a compose file may ask for is control.json's
-# decision (docs/control.md).
-podman_socket_dropin() {
-  cat <<'EOF'
-# Installed by install.sh: the SecBox daemon (group secbox) drives podman.
-# Debian's podman makes /run/podman 0700 root at boot (tmpfiles.d): the
-# group may pass through it to the socket, and may read nothing else there.
+# The box's containers run under rootless podman as secbox-runtime: a
+# socket PID 1 makes (the secbox group may connect, nobody else) activates
+# `podman system service` as that user. The daemon keeps its sandbox (no
+# user namespaces, no set-uid helpers), the containers do not inherit it,
+# and neither the daemon nor any compose file can reach root through the
+# runtime. Frigate's devices are the site's to allow (control.json) and the
+# runtime user's to open (docs/security.md).
+write_runtime_units() { # socket|service
+  case "$1" in
+    socket)
+      cat <<'EOF'
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox container runtime: the API socket the daemon drives
+
 [Socket]
+ListenStream=/run/secbox-runtime.sock
+SocketUser=secbox-runtime
 SocketGroup=secbox
 SocketMode=0660
-ExecStartPost=/bin/chgrp secbox /run/podman
-ExecStartPost=/bin/chmod 0710 /run/podman
+
+[Install]
+WantedBy=sockets.target
 EOF
+      ;;
+    service)
+      cat <<'EOF'
+# Installed by install.sh; changes here are replaced by the next install.
+[Unit]
+Description=SecBox container runtime: rootless podman as secbox-runtime
+Requires=secbox-runtime.socket
+After=secbox-runtime.socket
+
+[Service]
+Type=exec
+User=secbox-runtime
+Group=secbox-runtime
+# Its runtime state outlives a restart of the API service, as its
+# containers do (KillMode=process: conmon and the containers stay).
+RuntimeDirectory=secbox-runtime
+RuntimeDirectoryMode=0700
+RuntimeDirectoryPreserve=yes
+Environment=XDG_RUNTIME_DIR=/run/secbox-runtime HOME=/var/lib/secbox-runtime
+WorkingDirectory=/var/lib/secbox-runtime
+ExecStart=/usr/bin/podman system service --time=0
+KillMode=process
+Delegate=yes
+TimeoutStopSec=15s
+ProtectSystem=full
+ProtectHome=yes
+EOF
+      ;;
+  esac
 }
 
 install_runtime() {
-  dropin_tmp=$(mktemp)
-  podman_socket_dropin >"$dropin_tmp"
-  install_file 644 "$dropin_tmp" "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
-  rm -f "$dropin_tmp"
+  unit_tmp=$(mktemp)
+  write_runtime_units socket >"$unit_tmp"
+  install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-runtime.socket"
+  write_runtime_units service >"$unit_tmp"
+  install_file 644 "$unit_tmp" "$ROOT/etc/systemd/system/secbox-runtime.service"
+  rm -f "$unit_tmp"
+  # Earlier installs gave the secbox group root's podman socket: no more.
+  if [ -e "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf" ]; then
+    remove_path "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
+    rmdir "$ROOT/etc/systemd/system/podman.socket.d" 2>/dev/null || true
+    RESTART_ROOT_PODMAN=1
+  fi
+  # Projects of earlier installs move to where the runtime's user reaches them.
+  if [ -d "$STATE_DIR/compose" ] && [ ! -L "$STATE_DIR/compose" ]; then
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    as_secbox sh -c 'for p in "$1"/*; do [ -d "$p" ] && [ ! -e "$2/${p##*/}" ] && mv "$p" "$2/"; done; rmdir "$1"' \
+      sh "$STATE_DIR/compose" "$COMPOSE_DIR" 2>/dev/null || true
+    say "moved the compose projects to $COMPOSE_DIR; containers started by root's podman before keep running until the next compose.snapshot of their project (podman ps as root lists them)"
+  fi
 }
 
 # units.restart (cloud-protocol 7.5): polkit lets the secbox user restart
@@ -893,6 +972,7 @@ do_install() {
   update_key
   obtain_binary
   ensure_user
+  ensure_runtime_user
   install_versions
   install_web
   ensure_dirs
@@ -930,6 +1010,7 @@ do_uninstall() {
   if systemd_running && [ -f "$UNIT_PATH" ]; then
     systemctl disable --now --quiet secbox-recover-check.timer || true
     systemctl disable --now --quiet secbox-polkit.path || true
+    systemctl disable --now --quiet secbox-runtime.socket secbox-runtime.service || true
     systemctl disable --now --quiet secbox.service || true
   fi
   remove_path "$UNIT_PATH"
@@ -940,6 +1021,8 @@ do_uninstall() {
   remove_path "$ROOT/etc/systemd/system/secbox-polkit.service"
   remove_path "$ROOT$PREFIX/lib/secbox-polkit-sync"
   remove_path "$ROOT/etc/systemd/system/podman.socket.d/secbox.conf"
+  remove_path "$ROOT/etc/systemd/system/secbox-runtime.socket"
+  remove_path "$ROOT/etc/systemd/system/secbox-runtime.service"
   remove_path "$ROOT/etc/polkit-1/rules.d/50-secbox.rules"
   if systemd_running; then
     systemctl daemon-reload
@@ -956,6 +1039,7 @@ do_uninstall() {
   if [ "$PURGE" -eq 1 ]; then
     remove_path "$ETC_DIR"
     remove_path "$STATE_DIR"
+    remove_path "$COMPOSE_DIR"
     remove_path "$ROOT/etc/postgresql-common/createcluster.d/secbox.conf"
     if [ -z "$ROOT" ] && getent passwd secbox >/dev/null; then
       # Nothing of the box may outlive it: any process left as secbox.
@@ -963,6 +1047,14 @@ do_uninstall() {
       userdel secbox
       say "removed the system user secbox"
     fi
+    if [ -z "$ROOT" ] && getent passwd secbox-runtime >/dev/null; then
+      # Its containers and their storage go with it.
+      pkill -KILL -u secbox-runtime 2>/dev/null || true
+      userdel secbox-runtime
+      sed -i '/^secbox-runtime:/d' /etc/subuid /etc/subgid 2>/dev/null || true
+      say "removed the system user secbox-runtime and its containers"
+    fi
+    remove_path "$RUNTIME_HOME"
   else
     say "kept $ETC_DIR and $STATE_DIR (the pairing and the data); --purge removes them"
   fi

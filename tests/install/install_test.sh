@@ -75,7 +75,7 @@ check "unit runs secbox-recover as root before each start" \
 check "unit restarts into a switched version (75) without counting it a failure" \
   bash -c "grep -qx 'RestartForceExitStatus=75' '$unit' && grep -qx 'SuccessExitStatus=75' '$unit'"
 check "unit calls secbox-recover when it fails for good" grep -qx "OnFailure=secbox-recover.service" "$unit"
-check "unit may write its versions folder" grep -qx "ReadWritePaths=/etc/secbox /var/lib/secbox /usr/local/lib/secbox" "$unit"
+check "unit may write its versions folder and the compose projects" grep -qx "ReadWritePaths=/etc/secbox /var/lib/secbox /usr/local/lib/secbox /var/lib/secbox-compose" "$unit"
 check "the recovery units and the 30 s timer are installed" \
   bash -c "grep -q 'secbox-recover --versions /usr/local/lib/secbox failed' '$root/etc/systemd/system/secbox-recover.service' &&
            grep -q 'secbox-recover --versions /usr/local/lib/secbox check' '$root/etc/systemd/system/secbox-recover-check.service' &&
@@ -90,11 +90,19 @@ check "the unit points the LAN server at it" grep -q "LAN_WEB_DIR=/usr/local/sha
 check "the pairing address is printed" grep -q "pair this box" <<<"$out"
 check "postgresql-common creates no default cluster" \
   grep -qx "create_main_cluster = false" "$root/etc/postgresql-common/createcluster.d/secbox.conf"
-check "podman's socket is the secbox group's" \
-  bash -c "grep -qx 'SocketGroup=secbox' '$root/etc/systemd/system/podman.socket.d/secbox.conf' &&
-           grep -qx 'SocketMode=0660' '$root/etc/systemd/system/podman.socket.d/secbox.conf' &&
-           grep -qx 'ExecStartPost=/bin/chmod 0710 /run/podman' '$root/etc/systemd/system/podman.socket.d/secbox.conf'"
-check "the unit drives podman through its socket" grep -qx "Environment=CONTAINER_HOST=unix:///run/podman/podman.sock" "$unit"
+check "root's podman socket is not given to the secbox group" test ! -e "$root/etc/systemd/system/podman.socket.d/secbox.conf"
+check "the containers run rootless as secbox-runtime, activated by a socket only the secbox group may use" \
+  bash -c "grep -qx 'SocketUser=secbox-runtime' '$root/etc/systemd/system/secbox-runtime.socket' &&
+           grep -qx 'SocketGroup=secbox' '$root/etc/systemd/system/secbox-runtime.socket' &&
+           grep -qx 'SocketMode=0660' '$root/etc/systemd/system/secbox-runtime.socket' &&
+           grep -qx 'User=secbox-runtime' '$root/etc/systemd/system/secbox-runtime.service' &&
+           grep -qx 'ExecStart=/usr/bin/podman system service --time=0' '$root/etc/systemd/system/secbox-runtime.service'"
+check "secbox-runtime has subordinate ids of its own" \
+  bash -c "grep -q '^secbox-runtime:[0-9]*:65536$' /etc/subuid && grep -q '^secbox-runtime:[0-9]*:65536$' /etc/subgid"
+check "the compose projects' folder is the daemon's, read by the runtime's group (set-group-id)" \
+  test "$(mode_owner "$root/var/lib/secbox-compose")" = "2750 secbox:secbox-runtime"
+check "the unit drives the runtime through its socket" \
+  grep -qx "Environment=CONTAINER_HOST=unix:///run/secbox-runtime.sock SECBOX_COMPOSE_DIR=/var/lib/secbox-compose" "$unit"
 check "the unit reads the journal (journal.tail)" grep -qx "SupplementaryGroups=video systemd-journal" "$unit"
 check "no polkit rule while control.json allows no restart" test ! -e "$root/etc/polkit-1/rules.d/50-secbox.rules"
 check "the polkit rule's writer is root's, outside the daemon's tree" \

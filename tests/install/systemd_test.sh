@@ -89,8 +89,11 @@ podman cp "$work/containers-inner.conf" "$name:/etc/containers/containers.conf"
 podman cp "$work/storage.conf" "$name:/etc/containers/storage.conf"
 # shellcheck disable=SC2016 # expanded by the container's shell
 box sh -c 'mkdir -p /tmp/bb/bin && cp /bin/busybox /tmp/bb/bin/ &&
-  for l in sh sleep env cat true; do ln -s busybox /tmp/bb/bin/$l; done &&
-  tar -C /tmp/bb -c . | podman import --change "CMD [\"/bin/sleep\",\"100000\"]" - localhost/sbt-busybox:1 >/dev/null 2>&1'
+  for l in sh sleep env cat true touch; do ln -s busybox /tmp/bb/bin/$l; done &&
+  tar -C /tmp/bb -cf /tmp/bb.tar .'
+# As on an ordinary Debian install (the host's is 0600): rootless podman's
+# slirp4netns opens it as the runtime's user.
+box chmod 0666 /dev/net/tun
 # podman.service failed at boot, before the settings above; socket activation
 # starts it again.
 box systemctl reset-failed
@@ -112,6 +115,15 @@ out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /op
   --update-key /opt/secbox-test/update.pub 2>&1) ||
   { echo "$out"; exit 1; }
 echo "# install.sh took $(($(date +%s) - t0)) s"
+# The containers' runtime: rootless podman as secbox-runtime, behind its
+# socket. rt drives it as the daemon does; the test's image goes into that
+# user's storage.
+rt() { box env CONTAINER_HOST=unix:///run/secbox-runtime.sock podman "$@"; }
+check "the runtime answers on its socket, rootless" test "$(rt info --format '{{.Host.Security.Rootless}}' 2>&1)" = true
+# shellcheck disable=SC2016 # expanded by the container's shell
+box runuser -u secbox-runtime -- env XDG_RUNTIME_DIR=/run/secbox-runtime HOME=/var/lib/secbox-runtime \
+  sh -c 'podman import --change "CMD [\"/bin/sleep\",\"100000\"]" /tmp/bb.tar localhost/sbt-busybox:1 >/dev/null'
+check "the test image is in the runtime's storage" rt image exists localhost/sbt-busybox:1
 check "install says it installed" grep -q "SecBox is installed" <<<"$out"
 check "secbox.service is active" box systemctl is-active --quiet secbox.service
 check "through Type=notify" test "$(box systemctl show -p Type --value secbox.service)" = notify
@@ -269,15 +281,55 @@ echo "# compose.snapshot (two services, one health check) to its reply: $(awk -v
 echo "# $reply"
 check "compose.snapshot: done" test "$(field 'm.get("payload",{}).get("phase")' <<<"$reply")" = "done"
 check "the container runs the env file's value" \
-  bash -c "podman exec $name podman exec booth_app_1 env | grep -qx GREETING=hola"
+  bash -c "podman exec $name env CONTAINER_HOST=unix:///run/secbox-runtime.sock podman exec booth_app_1 env | grep -qx GREETING=hola"
 check "both services run" \
-  bash -c "[[ \$(podman exec $name podman ps -q --filter label=com.docker.compose.project=booth | wc -l) -eq 2 ]]"
+  bash -c "[[ \$(podman exec $name env CONTAINER_HOST=unix:///run/secbox-runtime.sock podman ps -q --filter label=com.docker.compose.project=booth | wc -l) -eq 2 ]]"
 reply=$(request containers.list '{}')
 check "containers.list names the project's containers" grep -q 'booth_worker_1' <<<"$reply"
-before=$(box podman inspect -f '{{.State.StartedAt}}' booth_worker_1 || true)
+before=$(rt inspect -f '{{.State.StartedAt}}' booth_worker_1 || true)
 reply=$(request containers.restart '{"name":"booth_worker_1"}' 60)
 check "containers.restart: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
-check "the container was restarted" test "$(box podman inspect -f '{{.State.StartedAt}}' booth_worker_1 || true)" != "$before"
+check "the container was restarted" test "$(rt inspect -f '{{.State.StartedAt}}' booth_worker_1 || true)" != "$before"
+# A hostile cloud: the corpus of tests/golden/compose-hostile sent over the
+# tunnel to a project control.json allows nothing privileged. Each is
+# refused at write; the project's containers stay the ones that ran, and
+# none of them holds anything of the host.
+ids_before=$(rt ps -aq --filter label=com.docker.compose.project=booth | sort)
+refused=0
+sent=0
+for f in "$src"/tests/golden/compose-hostile/*.yaml; do
+  head -n 1 "$f" | grep -q '^# refused:' || continue
+  payload=$(python3 -c 'import json,sys; print(json.dumps({"project": "booth", "yaml": open(sys.argv[1]).read().replace("localhost/app:1", "localhost/sbt-busybox:1")}))' "$f")
+  reply=$(request compose.snapshot "$payload" 30)
+  sent=$((sent + 1))
+  if [[ "$(field 'm.get("payload",{}).get("phase")' <<<"$reply")" == write ]]; then
+    refused=$((refused + 1))
+  else
+    echo "# not refused at write: $(basename "$f"): $reply"
+  fi
+done
+echo "# hostile compose files over the tunnel: $refused of $sent refused at write"
+check "every hostile compose file is refused at write ($refused of $sent)" test "$refused" -eq "$sent" -a "$sent" -ge 40
+check "the project's containers are the ones from before" \
+  test "$(rt ps -aq --filter label=com.docker.compose.project=booth | sort)" = "$ids_before"
+# shellcheck disable=SC2046 # one id a word
+box_containers=$(rt inspect $(rt ps -aq))
+reach=$(python3 -c '
+import json, sys
+found = []
+for c in json.load(sys.stdin):
+    hc = c.get("HostConfig", {})
+    bad = [k for k in ("Privileged",) if hc.get(k)]
+    bad += ["CapAdd"] if hc.get("CapAdd") else []
+    bad += ["Devices"] if hc.get("Devices") else []
+    bad += [k + "=" + hc.get(k, "") for k in ("NetworkMode", "PidMode", "IpcMode", "UTSMode", "UsernsMode")
+            if hc.get(k, "") == "host" or hc.get(k, "").startswith(("ns:", "container:"))]
+    bad += ["bind " + m["Source"] for m in c.get("Mounts", []) if m.get("Type") == "bind"
+            and not m.get("Source", "").startswith("/var/lib/secbox-compose/")]
+    if bad:
+        found.append(c.get("Name", "?") + ": " + " ".join(bad))
+print("; ".join(found))' <<<"$box_containers")
+check "no container of the box holds anything of the host (${reach:-nothing})" test -z "$reach"
 reply=$(request units.status '{"name":"secbox-test-allowed.service"}')
 check "units.status: active" test "$(field 'm.get("payload",{}).get("activeState")' <<<"$reply")" = active
 before=$(box systemctl show -p MainPID --value secbox-test-allowed.service)
@@ -398,6 +450,21 @@ check "the unit runs again" box systemctl is-active --quiet secbox.service
 box rm -f /etc/systemd/system/secbox.service.d/fast-fail.conf
 box systemctl daemon-reload
 
+# A hostile daemon against the container runtime: as secbox, the runtime's
+# socket starts a privileged container with the host's / mounted, which
+# cannot write /etc or read /etc/shadow (rootless: uid 0 in the container
+# is secbox-runtime on the box); root's podman socket is not the secbox
+# group's.
+out=$(box runuser -u secbox -- env CONTAINER_HOST=unix:///run/secbox-runtime.sock podman run --rm --privileged \
+  --network none -v /:/host localhost/sbt-busybox:1 sh -c 'echo container-ran; touch /host/etc/secbox-pwned; cat /host/etc/shadow' 2>&1) || true
+check "hostile daemon: the runtime ran its privileged container" grep -q '^container-ran' <<<"$out"
+check "hostile daemon: a privileged container of the runtime cannot write /etc" bash -c "! podman exec $name test -e /etc/secbox-pwned"
+shadow_read=0
+if grep -q '^root:' <<<"$out"; then shadow_read=1; fi
+check "hostile daemon: nor read /etc/shadow" test "$shadow_read" -eq 0
+check "hostile daemon: root's podman socket refuses secbox" \
+  bash -c "! podman exec $name runuser -u secbox -- podman --url unix:///run/podman/podman.sock ps >/dev/null 2>&1"
+
 # A hostile daemon: a shell as secbox plants links where root's helpers
 # work, then each trigger of secbox-recover runs (the unit's pre-start, the
 # 30 s check, OnFailure's service) and the installer runs again. Root's
@@ -405,14 +472,24 @@ box systemctl daemon-reload
 sim "clear" 5 >/dev/null
 root_state() { box sh -c 'stat -c "%U:%G %a" /etc /etc/shadow /etc/passwd; sha256sum /etc/shadow /etc/passwd'; }
 before_root=$(root_state)
-box runuser -u secbox -- sh -c 'cd /usr/local/lib/secbox && rm -rf results && ln -s /etc results &&
-  rm -f /var/lib/secbox/known-good/secbox.env.replaced && mkdir -p /var/lib/secbox/known-good &&
-  ln -s /etc/shadow /var/lib/secbox/known-good/secbox.env.replaced &&
-  cp /etc/secbox/secbox.env /var/lib/secbox/known-good/secbox.env && echo "X_HOSTILE=1" >>/var/lib/secbox/known-good/secbox.env &&
+# With the daemon stopped (it would rewrite its bundle on its next welcome),
+# a known-good bundle that differs from secbox.env, so that the failed-unit
+# recovery restores it and keeps the replaced file — through a link to
+# /etc/shadow, had root done the copy.
+box systemctl stop secbox.service
+# shellcheck disable=SC2016 # expanded by the container's shell
+check "hostile daemon: the links are planted (as secbox)" box runuser -u secbox -- sh -c 'set -e
+  cd /usr/local/lib/secbox && rm -rf results && ln -s /etc results
+  mkdir -p /var/lib/secbox/known-good && rm -f /var/lib/secbox/known-good/secbox.env.replaced
+  ln -s /etc/shadow /var/lib/secbox/known-good/secbox.env.replaced
+  grep -v "^GREETING=" /etc/secbox/secbox.env >/var/lib/secbox/known-good/secbox.env
+  echo "GREETING=from-the-bundle" >>/var/lib/secbox/known-good/secbox.env
   printf "PHASE=trial\nATTEMPT=att-hostile\nFROM=0.4.0\nTO=0.4.0\nDEADLINE=1\nSTARTS=5\n" >update.state'
-box systemctl restart secbox.service || true
-box systemctl start secbox-recover-check.service || true
 box systemctl start secbox-recover.service || true
+check "hostile daemon: the failed-unit recovery restored the bundle" box grep -qx GREETING=from-the-bundle /etc/secbox/secbox.env
+for _ in $(seq 40); do box systemctl is-active --quiet secbox.service && break; sleep 0.5; done
+box systemctl start secbox-recover-check.service || true
+box systemctl restart secbox.service || true
 box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 >/dev/null 2>&1 || true
 check "hostile daemon: /etc, /etc/shadow and /etc/passwd are root's and unchanged" test "$(root_state)" = "$before_root"
 check "hostile daemon: no outcome of the recovery landed in /etc" \
