@@ -1,7 +1,11 @@
 #include "update_cli.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 
@@ -54,6 +58,39 @@ Result<Setup> setup() {
   Setup s{std::move(config).value(), {}};
   s.root = update::versions_root(s.config.versions_dir);
   return s;
+}
+
+// Copies `from` through one descriptor (no link followed, a regular file of
+// at most the update cap) into a new private file in the versions folder.
+Result<std::string> private_copy(const std::string& from, const std::string& root) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) return Error{Errc::io, "cannot open " + from + ": " + std::strerror(errno)};
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_in{in};
+  struct stat st {};
+  if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) return Error{Errc::invalid, from + " is not a file"};
+  if (static_cast<std::uint64_t>(st.st_size) > update::kMaxUpdateBytes) {
+    return Error{Errc::too_large, from + " is larger than an update may be"};
+  }
+  std::string path = root + "/.cli-update-XXXXXX";
+  const int out = ::mkostemp(path.data(), O_CLOEXEC);
+  if (out < 0) return Error{Errc::io, "cannot make a file in " + root + ": " + std::strerror(errno)};
+  struct Close close_out{out};
+  char buf[1 << 16];
+  std::uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(in, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    total += n > 0 ? static_cast<std::uint64_t>(n) : 0;
+    if (n < 0 || total > update::kMaxUpdateBytes || ::write(out, buf, static_cast<std::size_t>(n)) != n) {
+      ::unlink(path.c_str());
+      return Error{Errc::io, "cannot copy " + from + (n < 0 ? std::string(": ") + std::strerror(errno) : "")};
+    }
+  }
+  return path;
 }
 
 // Files the CLI (root) made in the versions folder belong to its owner, the
@@ -158,18 +195,26 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   while (!sig_b64.empty() && (sig_b64.back() == '\n' || sig_b64.back() == '\r' || sig_b64.back() == ' ')) {
     sig_b64.pop_back();
   }
+  // The file is opened once: its bytes are copied through that one
+  // descriptor into a private file, and that copy is what is checked and
+  // staged, so nothing can change between the check and the copy.
+  auto copy = private_copy(file, root);
+  if (!copy) return err << "secbox update: " << copy.error().message << "\n", 1;
+  const std::string checked = copy.value();
+  struct Unlink {
+    std::string path;
+    ~Unlink() { ::unlink(path.c_str()); }
+  } remove_copy{checked};
   struct stat st {};
-  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return err << "secbox update: " << file << " is not a file\n", 1;
-  }
-  auto sha = update::file_sha256(file);
+  if (::stat(checked.c_str(), &st) != 0) return err << "secbox update: the copy of " << file << " is gone\n", 1;
+  auto sha = update::file_sha256(checked);
   if (!sha) return err << "secbox update: " << sha.error().message << "\n", 1;
-  auto verified = update::verify_update(file, update::Expected{static_cast<std::uint64_t>(st.st_size), sha.value(), sig_b64},
+  auto verified = update::verify_update(checked, update::Expected{static_cast<std::uint64_t>(st.st_size), sha.value(), sig_b64},
                                         key.value());
   if (!verified) return err << "secbox update: refused: " << verified.error().message << "\n", 1;
   out << "Verified " << file << " (" << st.st_size << " bytes, sha256 " << sha.value() << ") with " << c.update_key_file
       << ".\n";
-  if (auto staged = store.stage(version, file); !staged) {
+  if (auto staged = store.stage(version, checked); !staged) {
     return err << "secbox update: " << staged.error().message << "\n", 1;
   }
   update::UpdateState state{random_uuid(), from, version, "trial"};
