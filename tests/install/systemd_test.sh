@@ -490,7 +490,22 @@ check "hostile daemon: the failed-unit recovery restored the bundle" box grep -q
 for _ in $(seq 40); do box systemctl is-active --quiet secbox.service && break; sleep 0.5; done
 box systemctl start secbox-recover-check.service || true
 box systemctl restart secbox.service || true
+# The daemon rewrites its own binary; an administrator then types `secbox
+# version` as root. It runs, as secbox.
+current=$(box readlink /usr/local/lib/secbox/current)
+box cp "/usr/local/lib/secbox/$current/secbox" /var/tmp/secbox-kept
+# shellcheck disable=SC2016 # expanded by the container's shell
+box runuser -u secbox -- sh -c 'printf "#!/bin/sh\nid -u >/var/tmp/secbox-ran-as; touch /etc/secbox-pwned-by-cli\n" >"$1/secbox.new" &&
+  chmod 755 "$1/secbox.new" && mv -f "$1/secbox.new" "$1/secbox"' sh "/usr/local/lib/secbox/$current"
+box /usr/local/bin/secbox version >/dev/null 2>&1 || true
+check "hostile daemon: root's secbox ran the daemon's file as secbox, not root" \
+  test "$(box cat /var/tmp/secbox-ran-as 2>/dev/null)" = "$(box id -u secbox)"
+check "hostile daemon: so it could not write /etc" bash -c "! podman exec $name test -e /etc/secbox-pwned-by-cli"
+# The installer, run again, puts the real binary back (and follows no link).
 box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 >/dev/null 2>&1 || true
+check "hostile daemon: the installer runs its own binary again" \
+  box cmp -s /opt/secbox-test/secbox /usr/local/lib/secbox/current/secbox
+check "hostile daemon: root's podman holds no container at all" test -z "$(box podman ps -aq)"
 check "hostile daemon: /etc, /etc/shadow and /etc/passwd are root's and unchanged" test "$(root_state)" = "$before_root"
 check "hostile daemon: no outcome of the recovery landed in /etc" \
   bash -c "! podman exec $name ls -a /etc | grep -qE '^(\\.)?(att-|recover-)'"
