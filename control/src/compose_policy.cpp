@@ -522,6 +522,11 @@ Node Checker::top_level_volume(const std::string& name, const Node& def) {
     bool device = false;
     for (auto& [opt, value] : v.entries) {
       if (opt == "device") {
+        // The volume driver resolves a relative device against its own
+        // folder, not the project's: only an absolute path can be judged.
+        if (value.text.empty() || (value.text[0] != '/' && !mentions_variable(value.text))) {
+          refuse(Errc::forbidden, value, where + ".driver_opts.device \"" + shown(value.text) + "\" is not an absolute path");
+        }
         value = make_string(host_path(value, where + ".driver_opts.device", "volumes", value.text), value.line);
         device = true;
       }
