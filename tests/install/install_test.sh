@@ -112,7 +112,8 @@ check "a path unit rewrites the rule whenever control.json changes" \
            grep -q 'secbox-polkit-sync /etc/secbox/control.json /etc/polkit-1/rules.d/50-secbox.rules' '$root/etc/systemd/system/secbox-polkit.service'"
 if command -v systemd-analyze >/dev/null; then
   # Every service unit of the box, with the figure docs/security.md gives.
-  for u in secbox.service:2.5 secbox-recover.service:2.5 secbox-recover-check.service:2.5 secbox-polkit.service:2.0; do
+  for u in secbox.service:2.5 secbox-recover.service:2.5 secbox-recover-check.service:2.5 secbox-polkit.service:2.0 \
+    secbox-runtime.service:7.0; do
     name=${u%%:*}
     exposure=$(systemd-analyze security --offline=true "$root/etc/systemd/system/$name" 2>/dev/null |
       sed -n "s/.*Overall exposure level for $name: \([0-9.]*\).*/\1/p")

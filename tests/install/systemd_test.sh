@@ -90,7 +90,7 @@ podman cp "$work/storage.conf" "$name:/etc/containers/storage.conf"
 # shellcheck disable=SC2016 # expanded by the container's shell
 box sh -c 'mkdir -p /tmp/bb/bin && cp /bin/busybox /tmp/bb/bin/ &&
   for l in sh sleep env cat true touch; do ln -s busybox /tmp/bb/bin/$l; done &&
-  tar -C /tmp/bb -cf /tmp/bb.tar .'
+  tar -C /tmp/bb -cf /opt/sbt-busybox.tar .'
 # As on an ordinary Debian install (the host's is 0600): rootless podman's
 # slirp4netns opens it as the runtime's user.
 box chmod 0666 /dev/net/tun
@@ -117,12 +117,13 @@ out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /op
 echo "# install.sh took $(($(date +%s) - t0)) s"
 # The containers' runtime: rootless podman as secbox-runtime, behind its
 # socket. rt drives it as the daemon does; the test's image goes into that
-# user's storage.
+# user's storage (its podman joins the service's namespaces, whose /tmp is
+# private: the tar is elsewhere).
 rt() { box env CONTAINER_HOST=unix:///run/secbox-runtime.sock podman "$@"; }
 check "the runtime answers on its socket, rootless" test "$(rt info --format '{{.Host.Security.Rootless}}' 2>&1)" = true
 # shellcheck disable=SC2016 # expanded by the container's shell
 box runuser -u secbox-runtime -- env XDG_RUNTIME_DIR=/run/secbox-runtime HOME=/var/lib/secbox-runtime \
-  sh -c 'podman import --change "CMD [\"/bin/sleep\",\"100000\"]" /tmp/bb.tar localhost/sbt-busybox:1 >/dev/null'
+  sh -c 'podman import --change "CMD [\"/bin/sleep\",\"100000\"]" /opt/sbt-busybox.tar localhost/sbt-busybox:1 >/dev/null'
 check "the test image is in the runtime's storage" rt image exists localhost/sbt-busybox:1
 check "install says it installed" grep -q "SecBox is installed" <<<"$out"
 check "secbox.service is active" box systemctl is-active --quiet secbox.service
@@ -184,7 +185,7 @@ write_units '["secbox-test-allowed.service"]'
 check "a unit taken out of control.json leaves the rule" wait_rule no secbox-test-other.service
 check "and polkit refuses it again" \
   bash -c "! podman exec $name runuser -u secbox -- systemctl restart secbox-test-other.service 2>/dev/null"
-for u in secbox-recover.service secbox-recover-check.service secbox-polkit.service; do
+for u in secbox-recover.service secbox-recover-check.service secbox-polkit.service secbox-runtime.service; do
   e=$(box systemd-analyze security "$u" 2>/dev/null | sed -n "s/.*Overall exposure level for $u: \([0-9.]*\).*/\1/p")
   echo "# systemd-analyze security $u: exposure $e"
 done
