@@ -615,23 +615,10 @@ PrivateMounts=yes
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
+$(kernel_sandbox)
 ProtectProc=invisible
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
 SystemCallFilter=~@privileged
-SystemCallErrorNumber=EPERM
 DevicePolicy=closed
 DeviceAllow=char-video4linux rw
 KeyringMode=private
@@ -639,6 +626,28 @@ RemoveIPC=yes
 
 [Install]
 WantedBy=multi-user.target
+EOF
+}
+
+# What the daemon's unit and the small helpers' share: the kernel, the
+# clock, the host name, namespaces, set-uid files, realtime, personality,
+# writable code, and system calls beyond a service's.
+kernel_sandbox() {
+  cat <<EOF
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
 EOF
 }
 
@@ -655,21 +664,8 @@ PrivateNetwork=yes
 PrivateDevices=yes
 NoNewPrivileges=yes
 CapabilityBoundingSet=$2
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
+$(kernel_sandbox)
 RestrictAddressFamilies=AF_UNIX
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
 UMask=0022
 EOF
 }
