@@ -872,12 +872,12 @@ install_runtime() {
     rmdir "$ROOT/etc/systemd/system/podman.socket.d" 2>/dev/null || true
     RESTART_ROOT_PODMAN=1
   fi
-  # Projects of earlier installs move to where the runtime's user reaches them.
-  if [ -d "$STATE_DIR/compose" ] && [ ! -L "$STATE_DIR/compose" ]; then
-    # shellcheck disable=SC2016 # expanded by the inner shell
-    as_secbox sh -c 'for p in "$1"/*; do [ -d "$p" ] && [ ! -e "$2/${p##*/}" ] && mv "$p" "$2/"; done; rmdir "$1"' \
-      sh "$STATE_DIR/compose" "$COMPOSE_DIR" 2>/dev/null || true
-    say "moved the compose projects to $COMPOSE_DIR; containers started by root's podman before keep running until the next compose.snapshot of their project (podman ps as root lists them)"
+  # Projects of earlier installs are left where they are: their folders are
+  # not the runtime's group's, and fixing that would have root change what
+  # the daemon owns. Their containers run under root's podman until the
+  # site moves them.
+  if [ -d "$STATE_DIR/compose" ] && [ -n "$(ls -A "$STATE_DIR/compose" 2>/dev/null)" ]; then
+    say "warning: compose projects from before the rootless runtime are in $STATE_DIR/compose and their containers run under root's podman: send compose.snapshot again for each (the new containers run rootless, from $COMPOSE_DIR), then remove the old ones as root (podman-compose -p PROJECT -f FILE down)"
   fi
 }
 
