@@ -1,7 +1,10 @@
 #include "pairing/qr.hpp"
 
-#include <nlohmann/json.hpp>
+#include <libpsl.h>
+
 #include <regex>
+
+#include <nlohmann/json.hpp>
 
 #include "common/url.hpp"
 
@@ -58,11 +61,23 @@ bool ip_literal(const std::string& host) {
   return (!host.empty() && host[0] == '[') || std::regex_match(host, kV4);
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+// A host's site: its registrable domain by the public suffix list (libpsl:
+// the system's list when Debian's publicsuffix has a newer one, else the
+// one built in), or empty when the host is itself a public suffix.
+std::string site_of(const std::string& host) {
+  static const psl_ctx_t* const psl = [] {
+    const psl_ctx_t* latest = psl_latest(nullptr);
+    return latest ? latest : psl_builtin();
+  }();
+  if (psl == nullptr) return {};
+  const char* domain = psl_registrable_domain(psl, host.c_str());
+  return domain ? domain : std::string();
 }
 
-// Whether a gateway host belongs to the cloud's site.
+// Whether a gateway host belongs to the cloud's site: the same registrable
+// domain (cloud.secbox.com.mx and gw.secbox.com.mx), never just the same
+// public suffix (secbox.com.mx and attacker.com.mx, caseta.co.uk and
+// evil.co.uk are other sites).
 bool same_site(const std::string& gateway_url, const std::string& cloud_url) {
   const std::string gw = lower(url_host(gateway_url));
   const std::string cloud = lower(url_host(cloud_url));
@@ -70,13 +85,8 @@ bool same_site(const std::string& gateway_url, const std::string& cloud_url) {
   if (gw == cloud) return true;
   if (is_loopback_url(gateway_url) && is_loopback_url(cloud_url)) return true;
   if (ip_literal(gw) || ip_literal(cloud)) return false;
-  // The cloud's parent domain when it has one of two labels or more
-  // (cloud.example.com: example.com); else the cloud's own name.
-  std::string base = cloud;
-  if (auto dot = cloud.find('.'); dot != std::string::npos && cloud.find('.', dot + 1) != std::string::npos) {
-    base = cloud.substr(dot + 1);
-  }
-  return gw == base || ends_with(gw, "." + base);
+  const std::string site = site_of(cloud);
+  return !site.empty() && site_of(gw) == site;
 }
 
 }  // namespace

@@ -279,6 +279,24 @@ TEST_F(PairingTest, AQrForAnotherCloudIsRefusedAndNoClaimIsMade) {
   EXPECT_NE(call("GET", "/").body.find("id=\"cloud\">" + sim->base_url()), std::string::npos);
 }
 
+// Pinned to secbox.com.mx, the box took a gateway at attacker.com.mx: the
+// site was "everything after the first dot" (com.mx). The public suffix
+// list decides; the refusal comes before any claim or connection.
+TEST_F(PairingTest, AGatewayOnlyUnderTheSamePublicSuffixIsAnotherSite) {
+  PairingSettings s;
+  s.allowed_cloud = "https://secbox.com.mx";
+  make(s);
+  auto foreign = json::parse(qr("https://secbox.com.mx"));
+  foreign["gatewayUrl"] = "wss://attacker.com.mx/ws/device";
+  auto a = call("POST", "/pair", foreign.dump(), "application/json");
+  EXPECT_EQ(a.status, 400) << a.body;
+  EXPECT_EQ(json::parse(a.body)["error"], "foreign_cloud");
+  EXPECT_NE(a.body.find("gatewayUrl"), std::string::npos) << a.body;
+  EXPECT_TRUE(sim->last_claim().is_null());
+  EXPECT_EQ(persisted, 0);
+  EXPECT_FALSE(server->paired());
+}
+
 TEST_F(PairingTest, ABoxInstalledWithoutACloudPairsWithNone) {
   make({}, false);
   auto page = call("GET", "/");

@@ -149,6 +149,24 @@ TEST(AllowedCloud, AGatewayOffTheCloudsSiteIsRefused) {
               std::vector<std::string>{"gatewayUrl"})
         << gw;
   }
+  // The site is the registrable domain by the public suffix list, not
+  // everything after the first dot.
+  for (const auto& [cloud, gw] : std::vector<std::pair<std::string, std::string>>{
+           {"https://secbox.com.mx", "wss://attacker.com.mx/ws"},
+           {"https://cloud.secbox.com.mx", "wss://attacker.com.mx/ws"},
+           {"https://caseta.co.uk", "wss://evil.co.uk/ws"},
+           {"https://box.github.io", "wss://evil.github.io/ws"},
+           {"https://co.uk", "wss://evil.co.uk/ws"}}) {
+    EXPECT_EQ(fields_of(check_allowed_cloud(qr_for(cloud, gw), cloud)), std::vector<std::string>{"gatewayUrl"})
+        << cloud << " " << gw;
+  }
+  for (const auto& [cloud, gw] : std::vector<std::pair<std::string, std::string>>{
+           {"https://cloud.secbox.com.mx", "wss://gw.secbox.com.mx/ws"},
+           {"https://secbox.com.mx", "wss://gw.secbox.com.mx/ws"},
+           {"https://caseta.co.uk", "wss://tunnel.caseta.co.uk/ws"},
+           {"https://cloud.example.com", "wss://example.com/ws"}}) {
+    EXPECT_TRUE(check_allowed_cloud(qr_for(cloud, gw), cloud).empty()) << cloud << " " << gw;
+  }
   // A two-label cloud name is its own site: no parent domain to share.
   EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://example.com", "wss://gw.com/ws"), "https://example.com")),
             std::vector<std::string>{"gatewayUrl"});
