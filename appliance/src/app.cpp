@@ -356,6 +356,8 @@ struct App::Impl {
     lan::LanApiSettings ls;
     ls.web_dir = config.web_dir;
     ls.metrics = [this] { return metrics(); };
+    ls.metrics_allow = AddressList::parse(config.metrics_allow).value_or(AddressList{});
+    ls.metrics_token = config.metrics_token;
     ls.streams = [this] { return media ? media->streams() : nlohmann::json::array(); };
     ls.hls_dir = config.paths.hls_dir();
     ls.sessions_file = config.paths.state_dir + "/lan/sessions.json";

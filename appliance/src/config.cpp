@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
 #include "common/url.hpp"
 
 extern char** environ;
@@ -23,7 +24,7 @@ bool is_public_key(const std::string& key) {
       "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
       "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S",      "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER", "SECBOX_VERSIONS_DIR", "UPDATE_KEY_FILE", "SECBOX_UPDATE_TRIAL_S",
-      "SECBOX_UPDATE_DEADLINE_S"};
+      "SECBOX_UPDATE_DEADLINE_S", "METRICS_ALLOW"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
 }
 
@@ -212,6 +213,16 @@ Result<Config> load_config(const Environment& penv) {
     c.alarm_min_score_pct = std::stoi(t);
   }
   if (auto r = read_seconds(src, "LAN_CERT_CHECK_S", 1, 86400, c.lan_cert_check_s); !r) return r.error();
+  if (auto v = src.get("METRICS_ALLOW")) {
+    if (!AddressList::parse(v->first)) {
+      return bad("METRICS_ALLOW", v->second, "holds an entry that is no address or block (a.b.c.d, a.b.c.d/n, or IPv6)");
+    }
+    c.metrics_allow = v->first;
+  }
+  if (auto v = src.get("METRICS_TOKEN"); v && !v->first.empty()) {
+    if (v->first.size() < 16) return bad("METRICS_TOKEN", v->second, "must be at least 16 characters");
+    c.metrics_token = v->first;
+  }
   read_text(src, "SECBOX_VERSIONS_DIR", c.versions_dir);
   c.update_key_file = c.paths.etc_dir + "/update.pub";
   read_text(src, "UPDATE_KEY_FILE", c.update_key_file);
@@ -281,6 +292,8 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
       {"HEALTH_INTERVAL_S", [num](const Config& c) { return num(c.health_interval_s); }},
       {"LAN_PORT", [num](const Config& c) { return num(c.lan_port); }},
       {"LAN_CERT_CHECK_S", [num](const Config& c) { return num(c.lan_cert_check_s); }},
+      {"METRICS_ALLOW", [](const Config& c) { return c.metrics_allow; }},
+      {"METRICS_TOKEN", [](const Config& c) { return c.metrics_token; }},
       {"LAN_WEB_DIR", [](const Config& c) { return c.web_dir; }},
       {"PAIRING_PORT", [num](const Config& c) { return num(c.pairing_port); }},
       {"SECBOX_ENV", [](const Config& c) { return std::string(c.development ? "development" : "production"); }},
@@ -305,7 +318,7 @@ bool is_daemon_setting(const std::string& key) {
       "ALARM_MIN_SCORE", "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "COMPOSE_UP_TIMEOUT_S", "COMPOSE_USER", "CONTAINER_CMD", "CONTAINER_HOST", "DATABASE_URL", "DEVICE_GATEWAY_URL",
       "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_CERT_CHECK_S", "LAN_PORT",
-      "LAN_WEB_DIR", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD", "UPDATE_KEY_FILE"};
+      "LAN_WEB_DIR", "METRICS_ALLOW", "METRICS_TOKEN", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD", "UPDATE_KEY_FILE"};
   if (key.rfind("SECBOX_", 0) == 0) return true;
   return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
 }

@@ -7,9 +7,87 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace secbox {
+
+namespace {
+
+// The address's family and bytes; an IPv4-mapped IPv6 address as its IPv4.
+bool parse_address(const std::string& text, int& family, unsigned char (&bytes)[16]) {
+  in6_addr v6{};
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    family = AF_INET;
+    std::memcpy(bytes, &v4, 4);
+    return true;
+  }
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    family = AF_INET;
+    std::memcpy(bytes, v6.s6_addr + 12, 4);
+    return true;
+  }
+  family = AF_INET6;
+  std::memcpy(bytes, v6.s6_addr, 16);
+  return true;
+}
+
+}  // namespace
+
+std::optional<AddressList> AddressList::parse(const std::string& text, std::string* bad) {
+  AddressList list;
+  std::string item;
+  auto take = [&]() -> bool {
+    if (item.empty()) return true;
+    Entry e;
+    const auto slash = item.find('/');
+    const std::string address = item.substr(0, slash);
+    bool good = parse_address(address, e.family, e.bytes);
+    const int bits = e.family == AF_INET ? 32 : 128;
+    e.prefix = bits;
+    if (good && slash != std::string::npos) {
+      const std::string p = item.substr(slash + 1);
+      good = !p.empty() && p.size() <= 3 && std::all_of(p.begin(), p.end(), ::isdigit) && std::stoi(p) <= bits;
+      if (good) e.prefix = std::stoi(p);
+    }
+    if (!good) {
+      if (bad) *bad = item;
+      return false;
+    }
+    list.entries_.push_back(e);
+    item.clear();
+    return true;
+  };
+  for (char c : text) {
+    if (c == ',' || c == ' ' || c == '\t') {
+      if (!take()) return std::nullopt;
+    } else {
+      item += c;
+    }
+  }
+  if (!take()) return std::nullopt;
+  return list;
+}
+
+bool AddressList::contains(const std::string& address) const {
+  int family = 0;
+  unsigned char bytes[16] = {};
+  if (!parse_address(address, family, bytes)) return false;
+  for (const auto& e : entries_) {
+    if (e.family != family) continue;
+    const int whole = e.prefix / 8;
+    const int rest = e.prefix % 8;
+    if (std::memcmp(bytes, e.bytes, static_cast<std::size_t>(whole)) != 0) continue;
+    if (rest != 0) {
+      const unsigned char mask = static_cast<unsigned char>(0xFF << (8 - rest));
+      if ((bytes[whole] & mask) != (e.bytes[whole] & mask)) continue;
+    }
+    return true;
+  }
+  return false;
+}
 
 std::vector<std::string> lan_addresses() {
   std::vector<std::string> v4, v6;

@@ -1,6 +1,7 @@
 #include "lan/api.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -873,6 +874,17 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   };
   if (r.path == "/healthz") return reply(ok_json({{"status", "ok"}}));
   if (r.path == "/metrics" && r.method == "GET") {
+    // Whether cameras, Frigate and the tunnel are up is the attacker's map:
+    // only the configured scrapers read it.
+    const std::string auth = r.header("authorization");
+    const std::string& want = i.settings.metrics_token;
+    const bool by_token = !want.empty() && auth.size() == 7 + want.size() && auth.rfind("Bearer ", 0) == 0 &&
+                          CRYPTO_memcmp(auth.data() + 7, want.data(), want.size()) == 0;
+    if (!by_token && !i.settings.metrics_allow.contains(r.remote_address)) {
+      return reply(error(403, "forbidden",
+                         "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
+                         "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
+    }
     httpd::Response res;
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     res.headers.emplace_back("Cache-Control", "no-store");

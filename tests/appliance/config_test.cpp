@@ -92,6 +92,9 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheFileButNotTheValue) {
       {"ALARM_MIN_SCORE=0.8\n", "ALARM_MIN_SCORE"},
       {"ALARM_MIN_SCORE=101\n", "ALARM_MIN_SCORE"},
       {"ALARM_MIN_SCORE=0\n", "ALARM_MIN_SCORE"},
+      {"METRICS_ALLOW=127.0.0.1,prometheus.lan\n", "METRICS_ALLOW"},
+      {"METRICS_ALLOW=10.0.0.0/40\n", "METRICS_ALLOW"},
+      {"METRICS_TOKEN=short\n", "METRICS_TOKEN"},
   };
   for (const auto& tc : cases) {
     auto c = load(tc.file);

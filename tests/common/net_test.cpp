@@ -13,6 +13,27 @@ TEST(Net, AddressBlocksCountAnIpv6HostByItsPrefix) {
   EXPECT_EQ(address_block("fd00:1:2:3:aaaa:bbbb:cccc:dddd"), "fd00:1:2:3::/64");
   EXPECT_EQ(address_block("fd00:1:2:3::1"), address_block("fd00:1:2:3:ffff::9"));
   EXPECT_NE(address_block("fd00:1:2:3::1"), address_block("fd00:1:2:4::1"));
+}
+
+TEST(Net, AnAddressListHoldsAddressesAndBlocks) {
+  auto list = AddressList::parse("127.0.0.1, ::1 192.168.1.0/24,fd00:1::/32");
+  ASSERT_TRUE(list);
+  for (const char* in : {"127.0.0.1", "::1", "192.168.1.77", "::ffff:192.168.1.5", "fd00:1:ffff::9"}) {
+    EXPECT_TRUE(list->contains(in)) << in;
+  }
+  for (const char* out : {"127.0.0.2", "192.168.2.1", "fd00:2::1", "::2", "", "localhost", "10.0.0.1"}) {
+    EXPECT_FALSE(list->contains(out)) << out;
+  }
+  auto odd = AddressList::parse("10.1.2.3/9");
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(odd->contains("10.127.0.1"));
+  EXPECT_FALSE(odd->contains("10.128.0.1"));
+  for (const char* bad : {"300.1.1.1", "10.0.0.0/33", "fd00::/129", "host.lan", "10.0.0.0/", "10.0.0.0/x"}) {
+    std::string which;
+    EXPECT_FALSE(AddressList::parse(std::string("127.0.0.1,") + bad, &which)) << bad;
+    EXPECT_EQ(which, bad);
+  }
+  EXPECT_TRUE(AddressList::parse("")->empty());
   EXPECT_EQ(address_block("fe80::1"), address_block("fe80::abcd:1"));
   EXPECT_EQ(address_block("::ffff:10.0.0.7"), "10.0.0.7");
   EXPECT_EQ(address_block("not an address"), "not an address");

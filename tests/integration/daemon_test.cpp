@@ -99,6 +99,33 @@ TEST(Daemon, RenewsTheLanCertificateWhileRunningWhenItNearsExpiry) {
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }
 
+// /metrics told anyone on the LAN whether cameras, Frigate and the tunnel
+// were up. Only the configured scrapers read it: here neither this client's
+// address (127.0.0.1) nor a wrong token, only the right token.
+TEST(Daemon, MetricsAnswerOnlyTheConfiguredScrapers) {
+  TempDir dir;
+  const std::string token = "scrape-0123456789abcdef";
+  Daemon d(dir, {"METRICS_ALLOW=192.0.2.10,fd00::/64", "METRICS_TOKEN=" + token});
+  d.start();
+  ASSERT_TRUE(d.wait_for_log("LAN server ready.", 60s)) << d.log();
+  const std::string log = d.log();
+  const auto at = log.find("LAN server ready.\",\"port\":");
+  ASSERT_NE(at, std::string::npos) << log;
+  secbox::testing::HttpsClient c(std::atoi(log.c_str() + at + 26));
+  ASSERT_TRUE(c.connected()) << d.log();
+  auto anonymous = c.call("GET", "/metrics");
+  EXPECT_EQ(anonymous.status, 403) << anonymous.body;
+  EXPECT_EQ(anonymous.body.find("secbox_"), std::string::npos) << "no figure in the refusal";
+  auto wrong = c.call("GET", "/metrics", "", {{"Authorization", "Bearer scrape-0123456789abcdeX"}});
+  EXPECT_EQ(wrong.status, 403);
+  auto scraper = c.call("GET", "/metrics", "", {{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(scraper.status, 200);
+  EXPECT_NE(scraper.body.find("secbox_http_requests_total"), std::string::npos) << scraper.body;
+  EXPECT_EQ(d.log().find(token), std::string::npos) << "the token is a secret";
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
+}
+
 TEST(Daemon, SigintStopsAndASecondStartReusesTheCluster) {
   TempDir dir;
   {

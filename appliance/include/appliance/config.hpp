@@ -74,6 +74,10 @@ struct Config {
   int health_interval_s = 60;
   int lan_port = 8443;
   int lan_cert_check_s = 6 * 3600;  // how often the LAN certificate is checked for renewal
+  // Who may read /metrics on the LAN port (docs/metrics.md): clients from
+  // these addresses or blocks, and any client with this bearer token.
+  std::string metrics_allow = "127.0.0.1,::1";
+  std::string metrics_token;
   std::string web_dir = "/usr/local/share/secbox/web";  // LAN_WEB_DIR: the guard app's built files
   int pairing_port = 8080;
   // Software updates (docs/updates.md). SECBOX_VERSIONS_DIR: the versions

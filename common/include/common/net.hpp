@@ -1,5 +1,6 @@
 #pragma once
 // The box's own network addresses, as a guard or admin would type them.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,5 +19,25 @@ std::string host_name();
 // every link-local address shares one), an IPv4-mapped one as its IPv4.
 // Text that is no IPv6 address comes back as it is.
 std::string address_block(const std::string& address);
+
+// Addresses and blocks a client may come from ("127.0.0.1", "::1",
+// "192.168.1.0/24", "fd00::/64"), as a setting names them. Value type.
+class AddressList {
+ public:
+  // Comma- or blank-separated entries; nullopt (with the first bad entry in
+  // `bad`) when one is no address or block.
+  static std::optional<AddressList> parse(const std::string& text, std::string* bad = nullptr);
+  // An IPv4-mapped IPv6 address counts as its IPv4.
+  bool contains(const std::string& address) const;
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  struct Entry {
+    int family = 0;  // AF_INET or AF_INET6
+    unsigned char bytes[16] = {};
+    int prefix = 0;
+  };
+  std::vector<Entry> entries_;
+};
 
 }  // namespace secbox

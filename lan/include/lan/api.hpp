@@ -26,7 +26,9 @@
 //   GET  /api/lan/alarms/snapshot?id=   the camera's JPEG of the alarm
 //   GET  /metrics                       Prometheus text: the box's figures from
 //                                       the metrics hook, plus HTTP requests by
-//                                       route and status (no auth; no secrets)
+//                                       route and status; only to the
+//                                       configured scrapers (addresses, or a
+//                                       bearer token; loopback by default)
 //   GET  anything else                  the guard app's files (web dir)
 // Every /api/lan/* route but login needs `Authorization: Bearer <token>`.
 // Errors are {error, hint} with the right status. Loop thread only; PIN
@@ -38,6 +40,7 @@
 #include <string>
 
 #include "common/blocking.hpp"
+#include "common/net.hpp"
 #include "alarms/camera_alarms.hpp"
 #include "httpd/server.hpp"
 #include "replica/ports.hpp"
@@ -53,6 +56,10 @@ struct LanApiSettings {
   int max_failures = 5;
   std::chrono::seconds failure_window{300};
   std::function<std::string()> metrics;  // the box's own figures, Prometheus text
+  // Who may read /metrics: clients from these addresses, and any client
+  // with `Authorization: Bearer <metrics_token>` (when set). Others: 403.
+  AddressList metrics_allow = AddressList::parse("127.0.0.1,::1").value();
+  std::string metrics_token;
   // Cameras (media): GET /api/lan/streams lists them; /hls/<camera>/<file>
   // serves their playlists and segments from hls_dir, to a logged-in guard.
   std::function<nlohmann::json()> streams;
