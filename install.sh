@@ -330,14 +330,19 @@ point_link() { # link version
 # The administrator's `secbox`: root's own small script, never a link into the
 # daemon's tree. Run by root, it runs the current version as secbox (root
 # never executes a file the daemon can write); `update` then gets its restart
-# from root.
+# from root. Any other user (an administrator's own account, which may hold
+# sudo) is refused: the daemon's file would run with that account's rights.
 write_command() {
   cat <<EOF
 #!/bin/sh
 # Installed by install.sh: the SecBox command. As root it runs the current
 # version as the secbox user, which owns that file (docs/security.md).
 bin=$PREFIX/lib/secbox/current/secbox
-if [ "\$(id -u)" -ne 0 ]; then exec "\$bin" "\$@"; fi
+if [ "\$(id -un)" = secbox ]; then exec "\$bin" "\$@"; fi
+if [ "\$(id -u)" -ne 0 ]; then
+  echo "secbox: run it as root (it then runs as secbox) or as secbox; as \$(id -un) it would run a file the daemon can write with your rights" >&2
+  exit 1
+fi
 case "\${1:-}" in
   update)
     setpriv --reuid=secbox --regid=secbox --init-groups --no-new-privs -- "\$bin" "\$@" --no-restart || exit

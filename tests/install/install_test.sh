@@ -52,6 +52,8 @@ check "secbox on the PATH is root's own script, not a link into the daemon's tre
 # shellcheck disable=SC2016 # the literal text of the script
 check "it runs the current version as secbox when root calls it" \
   grep -qF 'setpriv --reuid=secbox --regid=secbox --init-groups --no-new-privs -- "$bin"' "$root/usr/local/bin/secbox"
+check "another user is refused (the daemon's file would run with that user's rights)" \
+  bash -c "! runuser -u nobody -- sh '$root/usr/local/bin/secbox' version 2>'$work/other-user.err' && grep -q 'run it as root' '$work/other-user.err'"
 check "the installed version belongs to secbox, who wrote it" \
   test "$(stat -c '%U' "$lib/versions/$version/secbox")" = secbox
 check "secbox-recover installed root's, 0755, outside the versions, as the source has it" \
