@@ -61,14 +61,18 @@ bool ip_literal(const std::string& host) {
   return (!host.empty() && host[0] == '[') || std::regex_match(host, kV4);
 }
 
-// A host's site: its registrable domain by the public suffix list (libpsl:
-// the system's list when Debian's publicsuffix has a newer one, else the
-// one built in), or empty when the host is itself a public suffix.
+// The public suffix list (libpsl: the system's list when Debian's
+// publicsuffix has a newer one, else the one built in), read once when the
+// program starts, so that no pairing request reads a file on the loop.
+const psl_ctx_t* const kPublicSuffixes = [] {
+  const psl_ctx_t* latest = psl_latest(nullptr);
+  return latest ? latest : psl_builtin();
+}();
+
+// A host's site: its registrable domain by the public suffix list, or empty
+// when the host is itself a public suffix.
 std::string site_of(const std::string& host) {
-  static const psl_ctx_t* const psl = [] {
-    const psl_ctx_t* latest = psl_latest(nullptr);
-    return latest ? latest : psl_builtin();
-  }();
+  const psl_ctx_t* const psl = kPublicSuffixes;
   if (psl == nullptr) return {};
   const char* domain = psl_registrable_domain(psl, host.c_str());
   return domain ? domain : std::string();
