@@ -291,6 +291,9 @@ class Builder final : public YAML::EventHandler {
         throw Refused{n.line, "a key that is not text (" + (n.text.empty() ? std::string("null") : n.text.substr(0, 40)) +
                                   "): quote it"};
       }
+      // YAML limits an implicit key to 1024 characters: written escaped
+      // (at most 3 characters a byte), a longer key would not read back.
+      if (n.text.size() > 256) throw Refused{n.line, "a key longer than 256 bytes"};
       if (!top.keys.insert(n.text).second) {
         throw Refused{n.line, "the key \"" + n.text.substr(0, 60) + "\" is given twice in one mapping"};
       }
