@@ -63,7 +63,7 @@ void configure_logging(const Config& config) {
 struct App::Impl {
   explicit Impl(Config c)
       : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io), workers(io, 2),
-        versions(update::versions_root(config.versions_dir)), version(update::running_version(versions, SECBOX_VERSION_STRING)) {}
+        versions(update::versions_root(config.versions_dir)), version(update::running_version()) {}
 
   Config config;
   boost::asio::io_context io;
@@ -354,7 +354,9 @@ struct App::Impl {
     // Made (or read) once before the loop runs; the LAN server and the pairing page share it.
     if (!lan_cert.make_now()) return;
     lan::LanApiSettings ls;
-    ls.web_dir = config.web_dir;
+    // The guard app beside the running daemon (versions/<v>/web), so that the
+    // two switch and roll back together; LAN_WEB_DIR overrides it.
+    ls.web_dir = config.web_dir.empty() ? update::web_dir_of_this_binary() : config.web_dir;
     ls.metrics = [this] { return metrics(); };
     ls.metrics_allow = AddressList::parse(config.metrics_allow).value_or(AddressList{});
     ls.metrics_token = config.metrics_token;

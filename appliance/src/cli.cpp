@@ -190,7 +190,7 @@ int main_cli(int argc, char** argv) {
   const std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::cout << kUsage, 0;
-  if (cmd == "--version") return std::cout << "secbox " << SECBOX_VERSION_STRING << "\n", 0;
+  if (cmd == "--version") return std::cout << "secbox " << update::running_version() << "\n", 0;
   if (cmd == "version") return cmd_version(rest, std::cout, std::cerr);
   if (cmd == "update") return cmd_update(rest, std::cout, std::cerr);
   // The recovery script install.sh installs (root's, beside the versions).

@@ -1,5 +1,6 @@
 #include "update_cli.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include "common/pin_hash.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
+#include "update/built_in.hpp"
+#include "update/manifest.hpp"
 #include "update/state.hpp"
 #include "update/update_service.hpp"
 #include "update/verify.hpp"
@@ -31,16 +34,19 @@ side (install.sh): the versions folder, the current and known-good versions,
 every staged version, and an update under way or on trial.
 )";
 
-constexpr const char* kUpdateHelp = R"(Usage: secbox update --file BIN --signature SIG --version V [--no-restart]
+constexpr const char* kUpdateHelp = R"(Usage: secbox update --manifest FILE --signature SIG --bundle FILE [--no-restart]
 
-Updates this box from files, for a box without a tunnel: BIN is checked
-against SIG (the base64 Ed25519 signature of its bytes, or the 64 raw bytes)
-with the key install.sh pinned (/etc/secbox/update.pub), staged as version V
-beside the running one, and made current; then secbox.service is restarted
-(unless --no-restart) and V runs on trial, as after update.apply: it becomes
-the known-good version after its trial, or secbox-recover starts the previous
-one again. Exit 0 once switched, 1 when a check fails (nothing changed), 2 for
-bad usage.
+Updates this box from files, for a box without a tunnel, with the checks of
+update.apply (cloud-protocol 7.6): the manifest (its JSON bytes, as signed) is
+checked against SIG (the base64 Ed25519 signature of those bytes, or the 64
+raw bytes) with the key install.sh pinned (/etc/secbox/update.pub), then its
+product, target, expiry, version and counter; the bundle's size and SHA-256
+are the manifest's; it is unpacked beside the running version, and its
+daemon's built-in version must be the manifest's. Then it is made current,
+secbox.service is restarted (unless --no-restart) and the version runs on
+trial: it becomes the known-good version after its trial, or secbox-recover
+starts the previous one again. Exit 0 once switched, 1 when a check fails
+(nothing changed), 2 for bad usage.
 )";
 
 std::string when(std::int64_t unix_s) {
@@ -71,7 +77,7 @@ Result<std::string> private_copy(const std::string& from, const std::string& roo
   } close_in{in};
   struct stat st {};
   if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) return Error{Errc::invalid, from + " is not a file"};
-  if (static_cast<std::uint64_t>(st.st_size) > update::kMaxUpdateBytes) {
+  if (static_cast<std::uint64_t>(st.st_size) > update::kMaxBundleBytes) {
     return Error{Errc::too_large, from + " is larger than an update may be"};
   }
   std::string path = root + "/.cli-update-XXXXXX";
@@ -85,7 +91,7 @@ Result<std::string> private_copy(const std::string& from, const std::string& roo
     if (n == 0) break;
     if (n < 0 && errno == EINTR) continue;
     total += n > 0 ? static_cast<std::uint64_t>(n) : 0;
-    if (n < 0 || total > update::kMaxUpdateBytes || ::write(out, buf, static_cast<std::size_t>(n)) != n) {
+    if (n < 0 || total > update::kMaxBundleBytes || ::write(out, buf, static_cast<std::size_t>(n)) != n) {
       ::unlink(path.c_str());
       return Error{Errc::io, "cannot copy " + from + (n < 0 ? std::string(": ") + std::strerror(errno) : "")};
     }
@@ -101,6 +107,28 @@ void give_to_owner(const std::string& root, const std::vector<std::string>& path
   for (const auto& p : paths) (void)::lchown(p.c_str(), st.st_uid, st.st_gid);
 }
 
+// The same for a staged version's folder and what it holds (two levels:
+// secbox, manifest.json, web/ and web/'s tree are walked without following links).
+void give_to_owner_tree(const std::string& root, const std::string& dir) {
+  struct stat st {};
+  if (::geteuid() != 0 || ::stat(root.c_str(), &st) != 0) return;
+  std::vector<std::string> todo{dir};
+  for (std::size_t i = 0; i < todo.size() && i < 100000; ++i) {
+    const std::string p = todo[i];
+    struct stat ps {};
+    if (::lstat(p.c_str(), &ps) != 0) continue;
+    (void)::lchown(p.c_str(), st.st_uid, st.st_gid);
+    if (!S_ISDIR(ps.st_mode)) continue;
+    if (DIR* d = ::opendir(p.c_str())) {
+      while (auto* e = ::readdir(d)) {
+        const std::string n = e->d_name;
+        if (n != "." && n != "..") todo.push_back(p + "/" + n);
+      }
+      ::closedir(d);
+    }
+  }
+}
+
 }  // namespace
 
 int cmd_version(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -111,7 +139,7 @@ int cmd_version(const std::vector<std::string>& args, std::ostream& out, std::os
   log::configure(log::Options{false, log::Level::error});
   auto s = setup();
   const std::string root = s ? s.value().root : update::versions_root_of_this_binary();
-  out << "secbox " << update::running_version(root, SECBOX_VERSION_STRING) << "\n";
+  out << "secbox " << update::running_version() << "\n";
   if (root.empty()) return 0;
   update::VersionStore store(root);
   out << "versions: " << root << "\n";
@@ -120,6 +148,14 @@ int cmd_version(const std::vector<std::string>& args, std::ostream& out, std::os
   out << "staged:";
   for (const auto& v : store.versions()) out << " " << v;
   out << "\n";
+  if (auto ledger = update::load_ledger(root); ledger) {
+    out << "counter: " << ledger.value().counter << "\n";
+    for (const auto& [v, n] : ledger.value().rolled_back) {
+      out << "rolled back: " << v << " (refused up to counter " << n << ")\n";
+    }
+  } else {
+    out << "ledger: unreadable (" << ledger.error().message << ")\n";
+  }
   auto state = update::load_state(root);
   if (!state) {
     out << "update: unreadable (" << state.error().message << ")\n";
@@ -141,7 +177,7 @@ int cmd_version(const std::vector<std::string>& args, std::ostream& out, std::os
 }
 
 int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  std::string file, signature_file, version;
+  std::string manifest_file, signature_file, bundle_file;
   bool restart = true;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
@@ -151,20 +187,17 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
       return true;
     };
     if (a == "--help" || a == "-h") return out << kUpdateHelp, 0;
-    if (a == "--file" && value(file)) continue;
+    if (a == "--manifest" && value(manifest_file)) continue;
     if (a == "--signature" && value(signature_file)) continue;
-    if (a == "--version" && value(version)) continue;
+    if (a == "--bundle" && value(bundle_file)) continue;
     if (a == "--no-restart") {
       restart = false;
       continue;
     }
     return err << "secbox update: unexpected argument " << a << "\n" << kUpdateHelp, 2;
   }
-  if (file.empty() || signature_file.empty() || version.empty()) {
-    return err << "secbox update: --file, --signature and --version are required\n" << kUpdateHelp, 2;
-  }
-  if (!update::VersionStore::valid_version(version)) {
-    return err << "secbox update: \"" << version.substr(0, 64) << "\" is not a version name\n", 2;
+  if (manifest_file.empty() || signature_file.empty() || bundle_file.empty()) {
+    return err << "secbox update: --manifest, --signature and --bundle are required\n" << kUpdateHelp, 2;
   }
   log::configure(log::Options{false, log::Level::error});
   auto s = setup();
@@ -177,8 +210,7 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
            1;
   }
   update::VersionStore store(root);
-  const std::string from = store.current().value_or(SECBOX_VERSION_STRING);
-  if (from == version) return err << "secbox update: version " << version << " is already current\n", 1;
+  const std::string from = update::running_version();
   if (auto st = update::load_state(root); !st || st.value()) {
     return err << "secbox update: an update is under way or on trial (secbox version says which); try again once it "
                   "has ended\n",
@@ -186,6 +218,8 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   auto key = read_file(c.update_key_file, 64 * 1024);
   if (!key) return err << "secbox update: no update key at " << c.update_key_file << ": " << key.error().message << "\n", 1;
+  auto manifest = read_file(manifest_file, update::kMaxManifestBytes + 1);
+  if (!manifest) return err << "secbox update: cannot read " << manifest_file << ": " << manifest.error().message << "\n", 1;
   auto sig = read_file(signature_file, 4096);
   if (!sig) return err << "secbox update: cannot read " << signature_file << ": " << sig.error().message << "\n", 1;
   std::string sig_b64 = sig.value();
@@ -195,27 +229,39 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   while (!sig_b64.empty() && (sig_b64.back() == '\n' || sig_b64.back() == '\r' || sig_b64.back() == ' ')) {
     sig_b64.pop_back();
   }
-  // The file is opened once: its bytes are copied through that one
+  auto ledger = update::load_ledger(root);
+  if (!ledger) return err << "secbox update: " << ledger.error().message << "\n", 1;
+  update::BoxRecord box;
+  box.running = from;
+  box.counter = ledger.value().counter;
+  box.rolled_back = ledger.value().rolled_back;
+  box.now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto offer = update::check_offer(base64_encode(manifest.value()), sig_b64, key.value(), box);
+  if (!offer) return err << "secbox update: refused: " << offer.error().message << "\n", 1;
+  const update::Manifest& m = offer.value().manifest;
+  const std::string& version = m.version;
+  // The bundle is opened once: its bytes are copied through that one
   // descriptor into a private file, and that copy is what is checked and
-  // staged, so nothing can change between the check and the copy.
-  auto copy = private_copy(file, root);
+  // unpacked, so nothing can change between the check and the use.
+  auto copy = private_copy(bundle_file, root);
   if (!copy) return err << "secbox update: " << copy.error().message << "\n", 1;
   const std::string checked = copy.value();
-  struct Unlink {
-    std::string path;
-    ~Unlink() { ::unlink(path.c_str()); }
-  } remove_copy{checked};
-  struct stat st {};
-  if (::stat(checked.c_str(), &st) != 0) return err << "secbox update: the copy of " << file << " is gone\n", 1;
-  auto sha = update::file_sha256(checked);
-  if (!sha) return err << "secbox update: " << sha.error().message << "\n", 1;
-  auto verified = update::verify_update(checked, update::Expected{static_cast<std::uint64_t>(st.st_size), sha.value(), sig_b64},
-                                        key.value());
-  if (!verified) return err << "secbox update: refused: " << verified.error().message << "\n", 1;
-  out << "Verified " << file << " (" << st.st_size << " bytes, sha256 " << sha.value() << ") with " << c.update_key_file
-      << ".\n";
-  if (auto staged = store.stage(version, checked); !staged) {
-    return err << "secbox update: " << staged.error().message << "\n", 1;
+  const int fd = ::open(checked.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  ::unlink(checked.c_str());
+  if (fd < 0) return err << "secbox update: the copy of " << bundle_file << " is gone\n", 1;
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_fd{fd};
+  if (auto v = update::check_bundle(fd, m.size, m.sha256); !v) {
+    return err << "secbox update: refused: " << v.error().message << "\n", 1;
+  }
+  out << "Verified the manifest of version " << version << " (counter " << m.counter << ") with " << c.update_key_file
+      << ", and " << bundle_file << " (" << m.size << " bytes, sha256 " << m.sha256 << ").\n";
+  if (auto staged = store.stage_bundle(version, fd, offer.value().bytes); !staged) {
+    return err << "secbox update: " << (staged.error().code == Errc::invalid ? "refused: " : "")
+               << staged.error().message << "\n",
+           1;
   }
   update::UpdateState state{random_uuid(), from, version, "trial"};
   state.switched_at =
@@ -223,7 +269,8 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   state.deadline = state.switched_at + c.update_deadline_s;
   state.trial_s = c.update_trial_s;
   if (auto w = update::save_state(root, state); !w) return err << "secbox update: " << w.error().message << "\n", 1;
-  give_to_owner(root, {root + "/versions/" + version, store.binary(version), update::state_path(root)});
+  give_to_owner_tree(root, root + "/versions/" + version);
+  give_to_owner(root, {update::state_path(root)});
   if (auto sw = store.set_current(version); !sw) {
     update::remove_state(root);
     return err << "secbox update: " << sw.error().message << "\n", 1;

@@ -56,7 +56,7 @@ std::string one_line(std::string s) {
 }
 
 bool known_phase(const std::string& p, bool outcome) {
-  static const char* const kSteps[] = {"download", "verify", "stage", "switch", "trial"};
+  static const char* const kSteps[] = {"manifest", "download", "verify", "stage", "switch", "trial"};
   static const char* const kEnds[] = {"rollback", "rollback-failed", "done"};
   for (const char* k : kSteps) {
     if (p == k) return true;
@@ -205,6 +205,53 @@ UpdateOutcome parse_outcome(std::string_view text, const std::string& name) {
     o.detail = "the recorded outcome " + name.substr(0, 64) + " could not be read";
   }
   return o;
+}
+
+std::string ledger_path(const std::string& root) { return root + "/update.ledger"; }
+
+Result<Ledger> parse_ledger(std::string_view text) {
+  if (text.size() > 16 * 1024) return invalid("the ledger is too large");
+  Ledger l;
+  std::istringstream in{std::string(text)};
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("COUNTER=", 0) == 0) {
+      auto n = number(line.substr(8));
+      if (!n) return invalid("COUNTER is not a number");
+      l.counter = static_cast<std::uint64_t>(*n);
+    } else if (line.rfind("ROLLED_BACK=", 0) == 0) {
+      const std::string rest = line.substr(12);
+      const auto space = rest.find(' ');
+      const std::string version = rest.substr(0, space);
+      auto n = space == std::string::npos ? std::nullopt : number(rest.substr(space + 1));
+      if (!VersionStore::valid_version(version) || !n) return invalid("a ROLLED_BACK line is not a version and a number");
+      l.rolled_back[version] = std::max(l.rolled_back[version], static_cast<std::uint64_t>(*n));
+    } else {
+      return invalid("an unknown line");
+    }
+  }
+  return l;
+}
+
+Result<Ledger> load_ledger(const std::string& root) {
+  auto text = read_file(ledger_path(root), 16 * 1024);
+  if (!text) {
+    if (text.error().code == Errc::not_found) return Ledger{};
+    return invalid("cannot read " + ledger_path(root) + ": " + text.error().message);
+  }
+  auto l = parse_ledger(text.value());
+  if (!l) return invalid(ledger_path(root) + ": " + l.error().message);
+  return l;
+}
+
+Result<void> save_ledger(const std::string& root, const Ledger& ledger) {
+  std::vector<std::pair<std::uint64_t, std::string>> kept;
+  for (const auto& [v, n] : ledger.rolled_back) kept.emplace_back(n, v);
+  std::sort(kept.rbegin(), kept.rend());
+  if (kept.size() > kMaxRolledBack) kept.resize(kMaxRolledBack);
+  std::string text = "COUNTER=" + std::to_string(ledger.counter) + "\n";
+  for (const auto& [n, v] : kept) text += "ROLLED_BACK=" + v + " " + std::to_string(n) + "\n";
+  return write_file_atomically(ledger_path(root), text, AtomicWriteOptions{0644, std::nullopt});
 }
 
 }  // namespace secbox::update

@@ -1,6 +1,8 @@
 #include "update/update_service.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,8 @@
 #include "common/log.hpp"
 #include "protocol/held_replies.hpp"
 #include "protocol/router.hpp"
+#include "update/built_in.hpp"
+#include "update/manifest.hpp"
 #include "update/state.hpp"
 #include "update/versions.hpp"
 
@@ -49,8 +53,49 @@ struct Failure {
 };
 
 struct Request {
-  std::string attempt, from, to, url, sha256, signature;
-  std::uint64_t size = 0;
+  std::string attempt, from, url, manifest, signature;
+};
+
+// What the worker made of an update.apply.
+struct Prepared {
+  std::optional<Failure> failure;
+  std::string to = "unknown";  // the manifest's version, once it is read
+};
+
+protocol::ErrorCode reply_code(Errc e) {
+  switch (e) {
+    case Errc::invalid: return protocol::ErrorCode::invalid_args;
+    case Errc::forbidden: return protocol::ErrorCode::forbidden;
+    case Errc::unavailable: return protocol::ErrorCode::unavailable;
+    default: return protocol::ErrorCode::internal;
+  }
+}
+
+// Holds <root>/update.lock, which secbox-recover takes too (flock(1)) around
+// its look at the trial and its rollback: a commit and a rollback never
+// interleave. Waits at most `limit`.
+class TreeLock {
+ public:
+  TreeLock(const std::string& root, std::chrono::milliseconds limit) {
+    fd_ = ::open((root + "/update.lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd_ < 0) return;
+    const auto until = SteadyClock::now() + limit;
+    while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (SteadyClock::now() >= until) {
+        ::close(fd_);
+        fd_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ~TreeLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
 };
 
 std::string downloads_dir(const std::string& root) { return root + "/downloads"; }
@@ -72,17 +117,7 @@ void remove_other_downloads(const std::string& root, const std::string& keep) {
 
 }  // namespace
 
-std::string running_version(const std::string& root, const std::string& built_in) {
-  if (root.empty()) return built_in;
-  const std::string exe = real_path("/proc/self/exe");
-  const std::string versions = real_path(root + "/versions");
-  if (exe.empty() || versions.empty() || exe.rfind(versions + "/", 0) != 0) return built_in;
-  const std::string rest = exe.substr(versions.size() + 1);  // <v>/secbox
-  const auto slash = rest.find('/');
-  if (slash == std::string::npos || rest.substr(slash) != "/secbox") return built_in;
-  const std::string v = rest.substr(0, slash);
-  return VersionStore::valid_version(v) ? v : built_in;
-}
+std::string running_version() { return built_in_version(); }
 
 std::string versions_root_of_this_binary() {
   std::string exe = real_path("/proc/self/exe");
@@ -93,6 +128,17 @@ std::string versions_root_of_this_binary() {
   const auto slash = exe.rfind('/');
   if (exe.empty() || slash == std::string::npos || exe.substr(slash + 1) != "versions") return {};
   return exe.substr(0, slash);
+}
+
+std::string web_dir_of_this_binary() {
+  std::string exe = real_path("/proc/self/exe");
+  const auto slash = exe.rfind('/');
+  if (slash != std::string::npos) {
+    const std::string web = exe.substr(0, slash) + "/web";
+    struct stat st {};
+    if (::stat(web.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return web;
+  }
+  return "/usr/local/share/secbox/web";
 }
 
 std::string versions_root(const std::string& configured) {
@@ -182,9 +228,33 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
           VersionStore store(root);
           f.current = store.current();
           f.known_good = store.known_good();
+          remember_rollbacks(store, f.outcomes);
           return f;
         },
         [this](Found f) { on_found(std::move(f)); });
+  }
+
+  // Worker: a version secbox-recover rolled back is refused until a higher
+  // counter (its manifest's counter goes in the ledger), and its folder goes:
+  // it will not run again.
+  static void remember_rollbacks(const VersionStore& store, const std::vector<StoredOutcome>& outcomes) {
+    auto ledger = load_ledger(store.root());
+    if (!ledger) return;
+    bool changed = false;
+    for (const auto& s : outcomes) {
+      const auto& o = s.outcome;
+      if ((o.phase != "rollback" && o.phase != "rollback-failed") || !VersionStore::valid_version(o.to)) continue;
+      if (o.to == store.current() || o.to == store.known_good()) continue;  // secbox.env restored, same version
+      std::uint64_t counter = 0;
+      if (auto m = parse_manifest(store.manifest_of(o.to))) counter = m.value().counter;
+      auto& kept = ledger.value().rolled_back[o.to];
+      if (kept < counter || kept == 0) {
+        kept = std::max(kept, counter);
+        changed = true;
+      }
+      store.remove(o.to);
+    }
+    if (changed) (void)save_ledger(store.root(), ledger.value());
   }
 
   void on_found(Found f) {
@@ -288,34 +358,79 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     commit();
   }
 
+  // The commit point is `known-good`, moved under secbox-recover's lock and
+  // only before the deadline: the timer then finds the trial passed, or rolls
+  // back a version that never committed, never both. The contract migrations
+  // run after the move, so a rollback never meets them.
+  enum class Committed { yes, too_late, failed };
+  struct CommitResult {
+    Committed how = Committed::failed;
+    std::string why;
+  };
+
   void commit() {
     committing = true;
+    run(
+        [s = settings, to = trial->to, from = trial->from, deadline = trial->deadline]() -> CommitResult {
+          TreeLock lock(s.root, s.lock_wait);
+          if (!lock.held()) return {Committed::failed, "secbox-recover holds the versions tree"};
+          if (deadline > 0 && unix_now() > deadline) return {Committed::too_late, ""};
+          VersionStore store(s.root);
+          auto ledger = load_ledger(s.root);
+          if (!ledger) return {Committed::failed, ledger.error().message};
+          if (auto r = store.set_known_good(to); !r) return {Committed::failed, r.error().message};
+          if (auto m = parse_manifest(store.manifest_of(to)); m && m.value().counter > ledger.value().counter) {
+            ledger.value().counter = m.value().counter;
+            if (auto w = save_ledger(s.root, ledger.value()); !w) {
+              return {Committed::yes, "the counter could not be kept: " + w.error().message};
+            }
+          }
+          return {Committed::yes, ""};
+        },
+        [this](CommitResult r) {
+          if (r.how == Committed::too_late) {
+            committing = false;
+            log.error("Version " + trial->to + " passed its trial after its deadline; it is not committed, and "
+                      "secbox-recover starts version " + trial->from + " again.");
+            return;
+          }
+          if (r.how == Committed::failed) {
+            committing = false;
+            log.error("The trial passed but the known-good link could not be moved; trying again in 30 s.",
+                      {{"reason", r.why}});
+            commit_timer.expires_after(std::chrono::seconds(30));
+            commit_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+              if (!ec) self->commit();
+            });
+            return;
+          }
+          if (!r.why.empty()) log.error("Committed, but " + r.why + ".");
+          after_commit();
+        });
+  }
+
+  void after_commit() {
     auto then = [this, self = shared_from_this()](Result<void> migrated) {
-      if (stopping) return;  // the next start commits (known-good has not moved)
+      if (stopping) return;  // known-good has moved: the next start runs them, and reports the commit
       if (!migrated) {
         log.error("The contract migrations failed; they are tried again at the next start.",
                   {{"reason", migrated.error().message}});
       }
       run(
           [root = settings.root, to = trial->to, from = trial->from, env = settings.env_file,
-           bundle = settings.bundle_dir]() -> Result<void> {
+           bundle = settings.bundle_dir] {
             VersionStore store(root);
-            if (auto r = store.set_known_good(to); !r) return r;
             (void)save_bundle(env, bundle);
-            store.prune({to, from});  // one version back stays, for a rollback by hand
-            return ok();
+            // Versions that will never run again go: those below the box's
+            // counter. The previous one stays when it may still run.
+            std::vector<std::string> keep{to};
+            auto ledger = load_ledger(root);
+            auto m = parse_manifest(store.manifest_of(from));
+            if (ledger && m && m.value().counter >= ledger.value().counter) keep.push_back(from);
+            store.prune(keep);
+            return true;
           },
-          [this](Result<void> r) {
-            if (!r) {
-              committing = false;
-              log.error("The trial passed but the known-good link could not be moved; trying again in 30 s.",
-                        {{"reason", r.error().message}});
-              commit_timer.expires_after(std::chrono::seconds(30));
-              commit_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-                if (!ec) self->commit();
-              });
-              return;
-            }
+          [this](bool) {
             UpdateOutcome o{trial->attempt, trial->from, trial->to, true, "done",
                             "version " + trial->to + " passed its trial and is the known-good version"};
             trial.reset();
@@ -339,14 +454,30 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- update.apply --------------------------------------------------------
 
+  // Failures before a switch queue at most one update_result per interval
+  // (a looping cloud would fill the queue); the others are logged.
+  SteadyClock::time_point last_refusal_report{};
+  int refusals_unreported = 0;
+
+  void report_refusal(UpdateOutcome o, const std::string& sentence) {
+    const auto now = SteadyClock::now();
+    if (last_refusal_report != SteadyClock::time_point{} &&
+        now - last_refusal_report < settings.refusal_report_interval) {
+      ++refusals_unreported;
+      log.warn(sentence + " (not reported: one refusal a minute is)", {{"to", o.to}, {"phase", o.phase}});
+      return;
+    }
+    last_refusal_report = now;
+    if (refusals_unreported > 0) {
+      o.detail += " (and " + std::to_string(refusals_unreported) + " refused before it, not reported)";
+      refusals_unreported = 0;
+    }
+    finish(o, sentence);
+  }
+
   void apply(const protocol::Envelope& req, protocol::Reply reply) {
     const auto& p = req.payload;
     Request r;
-    r.to = p.value("version", "");
-    r.url = p.value("url", "");
-    r.sha256 = p.value("sha256", "");
-    r.signature = p.value("signature", "");
-    r.size = p.value("size", std::uint64_t{0});
     r.from = settings.running_version;
     if (hooks.permission) {
       auto [verdict, sentence] = hooks.permission();
@@ -362,127 +493,157 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
       return reply.error(protocol::ErrorCode::busy, trial ? "version " + trial->to + " is on trial"
                                                           : "an update is under way");
     }
-    // A refused field is an attempt too: answered, and reported with its phase.
-    auto bad = [&](const std::string& phase, const std::string& why) {
+    // A malformed field is an attempt too: answered, and reported.
+    auto bad = [&](const std::string& why) {
       reply.error(protocol::ErrorCode::invalid_args, why);
-      const std::string to = VersionStore::valid_version(r.to) ? r.to : "invalid";
-      finish(UpdateOutcome{random_uuid(), r.from, to, false, phase, why},
-             "An update.apply was refused: " + why + ".", false);
+      report_refusal(UpdateOutcome{random_uuid(), r.from, "unknown", false, "manifest", why},
+                     "An update.apply was refused: " + why + ".");
     };
-    if (!VersionStore::valid_version(r.to)) {
-      return bad("verify", "version: 1 to 64 of letters, digits, '.', '+', '_', '-'");
-    }
-    if (r.to == r.from) return bad("verify", "version " + r.to + " is the one running");
-    if (r.url.rfind("https://", 0) != 0 || r.url.size() > 2048 ||
-        r.url.find_first_of(" \t\r\n\\") != std::string::npos) {
-      return bad("download", "url must be an https:// URL");
-    }
-    if (!is_sha256_hex(r.sha256)) return bad("verify", "sha256 must be 64 hexadecimal digits");
-    if (r.size == 0 || r.size > settings.max_bytes) {
-      return bad("verify", "size must be 1 to " + std::to_string(settings.max_bytes) + " bytes");
-    }
-    if (r.signature.empty() || r.signature.size() > 200) {
-      return bad("verify", "signature must be a base64 Ed25519 signature");
+    auto text = [&](const char* k) -> std::optional<std::string> {
+      auto it = p.find(k);
+      if (it == p.end() || !it->is_string()) return std::nullopt;
+      return it->get<std::string>();
+    };
+    const auto manifest = text("manifest");
+    const auto signature = text("signature");
+    const auto url = text("url");
+    if (!manifest || manifest->empty()) return bad("manifest must be a base64 string");
+    if (!signature || signature->empty()) return bad("signature must be a base64 string");
+    if (!url || url->rfind("https://", 0) != 0 || url->size() > 2048 ||
+        url->find_first_of(" \t\r\n\\") != std::string::npos) {
+      return bad("url must be an https:// URL");
     }
     if (!installed) {
       return reply.error(protocol::ErrorCode::unavailable,
                          "this box was not installed with versions side by side (install.sh); it cannot update itself");
     }
+    r.manifest = *manifest;
+    r.signature = *signature;
+    r.url = *url;
     r.attempt = random_uuid();
     applying = true;
     cancel->store(false);
     const auto id = held.hold(std::move(reply));
-    log.info("Updating: downloading version " + r.to + ".",
-             {{"from", r.from}, {"to", r.to}, {"size", static_cast<double>(r.size)}, {"attempt", r.attempt}});
     run([s = settings, r, cancel = cancel] { return prepare(s, r, cancel); },
-        [this, r, id](std::optional<Failure> failed) {
+        [this, r, id](Prepared prepared) {
           auto reply = held.take(id);
-          if (failed) {
+          if (prepared.failure) {
             applying = false;
-            if (reply) reply->error(failed->code, failed->message);
-            UpdateOutcome o{r.attempt, r.from, r.to, false, failed->phase, failed->message};
-            return finish(o, "The update to version " + r.to + " failed at its " + failed->phase +
-                                 "; nothing was switched.");
+            const Failure& f = *prepared.failure;
+            if (reply) reply->error(f.code, f.message);
+            UpdateOutcome o{r.attempt, r.from, prepared.to, false, f.phase, f.message};
+            if (f.phase == "manifest") return report_refusal(o, "An update.apply was refused: " + f.message + ".");
+            return report_refusal(o, "The update to version " + prepared.to + " failed at its " + f.phase +
+                                         "; nothing was switched: " + f.message);
           }
           if (reply) reply->send("ack");
-          switch_to(r);
+          switch_to(r, prepared.to);
         });
   }
 
-  // Worker: download, verify, stage. Nothing outside <root> changes, and
-  // `current` is not touched.
-  static std::optional<Failure> prepare(const UpdateSettings& s, const Request& r,
-                                        const std::shared_ptr<std::atomic<bool>>& cancel) {
-    UpdateState st{r.attempt, r.from, r.to, "download"};
-    if (auto w = save_state(s.root, st); !w) return Failure{"download", protocol::ErrorCode::internal, w.error().message};
+  // Worker: judge the manifest, download, check, stage. Nothing outside
+  // <root> changes, and `current` is not touched.
+  static Prepared prepare(const UpdateSettings& s, const Request& r, const std::shared_ptr<std::atomic<bool>>& cancel) {
+    Prepared out;
+    auto fail = [&](const std::string& phase, protocol::ErrorCode code, const std::string& why) {
+      out.failure = Failure{phase, code, why};
+      return out;
+    };
     auto key = read_file(s.public_key_file, 64 * 1024);
     if (!key) {
-      return Failure{"verify", protocol::ErrorCode::unavailable,
-                     "no update key is pinned at " + s.public_key_file + " (install.sh --update-key)"};
+      return fail("manifest", protocol::ErrorCode::unavailable,
+                  "no update key is pinned at " + s.public_key_file + " (install.sh --update-key)");
     }
+    auto ledger = load_ledger(s.root);
+    if (!ledger) return fail("manifest", protocol::ErrorCode::internal, ledger.error().message);
+    BoxRecord box;
+    box.running = s.running_version;
+    box.counter = ledger.value().counter;
+    box.rolled_back = ledger.value().rolled_back;
+    box.now = unix_now();
+    auto offer = check_offer(r.manifest, r.signature, key.value(), box);
+    if (!offer) return fail("manifest", reply_code(offer.error().code), offer.error().message);
+    const Manifest& m = offer.value().manifest;
+    out.to = m.version;
+
+    UpdateState st{r.attempt, r.from, m.version, "download"};
+    if (auto w = save_state(s.root, st); !w) return fail("download", protocol::ErrorCode::internal, w.error().message);
     const std::string dir = downloads_dir(s.root);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Failure{"download", protocol::ErrorCode::internal, "cannot make " + dir};
+      return fail("download", protocol::ErrorCode::internal, "cannot make " + dir);
     }
-    const std::string part = dir + "/" + r.to + ".part";
-    remove_other_downloads(s.root, r.to + ".part");
+    // Named by the bundle's hash: a download asked again resumes only the same bytes.
+    const std::string part_name = m.sha256 + ".part";
+    const std::string part = dir + "/" + part_name;
+    remove_other_downloads(s.root, part_name);
     DownloadRequest dl;
     dl.url = r.url;
     dl.path = part;
     dl.ca_file = s.ca_file;
-    dl.max_bytes = r.size;
+    dl.max_bytes = m.size;
     dl.cancel = [cancel] { return cancel->load(); };
     Result<Downloaded> got = Error{Errc::network, "not tried"};
     for (int attempt = 1; attempt <= std::max(1, s.download_tries); ++attempt) {
       got = download_file(dl);
-      if (got && got.value().bytes == r.size) break;
+      if (got && got.value().bytes == m.size) break;
       if (got) got = Error{Errc::network, "the transfer ended after " + std::to_string(got.value().bytes) + " of " +
-                                          std::to_string(r.size) + " bytes"};
+                                          std::to_string(m.size) + " bytes"};
       if (got.error().code != Errc::network || cancel->load()) break;
       if (attempt < s.download_tries) std::this_thread::sleep_for(s.retry_pause);
     }
     if (!got) {
       if (got.error().code == Errc::too_large) {
-        return Failure{"verify", protocol::ErrorCode::invalid_args,
-                       "the file is larger than the announced size (" + std::to_string(r.size) + " bytes)"};
+        ::unlink(part.c_str());
+        return fail("verify", protocol::ErrorCode::forbidden,
+                    "the bundle is larger than the manifest's size (" + std::to_string(m.size) + " bytes)");
       }
-      return Failure{"download", protocol::ErrorCode::unavailable, "the download failed: " + got.error().message};
+      return fail("download", protocol::ErrorCode::unavailable, "the download failed: " + got.error().message);
     }
     st.phase = "verify";
     (void)save_state(s.root, st);
-    auto verified = verify_update(part, Expected{r.size, r.sha256, r.signature}, key.value(), s.max_bytes);
-    if (!verified) {
-      ::unlink(part.c_str());
-      return Failure{"verify", protocol::ErrorCode::invalid_args, verified.error().message};
+    // One descriptor from here on: what is checked is what is unpacked.
+    const int fd = ::open(part.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ::unlink(part.c_str());
+    if (fd < 0) return fail("verify", protocol::ErrorCode::internal, "cannot open the download");
+    struct Close {
+      int fd;
+      ~Close() { ::close(fd); }
+    } close_fd{fd};
+    if (auto v = check_bundle(fd, m.size, m.sha256); !v) {
+      return fail("verify", protocol::ErrorCode::forbidden, v.error().message);
     }
     st.phase = "stage";
     (void)save_state(s.root, st);
-    auto staged = VersionStore(s.root).stage(r.to, part);
-    ::unlink(part.c_str());
-    if (!staged) return Failure{"stage", protocol::ErrorCode::internal, staged.error().message};
-    return std::nullopt;
+    auto staged = VersionStore(s.root).stage_bundle(m.version, fd, offer.value().bytes);
+    if (!staged) {
+      if (staged.error().code == Errc::invalid) {
+        return fail("verify", protocol::ErrorCode::forbidden, staged.error().message);
+      }
+      return fail("stage", protocol::ErrorCode::internal, staged.error().message);
+    }
+    return out;
   }
 
-  void switch_to(const Request& r) {
+  void switch_to(const Request& r, const std::string& to) {
     run(
-        [s = settings, r]() -> Result<void> {
-          UpdateState st{r.attempt, r.from, r.to, "trial"};
+        [s = settings, r, to]() -> Result<void> {
+          UpdateState st{r.attempt, r.from, to, "trial"};
           st.switched_at = unix_now();
           st.deadline = st.switched_at + s.deadline.count();
           st.trial_s = s.trial.count();
           // The trial is on record before the link moves: a power cut between
           // the two leaves a state that names the switch, and the old version.
           if (auto w = save_state(s.root, st); !w) return w;
-          return VersionStore(s.root).set_current(r.to);
+          return VersionStore(s.root).set_current(to);
         },
-        [this, r](Result<void> switched) {
+        [this, r, to](Result<void> switched) {
           applying = false;
           if (!switched) {
-            UpdateOutcome o{r.attempt, r.from, r.to, false, "switch", switched.error().message};
-            return finish(o, "The switch to version " + r.to + " failed; version " + r.from + " stays.");
+            UpdateOutcome o{r.attempt, r.from, to, false, "switch", switched.error().message};
+            return finish(o, "The switch to version " + to + " failed; version " + r.from + " stays.");
           }
-          log.info("Switched to version " + r.to + "; restarting into its trial.", {{"from", r.from}, {"to", r.to}});
-          if (hooks.restart) hooks.restart("the switch to version " + r.to);
+          log.info("Switched to version " + to + "; restarting into its trial.", {{"from", r.from}, {"to", to}});
+          if (hooks.restart) hooks.restart("the switch to version " + to);
         });
   }
 };

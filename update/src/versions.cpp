@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/atomic_file.hpp"
+#include "update/built_in.hpp"
 #include "update/verify.hpp"
 
 namespace secbox::update {
@@ -27,42 +29,36 @@ bool fsync_path(const std::string& path, int flags) {
   return ok;
 }
 
-// Copies with its bytes flushed to the disk before it is called done.
-Result<void> copy_file(const std::string& from, const std::string& to) {
-  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return stage_error("cannot read " + from + ": " + system_reason());
-  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-  if (out < 0) {
-    ::close(in);
-    return stage_error("cannot write " + to + ": " + system_reason());
+// Removes a tree without following any link in it (a folder the daemon
+// wrote, or a half-unpacked bundle).
+void remove_tree_at(int parent, const std::string& name, int depth = 0) {
+  if (depth > 64) return;
+  const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    ::unlinkat(parent, name.c_str(), 0);
+    return;
   }
-  char buf[1 << 16];
-  bool good = true;
-  for (;;) {
-    const ssize_t n = ::read(in, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      good = false;
-      break;
+  if (DIR* d = ::fdopendir(fd)) {
+    std::vector<std::string> names;
+    while (auto* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
     }
-    for (ssize_t off = 0; off < n;) {
-      const ssize_t w = ::write(out, buf + off, static_cast<std::size_t>(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        good = false;
-        break;
-      }
-      off += w;
-    }
-    if (!good) break;
+    for (const auto& n : names) remove_tree_at(::dirfd(d), n, depth + 1);
+    ::closedir(d);
+  } else {
+    ::close(fd);
   }
-  good = good && ::fchmod(out, 0755) == 0 && ::fsync(out) == 0;
-  const std::string reason = good ? "" : system_reason();
-  ::close(in);
-  if (::close(out) != 0) good = false;
-  if (!good) return stage_error("cannot copy " + from + " to " + to + ": " + reason);
-  return ok();
+  ::unlinkat(parent, name.c_str(), AT_REMOVEDIR);
+}
+
+void remove_tree(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const int parent = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (parent < 0) return;
+  remove_tree_at(parent, path.substr(slash + 1));
+  ::close(parent);
 }
 
 }  // namespace
@@ -80,7 +76,14 @@ std::string VersionStore::binary(const std::string& version) const {
   return root_ + "/versions/" + version + "/secbox";
 }
 
-Result<void> VersionStore::stage(const std::string& version, const std::string& from) {
+std::string VersionStore::manifest_of(const std::string& version) const {
+  if (!valid_version(version)) return {};
+  auto text = read_file(root_ + "/versions/" + version + "/manifest.json", kMaxManifestBytes);
+  return text ? text.value() : std::string();
+}
+
+Result<void> VersionStore::stage_bundle(const std::string& version, int bundle_fd, const std::string& manifest_bytes,
+                                        const BundleLimits& limits) {
   if (!valid_version(version)) return stage_error("\"" + version.substr(0, 64) + "\" is not a version name");
   const std::string versions = root_ + "/versions";
   if (::mkdir(root_.c_str(), 0755) != 0 && errno != EEXIST) return stage_error("cannot make " + root_ + ": " + system_reason());
@@ -89,22 +92,40 @@ Result<void> VersionStore::stage(const std::string& version, const std::string& 
   }
   const std::string final_dir = versions + "/" + version;
   struct stat st {};
-  if (::stat(final_dir.c_str(), &st) == 0) {
+  if (::lstat(final_dir.c_str(), &st) == 0) {
     // Staged before (an update asked again, a restart in the middle).
-    auto have = file_sha256(binary(version));
-    auto want = file_sha256(from);
-    if (have && want && have.value() == want.value()) return ok();
-    return stage_error("version " + version + " is staged already with other bytes");
+    if (manifest_of(version) == manifest_bytes) return ok();
+    if (current() == version || known_good() == version) {
+      return stage_error("version " + version + " is staged already from another manifest, and in use");
+    }
+    remove_tree(final_dir);
   }
   const std::string staging = final_dir + ".staging";
-  ::unlink((staging + "/secbox").c_str());  // what a crash during staging left
-  ::rmdir(staging.c_str());
+  remove_tree(staging);  // what a crash during staging left
   if (::mkdir(staging.c_str(), 0755) != 0) return stage_error("cannot make " + staging + ": " + system_reason());
-  if (auto c = copy_file(from, staging + "/secbox"); !c) return c;
+  struct Cleanup {
+    std::string path;
+    bool keep = false;
+    ~Cleanup() {
+      if (!keep) remove_tree(path);
+    }
+  } cleanup{staging};
+  auto unpacked = unpack_bundle(bundle_fd, staging, limits);
+  if (!unpacked) return unpacked.error();
+  auto built_in = built_in_version_of_file(staging + "/secbox");
+  if (!built_in) return Error{Errc::invalid, "the bundle's daemon: " + built_in.error().message};
+  if (built_in.value() != version) {
+    return Error{Errc::invalid, "the bundle's daemon is version " + built_in.value() + ", not the manifest's " + version};
+  }
+  if (auto w = write_file_atomically(staging + "/manifest.json", manifest_bytes, AtomicWriteOptions{0644, std::nullopt});
+      !w) {
+    return stage_error("cannot keep the manifest: " + w.error().message);
+  }
   if (!fsync_path(staging, O_RDONLY | O_DIRECTORY) || ::rename(staging.c_str(), final_dir.c_str()) != 0 ||
       !fsync_path(versions, O_RDONLY | O_DIRECTORY)) {
     return stage_error("cannot put version " + version + " in place: " + system_reason());
   }
+  cleanup.keep = true;
   return ok();
 }
 
@@ -156,10 +177,13 @@ void VersionStore::prune(const std::vector<std::string>& keep) const {
   const auto good = known_good();
   for (const auto& v : versions()) {
     if (v == cur || v == good || std::find(keep.begin(), keep.end(), v) != keep.end()) continue;
-    const std::string dir = root_ + "/versions/" + v;
-    ::unlink((dir + "/secbox").c_str());
-    ::rmdir(dir.c_str());
+    remove_tree(root_ + "/versions/" + v);
   }
+}
+
+void VersionStore::remove(const std::string& version) const {
+  if (!valid_version(version) || version == current() || version == known_good()) return;
+  remove_tree(root_ + "/versions/" + version);
 }
 
 }  // namespace secbox::update

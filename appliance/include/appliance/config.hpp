@@ -78,7 +78,7 @@ struct Config {
   // these addresses or blocks, and any client with this bearer token.
   std::string metrics_allow = "127.0.0.1,::1";
   std::string metrics_token;
-  std::string web_dir = "/usr/local/share/secbox/web";  // LAN_WEB_DIR: the guard app's built files
+  std::string web_dir;  // LAN_WEB_DIR: the guard app's built files; "": web/ beside the running binary
   int pairing_port = 8080;
   // Software updates (docs/updates.md). SECBOX_VERSIONS_DIR: the versions
   // tree; empty: the one this binary runs from (<dir>/versions/<v>/secbox),

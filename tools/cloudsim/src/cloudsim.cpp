@@ -105,6 +105,7 @@ struct CloudSim::Impl {
   int refresh_calls = 0;
   std::string last_bearer, last_subprotocol, last_device;
   std::map<std::string, std::string> published;  // /files/<name> -> path
+  std::map<std::string, std::string> redirects;  // /files/<name> -> Location
   std::string install_script;                    // served at /install.sh, filled in
   std::uint64_t download_cut = 0;
   std::chrono::milliseconds download_delay{0};
@@ -538,6 +539,11 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
     std::chrono::milliseconds delay{0};
     {
       std::lock_guard lock(mu);
+      if (auto r = redirects.find(std::string(req.target().substr(7))); r != redirects.end()) {
+        res.result(http::status::found);
+        res.set(http::field::location, r->second);
+        return res;
+      }
       auto it = published.find(std::string(req.target().substr(7)));
       if (it != published.end()) path = it->second;
       cut = download_cut;
@@ -833,24 +839,33 @@ std::string CloudSim::publish(const std::string& name, const std::string& path) 
   return base_url() + "/files/" + name;
 }
 
-nlohmann::json CloudSim::update_payload(const std::string& path, const std::string& version) {
-  auto bytes = read_file(path, 512u << 20);
+std::string CloudSim::update_private_key_file() const { return impl_->opts.dir + "/update-key.pem"; }
+
+namespace {
+
+std::string base64_of_file(const std::string& path) {
+  auto bytes = read_file(path, 1 << 20);
   if (!bytes) throw std::runtime_error("cloudsim: cannot read " + path);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.value().data(), bytes.value().size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int k = 0; k < len; ++k) {
-    hex += kHex[digest[k] >> 4];
-    hex += kHex[digest[k] & 15];
-  }
-  const std::string url = publish("updates/" + version + "/secbox", path);
-  return {{"version", version}, {"url", url}, {"sha256", hex}, {"size", bytes.value().size()},
-          {"signature", sign_file(path)}};
+  std::string out(4 * ((bytes.value().size() + 2) / 3) + 1, '\0');
+  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.value().data()),
+                                  static_cast<int>(bytes.value().size()));
+  out.resize(static_cast<std::size_t>(len));
+  return out;
 }
 
-void CloudSim::serve_install(const std::string& script, const std::string& binary, const std::string& arch) {
+}  // namespace
+
+nlohmann::json CloudSim::update_payload(const std::string& release_dir) {
+  static std::atomic<int> serial{0};
+  const std::string url =
+      publish("releases/" + std::to_string(++serial) + "/secbox.tar.zst", release_dir + "/secbox.tar.zst");
+  return {{"manifest", base64_of_file(release_dir + "/manifest.json")},
+          {"signature", base64_of_file(release_dir + "/manifest.sig")},
+          {"url", url}};
+}
+
+void CloudSim::serve_install(const std::string& script, const std::string& release_dir, const std::string& arch) {
   auto text = read_file(script, 1 << 20);
   auto pub = read_file(impl_->update_pub_path, 1 << 16);
   if (!text || !pub) throw std::runtime_error("cloudsim: cannot read the install script or the update key");
@@ -861,21 +876,17 @@ void CloudSim::serve_install(const std::string& script, const std::string& binar
     filled.replace(at + 1, line.size() + 5, "  " + line + "=\"" + value + "\"");
   };
   fill("CLOUD_URL", base_url());
-  // The key as one base64 line, as the script decodes it.
-  std::string b64(4 * ((pub.value().size() + 2) / 3) + 1, '\0');
-  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
-                                  reinterpret_cast<const unsigned char*>(pub.value().data()),
-                                  static_cast<int>(pub.value().size()));
-  b64.resize(static_cast<std::size_t>(len));
-  fill("UPDATE_KEY_B64", b64);
-  const std::string sig_path = impl_->opts.dir + "/secbox-linux-" + arch + ".sig";
-  if (auto w = write_file_atomically(sig_path, sign_file(binary) + "\n", {0644, std::nullopt}); !w) {
-    throw std::runtime_error(w.error().message);
-  }
-  publish("secbox-linux-" + arch, binary);
-  publish("secbox-linux-" + arch + ".sig", sig_path);
+  fill("UPDATE_KEY_B64", base64_of_file(impl_->update_pub_path));
+  publish("secbox-linux-" + arch + ".manifest.json", release_dir + "/manifest.json");
+  publish("secbox-linux-" + arch + ".manifest.sig", release_dir + "/manifest.sig");
+  publish("secbox-linux-" + arch + ".tar.zst", release_dir + "/secbox.tar.zst");
   std::lock_guard lock(impl_->mu);
   impl_->install_script = std::move(filled);
+}
+
+void CloudSim::redirect(const std::string& name, const std::string& location) {
+  std::lock_guard lock(impl_->mu);
+  impl_->redirects[name] = location;
 }
 
 void CloudSim::set_download_cut(std::uint64_t bytes) {

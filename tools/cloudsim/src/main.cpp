@@ -7,19 +7,21 @@
 // port with the same certificate; "events" prints the events the box
 // sent up (by type and clientId); "await RE SECONDS" prints the first message
 // the box sent with that `re` (a reply; one already received counts), or
-// {"timeout":true}; "await-type TYPE SECONDS" the same by type; "update FILE
-// VERSION [ID]" publishes FILE, signs it with the simulator's update key and
-// sends update.apply for it (printing the message sent); "cut BYTES" makes later
+// {"timeout":true}; "await-type TYPE SECONDS" the same by type; "update DIR
+// [ID]" publishes the release in DIR (tools/release: made with the key
+// DIR/update-key.pem) and sends update.apply for it (printing the message
+// sent); "cut BYTES" makes later
 // file downloads drop after BYTES (0: whole); "clear" forgets what arrived so
 // far; "quit" exits. With standard input
 // at its end (</dev/null) it serves until SIGINT or SIGTERM. --script names a
 // file of JSON messages, one a line, sent to the box after every welcome.
 // Tokens it issues are kept in DIR, so a restarted simulator still knows the box.
-// --install-script FILE --binary FILE serve the one-line install: install.sh
+// --install-script FILE --release DIR serve the one-line install: install.sh
 // at /install.sh (with this cloud and its update key filled in) and the
-// signed binary it downloads. DIR/update.pub is the key a box pins.
-// --offer-update FILE:VERSION sends update.apply for FILE as VERSION, once,
-// after the first welcome of a box that runs another version (a demo).
+// release it installs. DIR/update.pub is the key a box pins,
+// DIR/update-key.pem the one secbox-release signs with.
+// --offer-update DIR sends update.apply for the release in DIR, once, after
+// the first welcome of a box that runs another version (a demo).
 #include <unistd.h>
 
 #include <thread>
@@ -30,12 +32,13 @@
 #include <string>
 
 #include "cloudsim/cloudsim.hpp"
+#include "common/atomic_file.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n"
-    "                       [--install-script FILE --binary FILE] [--offer-update FILE:VERSION]\n";
+    "                       [--install-script FILE --release DIR] [--offer-update DIR]\n";
 
 }  // namespace
 
@@ -72,7 +75,7 @@ int main(int argc, char** argv) {
       offer = next();
     } else if (a == "--install-script") {
       install_script = next();
-    } else if (a == "--binary") {
+    } else if (a == "--release") {
       binary = next();
     } else {
       std::cerr << kUsage;
@@ -105,7 +108,7 @@ int main(int argc, char** argv) {
   sim.set_after_welcome(std::move(messages));
   if (!install_script.empty() || !binary.empty()) {
     if (install_script.empty() || binary.empty()) {
-      std::cerr << "secbox-cloudsim: --install-script and --binary go together\n";
+      std::cerr << "secbox-cloudsim: --install-script and --release go together\n";
       return 2;
     }
     try {
@@ -117,15 +120,19 @@ int main(int argc, char** argv) {
   }
   nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
                        {"caFile", sim.ca_file()}, {"port", sim.port()},
-                       {"updateKey", sim.update_public_key_file()}};
+                       {"updateKey", sim.update_public_key_file()},
+                       {"updateSigningKey", sim.update_private_key_file()}};
   std::cout << ready.dump() << std::endl;
   if (!offer.empty()) {
-    const auto colon = offer.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == offer.size()) {
-      std::cerr << "secbox-cloudsim: --offer-update FILE:VERSION\n";
+    std::string version;
+    if (auto m = secbox::read_file(offer + "/manifest.json", 4096)) {
+      version = nlohmann::json::parse(m.value(), nullptr, false).value("version", "");
+    }
+    if (version.empty()) {
+      std::cerr << "secbox-cloudsim: --offer-update DIR: no release in " << offer << "\n";
       return 2;
     }
-    std::thread([&sim, file = offer.substr(0, colon), version = offer.substr(colon + 1)] {
+    std::thread([&sim, file = offer, version] {
       for (;;) {
         auto hello = sim.wait_for(
             [](const secbox::cloudsim::Received& r) {
@@ -137,7 +144,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::seconds(2));  // after the welcome and the snapshots
         try {
           nlohmann::json msg{{"v", 1}, {"type", "update.apply"}, {"id", "offer-1"}, {"ts", "2026-12-06T00:00:00Z"},
-                             {"payload", sim.update_payload(file, version)}};
+                             {"payload", sim.update_payload(file)}};
           std::cerr << "secbox-cloudsim: offering version " << version << ": "
                     << (sim.send_text(msg.dump()) ? "sent" : "no device connected") << std::endl;
         } catch (const std::exception& e) {
@@ -181,12 +188,12 @@ int main(int argc, char** argv) {
       std::cout << (got ? got->message.dump() : std::string("{\"timeout\":true}")) << std::endl;
     } else if (line.rfind("update ", 0) == 0) {
       std::istringstream words(line.substr(7));
-      std::string file, version, id;
-      words >> file >> version >> id;
+      std::string file, id;
+      words >> file >> id;
       if (id.empty()) id = "u-" + std::to_string(::getpid()) + "-" + std::to_string(++updates);
       try {
         nlohmann::json msg{{"v", 1}, {"type", "update.apply"}, {"id", id}, {"ts", "2026-12-06T00:00:00Z"},
-                           {"payload", sim.update_payload(file, version)}};
+                           {"payload", sim.update_payload(file)}};
         const bool sent = sim.send_text(msg.dump());
         std::cout << nlohmann::json{{"sent", sent}, {"message", msg}}.dump() << std::endl;
       } catch (const std::exception& e) {

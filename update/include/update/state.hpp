@@ -17,6 +17,7 @@
 // Blocking (files): a worker, the CLI, or before the loop runs. Every value
 // read back is checked: these files are in a folder the daemon can write.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,5 +78,25 @@ void remove_outcome(const std::string& file);
 // An outcome file's text as load_outcomes reads it (pure): a value out of
 // its rules becomes "unknown", an unreadable phase a rollback-failed outcome.
 UpdateOutcome parse_outcome(std::string_view text, const std::string& file_name);
+
+// What the box keeps of its releases, with its known-good state, in
+// <root>/update.ledger (KEY=VALUE lines):
+//   COUNTER=<n>                    the highest counter of a committed version:
+//                                  no manifest below it is installed again
+//   ROLLED_BACK=<version> <n>      a version rolled back, and the counter it
+//                                  came with: refused until a higher counter
+// The counter moves only when a version commits. At most kMaxRolledBack
+// versions are remembered (the lowest counters go first).
+inline constexpr std::size_t kMaxRolledBack = 64;
+struct Ledger {
+  std::uint64_t counter = 0;
+  std::map<std::string, std::uint64_t> rolled_back;
+};
+std::string ledger_path(const std::string& root);
+// An unreadable ledger is an Error: the caller refuses updates rather than
+// forget its counter.
+Result<Ledger> load_ledger(const std::string& root);
+Result<Ledger> parse_ledger(std::string_view text);
+Result<void> save_ledger(const std::string& root, const Ledger& ledger);
 
 }  // namespace secbox::update

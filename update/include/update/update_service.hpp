@@ -1,15 +1,19 @@
 #pragma once
 // Software updates over the tunnel (cloud-protocol §7.6) and the daemon's
 // part of the trial (docs/updates.md):
-//  - update.apply: download (HTTPS, the tunnel's CA rules, size-capped,
-//    resumed after a cut), verify (size, SHA-256, Ed25519 by the pinned key),
-//    stage beside the running version, `ack`, then switch `current` and ask
-//    the appliance to restart into it. A failure before the switch changes
+//  - update.apply: the signed manifest judged before anything is fetched
+//    (update/manifest.hpp), the bundle downloaded (HTTPS, the tunnel's CA
+//    rules, capped at the manifest's size, resumed after a cut), checked
+//    (size, SHA-256), unpacked beside the running version and its daemon's
+//    built-in version compared with the manifest's, `ack`, then `current`
+//    switched and the appliance asked to restart into it. A failure before the switch changes
 //    nothing and is queued as `update_result` with its phase.
 //  - At start: an attempt that a restart interrupted, and outcomes that
 //    secbox-recover wrote (rollbacks), are queued as `update_result`, once.
 //  - On trial: once the box has been welcomed (when it is paired) and has run
-//    the trial time, the version becomes the known-good one, the contract
+//    the trial time, and before its deadline, the version becomes the
+//    known-good one (under the lock secbox-recover takes, so a commit and a
+//    rollback never interleave) and its counter the box's; then the contract
 //    migrations run, secbox.env is kept as the known-good bundle, and
 //    `update_result done` is queued.
 // Whatever the new version does, the rollback does not depend on it: that is
@@ -49,8 +53,12 @@ struct UpdateSettings {
   bool paired = false;          // a paired box must reach welcome to pass its trial
   std::chrono::seconds trial{120};
   std::chrono::seconds deadline{300};
-  std::uint64_t max_bytes = kMaxUpdateBytes;
   int download_tries = 3;
+  // Refused offers (and other failures before a switch) queue at most one
+  // update_result per this interval; the others are logged.
+  std::chrono::seconds refusal_report_interval{60};
+  // How long a commit waits for secbox-recover's lock on the tree.
+  std::chrono::milliseconds lock_wait{10000};
   std::chrono::milliseconds retry_pause{2000};
 };
 
@@ -67,15 +75,19 @@ struct UpdateHooks {
   std::function<void(const std::string& why)> restart;
 };
 
-// The version this process is: the name of its folder when it runs from
-// <root>/versions/<v>/secbox, else the version it was built as.
-std::string running_version(const std::string& root, const std::string& built_in);
+// The version this process is: its built-in version (update/built_in.hpp),
+// never a folder's name or one that came with an update.
+std::string running_version();
 
 // scripts/secbox-recover, as this binary carries it (secbox recover-script).
 std::string_view recover_script();
 
 // <root> when this binary runs from <root>/versions/<v>/secbox, else "".
 std::string versions_root_of_this_binary();
+// The guard app that came with this binary: web/ beside it (a version's
+// folder), else /usr/local/share/secbox/web (a box installed before bundles).
+std::string web_dir_of_this_binary();
+
 // The versions tree: the configured one (SECBOX_VERSIONS_DIR), else the one
 // this binary runs from.
 std::string versions_root(const std::string& configured);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "update/bundle.hpp"
 
 namespace secbox::update {
 
@@ -28,9 +29,18 @@ class VersionStore {
   // or digit, not ending in ".staging".
   static bool valid_version(std::string_view version);
 
-  // The binary at `from` as `version` (mode 0755). A version already staged
-  // with the same bytes is left as it is; with other bytes it is an error.
-  Result<void> stage(const std::string& version, const std::string& from);
+  // Unpacks the bundle read from `bundle_fd` (update/bundle.hpp) into
+  // versions/<version>.staging, checks that its daemon's built-in version is
+  // `version`, keeps the manifest beside it (manifest.json, the signed
+  // bytes), flushes it and renames it into place. A version staged before
+  // from the same manifest is left as it is; one from another manifest is
+  // replaced unless it is current or known-good. Error codes: "invalid" for a
+  // refused bundle (nothing is left), "io" when the disk refuses.
+  Result<void> stage_bundle(const std::string& version, int bundle_fd, const std::string& manifest_bytes,
+                            const BundleLimits& limits = {});
+  // The manifest a version was staged from ("" when it has none: a version
+  // install.sh laid out from a binary).
+  std::string manifest_of(const std::string& version) const;
   Result<void> set_current(const std::string& version);
   Result<void> set_known_good(const std::string& version);
 
@@ -40,6 +50,8 @@ class VersionStore {
   // Removes every staged version but current, known-good and `keep`, so that
   // updates do not fill the disk. Errors are ignored: a version left is only space.
   void prune(const std::vector<std::string>& keep) const;
+  // Removes one version's folder unless it is current or known-good.
+  void remove(const std::string& version) const;
   std::string binary(const std::string& version) const;
   const std::string& root() const { return root_; }
 

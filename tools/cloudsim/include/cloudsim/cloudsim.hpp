@@ -78,20 +78,27 @@ class CloudSim {
 
   // Software updates (cloud-protocol §7.6). The simulator's signing key (an
   // Ed25519 key made once and kept in dir) stands for the cloud's release
-  // key: update_public_key_file() is what install.sh pins on the box.
+  // key: update_public_key_file() is what install.sh pins on the box, and
+  // update_private_key_file() what secbox-release signs with.
   std::string update_public_key_file() const;
+  std::string update_private_key_file() const;
   // The base64 Ed25519 signature of a file's bytes by that key.
   std::string sign_file(const std::string& path) const;
   // Serves `path` at <base_url>/files/<name> (GET, with Range), read anew at
   // every request; returns the URL.
   std::string publish(const std::string& name, const std::string& path);
-  // An update.apply payload for `path` as `version`: published, hashed, signed.
-  nlohmann::json update_payload(const std::string& path, const std::string& version);
+  // An update.apply payload for a release folder (tools/release: secbox.tar.zst,
+  // manifest.json, manifest.sig): the bundle published, the manifest and its
+  // signature in base64, as the folder has them.
+  nlohmann::json update_payload(const std::string& release_dir);
   // The one-line install: <base_url>/install.sh serves `script` with this
-  // cloud's URL and update key filled in, and the binary (with its
-  // signature) is served where the script looks for it,
-  // /files/secbox-linux-<arch> and …sig.
-  void serve_install(const std::string& script, const std::string& binary, const std::string& arch = "amd64");
+  // cloud's URL and update key filled in, and the release is served where
+  // the script looks for it: /files/secbox-linux-<arch>.manifest.json, .sig
+  // and .tar.zst.
+  void serve_install(const std::string& script, const std::string& release_dir, const std::string& arch = "amd64");
+  // Redirects GET <base_url>/files/<name> to `location` (302): a test of
+  // where install.sh follows.
+  void redirect(const std::string& name, const std::string& location);
   // Every later download of published files stops after this many bytes, the
   // connection dropped (0: whole files). A cut download tests a resume.
   void set_download_cut(std::uint64_t bytes);
