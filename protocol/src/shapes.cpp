@@ -396,8 +396,7 @@ struct Registry {
     messages["env.unset"] = object({req("key", env_key)});
     messages["jwt.rotate"] = object({});
     // §7.6
-    messages["update.apply"] = object({req("version", str()), req("url", str()), req("sha256", str()),
-                                       req("size", count()), req("signature", str())});
+    messages["update.apply"] = object({req("manifest", str()), req("signature", str()), req("url", str())});
   }
 };
 

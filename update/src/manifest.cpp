@@ -29,27 +29,29 @@ class FlatObject : public nlohmann::json_sax<nlohmann::json> {
   std::map<std::string, nlohmann::json> fields;
   std::string error;
 
-  bool null() override { return fail("a field is null"); }
-  bool boolean(bool) override { return fail("a field is true or false"); }
+  bool null() override { return fail("has a null field"); }
+  bool boolean(bool) override { return fail("has a true or false field"); }
   bool number_integer(number_integer_t v) override { return put(v); }
   bool number_unsigned(number_unsigned_t v) override { return put(v); }
-  bool number_float(number_float_t, const string_t&) override { return fail("a field is not an integer"); }
+  bool number_float(number_float_t, const string_t&) override { return fail("has a field that is not an integer"); }
   bool string(string_t& v) override { return put(v); }
-  bool binary(binary_t&) override { return fail("a field is binary"); }
+  bool binary(binary_t&) override { return fail("has a binary field"); }
   bool start_object(std::size_t) override {
-    if (depth_++ != 0) return fail("a field is an object");
+    if (depth_++ != 0) return fail("has a field that is an object");
     return true;
   }
   bool end_object() override { return --depth_ == 0; }
-  bool start_array(std::size_t) override { return fail("a field is an array"); }
+  bool start_array(std::size_t) override {
+    return fail(depth_ == 0 ? "is not a JSON object" : "has a field that is an array");
+  }
   bool end_array() override { return false; }
   bool key(string_t& k) override {
-    if (fields.count(k) != 0) return fail("the field " + k.substr(0, 32) + " is given twice");
+    if (fields.count(k) != 0) return fail("gives the field " + k.substr(0, 32) + " twice");
     key_ = k;
     return true;
   }
   bool parse_error(std::size_t at, const std::string&, const nlohmann::detail::exception&) override {
-    if (error.empty()) error = "not JSON (at byte " + std::to_string(at) + ")";
+    if (error.empty()) error = "is not JSON (at byte " + std::to_string(at) + ")";
     return false;
   }
 
@@ -59,7 +61,7 @@ class FlatObject : public nlohmann::json_sax<nlohmann::json> {
     return false;
   }
   bool put(nlohmann::json v) {
-    if (depth_ != 1) return fail("the manifest is not a JSON object");
+    if (depth_ != 1) return fail("is not a JSON object");
     fields[key_] = std::move(v);
     return true;
   }
@@ -199,7 +201,7 @@ Result<std::string> sign(std::string_view message, const std::string& private_ke
 }
 
 Result<Offer> check_offer(std::string_view manifest_b64, std::string_view signature_b64,
-                          const std::string& public_key_pem, const BoxRecord& box) {
+                          const std::string& public_key_pem, const BoxRecord& box, std::string* version_seen) {
   // Malformed fields first: nothing is judged from a field that cannot be read.
   if (manifest_b64.empty() || manifest_b64.size() > (kMaxManifestBytes + 2) / 3 * 4) {
     return malformed("manifest must be the base64 of at most 4 KiB");
@@ -215,6 +217,7 @@ Result<Offer> check_offer(std::string_view manifest_b64, std::string_view signat
   auto parsed = parse_manifest(*bytes);
   if (!parsed) return parsed.error();
   const Manifest& m = parsed.value();
+  if (version_seen != nullptr) *version_seen = m.version;
   if (m.product != "secbox") return refused("the manifest is for product " + m.product + ", not secbox");
   if (m.target != box.target) return refused("the manifest is for " + m.target + ", and this box is " + box.target);
   if (box.now >= m.expires_at) {

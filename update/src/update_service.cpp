@@ -561,7 +561,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     box.counter = ledger.value().counter;
     box.rolled_back = ledger.value().rolled_back;
     box.now = unix_now();
-    auto offer = check_offer(r.manifest, r.signature, key.value(), box);
+    auto offer = check_offer(r.manifest, r.signature, key.value(), box, &out.to);
     if (!offer) return fail("manifest", reply_code(offer.error().code), offer.error().message);
     const Manifest& m = offer.value().manifest;
     out.to = m.version;

@@ -64,8 +64,10 @@ struct Offer {
 
 // An Error names the refusal in a sentence; its code is Errc::invalid for a
 // malformed field (update.apply's invalid_args) and Errc::forbidden for a
-// refusal of the manifest.
+// refusal of the manifest. `version_seen`, when given, gets the manifest's
+// version once its signature holds (for the refusal's report).
 Result<Offer> check_offer(std::string_view manifest_b64, std::string_view signature_b64,
-                          const std::string& public_key_pem, const BoxRecord& box);
+                          const std::string& public_key_pem, const BoxRecord& box,
+                          std::string* version_seen = nullptr);
 
 }  // namespace secbox::update
