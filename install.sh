@@ -3,10 +3,13 @@
 #
 #   curl -fsSL <cloud>/install.sh | sh
 #
-# With no --binary or --from-source, it downloads the signed binary for this
-# machine's architecture from the cloud it came from, and checks its Ed25519
-# signature with the update key it pins (/etc/secbox/update.pub) before
-# anything runs it.
+# With no --binary or --from-source, it downloads the release for this
+# machine's architecture from the cloud it came from (cloud-protocol 7.6: a
+# manifest, its Ed25519 signature, a tar+zstd bundle of the daemon and the
+# guard app) and checks it as the box checks an update, before anything runs
+# it: the signature over the manifest's bytes with the pinned update key
+# (/etc/secbox/update.pub), product, target, expiry, counter, then the
+# bundle's size and SHA-256. Downloads are https only, redirects included.
 #
 # Everything below is a function; only the last line runs anything, so a
 # download cut short at any byte executes nothing.
@@ -14,6 +17,8 @@
 # Options:
 #   --from-source DIR  build SecBox from the source tree in DIR (development)
 #   --binary FILE      install this already built `secbox` (development)
+#   --release DIR      install this release folder (manifest.json, manifest.sig,
+#                      secbox.tar.zst: what secbox-release makes), checked
 #   --update-key FILE  the Ed25519 public key (PEM) updates must be signed by
 #   --cloud URL        the one cloud this box may pair with (see CLOUD_URL)
 #   --web DIR          the guard app's files (default: the source tree's web/)
@@ -31,6 +36,8 @@ set -eu
 init_settings() {
   SOURCE_DIR=""
   BINARY=""
+  RELEASE_DIR=""
+  RELEASE_COUNTER=""
   WEB_SRC=""
   PREFIX="/usr/local"
   ROOT=""
@@ -51,12 +58,12 @@ init_settings() {
   # compose restarts); dbus and polkitd let the daemon restart the units
   # control.json names, and nothing else.
   RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl openssl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7
-    podman podman-compose uidmap slirp4netns dbus polkitd"
+    podman podman-compose uidmap slirp4netns dbus polkitd zstd"
 }
 
 usage() {
   cat <<'EOF'
-Usage: install.sh [--from-source DIR | --binary FILE] [--cloud URL] [--update-key FILE]
+Usage: install.sh [--from-source DIR | --binary FILE | --release DIR] [--cloud URL] [--update-key FILE]
                   [--prefix DIR] [--root DIR]
        install.sh --uninstall [--purge] [--prefix DIR] [--root DIR]
 
@@ -66,13 +73,17 @@ embedded database, and a systemd unit (enabled and started when systemd runs).
 Running it again changes nothing that is already right; an existing
 /etc/secbox/secbox.env is never touched.
 
-  (neither of the two below: download the signed binary for this machine from
-   the cloud, and check its signature with the pinned update key)
+  (none of the three below: download the signed release for this machine
+   from the cloud, and check it with the pinned update key)
   --from-source DIR  build SecBox from the source tree in DIR
   --binary FILE      install this already built `secbox` instead of building
+  --release DIR      install the release in DIR (manifest.json, manifest.sig,
+                     secbox.tar.zst), with the same checks as a download
   --update-key FILE  the Ed25519 public key (PEM) the box's software is signed
                      by, pinned as /etc/secbox/update.pub (default: the key
-                     of the cloud this script came from)
+                     already pinned, else the key of the cloud this script
+                     came from). A script that carries another key than the
+                     pinned one is refused unless --update-key says which.
   --cloud URL        the one cloud this box may pair with (https://…): written
                      to /etc/secbox/cloud; a pairing QR naming another cloud is
                      refused (default: the cloud this script came from)
@@ -97,6 +108,7 @@ parse_args() {
     case "$1" in
       --from-source) [ $# -ge 2 ] || fail "--from-source needs a directory"; SOURCE_DIR=$2; shift 2 ;;
       --binary) [ $# -ge 2 ] || fail "--binary needs a file"; BINARY=$2; shift 2 ;;
+      --release) [ $# -ge 2 ] || fail "--release needs a directory"; RELEASE_DIR=$2; shift 2 ;;
       --web) [ $# -ge 2 ] || fail "--web needs a directory"; WEB_SRC=$2; shift 2 ;;
       --cloud) [ $# -ge 2 ] || fail "--cloud needs a URL"; CLOUD_URL=$2; shift 2 ;;
       --update-key) [ $# -ge 2 ] || fail "--update-key needs a file"; UPDATE_KEY_FILE=$2; shift 2 ;;
@@ -114,7 +126,8 @@ parse_args() {
     [ -d "$ROOT" ] || fail "--root $ROOT is not a directory"
     ROOT=$(cd "$ROOT" && pwd)
   fi
-  if [ "$ACTION" = "install" ] && [ -z "$BINARY" ] && [ -z "$SOURCE_DIR" ] && [ -z "$CLOUD_URL" ]; then
+  if [ "$ACTION" = "install" ] && [ -z "$BINARY" ] && [ -z "$SOURCE_DIR" ] && [ -z "$RELEASE_DIR" ] &&
+    [ -z "$CLOUD_URL" ]; then
     # Checked before anything changes.
     fail "nothing to install from: run the script the cloud serves (curl -fsSL <cloud>/install.sh | sh), or pass --cloud URL, --binary FILE or --from-source DIR"
   fi
@@ -127,7 +140,6 @@ parse_args() {
   CURRENT_BIN="$ROOT$PREFIX/lib/secbox/current/secbox"
   VERSIONS_DIR="$ROOT$PREFIX/lib/secbox"
   RECOVER_PATH="$ROOT$PREFIX/lib/secbox-recover"
-  WEB_DIR="$ROOT$PREFIX/share/secbox/web"
   if [ -z "$WEB_SRC" ] && [ -n "$SOURCE_DIR" ]; then WEB_SRC="$SOURCE_DIR/web"; fi
   ETC_DIR="$ROOT/etc/secbox"
   STATE_DIR="$ROOT/var/lib/secbox"
@@ -204,16 +216,28 @@ install_packages() {
   fi
 }
 
-# The update key to pin: --update-key, else the one this script came with,
-# else the one pinned by an earlier install. Written to a temp file.
+# The update key to pin: --update-key, else the one pinned by an earlier
+# install, else the one this script came with. A script that carries another
+# key than the pinned one is refused: a second run of some cloud's script
+# must not re-pin the box's key silently (--update-key replaces it, and says
+# so). Written to a temp file.
 update_key() {
   KEY_TMP=$(mktemp)
   if [ -n "$UPDATE_KEY_FILE" ]; then
     cp "$UPDATE_KEY_FILE" "$KEY_TMP"
-  elif [ -n "$UPDATE_KEY_B64" ]; then
-    printf '%s' "$UPDATE_KEY_B64" | base64 -d >"$KEY_TMP" 2>/dev/null || fail "the update key in this script is not base64"
   elif [ -f "$ETC_DIR/update.pub" ]; then
     cp "$ETC_DIR/update.pub" "$KEY_TMP"
+    if [ -n "$UPDATE_KEY_B64" ]; then
+      carried=$(mktemp)
+      printf '%s' "$UPDATE_KEY_B64" | base64 -d >"$carried" 2>/dev/null || true
+      if ! cmp -s "$carried" "$KEY_TMP"; then
+        rm -f "$carried" "$KEY_TMP"
+        fail "this script carries another update key than the one this box pinned ($ETC_DIR/update.pub): nothing was changed; to replace the pinned key, pass it explicitly with --update-key FILE"
+      fi
+      rm -f "$carried"
+    fi
+  elif [ -n "$UPDATE_KEY_B64" ]; then
+    printf '%s' "$UPDATE_KEY_B64" | base64 -d >"$KEY_TMP" 2>/dev/null || fail "the update key in this script is not base64"
   else
     rm -f "$KEY_TMP"
     KEY_TMP=""
@@ -231,30 +255,94 @@ machine_arch() {
   esac
 }
 
-# The signed binary from the cloud, checked with the pinned key before
-# anything runs it (openssl: nothing of the downloaded program is trusted).
-download_binary() {
+# The release from the cloud: its manifest and signature, then its bundle,
+# https only (a redirect to http is refused too).
+download_release() {
   [ -n "$KEY_TMP" ] || fail "no update key to check the download with (--update-key FILE, or the script the cloud serves)"
   command -v curl >/dev/null || fail "curl is needed to download SecBox"
-  command -v openssl >/dev/null || fail "openssl is needed to check SecBox's signature"
   arch=$(machine_arch)
   base=$(printf '%s' "$CLOUD_URL" | sed 's:/*$::')
+  case "$base" in https://*) ;; *) fail "the cloud $base is not https: nothing is downloaded over plain http" ;; esac
   DOWNLOAD_DIR=$(mktemp -d)
   say "downloading SecBox for $arch from $base"
-  curl -fsSL --proto '=https,http' --retry 3 -o "$DOWNLOAD_DIR/secbox" "$base/files/secbox-linux-$arch" ||
-    fail "the download of $base/files/secbox-linux-$arch failed"
-  curl -fsSL --proto '=https,http' --retry 3 -o "$DOWNLOAD_DIR/secbox.sig" "$base/files/secbox-linux-$arch.sig" ||
-    fail "the download of its signature failed"
-  base64 -d <"$DOWNLOAD_DIR/secbox.sig" >"$DOWNLOAD_DIR/secbox.sig.raw" 2>/dev/null ||
-    fail "the signature is not base64"
-  if ! openssl pkeyutl -verify -pubin -inkey "$KEY_TMP" -rawin -in "$DOWNLOAD_DIR/secbox" \
-    -sigfile "$DOWNLOAD_DIR/secbox.sig.raw" >/dev/null 2>&1; then
-    rm -rf "$DOWNLOAD_DIR"
-    fail "the downloaded binary is not signed by the pinned update key: nothing was installed"
+  for f in manifest.json manifest.sig tar.zst; do
+    to=$f
+    [ "$f" = tar.zst ] && to=secbox.tar.zst
+    curl -fsSL --proto '=https' --proto-redir '=https' --max-redirs 5 --retry 3 --max-filesize 67108864 \
+      -o "$DOWNLOAD_DIR/$to" "$base/files/secbox-linux-$arch.$f" ||
+      fail "the download of $base/files/secbox-linux-$arch.$f failed (https only, redirects included)"
+  done
+  RELEASE_DIR=$DOWNLOAD_DIR
+}
+
+# One field of the manifest, a one-line JSON object whose signature has
+# been checked: "key":"value" or "key":number.
+manifest_field() { # file key
+  sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p" "$1" | head -n 1
+}
+
+# The release checked as the box checks an update (cloud-protocol 7.6),
+# before anything of it runs: the signature over exactly the manifest's
+# bytes (openssl, the pinned key), product, target, expiry, version, the
+# counter against what this box has run, then the bundle's size and SHA-256;
+# unpacked into a fresh folder, it must hold only files and folders, exactly
+# secbox and web/, and the daemon must state the manifest's version.
+check_release() {
+  [ -n "$KEY_TMP" ] || fail "no update key to check the release with (--update-key FILE)"
+  command -v openssl >/dev/null || fail "openssl is needed to check SecBox's signature"
+  command -v zstd >/dev/null || fail "zstd is needed to unpack SecBox"
+  m="$RELEASE_DIR/manifest.json"
+  for f in "$m" "$RELEASE_DIR/manifest.sig" "$RELEASE_DIR/secbox.tar.zst"; do
+    [ -f "$f" ] || fail "the release has no $(basename "$f")"
+  done
+  [ "$(wc -c <"$m")" -le 4096 ] || fail "the manifest is over 4 KiB: nothing was installed"
+  if ! openssl pkeyutl -verify -pubin -inkey "$KEY_TMP" -rawin -in "$m" \
+    -sigfile "$RELEASE_DIR/manifest.sig" >/dev/null 2>&1; then
+    fail "the release's manifest is not signed by the pinned update key: nothing was installed"
   fi
-  say "the download's signature checks out with the pinned update key"
-  chmod 0755 "$DOWNLOAD_DIR/secbox"
-  BINARY="$DOWNLOAD_DIR/secbox"
+  say "the manifest's signature checks out with the pinned update key"
+  product=$(manifest_field "$m" product)
+  target=$(manifest_field "$m" target)
+  version=$(manifest_field "$m" version)
+  counter=$(manifest_field "$m" counter)
+  sha=$(manifest_field "$m" sha256)
+  size=$(manifest_field "$m" size)
+  expires=$(manifest_field "$m" expiresAt)
+  [ "$product" = secbox ] || fail "the release is for product $product, not secbox"
+  [ "$target" = "linux-$(machine_arch)" ] || fail "the release is for $target, and this box is linux-$(machine_arch)"
+  expires_s=$(date -d "$expires" +%s 2>/dev/null) || fail "the manifest's expiresAt is not a time"
+  [ "$(date +%s)" -lt "$expires_s" ] || fail "the release's manifest expired at $expires: nothing was installed"
+  case "$version" in '' | *[!A-Za-z0-9.+_-]* | [!A-Za-z0-9]*) fail "the manifest's version is not a version name" ;; esac
+  case "$counter" in '' | *[!0-9]*) fail "the manifest's counter is not a number" ;; esac
+  case "$size" in '' | *[!0-9]*) fail "the manifest's size is not a number" ;; esac
+  case "$sha" in *[!0-9a-f]*) fail "the manifest's sha256 is not lowercase hex" ;; esac
+  [ "${#sha}" -eq 64 ] || fail "the manifest's sha256 is not 64 hex digits"
+  have=0
+  if [ -f "$VERSIONS_DIR/update.ledger" ]; then
+    have=$(sed -n 's/^COUNTER=\([0-9]\{1,18\}\)$/\1/p' "$VERSIONS_DIR/update.ledger" | head -n 1)
+    have=${have:-0}
+  fi
+  [ "$counter" -ge "$have" ] ||
+    fail "the release's counter $counter is below this box's $have (an older release than one it has run): nothing was installed"
+  b="$RELEASE_DIR/secbox.tar.zst"
+  [ "$(wc -c <"$b")" -eq "$size" ] || fail "the bundle is not the manifest's size: nothing was installed"
+  [ "$(sha256sum "$b" | cut -d' ' -f1)" = "$sha" ] || fail "the bundle's SHA-256 is not the manifest's: nothing was installed"
+  say "the bundle is the manifest's ($size bytes, sha256 $sha)"
+  UNPACKED=$(mktemp -d)
+  zstd -dcq "$b" | tar -x --no-same-owner --no-same-permissions --no-overwrite-dir -C "$UNPACKED" ||
+    fail "the bundle cannot be unpacked"
+  [ -z "$(find "$UNPACKED" -mindepth 1 ! -type f ! -type d)" ] || fail "the bundle holds something besides files and folders"
+  extra=$(cd "$UNPACKED" && find . -mindepth 1 -maxdepth 1 ! -name secbox ! -name web)
+  if [ -n "$extra" ] || [ ! -f "$UNPACKED/secbox" ] || [ ! -d "$UNPACKED/web" ]; then
+    fail "the bundle must hold exactly secbox and web/"
+  fi
+  chmod 0755 "$UNPACKED/secbox"
+  built_in=$("$UNPACKED/secbox" --version 2>/dev/null | sed -n 's/^secbox //p' | head -n 1)
+  [ "$built_in" = "$version" ] || fail "the bundle's daemon is version ${built_in:-unknown}, not the manifest's $version"
+  BINARY="$UNPACKED/secbox"
+  WEB_SRC="$UNPACKED/web"
+  RELEASE_COUNTER=$counter
+  RELEASE_MANIFEST=$m
 }
 
 # The binary to install: the one given, downloaded, or built from the source tree.
@@ -264,7 +352,8 @@ obtain_binary() {
     return 0
   fi
   if [ -z "$SOURCE_DIR" ]; then
-    download_binary
+    [ -n "$RELEASE_DIR" ] || download_release
+    check_release
     return 0
   fi
   if [ ! -f "$SOURCE_DIR/CMakeLists.txt" ] || [ ! -d "$SOURCE_DIR/appliance" ]; then
@@ -413,7 +502,9 @@ install_file() { # mode source destination
 }
 
 # Also with --root: the embedded database in the root runs as this user.
-# The guard app's files, served by the LAN server.
+# The guard app's files, served by the LAN server from the version's own
+# folder (versions/<v>/web): the daemon and its app switch and roll back
+# together. Made there as secbox, like the rest of the versions tree.
 install_web() {
   if [ -z "$WEB_SRC" ]; then
     say "no --web DIR: the guard app is not installed (the LAN API still works)"
@@ -428,11 +519,37 @@ install_web() {
     WEB_SRC=$web_built
   fi
   [ -f "$WEB_SRC/index.html" ] || fail "$WEB_SRC has no index.html: not the guard app's files"
+  web="$VERSIONS_DIR/versions/$VERSION/web"
+  daemon_dir "$web"
+  for d in $(cd "$WEB_SRC" && find . -mindepth 1 -type d ! -path './node_modules*' | sort); do
+    daemon_dir "$web/${d#./}"
+  done
   for f in $(cd "$WEB_SRC" && find . -type f ! -path './node_modules/*' ! -name 'package*.json' | sort); do
-    install_file 644 "$WEB_SRC/$f" "$WEB_DIR/${f#./}"
+    daemon_file 644 "$WEB_SRC/$f" "$web/${f#./}"
   done
   [ -n "${web_built:-}" ] && rm -rf "$web_built"
+  # Where installs before bundles put it.
+  if [ -d "$ROOT$PREFIX/share/secbox/web" ]; then remove_path "$ROOT$PREFIX/share/secbox"; fi
   return 0
+}
+
+# The release's manifest beside its version, and its counter as the box's
+# (a fresh install is its own known-good version). The counter never goes down.
+install_release_record() {
+  [ -n "$RELEASE_COUNTER" ] || return 0
+  daemon_file 644 "$RELEASE_MANIFEST" "$VERSIONS_DIR/versions/$VERSION/manifest.json"
+  have=0
+  if [ -f "$VERSIONS_DIR/update.ledger" ]; then
+    have=$(sed -n 's/^COUNTER=\([0-9]\{1,18\}\)$/\1/p' "$VERSIONS_DIR/update.ledger" | head -n 1)
+    have=${have:-0}
+  fi
+  [ "$RELEASE_COUNTER" -gt "$have" ] || return 0
+  ledger=$(mktemp)
+  printf 'COUNTER=%s\n' "$RELEASE_COUNTER" >"$ledger"
+  if [ -f "$VERSIONS_DIR/update.ledger" ]; then grep '^ROLLED_BACK=' "$VERSIONS_DIR/update.ledger" >>"$ledger" || true; fi
+  chmod 0644 "$ledger"
+  daemon_file 644 "$ledger" "$VERSIONS_DIR/update.ledger"
+  rm -f "$ledger"
 }
 
 ensure_user() {
@@ -596,7 +713,7 @@ User=secbox
 Group=secbox
 # video: webcams; systemd-journal: journal.tail (cloud-protocol 7.5).
 SupplementaryGroups=video systemd-journal
-Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox LAN_WEB_DIR=$PREFIX/share/secbox/web
+Environment=SECBOX_ETC_DIR=/etc/secbox SECBOX_STATE_DIR=/var/lib/secbox
 Environment=SECBOX_VERSIONS_DIR=$PREFIX/lib/secbox
 # The containers' rootless podman, through its socket (install_runtime).
 Environment=CONTAINER_HOST=unix:///run/secbox-runtime.sock SECBOX_COMPOSE_DIR=/var/lib/secbox-compose
@@ -988,6 +1105,8 @@ do_install() {
   ensure_runtime_user
   install_versions
   install_web
+  install_release_record
+  [ -z "${UNPACKED:-}" ] || rm -rf "$UNPACKED"
   ensure_dirs
   install_update_key
   install_control

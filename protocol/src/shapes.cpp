@@ -305,7 +305,7 @@ struct Registry {
         object({req("project", str()), req("ok", boolean()), req("phase", str()), req("detail", str())});
     events["update_result"] =
         object({req("fromVersion", str()), req("toVersion", str()), req("ok", boolean()),
-                req("phase", one_of({"download", "verify", "stage", "switch", "trial", "rollback", "rollback-failed",
+                req("phase", one_of({"manifest", "download", "verify", "stage", "switch", "trial", "rollback", "rollback-failed",
                                      "done"})),
                 req("detail", str())});
     std::map<std::string, ShapePtr, std::less<>> event_variants;

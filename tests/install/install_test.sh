@@ -84,11 +84,13 @@ check "the recovery units and the 30 s timer are installed" \
            grep -qx 'OnUnitActiveSec=30s' '$root/etc/systemd/system/secbox-recover-check.timer'"
 check "no secbox.env written" test ! -e "$root/etc/secbox/secbox.env"
 "$src/scripts/build-web" "$work/web-built" >/dev/null
-check "the guard app installed (built: the app and hls.js), file by file" \
-  diff -r "$work/web-built" "$root/usr/local/share/secbox/web"
+check "the guard app installed beside its daemon (built: the app and hls.js), file by file" \
+  diff -r "$work/web-built" "$lib/versions/$version/web"
 check "no node_modules or package files installed" \
-  bash -c "[[ ! -e '$root/usr/local/share/secbox/web/node_modules' && ! -e '$root/usr/local/share/secbox/web/package.json' ]]"
-check "the unit points the LAN server at it" grep -q "LAN_WEB_DIR=/usr/local/share/secbox/web" "$unit"
+  bash -c "[[ ! -e '$lib/versions/$version/web/node_modules' && ! -e '$lib/versions/$version/web/package.json' ]]"
+check "the guard app is the daemon's, as the rest of its version" \
+  test "$(stat -c '%U' "$lib/versions/$version/web/index.html")" = secbox
+check "the unit names no web folder: the daemon serves the one beside it" bash -c "! grep -q LAN_WEB_DIR '$unit'"
 check "the pairing address is printed" grep -q "pair this box" <<<"$out"
 check "postgresql-common creates no default cluster" \
   grep -qx "create_main_cluster = false" "$root/etc/postgresql-common/createcluster.d/secbox.conf"
@@ -248,14 +250,26 @@ check "purge removed /etc/secbox and /var/lib/secbox" \
 
 # 7. The one-line install, as a booth box gets it: the cloud (the simulator)
 # serves install.sh with its URL and update key filled in, and the signed
-# binary for this machine; the script is piped into sh with no arguments.
-objcopy --strip-debug "$binary" "$work/secbox-release"
+# release for this machine (secbox-release: the stripped daemon stamped 7.0.0
+# and the guard app); the script is piped into sh with no arguments.
+release_tool=$(dirname "$cloudsim")/../release/secbox-release
+objcopy --strip-debug "$binary" "$work/secbox-stripped"
 mkdir -m 0700 "$work/sim"
-"$cloudsim" --dir "$work/sim" --port 0 --install-script "$installer" --binary "$work/secbox-release" \
-  </dev/null >"$work/sim.ready" 2>"$work/sim.log" &
-sim_pid=$!
-for _ in $(seq 100); do [[ -s "$work/sim.ready" ]] && break; sleep 0.1; done
-base=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["baseUrl"])' "$work/sim.ready")
+sim_dir="$work/sim"
+start_sim() { # extra simulator arguments...
+  rm -f "$work/sim.ready"
+  "$cloudsim" --dir "$sim_dir" --port 0 "$@" </dev/null >"$work/sim.ready" 2>"$work/sim.log" &
+  sim_pid=$!
+  for _ in $(seq 100); do [[ -s "$work/sim.ready" ]] && break; sleep 0.1; done
+  base=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["baseUrl"])' "$work/sim.ready")
+}
+stop_sim() { kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; sim_pid=""; }
+# The simulator's key, made once in its folder, signs the release.
+start_sim
+stop_sim
+"$release_tool" --daemon "$work/secbox-stripped" --web "$work/web-built" --version 7.0.0 --counter 3 \
+  --key "$work/sim/update-key.pem" --out "$work/release" --level 3 >/dev/null
+start_sim --install-script "$installer" --release "$work/release"
 ca="$work/sim/ca.pem"
 piped="$work/piped"
 mkdir "$piped"
@@ -264,23 +278,65 @@ mkdir "$piped"
 # downloads). --root keeps it in the test root.
 out=$(curl -fsS --cacert "$ca" "$base/install.sh" | CURL_CA_BUNDLE="$ca" sh -s -- --root "$piped" 2>&1) || true
 check "curl | sh installs from the cloud" grep -q "SecBox is installed" <<<"$out"
-check "it checked the download's signature" grep -q "signature checks out with the pinned update key" <<<"$out"
-check "the downloaded binary is installed as its version" \
-  cmp -s "$work/secbox-release" "$piped/usr/local/lib/secbox/versions/$version/secbox"
+check "it checked the manifest's signature" grep -q "signature checks out with the pinned update key" <<<"$out"
+check "then the bundle" grep -q "the bundle is the manifest" <<<"$out"
+plib="$piped/usr/local/lib/secbox"
+check "the release's daemon is installed as its built-in version" \
+  bash -c "[[ \$('$plib/versions/7.0.0/secbox' --version) == 'secbox 7.0.0' ]]"
+check "its guard app beside it" diff -r "$work/web-built" "$plib/versions/7.0.0/web"
+check "its manifest beside it, and its counter as the box's" \
+  bash -c "cmp -s '$work/release/manifest.json' '$plib/versions/7.0.0/manifest.json' && grep -qx COUNTER=3 '$plib/update.ledger'"
 check "the cloud's update key is pinned" cmp -s "$work/sim/update.pub" "$piped/etc/secbox/update.pub"
 check "the cloud it came from is the one it pairs with" grep -qx "$base" "$piped/etc/secbox/cloud"
 
-# 8. The same script, told to pin another key: the binary the cloud signed is
-# not signed by it, so nothing of SecBox is installed.
-refused="$work/refused"
-mkdir "$refused"
-out=$(curl -fsS --cacert "$ca" "$base/install.sh" | CURL_CA_BUNDLE="$ca" sh -s -- --root "$refused" \
-  --update-key "$work/update.pub" 2>&1) && check "a binary signed by another key is refused" false
-check "the refusal says why" grep -q "not signed by the pinned update key" <<<"$out"
-check "nothing of SecBox was installed" \
-  bash -c "[[ ! -e '$refused/usr/local/lib/secbox' && ! -e '$refused/usr/local/bin/secbox' && ! -e '$refused/etc/secbox' ]]"
-kill "$sim_pid" 2>/dev/null || true
-sim_pid=""
+# 8. Refusals, each before anything of SecBox is installed.
+nothing_installed() {
+  [[ ! -e "$1/usr/local/lib/secbox" && ! -e "$1/usr/local/bin/secbox" && ! -e "$1/etc/secbox" ]]
+}
+refused_install() { # name expected-sentence extra-args...
+  local name=$1 says=$2
+  shift 2
+  mkdir -p "$work/$name"
+  out=$(curl -fsS --cacert "$ca" "$base/install.sh" | CURL_CA_BUNDLE="$ca" sh -s -- --root "$work/$name" "$@" 2>&1) &&
+    check "$name: refused" false
+  check "$name: the refusal says why" grep -q "$says" <<<"$out" || echo "$out" | tail -3
+  check "$name: nothing of SecBox was installed" nothing_installed "$work/$name"
+}
+refused_install "another-key" "not signed by the pinned update key" --update-key "$work/update.pub"
+# A bundle that is not the manifest's.
+cp "$work/release/secbox.tar.zst" "$work/bundle.good"
+printf 'x' >>"$work/release/secbox.tar.zst"
+refused_install "another-bundle" "not the manifest's size"
+cp "$work/bundle.good" "$work/release/secbox.tar.zst"
+# A manifest signed over other bytes.
+cp "$work/release/manifest.json" "$work/manifest.good"
+sed -i 's/"counter":3/"counter":4/' "$work/release/manifest.json"
+refused_install "bad-signature" "not signed by the pinned update key"
+cp "$work/manifest.good" "$work/release/manifest.json"
+stop_sim
+# The cloud redirects the bundle to plain http, where a server does serve
+# it: the script refuses to follow (were it followed, the install would work).
+http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+python3 -m http.server --bind 127.0.0.1 --directory "$work/release" "$http_port" >/dev/null 2>&1 &
+http_pid=$!
+for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$http_port/manifest.json" && break; sleep 0.1; done
+check "the plain http server serves the bundle" curl -fs -o /dev/null "http://127.0.0.1:$http_port/secbox.tar.zst"
+start_sim --install-script "$installer" --release "$work/release" \
+  --redirect "secbox-linux-$(dpkg --print-architecture).tar.zst=http://127.0.0.1:$http_port/secbox.tar.zst"
+refused_install "redirect-to-http" "https only"
+check "redirect-to-http: curl refused the protocol" grep -qi "protocol.*http.*not supported\|disabled" <<<"$out"
+stop_sim
+kill "$http_pid" 2>/dev/null || true
+# A second run of a cloud's script that carries another key than the pinned
+# one: refused, unless told so with --update-key.
+sim_dir="$work/sim-other"  # another cloud: its script carries its own key
+mkdir -m 0700 "$sim_dir"
+start_sim --install-script "$installer" --release "$work/release"
+out=$(curl -fsS --cacert "$sim_dir/ca.pem" "$base/install.sh" | CURL_CA_BUNDLE="$sim_dir/ca.pem" sh -s -- --root "$piped" 2>&1) &&
+  check "a script with another key than the pinned one is refused" false
+check "the refusal says why and how" grep -q "carries another update key.*--update-key" <<<"$out"
+check "the pinned key stays" cmp -s "$work/sim/update.pub" "$piped/etc/secbox/update.pub"
+stop_sim
 
 echo "# $failures failed"
 [[ $failures -eq 0 ]]

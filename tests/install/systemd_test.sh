@@ -58,12 +58,27 @@ mkdir -p "$work/in"
 cp "$binary" "$work/in/secbox"
 cp "$cloudsim" "$work/in/secbox-cloudsim"
 cp "$src/install.sh" "$work/in/install.sh"
-# The cloud's release key (the simulator signs updates with it) and a release
-# build of the binary under test (its debug sections off: under 256 MiB).
+# The cloud's release key (the simulator's, which signs releases) and the
+# releases it serves, made by secbox-release from the binary under test (its
+# debug sections off: under 256 MiB unpacked): 0.1.0 for the one-line
+# install, 0.2.0 for an update, 0.3.0 a broken build (a script that exits),
+# 0.4.0 for `secbox update` on the box.
 openssl genpkey -algorithm ed25519 -out "$work/in/update-key.pem" 2>/dev/null
 openssl pkey -in "$work/in/update-key.pem" -pubout -out "$work/in/update.pub"
-objcopy --strip-debug "$binary" "$work/in/secbox-release"
+objcopy --strip-debug "$binary" "$work/secbox-stripped"
 "$src/scripts/build-web" "$work/in/web" >/dev/null
+release_tool=$(dirname "$cloudsim")/../release/secbox-release
+# (A broken build still carries the daemon's version slot, for the stamp.)
+printf '#!/bin/sh\necho "this build is broken" >&2\nexit 1\n@(#)secbox-%s' "slot:" >"$work/broken"
+head -c 65 /dev/zero >>"$work/broken"
+for r in 0.1.0 0.2.0 0.3.0 0.4.0; do
+  daemon="$work/secbox-stripped"
+  [[ $r == 0.3.0 ]] && daemon="$work/broken"
+  "$release_tool" --daemon "$daemon" --web "$work/in/web" --version "$r" --counter 1 --key "$work/in/update-key.pem" \
+    --out "$work/in/release-$r" --level 3 >/dev/null
+done
+chmod -R a+rX "$work/in"
+echo "# the ASan build's release bundle: $(stat -c %s "$work/in/release-0.1.0/secbox.tar.zst") bytes"
 # --privileged: the nested podman needs it; systemd still applies the unit's
 # sandbox (checked below, not assumed).
 podman run -d --name "$name" --privileged --systemd=always --network none \
@@ -109,12 +124,36 @@ box sh -c 'mkdir -p /etc/systemd/system/secbox.service.d &&
 # The update trial shortened to fit CI (the unit's defaults are 120 s and 300 s).
 box sh -c 'printf "[Service]\nEnvironment=SECBOX_UPDATE_TRIAL_S=10 SECBOX_UPDATE_DEADLINE_S=60\n" >/etc/systemd/system/secbox.service.d/trial.conf'
 
-# 1. The install, as a booth box gets it.
+# The cloud simulator, inside the box: it serves install.sh (with its URL and
+# update key filled in) and release 0.1.0, and later pairs and drives the box.
+bootstrap="bt_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+mkfifo "$work/sim.in" "$work/sim.out"
+box mkdir -p -m 0700 /root/sim
+box install -m 0600 /opt/secbox-test/update-key.pem /root/sim/update-key.pem
+podman exec -i "$name" /opt/secbox-test/secbox-cloudsim --dir /root/sim --port 8766 \
+  --device dev_systemd --bootstrap "$bootstrap" --install-script /opt/secbox-test/install.sh \
+  --release /opt/secbox-test/release-0.1.0 <"$work/sim.in" >"$work/sim.out" 2>"$work/cloudsim.log" &
+exec 3>"$work/sim.in" 4<"$work/sim.out"
+read -r -t 30 ready <&4 || { cat "$work/cloudsim.log"; exit 1; }
+echo "# cloud simulator: $ready"
+# The one-line install, as a booth box gets it: curl | sh from the cloud, no
+# arguments. (A booth trusts the cloud's certificate through the system
+# store; here curl is given the simulator's CA.)
+one_line_install() {
+  box sh -c 'curl -fsS --cacert /root/sim/ca.pem https://127.0.0.1:8766/install.sh | CURL_CA_BUNDLE=/root/sim/ca.pem sh'
+}
+
+# 1. The install.
 t0=$(date +%s)
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 \
-  --update-key /opt/secbox-test/update.pub 2>&1) ||
-  { echo "$out"; exit 1; }
-echo "# install.sh took $(($(date +%s) - t0)) s"
+out=$(one_line_install 2>&1) || { echo "$out"; exit 1; }
+echo "# install.sh (curl | sh) took $(($(date +%s) - t0)) s"
+check "curl | sh checked the release's manifest" grep -q "signature checks out with the pinned update key" <<<"$out"
+check "and its bundle" grep -q "the bundle is the manifest" <<<"$out"
+check "it installed release 0.1.0 with its app and counter" \
+  bash -c "podman exec $name test -f /usr/local/lib/secbox/versions/0.1.0/web/index.html &&
+           podman exec $name grep -qx COUNTER=1 /usr/local/lib/secbox/update.ledger"
+check "it pinned the cloud's key and the cloud" \
+  bash -c "podman exec $name cmp -s /root/sim/update.pub /etc/secbox/update.pub && podman exec $name grep -qx https://127.0.0.1:8766 /etc/secbox/cloud"
 # The containers' runtime: rootless podman as secbox-runtime, behind its
 # socket. rt drives it as the daemon does; the test's image goes into that
 # user's storage (its podman joins the service's namespaces, whose /tmp is
@@ -143,8 +182,7 @@ box sh -c 'cat >/etc/secbox/control.json <<EOF
  "update":     {"allow": ["apply"]}}
 EOF
 chown root:secbox /etc/secbox/control.json && chmod 0640 /etc/secbox/control.json'
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1) ||
-  { echo "$out"; exit 1; }
+out=$(one_line_install 2>&1) || { echo "$out"; exit 1; }
 check "the polkit rule names the allowed unit" \
   box grep -q '"secbox-test-allowed.service"' /etc/polkit-1/rules.d/50-secbox.rules
 check "polkit lets secbox restart the allowed unit" \
@@ -209,15 +247,6 @@ echo "# systemd-analyze security secbox.service: exposure $exposure"
 check "sandbox rated 2.5 or better under systemd ($exposure)" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
 
 # 3. Pairing with the cloud simulator, as the super-admin does it.
-bootstrap="bt_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
-mkfifo "$work/sim.in" "$work/sim.out"
-box mkdir -p -m 0700 /root/sim
-box install -m 0600 /opt/secbox-test/update-key.pem /root/sim/update-key.pem
-podman exec -i "$name" /opt/secbox-test/secbox-cloudsim --dir /root/sim --port 8766 \
-  --device dev_systemd --bootstrap "$bootstrap" <"$work/sim.in" >"$work/sim.out" 2>"$work/cloudsim.log" &
-exec 3>"$work/sim.in" 4<"$work/sim.out"
-read -r -t 30 ready <&4 || { cat "$work/cloudsim.log"; exit 1; }
-echo "# cloud simulator: $ready"
 # The simulator's CA stands for a real cloud's; secbox.env is the daemon's own
 # file in a sticky folder (protected_regular: root may not write it).
 box sh -c 'install -m 0640 -o root -g secbox /root/sim/ca.pem /etc/secbox/cloud-ca.pem &&
@@ -373,7 +402,7 @@ check "the restarted box answers over the tunnel" grep -q '"units.result"' <<<"$
 grep -q '"units.result"' <<<"$back" || echo "# last answer: $back"
 
 # 6. Reinstall, uninstall, purge.
-out=$(box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 2>&1)
+out=$(one_line_install 2>&1)
 check "a second install changes nothing" grep -q "nothing to change" <<<"$out"
 
 # 7. Updates under systemd (cloud-protocol §7.6), each ending with the box
@@ -391,12 +420,12 @@ await_result() { # phase: waits for an update_result with it
 }
 version_of_hello() { field 'm.get("payload",{}).get("version")'; }
 t0=$(date +%s.%N)
-sent=$(sim "update /opt/secbox-test/secbox-release 0.2.0 t-upd-1" 10)
+sent=$(sim "update /opt/secbox-test/release-0.2.0 t-upd-1" 10)
 reply=$(sim "await t-upd-1 120" 130)
 check "update.apply of a good version: ack" test "$(field 'm.get("type")' <<<"$reply")" = ack
 hello=$(sim "await-type hello 120" 130)
 t1=$(date +%s.%N)
-check "the new version says hello under systemd" test "$(version_of_hello <<<"$hello")" = 0.2.0
+check "the new version says hello under systemd (its built-in version)" test "$(version_of_hello <<<"$hello")" = 0.2.0
 echo "# update.apply to the new version's hello under systemd: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 r=$(await_result "done")
 check "its trial passed: update_result done" grep -q '"phase": "done"' <<<"$r"
@@ -409,10 +438,9 @@ check "the switch was not counted a failure" test "$(box systemctl show -p Resul
 
 # A version that exits at once: rolled back by ExecStartPre, without its code.
 sim "clear" 5 >/dev/null
-printf '#!/bin/sh\necho "this build is broken" >&2\nexit 1\n' >"$work/broken"
-chmod 0755 "$work/broken"
 podman cp "$work/broken" "$name:/root/broken"
-sim "update /root/broken 0.3.0 t-upd-2" 10 >/dev/null
+box chmod 0755 /root/broken
+sim "update /opt/secbox-test/release-0.3.0 t-upd-2" 10 >/dev/null
 reply=$(sim "await t-upd-2 120" 130)
 check "update.apply of a broken version: ack (it verifies)" test "$(field 'm.get("type")' <<<"$reply")" = ack
 r=$(await_result rollback)
@@ -421,21 +449,30 @@ check "0.2.0 is current again" test "$(box readlink /usr/local/lib/secbox/curren
 check "the journal shows secbox-recover's rollback" \
   bash -c "podman exec $name journalctl -u secbox.service --no-pager | grep -q 'secbox-recover: rolled back'"
 check "the box runs again" box systemctl is-active --quiet secbox.service
+check "the rolled-back version is pruned and remembered" \
+  bash -c "! podman exec $name test -e /usr/local/lib/secbox/versions/0.3.0 &&
+           podman exec $name grep -qx 'ROLLED_BACK=0.3.0 1' /usr/local/lib/secbox/update.ledger"
+sim "update /opt/secbox-test/release-0.3.0 t-upd-3" 10 >/dev/null
+reply=$(sim "await t-upd-3 60" 70)
+check "offered again: refused" test "$(field 'm.get("payload",{}).get("code")' <<<"$reply")" = forbidden
+check "until a higher counter" grep -q "rolled back" <<<"$reply"
 
 # secbox update on the box itself (no tunnel needed): same checks, same trial.
 sim "clear" 5 >/dev/null
 # The command runs the current version as secbox (root never executes the
 # daemon's file): what it reads must be readable by secbox.
-box sh -c 'openssl pkeyutl -sign -inkey /root/sim/update-key.pem -rawin -in /opt/secbox-test/secbox-release -out /var/tmp/release.sig &&
-  chmod 0644 /var/tmp/release.sig && install -m 0644 /root/broken /var/tmp/broken'
+box sh -c 'cp -r /opt/secbox-test/release-0.4.0 /var/tmp/release-0.4.0 && cp -r /var/tmp/release-0.4.0 /var/tmp/release-bad &&
+  cp /opt/secbox-test/release-0.2.0/manifest.sig /var/tmp/release-bad/manifest.sig && chmod -R a+rX /var/tmp/release-0.4.0 /var/tmp/release-bad'
+out=$(box /usr/local/bin/secbox update --manifest /var/tmp/release-bad/manifest.json --signature /var/tmp/release-bad/manifest.sig \
+  --bundle /var/tmp/release-bad/secbox.tar.zst 2>&1) && false
+check "secbox update refuses a manifest the signature is not for" grep -q "refused: the signature" <<<"$out"
 # The trial as short as the unit's (its drop-in does not reach this shell).
 out=$(box env SECBOX_UPDATE_TRIAL_S=10 SECBOX_UPDATE_DEADLINE_S=60 /usr/local/bin/secbox update \
-  --file /opt/secbox-test/secbox-release --signature /var/tmp/release.sig --version 0.4.0 2>&1) || true
+  --manifest /var/tmp/release-0.4.0/manifest.json --signature /var/tmp/release-0.4.0/manifest.sig \
+  --bundle /var/tmp/release-0.4.0/secbox.tar.zst 2>&1) || true
 check "secbox update verifies and switches" grep -q "Switched 0.2.0 -> 0.4.0" <<<"$out"
 r=$(await_result "done")
 check "the version it installed passed its trial" grep -q '"toVersion": "0.4.0"' <<<"$r"
-out=$(box /usr/local/bin/secbox update --file /var/tmp/broken --signature /var/tmp/release.sig --version 0.5.0 2>&1) && false
-check "secbox update refuses a file the signature is not for" grep -q "refused" <<<"$out"
 
 # A crash loop outside any trial (here: current pointed by hand at a broken
 # build): the start limit fails the unit, OnFailure= runs secbox-recover,
@@ -503,9 +540,9 @@ check "hostile daemon: root's secbox ran the daemon's file as secbox, not root" 
   test "$(box cat /var/tmp/secbox-ran-as 2>/dev/null)" = "$(box id -u secbox)"
 check "hostile daemon: so it could not write /etc" bash -c "! podman exec $name test -e /etc/secbox-pwned-by-cli"
 # The installer, run again, puts the real binary back (and follows no link).
-box /opt/secbox-test/install.sh --binary /opt/secbox-test/secbox --web /opt/secbox-test/web --cloud https://127.0.0.1:8766 >/dev/null 2>&1 || true
-check "hostile daemon: the installer runs its own binary again" \
-  box cmp -s /opt/secbox-test/secbox /usr/local/lib/secbox/current/secbox
+one_line_install >/dev/null 2>&1 || true
+check "hostile daemon: the installer runs its own release's binary again" \
+  box sh -c 'zstd -dcq /opt/secbox-test/release-0.1.0/secbox.tar.zst | tar -xO secbox | cmp -s - /usr/local/lib/secbox/current/secbox'
 check "hostile daemon: root's podman holds no container at all" test -z "$(box podman ps -aq)"
 check "hostile daemon: /etc, /etc/shadow and /etc/passwd are root's and unchanged" test "$(root_state)" = "$before_root"
 check "hostile daemon: no outcome of the recovery landed in /etc" \

@@ -7,11 +7,18 @@
 // for the attempt; none leaves the box without a running version.
 //
 // The trial's times are shortened (SECBOX_UPDATE_TRIAL_S=6, DEADLINE_S=25)
-// so that the suite fits in CI; the installed box uses 120 s and 300 s. The
-// "new versions" are the same code under another version name (a stripped
-// copy of the binary under test), or small scripts that fail in the ways a
-// bad build does.
+// so that the suite fits in CI; the installed box uses 120 s and 300 s.
+// Every offer is a real release (tools/release: a tar+zstd bundle of the
+// daemon and the guard app, a manifest signed with the simulator's key). The
+// "new versions" are the same code with another version stamped in (a
+// stripped copy of the binary under test), or small scripts that fail in the
+// ways a bad build does, carrying the version slot a daemon carries. The
+// guard app is served from the running version's folder: the LAN answers
+// with the new app after an update and the old one after a rollback.
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -26,7 +33,10 @@
 #include <thread>
 
 #include "cloudsim/cloudsim.hpp"
+#include "https_client.hpp"
 #include "paired_box.hpp"
+#include "releases.hpp"
+#include "update/built_in.hpp"
 #include "temp_dir.hpp"
 #include "test_database.hpp"
 #include "wait_until.hpp"
@@ -60,6 +70,41 @@ const std::string& stripped_binary() {
   return path;
 }
 
+// The stripped binary with `version` stamped in, made once per version.
+std::string stamped_binary(const std::string& version) {
+  static std::map<std::string, std::string> made;
+  auto& path = made[version];
+  if (!path.empty()) return path;
+  const std::string out = std::string(SECBOX_TEST_BUILD_DIR) + "/secbox-stamped-" + version;
+  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+  auto bytes = TempDir::read(stripped_binary());
+  auto stamped = update::stamp_version(std::move(bytes), version);
+  if (!stamped) {
+    ADD_FAILURE() << stamped.error().message;
+    return path;
+  }
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << stamped.value();
+  }
+  ::chmod(tmp.c_str(), 0755);
+  ::rename(tmp.c_str(), out.c_str());
+  path = out;
+  return path;
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
 std::string read_link(const std::string& path) {
   char buf[512];
   const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
@@ -71,12 +116,16 @@ class UpdateE2E : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(db.ok());
     lib = dir.file("lib");
-    ASSERT_EQ(std::system(("mkdir -p '" + lib + "/versions/1.0.0' && cp '" + stripped_binary() + "' '" + lib +
-                           "/versions/1.0.0/secbox' && ln -s versions/1.0.0 '" + lib + "/current' && ln -s " +
+    // 1.0.0 as install.sh lays a release out: the daemon, its app, its manifest.
+    ASSERT_EQ(std::system(("mkdir -p '" + lib + "/versions/1.0.0/web' && cp '" + stamped_binary("1.0.0") + "' '" +
+                           lib + "/versions/1.0.0/secbox' && ln -s versions/1.0.0 '" + lib + "/current' && ln -s " +
                            "versions/1.0.0 '" + lib + "/known-good' && cp '" + sim->update_public_key_file() + "' '" +
                            dir.file("etc/update.pub") + "'")
                               .c_str()),
               0);
+    dir.write("lib/versions/1.0.0/web/index.html", app_page("1.0.0"), 0644);
+    dir.write("lib/update.ledger", "COUNTER=1\n", 0644);
+    lan_port = free_port();
     dir.write("etc/control.json", R"({"update": {"allow": ["apply"]}, "metrics": {"allow": ["get"]}})");
   }
 
@@ -89,7 +138,7 @@ class UpdateE2E : public ::testing::Test {
     const std::string log_path = dir.file("supervise.log");
     std::vector<std::string> env{"SECBOX_ETC_DIR=" + dir.file("etc"), "SECBOX_STATE_DIR=" + dir.file("state"),
                                  "SECBOX_VERSIONS_DIR=" + lib, "DATABASE_URL=" + db.url(), "PAIRING_PORT=0",
-                                 "LAN_PORT=0", "FRIGATE_URL=http://127.0.0.1:9",
+                                 "LAN_PORT=" + std::to_string(lan_port), "FRIGATE_URL=http://127.0.0.1:9",
                                  "SECBOX_UPDATE_TRIAL_S=" + std::to_string(kTrialS),
                                  "SECBOX_UPDATE_DEADLINE_S=" + std::to_string(kDeadlineS), "SECBOX_RESTART_S=1",
                                  "SECBOX_CHECK_S=2", "SECBOX_START_LIMIT=5"};
@@ -160,6 +209,8 @@ class UpdateE2E : public ::testing::Test {
     std::this_thread::sleep_for(3s);
     return results();
   }
+
+  std::string small_release() { return script("small", "#!/bin/sh\n"); }
 
   // Starts the box and waits for its first hello (version 1.0.0).
   void start_box() {
@@ -241,8 +292,40 @@ class UpdateE2E : public ::testing::Test {
     EXPECT_NE(daemon_pid(), 0) << "a version runs";
   }
 
+  static std::string app_page(const std::string& version) {
+    return "<!doctype html><title>guard app " + version + "</title>";
+  }
+
+  // A release of `daemon` as `version` (stamped unless `stamp` is false), with
+  // a guard app that names its version, signed with the simulator's key.
+  json offer(const std::string& daemon, const std::string& version, std::uint64_t counter = 1, bool stamp = true) {
+    ::mkdir(dir.file("app-" + version).c_str(), 0755);
+    dir.write("app-" + version + "/index.html", app_page(version), 0644);
+    release::ReleaseRequest q;
+    q.daemon = daemon;
+    q.web_dir = dir.file("app-" + version);
+    q.version = version;
+    q.counter = counter;
+    q.key_file = sim->update_private_key_file();
+    q.valid_s = 3600;
+    q.out_dir = dir.file("release-" + version + "-" + std::to_string(++releases));
+    q.stamp = stamp;
+    q.zstd_level = 1;
+    auto r = release::make_release(q);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message);
+    return r ? sim->update_payload(r.value().dir) : json();
+  }
+
+  // A small script that stands for a bad build, with the version slot a
+  // daemon carries after its last line.
   std::string script(const std::string& name, const std::string& text) {
-    return dir.write(name, text, 0755);
+    return dir.write(name, text + "\nexit 0\n" + secbox::testing::version_mark() + std::string(65, '\0'), 0755);
+  }
+
+  // The guard app's page as the LAN serves it now.
+  std::string app_now() {
+    secbox::testing::HttpsClient c(lan_port);
+    return c.call("GET", "/").body;
   }
 
   TestDatabase db;
@@ -251,21 +334,28 @@ class UpdateE2E : public ::testing::Test {
   std::string lib;
   pid_t supervisor = -1;
   int session = 0;
+  int lan_port = 0;
+  int releases = 0;
 };
 
-TEST_F(UpdateE2E, AGoodUpdateRunsItsTrialAndBecomesKnownGood) {
+TEST_F(UpdateE2E, AGoodUpdateRunsItsTrialAndBecomesKnownGoodWithItsApp) {
   start_box();
+  EXPECT_NE(app_now().find("guard app 1.0.0"), std::string::npos);
+  const auto payload = offer(stamped_binary("1.1.0"), "1.1.0", 2);
+  std::cout << "# bundle: " << TempDir::read(dir.file("release-1.1.0-1/secbox.tar.zst")).size()
+            << " bytes (the ASan test build; scripts/release measures the real one)\n";
   const auto t0 = SteadyClock::now();
-  send_update(sim->update_payload(stripped_binary(), "1.1.0"), "u-good");
+  send_update(payload, "u-good");
   auto reply = reply_to("u-good");
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->value("type", ""), "ack") << reply->dump();
   auto h = hello_after(session, 90s);
   ASSERT_TRUE(h);
   const double to_hello = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  EXPECT_EQ(version_of(*h), "1.1.0");
+  EXPECT_EQ(version_of(*h), "1.1.0") << "the built-in version of the new daemon";
   session = h->session;
   std::cout << "# update.apply to the new version's hello: " << to_hello << " s\n";
+  EXPECT_NE(app_now().find("guard app 1.1.0"), std::string::npos) << "the app switched with the daemon";
   auto all = settled_results(60s);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all.begin()->second.value("phase", ""), "done");
@@ -273,53 +363,64 @@ TEST_F(UpdateE2E, AGoodUpdateRunsItsTrialAndBecomesKnownGood) {
   EXPECT_EQ(all.begin()->second.value("fromVersion", ""), "1.0.0");
   EXPECT_EQ(all.begin()->second.value("toVersion", ""), "1.1.0");
   EXPECT_EQ(read_link(lib + "/known-good"), "versions/1.1.0");
+  EXPECT_NE(TempDir::read(lib + "/update.ledger").find("COUNTER=2"), std::string::npos) << "the counter moved";
   EXPECT_EQ(TempDir::read(dir.file("state/known-good/secbox.env")), TempDir::read(dir.file("etc/secbox.env")));
 }
 
-TEST_F(UpdateE2E, FailuresBeforeTheSwitchLeaveTheRunningVersion) {
+TEST_F(UpdateE2E, RefusedOffersLeaveTheRunningVersionAndAreReportedOnceAMinute) {
   start_box();
   ::mkdir(dir.file("other").c_str(), 0700);
   cloudsim::CloudSim other(cloudsim::Options{dir.file("other")});
-  // None of these is ever run or staged: a small file makes the same checks
-  // fail as a large one would, in less time.
-  const std::string release = script("release", "#!/bin/sh\n" + std::string(64 * 1024, '#') + "\nexit 0\n");
-  std::string bytes = TempDir::read(release);
-  bytes[5000] = 'X';
-  const std::string corrupted = dir.write("corrupted", bytes, 0644);
+  const std::string small = script("release", "#!/bin/sh\n" + std::string(64 * 1024, '#'));
+  struct Case {
+    std::string what;
+    json payload;
+    std::string code;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"an older release under a newer name (counter 0, the box's is 1)", offer(small, "99.0.0", 0),
+                   "forbidden"});
+  auto p = offer(small, "1.1.1");
+  p["signature"] = offer(small, "1.1.2")["signature"];
+  cases.push_back({"a signature over other bytes", p, "forbidden"});
+  release::ReleaseRequest q;
+  q.daemon = small;
+  q.web_dir = dir.file("app-1.1.1");
+  q.version = "1.1.3";
+  q.counter = 1;
+  q.key_file = other.update_private_key_file();
+  q.out_dir = dir.file("other-release");
+  q.zstd_level = 1;
+  ASSERT_TRUE(release::make_release(q));
+  cases.push_back({"a signature by another key", sim->update_payload(q.out_dir), "forbidden"});
+  cases.push_back({"a daemon of another version", offer(stamped_binary("1.0.0"), "1.1.4", 1, false), "forbidden"});
   int n = 0;
-  auto attempt = [&](const std::string& what, json payload, const std::string& phase) {
-    SCOPED_TRACE(what);
-    sim->clear_received();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
     const std::string id = "u-f" + std::to_string(++n);
-    send_update(std::move(payload), id);
+    send_update(c.payload, id);
     auto reply = reply_to(id);
     ASSERT_TRUE(reply);
     EXPECT_EQ(reply->value("type", ""), "error") << reply->dump();
-    expect_back_on("1.0.0", phase, false);
-  };
-  auto good = [&](const std::string& v) { return sim->update_payload(release, v); };
-  auto p = good("1.1.1");
-  p["url"] = sim->publish("corrupted", corrupted);
-  attempt("a corrupted download", p, "verify");
-  p = good("1.1.2");
-  p["sha256"] = std::string(64, '0');
-  attempt("a wrong SHA-256", p, "verify");
-  p = good("1.1.3");
-  p["signature"] = sim->sign_file(corrupted);
-  attempt("a bad signature", p, "verify");
-  p = good("1.1.4");
-  p["signature"] = other.sign_file(release);
-  attempt("a signature by another key", p, "verify");
-  p = good("1.1.5");
-  p["size"] = (256ull << 20) + 1;
-  attempt("a file over the size cap", p, "verify");
+    EXPECT_EQ((*reply)["payload"].value("code", ""), c.code) << reply->dump();
+  }
+  // The first refusal is reported; the next ones within the minute are only logged.
+  auto all = settled_results();
+  ASSERT_EQ(all.size(), 1u) << json(all).dump();
+  EXPECT_EQ(all.begin()->second.value("phase", ""), "manifest");
+  EXPECT_NE(all.begin()->second.value("detail", "").find("counter 0 is below"), std::string::npos);
   EXPECT_EQ(hello_after(session, 1s), std::nullopt) << "the box never restarted";
+  EXPECT_EQ(read_link(lib + "/current"), "versions/1.0.0");
+  struct stat st {};
+  for (const char* v : {"99.0.0", "1.1.1", "1.1.3", "1.1.4"}) {
+    EXPECT_NE(::stat((lib + "/versions/" + v).c_str(), &st), 0) << v << " was never staged";
+  }
 }
 
 TEST_F(UpdateE2E, KilledDuringTheDownload) {
   start_box();
   sim->set_download_delay(4s);
-  send_update(sim->update_payload(stripped_binary(), "1.1.0"), "u-dl");
+  send_update(offer(stamped_binary("1.1.0"), "1.1.0"), "u-dl");
   ASSERT_TRUE(kill_when([&] { return state_phase() == "download"; }, 20s));
   sim->set_download_delay(0ms);
   expect_back_on("1.0.0", "download");
@@ -332,7 +433,7 @@ TEST_F(UpdateE2E, KilledDuringTheStaging) {
   for (int i = 0; i < 4 && !landed; ++i) {
     const std::string v = "1.2." + std::to_string(i);
     sim->clear_received();
-    send_update(sim->update_payload(stripped_binary(), v), "u-st" + std::to_string(i));
+    send_update(offer(stamped_binary("1.1.0"), v), "u-st" + std::to_string(i));
     struct stat st {};
     landed = kill_when([&] { return ::stat((lib + "/versions/" + v + ".staging").c_str(), &st) == 0; }, 30s);
     if (!landed) {
@@ -351,7 +452,7 @@ TEST_F(UpdateE2E, KilledDuringTheStaging) {
 
 TEST_F(UpdateE2E, APowerCutAtTheSwitch) {
   start_box();
-  send_update(sim->update_payload(stripped_binary(), "1.1.0"), "u-sw");
+  send_update(offer(stamped_binary("1.1.0"), "1.1.0"), "u-sw");
   ASSERT_TRUE(kill_when([&] { return state_phase() == "trial"; }, 60s));
   // Before the link moved, 1.0.0 runs again and reports the switch; after it,
   // 1.1.0 starts its trial and passes it. Either way: one result, a version up.
@@ -372,18 +473,30 @@ TEST_F(UpdateE2E, APowerCutAtTheSwitch) {
 
 TEST_F(UpdateE2E, ANewVersionThatExitsAtOnceIsRolledBack) {
   start_box();
-  send_update(sim->update_payload(script("exits", "#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n"), "1.1.0"),
-              "u-exit");
+  const std::string broken = script("exits", "#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n");
+  send_update(offer(broken, "1.1.0"), "u-exit");
   ASSERT_TRUE(reply_to("u-exit"));
   expect_back_on("1.0.0", "rollback");
   EXPECT_EQ(read_link(lib + "/known-good"), "versions/1.0.0");
+  EXPECT_NE(app_now().find("guard app 1.0.0"), std::string::npos) << "the old app came back with the old daemon";
+  // Offered again with the same counter: refused, without a download.
+  const int files = sim->file_requests();
+  send_update(offer(broken, "1.1.0"), "u-again");
+  auto again = reply_to("u-again");
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)["payload"].value("code", ""), "forbidden") << again->dump();
+  EXPECT_NE((*again)["payload"].value("message", "").find("rolled back"), std::string::npos) << again->dump();
+  EXPECT_EQ(sim->file_requests(), files);
+  struct stat st {};
+  EXPECT_NE(::stat((lib + "/versions/1.1.0").c_str(), &st), 0) << "a rolled-back version is pruned";
 }
 
 TEST_F(UpdateE2E, ANewVersionThatIsNotEvenExecutableIsRolledBack) {
   start_box();
   std::string junk(4096, '\0');
   for (std::size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 7919) % 251);
-  send_update(sim->update_payload(dir.write("junk", junk), "1.1.0"), "u-junk");
+  send_update(offer(dir.write("junk", junk + secbox::testing::version_mark() + std::string(65, '\0')), "1.1.0"),
+              "u-junk");
   ASSERT_TRUE(reply_to("u-junk"));
   expect_back_on("1.0.0", "rollback");
 }
@@ -397,7 +510,7 @@ TEST_F(UpdateE2E, ANewVersionThatNeverReachesWelcomeIsRolledBackAtItsDeadline) {
                         "\"$d/secbox.env\"\nSECBOX_ETC_DIR=\"$d\" exec '" +
                         lib + "/versions/1.0.0/secbox' \"$@\"\n");
   const auto t0 = SteadyClock::now();
-  send_update(sim->update_payload(w, "1.1.0"), "u-nw");
+  send_update(offer(w, "1.1.0"), "u-nw");
   ASSERT_TRUE(reply_to("u-nw"));
   expect_back_on("1.0.0", "rollback");
   const double took = std::chrono::duration<double>(SteadyClock::now() - t0).count();
@@ -410,7 +523,7 @@ TEST_F(UpdateE2E, ANewVersionThatCrashesDuringItsTrialIsRolledBack) {
   // The real daemon, killed by a segfault halfway through its trial.
   const std::string w = script("crashes", "#!/bin/sh\n(sleep " + std::to_string(kTrialS / 2) +
                                               "; kill -SEGV $$) &\nexec '" + lib + "/versions/1.0.0/secbox' \"$@\"\n");
-  send_update(sim->update_payload(w, "1.1.0"), "u-crash");
+  send_update(offer(w, "1.1.0"), "u-crash");
   ASSERT_TRUE(reply_to("u-crash"));
   expect_back_on("1.0.0", "rollback");
 }
@@ -418,9 +531,11 @@ TEST_F(UpdateE2E, ANewVersionThatCrashesDuringItsTrialIsRolledBack) {
 TEST_F(UpdateE2E, AnUpdateWhileAnotherRunsIsBusy) {
   start_box();
   sim->set_download_delay(2s);
-  send_update(sim->update_payload(stripped_binary(), "1.1.0"), "u-first");
+  const auto first_offer = offer(stamped_binary("1.1.0"), "1.1.0");
+  const auto second_offer = offer(small_release(), "1.1.9");
+  send_update(first_offer, "u-first");
   std::this_thread::sleep_for(300ms);
-  send_update(sim->update_payload(stripped_binary(), "1.1.9"), "u-second");
+  send_update(second_offer, "u-second");
   auto second = reply_to("u-second");
   ASSERT_TRUE(second);
   EXPECT_EQ((*second)["payload"].value("code", ""), "busy") << second->dump();

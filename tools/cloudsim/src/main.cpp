@@ -20,6 +20,7 @@
 // at /install.sh (with this cloud and its update key filled in) and the
 // release it installs. DIR/update.pub is the key a box pins,
 // DIR/update-key.pem the one secbox-release signs with.
+// --redirect NAME=URL answers GET /files/NAME with a 302 to URL.
 // --offer-update DIR sends update.apply for the release in DIR, once, after
 // the first welcome of a box that runs another version (a demo).
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cloudsim/cloudsim.hpp"
 #include "common/atomic_file.hpp"
@@ -38,13 +40,14 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n"
-    "                       [--install-script FILE --release DIR] [--offer-update DIR]\n";
+    "                       [--install-script FILE --release DIR] [--offer-update DIR] [--redirect NAME=URL]\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   secbox::cloudsim::Options o;
   std::string device, bootstrap, script, install_script, binary, offer;
+  std::vector<std::string> redirects;  // NAME=URL
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -71,6 +74,8 @@ int main(int argc, char** argv) {
       bootstrap = next();
     } else if (a == "--script") {
       script = next();
+    } else if (a == "--redirect") {
+      redirects.push_back(next());
     } else if (a == "--offer-update") {
       offer = next();
     } else if (a == "--install-script") {
@@ -117,6 +122,14 @@ int main(int argc, char** argv) {
       std::cerr << "secbox-cloudsim: " << e.what() << "\n";
       return 2;
     }
+  }
+  for (const auto& r : redirects) {
+    const auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "secbox-cloudsim: --redirect NAME=URL\n";
+      return 2;
+    }
+    sim.redirect(r.substr(0, eq), r.substr(eq + 1));
   }
   nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
                        {"caFile", sim.ca_file()}, {"port", sim.port()},
