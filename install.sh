@@ -58,7 +58,7 @@ init_settings() {
   # compose restarts); dbus and polkitd let the daemon restart the units
   # control.json names, and nothing else.
   RUNTIME_PACKAGES="postgresql ffmpeg ca-certificates curl openssl libpqxx-6.4 libcurl4 libssl3 libsystemd0 libyaml-cpp0.7
-    podman podman-compose uidmap slirp4netns dbus polkitd zstd"
+    podman podman-compose uidmap slirp4netns dbus polkitd zstd libarchive13"
 }
 
 usage() {
@@ -337,7 +337,8 @@ check_release() {
     fail "the bundle must hold exactly secbox and web/"
   fi
   chmod 0755 "$UNPACKED/secbox"
-  built_in=$("$UNPACKED/secbox" --version 2>/dev/null | sed -n 's/^secbox //p' | head -n 1)
+  said=$("$UNPACKED/secbox" --version 2>&1) || fail "the bundle's daemon does not run on this box: $(printf '%s' "$said" | head -n 1)"
+  built_in=$(printf '%s\n' "$said" | sed -n 's/^secbox //p' | head -n 1)
   [ "$built_in" = "$version" ] || fail "the bundle's daemon is version ${built_in:-unknown}, not the manifest's $version"
   BINARY="$UNPACKED/secbox"
   WEB_SRC="$UNPACKED/web"

@@ -19,5 +19,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto o = secbox::update::parse_outcome(text, "fuzz");
   if (o.detail.find('\n') != std::string::npos || !secbox::update::valid_attempt(o.attempt)) __builtin_trap();
   (void)o.data().dump();
+  auto l = secbox::update::parse_ledger(text);
+  if (l) {
+    for (const auto& [v, n] : l.value().rolled_back) {
+      if (!secbox::update::VersionStore::valid_version(v)) __builtin_trap();
+    }
+  }
   return 0;
 }

@@ -546,5 +546,85 @@ TEST_F(UpdateE2E, AnUpdateWhileAnotherRunsIsBusy) {
   expect_back_on("1.1.0", "done");
 }
 
+// The guard app follows the daemon in a phone's browser: Chromium with its
+// own profile (the app's service worker and caches kept between loads, as on
+// a phone; the box's certificate trusted as a phone trusts its CA, so the
+// worker registers) shows 1.0.0's app, then 1.1.0's after the update, then 1.2.0's
+// while 1.2.0 runs a trial that never reaches welcome, and 1.1.0's again
+// after secbox-recover rolls it back. Each app is built by scripts/build-web
+// with its version (its service worker names its cache by the content).
+TEST_F(UpdateE2E, TheGuardAppInChromiumFollowsTheDaemonThroughAnUpdateAndARollback) {
+  auto build_app = [&](const std::string& version) {
+    const std::string out = dir.file("built-app-" + version);
+    const std::string cmd = "SECBOX_APP_VERSION=" + version + " '" + std::string(SECBOX_TEST_SOURCE_DIR) +
+                            "/scripts/build-web' '" + out + "' >/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return out;
+  };
+  ASSERT_EQ(std::system(("rm -rf '" + lib + "/versions/1.0.0/web' && cp -r '" + build_app("1.0.0") + "' '" + lib +
+                         "/versions/1.0.0/web'")
+                            .c_str()),
+            0);
+  const std::string profile = dir.file("chromium-profile");
+  auto app_in_chromium = [&](const std::string& want) {
+    const std::string cmd = "node '" + std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/web/app_version.mjs' " +
+                            std::to_string(lan_port) + " '" + profile + "' '" + dir.file("state/lan/cert.pem") + "' " +
+                            want + " 2>&1";
+    std::string out;
+    if (FILE* p = ::popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+      const int status = ::pclose(p);
+      std::cout << "# Chromium, wanting " << want << ": " << out;
+      return status == 0;
+    }
+    return false;
+  };
+  auto release_with_app = [&](const std::string& version, std::uint64_t counter) {
+    release::ReleaseRequest q;
+    q.daemon = stamped_binary(version);
+    q.web_dir = build_app(version);
+    q.version = version;
+    q.counter = counter;
+    q.key_file = sim->update_private_key_file();
+    q.out_dir = dir.file("release-app-" + version);
+    q.zstd_level = 1;
+    auto r = release::make_release(q);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message);
+    return sim->update_payload(q.out_dir);
+  };
+
+  start_box();
+  EXPECT_TRUE(app_in_chromium("1.0.0"));
+
+  send_update(release_with_app("1.1.0", 1), "u-app-1");
+  auto h = hello_after(session, 120s);
+  ASSERT_TRUE(h);
+  ASSERT_EQ(version_of(*h), "1.1.0");
+  session = h->session;
+  EXPECT_TRUE(app_in_chromium("1.1.0")) << "the new app, though the old one was in the worker's cache";
+  ASSERT_EQ(settled_results(60s).size(), 1u) << "1.1.0 committed";
+  sim->clear_received();
+
+  // 1.2.0 runs but the cloud never welcomes it: rolled back at its deadline.
+  const auto offer_12 = release_with_app("1.2.0", 1);
+  sim->set_auto_welcome(false);
+  send_update(offer_12, "u-app-2");
+  h = hello_after(session, 120s);
+  ASSERT_TRUE(h);
+  ASSERT_EQ(version_of(*h), "1.2.0");
+  session = h->session;
+  EXPECT_TRUE(app_in_chromium("1.2.0")) << "the trial's daemon serves its own app";
+  wait_until([&] { return read_link(lib + "/current") == "versions/1.1.0"; }, std::chrono::seconds(kDeadlineS + 30), 500ms);
+  sim->set_auto_welcome(true);
+  h = hello_after(session, 120s);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(version_of(*h), "1.1.0");
+  EXPECT_TRUE(app_in_chromium("1.1.0")) << "the old app came back with the old daemon";
+  auto all = settled_results(60s);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.begin()->second.value("phase", ""), "rollback");
+}
+
 }  // namespace
 }  // namespace secbox

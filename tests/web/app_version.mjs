@@ -1,0 +1,74 @@
+// Which guard app a phone's browser shows: Debian's Chromium with a profile
+// kept between runs (its service worker and caches stay, as on a phone) that
+// trusts the box's certificate the way a phone trusts its CA (an NSS store
+// in a HOME of its own, no ignoreHTTPSErrors: Chromium refuses a service
+// worker fetched with any certificate error). It opens the box by a name of
+// its certificate (secbox.local, mapped to 127.0.0.1) and reloads until the
+// app's version is the wanted one, served by its service worker, at most
+// five loads. Prints one JSON line: the version each load showed and whether
+// the worker controlled the page. Exit 0 when the wanted version was shown
+// under the worker, 1 otherwise. (update_e2e_test runs it around an update
+// and a rollback.)
+//   node tests/web/app_version.mjs PORT PROFILE_DIR BOX_CERT_PEM WANTED_VERSION
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [port, profile, cert, wanted] = process.argv.slice(2);
+const home = join(profile, 'home');
+const nss = `sql:${join(home, '.pki/nssdb')}`;
+if (!existsSync(join(home, '.pki/nssdb'))) {
+  mkdirSync(join(home, '.pki/nssdb'), { recursive: true });
+  execFileSync('certutil', ['-d', nss, '-N', '--empty-password']);
+}
+// The box's certificate as a trusted peer (replaced if the box made a new one).
+execFileSync('certutil', ['-d', nss, '-A', '-t', 'P,,', '-n', 'secbox-box', '-i', cert]);
+const context = await chromium.launchPersistentContext(join(profile, 'chromium'), {
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync',
+         '--host-resolver-rules=MAP secbox.local 127.0.0.1'],
+  env: { ...process.env, HOME: home },
+});
+const url = `https://secbox.local:${port}/`;
+const seen = [];
+let controlled = false;
+let worker = {};
+try {
+  const page = context.pages()[0] || await context.newPage();
+  for (let load = 0; load < 5; load++) {
+    try {
+      if (load === 0) await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+      else await page.reload({ waitUntil: 'load', timeout: 15_000 });
+    } catch (e) {
+      seen.push(`error: ${e.message.split('\n')[0]}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    // The worker takes the page once it is active (skipWaiting, clients.claim).
+    await page.evaluate(() => Promise.race([
+      navigator.serviceWorker ? navigator.serviceWorker.ready.then(() => true) : false,
+      new Promise((r) => setTimeout(() => r(false), 5000)),
+    ])).catch(() => {});
+    await new Promise((r) => setTimeout(r, 500));
+    const v = await page.evaluate(() => document.querySelector('meta[name=secbox-app-version]')?.content || '');
+    controlled = await page.evaluate(() => !!(navigator.serviceWorker && navigator.serviceWorker.controller));
+    seen.push(v);
+    if (v === wanted && controlled) break;
+  }
+  // What the worker holds, for the record.
+  worker = await page.evaluate(async () => {
+    const regs = navigator.serviceWorker ? await navigator.serviceWorker.getRegistrations() : [];
+    const sw = await fetch('/sw.js', { cache: 'no-store' }).then((r) => r.text()).catch((e) => String(e));
+    return {
+      caches: await caches.keys(),
+      registrations: regs.map((r) => ({ active: !!r.active, waiting: !!r.waiting, installing: !!r.installing })),
+      served: (sw.match(/const SHELL = '[^']*'/) || [''])[0],
+    };
+  }).catch((e) => ({ error: String(e) }));
+} finally {
+  await context.close();
+}
+console.log(JSON.stringify({ seen, controlled, worker }));
+process.exit(seen[seen.length - 1] === wanted && controlled ? 0 : 1);
