@@ -731,8 +731,34 @@ async function main() {
   // Back from sleep: a fresh stream, and with it what was missed.
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') restartAlarmStream(); });
   setInterval(() => { refreshStatus(); flush(); }, 10000);
-  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => { /* untrusted certificate: no offline shell */ });
+  watchForNewApp();
   if (session.token) showApp(); else showLogin();
+}
+
+// The app follows the box's version: the worker that serves the shell from
+// its cache is checked against the box at every start and when the phone
+// comes back to the page (the browser's own check is rare), and once a new
+// worker takes over (a box updated or rolled back), the page loads the new
+// shell: at once, or when the guard leaves the page if a field is in use.
+function watchForNewApp() {
+  if (!('serviceWorker' in navigator)) return;
+  const hadController = !!navigator.serviceWorker.controller;
+  let pending = false;
+  const typing = () => {
+    const a = document.activeElement;
+    return a && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA') && a.value !== '';
+  };
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (!hadController) return;  // the first worker: the page is already this app
+    if (typing()) pending = true; else location.reload();
+  });
+  navigator.serviceWorker.register('/sw.js').then((reg) => {
+    reg.update().catch(() => {});
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') reg.update().catch(() => {});
+      else if (pending) location.reload();
+    });
+  }).catch(() => { /* untrusted certificate: no offline shell */ });
 }
 
 main();
