@@ -161,5 +161,34 @@ else
   echo "ok - hostile-daemon checks skipped (not root) # SKIP"
 fi
 
+# The lock a commit takes (update.lock): while the daemon holds it, the
+# check waits instead of deciding; once it is released, the check goes on.
+# Here the trial is past its deadline and the daemon commits (moves
+# known-good) before it lets go: the check then finds the trial passed and
+# leaves it.
+d=$(tree locked 2.0 1.0)
+trial "$d" $((now - 1)) 1
+exec 8>>"$d/lib/update.lock"
+flock 8
+run "$d" check &
+checker=$!
+sleep 1
+check "while the daemon holds the lock, the check has not acted" \
+  bash -c "[[ \$(readlink '$d/lib/current') == versions/2.0 ]] && kill -0 $checker"
+ln -sfn versions/2.0 "$d/lib/known-good"  # the commit, under the lock
+exec 8>&-
+wait "$checker"
+check "after the commit, the check leaves the committed version" test "$(current "$d")" = versions/2.0
+check "and records no rollback" test ! -e "$d/lib/results/att-1"
+# A lock held by a daemon that hangs does not stop the recovery for long.
+d=$(tree hung 2.0 1.0)
+trial "$d" $((now - 1)) 1
+exec 8>>"$d/lib/update.lock"
+flock 8
+run "$d" check
+check "a lock held past 10 s: the check rolls back all the same" test "$(current "$d")" = versions/1.0
+check "and says why" grep -q "stayed locked for 10 s" "$d/err"
+exec 8>&-
+
 echo "# $failures failed"
 [[ $failures -eq 0 ]]
