@@ -331,6 +331,9 @@ TEST_F(UpdateServiceTest, EveryRefusalComesBeforeAnythingIsStagedAndIsReportedOn
        "verify"},
       {"a tar with something besides secbox and web/", [&] { return with_entries({{"lib.so", "x", K::file, 0644}}); },
        "forbidden", "verify"},
+      {"a tar over the unpacked cap (256 MiB and a byte of zeros: a few KiB compressed)",
+       [&] { return with_entries({{"web/zeros", std::string((256u << 20) + 1, '\0'), K::file, 0644}}); }, "forbidden",
+       "verify"},
       {"a download that fails",
        [&] {
          auto p = signed_payload(manifest_for("2.0.0", 5), good);

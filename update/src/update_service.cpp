@@ -463,8 +463,12 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     const auto now = SteadyClock::now();
     if (last_refusal_report != SteadyClock::time_point{} &&
         now - last_refusal_report < settings.refusal_report_interval) {
-      ++refusals_unreported;
-      log.warn(sentence + " (not reported: one refusal a minute is)", {{"to", o.to}, {"phase", o.phase}});
+      // Counted, and logged once per interval: a looping cloud floods neither
+      // the queue nor the journal.
+      if (refusals_unreported++ == 0) {
+        log.warn(sentence + " (neither reported nor logged: the next refusals of this minute are only counted)",
+                 {{"to", o.to}, {"phase", o.phase}});
+      }
       return;
     }
     last_refusal_report = now;
