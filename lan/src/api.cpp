@@ -110,6 +110,13 @@ class FailureLog {
     if (it->second.in_flight == 0 && it->second.failures.empty()) entries_.erase(it);
   }
   std::size_t size() const { return entries_.size(); }
+  // Failures of the key within the window (attempts being checked not counted).
+  int failures(const std::string& key, std::chrono::seconds window) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return 0;
+    prune(it->second, window);
+    return static_cast<int>(it->second.failures.size());
+  }
 
  private:
   struct Entry {
@@ -151,6 +158,9 @@ class FailureLog {
   std::size_t max_keys_;
   std::unordered_map<std::string, Entry> entries_;
 };
+
+// A guard's failures kept (from every address): the slow-down grows with them.
+constexpr int kGuardFailuresKept = 64;
 
 // A well-formed hash that no PIN matches, costing n iterations to check.
 std::string decoy_for(int n) {
@@ -238,7 +248,10 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   std::function<json()> status;
   log::Logger log{"lan"};
   std::map<std::string, Session> sessions;  // by SHA-256 of the token: the token itself is never kept
-  FailureLog by_guard{4096}, by_address{4096};
+  // Failed logins: by address and by guard on an address (limits), by guard
+  // from anywhere (a slow-down, never a lockout).
+  FailureLog by_guard{4096}, by_address{4096}, by_pair{4096};
+  std::uint64_t slowed_logins = 0;
   AlarmBudget alarms;
   // An unknown guard, or one without a PIN, is checked against this hash so
   // that it costs what a known one does (guard ids cannot be told apart by
@@ -360,6 +373,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   }
 
   void login(const httpd::Request& r, httpd::Reply reply);
+  void check_login(const std::string& guard_id, const std::string& pin, const std::string& address,
+                   const std::string& pair, httpd::Reply reply);
   void ban_list(const httpd::Request& r, httpd::Reply reply);
   void hls_file(const httpd::Request& r, httpd::Reply reply);
   void schedule(const httpd::Request& r, httpd::Reply reply);
@@ -522,20 +537,46 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   const std::string guard_id = guard_it->get<std::string>();
   const std::string pin = pin_it->get<std::string>();
   const std::string address = address_block(r.remote_address);
-  const long wait = std::max(by_guard.blocked_for(guard_id, settings.max_failures, settings.failure_window),
+  // One guard's failures on one address, so that wrong PINs sent from
+  // elsewhere never lock that guard out.
+  const std::string pair = guard_id + "\n" + address;
+  const long wait = std::max(by_pair.blocked_for(pair, settings.max_failures, settings.failure_window),
                              by_address.blocked_for(address, settings.max_failures, settings.failure_window));
   if (wait > 0) {
     auto res = error(429, "too_many_attempts", "Too many wrong PINs. Wait and try again.");
     res.headers.emplace_back("Retry-After", std::to_string(wait));
     return reply(std::move(res));
   }
-  by_guard.begin(guard_id, settings.failure_window);
+  // A guard someone is guessing for (the limit reached from any address):
+  // every attempt for it waits first, longer the more failures there were.
+  const int guard_failures = by_guard.failures(guard_id, settings.failure_window);
+  std::chrono::milliseconds slow{0};
+  if (guard_failures >= settings.max_failures) {
+    slow = std::min(settings.guard_slowdown * (guard_failures - settings.max_failures + 1), settings.max_guard_slowdown);
+  }
+  by_pair.begin(pair, settings.failure_window);
   by_address.begin(address, settings.failure_window);
-  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, reply](Result<replica::Guard> g) {
+  by_guard.begin(guard_id, settings.failure_window);
+  if (slow.count() > 0) {
+    ++slowed_logins;
+    auto timer = std::make_shared<boost::asio::steady_timer>(workers.loop(), slow);
+    timer->async_wait([self = shared_from_this(), timer, guard_id, pin, address, pair, reply](boost::system::error_code) {
+      if (self->stopped) return;
+      self->check_login(guard_id, pin, address, pair, reply);
+    });
+    return;
+  }
+  check_login(guard_id, pin, address, pair, std::move(reply));
+}
+
+void LanApi::Impl::check_login(const std::string& guard_id, const std::string& pin, const std::string& address,
+                               const std::string& pair, httpd::Reply reply) {
+  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, pair, reply](Result<replica::Guard> g) {
     const int max = self->settings.max_failures;
     if (self->stopped) return;
     if (!g && g.error().code != Errc::not_found) {
       self->by_guard.release(guard_id);
+      self->by_pair.release(pair);
       self->by_address.release(address);
       return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
     }
@@ -548,9 +589,11 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
                         ++*checks;
                         return verify_pin(hash, pin) && known;
                       },
-                      [self, guard_id, address, reply, g, known, max](bool matched) {
+                      [self, guard_id, address, pair, reply, g, known, max](bool matched) {
                         if (self->stopped) return;
-                        self->by_guard.end(guard_id, !matched, known, max);
+                        // The guard's count grows past the limit: it sets the slow-down.
+                        self->by_guard.end(guard_id, !matched, known, kGuardFailuresKept);
+                        self->by_pair.end(pair, !matched, known, max);
                         // A right PIN clears its guard's failures, not its address's.
                         if (matched) self->by_address.release(address);
                         else self->by_address.end(address, true, known, max);
@@ -847,7 +890,11 @@ void LanApi::load_sessions() {
   i.log.info("Guard sessions restored.", {{"sessions", kept}, {"expired_or_invalid", dropped}});
 }
 std::size_t LanApi::sessions() const { return impl_->sessions.size(); }
-std::size_t LanApi::login_failure_entries() const { return impl_->by_guard.size() + impl_->by_address.size(); }
+std::size_t LanApi::login_failure_entries() const {
+  return impl_->by_guard.size() + impl_->by_address.size() + impl_->by_pair.size();
+}
+
+std::uint64_t LanApi::slowed_logins() const { return impl_->slowed_logins; }
 std::uint64_t LanApi::pin_checks() const { return impl_->pin_checks->load(); }
 
 // A bounded label: the known routes, "static" for files, "other" for the rest.
@@ -890,7 +937,10 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     res.headers.emplace_back("Cache-Control", "no-store");
     PrometheusText text;
     text.gauge("secbox_lan_login_failure_entries", "Entries of the failed-login tables (bounded).",
-               static_cast<double>(i.by_guard.size() + i.by_address.size()));
+               static_cast<double>(i.by_guard.size() + i.by_address.size() + i.by_pair.size()));
+    text.family("secbox_lan_logins_slowed_total",
+                "Logins that waited because their guard had wrong PINs from elsewhere (a slow-down, not a lockout).",
+                "counter", {{"", static_cast<double>(i.slowed_logins)}});
     std::vector<PrometheusText::Sample> requests;
     for (const auto& [key, count] : i.requests) {
       const std::string status = std::to_string(key.second);

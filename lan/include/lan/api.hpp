@@ -53,8 +53,15 @@ struct LanApiSettings {
   // Where sessions outlive a restart (0600; token hashes, guard ids and
   // expiry times, never a token). Empty: in memory only.
   std::string sessions_file;
+  // Failed logins: at most max_failures checked per address and per guard on
+  // an address within the window (429 beyond). A guard with max_failures or
+  // more from anywhere is slowed, never locked out: each attempt for it waits
+  // guard_slowdown per failure beyond the limit, at most max_guard_slowdown,
+  // so its own phone still signs in while someone guesses elsewhere.
   int max_failures = 5;
   std::chrono::seconds failure_window{300};
+  std::chrono::milliseconds guard_slowdown{1000};
+  std::chrono::milliseconds max_guard_slowdown{10000};
   std::function<std::string()> metrics;  // the box's own figures, Prometheus text
   // Who may read /metrics: clients from these addresses, and any client
   // with `Authorization: Bearer <metrics_token>` (when set). Others: 403.
@@ -91,6 +98,8 @@ class LanApi {
   // each at most 4,096), and PIN checks run (every login not refused with
   // 429 runs one, for a guard the replica does not know too).
   std::size_t login_failure_entries() const;
+  // Logins that waited because their guard had failures from elsewhere.
+  std::uint64_t slowed_logins() const;
   std::uint64_t pin_checks() const;
   // Reads sessions_file (blocking; before the loop runs): guards stay logged
   // in across a restart or an update. Expired or unreadable entries are dropped.
