@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <functional>
 #include <atomic>
 #include <cstring>
 #include <ctime>
@@ -268,7 +269,41 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     std::shared_ptr<httpd::ResponseStream> stream;
     std::string token_hash;
     SteadyClock::time_point opened;
+    std::string guard_id;
   };
+
+  // The key (a guard id) holding the most entries of `items`, by `guard_of`.
+  template <class Map, class GuardOf>
+  static std::string busiest_guard(const Map& items, GuardOf guard_of) {
+    std::map<std::string, std::size_t> counts;
+    for (const auto& kv : items) ++counts[guard_of(kv.second)];
+    std::string best;
+    std::size_t most = 0;
+    for (const auto& [g, n] : counts) {
+      if (n > most) best = g, most = n;
+    }
+    return best;
+  }
+
+  // Before a session of `guard_id` is added: that guard's oldest goes beyond
+  // its share, and a full table takes one from the guard with the most.
+  void make_room_for_session(const std::string& guard_id) {
+    auto drop_oldest_of = [this](const std::string& guard) {
+      auto pick = sessions.end();
+      for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+        if (it->second.guard_id == guard && (pick == sessions.end() || it->second.expires < pick->second.expires)) {
+          pick = it;
+        }
+      }
+      if (pick != sessions.end()) sessions.erase(pick);
+    };
+    const auto mine = static_cast<std::size_t>(std::count_if(
+        sessions.begin(), sessions.end(), [&](const auto& kv) { return kv.second.guard_id == guard_id; }));
+    if (mine >= settings.sessions_per_guard) drop_oldest_of(guard_id);
+    if (sessions.size() >= settings.max_sessions) {
+      drop_oldest_of(busiest_guard(sessions, [](const Session& x) { return x.guard_id; }));
+    }
+  }
   std::map<std::uint64_t, Listener> listeners;
   std::uint64_t next_listener = 1;
   std::uint64_t feed_subscription = 0;
@@ -602,13 +637,7 @@ void LanApi::Impl::check_login(const std::string& guard_id, const std::string& p
                           return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
                         }
                         const std::string token = random_token();
-                        if (self->sessions.size() >= 1000) {  // bounded: drop the one expiring first
-                          auto oldest = std::min_element(self->sessions.begin(), self->sessions.end(),
-                                                         [](const auto& a, const auto& b) {
-                                                           return a.second.expires < b.second.expires;
-                                                         });
-                          self->sessions.erase(oldest);
-                        }
+                        self->make_room_for_session(guard_id);
                         self->sessions[sha256_hex(token)] =
                             Session{guard_id, SteadyClock::now() + self->settings.session_lifetime,
                                     sha256_hex(g.value().pin_hash.value_or(""))};
@@ -722,21 +751,31 @@ void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
   res.headers.emplace_back("Cache-Control", "no-store");
   res.stream = [self = shared_from_this(), token_hash](std::shared_ptr<httpd::ResponseStream> stream) {
     if (self->stopped) return stream->close();
-    // Bounded: the oldest of this session's streams, then the oldest of all, make room.
-    auto oldest = [&](bool same_session) {
+    const auto session = self->sessions.find(token_hash);
+    const std::string guard_id = session == self->sessions.end() ? std::string() : session->second.guard_id;
+    // Bounded: the oldest of this session's streams, then of this guard's,
+    // then of the guard holding the most, make room.
+    auto close_oldest = [&](const std::function<bool(const Listener&)>& which, std::size_t limit) {
       auto pick = self->listeners.end();
       std::size_t count = 0;
       for (auto it = self->listeners.begin(); it != self->listeners.end(); ++it) {
-        if (same_session && it->second.token_hash != token_hash) continue;
+        if (!which(it->second)) continue;
         ++count;
         if (pick == self->listeners.end()) pick = it;  // ids grow: the first is the oldest
       }
-      return std::make_pair(pick, count);
+      if (count < limit || pick == self->listeners.end()) return;
+      auto closing = pick->second.stream;
+      self->listeners.erase(pick);
+      closing->close();
     };
-    if (auto [it, n] = oldest(true); n >= self->settings.alarm_streams_per_session) it->second.stream->close();
-    if (auto [it, n] = oldest(false); n >= self->settings.alarm_streams) it->second.stream->close();
+    close_oldest([&](const Listener& l) { return l.token_hash == token_hash; }, self->settings.alarm_streams_per_session);
+    close_oldest([&](const Listener& l) { return l.guard_id == guard_id; }, self->settings.alarm_streams_per_guard);
+    if (self->listeners.size() >= self->settings.alarm_streams) {
+      const std::string busiest = busiest_guard(self->listeners, [](const Listener& l) { return l.guard_id; });
+      close_oldest([&](const Listener& l) { return l.guard_id == busiest; }, 1);
+    }
     const auto id = self->next_listener++;
-    self->listeners[id] = Listener{stream, token_hash, SteadyClock::now()};
+    self->listeners[id] = Listener{stream, token_hash, SteadyClock::now(), guard_id};
     stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
       if (auto s = weak.lock()) s->listeners.erase(id);
     });

@@ -58,7 +58,9 @@ class AlarmStreamTest : public ::testing::Test {
     sync.on_applied([this](const std::string&) { ++applied; });
     queue.start();
     snapshot("user", json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"},
-                                   {"displayName", "Juan Pérez"}, {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}}}));
+                                   {"displayName", "Juan Pérez"}, {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
+                                  {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"},
+                                   {"displayName", "Ana Ruiz"}, {"pinHash", hash_pin("1357", 10000, "saltsaltsaltsalt")}}}));
     snapshot("banned_visitor", json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
                                              {"plate", "ABC-123"}, {"reason", "Robo"},
                                              {"createdAt", "2026-10-01T12:00:00Z"}}}));
@@ -69,6 +71,7 @@ class AlarmStreamTest : public ::testing::Test {
     LanApiSettings ls;
     ls.alarms = alarms.get();
     ls.alarm_ping = 1s;
+    ls.alarm_streams = 6;
     api = std::make_unique<LanApi>(workers, reader, queue, ls, [] { return json::object(); });
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
@@ -104,11 +107,11 @@ class AlarmStreamTest : public ::testing::Test {
     return secbox::testing::serve_while(io, std::move(work));
   }
 
-  std::string login() {
+  std::string login(const std::string& guard = "g_1", const std::string& pin = "2468") {
     const int port = server->port();
-    return serve_while([port] {
+    return serve_while([port, guard, pin] {
       HttpsClient c(port);
-      auto a = c.call("POST", "/api/lan/login", json{{"guardId", "g_1"}, {"pin", "2468"}}.dump(),
+      auto a = c.call("POST", "/api/lan/login", json{{"guardId", guard}, {"pin", pin}}.dump(),
                       {{"Content-Type", "application/json"}});
       return json::parse(a.body).value("token", "");
     });
@@ -252,6 +255,41 @@ TEST_F(AlarmStreamTest, ASessionsThirdStreamClosesItsFirstAndLogoutClosesTheRest
   EXPECT_TRUE(std::get<0>(closed)) << "the oldest of the session's streams made room";
   EXPECT_TRUE(std::get<1>(closed)) << "logout closed the others";
   EXPECT_TRUE(std::get<2>(closed));
+}
+
+// One guard signed in on many sessions cannot take another guard's alarm
+// stream: its new streams close its own oldest (4 a guard), and when all 6
+// places are taken, the guard holding the most gives one up.
+TEST_F(AlarmStreamTest, OneGuardsStreamsNeverTakeAnotherGuards) {
+  const std::string other = login("g_2", "1357");
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 4; ++i) tokens.push_back(login());
+  const int port = server->port();
+  auto result = serve_while([&, port] {
+    HttpsClient x(port);
+    x.send_raw(stream_request(other));
+    x.read_until("event: state", 5s);
+    std::vector<std::unique_ptr<HttpsClient>> mine;
+    for (const auto& t : tokens) {
+      for (int k = 0; k < 2; ++k) {
+        mine.push_back(std::make_unique<HttpsClient>(port));
+        mine.back()->send_raw(stream_request(t));
+        mine.back()->read_until("event: state", 5s);
+      }
+    }
+    x.read_until("never sent", 2s);
+    std::vector<bool> closed;
+    for (auto& c : mine) {
+      c->read_until("never sent", 300ms);
+      closed.push_back(c->closed());
+    }
+    return std::make_pair(x.closed(), closed);
+  });
+  EXPECT_FALSE(result.first) << "g_2's stream was taken by g_1's";
+  const auto& closed = result.second;
+  ASSERT_EQ(closed.size(), 8u);
+  EXPECT_EQ(std::count(closed.begin(), closed.end(), false), 4) << "g_1 keeps 4 streams, its newest";
+  for (std::size_t i = 4; i < 8; ++i) EXPECT_FALSE(closed[i]) << i;
 }
 
 }  // namespace

@@ -83,6 +83,7 @@ class LanApiTest : public ::testing::Test {
     s.hls_dir = dir.file("hls");
     s.streams = [] { return json::array({{{"camera", "gate"}, {"ready", true}, {"hlsUrl", "/hls/gate/index.m3u8"}}}); };
     s.sessions_file = dir.file("sessions.json");
+    s.max_sessions = 10;  // small, so that a test can fill it
     lan_settings = s;
     start_api();
   }
@@ -437,6 +438,31 @@ TEST_F(LanApiTest, WrongPinsFromElsewhereSlowTheGuardButNeverLockItOut) {
   EXPECT_EQ(a[8].status, 429);
   EXPECT_EQ(api->pin_checks(), checks_before + 6) << "five guesses and the guard's own PIN were checked";
   EXPECT_EQ(api->slowed_logins(), 1u) << "the guard's sign-in waited while its PIN was being guessed";
+}
+
+// One guard's logins (a PIN shared, a script) never end another guard's
+// session: a guard's new session replaces its own oldest beyond 8, and a full
+// table (10 here) takes one from the guard holding the most.
+TEST_F(LanApiTest, OneGuardsLoginsNeverEndAnotherGuardsSession) {
+  const int port = server->port();
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_2", "1357")));
+    const std::string other = json::parse(v[0].body).value("token", "");
+    std::vector<std::string> mine;
+    for (int i = 0; i < 12; ++i) {
+      mine.push_back(json::parse(c.call("POST", "/api/lan/login", login_body("g_1", "2468")).body).value("token", ""));
+    }
+    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + other}}));
+    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + mine.front()}}));
+    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + mine.back()}}));
+    return v;
+  });
+  EXPECT_EQ(a[1].status, 200) << "g_2's session survived g_1's twelve logins";
+  EXPECT_EQ(a[2].status, 401) << "g_1's oldest session made room";
+  EXPECT_EQ(a[3].status, 200);
+  EXPECT_EQ(api->sessions(), 9u) << "8 of g_1's and g_2's";
 }
 
 TEST_F(LanApiTest, EntriesAndNotesAreQueuedOnceAsTheLoggedInGuardAndChecksFindBans) {

@@ -75,8 +75,17 @@ struct LanApiSettings {
   alarms::AlarmFeed* alarms = nullptr;
   std::chrono::seconds alarm_ping{15};
   std::chrono::seconds alarm_stream_lifetime{600};
+  // Bounded so that one guard cannot take the others' places: a new stream
+  // closes the oldest of its session, then of its guard; when all are taken,
+  // the guard holding the most gives one up.
   std::size_t alarm_streams = 32;              // open at once, in all
-  std::size_t alarm_streams_per_session = 2;  // a new one closes the oldest
+  std::size_t alarm_streams_per_session = 2;
+  std::size_t alarm_streams_per_guard = 4;
+  // Sessions, the same way: a guard's new session replaces its own oldest
+  // beyond sessions_per_guard; a full table takes one from the guard with
+  // the most.
+  std::size_t max_sessions = 1000;
+  std::size_t sessions_per_guard = 8;
 };
 
 class LanApi {
