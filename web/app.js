@@ -541,11 +541,39 @@ function alarmEvent(name, data) {
     alarms.clear();
     for (const a of kept) alarms.set(a.id, a);
     for (const a of data.alarms) alarms.set(a.id, a);
+    if (data.more) fetchAllAlarms();  // older ones than the catch-up carries
   } else if (name === 'alarm') {
     alarms.set(data.id, data);
+    if (data.truncated) wholeAsked.delete(data.id);  // changed: fetched whole again
   }
+  for (const a of alarms.values()) if (a.truncated) fetchWholeAlarm(a.id);
   for (const id of answeredHere) if (alarms.get(id)?.answer) answeredHere.delete(id);
   renderAlarm();
+}
+
+// The box cuts long texts in what it pushes (a few KiB a message): the whole
+// record is fetched by id, and the list when the catch-up left older ones out.
+const wholeAsked = new Set();
+async function fetchWholeAlarm(id) {
+  if (wholeAsked.has(id)) return;
+  wholeAsked.add(id);
+  try {
+    const res = await fetch(`/api/lan/alarms?id=${encodeURIComponent(id)}`,
+                            { headers: { Authorization: `Bearer ${session.token}` }, cache: 'no-store' });
+    if (!res.ok) return wholeAsked.delete(id);
+    const { alarm } = await res.json();
+    const now = alarms.get(id);
+    if (alarm && (!now || !now.answer || alarm.answer)) alarms.set(id, alarm);
+    renderAlarm();
+  } catch { wholeAsked.delete(id); }
+}
+async function fetchAllAlarms() {
+  try {
+    const res = await fetch('/api/lan/alarms', { headers: { Authorization: `Bearer ${session.token}` }, cache: 'no-store' });
+    if (!res.ok) return;
+    for (const a of (await res.json()).alarms || []) if (!alarms.has(a.id)) alarms.set(a.id, a);
+    renderAlarm();
+  } catch { /* the next state catches up */ }
 }
 
 // One connection: read blocks until the box or the watchdog ends it.

@@ -160,8 +160,67 @@ class FailureLog {
   std::unordered_map<std::string, Entry> entries_;
 };
 
+// An alarm as the stream and the list carry it: its texts cut (whole UTF-8
+// characters, an ellipsis, "truncated": true) so that one message stays a
+// few KiB whatever the cloud sent; GET /api/lan/alarms?id=<id> has it whole.
+json compact_alarm(const json& alarm) {
+  json out = alarm;
+  bool cut = false;
+  auto clip = [&cut](json& obj, const char* key, std::size_t max) {
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->is_string()) return;
+    auto& text = it->get_ref<std::string&>();
+    if (text.size() <= max) return;
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    text = text.substr(0, n) + "\u2026";
+    cut = true;
+  };
+  if (!out.is_object()) return out;
+  clip(out, "camera", 64);
+  clip(out, "read", 64);
+  clip(out, "frigateEventId", 128);
+  if (auto ban = out.find("ban"); ban != out.end() && ban->is_object()) {
+    clip(*ban, "fullName", 200);
+    clip(*ban, "plate", 32);
+    clip(*ban, "reason", 200);
+    if (auto photo = ban->find("photoUrl"); photo != ban->end() && photo->is_string() && photo->get<std::string>().size() > 1024) {
+      *photo = nullptr;  // a URL cut is no URL
+      cut = true;
+    }
+  }
+  if (auto answer = out.find("answer"); answer != out.end() && answer->is_object()) clip(*answer, "reason", 200);
+  if (cut) out["truncated"] = true;
+  return out;
+}
+
+// The alarms a stream's catch-up carries: the newest that fit in `budget`
+// bytes, oldest first; `more` when older ones were left for the list.
+json compact_alarms(const json& list, std::size_t budget, bool& more) {
+  json out = json::array();
+  more = false;
+  if (!list.is_array()) return out;
+  std::vector<json> kept;
+  std::size_t used = 0;
+  for (auto it = list.rbegin(); it != list.rend(); ++it) {
+    json a = compact_alarm(*it);
+    const std::size_t size = a.dump(-1, ' ', false, json::error_handler_t::replace).size();
+    if (used + size > budget) {
+      more = true;
+      break;
+    }
+    used += size;
+    kept.push_back(std::move(a));
+  }
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) out.push_back(std::move(*it));
+  return out;
+}
+
 // A guard's failures kept (from every address): the slow-down grows with them.
 constexpr int kGuardFailuresKept = 64;
+// The alarms a stream's catch-up carries, in bytes: well under the backlog a
+// stream may have waiting (httpd::Settings::stream_backlog, 256 KiB).
+constexpr std::size_t kStateBudget = 96 * 1024;
 
 // A well-formed hash that no PIN matches, costing n iterations to check.
 std::string decoy_for(int n) {
@@ -314,9 +373,23 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     return std::string("event: ") + event + "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
   }
   void broadcast(const json& alarm) {
-    const std::string chunk = sse("alarm", alarm);
+    const std::string chunk = sse("alarm", compact_alarm(alarm));
     auto copy = listeners;  // a failed write closes and erases
-    for (auto& [id, l] : copy) l.stream->write(chunk);
+    for (auto& [id, l] : copy) {
+      if (!l.stream->write(chunk)) note_dropped_stream();
+    }
+  }
+  // A stream closed because its phone does not read: said in the log, at
+  // most once a minute with the count since.
+  std::uint64_t dropped_streams = 0;
+  SteadyClock::time_point dropped_logged{};
+  void note_dropped_stream() {
+    ++dropped_streams;
+    const auto now = SteadyClock::now();
+    if (dropped_logged != SteadyClock::time_point{} && now - dropped_logged < std::chrono::minutes(1)) return;
+    dropped_logged = now;
+    log.warn("An alarm stream was closed: its phone does not read what the box sends.",
+             {{"dropped_since_start", static_cast<double>(dropped_streams)}});
   }
   void close_streams(const std::string& token_hash) {
     auto copy = listeners;
@@ -779,8 +852,11 @@ void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
     stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
       if (auto s = weak.lock()) s->listeners.erase(id);
     });
-    stream->write("retry: 2000\n\n" + sse("state", {{"alarms", self->settings.alarms->list()},
-                                                       {"boot", self->settings.alarms->boot()}}));
+    bool more = false;
+    json kept = compact_alarms(self->settings.alarms->list(), kStateBudget, more);
+    json state{{"alarms", std::move(kept)}, {"boot", self->settings.alarms->boot()}};
+    if (more) state["more"] = true;  // older ones: GET /api/lan/alarms
+    if (!stream->write("retry: 2000\n\n" + sse("state", state))) self->note_dropped_stream();
     self->schedule_ping();
   };
   reply(std::move(res));
@@ -1028,7 +1104,16 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   if (route("POST", "/api/lan/check")) return i.check(*session, r, std::move(reply));
   if (route("GET", "/api/lan/alarms")) {
     if (!i.settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
-    return reply(ok_json({{"alarms", i.settings.alarms->list()}}));
+    const json all = i.settings.alarms->list();
+    if (r.query.rfind("id=", 0) == 0) {  // one alarm, whole
+      for (const auto& a : all) {
+        if (a.value("id", "") == r.query.substr(3)) return reply(ok_json({{"alarm", a}}));
+      }
+      return reply(error(404, "not_found", "No such alarm is kept."));
+    }
+    json list = json::array();
+    for (const auto& a : all) list.push_back(compact_alarm(a));
+    return reply(ok_json({{"alarms", std::move(list)}}));
   }
   if (route("GET", "/api/lan/alarms/stream")) return i.alarm_stream(r, std::move(reply));
   if (route("POST", "/api/lan/alarms/answer")) return i.answer_alarm(*session, r, std::move(reply));

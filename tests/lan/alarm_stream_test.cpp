@@ -292,5 +292,64 @@ TEST_F(AlarmStreamTest, OneGuardsStreamsNeverTakeAnotherGuards) {
   for (std::size_t i = 4; i < 8; ++i) EXPECT_FALSE(closed[i]) << i;
 }
 
+// A ban whose reason is 300 KB: its alarm reaches the stream cut to a few
+// KiB (the stream stays open, as does the next one's catch-up), and the whole
+// record is one request away. Today's 256 KiB backlog would close every
+// stream at the alarm, and again at each reconnect.
+TEST_F(AlarmStreamTest, AnOversizedAlarmIsCutAndSilencesNoStream) {
+  const std::string huge(300 * 1000, 'x');
+  snapshot("banned_visitor", json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
+                                           {"plate", "ABC-123"}, {"reason", huge},
+                                           {"createdAt", "2026-10-01T12:00:00Z"}}}));
+  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  alarms->bans_changed();
+  const std::string token = login();
+  const int port = server->port();
+  std::promise<void> state_read;
+  auto first = std::async(std::launch::async, [&, port] {
+    HttpsClient c(port);
+    c.send_raw(stream_request(token));
+    c.read_until("event: state", 5s);
+    c.read_until("\n\n", 5s);
+    state_read.set_value();
+    std::string later = c.read_until("event: alarm", 15s);
+    later += c.read_until("\n\n", 5s);
+    later += c.read_until(": ping", 3s);
+    return std::make_pair(later, c.closed());
+  });
+  auto ready = state_read.get_future();
+  ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
+  run_until(io, [&] { return false; }, 500ms);  // the ban list read again (bans_changed)
+  alarms->seen(alarms::Sighting{"e-big", "front", "car", "ABC 123", 0.95, "", 0, std::nullopt});
+  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty(); }, 10s));
+  ASSERT_TRUE(run_until(io, [&] { return first.wait_for(0s) == std::future_status::ready; }, 30s));
+  const auto [later, closed] = first.get();
+  const json pushed = event_data(later, "alarm");
+  ASSERT_TRUE(pushed.is_object()) << later.substr(0, 300);
+  EXPECT_EQ(pushed["truncated"], true);
+  EXPECT_LE(pushed["ban"]["reason"].get<std::string>().size(), 204u);
+  EXPECT_LT(later.size(), 8000u) << "one alarm message stays a few KiB";
+  EXPECT_FALSE(closed) << "the stream stayed open";
+  const std::string id = alarms->list()[0]["id"];
+  auto again = serve_while([&, port] {
+    HttpsClient c(port);
+    c.send_raw(stream_request(token));
+    std::string state = c.read_until("event: state", 5s);
+    state += c.read_until("\n\n", 5s);
+    c.read_until(": ping", 3s);
+    const bool open = !c.closed();
+    HttpsClient d(port);
+    auto whole = d.call("GET", "/api/lan/alarms?id=" + id, "", {{"Authorization", "Bearer " + token}});
+    return std::make_tuple(state, open, whole);
+  });
+  const json state = event_data(std::get<0>(again), "state");
+  ASSERT_TRUE(state.is_object());
+  ASSERT_EQ(state["alarms"].size(), 1u);
+  EXPECT_EQ(state["alarms"][0]["truncated"], true);
+  EXPECT_TRUE(std::get<1>(again)) << "a reconnect's catch-up does not close it";
+  EXPECT_EQ(std::get<2>(again).status, 200);
+  EXPECT_EQ(json::parse(std::get<2>(again).body)["alarm"]["ban"]["reason"], huge) << "the whole record, by id";
+}
+
 }  // namespace
 }  // namespace secbox::lan
