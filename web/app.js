@@ -687,6 +687,7 @@ function showLogin() {
   stopCameras();
   stopAlarms();
   session.clear();
+  forgetCommunityData();  // every way out: a logout, an expired or ended session
   $('statusbar').classList.add('signed-out');
   $('view-app').hidden = true;
   $('view-login').hidden = false;
@@ -729,7 +730,11 @@ async function main() {
   $('lang').onclick = () => { lang = lang === 'es' ? 'en' : 'es'; localStorage.setItem('lang', lang); applyStrings(); renderStatus(); renderBans();
                       $('ban-count').textContent = t(bans.length === 1 ? 'check.count.one' : 'check.count', { n: bans.length }); $('toast').hidden = true; };
   $('login-form').onsubmit = login;
-  $('logout').onclick = async () => { try { await api('POST', '/api/lan/logout'); } catch { /* offline */ } showLogin(); };
+  $('logout').onclick = async () => {
+    try { await api('POST', '/api/lan/logout'); } catch { /* offline */ }
+    await forgetCommunityData();
+    showLogin();
+  };
   for (const b of document.querySelectorAll('[data-tab]')) b.onclick = () => showTab(b.dataset.tab);
   $('search').oninput = renderBans;
   $('search').onkeydown = async (e) => {
@@ -761,6 +766,17 @@ async function main() {
   setInterval(() => { refreshStatus(); flush(); }, 10000);
   watchForNewApp();
   if (session.token) showApp(); else showLogin();
+}
+
+// Signing out leaves nothing of the community's lists on the phone: the
+// service worker's copies of the ban list and the schedule (its data cache)
+// go; the app shell stays, and so do entries not yet sent (the outbox).
+async function forgetCommunityData() {
+  try {
+    if (window.caches) {
+      for (const name of await caches.keys()) if (name.startsWith('secbox-data-')) await caches.delete(name);
+    }
+  } catch { /* no cache on this origin */ }
 }
 
 // The app follows the box's version: the worker that serves the shell from

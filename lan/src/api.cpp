@@ -218,6 +218,12 @@ json compact_alarms(const json& list, std::size_t budget, bool& more) {
 
 // A guard's failures kept (from every address): the slow-down grows with them.
 constexpr int kGuardFailuresKept = 64;
+// The guard app's Content-Security-Policy (docs/lan.md).
+constexpr const char* kAppPolicy =
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+    "img-src 'self' blob: data: https:; media-src 'self' blob:; manifest-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 // The alarms a stream's catch-up carries, in bytes: well under the backlog a
 // stream may have waiting (httpd::Settings::stream_backlog, 256 KiB).
 constexpr std::size_t kStateBudget = 96 * 1024;
@@ -790,6 +796,12 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
         res.content_type = l.file.value().content_type;
         res.body = std::move(l.content).value();
         res.headers.emplace_back("Cache-Control", l.file.value().cache_control);
+        // The app runs only its own code: scripts, styles, workers and
+        // requests from the box; pictures from the box (snapshots are blob:
+        // URLs) and ban photos from https; video through hls.js (blob:).
+        res.headers.emplace_back("Content-Security-Policy", kAppPolicy);
+        res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+        res.headers.emplace_back("Referrer-Policy", "no-referrer");
         reply(std::move(res));
       });
 }

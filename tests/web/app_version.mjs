@@ -10,27 +10,10 @@
 // under the worker, 1 otherwise. (update_e2e_test runs it around an update
 // and a rollback.)
 //   node tests/web/app_version.mjs PORT PROFILE_DIR BOX_CERT_PEM WANTED_VERSION
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchPhone } from './support.mjs';
 
 const [port, profile, cert, wanted] = process.argv.slice(2);
-const home = join(profile, 'home');
-const nss = `sql:${join(home, '.pki/nssdb')}`;
-if (!existsSync(join(home, '.pki/nssdb'))) {
-  mkdirSync(join(home, '.pki/nssdb'), { recursive: true });
-  execFileSync('certutil', ['-d', nss, '-N', '--empty-password']);
-}
-// The box's certificate as a trusted peer (replaced if the box made a new one).
-execFileSync('certutil', ['-d', nss, '-A', '-t', 'P,,', '-n', 'secbox-box', '-i', cert]);
-const context = await chromium.launchPersistentContext(join(profile, 'chromium'), {
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-         '--host-resolver-rules=MAP secbox.local 127.0.0.1'],
-  env: { ...process.env, HOME: home },
-});
+const context = await launchPhone(profile, cert);
 const url = `https://secbox.local:${port}/`;
 // As a guard's phone: the app opened once, then left alone (the app checks
 // for a new worker itself and loads the new shell when one takes over); the

@@ -1,6 +1,9 @@
 // What the browser tests share: child processes whose output is kept, bounded
 // waits, and Debian's chromium launched headless with the flags this machine
 // needs (no background connections to a network that is not there).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 // Keeps everything a child prints in child.text, from its start.
@@ -58,5 +61,28 @@ export function launchChromium() {
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+// Chromium as a phone that trusts the box: a persistent profile in `dir`
+// (its service worker and caches kept between launches) whose NSS store, in
+// a HOME of its own, trusts the box's certificate `certFile` as a phone
+// trusts its CA; no ignoreHTTPSErrors (Chromium refuses a service worker
+// fetched with any certificate error). The box is opened by `name`, mapped
+// to 127.0.0.1: https://<name>:<port>/.
+export async function launchPhone(dir, certFile, name = 'secbox.local') {
+  const home = join(dir, 'home');
+  const db = join(home, '.pki/nssdb');
+  if (!existsSync(db)) {
+    mkdirSync(db, { recursive: true });
+    execFileSync('certutil', ['-d', `sql:${db}`, '-N', '--empty-password']);
+  }
+  execFileSync('certutil', ['-d', `sql:${db}`, '-A', '-t', 'P,,', '-n', 'secbox-box', '-i', certFile]);
+  return chromium.launchPersistentContext(join(dir, 'chromium'), {
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           `--host-resolver-rules=MAP ${name} 127.0.0.1`],
+    env: { ...process.env, HOME: home },
   });
 }
