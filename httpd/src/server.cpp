@@ -46,9 +46,12 @@ class Connection {
  public:
   virtual ~Connection() = default;
   virtual const std::string& block() const = 0;
-  // Since when it has been waiting for its handshake or its next request
-  // (nullopt while a request is read, handled or answered).
-  virtual std::optional<std::chrono::steady_clock::time_point> idle_since() const = 0;
+  // Since when it has been waiting: for its handshake, or for its next
+  // request and while that request arrives (slow headers, a trickling
+  // body); nullopt while a request is handled or answered (a stream too).
+  virtual std::optional<std::chrono::steady_clock::time_point> waiting_since() const = 0;
+  // It has shown a valid session (Request::trust): never closed for a newcomer.
+  virtual bool trusted() const = 0;
   virtual void evict() = 0;
   virtual void close() = 0;
   virtual bool stream_write(std::string chunk) = 0;
@@ -118,20 +121,20 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
     block_ = address_block(remote_);
-    idle_since_ = std::chrono::steady_clock::now();
+    waiting_since_ = std::chrono::steady_clock::now();
   }
 
   const std::string& block() const override { return block_; }
-  std::optional<std::chrono::steady_clock::time_point> idle_since() const override {
-    return idle_ ? std::optional(idle_since_) : std::nullopt;
+  std::optional<std::chrono::steady_clock::time_point> waiting_since() const override {
+    return answering_ ? std::nullopt : std::optional(waiting_since_);
   }
+  bool trusted() const override { return trusted_; }
   void evict() override { finish(); }
 
   void run() {
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       arm(server_->settings.handshake_time);
       stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
-        self->idle_ = false;
         if (ec) return self->finish();
         self->read_header();
       });
@@ -189,8 +192,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
   void read_header() {
-    idle_ = true;
-    idle_since_ = std::chrono::steady_clock::now();
+    answering_ = false;
+    waiting_since_ = std::chrono::steady_clock::now();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->settings.header_limit));
     parser_->body_limit(server_->settings.body_limit);
@@ -198,7 +201,6 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     arm(server_->settings.idle_time);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->idle_ = false;
                               if (ec) return self->on_read_error(ec);
                               self->read_body();
                             });
@@ -239,6 +241,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     for (const auto& f : req) r.headers[lowercase(std::string(f.name_string()))] = std::string(f.value());
     r.body = std::move(req.body());
     r.remote_address = remote_;
+    r.trust = [weak = this->weak_from_this()] {
+      if (auto self = weak.lock()) self->trusted_ = true;
+    };
+    answering_ = true;
     keep_alive_ = req.keep_alive();
     const unsigned version = req.version();
     // A HEAD answer has the GET answer's headers and no body: a body would
@@ -361,8 +367,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::shared_ptr<Server::Impl> server_;
   std::string remote_;
   std::string block_;
-  bool idle_ = true;  // from accept until the handshake ends
-  std::chrono::steady_clock::time_point idle_since_;
+  bool answering_ = false;  // a request handled or answered (or a stream open)
+  bool trusted_ = false;
+  std::chrono::steady_clock::time_point waiting_since_;
   bool keep_alive_ = true;
   bool linger_ = false;
   std::array<char, 16 * 1024> drain_{};
@@ -453,7 +460,9 @@ void Server::Impl::accept() {
 }
 
 // Within the per-address cap, and a slot free or made free by closing the
-// connection idle longest.
+// anonymous connection waiting longest: idle, or still sending its request
+// (slow headers, a trickling body). A connection that has shown a valid
+// session, or whose request is being answered, is never closed for a newcomer.
 bool Server::Impl::admit(const Connection& newcomer) {
   const auto same = static_cast<std::size_t>(std::count_if(
       sessions.begin(), sessions.end(), [&](const auto& s) { return s->block() == newcomer.block(); }));
@@ -461,8 +470,9 @@ bool Server::Impl::admit(const Connection& newcomer) {
   if (sessions.size() < settings.max_connections) return true;
   std::shared_ptr<Connection> oldest;
   for (const auto& s : sessions) {
-    auto since = s->idle_since();
-    if (since && (!oldest || *since < *oldest->idle_since())) oldest = s;
+    if (s->trusted()) continue;
+    auto since = s->waiting_since();
+    if (since && (!oldest || *since < *oldest->waiting_since())) oldest = s;
   }
   if (!oldest) return false;  // every slot is busy with a request
   oldest->evict();

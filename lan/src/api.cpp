@@ -488,7 +488,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
 
   void login(const httpd::Request& r, httpd::Reply reply);
   void check_login(const std::string& guard_id, const std::string& pin, const std::string& address,
-                   const std::string& pair, httpd::Reply reply);
+                   const std::string& pair, std::function<void()> trust, httpd::Reply reply);
   void ban_list(const httpd::Request& r, httpd::Reply reply);
   void hls_file(const httpd::Request& r, httpd::Reply reply);
   void schedule(const httpd::Request& r, httpd::Reply reply);
@@ -674,18 +674,19 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   if (slow.count() > 0) {
     ++slowed_logins;
     auto timer = std::make_shared<boost::asio::steady_timer>(workers.loop(), slow);
-    timer->async_wait([self = shared_from_this(), timer, guard_id, pin, address, pair, reply](boost::system::error_code) {
-      if (self->stopped) return;
-      self->check_login(guard_id, pin, address, pair, reply);
-    });
+    timer->async_wait(
+        [self = shared_from_this(), timer, guard_id, pin, address, pair, trust = r.trust, reply](boost::system::error_code) {
+          if (self->stopped) return;
+          self->check_login(guard_id, pin, address, pair, trust, reply);
+        });
     return;
   }
-  check_login(guard_id, pin, address, pair, std::move(reply));
+  check_login(guard_id, pin, address, pair, r.trust, std::move(reply));
 }
 
 void LanApi::Impl::check_login(const std::string& guard_id, const std::string& pin, const std::string& address,
-                               const std::string& pair, httpd::Reply reply) {
-  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, pair, reply](Result<replica::Guard> g) {
+                               const std::string& pair, std::function<void()> trust, httpd::Reply reply) {
+  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, pair, trust, reply](Result<replica::Guard> g) {
     const int max = self->settings.max_failures;
     if (self->stopped) return;
     if (!g && g.error().code != Errc::not_found) {
@@ -703,7 +704,7 @@ void LanApi::Impl::check_login(const std::string& guard_id, const std::string& p
                         ++*checks;
                         return verify_pin(hash, pin) && known;
                       },
-                      [self, guard_id, address, pair, reply, g, known, max](bool matched) {
+                      [self, guard_id, address, pair, trust, reply, g, known, max](bool matched) {
                         if (self->stopped) return;
                         // The guard's count grows past the limit: it sets the slow-down.
                         self->by_guard.end(guard_id, !matched, known, kGuardFailuresKept);
@@ -715,6 +716,7 @@ void LanApi::Impl::check_login(const std::string& guard_id, const std::string& p
                           self->log.info("A guard login failed.", {{"guard_id", guard_id}, {"address", address}});
                           return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
                         }
+                        if (trust) trust();  // the guard's connection, from now on
                         const std::string token = random_token();
                         self->make_room_for_session(guard_id);
                         self->sessions[sha256_hex(token)] =
@@ -799,9 +801,7 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
         // The app runs only its own code: scripts, styles, workers and
         // requests from the box; pictures from the box (snapshots are blob:
         // URLs) and ban photos from https; video through hls.js (blob:).
-        res.headers.emplace_back("Content-Security-Policy", kAppPolicy);
-        res.headers.emplace_back("X-Content-Type-Options", "nosniff");
-        res.headers.emplace_back("Referrer-Policy", "no-referrer");
+        res.headers.emplace_back("Content-Security-Policy", kAppPolicy);  // with the server's nosniff, no-referrer
         reply(std::move(res));
       });
 }
@@ -1099,6 +1099,7 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
     return reply(std::move(res));
   }
+  if (r.trust) r.trust();  // a guard's connection: never closed to make room for a newcomer
   if (route("POST", "/api/lan/logout")) {
     i.sessions.erase(sha256_hex(r.header("authorization").substr(7)));
     i.close_streams(sha256_hex(r.header("authorization").substr(7)));

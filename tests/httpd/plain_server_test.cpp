@@ -36,6 +36,8 @@ class RawClient {
     asio::write(socket_, asio::buffer(bytes), ec);
     return !ec;
   }
+  // Reads what arrives for `limit` (the connection stays open).
+  void read_for(std::chrono::milliseconds limit, std::string* out) { read_to_close(limit, out); }
   // Reads until the peer closes (true) or `limit` passes (false).
   bool read_to_close(std::chrono::milliseconds limit, std::string* out = nullptr) {
     const auto end = std::chrono::steady_clock::now() + limit;
@@ -74,6 +76,7 @@ class PlainServerTest : public ::testing::Test {
       Response res;
       res.content_type = "text/plain";
       if (r.path == "/bye") res.close = true;
+      if (r.path == "/trust" && r.trust) r.trust();  // as the LAN API does for a valid session
       if (r.path == "/framed") res.headers.emplace_back("X-Frame-Options", "SAMEORIGIN");
       res.body = r.method + " " + r.path + " " + std::to_string(r.body.size()) + " " + r.header("x-probe");
       reply(std::move(res));
@@ -210,6 +213,59 @@ TEST_F(PlainServerTest, AFullServerClosesTheConnectionIdleLongest) {
   });
   EXPECT_EQ(r.first, 200) << "the newcomer was shut out";
   EXPECT_TRUE(r.second) << "the connection idle longest was not closed";
+}
+
+// Bodies that never finish hold no slot against a newcomer: a full server
+// closes the anonymous connection that has waited longest, a request still
+// arriving included. (Only idle connections used to be closed: slow bodies
+// from the parking lot shut every guard out.)
+TEST_F(PlainServerTest, SlowBodiesAreClosedForANewcomer) {
+  Settings s;
+  s.max_connections = 4;
+  s.request_time = 20s;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    std::vector<std::unique_ptr<RawClient>> slow;
+    for (int i = 0; i < 4; ++i) {
+      slow.push_back(std::make_unique<RawClient>(port));
+      slow.back()->send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc");
+      std::this_thread::sleep_for(50ms);
+    }
+    std::vector<int> statuses;
+    for (int i = 0; i < 3; ++i) statuses.push_back(http_call(port, "GET", "/guard").status);
+    return std::make_pair(statuses, slow.front()->read_to_close(3s));
+  });
+  EXPECT_EQ(r.first, (std::vector<int>{200, 200, 200})) << "slow bodies shut the newcomers out";
+  EXPECT_TRUE(r.second) << "the oldest slow body was closed";
+}
+
+// A connection that has shown a valid session (Request::trust) is never
+// closed for a newcomer, though it idles longest: the anonymous one goes.
+TEST_F(PlainServerTest, AConnectionThatShowedASessionIsNeverClosedForANewcomer) {
+  Settings s;
+  s.max_connections = 2;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient guard(port);
+    guard.send("GET /trust HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string first;
+    guard.read_for(500ms, &first);
+    std::this_thread::sleep_for(100ms);
+    RawClient anonymous(port);
+    anonymous.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc");
+    std::this_thread::sleep_for(100ms);
+    const int newcomer = http_call(port, "GET", "/new").status;
+    guard.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string again;
+    guard.read_for(1s, &again);
+    return std::make_tuple(first, newcomer, again, anonymous.read_to_close(3s));
+  });
+  EXPECT_NE(std::get<0>(r).find("200 OK"), std::string::npos) << std::get<0>(r);
+  EXPECT_EQ(std::get<1>(r), 200);
+  EXPECT_NE(std::get<2>(r).find("GET /again"), std::string::npos) << "the guard's connection was closed";
+  EXPECT_TRUE(std::get<3>(r)) << "the anonymous one should have made room";
 }
 
 TEST_F(PlainServerTest, APlainServerTakesNoCertificate) {

@@ -31,6 +31,9 @@ struct Request {
   std::map<std::string, std::string> headers;  // lowercase names
   std::string body;
   std::string remote_address;
+  // The handler calls it when the request showed a valid session: the
+  // connection is then never closed to make room for a newcomer.
+  std::function<void()> trust;
 
   std::string header(const std::string& lowercase_name) const {
     auto it = headers.find(lowercase_name);
@@ -83,8 +86,10 @@ struct Settings {
   std::size_t max_connections = 64;
   // Connections from one address (an IPv6 /64 counts as one): a phone in the
   // parking lot cannot take every slot. When the server is full, the
-  // connection idle longest (waiting for its handshake or its next request)
-  // is closed for the new one.
+  // anonymous connection waiting longest (for its handshake, or for its next
+  // request and while that request arrives: slow headers, a trickling body)
+  // is closed for the new one; one that showed a valid session
+  // (Request::trust) or is being answered never is.
   std::size_t max_per_address = 16;
   std::chrono::seconds handshake_time{10};
   std::chrono::seconds request_time{10};  // from the first byte to the whole request
