@@ -206,12 +206,33 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                             });
   }
 
+  // The body, piece by piece: the whole request within request_time, and at
+  // least min_body_rate on average once the first second is past, each piece
+  // within body_stall_time. A body that trickles is closed, not waited for.
   void read_body() {
-    arm(server_->settings.request_time);
-    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->on_read_error(ec);
-      self->dispatch();
-    });
+    body_started_ = std::chrono::steady_clock::now();
+    body_bytes_ = 0;
+    read_body_some();
+  }
+  void read_body_some() {
+    if (parser_->is_done()) return dispatch();
+    const auto& st = server_->settings;
+    const auto left = body_started_ + st.request_time - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return finish();
+    arm(std::min<std::chrono::steady_clock::duration>(left, st.body_stall_time));
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                            if (ec) return self->on_read_error(ec);
+                            self->body_bytes_ += n;
+                            const auto elapsed = std::chrono::steady_clock::now() - self->body_started_;
+                            const double seconds = std::chrono::duration<double>(elapsed).count();
+                            if (!self->parser_->is_done() && seconds > 1.0 &&
+                                static_cast<double>(self->body_bytes_) / seconds <
+                                    static_cast<double>(self->server_->settings.min_body_rate)) {
+                              return self->finish();  // a trickle
+                            }
+                            self->read_body_some();
+                          });
   }
 
   void on_read_error(beast::error_code ec) {
@@ -367,6 +388,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::shared_ptr<Server::Impl> server_;
   std::string remote_;
   std::string block_;
+  std::chrono::steady_clock::time_point body_started_;
+  std::size_t body_bytes_ = 0;
   bool answering_ = false;  // a request handled or answered (or a stream open)
   bool trusted_ = false;
   std::chrono::steady_clock::time_point waiting_since_;

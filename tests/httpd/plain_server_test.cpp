@@ -240,6 +240,38 @@ TEST_F(PlainServerTest, SlowBodiesAreClosedForANewcomer) {
   EXPECT_TRUE(r.second) << "the oldest slow body was closed";
 }
 
+// A body that trickles (a byte every 300 ms, under the 1 KiB/s minimum) is
+// closed within seconds, though request_time would allow 20 s; one that
+// stops is closed after body_stall_time; a body sent at once is read whole.
+TEST_F(PlainServerTest, ABodyThatTricklesOrStallsIsClosed) {
+  Settings s;
+  s.request_time = 20s;
+  s.body_stall_time = 2s;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient trickle(port);
+    trickle.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+    bool cut = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 30 && !cut; ++i) {
+      std::this_thread::sleep_for(300ms);
+      cut = !trickle.send("x") || trickle.read_to_close(1ms);
+    }
+    const auto trickle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    RawClient stalled(port);
+    stalled.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc");
+    const bool stall_cut = stalled.read_to_close(5s);
+    auto whole = http_call(port, "POST", "/upload", std::string(60000, 'b'));
+    return std::make_tuple(cut, trickle_s, stall_cut, whole.status, whole.body);
+  });
+  EXPECT_TRUE(std::get<0>(r)) << "the trickling body kept its slot";
+  EXPECT_LT(std::get<1>(r), 8.0) << "closed long before request_time (20 s)";
+  EXPECT_TRUE(std::get<2>(r)) << "the stalled body kept its slot";
+  EXPECT_EQ(std::get<3>(r), 200);
+  EXPECT_EQ(std::get<4>(r), "POST /upload 60000 ");
+}
+
 // A connection that has shown a valid session (Request::trust) is never
 // closed for a newcomer, though it idles longest: the anonymous one goes.
 TEST_F(PlainServerTest, AConnectionThatShowedASessionIsNeverClosedForANewcomer) {
