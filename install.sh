@@ -317,11 +317,7 @@ check_release() {
   case "$size" in '' | *[!0-9]*) fail "the manifest's size is not a number" ;; esac
   case "$sha" in *[!0-9a-f]*) fail "the manifest's sha256 is not lowercase hex" ;; esac
   [ "${#sha}" -eq 64 ] || fail "the manifest's sha256 is not 64 hex digits"
-  have=0
-  if [ -f "$VERSIONS_DIR/update.ledger" ]; then
-    have=$(sed -n 's/^COUNTER=\([0-9]\{1,18\}\)$/\1/p' "$VERSIONS_DIR/update.ledger" | head -n 1)
-    have=${have:-0}
-  fi
+  have=$(box_counter)
   [ "$counter" -ge "$have" ] ||
     fail "the release's counter $counter is below this box's $have (an older release than one it has run): nothing was installed"
   b="$RELEASE_DIR/secbox.tar.zst"
@@ -534,20 +530,29 @@ install_web() {
   return 0
 }
 
+# The daemon's ledger (its counter, the versions rolled back), read as the
+# daemon's user: root never reads a file the daemon can write by path (a
+# link there would lead root's read anywhere). Nothing before the first
+# install (no ledger, no user yet).
+box_ledger() {
+  [ -e "$VERSIONS_DIR/update.ledger" ] || [ -L "$VERSIONS_DIR/update.ledger" ] || return 0
+  getent passwd secbox >/dev/null || return 0
+  as_secbox head -c 16384 "$VERSIONS_DIR/update.ledger" 2>/dev/null || true
+}
+box_counter() {
+  n=$(box_ledger | sed -n 's/^COUNTER=\([0-9]\{1,18\}\)$/\1/p' | head -n 1)
+  printf '%s' "${n:-0}"
+}
+
 # The release's manifest beside its version, and its counter as the box's
 # (a fresh install is its own known-good version). The counter never goes down.
 install_release_record() {
   [ -n "$RELEASE_COUNTER" ] || return 0
   daemon_file 644 "$RELEASE_MANIFEST" "$VERSIONS_DIR/versions/$VERSION/manifest.json"
-  have=0
-  if [ -f "$VERSIONS_DIR/update.ledger" ]; then
-    have=$(sed -n 's/^COUNTER=\([0-9]\{1,18\}\)$/\1/p' "$VERSIONS_DIR/update.ledger" | head -n 1)
-    have=${have:-0}
-  fi
-  [ "$RELEASE_COUNTER" -gt "$have" ] || return 0
+  [ "$RELEASE_COUNTER" -gt "$(box_counter)" ] || return 0
   ledger=$(mktemp)
   printf 'COUNTER=%s\n' "$RELEASE_COUNTER" >"$ledger"
-  if [ -f "$VERSIONS_DIR/update.ledger" ]; then grep '^ROLLED_BACK=' "$VERSIONS_DIR/update.ledger" >>"$ledger" || true; fi
+  box_ledger | grep '^ROLLED_BACK=' >>"$ledger" || true
   chmod 0644 "$ledger"
   daemon_file 644 "$ledger" "$VERSIONS_DIR/update.ledger"
   rm -f "$ledger"
