@@ -16,11 +16,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitFor, stopChildren, gotoPage } from './support.mjs';
+import { collect, launchChromium, waitFor, stopChildren, gotoPage, iso, pinHash, snapshot } from './support.mjs';
 import { startFakeFrigate, frigateCar } from './fake_frigate.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-alarms-'));
@@ -43,15 +42,6 @@ function freePort() {
   });
 }
 
-function pinHash(pin) {
-  const salt = Buffer.from('booth-salt-0001!');
-  return `pbkdf2-sha256$10000$${salt.toString('base64')}$${pbkdf2Sync(pin, salt, 10000, 32, 'sha256').toString('base64')}`;
-}
-const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
-function snapshot(entity, rows) {
-  return JSON.stringify({ v: 1, type: `snapshot.${entity}`, id: `c-${entity}`, ts: iso(Date.now()),
-                          payload: { snapshotId: `s_${entity}`, version: 1, chunk: 1, chunks: 1, rows } });
-}
 
 // What the simulator has received, by type: {clientId: data}.
 async function cloudEvents(sim) {

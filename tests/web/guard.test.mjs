@@ -7,11 +7,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitFor, stopChildren, gotoPage } from './support.mjs';
+import { collect, launchChromium, waitFor, stopChildren, gotoPage, iso, pinHash, snapshot } from './support.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-guard-'));
 chmodSync(root, 0o711);
@@ -25,15 +24,6 @@ after(async () => {
 
 const output = (child, re) => child.text.match(re);
 
-function pinHash(pin) {
-  const salt = Buffer.from('booth-salt-0001!');
-  return `pbkdf2-sha256$10000$${salt.toString('base64')}$${pbkdf2Sync(pin, salt, 10000, 32, 'sha256').toString('base64')}`;
-}
-const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
-function snapshot(entity, rows) {
-  return JSON.stringify({ v: 1, type: `snapshot.${entity}`, id: `c-${entity}`, ts: iso(Date.now()),
-                          payload: { snapshotId: `s_${entity}`, version: 1, chunk: 1, chunks: 1, rows } });
-}
 
 test('a guard works the gate, offline too, and nothing is sent twice', { timeout: 180_000 }, async () => {
   const now = Date.now();

@@ -2,6 +2,7 @@
 // waits, and Debian's chromium launched headless with the flags this machine
 // needs (no background connections to a network that is not there).
 import { execFileSync } from 'node:child_process';
+import { pbkdf2Sync } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -85,4 +86,17 @@ export async function launchPhone(dir, certFile, name = 'secbox.local') {
            `--host-resolver-rules=MAP ${name} 127.0.0.1`],
     env: { ...process.env, HOME: home },
   });
+}
+
+// A guard's PIN as the cloud stores it (cloud-protocol §5), a time as the
+// protocol writes it, and a one-chunk snapshot message for the simulator's
+// script.
+export function pinHash(pin) {
+  const salt = Buffer.from('booth-salt-0001!');
+  return `pbkdf2-sha256$10000$${salt.toString('base64')}$${pbkdf2Sync(pin, salt, 10000, 32, 'sha256').toString('base64')}`;
+}
+export const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+export function snapshot(entity, rows) {
+  return JSON.stringify({ v: 1, type: `snapshot.${entity}`, id: `c-${entity}`, ts: iso(Date.now()),
+                          payload: { snapshotId: `s_${entity}`, version: 1, chunk: 1, chunks: 1, rows } });
 }
