@@ -197,42 +197,61 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->settings.header_limit));
     parser_->body_limit(server_->settings.body_limit);
-    // Waiting for the next request (keep-alive idle) and reading its headers.
+    request_started_.reset();
+    request_bytes_ = 0;
+    // Waiting for the next request (keep-alive idle) until its first byte.
     arm(server_->settings.idle_time);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (ec) return self->on_read_error(ec);
-                              self->read_body();
-                            });
+    parse_request();
   }
 
-  // The body, piece by piece: the whole request within request_time, and at
-  // least min_body_rate on average once the first second is past, each piece
-  // within body_stall_time. A body that trickles is closed, not waited for.
-  void read_body() {
-    body_started_ = std::chrono::steady_clock::now();
-    body_bytes_ = 0;
-    read_body_some();
-  }
-  void read_body_some() {
+  // The request, headers and body alike, read by the connection itself so
+  // that every byte is seen as it arrives (Beast's own read waits for the
+  // whole header): from its first byte, the whole request within
+  // request_time, at least min_body_rate on average once the first second
+  // is past, and no piece waiting body_stall_time. Headers or a body that
+  // trickle are closed, not waited for.
+  void parse_request() {
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const auto used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec) return on_read_error(ec);
+      if (used == 0) break;
+    }
     if (parser_->is_done()) return dispatch();
+    if (buffer_.size() >= server_->settings.header_limit + server_->settings.body_limit + 64 * 1024) {
+      return on_read_error(http::error::header_limit);  // a parser that takes nothing more: refuse, never grow
+    }
     const auto& st = server_->settings;
-    const auto left = body_started_ + st.request_time - std::chrono::steady_clock::now();
-    if (left <= std::chrono::steady_clock::duration::zero()) return finish();
-    arm(std::min<std::chrono::steady_clock::duration>(left, st.body_stall_time));
-    http::async_read_some(stream_, buffer_, *parser_,
-                          [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
-                            if (ec) return self->on_read_error(ec);
-                            self->body_bytes_ += n;
-                            const auto elapsed = std::chrono::steady_clock::now() - self->body_started_;
-                            const double seconds = std::chrono::duration<double>(elapsed).count();
-                            if (!self->parser_->is_done() && seconds > 1.0 &&
-                                static_cast<double>(self->body_bytes_) / seconds <
-                                    static_cast<double>(self->server_->settings.min_body_rate)) {
-                              return self->finish();  // a trickle
-                            }
-                            self->read_body_some();
-                          });
+    if (request_started_) {
+      const auto left = *request_started_ + st.request_time - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) return finish();
+      arm(std::min<std::chrono::steady_clock::duration>(left, st.body_stall_time));
+    }
+    auto space = buffer_.prepare(16 * 1024);
+    stream_.async_read_some(space, [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->buffer_.commit(n);
+      if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+        if (!self->parser_->got_some() && self->buffer_.size() == 0) return self->finish();
+        beast::error_code eof;
+        self->parser_->put_eof(eof);
+        return eof ? self->on_read_error(eof) : self->parse_request();
+      }
+      if (ec) return self->finish();
+      const auto now = std::chrono::steady_clock::now();
+      if (!self->request_started_) self->request_started_ = now;
+      self->request_bytes_ += n;
+      const double seconds = std::chrono::duration<double>(now - *self->request_started_).count();
+      if (seconds > 1.0 && static_cast<double>(self->request_bytes_) / seconds <
+                               static_cast<double>(self->server_->settings.min_body_rate)) {
+        return self->finish();  // a trickle
+      }
+      self->parse_request();
+    });
   }
 
   void on_read_error(beast::error_code ec) {
@@ -388,8 +407,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::shared_ptr<Server::Impl> server_;
   std::string remote_;
   std::string block_;
-  std::chrono::steady_clock::time_point body_started_;
-  std::size_t body_bytes_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> request_started_;  // its first byte
+  std::size_t request_bytes_ = 0;
   bool answering_ = false;  // a request handled or answered (or a stream open)
   bool trusted_ = false;
   std::chrono::steady_clock::time_point waiting_since_;

@@ -272,6 +272,39 @@ TEST_F(PlainServerTest, ABodyThatTricklesOrStallsIsClosed) {
   EXPECT_EQ(std::get<4>(r), "POST /upload 60000 ");
 }
 
+// Headers that trickle (a byte every 300 ms) are closed within seconds
+// though idle_time and request_time would allow 30 s and 20 s; headers sent
+// in pieces at a normal pace, and a pipelined pair, are answered.
+TEST_F(PlainServerTest, HeadersThatTrickleAreClosed) {
+  Settings s;
+  s.idle_time = 30s;
+  s.request_time = 20s;
+  s.body_stall_time = 2s;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient trickle(port);
+    const std::string head = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
+    bool cut = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < head.size() && i < 40 && !cut; ++i) {
+      cut = !trickle.send(head.substr(i, 1)) || trickle.read_to_close(300ms);
+    }
+    const auto trickle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    RawClient pieces(port);
+    pieces.send("GET /a HTTP/1.1\r\nHo");
+    std::this_thread::sleep_for(200ms);
+    pieces.send("st: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string answers;
+    pieces.read_for(1s, &answers);
+    return std::make_tuple(cut, trickle_s, answers);
+  });
+  EXPECT_TRUE(std::get<0>(r)) << "the trickling headers kept their slot";
+  EXPECT_LT(std::get<1>(r), 8.0) << "closed long before idle_time (30 s)";
+  EXPECT_NE(std::get<2>(r).find("GET /a 0"), std::string::npos) << std::get<2>(r);
+  EXPECT_NE(std::get<2>(r).find("GET /b 0"), std::string::npos) << std::get<2>(r);
+}
+
 // A connection that has shown a valid session (Request::trust) is never
 // closed for a newcomer, though it idles longest: the anonymous one goes.
 TEST_F(PlainServerTest, AConnectionThatShowedASessionIsNeverClosedForANewcomer) {

@@ -93,9 +93,10 @@ struct Settings {
   std::size_t max_per_address = 16;
   std::chrono::seconds handshake_time{10};
   std::chrono::seconds request_time{10};  // from the first byte to the whole request
-  // A body arrives at min_body_rate bytes a second at least, averaged once
-  // its first second is past, and no piece of it waits body_stall_time: a
-  // body that trickles is closed instead of holding its slot.
+  // A request (headers and body) arrives at min_body_rate bytes a second at
+  // least, averaged from its first byte once its first second is past, and
+  // no piece of it waits body_stall_time: headers or a body that trickle are
+  // closed instead of holding their slot.
   std::size_t min_body_rate = 1024;
   std::chrono::seconds body_stall_time{3};
   std::chrono::seconds idle_time{30};     // keep-alive: between requests
