@@ -255,10 +255,11 @@ function renderBans() {
   list.replaceChildren(...found.map((b) => {
     const li = document.createElement('li');
     li.className = 'ban';
-    if (b.photoUrl) {
+    if (b.photo) {
       const img = document.createElement('img');
-      img.src = b.photoUrl;
       img.alt = '';
+      img.className = 'ban-photo';
+      showBanPhoto(img, b.photo);
       li.append(img);
     }
     const text = document.createElement('div');
@@ -479,6 +480,34 @@ const openAlarms = () => [...alarms.values()]
   .filter((a) => !a.answer && !answeredHere.has(a.id))
   .sort((a, b) => b.raisedAt.localeCompare(a.raisedAt));
 
+// Ban photos come from the box (it fetched them from the cloud and keeps
+// them): loaded with the session's token, shown from an object URL, so
+// that the page loads no image from elsewhere (Content-Security-Policy).
+const banPhotos = new Map();  // the box's photo path -> object URL, or a load in flight
+
+function showBanPhoto(img, path) {
+  const known = banPhotos.get(path);
+  if (typeof known === 'string') {
+    img.src = known;
+    return;
+  }
+  img.removeAttribute('src');
+  const load = known || (async () => {
+    const res = await fetch(path, { headers: { Authorization: `Bearer ${session.token}` } });
+    if (!res.ok) throw new Error(String(res.status));
+    const url = URL.createObjectURL(await res.blob());
+    banPhotos.set(path, url);
+    return url;
+  })();
+  banPhotos.set(path, load);
+  load.then((url) => { if (img.isConnected) img.src = url; }, () => banPhotos.delete(path));
+}
+
+function forgetBanPhotos() {
+  for (const url of banPhotos.values()) if (typeof url === 'string') URL.revokeObjectURL(url);
+  banPhotos.clear();
+}
+
 async function alarmSnapshot(a) {
   if (!a.hasSnapshot || snapshots.has(a.id)) return;
   snapshots.set(a.id, '');
@@ -516,8 +545,8 @@ function renderAlarm() {
   const shot = snapshots.get(a.id);
   $('alarm-snapshot').src = shot || '';
   $('alarm-snapshot').hidden = !shot;
-  $('alarm-photo-box').hidden = !a.ban.photoUrl;
-  if (a.ban.photoUrl) $('alarm-photo').src = a.ban.photoUrl;
+  $('alarm-photo-box').hidden = !a.ban.photo;
+  if (a.ban.photo) showBanPhoto($('alarm-photo'), a.ban.photo);
   $('alarm-more').hidden = open.length < 2;
   $('alarm-more').textContent = t('alarm.more', { n: open.length - 1 });
   box.hidden = false;
@@ -772,6 +801,7 @@ async function main() {
 // service worker's copies of the ban list and the schedule (its data cache)
 // go; the app shell stays, and so do entries not yet sent (the outbox).
 async function forgetCommunityData() {
+  forgetBanPhotos();
   try {
     if (window.caches) {
       for (const name of await caches.keys()) if (name.startsWith('secbox-data-')) await caches.delete(name);

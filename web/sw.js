@@ -1,6 +1,6 @@
 // The guard app's service worker: the app shell from the cache (it opens with
-// the box unreachable), the lists from the network with the last copy kept
-// for when the box cannot answer. Posts are never cached: the app's outbox
+// the box unreachable), the lists and ban photos from the network with the
+// last copy kept for when the box cannot answer (dropped at logout). Posts are never cached: the app's outbox
 // (IndexedDB) holds them until the box has them.
 // scripts/build-web names the shell's cache by its content (this name is
 // the unbuilt tree's): a new app is a new cache, and the old one is dropped.
@@ -21,7 +21,8 @@ self.addEventListener('activate', (event) => {
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== 'GET' || url.origin !== self.location.origin) return;
-  if (url.pathname === '/api/lan/ban-list' || url.pathname === '/api/lan/schedule') {
+  if (url.pathname === '/api/lan/ban-list' || url.pathname === '/api/lan/schedule' ||
+      url.pathname === '/api/lan/bans/photo') {
     event.respondWith(fetch(event.request).then((res) => {
       if (res.ok) {
         const copy = res.clone();

@@ -28,6 +28,7 @@
 #include "control/control_plane.hpp"
 #include "envfile/env_file.hpp"
 #include "lan/api.hpp"
+#include "common/url.hpp"
 #include "lan/certificate.hpp"
 #include "httpd/server.hpp"
 #include "media/frigate_events.hpp"
@@ -88,6 +89,7 @@ struct App::Impl {
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
   std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
+  std::unique_ptr<lan::BanPhotos> ban_photos;  // before lan_api, which uses it
   std::unique_ptr<lan::LanApi> lan_api;
   httpd::Server* lan_server = nullptr;
   LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir, std::chrono::seconds(config.lan_cert_check_s)};
@@ -364,6 +366,17 @@ struct App::Impl {
     ls.hls_dir = config.paths.hls_dir();
     ls.sessions_file = config.paths.state_dir + "/lan/sessions.json";
     ls.alarms = camera_alarms.get();
+    lan::BanPhotoSettings bp;
+    bp.dir = config.paths.state_dir + "/lan/photos";
+    bp.ca_file = config.cloud_ca_file;
+    bp.cloud_origins = [this] {
+      std::vector<std::string> origins{url_origin(config.cloud_base_url)};
+      const auto gateway = url_origin(config.device_gateway_url);
+      if (gateway.rfind("wss://", 0) == 0) origins.push_back("https://" + gateway.substr(6));
+      return origins;
+    };
+    ban_photos = std::make_unique<lan::BanPhotos>(io, bp);
+    ls.photos = ban_photos.get();
     lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
     httpd::Settings hs;
@@ -647,6 +660,7 @@ struct App::Impl {
     signals.cancel();
     watchdog.cancel();
     lan_cert.stop();
+    if (ban_photos) ban_photos->stop();  // a fetch in flight ends within a second
     host_timer.cancel();
     stop_deadline.expires_after(kStopDeadline);
     stop_deadline.async_wait([this](boost::system::error_code ec) {

@@ -1,6 +1,9 @@
 #include "common/http_client.hpp"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -79,6 +82,19 @@ void set_transfer(CURL* c, const Transfer& t) {
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, t.ctx);
 }
 
+// CURLOPT_OPENSOCKETFUNCTION: the socket only for an address the request
+// allows; a refused one makes curl try the next, then fail to connect.
+curl_socket_t open_allowed_socket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  const auto& allow = *static_cast<const std::function<bool(const std::string&)>*>(user);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  char text[INET6_ADDRSTRLEN] = {0};
+  const void* bytes = nullptr;
+  if (address->family == AF_INET) bytes = &reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr;
+  if (address->family == AF_INET6) bytes = &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr;
+  if (!bytes || !::inet_ntop(address->family, bytes, text, sizeof text) || !allow(text)) return CURL_SOCKET_BAD;
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   curl_init_once();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -93,9 +109,22 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, req.protocols.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (req.allow_address) {
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_allowed_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &req.allow_address);
+  }
+  if (req.cancel) {
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
+                     +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                       return (*static_cast<const std::function<bool()>*>(user))() ? 1 : 0;
+                     });
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &req.cancel);
+  }
   if (post) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.json_body.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.json_body.size()));

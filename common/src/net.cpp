@@ -34,7 +34,52 @@ bool parse_address(const std::string& text, int& family, unsigned char (&bytes)[
   return true;
 }
 
+bool in_block(const unsigned char* bytes, const unsigned char* block, int prefix) {
+  for (int bit = 0; bit < prefix; ++bit) {
+    const unsigned char mask = static_cast<unsigned char>(0x80u >> (bit % 8));
+    if ((bytes[bit / 8] & mask) != (block[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+bool is_public_v4(const unsigned char* b) {
+  struct Block {
+    unsigned char bytes[4];
+    int prefix;
+  };
+  static const Block kNotPublic[] = {
+      {{0, 0, 0, 0}, 8},       {{10, 0, 0, 0}, 8},      {{100, 64, 0, 0}, 10},  {{127, 0, 0, 0}, 8},
+      {{169, 254, 0, 0}, 16},  {{172, 16, 0, 0}, 12},   {{192, 0, 0, 0}, 24},   {{192, 0, 2, 0}, 24},
+      {{192, 88, 99, 0}, 24},  {{192, 168, 0, 0}, 16},  {{198, 18, 0, 0}, 15},  {{198, 51, 100, 0}, 24},
+      {{203, 0, 113, 0}, 24},  {{224, 0, 0, 0}, 4},     {{240, 0, 0, 0}, 4},
+  };
+  for (const auto& block : kNotPublic) {
+    if (in_block(b, block.bytes, block.prefix)) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool is_public_address(const std::string& address) {
+  int family = 0;
+  unsigned char bytes[16] = {};
+  if (!parse_address(address, family, bytes)) return false;
+  if (family == AF_INET) return is_public_v4(bytes);
+  static const unsigned char kNat64[12] = {0x00, 0x64, 0xff, 0x9b};
+  if (in_block(bytes, kNat64, 96)) return is_public_v4(bytes + 12);
+  // Global unicast is 2000::/3; within it, documentation (2001:db8::/32),
+  // ORCHID and benchmarking blocks (2001::/23 holds the special-purpose
+  // ones) and 6to4 relays' anycast are not a host to fetch from.
+  static const unsigned char kGlobal[1] = {0x20};
+  static const unsigned char kSpecial[3] = {0x20, 0x01, 0x00};
+  static const unsigned char kDocumentation[4] = {0x20, 0x01, 0x0d, 0xb8};
+  static const unsigned char k6to4[2] = {0x20, 0x02};
+  if (!in_block(bytes, kGlobal, 3)) return false;
+  if (in_block(bytes, kSpecial, 23) || in_block(bytes, kDocumentation, 32)) return false;
+  if (in_block(bytes, k6to4, 16)) return is_public_v4(bytes + 2);
+  return true;
+}
 
 std::optional<AddressList> AddressList::parse(const std::string& text, std::string* bad) {
   AddressList list;

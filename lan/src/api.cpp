@@ -160,11 +160,39 @@ class FailureLog {
   std::unordered_map<std::string, Entry> entries_;
 };
 
+// A ban as the app sees it: its photo from the box's own origin
+// (GET /api/lan/bans/photo?id=), never the address the cloud wrote.
+json app_ban(json ban) {
+  if (!ban.is_object()) return ban;
+  auto url = ban.find("photoUrl");
+  const bool has_photo = url != ban.end() && url->is_string() && !url->get<std::string>().empty();
+  const auto id = ban.find("id");
+  if (url != ban.end()) ban.erase(url);
+  ban["photo"] = has_photo && id != ban.end() && id->is_string()
+                     ? json("/api/lan/bans/photo?id=" + id->get<std::string>())
+                     : json(nullptr);
+  return ban;
+}
+
+json app_bans(const json& bans) {
+  json out = json::array();
+  if (bans.is_array()) {
+    for (const auto& b : bans) out.push_back(app_ban(b));
+  }
+  return out;
+}
+
+// An alarm as the app sees it: its ban's photo from the box.
+json app_alarm(json alarm) {
+  if (auto ban = alarm.find("ban"); alarm.is_object() && ban != alarm.end()) *ban = app_ban(*ban);
+  return alarm;
+}
+
 // An alarm as the stream and the list carry it: its texts cut (whole UTF-8
 // characters, an ellipsis, "truncated": true) so that one message stays a
 // few KiB whatever the cloud sent; GET /api/lan/alarms?id=<id> has it whole.
 json compact_alarm(const json& alarm) {
-  json out = alarm;
+  json out = app_alarm(alarm);
   bool cut = false;
   auto clip = [&cut](json& obj, const char* key, std::size_t max) {
     auto it = obj.find(key);
@@ -184,10 +212,6 @@ json compact_alarm(const json& alarm) {
     clip(*ban, "fullName", 200);
     clip(*ban, "plate", 32);
     clip(*ban, "reason", 200);
-    if (auto photo = ban->find("photoUrl"); photo != ban->end() && photo->is_string() && photo->get<std::string>().size() > 1024) {
-      *photo = nullptr;  // a URL cut is no URL
-      cut = true;
-    }
   }
   if (auto answer = out.find("answer"); answer != out.end() && answer->is_object()) clip(*answer, "reason", 200);
   if (cut) out["truncated"] = true;
@@ -221,7 +245,7 @@ constexpr int kGuardFailuresKept = 64;
 // The guard app's Content-Security-Policy (docs/lan.md).
 constexpr const char* kAppPolicy =
     "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
-    "img-src 'self' blob: data: https:; media-src 'self' blob:; manifest-src 'self'; object-src 'none'; "
+    "img-src 'self' blob: data:; media-src 'self' blob:; manifest-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 // The alarms a stream's catch-up carries, in bytes: well under the backlog a
@@ -326,6 +350,9 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   std::shared_ptr<std::atomic<std::uint64_t>> pin_checks = std::make_shared<std::atomic<std::uint64_t>>(0);
   // The ban list as served: rebuilt when the replica changes.
   std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> ban_list_body;
+  std::unordered_map<std::string, std::string> ban_photo_urls;  // ban id → the cloud's photo URL, with the body
+  boost::asio::steady_timer prefetch_timer{workers.loop()};
+  bool prefetch_armed = false;
   bool stopped = false;
   std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (route, status) → count
 
@@ -490,6 +517,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   void check_login(const std::string& guard_id, const std::string& pin, const std::string& address,
                    const std::string& pair, std::function<void()> trust, httpd::Reply reply);
   void ban_list(const httpd::Request& r, httpd::Reply reply);
+  void with_ban_list(std::function<void(bool ok)> done);
+  void ban_photo(const httpd::Request& r, httpd::Reply reply);
   void hls_file(const httpd::Request& r, httpd::Reply reply);
   void schedule(const httpd::Request& r, httpd::Reply reply);
   void static_file(const httpd::Request& r, httpd::Reply reply);
@@ -587,7 +616,7 @@ void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Rep
                                    ? LanApi::normalize_name(b["fullName"].get<std::string>())
                                    : std::string();
       const bool name_hit = !n.empty() && !full.empty() && full.find(n) != std::string::npos;
-      if (plate_hit || name_hit) hits.push_back(b);
+      if (plate_hit || name_hit) hits.push_back(app_ban(b));
       if (!alarm && (plate_hit || (name_hit && strong_name_match(n, full)))) alarm = b;
     }
     self->reader.schedule(today_local(), [self, p, n, who, hits, alarm, reply](Result<json> guests) {
@@ -745,17 +774,62 @@ void LanApi::Impl::ban_list(const httpd::Request& r, httpd::Reply reply) {
     res.shared_body = std::move(body);
     reply(std::move(res));
   };
+  with_ban_list([self = shared_from_this(), serve, reply](bool ok) {
+    if (!ok) return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    serve(self->ban_list_body->first, self->ban_list_body->second);
+  });
+}
+
+// The ban list as served, current with the replica's cursor: read again
+// when it changed, and then its photos fetched ahead (guards see them with
+// the internet down).
+void LanApi::Impl::with_ban_list(std::function<void(bool ok)> done) {
   const auto cursor = reader.cursors()["banned_visitor"];
-  if (ban_list_body && ban_list_body->first == cursor) return serve(ban_list_body->first, ban_list_body->second);
-  reader.ban_list([self = shared_from_this(), serve, reply](Result<replica::BanList> list) {
+  if (ban_list_body && ban_list_body->first == cursor) return done(true);
+  reader.ban_list([self = shared_from_this(), done](Result<replica::BanList> list) {
     if (self->stopped) return;
-    if (!list) {
-      return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    if (!list) return done(false);
+    self->ban_photo_urls.clear();
+    std::vector<std::string> urls;
+    for (const auto& b : list.value().bans) {
+      const auto url = b.value("photoUrl", json());
+      if (url.is_string() && !url.get<std::string>().empty() && b.value("id", json()).is_string()) {
+        self->ban_photo_urls[b["id"].get<std::string>()] = url.get<std::string>();
+        urls.push_back(url.get<std::string>());
+      }
     }
     self->ban_list_body.emplace(list.value().version,
                                 std::make_shared<const std::string>(
-                                    json{{"version", list.value().version}, {"bans", list.value().bans}}.dump() + "\n"));
-    serve(self->ban_list_body->first, self->ban_list_body->second);
+                                    json{{"version", list.value().version}, {"bans", app_bans(list.value().bans)}}.dump() +
+                                    "\n"));
+    if (self->settings.photos) self->settings.photos->prefetch(std::move(urls));
+    done(true);
+  });
+}
+
+// GET /api/lan/bans/photo?id=<ban id>: the ban's photo, through the box.
+void LanApi::Impl::ban_photo(const httpd::Request& r, httpd::Reply reply) {
+  if (!settings.photos || r.query.rfind("id=", 0) != 0) return reply(error(404, "not_found", "No photo for this ban."));
+  const std::string id = r.query.substr(3);
+  with_ban_list([self = shared_from_this(), id, reply](bool ok) {
+    if (!ok) return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    auto it = self->ban_photo_urls.find(id);
+    if (it == self->ban_photo_urls.end()) return reply(error(404, "not_found", "No photo for this ban."));
+    self->settings.photos->get(it->second, [reply](Result<Photo> photo) {
+      if (!photo) {
+        const bool later = photo.error().code == Errc::unavailable;
+        auto res = error(later ? 503 : 502, later ? "photo_unavailable" : "photo_refused",
+                         "The ban's photo was not taken: " + photo.error().message + ".");
+        if (later) res.headers.emplace_back("Retry-After", "30");
+        return reply(std::move(res));
+      }
+      httpd::Response res;
+      res.content_type = photo.value().content_type;
+      res.headers.emplace_back("Cache-Control", "private, max-age=86400");
+      res.headers.emplace_back("Content-Security-Policy", "default-src 'none'; sandbox");
+      res.shared_body = photo.value().bytes;
+      reply(std::move(res));
+    });
   });
 }
 
@@ -977,11 +1051,24 @@ LanApi::~LanApi() {
   impl_->close_streams("");
   impl_->stopped = true;
   impl_->ping.cancel();
+  impl_->prefetch_timer.cancel();
   if (impl_->settings.alarms) impl_->settings.alarms->unsubscribe(impl_->feed_subscription);
 }
 
 void LanApi::replica_changed(const std::string& entity) {
   impl_->ban_list_body.reset();
+  // The photos of new bans fetched ahead, once changes settle (a snapshot
+  // arrives in chunks): nobody has to open the list first.
+  if (impl_->settings.photos && (entity.empty() || entity == "banned_visitor") && !impl_->prefetch_armed) {
+    impl_->prefetch_armed = true;
+    impl_->prefetch_timer.expires_after(std::chrono::seconds(2));
+    impl_->prefetch_timer.async_wait([weak = std::weak_ptr<Impl>(impl_)](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopped) return;
+      self->prefetch_armed = false;
+      self->with_ban_list([](bool) {});
+    });
+  }
   if (entity.empty() || entity == "user") impl_->recheck_sessions();
 }
 
@@ -1031,7 +1118,7 @@ std::string route_label(const httpd::Request& r) {
                                         "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
                                         "/api/lan/notes",    "/api/lan/check",     "/api/lan/alarms",
                                         "/api/lan/alarms/stream", "/api/lan/alarms/answer",
-                                        "/api/lan/alarms/snapshot"};
+                                        "/api/lan/alarms/snapshot", "/api/lan/bans/photo"};
   for (const char* route : kRoutes) {
     if (r.path == route) return route;
   }
@@ -1120,7 +1207,7 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     const json all = i.settings.alarms->list();
     if (r.query.rfind("id=", 0) == 0) {  // one alarm, whole
       for (const auto& a : all) {
-        if (a.value("id", "") == r.query.substr(3)) return reply(ok_json({{"alarm", a}}));
+        if (a.value("id", "") == r.query.substr(3)) return reply(ok_json({{"alarm", app_alarm(a)}}));
       }
       return reply(error(404, "not_found", "No such alarm is kept."));
     }
@@ -1128,6 +1215,7 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     for (const auto& a : all) list.push_back(compact_alarm(a));
     return reply(ok_json({{"alarms", std::move(list)}}));
   }
+  if (route("GET", "/api/lan/bans/photo")) return i.ban_photo(r, std::move(reply));
   if (route("GET", "/api/lan/alarms/stream")) return i.alarm_stream(r, std::move(reply));
   if (route("POST", "/api/lan/alarms/answer")) return i.answer_alarm(*session, r, std::move(reply));
   if (route("GET", "/api/lan/alarms/snapshot")) {

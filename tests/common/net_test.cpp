@@ -60,3 +60,17 @@ TEST(Net, TheBoxsAddressesAreRealAndNeverLoopbackOrLinkLocal) {
 
 }  // namespace
 }  // namespace secbox
+
+// What a fetch on the cloud's word may connect to: public unicast only.
+TEST(Net, OnlyPublicUnicastAddressesArePublic) {
+  for (const char* a : {"8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8",
+                        "64:ff9b::808:808", "2002:808:808::1"}) {
+    EXPECT_TRUE(secbox::is_public_address(a)) << a;
+  }
+  for (const char* a : {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.20", "169.254.169.254",
+                        "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "192.0.2.1", "::1", "::",
+                        "fe80::1", "fd00::5", "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+                        "64:ff9b::a00:1", "2001:db8::1", "2002:c0a8:101::1", "not an address", ""}) {
+    EXPECT_FALSE(secbox::is_public_address(a)) << a;
+  }
+}

@@ -20,6 +20,9 @@
 #include "replica/sync.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
+#include "test_images.hpp"
+#include "cloudsim/cloudsim.hpp"
+#include "common/url.hpp"
 #include "test_database.hpp"
 
 namespace secbox::lan {
@@ -205,6 +208,73 @@ TEST_F(LanApiTest, LoginWithThePinFromTheReplicaThenReadTheLists) {
   EXPECT_EQ(a[10].status, 400);
   EXPECT_EQ(a[11].status, 200);
   EXPECT_EQ(api->sessions(), 0u);
+}
+
+// Ban photos come from the box's own origin: the list and a gate check name
+// /api/lan/bans/photo?id=, never the cloud's URL; the photo goes to a
+// logged-in guard with the type its bytes show; a ban whose URL points into
+// the LAN is refused without a connection.
+TEST_F(LanApiTest, BanPhotosAreServedByTheBoxNeverFromTheCloudsUrl) {
+  cloudsim::CloudSim cloud{cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, 3600s}};
+  cloud.start();
+  dir.write("b1.png", secbox::testing::kTinyPng);
+  const std::string url = cloud.publish("b1.png", dir.file("b1.png"));
+  BanPhotoSettings ps;
+  ps.dir = dir.file("photos");
+  ps.ca_file = cloud.ca_file();
+  ps.cloud_origins = [&cloud] { return std::vector<std::string>{url_origin(cloud.base_url())}; };
+  BanPhotos photos(io, ps);
+  stop_api();
+  lan_settings.photos = &photos;
+  start_api();
+  snapshot("banned_visitor", 43,
+           json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"}, {"plate", "ABC-123"},
+                         {"photoUrl", url}, {"reason", "Robo"}, {"createdAt", "2026-10-01T12:00:00Z"}},
+                        {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
+                         {"photoUrl", "https://192.168.1.1/admin/photo.jpg"}, {"reason", "Agresión"},
+                         {"createdAt", "2026-10-02T12:00:00Z"}},
+                        {{"id", "b_3"}, {"communityId", "com_1"}, {"fullName", "Sin Foto"},
+                         {"reason", "Daños"}, {"createdAt", "2026-10-03T12:00:00Z"}}}));
+  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  bool refreshed = false;
+  reader.refresh([&] { refreshed = true; });
+  ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+  api->replica_changed("banned_visitor");
+  const int port = server->port();
+  auto a = serve_while([port] {
+    HttpsClient c(port);
+    std::vector<HttpsAnswer> v;
+    v.push_back(c.call("GET", "/api/lan/bans/photo?id=b_1"));  // no token
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"), {{"Content-Type", "application/json"}}));
+    const std::map<std::string, std::string> auth{
+        {"Authorization", "Bearer " + json::parse(v.back().body).value("token", "")}};
+    v.push_back(c.call("GET", "/api/lan/ban-list", "", auth));
+    v.push_back(c.call("GET", "/api/lan/bans/photo?id=b_1", "", auth));
+    v.push_back(c.call("GET", "/api/lan/bans/photo?id=b_2", "", auth));
+    v.push_back(c.call("GET", "/api/lan/bans/photo?id=b_3", "", auth));
+    v.push_back(c.call("POST", "/api/lan/check", json{{"plate", "ABC123"}}.dump(), auth));
+    return v;
+  });
+  EXPECT_EQ(a[0].status, 401);
+  ASSERT_EQ(a[2].status, 200) << a[2].body;
+  EXPECT_EQ(a[2].body.find("photoUrl"), std::string::npos) << a[2].body;
+  EXPECT_EQ(a[2].body.find(url), std::string::npos) << "the cloud's URL reached the app";
+  const auto bans = json::parse(a[2].body)["bans"];
+  ASSERT_EQ(bans.size(), 3u);
+  EXPECT_EQ(bans[0]["photo"], "/api/lan/bans/photo?id=b_1");
+  EXPECT_TRUE(bans[2]["photo"].is_null());
+  ASSERT_EQ(a[3].status, 200) << a[3].body;
+  EXPECT_EQ(a[3].headers["content-type"], "image/png");
+  EXPECT_EQ(a[3].body, secbox::testing::kTinyPng);
+  EXPECT_EQ(a[4].status, 502) << a[4].body;
+  EXPECT_EQ(json::parse(a[4].body)["error"], "photo_refused");
+  EXPECT_NE(a[4].body.find("not a public address"), std::string::npos) << a[4].body;
+  EXPECT_EQ(a[5].status, 404);
+  ASSERT_EQ(a[6].status, 200) << a[6].body;
+  EXPECT_EQ(json::parse(a[6].body)["bans"][0]["photo"], "/api/lan/bans/photo?id=b_1");
+  EXPECT_EQ(a[6].body.find("photoUrl"), std::string::npos);
+  EXPECT_EQ(cloud.file_requests(), 1) << "fetched once: ahead of time (the list changed) or on demand";
+  stop_api();
 }
 
 // 40 wrong PINs at once for one guard: the attempts being checked count, so

@@ -4,11 +4,12 @@
 // cloud simulator: the page comes with its Content-Security-Policy and breaks
 // none of it; the service worker registers and keeps the ban list for when
 // the box cannot answer; signing out leaves nothing of the community's lists
-// in the phone's caches.
+// in the phone's caches; a ban's photo is shown from the box, not from the
+// address the cloud wrote.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/phone.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,15 +29,21 @@ const output = (child, re) => child.text.match(re);
 
 test('on a phone that trusts the box: a strict CSP, an offline copy, and nothing left after sign-out',
      { timeout: 180_000 }, async () => {
+  // A ban photo the cloud stores (a real PNG), named by the cloud's URL: the
+  // phone must see it, though its policy allows no image from elsewhere.
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=96x96', '-frames:v', '1',
+                          join(root, 'b_1.png')]);
   writeFileSync(join(root, 'script.jsonl'), [
     snapshot('user', [{ id: 'g_1', communityId: 'com_1', role: 'guard', displayName: 'Juan Pérez', pinHash: pinHash('2468') }]),
     snapshot('banned_visitor', [{ id: 'b_1', communityId: 'com_1', fullName: 'José Núñez', plate: 'ABC-123',
+                                  photoUrl: '${BASE_URL}/files/b_1.png',
                                   reason: 'Robo de paquetes', createdAt: '2026-10-01T12:00:00Z' }]),
   ].join('\n') + '\n');
   mkdirSync(join(root, 'sim'), { mode: 0o700 });
   const bootstrap = 'bt_phone_test_0123456789';
   const sim = collect(spawn(process.env.CLOUDSIM_BINARY, ['--dir', join(root, 'sim'), '--device', 'dev_phone', '--bootstrap',
-                                                          bootstrap, '--script', join(root, 'script.jsonl')],
+                                                          bootstrap, '--script', join(root, 'script.jsonl'),
+                                                          '--publish', `b_1.png=${join(root, 'b_1.png')}`],
                             { stdio: ['pipe', 'pipe', 'pipe'] }));
   children.push(sim);
   const ready = JSON.parse((await waitFor(() => output(sim, /^\{.*\}$/m), 20_000, 'the simulator'))[0]);
@@ -85,6 +92,15 @@ test('on a phone that trusts the box: a strict CSP, an offline copy, and nothing
       return out;
     });
     await waitFor(async () => (await cachedLists()).includes('/api/lan/ban-list'), 15_000, 'the ban list in the worker\'s cache');
+    // The ban's photo, through the box: an object URL of the box's answer.
+    await page.fill('#search', 'ABC-123');
+    const photo = await waitFor(() => page.evaluate(() => {
+      const img = document.querySelector('#ban-results li.ban img');
+      return img && img.complete && img.naturalWidth > 0 ? { src: img.src, width: img.naturalWidth } : null;
+    }), 15_000, 'the ban photo');
+    assert.match(photo.src, /^blob:https:\/\/secbox\.local:/);
+    assert.equal(photo.width, 96);
+    await page.screenshot({ path: join(shots, 'phone-ban-photo.png') });
     await page.screenshot({ path: join(shots, 'phone-signed-in.png') });
 
     await page.click('#logout');

@@ -22,6 +22,12 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{15000};
   std::size_t max_response = 1 << 20;
   std::string accept = "application/json";
+  std::string protocols = "http,https";  // what the URL may use (curl's names)
+  // Set: each address curl would connect to is asked first (after DNS, so a
+  // name that resolves elsewhere is caught); false refuses it. Proxies from
+  // the environment are then not used. Redirects are never followed.
+  std::function<bool(const std::string& address)> allow_address;
+  std::function<bool()> cancel;  // asked about once a second; true: stop now (error "network")
 };
 
 struct HttpResponse {

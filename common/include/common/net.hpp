@@ -20,6 +20,13 @@ std::string host_name();
 // Text that is no IPv6 address comes back as it is.
 std::string address_block(const std::string& address);
 
+// Whether an address is a public unicast one, reachable on the internet:
+// false for loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+// carrier-grade NAT (100.64/10), link-local, multicast, unspecified,
+// documentation and reserved ranges, and for text that is no address. An
+// IPv4-mapped or NAT64 (64:ff9b::/96) IPv6 address counts as its IPv4.
+bool is_public_address(const std::string& address);
+
 // Addresses and blocks a client may come from ("127.0.0.1", "::1",
 // "192.168.1.0/24", "fd00::/64"), as a setting names them. Value type.
 class AddressList {

@@ -24,6 +24,9 @@
 //   POST /api/lan/alarms/answer         {alarmId, decision, reason?, clientId}:
 //                                       a visitor_entry, 201 once durable
 //   GET  /api/lan/alarms/snapshot?id=   the camera's JPEG of the alarm
+//   GET  /api/lan/bans/photo?id=        a ban's photo, fetched and kept by the
+//                                       box (lan/ban_photos.hpp): 502 when it
+//                                       was refused, 503 to try later
 //   GET  /metrics                       Prometheus text: the box's figures from
 //                                       the metrics hook, plus HTTP requests by
 //                                       route and status; only to the
@@ -43,6 +46,7 @@
 #include "common/net.hpp"
 #include "alarms/camera_alarms.hpp"
 #include "httpd/server.hpp"
+#include "lan/ban_photos.hpp"
 #include "replica/ports.hpp"
 
 namespace secbox::lan {
@@ -71,6 +75,10 @@ struct LanApiSettings {
   // serves their playlists and segments from hls_dir, to a logged-in guard.
   std::function<nlohmann::json()> streams;
   std::string hls_dir;
+  // Ban photos (may be null: bans show none); it outlives the API. Ban
+  // lists and alarms carry "photo": "/api/lan/bans/photo?id=<ban id>" (or
+  // null), never the cloud's photoUrl.
+  BanPhotos* photos = nullptr;
   // Camera alarms (may be null); it outlives the API.
   alarms::AlarmFeed* alarms = nullptr;
   std::chrono::seconds alarm_ping{15};

@@ -21,6 +21,8 @@
 // release it installs. DIR/update.pub is the key a box pins,
 // DIR/update-key.pem the one secbox-release signs with.
 // --redirect NAME=URL answers GET /files/NAME with a 302 to URL.
+// --publish NAME=PATH serves the file PATH at /files/NAME (a ban's photo);
+// ${BASE_URL} in the script's messages is this cloud's https://host:port.
 // --offer-update DIR sends update.apply for the release in DIR, once, after
 // the first welcome of a box that runs another version (a demo).
 #include <unistd.h>
@@ -40,7 +42,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n"
-    "                       [--install-script FILE --release DIR] [--offer-update DIR] [--redirect NAME=URL]\n";
+    "                       [--install-script FILE --release DIR] [--offer-update DIR] [--redirect NAME=URL]\n"
+    "                       [--publish NAME=PATH]\n";
 
 }  // namespace
 
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   secbox::cloudsim::Options o;
   std::string device, bootstrap, script, install_script, binary, offer;
   std::vector<std::string> redirects;  // NAME=URL
+  std::vector<std::string> published;  // NAME=PATH
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -76,6 +80,8 @@ int main(int argc, char** argv) {
       script = next();
     } else if (a == "--redirect") {
       redirects.push_back(next());
+    } else if (a == "--publish") {
+      published.push_back(next());
     } else if (a == "--offer-update") {
       offer = next();
     } else if (a == "--install-script") {
@@ -110,6 +116,9 @@ int main(int argc, char** argv) {
   }
   secbox::cloudsim::CloudSim sim(o);
   if (!device.empty() && !bootstrap.empty()) sim.add_bootstrap(device, bootstrap);
+  for (auto& m : messages) {
+    for (std::size_t at; (at = m.find("${BASE_URL}")) != std::string::npos;) m.replace(at, 11, sim.base_url());
+  }
   sim.set_after_welcome(std::move(messages));
   if (!install_script.empty() || !binary.empty()) {
     if (install_script.empty() || binary.empty()) {
@@ -130,6 +139,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     sim.redirect(r.substr(0, eq), r.substr(eq + 1));
+  }
+  for (const auto& p : published) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0 || ::access(p.c_str() + eq + 1, R_OK) != 0) {
+      std::cerr << "secbox-cloudsim: --publish NAME=PATH, with a file PATH that can be read\n";
+      return 2;
+    }
+    sim.publish(p.substr(0, eq), p.substr(eq + 1));
   }
   nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
                        {"caFile", sim.ca_file()}, {"port", sim.port()},

@@ -1,0 +1,13 @@
+#pragma once
+// Small real images for tests that serve or check them.
+#include <string>
+
+namespace secbox::testing {
+
+// A 1x1 PNG (transparent), 67 bytes.
+inline const std::string kTinyPng(
+    "\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    "\x00\x00\x00\x0dIDATx\x9c\x63\x00\x01\x00\x00\x05\x00\x01\x0d\x0a\x2d\xb4\x00\x00\x00\x00IEND\xae\x42\x60\x82",
+    67);
+
+}  // namespace secbox::testing
