@@ -3,6 +3,8 @@
 # Needs $secbox and $cloudsim; sets work, pids (killed on exit), box (the
 # daemon's pid), lan (its LAN port) and token (the guard's session).
 # box_env (an array, optional): VAR=value words the daemon starts with.
+# oversized_ban_kb (optional): the last ban is b_big with plate OVR-0001,
+# whose reason is that many KiB (the shape that once closed every alarm stream).
 # shellcheck shell=bash
 : "${secbox:?}" "${cloudsim:?}"
 work=$(mktemp -d)
@@ -16,7 +18,7 @@ cleanup() {
 trap cleanup EXIT
 
 # A community with one guard and 5,000 bans, played by the simulator.
-node - "$work/script.jsonl" <<'JS'
+node - "$work/script.jsonl" "${oversized_ban_kb:-0}" <<'JS'
 const { pbkdf2Sync } = require('node:crypto');
 const fs = require('node:fs');
 const salt = Buffer.from('bench-salt-00001');
@@ -25,6 +27,11 @@ const snap = (entity, rows) => JSON.stringify({ v: 1, type: `snapshot.${entity}`
   payload: { snapshotId: `s_${entity}`, version: 1, chunk: 1, chunks: 1, rows } });
 const bans = Array.from({ length: 5000 }, (_, i) => ({ id: `b_${i}`, communityId: 'com_1', fullName: `Visitante Prohibido ${i}`,
   plate: `ABC-${String(i).padStart(4, '0')}`, reason: 'Robo', createdAt: '2026-10-01T12:00:00Z' }));
+const bigKb = Number(process.argv[3]);
+if (bigKb > 0) {
+  bans[bans.length - 1] = ({ id: 'b_big', communityId: 'com_1', fullName: 'Visitante Con Historia', plate: 'OVR-0001',
+              reason: 'Historia larga. '.repeat(Math.ceil(bigKb * 1024 / 16)), createdAt: '2026-10-01T12:00:00Z' });
+}
 fs.writeFileSync(process.argv[2], [
   snap('user', [{ id: 'g_1', communityId: 'com_1', role: 'guard', displayName: 'Bench', pinHash: pin }]),
   snap('banned_visitor', bans)].join('\n') + '\n');

@@ -58,15 +58,31 @@ struct Alarm {
   }
 };
 
+// Text cut to at most `max` bytes on a UTF-8 character's boundary, an
+// ellipsis marking the cut.
+std::string clipped(std::string s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s + "\u2026";
+}
+
 // A ban as matching needs it: the replica's list kept this small (a large
-// community's list is tens of thousands), not as JSON.
+// community's list is tens of thousands), not as JSON. Its texts are cut
+// (the name at 512 bytes, the reason at 4 KiB; the ban list has them whole),
+// since each alarm kept holds a copy: 200 alarms of a ban whose reason is
+// 300 KB held 60 MB.
 struct Ban {
   std::string id, plate, full_name, reason;
   std::optional<std::string> photo_url;
 
   static Ban from(const json& b) {
-    Ban out{text(b, "id"), text(b, "plate"), text(b, "fullName"), text(b, "reason"), std::nullopt};
-    if (auto it = b.find("photoUrl"); it != b.end() && it->is_string()) out.photo_url = it->get<std::string>();
+    Ban out{text(b, "id"), text(b, "plate"), clipped(text(b, "fullName"), 512), clipped(text(b, "reason"), 4096),
+            std::nullopt};
+    if (auto it = b.find("photoUrl"); it != b.end() && it->is_string() && it->get<std::string>().size() <= 2048) {
+      out.photo_url = it->get<std::string>();  // longer: no photo the box would fetch (lan/ban_photos.hpp)
+    }
     return out;
   }
   json view() const {

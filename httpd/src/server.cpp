@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <map>
 #include <set>
 
 #include "common/listen.hpp"
@@ -207,9 +208,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // The request, headers and body alike, read by the connection itself so
   // that every byte is seen as it arrives (Beast's own read waits for the
   // whole header): from its first byte, the whole request within
-  // request_time, at least min_body_rate on average once the first second
-  // is past, and no piece waiting body_stall_time. Headers or a body that
-  // trickle are closed, not waited for.
+  // request_time and at min_body_rate after an allowance of
+  // body_stall_time, no piece waiting body_stall_time. Headers or a body
+  // that trickle are closed, not waited for.
   void parse_request() {
     beast::error_code ec;
     while (buffer_.size() > 0 && !parser_->is_done()) {
@@ -228,9 +229,16 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     }
     const auto& st = server_->settings;
     if (request_started_) {
-      const auto left = *request_started_ + st.request_time - std::chrono::steady_clock::now();
-      if (left <= std::chrono::steady_clock::duration::zero()) return finish();
-      arm(std::min<std::chrono::steady_clock::duration>(left, st.body_stall_time));
+      // The request's deadline grows with what has arrived (as Apache's
+      // mod_reqtimeout does): an allowance of body_stall_time, then a second
+      // for each min_body_rate bytes, never beyond request_time. Judged by
+      // the timer, not at each read, so a loop that was busy (its reads
+      // handled late) does not count against a client.
+      const auto now = std::chrono::steady_clock::now();
+      const auto earned = std::chrono::milliseconds(request_bytes_ * 1000 / std::max<std::size_t>(1, st.min_body_rate));
+      const auto deadline = std::min(*request_started_ + st.request_time, *request_started_ + st.body_stall_time + earned);
+      if (deadline <= now) return finish();
+      arm(std::min<std::chrono::steady_clock::duration>(deadline - now, st.body_stall_time));
     }
     auto space = buffer_.prepare(16 * 1024);
     stream_.async_read_some(space, [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
@@ -242,14 +250,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         return eof ? self->on_read_error(eof) : self->parse_request();
       }
       if (ec) return self->finish();
-      const auto now = std::chrono::steady_clock::now();
-      if (!self->request_started_) self->request_started_ = now;
+      if (!self->request_started_) self->request_started_ = std::chrono::steady_clock::now();
       self->request_bytes_ += n;
-      const double seconds = std::chrono::duration<double>(now - *self->request_started_).count();
-      if (seconds > 1.0 && static_cast<double>(self->request_bytes_) / seconds <
-                               static_cast<double>(self->server_->settings.min_body_rate)) {
-        return self->finish();  // a trickle
-      }
       self->parse_request();
     });
   }
@@ -376,16 +378,20 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
   void after_write(beast::error_code ec, bool keep_alive) {
-    if (!ec && linger_ && !server_->stopped) return linger(1 << 20);
+    if (!ec && linger_ && !server_->stopped) return start_linger();
     if (ec || !keep_alive || server_->stopped) return finish();
     read_header();
   }
 
   // After refusing a request whose body is still arriving: read and drop what
-  // the client sends (at most 1 MiB, 2 s) so that it can finish writing and
-  // read the refusal, instead of meeting a reset.
-  void linger(std::size_t budget) {
+  // the client sends (at most 1 MiB, 2 s in all: a body that trickles does
+  // not keep its slot) so that it can finish writing and read the refusal,
+  // instead of meeting a reset.
+  void start_linger() {
     arm(std::chrono::seconds(2));
+    linger(1 << 20);
+  }
+  void linger(std::size_t budget) {
     stream_.async_read_some(asio::buffer(drain_), [self = this->shared_from_this(), budget](beast::error_code ec,
                                                                                        std::size_t n) {
       if (ec || n >= budget || self->server_->stopped) return self->finish();
@@ -501,23 +507,38 @@ void Server::Impl::accept() {
   });
 }
 
-// Within the per-address cap, and a slot free or made free by closing the
-// anonymous connection waiting longest: idle, or still sending its request
-// (slow headers, a trickling body). A connection that has shown a valid
-// session, or whose request is being answered, is never closed for a newcomer.
+// Within the per-address cap, and a slot free or made free by closing an
+// anonymous connection that is waiting: idle, or still sending its request
+// (slow headers, a trickling body). It is taken from the address holding the
+// most such connections, the one waiting longest there: a flood from a few
+// addresses gives up its own before a lone phone's new connection goes. A
+// connection that has shown a valid session, or whose request is being
+// answered, is never closed for a newcomer.
 bool Server::Impl::admit(const Connection& newcomer) {
   const auto same = static_cast<std::size_t>(std::count_if(
       sessions.begin(), sessions.end(), [&](const auto& s) { return s->block() == newcomer.block(); }));
   if (same >= settings.max_per_address) return false;
   if (sessions.size() < settings.max_connections) return true;
-  std::shared_ptr<Connection> oldest;
+  // Anonymous waiting connections by address block: a phone's own session
+  // and answers in flight do not count against it.
+  std::map<std::string, std::size_t> waiting;
+  for (const auto& s : sessions) {
+    if (!s->trusted() && s->waiting_since()) ++waiting[s->block()];
+  }
+  std::shared_ptr<Connection> victim;
+  std::size_t victim_count = 0;
   for (const auto& s : sessions) {
     if (s->trusted()) continue;
     auto since = s->waiting_since();
-    if (since && (!oldest || *since < *oldest->waiting_since())) oldest = s;
+    if (!since) continue;
+    const std::size_t count = waiting[s->block()];
+    if (!victim || count > victim_count || (count == victim_count && *since < *victim->waiting_since())) {
+      victim = s;
+      victim_count = count;
+    }
   }
-  if (!oldest) return false;  // every slot is busy with a request
-  oldest->evict();
+  if (!victim) return false;  // every slot is busy with a request
+  victim->evict();
   return true;
 }
 

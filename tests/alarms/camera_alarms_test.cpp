@@ -252,5 +252,39 @@ TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {
   EXPECT_EQ(alarms->list()[1]["ban"]["id"], "b_9");
 }
 
+// A ban whose reason is 300 KB: each alarm it raises keeps its texts cut
+// (the reason at 4 KiB, on a character's boundary), so that 200 kept alarms
+// cannot hold 60 MB; the ban list keeps them whole.
+TEST_F(CameraAlarmsTest, ABansLongTextsAreCutInTheAlarmsItRaises) {
+  std::string reason;
+  while (reason.size() < 300 * 1024) reason += "Daños ñ ";
+  dispatcher.dispatch(json{{"v", 1},
+                           {"type", "delta.banned_visitor"},
+                           {"id", "c-2"},
+                           {"ts", "2026-12-04T10:00:00Z"},
+                           {"payload",
+                            {{"changes", json::array({{{"op", "upsert"},
+                                                       {"version", 6},
+                                                       {"row",
+                                                        {{"id", "b_big"}, {"communityId", "com_1"},
+                                                         {"fullName", std::string(2000, 'N')}, {"plate", "OVR-001"},
+                                                         {"reason", reason}, {"photoUrl", "https://x/" + std::string(3000, 'p')},
+                                                         {"createdAt", "2026-12-04T09:00:00Z"}}}}})}}}}
+                          .dump());
+  ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+  alarms->bans_changed();
+  for (int i = 0; i < 5; ++i) alarms->seen(car("e-big-" + std::to_string(i), "OVR-001", 0.95));
+  ASSERT_TRUE(run_until(io, [&] { return alarms->list().size() == 5; }, 10s));
+  for (const auto& a : alarms->list()) {
+    const auto kept = a["ban"]["reason"].get<std::string>();
+    EXPECT_LE(kept.size(), 4096u + 3);
+    EXPECT_EQ(kept.rfind("\u2026"), kept.size() - 3) << "the cut is marked";
+    EXPECT_EQ(json(kept).dump().find("\\u"), std::string::npos) << "no character broken";
+    EXPECT_LE(a["ban"]["fullName"].get<std::string>().size(), 512u + 3);
+    EXPECT_TRUE(a["ban"]["photoUrl"].is_null());
+    EXPECT_LT(a.dump().size(), 6000u);
+  }
+}
+
 }  // namespace
 }  // namespace secbox::alarms

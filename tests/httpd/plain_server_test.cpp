@@ -25,8 +25,13 @@ namespace asio = boost::asio;
 // the server closes or `limit` passes.
 class RawClient {
  public:
-  explicit RawClient(int port) : socket_(io_) {
+  // From 127.0.0.1, or from `from` (another loopback address: another client).
+  explicit RawClient(int port, const char* from = nullptr) : socket_(io_) {
     boost::system::error_code ec;
+    if (from) {
+      socket_.open(asio::ip::tcp::v4(), ec);
+      socket_.bind({asio::ip::make_address(from), 0}, ec);
+    }
     socket_.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
     connected_ = !ec;
   }
@@ -303,6 +308,60 @@ TEST_F(PlainServerTest, HeadersThatTrickleAreClosed) {
   EXPECT_LT(std::get<1>(r), 8.0) << "closed long before idle_time (30 s)";
   EXPECT_NE(std::get<2>(r).find("GET /a 0"), std::string::npos) << std::get<2>(r);
   EXPECT_NE(std::get<2>(r).find("GET /b 0"), std::string::npos) << std::get<2>(r);
+}
+
+// A body over the limit is answered 413 and what still arrives is read for
+// 2 s in all: one that trickles after the refusal (a byte every 300 ms,
+// each read once re-armed the 2 s) does not keep its slot.
+TEST_F(PlainServerTest, ARefusedBodyThatTricklesIsDrainedTwoSecondsAtMost) {
+  Settings s;
+  s.body_limit = 1024;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient trickle(port);
+    trickle.send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    bool cut = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 40 && !cut; ++i) {
+      std::this_thread::sleep_for(300ms);
+      cut = !trickle.send("x") || trickle.read_to_close(1ms);
+    }
+    return std::make_pair(cut, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  });
+  EXPECT_TRUE(r.first) << "the refused body kept its slot";
+  EXPECT_LT(r.second, 4.0);
+}
+
+// A full server takes the slot from the address holding the most waiting
+// connections: a lone phone's connection, though it has waited longest (its
+// TLS handshake, its first request), stays while three slow bodies from one
+// address hold the rest. (The oldest anywhere used to go: the phone.)
+TEST_F(PlainServerTest, AFullServerTakesTheSlotFromTheAddressHoldingTheMost) {
+  Settings s;
+  s.max_connections = 4;
+  s.request_time = 20s;
+  make(s);
+  const int port = server->port();
+  auto r = serve_while([port] {
+    RawClient phone(port, "127.0.0.2");
+    std::this_thread::sleep_for(100ms);
+    std::vector<std::unique_ptr<RawClient>> flood;
+    for (int i = 0; i < 3; ++i) {
+      flood.push_back(std::make_unique<RawClient>(port));
+      flood.back()->send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+      std::this_thread::sleep_for(50ms);
+    }
+    const int newcomer = http_call(port, "GET", "/newcomer").status;
+    const bool flood_cut = flood.front()->read_to_close(1s);
+    phone.send("GET /phone HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string answer;
+    phone.read_for(1s, &answer);
+    return std::make_tuple(newcomer, flood_cut, answer);
+  });
+  EXPECT_EQ(std::get<0>(r), 200);
+  EXPECT_TRUE(std::get<1>(r)) << "the flood's oldest connection stayed";
+  EXPECT_NE(std::get<2>(r).find("GET /phone 0"), std::string::npos) << "the phone's connection was closed";
 }
 
 // A connection that has shown a valid session (Request::trust) is never

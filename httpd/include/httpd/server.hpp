@@ -85,18 +85,19 @@ struct Settings {
   std::size_t body_limit = 64 * 1024;
   std::size_t max_connections = 64;
   // Connections from one address (an IPv6 /64 counts as one): a phone in the
-  // parking lot cannot take every slot. When the server is full, the
-  // anonymous connection waiting longest (for its handshake, or for its next
+  // parking lot cannot take every slot. When the server is full, an
+  // anonymous connection that is waiting (for its handshake, or for its next
   // request and while that request arrives: slow headers, a trickling body)
-  // is closed for the new one; one that showed a valid session
+  // is closed for the new one: from the address holding the most of them,
+  // the one waiting longest there. One that showed a valid session
   // (Request::trust) or is being answered never is.
   std::size_t max_per_address = 16;
   std::chrono::seconds handshake_time{10};
   std::chrono::seconds request_time{10};  // from the first byte to the whole request
-  // A request (headers and body) arrives at min_body_rate bytes a second at
-  // least, averaged from its first byte once its first second is past, and
-  // no piece of it waits body_stall_time: headers or a body that trickle are
-  // closed instead of holding their slot.
+  // A request (headers and body) must arrive by body_stall_time after its
+  // first byte plus a second for each min_body_rate bytes received (within
+  // request_time), and no piece of it may wait body_stall_time: headers or
+  // a body that trickle are closed instead of holding their slot.
   std::size_t min_body_rate = 1024;
   std::chrono::seconds body_stall_time{3};
   std::chrono::seconds idle_time{30};     // keep-alive: between requests
