@@ -22,11 +22,29 @@ struct CertRequest {
   std::vector<std::string> ip_addresses;  // IPv4 or IPv6 text
   std::chrono::hours validity{24 * 825};
   bool is_ca = false;
+  int path_length = 0;  // a CA's: how many CAs may stand below it
 };
 
 // Error code "tls" with OpenSSL's reason.
 Result<KeyAndCert> make_self_signed(const CertRequest& request);
 Result<KeyAndCert> make_signed(const CertRequest& request, const KeyAndCert& issuer);
+
+// A new P-256 key and a PKCS#10 request for it, with these DNS names as its
+// subject alternative names (cloud-protocol §7.7).
+struct KeyAndRequest {
+  std::string key_pem;  // PKCS#8
+  std::string csr_pem;
+};
+Result<KeyAndRequest> make_request(const std::string& common_name, const std::vector<std::string>& dns_names);
+
+// What a CA does with a request (tests and the cloud simulator): the
+// request's signature checked, its key and DNS names certified for
+// `validity` from `backdate` ago, as a server certificate.
+struct SignOptions {
+  std::chrono::seconds validity{std::chrono::hours(24 * 90)};
+  std::chrono::seconds backdate{3600};
+};
+Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer, const SignOptions& options = {});
 
 // Lowercase hex SHA-256 of the certificate's DER bytes (cloud-protocol §2).
 Result<std::string> certificate_sha256(const std::string& cert_pem);
