@@ -95,6 +95,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // Null for a plain server. Replaced whole when the certificate is renewed;
   // a connection keeps the one it was accepted with.
   std::shared_ptr<ssl::context> tls;
+  // The certificate for names under `named` (SNI), when there is one.
+  std::string named;
+  std::shared_ptr<ssl::context> named_tls;
   tcp::acceptor acceptor;
   std::set<std::shared_ptr<Connection>> sessions;
   log::Logger log;
@@ -456,6 +459,21 @@ std::shared_ptr<ssl::context> Server::Impl::make_tls(const std::string& cert_pem
     log.error("The server's certificate or key cannot be used.", {{"reason", ec.message()}});
     return nullptr;
   }
+  // SNI: a client asking for <name> or <label>.<name> gets the named
+  // certificate. Handshakes run on the loop, as the setter does.
+  SSL_CTX_set_tlsext_servername_arg(ctx, this);
+  SSL_CTX_set_tlsext_servername_callback(ctx, +[](SSL* ssl, int*, void* arg) -> int {
+    auto* self = static_cast<Server::Impl*>(arg);
+    const char* asked = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!asked || !self->named_tls || self->named.empty()) return SSL_TLSEXT_ERR_OK;
+    const std::string host = lowercase(asked);
+    const std::string& name = self->named;
+    const bool under = host.size() > name.size() + 1 && host.compare(host.size() - name.size(), name.size(), name) == 0 &&
+                       host[host.size() - name.size() - 1] == '.' &&
+                       host.find('.') == host.size() - name.size() - 1;  // one label: what *.<name> covers
+    if (host == name || under) SSL_set_SSL_CTX(ssl, self->named_tls->native_handle());
+    return SSL_TLSEXT_ERR_OK;
+  });
   return made;
 }
 
@@ -568,6 +586,20 @@ bool Server::use_certificate(const std::string& cert_pem, const std::string& key
   impl_->tls = std::move(made);
   impl_->settings.cert_pem = cert_pem;
   impl_->settings.key_pem = key_pem;
+  return true;
+}
+
+bool Server::use_named_certificate(const std::string& name, const std::string& chain_pem, const std::string& key_pem) {
+  if (impl_->plain()) return false;
+  if (name.empty()) {
+    impl_->named.clear();
+    impl_->named_tls.reset();
+    return true;
+  }
+  auto made = impl_->make_tls(chain_pem, key_pem);
+  if (!made) return false;
+  impl_->named = lowercase(name);
+  impl_->named_tls = std::move(made);
   return true;
 }
 

@@ -84,13 +84,13 @@ TEST_F(HttpsTest, Tls12And13WithAeadCiphersOnly) {
   const int port = server->port();
   auto versions = serve_while([port] {
     std::vector<std::string> v;
-    HttpsClient t13(port, {TLS1_3_VERSION, TLS1_3_VERSION, ""});
+    HttpsClient t13(port, {TLS1_3_VERSION, TLS1_3_VERSION, "", ""});
     v.push_back(t13.connected() ? t13.tls_version() : "refused");
-    HttpsClient t12(port, {TLS1_2_VERSION, TLS1_2_VERSION, ""});
+    HttpsClient t12(port, {TLS1_2_VERSION, TLS1_2_VERSION, "", ""});
     v.push_back(t12.connected() ? std::string(t12.tls_version()) + " " + SSL_get_cipher(t12.native()) : "refused");
-    HttpsClient t11(port, {TLS1_1_VERSION, TLS1_1_VERSION, ""});
+    HttpsClient t11(port, {TLS1_1_VERSION, TLS1_1_VERSION, "", ""});
     v.push_back(t11.connected() ? t11.tls_version() : "refused");
-    HttpsClient cbc(port, {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"});
+    HttpsClient cbc(port, {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA", ""});
     v.push_back(cbc.connected() ? "cbc accepted" : "refused");
     return v;
   });
@@ -146,7 +146,7 @@ TEST_F(HttpsTest, ALargeSharedBodyArrivesWholeTwiceOnOneConnectionInTls12And13) 
   auto answers = serve_while([port] {
     std::vector<HttpsAnswer> a;
     for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
-      HttpsClient c(port, {version, version, ""});
+      HttpsClient c(port, {version, version, "", ""});
       for (int i = 0; i < 2; ++i) a.push_back(c.call("GET", "/big"));
     }
     return a;
@@ -189,6 +189,47 @@ TEST_F(HttpsTest, ARenewedCertificateIsPresentedToNewConnectionsWhileOpenOnesGoO
   EXPECT_EQ(after[1], "200");
   EXPECT_EQ(after[2], "200") << "a connection made before the renewal must keep working";
   old_client->reset();
+}
+
+// cloud-protocol §7.7: a client that asks for <label>.<name> (SNI) gets the
+// named certificate from the next handshake on; one that asks for nothing
+// (the bare IP address), another name, or two labels under it gets the
+// server's own; a connection made before keeps working.
+TEST_F(HttpsTest, ANamedCertificateIsPresentedToClientsAskingForItsNames) {
+  make();
+  const int port = server->port();
+  auto ca = make_self_signed({"Test CA", {}, {}, std::chrono::hours(48), true, 0}).value();
+  auto named = make_signed({"b7.box.example.com", {"*.b7.box.example.com", "b7.box.example.com"}, {},
+                            std::chrono::hours(24), false}, ca).value();
+  auto own = serve_while([&] { return HttpsClient(port).peer_certificate_pem(); });
+  auto before = std::make_shared<std::unique_ptr<HttpsClient>>();
+  serve_while([&] { *before = std::make_unique<HttpsClient>(port); return 0; });
+  EXPECT_FALSE(server->use_named_certificate("b7.box.example.com", named.cert_pem, "not a key"));
+  ASSERT_TRUE(server->use_named_certificate("b7.box.example.com", named.cert_pem + ca.cert_pem, named.key_pem));
+  auto presented = [&](const std::string& sni) {
+    return serve_while([&] {
+      TlsChoice t;
+      t.server_name = sni;
+      HttpsClient c(port, t);
+      const auto pem = c.peer_certificate_pem();
+      const int status = c.call("GET", "/").status;
+      auto sha = certificate_sha256(pem);
+      return std::make_pair(sha ? sha.value() : std::string("none"), status);
+    });
+  };
+  const auto own_sha = certificate_sha256(own).value();
+  const auto named_sha = certificate_sha256(named.cert_pem).value();
+  EXPECT_EQ(presented("10-0-0-5.b7.box.example.com"), std::make_pair(named_sha, 200));
+  EXPECT_EQ(presented("10-0-0-5.B7.Box.Example.com"), std::make_pair(named_sha, 200));
+  EXPECT_EQ(presented("b7.box.example.com").first, named_sha);
+  EXPECT_EQ(presented("").first, own_sha) << "the bare address keeps the box's own certificate";
+  EXPECT_EQ(presented("caseta.lan").first, own_sha);
+  EXPECT_EQ(presented("a.b.b7.box.example.com").first, own_sha) << "two labels under the name: not covered";
+  EXPECT_EQ(presented("evilb7.box.example.com").first, own_sha);
+  EXPECT_EQ(serve_while([&] { return (*before)->call("GET", "/old").status; }), 200);
+  ASSERT_TRUE(server->use_named_certificate("", "", ""));
+  EXPECT_EQ(presented("10-0-0-5.b7.box.example.com").first, own_sha);
+  before->reset();
 }
 
 // A client that asks for a large body and leaves: the server's sends meet a

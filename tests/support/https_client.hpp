@@ -27,6 +27,7 @@ struct TlsChoice {
   int min_version = TLS1_2_VERSION;
   int max_version = TLS1_3_VERSION;
   std::string tls12_ciphers;  // empty: OpenSSL's default
+  std::string server_name;    // sent as SNI when not empty
 };
 
 class HttpsClient {
@@ -43,6 +44,7 @@ class HttpsClient {
     SSL_set_max_proto_version(ssl, tls.max_version);
     if (!tls.tls12_ciphers.empty()) SSL_set_cipher_list(ssl, tls.tls12_ciphers.c_str());
     SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);  // self-signed; the fingerprint is checked elsewhere
+    if (!tls.server_name.empty()) SSL_set_tlsext_host_name(ssl, tls.server_name.c_str());
     boost::beast::error_code ec;
     auto& tcp = boost::beast::get_lowest_layer(stream_);
     tcp.expires_after(limit_);

@@ -126,6 +126,13 @@ class Server final : public Component {
   // or the server is a plain one.
   bool use_certificate(const std::string& cert_pem, const std::string& key_pem);
 
+  // A certificate for `name` and the names one label under it (a wildcard
+  // *.<name>, cloud-protocol §7.7), presented from the next handshake on to
+  // clients that ask for such a name (SNI); the others keep being answered
+  // with the server's own certificate. Empty `name`: none any more. False
+  // (and the old one kept) when the pair is unusable or the server is plain.
+  bool use_named_certificate(const std::string& name, const std::string& chain_pem, const std::string& key_pem);
+
   int port() const;
   std::size_t connections() const;
 
