@@ -28,6 +28,7 @@
 #include "control/control_plane.hpp"
 #include "envfile/env_file.hpp"
 #include "lan/api.hpp"
+#include "lan_name_keeper.hpp"
 #include "common/url.hpp"
 #include "lan/certificate.hpp"
 #include "httpd/server.hpp"
@@ -89,6 +90,7 @@ struct App::Impl {
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
   std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
+  std::unique_ptr<LanNameKeeper> lan_name;
   std::unique_ptr<lan::BanPhotos> ban_photos;  // before lan_api, which uses it
   std::unique_ptr<lan::LanApi> lan_api;
   httpd::Server* lan_server = nullptr;
@@ -311,6 +313,14 @@ struct App::Impl {
     f.queue = queue->stats();
     f.freshness = reader->freshness();
     if (lan_cert.current()) f.lan_cert_not_after = lan_cert.current()->not_after;
+    if (lan_name && !lan_name->name().empty()) {
+      f.lan_name = lan_name->name();
+      if (const auto& c = lan_name->certificate(); c && c->name == f.lan_name) {
+        f.lan_name_not_after = format_rfc3339(c->not_after);
+      }
+      f.lan_port = config.lan_port;
+      f.lan_addresses = lan_addresses();
+    }
     f.host = host;
     if (media) {
       f.has_media = true;
@@ -390,6 +400,17 @@ struct App::Impl {
     lan_cert.start([this](const lan::LanCertificate& c) {
       return lan_server && lan_server->use_certificate(c.cert_pem, c.key_pem);
     });
+    // The certificate the cloud installs for the box's name (§7.7), served
+    // to phones that ask for that name.
+    LanNameSettings ns;
+    ns.state_dir = config.paths.state_dir;
+    ns.roots_file = config.lan_cert_roots_file;
+    lan_name = std::make_unique<LanNameKeeper>(io, workers, ns, [this](const lan::NamedCertificate* c) {
+      if (!lan_server) return false;
+      return c ? lan_server->use_named_certificate(c->name, c->chain_pem, c->key_pem)
+               : lan_server->use_named_certificate("", "", "");
+    });
+    lan_name->load_now();
     host = sample_host(config.paths.state_dir);  // before the loop runs, as the certificate above
     schedule_host_sample(std::chrono::seconds(10));
     // Served from the replica: up once the database is.
@@ -480,6 +501,7 @@ struct App::Impl {
     if (control) control->detach();
     if (updates) updates->detach();
     if (frigate) frigate->detach();
+    if (lan_name) lan_name->detach();
     queue->detach();
     old->stop([this, old] {
       // Off the stopped session's own call stack before it is destroyed.
@@ -543,7 +565,9 @@ struct App::Impl {
     if (control) control->attach(cloud->router());
     if (updates) updates->attach(cloud->router());
     if (frigate) frigate->attach(cloud->router());
+    if (lan_name) lan_name->attach(cloud->router());
     cloud->on_welcomed([this] {
+      if (lan_name) lan_name->on_welcomed(cloud->last_welcome());
       queue->on_welcomed();
       if (control) control->on_welcomed();
       if (updates) updates->on_welcomed();
@@ -660,6 +684,7 @@ struct App::Impl {
     signals.cancel();
     watchdog.cancel();
     lan_cert.stop();
+    if (lan_name) lan_name->stop();
     if (ban_photos) ban_photos->stop();  // a fetch in flight ends within a second
     host_timer.cancel();
     stop_deadline.expires_after(kStopDeadline);

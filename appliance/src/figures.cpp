@@ -8,6 +8,7 @@
 
 #include "common/prometheus.hpp"
 #include "common/time.hpp"
+#include "lan/named_certificate.hpp"
 
 namespace secbox::appliance {
 
@@ -106,6 +107,20 @@ std::string render_metrics(const BoxFigures& f, std::chrono::system_clock::time_
   return out.take();
 }
 
+nlohmann::json lan_view(const BoxFigures& f) {
+  nlohmann::json lan{{"name", f.lan_name.empty() ? nlohmann::json() : nlohmann::json(f.lan_name)},
+                     {"trusted", f.lan_name_not_after.has_value()},
+                     {"addresses", nlohmann::json::array()}};
+  if (f.lan_name_not_after) {
+    lan["notAfter"] = *f.lan_name_not_after;
+    for (const auto& a : f.lan_addresses) {
+      const auto address = lan::guard_address(f.lan_name, a, f.lan_port);
+      if (!address.empty()) lan["addresses"].push_back(address);
+    }
+  }
+  return lan;
+}
+
 nlohmann::json render_status(const BoxFigures& f) {
   nlohmann::json s;
   s["pairing"] = f.pairing;
@@ -123,6 +138,7 @@ nlohmann::json render_status(const BoxFigures& f) {
   s["replica"] = fresh;
   s["cameras"] = f.streams;
   s["frigate"] = {{"reachable", f.has_frigate && f.frigate_reachable}};
+  s["lan"] = lan_view(f);
   return s;
 }
 
@@ -140,6 +156,12 @@ nlohmann::json render_health_state(const BoxFigures& f) {
   h["jwt"] = nlohmann::json::object();
   if (f.token_expires_at) h["jwt"]["expiresAt"] = format_rfc3339(*f.token_expires_at);
   if (f.clock_skew_s) h["clockSkewS"] = *f.clock_skew_s;
+  if (!f.lan_name.empty()) {
+    const auto not_after = f.lan_name_not_after ? f.lan_name_not_after : f.lan_cert_not_after;
+    h["lanCert"] = {{"name", f.lan_name},
+                    {"notAfter", not_after ? nlohmann::json(*not_after) : nlohmann::json(format_rfc3339(std::chrono::system_clock::now()))},
+                    {"trusted", f.lan_name_not_after.has_value()}};
+  }
   return h;
 }
 

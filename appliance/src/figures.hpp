@@ -43,7 +43,13 @@ struct BoxFigures {
   std::optional<double> clock_skew_s;
   replica::QueueStats queue;
   std::map<std::string, replica::Freshness> freshness;
-  std::optional<std::string> lan_cert_not_after;  // RFC 3339
+  std::optional<std::string> lan_cert_not_after;  // RFC 3339, the self-signed one's
+  // §7.7: the name the cloud gave, the trusted certificate's end (none
+  // served: nullopt), the port and addresses guards open it at.
+  std::string lan_name;
+  std::optional<std::string> lan_name_not_after;
+  int lan_port = 8443;
+  std::vector<std::string> lan_addresses;
   HostSample host;
   bool has_media = false;
   std::vector<media::CameraStatus> cameras;
@@ -56,6 +62,9 @@ struct BoxFigures {
 
 std::string render_metrics(const BoxFigures& f, std::chrono::system_clock::time_point now);
 nlohmann::json render_status(const BoxFigures& f);
+// The LAN name part of the status (§7.7): {name, trusted, notAfter?,
+// addresses: the https://<a-b-c-d>.<name>:<port>/ guards open}.
+nlohmann::json lan_view(const BoxFigures& f);
 // health.report's figures that are the box's own (control adds the host's).
 nlohmann::json render_health_state(const BoxFigures& f);
 

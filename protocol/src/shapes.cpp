@@ -329,7 +329,8 @@ struct Registry {
                                 req("message", str())});
     messages["hello"] = object({req("deviceId", id()), req("version", str()), req("bootId", id()),
                                 req("cursors", map_of(count())), req("queue", queue)});
-    messages["welcome"] = object({req("serverTime", time()), opt("resync", array(one_of(entities)))});
+    messages["welcome"] = object({req("serverTime", time()), opt("resync", array(one_of(entities))),
+                                  opt("lan", object({req("name", str())}))});
     // §5, §6
     messages["ack"] = object({});
     messages["ack.snapshot"] = object({req("snapshotId", id()), req("version", count())});
@@ -343,7 +344,8 @@ struct Registry {
          req("queue", queue), req("tunnel", object({req("reconnects", count()), opt("rttMs", number())})),
          req("media", array(object({req("camera", str()), req("state", one_of({"starting", "live", "stalled", "failed"})),
                                     opt("fps", number()), opt("lastSegmentAt", time())}))),
-         req("jwt", object({opt("expiresAt", time())})), opt("clockSkewS", number())});
+         req("jwt", object({opt("expiresAt", time())})), opt("clockSkewS", number()),
+         opt("lanCert", object({req("name", str()), req("notAfter", time()), req("trusted", boolean())}))});
     // §7.2
     messages["frigate.snapshot"] = object({req("camera", str()), opt("height", integer(1, 4320))});
     messages["frigate.stream.start"] =
@@ -397,6 +399,9 @@ struct Registry {
     messages["jwt.rotate"] = object({});
     // §7.6
     messages["update.apply"] = object({req("manifest", str()), req("signature", str()), req("url", str())});
+    // §7.7
+    messages["lan_cert.request"] = object({req("csr", str())});
+    messages["lan_cert.install"] = object({req("chain", str())});
   }
 };
 

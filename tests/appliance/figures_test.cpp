@@ -101,6 +101,26 @@ TEST(Figures, StatusAndHealthSayWhatTheComponentsHold) {
   EXPECT_EQ(h["media"], f.media_health);
 }
 
+// §7.7: health.report.lanCert and the status's guard addresses, for private
+// IPv4 addresses only, once a trusted certificate is served for the name.
+TEST(Figures, TheLanNameGivesHealthItsCertificateAndGuardsTheirAddress) {
+  BoxFigures f;
+  f.lan_cert_not_after = "2029-01-01T00:00:00Z";
+  EXPECT_FALSE(render_health_state(f).contains("lanCert")) << "no name, no lanCert";
+  EXPECT_TRUE(render_status(f)["lan"]["name"].is_null());
+  f.lan_name = "b7.box.example.com";
+  f.lan_port = 8443;
+  f.lan_addresses = {"192.168.1.20", "8.8.8.8", "fd00::5"};
+  EXPECT_EQ(render_health_state(f)["lanCert"],
+            (json{{"name", "b7.box.example.com"}, {"notAfter", "2029-01-01T00:00:00Z"}, {"trusted", false}}));
+  EXPECT_EQ(render_status(f)["lan"]["addresses"], json::array()) << "no trusted certificate yet: no named address";
+  f.lan_name_not_after = "2027-03-01T00:00:00Z";
+  EXPECT_EQ(render_health_state(f)["lanCert"],
+            (json{{"name", "b7.box.example.com"}, {"notAfter", "2027-03-01T00:00:00Z"}, {"trusted", true}}));
+  EXPECT_EQ(render_status(f)["lan"]["addresses"], json::array({"https://192-168-1-20.b7.box.example.com:8443/"}));
+  EXPECT_TRUE(render_status(f)["lan"]["trusted"].get<bool>());
+}
+
 TEST(Figures, AHostSampleReadsThisProcess) {
   const auto s = sample_host("/");
   ASSERT_TRUE(s.disk_free_ratio);

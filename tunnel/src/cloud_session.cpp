@@ -107,6 +107,7 @@ void CloudSession::send_hello() {
 
 void CloudSession::on_welcome(const protocol::Envelope& e) {
   welcomed_ = true;
+  last_welcome_ = e.payload;
   if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
     if (auto t = parse_rfc3339(server->get<std::string>())) {
       skew_ = std::chrono::duration<double>(*t - WallClock::now()).count();

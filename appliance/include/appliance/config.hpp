@@ -58,6 +58,9 @@ struct Config {
   // alarm; a percentage, 1 to 100.
   int alarm_min_score_pct = 80;
   std::string cloud_ca_file;
+  // Roots a LAN certificate from the cloud may chain to besides the system's
+  // (cloud-protocol §7.7; a test ACME server's). Empty: the system's only.
+  std::string lan_cert_roots_file;
   // Cloud control (docs/control.md). Commands are split on blanks, never
   // given to a shell.
   std::string compose_cmd = "podman-compose";

@@ -61,6 +61,8 @@ class CloudSession final : public Component {
   void rotate_now(std::function<void(RotationResult)> done);
 
   bool welcomed() const { return welcomed_; }
+  // The last welcome's payload ({} before one): its lan.name (§7.7).
+  const nlohmann::json& last_welcome() const { return last_welcome_; }
   bool needs_pairing() const { return rotator_->needs_pairing(); }
   std::optional<double> clock_skew_seconds() const { return skew_; }
   std::optional<WallClock::time_point> token_expires_at() const { return rotator_->expires_at(); }
@@ -79,6 +81,7 @@ class CloudSession final : public Component {
   std::function<void()> on_welcomed_;
   std::function<void()> on_disconnected_;
   bool welcomed_ = false;
+  nlohmann::json last_welcome_ = nlohmann::json::object();
   std::optional<double> skew_;
   log::Logger log_{"cloud"};
 };
