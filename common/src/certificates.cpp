@@ -137,14 +137,19 @@ Result<KeyAndRequest> make_request(const std::string& common_name, const std::ve
   return KeyAndRequest{bio_text(key_bio.get()), bio_text(req_bio.get())};
 }
 
-Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer, const SignOptions& options) {
+namespace {
+using Request = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
+
+Request read_request(const std::string& csr_pem) {
   Bio rb(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
-  std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>> req(PEM_read_bio_X509_REQ(rb.get(), nullptr, nullptr, nullptr));
-  if (!req) return tls_error("cannot read the request");
-  Pkey subject(X509_REQ_get_pubkey(req.get()));
-  if (!subject || X509_REQ_verify(req.get(), subject.get()) != 1) return tls_error("the request's signature is not valid");
-  CertRequest cr;
-  STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
+  Request req(PEM_read_bio_X509_REQ(rb.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  return req;
+}
+
+std::vector<std::string> dns_names_of(X509_REQ* req) {
+  std::vector<std::string> out;
+  STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req);
   for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); ++i) {
     X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts, i);
     if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name) continue;
@@ -153,12 +158,34 @@ Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& i
       const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, j);
       if (n->type != GEN_DNS) continue;
       const auto* s = n->d.dNSName;
-      cr.dns_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                                static_cast<std::size_t>(ASN1_STRING_length(s)));
+      out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<std::size_t>(ASN1_STRING_length(s)));
     }
     GENERAL_NAMES_free(names);
   }
   sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  return out;
+}
+}  // namespace
+
+Result<std::vector<std::string>> request_dns_names(const std::string& csr_pem) {
+  auto req = read_request(csr_pem);
+  if (!req) return Error{Errc::invalid, "it is not a PEM certificate request"};
+  Pkey key(X509_REQ_get_pubkey(req.get()));
+  if (!key || X509_REQ_verify(req.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return Error{Errc::invalid, "its signature is not valid"};
+  }
+  return dns_names_of(req.get());
+}
+
+Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer, const SignOptions& options) {
+  auto req = read_request(csr_pem);
+  if (!req) return tls_error("cannot read the request");
+  Pkey subject(X509_REQ_get_pubkey(req.get()));
+  if (!subject || X509_REQ_verify(req.get(), subject.get()) != 1) return tls_error("the request's signature is not valid");
+  CertRequest cr;
+  cr.dns_names = dns_names_of(req.get());
   if (cr.dns_names.empty()) return Error{Errc::invalid, "the request names no DNS name"};
   cr.common_name = cr.dns_names.back();
   Bio kb(BIO_new_mem_buf(issuer.key_pem.data(), static_cast<int>(issuer.key_pem.size())));

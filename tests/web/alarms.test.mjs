@@ -15,11 +15,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, launchChromium, waitFor, stopChildren, gotoPage, iso, pinHash, snapshot } from './support.mjs';
+import { collect, launchChromium, waitFor, stopChildren, gotoPage, iso, pinHash, snapshot, freePort, cloudEvents } from './support.mjs';
 import { startFakeFrigate, frigateCar } from './fake_frigate.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'secbox-alarms-'));
@@ -33,24 +32,6 @@ after(async () => {
   await frigate?.close();
   if (!process.env.SECBOX_SCREENSHOTS) rmSync(root, { recursive: true, force: true });
 });
-
-// A port free now, for a LAN server that must keep its address across a restart.
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
-
-
-// What the simulator has received, by type: {clientId: data}.
-async function cloudEvents(sim) {
-  const before = sim.text.length;
-  sim.stdin.write('events\n');
-  await new Promise((r) => setTimeout(r, 300));
-  const line = sim.text.slice(before).split('\n').find((l) => l.startsWith('{"byType"'));
-  return line ? JSON.parse(line) : null;
-}
 
 test('a banned plate seen by a camera alarms the guard, online and offline, once each', { timeout: 200_000 }, async () => {
   // A real JPEG for the camera's snapshot: one frame of ffmpeg's test pattern.

@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -70,15 +71,18 @@ export function launchChromium() {
 // a HOME of its own, trusts the box's certificate `certFile` as a phone
 // trusts its CA; no ignoreHTTPSErrors (Chromium refuses a service worker
 // fetched with any certificate error). The box is opened by `name`, mapped
-// to 127.0.0.1: https://<name>:<port>/.
-export async function launchPhone(dir, certFile, name = 'secbox.local') {
+// to 127.0.0.1: https://<name>:<port>/. With { ca: true } the certificate
+// is a root trusted for the names it issues (a public CA on a phone:
+// certutil -t C,,), and `name` may be a pattern (*.b7.box.test).
+export async function launchPhone(dir, certFile, name = 'secbox.local', { ca = false } = {}) {
   const home = join(dir, 'home');
   const db = join(home, '.pki/nssdb');
   if (!existsSync(db)) {
     mkdirSync(db, { recursive: true });
     execFileSync('certutil', ['-d', `sql:${db}`, '-N', '--empty-password']);
   }
-  execFileSync('certutil', ['-d', `sql:${db}`, '-A', '-t', 'P,,', '-n', 'secbox-box', '-i', certFile]);
+  execFileSync('certutil', ['-d', `sql:${db}`, '-A', '-t', ca ? 'C,,' : 'P,,', '-n', ca ? 'public-root' : 'secbox-box',
+                            '-i', certFile]);
   return chromium.launchPersistentContext(join(dir, 'chromium'), {
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -99,4 +103,22 @@ export const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 export function snapshot(entity, rows) {
   return JSON.stringify({ v: 1, type: `snapshot.${entity}`, id: `c-${entity}`, ts: iso(Date.now()),
                           payload: { snapshotId: `s_${entity}`, version: 1, chunk: 1, chunks: 1, rows } });
+}
+
+// A port free now, for a LAN server that must keep its address across a restart.
+export function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+// What the simulator (a child reading commands on stdin) has received, by
+// type: {byType: {type: {clientId: data}}}, or null.
+export async function cloudEvents(sim) {
+  const before = sim.text.length;
+  sim.stdin.write('events\n');
+  await new Promise((r) => setTimeout(r, 300));
+  const line = sim.text.slice(before).split('\n').find((l) => l.startsWith('{"byType"'));
+  return line ? JSON.parse(line) : null;
 }

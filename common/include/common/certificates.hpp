@@ -37,6 +37,11 @@ struct KeyAndRequest {
 };
 Result<KeyAndRequest> make_request(const std::string& common_name, const std::vector<std::string>& dns_names);
 
+// The DNS names a request asks for (its subject alternative names), after
+// checking its signature. Error "invalid" when it is no request, or not
+// signed by its own key.
+Result<std::vector<std::string>> request_dns_names(const std::string& csr_pem);
+
 // What a CA does with a request (tests and the cloud simulator): the
 // request's signature checked, its key and DNS names certified for
 // `validity` from `backdate` ago, as a server certificate.

@@ -1,5 +1,9 @@
 #include "cloudsim/cloudsim.hpp"
 
+#include "acme.hpp"
+#include "common/hex.hpp"
+#include <cstdio>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -25,7 +29,9 @@
 
 #include "common/atomic_file.hpp"
 #include "common/certificates.hpp"
+#include "common/hex.hpp"
 #include "common/time.hpp"
+#include "acme.hpp"
 
 namespace secbox::cloudsim {
 namespace {
@@ -111,6 +117,9 @@ struct CloudSim::Impl {
   std::chrono::milliseconds download_delay{0};
   int file_requests = 0;
   EVP_PKEY* update_key = nullptr;                // owned; Ed25519
+  std::unique_ptr<AcmeIssuer> acme;              // §7.7; null: no LAN names
+  std::vector<std::thread> issuing;              // lego runs, joined at the end
+  int lan_certificates_sent = 0;
   std::string update_pub_path;
 
   // Touched on the io thread only.
@@ -131,6 +140,9 @@ struct CloudSim::Impl {
   }
 
   std::string next_id() { return "sim-" + std::to_string(++message_counter); }
+  std::string lan_name_for(const std::string& device_id) const;
+  template <class Envelope>
+  void on_lan_cert_request(WsSession& s, const json& j, Envelope envelope);
 
   // The update signing key: <dir>/update-key.pem (private, made once) and
   // <dir>/update.pub (what a box pins).
@@ -604,15 +616,17 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
         .dump();
   };
   if (type == "hello" && welcome) {
-    s.send(envelope("welcome", {{"serverTime", format_rfc3339_millis(WallClock::now())},
-                                {"resync", json::array()}}),
-           false);
+    json payload{{"serverTime", format_rfc3339_millis(WallClock::now())}, {"resync", json::array()}};
+    if (acme && !s.device().empty()) payload["lan"] = {{"name", lan_name_for(s.device())}};
+    s.send(envelope("welcome", std::move(payload)), false);
     std::vector<std::string> script;
     {
       std::lock_guard lock(mu);
       script = after_welcome;
     }
     for (const auto& text : script) s.send(text, false);
+  } else if (type == "lan_cert.request") {
+    on_lan_cert_request(s, j, envelope);
   } else if (type == "events.batch") {
     static const json kNone = json::array();
     const auto payload = j.find("payload");
@@ -633,6 +647,60 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
     }
     if (ack) s.send(envelope("events.ack", {{"clientIds", std::move(ids)}}), false);
   }
+}
+
+// §7.7: a name per device, opaque (never the community's): a hash of its id.
+std::string CloudSim::Impl::lan_name_for(const std::string& device_id) const {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(device_id.data(), device_id.size(), md, &n, EVP_sha256(), nullptr);
+  return to_hex(md, 4) + "." + opts.lan_zone;
+}
+
+// The box's CSR: its names checked as the real cloud would (exactly *.<name>
+// and <name>), acknowledged, and the chain from the ACME server sent as
+// lan_cert.install once it is issued (seconds: DNS-01).
+template <class Envelope>
+void CloudSim::Impl::on_lan_cert_request(WsSession& s, const json& j, Envelope envelope) {
+  const auto csr = j.value("payload", json::object()).value("csr", json());
+  if (!acme) return s.send(envelope("error", {{"code", "unavailable"}, {"message", "no ACME server"}}), false);
+  if (!csr.is_string()) return s.send(envelope("error", {{"code", "invalid_args"}, {"message", "csr must be PEM"}}), false);
+  auto names = request_dns_names(csr.get<std::string>());
+  // The device's name: the one welcome gave on this session.
+  const std::string name = lan_name_for(s.device());
+  std::vector<std::string> wanted{"*." + name, name};
+  if (!names) {
+    return s.send(envelope("error", {{"code", "invalid_args"}, {"message", "csr: " + names.error().message}}), false);
+  }
+  auto got = names.value();
+  std::sort(got.begin(), got.end());
+  std::sort(wanted.begin(), wanted.end());
+  if (got != wanted) {
+    return s.send(envelope("error", {{"code", "invalid_args"},
+                                     {"message", "csr: its names must be exactly *." + name + " and " + name}}),
+                  false);
+  }
+  s.send(envelope("ack", json::object()), false);
+  acme->add_a("127-0-0-1." + name, "127.0.0.1");
+  std::lock_guard lock(mu);
+  issuing.emplace_back([this, pem = csr.get<std::string>()] {
+    auto chain = acme->issue(pem);
+    if (!chain) {
+      std::fprintf(stderr, "secbox-cloudsim: no LAN certificate: %s\n", chain.error().message.c_str());
+      return;
+    }
+    on_io([&] {
+      if (auto device = newest()) {
+        device->send(json{{"v", 1}, {"type", "lan_cert.install"}, {"id", next_id()},
+                          {"ts", format_rfc3339(WallClock::now())}, {"payload", {{"chain", chain.value()}}}}
+                         .dump(),
+                     false);
+        std::lock_guard l(mu);
+        ++lan_certificates_sent;
+      }
+      return 0;
+    });
+  });
 }
 
 void CloudSim::Impl::listen() {
@@ -689,6 +757,14 @@ CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::m
   i.load_tokens();
   auto ca = make_self_signed({"secbox-cloudsim CA", {}, {}, std::chrono::hours(24 * 30), true});
   if (!ca) throw std::runtime_error(ca.error().message);
+  if (!options_.lan_zone.empty()) {
+    auto acme = AcmeIssuer::start(options_.dir + "/acme");
+    if (acme) {
+      i.acme = std::move(acme).value();
+    } else {
+      std::fprintf(stderr, "secbox-cloudsim: no LAN names are given: %s\n", acme.error().message.c_str());
+    }
+  }
   KeyAndCert issuer = ca.value();
   CertRequest leaf{"127.0.0.1", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(24 * 30), false};
   if (options_.cert == CertMode::untrusted) {
@@ -727,6 +803,9 @@ CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::m
 
 CloudSim::~CloudSim() {
   stop();
+  // Issues in flight end at once without their ACME server.
+  if (impl_->acme) impl_->acme->shutdown();
+  for (auto& t : impl_->issuing) t.join();
   impl_->work.reset();
   impl_->io.stop();
   impl_->thread.join();
@@ -753,6 +832,12 @@ std::string CloudSim::gateway_url() const {
   return "wss://127.0.0.1:" + std::to_string(port()) + "/ws/device";
 }
 std::string CloudSim::ca_file() const { return impl_->ca_path; }
+std::string CloudSim::lan_roots_file() const { return impl_->acme ? impl_->acme->roots_file() : std::string(); }
+std::string CloudSim::lan_name(const std::string& device_id) const { return impl_->lan_name_for(device_id); }
+int CloudSim::lan_certificates_sent() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->lan_certificates_sent;
+}
 
 std::string CloudSim::issue_token(const std::string& device_id, std::chrono::seconds lifetime) {
   return impl_->issue(device_id, lifetime);

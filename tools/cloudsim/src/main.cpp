@@ -21,6 +21,10 @@
 // release it installs. DIR/update.pub is the key a box pins,
 // DIR/update-key.pem the one secbox-release signs with.
 // --redirect NAME=URL answers GET /files/NAME with a 302 to URL.
+// --lan-zone ZONE gives each box a name under ZONE in welcome.lan and
+// answers its lan_cert.request with a chain from a real ACME server
+// (Debian's pebble, started under DIR/acme; cloud-protocol §7.7); the root
+// it chains to is "lanRoots" in the JSON line. Without pebble: no names.
 // --publish NAME=PATH serves the file PATH at /files/NAME (a ban's photo);
 // ${BASE_URL} in the script's messages is this cloud's https://host:port.
 // --offer-update DIR sends update.apply for the release in DIR, once, after
@@ -43,7 +47,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n"
     "                       [--install-script FILE --release DIR] [--offer-update DIR] [--redirect NAME=URL]\n"
-    "                       [--publish NAME=PATH]\n";
+    "                       [--publish NAME=PATH] [--lan-zone ZONE]\n";
 
 }  // namespace
 
@@ -80,6 +84,8 @@ int main(int argc, char** argv) {
       script = next();
     } else if (a == "--redirect") {
       redirects.push_back(next());
+    } else if (a == "--lan-zone") {
+      o.lan_zone = next();
     } else if (a == "--publish") {
       published.push_back(next());
     } else if (a == "--offer-update") {
@@ -151,7 +157,8 @@ int main(int argc, char** argv) {
   nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
                        {"caFile", sim.ca_file()}, {"port", sim.port()},
                        {"updateKey", sim.update_public_key_file()},
-                       {"updateSigningKey", sim.update_private_key_file()}};
+                       {"updateSigningKey", sim.update_private_key_file()},
+                       {"lanRoots", sim.lan_roots_file()}};
   std::cout << ready.dump() << std::endl;
   if (!offer.empty()) {
     std::string version;

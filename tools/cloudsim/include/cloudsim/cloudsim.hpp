@@ -28,6 +28,11 @@ struct Options {
   std::uint16_t port = 0;   // 0: any free port (kept across restart())
   CertMode cert = CertMode::trusted;
   std::chrono::seconds token_lifetime{24 * 3600};
+  // cloud-protocol §7.7: a zone ("box.secbox.test") under which each box is
+  // given a name in welcome.lan, its CSR answered with a chain from a real
+  // ACME server (Debian's pebble; tools/cloudsim/src/acme.hpp). Empty, or
+  // pebble not installed: no names are given (boxes stay self-signed).
+  std::string lan_zone = {};
 };
 
 struct Received {
@@ -82,6 +87,11 @@ class CloudSim {
   // update_private_key_file() what secbox-release signs with.
   std::string update_public_key_file() const;
   std::string update_private_key_file() const;
+  // §7.7: the root the LAN certificates chain to ("" without an ACME
+  // server); the name a device is given; certificates installed so far.
+  std::string lan_roots_file() const;
+  std::string lan_name(const std::string& device_id) const;
+  int lan_certificates_sent() const;
   // The base64 Ed25519 signature of a file's bytes by that key.
   std::string sign_file(const std::string& path) const;
   // Serves `path` at <base_url>/files/<name> (GET, with Range), read anew at
