@@ -11,6 +11,8 @@ const STRINGS = {
     'login.title': 'Entrar a la caseta', 'login.guard': 'Guardia (ID)', 'login.pin': 'PIN', 'login.submit': 'Entrar',
     'login.wrong': 'Guardia o PIN incorrecto.', 'login.locked': 'Demasiados intentos. Espera {s} s.',
     'login.offline': 'No hay conexión con la caseta.',
+    'login.pick': 'Toca tu nombre', 'login.type': 'Escribir un ID', 'login.choose': 'Toca tu nombre o escribe tu ID.',
+    'age.bans': 'Lista de prohibidos: {age}', 'age.guests': 'Lista de invitados: {age}', 'age.unknown': 'sin datos',
     'tab.check': 'Revisar', 'tab.guests': 'Visitas', 'tab.note': 'Nota', 'tab.cameras': 'Cámaras',
     'cameras.none': 'No hay cámaras configuradas en esta caseta.', 'cameras.offline': 'No hay conexión con la caseta.',
     'cameras.noplayer': 'Este navegador no puede reproducir las cámaras.',
@@ -40,6 +42,8 @@ const STRINGS = {
     'login.title': 'Sign in to the booth', 'login.guard': 'Guard (ID)', 'login.pin': 'PIN', 'login.submit': 'Sign in',
     'login.wrong': 'Wrong guard or PIN.', 'login.locked': 'Too many attempts. Wait {s} s.',
     'login.offline': 'The booth box cannot be reached.',
+    'login.pick': 'Tap your name', 'login.type': 'Type an ID instead', 'login.choose': 'Tap your name or type your ID.',
+    'age.bans': 'Ban list: {age}', 'age.guests': 'Guest list: {age}', 'age.unknown': 'no data yet',
     'tab.check': 'Check', 'tab.guests': 'Guests', 'tab.note': 'Note', 'tab.cameras': 'Cameras',
     'cameras.none': 'No cameras are set up on this box.', 'cameras.offline': 'The booth box cannot be reached.',
     'cameras.noplayer': 'This browser cannot play the cameras.',
@@ -176,7 +180,7 @@ async function record(path, body, sentKey) {
 
 // -------------------------------------------------------------- status --
 
-let lastStatus = null;
+let lastStatus = JSON.parse(localStorage.getItem('lastStatus') || 'null');
 let boxReachable = true;
 
 function age(iso) {
@@ -194,6 +198,7 @@ async function refreshStatus() {
     const res = await api('GET', '/api/lan/status');
     if (res.status === 401) return showLogin();
     lastStatus = res.data;
+    localStorage.setItem('lastStatus', JSON.stringify(lastStatus));
     boxReachable = true;
   } catch {
     boxReachable = false;
@@ -224,6 +229,12 @@ async function renderStatus() {
   queue.dataset.local = String(local);
   const when = age(lastStatus?.replica?.banned_visitor?.lastAppliedAt);
   $('status-fresh').textContent = when ? t('status.fresh', { age: when }) : t('status.fresh.never');
+  // How fresh each list is, as the box last said (kept on the phone: it
+  // still says so when the box cannot be reached).
+  const bansAge = age(lastStatus?.replica?.banned_visitor?.lastAppliedAt);
+  const guestsAge = age(lastStatus?.replica?.guest_authorization?.lastAppliedAt);
+  $('ban-age').textContent = t('age.bans', { age: bansAge ?? t('age.unknown') });
+  $('guest-age').textContent = t('age.guests', { age: guestsAge ?? t('age.unknown') });
 }
 
 // ---------------------------------------------------------------- lists --
@@ -720,7 +731,39 @@ function showLogin() {
   $('statusbar').classList.add('signed-out');
   $('view-app').hidden = true;
   $('view-login').hidden = false;
-  $('guard-id').focus();
+  loadGuards();
+}
+
+// The sign-in screen: a button for each guard who can sign in (the box's
+// list), so that a guard taps their name and types only the PIN; an ID can
+// still be typed (a guard the box does not list yet, or no list).
+let guardTyped = false;
+async function loadGuards() {
+  let guards = [];
+  try {
+    const res = await fetch('/api/lan/guards', { headers: { Accept: 'application/json' } });
+    if (res.ok) guards = (await res.json()).guards ?? [];
+  } catch { /* the box cannot be reached: typing is what is left */ }
+  const buttons = $('guard-buttons');
+  buttons.replaceChildren(...guards.map((g) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'guard';
+    b.textContent = g.displayName;
+    b.dataset.guardId = g.id;
+    b.setAttribute('aria-pressed', 'false');
+    b.onclick = () => {
+      for (const other of buttons.children) other.setAttribute('aria-pressed', String(other === b));
+      $('guard-id').value = g.id;
+      $('pin').focus();
+    };
+    return b;
+  }));
+  const pick = guards.length > 0 && !guardTyped;
+  $('guard-pick').hidden = guards.length === 0;
+  $('guard-id-box').hidden = pick;
+  $('guard-type').hidden = !pick;
+  if (!pick) $('guard-id').focus();
 }
 
 function showApp() {
@@ -739,6 +782,11 @@ async function login(event) {
   event.preventDefault();
   const error = $('login-error');
   error.hidden = true;
+  if (!$('guard-id').value.trim()) {
+    error.textContent = t('login.choose');
+    error.hidden = false;
+    return;
+  }
   try {
     const res = await api('POST', '/api/lan/login', { guardId: $('guard-id').value.trim(), pin: $('pin').value });
     $('pin').value = '';
@@ -759,6 +807,14 @@ async function main() {
   $('lang').onclick = () => { lang = lang === 'es' ? 'en' : 'es'; localStorage.setItem('lang', lang); applyStrings(); renderStatus(); renderBans();
                       $('ban-count').textContent = t(bans.length === 1 ? 'check.count.one' : 'check.count', { n: bans.length }); $('toast').hidden = true; };
   $('login-form').onsubmit = login;
+  $('guard-type').onclick = () => {
+    guardTyped = true;
+    $('guard-id-box').hidden = false;
+    $('guard-type').hidden = true;
+    $('guard-id').value = '';
+    for (const b of $('guard-buttons').children) b.setAttribute('aria-pressed', 'false');
+    $('guard-id').focus();
+  };
   $('logout').onclick = async () => {
     try { await api('POST', '/api/lan/logout'); } catch { /* offline */ }
     await forgetCommunityData();
@@ -802,6 +858,8 @@ async function main() {
 // go; the app shell stays, and so do entries not yet sent (the outbox).
 async function forgetCommunityData() {
   forgetBanPhotos();
+  localStorage.removeItem('lastStatus');
+  lastStatus = null;
   try {
     if (window.caches) {
       for (const name of await caches.keys()) if (name.startsWith('secbox-data-')) await caches.delete(name);

@@ -350,7 +350,9 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   std::shared_ptr<std::atomic<std::uint64_t>> pin_checks = std::make_shared<std::atomic<std::uint64_t>>(0);
   // The ban list as served: rebuilt when the replica changes.
   std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> ban_list_body;
-  std::unordered_map<std::string, std::string> ban_photo_urls;  // ban id → the cloud's photo URL, with the body
+  std::unordered_map<std::string, std::string> ban_photo_urls;
+  // The sign-in screen's guards, as served: rebuilt when the replica changes.
+  std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> guards_body;  // ban id → the cloud's photo URL, with the body
   boost::asio::steady_timer prefetch_timer{workers.loop()};
   bool prefetch_armed = false;
   bool stopped = false;
@@ -518,6 +520,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
                    const std::string& pair, std::function<void()> trust, httpd::Reply reply);
   void ban_list(const httpd::Request& r, httpd::Reply reply);
   void with_ban_list(std::function<void(bool ok)> done);
+  void guard_list(httpd::Reply reply);
   void ban_photo(const httpd::Request& r, httpd::Reply reply);
   void hls_file(const httpd::Request& r, httpd::Reply reply);
   void schedule(const httpd::Request& r, httpd::Reply reply);
@@ -807,6 +810,25 @@ void LanApi::Impl::with_ban_list(std::function<void(bool ok)> done) {
   });
 }
 
+// GET /api/lan/guards: who can sign in, for the sign-in screen's buttons
+// (ids and display names only; the community's guards work in the booth).
+void LanApi::Impl::guard_list(httpd::Reply reply) {
+  auto serve = [reply](const std::shared_ptr<const std::string>& body) {
+    httpd::Response res;
+    res.headers.emplace_back("Cache-Control", "no-cache");
+    res.shared_body = body;
+    reply(std::move(res));
+  };
+  const auto cursor = reader.cursors()["user"];
+  if (guards_body && guards_body->first == cursor) return serve(guards_body->second);
+  reader.guards(200, [self = shared_from_this(), cursor, serve, reply](Result<json> list) {
+    if (self->stopped) return;
+    if (!list) return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    self->guards_body.emplace(cursor, std::make_shared<const std::string>(json{{"guards", list.value()}}.dump() + "\n"));
+    serve(self->guards_body->second);
+  });
+}
+
 // GET /api/lan/bans/photo?id=<ban id>: the ban's photo, through the box.
 void LanApi::Impl::ban_photo(const httpd::Request& r, httpd::Reply reply) {
   if (!settings.photos || r.query.rfind("id=", 0) != 0) return reply(error(404, "not_found", "No photo for this ban."));
@@ -1057,6 +1079,7 @@ LanApi::~LanApi() {
 
 void LanApi::replica_changed(const std::string& entity) {
   impl_->ban_list_body.reset();
+  impl_->guards_body.reset();
   // The photos of new bans fetched ahead, once changes settle (a snapshot
   // arrives in chunks): nobody has to open the list first.
   if (impl_->settings.photos && (entity.empty() || entity == "banned_visitor") && !impl_->prefetch_armed) {
@@ -1118,7 +1141,7 @@ std::string route_label(const httpd::Request& r) {
                                         "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
                                         "/api/lan/notes",    "/api/lan/check",     "/api/lan/alarms",
                                         "/api/lan/alarms/stream", "/api/lan/alarms/answer",
-                                        "/api/lan/alarms/snapshot", "/api/lan/bans/photo"};
+                                        "/api/lan/alarms/snapshot", "/api/lan/bans/photo", "/api/lan/guards"};
   for (const char* route : kRoutes) {
     if (r.path == route) return route;
   }
@@ -1180,6 +1203,7 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   }
   auto route = [&](const char* method, const char* path) { return r.path == path && r.method == method; };
   if (route("POST", "/api/lan/login")) return i.login(r, std::move(reply));
+  if (route("GET", "/api/lan/guards")) return i.guard_list(std::move(reply));
   auto session = i.authenticate(r);
   if (!session) {
     auto res = error(401, "unauthorized", "Log in first (POST /api/lan/login), then send Authorization: Bearer <token>.");

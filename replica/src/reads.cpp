@@ -134,4 +134,19 @@ void ReplicaReader::guard(const std::string& id, std::function<void(Result<Guard
       std::move(done));
 }
 
+void ReplicaReader::guards(std::size_t limit, std::function<void(Result<nlohmann::json>)> done) {
+  database_.run<nlohmann::json>(
+      [limit](Session& s) -> Result<nlohmann::json> {
+        pqxx::read_transaction tx(s.conn());
+        auto r = tx.exec_params(
+            "SELECT id, display_name FROM app_user WHERE role = 'guard' AND NOT deleted AND pin_hash IS NOT NULL"
+            " ORDER BY display_name, id LIMIT $1",
+            static_cast<long long>(limit));
+        auto out = nlohmann::json::array();
+        for (const auto& row : r) out.push_back({{"id", row[0].as<std::string>()}, {"displayName", row[1].as<std::string>()}});
+        return out;
+      },
+      std::move(done));
+}
+
 }  // namespace secbox::replica

@@ -277,6 +277,29 @@ TEST_F(LanApiTest, BanPhotosAreServedByTheBoxNeverFromTheCloudsUrl) {
   stop_api();
 }
 
+// The sign-in screen's buttons: without a session, the guards who can sign
+// in, by name, with their ids and names only.
+TEST_F(LanApiTest, TheGuardsWhoCanSignInAreListedForTheSignInScreen) {
+  snapshot("user", 11,
+           json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan Pérez"},
+                         {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
+                        {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Ana"},
+                         {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}},
+                        {{"id", "g_3"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Sin PIN"}},
+                        {{"id", "a_1"}, {"communityId", "com_1"}, {"role", "admin"}, {"displayName", "Admin"},
+                         {"pinHash", hash_pin("9999", 10000, "adminsaltadminsa")}}}));
+  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  bool refreshed = false;
+  reader.refresh([&] { refreshed = true; });
+  ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+  api->replica_changed("user");
+  const int port = server->port();
+  auto a = serve_while([port] { return HttpsClient(port).call("GET", "/api/lan/guards"); });
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(json::parse(a.body)["guards"], json::parse(R"([{"displayName":"Ana","id":"g_2"},{"displayName":"Juan Pérez","id":"g_1"}])"));
+  EXPECT_EQ(a.body.find("pbkdf2"), std::string::npos);
+}
+
 // 40 wrong PINs at once for one guard: the attempts being checked count, so
 // at most the limit (5) are checked and the rest are refused with 429. (The
 // failure count used to be read before the lookup and PBKDF2 and written

@@ -86,7 +86,7 @@ test('a banned plate seen by a camera alarms the guard, online and offline, once
     const page = await context.newPage();
     await gotoPage(page, `https://localhost:${lanPort}/`);
     await page.waitForSelector('#view-login:not([hidden])');
-    await page.fill('#guard-id', 'g_1');
+    await page.click('#guard-buttons [data-guard-id="g_1"]');  // a guard taps their name
     await page.fill('#pin', '2468');
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector('#view-app:not([hidden])');

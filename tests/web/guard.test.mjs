@@ -71,13 +71,24 @@ test('a guard works the gate, offline too, and nothing is sent twice', { timeout
     const page = await context.newPage();
     await gotoPage(page, `https://localhost:${lanPort}/`);
     await page.waitForSelector('#view-login:not([hidden])');
+    // The guards who can sign in, each a button; an ID can still be typed.
+    await page.waitForSelector('#guard-buttons .guard');
+    assert.deepEqual(await page.locator('#guard-buttons .guard').allTextContents(), ['Juan Pérez']);
+    assert.equal(await page.isHidden('#guard-id'), true, 'no ID to type while the names are there');
     await page.screenshot({ path: join(shots, 'guard-login.png') });
 
+    await page.fill('#pin', '2468');  // a PIN, but no name tapped
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#login-error:not([hidden])');
+    assert.equal(await page.textContent('#login-error'), 'Toca tu nombre o escribe tu ID.');
+    await page.click('#guard-type');
     await page.fill('#guard-id', 'g_1');
     await page.fill('#pin', '0000');
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector('#login-error:not([hidden])');
     assert.equal(await page.textContent('#login-error'), 'Guardia o PIN incorrecto.');
+    await page.click('#guard-buttons [data-guard-id="g_1"]');  // or tap the name
+    assert.equal(await page.inputValue('#guard-id'), 'g_1');
     await page.fill('#pin', '2468');
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector('#view-app:not([hidden])');

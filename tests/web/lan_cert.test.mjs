@@ -102,11 +102,12 @@ test('a named box serves a trusted certificate: the app installs, and opens and 
     const cdp = await context.newCDPSession(page);
     const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
     assert.deepEqual(installabilityErrors, [], 'the app can be installed');
+    await page.waitForSelector('#guard-buttons .guard');
     await page.screenshot({ path: join(shots, 'lancert-sign-in-360.png') });
     await page.setViewportSize({ width: 412, height: 840 });
     await page.screenshot({ path: join(shots, 'lancert-sign-in-412.png') });
 
-    await page.fill('#guard-id', 'g_1');
+    await page.click('#guard-buttons [data-guard-id="g_1"]');  // a guard taps their name
     await page.fill('#pin', '2468');
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector('#view-app:not([hidden])');
@@ -122,6 +123,8 @@ test('a named box serves a trusted certificate: the app installs, and opens and 
     await page.fill('#note-text', 'Portón norte sin luz');
     await page.click('#note-form button[type=submit]');
     await waitFor(async () => (await page.getAttribute('#status-queue', 'data-local')) === '1', 10_000, 'the note kept on the phone');
+    assert.match(await page.textContent('#ban-age'), /^Ban list: (just now|\d+ min ago)$/, 'the lists\' age, as the box last said');
+    assert.equal(await page.textContent('#guest-age'), 'Guest list: no data yet');
     await page.screenshot({ path: join(shots, 'lancert-offline-360.png') });
     await page.setViewportSize({ width: 412, height: 840 });
     await page.screenshot({ path: join(shots, 'lancert-offline-412.png') });

@@ -79,7 +79,7 @@ test('on a phone that trusts the box: a strict CSP, an offline copy, and nothing
     await page.reload({ waitUntil: 'load' });
     await waitFor(() => page.evaluate(() => !!navigator.serviceWorker.controller), 10_000, 'the worker to control the page');
 
-    await page.fill('#guard-id', 'g_1');
+    await page.click('#guard-buttons [data-guard-id="g_1"]');  // a guard taps their name
     await page.fill('#pin', '2468');
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector('#view-app:not([hidden])');

@@ -4,6 +4,9 @@
 //   GET  /healthz                       no auth
 //   POST /api/lan/login {guardId, pin}  a session token (5 failures per guard
 //                                       or per address in 5 min: 429)
+//   GET  /api/lan/guards                no auth: [{id, displayName}] of the
+//                                       guards who can sign in (the sign-in
+//                                       screen's buttons), 200 at most
 //   POST /api/lan/logout
 //   GET  /api/lan/ban-list              ETag / If-None-Match → 304
 //   GET  /api/lan/schedule?date=YYYY-MM-DD
@@ -33,7 +36,7 @@
 //                                       configured scrapers (addresses, or a
 //                                       bearer token; loopback by default)
 //   GET  anything else                  the guard app's files (web dir)
-// Every /api/lan/* route but login needs `Authorization: Bearer <token>`.
+// Every /api/lan/* route but login and guards needs `Authorization: Bearer <token>`.
 // Errors are {error, hint} with the right status. Loop thread only; PIN
 // checks and file lookups run on the worker pool.
 #include <chrono>

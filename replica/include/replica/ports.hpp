@@ -60,6 +60,9 @@ class ReplicaReads {
   virtual void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done) = 0;
   // A guard (role guard, not deleted); error "not_found" otherwise.
   virtual void guard(const std::string& id, std::function<void(Result<Guard>)> done) = 0;
+  // The guards who can sign in (role guard, not deleted, with a PIN), by
+  // display name, at most `limit`: [{id, displayName}], nothing else.
+  virtual void guards(std::size_t limit, std::function<void(Result<nlohmann::json>)> done) = 0;
 };
 
 }  // namespace secbox::replica

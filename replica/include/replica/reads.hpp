@@ -42,6 +42,7 @@ class ReplicaReader final : public ReplicaReads {
   void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done) override;
   // A guard (role guard, not deleted); error "not_found" otherwise.
   void guard(const std::string& id, std::function<void(Result<Guard>)> done) override;
+  void guards(std::size_t limit, std::function<void(Result<nlohmann::json>)> done) override;
 
  private:
   Database& database_;
