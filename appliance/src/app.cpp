@@ -444,6 +444,7 @@ struct App::Impl {
       return certificate_sha256(pem.value());
     };
     hooks.addresses = [] { return lan_addresses(); };
+    hooks.named_links = [this] { return render_status(figures())["lan"]["addresses"].get<std::vector<std::string>>(); };
     hooks.persist = [paths = config.paths](const pairing::QrCode& qr, const pairing::ClaimOutcome& claimed) {
       return persist_pairing(paths, qr, claimed);
     };

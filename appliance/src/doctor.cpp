@@ -10,6 +10,10 @@
 #include <sstream>
 
 #include "appliance/cli.hpp"
+#include "common/atomic_file.hpp"
+#include "common/net.hpp"
+#include "common/time.hpp"
+#include "lan/named_certificate.hpp"
 #include "replica/embedded_cluster.hpp"
 #include "replica/migrations.hpp"
 
@@ -156,6 +160,35 @@ void check_clock(Report& r) {
   }
 }
 
+// cloud-protocol §7.7: the certificate phones trust, and the address guards
+// open; the bare addresses with the self-signed certificate otherwise.
+void check_lan_certificate(Report& r, const Config& c) {
+  const std::string dir = c.paths.state_dir + "/lan";
+  auto name = read_file(dir + "/name", 1024);
+  if (!name) {
+    r.add(Status::ok, "lan cert", "self-signed: the cloud has given the box no name",
+          "phones warn until a name and its certificate come from the cloud");
+    return;
+  }
+  std::string n = name.value();
+  while (!n.empty() && (n.back() == '\n' || n.back() == ' ')) n.pop_back();
+  auto cert = lan::load_named(dir + "/named.pem", c.lan_cert_roots_file, std::chrono::system_clock::now());
+  if (!cert || cert.value().name != n) {
+    r.add(Status::warn, "lan cert",
+          "named " + n + ", but no trusted certificate is served" + (cert ? std::string() : " (" + cert.error().message + ")"),
+          "the box asks the cloud again; see the logs of lan.cert");
+    return;
+  }
+  std::string addresses;
+  for (const auto& a : lan_addresses()) {
+    const auto link = lan::guard_address(n, a, c.lan_port);
+    if (!link.empty()) addresses += (addresses.empty() ? "" : ", ") + link;
+  }
+  r.add(Status::ok, "lan cert",
+        "trusted for *." + n + " until " + format_rfc3339(cert.value().not_after) +
+            (addresses.empty() ? "; the box has no private IPv4 address to name" : "; guards open " + addresses));
+}
+
 void check_database(Report& r, const Config& c) {
   const int known = replica::builtin_migrations().back().version;
   std::string cs = c.database_url;
@@ -209,6 +242,7 @@ int doctor(const Config& config, std::ostream& out) {
   check_state_dir(r, config);
   check_disk(r, config);
   check_clock(r);
+  check_lan_certificate(r, config);
   check_database(r, config);
   out << (r.failures == 0 ? "No problems found.\n"
                           : std::to_string(r.failures) + " problem(s) found.\n");

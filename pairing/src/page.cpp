@@ -65,12 +65,12 @@ std::string html_escape(const std::string& s) {
 }
 
 std::vector<std::string> lan_links(const PageModel& m) {
-  std::vector<std::string> links;
+  std::vector<std::string> links = m.named_links;
   const std::string port = m.lan_port == 443 ? "" : ":" + std::to_string(m.lan_port);
   for (const auto& a : m.addresses) {
     links.push_back("https://" + (a.find(':') != std::string::npos ? "[" + a + "]" : a) + port + "/");
   }
-  if (links.empty()) links.push_back("https://" + m.hostname + port + "/");
+  if (links.size() == m.named_links.size()) links.push_back("https://" + m.hostname + port + "/");
   return links;
 }
 

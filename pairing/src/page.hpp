@@ -10,6 +10,7 @@ namespace secbox::pairing {
 struct PageModel {
   std::string hostname;
   std::vector<std::string> addresses;
+  std::vector<std::string> named_links;  // §7.7, listed first
   std::string fingerprint;  // display form; empty while being made
   int lan_port = 8443;
   bool needs_pairing = false;

@@ -169,6 +169,7 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
     PageModel m;
     m.hostname = settings.hostname;
     m.addresses = addresses;
+    if (hooks.named_links) m.named_links = hooks.named_links();
     m.fingerprint = fingerprint;
     m.lan_port = settings.lan_port;
     m.needs_pairing = needs_pairing;

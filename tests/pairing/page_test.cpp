@@ -47,5 +47,18 @@ TEST(PairingPage, ThePairedPageLinksTheLanAppByAddress) {
   EXPECT_NE(page.find("https://192.0.2.2:8443/"), std::string::npos);
 }
 
+// cloud-protocol §7.7: once the cloud installed a certificate for the box's
+// name, the named address (trusted by phones) comes first; the bare
+// addresses stay for where a router refuses private DNS answers.
+TEST(PairingPage, TheNamedAddressComesFirstOnceTheBoxHasOne) {
+  PageModel m;
+  m.hostname = "caseta";
+  m.addresses = {"192.168.1.20"};
+  m.named_links = {"https://192-168-1-20.b7.box.example.com:8443/"};
+  const auto links = lan_links(m);
+  EXPECT_EQ(links, (std::vector<std::string>{"https://192-168-1-20.b7.box.example.com:8443/", "https://192.168.1.20:8443/"}));
+  EXPECT_NE(render_gone(m).find("https://192-168-1-20.b7.box.example.com:8443/"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace secbox::pairing

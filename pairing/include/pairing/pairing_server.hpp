@@ -57,6 +57,10 @@ struct PairingHooks {
   std::function<Result<void>(const QrCode&, const ClaimOutcome&)> persist;
   // On the loop, after persist succeeded: switch to normal mode.
   std::function<void()> on_paired;
+  // On the loop, at each page: the guard app's named addresses, trusted by
+  // phones (cloud-protocol §7.7: https://<a-b-c-d>.<name>:<port>/), listed
+  // first; empty before the cloud installed a certificate.
+  std::function<std::vector<std::string>()> named_links;
 };
 
 class PairingServer final : public Component {
