@@ -11,6 +11,7 @@ const STRINGS = {
     'login.title': 'Entrar a la caseta', 'login.guard': 'Guardia (ID)', 'login.pin': 'PIN', 'login.submit': 'Entrar',
     'login.wrong': 'Guardia o PIN incorrecto.', 'login.locked': 'Demasiados intentos. Espera {s} s.',
     'login.offline': 'No hay conexión con la caseta.',
+    'named.offer': 'Esta caseta tiene una dirección segura: ábrela ahí para instalar la app y usarla sin conexión.',
     'login.pick': 'Toca tu nombre', 'login.type': 'Escribir un ID', 'login.choose': 'Toca tu nombre o escribe tu ID.',
     'age.bans': 'Lista de prohibidos: {age}', 'age.guests': 'Lista de invitados: {age}', 'age.unknown': 'sin datos',
     'tab.check': 'Revisar', 'tab.guests': 'Visitas', 'tab.note': 'Nota', 'tab.cameras': 'Cámaras',
@@ -42,6 +43,7 @@ const STRINGS = {
     'login.title': 'Sign in to the booth', 'login.guard': 'Guard (ID)', 'login.pin': 'PIN', 'login.submit': 'Sign in',
     'login.wrong': 'Wrong guard or PIN.', 'login.locked': 'Too many attempts. Wait {s} s.',
     'login.offline': 'The booth box cannot be reached.',
+    'named.offer': 'This booth has a trusted address: open the app there to install it and use it offline.',
     'login.pick': 'Tap your name', 'login.type': 'Type an ID instead', 'login.choose': 'Tap your name or type your ID.',
     'age.bans': 'Ban list: {age}', 'age.guests': 'Guest list: {age}', 'age.unknown': 'no data yet',
     'tab.check': 'Check', 'tab.guests': 'Guests', 'tab.note': 'Note', 'tab.cameras': 'Cameras',
@@ -199,11 +201,32 @@ async function refreshStatus() {
     if (res.status === 401) return showLogin();
     lastStatus = res.data;
     localStorage.setItem('lastStatus', JSON.stringify(lastStatus));
+    offerNamedAddress(lastStatus.lan);
     boxReachable = true;
   } catch {
     boxReachable = false;
   }
   renderStatus();
+}
+
+// Opened at a bare address (a self-signed certificate: no offline app, no
+// installation), the app offers the box's named address once this phone
+// resolves that name and trusts its certificate (cloud-protocol §7.7): a
+// request that fails for either reason fails here too.
+let namedProbed = false;
+async function offerNamedAddress(lan) {
+  if (namedProbed || !lan?.name || !lan.trusted || !lan.addresses?.length) return;
+  if (location.hostname === lan.name || location.hostname.endsWith(`.${lan.name}`)) return;
+  namedProbed = true;
+  for (const address of lan.addresses) {
+    try {
+      await fetch(new URL('/healthz', address), { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(5000) });
+      $('named-link').href = address;
+      $('named-link').textContent = new URL(address).host;
+      $('named-offer').hidden = false;
+      return;
+    } catch { /* not resolved or not trusted here: the next one */ }
+  }
 }
 
 async function renderStatus() {

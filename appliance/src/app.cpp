@@ -318,8 +318,8 @@ struct App::Impl {
       if (const auto& c = lan_name->certificate(); c && c->name == f.lan_name) {
         f.lan_name_not_after = format_rfc3339(c->not_after);
       }
-      f.lan_port = config.lan_port;
-      f.lan_addresses = lan_addresses();
+      f.lan_port = lan_server ? lan_server->port() : config.lan_port;
+      f.lan_addresses = config.guard_addresses();
     }
     f.host = host;
     if (media) {
@@ -376,6 +376,13 @@ struct App::Impl {
     ls.hls_dir = config.paths.hls_dir();
     ls.sessions_file = config.paths.state_dir + "/lan/sessions.json";
     ls.alarms = camera_alarms.get();
+    ls.named_origins = [this] {
+      if (!lan_name || lan_name->name().empty() || !lan_name->certificate() ||
+          lan_name->certificate()->name != lan_name->name()) {
+        return std::string();
+      }
+      return "https://*." + lan_name->name() + ":" + std::to_string(lan_server ? lan_server->port() : config.lan_port);
+    };
     lan::BanPhotoSettings bp;
     bp.dir = config.paths.state_dir + "/lan/photos";
     bp.ca_file = config.cloud_ca_file;
@@ -443,7 +450,7 @@ struct App::Impl {
       if (!pem) return pem.error();
       return certificate_sha256(pem.value());
     };
-    hooks.addresses = [] { return lan_addresses(); };
+    hooks.addresses = [setting = config.lan_addresses] { return guard_addresses(setting); };
     hooks.named_links = [this] { return render_status(figures())["lan"]["addresses"].get<std::vector<std::string>>(); };
     hooks.persist = [paths = config.paths](const pairing::QrCode& qr, const pairing::ClaimOutcome& claimed) {
       return persist_pairing(paths, qr, claimed);

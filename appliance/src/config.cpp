@@ -22,7 +22,7 @@ bool is_public_key(const std::string& key) {
       "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE", "ALARM_MIN_SCORE",
       "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
-      "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S", "LAN_CERT_ROOTS_FILE", "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
+      "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S", "LAN_CERT_ROOTS_FILE", "LAN_ADDRESSES", "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
       "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER", "SECBOX_VERSIONS_DIR", "UPDATE_KEY_FILE", "SECBOX_UPDATE_TRIAL_S",
       "SECBOX_UPDATE_DEADLINE_S", "METRICS_ALLOW"};
   return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
@@ -184,6 +184,13 @@ Result<Config> load_config(const Environment& penv) {
     if (!v->first.empty()) log::add_secret(v->first);
     c.database_url = v->first;
   }
+  if (auto v = src.get("LAN_ADDRESSES"); v && !v->first.empty()) {
+    std::string bad_entry;
+    if (!AddressList::parse(v->first, &bad_entry)) {
+      return bad("LAN_ADDRESSES", v->second, "\"" + bad_entry + "\" is not an address");
+    }
+    c.lan_addresses = v->first;
+  }
   if (auto v = src.get("LAN_CERT_ROOTS_FILE"); v && !v->first.empty()) {
     if (v->first[0] != '/') return bad("LAN_CERT_ROOTS_FILE", v->second, "must be an absolute path");
     c.lan_cert_roots_file = v->first;
@@ -297,6 +304,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
       {"LAN_PORT", [num](const Config& c) { return num(c.lan_port); }},
       {"LAN_CERT_CHECK_S", [num](const Config& c) { return num(c.lan_cert_check_s); }},
       {"LAN_CERT_ROOTS_FILE", [](const Config& c) { return c.lan_cert_roots_file; }},
+      {"LAN_ADDRESSES", [](const Config& c) { return c.lan_addresses; }},
       {"METRICS_ALLOW", [](const Config& c) { return c.metrics_allow; }},
       {"METRICS_TOKEN", [](const Config& c) { return c.metrics_token; }},
       {"LAN_WEB_DIR", [](const Config& c) { return c.web_dir; }},
@@ -322,7 +330,7 @@ bool is_daemon_setting(const std::string& key) {
   static const char* const kKeys[] = {
       "ALARM_MIN_SCORE", "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
       "COMPOSE_UP_TIMEOUT_S", "COMPOSE_USER", "CONTAINER_CMD", "CONTAINER_HOST", "DATABASE_URL", "DEVICE_GATEWAY_URL",
-      "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_CERT_CHECK_S", "LAN_CERT_ROOTS_FILE", "LAN_PORT",
+      "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_ADDRESSES", "LAN_CERT_CHECK_S", "LAN_CERT_ROOTS_FILE", "LAN_PORT",
       "LAN_WEB_DIR", "METRICS_ALLOW", "METRICS_TOKEN", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD", "UPDATE_KEY_FILE"};
   if (key.rfind("SECBOX_", 0) == 0) return true;
   return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
@@ -336,6 +344,23 @@ bool applies_without_restart(const std::string& key) {
       // Read where they are used: the pairing's token, the next compose apply.
       "BOOTSTRAP"};
   return std::find(std::begin(kLive), std::end(kLive), key) != std::end(kLive);
+}
+
+std::vector<std::string> Config::guard_addresses() const { return appliance::guard_addresses(lan_addresses); }
+
+std::vector<std::string> guard_addresses(const std::string& setting) {
+  if (setting.empty()) return secbox::lan_addresses();
+  std::vector<std::string> out;
+  std::string entry;
+  for (char ch : setting + ",") {
+    if (ch == ',' || ch == ' ') {
+      if (!entry.empty()) out.push_back(entry);
+      entry.clear();
+    } else {
+      entry += ch;
+    }
+  }
+  return out;
 }
 
 }  // namespace secbox::appliance

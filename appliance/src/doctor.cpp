@@ -180,7 +180,7 @@ void check_lan_certificate(Report& r, const Config& c) {
     return;
   }
   std::string addresses;
-  for (const auto& a : lan_addresses()) {
+  for (const auto& a : c.guard_addresses()) {
     const auto link = lan::guard_address(n, a, c.lan_port);
     if (!link.empty()) addresses += (addresses.empty() ? "" : ", ") + link;
   }

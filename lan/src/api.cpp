@@ -242,11 +242,15 @@ json compact_alarms(const json& list, std::size_t budget, bool& more) {
 
 // A guard's failures kept (from every address): the slow-down grows with them.
 constexpr int kGuardFailuresKept = 64;
-// The guard app's Content-Security-Policy (docs/lan.md).
-constexpr const char* kAppPolicy =
-    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
-    "img-src 'self' blob: data:; media-src 'self' blob:; manifest-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+// The guard app's Content-Security-Policy (docs/lan.md). `named`: the box's
+// named origins (https://*.<name>:<port>, §7.7), which the app may reach to
+// find out whether the phone resolves and trusts them.
+std::string app_policy(const std::string& named) {
+  return "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'" +
+         (named.empty() ? std::string() : " " + named) +
+         "; worker-src 'self' blob:; img-src 'self' blob: data:; media-src 'self' blob:; manifest-src 'self'; "
+         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+}
 
 // The alarms a stream's catch-up carries, in bytes: well under the backlog a
 // stream may have waiting (httpd::Settings::stream_backlog, 256 KiB).
@@ -884,7 +888,7 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
         if (l.file) l.content = read_file(l.file.value().path, 8 << 20);
         return l;
       },
-      [reply](Loaded l) {
+      [reply, named = settings.named_origins ? settings.named_origins() : std::string()](Loaded l) {
         if (!l.file) {
           return reply(l.file.error().code == Errc::invalid ? error(400, "bad_path", l.file.error().message)
                                                          : error(404, "not_found", "No such page."));
@@ -895,9 +899,10 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
         res.body = std::move(l.content).value();
         res.headers.emplace_back("Cache-Control", l.file.value().cache_control);
         // The app runs only its own code: scripts, styles, workers and
-        // requests from the box; pictures from the box (snapshots are blob:
-        // URLs) and ban photos from https; video through hls.js (blob:).
-        res.headers.emplace_back("Content-Security-Policy", kAppPolicy);  // with the server's nosniff, no-referrer
+        // requests from the box (and its named origins); pictures from the
+        // box (snapshots and ban photos are blob: URLs); video through
+        // hls.js (blob:).
+        res.headers.emplace_back("Content-Security-Policy", app_policy(named));  // with the server's nosniff, no-referrer
         reply(std::move(res));
       });
 }

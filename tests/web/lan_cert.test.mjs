@@ -7,11 +7,11 @@
 // error, the service worker active, no installability errors; with the box
 // stopped the app reopens from its cache and keeps a note, which reaches the
 // cloud once the box is back. The bare address keeps the self-signed
-// certificate.
+// certificate, and the app opened there offers the named address.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/lan_cert.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +63,9 @@ test('a named box serves a trusted certificate: the app installs, and opens and 
   mkdirSync(join(root, 'state'), { mode: 0o700 });
   writeFileSync(join(root, 'etc/secbox.env'),
                 `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=${lanPort}\n` +
-                `LAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\nLAN_CERT_ROOTS_FILE=${ready.lanRoots}\n`, { mode: 0o600 });
+                `LAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\nLAN_CERT_ROOTS_FILE=${ready.lanRoots}\n` +
+                // The booth's WiFi address the box gives guards (the name maps it to loopback here).
+                'LAN_ADDRESSES=192.168.77.7\n', { mode: 0o600 });
   writeFileSync(join(root, 'etc/cloud'), `${ready.baseUrl}\n`);
   const startBox = () => {
     const child = collect(spawn(process.env.SECBOX_BINARY, ['run'], {
@@ -142,5 +144,28 @@ test('a named box serves a trusted certificate: the app installs, and opens and 
     assert.match(await presentedIssuer(lanPort, host), /Pebble/i, 'served again after the restart');
   } finally {
     await context.close();
+  }
+
+  // Opened at the bare address (its self-signed certificate trusted by hand,
+  // as a technician would), the app offers the named address, which this
+  // phone resolves and trusts.
+  execFileSync('certutil', ['-d', `sql:${join(root, 'phone/home/.pki/nssdb')}`, '-A', '-t', 'P,,', '-n', 'the-box',
+                            '-i', join(root, 'state/lan/cert.pem')]);
+  const again = await launchPhone(join(root, 'phone'), ready.lanRoots, `*.${name}`, { ca: true });
+  try {
+    const page = again.pages()[0] || await again.newPage();
+    await page.setViewportSize({ width: 360, height: 740 });
+    const res = await page.goto(`https://127.0.0.1:${lanPort}/`, { waitUntil: 'load' });
+    assert.match(res.headers()['content-security-policy'], new RegExp(`connect-src 'self' https://\\*\\.${name.replace(/\./g, '\\.')}:${lanPort};`));
+    if (await page.isVisible('#view-login')) {
+      await page.click('#guard-buttons [data-guard-id="g_1"]');
+      await page.fill('#pin', '2468');
+      await page.click('#login-form button[type=submit]');
+    }
+    await page.waitForSelector('#named-offer:not([hidden])', { timeout: 20_000 });
+    assert.equal(await page.getAttribute('#named-link', 'href'), `https://192-168-77-7.${name}:${lanPort}/`);
+    await page.screenshot({ path: join(shots, 'lancert-offer-360.png') });
+  } finally {
+    await again.close();
   }
 });

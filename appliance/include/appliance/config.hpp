@@ -61,6 +61,11 @@ struct Config {
   // Roots a LAN certificate from the cloud may chain to besides the system's
   // (cloud-protocol §7.7; a test ACME server's). Empty: the system's only.
   std::string lan_cert_roots_file;
+  // The addresses guards reach the box at (comma-separated), as the pairing
+  // page, /api/lan/status and `secbox doctor` give them; empty: the
+  // addresses of its interfaces (common/net.hpp lan_addresses).
+  std::string lan_addresses;
+  std::vector<std::string> guard_addresses() const;
   // Cloud control (docs/control.md). Commands are split on blanks, never
   // given to a shell.
   std::string compose_cmd = "podman-compose";
@@ -115,6 +120,8 @@ Environment process_environment();
 // The keys (secbox.env names) whose values differ between two
 // configurations, in a stable order; secrets compare without being shown.
 std::vector<std::string> changed_keys(const Config& before, const Config& after);
+// The addresses LAN_ADDRESSES names, or the interfaces' when it is empty.
+std::vector<std::string> guard_addresses(const std::string& setting);
 
 // Whether a running box applies a change of this key at once (logging,
 // cloud control) or only at its next start (ports, URLs the components were

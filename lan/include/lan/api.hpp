@@ -78,6 +78,10 @@ struct LanApiSettings {
   // serves their playlists and segments from hls_dir, to a logged-in guard.
   std::function<nlohmann::json()> streams;
   std::string hls_dir;
+  // The box's named origins ("https://*.<name>:<port>", cloud-protocol §7.7;
+  // "" before a trusted certificate is served): the app's policy lets it
+  // reach them, to offer the named address where the phone trusts it.
+  std::function<std::string()> named_origins;
   // Ban photos (may be null: bans show none); it outlives the API. Ban
   // lists and alarms carry "photo": "/api/lan/bans/photo?id=<ban id>" (or
   // null), never the cloud's photoUrl.
