@@ -128,6 +128,10 @@ check "failed again with nothing older: no restart loop" test "$rc" -eq 0
 # and untouched; the recovery itself still works.
 if [[ $(id -u) -eq 0 ]]; then
   chmod 0755 "$work"
+  # The script runs its work as the tree's owner (nobody), who must be able
+  # to read it: the source tree may sit in a folder only root can enter.
+  install -m 0755 "$recover" "$work/secbox-recover"
+  recover="$work/secbox-recover"
   owner=nobody
   d=$(tree hostile 2.0 1.0)
   mkdir -p "$work/rootonly"
