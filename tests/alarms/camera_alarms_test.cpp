@@ -229,19 +229,10 @@ TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {
   alarms->seen(car("e-before", "NEW-777", 0.95));
   settle();
   EXPECT_TRUE(alarms->list().empty());
-  dispatcher.dispatch(json{{"v", 1},
-                           {"type", "delta.banned_visitor"},
-                           {"id", "c-2"},
-                           {"ts", "2026-12-04T10:00:00Z"},
-                           {"payload",
-                            {{"changes", json::array({{{"op", "upsert"},
-                                                       {"version", 6},
-                                                       {"row",
-                                                        {{"id", "b_9"}, {"communityId", "com_1"},
-                                                         {"fullName", "Nuevo Baneado"}, {"plate", "NEW-777"},
-                                                         {"reason", "Amenazas"},
-                                                         {"createdAt", "2026-12-04T09:00:00Z"}}}}})}}}}
-                          .dump());
+  dispatcher.dispatch(secbox::testing::upsert_message(
+      "c-2", "banned_visitor", 6,
+      {{"id", "b_9"}, {"communityId", "com_1"}, {"fullName", "Nuevo Baneado"}, {"plate", "NEW-777"},
+       {"reason", "Amenazas"}, {"createdAt", "2026-12-04T09:00:00Z"}}));
   ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
   alarms->bans_changed();
   alarms->seen(car("e-after", "NEW777", 0.95));
@@ -258,19 +249,11 @@ TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {
 TEST_F(CameraAlarmsTest, ABansLongTextsAreCutInTheAlarmsItRaises) {
   std::string reason;
   while (reason.size() < 300 * 1024) reason += "Daños ñ ";
-  dispatcher.dispatch(json{{"v", 1},
-                           {"type", "delta.banned_visitor"},
-                           {"id", "c-2"},
-                           {"ts", "2026-12-04T10:00:00Z"},
-                           {"payload",
-                            {{"changes", json::array({{{"op", "upsert"},
-                                                       {"version", 6},
-                                                       {"row",
-                                                        {{"id", "b_big"}, {"communityId", "com_1"},
-                                                         {"fullName", std::string(2000, 'N')}, {"plate", "OVR-001"},
-                                                         {"reason", reason}, {"photoUrl", "https://x/" + std::string(3000, 'p')},
-                                                         {"createdAt", "2026-12-04T09:00:00Z"}}}}})}}}}
-                          .dump());
+  dispatcher.dispatch(secbox::testing::upsert_message(
+      "c-2", "banned_visitor", 6,
+      {{"id", "b_big"}, {"communityId", "com_1"}, {"fullName", std::string(2000, 'N')}, {"plate", "OVR-001"},
+       {"reason", reason}, {"photoUrl", "https://x/" + std::string(3000, 'p')},
+       {"createdAt", "2026-12-04T09:00:00Z"}}));
   ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
   alarms->bans_changed();
   for (int i = 0; i < 5; ++i) alarms->seen(car("e-big-" + std::to_string(i), "OVR-001", 0.95));
