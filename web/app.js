@@ -212,18 +212,20 @@ async function refreshStatus() {
 // Opened at a bare address (a self-signed certificate: no offline app, no
 // installation), the app offers the box's named address once this phone
 // resolves that name and trusts its certificate (cloud-protocol §7.7): a
-// request that fails for either reason fails here too.
-let namedProbed = false;
+// request that fails for either reason fails here too. A probe that found
+// none is tried again a minute later (a busy box, a phone just joined).
+let namedProbed = 0;   // when the last probe started; Infinity once offered
 async function offerNamedAddress(lan) {
-  if (namedProbed || !lan?.name || !lan.trusted || !lan.addresses?.length) return;
+  if (Date.now() - namedProbed < 60_000 || !lan?.name || !lan.trusted || !lan.addresses?.length) return;
   if (location.hostname === lan.name || location.hostname.endsWith(`.${lan.name}`)) return;
-  namedProbed = true;
+  namedProbed = Date.now();
   for (const address of lan.addresses) {
     try {
       await fetch(new URL('/healthz', address), { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(5000) });
       $('named-link').href = address;
       $('named-link').textContent = new URL(address).host;
       $('named-offer').hidden = false;
+      namedProbed = Infinity;
       return;
     } catch { /* not resolved or not trusted here: the next one */ }
   }

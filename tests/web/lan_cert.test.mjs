@@ -157,6 +157,9 @@ test('a named box serves a trusted certificate: the app installs, and opens and 
     await page.setViewportSize({ width: 360, height: 740 });
     const res = await page.goto(`https://127.0.0.1:${lanPort}/`, { waitUntil: 'load' });
     assert.match(res.headers()['content-security-policy'], new RegExp(`connect-src 'self' https://\\*\\.${name.replace(/\./g, '\\.')}:${lanPort};`));
+    // The app shows one of its two views once its outbox is open: wait for it
+    // rather than read the page at 'load' (a busy machine is slower there).
+    await page.waitForSelector('#view-login:not([hidden]), #view-app:not([hidden])');
     if (await page.isVisible('#view-login')) {
       await page.click('#guard-buttons [data-guard-id="g_1"]');
       await page.fill('#pin', '2468');
