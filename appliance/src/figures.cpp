@@ -83,7 +83,7 @@ std::string render_metrics(const BoxFigures& f, std::chrono::system_clock::time_
     for (const auto& c : f.cameras) {
       const auto l = PrometheusText::labels({{"camera", c.id}});
       up.emplace_back(l, c.state == media::CameraState::live ? 1.0 : 0.0);
-      failed.emplace_back(l, c.state == media::CameraState::failed ? 1.0 : 0.0);
+      failed.emplace_back(l, c.state == media::CameraState::failed || c.state == media::CameraState::unauthorized ? 1.0 : 0.0);
       restarts.emplace_back(l, static_cast<double>(c.restarts));
       if (c.fps) fps.emplace_back(l, *c.fps);
       if (c.last_segment_at) age.emplace_back(l, std::chrono::duration<double>(now - *c.last_segment_at).count());

@@ -104,6 +104,13 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   if (!req.bearer.empty()) {
     headers = curl_slist_append(headers, ("Authorization: Bearer " + req.bearer).c_str());
   }
+  for (const auto& h : req.headers) {
+    if (h.find_first_of("\r\n") != std::string::npos || h.find(':') == std::string::npos) {
+      curl_slist_free_all(headers);
+      return Error{Errc::invalid, "a request header is not one \"Name: value\" line"};
+    }
+    headers = curl_slist_append(headers, h.c_str());
+  }
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> header_guard(headers, curl_slist_free_all);
   Sink sink{{}, req.max_response};
   char errbuf[CURL_ERROR_SIZE] = {0};

@@ -24,9 +24,9 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
   auto env = envfile::parse(text, file);
   if (!env) return Error{Errc::invalid, env.error().message};
   for (const auto& e : env.value().entries()) {
-    static const char* const kKnown[] = {"INPUT", "SIZE", "FPS", "BITRATE", "INPUT_FORMAT"};
+    static const char* const kKnown[] = {"INPUT", "MODE", "SIZE", "FPS", "BITRATE", "INPUT_FORMAT"};
     if (std::find(std::begin(kKnown), std::end(kKnown), e.key) == std::end(kKnown)) {
-      return bad("unknown key " + e.key + " (INPUT, SIZE, FPS, BITRATE, INPUT_FORMAT)");
+      return bad("unknown key " + e.key + " (INPUT, MODE, SIZE, FPS, BITRATE, INPUT_FORMAT)");
     }
   }
   CameraConfig c;
@@ -90,6 +90,22 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
     if (c.kind != InputKind::v4l2) return bad("INPUT_FORMAT applies to V4L2 devices only");
     c.input_format = *fmt;
   }
+  // Remux (copy the camera's H.264) or encode. An RTSP camera is remuxed
+  // unless its file asks for a size, rate or bitrate of its own.
+  const auto given = [&](const char* key) { return !env.value().get(key).value_or("").empty(); };
+  const bool picture = given("SIZE") || given("FPS") || given("BITRATE");
+  const std::string mode = env.value().get("MODE").value_or("");
+  if (mode.empty()) {
+    c.pipeline = c.kind == InputKind::rtsp && !picture ? Pipeline::remux : Pipeline::encode;
+  } else if (mode == "encode") {
+    c.pipeline = Pipeline::encode;
+  } else if (mode == "remux") {
+    if (c.kind != InputKind::rtsp) return bad("MODE=remux needs an rtsp:// or rtsps:// INPUT (a webcam's frames are encoded)");
+    if (picture) return bad("SIZE, FPS and BITRATE apply to MODE=encode (a remuxed stream is the camera's own)");
+    c.pipeline = Pipeline::remux;
+  } else {
+    return bad("MODE must be remux or encode");
+  }
   return c;
 }
 
@@ -108,10 +124,24 @@ CamerasLoaded load_cameras(const std::string& dir) {
   return out;
 }
 
+std::string rtsp_input_path(const std::string& out_dir) { return out_dir + "/input.ffconcat"; }
+
+std::string rtsp_input_file(const CameraConfig& c) {
+  // ffconcat quoting: inside '…' nothing is special but the quote itself.
+  std::string quoted = "'";
+  for (char ch : c.input) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  quoted += "'";
+  return "ffconcat version 1.0\nfile " + quoted + "\noption rtsp_transport tcp\noption timeout 5000000\n";
+}
+
 std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const std::string& out_dir, const HlsSettings& hls) {
   const std::string size = std::to_string(c.width) + "x" + std::to_string(c.height);
   const std::string fps = std::to_string(c.fps);
-  std::vector<std::string> a{hls.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats",
+  // An RTSP source's first packets carry no timestamps, and a burst at the
+  // start repeats some: ffmpeg's warnings about them would bury the one
+  // error that matters (a 401) in the kept stderr.
+  const bool rtsp = c.kind == InputKind::rtsp;
+  std::vector<std::string> a{hls.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", rtsp ? "error" : "warning", "-nostats",
                              "-progress", "pipe:1", "-stats_period", "1"};
   switch (c.kind) {
     case InputKind::v4l2:
@@ -120,20 +150,30 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const std::string& o
       a.insert(a.end(), {"-framerate", fps, "-video_size", size, "-i", c.input});
       break;
     case InputKind::rtsp:
-      a.insert(a.end(), {"-rtsp_transport", "tcp", "-timeout", "5000000", "-i", c.input});
+      // The URL is in the ffconcat file, not here. Cameras send no usable
+      // timestamps until their first RTCP report: the arrival time is used,
+      // as Frigate does for every RTSP input.
+      a.insert(a.end(), {"-use_wallclock_as_timestamps", "1", "-f", "concat", "-safe", "0", "-protocol_whitelist",
+                         "file,rtsp,rtsps,tcp,tls,udp,rtp", "-i", rtsp_input_path(out_dir)});
       break;
     case InputKind::lavfi:
       // -re: a test source paced like a camera, not as fast as the CPU goes.
       a.insert(a.end(), {"-re", "-f", "lavfi", "-i", c.input + "=size=" + size + ":rate=" + fps});
       break;
   }
-  const std::string gop = std::to_string(c.fps * hls.segment.count());
-  a.insert(a.end(), {"-an", "-vf", "scale=" + std::to_string(c.width) + ":" + std::to_string(c.height) + ",fps=" + fps,
-                     "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-                     "-b:v", c.bitrate, "-maxrate", c.bitrate, "-bufsize", c.bitrate,
-                     // A keyframe starts every segment.
-                     "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-                     "-f", "hls", "-hls_time", std::to_string(hls.segment.count()),
+  a.insert(a.end(), {"-an", "-sn", "-dn"});
+  if (c.pipeline == Pipeline::remux) {
+    // The camera's own H.264, copied: segments start at its keyframes.
+    a.insert(a.end(), {"-map", "0:v:0", "-c:v", "copy"});
+  } else {
+    const std::string gop = std::to_string(c.fps * hls.segment.count());
+    a.insert(a.end(), {"-map", "0:v:0", "-vf", "scale=" + std::to_string(c.width) + ":" + std::to_string(c.height) + ",fps=" + fps,
+                       "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+                       "-b:v", c.bitrate, "-maxrate", c.bitrate, "-bufsize", c.bitrate,
+                       // A keyframe starts every segment.
+                       "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"});
+  }
+  a.insert(a.end(), {"-f", "hls", "-hls_time", std::to_string(hls.segment.count()),
                      "-hls_list_size", std::to_string(hls.list_size),
                      "-hls_flags", "delete_segments+temp_file+program_date_time+independent_segments",
                      // Segment numbers keep growing across restarts, so players never see one reused.

@@ -94,7 +94,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     if (!is_frigate_camera(camera)) return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
     std::string path = "/api/" + camera + "/latest.jpg";
     if (req.payload.contains("height") && req.payload["height"].is_number_integer()) {
-      path += "?h=" + std::to_string(req.payload["height"].get<int>());
+      path += "?height=" + std::to_string(req.payload["height"].get<int>());
     }
     auto id = hold(std::move(reply));
     ++in_flight;
@@ -134,7 +134,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     }
     std::string path = "/api/" + camera + "?fps=" + std::to_string(req.payload["fps"].get<int>());
     if (req.payload.contains("height") && req.payload["height"].is_number_integer()) {
-      path += "&h=" + std::to_string(req.payload["height"].get<int>());
+      path += "&height=" + std::to_string(req.payload["height"].get<int>());
     }
     Stream s;
     s.id = "st-" + random_uuid();

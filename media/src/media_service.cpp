@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "common/atomic_file.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
 
@@ -40,6 +41,15 @@ struct MediaService::Impl : std::enable_shared_from_this<Impl> {
       // ffmpeg that the supervisor must end first (supervisor.cpp).
       for (const auto& entry : fs::directory_iterator(dir, ec)) {
         if (entry.path().filename() != "ffmpeg.pid") fs::remove(entry.path(), ec);
+      }
+      // An RTSP camera's URL (its password) reaches ffmpeg through a file
+      // only the daemon's user reads, never its command line.
+      if (c.kind == InputKind::rtsp) {
+        auto written = write_file_atomically(rtsp_input_path(dir.string()), rtsp_input_file(c));
+        if (!written) {
+          loaded.problems.push_back(c.id + ": " + written.error().message);
+          continue;
+        }
       }
       ready.push_back(std::move(c));
     }
@@ -111,9 +121,11 @@ nlohmann::json MediaService::streams() const {
     nlohmann::json j{{"camera", c.id},
                      {"state", to_string(c.state)},
                      {"ready", c.state == CameraState::live},
-                     {"hlsUrl", "/hls/" + c.id + "/index.m3u8"},
-                     {"width", cfg.width},
-                     {"height", cfg.height}};
+                     {"hlsUrl", "/hls/" + c.id + "/index.m3u8"}};
+    if (cfg.pipeline == Pipeline::encode) {  // a remuxed stream is the camera's own size
+      j["width"] = cfg.width;
+      j["height"] = cfg.height;
+    }
     if (c.fps) j["fps"] = *c.fps;
     if (c.last_segment_at) j["lastSegmentAt"] = format_rfc3339(*c.last_segment_at);
     out.push_back(std::move(j));

@@ -36,6 +36,7 @@ std::string_view to_string(CameraState s) {
     case CameraState::live: return "live";
     case CameraState::stalled: return "stalled";
     case CameraState::failed: return "failed";
+    case CameraState::unauthorized: return "unauthorized";
   }
   return "starting";
 }
@@ -148,8 +149,9 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   bool running = false;     // a child exists (not yet reaped)
   bool stopping = false;
   bool stall_kill = false;  // the running child is being killed for a stall
-  SteadyClock::time_point spawned_at, last_segment, live_since;
-  std::chrono::milliseconds backoff{0};
+  SteadyClock::time_point spawned_at, last_segment, live_since, last_frame_at;
+  unsigned long long frames = 0;  // ffmpeg's frame count in this run
+  int streak = 0;                 // failures since the camera was last stable
   std::deque<SteadyClock::time_point> failures;
   char out_buf[2048], err_buf[2048], ev_buf[4096];
   std::string progress_line;
@@ -157,7 +159,6 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
 
   void start() {
     st.id = camera.id;
-    backoff = settings.backoff_initial;
     end_earlier_run([self = shared_from_this()] {
       if (self->stopping) return self->finish_stop();
       self->watch_segments();
@@ -264,7 +265,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
       live_since = last_segment;
       log.info("Camera is live.", {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
     } else if (last_segment - live_since >= settings.stable_after) {
-      backoff = settings.backoff_initial;
+      streak = 0;
     }
   }
 
@@ -282,8 +283,10 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     write_pid_file();
     stall_kill = false;
     spawned_at = SteadyClock::now();
-    if (st.state != CameraState::failed) st.state = CameraState::starting;
+    if (st.state != CameraState::failed && st.state != CameraState::unauthorized) st.state = CameraState::starting;
     st.fps.reset();
+    st.stderr_tail.clear();  // this run's
+    frames = 0;
     out.assign(child.value().out);
     err.assign(child.value().err);
     exited.assign(child.value().pidfd);
@@ -305,7 +308,13 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
       while ((nl = self->progress_line.find('\n')) != std::string::npos) {
         std::string line = self->progress_line.substr(0, nl);
         self->progress_line.erase(0, nl + 1);
-        if (line.rfind("fps=", 0) == 0) {
+        if (line.rfind("frame=", 0) == 0) {
+          const auto n = std::strtoull(line.c_str() + 6, nullptr, 10);
+          if (n > self->frames) {
+            self->frames = n;
+            self->last_frame_at = SteadyClock::now();
+          }
+        } else if (line.rfind("fps=", 0) == 0) {
           try {
             double f = std::stod(line.substr(4));
             if (f > 0) self->st.fps = f;
@@ -329,25 +338,29 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
-  // Every segment length: no new segment for 3 of them (or none since the
-  // start, after the grace) is a stall.
+  // Every half second: no new frame for `no_frames` once one came, or no
+  // new segment for 3 segment lengths (or none since the start, after the
+  // grace; a remuxed camera's keyframes set its segments: 20 s) is a stall.
   void arm_watchdog() {
-    watchdog.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(settings.hls.segment));
+    watchdog.expires_after(std::chrono::milliseconds(500));
     watchdog.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->stopping || !self->running) return;
       const auto now = SteadyClock::now();
+      if (self->frames > 0 && now - self->last_frame_at > self->settings.no_frames) return self->on_stall("no new frame");
       const bool had_segment = self->last_segment > self->spawned_at;
-      const auto limit = had_segment ? 3 * std::chrono::duration_cast<std::chrono::milliseconds>(self->settings.hls.segment)
-                                     : self->settings.first_segment_grace;
+      const bool remux = self->camera.pipeline == Pipeline::remux;
+      const auto limit = remux         ? self->settings.remux_segment_limit
+                         : had_segment ? 3 * std::chrono::duration_cast<std::chrono::milliseconds>(self->settings.hls.segment)
+                                       : self->settings.first_segment_grace;
       const auto since = had_segment ? self->last_segment : self->spawned_at;
-      if (now - since > limit) return self->on_stall();
+      if (now - since > limit) return self->on_stall("no new segment");
       self->arm_watchdog();
     });
   }
 
-  void on_stall() {
-    log.warn("Camera stalled: no new segment; restarting ffmpeg.",
-             {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
+  void on_stall(const char* what) {
+    log.warn("Camera stalled; restarting ffmpeg.",
+             {{"camera", camera.id}, {"what", what}, {"pid", static_cast<std::int64_t>(pid)}});
     st.state = CameraState::stalled;
     stall_kill = true;
     ::kill(-pid, SIGKILL);  // reap() follows through the pidfd
@@ -379,9 +392,29 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     if (stopping) return finish_stop();
     std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
                                          : "killed by signal " + std::to_string(WTERMSIG(status));
+    // RTSP's 401, as ffmpeg prints it ("Server returned 401 Unauthorized").
+    if (!stall_kill && st.stderr_tail.find("401 Unauthorized") != std::string::npos) return on_unauthorized();
     log.warn(stall_kill ? "ffmpeg was killed after a stall." : "ffmpeg ended.",
              {{"camera", camera.id}, {"how", how}, {"stderr_tail", last_line(st.stderr_tail)}});
     on_failure(how);
+  }
+
+  void on_unauthorized() {
+    if (st.state != CameraState::unauthorized) {
+      log.error("The camera refused the user name or password of its INPUT (RTSP 401); asking again every few minutes.",
+                {{"camera", camera.id}, {"retry_s", static_cast<std::int64_t>(settings.unauthorized_retry.count() / 1000)}});
+    }
+    st.state = CameraState::unauthorized;
+    retry_after(settings.unauthorized_retry);
+  }
+
+  void retry_after(std::chrono::milliseconds wait) {
+    restart_timer.expires_after(wait);
+    restart_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopping) return;
+      ++self->st.restarts;
+      self->spawn_child();
+    });
   }
 
   static std::string last_line(const std::string& text) {
@@ -396,24 +429,21 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     failures.push_back(now);
     while (!failures.empty() && now - failures.front() > std::chrono::hours(1)) failures.pop_front();
     st.failures_last_hour = static_cast<int>(failures.size());
-    std::chrono::milliseconds wait = backoff;
+    // go2rtc's schedule: 1 s five times, then 5 s, 10 s, and 60 s on.
+    const auto& b = settings.backoff_initial;
+    std::chrono::milliseconds wait = streak < 5 ? b : streak == 5 ? 5 * b : streak == 6 ? 10 * b : settings.backoff_max;
+    wait = std::min(wait, settings.backoff_max);
+    ++streak;
     if (static_cast<int>(failures.size()) >= settings.max_failures) {
       if (st.state != CameraState::failed) {
-        log.error("Camera failed: too many ffmpeg failures within an hour; retrying slowly.",
+        log.error("Camera failed: too many ffmpeg failures within an hour; still retrying at the back-off.",
                   {{"camera", camera.id}, {"failures", static_cast<std::int64_t>(failures.size())}, {"last", why}});
       }
-      st.state = CameraState::failed;
-      wait = settings.failed_retry;
-    } else {
-      if (st.state != CameraState::stalled) st.state = CameraState::starting;
-      backoff = std::min(backoff * 2, settings.backoff_max);
+      st.state = CameraState::failed;  // a state to show; the back-off alone spaces the tries
+    } else if (st.state != CameraState::stalled) {
+      st.state = CameraState::starting;
     }
-    restart_timer.expires_after(wait);
-    restart_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->stopping) return;
-      ++self->st.restarts;
-      self->spawn_child();
-    });
+    retry_after(wait);
   }
 
   void stop(std::function<void()> done) {

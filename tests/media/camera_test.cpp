@@ -32,6 +32,9 @@ TEST(CameraFiles, AreCheckedNamingTheKey) {
            {"a", "INPUT=lavfi:testsrc\nINPUT_FORMAT=mjpeg\n", "V4L2 devices only"},
            {"a", "INPUT=lavfi:testsrc\nCOLOR=red\n", "unknown key COLOR"},
            {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/ stream\n", "RTSP URL"},
+           {"a", "INPUT=lavfi:testsrc\nMODE=remux\n", "MODE=remux needs an rtsp://"},
+           {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/s\nMODE=remux\nFPS=10\n", "apply to MODE=encode"},
+           {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/s\nMODE=copy\n", "MODE must be"},
        }) {
     auto r = parse_camera(c.id, c.text);
     ASSERT_FALSE(r) << c.text;
@@ -60,6 +63,38 @@ TEST(CameraFiles, FfmpegArgumentsMakeOneSecondSegmentsWithAKeyframeEach) {
   EXPECT_EQ(after("-pix_fmt"), "yuv420p");
   EXPECT_EQ(after("-i"), "testsrc=size=640x480:rate=15");
   EXPECT_EQ(a.back(), "/s/hls/cam/index.m3u8");
+}
+
+// An RTSP camera is remuxed by default (its H.264 copied: no decoding), with
+// the arrival time as its timestamps; one whose file asks for a size, rate or
+// bitrate, or MODE=encode, is encoded. Its URL is never on ffmpeg's command
+// line: an ffconcat file names it, quoted whatever it holds.
+TEST(CameraFiles, AnRtspCameraIsRemuxedFromAFileThatHoldsItsUrl) {
+  const std::string url = "rtsp://admin:it's-s3cret@10.0.0.9:554/Streaming/Channels/101";
+  auto c = parse_camera("gate", "INPUT=" + url + "\n").value();
+  EXPECT_EQ(c.pipeline, Pipeline::remux);
+  auto a = ffmpeg_argv(c, "/s/hls/gate", HlsSettings{});
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(a.begin(), a.end(), flag);
+    return it != a.end() && it + 1 != a.end() ? *(it + 1) : std::string();
+  };
+  EXPECT_EQ(after("-c:v"), "copy");
+  EXPECT_EQ(after("-use_wallclock_as_timestamps"), "1");
+  EXPECT_EQ(after("-f"), "concat");
+  EXPECT_EQ(after("-i"), "/s/hls/gate/input.ffconcat");
+  EXPECT_EQ(std::find(a.begin(), a.end(), "-vf"), a.end()) << "nothing decoded";
+  for (const auto& arg : a) EXPECT_EQ(arg.find("s3cret"), std::string::npos) << arg;
+  EXPECT_EQ(rtsp_input_file(c), "ffconcat version 1.0\nfile 'rtsp://admin:it'\\''s-s3cret@10.0.0.9:554/Streaming/Channels/101'\n"
+                                "option rtsp_transport tcp\noption timeout 5000000\n");
+
+  EXPECT_EQ(parse_camera("gate", "INPUT=" + url + "\nFPS=10\n").value().pipeline, Pipeline::encode);
+  auto encoded = parse_camera("gate", "INPUT=" + url + "\nMODE=encode\n").value();
+  EXPECT_EQ(encoded.pipeline, Pipeline::encode);
+  auto e = ffmpeg_argv(encoded, "/s/hls/gate", HlsSettings{});
+  EXPECT_NE(std::find(e.begin(), e.end(), "libx264"), e.end());
+  EXPECT_NE(std::find(e.begin(), e.end(), "/s/hls/gate/input.ffconcat"), e.end());
+  EXPECT_EQ(parse_camera("usb", "INPUT=/dev/video0\n").value().pipeline, Pipeline::encode);
+  log::clear_secrets();
 }
 
 }  // namespace

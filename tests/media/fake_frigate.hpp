@@ -1,12 +1,16 @@
 #pragma once
 // A small fake Frigate for the tests: real HTTP/1.1 on 127.0.0.1, a thread a
 // connection. /api/<camera>/latest.jpg answers a JPEG ("front", "hd"), hangs
-// ("slow") or 404s; /api/<camera>?fps=N streams multipart/x-mixed-replace:
+// ("slow") or 404s; as Frigate 0.16, it takes `height` (a smaller picture,
+// here `fake_jpeg('r', height)`) and ignores `h`. /api/<camera>?fps=N
+// streams multipart/x-mixed-replace:
 // "front" (small frames, each written in three pieces), "hd" (~100 KB
 // frames), "stall" (one frame, then silence), "bad" (malformed parts between
 // good ones). /api/events pages as Frigate 0.16 does (see serve()), with
 // in_progress=1 for the events whose end_time is null; /api/events/<id>
-// answers one event or 404. Everything stops with the object.
+// answers one event or 404. Like Frigate's nginx on port 5000, a JSON answer
+// is kept 5 s per URL unless the request has `X-Cache-Bypass: 1`
+// (`X-Cache-Status: HIT|MISS|BYPASS`). Everything stops with the object.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,9 +18,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
+#include <map>
 #include <optional>
 #include <mutex>
+#include <random>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -79,6 +86,11 @@ class FakeFrigate {
     std::lock_guard<std::mutex> lock(mutex_);
     return afters_;
   }
+  std::vector<std::string> targets() const {  // every request's target, in order
+    std::lock_guard<std::mutex> lock(mutex_);
+    return targets_;
+  }
+  int cache_hits() const { return cache_hits_; }
 
  private:
   bool wait_stop(std::chrono::milliseconds ms) {
@@ -121,6 +133,44 @@ class FakeFrigate {
     ++requests_;
     std::string target = req.substr(4, req.find(' ', 4) - 4);
     std::string path = target.substr(0, target.find('?'));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      targets_.push_back(target);
+    }
+    std::string lower = req;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    const bool bypass = lower.find("\r\nx-cache-bypass: 1\r\n") != std::string::npos;
+    // Frigate's nginx: a JSON answer kept 5 s for its URL.
+    const auto answer_json = [&](const std::string& status, const std::string& body) {
+      std::string sent = body;
+      std::string how = bypass ? "BYPASS" : "MISS";
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto now = std::chrono::steady_clock::now();
+        auto it = cache_.find(target);
+        if (!bypass && it != cache_.end() && now - it->second.first < std::chrono::seconds(5)) {
+          sent = it->second.second;
+          how = "HIT";
+          ++cache_hits_;
+        } else if (status.rfind("200", 0) == 0) {
+          cache_[target] = {now, body};
+        }
+      }
+      write_all(c, "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nX-Cache-Status: " + how +
+                       "\r\nContent-Length: " + std::to_string(sent.size()) + "\r\nConnection: close\r\n\r\n" + sent);
+    };
+    const auto param = [&](const std::string& k) -> std::optional<std::string> {
+      const auto q = target.find('?');
+      if (q == std::string::npos) return std::nullopt;
+      std::size_t at = q + 1;
+      while (at <= target.size()) {
+        const auto amp = std::min(target.find('&', at), target.size());
+        const std::string kv = target.substr(at, amp - at);
+        if (kv.compare(0, k.size() + 1, k + "=") == 0) return kv.substr(k.size() + 1);
+        at = amp + 1;
+      }
+      return std::nullopt;
+    };
     int fps = 10;
     if (auto f = target.find("fps="); f != std::string::npos) fps = std::max(1, std::atoi(target.c_str() + f + 4));
     if (path.rfind("/api/events/", 0) == 0) {
@@ -133,32 +183,14 @@ class FakeFrigate {
           if (e.value("id", "") == id) body = e.dump();
         }
       }
-      if (body.empty()) {
-        body = R"({"success":false,"message":"Event not found"})";
-        write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
-        return;
-      }
-      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\nConnection: close\r\n\r\n" + body);
-      return;
+      if (body.empty()) return answer_json("404 Not Found", R"({"success":false,"message":"Event not found"})");
+      return answer_json("200 OK", body);
     }
     if (path == "/api/events") {
-      const auto param = [&](const std::string& k) -> std::optional<std::string> {
-        const auto q = target.find('?');
-        if (q == std::string::npos) return std::nullopt;
-        std::size_t at = q + 1;
-        while (at <= target.size()) {
-          const auto amp = std::min(target.find('&', at), target.size());
-          const std::string kv = target.substr(at, amp - at);
-          if (kv.compare(0, k.size() + 1, k + "=") == 0) return kv.substr(k.size() + 1);
-          at = amp + 1;
-        }
-        return std::nullopt;
-      };
       // As Frigate's /api/events: `after` and `before` strict (and ignored
       // when 0, as Python's `if after:`), newest first unless sort=date_asc,
-      // at most `limit` (100 when not given).
+      // at most `limit` (100 when not given), and no order among events that
+      // share a start time (SQLite's, whatever it is: shuffled here).
       const double after = param("after") ? std::atof(param("after")->c_str()) : 0;
       const double before = param("before") ? std::atof(param("before")->c_str()) : 0;
       const std::size_t limit = param("limit") ? std::strtoul(param("limit")->c_str(), nullptr, 10) : 100;
@@ -176,22 +208,21 @@ class FakeFrigate {
           if (in_progress && open != (*in_progress == "1")) continue;
           if ((after == 0 || t > after) && (before == 0 || t < before)) match.push_back(e);
         }
+        std::shuffle(match.begin(), match.end(), random_);
         std::stable_sort(match.begin(), match.end(), [&](const nlohmann::json& a, const nlohmann::json& b) {
           return ascending ? a.value("start_time", 0.0) < b.value("start_time", 0.0)
                            : a.value("start_time", 0.0) > b.value("start_time", 0.0);
         });
         for (std::size_t i = 0; i < match.size() && i < limit; ++i) out.push_back(match[i]);
       }
-      const std::string body = out.dump();
-      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\nConnection: close\r\n\r\n" + body);
-      return;
+      return answer_json("200 OK", out.dump());
     }
     if (path.size() > 11 && path.compare(path.size() - 11, 11, "/latest.jpg") == 0) {
       const std::string cam = path.substr(5, path.size() - 16);
       if (cam == "slow") return void(wait_stop(std::chrono::seconds(30)));
       if (cam != "front" && cam != "hd") return void(write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
-      const auto body = fake_jpeg('s', 1000);
+      const auto height = param("height");
+      const auto body = height ? fake_jpeg('r', std::strtoul(height->c_str(), nullptr, 10)) : fake_jpeg('s', 1000);
       write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: " + std::to_string(body.size()) +
                        "\r\nConnection: close\r\n\r\n" + body);
       return;
@@ -228,6 +259,10 @@ class FakeFrigate {
   std::vector<nlohmann::json> events_;
   std::vector<double> afters_;
   std::vector<std::string> reads_;
+  std::vector<std::string> targets_;
+  std::map<std::string, std::pair<std::chrono::steady_clock::time_point, std::string>> cache_;
+  std::atomic<int> cache_hits_{0};
+  std::mt19937 random_{std::random_device{}()};
   std::thread acceptor_;
   std::vector<std::thread> connections_;
 };

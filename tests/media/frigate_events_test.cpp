@@ -8,6 +8,7 @@
 
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "fake_frigate.hpp"
 #include "media/frigate_events.hpp"
 #include "run_loop.hpp"
@@ -98,6 +99,36 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
   EXPECT_EQ(q.calls, 3) << "the restart did not read the old ones again";
   EXPECT_EQ(q.accepted[2]["clientId"], name_uuid("frigate-event:e3"));
   EXPECT_FALSE(q.accepted[0]["data"].contains("endTime") && q.accepted[1]["data"].contains("endTime"));
+}
+
+// Frigate 0.16 behind its nginx (port 5000): a poll of a URL asked a second
+// ago would get that answer again for 5 s, without `X-Cache-Bypass: 1`. A new
+// event, with whole-second times (JSON integers, as Frigate writes them), is
+// queued at the next poll, not 5 s later; an event still in progress too.
+TEST(FrigateEvents, ANewEventIsSeenAtTheNextPollThroughNginxsCache) {
+  FakeFrigate frigate;
+  const auto now = static_cast<long long>(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  frigate.add_event(json{{"id", "first"}, {"camera", "front"}, {"label", "car"}, {"start_time", now - 60}, {"end_time", now - 50},
+                         {"sub_label", nullptr}, {"data", {{"top_score", 0.8}}}});
+  TempDir dir;
+  Queue q;
+  boost::asio::io_context io;
+  BlockingPool workers(io, 1);
+  FrigateEvents events(io, workers, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s}, q.hook());
+  events.start();
+  ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() == 1; }, 10s));
+  run_until(io, [] { return false; }, 400ms);  // the same URLs asked again
+  frigate.add_event(json{{"id", "second"}, {"camera", "front"}, {"label", "car"}, {"start_time", now - 1}, {"end_time", nullptr},
+                         {"sub_label", "Vecino"}, {"data", {{"top_score", 0.9}, {"recognized_license_plate", "ABC123"}}}});
+  const auto added = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() == 2; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - added, 2s) << "the poll read an answer nginx kept";
+  EXPECT_EQ(frigate.cache_hits(), 0);
+  EXPECT_EQ(q.accepted[1]["clientId"], name_uuid("frigate-event:second"));
+  EXPECT_EQ(q.accepted[0]["occurredAt"], format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now - 60))));
+  bool stopped = false;
+  events.stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
 }
 
 // 250 events since the cursor, as after an outage: Frigate answers at most

@@ -98,10 +98,17 @@ TEST_F(FrigateTest, ASnapshotIsABinaryFrameCarryingRe) {
   ASSERT_TRUE(run_until(io, [&] { return !binaries.empty(); }, 10s));
   EXPECT_EQ(binaries[0].header.type, protocol::BinaryType::frigate_snapshot_result);
   EXPECT_EQ(binaries[0].header.re, id);
-  EXPECT_EQ(binaries[0].body, fake_jpeg('s', 1000));
+  // Frigate 0.16 scales to `height` (and would ignore `h`, sending the full picture).
+  EXPECT_EQ(binaries[0].body, fake_jpeg('r', 360));
+  EXPECT_EQ(frigate.targets().front(), "/api/front/latest.jpg?height=360");
   EXPECT_FALSE(reply_to(id, 300ms)) << "a snapshot gets its binary frame and no text reply";
   EXPECT_EQ((*reply_to(request("frigate.snapshot", {{"camera", "garage"}})))["payload"]["code"], "not_found");
   EXPECT_EQ((*reply_to(request("frigate.snapshot", {{"camera", "../api/config"}})))["payload"]["code"], "invalid_args");
+  const auto started = reply_to(request("frigate.stream.start", {{"camera", "front"}, {"fps", 5}, {"height", 240}}));
+  ASSERT_TRUE(started);
+  EXPECT_EQ((*started)["type"], "frigate.stream.started");
+  ASSERT_TRUE(run_until(io, [&] { return frigate.targets().size() >= 3; }, 5s));
+  EXPECT_EQ(frigate.targets().back(), "/api/front?fps=5&height=240");
 }
 
 TEST_F(FrigateTest, FrigateDownOrSilentIsUnavailable) {

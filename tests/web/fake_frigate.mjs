@@ -3,8 +3,11 @@
 // strict on start_time, newest first unless sort=date_asc, at most `limit`
 // (100 when not given), in_progress=1 for the events whose end_time is null;
 // GET /api/events/<id>: one event, or 404 {"success": false, …}), and
-// /api/<camera>/latest.jpg (the JPEG it is given). Events are Frigate's
-// shape: sub_label at the top, the plate and its score under data.
+// /api/<camera>/latest.jpg (the JPEG it is given; `height` is taken and `h`
+// ignored, as 0.16 does). Events are Frigate's shape: sub_label at the top,
+// the plate and its score under data. Like Frigate's nginx on port 5000, a
+// JSON answer is kept 5 s per URL unless the request has `X-Cache-Bypass: 1`,
+// and events that share a start time come in no particular order.
 import { createServer } from 'node:http';
 
 export function frigateCar({ id, camera = 'entrada', start, plate, score, end = null, subLabel = null }) {
@@ -21,12 +24,23 @@ export function frigateCar({ id, camera = 'entrada', start, plate, score, end = 
 export async function startFakeFrigate(jpeg) {
   const events = new Map();
   const requests = [];
+  const cache = new Map();  // URL → { at, status, text }
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     requests.push(url.pathname + url.search);
     const json = (status, body) => {
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
+      const bypass = req.headers['x-cache-bypass'] === '1';
+      const kept = cache.get(req.url);
+      let answer = { at: Date.now(), status, text: JSON.stringify(body) };
+      let how = bypass ? 'BYPASS' : 'MISS';
+      if (!bypass && kept && Date.now() - kept.at < 5000) {
+        answer = kept;
+        how = 'HIT';
+      } else if (status === 200) {
+        cache.set(req.url, answer);
+      }
+      res.writeHead(answer.status, { 'Content-Type': 'application/json', 'X-Cache-Status': how });
+      res.end(answer.text);
     };
     if (url.pathname === '/api/events') {
       const q = url.searchParams;
@@ -36,6 +50,10 @@ export async function startFakeFrigate(jpeg) {
       const inProgress = q.get('in_progress');
       let list = [...events.values()].filter((e) => (!after || e.start_time > after) && (!before || e.start_time < before));
       if (inProgress !== null) list = list.filter((e) => (e.end_time === null) === (inProgress === '1'));
+      for (let i = list.length - 1; i > 0; i--) {  // ties: no order (SQLite's, whatever it is)
+        const j = Math.floor(Math.random() * (i + 1));
+        [list[i], list[j]] = [list[j], list[i]];
+      }
       list.sort((a, b) => (q.get('sort') === 'date_asc' ? a.start_time - b.start_time : b.start_time - a.start_time));
       return json(200, list.slice(0, limit));
     }

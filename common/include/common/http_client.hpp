@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "common/result.hpp"
@@ -22,6 +23,7 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{15000};
   std::size_t max_response = 1 << 20;
   std::string accept = "application/json";
+  std::vector<std::string> headers;  // more "Name: value" lines (no CR or LF: refused)
   std::string protocols = "http,https";  // what the URL may use (curl's names)
   // Set: each address curl would connect to is asked first (after DNS, so a
   // name that resolves elsewhere is caught); false refuses it. Proxies from

@@ -2,9 +2,15 @@
 // Cameras: one file each, /etc/secbox/cameras/<id>.env, in the
 // env-file syntax:
 //   INPUT=/dev/video0 | rtsp://… | rtsps://… | lavfi:testsrc (testsrc2, smptebars)
-//   SIZE=640x480  FPS=15  BITRATE=800k  INPUT_FORMAT=mjpeg (V4L2 only, optional)
-// and the ffmpeg argument vector that turns one into HLS (1 s segments, a
-// short rolling playlist, old segments deleted).
+//   MODE=remux | encode   (remux: an RTSP camera's H.264 copied, never decoded;
+//                          the default for rtsp:// unless SIZE, FPS or BITRATE
+//                          ask for a picture only encoding gives)
+//   SIZE=640x480  FPS=15  BITRATE=800k  (encode only)
+//   INPUT_FORMAT=mjpeg    (V4L2 only, optional)
+// and the ffmpeg argument vector that turns one into HLS (short segments, a
+// short rolling playlist, old segments deleted). An RTSP URL never reaches
+// ffmpeg's command line (which every local user can read in /proc): it goes
+// in an ffconcat file only the daemon's user reads (rtsp_input_file).
 //
 // Pure functions except load_cameras (reads a folder: call it off the loop).
 #include <chrono>
@@ -17,10 +23,12 @@
 namespace secbox::media {
 
 enum class InputKind { v4l2, rtsp, lavfi };
+enum class Pipeline { encode, remux };
 
 struct CameraConfig {
   std::string id;            // ^[a-z0-9][a-z0-9_-]{0,31}$
   InputKind kind = InputKind::lavfi;
+  Pipeline pipeline = Pipeline::encode;
   std::string input;         // the device, the URL, or the lavfi source's name
   std::string input_format;  // V4L2 pixel format, optional
   int width = 640;
@@ -47,8 +55,14 @@ struct HlsSettings {
   int list_size = 6;
 };
 
-// ffmpeg … -f hls <out_dir>/index.m3u8; progress lines (fps=…) on stdout.
+// ffmpeg … -f hls <out_dir>/index.m3u8; progress lines (frame=…, fps=…) on
+// stdout. An RTSP camera is read from `<out_dir>/input.ffconcat`, which
+// must hold rtsp_input_file(camera) (0600) before ffmpeg starts.
 std::vector<std::string> ffmpeg_argv(const CameraConfig& camera, const std::string& out_dir,
                                      const HlsSettings& hls);
+std::string rtsp_input_path(const std::string& out_dir);
+// The ffconcat file naming the camera's URL, with its RTSP options: TCP
+// transport, a 5 s socket time-out.
+std::string rtsp_input_file(const CameraConfig& camera);
 
 }  // namespace secbox::media
