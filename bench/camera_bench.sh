@@ -54,7 +54,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # waits for them to be live, prints the CPU of the daemon and its ffmpegs.
 run_box() {
   local name=$1 count=$2 extra=$3
-  rm -rf "$work/etc" "$work/state"
+  rm -rf "${work:?}/etc" "${work:?}/state"
   mkdir -m 0750 "$work/etc" "$work/etc/cameras"
   mkdir -m 0700 "$work/state"
   for i in $(seq "$count"); do
@@ -69,7 +69,8 @@ run_box() {
   done
   [[ $(grep -c 'Camera is live' "$work/box.log") -ge $count ]] || { echo "the cameras did not go live" >&2; tail "$work/box.log" >&2; exit 1; }
   sleep 3
-  local pids=("$box" $(pgrep -P "$box" ffmpeg)) total_before=0 total_after=0 box_before box_after p
+  local pids=() total_before=0 total_after=0 box_before box_after p
+  mapfile -t pids < <(echo "$box"; pgrep -P "$box" ffmpeg)
   for p in "${pids[@]}"; do total_before=$((total_before + $(ticks "$p"))); done
   box_before=$(ticks "$box")
   sleep "$seconds"
