@@ -1,15 +1,19 @@
 // The camera wall in headless Chromium: a real `secbox run` with one lavfi
-// testsrc camera (ffmpeg → HLS), a guard logs in, opens Cameras, and hls.js
-// plays the stream: the video's currentTime advances. Prints the live latency
-// (now − the playing position's EXT-X-PROGRAM-DATE-TIME); screenshot taken.
+// testsrc camera (ffmpeg encodes it → HLS) and one IP camera from a real RTSP
+// server (GStreamer's rtsp-server, digest auth, H.264 with a 2 s keyframe
+// interval: remuxed, never decoded), a guard logs in, opens Cameras, and
+// hls.js plays both streams: each video's currentTime advances. Prints the
+// live latency of each (now − the playing position's
+// EXT-X-PROGRAM-DATE-TIME); screenshot taken.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/cameras.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { collect, waitFor, stopChildren, gotoPage } from './support.mjs';
 
@@ -44,6 +48,17 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
   mkdirSync(join(root, 'etc/cameras'), { recursive: true, mode: 0o750 });
   mkdirSync(join(root, 'state'), { mode: 0o700 });
   writeFileSync(join(root, 'etc/cameras/gate.env'), 'INPUT=lavfi:testsrc\nSIZE=640x480\nFPS=15\nBITRATE=600k\n');
+  // The IP camera: a recording as a camera makes it, served over RTSP.
+  const clip = join(root, 'door.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-t', '120', '-c:v', 'libx264',
+                          '-preset', 'ultrafast', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0', '-pix_fmt', 'yuv420p',
+                          '-b:v', '1M', clip]);
+  const rtsp = collect(spawn('/usr/bin/python3', [fileURLToPath(new URL('../support/rtsp_camera.py', import.meta.url)),
+                                                  '--user', 'admin', '--password', 'Caseta-2026', '--mount', `door=${clip}`],
+                             { stdio: ['ignore', 'pipe', 'pipe'] }));
+  children.push(rtsp);
+  const rtspPort = JSON.parse((await waitFor(() => rtsp.text.match(/^\{"port": \d+\}$/m), 20_000, 'the RTSP camera'))[0]).port;
+  writeFileSync(join(root, 'etc/cameras/door.env'), `INPUT=rtsp://admin:Caseta-2026@127.0.0.1:${rtspPort}/door\n`);
   writeFileSync(join(root, 'etc/secbox.env'),
                 `CLOUD_CA_FILE=${ready.caFile}\nPAIRING_PORT=0\nLAN_PORT=0\nLAN_WEB_DIR=${process.env.SECBOX_WEB_DIR}\n`, { mode: 0o600 });
   writeFileSync(join(root, 'etc/cloud'), `${ready.baseUrl}\n`);  // install.sh --cloud
@@ -57,7 +72,7 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
     body: JSON.stringify({ v: 1, cloudBaseUrl: ready.baseUrl, gatewayUrl: ready.gatewayUrl, deviceId: 'dev_cam', bootstrapToken: bootstrap }) });
   assert.equal(paired.status, 200);
   await waitFor(() => box.text.includes('Applied a snapshot'), 30_000, 'the guard list');
-  await waitFor(() => box.text.includes('Camera is live.'), 30_000, `the camera:\n${box.text}`);
+  await waitFor(() => box.text.split('Camera is live.').length > 2, 30_000, `the cameras:\n${box.text}`);
 
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -91,6 +106,21 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
       return at ? (Date.now() - at.getTime()) / 1000 : null;
     });
     console.log(`live latency: ${latency === null ? 'unknown' : latency.toFixed(2) + ' s'} (now − EXT-X-PROGRAM-DATE-TIME of the playing frame)`);
+
+    // The IP camera, remuxed: plays too.
+    await page.waitForSelector('video[data-camera=door]', { timeout: 20_000 });
+    const doorStart = await waitFor(() => page.evaluate(() => {
+      const v = document.querySelector('video[data-camera=door]');
+      return v.currentTime > 0 ? v.currentTime : 0;
+    }), 30_000, 'the IP camera to start');
+    await waitFor(() => page.evaluate((t0) => document.querySelector('video[data-camera=door]').currentTime > t0 + 2, doorStart),
+                  30_000, 'the IP camera to advance');
+    assert.equal(await page.textContent('[data-camera=door] .pill'), 'En vivo');
+    const doorLatency = await page.evaluate(() => {
+      const at = document.querySelector('video[data-camera=door]').player?.playingDate;
+      return at ? (Date.now() - at.getTime()) / 1000 : null;
+    });
+    console.log(`live latency, IP camera remuxed (2 s keyframes): ${doorLatency === null ? 'unknown' : doorLatency.toFixed(2) + ' s'}`);
     await page.screenshot({ path: join(shots, 'guard-cameras.png') });
 
     // Hidden for a while (the player falls behind), then visible: back to live.
