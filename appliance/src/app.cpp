@@ -44,6 +44,7 @@
 #include "tunnel/device_token.hpp"
 #include "update/update_service.hpp"
 #include "figures.hpp"
+#include "media_live_video.hpp"
 #include "lan_certificate_keeper.hpp"
 
 namespace secbox::appliance {
@@ -92,6 +93,7 @@ struct App::Impl {
   std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
   std::unique_ptr<LanNameKeeper> lan_name;
   std::unique_ptr<lan::BanPhotos> ban_photos;  // before lan_api, which uses it
+  MediaLiveVideo live_video{media};            // before lan_api, which uses it
   std::unique_ptr<lan::LanApi> lan_api;
   httpd::Server* lan_server = nullptr;
   LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir, std::chrono::seconds(config.lan_cert_check_s)};
@@ -374,6 +376,7 @@ struct App::Impl {
     ls.metrics_token = config.metrics_token;
     ls.streams = [this] { return media ? media->streams() : nlohmann::json::array(); };
     ls.hls_dir = config.paths.hls_dir();
+    ls.live = &live_video;
     ls.sessions_file = config.paths.state_dir + "/lan/sessions.json";
     ls.alarms = camera_alarms.get();
     ls.named_origins = [this] {

@@ -56,6 +56,7 @@ class Connection {
   virtual void evict() = 0;
   virtual void close() = 0;
   virtual bool stream_write(std::string chunk) = 0;
+  virtual std::size_t stream_waiting() const = 0;
   virtual void end_stream() = 0;
 };
 
@@ -65,6 +66,10 @@ class StreamHandle final : public ResponseStream, public std::enable_shared_from
  public:
   explicit StreamHandle(std::weak_ptr<Connection> session) : session_(std::move(session)) {}
   bool write(std::string chunk) override;
+  std::size_t waiting() const override {
+    auto s = session_.lock();
+    return s && !closed_ ? s->stream_waiting() : 0;
+  }
   void close() override;
   bool closed() const override { return closed_; }
   void on_closed(std::function<void()> callback) override {
@@ -156,7 +161,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // A streamed response's chunk: queued, written in order.
   bool stream_write(std::string chunk) override {
     if (!stream_handle_) return false;
-    if (stream_bytes_ + chunk.size() > server_->settings.stream_backlog) {
+    if (stream_bytes_ + chunk.size() > stream_limit_) {
       finish();  // a client that does not read
       return false;
     }
@@ -165,6 +170,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (!stream_writing_) pump();
     return true;
   }
+  std::size_t stream_waiting() const override { return stream_bytes_; }
   void end_stream() override {
     if (stream_handle_) finish();
   }
@@ -320,6 +326,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     const auto status = static_cast<http::status>(r.status);
     auto stream = std::move(r.stream);
     if (stream) keep_alive_ = false;  // the body ends when the connection does
+    stream_limit_ = r.stream_backlog ? r.stream_backlog : server_->settings.stream_backlog;
     http::response<http::empty_body> res(status, version);
     finish_headers(res, r);
     auto body = r.shared_body ? std::move(r.shared_body) : std::make_shared<const std::string>(std::move(r.body));
@@ -427,6 +434,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::shared_ptr<StreamHandle> stream_handle_;
   std::deque<std::string> stream_queue_;
   std::size_t stream_bytes_ = 0;
+  std::size_t stream_limit_ = 0;
   bool stream_writing_ = false;
 };
 

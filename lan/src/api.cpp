@@ -435,7 +435,22 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     for (auto& [id, l] : copy) {
       if (token_hash.empty() || l.token_hash == token_hash) l.stream->close();
     }
+    auto live = viewers;
+    for (auto& [id, v] : live) {
+      if (token_hash.empty() || v.token_hash == token_hash) v.stream->close();
+    }
   }
+  // Live video streams: by id, with their session and camera.
+  struct LiveListener {
+    std::shared_ptr<httpd::ResponseStream> stream;
+    std::string token_hash;
+    std::string guard_id;
+    std::string camera;
+    std::uint64_t feed_id = 0;
+  };
+  std::map<std::uint64_t, LiveListener> viewers;
+  std::uint64_t next_viewer = 1;
+  void live_video(const httpd::Request& r, httpd::Reply reply);
   void alarm_stream(const httpd::Request& r, httpd::Reply reply);
   void answer_alarm(const Session& who, const httpd::Request& r, httpd::Reply reply);
   void schedule_ping();
@@ -928,6 +943,77 @@ void LanApi::Impl::hls_file(const httpd::Request& r, httpd::Reply reply) {
               });
 }
 
+// One camera's live fMP4, as long as the phone reads it (the app's MSE
+// player; fetch() with the token in a header).
+void LanApi::Impl::live_video(const httpd::Request& r, httpd::Reply reply) {
+  static const std::regex kCamera(R"(^camera=([a-z0-9][a-z0-9_-]{0,31})$)");
+  std::smatch m;
+  if (!std::regex_match(r.query, m, kCamera)) return reply(error(400, "bad_camera", "camera=<id> is required."));
+  const std::string camera = m[1];
+  const std::string type = settings.live ? settings.live->type(camera) : std::string();
+  if (type.empty()) return reply(error(404, "not_found", "No live video for this camera (yet): play its HLS stream."));
+  const std::string token_hash = sha256_hex(r.header("authorization").substr(7));
+  httpd::Response res;
+  res.content_type = type;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.stream_backlog = settings.live_stream_backlog;
+  res.stream = [self = shared_from_this(), token_hash, camera](std::shared_ptr<httpd::ResponseStream> stream) {
+    if (self->stopped || !self->settings.live) return stream->close();
+    const auto session = self->sessions.find(token_hash);
+    const std::string guard_id = session == self->sessions.end() ? std::string() : session->second.guard_id;
+    // Bounded: this guard's oldest beyond its share, then the busiest guard's.
+    auto close_oldest_of = [&](const std::string& guard) {
+      for (auto& [id, v] : self->viewers) {
+        if (v.guard_id != guard) continue;
+        auto closing = v.stream;
+        closing->close();  // its on_closed erases it
+        return;
+      }
+    };
+    const auto mine = static_cast<std::size_t>(std::count_if(self->viewers.begin(), self->viewers.end(),
+                                                             [&](const auto& kv) { return kv.second.guard_id == guard_id; }));
+    if (mine >= self->settings.live_streams_per_guard) close_oldest_of(guard_id);
+    if (self->viewers.size() >= self->settings.live_streams) {
+      close_oldest_of(busiest_guard(self->viewers, [](const LiveListener& v) { return v.guard_id; }));
+    }
+    const auto id = self->next_viewer++;
+    std::weak_ptr<httpd::ResponseStream> weak_stream = stream;
+    LiveVideoSource::Viewer viewer{
+        [weak_stream](std::string chunk) {
+          auto s = weak_stream.lock();
+          return s && s->write(std::move(chunk));
+        },
+        [weak_stream] {
+          auto s = weak_stream.lock();
+          return s ? s->waiting() : std::size_t{0};
+        },
+        [weak_stream] {
+          if (auto s = weak_stream.lock()) s->close();
+        }};
+    self->viewers[id] = LiveListener{stream, token_hash, guard_id, camera, 0};
+    stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
+      auto s = weak.lock();
+      if (!s) return;
+      auto it = s->viewers.find(id);
+      if (it == s->viewers.end()) return;
+      const auto feed_id = it->second.feed_id;
+      const auto cam = it->second.camera;
+      s->viewers.erase(it);
+      if (feed_id && s->settings.live) s->settings.live->unwatch(cam, feed_id);
+    });
+    const auto feed_id = self->settings.live->watch(camera, std::move(viewer));
+    auto it = self->viewers.find(id);
+    if (feed_id == 0) {
+      stream->close();
+      return;
+    }
+    if (it == self->viewers.end()) return self->settings.live->unwatch(camera, feed_id);  // closed meanwhile
+    it->second.feed_id = feed_id;
+    self->schedule_ping();
+  };
+  reply(std::move(res));
+}
+
 // The app reads it with fetch() (the token goes in a header, never in a URL).
 void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
   if (!settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
@@ -979,7 +1065,7 @@ void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
 // and a write to a phone that is gone fails and frees its slot. A stream
 // whose session ended, or that is older than its lifetime, is closed.
 void LanApi::Impl::schedule_ping() {
-  if (pinging || listeners.empty() || stopped) return;
+  if (pinging || (listeners.empty() && viewers.empty()) || stopped) return;
   pinging = true;
   ping.expires_after(settings.alarm_ping);
   ping.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
@@ -995,6 +1081,12 @@ void LanApi::Impl::schedule_ping() {
       } else {
         l.stream->write(": ping\n\n");
       }
+    }
+    // Live video ends with its session.
+    auto live = self->viewers;
+    for (auto& [id, v] : live) {
+      auto s = self->sessions.find(v.token_hash);
+      if (s == self->sessions.end() || now >= s->second.expires) v.stream->close();
     }
     self->schedule_ping();
   });
@@ -1146,7 +1238,8 @@ std::string route_label(const httpd::Request& r) {
                                         "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
                                         "/api/lan/notes",    "/api/lan/check",     "/api/lan/alarms",
                                         "/api/lan/alarms/stream", "/api/lan/alarms/answer",
-                                        "/api/lan/alarms/snapshot", "/api/lan/bans/photo", "/api/lan/guards"};
+                                        "/api/lan/alarms/snapshot", "/api/lan/bans/photo", "/api/lan/guards",
+                                        "/api/lan/cameras/live"};
   for (const char* route : kRoutes) {
     if (r.path == route) return route;
   }
@@ -1246,6 +1339,7 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   }
   if (route("GET", "/api/lan/bans/photo")) return i.ban_photo(r, std::move(reply));
   if (route("GET", "/api/lan/alarms/stream")) return i.alarm_stream(r, std::move(reply));
+  if (route("GET", "/api/lan/cameras/live")) return i.live_video(r, std::move(reply));
   if (route("POST", "/api/lan/alarms/answer")) return i.answer_alarm(*session, r, std::move(reply));
   if (route("GET", "/api/lan/alarms/snapshot")) {
     auto jpeg = i.settings.alarms && r.query.rfind("id=", 0) == 0 ? i.settings.alarms->snapshot(r.query.substr(3)) : nullptr;

@@ -124,7 +124,7 @@ CamerasLoaded load_cameras(const std::string& dir) {
   return out;
 }
 
-std::string rtsp_input_path(const std::string& out_dir) { return out_dir + "/input.ffconcat"; }
+std::string rtsp_input_path(const std::string& out_dir) { return out_dir + "/" + kRtspInputFile; }
 
 std::string rtsp_input_file(const CameraConfig& c) {
   // ffconcat quoting: inside '…' nothing is special but the quote itself.
@@ -134,7 +134,7 @@ std::string rtsp_input_file(const CameraConfig& c) {
   return "ffconcat version 1.0\nfile " + quoted + "\noption rtsp_transport tcp\noption timeout 5000000\n";
 }
 
-std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const std::string& out_dir, const HlsSettings& hls) {
+std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& hls) {
   const std::string size = std::to_string(c.width) + "x" + std::to_string(c.height);
   const std::string fps = std::to_string(c.fps);
   // An RTSP source's first packets carry no timestamps, and a burst at the
@@ -154,7 +154,7 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const std::string& o
       // timestamps until their first RTCP report: the arrival time is used,
       // as Frigate does for every RTSP input.
       a.insert(a.end(), {"-use_wallclock_as_timestamps", "1", "-f", "concat", "-safe", "0", "-protocol_whitelist",
-                         "file,rtsp,rtsps,tcp,tls,udp,rtp", "-i", rtsp_input_path(out_dir)});
+                         "file,rtsp,rtsps,tcp,tls,udp,rtp", "-i", kRtspInputFile});
       break;
     case InputKind::lavfi:
       // -re: a test source paced like a camera, not as fast as the CPU goes.
@@ -173,12 +173,19 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const std::string& o
                        // A keyframe starts every segment.
                        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"});
   }
-  a.insert(a.end(), {"-f", "hls", "-hls_time", std::to_string(hls.segment.count()),
-                     "-hls_list_size", std::to_string(hls.list_size),
-                     "-hls_flags", "delete_segments+temp_file+program_date_time+independent_segments",
-                     // Segment numbers keep growing across restarts, so players never see one reused.
-                     "-hls_start_number_source", "epoch",
-                     "-hls_segment_filename", out_dir + "/seg-%d.ts", out_dir + "/index.m3u8"});
+  // Two outputs of one demux (and one encode): HLS, and fragmented MP4 on
+  // fd 3 for live viewers (a fragment a frame: Media Source Extensions in
+  // the app). The tee muxer needs the encoder's global header for MP4, and
+  // ignores the MP4 output failing (HLS goes on). Names are relative: ffmpeg
+  // runs in the camera's folder, so no path needs the tee muxer's escaping.
+  if (c.pipeline == Pipeline::encode) a.insert(a.end(), {"-flags", "+global_header"});
+  a.insert(a.end(), {"-f", "tee",
+                     "[f=hls:hls_time=" + std::to_string(hls.segment.count()) +
+                         ":hls_list_size=" + std::to_string(hls.list_size) +
+                         ":hls_flags=delete_segments+temp_file+program_date_time+independent_segments"
+                         // Segment numbers keep growing across restarts, so players never see one reused.
+                         ":hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
+                         "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:onfail=ignore]pipe:3"});
   return a;
 }
 

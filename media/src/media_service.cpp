@@ -113,6 +113,13 @@ nlohmann::json MediaService::health() const {
   return out;
 }
 
+LiveFeed* MediaService::live(const std::string& camera) {
+  for (auto& s : impl_->supervisors) {
+    if (s->camera().id == camera) return &s->live();
+  }
+  return nullptr;
+}
+
 nlohmann::json MediaService::streams() const {
   auto out = nlohmann::json::array();
   for (const auto& s : impl_->supervisors) {
@@ -128,6 +135,10 @@ nlohmann::json MediaService::streams() const {
     }
     if (c.fps) j["fps"] = *c.fps;
     if (c.last_segment_at) j["lastSegmentAt"] = format_rfc3339(*c.last_segment_at);
+    const auto& feed = s->live();
+    if (feed.ready() && (feed.codec().rfind("avc1.", 0) == 0 || feed.codec().rfind("avc3.", 0) == 0)) {
+      j["live"] = {{"url", "/api/lan/cameras/live?camera=" + c.id}, {"type", std::string("video/mp4; codecs=\"" + feed.codec() + "\"")}};
+    }
     out.push_back(std::move(j));
   }
   return out;

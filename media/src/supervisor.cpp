@@ -22,6 +22,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/log.hpp"
+#include "media/fmp4.hpp"
+#include "media/live_feed.hpp"
 
 extern char** environ;
 
@@ -48,27 +50,38 @@ struct Child {
   pid_t pid = -1;
   int out = -1;
   int err = -1;
+  int live = -1;  // fd 3 of the child: its fMP4 for live viewers
   int pidfd = -1;
 };
 
-// posix_spawn in a new process group, stdin from /dev/null, stdout and
-// stderr to pipes; only PATH and LANG from our environment.
-Result<Child> spawn(const std::vector<std::string>& argv) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return Error{Errc::spawn, std::strerror(errno)};
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    return Error{Errc::spawn, std::strerror(errno)};
+// posix_spawn in a new process group, stdin from /dev/null, stdout, stderr
+// and fd 3 to pipes; only PATH and LANG from our environment.
+Result<Child> spawn(const std::vector<std::string>& argv, const std::string& dir) {
+  int pipes[3][2];
+  for (int i = 0; i < 3; ++i) {
+    if (::pipe2(pipes[i], O_CLOEXEC) != 0) {
+      const int e = errno;
+      for (int j = 0; j < i; ++j) {
+        ::close(pipes[j][0]);
+        ::close(pipes[j][1]);
+      }
+      return Error{Errc::spawn, std::strerror(e)};
+    }
   }
+  auto& out = pipes[0];
+  auto& err = pipes[1];
+  auto& live = pipes[2];
+  ::fcntl(live[0], F_SETPIPE_SZ, 1 << 20);  // a keyframe or two while the loop is busy
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_adddup2(&fa, live[1], 3);
   // Nothing else of the daemon's reaches ffmpeg: a listening socket it held
   // would outlive a crashed daemon and keep the restarted one off its port.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());  // ffmpeg's names are relative to the camera's folder
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -92,21 +105,25 @@ Result<Child> spawn(const std::vector<std::string>& argv) {
   posix_spawnattr_destroy(&attr);
   ::close(out[1]);
   ::close(err[1]);
+  ::close(live[1]);
   if (rc != 0) {
     ::close(out[0]);
     ::close(err[0]);
+    ::close(live[0]);
     return Error{Errc::spawn, "cannot run " + argv[0] + ": " + std::strerror(rc)};
   }
-  Child c{pid, out[0], err[0], static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
+  Child c{pid, out[0], err[0], live[0], static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
   if (c.pidfd < 0) {
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     ::close(c.out);
     ::close(c.err);
+    ::close(c.live);
     return Error{Errc::spawn, std::string("pidfd_open: ") + std::strerror(errno)};
   }
   ::fcntl(c.out, F_SETFL, O_NONBLOCK);
   ::fcntl(c.err, F_SETFL, O_NONBLOCK);
+  ::fcntl(c.live, F_SETFL, O_NONBLOCK);
   return c;
 }
 
@@ -133,14 +150,18 @@ std::optional<unsigned long long> start_time_of(pid_t pid) {
 
 struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& l, CameraConfig c, SupervisorSettings s, std::string d)
-      : loop(l), camera(std::move(c)), settings(std::move(s)), dir(std::move(d)), out(l), err(l), exited(l),
+      : loop(l), camera(std::move(c)), settings(std::move(s)), dir(std::move(d)), out(l), err(l), live_in(l), exited(l),
         segments(l), orphan(l), watchdog(l), restart_timer(l), kill_timer(l), orphan_timer(l), log("media") {}
 
   asio::io_context& loop;
   CameraConfig camera;
   SupervisorSettings settings;
   std::string dir;
-  asio::posix::stream_descriptor out, err, exited, segments, orphan;
+  asio::posix::stream_descriptor out, err, live_in, exited, segments, orphan;
+  Fmp4Splitter splitter;
+  LiveFeed feed;
+  std::vector<char> live_buf = std::vector<char>(64 * 1024);
+  std::vector<Fmp4Piece> pieces;
   asio::steady_timer watchdog, restart_timer, kill_timer, orphan_timer;
   log::Logger log;
 
@@ -149,6 +170,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   bool running = false;     // a child exists (not yet reaped)
   bool stopping = false;
   bool stall_kill = false;  // the running child is being killed for a stall
+  bool splitter_failed = false;  // this run's live video was refused
   SteadyClock::time_point spawned_at, last_segment, live_since, last_frame_at;
   unsigned long long frames = 0;  // ffmpeg's frame count in this run
   int streak = 0;                 // failures since the camera was last stable
@@ -271,7 +293,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
 
   void spawn_child() {
     if (stopping) return;
-    auto child = spawn(ffmpeg_argv(camera, dir, settings.hls));
+    auto child = spawn(ffmpeg_argv(camera, settings.hls), dir);
     if (!child) {
       log.error("Cannot start ffmpeg for a camera.", {{"camera", camera.id}, {"reason", child.error().message}});
       st.stderr_tail = child.error().message;
@@ -282,6 +304,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     running = true;
     write_pid_file();
     stall_kill = false;
+    splitter_failed = false;
     spawned_at = SteadyClock::now();
     if (st.state != CameraState::failed && st.state != CameraState::unauthorized) st.state = CameraState::starting;
     st.fps.reset();
@@ -289,9 +312,13 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     frames = 0;
     out.assign(child.value().out);
     err.assign(child.value().err);
+    live_in.assign(child.value().live);
     exited.assign(child.value().pidfd);
+    feed.restart();
+    splitter.reset();
     read_out();
     read_err();
+    read_live();
     exited.async_wait(asio::posix::stream_descriptor::wait_read,
                       [self = shared_from_this()](boost::system::error_code ec) {
                         if (ec != asio::error::operation_aborted) self->reap();
@@ -335,6 +362,26 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
       if (tail.size() > kTailBytes) tail.erase(0, tail.size() - kTailBytes);
       tail = log::redact(tail);  // camera credentials: the status is shown, not only logged
       self->read_err();
+    });
+  }
+
+  // fd 3: the fMP4 for live viewers. Always read, even once refused, so
+  // that ffmpeg never blocks on it (HLS would stop too).
+  void read_live() {
+    live_in.async_read_some(asio::buffer(live_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      self->pieces.clear();
+      const bool was_failed = self->splitter_failed;
+      if (!self->splitter_failed) {
+        if (auto fed = self->splitter.feed(std::string_view(self->live_buf.data(), n), self->pieces); !fed) {
+          self->splitter_failed = true;
+          self->log.warn("The camera's live video was refused; HLS goes on.",
+                         {{"camera", self->camera.id}, {"reason", fed.error().message}});
+        }
+      }
+      for (auto& p : self->pieces) self->feed.piece(std::move(p));
+      if (self->splitter_failed && !was_failed) self->feed.restart();
+      self->read_live();
     });
   }
 
@@ -388,7 +435,9 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     kill_timer.cancel();
     out.close(ignored);
     err.close(ignored);
+    live_in.close(ignored);
     exited.close(ignored);
+    feed.restart();
     if (stopping) return finish_stop();
     std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
                                          : "killed by signal " + std::to_string(WTERMSIG(status));
@@ -494,6 +543,7 @@ CameraSupervisor::~CameraSupervisor() {
   impl_->segments.close(ignored);
   impl_->out.close(ignored);
   impl_->err.close(ignored);
+  impl_->live_in.close(ignored);
   impl_->exited.close(ignored);
 }
 
@@ -501,5 +551,6 @@ void CameraSupervisor::start() { impl_->start(); }
 void CameraSupervisor::stop(std::function<void()> on_stopped) { impl_->stop(std::move(on_stopped)); }
 CameraStatus CameraSupervisor::status() const { return impl_->st; }
 const CameraConfig& CameraSupervisor::camera() const { return impl_->camera; }
+LiveFeed& CameraSupervisor::live() { return impl_->feed; }
 
 }  // namespace secbox::media

@@ -154,6 +154,10 @@ TEST_F(RtspCameras, TheRightPasswordIsLiveRemuxedAndInNoCommandLine) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(log_text().find("Caseta"), std::string::npos);
   EXPECT_GE(status().fps.value_or(0), 1.0);
+  // The same copy as fMP4 for live viewers: H.264 Baseline/Main/High as the camera sends it.
+  ASSERT_TRUE(run_until(io, [&] { return media->live("gate")->ready(); }, 10s));
+  EXPECT_EQ(media->live("gate")->codec().rfind("avc1.", 0), 0u) << media->live("gate")->codec();
+  EXPECT_EQ(media->streams()[0]["live"]["url"], "/api/lan/cameras/live?camera=gate");
 }
 
 TEST_F(RtspCameras, AWrongPasswordIsUnauthorizedSaidOnceAndNotRetriedAtOnce) {

@@ -50,6 +50,8 @@ class ResponseStream {
   // Queues a chunk. False when the stream is closed, or is closed now
   // because the client reads too slowly (Settings::stream_backlog).
   virtual bool write(std::string chunk) = 0;
+  // Bytes queued and not yet written to the client.
+  virtual std::size_t waiting() const = 0;
   virtual void close() = 0;
   virtual bool closed() const = 0;
   // Called once when the stream closes, whichever side closed it.
@@ -66,6 +68,9 @@ struct Response {
   std::shared_ptr<const std::string> shared_body;
   // Set: a streamed response (no body); called once the headers are written.
   std::function<void(std::shared_ptr<ResponseStream>)> stream;
+  // What the stream may have waiting before it is closed (0: the server's
+  // Settings::stream_backlog): live video needs more than events.
+  std::size_t stream_backlog = 0;
 };
 
 using Reply = std::function<void(Response)>;

@@ -27,6 +27,10 @@
 //   POST /api/lan/alarms/answer         {alarmId, decision, reason?, clientId}:
 //                                       a visitor_entry, 201 once durable
 //   GET  /api/lan/alarms/snapshot?id=   the camera's JPEG of the alarm
+//   GET  /api/lan/cameras/live?camera=  the camera's live video as one
+//                                       streamed fMP4 (Content-Type with its
+//                                       codec), for Media Source Extensions:
+//                                       404 when it has none yet (HLS then)
 //   GET  /api/lan/bans/photo?id=        a ban's photo, fetched and kept by the
 //                                       box (lan/ban_photos.hpp): 502 when it
 //                                       was refused, 503 to try later
@@ -54,6 +58,25 @@
 
 namespace secbox::lan {
 
+// Live video for the app's Media Source Extensions player (media::LiveFeed
+// behind it, wired by the appliance). Loop thread only.
+class LiveVideoSource {
+ public:
+  struct Viewer {
+    std::function<bool(std::string)> write;  // false: gone
+    std::function<std::size_t()> waiting;    // bytes given and not yet sent
+    std::function<void()> end;               // the feed restarted: close
+  };
+  virtual ~LiveVideoSource() = default;
+  // "video/mp4; codecs=\"avc1.…\"" once the camera has a picture a browser
+  // plays; empty: none (yet).
+  virtual std::string type(const std::string& camera) = 0;
+  // Sends it the init segment and the fragments since the last keyframe,
+  // then each new one. 0: no such camera, or the viewer went at once.
+  virtual std::uint64_t watch(const std::string& camera, Viewer viewer) = 0;
+  virtual void unwatch(const std::string& camera, std::uint64_t id) = 0;
+};
+
 struct LanApiSettings {
   std::string web_dir;  // the guard app's built files
   std::chrono::seconds session_lifetime{12 * 3600};
@@ -78,6 +101,15 @@ struct LanApiSettings {
   // serves their playlists and segments from hls_dir, to a logged-in guard.
   std::function<nlohmann::json()> streams;
   std::string hls_dir;
+  // Live video (may be null: HLS only); it outlives the API. Bounded like
+  // the alarm streams: a guard's new one closes its oldest beyond
+  // live_streams_per_guard (a wall of 16 cameras is 16), a full table takes
+  // one from the guard with the most.
+  LiveVideoSource* live = nullptr;
+  std::size_t live_streams = 48;
+  std::size_t live_streams_per_guard = 16;
+  std::size_t live_stream_backlog = 4u << 20;  // per stream, before it is closed (the feed skips to
+                                               // the next keyframe at 1 MiB)
   // The box's named origins ("https://*.<name>:<port>", cloud-protocol §7.7;
   // "" before a trusted certificate is served): the app's policy lets it
   // reach them, to offer the named address where the phone trusts it.

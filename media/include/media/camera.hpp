@@ -55,11 +55,13 @@ struct HlsSettings {
   int list_size = 6;
 };
 
-// ffmpeg … -f hls <out_dir>/index.m3u8; progress lines (frame=…, fps=…) on
-// stdout. An RTSP camera is read from `<out_dir>/input.ffconcat`, which
-// must hold rtsp_input_file(camera) (0600) before ffmpeg starts.
-std::vector<std::string> ffmpeg_argv(const CameraConfig& camera, const std::string& out_dir,
-                                     const HlsSettings& hls);
+// ffmpeg … writing index.m3u8 and seg-<n>.ts (HLS), and fragmented MP4 to
+// fd 3; progress lines (frame=…, fps=…) on stdout. Run it in the camera's
+// folder: every name is relative to it. An RTSP camera is read from
+// input.ffconcat there, which must hold rtsp_input_file(camera) (0600)
+// before ffmpeg starts.
+std::vector<std::string> ffmpeg_argv(const CameraConfig& camera, const HlsSettings& hls);
+inline constexpr const char* kRtspInputFile = "input.ffconcat";
 std::string rtsp_input_path(const std::string& out_dir);
 // The ffconcat file naming the camera's URL, with its RTSP options: TCP
 // transport, a 5 s socket time-out.

@@ -35,8 +35,12 @@ class MediaService final : public Component {
   std::vector<CameraStatus> cameras() const;
   // [{"camera","state","fps"?,"lastSegmentAt"?}] for health.report.
   nlohmann::json health() const;
-  // [{"camera","state","ready","hlsUrl","width","height","fps"?,"lastSegmentAt"?}] for the LAN.
+  // [{"camera","state","ready","hlsUrl","width"?,"height"?,"fps"?,"lastSegmentAt"?,
+  //   "live"?: {"url","type"}}] for the LAN; `live` once the camera's fMP4 has a
+  //   keyframe and is H.264 (type: the MIME type with its codec, for MSE).
   nlohmann::json streams() const;
+  // The camera's live feed; null when there is no such camera.
+  LiveFeed* live(const std::string& camera);
   bool loaded() const;
 
  private:

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "media/camera.hpp"
+#include "media/live_feed.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -70,6 +71,8 @@ class CameraSupervisor {
   void stop(std::function<void()> on_stopped);
   CameraStatus status() const;
   const CameraConfig& camera() const;
+  // The camera's live fMP4 for browsers (media/live_feed.hpp).
+  LiveFeed& live();
 
  private:
   struct Impl;
