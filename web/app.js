@@ -366,11 +366,97 @@ async function loadGuests() {
 }
 
 // ------------------------------------------------------------- cameras --
-// One <video> a ready stream, played by hls.js (loaded when the tab first
-// opens: 600 KB a cheap phone should not fetch for nothing). The player sends
-// the session token with every playlist and segment request.
+// One <video> a ready stream. The live view: the box's fragmented MP4 (a
+// fragment a frame) fed to Media Source Extensions from one streamed fetch,
+// the playhead kept at the newest frame — under a second from the camera.
+// The fallback, where MSE cannot play it (no MSE, another codec, no live
+// video from the box yet, three failed tries): HLS through hls.js (loaded
+// only then: 600 KB a cheap phone should not fetch for nothing). Both send
+// the session token in a header, never in a URL.
 
-const players = new Map();  // camera -> { hls, video, tile }
+const players = new Map();  // camera -> { hls, live, video, tile, liveFailures }
+
+class LivePlayer {
+  constructor(video, url, type, onEnd) {
+    this.kind = 'mse';
+    this.video = video;
+    this.queue = [];
+    this.lastAppend = 0;  // performance.now() of the newest bytes appended
+    this.abort = new AbortController();
+    this.source = new MediaSource();
+    this.objectUrl = URL.createObjectURL(this.source);
+    video.src = this.objectUrl;
+    this.source.addEventListener('sourceopen', () => this.run(url, type).catch(() => this.end(onEnd)), { once: true });
+    this.onEnd = onEnd;
+  }
+
+  async run(url, type) {
+    this.buffer = this.source.addSourceBuffer(type);
+    this.buffer.mode = 'segments';
+    this.buffer.addEventListener('updateend', () => { this.keepAtEdge(); this.pump(); });
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${session.token}` }, cache: 'no-store',
+                                   signal: this.abort.signal });
+    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      this.queue.push(value);
+      this.pump();
+    }
+    throw new Error('the stream ended');  // ffmpeg restarted: start over with its new init segment
+  }
+
+  pump() {
+    if (!this.buffer || this.buffer.updating || !this.queue.length || this.source.readyState !== 'open') return;
+    const size = this.queue.reduce((n, c) => n + c.length, 0);
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const c of this.queue) { bytes.set(c, at); at += c.length; }
+    this.queue = [];
+    // Keep 20 s behind the playhead at most: a phone's memory is small.
+    const b = this.buffer.buffered;
+    if (b.length && this.video.currentTime - b.start(0) > 30) {
+      this.buffer.remove(b.start(0), this.video.currentTime - 20);
+      this.queue.push(bytes);
+      return;
+    }
+    this.buffer.appendBuffer(bytes);
+    this.lastAppend = performance.now();
+  }
+
+  // At the newest frame: a join starts where the box's first keyframe is, a
+  // gap (the box skipped to a keyframe for a phone that fell behind) is
+  // jumped, and more than a second behind (a hidden tab, a busy phone) jumps
+  // to the edge.
+  keepAtEdge() {
+    const b = this.buffer.buffered;
+    if (!b.length) return;
+    const last = b.length - 1;
+    const v = this.video;
+    if (v.currentTime < b.start(last) || b.end(last) - v.currentTime > 1) v.currentTime = Math.max(b.start(last), b.end(last) - 0.3);
+    if (v.paused && document.visibilityState === 'visible') v.play().catch(() => {});
+  }
+
+  // Seconds from the newest frame the box sent to the one on screen.
+  latency() {
+    const b = this.buffer?.buffered;
+    if (!b?.length) return null;
+    return b.end(b.length - 1) - this.video.currentTime + (performance.now() - this.lastAppend) / 1000;
+  }
+
+  end(onEnd) {
+    if (this.ended) return;
+    this.destroy();
+    onEnd?.();
+  }
+
+  destroy() {
+    this.ended = true;
+    this.abort.abort();
+    URL.revokeObjectURL(this.objectUrl);
+  }
+}
 let camerasTimer;
 
 function loadHlsLibrary() {
@@ -408,14 +494,43 @@ function cameraTile(stream) {
   return p;
 }
 
-function play(stream, p) {
-  if (p.hls || !window.Hls?.isSupported()) return;
+function newVideo(stream, p) {
   const video = document.createElement('video');
   video.muted = true;
   video.autoplay = true;
   video.playsInline = true;
   video.dataset.camera = stream.camera;
   p.tile.querySelector('.offline')?.replaceWith(video);
+  return video;
+}
+
+function stopVideo(p) {
+  p.video?.replaceWith(Object.assign(document.createElement('div'), { className: 'offline' }));
+  p.video = null;
+}
+
+function canPlayLive(stream, p) {
+  return stream.live && (p.liveFailures ?? 0) < 3 && window.MediaSource?.isTypeSupported(stream.live.type);
+}
+
+function play(stream, p) {
+  if (p.hls || p.live) return;
+  if (canPlayLive(stream, p)) {
+    const video = newVideo(stream, p);
+    const live = new LivePlayer(video, stream.live.url, stream.live.type, () => {
+      // Ended or failed: this tile starts over on the next poll (HLS after three failures).
+      if (p.live !== live) return;
+      p.live = null;
+      p.liveFailures = (p.liveFailures ?? 0) + (live.lastAppend ? 0 : 1);
+      stopVideo(p);
+    });
+    p.live = live;
+    p.video = video;
+    video.player = live;  // for the browser test's latency figure
+    return;
+  }
+  if (!window.Hls?.isSupported()) return;
+  const video = newVideo(stream, p);
   const hls = new window.Hls({
     // 1 s segments: play 1.5 s behind the live edge, and speed up a little
     // (never skip) when further behind.
@@ -444,8 +559,11 @@ async function loadCameras() {
   if (res.status === 401) return showLogin();
   const streams = res.data?.streams ?? [];
   if (!streams.length) return cameraMessage('cameras.none');
-  try { await loadHlsLibrary(); } catch { return cameraMessage('cameras.offline'); }
-  cameraMessage(window.Hls?.isSupported() ? null : 'cameras.noplayer');
+  const needHls = streams.some((s) => s.ready && !canPlayLive(s, players.get(s.camera) ?? {}));
+  if (needHls) {
+    try { await loadHlsLibrary(); } catch { return cameraMessage('cameras.offline'); }
+  }
+  cameraMessage(!needHls || window.Hls?.isSupported() ? null : 'cameras.noplayer');
   for (const s of streams) {
     const p = cameraTile(s);
     if (s.ready) play(s, p);
@@ -453,6 +571,7 @@ async function loadCameras() {
   for (const [camera, p] of players) {
     if (streams.some((s) => s.camera === camera)) continue;
     p.hls?.destroy();
+    p.live?.destroy();
     p.tile.remove();
     players.delete(camera);
   }
@@ -460,18 +579,33 @@ async function loadCameras() {
 
 function stopCameras() {
   clearInterval(camerasTimer);
-  for (const p of players.values()) p.hls?.destroy();
+  for (const p of players.values()) {
+    p.hls?.destroy();
+    p.live?.destroy();
+  }
   players.clear();
   $('camera-wall').replaceChildren();
 }
 
-// Back on the tab: jump to the live edge instead of playing what was missed.
+// Hidden: the live views stop (no data for a screen no one sees). Back on
+// the tab: they start again at the box's newest keyframe, and HLS jumps to
+// its live edge instead of playing what was missed.
 function cameraLiveEdge() {
-  if (document.visibilityState !== 'visible') return;
+  if (document.visibilityState !== 'visible') {
+    for (const p of players.values()) {
+      if (!p.live) continue;
+      const live = p.live;
+      p.live = null;
+      live.destroy();
+      stopVideo(p);
+    }
+    return;
+  }
   for (const p of players.values()) {
     if (p.hls && p.video && Number.isFinite(p.hls.liveSyncPosition)) p.video.currentTime = p.hls.liveSyncPosition;
     p.video?.play().catch(() => {});
   }
+  if (players.size) loadCameras();
 }
 
 // -------------------------------------------------------------- alarms --

@@ -1,10 +1,11 @@
 // The camera wall in headless Chromium: a real `secbox run` with one lavfi
 // testsrc camera (ffmpeg encodes it → HLS) and one IP camera from a real RTSP
 // server (GStreamer's rtsp-server, digest auth, H.264 with a 2 s keyframe
-// interval: remuxed, never decoded), a guard logs in, opens Cameras, and
-// hls.js plays both streams: each video's currentTime advances. Prints the
-// live latency of each (now − the playing position's
-// EXT-X-PROGRAM-DATE-TIME); screenshot taken.
+// interval: remuxed, never decoded), a guard logs in, opens Cameras, and the
+// live view (the box's fMP4 through Media Source Extensions) plays both: each
+// video's currentTime advances. Hidden, the live views stop; back, they play
+// again. Without the box's live video, hls.js plays HLS (the fallback).
+// Prints the latency of each; screenshots taken.
 //   SECBOX_BINARY=… CLOUDSIM_BINARY=… SECBOX_WEB_DIR=… node --test tests/web/cameras.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,12 +101,11 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
     }, start), 30_000, 'the video to advance');
     assert.ok(later > start + 2);
     assert.equal(await page.textContent('[data-camera=gate] .pill'), 'En vivo');
-    const latency = await page.evaluate(() => {
-      const v = document.querySelector('video[data-camera=gate]');
-      const at = v.player?.playingDate;
-      return at ? (Date.now() - at.getTime()) / 1000 : null;
-    });
-    console.log(`live latency: ${latency === null ? 'unknown' : latency.toFixed(2) + ' s'} (now − EXT-X-PROGRAM-DATE-TIME of the playing frame)`);
+    // The live view: the box's fMP4 through Media Source Extensions.
+    assert.equal(await page.evaluate(() => document.querySelector('video[data-camera=gate]').player.kind), 'mse');
+    await new Promise((r) => setTimeout(r, 2000));  // settled
+    const latency = await page.evaluate(() => document.querySelector('video[data-camera=gate]').player.latency());
+    console.log(`live latency (MSE): ${latency === null ? 'unknown' : latency.toFixed(2) + ' s'} (the newest frame the box sent − the one on screen)`);
 
     // The IP camera, remuxed: plays too.
     await page.waitForSelector('video[data-camera=door]', { timeout: 20_000 });
@@ -116,39 +116,71 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
     await waitFor(() => page.evaluate((t0) => document.querySelector('video[data-camera=door]').currentTime > t0 + 2, doorStart),
                   30_000, 'the IP camera to advance');
     assert.equal(await page.textContent('[data-camera=door] .pill'), 'En vivo');
-    const doorLatency = await page.evaluate(() => {
-      const at = document.querySelector('video[data-camera=door]').player?.playingDate;
-      return at ? (Date.now() - at.getTime()) / 1000 : null;
-    });
-    console.log(`live latency, IP camera remuxed (2 s keyframes): ${doorLatency === null ? 'unknown' : doorLatency.toFixed(2) + ' s'}`);
+    assert.equal(await page.evaluate(() => document.querySelector('video[data-camera=door]').player.kind), 'mse');
+    await new Promise((r) => setTimeout(r, 2000));
+    const doorLatency = await page.evaluate(() => document.querySelector('video[data-camera=door]').player.latency());
+    console.log(`live latency (MSE), IP camera remuxed (2 s keyframes): ${doorLatency === null ? 'unknown' : doorLatency.toFixed(2) + ' s'}`);
     await page.screenshot({ path: join(shots, 'guard-cameras.png') });
 
-    // Hidden for a while (the player falls behind), then visible: back to live.
-    const behind = () => page.evaluate(() => {
+    await page.screenshot({ path: join(shots, 'guard-cameras-live.png') });
+
+    // Hidden: the live views stop (no video data for a screen no one sees);
+    // back on the tab, they play again from the newest keyframe.
+    const setVisibility = (state) => page.evaluate((s) => {
+      Object.defineProperty(document, 'visibilityState', { value: s, configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, state);
+    await setVisibility('hidden');
+    assert.equal(await page.locator('video').count(), 0, 'hidden: no live view left running');
+    await setVisibility('visible');
+    await page.waitForSelector('video[data-camera=gate]', { timeout: 20_000 });
+    const again = await waitFor(() => page.evaluate(() => {
       const v = document.querySelector('video[data-camera=gate]');
-      return (Date.now() - v.player.playingDate.getTime()) / 1000;
-    });
-    await page.evaluate(() => {
-      document.querySelector('video[data-camera=gate]').pause();
-      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
-      document.dispatchEvent(new Event('visibilitychange'));
-    });
-    await new Promise((r) => setTimeout(r, 3000));
-    const paused = await behind();
-    assert.ok(paused > 4.5, `the paused player should be behind (${paused} s)`);
-    await page.evaluate(() => {
-      Object.defineProperty(document, 'visibilityState', { value: 'visible', configurable: true });
-      document.dispatchEvent(new Event('visibilitychange'));
-    });
-    // Left alone it would stay paused; back on the tab it plays, near the live edge.
-    await waitFor(async () => !(await page.evaluate(() => document.querySelector('video[data-camera=gate]').paused)) &&
-                              (await behind()) < 3.5, 10_000, 'the player to play at the live edge again');
+      return v && v.currentTime > 0 ? v.currentTime : 0;
+    }), 30_000, 'the live view to play again');
+    await waitFor(() => page.evaluate((t0) => document.querySelector('video[data-camera=gate]').currentTime > t0 + 1, again),
+                  30_000, 'the live view to advance again');
 
     // Another tab and back: the player goes and comes back.
     await page.click('[data-tab=check]');
     assert.equal(await page.locator('video').count(), 0);
     await page.click('[data-tab=cameras]');
     await page.waitForSelector('video[data-camera=gate]', { timeout: 20_000 });
+
+    // The fallback: a box that offers no live video for a camera (or a
+    // phone that cannot play it) gets HLS through hls.js.
+    await page.route('**/api/lan/streams', async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      for (const s of body.streams) delete s.live;
+      await route.fulfill({ response: res, json: body });
+    });
+    await page.click('[data-tab=check]');
+    await page.click('[data-tab=cameras]');
+    await page.waitForSelector('video[data-camera=gate]', { timeout: 20_000 });
+    const hlsStart = await waitFor(() => page.evaluate(() => {
+      const v = document.querySelector('video[data-camera=gate]');
+      return v.currentTime > 0 && v.player?.playingDate ? v.currentTime : 0;
+    }), 30_000, 'the HLS fallback to start');
+    await waitFor(() => page.evaluate((t0) => document.querySelector('video[data-camera=gate]').currentTime > t0 + 2, hlsStart),
+                  30_000, 'the HLS fallback to advance');
+    const hlsLatency = await page.evaluate(() => (Date.now() - document.querySelector('video[data-camera=gate]').player.playingDate.getTime()) / 1000);
+    console.log(`live latency (HLS fallback): ${hlsLatency.toFixed(2)} s (now − EXT-X-PROGRAM-DATE-TIME of the playing frame)`);
+
+    // Hidden for a while (the HLS player falls behind), then visible: back to live.
+    const behind = () => page.evaluate(() => {
+      const v = document.querySelector('video[data-camera=gate]');
+      return (Date.now() - v.player.playingDate.getTime()) / 1000;
+    });
+    await page.evaluate(() => document.querySelector('video[data-camera=gate]').pause());
+    await setVisibility('hidden');
+    await new Promise((r) => setTimeout(r, 3000));
+    const paused = await behind();
+    assert.ok(paused > 4.5, `the paused player should be behind (${paused} s)`);
+    await setVisibility('visible');
+    // Left alone it would stay paused; back on the tab it plays, near the live edge.
+    await waitFor(async () => !(await page.evaluate(() => document.querySelector('video[data-camera=gate]').paused)) &&
+                              (await behind()) < 3.5, 10_000, 'the player to play at the live edge again');
   } finally {
     await browser.close();
   }
