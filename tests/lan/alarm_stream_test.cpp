@@ -16,6 +16,7 @@
 #include "https_client.hpp"
 #include "lan/api.hpp"
 #include "lan/pin.hpp"
+#include "media/live_feed.hpp"
 #include "protocol/dispatcher.hpp"
 #include "replica/queue.hpp"
 #include "replica/reads.hpp"
@@ -34,8 +35,33 @@ using secbox::testing::HttpsClient;
 using secbox::testing::run_until;
 using secbox::testing::TestDatabase;
 
+// Cameras' live feeds behind the LAN API's seam, as the appliance wires them.
+struct Feeds final : LiveVideoSource {
+  std::map<std::string, media::LiveFeed> feeds;
+  std::string type(const std::string& camera) override {
+    auto it = feeds.find(camera);
+    return it != feeds.end() && it->second.ready() ? "video/mp4; codecs=\"" + it->second.codec() + "\"" : "";
+  }
+  std::uint64_t watch(const std::string& camera, Viewer v) override {
+    auto it = feeds.find(camera);
+    return it == feeds.end() ? 0 : it->second.add({std::move(v.write), std::move(v.waiting), std::move(v.end)});
+  }
+  void unwatch(const std::string& camera, std::uint64_t id) override {
+    if (auto it = feeds.find(camera); it != feeds.end()) it->second.remove(id);
+  }
+  void piece(const std::string& camera, media::Fmp4Piece::Kind kind, std::string bytes, bool key = false) {
+    media::Fmp4Piece p;
+    p.kind = kind;
+    p.bytes = std::move(bytes);
+    p.key = key;
+    p.codec = "avc1.42c00c";
+    feeds[camera].piece(std::move(p));
+  }
+};
+
 class AlarmStreamTest : public ::testing::Test {
  protected:
+  Feeds live;
   TestDatabase db;
   FakeFrigate frigate;
   boost::asio::io_context io;
@@ -72,6 +98,8 @@ class AlarmStreamTest : public ::testing::Test {
     ls.alarms = alarms.get();
     ls.alarm_ping = 1s;
     ls.alarm_streams = 6;
+    ls.live = &live;
+    ls.live_streams_per_guard = 2;
     api = std::make_unique<LanApi>(workers, reader, queue, ls, [] { return json::object(); });
     auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
@@ -354,6 +382,83 @@ TEST_F(AlarmStreamTest, AnOversizedAlarmIsCutAndSilencesNoStream) {
   EXPECT_GT(kept.size(), 4000u) << "more than the push carries";
   EXPECT_LE(kept.size(), 4096u + 3);
   EXPECT_EQ(kept.compare(0, 4000, huge, 0, 4000), 0);
+}
+
+// A camera's live video to a signed-in guard: the init segment and the
+// fragments since the last keyframe at once, then each new one, with the
+// codec in the Content-Type; none before the camera has a picture; a
+// guard's third stream closes its first; logout closes the rest.
+TEST_F(AlarmStreamTest, LiveVideoGoesToASignedInGuardFromTheLastKeyframe) {
+  live.feeds["gate"];  // a camera without a picture yet
+  const std::string token = login();
+  const int port = server->port();
+  auto before = serve_while([&, port] {
+    HttpsClient c(port);
+    std::vector<testing::HttpsAnswer> out;
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=gate"));
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=gate", "", {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=../x", "", {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=nope", "", {{"Authorization", "Bearer " + token}}));
+    return out;
+  });
+  EXPECT_EQ(before[0].status, 401);
+  EXPECT_EQ(before[1].status, 404) << "no picture yet: the app plays HLS";
+  EXPECT_EQ(before[2].status, 400);
+  EXPECT_EQ(before[3].status, 404);
+
+  live.piece("gate", media::Fmp4Piece::Kind::init, "[init]");
+  live.piece("gate", media::Fmp4Piece::Kind::fragment, "[key-1]", true);
+  live.piece("gate", media::Fmp4Piece::Kind::fragment, "[delta-1]");
+  const auto request = "GET /api/lan/cameras/live?camera=gate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                       "\r\n\r\n";
+  std::promise<void> first_read;
+  auto reader_done = std::async(std::launch::async, [&, port] {
+    HttpsClient c(port);
+    c.send_raw(request);
+    std::string head = c.read_until("\r\n\r\n", 5s);
+    std::string first = c.read_until("[delta-1]", 5s);
+    first_read.set_value();
+    std::string later = c.read_until("[delta-2]", 10s);
+    return std::make_tuple(head, first, later);
+  });
+  auto ready = first_read.get_future();
+  ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
+  live.piece("gate", media::Fmp4Piece::Kind::fragment, "[delta-2]");
+  auto got = reader_done.wait_for(0s);
+  ASSERT_TRUE(run_until(io, [&] { return (got = reader_done.wait_for(0s)) == std::future_status::ready; }, 20s));
+  auto [head, first, later] = reader_done.get();
+  EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Type: video/mp4; codecs=\"avc1.42c00c\""), std::string::npos) << head;
+  EXPECT_NE(head.find("Cache-Control: no-store"), std::string::npos) << head;
+  EXPECT_EQ(first, "[init][key-1][delta-1]") << "a picture at once: from the last keyframe";
+  EXPECT_EQ(later, "[delta-2]");
+  // A phone that went away is seen at the next writes (a frame every 33 ms).
+  for (int i = 0; i < 50 && live.feeds["gate"].viewers() > 0; ++i) {
+    live.piece("gate", media::Fmp4Piece::Kind::fragment, "[delta-" + std::to_string(i + 3) + "]");
+    run_until(io, [] { return false; }, 30ms);
+  }
+  EXPECT_EQ(live.feeds["gate"].viewers(), 0u) << "a closed stream leaves the feed";
+
+  auto closed = serve_while([&, port] {
+    HttpsClient a(port), b(port), c(port);
+    a.send_raw(request);
+    a.read_until("[key-1]", 5s);
+    b.send_raw(request);
+    b.read_until("[key-1]", 5s);
+    c.send_raw(request);
+    c.read_until("[key-1]", 5s);
+    a.read_until("never sent", 3s);
+    const bool first_closed = a.closed();
+    HttpsClient d(port);
+    d.call("POST", "/api/lan/logout", "", {{"Authorization", "Bearer " + token}});
+    b.read_until("never sent", 3s);
+    c.read_until("never sent", 3s);
+    return std::make_tuple(first_closed, b.closed(), c.closed());
+  });
+  EXPECT_TRUE(std::get<0>(closed)) << "the guard's oldest live stream made room";
+  EXPECT_TRUE(std::get<1>(closed)) << "logout closed the others";
+  EXPECT_TRUE(std::get<2>(closed));
+  EXPECT_EQ(live.feeds["gate"].viewers(), 0u);
 }
 
 }  // namespace
