@@ -141,11 +141,16 @@ test('the guard sees the live camera wall', { timeout: 180_000 }, async () => {
     await waitFor(() => page.evaluate((t0) => document.querySelector('video[data-camera=gate]').currentTime > t0 + 1, again),
                   30_000, 'the live view to advance again');
 
-    // Another tab and back: the player goes and comes back.
+    // Another tab and back: the player goes and comes back, with a picture
+    // from the box's last keyframe at once.
     await page.click('[data-tab=check]');
     assert.equal(await page.locator('video').count(), 0);
+    const opened = Date.now();
     await page.click('[data-tab=cameras]');
     await page.waitForSelector('video[data-camera=gate]', { timeout: 20_000 });
+    await waitFor(() => page.evaluate(() => document.querySelector('video[data-camera=gate]').readyState >= 2), 20_000,
+                  'the first picture');
+    console.log(`first picture ${Date.now() - opened} ms after opening the Cameras tab (MSE)`);
 
     // The fallback: a box that offers no live video for a camera (or a
     // phone that cannot play it) gets HLS through hls.js.

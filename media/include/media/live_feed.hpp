@@ -29,7 +29,7 @@ struct LiveViewer {
 
 class LiveFeed {
  public:
-  static constexpr std::size_t kGopLimit = 8u << 20;  // the keyframe cache, at most
+  static constexpr std::size_t kGopLimit = 4u << 20;  // the keyframe cache, at most
   explicit LiveFeed(std::size_t behind = 1u << 20) : behind_(behind) {}
 
   void piece(Fmp4Piece piece);
