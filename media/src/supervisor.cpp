@@ -379,7 +379,15 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
                          {{"camera", self->camera.id}, {"reason", fed.error().message}});
         }
       }
-      for (auto& p : self->pieces) self->feed.piece(std::move(p));
+      for (auto& p : self->pieces) {
+        // A camera that sends what browsers do not play (H.265): said once a
+        // run, with what to do; HLS carries it as it is.
+        if (p.kind == Fmp4Piece::Kind::init && p.codec.rfind("avc1.", 0) != 0 && p.codec.rfind("avc3.", 0) != 0) {
+          self->log.warn("The camera sends video that browsers do not play; set MODE=encode in its file.",
+                         {{"camera", self->camera.id}, {"codec", p.codec}});
+        }
+        self->feed.piece(std::move(p));
+      }
       if (self->splitter_failed && !was_failed) self->feed.restart();
       self->read_live();
     });
