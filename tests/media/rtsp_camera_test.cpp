@@ -6,7 +6,9 @@
 // and in no log line. A wrong one: `unauthorized`, said once, not retried at
 // once. A camera that freezes with its connection open: restarted by the
 // frame watchdog. A camera that goes away and comes back: live again within
-// the back-off. An RTSP camera with MODE=encode still encodes.
+// the back-off. An RTSP camera with MODE=encode still encodes; an H.265 one
+// is remuxed for HLS, has no live view (browsers do not play it) until set
+// to encode.
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -87,13 +89,15 @@ class RtspCameras : public ::testing::Test {
   }
 
   void serve(int port = 0) {
-    camera = std::make_unique<RtspCamera>(*files_, std::vector<std::string>{"cam=" + clip_}, "admin", kPassword, port);
+    std::vector<std::string> mounts{"cam=" + clip_};
+    if (!hevc_.empty()) mounts.push_back("hevc=" + hevc_ + ":h265");
+    camera = std::make_unique<RtspCamera>(*files_, mounts, "admin", kPassword, port);
     ASSERT_GT(camera->port(), 0) << camera->output();
   }
-  std::string url(const std::string& password) const {
+  std::string url(const std::string& password, const std::string& mount = "cam") const {
     std::string escaped;
     for (char c : password) escaped += c == ':' ? std::string("%3A") : std::string(1, c);
-    return "rtsp://admin:" + escaped + "@127.0.0.1:" + std::to_string(camera->port()) + "/cam";
+    return "rtsp://admin:" + escaped + "@127.0.0.1:" + std::to_string(camera->port()) + "/" + mount;
   }
   void start(const std::string& camera_file, SupervisorSettings s) {
     dir.write("cameras/gate.env", camera_file);
@@ -126,6 +130,7 @@ class RtspCameras : public ::testing::Test {
 
   static TempDir* files_;
   static std::string clip_;
+  std::string hevc_;  // made by the test that needs it
   TempDir dir;
   boost::asio::io_context io;
   BlockingPool workers{io, 1};
@@ -220,6 +225,29 @@ TEST_F(RtspCameras, AnRtspCameraSetToEncodeIsEncoded) {
   ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
   EXPECT_EQ(probe(newest_segment()), "h264,320,240");
   EXPECT_EQ(slurp("/proc/" + std::to_string(status().pid) + "/cmdline").find("Caseta"), std::string::npos);
+}
+
+// An H.265 camera: remuxed as it is for HLS, but browsers do not play it in
+// the live view: it offers none, and the log says to encode it; with
+// MODE=encode it is live as H.264.
+TEST_F(RtspCameras, AnH265CameraIsRemuxedWithoutALiveViewUntilSetToEncode) {
+  hevc_ = secbox::testing::make_camera_file(dir, "cam265.mp4", "320x240", 30, 2, true);
+  ASSERT_FALSE(hevc_.empty()) << "ffmpeg could not make the H.265 file";
+  serve();
+  start("INPUT=" + url(kPassword, "hevc") + "\n", {});
+  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  EXPECT_EQ(probe(newest_segment()), "hevc,320,240");
+  ASSERT_TRUE(run_until(io, [&] { return log_text().find("browsers do not play") != std::string::npos; }, 10s));
+  EXPECT_FALSE(media->streams()[0].contains("live"));
+  bool stopped = false;
+  media->stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  media.reset();
+
+  start("INPUT=" + url(kPassword, "hevc") + "\nMODE=encode\nSIZE=320x240\nFPS=15\n", {});
+  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live) && media->live("gate")->ready(); }, 30s))
+      << status().stderr_tail;
+  EXPECT_EQ(media->live("gate")->codec().rfind("avc1.", 0), 0u);
 }
 
 }  // namespace

@@ -23,19 +23,21 @@ namespace secbox::testing {
 
 // An H.264 file as a camera records it: testsrc2, `seconds` long, a keyframe
 // every `keyframe_s`, no scene-cut keyframes. Empty on failure.
+// `hevc`: H.265 (Main, as cameras send it) instead of H.264.
 inline std::string make_camera_file(const TempDir& dir, const std::string& name, const std::string& size, int seconds,
-                                    int keyframe_s) {
+                                    int keyframe_s, bool hevc = false) {
   const std::string path = dir.file(name);
   const std::string gop = std::to_string(30 * keyframe_s);
+  const std::string codec = hevc ? " -c:v libx265 -preset ultrafast -x265-params log-level=error:scenecut=0 -tag:v hvc1"
+                                 : " -c:v libx264 -preset ultrafast -sc_threshold 0";
   const std::string cmd = "ffmpeg -v error -y -f lavfi -i testsrc2=size=" + size + ":rate=30 -t " + std::to_string(seconds) +
-                          " -c:v libx264 -preset ultrafast -g " + gop + " -keyint_min " + gop +
-                          " -sc_threshold 0 -pix_fmt yuv420p -b:v 1M '" + path + "' </dev/null";
+                          codec + " -g " + gop + " -keyint_min " + gop + " -pix_fmt yuv420p -b:v 1M '" + path + "' </dev/null";
   return std::system(cmd.c_str()) == 0 ? path : std::string();
 }
 
 class RtspCamera {
  public:
-  // `mounts`: "name=file.mp4" each. port 0: one the kernel picks.
+  // `mounts`: "name=file.mp4" each ("name=file.mp4:h265" for H.265). port 0: one the kernel picks.
   RtspCamera(const TempDir& dir, std::vector<std::string> mounts, std::string user, std::string password, int port = 0)
       : out_(dir.file("rtsp-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".out")) {
     std::vector<std::string> args{"/usr/bin/python3", std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/support/rtsp_camera.py",
