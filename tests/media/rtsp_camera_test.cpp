@@ -231,7 +231,7 @@ TEST_F(RtspCameras, AnRtspCameraSetToEncodeIsEncoded) {
 // the live view: it offers none, and the log says to encode it; with
 // MODE=encode it is live as H.264.
 TEST_F(RtspCameras, AnH265CameraIsRemuxedWithoutALiveViewUntilSetToEncode) {
-  hevc_ = secbox::testing::make_camera_file(dir, "cam265.mp4", "320x240", 30, 2, true);
+  hevc_ = secbox::testing::make_camera_file(dir, "cam265.mp4", "320x240", 12, 2, true);
   ASSERT_FALSE(hevc_.empty()) << "ffmpeg could not make the H.265 file";
   serve();
   start("INPUT=" + url(kPassword, "hevc") + "\n", {});
