@@ -38,7 +38,7 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// ffmpeg processes whose command line writes into `folder`.
+// ffmpeg processes writing into `folder` (they run in the camera's folder).
 std::set<pid_t> ffmpegs_writing(const std::string& folder) {
   std::set<pid_t> found;
   DIR* d = ::opendir("/proc");
@@ -47,7 +47,11 @@ std::set<pid_t> ffmpegs_writing(const std::string& folder) {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in("/proc/" + pid + "/cmdline");
     std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-    if (cmdline.rfind("ffmpeg", 0) == 0 && cmdline.find(folder) != std::string::npos) found.insert(std::stoi(pid));
+    char cwd[4096] = {0};
+    const ssize_t n = ::readlink(("/proc/" + pid + "/cwd").c_str(), cwd, sizeof cwd - 1);
+    if (cmdline.rfind("ffmpeg", 0) == 0 && n > 0 && std::string(cwd, static_cast<std::size_t>(n)) == folder) {
+      found.insert(std::stoi(pid));
+    }
   }
   ::closedir(d);
   return found;

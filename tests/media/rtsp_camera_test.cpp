@@ -1,7 +1,7 @@
 // IP cameras as a booth has them: a real RTSP server (GStreamer's
 // rtsp-server, digest auth, H.264 passed through from a file with a 2 s
 // keyframe interval, no timestamps before its first RTCP report) read by the
-// real media service and ffmpeg. The right password: live, the camera's own
+// real media service and ffmpeg (basic auth too). The right password: live, the camera's own
 // H.264 copied (its size, not an encoder's), the password in no command line
 // and in no log line. A wrong one: `unauthorized`, said once, not retried at
 // once. A camera that freezes with its connection open: restarted by the
@@ -88,10 +88,10 @@ class RtspCameras : public ::testing::Test {
     EXPECT_EQ(children().first, 0) << "a child was left behind";
   }
 
-  void serve(int port = 0) {
+  void serve(int port = 0, const std::string& auth = "digest") {
     std::vector<std::string> mounts{"cam=" + clip_};
     if (!hevc_.empty()) mounts.push_back("hevc=" + hevc_ + ":h265");
-    camera = std::make_unique<RtspCamera>(*files_, mounts, "admin", kPassword, port);
+    camera = std::make_unique<RtspCamera>(*files_, mounts, "admin", kPassword, port, auth);
     ASSERT_GT(camera->port(), 0) << camera->output();
   }
   std::string url(const std::string& password, const std::string& mount = "cam") const {
@@ -163,6 +163,18 @@ TEST_F(RtspCameras, TheRightPasswordIsLiveRemuxedAndInNoCommandLine) {
   ASSERT_TRUE(run_until(io, [&] { return media->live("gate")->ready(); }, 10s));
   EXPECT_EQ(media->live("gate")->codec().rfind("avc1.", 0), 0u) << media->live("gate")->codec();
   EXPECT_EQ(media->streams()[0]["live"]["url"], "/api/lan/cameras/live?camera=gate");
+}
+
+TEST_F(RtspCameras, ACameraWithBasicAuthIsLiveTooAndItsWrongPasswordUnauthorized) {
+  serve(0, "basic");
+  start("INPUT=" + url(kPassword) + "\n", {});
+  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  bool stopped = false;
+  media->stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  media.reset();
+  start("INPUT=" + url("Wrong:guess") + "\n", {});
+  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::unauthorized); }, 20s)) << status().stderr_tail;
 }
 
 TEST_F(RtspCameras, AWrongPasswordIsUnauthorizedSaidOnceAndNotRetriedAtOnce) {

@@ -38,10 +38,12 @@ inline std::string make_camera_file(const TempDir& dir, const std::string& name,
 class RtspCamera {
  public:
   // `mounts`: "name=file.mp4" each ("name=file.mp4:h265" for H.265). port 0: one the kernel picks.
-  RtspCamera(const TempDir& dir, std::vector<std::string> mounts, std::string user, std::string password, int port = 0)
+  // `auth`: "digest" (as most cameras), "basic" or "none".
+  RtspCamera(const TempDir& dir, std::vector<std::string> mounts, std::string user, std::string password, int port = 0,
+             std::string auth = "digest")
       : out_(dir.file("rtsp-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".out")) {
     std::vector<std::string> args{"/usr/bin/python3", std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/support/rtsp_camera.py",
-                                  "--port", std::to_string(port), "--user", user, "--password", password};
+                                  "--port", std::to_string(port), "--user", user, "--password", password, "--auth", auth};
     for (auto& m : mounts) args.insert(args.end(), {"--mount", m});
     pid_ = ::fork();
     if (pid_ == 0) {
