@@ -428,13 +428,15 @@ class LivePlayer {
   // At the newest frame: a join starts where the box's first keyframe is, a
   // gap (the box skipped to a keyframe for a phone that fell behind) is
   // jumped, and more than a second behind (a hidden tab, a busy phone) jumps
-  // to the edge.
+  // to the edge; a little behind, it plays a little faster until it is back.
   keepAtEdge() {
     const b = this.buffer.buffered;
     if (!b.length) return;
     const last = b.length - 1;
     const v = this.video;
-    if (v.currentTime < b.start(last) || b.end(last) - v.currentTime > 1) v.currentTime = Math.max(b.start(last), b.end(last) - 0.3);
+    const behind = b.end(last) - v.currentTime;
+    if (v.currentTime < b.start(last) || behind > 1) v.currentTime = Math.max(b.start(last), b.end(last) - 0.1);
+    else v.playbackRate = behind > 0.25 ? 1.1 : 1;
     if (v.paused && document.visibilityState === 'visible') v.play().catch(() => {});
   }
 

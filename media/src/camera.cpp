@@ -185,7 +185,7 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& h
                          ":hls_flags=delete_segments+temp_file+program_date_time+independent_segments"
                          // Segment numbers keep growing across restarts, so players never see one reused.
                          ":hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
-                         "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:onfail=ignore]pipe:3"});
+                         "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:flush_packets=1:onfail=ignore]pipe:3"});
   return a;
 }
 
