@@ -383,7 +383,8 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
         // A camera that sends what browsers do not play (H.265): said once a
         // run, with what to do; HLS carries it as it is.
         if (p.kind == Fmp4Piece::Kind::init && p.codec.rfind("avc1.", 0) != 0 && p.codec.rfind("avc3.", 0) != 0) {
-          self->log.warn("The camera sends video that browsers do not play; set MODE=encode in its file.",
+          self->log.warn("The camera sends video that browsers do not play: set the camera (or its sub-stream) to H.264, "
+                         "or MODE=encode in its file (decoding it costs far more CPU).",
                          {{"camera", self->camera.id}, {"codec", p.codec}});
         }
         self->feed.piece(std::move(p));
