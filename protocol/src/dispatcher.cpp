@@ -1,5 +1,7 @@
 #include "protocol/dispatcher.hpp"
 
+#include <stdexcept>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -89,7 +91,9 @@ Dispatcher::Dispatcher(boost::asio::io_context& loop, FrameSender text, MessageI
 Dispatcher::~Dispatcher() = default;
 
 void Dispatcher::on_request(const std::string& type, Request handler, PayloadCheck check) {
-  requests_[type] = Handler{std::move(handler), check};
+  if (!requests_.emplace(type, Handler{std::move(handler), check}).second) {
+    throw std::logic_error("two handlers for the request type " + type);
+  }
 }
 
 std::optional<std::string> Dispatcher::request(const std::string& type, nlohmann::json payload,
@@ -159,7 +163,9 @@ void Dispatcher::reconnect(const std::string& why) {
 }
 
 void Dispatcher::on_notice(const std::string& type, Notice handler) {
-  notices_[type] = std::move(handler);
+  if (!notices_.emplace(type, std::move(handler)).second) {
+    throw std::logic_error("two handlers for the notice type " + type);
+  }
 }
 
 bool Dispatcher::send(const std::string& type, nlohmann::json payload, std::optional<std::string> re) {

@@ -28,7 +28,7 @@ class LanNameKeeperTest : public ::testing::Test {
   TempDir state;
   boost::asio::io_context io;
   BlockingPool workers{io, 1};
-  CapturedSession cloud{io};
+  std::unique_ptr<CapturedSession> session;  // a restarted box has a new one
   KeyAndCert root, intermediate;
   std::vector<std::string> served;  // the sha256 of each certificate handed to the server ("" for none)
   std::unique_ptr<LanNameKeeper> keeper;
@@ -53,15 +53,16 @@ class LanNameKeeperTest : public ::testing::Test {
       return true;
     });
     keeper->load_now();
-    keeper->attach(cloud.dispatcher);
+    session = std::make_unique<CapturedSession>(io);
+    keeper->attach(session->dispatcher);
   }
 
   // The next lan_cert.request the box sent (after `after` messages).
   std::optional<json> next_request(std::size_t after, std::chrono::milliseconds limit = 10s) {
     std::optional<json> found;
     run_until(io, [&] {
-      for (std::size_t i = after; i < cloud.sent.size(); ++i) {
-        if (cloud.sent[i].value("type", "") == "lan_cert.request") found = cloud.sent[i];
+      for (std::size_t i = after; i < session->sent.size(); ++i) {
+        if (session->sent[i].value("type", "") == "lan_cert.request") found = session->sent[i];
       }
       return found.has_value();
     }, limit);
@@ -69,7 +70,7 @@ class LanNameKeeperTest : public ::testing::Test {
   }
 
   void answer(const json& request, const std::string& type, json payload = json::object()) {
-    cloud.dispatcher.dispatch(json{{"v", 1}, {"type", type}, {"id", "c-" + std::to_string(++ids)},
+    session->dispatcher.dispatch(json{{"v", 1}, {"type", type}, {"id", "c-" + std::to_string(++ids)},
                                    {"re", request["id"]}, {"ts", "2026-12-07T10:00:00Z"}, {"payload", payload}}
                                   .dump());
   }
@@ -77,11 +78,11 @@ class LanNameKeeperTest : public ::testing::Test {
   // lan_cert.install; the box's reply to it.
   json install(const std::string& chain) {
     const std::string id = "c-" + std::to_string(++ids);
-    cloud.dispatcher.dispatch(json{{"v", 1}, {"type", "lan_cert.install"}, {"id", id}, {"ts", "2026-12-07T10:00:00Z"},
+    session->dispatcher.dispatch(json{{"v", 1}, {"type", "lan_cert.install"}, {"id", id}, {"ts", "2026-12-07T10:00:00Z"},
                                    {"payload", {{"chain", chain}}}}
                                   .dump());
-    run_until(io, [&] { return !cloud.replies_to(id).empty(); }, 10s);
-    auto r = cloud.replies_to(id);
+    run_until(io, [&] { return !session->replies_to(id).empty(); }, 10s);
+    auto r = session->replies_to(id);
     return r.empty() ? json() : r.front();
   }
 
@@ -112,8 +113,8 @@ TEST_F(LanNameKeeperTest, AWelcomedNameIsRequestedInstalledServedAndKeptAcrossAR
   // A restart: served at once from what was kept, and no new request.
   keeper->stop();
   served.clear();
-  const auto before = cloud.sent.size();
   start();
+  const auto before = session->sent.size();
   ASSERT_EQ(served.size(), 1u);
   EXPECT_EQ(served[0], certificate_sha256(chain).value());
   EXPECT_EQ(keeper->name(), name);
@@ -142,7 +143,7 @@ TEST_F(LanNameKeeperTest, RefusedChainsAnswerTheirCheckAndLeaveWhatWasServed) {
   old.validity = 24h;
   EXPECT_EQ(refused(issue(*request, old)).rfind("validity: ", 0), 0u);
   EXPECT_EQ(refused("garbage").rfind("chain: ", 0), 0u);
-  for (const auto& m : cloud.sent) {
+  for (const auto& m : session->sent) {
     if (m.value("type", "") == "error") {
       EXPECT_EQ(m["payload"]["code"], "invalid_args");
     }
@@ -159,7 +160,7 @@ TEST_F(LanNameKeeperTest, UnavailableIsAskedAgainLaterAndANearlyExpiredCertifica
   ASSERT_TRUE(first);
   const auto t0 = std::chrono::steady_clock::now();
   answer(*first, "error", {{"code", "unavailable"}, {"message", "the ACME server is busy"}});
-  auto second = next_request(cloud.sent.size());
+  auto second = next_request(session->sent.size());
   ASSERT_TRUE(second) << "asked again after the back-off";
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 900ms);
   answer(*second, "ack");
@@ -168,7 +169,7 @@ TEST_F(LanNameKeeperTest, UnavailableIsAskedAgainLaterAndANearlyExpiredCertifica
   short_lived.backdate = 70s;
   short_lived.validity = 90s;
   ASSERT_EQ(install(issue(*second, short_lived)).value("type", ""), "ack");
-  const auto after_install = cloud.sent.size();
+  const auto after_install = session->sent.size();
   auto renewal = next_request(after_install, 5s);
   ASSERT_TRUE(renewal) << "no renewal of a certificate near its end";
   answer(*renewal, "ack");

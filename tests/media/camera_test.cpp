@@ -65,7 +65,7 @@ TEST(CameraFiles, FfmpegArgumentsMakeOneSecondSegmentsWithAKeyframeEach) {
   EXPECT_EQ(after("-f"), "lavfi");
   EXPECT_EQ(a.back(), "[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+temp_file+program_date_time+"
                       "independent_segments:hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
-                      "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:onfail=ignore]pipe:3");
+                      "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:flush_packets=1:onfail=ignore]pipe:3");
   EXPECT_EQ(a[a.size() - 2], "tee");
   EXPECT_NE(std::find(a.begin(), a.end(), "+global_header"), a.end());
 }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include <boost/asio/io_context.hpp>
 
 #include "common/log.hpp"
@@ -40,6 +42,18 @@ TEST_F(DispatcherTest, RequestGetsExactlyOneReplyWithRe) {
   EXPECT_EQ(sent[0]["re"], "c-3");
   EXPECT_EQ(sent[0]["v"], 1);
   EXPECT_TRUE(sent[0]["ts"].get<std::string>().back() == 'Z');
+}
+
+// Two components registering one type is a wiring error, said at once: the
+// one attached last used to answer, silently (jwt.rotate had two).
+TEST_F(DispatcherTest, ASecondHandlerForATypeIsAWiringError) {
+  d.on_request("jwt.rotate", [](const Envelope&, Reply r) { r.send("ack"); });
+  EXPECT_THROW(d.on_request("jwt.rotate", [](const Envelope&, Reply r) { r.send("ack"); }), std::logic_error);
+  d.on_notice("events.ack", [](const Envelope&) {});
+  EXPECT_THROW(d.on_notice("events.ack", [](const Envelope&) {}), std::logic_error);
+  d.dispatch(R"({"v":1,"type":"jwt.rotate","id":"c-9","ts":"t"})");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["type"], "ack") << "the first handler stays";
 }
 
 TEST_F(DispatcherTest, DroppedReplyBecomesAnInternalError) {

@@ -102,11 +102,18 @@ class SyncTest : public ::testing::Test {
 // may still be working for the old one: its answers must touch nothing of
 // it (ASan sees it if they do).
 TEST_F(SyncTest, ASyncDownDestroyedWhileTheDatabaseWorksIsNotTouchedAfterwards) {
-  auto replaced = std::make_unique<SyncDown>(database, dispatcher);  // takes the message types over
+  // A session's own dispatcher and SyncDown, as each cloud session has them.
+  protocol::Dispatcher session{io, [](const std::string&) { return true; }, ids};
+  auto replaced = std::make_unique<SyncDown>(database, session);
   int applied_old = 0;
   replaced->on_applied([&](const std::string&) { ++applied_old; });
-  send("snapshot.banned_visitor", chunk("s9", 9, 1, 1, {ban("a", "Ana")}));
-  send("delta.banned_visitor", {{"changes", json::array({{{"op", "delete"}, {"id", "a"}, {"version", 10}}})}});
+  auto to_session = [&](const std::string& type, const json& payload) {
+    session.dispatch(json{{"v", 1}, {"type", type}, {"id", "c-" + std::to_string(++sent)}, {"ts", "2026-11-22T10:00:00Z"},
+                          {"payload", payload}}
+                         .dump());
+  };
+  to_session("snapshot.banned_visitor", chunk("s9", 9, 1, 1, {ban("a", "Ana")}));
+  to_session("delta.banned_visitor", {{"changes", json::array({{{"op", "delete"}, {"id", "a"}, {"version", 10}}})}});
   replaced.reset();
   settle(0);
   EXPECT_EQ(applied_old, 0);

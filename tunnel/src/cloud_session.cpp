@@ -51,17 +51,8 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
     if (on_needs_pairing_) on_needs_pairing_();
   });
 
-  dispatcher_.on_request("jwt.rotate", [this](const protocol::Envelope&, protocol::Reply reply) {
-    rotator_->rotate_now([reply](RotationResult r) mutable {
-      switch (r) {
-        case RotationResult::rotated: return reply.send("ack");
-        case RotationResult::unavailable:
-          return reply.error(protocol::ErrorCode::unavailable, "the cloud did not answer the refresh; retrying");
-        case RotationResult::rejected:
-          return reply.error(protocol::ErrorCode::forbidden, "the token is no longer accepted; the box needs pairing");
-      }
-    });
-  });
+  // jwt.rotate is the control plane's (cloud-protocol §7.5: node control
+  // decides whether the cloud may ask); it calls rotate_now().
 }
 
 CloudSession::~CloudSession() = default;

@@ -70,12 +70,16 @@ class Router {
   virtual ~Router() = default;
 
   // A request type: the handler answers through its Reply (now or later), or
-  // releases it for a message of the type that is not a request.
+  // releases it for a message of the type that is not a request. One
+  // handler a type: a second is a wiring error (std::logic_error), never a
+  // silent replacement (which of two handlers answered used to depend on
+  // which component attached last).
   virtual void on_request(const std::string& type, Request handler, PayloadCheck check) = 0;
   void on_request(const std::string& type, Request handler) {
     on_request(type, std::move(handler), PayloadCheck::shape);
   }
-  // A message that is never answered (welcome, events.ack, keepalives).
+  // A message that is never answered (welcome, events.ack, keepalives). One
+  // handler a type, as for requests.
   virtual void on_notice(const std::string& type, Notice handler) = 0;
 
   // Sends a message the box originates (no re), or a later message for a

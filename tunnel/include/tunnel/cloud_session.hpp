@@ -2,7 +2,8 @@
 // The box's session with the cloud: the tunnel, the message dispatcher and
 // the device-token rotator put together (cloud-protocol §3, §4.2). On every
 // connection it sends `hello` first; it handles `welcome` (and keeps the
-// clock skew), `jwt.rotate`, and a 4401 close (rotate, then reconnect); a
+// clock skew) and a 4401 close (rotate, then reconnect); `jwt.rotate` is the
+// control plane's, which calls rotate_now() (docs/wire-format.md §7.5); a
 // token the cloud no longer accepts puts it in needs-pairing, tunnel held.
 // Other components see it as a protocol::Router (router()).
 //
