@@ -379,6 +379,7 @@ const players = new Map();  // camera -> { hls, live, video, tile, liveFailures 
 class LivePlayer {
   constructor(video, url, type, onEnd) {
     this.kind = 'mse';
+    this.onEnd = onEnd;
     this.video = video;
     this.queue = [];
     this.lastAppend = 0;  // performance.now() of the newest bytes appended
@@ -387,7 +388,6 @@ class LivePlayer {
     this.objectUrl = URL.createObjectURL(this.source);
     video.src = this.objectUrl;
     this.source.addEventListener('sourceopen', () => this.run(url, type).catch(() => this.end(onEnd)), { once: true });
-    this.onEnd = onEnd;
   }
 
   async run(url, type) {
@@ -408,7 +408,11 @@ class LivePlayer {
   }
 
   pump() {
-    if (!this.buffer || this.buffer.updating || !this.queue.length || this.source.readyState !== 'open') return;
+    if (this.ended || !this.buffer) return;
+    // A media error closes the source: start over rather than keep what
+    // arrives in a queue that nothing drains.
+    if (this.source.readyState !== 'open') return this.end(this.onEnd);
+    if (this.buffer.updating || !this.queue.length) return;
     const size = this.queue.reduce((n, c) => n + c.length, 0);
     const bytes = new Uint8Array(size);
     let at = 0;
@@ -416,12 +420,16 @@ class LivePlayer {
     this.queue = [];
     // Keep 20 s behind the playhead at most: a phone's memory is small.
     const b = this.buffer.buffered;
-    if (b.length && this.video.currentTime - b.start(0) > 30) {
-      this.buffer.remove(b.start(0), this.video.currentTime - 20);
-      this.queue.push(bytes);
-      return;
+    try {
+      if (b.length && this.video.currentTime - b.start(0) > 30) {
+        this.buffer.remove(b.start(0), this.video.currentTime - 20);
+        this.queue.push(bytes);
+        return;
+      }
+      this.buffer.appendBuffer(bytes);
+    } catch {
+      return this.end(this.onEnd);  // the buffer is full or gone: start over from the newest keyframe
     }
-    this.buffer.appendBuffer(bytes);
     this.lastAppend = performance.now();
   }
 
