@@ -13,10 +13,7 @@ class MediaLiveVideo final : public lan::LiveVideoSource {
 
   std::string type(const std::string& camera) override {
     auto* feed = media_ ? media_->live(camera) : nullptr;
-    if (!feed || !feed->ready()) return {};
-    const std::string& codec = feed->codec();
-    if (codec.rfind("avc1.", 0) != 0 && codec.rfind("avc3.", 0) != 0) return {};  // what every browser plays
-    return "video/mp4; codecs=\"" + codec + "\"";
+    return feed ? feed->mime_type() : std::string();
   }
   std::uint64_t watch(const std::string& camera, Viewer viewer) override {
     auto* feed = media_ ? media_->live(camera) : nullptr;

@@ -110,6 +110,8 @@ std::optional<bool> first_sample_is_sync(std::string_view moof_payload, std::uin
 
 }  // namespace
 
+bool browsers_play(const std::string& codec) { return codec.rfind("avc1.", 0) == 0 || codec.rfind("avc3.", 0) == 0; }
+
 std::string fmp4_codec(std::string_view moov) {
   auto top = children(moov);
   if (!top || top->size() != 1 || top->front().type != "moov") return {};

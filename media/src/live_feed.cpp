@@ -78,4 +78,9 @@ std::uint64_t LiveFeed::add(LiveViewer viewer) {
 
 void LiveFeed::remove(std::uint64_t id) { viewers_.erase(id); }
 
+std::string LiveFeed::mime_type() const {
+  if (!ready() || !browsers_play(codec_)) return {};
+  return "video/mp4; codecs=\"" + codec_ + "\"";
+}
+
 }  // namespace secbox::media

@@ -135,9 +135,8 @@ nlohmann::json MediaService::streams() const {
     }
     if (c.fps) j["fps"] = *c.fps;
     if (c.last_segment_at) j["lastSegmentAt"] = format_rfc3339(*c.last_segment_at);
-    const auto& feed = s->live();
-    if (feed.ready() && (feed.codec().rfind("avc1.", 0) == 0 || feed.codec().rfind("avc3.", 0) == 0)) {
-      j["live"] = {{"url", "/api/lan/cameras/live?camera=" + c.id}, {"type", std::string("video/mp4; codecs=\"" + feed.codec() + "\"")}};
+    if (auto type = s->live().mime_type(); !type.empty()) {
+      j["live"] = {{"url", "/api/lan/cameras/live?camera=" + c.id}, {"type", type}};
     }
     out.push_back(std::move(j));
   }

@@ -382,7 +382,7 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
       for (auto& p : self->pieces) {
         // A camera that sends what browsers do not play (H.265): said once a
         // run, with what to do; HLS carries it as it is.
-        if (p.kind == Fmp4Piece::Kind::init && p.codec.rfind("avc1.", 0) != 0 && p.codec.rfind("avc3.", 0) != 0) {
+        if (p.kind == Fmp4Piece::Kind::init && !browsers_play(p.codec)) {
           self->log.warn("The camera sends video that browsers do not play: set the camera (or its sub-stream) to H.264, "
                          "or MODE=encode in its file (decoding it costs far more CPU).",
                          {{"camera", self->camera.id}, {"codec", p.codec}});

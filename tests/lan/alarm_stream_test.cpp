@@ -40,7 +40,7 @@ struct Feeds final : LiveVideoSource {
   std::map<std::string, media::LiveFeed> feeds;
   std::string type(const std::string& camera) override {
     auto it = feeds.find(camera);
-    return it != feeds.end() && it->second.ready() ? "video/mp4; codecs=\"" + it->second.codec() + "\"" : "";
+    return it != feeds.end() ? it->second.mime_type() : "";
   }
   std::uint64_t watch(const std::string& camera, Viewer v) override {
     auto it = feeds.find(camera);

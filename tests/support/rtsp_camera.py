@@ -61,18 +61,22 @@ def main():
             auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         server.set_auth(auth)
 
-    for spec in args.mount:
-        name, _, rest = spec.partition('=')
-        path, _, codec = rest.rpartition(':') if rest.endswith((':h264', ':h265')) else (rest, '', 'h264')
-        factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(f'( filesrc location="{path}" ! qtdemux ! {codec}parse config-interval=-1 '
-                           f'! valve name=freeze drop=false ! rtp{codec}pay name=pay0 pt=96 )')
+    def share(factory):
+        """One pipeline for every client, open to the authenticated user."""
         factory.set_shared(True)
         if args.auth != 'none':
             permissions = GstRtspServer.RTSPPermissions()
             permissions.add_permission_for_role('user', 'media.factory.access', True)
             permissions.add_permission_for_role('user', 'media.factory.construct', True)
             factory.set_permissions(permissions)
+
+    for spec in args.mount:
+        name, _, rest = spec.partition('=')
+        path, _, codec = rest.rpartition(':') if rest.endswith((':h264', ':h265')) else (rest, '', 'h264')
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(f'( filesrc location="{path}" ! qtdemux ! {codec}parse config-interval=-1 '
+                           f'! valve name=freeze drop=false ! rtp{codec}pay name=pay0 pt=96 )')
+        share(factory)
         factory.connect('media-configure', lambda _f, media: valves.append(media.get_element().get_by_name('freeze')))
         mounts.add_factory(f'/{name}', factory)
 
@@ -96,12 +100,7 @@ def main():
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch('( fdsrc name=src do-timestamp=true ! h264parse config-interval=-1 '
                            '! valve name=freeze drop=false ! rtph264pay name=pay0 pt=96 )')
-        factory.set_shared(True)
-        if args.auth != 'none':
-            permissions = GstRtspServer.RTSPPermissions()
-            permissions.add_permission_for_role('user', 'media.factory.access', True)
-            permissions.add_permission_for_role('user', 'media.factory.construct', True)
-            factory.set_permissions(permissions)
+        share(factory)
         factory.connect('media-configure', clock_media)
         mounts.add_factory(f'/{name}', factory)
 

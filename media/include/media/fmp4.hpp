@@ -48,6 +48,9 @@ class Fmp4Splitter {
   std::uint32_t trex_flags_ = 0x00010000;  // the movie's default sample flags (non-sync)
 };
 
+// H.264 ("avc1.…", "avc3.…"), which every browser's MSE plays.
+bool browsers_play(const std::string& codec);
+
 // The first track's codec from an init segment's moov box (the box whole,
 // header included); empty when there is none.
 std::string fmp4_codec(std::string_view moov);

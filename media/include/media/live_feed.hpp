@@ -38,6 +38,9 @@ class LiveFeed {
 
   bool ready() const { return !init_.empty() && !gop_.empty(); }
   const std::string& codec() const { return codec_; }
+  // `video/mp4; codecs="avc1.…"` once ready with H.264, which every
+  // browser plays; empty otherwise (no picture yet, or H.265: HLS only).
+  std::string mime_type() const;
   std::uint64_t add(LiveViewer viewer);
   void remove(std::uint64_t id);
   std::size_t viewers() const { return viewers_.size(); }
