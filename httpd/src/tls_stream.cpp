@@ -16,13 +16,20 @@ using tcp = boost::asio::ip::tcp;
 // the socket it is -1, and a late call fails with EBADF instead of reaching
 // whatever reused the number. send() with MSG_NOSIGNAL: a peer that left
 // must not raise SIGPIPE in the daemon.
-tcp::socket& socket_of(BIO* b) { return *static_cast<tcp::socket*>(BIO_get_data(b)); }
+TlsStream& stream_of(BIO* b) { return *static_cast<TlsStream*>(BIO_get_data(b)); }
 
 bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK || e == EINTR; }
 
 int bio_write(BIO* b, const char* data, int len) {
   BIO_clear_retry_flags(b);
-  const ssize_t n = ::send(socket_of(b).native_handle(), data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+  TlsStream& s = stream_of(b);
+  // MSG_MORE while more records of the same write follow: the kernel sends
+  // them as one segment of up to 64 KiB instead of one 16 KiB record each
+  // through the whole transmit path (on the ban list, that path was a third
+  // of the server's time). The last record goes without it, and a socket
+  // that fills pushes what it holds, so nothing waits for a later write.
+  const int flags = MSG_NOSIGNAL | (s.more_to_write() ? MSG_MORE : 0);
+  const ssize_t n = ::send(s.socket().native_handle(), data, static_cast<std::size_t>(len), flags);
   if (n < 0) {
     if (would_block(errno)) BIO_set_retry_write(b);
     return -1;
@@ -32,7 +39,7 @@ int bio_write(BIO* b, const char* data, int len) {
 
 int bio_read(BIO* b, char* data, int len) {
   BIO_clear_retry_flags(b);
-  const ssize_t n = ::recv(socket_of(b).native_handle(), data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+  const ssize_t n = ::recv(stream_of(b).socket().native_handle(), data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
   if (n == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
   if (n < 0) {
     if (would_block(errno)) BIO_set_retry_read(b);
@@ -86,7 +93,7 @@ TlsStream::TlsStream(tcp::socket socket, SSL_CTX* ctx) : socket_(std::move(socke
     broken_ = true;
     return;
   }
-  BIO_set_data(bio, &socket_);
+  BIO_set_data(bio, this);
   SSL_set_bio(ssl_, bio, bio);  // the same BIO both ways: one reference taken
   SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_read_ahead(ssl_, 1);  // a whole request in one recv, not a header and a body per record
@@ -137,7 +144,9 @@ int TlsStream::write_all(boost::asio::const_buffer b, std::size_t& n) {
   const auto* p = static_cast<const unsigned char*>(b.data());
   while (n < b.size()) {
     std::size_t written = 0;
+    more_ = b.size() - n > kRecord;  // each SSL_write_ex writes one record (partial writes)
     const int ret = SSL_write_ex(ssl_, p + n, b.size() - n, &written);
+    more_ = false;
     if (ret != 1) {
       // Some sent: report those; the next call starts at the same bytes,
       // which is what OpenSSL needs to finish its pending record.

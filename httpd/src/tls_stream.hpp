@@ -42,6 +42,8 @@ class TlsStream {
   executor_type get_executor() { return socket_.get_executor(); }
   boost::asio::ip::tcp::socket& socket() { return socket_; }
   SSL* native_handle() { return ssl_; }
+  // True while write_all has more records to send after the current one.
+  bool more_to_write() const { return more_; }
 
   template <class Token>
   auto async_handshake(Token&& token) {
@@ -171,6 +173,7 @@ class TlsStream {
   SSL* ssl_ = nullptr;
   bool broken_ = false;  // a fatal TLS or socket error, or abort(): no more SSL calls
   bool closed_ = false;
+  bool more_ = false;
   std::vector<unsigned char> staging_;
 };
 
