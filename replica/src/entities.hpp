@@ -36,20 +36,10 @@ struct EntitySpec {
     }
     return out;
   }
-  // The table a snapshot is staged in (migrations/0004): id, version, then
-  // c1…c8, the columns in spec order, all text.
-  static constexpr std::size_t kStagedColumns = 8;
-  std::string staging_table() const { return std::string("snapshot_rows_") + entity; }
-  // The staged columns cast to their types, in spec order.
-  std::string select_from_staging() const {
-    std::string out;
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-      std::string e = "c" + std::to_string(i + 1);
-      if (std::string(columns[i].type) != "text") e += std::string("::") + columns[i].type;
-      out += (out.empty() ? "" : ", ") + e;
-    }
-    return out;
-  }
+  // The table a snapshot is built in as its chunks arrive, with the
+  // entity's columns, constraints and indexes; after the last chunk it
+  // takes the table's place (replica/src/sync.cpp).
+  std::string next_table() const { return std::string(table) + "_next"; }
   // `c = EXCLUDED.c, …` (upsert) or `c = NULL, …` (tombstone).
   std::string assignments(bool to_null) const {
     std::string out;

@@ -2,8 +2,11 @@
 
 #include <pqxx/pqxx>
 
-#include <array>
+#include <memory>
+#include <optional>
+#include <stdexcept>
 #include <tuple>
+#include <utility>
 
 #include "entities.hpp"
 #include "session.hpp"
@@ -19,49 +22,106 @@ constexpr std::size_t kMaxRowsPerChunk = 5000;
 
 // ---- on the database thread ----
 
-// A checked row as its staging table's fields: id, version, c1…c8 (COPY
-// escapes them).
+// A checked row as the fields of its entity's table: id, version (the
+// row's own, else the snapshot's), deleted = false, then its columns in
+// spec order (a field the row lacks is null). COPY escapes them.
 using Field = std::optional<std::string>;
-using StagedRow = std::tuple<Field, Field, Field, Field, Field, Field, Field, Field, Field, Field>;
+using Fields = std::vector<Field>;
 
 Field field_text(const json& v) {
   if (v.is_null()) return std::nullopt;
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-StagedRow staged_row(const EntitySpec& spec, const json& row) {
-  std::array<Field, EntitySpec::kStagedColumns> c;
-  for (std::size_t i = 0; i < spec.columns.size() && i < c.size(); ++i) {
-    auto it = row.find(spec.columns[i].field);
-    if (it != row.end()) c[i] = field_text(*it);
+Fields table_fields(const EntitySpec& spec, const json& row, std::int64_t snapshot_version) {
+  Fields out;
+  out.reserve(3 + spec.columns.size());
+  out.push_back(field_text(row["id"]));
+  const auto version = row.find("version");
+  out.push_back(version != row.end() && !version->is_null() ? field_text(*version)
+                                                             : std::to_string(snapshot_version));
+  out.emplace_back("f");
+  for (const auto& c : spec.columns) {
+    const auto it = row.find(c.field);
+    out.push_back(it == row.end() ? std::nullopt : field_text(*it));
   }
-  return StagedRow{field_text(row["id"]), row.contains("version") ? field_text(row["version"]) : std::nullopt,
-                   std::move(c[0]), std::move(c[1]), std::move(c[2]), std::move(c[3]),
-                   std::move(c[4]), std::move(c[5]), std::move(c[6]), std::move(c[7])};
+  return out;
 }
 
-void stage_rows(pqxx::work& tx, const EntitySpec& spec, const std::vector<StagedRow>& rows) {
-  pqxx::stream_to copy(tx, spec.staging_table(),
-                       std::vector<std::string>{"id", "version", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"});
-  for (const auto& r : rows) copy << r;
+// libpqxx 6.4 writes COPY rows from tuples only: one of the row's width.
+template <std::size_t... I>
+void write_fields(pqxx::stream_to& copy, const Fields& f, std::index_sequence<I...>) {
+  copy << std::make_tuple(f[I]...);
+}
+
+void write_row(pqxx::stream_to& copy, const Fields& f) {
+  switch (f.size()) {
+    case 5: return write_fields(copy, f, std::make_index_sequence<5>());
+    case 6: return write_fields(copy, f, std::make_index_sequence<6>());
+    case 7: return write_fields(copy, f, std::make_index_sequence<7>());
+    case 8: return write_fields(copy, f, std::make_index_sequence<8>());
+    case 9: return write_fields(copy, f, std::make_index_sequence<9>());
+    case 10: return write_fields(copy, f, std::make_index_sequence<10>());
+    case 11: return write_fields(copy, f, std::make_index_sequence<11>());
+    default: throw std::logic_error("an entity of " + std::to_string(f.size()) + " columns");
+  }
+}
+
+std::vector<std::string> copy_columns(const EntitySpec& spec) {
+  std::vector<std::string> out{"id", "version", "deleted"};
+  for (const auto& c : spec.columns) out.emplace_back(c.column);
+  return out;
+}
+
+// What the chunks of one snapshot staged so far; touched only by its tasks
+// on the database thread, which run one at a time in order.
+struct Staging {
+  std::int64_t rows = 0;          // committed into the next table
+  std::optional<Error> refusal;   // the first chunk the database refused
+};
+
+// A snapshot is built in its entity's next table (the table's columns,
+// constraints and indexes), one transaction per chunk as it arrives, so that
+// the rows are typed, checked and indexed while the cloud is still sending.
+// After the last chunk the next table takes the table's place: readers see
+// the old set until that transaction commits, and wait only for the swap
+// itself (a lock, a drop and a rename), whatever the size of the set.
+void stage_chunk(pqxx::work& tx, const EntitySpec& spec, bool first, const std::vector<Fields>& rows) {
+  if (first) {
+    tx.exec0("DROP TABLE IF EXISTS " + spec.next_table());
+    tx.exec0("CREATE TABLE " + spec.next_table() + " (LIKE " + spec.table + " INCLUDING ALL)");
+  }
+  pqxx::stream_to copy(tx, spec.next_table(), copy_columns(spec));
+  for (const auto& row : rows) write_row(copy, row);
   copy.complete();
 }
 
-// Replaces the entity's whole set with the staged snapshot and moves the
-// cursor, in the caller's transaction. Readers see the old set until it
-// commits (a DELETE, not a TRUNCATE, which would block them).
-std::int64_t swap_in(pqxx::work& tx, const EntitySpec& spec, const std::string& snapshot_id, std::int64_t version) {
-  tx.exec0(std::string("DELETE FROM ") + spec.table);
-  const auto inserted = tx.exec_params(
-      std::string("INSERT INTO ") + spec.table + " (id, version, deleted, " + spec.column_list() + ") " +
-          "SELECT id, COALESCE(version, $1), false, " + spec.select_from_staging() + " FROM " + spec.staging_table(),
-      version);
+// The next table becomes the entity's table and the cursor moves, in the
+// caller's transaction. A reader that holds the table for more than the
+// lock timeout fails the swap (the old set stays) rather than stall it.
+// The indexes keep their names (LIKE names them after the next table), so
+// that a later migration finds them as migrations/ wrote them.
+void swap_in(pqxx::work& tx, const EntitySpec& spec, const std::string& snapshot_id, std::int64_t version) {
+  tx.exec0("SET LOCAL lock_timeout = '10s'");
+  tx.exec0(std::string("LOCK TABLE ") + spec.table + " IN ACCESS EXCLUSIVE MODE");
+  const auto names = tx.exec_params(
+      "SELECT o.relname, n.relname FROM pg_index oi JOIN pg_class o ON o.oid = oi.indexrelid"
+      " JOIN pg_index ni ON ni.indrelid = $2::regclass AND ni.indkey::text = oi.indkey::text"
+      "  AND ni.indisunique = oi.indisunique AND ni.indisprimary = oi.indisprimary"
+      "  AND coalesce(pg_get_expr(ni.indpred, ni.indrelid), '') = coalesce(pg_get_expr(oi.indpred, oi.indrelid), '')"
+      "  AND coalesce(pg_get_expr(ni.indexprs, ni.indrelid), '') = coalesce(pg_get_expr(oi.indexprs, oi.indrelid), '')"
+      " JOIN pg_class n ON n.oid = ni.indexrelid WHERE oi.indrelid = $1::regclass",
+      std::string(spec.table), spec.next_table());
+  tx.exec0(std::string("DROP TABLE ") + spec.table);
+  tx.exec0("ALTER TABLE " + spec.next_table() + " RENAME TO " + spec.table);
+  for (const auto& row : names) {
+    tx.exec0("ALTER INDEX " + tx.quote_name(row[1].as<std::string>()) + " RENAME TO " +
+             tx.quote_name(row[0].as<std::string>()));
+  }
   tx.exec_params0(
       "UPDATE sync_cursor SET version = $2, snapshot_version = $2, snapshot_id = $3,"
       " last_snapshot_at = now(), last_applied_at = now() WHERE entity = $1",
       std::string(spec.entity), version, snapshot_id);
-  tx.exec0("TRUNCATE " + spec.staging_table());
-  return static_cast<std::int64_t>(inserted.affected_rows());
 }
 
 struct Change {
@@ -138,6 +198,7 @@ struct SyncDown::Partial {
   int next = 1;
   std::int64_t rows = 0;  // staged so far, checked before the swap
   std::optional<std::string> problem;  // the first, answered at the last chunk
+  std::shared_ptr<Staging> staging = std::make_shared<Staging>();  // the database thread's
 };
 
 SyncDown::SyncDown(Database& database, protocol::Router& router) : database_(database) {
@@ -158,7 +219,7 @@ void SyncDown::drop_partial(const std::string& entity, const std::string& why) {
   database_.run<int>(
       [entity](Session& s) -> Result<int> {
         pqxx::work tx(s.conn());
-        tx.exec0("TRUNCATE " + entity_spec(entity)->staging_table());
+        tx.exec0("DROP TABLE IF EXISTS " + entity_spec(entity)->next_table());
         tx.commit();
         return 0;
       },
@@ -206,7 +267,7 @@ void SyncDown::on_snapshot(const std::string& entity, const protocol::Envelope& 
     partial->problem = "chunk " + std::to_string(chunk) + " has " + std::to_string(rows.size()) +
                        " rows; at most 5000 are allowed";
   }
-  std::vector<StagedRow> staged;
+  std::vector<Fields> staged;
   if (!partial->problem) {
     const auto* shape = protocol::shapes::row(entity);
     const auto* spec = entity_spec(entity);
@@ -217,7 +278,7 @@ void SyncDown::on_snapshot(const std::string& entity, const protocol::Envelope& 
         staged.clear();
         break;
       }
-      staged.push_back(staged_row(*spec, rows[i]));
+      staged.push_back(table_fields(*spec, rows[i], partial->version));
     }
   }
   const bool last = chunk == chunks;
@@ -236,29 +297,33 @@ void SyncDown::on_snapshot(const std::string& entity, const protocol::Envelope& 
   partial->rows += static_cast<std::int64_t>(staged.size());
   const std::int64_t expected = partial->rows;
   database_.run<std::int64_t>(
-      [entity, snapshot_id, chunk, last, version, expected,
+      [entity, snapshot_id, chunk, last, version, expected, staging = partial->staging,
        staged = std::move(staged)](Session& s) -> Result<std::int64_t> {
         const auto& spec = *entity_spec(entity);
-        pqxx::work tx(s.conn());
-        if (chunk == 1) tx.exec0("TRUNCATE " + spec.staging_table());
-        stage_rows(tx, spec, staged);
-        std::int64_t rows = 0;
-        if (last) {
-          // A chunk whose staging failed earlier must not leave a short set.
-          const auto have = tx.exec1("SELECT count(*) FROM " + spec.staging_table())[0].as<std::int64_t>();
-          if (have != expected) {
-            return Error{Errc::internal, "snapshot " + snapshot_id + " was not staged whole; the old set stays"};
-          }
+        if (!staging->refusal) {
           try {
-            rows = swap_in(tx, spec, snapshot_id, version);
+            pqxx::work tx(s.conn());
+            stage_chunk(tx, spec, chunk == 1, staged);
+            tx.commit();
+            staging->rows += static_cast<std::int64_t>(staged.size());
           } catch (const pqxx::unique_violation&) {
-            return Error{Errc::invalid, "snapshot " + snapshot_id + " holds the same id twice"};
+            staging->refusal = Error{Errc::invalid, "snapshot " + snapshot_id + " holds the same id twice"};
           } catch (const pqxx::data_exception&) {
-            return Error{Errc::invalid, "snapshot " + snapshot_id + " holds a value the database refuses"};
+            staging->refusal = Error{Errc::invalid, "snapshot " + snapshot_id + " holds a value the database refuses"};
+          } catch (const pqxx::integrity_constraint_violation&) {
+            staging->refusal = Error{Errc::invalid, "snapshot " + snapshot_id + " holds a row the database refuses"};
           }
         }
+        if (!last) return staging->refusal ? Result<std::int64_t>(*staging->refusal) : Result<std::int64_t>(0);
+        if (staging->refusal) return *staging->refusal;
+        // A chunk lost to a broken connection must not leave a short set.
+        if (staging->rows != expected) {
+          return Error{Errc::internal, "snapshot " + snapshot_id + " was not staged whole; the old set stays"};
+        }
+        pqxx::work tx(s.conn());
+        swap_in(tx, spec, snapshot_id, version);
         tx.commit();
-        return rows;
+        return staging->rows;
       },
       [this, alive = std::weak_ptr<int>(alive_), entity, snapshot_id, version, last, partial,
        reply](Result<std::int64_t> r) mutable {

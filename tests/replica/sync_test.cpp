@@ -136,7 +136,7 @@ TEST_F(SyncTest, ThreeChunkSnapshotIsSwappedInWholeAndAckedOnlyAtTheLast) {
   EXPECT_EQ(scalar("SELECT version FROM banned_visitor WHERE id = 'd'"), 190);  // a row's own version
   EXPECT_EQ(scalar("SELECT version FROM banned_visitor WHERE id = 'a'"), 187);
   EXPECT_EQ(scalar("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'"), 187);
-  EXPECT_EQ(scalar("SELECT count(*) FROM snapshot_rows_banned_visitor"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pg_class WHERE relname = 'banned_visitor_next'"), 0);
 
   bool read = false;
   reader.refresh([&] { read = true; });
@@ -177,7 +177,7 @@ TEST_F(SyncTest, AGapIsRefusedAndTheOldSetStays) {
   EXPECT_NE(replies[0]["payload"]["message"].get<std::string>().find("expected chunk 2, got 3"), std::string::npos);
   EXPECT_EQ(names(), (std::vector<std::string>{"Old One", "Old Two"}));
   EXPECT_EQ(scalar("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'"), 5);
-  EXPECT_EQ(scalar("SELECT count(*) FROM snapshot_rows_banned_visitor"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pg_class WHERE relname = 'banned_visitor_next'"), 0);
 }
 
 TEST_F(SyncTest, AnInvalidRowAnywhereRefusesTheWholeSnapshotAtItsLastChunk) {
@@ -206,6 +206,61 @@ TEST_F(SyncTest, AnEmptySnapshotEmptiesTheSetAndDuplicateIdsAreRefused) {
   settle(2);
   EXPECT_EQ(replies[1]["type"], "ack");
   EXPECT_TRUE(names().empty());
+}
+
+// A snapshot is built in a table of its own and renamed into place: the
+// table it leaves keeps the entity's constraints and indexes (a delta's
+// upsert needs the primary key), and COPY keeps every character of a value.
+TEST_F(SyncTest, TheSwappedInTableKeepsItsIndexesAndChecksAndEveryCharacter) {
+  load_old_set();
+  auto odd = ban("odd", "Tab\there");
+  odd["reason"] = "Back\\slash\\N, new\nline, CR\r and ñ";
+  send("snapshot.banned_visitor", chunk("s1", 50, 1, 2, {odd}));
+  send("snapshot.banned_visitor", chunk("s1", 50, 2, 2, {ban("plain", "Plain")}));
+  settle(1);
+  ASSERT_EQ(replies[0]["type"], "ack");
+  {
+    pqxx::connection c(db.url());
+    pqxx::read_transaction tx(c);
+    const auto row = tx.exec1("SELECT full_name, reason, plate IS NULL FROM banned_visitor WHERE id = 'odd'");
+    EXPECT_EQ(row[0].as<std::string>(), "Tab\there");
+    EXPECT_EQ(row[1].as<std::string>(), "Back\\slash\\N, new\nline, CR\r and ñ");
+    EXPECT_TRUE(row[2].as<bool>());  // null stays null
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'banned_visitor'"
+                   " AND indexname IN ('banned_visitor_pkey', 'banned_visitor_plate')"),
+            2);  // id and plate, under the names migrations/ gave them
+  EXPECT_EQ(scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'banned_visitor'"), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = 'banned_visitor'::regclass"
+                   " AND contype IN ('p', 'c')"),
+            2);
+  send("delta.banned_visitor",
+       {{"changes", json::array({{{"op", "upsert"}, {"version", 51}, {"row", ban("plain", "Plain Two")}}})}});
+  settle(2);
+  EXPECT_EQ(replies[1]["type"], "ack");
+  EXPECT_EQ(names(), (std::vector<std::string>{"Plain Two", "Tab\there"}));
+}
+
+// A value the shape check lets through but the database refuses (there is
+// no 30 February) refuses the whole snapshot at its last chunk; the old set
+// stays and the next table is dropped with the next snapshot.
+TEST_F(SyncTest, AValueTheDatabaseRefusesInAnEarlyChunkRefusesTheSnapshot) {
+  load_old_set();
+  auto bad = ban("b", "Beto");
+  bad["createdAt"] = "2026-02-30T10:00:00Z";
+  send("snapshot.banned_visitor", chunk("s1", 60, 1, 3, {ban("a", "Ana"), bad}));
+  send("snapshot.banned_visitor", chunk("s1", 60, 2, 3, {ban("c", "Caro")}));
+  send("snapshot.banned_visitor", chunk("s1", 60, 3, 3, {ban("d", "Dani")}));
+  settle(1);
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0]["type"], "error");
+  EXPECT_EQ(replies[0]["payload"]["code"], "invalid_args");
+  EXPECT_EQ(names(), (std::vector<std::string>{"Old One", "Old Two"}));
+  EXPECT_EQ(scalar("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'"), 5);
+  send("snapshot.banned_visitor", chunk("s2", 61, 1, 1, {ban("e", "Eva")}));
+  settle(2);
+  EXPECT_EQ(replies[1]["type"], "ack");
+  EXPECT_EQ(names(), (std::vector<std::string>{"Eva"}));
 }
 
 TEST_F(SyncTest, DeltasRepeatedReorderedAndResurrectedEndInTheCloudsState) {
