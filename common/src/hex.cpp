@@ -1,5 +1,7 @@
 #include "common/hex.hpp"
 
+#include <cctype>
+
 namespace secbox {
 
 std::string to_hex(const unsigned char* bytes, std::size_t size) {
@@ -9,6 +11,16 @@ std::string to_hex(const unsigned char* bytes, std::size_t size) {
   for (std::size_t i = 0; i < size; ++i) {
     out += kDigits[bytes[i] >> 4];
     out += kDigits[bytes[i] & 15];
+  }
+  return out;
+}
+
+std::string fingerprint_for_display(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    if (!out.empty()) out += ':';
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i])));
+    if (i + 1 < hex.size()) out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i + 1])));
   }
   return out;
 }

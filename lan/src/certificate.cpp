@@ -132,14 +132,4 @@ Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& r) {
   return out;
 }
 
-std::string fingerprint_for_display(const std::string& hex) {
-  std::string out;
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    if (!out.empty()) out += ':';
-    out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i])));
-    if (i + 1 < hex.size()) out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i + 1])));
-  }
-  return out;
-}
-
 }  // namespace secbox::lan

@@ -7,7 +7,7 @@
 #include "common/log.hpp"
 #include "form_token.hpp"
 #include "httpd/server.hpp"
-#include "lan/certificate.hpp"
+#include "common/hex.hpp"
 #include "page.hpp"
 
 namespace secbox::pairing {
@@ -208,7 +208,7 @@ void PairingServer::Impl::refresh_box_facts() {
       },
       [self](std::pair<Result<std::string>, std::vector<std::string>> facts) {
         if (facts.first) {
-          self->fingerprint = lan::fingerprint_for_display(facts.first.value());
+          self->fingerprint = fingerprint_for_display(facts.first.value());
         } else {
           self->log.error("The LAN certificate could not be made.", {{"reason", facts.first.error().message}});
         }

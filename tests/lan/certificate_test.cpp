@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "common/certificates.hpp"
+#include "common/hex.hpp"
 #include "temp_dir.hpp"
 
 namespace secbox {
@@ -32,7 +33,7 @@ TEST(LanCertificate, MadeOnceKeptAndRemadeWhenTheAddressesChange) {
   ASSERT_TRUE(c);
   EXPECT_TRUE(c.value().made_now);
   EXPECT_NE(c.value().sha256, a.value().sha256);
-  EXPECT_EQ(lan::fingerprint_for_display("0aff"), "0A:FF");
+  EXPECT_EQ(secbox::fingerprint_for_display("0aff"), "0A:FF");
 }
 
 TEST(LanCertificate, RemadeUnder30DaysLeftOrWhenTheKeyIsNotItsOwn) {

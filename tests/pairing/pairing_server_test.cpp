@@ -12,6 +12,7 @@
 #include "form_token.hpp"
 #include "http_call.hpp"
 #include "common/certificates.hpp"
+#include "common/hex.hpp"
 #include "lan/certificate.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
@@ -153,7 +154,7 @@ TEST_F(PairingTest, TheFormSaysWhatTheBoxIsWithItsAddressesAndCertificateFingerp
   EXPECT_NE(a.body.find("caseta-test"), std::string::npos);
   EXPECT_NE(a.body.find("192.0.2.7"), std::string::npos);
   EXPECT_NE(a.body.find("2001:db8::7"), std::string::npos);
-  EXPECT_NE(a.body.find(lan::fingerprint_for_display(lan_sha)), std::string::npos);
+  EXPECT_NE(a.body.find(secbox::fingerprint_for_display(lan_sha)), std::string::npos);
   EXPECT_NE(a.body.find("name=\"qr\""), std::string::npos);
   EXPECT_NE(a.body.find("name=\"viewport\""), std::string::npos);
 }

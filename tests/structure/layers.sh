@@ -32,13 +32,18 @@ forbid_link() {
 
 forbid "replica lan media control pairing alarms update" "tunnel/" "a component includes the tunnel (it must see only protocol/)"
 forbid_link "replica lan media control pairing alarms update" "secbox_tunnel|secbox_tunnel_client" "a component links the tunnel"
-forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/|httpd/" "protocol/ includes a component"
+forbid "protocol" "tunnel/|replica/|lan/|media/|control/|pairing/|appliance/|httpd/|update/|alarms/|envfile/" "protocol/ includes a component"
+forbid "tunnel" "(replica|lan|media|control|pairing|alarms|update|envfile|httpd|appliance)/" "the tunnel includes a component (it carries protocol/ frames, nothing else)"
+forbid_link "tunnel" "secbox_(replica|replica_ports|lan|media|control|pairing|alarms|update|envfile|httpd|appliance_core)" "the tunnel links a component"
+forbid "common protocol tunnel replica httpd pairing alarms update lan media control envfile" "appliance/" "a part includes appliance/ (only the app wires the parts)"
+forbid "pairing" "lan/" "the pairing form includes the LAN API (what they share lives in common/)"
+forbid_link "pairing" "secbox_lan" "the pairing form links the LAN library"
 forbid "httpd" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms|update)/" "httpd/ includes a component (it knows HTTP, not what is served)"
 forbid "lan" "replica/(queue|reads|database|sync)\.hpp" "the LAN API includes the concrete replica (it takes replica/ports.hpp)"
 forbid_link "lan" "secbox_replica" "the LAN library links the replica (it links secbox_replica_ports)"
 forbid "alarms" "replica/(queue|reads|database|sync)\.hpp|media/|lan/" "the alarms include the concrete replica, media or the LAN (they take replica/ports.hpp)"
 forbid "media" "alarms/" "media/ includes the alarms (the app feeds them)"
-forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms|httpd)/" "common/ includes a module above it"
+forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms|httpd|update)/" "common/ includes a module above it"
 
 # One HTTP server core: only httpd/ accepts connections and speaks Beast's
 # HTTP (the test peers under tools/ are not the box).

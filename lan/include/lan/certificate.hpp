@@ -28,7 +28,5 @@ struct LanCertificateRequest {
 
 Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& request);
 
-// "AB:CD:…" groups of the hex fingerprint, for people comparing it by eye.
-std::string fingerprint_for_display(const std::string& sha256_hex);
 
 }  // namespace secbox::lan
