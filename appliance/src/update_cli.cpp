@@ -14,7 +14,7 @@
 #include "common/atomic_file.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
-#include "common/pin_hash.hpp"
+#include "common/base64.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
 #include "update/built_in.hpp"

@@ -1,6 +1,9 @@
 #include "common/hex.hpp"
 
+#include <openssl/evp.h>
+
 #include <cctype>
+#include <cstdlib>
 
 namespace secbox {
 
@@ -13,6 +16,13 @@ std::string to_hex(const unsigned char* bytes, std::size_t size) {
     out += kDigits[bytes[i] & 15];
   }
   return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1) std::abort();  // no SHA-256
+  return to_hex(digest, n);
 }
 
 std::string fingerprint_for_display(std::string_view hex) {

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/hex.hpp"
+
 namespace secbox {
 
 namespace {
@@ -19,6 +21,12 @@ std::string format_uuid(const unsigned char* b) {
   return out;
 }
 }  // namespace
+
+std::string random_hex(std::size_t bytes) {
+  std::string b(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(b.size())) != 1) std::abort();
+  return to_hex(reinterpret_cast<const unsigned char*>(b.data()), b.size());
+}
 
 std::string random_uuid() {
   unsigned char b[16];

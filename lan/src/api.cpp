@@ -2,8 +2,6 @@
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <functional>
@@ -50,19 +48,6 @@ httpd::Response ok_json(const json& body, int status = 200) {
   r.body = body.dump() + "\n";
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
-}
-
-std::string sha256_hex(const std::string& text) {
-  unsigned char digest[32];
-  unsigned int n = 0;
-  EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha256(), nullptr);
-  return to_hex(digest, n);
-}
-
-std::string random_token() {
-  unsigned char bytes[32];
-  RAND_bytes(bytes, sizeof bytes);
-  return to_hex(bytes, sizeof bytes);
 }
 
 // Failed logins per key (a guard id, an address block) within a sliding
@@ -768,7 +753,7 @@ void LanApi::Impl::check_login(const std::string& guard_id, const std::string& p
                           return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
                         }
                         if (trust) trust();  // the guard's connection, from now on
-                        const std::string token = random_token();
+                        const std::string token = random_hex(32);
                         self->make_room_for_session(guard_id);
                         self->sessions[sha256_hex(token)] =
                             Session{guard_id, SteadyClock::now() + self->settings.session_lifetime,

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,12 +28,7 @@ constexpr std::size_t kMaxFailures = 4096;
 constexpr std::size_t kMaxQueued = 20000;
 constexpr std::chrono::seconds kRetryUnavailable{30};
 
-std::string cache_name(const std::string& url) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(url.data(), url.size(), digest, &n, EVP_sha256(), nullptr);
-  return to_hex(digest, n);
-}
+std::string cache_name(const std::string& url) { return sha256_hex(url); }
 
 // The cache's files beyond max_total, oldest first, removed. Only names the
 // cache writes (64 hex digits) are counted or touched.

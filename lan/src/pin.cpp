@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/base64.hpp"
 #include "common/pin_hash.hpp"
 
 namespace secbox::lan {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/base64.hpp"
+
 namespace secbox {
 namespace {
 
@@ -38,6 +40,17 @@ TEST(Base64, StrictAndRoundTrips) {
   std::string all;
   for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
   EXPECT_EQ(base64_decode(base64_encode(all)), all);
+}
+
+// A JWT's parts: the URL alphabet, no padding; base64's own characters refused.
+TEST(Base64, UrlWithoutPadding) {
+  EXPECT_EQ(base64url_decode("aGk"), "hi");
+  EXPECT_EQ(base64url_decode("aGVsbG8h"), "hello!");
+  EXPECT_EQ(base64url_decode("-_8"), std::string("\xfb\xff", 2));
+  EXPECT_EQ(base64url_decode(""), "");
+  for (const char* bad : {"a", "aGk=", "+_8", "/_8", "aG k", "aGVsbG8hx"}) {
+    EXPECT_FALSE(base64url_decode(bad)) << bad;
+  }
 }
 
 }  // namespace

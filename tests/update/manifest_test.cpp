@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/pin_hash.hpp"
+#include "common/base64.hpp"
 #include "releases.hpp"
 #include "update/built_in.hpp"
 #include "update/versions.hpp"

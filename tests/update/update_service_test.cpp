@@ -19,7 +19,7 @@
 
 #include "cloudsim/cloudsim.hpp"
 #include "captured_session.hpp"
-#include "common/pin_hash.hpp"
+#include "common/base64.hpp"
 #include "releases.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"

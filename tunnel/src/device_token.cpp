@@ -1,43 +1,15 @@
 #include "tunnel/device_token.hpp"
 
-#include <openssl/evp.h>
-
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.hpp"
+#include "common/base64.hpp"
 
 namespace secbox::tunnel {
 namespace {
 
 Error bad(std::string message) { return Error{Errc::invalid, std::move(message)}; }
-
-// base64url without padding → bytes; nullopt when it is not base64url.
-std::optional<std::string> base64url_decode(std::string_view in) {
-  std::string b64;
-  b64.reserve(in.size() + 3);
-  for (char c : in) {
-    if (c == '-') {
-      b64.push_back('+');
-    } else if (c == '_') {
-      b64.push_back('/');
-    } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-      b64.push_back(c);
-    } else {
-      return std::nullopt;
-    }
-  }
-  if (b64.size() % 4 == 1) return std::nullopt;
-  std::size_t padding = (4 - b64.size() % 4) % 4;
-  b64.append(padding, '=');
-  std::string out(b64.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  if (n < 0) return std::nullopt;
-  out.resize(static_cast<std::size_t>(n) - padding);
-  return out;
-}
 
 }  // namespace
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/pin_hash.hpp"
+#include "common/base64.hpp"
 #include "common/time.hpp"
 #include "update/versions.hpp"
 

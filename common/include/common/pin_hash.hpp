@@ -23,8 +23,4 @@ inline constexpr long kMaxPinIterations = 2'000'000;
 
 std::optional<PinHash> parse_pin_hash(std::string_view text);
 
-// Standard base64 with padding; nullopt for anything else.
-std::optional<std::string> base64_decode(std::string_view text);
-std::string base64_encode(std::string_view bytes);
-
 }  // namespace secbox
