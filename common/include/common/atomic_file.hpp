@@ -27,8 +27,8 @@ struct AtomicWriteOptions {
 Result<void> write_file_atomically(const std::string& path, std::string_view content,
                                    const AtomicWriteOptions& options = {});
 
-// Reads a whole file of at most max_bytes. Errors: code "not_found" when the
-// file does not exist, "too_large", "io".
+// Reads a whole file of at most max_bytes. Errors: Errc::not_found when the
+// file does not exist, Errc::too_large, Errc::io.
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes);
 
 // The regular files of a folder whose names end with `extension`, read in

@@ -25,7 +25,7 @@ struct CertRequest {
   int path_length = 0;  // a CA's: how many CAs may stand below it
 };
 
-// Error code "tls" with OpenSSL's reason.
+// Errors: Errc::network with OpenSSL's reason.
 Result<KeyAndCert> make_self_signed(const CertRequest& request);
 Result<KeyAndCert> make_signed(const CertRequest& request, const KeyAndCert& issuer);
 

@@ -38,8 +38,9 @@ struct HttpResponse {
   std::string content_type;
 };
 
-// Errors only when no HTTP answer came back (code "network": DNS, connect,
-// TLS, time-out, or an answer larger than max_response).
+// Errors only when no HTTP answer came back (Errc::network: DNS, connect,
+// TLS, time-out, or an answer larger than max_response; Errc::invalid for a
+// header that would break the request).
 Result<HttpResponse> post_json(const HttpRequest& request);
 // The same rules for a GET (json_body is not sent).
 Result<HttpResponse> get(const HttpRequest& request);
@@ -70,9 +71,9 @@ Result<long> get_stream(const StreamRequest& request, const StreamHandlers& hand
 // `path` as it arrives, never more than max_bytes. With `resume`, a partial
 // file already at `path` is continued with a Range request; a server that
 // answers the whole file instead (200) starts it over. `cancel`, when set,
-// stops the transfer about once a second. Errors: "network" (no complete
-// answer; what arrived stays for a resume), "http" (a status other than
-// 200/206, the file removed), "too_large" (over max_bytes, removed), "file"
+// stops the transfer about once a second. Errors: Errc::network (no complete
+// answer; what arrived stays for a resume; or a status other than 200/206,
+// the file removed), Errc::too_large (over max_bytes, removed), Errc::io
 // (cannot write).
 struct DownloadRequest {
   std::string url;

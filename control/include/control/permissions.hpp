@@ -34,7 +34,7 @@ enum class Verdict { allowed, unavailable, forbidden };
 
 class Permissions {
  public:
-  // Error code "invalid_permissions".
+  // Errc::invalid, the message saying what in control.json is wrong.
   static Result<Permissions> parse(std::string_view json_text);
   // A missing file gives no sections (not an error).
   static Result<Permissions> load(const std::string& path);

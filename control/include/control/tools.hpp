@@ -48,16 +48,16 @@ struct ToolsLoaded {
   std::vector<std::string> problems;  // "ping.json: commands.x.argv[0] must be an absolute path"
 };
 
-// One file's text; `name` is its file name without ".json". Error code
-// "invalid_tool" naming the file and the field.
+// One file's text; `name` is its file name without ".json". Errc::invalid,
+// naming the file and the field.
 Result<Tool> parse_tool(const std::string& name, std::string_view json_text);
 
 // Every <tool>.json in dir; invalid files are reported and skipped.
 ToolsLoaded load_tools(const std::string& dir);
 
-// The argument vector for one exec.run. Error codes are the protocol's:
-// "not_found" (tool or command), "invalid_args" (naming the argument, never
-// quoting its value).
+// The argument vector for one exec.run. Errors: Errc::not_found (tool or
+// command), Errc::invalid (naming the argument, never quoting its value);
+// protocol/ answers them as not_found and invalid_args.
 Result<std::vector<std::string>> build_argv(const ToolSet& tools, const std::string& tool,
                                             const std::string& command, const nlohmann::json& args,
                                             std::chrono::milliseconds* timeout = nullptr);

@@ -53,9 +53,9 @@ class BanPhotos {
   BanPhotos(const BanPhotos&) = delete;
   BanPhotos& operator=(const BanPhotos&) = delete;
 
-  // The photo at `url`: from memory, disk, or fetched. Errors: "invalid"
+  // The photo at `url`: from memory, disk, or fetched. Errors: Errc::invalid
   // (the URL or what it answered is refused, and why; retried only after
-  // retry_after), "unavailable" (the fetch failed or too many are pending:
+  // retry_after), Errc::unavailable (the fetch failed or too many are pending:
   // try later).
   void get(const std::string& url, std::function<void(Result<Photo>)> done);
   // Fetches, one after another, the photos not kept yet (the ban list

@@ -15,8 +15,8 @@ struct StaticFile {
 };
 
 // `url_path` is the request target's path, still percent-encoded. Errors:
-// "bad_path" (NUL, a malformed escape, a `..` segment, a backslash: 400) and
-// "not_found" (absent, a folder without index.html, or outside the web dir
+// Errc::invalid (NUL, a malformed escape, a `..` segment, a backslash: 400)
+// and Errc::not_found (absent, a folder without index.html, or outside the web dir
 // through a symlink: 404).
 Result<StaticFile> resolve_static(const std::string& web_dir, const std::string& url_path);
 

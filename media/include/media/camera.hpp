@@ -39,7 +39,7 @@ struct CameraConfig {
 
 bool is_camera_id(std::string_view id);
 
-// One file's text. Error code "invalid_camera"; the message names the file
+// One file's text. Errc::invalid; the message names the file
 // and the key, never an RTSP URL (it may hold a password).
 Result<CameraConfig> parse_camera(const std::string& id, std::string_view env_text);
 

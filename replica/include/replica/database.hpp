@@ -7,7 +7,8 @@
 // connection is used serially and the event loop never blocks. run() may be
 // called from the loop thread; the callback comes back on the loop thread.
 // libpqxx exceptions never escape a task: they become Errors with code
-// "unavailable" (connection lost; reconnects on the next task) or "database".
+// Errc::unavailable (connection lost; reconnects on the next task) or
+// Errc::database.
 #include <functional>
 #include <memory>
 #include <string>

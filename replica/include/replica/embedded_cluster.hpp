@@ -7,7 +7,7 @@
 // created if needed, else `postgres`).
 //
 // Every method blocks (initdb, pg_ctl): call them on the database thread.
-// Owned by Database. Error code "embedded_db" with a sentence saying what to fix.
+// Owned by Database. Errors are Errc::config, with a sentence saying what to fix.
 #include <optional>
 #include <string>
 

@@ -45,9 +45,9 @@ struct MigrationReport {
   std::vector<int> unknown;   // newer expand migrations this binary does not know
 };
 
-// Error codes: "schema_newer" (refuse to run), "unavailable" (cannot connect:
-// worth retrying), "migration_failed" (a migration's SQL failed; nothing of it
-// was kept).
+// Errors: Errc::schema_newer (refuse to run), Errc::unavailable (cannot
+// connect: worth retrying), Errc::database (a migration's SQL failed; nothing
+// of it was kept).
 Result<MigrationReport> migrate(const std::string& connection_string,
                                 const std::vector<Migration>& migrations = builtin_migrations(),
                                 MigrateOptions options = {});

@@ -32,9 +32,9 @@ struct Enqueued {
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  // Calls done once the event is durable (or refused). Errors: "invalid"
-  // (the message says which field), "queue_full", or the database's
-  // ("unavailable", "database"): then nothing was written.
+  // Calls done once the event is durable (or refused). Errors: Errc::invalid
+  // (the message says which field), Errc::queue_full, or the database's
+  // (Errc::unavailable, Errc::database): then nothing was written.
   virtual void enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) = 0;
 };
 
@@ -58,7 +58,7 @@ class ReplicaReads {
   // Active authorizations whose validity overlaps the local day `date`
   // (YYYY-MM-DD) in the community's time zone; error "invalid" for a bad date.
   virtual void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done) = 0;
-  // A guard (role guard, not deleted); error "not_found" otherwise.
+  // A guard (role guard, not deleted); Errc::not_found otherwise.
   virtual void guard(const std::string& id, std::function<void(Result<Guard>)> done) = 0;
   // The guards who can sign in (role guard, not deleted, with a PIN), by
   // display name, at most `limit`: [{id, displayName}], nothing else.

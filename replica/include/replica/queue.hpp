@@ -65,8 +65,9 @@ class OutboundQueue final : public Component, public EventSink {
   void start() override;  // reads the figures, then purges on its schedule
   void stop(std::function<void()> on_stopped) override;
 
-  // Errors: "invalid" (the event is malformed; the message says which field),
-  // "queue_full", or the database's ("unavailable", "database"): then nothing
+  // Errors: Errc::invalid (the event is malformed; the message says which
+  // field), Errc::queue_full, or the database's (Errc::unavailable,
+  // Errc::database): then nothing
   // was written and the caller must not report success.
   void enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) override;
 

@@ -40,7 +40,7 @@ class ReplicaReader final : public ReplicaReads {
   // Active authorizations whose validity overlaps the local day `date`
   // (YYYY-MM-DD) in the community's time zone (UTC when none is known).
   void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done) override;
-  // A guard (role guard, not deleted); error "not_found" otherwise.
+  // A guard (role guard, not deleted); Errc::not_found otherwise.
   void guard(const std::string& id, std::function<void(Result<Guard>)> done) override;
   void guards(std::size_t limit, std::function<void(Result<nlohmann::json>)> done) override;
 
