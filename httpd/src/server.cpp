@@ -302,11 +302,29 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     // be read as the start of the next response on a kept-alive connection.
     const bool head_only = req.method() == http::verb::head;
     disarm();  // the handler may take its time (database)
-    server_->handler(std::move(r), [self = this->shared_from_this(), version, head_only, answered = false](Response res) mutable {
-      if (answered || self->server_->stopped) return;
-      answered = true;
+    auto answered = std::make_shared<bool>(false);
+    auto reply = [self = this->shared_from_this(), version, head_only, answered](Response res) {
+      if (*answered || self->server_->stopped) return;
+      *answered = true;
       self->write(std::move(res), version, head_only);
-    });
+    };
+    // A handler that throws (a bug meeting a request) loses that request,
+    // never the server: it is answered 500 unless it was answered already.
+    try {
+      server_->handler(std::move(r), reply);
+    } catch (const std::exception& ex) {
+      server_->log.error("A request's handler failed; it was answered 500.",
+                         {{"reason", std::string(ex.what()).substr(0, 200)}});
+      Response failure;
+      if (server_->settings.refusal) {
+        failure = server_->settings.refusal(500);
+      } else {
+        failure.body = R"({"error":"internal","hint":"The box could not answer this request; try again."})" "\n";
+      }
+      failure.status = 500;
+      failure.close = true;
+      reply(std::move(failure));
+    }
   }
 
   template <class Body>

@@ -46,6 +46,7 @@ httpd::Settings server_settings(const PairingSettings& s) {
     r.content_type = "text/plain; charset=utf-8";
     r.body = status == 413   ? "The request is larger than 8 KiB; paste only the QR code's content.\n"
              : status == 431 ? "The request's headers are larger than 8 KiB.\n"
+             : status == 500 ? "The box could not answer this request; try again.\n"
                              : "The request is not valid HTTP/1.1.\n";
     return r;
   };

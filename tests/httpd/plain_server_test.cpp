@@ -78,6 +78,11 @@ class PlainServerTest : public ::testing::Test {
     s.port = 0;
     server = std::make_unique<Server>(io, s, [this](Request r, Reply reply) {
       ++handled;
+      if (r.path == "/throw") throw std::runtime_error("a bug meeting a request");
+      if (r.path == "/throw-after-answer") {
+        reply(Response{});
+        throw std::runtime_error("a bug after the answer");
+      }
       Response res;
       res.content_type = "text/plain";
       if (r.path == "/bye") res.close = true;
@@ -119,6 +124,32 @@ TEST_F(PlainServerTest, AnswersPlainHttpWithItsHeadersAndKeepsTheConnection) {
   EXPECT_NE(raw.find("X-Content-Type-Options: nosniff"), std::string::npos) << raw;
   EXPECT_NE(raw.find("X-Frame-Options: DENY"), std::string::npos) << raw;
   EXPECT_NE(raw.find("X-Frame-Options: SAMEORIGIN"), std::string::npos) << "the handler's header wins";
+  EXPECT_EQ(handled, 3);
+}
+
+// A handler that throws loses its request, never the server: 500 (once: a
+// handler that had answered keeps its answer), and the next one is served.
+TEST_F(PlainServerTest, AHandlerThatThrowsIsAnswered500AndTheServerGoesOn) {
+  make();
+  const int port = server->port();
+  const auto raw = serve_while([port] {
+    std::string out;
+    RawClient a(port);
+    a.send("GET /throw HTTP/1.1\r\nHost: x\r\n\r\n");
+    a.read_to_close(5s, &out);
+    RawClient b(port);
+    b.send("GET /throw-after-answer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    b.read_to_close(5s, &out);
+    RawClient c(port);
+    c.send("GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.read_to_close(5s, &out);
+    return out;
+  });
+  EXPECT_EQ(raw.find("HTTP/1.1 500"), 0u) << raw;
+  EXPECT_NE(raw.find(R"("error":"internal")"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("HTTP/1.1 500", 1), std::string::npos) << "the answered request keeps its answer: " << raw;
+  EXPECT_NE(raw.find("HTTP/1.1 200"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("GET /fine 0 "), std::string::npos) << raw;
   EXPECT_EQ(handled, 3);
 }
 

@@ -109,8 +109,8 @@ struct Settings {
   std::size_t stream_backlog = 256 * 1024;     // bytes a streamed response may have waiting
   std::chrono::seconds stream_write_time{30};  // for each of its chunks to leave
   // The answer to a request the server refuses itself: 413 (body over the
-  // limit), 431 (headers over it) or 400 (not HTTP/1.1). Unset: a JSON
-  // {"error","hint"}.
+  // limit), 431 (headers over it), 400 (not HTTP/1.1) or 500 (the handler
+  // threw). Unset: a JSON {"error","hint"}.
   std::function<Response(int status)> refusal;
   // Headers every answer carries unless the handler's answer sets them.
   std::vector<std::pair<std::string, std::string>> default_headers{
