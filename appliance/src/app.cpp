@@ -662,28 +662,9 @@ struct App::Impl {
                   // What the running components were built with stays the
                   // reference for the next comparison: a key waiting for a
                   // restart is named again until then.
-                  for (const auto& key : now) apply_live(key, next);
+                  for (const auto& key : now) apply_setting(key, next, config);
                   if (done) done(at_restart);
                 });
-  }
-
-  // The live keys of `next` into the configuration the box runs with.
-  void apply_live(const std::string& key, const Config& next) {
-    if (key == "SECBOX_ENV") config.development = next.development;
-    if (key == "SECBOX_LOG_LEVEL") config.log_level = next.log_level;
-    if (key == "COMPOSE_CMD") config.compose_cmd = next.compose_cmd;
-    if (key == "COMPOSE_USER") config.compose_user = next.compose_user;
-    if (key == "COMPOSE_UP_TIMEOUT_S") config.compose_up_timeout_s = next.compose_up_timeout_s;
-    if (key == "COMPOSE_HEALTH_TIMEOUT_S") config.compose_health_timeout_s = next.compose_health_timeout_s;
-    if (key == "COMPOSE_RENDER_CHECK") config.compose_render_check = next.compose_render_check;
-    if (key == "CONTAINER_CMD") config.container_cmd = next.container_cmd;
-    if (key == "CONTAINER_HOST") config.container_host = next.container_host;
-    if (key == "SYSTEMCTL_CMD") config.systemctl_cmd = next.systemctl_cmd;
-    if (key == "JOURNALCTL_CMD") config.journalctl_cmd = next.journalctl_cmd;
-    if (key == "HEALTH_DISKS") config.health_disks = next.health_disks;
-    if (key == "NETWORK_INTERFACES") config.network_interfaces = next.network_interfaces;
-    if (key == "HEALTH_INTERVAL_S") config.health_interval_s = next.health_interval_s;
-    if (key == "BOOTSTRAP") config.has_bootstrap = next.has_bootstrap;
   }
 
   void request_stop(int code, const std::string& why) {

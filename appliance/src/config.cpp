@@ -15,19 +15,6 @@ extern char** environ;
 namespace secbox::appliance {
 namespace {
 
-// Keys whose values are not secret: everything else read from the env file
-// is registered with the log redaction.
-bool is_public_key(const std::string& key) {
-  static const char* const kPublic[] = {
-      "DEVICE_ID",  "CLOUD_BASE_URL", "DEVICE_GATEWAY_URL", "FRIGATE_URL",     "CLOUD_CA_FILE", "ALARM_MIN_SCORE",
-      "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
-      "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD", "JOURNALCTL_CMD", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "NETWORK_INTERFACES",
-      "LAN_PORT", "LAN_WEB_DIR", "LAN_CERT_CHECK_S", "LAN_CERT_ROOTS_FILE", "LAN_ADDRESSES", "PAIRING_PORT",       "SECBOX_ENV",      "SECBOX_LOG_LEVEL",
-      "SECBOX_PG_BIN_DIR", "SECBOX_PG_USER", "SECBOX_VERSIONS_DIR", "UPDATE_KEY_FILE", "SECBOX_UPDATE_TRIAL_S",
-      "SECBOX_UPDATE_DEADLINE_S", "METRICS_ALLOW"};
-  return std::find(std::begin(kPublic), std::end(kPublic), key) != std::end(kPublic);
-}
-
 struct Source {
   const envfile::EnvFile& file;
   const Environment& env;
@@ -86,6 +73,211 @@ Result<void> read_seconds(const Source& src, const std::string& key, int min, in
 
 void read_text(const Source& src, const std::string& key, std::string& out) {
   if (auto v = src.get(key); v && !v->first.empty()) out = v->first;
+}
+
+Result<void> read_absolute_path(const Source& src, const std::string& key, std::string& out) {
+  auto v = src.get(key);
+  if (!v || v->first.empty()) return ok();
+  if (v->first[0] != '/') return bad(key, v->second, "must be an absolute path");
+  out = v->first;
+  return ok();
+}
+
+std::string as_text(const std::string& v) { return v; }
+std::string as_text(int v) { return std::to_string(v); }
+std::string as_text(bool v) { return v ? "1" : "0"; }
+
+// One setting of secbox.env: how it is read into the Config, how a change is
+// seen and carried into a running box, whether its value may be logged, and
+// whether a running box takes it at once. Loading, change detection, the
+// daemon's own keys, the log redaction and live application all come from
+// the one table below: a new setting is one row.
+struct Setting {
+  const char* key;
+  bool is_public = true;  // false: its value is a secret, kept out of logs
+  bool live = false;      // a running box applies it at once (else at the next start)
+  std::function<Result<void>(const Source&, const char* key, Config&)> read;
+  std::function<std::string(const Config&)> value;
+  std::function<void(const Config& from, Config& to)> copy;
+};
+
+enum Kind { kPublic = 0, kSecret = 1, kLive = 2 };
+
+// A row for one Config member, read by `read(src, key, member)`.
+template <class T, class Read>
+Setting row(const char* key, T Config::*member, int kind, Read read) {
+  return Setting{key,
+                 (kind & kSecret) == 0,
+                 (kind & kLive) != 0,
+                 [member, read](const Source& src, const char* k, Config& c) -> Result<void> {
+                   return read(src, k, c.*member);
+                 },
+                 [member](const Config& c) { return as_text(c.*member); },
+                 [member](const Config& from, Config& to) { to.*member = from.*member; }};
+}
+
+Result<void> text(const Source& src, const std::string& key, std::string& out) {
+  read_text(src, key, out);
+  return ok();
+}
+// Read even when empty (an empty value means "none" or "automatic").
+Result<void> text_or_empty(const Source& src, const std::string& key, std::string& out) {
+  if (auto v = src.get(key)) out = v->first;
+  return ok();
+}
+auto url(const char* secure, const char* insecure) {
+  return [secure, insecure](const Source& src, const std::string& key, std::string& out) {
+    return read_url(src, key, secure, insecure, out);
+  };
+}
+auto seconds(int min, int max) {
+  return [min, max](const Source& src, const std::string& key, int& out) { return read_seconds(src, key, min, max, out); };
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> kSettings = {
+      row("DEVICE_ID", &Config::device_id, kPublic,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            static const std::regex kId("^[A-Za-z0-9_-]{3,64}$");
+            if (!std::regex_match(v->first, kId)) return bad(key, v->second, "must be 3 to 64 letters, digits, _ or -");
+            out = v->first;
+            return ok();
+          }),
+      row("CLOUD_BASE_URL", &Config::cloud_base_url, kPublic, url("https", "http")),
+      row("DEVICE_GATEWAY_URL", &Config::device_gateway_url, kPublic, url("wss", "ws")),
+      row("FRIGATE_URL", &Config::frigate_url, kPublic, url("http", "http")),
+      row("LAN_PORT", &Config::lan_port, kPublic, read_port),
+      row("LAN_WEB_DIR", &Config::web_dir, kPublic, text),
+      row("PAIRING_PORT", &Config::pairing_port, kPublic, read_port),
+      // Read where it is used (the pairing); here only whether there is one.
+      row("BOOTSTRAP", &Config::has_bootstrap, kSecret | kLive,
+          [](const Source& src, const std::string& key, bool& out) -> Result<void> {
+            if (auto v = src.get(key); v && !v->first.empty()) {
+              log::add_secret(v->first);
+              out = true;
+            }
+            return ok();
+          }),
+      row("DATABASE_URL", &Config::database_url, kSecret,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            if (auto v = src.get(key)) {
+              if (!v->first.empty()) log::add_secret(v->first);
+              out = v->first;
+            }
+            return ok();
+          }),
+      row("LAN_ADDRESSES", &Config::lan_addresses, kPublic,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            std::string bad_entry;
+            if (!AddressList::parse(v->first, &bad_entry)) return bad(key, v->second, "\"" + bad_entry + "\" is not an address");
+            out = v->first;
+            return ok();
+          }),
+      row("LAN_CERT_ROOTS_FILE", &Config::lan_cert_roots_file, kPublic, read_absolute_path),
+      row("CLOUD_CA_FILE", &Config::cloud_ca_file, kPublic, read_absolute_path),
+      row("COMPOSE_CMD", &Config::compose_cmd, kLive, text),
+      row("COMPOSE_USER", &Config::compose_user, kLive, text),
+      row("CONTAINER_CMD", &Config::container_cmd, kLive, text),
+      row("CONTAINER_HOST", &Config::container_host, kLive,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            // Only a local socket: the tools must not be pointed at another machine.
+            if (v->first.rfind("unix:///", 0) != 0 || v->first.find_first_of(" \t") != std::string::npos) {
+              return bad(key, v->second, "must be a unix:/// socket path");
+            }
+            out = v->first;
+            return ok();
+          }),
+      row("SYSTEMCTL_CMD", &Config::systemctl_cmd, kLive, text),
+      row("JOURNALCTL_CMD", &Config::journalctl_cmd, kLive, text),
+      row("HEALTH_DISKS", &Config::health_disks, kLive, text),
+      row("NETWORK_INTERFACES", &Config::network_interfaces, kLive, text),
+      row("COMPOSE_UP_TIMEOUT_S", &Config::compose_up_timeout_s, kLive, seconds(1, 3600)),
+      row("COMPOSE_HEALTH_TIMEOUT_S", &Config::compose_health_timeout_s, kLive, seconds(1, 3600)),
+      row("HEALTH_INTERVAL_S", &Config::health_interval_s, kLive, seconds(1, 3600)),
+      row("ALARM_MIN_SCORE", &Config::alarm_min_score_pct, kPublic,
+          [](const Source& src, const std::string& key, int& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            const auto& t = v->first;
+            if (t.size() > 3 || !std::all_of(t.begin(), t.end(), ::isdigit) || std::stoi(t) < 1 || std::stoi(t) > 100) {
+              return bad(key, v->second, "must be a percentage from 1 to 100 (80: a plate read with a score of 0.8 or more)");
+            }
+            out = std::stoi(t);
+            return ok();
+          }),
+      row("LAN_CERT_CHECK_S", &Config::lan_cert_check_s, kPublic, seconds(1, 86400)),
+      row("METRICS_ALLOW", &Config::metrics_allow, kPublic,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v) return ok();
+            if (!AddressList::parse(v->first)) {
+              return bad(key, v->second, "holds an entry that is no address or block (a.b.c.d, a.b.c.d/n, or IPv6)");
+            }
+            out = v->first;
+            return ok();
+          }),
+      row("METRICS_TOKEN", &Config::metrics_token, kSecret,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            if (v->first.size() < 16) return bad(key, v->second, "must be at least 16 characters");
+            out = v->first;
+            return ok();
+          }),
+      row("SECBOX_VERSIONS_DIR", &Config::versions_dir, kPublic, text),
+      row("UPDATE_KEY_FILE", &Config::update_key_file, kPublic, text),  // default <etc>/update.pub
+      row("SECBOX_UPDATE_TRIAL_S", &Config::update_trial_s, kPublic, seconds(1, 3600)),
+      row("SECBOX_UPDATE_DEADLINE_S", &Config::update_deadline_s, kPublic, seconds(10, 7200)),
+      row("COMPOSE_RENDER_CHECK", &Config::compose_render_check, kLive,
+          [](const Source& src, const std::string& key, bool& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            if (v->first != "0" && v->first != "1") return bad(key, v->second, "must be 0 or 1");
+            out = v->first == "1";
+            return ok();
+          }),
+      row("SECBOX_PG_BIN_DIR", &Config::pg_bin_dir, kPublic, text_or_empty),
+      row("SECBOX_PG_USER", &Config::pg_user, kPublic, text_or_empty),
+      row("SECBOX_ENV", &Config::development, kLive,
+          [](const Source& src, const std::string& key, bool& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v) return ok();
+            if (v->first != "development" && v->first != "production" && !v->first.empty()) {
+              return bad(key, v->second, "must be development or production");
+            }
+            out = v->first == "development";
+            return ok();
+          }),
+      row("SECBOX_LOG_LEVEL", &Config::log_level, kLive,
+          [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
+            auto v = src.get(key);
+            if (!v || v->first.empty()) return ok();
+            if (!log::parse_level(v->first)) return bad(key, v->second, "must be debug, info, warn or error");
+            out = v->first;
+            return ok();
+          }),
+  };
+  return kSettings;
+}
+
+const Setting* find_setting(const std::string& key) {
+  for (const auto& s : settings()) {
+    if (key == s.key) return &s;
+  }
+  return nullptr;
+}
+
+// Keys whose values are not secret: everything else read from the env file
+// is registered with the log redaction.
+bool is_public_key(const std::string& key) {
+  const auto* s = find_setting(key);
+  return s && s->is_public;
 }
 
 }  // namespace
@@ -159,106 +351,12 @@ Result<Config> load_config(const Environment& penv) {
   }
   const Source src{file, penv, path};
 
-  if (auto v = src.get("DEVICE_ID"); v && !v->first.empty()) {
-    static const std::regex kId("^[A-Za-z0-9_-]{3,64}$");
-    if (!std::regex_match(v->first, kId)) {
-      return bad("DEVICE_ID", v->second, "must be 3 to 64 letters, digits, _ or -");
-    }
-    c.device_id = v->first;
-  }
-  if (auto r = read_url(src, "CLOUD_BASE_URL", "https", "http", c.cloud_base_url); !r) {
-    return r.error();
-  }
-  if (auto r = read_url(src, "DEVICE_GATEWAY_URL", "wss", "ws", c.device_gateway_url); !r) {
-    return r.error();
-  }
-  if (auto r = read_url(src, "FRIGATE_URL", "http", "http", c.frigate_url); !r) return r.error();
-  if (auto r = read_port(src, "LAN_PORT", c.lan_port); !r) return r.error();
-  if (auto v = src.get("LAN_WEB_DIR"); v && !v->first.empty()) c.web_dir = v->first;
-  if (auto r = read_port(src, "PAIRING_PORT", c.pairing_port); !r) return r.error();
-  if (auto v = src.get("BOOTSTRAP"); v && !v->first.empty()) {
-    log::add_secret(v->first);
-    c.has_bootstrap = true;
-  }
-  if (auto v = src.get("DATABASE_URL")) {
-    if (!v->first.empty()) log::add_secret(v->first);
-    c.database_url = v->first;
-  }
-  if (auto v = src.get("LAN_ADDRESSES"); v && !v->first.empty()) {
-    std::string bad_entry;
-    if (!AddressList::parse(v->first, &bad_entry)) {
-      return bad("LAN_ADDRESSES", v->second, "\"" + bad_entry + "\" is not an address");
-    }
-    c.lan_addresses = v->first;
-  }
-  if (auto v = src.get("LAN_CERT_ROOTS_FILE"); v && !v->first.empty()) {
-    if (v->first[0] != '/') return bad("LAN_CERT_ROOTS_FILE", v->second, "must be an absolute path");
-    c.lan_cert_roots_file = v->first;
-  }
-  if (auto v = src.get("CLOUD_CA_FILE"); v && !v->first.empty()) {
-    if (v->first[0] != '/') return bad("CLOUD_CA_FILE", v->second, "must be an absolute path");
-    c.cloud_ca_file = v->first;
-  }
-  read_text(src, "COMPOSE_CMD", c.compose_cmd);
-  read_text(src, "COMPOSE_USER", c.compose_user);
-  read_text(src, "CONTAINER_CMD", c.container_cmd);
-  if (auto v = src.get("CONTAINER_HOST"); v && !v->first.empty()) {
-    // Only a local socket: the tools must not be pointed at another machine.
-    if (v->first.rfind("unix:///", 0) != 0 || v->first.find_first_of(" \t") != std::string::npos) {
-      return bad("CONTAINER_HOST", v->second, "must be a unix:/// socket path");
-    }
-    c.container_host = v->first;
-  }
-  read_text(src, "SYSTEMCTL_CMD", c.systemctl_cmd);
-  read_text(src, "JOURNALCTL_CMD", c.journalctl_cmd);
-  read_text(src, "HEALTH_DISKS", c.health_disks);
-  read_text(src, "NETWORK_INTERFACES", c.network_interfaces);
-  if (auto r = read_seconds(src, "COMPOSE_UP_TIMEOUT_S", 1, 3600, c.compose_up_timeout_s); !r) return r.error();
-  if (auto r = read_seconds(src, "COMPOSE_HEALTH_TIMEOUT_S", 1, 3600, c.compose_health_timeout_s); !r) return r.error();
-  if (auto r = read_seconds(src, "HEALTH_INTERVAL_S", 1, 3600, c.health_interval_s); !r) return r.error();
-  if (auto v = src.get("ALARM_MIN_SCORE"); v && !v->first.empty()) {
-    const auto& t = v->first;
-    if (t.size() > 3 || !std::all_of(t.begin(), t.end(), ::isdigit) || std::stoi(t) < 1 || std::stoi(t) > 100) {
-      return bad("ALARM_MIN_SCORE", v->second, "must be a percentage from 1 to 100 (80: a plate read with a score of 0.8 or more)");
-    }
-    c.alarm_min_score_pct = std::stoi(t);
-  }
-  if (auto r = read_seconds(src, "LAN_CERT_CHECK_S", 1, 86400, c.lan_cert_check_s); !r) return r.error();
-  if (auto v = src.get("METRICS_ALLOW")) {
-    if (!AddressList::parse(v->first)) {
-      return bad("METRICS_ALLOW", v->second, "holds an entry that is no address or block (a.b.c.d, a.b.c.d/n, or IPv6)");
-    }
-    c.metrics_allow = v->first;
-  }
-  if (auto v = src.get("METRICS_TOKEN"); v && !v->first.empty()) {
-    if (v->first.size() < 16) return bad("METRICS_TOKEN", v->second, "must be at least 16 characters");
-    c.metrics_token = v->first;
-  }
-  read_text(src, "SECBOX_VERSIONS_DIR", c.versions_dir);
   c.update_key_file = c.paths.etc_dir + "/update.pub";
-  read_text(src, "UPDATE_KEY_FILE", c.update_key_file);
-  if (auto r = read_seconds(src, "SECBOX_UPDATE_TRIAL_S", 1, 3600, c.update_trial_s); !r) return r.error();
-  if (auto r = read_seconds(src, "SECBOX_UPDATE_DEADLINE_S", 10, 7200, c.update_deadline_s); !r) return r.error();
+  for (const auto& setting : settings()) {
+    if (auto r = setting.read(src, setting.key, c); !r) return r.error();
+  }
   if (c.update_deadline_s <= c.update_trial_s) {
     return Error{Errc::config, "SECBOX_UPDATE_DEADLINE_S must be longer than SECBOX_UPDATE_TRIAL_S"};
-  }
-  if (auto v = src.get("COMPOSE_RENDER_CHECK"); v && !v->first.empty()) {
-    if (v->first != "0" && v->first != "1") return bad("COMPOSE_RENDER_CHECK", v->second, "must be 0 or 1");
-    c.compose_render_check = v->first == "1";
-  }
-  if (auto v = src.get("SECBOX_PG_BIN_DIR")) c.pg_bin_dir = v->first;
-  if (auto v = src.get("SECBOX_PG_USER")) c.pg_user = v->first;
-  if (auto v = src.get("SECBOX_ENV")) {
-    if (v->first != "development" && v->first != "production" && !v->first.empty()) {
-      return bad("SECBOX_ENV", v->second, "must be development or production");
-    }
-    c.development = v->first == "development";
-  }
-  if (auto v = src.get("SECBOX_LOG_LEVEL"); v && !v->first.empty()) {
-    if (!log::parse_level(v->first)) {
-      return bad("SECBOX_LOG_LEVEL", v->second, "must be debug, info, warn or error");
-    }
-    c.log_level = v->first;
   }
   if (c.device_id.empty() != c.cloud_base_url.empty()) {
     // Half-paired is a broken file, not "unpaired".
@@ -279,71 +377,22 @@ Result<Config> load_config(const Environment& penv) {
 }
 
 std::vector<std::string> changed_keys(const Config& a, const Config& b) {
-  using Field = std::function<std::string(const Config&)>;
-  auto num = [](int v) { return std::to_string(v); };
-  static const std::vector<std::pair<const char*, Field>> kFields = {
-      {"DEVICE_ID", [](const Config& c) { return c.device_id; }},
-      {"CLOUD_BASE_URL", [](const Config& c) { return c.cloud_base_url; }},
-      {"DEVICE_GATEWAY_URL", [](const Config& c) { return c.device_gateway_url; }},
-      {"DATABASE_URL", [](const Config& c) { return c.database_url; }},
-      {"FRIGATE_URL", [](const Config& c) { return c.frigate_url; }},
-      {"ALARM_MIN_SCORE", [num](const Config& c) { return num(c.alarm_min_score_pct); }},
-      {"CLOUD_CA_FILE", [](const Config& c) { return c.cloud_ca_file; }},
-      {"COMPOSE_CMD", [](const Config& c) { return c.compose_cmd; }},
-      {"COMPOSE_USER", [](const Config& c) { return c.compose_user; }},
-      {"COMPOSE_UP_TIMEOUT_S", [num](const Config& c) { return num(c.compose_up_timeout_s); }},
-      {"COMPOSE_HEALTH_TIMEOUT_S", [num](const Config& c) { return num(c.compose_health_timeout_s); }},
-      {"COMPOSE_RENDER_CHECK", [](const Config& c) { return std::string(c.compose_render_check ? "1" : "0"); }},
-      {"CONTAINER_CMD", [](const Config& c) { return c.container_cmd; }},
-      {"CONTAINER_HOST", [](const Config& c) { return c.container_host; }},
-      {"SYSTEMCTL_CMD", [](const Config& c) { return c.systemctl_cmd; }},
-      {"JOURNALCTL_CMD", [](const Config& c) { return c.journalctl_cmd; }},
-      {"HEALTH_DISKS", [](const Config& c) { return c.health_disks; }},
-      {"NETWORK_INTERFACES", [](const Config& c) { return c.network_interfaces; }},
-      {"HEALTH_INTERVAL_S", [num](const Config& c) { return num(c.health_interval_s); }},
-      {"LAN_PORT", [num](const Config& c) { return num(c.lan_port); }},
-      {"LAN_CERT_CHECK_S", [num](const Config& c) { return num(c.lan_cert_check_s); }},
-      {"LAN_CERT_ROOTS_FILE", [](const Config& c) { return c.lan_cert_roots_file; }},
-      {"LAN_ADDRESSES", [](const Config& c) { return c.lan_addresses; }},
-      {"METRICS_ALLOW", [](const Config& c) { return c.metrics_allow; }},
-      {"METRICS_TOKEN", [](const Config& c) { return c.metrics_token; }},
-      {"LAN_WEB_DIR", [](const Config& c) { return c.web_dir; }},
-      {"PAIRING_PORT", [num](const Config& c) { return num(c.pairing_port); }},
-      {"SECBOX_ENV", [](const Config& c) { return std::string(c.development ? "development" : "production"); }},
-      {"SECBOX_LOG_LEVEL", [](const Config& c) { return c.log_level; }},
-      {"SECBOX_PG_BIN_DIR", [](const Config& c) { return c.pg_bin_dir; }},
-      {"SECBOX_PG_USER", [](const Config& c) { return c.pg_user; }},
-      {"BOOTSTRAP", [](const Config& c) { return std::string(c.has_bootstrap ? "1" : "0"); }},
-      {"SECBOX_VERSIONS_DIR", [](const Config& c) { return c.versions_dir; }},
-      {"UPDATE_KEY_FILE", [](const Config& c) { return c.update_key_file; }},
-      {"SECBOX_UPDATE_TRIAL_S", [num](const Config& c) { return num(c.update_trial_s); }},
-      {"SECBOX_UPDATE_DEADLINE_S", [num](const Config& c) { return num(c.update_deadline_s); }},
-  };
   std::vector<std::string> out;
-  for (const auto& [key, get] : kFields) {
-    if (get(a) != get(b)) out.emplace_back(key);
+  for (const auto& s : settings()) {
+    if (s.value(a) != s.value(b)) out.emplace_back(s.key);
   }
   return out;
 }
 
-bool is_daemon_setting(const std::string& key) {
-  static const char* const kKeys[] = {
-      "ALARM_MIN_SCORE", "BOOTSTRAP", "CLOUD_BASE_URL", "CLOUD_CA_FILE", "COMPOSE_CMD", "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK",
-      "COMPOSE_UP_TIMEOUT_S", "COMPOSE_USER", "CONTAINER_CMD", "CONTAINER_HOST", "DATABASE_URL", "DEVICE_GATEWAY_URL",
-      "DEVICE_ID", "FRIGATE_URL", "HEALTH_DISKS", "HEALTH_INTERVAL_S", "JOURNALCTL_CMD", "LAN_ADDRESSES", "LAN_CERT_CHECK_S", "LAN_CERT_ROOTS_FILE", "LAN_PORT",
-      "LAN_WEB_DIR", "METRICS_ALLOW", "METRICS_TOKEN", "NETWORK_INTERFACES", "PAIRING_PORT", "SYSTEMCTL_CMD", "UPDATE_KEY_FILE"};
-  if (key.rfind("SECBOX_", 0) == 0) return true;
-  return std::find(std::begin(kKeys), std::end(kKeys), key) != std::end(kKeys);
-}
+bool is_daemon_setting(const std::string& key) { return key.rfind("SECBOX_", 0) == 0 || find_setting(key) != nullptr; }
 
 bool applies_without_restart(const std::string& key) {
-  static const char* const kLive[] = {
-      "SECBOX_ENV", "SECBOX_LOG_LEVEL", "COMPOSE_CMD", "COMPOSE_USER", "COMPOSE_UP_TIMEOUT_S",
-      "COMPOSE_HEALTH_TIMEOUT_S", "COMPOSE_RENDER_CHECK", "CONTAINER_CMD", "CONTAINER_HOST", "SYSTEMCTL_CMD",
-      "JOURNALCTL_CMD", "HEALTH_DISKS", "NETWORK_INTERFACES", "HEALTH_INTERVAL_S",
-      // Read where they are used: the pairing's token, the next compose apply.
-      "BOOTSTRAP"};
-  return std::find(std::begin(kLive), std::end(kLive), key) != std::end(kLive);
+  const auto* s = find_setting(key);
+  return s && s->live;
+}
+
+void apply_setting(const std::string& key, const Config& from, Config& to) {
+  if (const auto* s = find_setting(key)) s->copy(from, to);
 }
 
 std::vector<std::string> Config::guard_addresses() const { return appliance::guard_addresses(lan_addresses); }

@@ -132,6 +132,13 @@ bool applies_without_restart(const std::string& key);
 // the cloud may change one with env.set only where control.json names it.
 bool is_daemon_setting(const std::string& key);
 
+// Copies one setting's value(s) from `from` into `to` (a running box taking a
+// key that applies without restart).
+void apply_setting(const std::string& key, const Config& from, Config& to);
+
+// All of these derive from one table of settings in config.cpp: a new
+// setting is one row there (and its member in Config).
+
 // Error code "config"; the message names the key and the file (or "the
 // environment"), and never a value.
 Result<Config> load_config(const Environment& process_env);
