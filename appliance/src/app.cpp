@@ -56,6 +56,7 @@ constexpr std::chrono::milliseconds kStopDeadline{4500};
 // The exit status that asks the supervisor (systemd's RestartForceExitStatus,
 // scripts/run) to start `current` again: an update has switched it.
 constexpr int kRestartForUpdate = 75;
+constexpr int kBug = 70;  // EX_SOFTWARE: an exception escaped to the loop
 }  // namespace
 
 void configure_logging(const Config& config) {
@@ -718,30 +719,23 @@ int App::run() {
   for (auto& c : i.components) {
     if (std::find(i.after_database.begin(), i.after_database.end(), c.get()) == i.after_database.end()) c->start();
   }
-  // A handler that throws loses its own work, never the box: the loop is
-  // run again (Asio leaves the rest of its work queued), and the failure is
-  // logged, at most once a second with a count of those in between.
-  auto last_logged = std::chrono::steady_clock::time_point{};
-  long unlogged = 0;
-  for (;;) {
-    std::string what;
-    try {
-      i.io.run();
-      break;
-    } catch (const std::exception& ex) {
-      what = ex.what();
-    } catch (...) {
-      what = "an exception that is not a std::exception";
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_logged >= std::chrono::seconds(1)) {
-      i.log.error("An event handler failed; the box goes on without that piece of work.",
-                  {{"reason", what.substr(0, 200)}, {"failures_not_logged", unlogged}});
-      last_logged = now;
-      unlogged = 0;
-    } else {
-      ++unlogged;
-    }
+  // Input meets the code at two boundaries that catch what a handler throws
+  // and lose only that piece of work: the dispatcher (a cloud message, which
+  // is answered `error internal`) and the HTTP server (a request, answered
+  // 500). An exception that reaches the loop is a bug in the box's own
+  // state, which running on would carry along: the box says so and ends
+  // with EX_SOFTWARE, and systemd starts it again clean (Restart=on-failure;
+  // the queue and the replica are on disk).
+  try {
+    i.io.run();
+  } catch (const std::exception& ex) {
+    i.log.error("An event handler failed outside the request boundaries; the box stops to start again clean.",
+                {{"reason", std::string(ex.what()).substr(0, 200)}});
+    return kBug;
+  } catch (...) {
+    i.log.error("An event handler failed outside the request boundaries; the box stops to start again clean.",
+                {{"reason", "an exception that is not a std::exception"}});
+    return kBug;
   }
   return i.exit_code;
 }
