@@ -28,7 +28,7 @@ std::optional<FileOwner> owner_of(const ComposeSettings& s) {
   return FileOwner{s.run_as->uid, s.run_as->gid};
 }
 
-bool cancelled(const ComposeSettings& s) { return s.cancel && s.cancel->load(); }
+bool cancelled(const ComposeSettings& s) { return s.cancel && s.cancel->cancelled(); }
 
 std::string tail(const std::string& text, std::size_t n) {
   std::string t = text.size() > n ? "…" + text.substr(text.size() - n) : text;
@@ -237,8 +237,10 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
     }
     if (cancelled(s)) return Error{Errc::unavailable, "the daemon is stopping; " + last};
     if (SteadyClock::now() + s.health_poll >= deadline) break;
-    for (auto until = SteadyClock::now() + s.health_poll; SteadyClock::now() < until && !cancelled(s);) {
-      std::this_thread::sleep_for(std::min<SteadyClock::duration>(std::chrono::milliseconds(100), until - SteadyClock::now()));
+    if (s.cancel) {
+      s.cancel->wait_for(s.health_poll);  // ends at once when the daemon stops
+    } else {
+      std::this_thread::sleep_for(s.health_poll);
     }
   }
   return Error{Errc::unavailable, "not every service was up within " +

@@ -88,18 +88,17 @@ struct HostSample {
 
 struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   Impl(boost::asio::io_context& l, ControlSettings s, ControlHooks h)
-      : loop(l), settings(std::move(s)), hooks(std::move(h)), compose_pool(l, 1), ops_pool(l, 2),
-        exec_pool(l, std::max<std::size_t>(1, settings.max_jobs)), health_timer(l), watch(l), reload_timer(l) {
+      : loop(l), settings(std::move(s)), hooks(std::move(h)), compose_pool(l, 1), ops_pool(l, 2), health_timer(l),
+        watch(l), reload_timer(l) {
     settings.compose.cancel = cancel;
   }
 
   boost::asio::io_context& loop;
   ControlSettings settings;
   ControlHooks hooks;
-  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>();
   BlockingPool compose_pool;  // one compose operation at a time
   BlockingPool ops_pool;      // node control, health figures, reloads
-  BlockingPool exec_pool;     // registered commands
   boost::asio::steady_timer health_timer;
   boost::asio::posix::stream_descriptor watch;
   boost::asio::steady_timer reload_timer;
@@ -136,6 +135,22 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
+  // Runs a program on the loop (registered commands: no thread is held while
+  // it runs); done runs on the loop unless the plane is stopping, whose
+  // cancellation kills the child at once.
+  template <class Done>
+  void run_child(const ProcessOptions& o, Done done) {
+    ++in_flight;
+    start_process(loop, o, [self = shared_from_this(), done = std::move(done)](Result<ProcessResult> r) mutable {
+      --self->in_flight;
+      if (self->stopping) {
+        self->maybe_stopped();
+        return;
+      }
+      done(std::move(r));
+    });
+  }
+
   void maybe_stopped() {
     if (stopping && in_flight == 0 && on_stopped) {
       auto f = std::move(on_stopped);
@@ -160,7 +175,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
 
   // Worker side: these take what they need by value, never the plane itself
   // (a worker must not hold the last reference to what owns its pool).
-  static Result<ProcessResult> run_tool(const std::shared_ptr<std::atomic<bool>>& cancel,
+  static Result<ProcessResult> run_tool(const std::shared_ptr<Cancellation>& cancel,
                                         const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                                         std::size_t max_output = kMaxOutput,
                                         const std::string& container_host = {}) {
@@ -306,9 +321,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     o.timeout = timeout;
     o.max_output = kMaxOutput;
     o.cancel = cancel;
-    run(
-        exec_pool, [o] { return run_process(o); },
-        [this, job_id](Result<ProcessResult> r) {
+    run_child(
+        o, [this, job_id](Result<ProcessResult> r) {
           --running_jobs;
           auto it = jobs.find(job_id);
           if (it == jobs.end()) return;
@@ -385,7 +399,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         });
   }
 
-  static Result<std::vector<ContainerInfo>> list_containers(const std::shared_ptr<std::atomic<bool>>& cancel,
+  static Result<std::vector<ContainerInfo>> list_containers(const std::shared_ptr<Cancellation>& cancel,
                                                             const std::vector<std::string>& container_cmd,
                                                             const std::string& container_host) {
     const std::string tool = container_cmd.empty() ? std::string() : container_cmd.front();
@@ -654,7 +668,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& loop, ControlSettings settin
     : impl_(std::make_shared<Impl>(loop, std::move(settings), std::move(hooks))) {}
 
 ControlPlane::~ControlPlane() {
-  impl_->cancel->store(true);
+  impl_->cancel->cancel();
   impl_->stopping = true;
   impl_->reload_timer.cancel();
   boost::system::error_code ec;
@@ -670,7 +684,7 @@ void ControlPlane::start() {
 void ControlPlane::stop(std::function<void()> on_stopped) {
   auto& i = *impl_;
   i.stopping = true;
-  i.cancel->store(true);  // children are killed within 100 ms; waits end
+  i.cancel->cancel();  // children are killed at once; compose's waits end
   i.health_timer.cancel();
   i.reload_timer.cancel();
   boost::system::error_code ec;

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/log.hpp"
+#include "common/process.hpp"
 #include "media/fmp4.hpp"
 #include "media/live_feed.hpp"
 
@@ -54,73 +54,23 @@ struct Child {
   int pidfd = -1;
 };
 
-// posix_spawn in a new process group, stdin from /dev/null, stdout, stderr
-// and fd 3 to pipes; only PATH and LANG from our environment.
+// ffmpeg through the box's one way of starting a child (common/process):
+// its own process group, stdin from /dev/null, stdout, stderr and fd 3 to
+// pipes, nothing else of the daemon's, run in the camera's folder (its
+// names are relative to it); only PATH and LANG from our environment.
 Result<Child> spawn(const std::vector<std::string>& argv, const std::string& dir) {
-  int pipes[3][2];
-  for (int i = 0; i < 3; ++i) {
-    if (::pipe2(pipes[i], O_CLOEXEC) != 0) {
-      const int e = errno;
-      for (int j = 0; j < i; ++j) {
-        ::close(pipes[j][0]);
-        ::close(pipes[j][1]);
-      }
-      return Error{Errc::spawn, std::strerror(e)};
-    }
-  }
-  auto& out = pipes[0];
-  auto& err = pipes[1];
-  auto& live = pipes[2];
-  ::fcntl(live[0], F_SETPIPE_SZ, 1 << 20);  // a keyframe or two while the loop is busy
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  posix_spawn_file_actions_adddup2(&fa, live[1], 3);
-  // Nothing else of the daemon's reaches ffmpeg: a listening socket it held
-  // would outlive a crashed daemon and keep the restarted one off its port.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());  // ffmpeg's names are relative to the camera's folder
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_strings{"LANG=C.UTF-8"};
-  if (const char* path = std::getenv("PATH")) env_strings.push_back(std::string("PATH=") + path);
-  std::vector<char*> env;
-  for (auto& e : env_strings) env.push_back(e.data());
-  env.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  ::close(out[1]);
-  ::close(err[1]);
-  ::close(live[1]);
-  if (rc != 0) {
-    ::close(out[0]);
-    ::close(err[0]);
-    ::close(live[0]);
-    return Error{Errc::spawn, "cannot run " + argv[0] + ": " + std::strerror(rc)};
-  }
-  Child c{pid, out[0], err[0], live[0], static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
-  if (c.pidfd < 0) {
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    ::close(c.out);
-    ::close(c.err);
-    ::close(c.live);
-    return Error{Errc::spawn, std::string("pidfd_open: ") + std::strerror(errno)};
-  }
+  ProcessOptions o;
+  o.argv = argv;
+  o.cwd = dir;
+  std::vector<std::string> env{"LANG=C.UTF-8"};
+  if (const char* path = std::getenv("PATH")) env.push_back(std::string("PATH=") + path);
+  o.env = std::move(env);
+  o.pipe_fd3 = true;
+  auto spawned = spawn_child(o);
+  if (!spawned) return spawned.error();
+  const auto& sc = spawned.value();
+  Child c{sc.pid, sc.out, sc.err, sc.fd3, sc.pidfd};
+  ::fcntl(c.live, F_SETPIPE_SZ, 1 << 20);  // a keyframe or two while the loop is busy
   ::fcntl(c.out, F_SETFL, O_NONBLOCK);
   ::fcntl(c.err, F_SETFL, O_NONBLOCK);
   ::fcntl(c.live, F_SETFL, O_NONBLOCK);

@@ -1,11 +1,20 @@
 #pragma once
-// Running a program as an argument vector (never through a shell), optionally
-// as another user, with a time limit and capped output. run_process() blocks
-// until the child is gone: call it from a BlockingPool task.
+// The one way the box starts a program: an argument vector (never a shell),
+// optionally as another user, in a process group of its own, with signals
+// blocked across the fork and reset in the child, every descriptor beyond
+// its own closed, and a pidfd for its end (spawn_child). On top of it:
+//   - start_process(): on the loop, with capped output, a time limit and
+//     cancel(); the pipes and the pidfd are watched by the loop, so no
+//     thread is held while the child runs;
+//   - run_process(): the same, blocking, on an io_context of its own, for
+//     threads that do blocking work by design (the database thread's pg_ctl,
+//     a compose operation's steps, the command line).
+// A time-out or a cancellation kills the child's whole process group.
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,7 +22,32 @@
 
 #include "common/result.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace secbox {
+
+// A stop that any thread may signal and any run may wait on (an eventfd):
+// the runs it was given kill their children at once, without polling.
+class Cancellation {
+ public:
+  Cancellation();
+  ~Cancellation();
+  Cancellation(const Cancellation&) = delete;
+  Cancellation& operator=(const Cancellation&) = delete;
+
+  void cancel();  // idempotent; any thread
+  bool cancelled() const { return cancelled_.load(); }
+  int fd() const { return fd_; }  // readable once cancelled
+  // Blocks until cancelled or `limit` has passed; true if cancelled. For a
+  // blocking thread's waits (a compose operation polling its services).
+  bool wait_for(std::chrono::milliseconds limit) const;
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  int fd_ = -1;
+};
 
 struct UserInfo {
   std::string name;
@@ -33,9 +67,11 @@ struct ProcessOptions {
   std::optional<mode_t> umask;  // the child's; nullopt inherits ours
   std::chrono::milliseconds timeout{30000};
   std::size_t max_output = 64 * 1024;  // per stream; the rest is counted, not kept
-  // Set from another thread to kill the child's process group now (the
-  // daemon is stopping); checked at least every 100 ms.
-  std::shared_ptr<const std::atomic<bool>> cancel;
+  // Cancelled (the daemon is stopping): the child's process group is killed
+  // now and the result says `cancelled`.
+  std::shared_ptr<Cancellation> cancel;
+  // spawn_child only: the child's fd 3 is a pipe too (ffmpeg's live output).
+  bool pipe_fd3 = false;
 };
 
 struct ProcessResult {
@@ -52,8 +88,36 @@ struct ProcessResult {
   std::string describe() const;
 };
 
-// Errors only when the program could not be started (code "spawn").
-// A time-out kills the child's whole process group.
+// A started child: its pid (the leader of its own process group), a pidfd
+// that becomes readable when it exits, and the read ends of its stdout,
+// stderr (and fd 3), all close-on-exec. Its stdin is /dev/null. The caller
+// owns the descriptors and reaps it (waitpid, or waitid on the pidfd).
+struct SpawnedChild {
+  pid_t pid = -1;
+  int pidfd = -1;
+  int out = -1;
+  int err = -1;
+  int fd3 = -1;
+};
+
+// Errors (Errc::spawn) when the program could not be started, with the
+// reason (not found, not executable, the user switch refused).
+Result<SpawnedChild> spawn_child(const ProcessOptions& options);
+
+class RunningProcess {
+ public:
+  virtual ~RunningProcess() = default;
+  // Loop thread: kills the child's process group; its result says cancelled.
+  virtual void cancel() = 0;
+};
+
+// Starts the program and calls done on the loop, once, when it has ended (or
+// could not start: Errc::spawn). Loop thread.
+std::shared_ptr<RunningProcess> start_process(boost::asio::io_context& io, const ProcessOptions& options,
+                                              std::function<void(Result<ProcessResult>)> done);
+
+// Blocking: start_process on an io_context of its own. Errors only when the
+// program could not be started (Errc::spawn).
 Result<ProcessResult> run_process(const ProcessOptions& options);
 
 }  // namespace secbox

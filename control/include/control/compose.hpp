@@ -14,7 +14,6 @@
 // Everything here blocks (files, child processes, waits): call it from a
 // worker thread. One operation per project directory at a time is the
 // caller's rule (ControlPlane answers `busy`).
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -51,7 +50,7 @@ struct ComposeSettings {
   // What this project's file may use beyond an ordinary container
   // (control.json's compose.projects.<project>); the caller fills it per call.
   ComposeAllowance allowance;
-  std::shared_ptr<const std::atomic<bool>> cancel;  // set when the daemon stops
+  std::shared_ptr<Cancellation> cancel;  // cancelled when the daemon stops
 };
 
 inline constexpr std::size_t kMaxComposeBytes = 1024 * 1024;
