@@ -114,7 +114,8 @@ struct Recount {
 Recount recount(const Db& db) {
   pqxx::connection c(db.url());
   pqxx::read_transaction tx(c);
-  auto r = tx.exec1("SELECT count(*), COALESCE(sum(size_bytes), 0) FROM outbound_event WHERE acked_at IS NULL");
+  auto r = tx.exec1(
+      "SELECT count(*), COALESCE(sum(size_bytes), 0) FROM outbound_event WHERE acked_at IS NULL");
   return {r[0].as<long>(), r[1].as<long>()};
 }
 
@@ -128,11 +129,13 @@ struct Box {
     if (queue) queue->stop([] {});
     bool stopped = false;
     database.stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 10s);
+    run_until(
+        io, [&] { return stopped; }, 10s);
   }
   bool up() {
     database.start();
-    return run_until(io, [&] { return database.ready(); }, 60s);
+    return run_until(
+        io, [&] { return database.ready(); }, 60s);
   }
 };
 
@@ -147,19 +150,21 @@ void drain(const Db& db, long n, TempDir& dir) {
   const auto t_start = SteadyClock::now();
   box.queue = std::make_unique<replica::OutboundQueue>(box.io, box.database);
   box.queue->start();
-  run_until(box.io, [&] { return box.queue->stats().depth == n; }, 60s);
+  run_until(
+      box.io, [&] { return box.queue->stats().depth == n; }, 60s);
   const double start_s = seconds_since(t_start);
   ::malloc_trim(0);
   const double start_rss_mb = resident_mb();
 
-  secbox::cloudsim::CloudSim sim(
-      secbox::cloudsim::Options{dir.file("sim"), 0, secbox::cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  secbox::cloudsim::CloudSim sim(secbox::cloudsim::Options{
+      dir.file("sim"), 0, secbox::cloudsim::CertMode::trusted, std::chrono::hours(24)});
   secbox::tunnel::SessionSettings s;
   s.tunnel.gateway_url = sim.gateway_url();
   s.tunnel.device_id = "dev_bench";
   s.tunnel.version = "bench";
   s.tunnel.ca_file = sim.ca_file();
-  s.rotator = secbox::tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 3600s, 7200s};
+  s.rotator = secbox::tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"),
+                                              3600s, 7200s};
   s.boot_id = secbox::random_uuid();
   secbox::tunnel::CloudSession session(box.io, box.pool, s, sim.issue_token("dev_bench"));
   auto& queue = *box.queue;
@@ -178,24 +183,36 @@ void drain(const Db& db, long n, TempDir& dir) {
   session.on_disconnected([&] { queue.on_disconnected(); });
   session.start();
   const bool drained = run_until(
-      box.io, [&] { return sim.distinct_events() >= static_cast<std::size_t>(n) && queue.stats().depth == 0; },
+      box.io,
+      [&] {
+        return sim.distinct_events() >= static_cast<std::size_t>(n) && queue.stats().depth == 0;
+      },
       std::chrono::seconds(60 + n / 2000));
   const double drain_s = seconds_since(t_welcome);
   const double rate = static_cast<double>(n) / drain_s;
   const auto hello = sim.wait_for_type("hello", 1s);
   const auto r = recount(db);
-  std::printf("drain %8ld events: %s in %6.2f s = %8.0f events/s; bare loop %8.0f events/s; box/bare %5.1f %%\n", n,
-              drained ? "all acknowledged" : "NOT DRAINED", drain_s, rate, anchor, 100.0 * rate / anchor);
-  std::printf("      start with %ld queued: figures in %.3f s, the bench's RSS %.1f MB (%.1f MB before the queue "
-              "started); hello said depth %s; %ld received for %zu distinct\n", n, start_s, start_rss_mb, before_rss_mb,
-              hello ? hello->message["payload"].value("queue", nlohmann::json()).dump().c_str() : "(none)",
-              sim.events_received(), sim.distinct_events());
-  std::printf("      figures after the drain: depth %lld bytes %lld; recount: depth %ld bytes %ld (%s)\n",
-              static_cast<long long>(queue.stats().depth), static_cast<long long>(queue.stats().bytes), r.depth,
-              r.bytes, r.depth == queue.stats().depth && r.bytes == queue.stats().bytes ? "equal" : "DIFFERENT");
+  std::printf(
+      "drain %8ld events: %s in %6.2f s = %8.0f events/s; bare loop %8.0f events/s; box/bare %5.1f "
+      "%%\n",
+      n, drained ? "all acknowledged" : "NOT DRAINED", drain_s, rate, anchor,
+      100.0 * rate / anchor);
+  std::printf(
+      "      start with %ld queued: figures in %.3f s, the bench's RSS %.1f MB (%.1f MB before the "
+      "queue "
+      "started); hello said depth %s; %ld received for %zu distinct\n",
+      n, start_s, start_rss_mb, before_rss_mb,
+      hello ? hello->message["payload"].value("queue", nlohmann::json()).dump().c_str() : "(none)",
+      sim.events_received(), sim.distinct_events());
+  std::printf(
+      "      figures after the drain: depth %lld bytes %lld; recount: depth %ld bytes %ld (%s)\n",
+      static_cast<long long>(queue.stats().depth), static_cast<long long>(queue.stats().bytes),
+      r.depth, r.bytes,
+      r.depth == queue.stats().depth && r.bytes == queue.stats().bytes ? "equal" : "DIFFERENT");
   bool stopped = false;
   session.stop([&] { stopped = true; });
-  run_until(box.io, [&] { return stopped; }, 10s);
+  run_until(
+      box.io, [&] { return stopped; }, 10s);
 }
 
 void enqueue(const Db& db, long total) {
@@ -228,7 +245,8 @@ void enqueue(const Db& db, long total) {
   limits.max_bytes = 1ll << 40;
   box.queue = std::make_unique<replica::OutboundQueue>(box.io, box.database, limits);
   box.queue->start();
-  run_until(box.io, [] { return false; }, 200ms);
+  run_until(
+      box.io, [] { return false; }, 200ms);
   constexpr int kCallers = 32;
   long started = 0, answered = 0, failed = 0;
   std::vector<double> latency_ms;
@@ -237,31 +255,39 @@ void enqueue(const Db& db, long total) {
     if (started >= total) return;
     ++started;
     const auto t = SteadyClock::now();
-    box.queue->enqueue(
-        replica::OutboundEvent{secbox::random_uuid(), "guard_note", "2026-12-03T10:00:00Z",
-                               {{"guardId", "g_1"}, {"text", "Portón revisado"}}},
-        [&, t](secbox::Result<replica::Enqueued> r) {
-          latency_ms.push_back(seconds_since(t) * 1000);
-          ++answered;
-          failed += !r;
-          next();
-        });
+    box.queue->enqueue(replica::OutboundEvent{secbox::random_uuid(),
+                                              "guard_note",
+                                              "2026-12-03T10:00:00Z",
+                                              {{"guardId", "g_1"}, {"text", "Portón revisado"}}},
+                       [&, t](secbox::Result<replica::Enqueued> r) {
+                         latency_ms.push_back(seconds_since(t) * 1000);
+                         ++answered;
+                         failed += !r;
+                         next();
+                       });
   };
   const auto t0 = SteadyClock::now();
   for (int i = 0; i < kCallers; ++i) next();
-  run_until(box.io, [&] { return answered == total; }, 300s);
+  run_until(
+      box.io, [&] { return answered == total; }, 300s);
   const double rate = static_cast<double>(answered) / seconds_since(t0);
-  std::printf("enqueue %ld events, %d callers: %8.0f events/s, %ld failed; answer p50 %.2f ms p99 %.2f ms max %.2f ms;"
-              " one commit per event %6.0f events/s (x%.1f)\n",
-              answered, kCallers, rate, failed, percentile(latency_ms, 0.5), percentile(latency_ms, 0.99),
-              percentile(latency_ms, 1.0), anchor, rate / anchor);
+  std::printf(
+      "enqueue %ld events, %d callers: %8.0f events/s, %ld failed; answer p50 %.2f ms p99 %.2f ms "
+      "max %.2f ms;"
+      " one commit per event %6.0f events/s (x%.1f)\n",
+      answered, kCallers, rate, failed, percentile(latency_ms, 0.5), percentile(latency_ms, 0.99),
+      percentile(latency_ms, 1.0), anchor, rate / anchor);
   const auto r = recount(db);
-  std::printf("      %lld commits, %.1f events a commit\n", static_cast<long long>(box.queue->commits()),
-              static_cast<double>(answered) / static_cast<double>(std::max<std::int64_t>(1, box.queue->commits())));
+  std::printf("      %lld commits, %.1f events a commit\n",
+              static_cast<long long>(box.queue->commits()),
+              static_cast<double>(answered) /
+                  static_cast<double>(std::max<std::int64_t>(1, box.queue->commits())));
   std::printf("      figures: depth %lld bytes %lld; recount: depth %ld bytes %ld (%s)\n",
-              static_cast<long long>(box.queue->stats().depth), static_cast<long long>(box.queue->stats().bytes),
-              r.depth, r.bytes,
-              box.queue->stats().depth == r.depth && box.queue->stats().bytes == r.bytes ? "equal" : "DIFFERENT");
+              static_cast<long long>(box.queue->stats().depth),
+              static_cast<long long>(box.queue->stats().bytes), r.depth, r.bytes,
+              box.queue->stats().depth == r.depth && box.queue->stats().bytes == r.bytes
+                  ? "equal"
+                  : "DIFFERENT");
 }
 
 }  // namespace

@@ -38,7 +38,9 @@ namespace replica = secbox::replica;
 
 namespace {
 
-double seconds_since(SteadyClock::time_point t) { return std::chrono::duration<double>(SteadyClock::now() - t).count(); }
+double seconds_since(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
 
 long rss_kb() {
   std::ifstream f("/proc/self/status");
@@ -98,13 +100,14 @@ double anchor(const Db& db, long n) {
   tx.exec0("TRUNCATE anchor_ban");
   {
     pqxx::stream_to copy(tx, "anchor_ban",
-                         std::vector<std::string>{"id", "version", "deleted", "community_id", "full_name", "plate",
-                                                  "reason", "created_at"});
+                         std::vector<std::string>{"id", "version", "deleted", "community_id",
+                                                  "full_name", "plate", "reason", "created_at"});
     for (long i = 0; i < n; ++i) {
       const json r = ban(i, "anchor");
-      copy << std::make_tuple(r["id"].get<std::string>(), 1, false, r["communityId"].get<std::string>(),
-                              r["fullName"].get<std::string>(), r["plate"].get<std::string>(),
-                              r["reason"].get<std::string>(), r["createdAt"].get<std::string>());
+      copy << std::make_tuple(r["id"].get<std::string>(), 1, false,
+                              r["communityId"].get<std::string>(), r["fullName"].get<std::string>(),
+                              r["plate"].get<std::string>(), r["reason"].get<std::string>(),
+                              r["createdAt"].get<std::string>());
     }
     copy.complete();
   }
@@ -124,7 +127,9 @@ int main(int argc, char** argv) {
     boost::asio::io_context io;
     replica::Database database(io, replica::DatabaseSettings{db.url(), {}}, [](int) {});
     database.start();
-    if (!run_until(io, [&] { return database.ready(); }, 60s)) throw std::runtime_error("no database");
+    if (!run_until(
+            io, [&] { return database.ready(); }, 60s))
+      throw std::runtime_error("no database");
     secbox::protocol::MessageIds ids;
     std::vector<json> replies;
     secbox::protocol::Dispatcher dispatcher(
@@ -143,7 +148,9 @@ int main(int argc, char** argv) {
         io.restart();
         io.poll();
       }
-      if (!run_until(io, [&] { return !replies.empty(); }, 600s)) throw std::runtime_error("no ack for the old set");
+      if (!run_until(
+              io, [&] { return !replies.empty(); }, 600s))
+        throw std::runtime_error("no ack for the old set");
       replies.clear();
       const std::int64_t next_version = ++version;
       ++version;
@@ -161,23 +168,29 @@ int main(int argc, char** argv) {
         io.restart();
         io.poll();
       }
-      if (!run_until(io, [&] { return !replies.empty(); }, 600s)) throw std::runtime_error("no ack");
+      if (!run_until(
+              io, [&] { return !replies.empty(); }, 600s))
+        throw std::runtime_error("no ack");
       const double total = seconds_since(t0) - making, after_last = seconds_since(t_last);
       const bool acked = replies.back()["type"] == "ack";
       replies.clear();
       pqxx::connection c(db.url());
       pqxx::read_transaction tx(c);
-      const auto rows = tx.exec1("SELECT count(*) FROM banned_visitor WHERE NOT deleted")[0].as<long>();
+      const auto rows =
+          tx.exec1("SELECT count(*) FROM banned_visitor WHERE NOT deleted")[0].as<long>();
       rusage u{};
       ::getrusage(RUSAGE_SELF, &u);
-      std::printf("snapshot %7ld rows (%zu chunks): %s in %6.2f s (%5.2f s after the last chunk); "
-                  "TRUNCATE + COPY %5.2f s; box/anchor %4.1fx; %ld rows in the table; RSS %ld kB, peak %ld kB\n",
-                  n, static_cast<std::size_t>(chunks_for(n)), acked ? "acked" : "REFUSED", total, after_last,
-                  copy_s, total / copy_s, rows, rss_kb(), u.ru_maxrss);
+      std::printf(
+          "snapshot %7ld rows (%zu chunks): %s in %6.2f s (%5.2f s after the last chunk); "
+          "TRUNCATE + COPY %5.2f s; box/anchor %4.1fx; %ld rows in the table; RSS %ld kB, peak %ld "
+          "kB\n",
+          n, static_cast<std::size_t>(chunks_for(n)), acked ? "acked" : "REFUSED", total,
+          after_last, copy_s, total / copy_s, rows, rss_kb(), u.ru_maxrss);
     }
     bool stopped = false;
     database.stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 10s);
+    run_until(
+        io, [&] { return stopped; }, 10s);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "secbox-bench-snapshot: %s\n", e.what());
     return 1;

@@ -46,20 +46,24 @@ struct Figures {
 };
 
 void print(const char* who, const Figures& f) {
-  std::printf("%-22s rtt median %7.1f us   p99 %7.1f us   one-way 200 B: %9.0f msg/s, %5.2f us CPU/msg\n", who,
-              f.rtt_median_us, f.rtt_p99_us, f.msgs_per_s, f.cpu_us_per_msg);
+  std::printf(
+      "%-22s rtt median %7.1f us   p99 %7.1f us   one-way 200 B: %9.0f msg/s, %5.2f us CPU/msg\n",
+      who, f.rtt_median_us, f.rtt_p99_us, f.msgs_per_s, f.cpu_us_per_msg);
 }
 
 // CPU time of the calling thread (the box's loop), in microseconds.
 double thread_cpu_us() {
   rusage u{};
   ::getrusage(RUSAGE_THREAD, &u);
-  auto us = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
+  auto us = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec);
+  };
   return us(u.ru_utime) + us(u.ru_stime);
 }
 
 // The box's session settings against the simulator, its real backoff kept.
-secbox::tunnel::SessionSettings settings_for(secbox::cloudsim::CloudSim& sim, const std::string& token_path) {
+secbox::tunnel::SessionSettings settings_for(secbox::cloudsim::CloudSim& sim,
+                                             const std::string& token_path) {
   secbox::tunnel::SessionSettings s;
   s.tunnel.gateway_url = sim.gateway_url();
   s.tunnel.device_id = "dev_bench";
@@ -71,7 +75,8 @@ secbox::tunnel::SessionSettings settings_for(secbox::cloudsim::CloudSim& sim, co
 }
 
 // The box's own session against the simulator.
-Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round_trips, int messages) {
+Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round_trips,
+                  int messages) {
   boost::asio::io_context io;
   secbox::BlockingPool pool(io, 1);
   const auto s = settings_for(sim, dir.file("device.jwt"));
@@ -79,20 +84,25 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
   int welcomes = 0;
   session.on_welcomed([&] { ++welcomes; });
   session.start();
-  if (!run_until(io, [&] { return welcomes == 1; }, 10s)) {
+  if (!run_until(
+          io, [&] { return welcomes == 1; }, 10s)) {
     std::fprintf(stderr, "the box did not connect\n");
     std::exit(1);
   }
   auto& d = session.dispatcher();
-  const json hello{{"deviceId", "dev_bench"}, {"version", "bench"}, {"bootId", s.boot_id},
-                   {"cursors", json::object()}, {"queue", {{"depth", 0}, {"oldestAt", nullptr}}}};
+  const json hello{{"deviceId", "dev_bench"},
+                   {"version", "bench"},
+                   {"bootId", s.boot_id},
+                   {"cursors", json::object()},
+                   {"queue", {{"depth", 0}, {"oldestAt", nullptr}}}};
 
   Figures f;
   std::vector<double> rtts;
   for (int i = 0; i < round_trips; ++i) {
     bool done = false;
     const auto t0 = SteadyClock::now();
-    d.request("hello", hello, 10s, [&](secbox::Result<secbox::protocol::Envelope>) { done = true; });
+    d.request("hello", hello, 10s,
+              [&](secbox::Result<secbox::protocol::Envelope>) { done = true; });
     while (!done) io.run_one();
     rtts.push_back(std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count());
   }
@@ -117,7 +127,8 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
       wait.async_wait([&](boost::system::error_code) { pump(); });
       return;
     }
-    d.request("hello", hello, 60s, [&](secbox::Result<secbox::protocol::Envelope>) { last_answered = true; });
+    d.request("hello", hello, 60s,
+              [&](secbox::Result<secbox::protocol::Envelope>) { last_answered = true; });
   };
   pump();
   while (!last_answered) io.run_one();
@@ -127,7 +138,8 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
 
   bool stopped = false;
   session.stop([&] { stopped = true; });
-  run_until(io, [&] { return stopped; }, 10s);
+  run_until(
+      io, [&] { return stopped; }, 10s);
   return f;
 }
 
@@ -135,8 +147,8 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
 std::optional<Figures> bench_node(secbox::cloudsim::CloudSim& sim, int round_trips, int messages) {
   const std::string dir = std::string(SECBOX_SOURCE_DIR) + "/bench/node";
   if (::access((dir + "/node_modules/ws").c_str(), F_OK) != 0) return std::nullopt;
-  std::string cmd = "node " + dir + "/ws_client.mjs '" + sim.gateway_url() + "' '" + sim.ca_file() + "' '" +
-                    sim.issue_token("dev_node") + "' " + std::to_string(round_trips) + " " +
+  std::string cmd = "node " + dir + "/ws_client.mjs '" + sim.gateway_url() + "' '" + sim.ca_file() +
+                    "' '" + sim.issue_token("dev_node") + "' " + std::to_string(round_trips) + " " +
                     std::to_string(messages);
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return std::nullopt;
@@ -154,8 +166,8 @@ std::optional<Figures> bench_node(secbox::cloudsim::CloudSim& sim, int round_tri
 // Simulator restarts: time from it listening again to the box's hello, with
 // the box's real backoff settings (0.5 s doubling, full jitter).
 std::vector<double> bench_reconnect(const TempDir& dir, int restarts) {
-  secbox::cloudsim::CloudSim sim(secbox::cloudsim::Options{dir.file("sim2"), 0, secbox::cloudsim::CertMode::trusted,
-                                                           std::chrono::hours(24)});
+  secbox::cloudsim::CloudSim sim(secbox::cloudsim::Options{
+      dir.file("sim2"), 0, secbox::cloudsim::CertMode::trusted, std::chrono::hours(24)});
   boost::asio::io_context io;
   secbox::BlockingPool pool(io, 1);
   const auto s = settings_for(sim, dir.file("device2.jwt"));
@@ -163,21 +175,27 @@ std::vector<double> bench_reconnect(const TempDir& dir, int restarts) {
   int welcomes = 0;
   session.on_welcomed([&] { ++welcomes; });
   session.start();
-  run_until(io, [&] { return welcomes == 1; }, 10s);
+  run_until(
+      io, [&] { return welcomes == 1; }, 10s);
   std::vector<double> ms;
   for (int i = 0; i < restarts; ++i) {
     sim.stop();
-    run_until(io, [&] { return !session.welcomed(); }, 5s);
-    run_until(io, [] { return false; }, 300ms);  // down for a while: a few failed attempts
+    run_until(
+        io, [&] { return !session.welcomed(); }, 5s);
+    run_until(
+        io, [] { return false; }, 300ms);  // down for a while: a few failed attempts
     sim.clear_received();
     sim.start();
     const auto t0 = SteadyClock::now();
-    if (!run_until(io, [&] { return sim.wait_for_type("hello", 0ms).has_value(); }, 30s)) break;
+    if (!run_until(
+            io, [&] { return sim.wait_for_type("hello", 0ms).has_value(); }, 30s))
+      break;
     ms.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
   }
   bool stopped = false;
   session.stop([&] { stopped = true; });
-  run_until(io, [&] { return stopped; }, 10s);
+  run_until(
+      io, [&] { return stopped; }, 10s);
   return ms;
 }
 
@@ -200,10 +218,11 @@ int main(int argc, char** argv) {
   TempDir dir;
   ::mkdir(dir.file("sim").c_str(), 0700);
   ::mkdir(dir.file("sim2").c_str(), 0700);
-  secbox::cloudsim::CloudSim sim(secbox::cloudsim::Options{dir.file("sim"), 0, secbox::cloudsim::CertMode::trusted,
-                                                          std::chrono::hours(24)});
+  secbox::cloudsim::CloudSim sim(secbox::cloudsim::Options{
+      dir.file("sim"), 0, secbox::cloudsim::CertMode::trusted, std::chrono::hours(24)});
   const int round_trips = 5000, messages = 200000;
-  std::printf("tunnel over TLS on 127.0.0.1, %d round trips, %d one-way messages\n", round_trips, messages);
+  std::printf("tunnel over TLS on 127.0.0.1, %d round trips, %d one-way messages\n", round_trips,
+              messages);
   // This machine is shared and noisy: alternate the two clients, three rounds
   // each, and report the median round of each (by msg/s).
   std::vector<Figures> box_runs, node_runs;
@@ -223,7 +242,8 @@ int main(int argc, char** argv) {
     }
   }
   auto median_run = [](std::vector<Figures> runs) {
-    std::sort(runs.begin(), runs.end(), [](const Figures& a, const Figures& b) { return a.msgs_per_s < b.msgs_per_s; });
+    std::sort(runs.begin(), runs.end(),
+              [](const Figures& a, const Figures& b) { return a.msgs_per_s < b.msgs_per_s; });
     return runs[runs.size() / 2];
   };
   if (!box_runs.empty()) print("median: secbox", median_run(box_runs));
@@ -231,16 +251,17 @@ int main(int argc, char** argv) {
 
   auto ms = want("reconnect") ? bench_reconnect(dir, 10) : std::vector<double>{};
   if (!ms.empty()) {
-    std::printf("simulator back up -> hello: median %.0f ms, max %.0f ms over %zu restarts\n", percentile(ms, 0.5),
-                *std::max_element(ms.begin(), ms.end()), ms.size());
+    std::printf("simulator back up -> hello: median %.0f ms, max %.0f ms over %zu restarts\n",
+                percentile(ms, 0.5), *std::max_element(ms.begin(), ms.end()), ms.size());
   }
 
   if (!want("rss")) return 0;
   // An idle `secbox run`, paired with the simulator, its embedded database up.
   ::mkdir(dir.file("etc").c_str(), 0700);
   ::mkdir(dir.file("state").c_str(), 0700);
-  dir.write("etc/secbox.env", "DEVICE_ID=dev_rss\nCLOUD_BASE_URL=" + sim.base_url() + "\nDEVICE_GATEWAY_URL=" +
-                                  sim.gateway_url() + "\nCLOUD_CA_FILE=" + sim.ca_file() + "\n");
+  dir.write("etc/secbox.env", "DEVICE_ID=dev_rss\nCLOUD_BASE_URL=" + sim.base_url() +
+                                  "\nDEVICE_GATEWAY_URL=" + sim.gateway_url() +
+                                  "\nCLOUD_CA_FILE=" + sim.ca_file() + "\n");
   dir.write("state/device.jwt", sim.issue_token("dev_rss") + "\n");
   secbox::testing::Daemon daemon(dir, {"SECBOX_LOG_LEVEL=warn"});
   daemon.start();

@@ -47,7 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string input = base + "/in";
   const std::string staging = base + "/staging";
   const int fd = ::open(input.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0 || ::write(fd, data, size) != static_cast<ssize_t>(size) || ::lseek(fd, 0, SEEK_SET) != 0) std::abort();
+  if (fd < 0 || ::write(fd, data, size) != static_cast<ssize_t>(size) ||
+      ::lseek(fd, 0, SEEK_SET) != 0)
+    std::abort();
   ::mkdir(staging.c_str(), 0755);
   secbox::update::BundleLimits limits;
   limits.max_unpacked = 1 << 20;

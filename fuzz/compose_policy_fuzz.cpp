@@ -29,7 +29,8 @@ void check_service_keys(const YAML::Node& root, bool nothing_allowed) {
       // With nothing allowed a privileged key may stand only in its harmless form.
       const YAML::Node& v = entry.second;
       if (key == "privileged" && v.as<std::string>() != "false") __builtin_trap();
-      if ((key == "cap_add" || key == "devices" || key == "security_opt" || key == "device_cgroup_rules") &&
+      if ((key == "cap_add" || key == "devices" || key == "security_opt" ||
+           key == "device_cgroup_rules") &&
           v.size() != 0) {
         __builtin_trap();
       }
@@ -72,7 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (again.value().services.size() != r.value().services.size()) __builtin_trap();
   for (const auto& p : r.value().host_paths) {
     if (p.path.empty() || p.path[0] != '/') __builtin_trap();
-    if (p.path != p.allowed_by && p.path.rfind(p.allowed_by == "/" ? "/" : p.allowed_by + "/", 0) != 0) {
+    if (p.path != p.allowed_by &&
+        p.path.rfind(p.allowed_by == "/" ? "/" : p.allowed_by + "/", 0) != 0) {
       __builtin_trap();
     }
     if (nothing_allowed && p.allowed_by != dir) __builtin_trap();

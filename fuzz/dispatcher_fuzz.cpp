@@ -34,9 +34,20 @@ using namespace secbox::protocol;
 
 const std::vector<std::string>& request_types() {
   static const std::vector<std::string> types = [] {
-    std::vector<std::string> t{"frigate.snapshot", "frigate.stream.start", "frigate.stream.stop", "compose.snapshot",
-                               "exec.run", "exec.job", "metrics.get", "containers.list", "containers.restart",
-                               "units.status", "units.restart", "journal.tail", "env.set", "env.unset",
+    std::vector<std::string> t{"frigate.snapshot",
+                               "frigate.stream.start",
+                               "frigate.stream.stop",
+                               "compose.snapshot",
+                               "exec.run",
+                               "exec.job",
+                               "metrics.get",
+                               "containers.list",
+                               "containers.restart",
+                               "units.status",
+                               "units.restart",
+                               "journal.tail",
+                               "env.set",
+                               "env.unset",
                                "jwt.rotate"};
     for (const auto& e : shapes::entities()) {
       t.push_back("snapshot." + e);
@@ -48,7 +59,9 @@ const std::vector<std::string>& request_types() {
 }
 
 // What a handler does, from the request's id: spread over the four ways.
-unsigned behaviour_of(const std::string& id) { return static_cast<unsigned>(std::hash<std::string>{}(id) % 4); }
+unsigned behaviour_of(const std::string& id) {
+  return static_cast<unsigned>(std::hash<std::string>{}(id) % 4);
+}
 
 }  // namespace
 
@@ -82,7 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               reply.send("ack");
               break;
             case 1:  // answered later, on the loop
-              boost::asio::post(loop, [r = std::make_shared<Reply>(std::move(reply))] { r->error(ErrorCode::busy, "later"); });
+              boost::asio::post(loop, [r = std::make_shared<Reply>(std::move(reply))] {
+                r->error(ErrorCode::busy, "later");
+              });
               break;
             case 2:  // dropped: the dispatcher's Reply answers internal
               break;
@@ -93,7 +108,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         },
         by_handler ? PayloadCheck::by_handler : PayloadCheck::shape);
   }
-  d.on_notice("events.ack", [](const Envelope& e) { (void)e.payload.value("clientIds", nlohmann::json::array()); });
+  d.on_notice("events.ack", [](const Envelope& e) {
+    (void)e.payload.value("clientIds", nlohmann::json::array());
+  });
 
   std::set<std::string> waiting;  // the box's requests not yet completed
   std::string newest_waiting = "b-1";
@@ -108,12 +125,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     start = end + 1;
     if (line == "!hello") {
       auto mine = std::make_shared<std::string>();
-      auto id = d.request("hello", {{"deviceId", "dev_1"}}, std::chrono::milliseconds(1),
-                          [&waiting, mine](secbox::Result<Envelope> r) {
-                            waiting.erase(*mine);
-                            // A component reading its reply's fields.
-                            if (r) (void)r.value().payload.value("resync", nlohmann::json::array()).size();
-                          });
+      auto id =
+          d.request("hello", {{"deviceId", "dev_1"}}, std::chrono::milliseconds(1),
+                    [&waiting, mine](secbox::Result<Envelope> r) {
+                      waiting.erase(*mine);
+                      // A component reading its reply's fields.
+                      if (r)
+                        (void)r.value().payload.value("resync", nlohmann::json::array()).size();
+                    });
       if (id) {
         *mine = *id;
         waiting.insert(*id);
@@ -129,7 +148,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       loop.poll();
       continue;
     }
-    for (std::size_t at; (at = line.find("$RE")) != std::string::npos;) line.replace(at, 3, newest_waiting);
+    for (std::size_t at; (at = line.find("$RE")) != std::string::npos;)
+      line.replace(at, 3, newest_waiting);
     // What the dispatcher owes this message, by §4.1's rules.
     auto parsed = parse_envelope(line);
     if (auto* bad = std::get_if<Malformed>(&parsed)) {
@@ -138,7 +158,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const auto& e = std::get<Envelope>(parsed);
       const bool is_reply = e.re && waiting.count(*e.re) > 0;
       const auto& types = request_types();
-      if (!is_reply && std::find(types.begin(), types.end(), e.type) != types.end()) expected[e.id]++;
+      if (!is_reply && std::find(types.begin(), types.end(), e.type) != types.end())
+        expected[e.id]++;
     }
     d.dispatch(line);
   }

@@ -33,10 +33,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (auto& p : pieces) {
       if (p.bytes.size() < 16) std::abort();
       const std::string_view b(p.bytes);
-      if (p.kind == Fmp4Piece::Kind::init && (b.substr(4, 4) != "ftyp" || b.find("moov") == std::string_view::npos)) {
+      if (p.kind == Fmp4Piece::Kind::init &&
+          (b.substr(4, 4) != "ftyp" || b.find("moov") == std::string_view::npos)) {
         std::abort();
       }
-      if (p.kind == Fmp4Piece::Kind::fragment && (b.substr(4, 4) != "moof" || b.find("mdat") == std::string_view::npos)) {
+      if (p.kind == Fmp4Piece::Kind::fragment &&
+          (b.substr(4, 4) != "moof" || b.find("mdat") == std::string_view::npos)) {
         std::abort();
       }
       feed.piece(std::move(p));

@@ -18,14 +18,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto json = nlohmann::json::parse(text, nullptr, false);
   if (!json.is_discarded()) {
     if (auto e = secbox::media::parse_frigate_event(json)) {
-      if (e->id.empty() || e->id.size() > 110 || e->plate.size() > 32 || e->sub_label.size() > 128) std::abort();
+      if (e->id.empty() || e->id.size() > 110 || e->plate.size() > 32 || e->sub_label.size() > 128)
+        std::abort();
       plate = e->plate;
     }
   }
   for (const char* banned : {"ABC-123", "OB5-212", "AB12", ""}) {
     const auto m = secbox::match_plate(plate, banned);
-    if ((m == secbox::PlateMatch::exact) != (secbox::match_plate(banned, plate) == secbox::PlateMatch::exact)) std::abort();
-    if (m != secbox::PlateMatch::none && (secbox::normalize_plate(plate).empty() || std::string(banned).empty())) {
+    if ((m == secbox::PlateMatch::exact) !=
+        (secbox::match_plate(banned, plate) == secbox::PlateMatch::exact))
+      std::abort();
+    if (m != secbox::PlateMatch::none &&
+        (secbox::normalize_plate(plate).empty() || std::string(banned).empty())) {
       std::abort();
     }
   }

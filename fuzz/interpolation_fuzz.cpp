@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!problems.empty() && checked) std::abort();
   if (problems.empty() && !checked) {
     bool reserved = false;
-    for (const auto& name : referenced_variables(compose)) reserved = reserved || is_reserved_variable(name);
+    for (const auto& name : referenced_variables(compose))
+      reserved = reserved || is_reserved_variable(name);
     if (!reserved) std::abort();
   }
   for (const auto& p : problems) {

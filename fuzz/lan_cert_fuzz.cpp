@@ -17,7 +17,8 @@ std::string key_pem;
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  key_pem = secbox::make_request("b7f3k2.box.example.com", {"*.b7f3k2.box.example.com", "b7f3k2.box.example.com"})
+  key_pem = secbox::make_request("b7f3k2.box.example.com",
+                                 {"*.b7f3k2.box.example.com", "b7f3k2.box.example.com"})
                 .value()
                 .key_pem;
   return 0;
@@ -25,7 +26,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  auto checked = secbox::lan::check_chain(text, key_pem, "b7f3k2.box.example.com", "", std::chrono::system_clock::now());
+  auto checked = secbox::lan::check_chain(text, key_pem, "b7f3k2.box.example.com", "",
+                                          std::chrono::system_clock::now());
   if (checked) __builtin_trap();  // accepted without a trusted signature
   (void)secbox::request_dns_names(text);
   if (secbox::lan::valid_lan_name(text)) {

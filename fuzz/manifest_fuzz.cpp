@@ -22,21 +22,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto m = secbox::update::parse_manifest(text);
   if (m) {
     const auto& v = m.value();
-    if (!secbox::update::VersionStore::valid_version(v.version) || v.size == 0 || v.size > secbox::update::kMaxBundleBytes ||
-        v.expires_at <= v.issued_at || v.sha256.size() != 64) {
+    if (!secbox::update::VersionStore::valid_version(v.version) || v.size == 0 ||
+        v.size > secbox::update::kMaxBundleBytes || v.expires_at <= v.issued_at ||
+        v.sha256.size() != 64) {
       __builtin_trap();
     }
     // What parses writes back to what parses the same.
     auto again = secbox::update::parse_manifest(secbox::update::manifest_json(v));
-    if (!again || again.value().version != v.version || again.value().counter != v.counter) __builtin_trap();
+    if (!again || again.value().version != v.version || again.value().counter != v.counter)
+      __builtin_trap();
   }
   // The same bytes split as manifest|signature fields of an offer.
   const auto bar = text.find('|');
   secbox::update::BoxRecord box;
   box.running = "1.0.0";
   box.now = 1796000000;
-  auto offer = secbox::update::check_offer(text.substr(0, bar), bar == std::string_view::npos ? "" : text.substr(bar + 1),
-                                           kKey, box);
+  auto offer = secbox::update::check_offer(
+      text.substr(0, bar), bar == std::string_view::npos ? "" : text.substr(bar + 1), kKey, box);
   if (offer) __builtin_trap();  // never signed by this key
   return 0;
 }

@@ -18,8 +18,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto chunk = rest.substr(0, step);
     rest.remove_prefix(chunk.size());
     parser.feed(chunk, [&](std::string&& jpeg) {
-      if (jpeg.size() < 4 || jpeg.size() > max_frame || static_cast<unsigned char>(jpeg[0]) != 0xFF ||
-          static_cast<unsigned char>(jpeg[1]) != 0xD8 || static_cast<unsigned char>(jpeg[jpeg.size() - 1]) != 0xD9) {
+      if (jpeg.size() < 4 || jpeg.size() > max_frame ||
+          static_cast<unsigned char>(jpeg[0]) != 0xFF ||
+          static_cast<unsigned char>(jpeg[1]) != 0xD8 ||
+          static_cast<unsigned char>(jpeg[jpeg.size() - 1]) != 0xD9) {
         std::abort();
       }
     });

@@ -23,14 +23,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (code->device_id.size() < 3 || code->device_id.size() > 64) std::abort();
     const auto s = secbox::url_scheme(code->cloud_base_url);
-    if (s != "https" && !(s == "http" && secbox::is_loopback_url(code->cloud_base_url))) std::abort();
+    if (s != "https" && !(s == "http" && secbox::is_loopback_url(code->cloud_base_url)))
+      std::abort();
   } else if (std::get<std::vector<secbox::pairing::FieldError>>(qr).empty()) {
     std::abort();  // refused without a reason
   }
   auto j = nlohmann::json::parse(input, nullptr, false);
   if (!j.is_discarded()) {
     for (const char* type : {"visitor_entry", "guard_note", "ban_hit"}) {
-      if (auto problem = secbox::protocol::shapes::check(*secbox::protocol::shapes::event_data(type), j)) {
+      if (auto problem =
+              secbox::protocol::shapes::check(*secbox::protocol::shapes::event_data(type), j)) {
         if (problem->describe().empty()) std::abort();
       }
     }

@@ -12,12 +12,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto s = secbox::update::parse_state(text);
   if (s) {
     // What is accepted keeps its rules: no version names a path outside the tree.
-    if (!secbox::update::VersionStore::valid_version(s.value().to) || s.value().to.find('/') != std::string::npos) {
+    if (!secbox::update::VersionStore::valid_version(s.value().to) ||
+        s.value().to.find('/') != std::string::npos) {
       __builtin_trap();
     }
   }
   auto o = secbox::update::parse_outcome(text, "fuzz");
-  if (o.detail.find('\n') != std::string::npos || !secbox::update::valid_attempt(o.attempt)) __builtin_trap();
+  if (o.detail.find('\n') != std::string::npos || !secbox::update::valid_attempt(o.attempt))
+    __builtin_trap();
   (void)o.data().dump();
   auto l = secbox::update::parse_ledger(text);
   if (l) {

@@ -20,9 +20,9 @@ namespace {
 using json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr std::size_t kPendingLimit = 256;      // sightings waiting for the ban list
-constexpr std::size_t kRaisedLimit = 4096;      // (event, ban) pairs remembered as raised
-constexpr std::size_t kSnapshotsKept = 20;      // the newest alarms keep their snapshot
+constexpr std::size_t kPendingLimit = 256;  // sightings waiting for the ban list
+constexpr std::size_t kRaisedLimit = 4096;  // (event, ban) pairs remembered as raised
+constexpr std::size_t kSnapshotsKept = 20;  // the newest alarms keep their snapshot
 constexpr std::size_t kReasonLimit = 500;
 
 std::string text(const json& o, const char* key) {
@@ -33,10 +33,14 @@ std::string text(const json& o, const char* key) {
 // The better of two plate matches.
 int rank(PlateMatch m) {
   switch (m) {
-    case PlateMatch::exact: return 3;
-    case PlateMatch::confusion: return 2;
-    case PlateMatch::misread: return 1;
-    case PlateMatch::none: break;
+    case PlateMatch::exact:
+      return 3;
+    case PlateMatch::confusion:
+      return 2;
+    case PlateMatch::misread:
+      return 1;
+    case PlateMatch::none:
+      break;
   }
   return 0;
 }
@@ -51,10 +55,17 @@ struct Alarm {
   json answer;  // null until a guard answers
 
   json view() const {
-    return {{"id", id},       {"camera", camera},       {"frigateEventId", event_id},
-            {"source", source}, {"read", read},           {"score", score},
-            {"match", match},   {"raisedAt", raised_at}, {"ban", ban},
-            {"hasSnapshot", snapshot != nullptr},         {"answer", answer}};
+    return {{"id", id},
+            {"camera", camera},
+            {"frigateEventId", event_id},
+            {"source", source},
+            {"read", read},
+            {"score", score},
+            {"match", match},
+            {"raisedAt", raised_at},
+            {"ban", ban},
+            {"hasSnapshot", snapshot != nullptr},
+            {"answer", answer}};
   }
 };
 
@@ -78,10 +89,12 @@ struct Ban {
   std::optional<std::string> photo_url;
 
   static Ban from(const json& b) {
-    Ban out{text(b, "id"), text(b, "plate"), clipped(text(b, "fullName"), 512), clipped(text(b, "reason"), 4096),
-            std::nullopt};
-    if (auto it = b.find("photoUrl"); it != b.end() && it->is_string() && it->get<std::string>().size() <= 2048) {
-      out.photo_url = it->get<std::string>();  // longer: no photo the box would fetch (lan/ban_photos.hpp)
+    Ban out{text(b, "id"), text(b, "plate"), clipped(text(b, "fullName"), 512),
+            clipped(text(b, "reason"), 4096), std::nullopt};
+    if (auto it = b.find("photoUrl");
+        it != b.end() && it->is_string() && it->get<std::string>().size() <= 2048) {
+      out.photo_url =
+          it->get<std::string>();  // longer: no photo the box would fetch (lan/ban_photos.hpp)
     }
     return out;
   }
@@ -171,48 +184,55 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   void read_bans() {
     if (reading) return;
     reading = true;
-    reads.ban_list([self = shared_from_this(), generation = bans_generation](Result<replica::BanList> list) {
-      self->reading = false;
-      if (self->stopped) return;
-      if (!list) {
-        self->log.error("Cannot read the ban list to match what the cameras see; trying again in 2 s.",
-                        {{"reason", list.error().message}});
-        self->retry.expires_after(std::chrono::seconds(2));
-        self->retry.async_wait([self](boost::system::error_code ec) {
-          if (!ec && !self->stopped && !self->bans) self->read_bans();
+    reads.ban_list(
+        [self = shared_from_this(), generation = bans_generation](Result<replica::BanList> list) {
+          self->reading = false;
+          if (self->stopped) return;
+          if (!list) {
+            self->log.error(
+                "Cannot read the ban list to match what the cameras see; trying again in 2 s.",
+                {{"reason", list.error().message}});
+            self->retry.expires_after(std::chrono::seconds(2));
+            self->retry.async_wait([self](boost::system::error_code ec) {
+              if (!ec && !self->stopped && !self->bans) self->read_bans();
+            });
+            return;
+          }
+          if (generation != self->bans_generation) return self->read_bans();  // changed meanwhile
+          std::vector<Ban> compact;
+          compact.reserve(list.value().bans.size());
+          for (const auto& b : list.value().bans) {
+            if (auto ban = Ban::from(b); !ban.id.empty()) compact.push_back(std::move(ban));
+          }
+          self->bans = std::move(compact);
+          auto waiting = std::move(self->pending);
+          self->pending.clear();
+          for (auto& s : waiting) {
+            if (self->matched.insert(self->read_key(s))) self->match(s);
+          }
         });
-        return;
-      }
-      if (generation != self->bans_generation) return self->read_bans();  // changed meanwhile
-      std::vector<Ban> compact;
-      compact.reserve(list.value().bans.size());
-      for (const auto& b : list.value().bans) {
-        if (auto ban = Ban::from(b); !ban.id.empty()) compact.push_back(std::move(ban));
-      }
-      self->bans = std::move(compact);
-      auto waiting = std::move(self->pending);
-      self->pending.clear();
-      for (auto& s : waiting) {
-        if (self->matched.insert(self->read_key(s))) self->match(s);
-      }
-    });
   }
 
   std::vector<Hit> hits(const Sighting& s) const {
     std::vector<Hit> out;
     for (const auto& ban : *bans) {
-      if (!s.sub_label.empty() && s.sub_label == ban.id && s.sub_label_score >= settings.min_score) {
-        out.push_back({ban, s.label == "person" ? "face" : "plate", s.sub_label, "name", s.sub_label_score, 4});
+      if (!s.sub_label.empty() && s.sub_label == ban.id &&
+          s.sub_label_score >= settings.min_score) {
+        out.push_back({ban, s.label == "person" ? "face" : "plate", s.sub_label, "name",
+                       s.sub_label_score, 4});
         continue;
       }
       if (s.plate.empty() || ban.plate.empty() || s.plate_score < settings.min_score) continue;
       const PlateMatch m = match_plate(s.plate, ban.plate);
-      if (m != PlateMatch::none) out.push_back({ban, "plate", s.plate, wire_name(m), s.plate_score, rank(m)});
+      if (m != PlateMatch::none)
+        out.push_back({ban, "plate", s.plate, wire_name(m), s.plate_score, rank(m)});
     }
     // A read that matches one ban exactly and another with a misread alarms for the exact one.
     int best = 0;
     for (const auto& h : out) best = std::max(best, h.strength);
-    out.erase(std::remove_if(out.begin(), out.end(), [&](const Hit& h) { return h.strength < best; }), out.end());
+    out.erase(
+        std::remove_if(out.begin(), out.end(), [&](const Hit& h) { return h.strength < best; }),
+        out.end());
     return out;
   }
 
@@ -220,7 +240,8 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   // reaches the minimum score.
   std::string read_key(const Sighting& s) const {
     return s.event_id + "\n" + s.plate + "\n" + s.sub_label + "\n" +
-           (s.plate_score >= settings.min_score ? "1" : "0") + (s.sub_label_score >= settings.min_score ? "1" : "0");
+           (s.plate_score >= settings.min_score ? "1" : "0") +
+           (s.sub_label_score >= settings.min_score ? "1" : "0");
   }
 
   void match(const Sighting& s) {
@@ -247,28 +268,38 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     e.type = "ban_hit";
     e.occurred_at = a.raised_at;
     e.data = {{"bannedVisitorId", a.ban["id"]}, {"camera", a.camera}, {"source", "camera"},
-              {"frigateEventId", a.event_id}, {"read", a.read},     {"score", a.score}};
+              {"frigateEventId", a.event_id},   {"read", a.read},     {"score", a.score}};
     if (a.ban["plate"].is_string()) e.data["plate"] = a.ban["plate"];
-    log.warn("A camera saw a banned visitor.", {{"camera", a.camera}, {"frigate_event_id", a.event_id},
-                                                {"banned_visitor_id", text(a.ban, "id")}, {"match", a.match},
+    log.warn("A camera saw a banned visitor.", {{"camera", a.camera},
+                                                {"frigate_event_id", a.event_id},
+                                                {"banned_visitor_id", text(a.ban, "id")},
+                                                {"match", a.match},
                                                 {"score", a.score}});
-    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    const bool stale = s.ended_at && now - *s.ended_at > static_cast<double>(settings.stale_after.count());
-    events.enqueue(std::move(e), [self = shared_from_this(), a = std::move(a), stale](Result<replica::Enqueued> r) mutable {
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const bool stale =
+        s.ended_at && now - *s.ended_at > static_cast<double>(settings.stale_after.count());
+    events.enqueue(std::move(e), [self = shared_from_this(), a = std::move(a),
+                                  stale](Result<replica::Enqueued> r) mutable {
       if (self->stopped) return;
       if (stale) {
-        self->log.info("A banned visitor seen by a camera minutes ago (read after a gap): recorded for the cloud, "
-                       "no alarm.", {{"alarm_id", a.id}, {"camera", a.camera}});
+        self->log.info(
+            "A banned visitor seen by a camera minutes ago (read after a gap): recorded for the "
+            "cloud, "
+            "no alarm.",
+            {{"alarm_id", a.id}, {"camera", a.camera}});
         return;
       }
       if (r && r.value().duplicate) {
         // Raised before a restart: the guards saw it then.
-        self->log.info("This camera alarm was raised before; not shown again.", {{"alarm_id", a.id}});
+        self->log.info("This camera alarm was raised before; not shown again.",
+                       {{"alarm_id", a.id}});
         return;
       }
       if (!r) {
-        self->log.error("A camera alarm could not be queued for the cloud; the guards see it anyway.",
-                        {{"alarm_id", a.id}, {"reason", r.error().message}});
+        self->log.error(
+            "A camera alarm could not be queued for the cloud; the guards see it anyway.",
+            {{"alarm_id", a.id}, {"reason", r.error().message}});
       }
       self->add(std::move(a));
     });
@@ -286,7 +317,8 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
 
   void prune() {
     const auto now = SteadyClock::now();
-    while (!alarms.empty() && (alarms.size() > settings.keep || now - alarms.front().raised > settings.keep_for)) {
+    while (!alarms.empty() &&
+           (alarms.size() > settings.keep || now - alarms.front().raised > settings.keep_for)) {
       alarms.pop_front();
     }
     for (std::size_t i = 0; i + kSnapshotsKept < alarms.size(); ++i) alarms[i].snapshot.reset();
@@ -316,26 +348,31 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     req.url = base + "/api/" + camera + "/latest.jpg?h=480";
     req.timeout = settings.snapshot_timeout;
     req.max_response = settings.snapshot_limit;
-    workers.run([req] { return get(req); }, [self = shared_from_this(), id](Result<HttpResponse> r) {
-      if (self->stopped) return;
-      Alarm* a = self->find(id);
-      if (!a) return;
-      if (!r || r.value().status != 200 || r.value().body.size() < 4 ||
-          r.value().body.compare(0, 2, "\xFF\xD8") != 0) {
-        self->log.warn("No snapshot for a camera alarm.", {{"camera", a->camera},
-                                                           {"reason", r ? "HTTP " + std::to_string(r.value().status) + " or not a JPEG"
-                                                                        : r.error().message}});
-        return;
-      }
-      a->snapshot = std::make_shared<const std::string>(std::move(r.value().body));
-      self->prune();
-      if (a->snapshot) self->notify(*a);
-    });
+    workers.run([req] { return get(req); },
+                [self = shared_from_this(), id](Result<HttpResponse> r) {
+                  if (self->stopped) return;
+                  Alarm* a = self->find(id);
+                  if (!a) return;
+                  if (!r || r.value().status != 200 || r.value().body.size() < 4 ||
+                      r.value().body.compare(0, 2, "\xFF\xD8") != 0) {
+                    self->log.warn("No snapshot for a camera alarm.",
+                                   {{"camera", a->camera},
+                                    {"reason", r ? "HTTP " + std::to_string(r.value().status) +
+                                                       " or not a JPEG"
+                                                 : r.error().message}});
+                    return;
+                  }
+                  a->snapshot = std::make_shared<const std::string>(std::move(r.value().body));
+                  self->prune();
+                  if (a->snapshot) self->notify(*a);
+                });
   }
 
   void answer(const std::string& alarm_id, Answer ans, std::function<void(Result<json>)> done) {
     Alarm* a = find(alarm_id);
-    if (!a) return done(Error{Errc::not_found, "No such alarm on this box (it may be older than the box's memory)."});
+    if (!a)
+      return done(Error{Errc::not_found,
+                        "No such alarm on this box (it may be older than the box's memory)."});
     if (!a->answer.is_null()) return done(a->view());
     if (ans.decision != "denied" && ans.decision != "allowed") {
       return done(Error{Errc::invalid, "decision must be \"denied\" or \"allowed\"."});
@@ -343,28 +380,33 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
     if (ans.decision == "allowed" && ans.reason.empty()) {
       return done(Error{Errc::invalid, "Letting a banned visitor in needs a reason."});
     }
-    if (ans.reason.size() > kReasonLimit) return done(Error{Errc::invalid, "The reason is longer than 500 bytes."});
+    if (ans.reason.size() > kReasonLimit)
+      return done(Error{Errc::invalid, "The reason is longer than 500 bytes."});
     replica::OutboundEvent e;
     e.client_id = ans.client_id;
     e.type = "visitor_entry";
-    e.occurred_at = ans.occurred_at.empty() ? format_rfc3339(std::chrono::system_clock::now()) : ans.occurred_at;
+    e.occurred_at = ans.occurred_at.empty() ? format_rfc3339(std::chrono::system_clock::now())
+                                            : ans.occurred_at;
     e.data = {{"name", a->ban["fullName"].is_string() ? a->ban["fullName"] : json("?")},
               {"guardId", ans.guard_id},
               {"decision", ans.decision}};
     if (a->source == "plate") e.data["plate"] = a->read;
     if (!ans.reason.empty()) e.data["reason"] = ans.reason;
-    events.enqueue(std::move(e), [self = shared_from_this(), alarm_id, ans, done = std::move(done)](
-                                     Result<replica::Enqueued> r) {
+    events.enqueue(std::move(e), [self = shared_from_this(), alarm_id, ans,
+                                  done = std::move(done)](Result<replica::Enqueued> r) {
       if (self->stopped) return;
       if (!r) return done(r.error());
       Alarm* a = self->find(alarm_id);
-      if (!a) return done(Error{Errc::not_found, "The alarm was dropped while its answer was saved."});
+      if (!a)
+        return done(Error{Errc::not_found, "The alarm was dropped while its answer was saved."});
       if (a->answer.is_null()) {
-        a->answer = {{"decision", ans.decision}, {"guardId", ans.guard_id},
+        a->answer = {{"decision", ans.decision},
+                     {"guardId", ans.guard_id},
                      {"at", format_rfc3339(std::chrono::system_clock::now())}};
         if (!ans.reason.empty()) a->answer["reason"] = ans.reason;
-        self->log.info("A guard answered a camera alarm.", {{"alarm_id", alarm_id}, {"guard_id", ans.guard_id},
-                                                            {"decision", ans.decision}});
+        self->log.info(
+            "A guard answered a camera alarm.",
+            {{"alarm_id", alarm_id}, {"guard_id", ans.guard_id}, {"decision", ans.decision}});
         self->notify(*a);
       }
       done(a->view());
@@ -372,8 +414,8 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-CameraAlarms::CameraAlarms(BlockingPool& workers, replica::ReplicaReads& reads, replica::EventSink& events,
-                           AlarmSettings settings)
+CameraAlarms::CameraAlarms(BlockingPool& workers, replica::ReplicaReads& reads,
+                           replica::EventSink& events, AlarmSettings settings)
     : impl_(std::make_shared<Impl>(workers, reads, events, std::move(settings))) {}
 
 CameraAlarms::~CameraAlarms() {

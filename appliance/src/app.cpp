@@ -66,15 +66,16 @@ void configure_logging(const Config& config) {
 
 struct App::Impl {
   explicit Impl(Config c)
-      : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io), workers(io, 2),
-        versions(update::versions_root(config.versions_dir)), version(update::running_version()) {}
+      : config(std::move(c)), signals(io, SIGTERM, SIGINT, SIGHUP), stop_deadline(io),
+        workers(io, 2), versions(update::versions_root(config.versions_dir)),
+        version(update::running_version()) {}
 
   Config config;
   boost::asio::io_context io;
   boost::asio::signal_set signals;
   boost::asio::steady_timer stop_deadline;
   boost::asio::steady_timer watchdog{io};
-  BlockingPool workers;  // config reloads and other small blocking jobs
+  BlockingPool workers;        // config reloads and other small blocking jobs
   const std::string versions;  // the versions tree, "" when this binary runs outside one
   const std::string version;   // the version running (hello, health, the log)
   update::UpdateService* updates = nullptr;
@@ -97,7 +98,8 @@ struct App::Impl {
   MediaLiveVideo live_video{media};            // before lan_api, which uses it
   std::unique_ptr<lan::LanApi> lan_api;
   httpd::Server* lan_server = nullptr;
-  LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir, std::chrono::seconds(config.lan_cert_check_s)};
+  LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir,
+                                std::chrono::seconds(config.lan_cert_check_s)};
   bool needs_pairing = false;
   std::vector<Component*> after_database;  // started once the database is ready
   bool database_was_ready = false;
@@ -170,18 +172,22 @@ struct App::Impl {
     hooks.permission = [this]() -> std::pair<update::Permission, std::string> {
       if (!control) return {update::Permission::unavailable, "cloud control is not running"};
       const auto v = control->permission("update", "apply");
-      const auto p = v == control::Verdict::allowed       ? update::Permission::allowed
+      const auto p = v == control::Verdict::allowed     ? update::Permission::allowed
                      : v == control::Verdict::forbidden ? update::Permission::forbidden
                                                         : update::Permission::unavailable;
       return {p, control::describe(v, "update", "apply")};
     };
-    hooks.queue_result = [this](const std::string& client_id, nlohmann::json data, std::function<void(bool)> done) {
-      queue->enqueue(replica::OutboundEvent{client_id, "update_result",
-                                            format_rfc3339(std::chrono::system_clock::now()), std::move(data)},
-                     [this, done = std::move(done)](Result<replica::Enqueued> r) {
-                       if (!r) log.error("An update_result was refused by the queue.", {{"reason", r.error().message}});
-                       done(r.has_value());
-                     });
+    hooks.queue_result = [this](const std::string& client_id, nlohmann::json data,
+                                std::function<void(bool)> done) {
+      queue->enqueue(
+          replica::OutboundEvent{client_id, "update_result",
+                                 format_rfc3339(std::chrono::system_clock::now()), std::move(data)},
+          [this, done = std::move(done)](Result<replica::Enqueued> r) {
+            if (!r)
+              log.error("An update_result was refused by the queue.",
+                        {{"reason", r.error().message}});
+            done(r.has_value());
+          });
     };
     hooks.finish_migrations = [this](std::function<void(Result<void>)> done) {
       database->apply_contract_migrations(std::move(done));
@@ -212,13 +218,15 @@ struct App::Impl {
     es.state_file = config.paths.state_dir + "/frigate-events.json";
     auto events = std::make_unique<media::FrigateEvents>(
         io, workers, std::move(es),
-        [this](const std::string& client_id, const std::string& at, nlohmann::json data, std::function<void(bool)> done) {
-          queue->enqueue(replica::OutboundEvent{client_id, "frigate_event", at, std::move(data)},
-                         [done = std::move(done)](Result<replica::Enqueued> r) { done(r.has_value()); });
+        [this](const std::string& client_id, const std::string& at, nlohmann::json data,
+               std::function<void(bool)> done) {
+          queue->enqueue(
+              replica::OutboundEvent{client_id, "frigate_event", at, std::move(data)},
+              [done = std::move(done)](Result<replica::Enqueued> r) { done(r.has_value()); });
         },
         [this](const media::ParsedEvent& e) {
-          camera_alarms->seen(alarms::Sighting{e.id, e.camera, e.label, e.plate, e.plate_score, e.sub_label,
-                                               e.sub_label_score, e.end_time});
+          camera_alarms->seen(alarms::Sighting{e.id, e.camera, e.label, e.plate, e.plate_score,
+                                               e.sub_label, e.sub_label_score, e.end_time});
         });
     frigate_events = events.get();
     after_database.push_back(frigate_events);
@@ -253,7 +261,8 @@ struct App::Impl {
     if (!config.compose_user.empty()) {
       cs.compose.run_as = lookup_user(config.compose_user);
       if (!cs.compose.run_as) {
-        log.warn("COMPOSE_USER names no user; compose runs as the daemon's user.", {{"user", config.compose_user}});
+        log.warn("COMPOSE_USER names no user; compose runs as the daemon's user.",
+                 {{"user", config.compose_user}});
       }
     }
     cs.compose.up_timeout = std::chrono::seconds(config.compose_up_timeout_s);
@@ -266,8 +275,9 @@ struct App::Impl {
     cs.compose.container_host = config.container_host;
     cs.systemctl = words(config.systemctl_cmd);
     cs.journalctl = words(config.journalctl_cmd);
-    cs.disk_paths = config.health_disks.empty() ? std::vector<std::string>{"/", config.paths.state_dir}
-                                                : words(config.health_disks);
+    cs.disk_paths = config.health_disks.empty()
+                        ? std::vector<std::string>{"/", config.paths.state_dir}
+                        : words(config.health_disks);
     cs.interfaces = words(config.network_interfaces);
     cs.health_interval = std::chrono::seconds(config.health_interval_s);
     return cs;
@@ -275,9 +285,12 @@ struct App::Impl {
 
   void wire_control_hooks(control::ControlHooks& hooks) {
     hooks.queue_event = [this](const std::string& type, nlohmann::json data) {
-      replica::OutboundEvent e{random_uuid(), type, format_rfc3339(std::chrono::system_clock::now()), std::move(data)};
+      replica::OutboundEvent e{random_uuid(), type,
+                               format_rfc3339(std::chrono::system_clock::now()), std::move(data)};
       queue->enqueue(std::move(e), [this, type](Result<replica::Enqueued> r) {
-        if (!r) log.error("An event could not be queued.", {{"type", type}, {"reason", r.error().message}});
+        if (!r)
+          log.error("An event could not be queued.",
+                    {{"type", type}, {"reason", r.error().message}});
       });
     };
     hooks.health_state = [this] { return health_state(); };
@@ -289,7 +302,9 @@ struct App::Impl {
                                                         : control::RotateOutcome::rejected);
       });
     };
-    hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) { reload(std::move(done)); };
+    hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) {
+      reload(std::move(done));
+    };
   }
 
   // The appliance's part of health.report (§7.1); the control plane adds the
@@ -299,7 +314,8 @@ struct App::Impl {
     BoxFigures f;
     f.version = version;
     f.boot_id = boot_id;
-    f.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at);
+    f.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                started_at);
     f.pairing = needs_pairing ? "needs-pairing" : (cloud ? "paired" : "unpaired");
     f.state = needs_pairing ? "needs-pairing" : (database_was_ready ? "running" : "starting");
     if (cloud) {
@@ -342,7 +358,9 @@ struct App::Impl {
   // What the guard app's status bar and /api/lan/status say.
   nlohmann::json status() const { return render_status(figures()); }
   // Prometheus text for /metrics (docs/metrics.md names each figure).
-  std::string metrics() const { return render_metrics(figures(), std::chrono::system_clock::now()); }
+  std::string metrics() const {
+    return render_metrics(figures(), std::chrono::system_clock::now());
+  }
 
   HostSample host;
   boost::asio::steady_timer host_timer{io};
@@ -351,17 +369,18 @@ struct App::Impl {
     host_timer.expires_after(in);
     host_timer.async_wait([this](boost::system::error_code ec) {
       if (ec || stopping) return;
-      workers.run([state = config.paths.state_dir] {
-                    // Memory freed since (a snapshot's rows, a large answer) goes back to
-                    // the system instead of waiting in malloc's free lists: the box's
-                    // resident size stays what it holds (docs/queue.md, Memory).
-                    ::malloc_trim(0);
-                    return sample_host(state);
-                  },
-                  [this](HostSample h) {
-                    host = h;
-                    if (!stopping) schedule_host_sample(std::chrono::seconds(10));
-                  });
+      workers.run(
+          [state = config.paths.state_dir] {
+            // Memory freed since (a snapshot's rows, a large answer) goes back to
+            // the system instead of waiting in malloc's free lists: the box's
+            // resident size stays what it holds (docs/queue.md, Memory).
+            ::malloc_trim(0);
+            return sample_host(state);
+          },
+          [this](HostSample h) {
+            host = h;
+            if (!stopping) schedule_host_sample(std::chrono::seconds(10));
+          });
     });
   }
 
@@ -385,7 +404,8 @@ struct App::Impl {
           lan_name->certificate()->name != lan_name->name()) {
         return std::string();
       }
-      return "https://*." + lan_name->name() + ":" + std::to_string(lan_server ? lan_server->port() : config.lan_port);
+      return "https://*." + lan_name->name() + ":" +
+             std::to_string(lan_server ? lan_server->port() : config.lan_port);
     };
     lan::BanPhotoSettings bp;
     bp.dir = config.paths.state_dir + "/lan/photos";
@@ -398,7 +418,8 @@ struct App::Impl {
     };
     ban_photos = std::make_unique<lan::BanPhotos>(io, bp);
     ls.photos = ban_photos.get();
-    lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
+    lan_api =
+        std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
     lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
     httpd::Settings hs;
     hs.name = "lan";
@@ -416,11 +437,12 @@ struct App::Impl {
     LanNameSettings ns;
     ns.state_dir = config.paths.state_dir;
     ns.roots_file = config.lan_cert_roots_file;
-    lan_name = std::make_unique<LanNameKeeper>(io, workers, ns, [this](const lan::NamedCertificate* c) {
-      if (!lan_server) return false;
-      return c ? lan_server->use_named_certificate(c->name, c->chain_pem, c->key_pem)
-               : lan_server->use_named_certificate("", "", "");
-    });
+    lan_name =
+        std::make_unique<LanNameKeeper>(io, workers, ns, [this](const lan::NamedCertificate* c) {
+          if (!lan_server) return false;
+          return c ? lan_server->use_named_certificate(c->name, c->chain_pem, c->key_pem)
+                   : lan_server->use_named_certificate("", "", "");
+        });
     lan_name->load_now();
     host = sample_host(config.paths.state_dir);  // before the loop runs, as the certificate above
     schedule_host_sample(std::chrono::seconds(10));
@@ -441,26 +463,32 @@ struct App::Impl {
       log.error("The allowed cloud cannot be read: the box pairs with no cloud until it is fixed.",
                 {{"reason", config.cloud_pin_error}});
     } else if (ps.allowed_cloud.empty()) {
-      log.warn("This box was installed without its cloud (install.sh --cloud URL): it pairs with none.");
+      log.warn(
+          "This box was installed without its cloud (install.sh --cloud URL): it pairs with none.");
     }
     ps.lan_port = config.lan_port;
     ps.paired = config.paired() && tunnel::TokenStore(config.paths.jwt_file()).load().has_value();
     pairing::PairingHooks hooks;
     // Read from the file each time (on a worker): a renewal changes it.
     hooks.lan_fingerprint = [made = lan_cert.current().has_value(),
-                             path = config.paths.state_dir + "/lan/cert.pem"]() -> Result<std::string> {
+                             path = config.paths.state_dir +
+                                    "/lan/cert.pem"]() -> Result<std::string> {
       if (!made) return Error{Errc::network, "the LAN certificate could not be made (see the log)"};
       auto pem = read_file(path, 1 << 20);
       if (!pem) return pem.error();
       return certificate_sha256(pem.value());
     };
     hooks.addresses = [setting = config.lan_addresses] { return guard_addresses(setting); };
-    hooks.named_links = [this] { return render_status(figures())["lan"]["addresses"].get<std::vector<std::string>>(); };
-    hooks.persist = [paths = config.paths](const pairing::QrCode& qr, const pairing::ClaimOutcome& claimed) {
+    hooks.named_links = [this] {
+      return render_status(figures())["lan"]["addresses"].get<std::vector<std::string>>();
+    };
+    hooks.persist = [paths = config.paths](const pairing::QrCode& qr,
+                                           const pairing::ClaimOutcome& claimed) {
       return persist_pairing(paths, qr, claimed);
     };
     hooks.on_paired = [this] { on_paired(); };
-    auto server = std::make_unique<pairing::PairingServer>(io, workers, std::move(ps), std::move(hooks));
+    auto server =
+        std::make_unique<pairing::PairingServer>(io, workers, std::move(ps), std::move(hooks));
     pairing = server.get();
     components.push_back(std::move(server));
   }
@@ -477,7 +505,8 @@ struct App::Impl {
     file.set("DEVICE_GATEWAY_URL", claimed.gateway_url);
     file.unset("BOOTSTRAP");  // one-time: used now, never again (§3)
     if (auto bad = envfile::serialize(file); !bad) return bad.error();
-    if (auto saved = tunnel::TokenStore(paths.jwt_file()).save(claimed.device_jwt); !saved) return saved.error();
+    if (auto saved = tunnel::TokenStore(paths.jwt_file()).save(claimed.device_jwt); !saved)
+      return saved.error();
     if (auto saved = envfile::save(paths.env_file(), file); !saved) {
       ::unlink(paths.jwt_file().c_str());
       return saved.error();
@@ -492,7 +521,8 @@ struct App::Impl {
                 [this](Result<Config> r) {
                   if (stopping) return;
                   if (!r) {
-                    log.error("Paired, but the new configuration cannot be read.", {{"reason", r.error().message}});
+                    log.error("Paired, but the new configuration cannot be read.",
+                              {{"reason", r.error().message}});
                     return;
                   }
                   Config next = std::move(r).value();
@@ -520,10 +550,12 @@ struct App::Impl {
       boost::asio::post(io, [this, old] {
         if (stopping) return;  // the app's stop sequence owns the components now
         sync.reset();
-        after_database.erase(std::remove(after_database.begin(), after_database.end(), old), after_database.end());
-        components.erase(std::remove_if(components.begin(), components.end(),
-                                        [old](const std::unique_ptr<Component>& c) { return c.get() == old; }),
-                         components.end());
+        after_database.erase(std::remove(after_database.begin(), after_database.end(), old),
+                             after_database.end());
+        components.erase(
+            std::remove_if(components.begin(), components.end(),
+                           [old](const std::unique_ptr<Component>& c) { return c.get() == old; }),
+            components.end());
         cloud = nullptr;
         replace_cloud();
       });
@@ -533,7 +565,9 @@ struct App::Impl {
   // The tunnel runs once the box is paired and holds a device token.
   void wire_cloud() {
     if (!config.paired() || config.device_gateway_url.empty()) {
-      log.info("Not paired (no DEVICE_ID, CLOUD_BASE_URL and DEVICE_GATEWAY_URL); the tunnel stays down.");
+      log.info(
+          "Not paired (no DEVICE_ID, CLOUD_BASE_URL and DEVICE_GATEWAY_URL); the tunnel stays "
+          "down.");
       return;
     }
     // A small file read before the loop runs.
@@ -642,7 +676,8 @@ struct App::Impl {
                   for (auto& key : changed_keys(config, next)) {
                     (applies_without_restart(key) ? now : at_restart).push_back(std::move(key));
                   }
-                  if (next.database_url != config.database_url) next.database_url = config.database_url;
+                  if (next.database_url != config.database_url)
+                    next.database_url = config.database_url;
                   auto joined = [](const std::vector<std::string>& keys) {
                     std::string out;
                     for (const auto& k : keys) out += (out.empty() ? "" : " ") + k;
@@ -707,8 +742,11 @@ App::~App() = default;
 int App::run() {
   auto& i = *impl_;
   i.log.info("Starting secbox.",
-             {{"version", i.version}, {"versions_dir", i.versions}, {"pid", static_cast<int>(::getpid())},
-              {"etc_dir", i.config.paths.etc_dir}, {"state_dir", i.config.paths.state_dir},
+             {{"version", i.version},
+              {"versions_dir", i.versions},
+              {"pid", static_cast<int>(::getpid())},
+              {"etc_dir", i.config.paths.etc_dir},
+              {"state_dir", i.config.paths.state_dir},
               {"database", i.config.database_url.empty() ? "embedded" : "external"}});
   // A reader that went away (`secbox run | tee log`, stopped) must cost the
   // box its log lines, not its life: writes then fail with EPIPE instead.
@@ -717,7 +755,9 @@ int App::run() {
   i.wait_for_signal();
   i.feed_watchdog();
   for (auto& c : i.components) {
-    if (std::find(i.after_database.begin(), i.after_database.end(), c.get()) == i.after_database.end()) c->start();
+    if (std::find(i.after_database.begin(), i.after_database.end(), c.get()) ==
+        i.after_database.end())
+      c->start();
   }
   // Input meets the code at two boundaries that catch what a handler throws
   // and lose only that piece of work: the dispatcher (a cloud message, which
@@ -729,12 +769,16 @@ int App::run() {
   try {
     i.io.run();
   } catch (const std::exception& ex) {
-    i.log.error("An event handler failed outside the request boundaries; the box stops to start again clean.",
-                {{"reason", std::string(ex.what()).substr(0, 200)}});
+    i.log.error(
+        "An event handler failed outside the request boundaries; the box stops to start again "
+        "clean.",
+        {{"reason", std::string(ex.what()).substr(0, 200)}});
     return kBug;
   } catch (...) {
-    i.log.error("An event handler failed outside the request boundaries; the box stops to start again clean.",
-                {{"reason", "an exception that is not a std::exception"}});
+    i.log.error(
+        "An event handler failed outside the request boundaries; the box stops to start again "
+        "clean.",
+        {{"reason", "an exception that is not a std::exception"}});
     return kBug;
   }
   return i.exit_code;

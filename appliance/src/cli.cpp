@@ -92,7 +92,7 @@ Result<void> ensure_state_dir(const Config& config) {
   const auto& dir = config.paths.state_dir;
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Error{Errc::config, "cannot create the state dir " + dir + ": " + std::strerror(errno) +
-                               " (set SECBOX_STATE_DIR to a writable folder)"};
+                                   " (set SECBOX_STATE_DIR to a writable folder)"};
   }
   return ok();
 }
@@ -112,14 +112,16 @@ int cmd_run(const std::vector<std::string>& args) {
 
 int cmd_migrate(const std::vector<std::string>& args) {
   if (wants_help(args)) return std::cout << kMigrateHelp, 0;
-  if (!args.empty()) return std::cerr << "secbox migrate: unexpected argument " << args[0] << "\n", 2;
+  if (!args.empty())
+    return std::cerr << "secbox migrate: unexpected argument " << args[0] << "\n", 2;
   auto config = config_or_report();
   if (!config) return 2;
   const Config& c = config.value();
   std::string cs = c.database_url;
   std::unique_ptr<replica::EmbeddedCluster> cluster;
   if (cs.empty()) {
-    if (auto r = ensure_state_dir(c); !r) return std::cerr << "secbox: " << r.error().message << "\n", 2;
+    if (auto r = ensure_state_dir(c); !r)
+      return std::cerr << "secbox: " << r.error().message << "\n", 2;
     cluster = std::make_unique<replica::EmbeddedCluster>(
         replica::EmbeddedClusterOptions{c.paths.pg_dir(), c.pg_bin_dir, c.pg_user, "secbox"});
     auto started = cluster->start();
@@ -172,8 +174,10 @@ int cmd_doctor(const std::vector<std::string>& args) {
     c = config.value();
   } else {
     auto env = process_environment();
-    if (auto it = env.find("SECBOX_ETC_DIR"); it != env.end() && !it->second.empty()) c.paths.etc_dir = it->second;
-    if (auto it = env.find("SECBOX_STATE_DIR"); it != env.end() && !it->second.empty()) c.paths.state_dir = it->second;
+    if (auto it = env.find("SECBOX_ETC_DIR"); it != env.end() && !it->second.empty())
+      c.paths.etc_dir = it->second;
+    if (auto it = env.find("SECBOX_STATE_DIR"); it != env.end() && !it->second.empty())
+      c.paths.state_dir = it->second;
   }
   log::configure(log::Options{false, log::Level::error});  // the report is the output
   return doctor(c, std::cout);

@@ -23,7 +23,8 @@ struct Source {
   // The value and where it came from, for error messages.
   std::optional<std::pair<std::string, std::string>> get(const std::string& key) const {
     if (auto v = file.get(key)) return std::make_pair(*v, file_path);
-    if (auto it = env.find(key); it != env.end()) return std::make_pair(it->second, "the environment");
+    if (auto it = env.find(key); it != env.end())
+      return std::make_pair(it->second, "the environment");
     return std::nullopt;
   }
 };
@@ -53,7 +54,8 @@ Result<void> read_port(const Source& src, const std::string& key, int& out) {
   auto v = src.get(key);
   if (!v) return ok();
   const auto& s = v->first;
-  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit) || std::stoi(s) > 65535) {
+  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit) ||
+      std::stoi(s) > 65535) {
     return bad(key, v->second, "must be a port number from 1 to 65535 (or 0 for any free port)");
   }
   out = std::stoi(s);
@@ -64,8 +66,11 @@ Result<void> read_seconds(const Source& src, const std::string& key, int min, in
   auto v = src.get(key);
   if (!v || v->first.empty()) return ok();
   const auto& s = v->first;
-  if (s.size() > 6 || !std::all_of(s.begin(), s.end(), ::isdigit) || std::stoi(s) < min || std::stoi(s) > max) {
-    return bad(key, v->second, "must be a whole number of seconds from " + std::to_string(min) + " to " + std::to_string(max));
+  if (s.size() > 6 || !std::all_of(s.begin(), s.end(), ::isdigit) || std::stoi(s) < min ||
+      std::stoi(s) > max) {
+    return bad(key, v->second,
+               "must be a whole number of seconds from " + std::to_string(min) + " to " +
+                   std::to_string(max));
   }
   out = std::stoi(s);
   return ok();
@@ -131,7 +136,9 @@ auto url(const char* secure, const char* insecure) {
   };
 }
 auto seconds(int min, int max) {
-  return [min, max](const Source& src, const std::string& key, int& out) { return read_seconds(src, key, min, max, out); };
+  return [min, max](const Source& src, const std::string& key, int& out) {
+    return read_seconds(src, key, min, max, out);
+  };
 }
 
 const std::vector<Setting>& settings() {
@@ -141,7 +148,8 @@ const std::vector<Setting>& settings() {
             auto v = src.get(key);
             if (!v || v->first.empty()) return ok();
             static const std::regex kId("^[A-Za-z0-9_-]{3,64}$");
-            if (!std::regex_match(v->first, kId)) return bad(key, v->second, "must be 3 to 64 letters, digits, _ or -");
+            if (!std::regex_match(v->first, kId))
+              return bad(key, v->second, "must be 3 to 64 letters, digits, _ or -");
             out = v->first;
             return ok();
           }),
@@ -173,7 +181,8 @@ const std::vector<Setting>& settings() {
             auto v = src.get(key);
             if (!v || v->first.empty()) return ok();
             std::string bad_entry;
-            if (!AddressList::parse(v->first, &bad_entry)) return bad(key, v->second, "\"" + bad_entry + "\" is not an address");
+            if (!AddressList::parse(v->first, &bad_entry))
+              return bad(key, v->second, "\"" + bad_entry + "\" is not an address");
             out = v->first;
             return ok();
           }),
@@ -187,7 +196,8 @@ const std::vector<Setting>& settings() {
             auto v = src.get(key);
             if (!v || v->first.empty()) return ok();
             // Only a local socket: the tools must not be pointed at another machine.
-            if (v->first.rfind("unix:///", 0) != 0 || v->first.find_first_of(" \t") != std::string::npos) {
+            if (v->first.rfind("unix:///", 0) != 0 ||
+                v->first.find_first_of(" \t") != std::string::npos) {
               return bad(key, v->second, "must be a unix:/// socket path");
             }
             out = v->first;
@@ -205,8 +215,11 @@ const std::vector<Setting>& settings() {
             auto v = src.get(key);
             if (!v || v->first.empty()) return ok();
             const auto& t = v->first;
-            if (t.size() > 3 || !std::all_of(t.begin(), t.end(), ::isdigit) || std::stoi(t) < 1 || std::stoi(t) > 100) {
-              return bad(key, v->second, "must be a percentage from 1 to 100 (80: a plate read with a score of 0.8 or more)");
+            if (t.size() > 3 || !std::all_of(t.begin(), t.end(), ::isdigit) || std::stoi(t) < 1 ||
+                std::stoi(t) > 100) {
+              return bad(key, v->second,
+                         "must be a percentage from 1 to 100 (80: a plate read with a score of 0.8 "
+                         "or more)");
             }
             out = std::stoi(t);
             return ok();
@@ -217,7 +230,9 @@ const std::vector<Setting>& settings() {
             auto v = src.get(key);
             if (!v) return ok();
             if (!AddressList::parse(v->first)) {
-              return bad(key, v->second, "holds an entry that is no address or block (a.b.c.d, a.b.c.d/n, or IPv6)");
+              return bad(
+                  key, v->second,
+                  "holds an entry that is no address or block (a.b.c.d, a.b.c.d/n, or IPv6)");
             }
             out = v->first;
             return ok();
@@ -258,7 +273,8 @@ const std::vector<Setting>& settings() {
           [](const Source& src, const std::string& key, std::string& out) -> Result<void> {
             auto v = src.get(key);
             if (!v || v->first.empty()) return ok();
-            if (!log::parse_level(v->first)) return bad(key, v->second, "must be debug, info, warn or error");
+            if (!log::parse_level(v->first))
+              return bad(key, v->second, "must be debug, info, warn or error");
             out = v->first;
             return ok();
           }),
@@ -303,16 +319,21 @@ Result<std::string> parse_cloud_pin(const std::string& text) {
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
     line = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
-    if (!url.empty()) return Error{Errc::config, "holds more than one URL; it names the one cloud this box pairs with"};
+    if (!url.empty())
+      return Error{Errc::config,
+                   "holds more than one URL; it names the one cloud this box pairs with"};
     url = line;
   }
   if (url.empty()) return Error{Errc::config, "holds no URL"};
   for (unsigned char c : url) {
-    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f) return Error{Errc::config, "holds a URL with '@', '\\' or spaces"};
+    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f)
+      return Error{Errc::config, "holds a URL with '@', '\\' or spaces"};
   }
   const std::string scheme = url_scheme(url);
-  if (url_origin(url).empty() || !(scheme == "https" || (scheme == "http" && is_loopback_url(url)))) {
-    return Error{Errc::config, "must hold an https:// URL (http:// only for this machine's own address)"};
+  if (url_origin(url).empty() ||
+      !(scheme == "https" || (scheme == "http" && is_loopback_url(url)))) {
+    return Error{Errc::config,
+                 "must hold an https:// URL (http:// only for this machine's own address)"};
   }
   while (url.size() > 8 && url.back() == '/') url.pop_back();
   return url;
@@ -328,8 +349,10 @@ Result<Config> load_config(const Environment& penv) {
   }
   if (auto it = penv.find("SECBOX_COMPOSE_DIR"); it != penv.end() && !it->second.empty()) {
     c.paths.compose_root = it->second;
-    if (c.paths.compose_root[0] != '/') return Error{Errc::config, "SECBOX_COMPOSE_DIR must be an absolute path"};
-    while (c.paths.compose_root.size() > 1 && c.paths.compose_root.back() == '/') c.paths.compose_root.pop_back();
+    if (c.paths.compose_root[0] != '/')
+      return Error{Errc::config, "SECBOX_COMPOSE_DIR must be an absolute path"};
+    while (c.paths.compose_root.size() > 1 && c.paths.compose_root.back() == '/')
+      c.paths.compose_root.pop_back();
   }
   for (auto* dir : {&c.paths.etc_dir, &c.paths.state_dir}) {
     if (dir->empty() || (*dir)[0] != '/') {
@@ -356,13 +379,15 @@ Result<Config> load_config(const Environment& penv) {
     if (auto r = setting.read(src, setting.key, c); !r) return r.error();
   }
   if (c.update_deadline_s <= c.update_trial_s) {
-    return Error{Errc::config, "SECBOX_UPDATE_DEADLINE_S must be longer than SECBOX_UPDATE_TRIAL_S"};
+    return Error{Errc::config,
+                 "SECBOX_UPDATE_DEADLINE_S must be longer than SECBOX_UPDATE_TRIAL_S"};
   }
   if (c.device_id.empty() != c.cloud_base_url.empty()) {
     // Half-paired is a broken file, not "unpaired".
-    return Error{Errc::config, path + " has " + (c.device_id.empty() ? "CLOUD_BASE_URL" : "DEVICE_ID") +
-                               " but not " + (c.device_id.empty() ? "DEVICE_ID" : "CLOUD_BASE_URL") +
-                               "; both are required once paired"};
+    return Error{Errc::config,
+                 path + " has " + (c.device_id.empty() ? "CLOUD_BASE_URL" : "DEVICE_ID") +
+                     " but not " + (c.device_id.empty() ? "DEVICE_ID" : "CLOUD_BASE_URL") +
+                     "; both are required once paired"};
   }
   if (auto pin = read_file(c.paths.cloud_pin_file(), 4096); pin) {
     if (auto url = parse_cloud_pin(pin.value()); url) {
@@ -384,7 +409,9 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   return out;
 }
 
-bool is_daemon_setting(const std::string& key) { return key.rfind("SECBOX_", 0) == 0 || find_setting(key) != nullptr; }
+bool is_daemon_setting(const std::string& key) {
+  return key.rfind("SECBOX_", 0) == 0 || find_setting(key) != nullptr;
+}
 
 bool applies_without_restart(const std::string& key) {
   const auto* s = find_setting(key);
@@ -395,7 +422,9 @@ void apply_setting(const std::string& key, const Config& from, Config& to) {
   if (const auto* s = find_setting(key)) s->copy(from, to);
 }
 
-std::vector<std::string> Config::guard_addresses() const { return appliance::guard_addresses(lan_addresses); }
+std::vector<std::string> Config::guard_addresses() const {
+  return appliance::guard_addresses(lan_addresses);
+}
 
 std::vector<std::string> guard_addresses(const std::string& setting) {
   if (setting.empty()) return secbox::lan_addresses();

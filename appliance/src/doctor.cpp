@@ -31,7 +31,9 @@ struct Report {
     static const char* const kWords[] = {"ok   ", "WARN ", "FAIL "};
     out << kWords[static_cast<int>(s)] << " " << std::left << std::setw(12) << check << detail
         << "\n";
-    if (!fix.empty()) out << "      " << std::setw(12) << "" << "fix: " << fix << "\n";
+    if (!fix.empty())
+      out << "      " << std::setw(12) << ""
+          << "fix: " << fix << "\n";
     if (s == Status::fail) ++failures;
   }
 };
@@ -56,8 +58,8 @@ void check_env_file(Report& r, const Config& c) {
     return;
   }
   if ((st.st_mode & 077) != 0) {
-    r.add(Status::fail, "env file", path + " has mode " + octal(st.st_mode) + "; others can read it",
-          "chmod 600 " + path);
+    r.add(Status::fail, "env file",
+          path + " has mode " + octal(st.st_mode) + "; others can read it", "chmod 600 " + path);
   } else {
     r.add(Status::ok, "env file", path + " (mode " + octal(st.st_mode) + ")");
   }
@@ -82,9 +84,11 @@ void check_cloud(Report& r, const Config& c) {
     r.add(Status::fail, "cloud", c.cloud_pin_error + ": the box pairs with no cloud",
           "run install.sh again with --cloud URL");
   } else if (!c.pinned_cloud.empty()) {
-    r.add(Status::ok, "cloud", "pairs only with " + c.pinned_cloud + " (" + c.paths.cloud_pin_file() + ")");
+    r.add(Status::ok, "cloud",
+          "pairs only with " + c.pinned_cloud + " (" + c.paths.cloud_pin_file() + ")");
   } else if (!c.cloud_base_url.empty()) {
-    r.add(Status::warn, "cloud", "no " + c.paths.cloud_pin_file() + ": re-pairs only with " + c.cloud_base_url,
+    r.add(Status::warn, "cloud",
+          "no " + c.paths.cloud_pin_file() + ": re-pairs only with " + c.cloud_base_url,
           "run install.sh again with --cloud URL to pin it");
   } else {
     r.add(Status::warn, "cloud", "installed without its cloud: the pairing form pairs with none",
@@ -102,12 +106,12 @@ void check_state_dir(Report& r, const Config& c) {
   if (!S_ISDIR(st.st_mode)) {
     r.add(Status::fail, "state dir", dir + " is not a folder", "move it aside");
   } else if (st.st_uid != ::geteuid()) {
-    r.add(Status::fail, "state dir", dir + " belongs to uid " + std::to_string(st.st_uid) +
-                                         ", not to this user",
+    r.add(Status::fail, "state dir",
+          dir + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user",
           "chown the folder to the user secbox runs as");
   } else if ((st.st_mode & 066) != 0) {
-    r.add(Status::fail, "state dir", dir + " has mode " + octal(st.st_mode) +
-                                         "; others can read or write it",
+    r.add(Status::fail, "state dir",
+          dir + " has mode " + octal(st.st_mode) + "; others can read or write it",
           "chmod 700 " + dir + " (or 711 when the embedded database runs as another user)");
   } else if (::access(dir.c_str(), W_OK) != 0) {
     r.add(Status::fail, "state dir", dir + " is not writable", "check its permissions");
@@ -145,8 +149,8 @@ void check_clock(Report& r) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   if (tm.tm_year + 1900 < 2025) {
-    r.add(Status::fail, "clock", std::string("the clock says ") + buf +
-                                     "; TLS certificates and tokens will not validate",
+    r.add(Status::fail, "clock",
+          std::string("the clock says ") + buf + "; TLS certificates and tokens will not validate",
           "enable NTP: timedatectl set-ntp true");
     return;
   }
@@ -172,10 +176,12 @@ void check_lan_certificate(Report& r, const Config& c) {
   }
   std::string n = name.value();
   while (!n.empty() && (n.back() == '\n' || n.back() == ' ')) n.pop_back();
-  auto cert = lan::load_named(dir + "/named.pem", c.lan_cert_roots_file, std::chrono::system_clock::now());
+  auto cert =
+      lan::load_named(dir + "/named.pem", c.lan_cert_roots_file, std::chrono::system_clock::now());
   if (!cert || cert.value().name != n) {
     r.add(Status::warn, "lan cert",
-          "named " + n + ", but no trusted certificate is served" + (cert ? std::string() : " (" + cert.error().message + ")"),
+          "named " + n + ", but no trusted certificate is served" +
+              (cert ? std::string() : " (" + cert.error().message + ")"),
           "the box asks the cloud again; see the logs of lan.cert");
     return;
   }
@@ -186,7 +192,8 @@ void check_lan_certificate(Report& r, const Config& c) {
   }
   r.add(Status::ok, "lan cert",
         "trusted for *." + n + " until " + format_rfc3339(cert.value().not_after) +
-            (addresses.empty() ? "; the box has no private IPv4 address to name" : "; guards open " + addresses));
+            (addresses.empty() ? "; the box has no private IPv4 address to name"
+                               : "; guards open " + addresses));
 }
 
 void check_database(Report& r, const Config& c) {
@@ -194,7 +201,8 @@ void check_database(Report& r, const Config& c) {
   std::string cs = c.database_url;
   if (cs.empty()) {
     if (replica::find_postgres_bin_dir().empty() && c.pg_bin_dir.empty()) {
-      r.add(Status::fail, "database", "no DATABASE_URL and no PostgreSQL binaries for the embedded one",
+      r.add(Status::fail, "database",
+            "no DATABASE_URL and no PostgreSQL binaries for the embedded one",
             "apt-get install postgresql, or set DATABASE_URL");
       return;
     }

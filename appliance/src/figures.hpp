@@ -35,7 +35,7 @@ struct BoxFigures {
   std::string pairing = "unpaired";  // needs-pairing, paired, unpaired
   std::string state = "starting";    // needs-pairing, running, starting
   bool has_cloud = false;
-  std::string tunnel = "down";       // tunnel::to_string of the state
+  std::string tunnel = "down";  // tunnel::to_string of the state
   bool welcomed = false;
   int reconnects = 0;
   std::optional<std::chrono::milliseconds> rtt;

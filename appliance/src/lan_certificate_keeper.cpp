@@ -12,18 +12,20 @@ lan::LanCertificateRequest request_for(const std::string& state_dir) {
 
 }  // namespace
 
-LanCertificateKeeper::LanCertificateKeeper(boost::asio::io_context& loop, BlockingPool& workers, std::string state_dir,
-                                           std::chrono::seconds every)
+LanCertificateKeeper::LanCertificateKeeper(boost::asio::io_context& loop, BlockingPool& workers,
+                                           std::string state_dir, std::chrono::seconds every)
     : timer_(loop), workers_(workers), state_dir_(std::move(state_dir)), every_(every) {}
 
 const std::optional<lan::LanCertificate>& LanCertificateKeeper::make_now() {
   auto cert = lan::ensure_lan_certificate(request_for(state_dir_));
   if (!cert) {
-    log_.error("The LAN certificate cannot be made; the LAN server stays down.", {{"reason", cert.error().message}});
+    log_.error("The LAN certificate cannot be made; the LAN server stays down.",
+               {{"reason", cert.error().message}});
     return cert_;
   }
   if (cert.value().made_now) {
-    log_.info("Made the LAN certificate.", {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
+    log_.info("Made the LAN certificate.",
+              {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
   }
   cert_ = std::move(cert).value();
   return cert_;
@@ -51,8 +53,9 @@ void LanCertificateKeeper::schedule() {
                      log_.error("The LAN certificate cannot be renewed; the current one stays.",
                                 {{"reason", cert.error().message}});
                    } else if (cert.value().made_now && use_ && use_(cert.value())) {
-                     log_.info("Renewed the LAN certificate.",
-                               {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
+                     log_.info(
+                         "Renewed the LAN certificate.",
+                         {{"sha256", cert.value().sha256}, {"not_after", cert.value().not_after}});
                      cert_ = std::move(cert).value();
                    }
                    schedule();

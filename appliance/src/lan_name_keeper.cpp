@@ -69,7 +69,8 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void maybe_request() {
-    if (stopped || requesting || !router || !due() || std::chrono::steady_clock::now() < next_try) return;
+    if (stopped || requesting || !router || !due() || std::chrono::steady_clock::now() < next_try)
+      return;
     requesting = true;
     // The key and its request, made and kept on a worker (key generation, fsync).
     workers.run(
@@ -77,7 +78,8 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
           ::mkdir(d.c_str(), 0700);
           auto made = make_request(n, lan::lan_cert_names(n));
           if (!made) return made.error();
-          if (auto saved = write_file_atomically(path, made.value().key_pem, {0600, std::nullopt}); !saved) {
+          if (auto saved = write_file_atomically(path, made.value().key_pem, {0600, std::nullopt});
+              !saved) {
             return saved.error();
           }
           return made.value().csr_pem;
@@ -119,19 +121,24 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
 
   void install(const protocol::Envelope& req, protocol::Reply reply) {
     const auto chain = req.payload.value("chain", json());
-    if (!chain.is_string()) return reply.error(protocol::ErrorCode::invalid_args, "chain must be PEM text");
+    if (!chain.is_string())
+      return reply.error(protocol::ErrorCode::invalid_args, "chain must be PEM text");
     workers.run(
         [chain = chain.get<std::string>(), n = name, key = key_file(), roots = settings.roots_file,
          path = cert_file()]() -> Result<lan::NamedCertificate> {
           auto key_pem = read_file(key, 64 * 1024);
-          if (!key_pem) return Error{Errc::invalid, "key: the box has made no request to match this chain against"};
-          if (n.empty()) return Error{Errc::invalid, "names: the cloud has given the box no LAN name"};
+          if (!key_pem)
+            return Error{Errc::invalid,
+                         "key: the box has made no request to match this chain against"};
+          if (n.empty())
+            return Error{Errc::invalid, "names: the cloud has given the box no LAN name"};
           auto checked = lan::check_chain(chain, key_pem.value(), n, roots, Clock::now());
           if (!checked) return checked.error();
           if (auto saved = lan::save_named(path, checked.value()); !saved) return saved.error();
           return checked;
         },
-        [weak = weak_from_this(), reply = std::move(reply)](Result<lan::NamedCertificate> r) mutable {
+        [weak = weak_from_this(),
+         reply = std::move(reply)](Result<lan::NamedCertificate> r) mutable {
           auto self = weak.lock();
           if (!self || self->stopped) return;
           if (!r) {
@@ -141,21 +148,24 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
             return reply.error(r.error());
           }
           if (!self->use(&r.value())) {
-            return reply.error(protocol::ErrorCode::internal, "the LAN server could not use the certificate");
+            return reply.error(protocol::ErrorCode::internal,
+                               "the LAN server could not use the certificate");
           }
           self->cert = std::move(r).value();
           self->problem.clear();
           self->retry = std::chrono::seconds(0);
           self->next_try = {};  // its renewal is due when a third of its life is left
-          self->log.info("Serving the LAN certificate the cloud installed.",
-                         {{"name", self->cert->name}, {"not_after", format_rfc3339(self->cert->not_after)}});
+          self->log.info(
+              "Serving the LAN certificate the cloud installed.",
+              {{"name", self->cert->name}, {"not_after", format_rfc3339(self->cert->not_after)}});
           reply.send("ack");
           self->schedule();
         });
   }
 };
 
-LanNameKeeper::LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers, LanNameSettings settings, Use use)
+LanNameKeeper::LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers,
+                             LanNameSettings settings, Use use)
     : impl_(std::make_shared<Impl>(io, workers, std::move(settings), std::move(use))) {}
 
 LanNameKeeper::~LanNameKeeper() { stop(); }
@@ -178,8 +188,8 @@ void LanNameKeeper::load_now() {
 
 void LanNameKeeper::attach(protocol::Router& router) {
   impl_->router = &router;
-  router.on_request("lan_cert.install", [weak = std::weak_ptr<Impl>(impl_)](const protocol::Envelope& req,
-                                                                            protocol::Reply reply) {
+  router.on_request("lan_cert.install", [weak = std::weak_ptr<Impl>(impl_)](
+                                            const protocol::Envelope& req, protocol::Reply reply) {
     if (auto self = weak.lock(); self && !self->stopped) self->install(req, std::move(reply));
   });
 }
@@ -189,7 +199,9 @@ void LanNameKeeper::detach() { impl_->router = nullptr; }
 void LanNameKeeper::on_welcomed(const json& welcome) {
   auto& i = *impl_;
   const auto lan = welcome.value("lan", json());
-  const std::string given = lan.is_object() && lan.value("name", json()).is_string() ? lan["name"].get<std::string>() : "";
+  const std::string given = lan.is_object() && lan.value("name", json()).is_string()
+                                ? lan["name"].get<std::string>()
+                                : "";
   if (!given.empty() && !lan::valid_lan_name(given)) {
     i.log.warn("The cloud gave a LAN name that is not a DNS name; ignored.");
     return;
@@ -198,14 +210,16 @@ void LanNameKeeper::on_welcomed(const json& welcome) {
     i.name = given;
     i.retry = std::chrono::seconds(0);
     i.next_try = {};
-    i.workers.run([path = i.name_file(), d = i.dir(), given] {
-      ::mkdir(d.c_str(), 0700);
-      if (given.empty()) {
-        ::unlink(path.c_str());
-        return Result<void>(ok());
-      }
-      return write_file_atomically(path, given + "\n", {0600, std::nullopt});
-    }, [](Result<void>) {});
+    i.workers.run(
+        [path = i.name_file(), d = i.dir(), given] {
+          ::mkdir(d.c_str(), 0700);
+          if (given.empty()) {
+            ::unlink(path.c_str());
+            return Result<void>(ok());
+          }
+          return write_file_atomically(path, given + "\n", {0600, std::nullopt});
+        },
+        [](Result<void>) {});
     // A certificate for another name is not this box's any more.
     if (i.cert && i.cert->name != given) {
       i.use(nullptr);
@@ -224,7 +238,9 @@ void LanNameKeeper::stop() {
 }
 
 const std::string& LanNameKeeper::name() const { return impl_->name; }
-const std::optional<lan::NamedCertificate>& LanNameKeeper::certificate() const { return impl_->cert; }
+const std::optional<lan::NamedCertificate>& LanNameKeeper::certificate() const {
+  return impl_->cert;
+}
 const std::string& LanNameKeeper::last_problem() const { return impl_->problem; }
 
 }  // namespace secbox::appliance

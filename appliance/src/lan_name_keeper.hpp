@@ -43,7 +43,8 @@ class LanNameKeeper {
   // `use` serves a checked certificate (nullptr: none) and says whether the
   // server took it.
   using Use = std::function<bool(const lan::NamedCertificate*)>;
-  LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers, LanNameSettings settings, Use use);
+  LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers, LanNameSettings settings,
+                Use use);
   ~LanNameKeeper();
 
   // Blocking, before the loop: the name and certificate kept from before

@@ -25,7 +25,8 @@ class MediaLiveVideo final : public lan::LiveVideoSource {
   }
 
  private:
-  media::MediaService* const& media_;  // the App's pointer: null until the cameras are read, and after stop
+  media::MediaService* const&
+      media_;  // the App's pointer: null until the cameras are read, and after stop
 };
 
 }  // namespace secbox::appliance

@@ -34,7 +34,8 @@ side (install.sh): the versions folder, the current and known-good versions,
 every staged version, and an update under way or on trial.
 )";
 
-constexpr const char* kUpdateHelp = R"(Usage: secbox update --manifest FILE --signature SIG --bundle FILE [--no-restart]
+constexpr const char* kUpdateHelp =
+    R"(Usage: secbox update --manifest FILE --signature SIG --bundle FILE [--no-restart]
 
 Updates this box from files, for a box without a tunnel, with the checks of
 update.apply (cloud-protocol 7.6): the manifest (its JSON bytes, as signed) is
@@ -76,14 +77,18 @@ Result<std::string> private_copy(const std::string& from, const std::string& roo
     ~Close() { ::close(fd); }
   } close_in{in};
   struct stat st {};
-  if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) return Error{Errc::invalid, from + " is not a file"};
+  if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode))
+    return Error{Errc::invalid, from + " is not a file"};
   if (static_cast<std::uint64_t>(st.st_size) > update::kMaxBundleBytes) {
     return Error{Errc::too_large, from + " is larger than an update may be"};
   }
   std::string path = root + "/.cli-update-XXXXXX";
   const int out = ::mkostemp(path.data(), O_CLOEXEC);
-  if (out < 0) return Error{Errc::io, "cannot make a file in " + root + ": " + std::strerror(errno)};
-  struct Close close_out{out};
+  if (out < 0)
+    return Error{Errc::io, "cannot make a file in " + root + ": " + std::strerror(errno)};
+  struct Close close_out {
+    out
+  };
   char buf[1 << 16];
   std::uint64_t total = 0;
   for (;;) {
@@ -91,9 +96,11 @@ Result<std::string> private_copy(const std::string& from, const std::string& roo
     if (n == 0) break;
     if (n < 0 && errno == EINTR) continue;
     total += n > 0 ? static_cast<std::uint64_t>(n) : 0;
-    if (n < 0 || total > update::kMaxBundleBytes || ::write(out, buf, static_cast<std::size_t>(n)) != n) {
+    if (n < 0 || total > update::kMaxBundleBytes ||
+        ::write(out, buf, static_cast<std::size_t>(n)) != n) {
       ::unlink(path.c_str());
-      return Error{Errc::io, "cannot copy " + from + (n < 0 ? std::string(": ") + std::strerror(errno) : "")};
+      return Error{Errc::io,
+                   "cannot copy " + from + (n < 0 ? std::string(": ") + std::strerror(errno) : "")};
     }
   }
   return path;
@@ -163,15 +170,15 @@ int cmd_version(const std::vector<std::string>& args, std::ostream& out, std::os
     const auto& st = *state.value();
     out << "update: " << st.from << " -> " << st.to << ", ";
     if (st.phase == "trial") {
-      out << "on trial since " << when(st.switched_at) << ", rolled back unless it passes by " << when(st.deadline)
-          << " (starts: " << st.starts << ")\n";
+      out << "on trial since " << when(st.switched_at) << ", rolled back unless it passes by "
+          << when(st.deadline) << " (starts: " << st.starts << ")\n";
     } else {
       out << "in its " << st.phase << "\n";
     }
   }
   for (const auto& o : update::load_outcomes(root)) {
-    out << "to report: " << o.outcome.from << " -> " << o.outcome.to << " " << o.outcome.phase << ": "
-        << o.outcome.detail << "\n";
+    out << "to report: " << o.outcome.from << " -> " << o.outcome.to << " " << o.outcome.phase
+        << ": " << o.outcome.detail << "\n";
   }
   return 0;
 }
@@ -197,7 +204,9 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
     return err << "secbox update: unexpected argument " << a << "\n" << kUpdateHelp, 2;
   }
   if (manifest_file.empty() || signature_file.empty() || bundle_file.empty()) {
-    return err << "secbox update: --manifest, --signature and --bundle are required\n" << kUpdateHelp, 2;
+    return err << "secbox update: --manifest, --signature and --bundle are required\n"
+               << kUpdateHelp,
+           2;
   }
   log::configure(log::Options{false, log::Level::error});
   auto s = setup();
@@ -205,28 +214,40 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   const Config& c = s.value().config;
   const std::string& root = s.value().root;
   if (root.empty()) {
-    return err << "secbox update: this secbox does not run from a versions folder (install.sh lays one out; or set "
+    return err << "secbox update: this secbox does not run from a versions folder (install.sh lays "
+                  "one out; or set "
                   "SECBOX_VERSIONS_DIR)\n",
            1;
   }
   update::VersionStore store(root);
   const std::string from = update::running_version();
   if (auto st = update::load_state(root); !st || st.value()) {
-    return err << "secbox update: an update is under way or on trial (secbox version says which); try again once it "
+    return err << "secbox update: an update is under way or on trial (secbox version says which); "
+                  "try again once it "
                   "has ended\n",
            1;
   }
   auto key = read_file(c.update_key_file, 64 * 1024);
-  if (!key) return err << "secbox update: no update key at " << c.update_key_file << ": " << key.error().message << "\n", 1;
+  if (!key)
+    return err << "secbox update: no update key at " << c.update_key_file << ": "
+               << key.error().message << "\n",
+           1;
   auto manifest = read_file(manifest_file, update::kMaxManifestBytes + 1);
-  if (!manifest) return err << "secbox update: cannot read " << manifest_file << ": " << manifest.error().message << "\n", 1;
+  if (!manifest)
+    return err << "secbox update: cannot read " << manifest_file << ": " << manifest.error().message
+               << "\n",
+           1;
   auto sig = read_file(signature_file, 4096);
-  if (!sig) return err << "secbox update: cannot read " << signature_file << ": " << sig.error().message << "\n", 1;
+  if (!sig)
+    return err << "secbox update: cannot read " << signature_file << ": " << sig.error().message
+               << "\n",
+           1;
   std::string sig_b64 = sig.value();
   if (sig_b64.size() == 64 && !base64_decode(sig_b64)) {
     sig_b64 = base64_encode(sig_b64);  // the raw signature (openssl pkeyutl -sign writes it so)
   }
-  while (!sig_b64.empty() && (sig_b64.back() == '\n' || sig_b64.back() == '\r' || sig_b64.back() == ' ')) {
+  while (!sig_b64.empty() &&
+         (sig_b64.back() == '\n' || sig_b64.back() == '\r' || sig_b64.back() == ' ')) {
     sig_b64.pop_back();
   }
   auto ledger = update::load_ledger(root);
@@ -235,7 +256,9 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   box.running = from;
   box.counter = ledger.value().counter;
   box.rolled_back = ledger.value().rolled_back;
-  box.now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  box.now = std::chrono::duration_cast<std::chrono::seconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
   auto offer = update::check_offer(base64_encode(manifest.value()), sig_b64, key.value(), box);
   if (!offer) return err << "secbox update: refused: " << offer.error().message << "\n", 1;
   const update::Manifest& m = offer.value().manifest;
@@ -256,19 +279,22 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (auto v = update::check_bundle(fd, m.size, m.sha256); !v) {
     return err << "secbox update: refused: " << v.error().message << "\n", 1;
   }
-  out << "Verified the manifest of version " << version << " (counter " << m.counter << ") with " << c.update_key_file
-      << ", and " << bundle_file << " (" << m.size << " bytes, sha256 " << m.sha256 << ").\n";
+  out << "Verified the manifest of version " << version << " (counter " << m.counter << ") with "
+      << c.update_key_file << ", and " << bundle_file << " (" << m.size << " bytes, sha256 "
+      << m.sha256 << ").\n";
   if (auto staged = store.stage_bundle(version, fd, offer.value().bytes); !staged) {
     return err << "secbox update: " << (staged.error().code == Errc::invalid ? "refused: " : "")
                << staged.error().message << "\n",
            1;
   }
   update::UpdateState state{random_uuid(), from, version, "trial"};
-  state.switched_at =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  state.switched_at = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   state.deadline = state.switched_at + c.update_deadline_s;
   state.trial_s = c.update_trial_s;
-  if (auto w = update::save_state(root, state); !w) return err << "secbox update: " << w.error().message << "\n", 1;
+  if (auto w = update::save_state(root, state); !w)
+    return err << "secbox update: " << w.error().message << "\n", 1;
   give_to_owner_tree(root, root + "/versions/" + version);
   give_to_owner(root, {update::state_path(root)});
   if (auto sw = store.set_current(version); !sw) {
@@ -276,11 +302,13 @@ int cmd_update(const std::vector<std::string>& args, std::ostream& out, std::ost
     return err << "secbox update: " << sw.error().message << "\n", 1;
   }
   give_to_owner(root, {root + "/current"});
-  out << "Switched " << from << " -> " << version << "; it is on trial until it has run " << c.update_trial_s
-      << " s (by " << when(state.deadline) << "), else " << from << " starts again.\n";
+  out << "Switched " << from << " -> " << version << "; it is on trial until it has run "
+      << c.update_trial_s << " s (by " << when(state.deadline) << "), else " << from
+      << " starts again.\n";
   struct stat sd {};
   if (!restart || ::stat("/run/systemd/system", &sd) != 0) {
-    out << "Restart secbox to start version " << version << " (systemctl restart secbox.service).\n";
+    out << "Restart secbox to start version " << version
+        << " (systemctl restart secbox.service).\n";
     return 0;
   }
   ProcessOptions p;

@@ -97,7 +97,8 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
     }
     if (n == 0) break;
     if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
-      return Error{Errc::too_large, path + " is larger than " + std::to_string(max_bytes) + " bytes"};
+      return Error{Errc::too_large,
+                   path + " is larger than " + std::to_string(max_bytes) + " bytes"};
     }
     out.append(buf, static_cast<std::size_t>(n));
   }
@@ -110,7 +111,8 @@ FolderRead read_folder(const std::string& dir, const std::string& extension, std
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec);
   if (ec) {
-    if (ec != std::errc::no_such_file_or_directory) out.problems.push_back(dir + ": " + ec.message());
+    if (ec != std::errc::no_such_file_or_directory)
+      out.problems.push_back(dir + ": " + ec.message());
     return out;
   }
   std::vector<std::filesystem::path> paths;
@@ -130,7 +132,8 @@ FolderRead read_folder(const std::string& dir, const std::string& extension, std
       out.problems.push_back(path.filename().string() + ": " + text.error().message);
       continue;
     }
-    out.files.push_back(FolderFile{path.stem().string(), path.filename().string(), std::move(text).value()});
+    out.files.push_back(
+        FolderFile{path.stem().string(), path.filename().string(), std::move(text).value()});
   }
   return out;
 }

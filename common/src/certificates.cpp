@@ -48,7 +48,8 @@ bool add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
 
 // A certificate for `req`; its key made anew, or `subject_key` (a request's).
 Result<KeyAndCert> make(const CertRequest& req, EVP_PKEY* issuer_key, X509* issuer_cert,
-                        EVP_PKEY* subject_key = nullptr, long backdate_s = 3600, long validity_s = -1) {
+                        EVP_PKEY* subject_key = nullptr, long backdate_s = 3600,
+                        long validity_s = -1) {
   Pkey key(subject_key ? (EVP_PKEY_up_ref(subject_key), subject_key) : EVP_EC_gen("P-256"));
   if (!key) return tls_error("cannot generate a P-256 key");
   Cert cert(X509_new());
@@ -62,16 +63,19 @@ Result<KeyAndCert> make(const CertRequest& req, EVP_PKEY* issuer_key, X509* issu
   BN_free(bn);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -backdate_s);  // tolerate small clock skew
   X509_gmtime_adj(X509_getm_notAfter(cert.get()),
-                  validity_s >= 0 ? validity_s - backdate_s
-                                  : std::chrono::duration_cast<std::chrono::seconds>(req.validity).count());
+                  validity_s >= 0
+                      ? validity_s - backdate_s
+                      : std::chrono::duration_cast<std::chrono::seconds>(req.validity).count());
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(req.common_name.c_str()), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(req.common_name.c_str()), -1,
+                             -1, 0);
   X509_set_issuer_name(cert.get(), issuer_cert ? X509_get_subject_name(issuer_cert) : name);
   X509* issuer_for_ext = issuer_cert ? issuer_cert : cert.get();
   bool ok = add_ext(cert.get(), issuer_for_ext, NID_basic_constraints,
-                    req.is_ca ? "critical,CA:TRUE,pathlen:" + std::to_string(req.path_length) : "critical,CA:FALSE") &&
+                    req.is_ca ? "critical,CA:TRUE,pathlen:" + std::to_string(req.path_length)
+                              : "critical,CA:FALSE") &&
             add_ext(cert.get(), issuer_for_ext, NID_key_usage,
                     req.is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") &&
             add_ext(cert.get(), issuer_for_ext, NID_subject_key_identifier, "hash");
@@ -89,11 +93,13 @@ Result<KeyAndCert> make(const CertRequest& req, EVP_PKEY* issuer_key, X509* issu
   }
   Bio key_bio(BIO_new(BIO_s_mem())), cert_bio(BIO_new(BIO_s_mem()));
   // A request's key is its owner's: only its public half is here.
-  if ((!subject_key && PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) ||
+  if ((!subject_key && PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0,
+                                                nullptr, nullptr) != 1) ||
       PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1) {
     return tls_error("cannot write PEM");
   }
-  return KeyAndCert{subject_key ? std::string() : bio_text(key_bio.get()), bio_text(cert_bio.get())};
+  return KeyAndCert{subject_key ? std::string() : bio_text(key_bio.get()),
+                    bio_text(cert_bio.get())};
 }
 
 }  // namespace
@@ -111,26 +117,31 @@ Result<KeyAndCert> make_signed(const CertRequest& request, const KeyAndCert& iss
   return make(request, key.get(), cert.get());
 }
 
-Result<KeyAndRequest> make_request(const std::string& common_name, const std::vector<std::string>& dns_names) {
+Result<KeyAndRequest> make_request(const std::string& common_name,
+                                   const std::vector<std::string>& dns_names) {
   Pkey key(EVP_EC_gen("P-256"));
   if (!key) return tls_error("cannot generate a P-256 key");
   std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>> req(X509_REQ_new());
   if (!req) return tls_error("cannot allocate a request");
   X509_REQ_set_version(req.get(), 0);
   X509_NAME* name = X509_REQ_get_subject_name(req.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(common_name.c_str()),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
   X509_REQ_set_pubkey(req.get(), key.get());
   std::string san;
   for (const auto& d : dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + d;
   STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
-  const bool added = ext && sk_X509_EXTENSION_push(exts, ext) > 0 && X509_REQ_add_extensions(req.get(), exts) == 1;
+  const bool added =
+      ext && sk_X509_EXTENSION_push(exts, ext) > 0 && X509_REQ_add_extensions(req.get(), exts) == 1;
   sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
   if (!added) return tls_error("cannot add the request's names");
-  if (X509_REQ_sign(req.get(), key.get(), EVP_sha256()) == 0) return tls_error("cannot sign the request");
+  if (X509_REQ_sign(req.get(), key.get(), EVP_sha256()) == 0)
+    return tls_error("cannot sign the request");
   Bio key_bio(BIO_new(BIO_s_mem())), req_bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
+  if (PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
+          1 ||
       PEM_write_bio_X509_REQ(req_bio.get(), req.get()) != 1) {
     return tls_error("cannot write PEM");
   }
@@ -179,11 +190,13 @@ Result<std::vector<std::string>> request_dns_names(const std::string& csr_pem) {
   return dns_names_of(req.get());
 }
 
-Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer, const SignOptions& options) {
+Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer,
+                                 const SignOptions& options) {
   auto req = read_request(csr_pem);
   if (!req) return tls_error("cannot read the request");
   Pkey subject(X509_REQ_get_pubkey(req.get()));
-  if (!subject || X509_REQ_verify(req.get(), subject.get()) != 1) return tls_error("the request's signature is not valid");
+  if (!subject || X509_REQ_verify(req.get(), subject.get()) != 1)
+    return tls_error("the request's signature is not valid");
   CertRequest cr;
   cr.dns_names = dns_names_of(req.get());
   if (cr.dns_names.empty()) return Error{Errc::invalid, "the request names no DNS name"};
@@ -193,8 +206,9 @@ Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& i
   Pkey key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
   Cert cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
   if (!key || !cert) return tls_error("cannot read the issuer's key or certificate");
-  auto made = make(cr, key.get(), cert.get(), subject.get(), static_cast<long>(options.backdate.count()),
-                   static_cast<long>(options.validity.count()));
+  auto made =
+      make(cr, key.get(), cert.get(), subject.get(), static_cast<long>(options.backdate.count()),
+           static_cast<long>(options.validity.count()));
   if (!made) return made.error();
   return made.value().cert_pem;
 }

@@ -21,7 +21,8 @@ std::string to_hex(const unsigned char* bytes, std::size_t size) {
 std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1) std::abort();  // no SHA-256
+  if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1)
+    std::abort();  // no SHA-256
   return to_hex(digest, n);
 }
 
@@ -30,7 +31,8 @@ std::string fingerprint_for_display(std::string_view hex) {
   for (std::size_t i = 0; i < hex.size(); i += 2) {
     if (!out.empty()) out += ':';
     out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i])));
-    if (i + 1 < hex.size()) out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i + 1])));
+    if (i + 1 < hex.size())
+      out += static_cast<char>(std::toupper(static_cast<unsigned char>(hex[i + 1])));
   }
   return out;
 }

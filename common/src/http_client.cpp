@@ -74,7 +74,8 @@ void set_transfer(CURL* c, const Transfer& t) {
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout.count()));
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, t.low_speed_limit);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max<long>(1, static_cast<long>(t.low_speed_time.count())));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+                   std::max<long>(1, static_cast<long>(t.low_speed_time.count())));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, t.on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, t.ctx);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -89,9 +90,12 @@ curl_socket_t open_allowed_socket(void* user, curlsocktype purpose, curl_sockadd
   if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
   char text[INET6_ADDRSTRLEN] = {0};
   const void* bytes = nullptr;
-  if (address->family == AF_INET) bytes = &reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr;
-  if (address->family == AF_INET6) bytes = &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr;
-  if (!bytes || !::inet_ntop(address->family, bytes, text, sizeof text) || !allow(text)) return CURL_SOCKET_BAD;
+  if (address->family == AF_INET)
+    bytes = &reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr;
+  if (address->family == AF_INET6)
+    bytes = &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr;
+  if (!bytes || !::inet_ntop(address->family, bytes, text, sizeof text) || !allow(text))
+    return CURL_SOCKET_BAD;
   return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
@@ -126,10 +130,11 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
   }
   if (req.cancel) {
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
-                     +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-                       return (*static_cast<const std::function<bool()>*>(user))() ? 1 : 0;
-                     });
+    curl_easy_setopt(
+        c, CURLOPT_XFERINFOFUNCTION,
+        +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+          return (*static_cast<const std::function<bool()>*>(user))() ? 1 : 0;
+        });
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &req.cancel);
   }
   if (post) {
@@ -137,22 +142,26 @@ Result<HttpResponse> perform(const HttpRequest& req, bool post) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.json_body.size()));
   }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long long>(req.timeout.count(), 10000)));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::min<long long>(req.timeout.count(), 10000)));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   verify_server(c, req.ca_file);
   const CURLcode rc = curl_easy_perform(c);
   if (sink.overflow) {
-    return Error{Errc::network, "the answer was larger than " + std::to_string(req.max_response) + " bytes"};
+    return Error{Errc::network,
+                 "the answer was larger than " + std::to_string(req.max_response) + " bytes"};
   }
   if (rc != CURLE_OK) {
-    return Error{Errc::network, std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
+    return Error{Errc::network, std::string(curl_easy_strerror(rc)) +
+                                    (errbuf[0] ? std::string(": ") + errbuf : "")};
   }
   HttpResponse res;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
   char* type = nullptr;
-  if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type) res.content_type = type;
+  if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type)
+    res.content_type = type;
   res.body = std::move(sink.body);
   return res;
 }
@@ -201,10 +210,11 @@ Result<long> get_stream(const StreamRequest& request, const StreamHandlers& hand
   };
   CURL* c = curl.get();
   // An endless stream: under 1 byte/s for low_speed_time ends it.
-  set_transfer(c, Transfer{request.url, "http,https", request.connect_timeout, 1L, request.low_speed_time, on_data,
-                           on_progress, &ctx});
+  set_transfer(c, Transfer{request.url, "http,https", request.connect_timeout, 1L,
+                           request.low_speed_time, on_data, on_progress, &ctx});
   const CURLcode rc = curl_easy_perform(c);
-  if (!ctx.answered) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
+  if (!ctx.answered)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.status);  // an answer with no body
   if (rc != CURLE_OK && !ctx.stopped) return Error{Errc::network, curl_easy_strerror(rc)};
   return ctx.status;
 }
@@ -217,7 +227,8 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
       static_cast<std::uint64_t>(st.st_size) <= request.max_bytes) {
     out.resumed_from = static_cast<std::uint64_t>(st.st_size);
   }
-  const int fd = ::open(request.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed_from ? 0 : O_TRUNC), 0600);
+  const int fd = ::open(request.path.c_str(),
+                        O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed_from ? 0 : O_TRUNC), 0600);
   if (fd < 0) return Error{Errc::io, "cannot write " + request.path + ": " + std::strerror(errno)};
   if (out.resumed_from > 0 && ::lseek(fd, static_cast<off_t>(out.resumed_from), SEEK_SET) < 0) {
     ::close(fd);
@@ -283,8 +294,8 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
   // https only (cloud-protocol §7.6); a download under 1 KiB/s that long has stalled.
-  set_transfer(c, Transfer{request.url, "https", request.connect_timeout, 1024L, request.low_speed_time, on_data,
-                           on_progress, &ctx});
+  set_transfer(c, Transfer{request.url, "https", request.connect_timeout, 1024L,
+                           request.low_speed_time, on_data, on_progress, &ctx});
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   verify_server(c, request.ca_file);
   if (out.resumed_from > 0) {
@@ -297,16 +308,19 @@ Result<Downloaded> download_file(const DownloadRequest& request) {
   out.bytes = ctx.written;
   if (ctx.too_large) {
     ::unlink(request.path.c_str());
-    return Error{Errc::too_large, "the file is larger than " + std::to_string(request.max_bytes) + " bytes"};
+    return Error{Errc::too_large,
+                 "the file is larger than " + std::to_string(request.max_bytes) + " bytes"};
   }
-  if (ctx.write_failed || !synced) return Error{Errc::io, "cannot write " + request.path + ": " + std::strerror(errno)};
+  if (ctx.write_failed || !synced)
+    return Error{Errc::io, "cannot write " + request.path + ": " + std::strerror(errno)};
   if (ctx.bad_status || (rc == CURLE_OK && ctx.status != 200 && ctx.status != 206)) {
     ::unlink(request.path.c_str());
     return Error{Errc::network, "the server answered " + std::to_string(ctx.status)};
   }
   if (ctx.cancelled) return Error{Errc::network, "the download was stopped"};
   if (rc != CURLE_OK) {
-    return Error{Errc::network, std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "")};
+    return Error{Errc::network, std::string(curl_easy_strerror(rc)) +
+                                    (errbuf[0] ? std::string(": ") + errbuf : "")};
   }
   return out;
 }

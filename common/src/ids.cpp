@@ -24,7 +24,8 @@ std::string format_uuid(const unsigned char* b) {
 
 std::string random_hex(std::size_t bytes) {
   std::string b(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(b.size())) != 1) std::abort();
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(b.size())) != 1)
+    std::abort();
   return to_hex(reinterpret_cast<const unsigned char*>(b.data()), b.size());
 }
 
@@ -44,7 +45,8 @@ std::string name_uuid(std::string_view name) {
   input.append(name.data(), name.size());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha1(), nullptr) != 1) std::abort();
+  if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha1(), nullptr) != 1)
+    std::abort();
   digest[6] = static_cast<unsigned char>((digest[6] & 0x0f) | 0x50);
   digest[8] = static_cast<unsigned char>((digest[8] & 0x3f) | 0x80);
   return format_uuid(digest);

@@ -4,7 +4,8 @@
 
 namespace secbox {
 
-Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor, const std::string& bind_address, int port) {
+Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor,
+                           const std::string& bind_address, int port) {
   namespace asio = boost::asio;
   using tcp = asio::ip::tcp;
   boost::system::error_code ec;
@@ -24,7 +25,8 @@ Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor, const std::
   };
   const auto p = static_cast<unsigned short>(port);
   ec = bind(tcp::endpoint(address, p), address.is_v6());
-  if (ec && address.is_v6() && address.to_v6().is_unspecified()) ec = bind(tcp::endpoint(tcp::v4(), p), false);
+  if (ec && address.is_v6() && address.to_v6().is_unspecified())
+    ec = bind(tcp::endpoint(tcp::v4(), p), false);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error{Errc::io, "port " + std::to_string(port) + ": " + ec.message()};
   return ok();

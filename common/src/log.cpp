@@ -27,8 +27,8 @@ struct State {
   std::atomic<int> min_level{static_cast<int>(Level::info)};
   std::atomic<bool> human{false};
   std::shared_mutex secrets_mutex;
-  std::vector<std::string> secrets;    // lasting, longest first
-  std::deque<std::string> transient;   // newest last, at most kMaxTransient
+  std::vector<std::string> secrets;   // lasting, longest first
+  std::deque<std::string> transient;  // newest last, at most kMaxTransient
   // Rate limiting of repeated warnings and errors, by component and message.
   struct Repeat {
     std::chrono::steady_clock::time_point window_start;
@@ -79,8 +79,8 @@ std::string scrub_url_credentials(std::string text) {
   while ((pos = text.find("://", pos)) != std::string::npos) {
     const std::size_t start = pos + 3;
     std::size_t end = start;
-    while (end < text.size() && text[end] != '@' && text[end] != '/' && text[end] != '"' && text[end] != '\'' &&
-           !std::isspace(static_cast<unsigned char>(text[end]))) {
+    while (end < text.size() && text[end] != '@' && text[end] != '/' && text[end] != '"' &&
+           text[end] != '\'' && !std::isspace(static_cast<unsigned char>(text[end]))) {
       ++end;
     }
     if (end < text.size() && text[end] == '@' && end > start) {
@@ -159,10 +159,14 @@ std::optional<Level> parse_level(std::string_view text) {
 
 std::string_view level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
   }
   return "info";
 }
@@ -177,7 +181,8 @@ void configure(const Options& options) {
 }
 
 Options current_options() {
-  return Options{state().human.load(), static_cast<Level>(state().min_level.load()), state().repeat_burst.load(),
+  return Options{state().human.load(), static_cast<Level>(state().min_level.load()),
+                 state().repeat_burst.load(),
                  std::chrono::milliseconds(state().repeat_window_ms.load())};
 }
 
@@ -197,7 +202,9 @@ bool may_write(const std::string& component, std::string_view msg, std::int64_t*
   if (it == st.repeats.end()) {
     if (st.repeats.size() >= kMaxRepeatKeys) {
       for (auto i = st.repeats.begin(); i != st.repeats.end();) {
-        i = now - i->second.window_start >= window && i->second.suppressed == 0 ? st.repeats.erase(i) : std::next(i);
+        i = now - i->second.window_start >= window && i->second.suppressed == 0
+                ? st.repeats.erase(i)
+                : std::next(i);
       }
       if (st.repeats.size() >= kMaxRepeatKeys) return true;  // too many kinds to follow: write it
     }
@@ -275,10 +282,9 @@ std::string redact(std::string_view text) {
 }
 
 bool is_secret_field_name(std::string_view key) {
-  static const char* const kSecretWords[] = {"jwt",       "token",         "secret", "password",
-                                             "passwd",    "pin",           "bootstrap",
-                                             "authorization", "cookie",    "value",
-                                             "credential", "credentials", "passphrase"};
+  static const char* const kSecretWords[] = {
+      "jwt",           "token",  "secret", "password",   "passwd",      "pin",       "bootstrap",
+      "authorization", "cookie", "value",  "credential", "credentials", "passphrase"};
   for (const auto& word : split_name(key)) {
     for (const char* secret : kSecretWords) {
       if (word == secret) return true;

@@ -48,10 +48,11 @@ bool is_public_v4(const unsigned char* b) {
     int prefix;
   };
   static const Block kNotPublic[] = {
-      {{0, 0, 0, 0}, 8},       {{10, 0, 0, 0}, 8},      {{100, 64, 0, 0}, 10},  {{127, 0, 0, 0}, 8},
-      {{169, 254, 0, 0}, 16},  {{172, 16, 0, 0}, 12},   {{192, 0, 0, 0}, 24},   {{192, 0, 2, 0}, 24},
-      {{192, 88, 99, 0}, 24},  {{192, 168, 0, 0}, 16},  {{198, 18, 0, 0}, 15},  {{198, 51, 100, 0}, 24},
-      {{203, 0, 113, 0}, 24},  {{224, 0, 0, 0}, 4},     {{240, 0, 0, 0}, 4},
+      {{0, 0, 0, 0}, 8},      {{10, 0, 0, 0}, 8},     {{100, 64, 0, 0}, 10},
+      {{127, 0, 0, 0}, 8},    {{169, 254, 0, 0}, 16}, {{172, 16, 0, 0}, 12},
+      {{192, 0, 0, 0}, 24},   {{192, 0, 2, 0}, 24},   {{192, 88, 99, 0}, 24},
+      {{192, 168, 0, 0}, 16}, {{198, 18, 0, 0}, 15},  {{198, 51, 100, 0}, 24},
+      {{203, 0, 113, 0}, 24}, {{224, 0, 0, 0}, 4},    {{240, 0, 0, 0}, 4},
   };
   for (const auto& block : kNotPublic) {
     if (in_block(b, block.bytes, block.prefix)) return false;
@@ -94,7 +95,8 @@ std::optional<AddressList> AddressList::parse(const std::string& text, std::stri
     e.prefix = bits;
     if (good && slash != std::string::npos) {
       const std::string p = item.substr(slash + 1);
-      good = !p.empty() && p.size() <= 3 && std::all_of(p.begin(), p.end(), ::isdigit) && std::stoi(p) <= bits;
+      good = !p.empty() && p.size() <= 3 && std::all_of(p.begin(), p.end(), ::isdigit) &&
+             std::stoi(p) <= bits;
       if (good) e.prefix = std::stoi(p);
     }
     if (!good) {
@@ -139,7 +141,8 @@ std::vector<std::string> lan_addresses() {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return {};
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    if (i->ifa_addr == nullptr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+      continue;
     char text[INET6_ADDRSTRLEN] = {};
     if (i->ifa_addr->sa_family == AF_INET) {
       auto* a = reinterpret_cast<sockaddr_in*>(i->ifa_addr);

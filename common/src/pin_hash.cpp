@@ -13,7 +13,8 @@ std::optional<PinHash> parse_pin_hash(std::string_view text) {
   const auto d1 = text.find('$');
   if (d1 == std::string_view::npos) return std::nullopt;
   const auto d2 = text.find('$', d1 + 1);
-  if (d2 == std::string_view::npos || text.find('$', d2 + 1) != std::string_view::npos) return std::nullopt;
+  if (d2 == std::string_view::npos || text.find('$', d2 + 1) != std::string_view::npos)
+    return std::nullopt;
   const auto digits = text.substr(0, d1);
   if (digits.empty() || digits.size() > 7 || digits[0] == '0' ||
       !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {

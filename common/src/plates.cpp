@@ -8,12 +8,18 @@ namespace {
 // One representative of each group of characters a plate reader confuses.
 char canonical(char c) {
   switch (c) {
-    case 'O': return '0';
-    case 'I': return '1';
-    case 'B': return '8';
-    case 'S': return '5';
-    case 'Z': return '2';
-    default: return c;
+    case 'O':
+      return '0';
+    case 'I':
+      return '1';
+    case 'B':
+      return '8';
+    case 'S':
+      return '5';
+    case 'Z':
+      return '2';
+    default:
+      return c;
   }
 }
 
@@ -44,10 +50,14 @@ PlateMatch match_plate(const std::string& read, const std::string& banned) {
 
 const char* wire_name(PlateMatch m) {
   switch (m) {
-    case PlateMatch::exact: return "exact";
-    case PlateMatch::confusion: return "confusion";
-    case PlateMatch::misread: return "misread";
-    case PlateMatch::none: break;
+    case PlateMatch::exact:
+      return "exact";
+    case PlateMatch::confusion:
+      return "confusion";
+    case PlateMatch::misread:
+      return "misread";
+    case PlateMatch::none:
+      break;
   }
   return "none";
 }

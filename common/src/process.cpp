@@ -50,8 +50,8 @@ void close_all(std::initializer_list<int> fds) {
 // postmaster would outlive a crashed daemon and keep the next run off its
 // port): all above its own are closed but the exec status pipe, which
 // closes itself at exec.
-[[noreturn]] void child_exec(const ProcessOptions& o, char* const* argv, char* const* envp, int out_w, int err_w,
-                             int fd3_w, int status_w) {
+[[noreturn]] void child_exec(const ProcessOptions& o, char* const* argv, char* const* envp,
+                             int out_w, int err_w, int fd3_w, int status_w) {
   ::setpgid(0, 0);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -70,12 +70,14 @@ void close_all(std::initializer_list<int> fds) {
   ::dup2(moved[0], STDOUT_FILENO);
   ::dup2(moved[1], STDERR_FILENO);
   if (moved[2] >= 0) ::dup2(moved[2], 3);
-  if (status_fd > first_free) ::close_range(static_cast<unsigned>(first_free), static_cast<unsigned>(status_fd) - 1, 0);
+  if (status_fd > first_free)
+    ::close_range(static_cast<unsigned>(first_free), static_cast<unsigned>(status_fd) - 1, 0);
   ::close_range(static_cast<unsigned>(status_fd) + 1, ~0U, 0);
   int err = 0;
   if (o.run_as) {
     gid_t gid = o.run_as->gid;
-    if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(o.run_as->uid) != 0) err = errno;
+    if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(o.run_as->uid) != 0)
+      err = errno;
   }
   if (err == 0 && ::chdir(o.cwd.c_str()) != 0) err = errno;
   if (o.umask) ::umask(*o.umask);
@@ -113,7 +115,8 @@ void Cancellation::cancel() {
 bool Cancellation::wait_for(std::chrono::milliseconds limit) const {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!cancelled()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd p{fd_, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1'000'000)) + 1);
@@ -187,7 +190,8 @@ Result<SpawnedChild> spawn_child(const ProcessOptions& o) {
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    child_exec(o, argv.data(), o.env ? envp.data() : nullptr, pipes[0][1], pipes[1][1], pipes[2][1], pipes[3][1]);
+    child_exec(o, argv.data(), o.env ? envp.data() : nullptr, pipes[0][1], pipes[1][1], pipes[2][1],
+               pipes[3][1]);
   }
   const int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -200,7 +204,8 @@ Result<SpawnedChild> spawn_child(const ProcessOptions& o) {
   int exec_errno = 0;
   ssize_t n;
   do {
-    n = ::read(pipes[3][0], &exec_errno, sizeof exec_errno);  // returns at exec (close-on-exec) or failure
+    n = ::read(pipes[3][0], &exec_errno,
+               sizeof exec_errno);  // returns at exec (close-on-exec) or failure
   } while (n < 0 && errno == EINTR);
   ::close(pipes[3][0]);
   if (n == static_cast<ssize_t>(sizeof exec_errno)) {
@@ -209,7 +214,8 @@ Result<SpawnedChild> spawn_child(const ProcessOptions& o) {
     }
     return Error{Errc::spawn, "cannot run " + o.argv[0] + ": " + std::strerror(exec_errno)};
   }
-  SpawnedChild c{pid, static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)), pipes[0][0], pipes[1][0], pipes[2][0]};
+  SpawnedChild c{pid, static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)), pipes[0][0], pipes[1][0],
+                 pipes[2][0]};
   if (c.pidfd < 0) {
     const int e = errno;
     ::kill(-pid, SIGKILL);
@@ -229,8 +235,8 @@ namespace {
 class Run final : public RunningProcess, public std::enable_shared_from_this<Run> {
  public:
   Run(asio::io_context& io, ProcessOptions options, std::function<void(Result<ProcessResult>)> done)
-      : io_(io), options_(std::move(options)), done_(std::move(done)), out_(io), err_(io), exited_(io), stop_(io),
-        timer_(io) {}
+      : io_(io), options_(std::move(options)), done_(std::move(done)), out_(io), err_(io),
+        exited_(io), stop_(io), timer_(io) {}
 
   void begin() {
     started_ = std::chrono::steady_clock::now();
@@ -273,15 +279,16 @@ class Run final : public RunningProcess, public std::enable_shared_from_this<Run
   using Buffer = std::array<char, 16384>;
 
   void read(asio::posix::stream_descriptor& pipe, Buffer& buf, std::string& into, bool& open) {
-    pipe.async_read_some(asio::buffer(buf), [self = shared_from_this(), &pipe, &buf, &into, &open](
-                                                const boost::system::error_code& ec, std::size_t n) {
-      if (n > 0) append_capped(into, buf.data(), n, self->options_.max_output);
-      if (ec) {
-        open = false;
-        return self->maybe_complete();
-      }
-      self->read(pipe, buf, into, open);
-    });
+    pipe.async_read_some(asio::buffer(buf),
+                         [self = shared_from_this(), &pipe, &buf, &into, &open](
+                             const boost::system::error_code& ec, std::size_t n) {
+                           if (n > 0) append_capped(into, buf.data(), n, self->options_.max_output);
+                           if (ec) {
+                             open = false;
+                             return self->maybe_complete();
+                           }
+                           self->read(pipe, buf, into, open);
+                         });
   }
 
   // A time-out or a cancellation: the group is killed (unless its leader
@@ -295,7 +302,8 @@ class Run final : public RunningProcess, public std::enable_shared_from_this<Run
 
   void reap() {
     siginfo_t info{};
-    if (::waitid(static_cast<idtype_t>(kPidfd), static_cast<id_t>(exited_.native_handle()), &info, WEXITED) != 0) {
+    if (::waitid(static_cast<idtype_t>(kPidfd), static_cast<id_t>(exited_.native_handle()), &info,
+                 WEXITED) != 0) {
       // Not ours to reap after all (cannot happen while we hold its pidfd):
       // count it as gone.
       info.si_code = CLD_KILLED;
@@ -316,9 +324,10 @@ class Run final : public RunningProcess, public std::enable_shared_from_this<Run
   void maybe_complete() {
     if (finished_ || !reaped_) return;
     if ((out_open_ || err_open_) && !result_.timed_out && !result_.cancelled) return;
-    if (result_.timed_out || result_.cancelled) ::kill(-pid_, SIGKILL);  // whatever the child left in its group
-    result_.duration =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+    if (result_.timed_out || result_.cancelled)
+      ::kill(-pid_, SIGKILL);  // whatever the child left in its group
+    result_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started_);
     complete(std::move(result_));
   }
 

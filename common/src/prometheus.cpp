@@ -43,7 +43,8 @@ void PrometheusText::family(std::string_view name, std::string_view help, std::s
   }
 }
 
-std::string PrometheusText::labels(const std::vector<std::pair<std::string_view, std::string_view>>& pairs) {
+std::string PrometheusText::labels(
+    const std::vector<std::pair<std::string_view, std::string_view>>& pairs) {
   if (pairs.empty()) return {};
   std::string out = "{";
   for (std::size_t i = 0; i < pairs.size(); ++i) {

@@ -13,7 +13,8 @@ std::string url_host(const std::string& url) {
   auto at = url.find('@', start);
   auto end = url.find_first_of("/?#", start);
   if (at != std::string::npos && (end == std::string::npos || at < end)) start = at + 1;
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  std::string authority =
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start);
   if (!authority.empty() && authority[0] == '[') {
     auto close = authority.find(']');
     return close == std::string::npos ? "" : authority.substr(0, close + 1);
@@ -44,7 +45,8 @@ std::string authority_of(const std::string& url) {
   if (start == std::string::npos) return "";
   start += 3;
   auto end = url.find_first_of("/?#", start);
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  std::string authority =
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start);
   if (auto at = authority.rfind('@'); at != std::string::npos) authority.erase(0, at + 1);
   return authority;
 }

@@ -46,15 +46,18 @@ Result<void> make_dir(const std::string& path, const ComposeSettings& s) {
   const mode_t setgid = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & S_ISGID) : 0;
   ::chmod(path.c_str(), setgid | 0750);
   if (s.run_as && ::geteuid() == 0 && ::chown(path.c_str(), s.run_as->uid, s.run_as->gid) != 0) {
-    return Error{Errc::io, "cannot give " + path + " to " + s.run_as->name + ": " + std::strerror(errno)};
+    return Error{Errc::io,
+                 "cannot give " + path + " to " + s.run_as->name + ": " + std::strerror(errno)};
   }
   return ok();
 }
 
-Result<void> copy_file(const std::string& from, const std::string& to, const ComposeSettings& s, mode_t mode) {
+Result<void> copy_file(const std::string& from, const std::string& to, const ComposeSettings& s,
+                       mode_t mode) {
   auto text = read_file(from, envfile::kMaxEnvFileBytes);
   if (!text) return text.error();
-  return write_file_atomically(to, text.value(), {mode, ::geteuid() == 0 ? owner_of(s) : std::nullopt});
+  return write_file_atomically(to, text.value(),
+                               {mode, ::geteuid() == 0 ? owner_of(s) : std::nullopt});
 }
 
 // The checked env file of one compose file, and the environment the tools get
@@ -64,15 +67,17 @@ struct Values {
   std::vector<std::string> tool_env;
 };
 
-Values values_for(const ComposeSettings& s, std::string_view compose_text, const envfile::EnvFile& env) {
+Values values_for(const ComposeSettings& s, std::string_view compose_text,
+                  const envfile::EnvFile& env) {
   return {env, compose_environment(s.run_as, compose_text, env, s.container_host)};
 }
 
 // The compose tool (or, with `argv_override`, the container tool) on the
 // project's file, with the checked values in its environment.
-Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& project, const std::string& file,
-                               const std::vector<std::string>& args, std::chrono::milliseconds timeout,
-                               const Values& v, const std::vector<std::string>* argv_override = nullptr) {
+Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& project,
+                               const std::string& file, const std::vector<std::string>& args,
+                               std::chrono::milliseconds timeout, const Values& v,
+                               const std::vector<std::string>* argv_override = nullptr) {
   ProcessOptions o;
   o.argv = argv_override ? *argv_override : compose_argv(s, project, file, args);
   if (s.run_as && ::geteuid() == 0) o.run_as = s.run_as;
@@ -94,7 +99,8 @@ Result<ProcessResult> run_tool(const ComposeSettings& s, const std::string& proj
 bool refused_as_usage(const Result<ProcessResult>& r) {
   if (!r || r.value().timed_out || r.value().exit_code != 2) return false;
   const std::string all = r.value().err + r.value().out;
-  for (const char* m : {"invalid choice", "unrecognized arguments", "unknown command", "unknown flag"}) {
+  for (const char* m :
+       {"invalid choice", "unrecognized arguments", "unknown command", "unknown flag"}) {
     if (all.find(m) != std::string::npos) return true;
   }
   return false;
@@ -111,13 +117,14 @@ std::string describe_run(const Result<ProcessResult>& r, const envfile::EnvFile&
 // `${` left anywhere in the result would reach a container literally. False
 // when the tool has no `config` (podman-compose 1.0.3): our own reading of
 // the file, just before, is then the only one.
-Result<bool> check_render(const ComposeSettings& s, const std::string& project, const std::string& file,
-                          const Values& v) {
+Result<bool> check_render(const ComposeSettings& s, const std::string& project,
+                          const std::string& file, const Values& v) {
   const envfile::EnvFile& env = v.env;
   auto r = run_tool(s, project, file, {"config"}, s.tool_timeout, v);
   if (refused_as_usage(r)) return false;
   if (!r || !r.value().succeeded()) {
-    return Error{Errc::invalid, "the compose tool could not render the file: " + describe_run(r, env)};
+    return Error{Errc::invalid,
+                 "the compose tool could not render the file: " + describe_run(r, env)};
   }
   std::vector<int> lines;
   std::istringstream in(r.value().out);
@@ -127,21 +134,24 @@ Result<bool> check_render(const ComposeSettings& s, const std::string& project, 
   }
   if (lines.empty()) return true;
   std::string where;
-  for (std::size_t i = 0; i < lines.size() && i < 10; ++i) where += (i ? ", " : "") + std::to_string(lines[i]);
+  for (std::size_t i = 0; i < lines.size() && i < 10; ++i)
+    where += (i ? ", " : "") + std::to_string(lines[i]);
   return Error{Errc::invalid,
-               "the file as the compose tool renders it still holds \"${\" (rendered line " + where +
-                   "); it would reach a container literally"};
+               "the file as the compose tool renders it still holds \"${\" (rendered line " +
+                   where + "); it would reach a container literally"};
 }
 
 // The project's containers as the tools see them now: the compose tool's
 // JSON ps, or (when it has none, as podman-compose 1.0.3) the container tool's
 // ps filtered on compose's project label. `by_container_tool` remembers which.
-Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s, const std::string& project,
+Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s,
+                                                      const std::string& project,
                                                       const std::string& file, const Values& v,
-                                                      std::chrono::milliseconds limit, bool& by_container_tool) {
+                                                      std::chrono::milliseconds limit,
+                                                      bool& by_container_tool) {
   std::vector<std::string> container_ps = s.container_command;
-  container_ps.insert(container_ps.end(),
-                      {"ps", "-a", "--format", "json", "--filter", "label=com.docker.compose.project=" + project});
+  container_ps.insert(container_ps.end(), {"ps", "-a", "--format", "json", "--filter",
+                                           "label=com.docker.compose.project=" + project});
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto r = by_container_tool ? run_tool(s, project, file, {}, limit, v, &container_ps)
                                : run_tool(s, project, file, {"ps", "--format", "json"}, limit, v);
@@ -150,8 +160,9 @@ Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s, 
       continue;
     }
     if (!r || !r.value().succeeded()) {
-      return Error{Errc::spawn, std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
-                             " ps failed: " + describe_run(r, v.env)};
+      return Error{Errc::spawn,
+                   std::string(by_container_tool ? "the container tool's" : "the compose tool's") +
+                       " ps failed: " + describe_run(r, v.env)};
     }
     auto parsed = parse_ps_output(r.value().out);
     if (!parsed) return parsed.error();
@@ -161,7 +172,8 @@ Result<std::vector<ContainerInfo>> project_containers(const ComposeSettings& s, 
     }
     return mine;
   }
-  return Error{Errc::spawn, "neither the compose tool nor the container tool lists containers as JSON"};
+  return Error{Errc::spawn,
+               "neither the compose tool nor the container tool lists containers as JSON"};
 }
 
 std::set<std::string> ids_of(const std::vector<ContainerInfo>& containers) {
@@ -180,16 +192,18 @@ bool is_podman(const std::vector<std::string>& command) {
 // not among the project's containers before `up`), and is healthy where it
 // has a health check. A new container that has exited on two polls in a row
 // fails the phase at once: it will not come up by waiting.
-Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, const std::string& file,
-                          const std::vector<ServiceSpec>& services, const Values& v,
-                          const std::set<std::string>& before) {
+Result<void> wait_healthy(const ComposeSettings& s, const std::string& project,
+                          const std::string& file, const std::vector<ServiceSpec>& services,
+                          const Values& v, const std::set<std::string>& before) {
   const auto deadline = SteadyClock::now() + s.health_timeout;
   std::string last;
   bool by_container_tool = false;
   std::set<std::string> exited_once;
   for (;;) {
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-    const auto limit = std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
+    auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    const auto limit =
+        std::max(std::chrono::milliseconds(1000), std::min(s.tool_timeout, remaining));
     auto listed = project_containers(s, project, file, v, limit, by_container_tool);
     if (!listed) {
       last = listed.error().message;
@@ -204,14 +218,17 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
         for (const auto& c : listed.value()) {
           if (c.service != svc.name) continue;
           if (c.id.empty() || before.count(c.id)) {
-            if (seen == "no container") seen = "only a container from before this apply (" + c.state + ")";
+            if (seen == "no container")
+              seen = "only a container from before this apply (" + c.state + ")";
             continue;
           }
           seen = c.state.empty() ? "unknown state" : c.state;
-          if (c.exit_code && c.state != "running") seen += " (exit code " + std::to_string(*c.exit_code) + ")";
+          if (c.exit_code && c.state != "running")
+            seen += " (exit code " + std::to_string(*c.exit_code) + ")";
           if (!c.health.empty()) seen += " (" + c.health + ")";
           if (c.state == "running" && (!svc.has_healthcheck || c.health == "healthy")) ready = true;
-          if (c.state == "running" && svc.has_healthcheck && c.health == "starting") starting.push_back(c.id);
+          if (c.state == "running" && svc.has_healthcheck && c.health == "starting")
+            starting.push_back(c.id);
           if (c.state == "exited" || c.state == "dead") {
             exited_now.insert(c.id);
             if (exited_once.count(c.id)) dead.push_back(svc.name + ": " + seen);
@@ -222,7 +239,8 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
       if (waiting.empty()) return ok();
       last.clear();
       for (const auto& w : waiting) last += (last.empty() ? "" : "; ") + w;
-      if (!dead.empty()) return Error{Errc::unavailable, "a container of this apply stopped: " + last};
+      if (!dead.empty())
+        return Error{Errc::unavailable, "a container of this apply stopped: " + last};
       exited_once = std::move(exited_now);
       // Podman runs health checks from systemd timers; where there is no
       // systemd session for it (a container, a box without lingering) they
@@ -244,11 +262,13 @@ Result<void> wait_healthy(const ComposeSettings& s, const std::string& project, 
     }
   }
   return Error{Errc::unavailable, "not every service was up within " +
-                             std::to_string(s.health_timeout.count() / 1000) + " s: " + last};
+                                      std::to_string(s.health_timeout.count() / 1000) +
+                                      " s: " + last};
 }
 
 // After a rollback the env file that runs is the previous bundle's.
-void remember_applied(const ComposeSettings& s, const std::string& applied_dir, const std::string& env_file) {
+void remember_applied(const ComposeSettings& s, const std::string& applied_dir,
+                      const std::string& env_file) {
   if (!make_dir(applied_dir, s)) return;
   (void)copy_file(env_file, applied_dir + "/secbox.env", s, 0600);
 }
@@ -265,8 +285,10 @@ std::string join_names(const std::vector<ServiceSpec>& services) {
 // the tools run with. Empty when it is not installed.
 std::string find_program(const std::string& name) {
   if (name.empty()) return {};
-  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : std::string();
-  for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+  if (name.find('/') != std::string::npos)
+    return ::access(name.c_str(), X_OK) == 0 ? name : std::string();
+  for (const char* dir :
+       {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
     std::string path = std::string(dir) + "/" + name;
     if (::access(path.c_str(), X_OK) == 0) return path;
   }
@@ -274,9 +296,13 @@ std::string find_program(const std::string& name) {
 }
 
 Result<void> validate_project_name(std::string_view p) {
-  auto ok_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; };
-  if (p.empty() || p.size() > 63 || !std::all_of(p.begin(), p.end(), ok_char) || p[0] == '_' || p[0] == '-') {
-    return Error{Errc::invalid, "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  };
+  if (p.empty() || p.size() > 63 || !std::all_of(p.begin(), p.end(), ok_char) || p[0] == '_' ||
+      p[0] == '-') {
+    return Error{Errc::invalid,
+                 "the project name must match ^[a-z0-9][a-z0-9_-]*$ (at most 63 characters)"};
   }
   return ok();
 }
@@ -284,7 +310,8 @@ Result<void> validate_project_name(std::string_view p) {
 Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
   std::vector<nlohmann::json> items;
   auto trimmed = text;
-  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front()))) trimmed.remove_prefix(1);
+  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front())))
+    trimmed.remove_prefix(1);
   try {
     if (trimmed.empty()) return std::vector<ContainerInfo>{};
     if (trimmed.front() == '[') {
@@ -307,14 +334,17 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
   };
   std::vector<ContainerInfo> out;
   for (const auto& item : items) {
-    if (!item.is_object()) return Error{Errc::invalid, "an entry of the container list is not an object"};
+    if (!item.is_object())
+      return Error{Errc::invalid, "an entry of the container list is not an object"};
     ContainerInfo c;
     // Docker: Name / Names (string, comma-separated); Podman: Names (array).
     c.name = str(item, "Name");
     if (c.name.empty()) {
       if (auto it = item.find("Names"); it != item.end()) {
-        if (it->is_array() && !it->empty() && (*it)[0].is_string()) c.name = (*it)[0].get<std::string>();
-        if (it->is_string()) c.name = it->get<std::string>().substr(0, it->get<std::string>().find(','));
+        if (it->is_array() && !it->empty() && (*it)[0].is_string())
+          c.name = (*it)[0].get<std::string>();
+        if (it->is_string())
+          c.name = it->get<std::string>().substr(0, it->get<std::string>().find(','));
       }
     }
     c.id = str(item, "ID");
@@ -341,7 +371,8 @@ Result<std::vector<ContainerInfo>> parse_ps_output(std::string_view text) {
       if (c.project.empty()) c.project = label("com.docker.compose.project");
     }
     c.state = str(item, "State");
-    std::transform(c.state.begin(), c.state.end(), c.state.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(c.state.begin(), c.state.end(), c.state.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     c.health = str(item, "Health");
     if (c.health.empty()) {
       auto status = str(item, "Status");
@@ -362,7 +393,8 @@ const std::vector<std::string>& compose_up_args() {
   return args;
 }
 
-std::vector<std::string> compose_argv(const ComposeSettings& s, const std::string& project, const std::string& file,
+std::vector<std::string> compose_argv(const ComposeSettings& s, const std::string& project,
+                                      const std::string& file,
                                       const std::vector<std::string>& args) {
   std::vector<std::string> argv = s.command;
   argv.insert(argv.end(), {"-p", project, "-f", file});
@@ -370,8 +402,10 @@ std::vector<std::string> compose_argv(const ComposeSettings& s, const std::strin
   return argv;
 }
 
-std::vector<std::string> clean_environment(const std::optional<UserInfo>& user, const std::string& container_host) {
-  std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+std::vector<std::string> clean_environment(const std::optional<UserInfo>& user,
+                                           const std::string& container_host) {
+  std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                               "LANG=C.UTF-8"};
   if (!container_host.empty()) env.push_back("CONTAINER_HOST=" + container_host);
   auto who = user ? user : lookup_user(::geteuid());
   if (who) {
@@ -379,13 +413,16 @@ std::vector<std::string> clean_environment(const std::optional<UserInfo>& user, 
     env.push_back("USER=" + who->name);
     std::string runtime = "/run/user/" + std::to_string(who->uid);
     struct stat st {};
-    if (::stat(runtime.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) env.push_back("XDG_RUNTIME_DIR=" + runtime);
+    if (::stat(runtime.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      env.push_back("XDG_RUNTIME_DIR=" + runtime);
   }
   return env;
 }
 
-std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,
-                                             const envfile::EnvFile& env, const std::string& container_host) {
+std::vector<std::string> compose_environment(const std::optional<UserInfo>& user,
+                                             std::string_view compose_text,
+                                             const envfile::EnvFile& env,
+                                             const std::string& container_host) {
   auto out = clean_environment(user, container_host);
   for (const auto& name : envfile::referenced_variables(compose_text)) {
     if (envfile::is_reserved_variable(name)) continue;
@@ -397,7 +434,8 @@ std::vector<std::string> compose_environment(const std::optional<UserInfo>& user
 std::string scrub(std::string text, const envfile::EnvFile& env) {
   for (const auto& e : env.entries()) {
     if (e.value.size() < 4) continue;
-    for (auto pos = text.find(e.value); pos != std::string::npos; pos = text.find(e.value, pos + 10)) {
+    for (auto pos = text.find(e.value); pos != std::string::npos;
+         pos = text.find(e.value, pos + 10)) {
       text.replace(pos, e.value.size(), "[redacted]");
     }
   }
@@ -416,14 +454,17 @@ Result<void> guard_project(const ComposeSettings& s, const std::string& project)
   auto ensured = envfile::ensure_from_legacy(s.env_file, s.legacy_env_file, owner_of(s), false);
   if (!ensured) return failed(envfile::kPhaseEnvEnsure, ensured.error());
   const auto& env = ensured.value().env;
-  if (auto keys = envfile::check_required_keys(env); !keys) return failed(envfile::kPhaseMissingKeys, keys.error());
+  if (auto keys = envfile::check_required_keys(env); !keys)
+    return failed(envfile::kPhaseMissingKeys, keys.error());
   auto text = read_file(project_file(s, project), kMaxComposeBytes);
-  if (!text) return Error{Errc::not_found, "project " + project + " has no compose file on this box"};
+  if (!text)
+    return Error{Errc::not_found, "project " + project + " has no compose file on this box"};
   // A restart mounts again: the file in service is held to today's policy,
   // and its host paths are looked at again for links.
   auto checked = check_compose(text.value(), s.dir + "/" + project, s.allowance, project);
   if (!checked) return failed("write", checked.error());
-  if (auto paths = check_host_paths_now(checked.value().host_paths); !paths) return failed("compose-up", paths.error());
+  if (auto paths = check_host_paths_now(checked.value().host_paths); !paths)
+    return failed("compose-up", paths.error());
   if (auto vars = envfile::check_interpolation(text.value(), env); !vars) {
     return failed(envfile::kPhaseUnresolvedVars, vars.error());
   }
@@ -436,7 +477,9 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     observe(phase, false, detail);
     return ComposeOutcome{false, std::string(phase), std::move(detail)};
   };
-  auto pass = [&](std::string_view phase, const std::string& detail) { observe(phase, true, detail); };
+  auto pass = [&](std::string_view phase, const std::string& detail) {
+    observe(phase, true, detail);
+  };
 
   // 1. write: beside the current file, never over it.
   // The file is read strictly once, checked, and written out canonical: the
@@ -456,12 +499,13 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   const std::string applied_dir = dir + "/applied";
   if (auto made = make_dir(dir, s); !made) return fail("write", made.error().message);
   const auto file_owner = ::geteuid() == 0 ? owner_of(s) : std::nullopt;
-  if (auto w = write_file_atomically(next, yaml, {0640, file_owner}); !w) return fail("write", w.error().message);
+  if (auto w = write_file_atomically(next, yaml, {0640, file_owner}); !w)
+    return fail("write", w.error().message);
   // A .env beside the file would be read by the tool, and podman-compose
   // 1.0.3 lets it override the environment: only checked values may count.
   const bool stray_dotenv = ::unlink((dir + "/.env").c_str()) == 0;
-  pass("write", "wrote the checked file (" + std::to_string(yaml.size()) + " bytes) beside the current one; services: " +
-                    join_names(services) +
+  pass("write", "wrote the checked file (" + std::to_string(yaml.size()) +
+                    " bytes) beside the current one; services: " + join_names(services) +
                     (stray_dotenv ? "; removed a stray .env from the project folder" : ""));
 
   // 2. env-ensure
@@ -471,7 +515,8 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   pass(envfile::kPhaseEnvEnsure, ensured.value().detail);
 
   // 3. secbox-env-missing-keys: before any container is touched.
-  if (auto keys = envfile::check_required_keys(env); !keys) return fail(envfile::kPhaseMissingKeys, keys.error().message);
+  if (auto keys = envfile::check_required_keys(env); !keys)
+    return fail(envfile::kPhaseMissingKeys, keys.error().message);
   pass(envfile::kPhaseMissingKeys, "DEVICE_ID and CLOUD_BASE_URL are set");
 
   // 4. env-unresolved-vars: our reading of the file, then the tool's own.
@@ -489,34 +534,41 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   } else if (s.render_check) {
     auto rendered = check_render(s, project, next, values);
     if (!rendered) return fail(envfile::kPhaseUnresolvedVars, rendered.error().message);
-    rendered_note += rendered.value() ? ", and the rendered file holds no \"${\""
-                                      : "; the compose tool has no config command, so it did not render the file";
+    rendered_note +=
+        rendered.value()
+            ? ", and the rendered file holds no \"${\""
+            : "; the compose tool has no config command, so it did not render the file";
   }
   pass(envfile::kPhaseUnresolvedVars, rendered_note);
 
   // 5. compose-up: the file in service and the env file become the
   // last-known-good bundle, then the new file takes its place.
   if (tool_missing) {
-    return fail("compose-up", "no container runtime is installed here: the compose tool \"" + tool +
-                                  "\" (COMPOSE_CMD) is not on PATH; install.sh installs podman and podman-compose. "
-                                  "Nothing was started or changed.");
+    return fail(
+        "compose-up",
+        "no container runtime is installed here: the compose tool \"" + tool +
+            "\" (COMPOSE_CMD) is not on PATH; install.sh installs podman and podman-compose. "
+            "Nothing was started or changed.");
   }
   struct stat st {};
   const bool had_previous = ::stat(current.c_str(), &st) == 0;
   if (had_previous) {
-    if (auto made = make_dir(previous_dir, s); !made) return fail("compose-up", made.error().message);
+    if (auto made = make_dir(previous_dir, s); !made)
+      return fail("compose-up", made.error().message);
     if (auto c = copy_file(current, previous_dir + "/compose.yaml", s, 0640); !c) {
       return fail("compose-up", "cannot keep the previous file: " + c.error().message);
     }
     struct stat ast {};
     const bool have_applied = ::stat((applied_dir + "/secbox.env").c_str(), &ast) == 0;
-    if (auto c = copy_file(have_applied ? applied_dir + "/secbox.env" : s.env_file, previous_dir + "/secbox.env", s, 0600);
+    if (auto c = copy_file(have_applied ? applied_dir + "/secbox.env" : s.env_file,
+                           previous_dir + "/secbox.env", s, 0600);
         !c) {
       return fail("compose-up", "cannot keep the previous env file: " + c.error().message);
     }
   }
   if (::rename(next.c_str(), current.c_str()) != 0) {
-    return fail("compose-up", "cannot move the new file into place: " + std::string(std::strerror(errno)));
+    return fail("compose-up",
+                "cannot move the new file into place: " + std::string(std::strerror(errno)));
   }
   auto restore_file = [&]() -> Result<void> {
     if (!had_previous) {
@@ -528,16 +580,22 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
   // Just before the tool mounts them: no link on the way to a host path.
   if (auto paths = check_host_paths_now(checked.value().host_paths); !paths) {
     auto restored = restore_file();
-    return fail("compose-up", paths.error().message +
-                                  (restored ? "" : "; the previous file could not be put back: " + restored.error().message));
+    return fail("compose-up",
+                paths.error().message + (restored ? ""
+                                                  : "; the previous file could not be put back: " +
+                                                        restored.error().message));
   }
   // The containers from before: the health phase counts none of them.
   bool by_container_tool = false;
-  auto existing = project_containers(s, project, current, values, s.tool_timeout, by_container_tool);
+  auto existing =
+      project_containers(s, project, current, values, s.tool_timeout, by_container_tool);
   if (!existing) {
     auto restored = restore_file();
-    return fail("compose-up", "cannot list the project's containers before up: " + existing.error().message +
-                                  (restored ? "" : "; the previous file could not be put back: " + restored.error().message));
+    return fail(
+        "compose-up",
+        "cannot list the project's containers before up: " + existing.error().message +
+            (restored ? ""
+                      : "; the previous file could not be put back: " + restored.error().message));
   }
   auto up = run_tool(s, project, current, compose_up_args(), s.up_timeout, values);
   if (!up || !up.value().succeeded()) {
@@ -545,18 +603,21 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
     return fail("compose-up", "up -d failed: " + describe_run(up, env) +
                                   (restored ? (had_previous ? "; the previous file is back in place"
                                                             : "; the new file was removed")
-                                            : "; the previous file could not be put back: " + restored.error().message));
+                                            : "; the previous file could not be put back: " +
+                                                  restored.error().message));
   }
   pass("compose-up", "up -d succeeded");
 
   // 6. health, with a rollback to the bundle when it fails.
   auto healthy = wait_healthy(s, project, current, services, values, ids_of(existing.value()));
   if (!healthy) {
-    if (!had_previous) return fail("health", healthy.error().message + "; there is no previous file to go back to");
+    if (!had_previous)
+      return fail("health", healthy.error().message + "; there is no previous file to go back to");
     observe("health", false, healthy.error().message + "; rolling back to the previous file");
     auto back = [&]() -> Result<void> {
       if (auto r = restore_file(); !r) return r.error();
-      if (auto r = copy_file(previous_dir + "/secbox.env", s.env_file, s, 0600); !r) return r.error();
+      if (auto r = copy_file(previous_dir + "/secbox.env", s.env_file, s, 0600); !r)
+        return r.error();
       auto prev_env = envfile::load(s.env_file);
       if (!prev_env) return prev_env.error();
       auto prev_text = read_file(current, kMaxComposeBytes);
@@ -566,7 +627,8 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       auto prev = check_compose(prev_text.value(), dir, s.allowance, project);
       if (!prev) return prev.error();
       if (prev.value().canonical != prev_text.value()) {
-        if (auto w = write_file_atomically(current, prev.value().canonical, {0640, file_owner}); !w) return w.error();
+        if (auto w = write_file_atomically(current, prev.value().canonical, {0640, file_owner}); !w)
+          return w.error();
       }
       if (auto paths = check_host_paths_now(prev.value().host_paths); !paths) return paths.error();
       const Values prev_values = values_for(s, prev.value().canonical, prev_env.value());
@@ -577,17 +639,21 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& s, const std::string&
       if (!again || !again.value().succeeded()) {
         return Error{Errc::spawn, "up -d failed: " + describe_run(again, prev_env.value())};
       }
-      return wait_healthy(s, project, current, prev.value().services, prev_values, ids_of(failed.value()));
+      return wait_healthy(s, project, current, prev.value().services, prev_values,
+                          ids_of(failed.value()));
     }();
     if (!back) {
-      return fail("rollback-failed", healthy.error().message + "; the rollback failed too: " + back.error().message);
+      return fail("rollback-failed",
+                  healthy.error().message + "; the rollback failed too: " + back.error().message);
     }
     remember_applied(s, applied_dir, previous_dir + "/secbox.env");
-    return fail("rollback", healthy.error().message + "; rolled back: the previous file is in service and healthy");
+    return fail("rollback", healthy.error().message +
+                                "; rolled back: the previous file is in service and healthy");
   }
   pass("health", "every service runs: " + join_names(services));
   if (auto saved = make_dir(applied_dir, s); saved) {
-    (void)envfile::save(applied_dir + "/secbox.env", env, ::geteuid() == 0 ? owner_of(s) : std::nullopt);
+    (void)envfile::save(applied_dir + "/secbox.env", env,
+                        ::geteuid() == 0 ? owner_of(s) : std::nullopt);
   }
 
   // 7. done

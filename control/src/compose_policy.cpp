@@ -50,7 +50,8 @@ bool under(const std::string& path, const std::string& folder) {
 bool valid_name(const std::string& s) {
   if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
   for (char c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return false;
   }
   return true;
 }
@@ -124,7 +125,9 @@ class Checker {
     };
   }
   static Shape fields(Fields known) {
-    return [known](Checker& c, const Node& n, const std::string& where) { return c.mapping(n, where, known); };
+    return [known](Checker& c, const Node& n, const std::string& where) {
+      return c.mapping(n, where, known);
+    };
   }
   static Shape one_of(std::vector<std::string> values) {
     return [values](Checker& c, const Node& n, const std::string& where) {
@@ -151,8 +154,9 @@ class Checker {
       if (!shape) {
         std::string names;
         for (const auto& f : known) names += (names.empty() ? "" : ", ") + f.first;
-        refuse(Errc::invalid, value, where + " has the key \"" + shown(key) +
-                                         "\", which the box does not allow there (it allows " + names + ")");
+        refuse(Errc::invalid, value,
+               where + " has the key \"" + shown(key) +
+                   "\", which the box does not allow there (it allows " + names + ")");
       }
       out.entries.emplace_back(key, (*shape)(*this, value, where + "." + key));
     }
@@ -160,23 +164,28 @@ class Checker {
   }
 
   // --- privilege ------------------------------------------------------------
-  void need(const Node& at, const std::string& where, std::string_view key, const std::string& what) {
+  void need(const Node& at, const std::string& where, std::string_view key,
+            const std::string& what) {
     if (allowance_.allow.count(key)) return;
     refuse(Errc::forbidden, at,
-           where + " asks for " + what + ", which control.json does not allow for project " + project_ +
-               " (compose.projects." + project_ + ".allow must list \"" + std::string(key) + "\")");
+           where + " asks for " + what + ", which control.json does not allow for project " +
+               project_ + " (compose.projects." + project_ + ".allow must list \"" +
+               std::string(key) + "\")");
   }
 
   // A host path the file reads or mounts: judged after the tool's own
   // resolution (relative to the file's folder) and given back absolute.
-  std::string host_path(const Node& at, const std::string& where, std::string_view key, const std::string& source) {
+  std::string host_path(const Node& at, const std::string& where, std::string_view key,
+                        const std::string& source) {
     if (mentions_variable(source)) {
       refuse(Errc::forbidden, at,
-             where + ": the path \"" + shown(source) + "\" is built from a variable, so the box cannot tell what it reaches");
+             where + ": the path \"" + shown(source) +
+                 "\" is built from a variable, so the box cannot tell what it reaches");
     }
     if (source.empty()) refuse(Errc::invalid, at, where + ": an empty path");
     if (source[0] == '~') {
-      refuse(Errc::forbidden, at, where + ": the path \"" + shown(source) + "\" is in a home folder; write it absolute");
+      refuse(Errc::forbidden, at,
+             where + ": the path \"" + shown(source) + "\" is in a home folder; write it absolute");
     }
     const std::string path = normal(source[0] == '/' ? source : dir_ + "/" + source);
     if (under(path, dir_) && dir_ != "/") {
@@ -196,8 +205,8 @@ class Checker {
       }
     }
     refuse(Errc::forbidden, at,
-           where + " reaches the host path " + shown(source) + ", which is not under compose.projects." + project_ +
-               ".mounts in control.json");
+           where + " reaches the host path " + shown(source) +
+               ", which is not under compose.projects." + project_ + ".mounts in control.json");
   }
 
   // network_mode, pid, ipc, uts, userns_mode, cgroupns_mode: a namespace of
@@ -209,7 +218,8 @@ class Checker {
       if (fine) {
         fine = false;
         for (const auto& s : safe) fine = fine || n.text == s;
-        if (n.text.rfind("service:", 0) == 0 && c.service_names_.count(n.text.substr(8))) fine = true;
+        if (n.text.rfind("service:", 0) == 0 && c.service_names_.count(n.text.substr(8)))
+          fine = true;
       }
       if (!fine) c.need(n, where, key, key + ": " + shown(n.text));
       return out;
@@ -239,7 +249,8 @@ class Checker {
   std::vector<HostPath> paths_;
 };
 
-const std::set<std::string, std::less<>> kVolumeModes = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate"};
+const std::set<std::string, std::less<>> kVolumeModes = {"ro",     "rw",      "z",       "Z",
+                                                         "nocopy", "private", "rprivate"};
 
 Node Checker::service_volume(const Node& v, const std::string& where) {
   if (v.kind == Kind::string) {
@@ -247,18 +258,22 @@ Node Checker::service_volume(const Node& v, const std::string& where) {
     std::vector<std::string> parts;
     for (std::size_t start = 0;;) {
       const auto colon = spec.find(':', start);
-      parts.push_back(spec.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+      parts.push_back(
+          spec.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
       if (colon == std::string::npos) break;
       start = colon + 1;
     }
-    if (parts.size() > 3) refuse(Errc::invalid, v, where + ": \"" + shown(spec) + "\" is not SOURCE:TARGET[:MODE]");
+    if (parts.size() > 3)
+      refuse(Errc::invalid, v, where + ": \"" + shown(spec) + "\" is not SOURCE:TARGET[:MODE]");
     if (parts.size() == 3) {
       for (std::size_t start = 0; start <= parts[2].size();) {
         const auto comma = parts[2].find(',', start);
-        const std::string mode = parts[2].substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        const std::string mode =
+            parts[2].substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!kVolumeModes.count(mode)) {
-          refuse(Errc::forbidden, v, where + ": the mount option \"" + shown(mode) +
-                                         "\" is not allowed (ro, rw, z, Z, nocopy, private, rprivate are)");
+          refuse(Errc::forbidden, v,
+                 where + ": the mount option \"" + shown(mode) +
+                     "\" is not allowed (ro, rw, z, Z, nocopy, private, rprivate are)");
         }
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -266,10 +281,12 @@ Node Checker::service_volume(const Node& v, const std::string& where) {
     }
     if (parts.size() == 1) return v;  // an anonymous volume
     const std::string& source = parts[0];
-    const bool is_path = !source.empty() && (source[0] == '/' || source[0] == '.' || source[0] == '~' ||
-                                             mentions_variable(source) || source.find('/') != std::string::npos);
+    const bool is_path =
+        !source.empty() && (source[0] == '/' || source[0] == '.' || source[0] == '~' ||
+                            mentions_variable(source) || source.find('/') != std::string::npos);
     if (!is_path) {
-      if (!valid_name(source)) refuse(Errc::invalid, v, where + ": \"" + shown(source) + "\" is not a volume name");
+      if (!valid_name(source))
+        refuse(Errc::invalid, v, where + ": \"" + shown(source) + "\" is not a volume name");
       return v;
     }
     std::string out = host_path(v, where, "volumes", source);
@@ -290,16 +307,19 @@ Node Checker::service_volume(const Node& v, const std::string& where) {
                       {"consistency", text}});
   const Node* type = out.find("type");
   if (!type) refuse(Errc::invalid, v, where + " has no type (bind, volume or tmpfs)");
-  if (mentions_variable(type->text)) refuse(Errc::forbidden, *type, where + ".type is built from a variable");
+  if (mentions_variable(type->text))
+    refuse(Errc::forbidden, *type, where + ".type is built from a variable");
   for (auto& [k, value] : out.entries) {
     if (k != "source") continue;
     if (type->text == "bind") {
       value = make_string(host_path(value, where + ".source", "volumes", value.text), value.line);
     } else if (type->text == "volume" && !valid_name(value.text)) {
-      refuse(Errc::invalid, value, where + ".source \"" + shown(value.text) + "\" is not a volume name");
+      refuse(Errc::invalid, value,
+             where + ".source \"" + shown(value.text) + "\" is not a volume name");
     }
   }
-  if (type->text == "bind" && !out.find("source")) refuse(Errc::invalid, v, where + ": a bind mount has no source");
+  if (type->text == "bind" && !out.find("source"))
+    refuse(Errc::invalid, v, where + ": a bind mount has no source");
   return out;
 }
 
@@ -310,14 +330,16 @@ Node Checker::devices(const Node& n, const std::string& where) {
   for (auto& d : out.items) {
     const std::string host = d.text.substr(0, d.text.find(':'));
     if (host.empty() || host[0] != '/') {
-      refuse(Errc::forbidden, d, where + ": the device \"" + shown(d.text) + "\" is not an absolute host path");
+      refuse(Errc::forbidden, d,
+             where + ": the device \"" + shown(d.text) + "\" is not an absolute host path");
     }
     if (allowance_.mounts) {
       bool fine = false;
       for (const auto& m : *allowance_.mounts) fine = fine || under(normal(host), normal(m));
       if (!fine || mentions_variable(host)) {
-        refuse(Errc::forbidden, d, where + ": the device " + shown(host) + " is not under compose.projects." +
-                                       project_ + ".mounts in control.json");
+        refuse(Errc::forbidden, d,
+               where + ": the device " + shown(host) + " is not under compose.projects." +
+                   project_ + ".mounts in control.json");
       }
     }
   }
@@ -326,7 +348,8 @@ Node Checker::devices(const Node& n, const std::string& where) {
 
 Node Checker::env_file(const Node& n, const std::string& where) {
   auto one = [&](const Node& item, const std::string& at) -> Node {
-    if (item.kind == Kind::string) return make_string(host_path(item, at, "env_file", item.text), item.line);
+    if (item.kind == Kind::string)
+      return make_string(host_path(item, at, "env_file", item.text), item.line);
     Node out = mapping(item, at, {{"path", text}, {"required", boolean}});
     const Node* path = out.find("path");
     if (!path) refuse(Errc::invalid, item, at + " has no path");
@@ -338,7 +361,8 @@ Node Checker::env_file(const Node& n, const std::string& where) {
   if (n.kind == Kind::string) return one(n, where);
   if (!n.is_seq()) refuse(Errc::invalid, n, where + " must be a path or a list of paths");
   Node out = n;
-  for (std::size_t i = 0; i < n.items.size(); ++i) out.items[i] = one(n.items[i], where + "[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < n.items.size(); ++i)
+    out.items[i] = one(n.items[i], where + "[" + std::to_string(i) + "]");
   return out;
 }
 
@@ -351,8 +375,9 @@ Node Checker::logging(const Node& n, const std::string& where) {
   const bool local = !driver || driver->text == "journald" || driver->text == "k8s-file" ||
                      driver->text == "json-file" || driver->text == "none";
   if (!local || (options && !options->entries.empty())) {
-    need(n, where, "logging", driver ? "the logging driver " + shown(driver->text) + (options ? " with options" : "")
-                                     : "logging options");
+    need(n, where, "logging",
+         driver ? "the logging driver " + shown(driver->text) + (options ? " with options" : "")
+                : "logging options");
   }
   return out;
 }
@@ -381,18 +406,24 @@ Node Checker::service(const std::string& name, const Node& def) {
     Node out = n;
     for (std::size_t i = 0; i < n.items.size(); ++i) {
       const std::string at = w + "[" + std::to_string(i) + "]";
-      out.items[i] = n.items[i].kind == Kind::string
-                         ? n.items[i]
-                         : c.mapping(n.items[i], at,
-                                     {{"source", text}, {"target", text}, {"uid", scalar}, {"gid", scalar}, {"mode", integer}});
+      out.items[i] = n.items[i].kind == Kind::string ? n.items[i]
+                                                     : c.mapping(n.items[i], at,
+                                                                 {{"source", text},
+                                                                  {"target", text},
+                                                                  {"uid", scalar},
+                                                                  {"gid", scalar},
+                                                                  {"mode", integer}});
     }
     return out;
   };
   const Shape ports = list([](Checker& c, const Node& n, const std::string& w) {
     if (n.is_map()) {
       return c.mapping(n, w,
-                       {{"target", scalar}, {"published", scalar}, {"protocol", one_of({"tcp", "udp"})},
-                        {"host_ip", text}, {"mode", text}});
+                       {{"target", scalar},
+                        {"published", scalar},
+                        {"protocol", one_of({"tcp", "udp"})},
+                        {"host_ip", text},
+                        {"mode", text}});
     }
     return scalar(c, n, w);
   });
@@ -400,12 +431,14 @@ Node Checker::service(const std::string& name, const Node& def) {
     if (n.is_seq()) return list(text)(c, n, w);
     return map_of([](Checker& c2, const Node& v, const std::string& w2) {
       if (v.kind == Kind::null) return v;
-      return c2.mapping(v, w2, {{"aliases", list(text)}, {"ipv4_address", text}, {"ipv6_address", text}});
+      return c2.mapping(v, w2,
+                        {{"aliases", list(text)}, {"ipv4_address", text}, {"ipv6_address", text}});
     })(c, n, w);
   };
   const Shape depends_on = [](Checker& c, const Node& n, const std::string& w) {
     if (n.is_seq()) return list(text)(c, n, w);
-    return map_of(fields({{"condition", one_of({"service_started", "service_healthy", "service_completed_successfully"})},
+    return map_of(fields({{"condition", one_of({"service_started", "service_healthy",
+                                                "service_completed_successfully"})},
                           {"restart", boolean},
                           {"required", boolean}}))(c, n, w);
   };
@@ -431,11 +464,13 @@ Node Checker::service(const std::string& name, const Node& def) {
                                     {"disable", boolean}});
   const Shape deploy = fields(
       {{"replicas", integer},
-       {"resources", fields({{"limits", fields({{"cpus", scalar}, {"memory", scalar}, {"pids", integer}})},
-                             {"reservations", fields({{"cpus", scalar}, {"memory", scalar}})}})},
-       {"restart_policy",
-        fields({{"condition", one_of({"none", "on-failure", "any"})}, {"delay", scalar}, {"max_attempts", integer},
-                {"window", scalar}})}});
+       {"resources",
+        fields({{"limits", fields({{"cpus", scalar}, {"memory", scalar}, {"pids", integer}})},
+                {"reservations", fields({{"cpus", scalar}, {"memory", scalar}})}})},
+       {"restart_policy", fields({{"condition", one_of({"none", "on-failure", "any"})},
+                                  {"delay", scalar},
+                                  {"max_attempts", integer},
+                                  {"window", scalar}})}});
   const Fields known = {
       {"image", text},
       {"container_name", text},
@@ -525,9 +560,12 @@ Node Checker::top_level_volume(const std::string& name, const Node& def) {
         // The volume driver resolves a relative device against its own
         // folder, not the project's: only an absolute path can be judged.
         if (value.text.empty() || (value.text[0] != '/' && !mentions_variable(value.text))) {
-          refuse(Errc::forbidden, value, where + ".driver_opts.device \"" + shown(value.text) + "\" is not an absolute path");
+          refuse(
+              Errc::forbidden, value,
+              where + ".driver_opts.device \"" + shown(value.text) + "\" is not an absolute path");
         }
-        value = make_string(host_path(value, where + ".driver_opts.device", "volumes", value.text), value.line);
+        value = make_string(host_path(value, where + ".driver_opts.device", "volumes", value.text),
+                            value.line);
         device = true;
       }
     }
@@ -552,7 +590,8 @@ CheckedCompose Checker::run(const Node& root) {
     refuse(Errc::invalid, services ? *services : root, "the file has no `services` mapping");
   }
   for (const auto& [name, def] : services->entries) {
-    if (!valid_name(name)) refuse(Errc::invalid, def, "\"" + shown(name) + "\" is not a service name");
+    if (!valid_name(name))
+      refuse(Errc::invalid, def, "\"" + shown(name) + "\" is not a service name");
     service_names_.insert(name);
   }
   CheckedCompose checked;
@@ -569,19 +608,20 @@ CheckedCompose Checker::run(const Node& root) {
     } else if (key == "networks") {
       out.entries.emplace_back(
           key, map_of([](Checker& c, const Node& n, const std::string& w) {
-                 if (n.kind == Kind::null) return n;
-                 return c.mapping(
-                     n, w,
-                     {{"driver", one_of({"bridge"})},
-                      {"internal", boolean},
-                      {"external", boolean},
-                      {"name", text},
-                      {"labels", map_or_list()},
-                      {"enable_ipv6", boolean},
-                      {"attachable", boolean},
-                      {"ipam", fields({{"driver", one_of({"default"})},
-                                       {"config", list(fields({{"subnet", text}, {"gateway", text}, {"ip_range", text}}))}})}});
-               })(*this, value, "networks"));
+            if (n.kind == Kind::null) return n;
+            return c.mapping(n, w,
+                             {{"driver", one_of({"bridge"})},
+                              {"internal", boolean},
+                              {"external", boolean},
+                              {"name", text},
+                              {"labels", map_or_list()},
+                              {"enable_ipv6", boolean},
+                              {"attachable", boolean},
+                              {"ipam", fields({{"driver", one_of({"default"})},
+                                               {"config", list(fields({{"subnet", text},
+                                                                       {"gateway", text},
+                                                                       {"ip_range", text}}))}})}});
+          })(*this, value, "networks"));
     } else if (key == "volumes") {
       if (!value.is_map()) refuse(Errc::invalid, value, "volumes must be a mapping");
       Node v = value;
@@ -597,13 +637,15 @@ CheckedCompose Checker::run(const Node& root) {
     } else {
       refuse(Errc::invalid, value,
              "the top-level key \"" + shown(key) +
-                 "\" is not allowed (version, services, networks, volumes, secrets, configs and x- fields are)");
+                 "\" is not allowed (version, services, networks, volumes, secrets, configs and x- "
+                 "fields are)");
     }
   }
   for (const auto& [name, def] : out.find("services")->entries) {
     if (def.find("profiles")) continue;  // not started by a plain `up`
     if (const Node* deploy = def.find("deploy")) {
-      if (const Node* replicas = deploy->find("replicas"); replicas && replicas->text == "0") continue;
+      if (const Node* replicas = deploy->find("replicas"); replicas && replicas->text == "0")
+        continue;
     }
     bool health = false;
     if (const Node* hc = def.find("healthcheck")) {
@@ -621,29 +663,84 @@ CheckedCompose Checker::run(const Node& root) {
 
 const std::set<std::string, std::less<>>& privileged_compose_keys() {
   static const std::set<std::string, std::less<>> keys = {
-      "privileged", "network_mode", "pid",     "ipc",          "uts",      "userns_mode", "cgroupns_mode",
-      "cap_add",    "devices",      "device_cgroup_rules", "security_opt", "sysctls",  "logging",     "volumes",
-      "env_file",   "secrets",      "configs"};
+      "privileged",   "network_mode",  "pid",     "ipc",     "uts",
+      "userns_mode",  "cgroupns_mode", "cap_add", "devices", "device_cgroup_rules",
+      "security_opt", "sysctls",       "logging", "volumes", "env_file",
+      "secrets",      "configs"};
   return keys;
 }
 
 const std::set<std::string, std::less<>>& compose_service_keys() {
-  static const std::set<std::string, std::less<>> keys = {
-      "image",       "container_name", "hostname",   "domainname",   "command",     "entrypoint",   "environment",
-      "env_file",    "labels",         "restart",    "ports",        "expose",      "volumes",      "tmpfs",
-      "networks",    "network_mode",   "depends_on", "links",        "user",        "working_dir",  "healthcheck",
-      "stop_grace_period", "stop_signal", "shm_size", "mem_limit",   "memswap_limit", "mem_reservation",
-      "mem_swappiness", "cpus",        "cpu_shares", "cpu_quota",    "cpu_period",  "cpuset",       "pids_limit",
-      "ulimits",     "read_only",      "tty",        "stdin_open",   "init",        "extra_hosts",  "dns",
-      "dns_search",  "dns_opt",        "cap_drop",   "group_add",    "profiles",    "deploy",       "platform",
-      "pull_policy", "secrets",        "configs",    "logging",      "privileged",  "pid",          "ipc",
-      "uts",         "userns_mode",    "cgroupns_mode", "cap_add",   "devices",     "device_cgroup_rules",
-      "security_opt", "sysctls",       "oom_score_adj"};
+  static const std::set<std::string, std::less<>> keys = {"image",
+                                                          "container_name",
+                                                          "hostname",
+                                                          "domainname",
+                                                          "command",
+                                                          "entrypoint",
+                                                          "environment",
+                                                          "env_file",
+                                                          "labels",
+                                                          "restart",
+                                                          "ports",
+                                                          "expose",
+                                                          "volumes",
+                                                          "tmpfs",
+                                                          "networks",
+                                                          "network_mode",
+                                                          "depends_on",
+                                                          "links",
+                                                          "user",
+                                                          "working_dir",
+                                                          "healthcheck",
+                                                          "stop_grace_period",
+                                                          "stop_signal",
+                                                          "shm_size",
+                                                          "mem_limit",
+                                                          "memswap_limit",
+                                                          "mem_reservation",
+                                                          "mem_swappiness",
+                                                          "cpus",
+                                                          "cpu_shares",
+                                                          "cpu_quota",
+                                                          "cpu_period",
+                                                          "cpuset",
+                                                          "pids_limit",
+                                                          "ulimits",
+                                                          "read_only",
+                                                          "tty",
+                                                          "stdin_open",
+                                                          "init",
+                                                          "extra_hosts",
+                                                          "dns",
+                                                          "dns_search",
+                                                          "dns_opt",
+                                                          "cap_drop",
+                                                          "group_add",
+                                                          "profiles",
+                                                          "deploy",
+                                                          "platform",
+                                                          "pull_policy",
+                                                          "secrets",
+                                                          "configs",
+                                                          "logging",
+                                                          "privileged",
+                                                          "pid",
+                                                          "ipc",
+                                                          "uts",
+                                                          "userns_mode",
+                                                          "cgroupns_mode",
+                                                          "cap_add",
+                                                          "devices",
+                                                          "device_cgroup_rules",
+                                                          "security_opt",
+                                                          "sysctls",
+                                                          "oom_score_adj"};
   return keys;
 }
 
 Result<CheckedCompose> check_compose(std::string_view text, const std::string& project_dir,
-                                     const ComposeAllowance& allowance, const std::string& project) {
+                                     const ComposeAllowance& allowance,
+                                     const std::string& project) {
   auto root = yaml::parse(text);
   if (!root) return root.error();
   try {
@@ -671,9 +768,10 @@ Result<void> check_host_paths_now(const std::vector<HostPath>& paths) {
         return Error{Errc::io, p.where + ": cannot inspect " + at + ": " + std::strerror(errno)};
       }
       if (S_ISLNK(st.st_mode)) {
-        return Error{Errc::forbidden, p.where + ": " + at +
-                                          " is a link, which the kernel would follow when it mounts; the file "
-                                          "is not applied"};
+        return Error{Errc::forbidden,
+                     p.where + ": " + at +
+                         " is a link, which the kernel would follow when it mounts; the file "
+                         "is not applied"};
       }
     }
   }

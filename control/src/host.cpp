@@ -25,7 +25,8 @@ std::optional<CpuTimes> read_cpu_times(const std::string& proc) {
 
 double cpu_usage_pct(const CpuTimes& a, const CpuTimes& b) {
   if (b.total <= a.total || b.busy < a.busy) return 0.0;
-  double pct = 100.0 * static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total);
+  double pct =
+      100.0 * static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total);
   return std::clamp(pct, 0.0, 100.0);
 }
 
@@ -77,7 +78,8 @@ nlohmann::json read_network(const std::vector<std::string>& only, const std::str
     if (colon == std::string::npos) continue;  // the two header lines
     std::string name = line.substr(0, colon);
     name.erase(0, name.find_first_not_of(' '));
-    if (only.empty() ? name == "lo" : std::find(only.begin(), only.end(), name) == only.end()) continue;
+    if (only.empty() ? name == "lo" : std::find(only.begin(), only.end(), name) == only.end())
+      continue;
     std::istringstream fields(line.substr(colon + 1));
     std::uint64_t v[9] = {};
     for (auto& x : v) fields >> x;

@@ -9,8 +9,8 @@ namespace {
 
 const std::map<std::string, std::set<std::string>>& known() {
   static const std::map<std::string, std::set<std::string>> k = {
-      {"metrics", {"get"}},           {"containers", {"list", "restart"}}, {"units", {"status", "restart"}},
-      {"journal", {"tail"}},          {"env", {"set", "unset"}},           {"jwt", {"rotate"}},
+      {"metrics", {"get"}},  {"containers", {"list", "restart"}}, {"units", {"status", "restart"}},
+      {"journal", {"tail"}}, {"env", {"set", "unset"}},           {"jwt", {"rotate"}},
       {"update", {"apply"}},
   };
   return k;
@@ -39,21 +39,25 @@ Result<Permissions> Permissions::parse(std::string_view text) {
           if (!spec.is_object()) return bad(where + " must be an object");
           ComposeAllowance a;
           for (const auto& [field, v] : spec.items()) {
-            if (field != "allow" && field != "mounts") return bad(where + ": unknown field \"" + field.substr(0, 40) + "\"");
+            if (field != "allow" && field != "mounts")
+              return bad(where + ": unknown field \"" + field.substr(0, 40) + "\"");
             if (!v.is_array()) return bad(where + "." + field + " must be an array of strings");
             if (field == "mounts") a.mounts.emplace();
             for (const auto& item : v) {
-              if (!item.is_string()) return bad(where + "." + field + " must be an array of strings");
+              if (!item.is_string())
+                return bad(where + "." + field + " must be an array of strings");
               const auto text = item.get<std::string>();
               if (field == "allow") {
                 if (!privileged_compose_keys().count(text)) {
                   std::string keys;
-                  for (const auto& k : privileged_compose_keys()) keys += (keys.empty() ? "" : ", ") + k;
+                  for (const auto& k : privileged_compose_keys())
+                    keys += (keys.empty() ? "" : ", ") + k;
                   return bad(where + ".allow may hold only " + keys);
                 }
                 a.allow.insert(text);
               } else {
-                if (text.empty() || text[0] != '/') return bad(where + ".mounts must hold absolute paths");
+                if (text.empty() || text[0] != '/')
+                  return bad(where + ".mounts must hold absolute paths");
                 a.mounts->push_back(text);
               }
             }
@@ -67,7 +71,8 @@ Result<Permissions> Permissions::parse(std::string_view text) {
     if (k == known().end()) return bad("unknown section \"" + name.substr(0, 40) + "\"");
     if (!body.is_object()) return bad(name + " must be an object");
     Section s;
-    if (!body.contains("allow") || !body["allow"].is_array()) return bad(name + ".allow must be an array");
+    if (!body.contains("allow") || !body["allow"].is_array())
+      return bad(name + ".allow must be an array");
     for (const auto& op : body["allow"]) {
       if (!op.is_string() || !k->second.count(op.get<std::string>())) {
         std::string ops;

@@ -29,7 +29,8 @@ bool sexagesimal_tail(std::string_view t) {
   while (!t.empty()) {
     if (t[0] != ':') return false;
     t.remove_prefix(1);
-    if (t.size() >= 2 && t[0] >= '0' && t[0] <= '5' && digit(t[1]) && (t.size() == 2 || t[2] == ':')) {
+    if (t.size() >= 2 && t[0] >= '0' && t[0] <= '5' && digit(t[1]) &&
+        (t.size() == 2 || t[2] == ':')) {
       t.remove_prefix(2);
     } else if (!t.empty() && digit(t[0]) && (t.size() == 1 || t[1] == ':')) {
       t.remove_prefix(1);
@@ -43,7 +44,8 @@ bool sexagesimal_tail(std::string_view t) {
 // ([eE][-+][0-9]+)? as the whole of t.
 bool exponent_tail(std::string_view t) {
   if (t.empty()) return true;
-  return t.size() >= 3 && (t[0] == 'e' || t[0] == 'E') && (t[1] == '+' || t[1] == '-') && all(t.substr(2), digit);
+  return t.size() >= 3 && (t[0] == 'e' || t[0] == 'E') && (t[1] == '+' || t[1] == '-') &&
+         all(t.substr(2), digit);
 }
 
 // PyYAML's (YAML 1.1) int resolver.
@@ -53,9 +55,12 @@ bool yaml11_int(std::string_view s) {
     return all(r.substr(2), [](char c) { return c == '0' || c == '1' || c == '_'; });
   }
   if (r.size() > 2 && r[0] == '0' && r[1] == 'x') {
-    return all(r.substr(2), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == '_'; });
+    return all(r.substr(2), [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == '_';
+    });
   }
-  if (r.size() > 1 && r[0] == '0') return all(r.substr(1), [](char c) { return (c >= '0' && c <= '7') || c == '_'; });
+  if (r.size() > 1 && r[0] == '0')
+    return all(r.substr(1), [](char c) { return (c >= '0' && c <= '7') || c == '_'; });
   if (r == "0") return true;
   if (r.empty() || r[0] < '1' || r[0] > '9') return false;
   std::size_t j = 1;
@@ -137,7 +142,8 @@ class Builder final : public YAML::EventHandler {
   explicit Builder(const Limits& limits) : limits_(limits) {}
 
   void OnDocumentStart(const YAML::Mark& mark) override {
-    if (++documents_ > 1) throw Refused{mark.line + 1, "a second YAML document (---): one file, one document"};
+    if (++documents_ > 1)
+      throw Refused{mark.line + 1, "a second YAML document (---): one file, one document"};
   }
   void OnDocumentEnd() override {}
 
@@ -152,13 +158,15 @@ class Builder final : public YAML::EventHandler {
     throw Refused{mark.line + 1, "an alias (*name): write the value out where it is used"};
   }
   void OnAnchor(const YAML::Mark& mark, const std::string& name) override {
-    throw Refused{mark.line + 1, "an anchor (&" + name.substr(0, 40) + "): write the value out where it is used"};
+    throw Refused{mark.line + 1,
+                  "an anchor (&" + name.substr(0, 40) + "): write the value out where it is used"};
   }
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
     no_anchor(mark, anchor);
     const int line = mark.line + 1;
-    if (tag != "?" && tag != "!") throw Refused{line, "a YAML tag (" + tag.substr(0, 40) + "): tags are not allowed"};
+    if (tag != "?" && tag != "!")
+      throw Refused{line, "a YAML tag (" + tag.substr(0, 40) + "): tags are not allowed"};
     Node n;
     n.line = line;
     n.text = value;
@@ -193,7 +201,8 @@ class Builder final : public YAML::EventHandler {
   };
 
   static void no_anchor(const YAML::Mark& mark, YAML::anchor_t anchor) {
-    if (anchor != 0) throw Refused{mark.line + 1, "an anchor (&): write the value out where it is used"};
+    if (anchor != 0)
+      throw Refused{mark.line + 1, "an anchor (&): write the value out where it is used"};
   }
 
   static void resolve_plain(Node& n) {
@@ -203,14 +212,19 @@ class Builder final : public YAML::EventHandler {
       n.text = (v[0] == 't' || v[0] == 'T') ? "true" : "false";
       return;
     }
-    for (const char* word : {"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"}) {
+    for (const char* word :
+         {"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"}) {
       if (v == word) {
-        throw Refused{n.line, "\"" + v + "\" unquoted is a boolean to one YAML reader and text to another: write "
-                              "true/false, or quote it"};
+        throw Refused{n.line,
+                      "\"" + v +
+                          "\" unquoted is a boolean to one YAML reader and text to another: write "
+                          "true/false, or quote it"};
       }
     }
-    if (v == "<<") throw Refused{n.line, "a merge key (<<): write the values out where they are used"};
-    if (v == "=") throw Refused{n.line, "\"=\" unquoted has a meaning of its own in YAML 1.1: quote it"};
+    if (v == "<<")
+      throw Refused{n.line, "a merge key (<<): write the values out where they are used"};
+    if (v == "=")
+      throw Refused{n.line, "\"=\" unquoted has a meaning of its own in YAML 1.1: quote it"};
     if (plain_decimal(v)) {
       n.kind = Node::Kind::integer;
       n.text = v[0] == '+' ? v.substr(1) : v;
@@ -223,9 +237,12 @@ class Builder final : public YAML::EventHandler {
       return;
     }
     if (yaml11_int(v) || yaml11_float(v) || yaml11_timestamp(v)) {
-      throw Refused{n.line, "\"" + v.substr(0, 40) + "\" unquoted is read differently by YAML 1.1 and 1.2 (an octal, "
-                            "hexadecimal, sexagesimal or special number, or a date): quote it, or write a plain "
-                            "decimal number"};
+      throw Refused{
+          n.line,
+          "\"" + v.substr(0, 40) +
+              "\" unquoted is read differently by YAML 1.1 and 1.2 (an octal, "
+              "hexadecimal, sexagesimal or special number, or a date): quote it, or write a plain "
+              "decimal number"};
     }
     n.kind = Node::Kind::string;
   }
@@ -242,14 +259,17 @@ class Builder final : public YAML::EventHandler {
     }
   }
 
-  void open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, Node::Kind kind) {
+  void open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+            Node::Kind kind) {
     no_anchor(mark, anchor);
-    if (tag != "?" && !tag.empty()) throw Refused{mark.line + 1, "a YAML tag (" + tag.substr(0, 40) + ")"};
+    if (tag != "?" && !tag.empty())
+      throw Refused{mark.line + 1, "a YAML tag (" + tag.substr(0, 40) + ")"};
     if (!stack_.empty() && stack_.back().node.is_map() && !stack_.back().have_key) {
       throw Refused{mark.line + 1, "a key that is a list or a mapping: keys are text"};
     }
     if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
-      throw Refused{mark.line + 1, "nested deeper than " + std::to_string(limits_.max_depth) + " levels"};
+      throw Refused{mark.line + 1,
+                    "nested deeper than " + std::to_string(limits_.max_depth) + " levels"};
     }
     count(mark.line + 1);
     Frame f;
@@ -288,14 +308,16 @@ class Builder final : public YAML::EventHandler {
     }
     if (!top.have_key) {
       if (n.kind != Node::Kind::string) {
-        throw Refused{n.line, "a key that is not text (" + (n.text.empty() ? std::string("null") : n.text.substr(0, 40)) +
+        throw Refused{n.line, "a key that is not text (" +
+                                  (n.text.empty() ? std::string("null") : n.text.substr(0, 40)) +
                                   "): quote it"};
       }
       // YAML limits an implicit key to 1024 characters: written escaped
       // (at most 3 characters a byte), a longer key would not read back.
       if (n.text.size() > 256) throw Refused{n.line, "a key longer than 256 bytes"};
       if (!top.keys.insert(n.text).second) {
-        throw Refused{n.line, "the key \"" + n.text.substr(0, 60) + "\" is given twice in one mapping"};
+        throw Refused{n.line,
+                      "the key \"" + n.text.substr(0, 60) + "\" is given twice in one mapping"};
       }
       top.key = std::move(n.text);
       top.have_key = true;
@@ -402,7 +424,8 @@ const Node* Node::find(std::string_view key) const {
 Result<Node> parse(std::string_view text, const Limits& limits) {
   constexpr Errc code = Errc::invalid;
   if (text.size() > limits.max_bytes) {
-    return Error{Errc::too_large, "the file is larger than " + std::to_string(limits.max_bytes / 1024) + " KiB"};
+    return Error{Errc::too_large,
+                 "the file is larger than " + std::to_string(limits.max_bytes / 1024) + " KiB"};
   }
   if (!envfile::is_valid_utf8(text) || text.find('\0') != std::string_view::npos) {
     return Error{code, "the file is not valid UTF-8 text"};
@@ -416,7 +439,8 @@ Result<Node> parse(std::string_view text, const Limits& limits) {
   } catch (const Refused& r) {
     return Error{code, "line " + std::to_string(r.line) + ": " + r.what};
   } catch (const YAML::Exception& e) {
-    return Error{code, "the file is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
+    return Error{
+        code, "the file is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
   }
   if (!builder.has_root()) return Error{code, "the file holds no YAML document"};
   return builder.take_root();

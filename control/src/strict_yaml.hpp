@@ -24,8 +24,8 @@ struct Node {
   // A scalar's canonical text: "true"/"false", decimal digits (no '+'), the
   // number as written, or the string itself.
   std::string text;
-  int line = 0;  // 1-based, where the node starts
-  std::vector<Node> items;                             // a sequence
+  int line = 0;                                       // 1-based, where the node starts
+  std::vector<Node> items;                            // a sequence
   std::vector<std::pair<std::string, Node>> entries;  // a mapping, in order; keys unique
 
   bool is_scalar() const { return kind != Kind::sequence && kind != Kind::mapping; }

@@ -9,7 +9,9 @@ namespace secbox::control {
 namespace {
 
 bool is_name(std::string_view s, std::size_t max) {
-  if (s.empty() || s.size() > max || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return false;
+  if (s.empty() || s.size() > max ||
+      !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+    return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
   });
@@ -25,7 +27,8 @@ Result<std::vector<std::string>> placeholders(const std::string& element) {
     if (end == std::string::npos) return Error{Errc::invalid, "a '{' without its '}'"};
     std::string name = element.substr(i + 1, end - i - 1);
     if (!is_name(name, 32) || name.find('.') != std::string::npos) {
-      return Error{Errc::invalid, "placeholder {" + name.substr(0, 40) + "} is not a name (a-z, 0-9, _ or -)"};
+      return Error{Errc::invalid,
+                   "placeholder {" + name.substr(0, 40) + "} is not a name (a-z, 0-9, _ or -)"};
     }
     out.push_back(name);
     i = end;
@@ -49,24 +52,28 @@ Result<Tool> parse_tool(const std::string& name, std::string_view text) {
   } catch (const nlohmann::json::exception&) {
     return bad("not valid JSON");
   }
-  if (!j.is_object() || !j.contains("commands") || !j["commands"].is_object() || j["commands"].empty()) {
+  if (!j.is_object() || !j.contains("commands") || !j["commands"].is_object() ||
+      j["commands"].empty()) {
     return bad("needs a non-empty \"commands\" object");
   }
   Tool tool{name, {}};
   for (const auto& [cname, c] : j["commands"].items()) {
     const std::string at = "commands." + cname.substr(0, 64);
-    if (!is_name(cname, 64)) return bad(at + ": the command's name must match ^[a-z0-9][a-z0-9_.-]{0,63}$");
+    if (!is_name(cname, 64))
+      return bad(at + ": the command's name must match ^[a-z0-9][a-z0-9_.-]{0,63}$");
     if (!c.is_object()) return bad(at + " must be an object");
     CommandSpec spec;
     spec.name = cname;
-    if (!c.contains("argv") || !c["argv"].is_array() || c["argv"].empty()) return bad(at + ".argv must be a non-empty array");
+    if (!c.contains("argv") || !c["argv"].is_array() || c["argv"].empty())
+      return bad(at + ".argv must be a non-empty array");
     std::vector<std::string> used;
     for (std::size_t i = 0; i < c["argv"].size(); ++i) {
       const auto& a = c["argv"][i];
       const std::string where = at + ".argv[" + std::to_string(i) + "]";
       if (!a.is_string()) return bad(where + " must be a string");
       std::string s = a.get<std::string>();
-      if (s.find('\0') != std::string::npos || has_control_char(s)) return bad(where + " holds a control character");
+      if (s.find('\0') != std::string::npos || has_control_char(s))
+        return bad(where + " holds a control character");
       auto names = placeholders(s);
       if (!names) return bad(where + ": " + names.error().message);
       if (i == 0 && (s.empty() || s[0] != '/' || !names.value().empty())) {
@@ -78,9 +85,11 @@ Result<Tool> parse_tool(const std::string& name, std::string_view text) {
     if (c.contains("args")) {
       if (!c["args"].is_object()) return bad(at + ".args must be an object of patterns");
       for (const auto& [aname, pattern] : c["args"].items()) {
-        if (!pattern.is_string()) return bad(at + ".args." + aname.substr(0, 40) + " must be a pattern (a string)");
+        if (!pattern.is_string())
+          return bad(at + ".args." + aname.substr(0, 40) + " must be a pattern (a string)");
         try {
-          spec.compiled[aname] = std::make_shared<const std::regex>(pattern.get<std::string>(), std::regex::ECMAScript);
+          spec.compiled[aname] = std::make_shared<const std::regex>(pattern.get<std::string>(),
+                                                                    std::regex::ECMAScript);
         } catch (const std::regex_error&) {
           return bad(at + ".args." + aname.substr(0, 40) + " is not a valid regular expression");
         }
@@ -88,7 +97,8 @@ Result<Tool> parse_tool(const std::string& name, std::string_view text) {
       }
     }
     for (const auto& u : used) {
-      if (!spec.patterns.count(u)) return bad(at + ": placeholder {" + u + "} has no pattern in args");
+      if (!spec.patterns.count(u))
+        return bad(at + ": placeholder {" + u + "} has no pattern in args");
     }
     for (const auto& [aname, p] : spec.patterns) {
       if (std::find(used.begin(), used.end(), aname) == used.end()) {
@@ -96,7 +106,8 @@ Result<Tool> parse_tool(const std::string& name, std::string_view text) {
       }
     }
     if (c.contains("timeoutS")) {
-      if (!c["timeoutS"].is_number_integer() || c["timeoutS"].get<long>() < 1 || c["timeoutS"].get<long>() > 3600) {
+      if (!c["timeoutS"].is_number_integer() || c["timeoutS"].get<long>() < 1 ||
+          c["timeoutS"].get<long>() > 3600) {
         return bad(at + ".timeoutS must be a whole number of seconds from 1 to 3600");
       }
       spec.timeout = std::chrono::seconds(c["timeoutS"].get<long>());
@@ -121,19 +132,23 @@ ToolsLoaded load_tools(const std::string& dir) {
   return out;
 }
 
-Result<std::vector<std::string>> build_argv(const ToolSet& tools, const std::string& tool, const std::string& command,
-                                            const nlohmann::json& args, std::chrono::milliseconds* timeout) {
+Result<std::vector<std::string>> build_argv(const ToolSet& tools, const std::string& tool,
+                                            const std::string& command, const nlohmann::json& args,
+                                            std::chrono::milliseconds* timeout) {
   auto t = tools.find(tool);
-  if (t == tools.end()) return Error{Errc::not_found, "no installed tool is called \"" + tool.substr(0, 64) + "\""};
+  if (t == tools.end())
+    return Error{Errc::not_found, "no installed tool is called \"" + tool.substr(0, 64) + "\""};
   auto c = t->second.commands.find(command);
   if (c == t->second.commands.end()) {
-    return Error{Errc::not_found, "tool " + tool + " has no command \"" + command.substr(0, 64) + "\""};
+    return Error{Errc::not_found,
+                 "tool " + tool + " has no command \"" + command.substr(0, 64) + "\""};
   }
   const CommandSpec& spec = c->second;
   if (!args.is_object()) return Error{Errc::invalid, "args must be an object of strings"};
   for (const auto& [name, value] : args.items()) {
     if (!spec.patterns.count(name)) {
-      return Error{Errc::invalid, "command " + command + " takes no argument \"" + name.substr(0, 64) + "\""};
+      return Error{Errc::invalid,
+                   "command " + command + " takes no argument \"" + name.substr(0, 64) + "\""};
     }
     if (!value.is_string()) return Error{Errc::invalid, "argument " + name + " must be a string"};
   }
@@ -149,7 +164,8 @@ Result<std::vector<std::string>> build_argv(const ToolSet& tools, const std::str
       return Error{Errc::invalid, "argument " + name + " holds a control character"};
     }
     if (!std::regex_match(v, *re)) {
-      return Error{Errc::invalid, "argument " + name + " does not match its pattern " + spec.patterns.at(name)};
+      return Error{Errc::invalid,
+                   "argument " + name + " does not match its pattern " + spec.patterns.at(name)};
     }
     values[name] = std::move(v);
   }

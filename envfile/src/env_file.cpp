@@ -7,9 +7,7 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 bool is_newline(char c) { return c == '\n' || c == '\r'; }  // systemd ends a line at either
-bool is_key_start(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-}
+bool is_key_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 bool is_key_char(char c) { return is_key_start(c) || (c >= '0' && c <= '9'); }
 
 // Values that need no quoting in any env-file dialect (systemd, compose, dotenv).
@@ -50,7 +48,8 @@ class Parser {
 
  private:
   Error fail(int line, const std::string& what) const {
-    return Error{Errc::invalid, std::string(source_) + " line " + std::to_string(line) + ": " + what};
+    return Error{Errc::invalid,
+                 std::string(source_) + " line " + std::to_string(line) + ": " + what};
   }
 
   int line_at(std::size_t offset) const {
@@ -95,8 +94,7 @@ class Parser {
     if (key.empty()) return fail(line, "a line starts with '=' and has no key");
     if (!is_key_start(key[0]) || !std::all_of(key.begin(), key.end(), is_key_char)) {
       std::string shown = is_valid_utf8(key) ? key : "(not UTF-8)";
-      return fail(line,
-                  "\"" + shown + "\" is not a valid variable name (letters, digits and _)");
+      return fail(line, "\"" + shown + "\" is not a valid variable name (letters, digits and _)");
     }
     auto value = value_text(key, line);
     if (!value) return value.error();
@@ -298,7 +296,7 @@ Result<void> validate_key(std::string_view key) {
 Result<void> validate_value(std::string_view key, std::string_view value) {
   if (value.find('\n') != std::string_view::npos || value.find('\r') != std::string_view::npos) {
     return Error{Errc::invalid, "the value of " + std::string(key) +
-                                      " contains a line break; env values must be one line"};
+                                    " contains a line break; env values must be one line"};
   }
   if (value.find('\0') != std::string_view::npos) {
     return Error{Errc::invalid, "the value of " + std::string(key) + " contains a NUL byte"};

@@ -17,7 +17,8 @@ Result<std::string> derive_gateway_url(std::string_view url) {
   auto path_end = url.find_first_of("?#", scheme_end + 3);
   if (path_end == std::string_view::npos) path_end = url.size();
   if (path_start == std::string_view::npos || path_start > path_end) {
-    return Error{Errc::invalid, "MGMT_GATEWAY_URL has no path, so its last segment is not \"mgmt\""};
+    return Error{Errc::invalid,
+                 "MGMT_GATEWAY_URL has no path, so its last segment is not \"mgmt\""};
   }
   std::string_view path = url.substr(path_start, path_end - path_start);
   std::size_t seg_end = path.size();
@@ -25,9 +26,9 @@ Result<std::string> derive_gateway_url(std::string_view url) {
   std::size_t seg_start = path.rfind('/', seg_end - 1) + 1;
   std::string_view segment = path.substr(seg_start, seg_end - seg_start);
   if (segment != "mgmt") {
-    return Error{Errc::invalid, "MGMT_GATEWAY_URL's last path segment is \"" +
-                            std::string(segment.substr(0, 64)) +
-                            "\", not \"mgmt\", so DEVICE_GATEWAY_URL cannot be derived from it"};
+    return Error{Errc::invalid,
+                 "MGMT_GATEWAY_URL's last path segment is \"" + std::string(segment.substr(0, 64)) +
+                     "\", not \"mgmt\", so DEVICE_GATEWAY_URL cannot be derived from it"};
   }
   std::string out(url.substr(0, path_start + seg_start));
   out += "device";
@@ -80,8 +81,7 @@ Result<EnsureOutcome> ensure_from_legacy(const std::string& env_path,
   if (auto w = save(env_path, derived.value(), owner); !w) {
     return Error{w.error().code, "cannot write " + env_path + ": " + w.error().message};
   }
-  return EnsureOutcome{true, std::move(derived).value(),
-                       why + "; derived it from " + legacy_path};
+  return EnsureOutcome{true, std::move(derived).value(), why + "; derived it from " + legacy_path};
 }
 
 Result<void> check_required_keys(const EnvFile& env) {
@@ -90,22 +90,44 @@ Result<void> check_required_keys(const EnvFile& env) {
     if (!env.has_nonempty(key)) missing += missing.empty() ? key : std::string(", ") + key;
   }
   if (!missing.empty()) {
-    return Error{Errc::invalid, "secbox.env lacks " + missing + " (required and non-empty); no container touched"};
+    return Error{Errc::invalid,
+                 "secbox.env lacks " + missing + " (required and non-empty); no container touched"};
   }
   return ok();
 }
 
 bool is_reserved_variable(std::string_view name) {
-  static const char* const kExact[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TMPDIR",
-                                       "IFS", "ENV", "BASH_ENV", "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN",
-                                       "NLSPATH", "RES_OPTIONS", "TZDIR", "NOTIFY_SOCKET", "REGISTRY_AUTH_FILE",
-                                       "STORAGE_DRIVER", "STORAGE_OPTS", "CONTAINER_HOST", "CONTAINER_CONNECTION",
-                                       "CONTAINER_SSHKEY", "CONTAINER_PASSPHRASE"};
-  static const char* const kPrefix[] = {"LD_",     "LC_",         "PYTHON",  "XDG_",     "DOCKER_", "COMPOSE_",
-                                        "PODMAN_", "CONTAINERS_", "BUILDAH_", "MALLOC_", "GLIBC_",  "SSL_",
-                                        "OPENSSL_", "CURL_",      "DBUS_",    "SYSTEMD_"};
+  static const char* const kExact[] = {"PATH",
+                                       "HOME",
+                                       "USER",
+                                       "LOGNAME",
+                                       "SHELL",
+                                       "LANG",
+                                       "LANGUAGE",
+                                       "TMPDIR",
+                                       "IFS",
+                                       "ENV",
+                                       "BASH_ENV",
+                                       "GCONV_PATH",
+                                       "HOSTALIASES",
+                                       "LOCALDOMAIN",
+                                       "NLSPATH",
+                                       "RES_OPTIONS",
+                                       "TZDIR",
+                                       "NOTIFY_SOCKET",
+                                       "REGISTRY_AUTH_FILE",
+                                       "STORAGE_DRIVER",
+                                       "STORAGE_OPTS",
+                                       "CONTAINER_HOST",
+                                       "CONTAINER_CONNECTION",
+                                       "CONTAINER_SSHKEY",
+                                       "CONTAINER_PASSPHRASE"};
+  static const char* const kPrefix[] = {
+      "LD_",      "LC_",     "PYTHON", "XDG_", "DOCKER_",  "COMPOSE_", "PODMAN_", "CONTAINERS_",
+      "BUILDAH_", "MALLOC_", "GLIBC_", "SSL_", "OPENSSL_", "CURL_",    "DBUS_",   "SYSTEMD_"};
   std::string upper(name);
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
   for (const char* e : kExact) {
     if (upper == e) return true;
   }
@@ -121,7 +143,8 @@ Result<void> check_interpolation(std::string_view compose_text, const EnvFile& e
     for (const auto& name : referenced_variables(compose_text)) {
       if (is_reserved_variable(name)) {
         return Error{Errc::invalid, "the compose file interpolates " + name +
-                         ", a name that changes how programs run; secbox never hands it to the compose tool"};
+                                        ", a name that changes how programs run; secbox never "
+                                        "hands it to the compose tool"};
       }
     }
     return ok();
@@ -130,8 +153,7 @@ Result<void> check_interpolation(std::string_view compose_text, const EnvFile& e
   std::string details;
   std::vector<std::string> seen;
   for (const auto& p : problems) {
-    if (!p.variable.empty() &&
-        std::find(seen.begin(), seen.end(), p.variable) == seen.end()) {
+    if (!p.variable.empty() && std::find(seen.begin(), seen.end(), p.variable) == seen.end()) {
       seen.push_back(p.variable);
       names += names.empty() ? p.variable : ", " + p.variable;
     }

@@ -80,8 +80,8 @@ class Checker {
       return;
     }
     if (c != '{') {
-      add("", "a lone '$' before '" + shown(s_.substr(i_, 1)) +
-                  "' (write $$ for a literal dollar)");
+      add("",
+          "a lone '$' before '" + shown(s_.substr(i_, 1)) + "' (write $$ for a literal dollar)");
       return;
     }
     ++i_;  // '{'
@@ -137,8 +137,8 @@ class Checker {
                           : (op == ":+") ? set_nonempty
                                          : present;
     if (use_value && value->find('$') != std::string::npos) {
-      add(name, "\"" + shown(whole) + "\" resolves to the value of " + name +
-                    ", which still holds '$'");
+      add(name,
+          "\"" + shown(whole) + "\" resolves to the value of " + name + ", which still holds '$'");
     } else if (use_word && word.find('$') != std::string_view::npos) {
       add(name, "\"" + shown(whole) + "\" resolves to its default \"" + shown(word) +
                     "\", which still holds '$' (defaults are not interpolated again)");

@@ -62,7 +62,8 @@ class Connection {
 
 // The handle a streamed response's writer holds: it reaches the connection
 // while it lives, and says closed once it is gone.
-class StreamHandle final : public ResponseStream, public std::enable_shared_from_this<StreamHandle> {
+class StreamHandle final : public ResponseStream,
+                           public std::enable_shared_from_this<StreamHandle> {
  public:
   explicit StreamHandle(std::weak_ptr<Connection> session) : session_(std::move(session)) {}
   bool write(std::string chunk) override;
@@ -123,7 +124,8 @@ template <class Stream>
 class Session final : public Connection, public std::enable_shared_from_this<Session<Stream>> {
  public:
   // TLS: the context the connection is accepted with.
-  Session(tcp::socket socket, std::shared_ptr<Server::Impl> server, std::shared_ptr<ssl::context> tls)
+  Session(tcp::socket socket, std::shared_ptr<Server::Impl> server,
+          std::shared_ptr<ssl::context> tls)
       : tls_(std::move(tls)), stream_(make_stream(std::move(socket), tls_)), deadline_(server->io),
         server_(std::move(server)) {
     beast::error_code ec;
@@ -190,11 +192,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // already: the generation tells it that it is stale.
   void arm(std::chrono::steady_clock::duration limit) {
     deadline_.expires_after(limit);
-    deadline_.async_wait([weak = this->weak_from_this(), generation = ++deadline_generation_](beast::error_code ec) {
-      if (ec) return;
-      auto self = weak.lock();
-      if (self && generation == self->deadline_generation_) self->stream_.abort();
-    });
+    deadline_.async_wait(
+        [weak = this->weak_from_this(), generation = ++deadline_generation_](beast::error_code ec) {
+          if (ec) return;
+          auto self = weak.lock();
+          if (self && generation == self->deadline_generation_) self->stream_.abort();
+        });
   }
   void disarm() {
     ++deadline_generation_;
@@ -233,8 +236,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       if (used == 0) break;
     }
     if (parser_->is_done()) return dispatch();
-    if (buffer_.size() >= server_->settings.header_limit + server_->settings.body_limit + 64 * 1024) {
-      return on_read_error(http::error::header_limit);  // a parser that takes nothing more: refuse, never grow
+    if (buffer_.size() >=
+        server_->settings.header_limit + server_->settings.body_limit + 64 * 1024) {
+      return on_read_error(
+          http::error::header_limit);  // a parser that takes nothing more: refuse, never grow
     }
     const auto& st = server_->settings;
     if (request_started_) {
@@ -244,25 +249,30 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       // the timer, not at each read, so a loop that was busy (its reads
       // handled late) does not count against a client.
       const auto now = std::chrono::steady_clock::now();
-      const auto earned = std::chrono::milliseconds(request_bytes_ * 1000 / std::max<std::size_t>(1, st.min_body_rate));
-      const auto deadline = std::min(*request_started_ + st.request_time, *request_started_ + st.body_stall_time + earned);
+      const auto earned = std::chrono::milliseconds(request_bytes_ * 1000 /
+                                                    std::max<std::size_t>(1, st.min_body_rate));
+      const auto deadline = std::min(*request_started_ + st.request_time,
+                                     *request_started_ + st.body_stall_time + earned);
       if (deadline <= now) return finish();
       arm(std::min<std::chrono::steady_clock::duration>(deadline - now, st.body_stall_time));
     }
     auto space = buffer_.prepare(16 * 1024);
-    stream_.async_read_some(space, [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
-      self->buffer_.commit(n);
-      if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
-        if (!self->parser_->got_some() && self->buffer_.size() == 0) return self->finish();
-        beast::error_code eof;
-        self->parser_->put_eof(eof);
-        return eof ? self->on_read_error(eof) : self->parse_request();
-      }
-      if (ec) return self->finish();
-      if (!self->request_started_) self->request_started_ = std::chrono::steady_clock::now();
-      self->request_bytes_ += n;
-      self->parse_request();
-    });
+    stream_.async_read_some(space,
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+                                if (!self->parser_->got_some() && self->buffer_.size() == 0)
+                                  return self->finish();
+                                beast::error_code eof;
+                                self->parser_->put_eof(eof);
+                                return eof ? self->on_read_error(eof) : self->parse_request();
+                              }
+                              if (ec) return self->finish();
+                              if (!self->request_started_)
+                                self->request_started_ = std::chrono::steady_clock::now();
+                              self->request_bytes_ += n;
+                              self->parse_request();
+                            });
   }
 
   void on_read_error(beast::error_code ec) {
@@ -275,8 +285,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (ec == http::error::header_limit) return refuse(431);
     // What the client sent is not HTTP/1.1: say so. Anything else (idle,
     // gone, slow, cut mid-message): just close.
-    const bool malformed = ec.category() == http::make_error_code(http::error::bad_version).category() &&
-                           ec != http::error::end_of_stream && ec != http::error::partial_message;
+    const bool malformed =
+        ec.category() == http::make_error_code(http::error::bad_version).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message;
     if (!malformed) return finish();
     refuse(400);
   }
@@ -289,7 +300,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     auto q = r.target.find('?');
     r.path = r.target.substr(0, q);
     if (q != std::string::npos) r.query = r.target.substr(q + 1);
-    for (const auto& f : req) r.headers[lowercase(std::string(f.name_string()))] = std::string(f.value());
+    for (const auto& f : req)
+      r.headers[lowercase(std::string(f.name_string()))] = std::string(f.value());
     r.body = std::move(req.body());
     r.remote_address = remote_;
     r.trust = [weak = this->weak_from_this()] {
@@ -319,7 +331,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       if (server_->settings.refusal) {
         failure = server_->settings.refusal(500);
       } else {
-        failure.body = R"({"error":"internal","hint":"The box could not answer this request; try again."})" "\n";
+        failure.body =
+            R"({"error":"internal","hint":"The box could not answer this request; try again."})"
+            "\n";
       }
       failure.status = 500;
       failure.close = true;
@@ -347,7 +361,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     stream_limit_ = r.stream_backlog ? r.stream_backlog : server_->settings.stream_backlog;
     http::response<http::empty_body> res(status, version);
     finish_headers(res, r);
-    auto body = r.shared_body ? std::move(r.shared_body) : std::make_shared<const std::string>(std::move(r.body));
+    auto body = r.shared_body ? std::move(r.shared_body)
+                              : std::make_shared<const std::string>(std::move(r.body));
     const bool bodyless = r.status / 100 == 1 || r.status == 204 || r.status == 304;
     if (!bodyless && !stream) res.content_length(body->size());
     auto head = std::make_shared<std::string>();
@@ -367,20 +382,21 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     const bool keep_alive = res.keep_alive();
     if (stream) {
       boost::asio::async_write(stream_, boost::asio::buffer(*head),
-                               [self = this->shared_from_this(), head, stream = std::move(stream), head_only](
-                                   beast::error_code ec, std::size_t) {
-                                 if (ec || head_only || self->server_->stopped) return self->finish();
+                               [self = this->shared_from_this(), head, stream = std::move(stream),
+                                head_only](beast::error_code ec, std::size_t) {
+                                 if (ec || head_only || self->server_->stopped)
+                                   return self->finish();
                                  self->start_stream(stream);
                                });
       return;
     }
-    auto buffers = beast::buffers_cat(boost::asio::buffer(*head), boost::asio::buffer(bodyless || head_only
-                                                                                          ? std::string_view()
-                                                                                          : std::string_view(*body)));
-    boost::asio::async_write(stream_, buffers,
-                             [self = this->shared_from_this(), head, body, keep_alive](beast::error_code ec, std::size_t) {
-                               self->after_write(ec, keep_alive);
-                             });
+    auto buffers = beast::buffers_cat(
+        boost::asio::buffer(*head),
+        boost::asio::buffer(bodyless || head_only ? std::string_view() : std::string_view(*body)));
+    boost::asio::async_write(
+        stream_, buffers,
+        [self = this->shared_from_this(), head, body, keep_alive](
+            beast::error_code ec, std::size_t) { self->after_write(ec, keep_alive); });
   }
 
   void start_stream(const std::function<void(std::shared_ptr<ResponseStream>)>& open) {
@@ -420,8 +436,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     linger(1 << 20);
   }
   void linger(std::size_t budget) {
-    stream_.async_read_some(asio::buffer(drain_), [self = this->shared_from_this(), budget](beast::error_code ec,
-                                                                                       std::size_t n) {
+    stream_.async_read_some(asio::buffer(drain_), [self = this->shared_from_this(), budget](
+                                                      beast::error_code ec, std::size_t n) {
       if (ec || n >= budget || self->server_->stopped) return self->finish();
       self->linger(budget - n);
     });
@@ -471,11 +487,13 @@ void StreamHandle::close() {
   mark_closed();
 }
 
-std::shared_ptr<ssl::context> Server::Impl::make_tls(const std::string& cert_pem, const std::string& key_pem) {
+std::shared_ptr<ssl::context> Server::Impl::make_tls(const std::string& cert_pem,
+                                                     const std::string& key_pem) {
   auto made = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* ctx = made->native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) return nullptr;
   beast::error_code ec;
   made->use_certificate_chain(asio::buffer(cert_pem), ec);
@@ -488,18 +506,21 @@ std::shared_ptr<ssl::context> Server::Impl::make_tls(const std::string& cert_pem
   // SNI: a client asking for <name> or <label>.<name> gets the named
   // certificate. Handshakes run on the loop, as the setter does.
   SSL_CTX_set_tlsext_servername_arg(ctx, this);
-  SSL_CTX_set_tlsext_servername_callback(ctx, +[](SSL* ssl, int*, void* arg) -> int {
-    auto* self = static_cast<Server::Impl*>(arg);
-    const char* asked = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (!asked || !self->named_tls || self->named.empty()) return SSL_TLSEXT_ERR_OK;
-    const std::string host = lowercase(asked);
-    const std::string& name = self->named;
-    const bool under = host.size() > name.size() + 1 && host.compare(host.size() - name.size(), name.size(), name) == 0 &&
-                       host[host.size() - name.size() - 1] == '.' &&
-                       host.find('.') == host.size() - name.size() - 1;  // one label: what *.<name> covers
-    if (host == name || under) SSL_set_SSL_CTX(ssl, self->named_tls->native_handle());
-    return SSL_TLSEXT_ERR_OK;
-  });
+  SSL_CTX_set_tlsext_servername_callback(
+      ctx, +[](SSL* ssl, int*, void* arg) -> int {
+        auto* self = static_cast<Server::Impl*>(arg);
+        const char* asked = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        if (!asked || !self->named_tls || self->named.empty()) return SSL_TLSEXT_ERR_OK;
+        const std::string host = lowercase(asked);
+        const std::string& name = self->named;
+        const bool under =
+            host.size() > name.size() + 1 &&
+            host.compare(host.size() - name.size(), name.size(), name) == 0 &&
+            host[host.size() - name.size() - 1] == '.' &&
+            host.find('.') == host.size() - name.size() - 1;  // one label: what *.<name> covers
+        if (host == name || under) SSL_set_SSL_CTX(ssl, self->named_tls->native_handle());
+        return SSL_TLSEXT_ERR_OK;
+      });
   return made;
 }
 
@@ -507,10 +528,11 @@ Response Server::Impl::refusal(int status) const {
   if (settings.refusal) return settings.refusal(status);
   Response r;
   r.status = status;
-  r.body = status == 413   ? "{\"error\":\"body_too_large\",\"hint\":\"Send at most " +
+  r.body = status == 413 ? "{\"error\":\"body_too_large\",\"hint\":\"Send at most " +
                                std::to_string(settings.body_limit) + " bytes.\"}\n"
-           : status == 431 ? "{\"error\":\"headers_too_large\",\"hint\":\"Send smaller headers.\"}\n"
-                           : "{\"error\":\"bad_request\",\"hint\":\"The request is not valid HTTP/1.1.\"}\n";
+           : status == 431
+               ? "{\"error\":\"headers_too_large\",\"hint\":\"Send smaller headers.\"}\n"
+               : "{\"error\":\"bad_request\",\"hint\":\"The request is not valid HTTP/1.1.\"}\n";
   return r;
 }
 
@@ -520,8 +542,9 @@ void Server::Impl::start() {
     if (!tls) return;
   }
   if (auto listening = open_listener(acceptor, settings.bind_address, settings.port); !listening) {
-    log.error((settings.label.empty() ? std::string("The server") : settings.label) + " cannot listen.",
-              {{"reason", listening.error().message}, {"port", settings.port}});
+    log.error(
+        (settings.label.empty() ? std::string("The server") : settings.label) + " cannot listen.",
+        {{"reason", listening.error().message}, {"port", settings.port}});
     return;
   }
   bound_port = acceptor.local_endpoint().port();
@@ -530,25 +553,26 @@ void Server::Impl::start() {
 }
 
 void Server::Impl::accept() {
-  acceptor.async_accept([self = this->shared_from_this()](beast::error_code ec, tcp::socket socket) {
-    if (self->stopped || ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      auto admit = [&](auto session) {
-        if (self->admit(*session)) {
-          self->sessions.insert(session);
-          session->run();
-        } else {
-          session->close();
+  acceptor.async_accept(
+      [self = this->shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (self->stopped || ec == asio::error::operation_aborted) return;
+        if (!ec) {
+          auto admit = [&](auto session) {
+            if (self->admit(*session)) {
+              self->sessions.insert(session);
+              session->run();
+            } else {
+              session->close();
+            }
+          };
+          if (self->tls) {
+            admit(std::make_shared<Session<TlsStream>>(std::move(socket), self, self->tls));
+          } else {
+            admit(std::make_shared<Session<PlainStream>>(std::move(socket), self, nullptr));
+          }
         }
-      };
-      if (self->tls) {
-        admit(std::make_shared<Session<TlsStream>>(std::move(socket), self, self->tls));
-      } else {
-        admit(std::make_shared<Session<PlainStream>>(std::move(socket), self, nullptr));
-      }
-    }
-    self->accept();
-  });
+        self->accept();
+      });
 }
 
 // Within the per-address cap, and a slot free or made free by closing an
@@ -559,8 +583,10 @@ void Server::Impl::accept() {
 // connection that has shown a valid session, or whose request is being
 // answered, is never closed for a newcomer.
 bool Server::Impl::admit(const Connection& newcomer) {
-  const auto same = static_cast<std::size_t>(std::count_if(
-      sessions.begin(), sessions.end(), [&](const auto& s) { return s->block() == newcomer.block(); }));
+  const auto same =
+      static_cast<std::size_t>(std::count_if(sessions.begin(), sessions.end(), [&](const auto& s) {
+        return s->block() == newcomer.block();
+      }));
   if (same >= settings.max_per_address) return false;
   if (sessions.size() < settings.max_connections) return true;
   // Anonymous waiting connections by address block: a phone's own session
@@ -576,7 +602,8 @@ bool Server::Impl::admit(const Connection& newcomer) {
     auto since = s->waiting_since();
     if (!since) continue;
     const std::size_t count = waiting[s->block()];
-    if (!victim || count > victim_count || (count == victim_count && *since < *victim->waiting_since())) {
+    if (!victim || count > victim_count ||
+        (count == victim_count && *since < *victim->waiting_since())) {
       victim = s;
       victim_count = count;
     }
@@ -615,7 +642,8 @@ bool Server::use_certificate(const std::string& cert_pem, const std::string& key
   return true;
 }
 
-bool Server::use_named_certificate(const std::string& name, const std::string& chain_pem, const std::string& key_pem) {
+bool Server::use_named_certificate(const std::string& name, const std::string& chain_pem,
+                                   const std::string& key_pem) {
   if (impl_->plain()) return false;
   if (name.empty()) {
     impl_->named.clear();

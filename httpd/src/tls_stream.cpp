@@ -39,7 +39,8 @@ int bio_write(BIO* b, const char* data, int len) {
 
 int bio_read(BIO* b, char* data, int len) {
   BIO_clear_retry_flags(b);
-  const ssize_t n = ::recv(stream_of(b).socket().native_handle(), data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+  const ssize_t n = ::recv(stream_of(b).socket().native_handle(), data,
+                           static_cast<std::size_t>(len), MSG_NOSIGNAL);
   if (n == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
   if (n < 0) {
     if (would_block(errno)) BIO_set_retry_read(b);
@@ -78,7 +79,8 @@ BIO_METHOD* socket_method() {
 
 }  // namespace
 
-TlsStream::TlsStream(tcp::socket socket, SSL_CTX* ctx) : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {
+TlsStream::TlsStream(tcp::socket socket, SSL_CTX* ctx)
+    : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {
   error_code ec;
   socket_.non_blocking(true, ec);
   // A response's last record goes out at once, not after the client's

@@ -83,8 +83,8 @@ class TlsStream {
   struct Read {
     MutableBuffers buffers;
     int attempt(TlsStream& s, std::size_t& n) {
-      for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers);
-           ++it) {
+      for (auto it = boost::asio::buffer_sequence_begin(buffers);
+           it != boost::asio::buffer_sequence_end(buffers); ++it) {
         boost::asio::mutable_buffer b = *it;
         if (b.size() > 0) return SSL_read_ex(s.ssl_, b.data(), b.size(), &n);
       }
@@ -100,7 +100,8 @@ class TlsStream {
       // for the header alone. A retry builds the same bytes again.
       const std::size_t total = boost::asio::buffer_size(buffers);
       auto first = boost::asio::buffer_sequence_begin(buffers);
-      while (first != boost::asio::buffer_sequence_end(buffers) && boost::asio::const_buffer(*first).size() == 0) {
+      while (first != boost::asio::buffer_sequence_end(buffers) &&
+             boost::asio::const_buffer(*first).size() == 0) {
         ++first;
       }
       if (first == boost::asio::buffer_sequence_end(buffers)) return 1;
@@ -118,7 +119,7 @@ class TlsStream {
   struct Op {
     TlsStream* s;
     Attempt attempt;
-    bool waited = false;   // went through the loop at least once
+    bool waited = false;    // went through the loop at least once
     bool finished = false;  // the result is ready; posted to be delivered
     error_code result_ec{};
     std::size_t result_n = 0;

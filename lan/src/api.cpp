@@ -68,10 +68,14 @@ class FailureLog {
     prune(e, window);
     if (static_cast<int>(e.failures.size()) + e.in_flight < max) return 0;
     if (e.failures.empty()) return 1;  // only attempts being checked: soon
-    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(e.failures.front() + window - SteadyClock::now()).count());
+    return std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(
+                                 e.failures.front() + window - SteadyClock::now())
+                                 .count());
   }
   // An attempt starts: it counts until end().
-  void begin(const std::string& key, std::chrono::seconds window) { ++entry(key, window).in_flight; }
+  void begin(const std::string& key, std::chrono::seconds window) {
+    ++entry(key, window).in_flight;
+  }
   // It ended: a failure is kept (known: the key is a real guard, kept
   // longest when the table is full); a success clears the key.
   void end(const std::string& key, bool failed, bool known, int max) {
@@ -81,8 +85,10 @@ class FailureLog {
     if (e.in_flight > 0) --e.in_flight;
     e.known = e.known || known;
     if (!failed) {
-      if (e.in_flight == 0) entries_.erase(it);
-      else e.failures.clear();
+      if (e.in_flight == 0)
+        entries_.erase(it);
+      else
+        e.failures.clear();
       return;
     }
     e.failures.push_back(SteadyClock::now());
@@ -125,18 +131,21 @@ class FailureLog {
   void evict(std::chrono::seconds window) {
     for (auto it = entries_.begin(); it != entries_.end();) {
       prune(it->second, window);
-      it = it->second.failures.empty() && it->second.in_flight == 0 ? entries_.erase(it) : std::next(it);
+      it = it->second.failures.empty() && it->second.in_flight == 0 ? entries_.erase(it)
+                                                                    : std::next(it);
     }
     while (entries_.size() >= max_keys_) {
       auto victim = entries_.end();
       for (auto it = entries_.begin(); it != entries_.end(); ++it) {
         if (it->second.in_flight > 0) continue;
         if (victim == entries_.end() || (victim->second.known && !it->second.known) ||
-            (victim->second.known == it->second.known && it->second.created < victim->second.created)) {
+            (victim->second.known == it->second.known &&
+             it->second.created < victim->second.created)) {
           victim = it;
         }
       }
-      if (victim == entries_.end()) return;  // every entry is in flight: bounded by the connection cap
+      if (victim == entries_.end())
+        return;  // every entry is in flight: bounded by the connection cap
       entries_.erase(victim);
     }
   }
@@ -198,7 +207,8 @@ json compact_alarm(const json& alarm) {
     clip(*ban, "plate", 32);
     clip(*ban, "reason", 200);
   }
-  if (auto answer = out.find("answer"); answer != out.end() && answer->is_object()) clip(*answer, "reason", 200);
+  if (auto answer = out.find("answer"); answer != out.end() && answer->is_object())
+    clip(*answer, "reason", 200);
   if (cut) out["truncated"] = true;
   return out;
 }
@@ -233,7 +243,8 @@ constexpr int kGuardFailuresKept = 64;
 std::string app_policy(const std::string& named) {
   return "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'" +
          (named.empty() ? std::string() : " " + named) +
-         "; worker-src 'self' blob:; img-src 'self' blob: data:; media-src 'self' blob:; manifest-src 'self'; "
+         "; worker-src 'self' blob:; img-src 'self' blob: data:; media-src 'self' blob:; "
+         "manifest-src 'self'; "
          "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 }
 
@@ -243,7 +254,8 @@ constexpr std::size_t kStateBudget = 96 * 1024;
 
 // A well-formed hash that no PIN matches, costing n iterations to check.
 std::string decoy_for(int n) {
-  return "pbkdf2-sha256$" + std::to_string(n) + "$c2VjYm94LWRlY295LXNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  return "pbkdf2-sha256$" + std::to_string(n) +
+         "$c2VjYm94LWRlY295LXNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 }
 
 // The iterations of a stored hash (pbkdf2-sha256$<n>$…), 0 if unreadable.
@@ -312,7 +324,8 @@ class AlarmBudget {
 struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   Impl(BlockingPool& w, replica::ReplicaReads& r, replica::EventSink& q, LanApiSettings s,
        std::function<json()> st)
-      : workers(w), reader(r), queue(q), settings(std::move(s)), status(std::move(st)), ping(w.loop()) {}
+      : workers(w), reader(r), queue(q), settings(std::move(s)), status(std::move(st)),
+        ping(w.loop()) {}
 
   struct Session {
     std::string guard_id;
@@ -326,7 +339,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   LanApiSettings settings;
   std::function<json()> status;
   log::Logger log{"lan"};
-  std::map<std::string, Session> sessions;  // by SHA-256 of the token: the token itself is never kept
+  std::map<std::string, Session>
+      sessions;  // by SHA-256 of the token: the token itself is never kept
   // Failed logins: by address and by guard on an address (limits), by guard
   // from anywhere (a slow-down, never a lockout).
   FailureLog by_guard{4096}, by_address{4096}, by_pair{4096};
@@ -336,12 +350,14 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   // that it costs what a known one does (guard ids cannot be told apart by
   // time); its iterations follow the last real hash seen.
   std::string decoy_hash = decoy_for(100000);
-  std::shared_ptr<std::atomic<std::uint64_t>> pin_checks = std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::shared_ptr<std::atomic<std::uint64_t>> pin_checks =
+      std::make_shared<std::atomic<std::uint64_t>>(0);
   // The ban list as served: rebuilt when the replica changes.
   std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> ban_list_body;
   std::unordered_map<std::string, std::string> ban_photo_urls;
   // The sign-in screen's guards, as served: rebuilt when the replica changes.
-  std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>> guards_body;  // ban id → the cloud's photo URL, with the body
+  std::optional<std::pair<std::int64_t, std::shared_ptr<const std::string>>>
+      guards_body;  // ban id → the cloud's photo URL, with the body
   boost::asio::steady_timer prefetch_timer{workers.loop()};
   bool prefetch_armed = false;
   bool stopped = false;
@@ -374,14 +390,16 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     auto drop_oldest_of = [this](const std::string& guard) {
       auto pick = sessions.end();
       for (auto it = sessions.begin(); it != sessions.end(); ++it) {
-        if (it->second.guard_id == guard && (pick == sessions.end() || it->second.expires < pick->second.expires)) {
+        if (it->second.guard_id == guard &&
+            (pick == sessions.end() || it->second.expires < pick->second.expires)) {
           pick = it;
         }
       }
       if (pick != sessions.end()) sessions.erase(pick);
     };
-    const auto mine = static_cast<std::size_t>(std::count_if(
-        sessions.begin(), sessions.end(), [&](const auto& kv) { return kv.second.guard_id == guard_id; }));
+    const auto mine = static_cast<std::size_t>(
+        std::count_if(sessions.begin(), sessions.end(),
+                      [&](const auto& kv) { return kv.second.guard_id == guard_id; }));
     if (mine >= settings.sessions_per_guard) drop_oldest_of(guard_id);
     if (sessions.size() >= settings.max_sessions) {
       drop_oldest_of(busiest_guard(sessions, [](const Session& x) { return x.guard_id; }));
@@ -394,7 +412,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   bool pinging = false;
 
   static std::string sse(const char* event, const json& data) {
-    return std::string("event: ") + event + "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    return std::string("event: ") + event +
+           "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
   }
   void broadcast(const json& alarm) {
     const std::string chunk = sse("alarm", compact_alarm(alarm));
@@ -410,7 +429,9 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   void note_dropped_stream() {
     ++dropped_streams;
     const auto now = SteadyClock::now();
-    if (dropped_logged != SteadyClock::time_point{} && now - dropped_logged < std::chrono::minutes(1)) return;
+    if (dropped_logged != SteadyClock::time_point{} &&
+        now - dropped_logged < std::chrono::minutes(1))
+      return;
     dropped_logged = now;
     log.warn("An alarm stream was closed: its phone does not read what the box sends.",
              {{"dropped_since_start", static_cast<double>(dropped_streams)}});
@@ -456,7 +477,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
     json list = json::array();
     for (const auto& [hash, s] : sessions) {
       if (s.expires <= steady_now) continue;
-      const auto wall = wall_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(s.expires - steady_now);
+      const auto wall = wall_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                       s.expires - steady_now);
       list.push_back({{"tokenSha256", hash},
                       {"guardId", s.guard_id},
                       {"pinTag", s.pin_tag},
@@ -500,8 +522,9 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
           }
         }
         if (ended == 0) return;
-        self->log.info(g ? "Signed out a guard whose PIN changed." : "Signed out a guard who was removed.",
-                       {{"guard_id", id}, {"sessions", ended}});
+        self->log.info(
+            g ? "Signed out a guard whose PIN changed." : "Signed out a guard who was removed.",
+            {{"guard_id", id}, {"sessions", ended}});
         self->persist_sessions();
       });
     }
@@ -529,7 +552,8 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   void hls_file(const httpd::Request& r, httpd::Reply reply);
   void schedule(const httpd::Request& r, httpd::Reply reply);
   void static_file(const httpd::Request& r, httpd::Reply reply);
-  void record(const std::string& type, const Session& who, const httpd::Request& r, httpd::Reply reply);
+  void record(const std::string& type, const Session& who, const httpd::Request& r,
+              httpd::Reply reply);
   void check(const Session& who, const httpd::Request& r, httpd::Reply reply);
 };
 
@@ -545,19 +569,24 @@ std::string today_local() {
 httpd::Response queue_error(const Error& e) {
   if (e.code == Errc::invalid) return error(400, "invalid_event", e.message);
   if (e.code == Errc::queue_full) {
-    return error(503, "queue_full", "The box holds too many unsent events; it keeps them until the cloud is back.");
+    return error(503, "queue_full",
+                 "The box holds too many unsent events; it keeps them until the cloud is back.");
   }
-  return error(503, "database_unavailable", "The entry was NOT saved: the box's database is not answering. Try again.");
+  return error(503, "database_unavailable",
+               "The entry was NOT saved: the box's database is not answering. Try again.");
 }
 
 // A visitor_entry or a guard_note from the guard app: the guard is the one
 // logged in, never what the body says; 201 only once the event is committed.
-void LanApi::Impl::record(const std::string& type, const Session& who, const httpd::Request& r, httpd::Reply reply) {
+void LanApi::Impl::record(const std::string& type, const Session& who, const httpd::Request& r,
+                          httpd::Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
-  if (!body.is_object()) return reply(error(400, "bad_json", "Send the " + type + " as a JSON object."));
+  if (!body.is_object())
+    return reply(error(400, "bad_json", "Send the " + type + " as a JSON object."));
   auto cid = body.find("clientId");
   if (cid == body.end() || !cid->is_string()) {
-    return reply(error(400, "invalid_client_id", "clientId must be the UUID the app gave this " + type + "."));
+    return reply(error(400, "invalid_client_id",
+                       "clientId must be the UUID the app gave this " + type + "."));
   }
   replica::OutboundEvent e;
   e.client_id = cid->get<std::string>();
@@ -565,14 +594,19 @@ void LanApi::Impl::record(const std::string& type, const Session& who, const htt
   e.occurred_at = format_rfc3339(std::chrono::system_clock::now());
   if (auto at = body.find("occurredAt"); at != body.end()) {
     if (!at->is_string() || !parse_rfc3339(at->get<std::string>())) {
-      return reply(error(400, "invalid_occurred_at", "occurredAt must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z."));
+      return reply(error(400, "invalid_occurred_at",
+                         "occurredAt must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z."));
     }
     e.occurred_at = at->get<std::string>();
   }
   json data = json::object();
   const std::vector<std::string> fields = type == "visitor_entry"
-                                              ? std::vector<std::string>{"guestAuthorizationId", "unitId", "name",
-                                                                         "plate", "decision", "reason"}
+                                              ? std::vector<std::string>{"guestAuthorizationId",
+                                                                         "unitId",
+                                                                         "name",
+                                                                         "plate",
+                                                                         "decision",
+                                                                         "reason"}
                                               : std::vector<std::string>{"text"};
   for (const auto& f : fields) {
     if (auto it = body.find(f); it != body.end() && !it->is_null()) data[f] = *it;
@@ -584,17 +618,20 @@ void LanApi::Impl::record(const std::string& type, const Session& who, const htt
   }
   e.data = std::move(data);
   const std::string client_id = e.client_id;
-  queue.enqueue(std::move(e), [self = shared_from_this(), client_id, reply](Result<replica::Enqueued> r) {
-    if (self->stopped) return;
-    if (!r) return reply(queue_error(r.error()));
-    reply(ok_json({{"clientId", client_id}, {"seq", r.value().seq}, {"duplicate", r.value().duplicate}},
-                  r.value().duplicate ? 200 : 201));
-  });
+  queue.enqueue(
+      std::move(e), [self = shared_from_this(), client_id, reply](Result<replica::Enqueued> r) {
+        if (self->stopped) return;
+        if (!r) return reply(queue_error(r.error()));
+        reply(ok_json(
+            {{"clientId", client_id}, {"seq", r.value().seq}, {"duplicate", r.value().duplicate}},
+            r.value().duplicate ? 200 : 201));
+      });
 }
 
 void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
-  if (!body.is_object()) return reply(error(400, "bad_json", "Send {\"plate\": \"…\"} or {\"name\": \"…\"}."));
+  if (!body.is_object())
+    return reply(error(400, "bad_json", "Send {\"plate\": \"…\"} or {\"name\": \"…\"}."));
   auto text = [&](const char* k) -> std::optional<std::string> {
     auto it = body.find(k);
     if (it == body.end() || it->is_null()) return std::string();
@@ -603,17 +640,22 @@ void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Rep
   };
   auto plate = text("plate");
   auto name = text("name");
-  if (!plate || !name) return reply(error(400, "invalid_check", "plate and name must be text of at most 200 characters."));
+  if (!plate || !name)
+    return reply(
+        error(400, "invalid_check", "plate and name must be text of at most 200 characters."));
   const std::string p = LanApi::normalize_plate(*plate), n = LanApi::normalize_name(*name);
-  if (p.empty() && n.empty()) return reply(error(400, "invalid_check", "Give a plate or a name to check."));
+  if (p.empty() && n.empty())
+    return reply(error(400, "invalid_check", "Give a plate or a name to check."));
   // A minimum query: one or two letters match half the list.
-  if (!p.empty() && p.size() < 2) return reply(error(400, "check_too_short", "Type at least 2 characters of the plate."));
+  if (!p.empty() && p.size() < 2)
+    return reply(error(400, "check_too_short", "Type at least 2 characters of the plate."));
   if (!n.empty() && std::count_if(n.begin(), n.end(), [](char c) { return c != ' '; }) < 3) {
     return reply(error(400, "check_too_short", "Type at least 3 letters of the name."));
   }
   reader.ban_list([self = shared_from_this(), p, n, who, reply](Result<replica::BanList> bans) {
     if (self->stopped) return;
-    if (!bans) return reply(error(503, "database_unavailable", "The box cannot read its lists right now."));
+    if (!bans)
+      return reply(error(503, "database_unavailable", "The box cannot read its lists right now."));
     json hits = json::array();
     std::optional<json> alarm;  // the first strong match: a plate, or the name in whole words
     for (const auto& b : bans.value().bans) {
@@ -626,7 +668,8 @@ void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Rep
       if (plate_hit || name_hit) hits.push_back(app_ban(b));
       if (!alarm && (plate_hit || (name_hit && strong_name_match(n, full)))) alarm = b;
     }
-    self->reader.schedule(today_local(), [self, p, n, who, hits, alarm, reply](Result<json> guests) {
+    self->reader.schedule(today_local(), [self, p, n, who, hits, alarm,
+                                          reply](Result<json> guests) {
       if (self->stopped) return;
       json expected = json::array();
       if (guests) {
@@ -634,7 +677,8 @@ void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Rep
           const bool plate_hit = !p.empty() && g.value("plate", json()).is_string() &&
                                  LanApi::normalize_plate(g["plate"].get<std::string>()) == p;
           const bool name_hit = !n.empty() && g.value("guestName", json()).is_string() &&
-                                LanApi::normalize_name(g["guestName"].get<std::string>()).find(n) != std::string::npos;
+                                LanApi::normalize_name(g["guestName"].get<std::string>()).find(n) !=
+                                    std::string::npos;
           if (plate_hit || name_hit) expected.push_back(g);
         }
       }
@@ -643,7 +687,8 @@ void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Rep
         if (!hits.empty()) answer["alarm"] = "weak_match";  // shown to the guard, not an alarm
         return reply(ok_json(answer));
       }
-      const std::string ban_id = (*alarm)["id"].is_string() ? (*alarm)["id"].get<std::string>() : "";
+      const std::string ban_id =
+          (*alarm)["id"].is_string() ? (*alarm)["id"].get<std::string>() : "";
       const std::string budget = self->alarms.take(who.guard_id, ban_id, SteadyClock::now());
       answer["alarm"] = budget;
       if (budget != "raised") {
@@ -673,7 +718,8 @@ void LanApi::Impl::check(const Session& who, const httpd::Request& r, httpd::Rep
 
 void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   auto body = json::parse(r.body, nullptr, false);
-  if (!body.is_object()) return reply(error(400, "bad_json", "Send {\"guardId\": \"…\", \"pin\": \"…\"} as JSON."));
+  if (!body.is_object())
+    return reply(error(400, "bad_json", "Send {\"guardId\": \"…\", \"pin\": \"…\"} as JSON."));
   auto guard_it = body.find("guardId");
   auto pin_it = body.find("pin");
   if (guard_it == body.end() || !guard_it->is_string() || guard_it->get<std::string>().empty() ||
@@ -690,8 +736,9 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   // One guard's failures on one address, so that wrong PINs sent from
   // elsewhere never lock that guard out.
   const std::string pair = guard_id + "\n" + address;
-  const long wait = std::max(by_pair.blocked_for(pair, settings.max_failures, settings.failure_window),
-                             by_address.blocked_for(address, settings.max_failures, settings.failure_window));
+  const long wait =
+      std::max(by_pair.blocked_for(pair, settings.max_failures, settings.failure_window),
+               by_address.blocked_for(address, settings.max_failures, settings.failure_window));
   if (wait > 0) {
     auto res = error(429, "too_many_attempts", "Too many wrong PINs. Wait and try again.");
     res.headers.emplace_back("Retry-After", std::to_string(wait));
@@ -702,7 +749,8 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   const int guard_failures = by_guard.failures(guard_id, settings.failure_window);
   std::chrono::milliseconds slow{0};
   if (guard_failures >= settings.max_failures) {
-    slow = std::min(settings.guard_slowdown * (guard_failures - settings.max_failures + 1), settings.max_guard_slowdown);
+    slow = std::min(settings.guard_slowdown * (guard_failures - settings.max_failures + 1),
+                    settings.max_guard_slowdown);
   }
   by_pair.begin(pair, settings.failure_window);
   by_address.begin(address, settings.failure_window);
@@ -710,60 +758,67 @@ void LanApi::Impl::login(const httpd::Request& r, httpd::Reply reply) {
   if (slow.count() > 0) {
     ++slowed_logins;
     auto timer = std::make_shared<boost::asio::steady_timer>(workers.loop(), slow);
-    timer->async_wait(
-        [self = shared_from_this(), timer, guard_id, pin, address, pair, trust = r.trust, reply](boost::system::error_code) {
-          if (self->stopped) return;
-          self->check_login(guard_id, pin, address, pair, trust, reply);
-        });
+    timer->async_wait([self = shared_from_this(), timer, guard_id, pin, address, pair,
+                       trust = r.trust, reply](boost::system::error_code) {
+      if (self->stopped) return;
+      self->check_login(guard_id, pin, address, pair, trust, reply);
+    });
     return;
   }
   check_login(guard_id, pin, address, pair, r.trust, std::move(reply));
 }
 
-void LanApi::Impl::check_login(const std::string& guard_id, const std::string& pin, const std::string& address,
-                               const std::string& pair, std::function<void()> trust, httpd::Reply reply) {
-  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, pair, trust, reply](Result<replica::Guard> g) {
+void LanApi::Impl::check_login(const std::string& guard_id, const std::string& pin,
+                               const std::string& address, const std::string& pair,
+                               std::function<void()> trust, httpd::Reply reply) {
+  reader.guard(guard_id, [self = shared_from_this(), guard_id, pin, address, pair, trust,
+                          reply](Result<replica::Guard> g) {
     const int max = self->settings.max_failures;
     if (self->stopped) return;
     if (!g && g.error().code != Errc::not_found) {
       self->by_guard.release(guard_id);
       self->by_pair.release(pair);
       self->by_address.release(address);
-      return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+      return reply(error(503, "database_unavailable",
+                         "The box cannot read its lists right now; try again shortly."));
     }
     const bool known = g && g.value().pin_hash && !g.value().pin_hash->empty();
     if (known) {
-      if (int n = iterations_of(*g.value().pin_hash); n > 0 && n <= 2000000) self->decoy_hash = decoy_for(n);
+      if (int n = iterations_of(*g.value().pin_hash); n > 0 && n <= 2000000)
+        self->decoy_hash = decoy_for(n);
     }
     const std::string hash = known ? *g.value().pin_hash : self->decoy_hash;
-    self->workers.run([hash, pin, known, checks = self->pin_checks] {
-                        ++*checks;
-                        return verify_pin(hash, pin) && known;
-                      },
-                      [self, guard_id, address, pair, trust, reply, g, known, max](bool matched) {
-                        if (self->stopped) return;
-                        // The guard's count grows past the limit: it sets the slow-down.
-                        self->by_guard.end(guard_id, !matched, known, kGuardFailuresKept);
-                        self->by_pair.end(pair, !matched, known, max);
-                        // A right PIN clears its guard's failures, not its address's.
-                        if (matched) self->by_address.release(address);
-                        else self->by_address.end(address, true, known, max);
-                        if (!matched) {
-                          self->log.info("A guard login failed.", {{"guard_id", guard_id}, {"address", address}});
-                          return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
-                        }
-                        if (trust) trust();  // the guard's connection, from now on
-                        const std::string token = random_hex(32);
-                        self->make_room_for_session(guard_id);
-                        self->sessions[sha256_hex(token)] =
-                            Session{guard_id, SteadyClock::now() + self->settings.session_lifetime,
-                                    sha256_hex(g.value().pin_hash.value_or(""))};
-                        self->persist_sessions();
-                        self->log.info("A guard logged in.", {{"guard_id", guard_id}});
-                        reply(ok_json({{"token", token},
-                                       {"expiresIn", self->settings.session_lifetime.count()},
-                                       {"guard", {{"id", guard_id}, {"displayName", g.value().display_name}}}}));
-                      });
+    self->workers.run(
+        [hash, pin, known, checks = self->pin_checks] {
+          ++*checks;
+          return verify_pin(hash, pin) && known;
+        },
+        [self, guard_id, address, pair, trust, reply, g, known, max](bool matched) {
+          if (self->stopped) return;
+          // The guard's count grows past the limit: it sets the slow-down.
+          self->by_guard.end(guard_id, !matched, known, kGuardFailuresKept);
+          self->by_pair.end(pair, !matched, known, max);
+          // A right PIN clears its guard's failures, not its address's.
+          if (matched)
+            self->by_address.release(address);
+          else
+            self->by_address.end(address, true, known, max);
+          if (!matched) {
+            self->log.info("A guard login failed.", {{"guard_id", guard_id}, {"address", address}});
+            return reply(error(401, "wrong_guard_or_pin", "The guard or the PIN is wrong."));
+          }
+          if (trust) trust();  // the guard's connection, from now on
+          const std::string token = random_hex(32);
+          self->make_room_for_session(guard_id);
+          self->sessions[sha256_hex(token)] =
+              Session{guard_id, SteadyClock::now() + self->settings.session_lifetime,
+                      sha256_hex(g.value().pin_hash.value_or(""))};
+          self->persist_sessions();
+          self->log.info("A guard logged in.", {{"guard_id", guard_id}});
+          reply(ok_json({{"token", token},
+                         {"expiresIn", self->settings.session_lifetime.count()},
+                         {"guard", {{"id", guard_id}, {"displayName", g.value().display_name}}}}));
+        });
   });
 }
 
@@ -782,7 +837,9 @@ void LanApi::Impl::ban_list(const httpd::Request& r, httpd::Reply reply) {
     reply(std::move(res));
   };
   with_ban_list([self = shared_from_this(), serve, reply](bool ok) {
-    if (!ok) return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    if (!ok)
+      return reply(error(503, "database_unavailable",
+                         "The box cannot read its lists right now; try again shortly."));
     serve(self->ban_list_body->first, self->ban_list_body->second);
   });
 }
@@ -805,10 +862,11 @@ void LanApi::Impl::with_ban_list(std::function<void(bool ok)> done) {
         urls.push_back(url.get<std::string>());
       }
     }
-    self->ban_list_body.emplace(list.value().version,
-                                std::make_shared<const std::string>(
-                                    json{{"version", list.value().version}, {"bans", app_bans(list.value().bans)}}.dump() +
-                                    "\n"));
+    self->ban_list_body.emplace(
+        list.value().version,
+        std::make_shared<const std::string>(
+            json{{"version", list.value().version}, {"bans", app_bans(list.value().bans)}}.dump() +
+            "\n"));
     if (self->settings.photos) self->settings.photos->prefetch(std::move(urls));
     done(true);
   });
@@ -827,20 +885,27 @@ void LanApi::Impl::guard_list(httpd::Reply reply) {
   if (guards_body && guards_body->first == cursor) return serve(guards_body->second);
   reader.guards(200, [self = shared_from_this(), cursor, serve, reply](Result<json> list) {
     if (self->stopped) return;
-    if (!list) return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
-    self->guards_body.emplace(cursor, std::make_shared<const std::string>(json{{"guards", list.value()}}.dump() + "\n"));
+    if (!list)
+      return reply(error(503, "database_unavailable",
+                         "The box cannot read its lists right now; try again shortly."));
+    self->guards_body.emplace(
+        cursor, std::make_shared<const std::string>(json{{"guards", list.value()}}.dump() + "\n"));
     serve(self->guards_body->second);
   });
 }
 
 // GET /api/lan/bans/photo?id=<ban id>: the ban's photo, through the box.
 void LanApi::Impl::ban_photo(const httpd::Request& r, httpd::Reply reply) {
-  if (!settings.photos || r.query.rfind("id=", 0) != 0) return reply(error(404, "not_found", "No photo for this ban."));
+  if (!settings.photos || r.query.rfind("id=", 0) != 0)
+    return reply(error(404, "not_found", "No photo for this ban."));
   const std::string id = r.query.substr(3);
   with_ban_list([self = shared_from_this(), id, reply](bool ok) {
-    if (!ok) return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+    if (!ok)
+      return reply(error(503, "database_unavailable",
+                         "The box cannot read its lists right now; try again shortly."));
     auto it = self->ban_photo_urls.find(id);
-    if (it == self->ban_photo_urls.end()) return reply(error(404, "not_found", "No photo for this ban."));
+    if (it == self->ban_photo_urls.end())
+      return reply(error(404, "not_found", "No photo for this ban."));
     self->settings.photos->get(it->second, [reply](Result<Photo> photo) {
       if (!photo) {
         const bool later = photo.error().code == Errc::unavailable;
@@ -869,8 +934,10 @@ void LanApi::Impl::schedule(const httpd::Request& r, httpd::Reply reply) {
   reader.schedule(date, [self = shared_from_this(), date, reply](Result<json> rows) {
     if (self->stopped) return;
     if (!rows) {
-      if (rows.error().code == Errc::invalid) return reply(error(400, "invalid_date", rows.error().message));
-      return reply(error(503, "database_unavailable", "The box cannot read its lists right now; try again shortly."));
+      if (rows.error().code == Errc::invalid)
+        return reply(error(400, "invalid_date", rows.error().message));
+      return reply(error(503, "database_unavailable",
+                         "The box cannot read its lists right now; try again shortly."));
     }
     reply(ok_json({{"date", date}, {"authorizations", rows.value()}}));
   });
@@ -890,8 +957,9 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
       },
       [reply, named = settings.named_origins ? settings.named_origins() : std::string()](Loaded l) {
         if (!l.file) {
-          return reply(l.file.error().code == Errc::invalid ? error(400, "bad_path", l.file.error().message)
-                                                         : error(404, "not_found", "No such page."));
+          return reply(l.file.error().code == Errc::invalid
+                           ? error(400, "bad_path", l.file.error().message)
+                           : error(404, "not_found", "No such page."));
         }
         if (!l.content) return reply(error(404, "not_found", "No such page."));
         httpd::Response res;
@@ -902,7 +970,8 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
         // requests from the box (and its named origins); pictures from the
         // box (snapshots and ban photos are blob: URLs); video through
         // hls.js (blob:).
-        res.headers.emplace_back("Content-Security-Policy", app_policy(named));  // with the server's nosniff, no-referrer
+        res.headers.emplace_back("Content-Security-Policy",
+                                 app_policy(named));  // with the server's nosniff, no-referrer
         reply(std::move(res));
       });
 }
@@ -910,19 +979,24 @@ void LanApi::Impl::static_file(const httpd::Request& r, httpd::Reply reply) {
 // /hls/<camera>/index.m3u8 or /hls/<camera>/seg-<n>.ts, nothing else: the
 // names are checked whole, so no path can leave the camera's folder.
 void LanApi::Impl::hls_file(const httpd::Request& r, httpd::Reply reply) {
-  static const std::regex kPath(R"(^/hls/([a-z0-9][a-z0-9_-]{0,31})/(index\.m3u8|seg-[0-9]{1,20}\.ts)$)");
+  static const std::regex kPath(
+      R"(^/hls/([a-z0-9][a-z0-9_-]{0,31})/(index\.m3u8|seg-[0-9]{1,20}\.ts)$)");
   std::smatch m;
   if (settings.hls_dir.empty() || !std::regex_match(r.path, m, kPath)) {
     return reply(error(404, "not_found", "No such stream file."));
   }
   const bool playlist = m[2] == "index.m3u8";
-  workers.run([path = settings.hls_dir + "/" + m[1].str() + "/" + m[2].str()] { return read_file(path, 16 << 20); },
+  workers.run([path = settings.hls_dir + "/" + m[1].str() + "/" +
+                      m[2].str()] { return read_file(path, 16 << 20); },
               [reply, playlist](Result<std::string> content) {
-                if (!content) return reply(error(404, "not_found", "No such stream file (the camera may be starting)."));
+                if (!content)
+                  return reply(
+                      error(404, "not_found", "No such stream file (the camera may be starting)."));
                 httpd::Response res;
                 res.content_type = playlist ? "application/vnd.apple.mpegurl" : "video/mp2t";
                 // The playlist changes every segment; a segment never changes.
-                res.headers.emplace_back("Cache-Control", playlist ? "no-cache, no-store" : "private, max-age=60");
+                res.headers.emplace_back("Cache-Control",
+                                         playlist ? "no-cache, no-store" : "private, max-age=60");
                 res.body = std::move(content).value();
                 reply(std::move(res));
               });
@@ -933,19 +1007,24 @@ void LanApi::Impl::hls_file(const httpd::Request& r, httpd::Reply reply) {
 void LanApi::Impl::live_video(const httpd::Request& r, httpd::Reply reply) {
   static const std::regex kCamera(R"(^camera=([a-z0-9][a-z0-9_-]{0,31})$)");
   std::smatch m;
-  if (!std::regex_match(r.query, m, kCamera)) return reply(error(400, "bad_camera", "camera=<id> is required."));
+  if (!std::regex_match(r.query, m, kCamera))
+    return reply(error(400, "bad_camera", "camera=<id> is required."));
   const std::string camera = m[1];
   const std::string type = settings.live ? settings.live->type(camera) : std::string();
-  if (type.empty()) return reply(error(404, "not_found", "No live video for this camera (yet): play its HLS stream."));
+  if (type.empty())
+    return reply(
+        error(404, "not_found", "No live video for this camera (yet): play its HLS stream."));
   const std::string token_hash = sha256_hex(r.header("authorization").substr(7));
   httpd::Response res;
   res.content_type = type;
   res.headers.emplace_back("Cache-Control", "no-store");
   res.stream_backlog = settings.live_stream_backlog;
-  res.stream = [self = shared_from_this(), token_hash, camera](std::shared_ptr<httpd::ResponseStream> stream) {
+  res.stream = [self = shared_from_this(), token_hash,
+                camera](std::shared_ptr<httpd::ResponseStream> stream) {
     if (self->stopped || !self->settings.live) return stream->close();
     const auto session = self->sessions.find(token_hash);
-    const std::string guard_id = session == self->sessions.end() ? std::string() : session->second.guard_id;
+    const std::string guard_id =
+        session == self->sessions.end() ? std::string() : session->second.guard_id;
     // Bounded: this guard's oldest beyond its share, then the busiest guard's.
     auto close_oldest_of = [&](const std::string& guard) {
       for (auto& [id, v] : self->viewers) {
@@ -955,26 +1034,27 @@ void LanApi::Impl::live_video(const httpd::Request& r, httpd::Reply reply) {
         return;
       }
     };
-    const auto mine = static_cast<std::size_t>(std::count_if(self->viewers.begin(), self->viewers.end(),
-                                                             [&](const auto& kv) { return kv.second.guard_id == guard_id; }));
+    const auto mine = static_cast<std::size_t>(
+        std::count_if(self->viewers.begin(), self->viewers.end(),
+                      [&](const auto& kv) { return kv.second.guard_id == guard_id; }));
     if (mine >= self->settings.live_streams_per_guard) close_oldest_of(guard_id);
     if (self->viewers.size() >= self->settings.live_streams) {
-      close_oldest_of(busiest_guard(self->viewers, [](const LiveListener& v) { return v.guard_id; }));
+      close_oldest_of(
+          busiest_guard(self->viewers, [](const LiveListener& v) { return v.guard_id; }));
     }
     const auto id = self->next_viewer++;
     std::weak_ptr<httpd::ResponseStream> weak_stream = stream;
-    LiveVideoSource::Viewer viewer{
-        [weak_stream](std::string chunk) {
-          auto s = weak_stream.lock();
-          return s && s->write(std::move(chunk));
-        },
-        [weak_stream] {
-          auto s = weak_stream.lock();
-          return s ? s->waiting() : std::size_t{0};
-        },
-        [weak_stream] {
-          if (auto s = weak_stream.lock()) s->close();
-        }};
+    LiveVideoSource::Viewer viewer{[weak_stream](std::string chunk) {
+                                     auto s = weak_stream.lock();
+                                     return s && s->write(std::move(chunk));
+                                   },
+                                   [weak_stream] {
+                                     auto s = weak_stream.lock();
+                                     return s ? s->waiting() : std::size_t{0};
+                                   },
+                                   [weak_stream] {
+                                     if (auto s = weak_stream.lock()) s->close();
+                                   }};
     self->viewers[id] = LiveListener{stream, token_hash, guard_id, camera, 0};
     stream->on_closed([weak = std::weak_ptr<Impl>(self), id] {
       auto s = weak.lock();
@@ -992,7 +1072,8 @@ void LanApi::Impl::live_video(const httpd::Request& r, httpd::Reply reply) {
       stream->close();
       return;
     }
-    if (it == self->viewers.end()) return self->settings.live->unwatch(camera, feed_id);  // closed meanwhile
+    if (it == self->viewers.end())
+      return self->settings.live->unwatch(camera, feed_id);  // closed meanwhile
     it->second.feed_id = feed_id;
     self->schedule_ping();
   };
@@ -1006,10 +1087,12 @@ void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
   httpd::Response res;
   res.content_type = "text/event-stream; charset=utf-8";
   res.headers.emplace_back("Cache-Control", "no-store");
-  res.stream = [self = shared_from_this(), token_hash](std::shared_ptr<httpd::ResponseStream> stream) {
+  res.stream = [self = shared_from_this(),
+                token_hash](std::shared_ptr<httpd::ResponseStream> stream) {
     if (self->stopped) return stream->close();
     const auto session = self->sessions.find(token_hash);
-    const std::string guard_id = session == self->sessions.end() ? std::string() : session->second.guard_id;
+    const std::string guard_id =
+        session == self->sessions.end() ? std::string() : session->second.guard_id;
     // Bounded: the oldest of this session's streams, then of this guard's,
     // then of the guard holding the most, make room.
     auto close_oldest = [&](const std::function<bool(const Listener&)>& which, std::size_t limit) {
@@ -1025,10 +1108,13 @@ void LanApi::Impl::alarm_stream(const httpd::Request& r, httpd::Reply reply) {
       self->listeners.erase(pick);
       closing->close();
     };
-    close_oldest([&](const Listener& l) { return l.token_hash == token_hash; }, self->settings.alarm_streams_per_session);
-    close_oldest([&](const Listener& l) { return l.guard_id == guard_id; }, self->settings.alarm_streams_per_guard);
+    close_oldest([&](const Listener& l) { return l.token_hash == token_hash; },
+                 self->settings.alarm_streams_per_session);
+    close_oldest([&](const Listener& l) { return l.guard_id == guard_id; },
+                 self->settings.alarm_streams_per_guard);
     if (self->listeners.size() >= self->settings.alarm_streams) {
-      const std::string busiest = busiest_guard(self->listeners, [](const Listener& l) { return l.guard_id; });
+      const std::string busiest =
+          busiest_guard(self->listeners, [](const Listener& l) { return l.guard_id; });
       close_oldest([&](const Listener& l) { return l.guard_id == busiest; }, 1);
     }
     const auto id = self->next_listener++;
@@ -1061,7 +1147,8 @@ void LanApi::Impl::schedule_ping() {
     auto copy = self->listeners;
     for (auto& [id, l] : copy) {
       auto s = self->sessions.find(l.token_hash);
-      if (s == self->sessions.end() || now >= s->second.expires || now - l.opened >= self->settings.alarm_stream_lifetime) {
+      if (s == self->sessions.end() || now >= s->second.expires ||
+          now - l.opened >= self->settings.alarm_stream_lifetime) {
         l.stream->close();
       } else {
         l.stream->write(": ping\n\n");
@@ -1082,53 +1169,67 @@ void LanApi::Impl::answer_alarm(const Session& who, const httpd::Request& r, htt
   auto body = json::parse(r.body, nullptr, false);
   auto field = [&](const char* k) {
     auto it = body.is_object() ? body.find(k) : body.end();
-    return body.is_object() && it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+    return body.is_object() && it != body.end() && it->is_string() ? it->get<std::string>()
+                                                                   : std::string();
   };
-  if (!body.is_object()) return reply(error(400, "bad_json", "Send {alarmId, decision, reason?, clientId} as JSON."));
-  static const std::regex kUuid("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
+  if (!body.is_object())
+    return reply(error(400, "bad_json", "Send {alarmId, decision, reason?, clientId} as JSON."));
+  static const std::regex kUuid(
+      "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
   const std::string alarm_id = field("alarmId"), client_id = field("clientId");
-  if (!std::regex_match(alarm_id, kUuid)) return reply(error(400, "invalid_alarm_id", "alarmId must be the alarm's id."));
+  if (!std::regex_match(alarm_id, kUuid))
+    return reply(error(400, "invalid_alarm_id", "alarmId must be the alarm's id."));
   if (!std::regex_match(client_id, kUuid)) {
-    return reply(error(400, "invalid_client_id", "clientId must be the UUID the app gave this answer."));
+    return reply(
+        error(400, "invalid_client_id", "clientId must be the UUID the app gave this answer."));
   }
   const std::string at = field("occurredAt");
   if (!at.empty() && !parse_rfc3339(at)) {
-    return reply(error(400, "invalid_occurred_at", "occurredAt must be an RFC 3339 time, e.g. 2026-12-04T10:00:00Z."));
+    return reply(error(400, "invalid_occurred_at",
+                       "occurredAt must be an RFC 3339 time, e.g. 2026-12-04T10:00:00Z."));
   }
   alarms::Answer a{who.guard_id, field("decision"), field("reason"), client_id, at};
-  settings.alarms->answer(alarm_id, std::move(a), [self = shared_from_this(), reply](Result<json> r) {
-    if (self->stopped) return;
-    if (!r) {
-      if (r.error().code == Errc::not_found) return reply(error(404, "alarm_not_found", r.error().message));
-      if (r.error().code == Errc::invalid) return reply(error(400, "invalid_answer", r.error().message));
-      return reply(queue_error(r.error()));
-    }
-    reply(ok_json({{"alarm", r.value()}}, 201));
-  });
+  settings.alarms->answer(alarm_id, std::move(a),
+                          [self = shared_from_this(), reply](Result<json> r) {
+                            if (self->stopped) return;
+                            if (!r) {
+                              if (r.error().code == Errc::not_found)
+                                return reply(error(404, "alarm_not_found", r.error().message));
+                              if (r.error().code == Errc::invalid)
+                                return reply(error(400, "invalid_answer", r.error().message));
+                              return reply(queue_error(r.error()));
+                            }
+                            reply(ok_json({{"alarm", r.value()}}, 201));
+                          });
 }
 
 LanApi::LanApi(BlockingPool& workers, replica::ReplicaReads& reader, replica::EventSink& queue,
                LanApiSettings settings, std::function<json()> status)
-    : impl_(std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {
+    : impl_(
+          std::make_shared<Impl>(workers, reader, queue, std::move(settings), std::move(status))) {
   if (impl_->settings.alarms) {
-    impl_->feed_subscription = impl_->settings.alarms->subscribe([weak = std::weak_ptr<Impl>(impl_)](const json& a) {
-      if (auto self = weak.lock(); self && !self->stopped) self->broadcast(a);
-    });
+    impl_->feed_subscription =
+        impl_->settings.alarms->subscribe([weak = std::weak_ptr<Impl>(impl_)](const json& a) {
+          if (auto self = weak.lock(); self && !self->stopped) self->broadcast(a);
+        });
   }
 }
 
-std::string LanApi::normalize_plate(const std::string& plate) { return secbox::normalize_plate(plate); }
+std::string LanApi::normalize_plate(const std::string& plate) {
+  return secbox::normalize_plate(plate);
+}
 
 std::string LanApi::normalize_name(const std::string& name) {
   // Lowercase ASCII, Latin-1 accented letters folded to their base letter
   // (the names of a Spanish-speaking community), runs of spaces collapsed.
   static const std::map<std::string, char> kFold = {
-      {"á", 'a'}, {"à", 'a'}, {"ä", 'a'}, {"â", 'a'}, {"Á", 'a'}, {"À", 'a'}, {"Ä", 'a'}, {"Â", 'a'},
-      {"é", 'e'}, {"è", 'e'}, {"ë", 'e'}, {"ê", 'e'}, {"É", 'e'}, {"È", 'e'}, {"Ë", 'e'}, {"Ê", 'e'},
-      {"í", 'i'}, {"ì", 'i'}, {"ï", 'i'}, {"î", 'i'}, {"Í", 'i'}, {"Ì", 'i'}, {"Ï", 'i'}, {"Î", 'i'},
-      {"ó", 'o'}, {"ò", 'o'}, {"ö", 'o'}, {"ô", 'o'}, {"Ó", 'o'}, {"Ò", 'o'}, {"Ö", 'o'}, {"Ô", 'o'},
-      {"ú", 'u'}, {"ù", 'u'}, {"ü", 'u'}, {"û", 'u'}, {"Ú", 'u'}, {"Ù", 'u'}, {"Ü", 'u'}, {"Û", 'u'},
-      {"ñ", 'n'}, {"Ñ", 'n'}, {"ç", 'c'}, {"Ç", 'c'}};
+      {"á", 'a'}, {"à", 'a'}, {"ä", 'a'}, {"â", 'a'}, {"Á", 'a'}, {"À", 'a'}, {"Ä", 'a'},
+      {"Â", 'a'}, {"é", 'e'}, {"è", 'e'}, {"ë", 'e'}, {"ê", 'e'}, {"É", 'e'}, {"È", 'e'},
+      {"Ë", 'e'}, {"Ê", 'e'}, {"í", 'i'}, {"ì", 'i'}, {"ï", 'i'}, {"î", 'i'}, {"Í", 'i'},
+      {"Ì", 'i'}, {"Ï", 'i'}, {"Î", 'i'}, {"ó", 'o'}, {"ò", 'o'}, {"ö", 'o'}, {"ô", 'o'},
+      {"Ó", 'o'}, {"Ò", 'o'}, {"Ö", 'o'}, {"Ô", 'o'}, {"ú", 'u'}, {"ù", 'u'}, {"ü", 'u'},
+      {"û", 'u'}, {"Ú", 'u'}, {"Ù", 'u'}, {"Ü", 'u'}, {"Û", 'u'}, {"ñ", 'n'}, {"Ñ", 'n'},
+      {"ç", 'c'}, {"Ç", 'c'}};
   std::string out;
   for (std::size_t i = 0; i < name.size();) {
     const unsigned char c = static_cast<unsigned char>(name[i]);
@@ -1164,15 +1265,17 @@ void LanApi::replica_changed(const std::string& entity) {
   impl_->guards_body.reset();
   // The photos of new bans fetched ahead, once changes settle (a snapshot
   // arrives in chunks): nobody has to open the list first.
-  if (impl_->settings.photos && (entity.empty() || entity == "banned_visitor") && !impl_->prefetch_armed) {
+  if (impl_->settings.photos && (entity.empty() || entity == "banned_visitor") &&
+      !impl_->prefetch_armed) {
     impl_->prefetch_armed = true;
     impl_->prefetch_timer.expires_after(std::chrono::seconds(2));
-    impl_->prefetch_timer.async_wait([weak = std::weak_ptr<Impl>(impl_)](boost::system::error_code ec) {
-      auto self = weak.lock();
-      if (ec || !self || self->stopped) return;
-      self->prefetch_armed = false;
-      self->with_ban_list([](bool) {});
-    });
+    impl_->prefetch_timer.async_wait(
+        [weak = std::weak_ptr<Impl>(impl_)](boost::system::error_code ec) {
+          auto self = weak.lock();
+          if (ec || !self || self->stopped) return;
+          self->prefetch_armed = false;
+          self->with_ban_list([](bool) {});
+        });
   }
   if (entity.empty() || entity == "user") impl_->recheck_sessions();
 }
@@ -1199,11 +1302,14 @@ void LanApi::load_sessions() {
         continue;
       }
       i.sessions[hash] = Impl::Session{
-          guard, steady_now + std::chrono::duration_cast<SteadyClock::duration>(*expires - wall_now), pin_tag};
+          guard,
+          steady_now + std::chrono::duration_cast<SteadyClock::duration>(*expires - wall_now),
+          pin_tag};
       ++kept;
     }
   } catch (const json::exception& e) {
-    i.log.warn("The saved guard sessions are unreadable; guards log in again.", {{"reason", e.what()}});
+    i.log.warn("The saved guard sessions are unreadable; guards log in again.",
+               {{"reason", e.what()}});
     return;
   }
   i.log.info("Guard sessions restored.", {{"sessions", kept}, {"expired_or_invalid", dropped}});
@@ -1218,12 +1324,23 @@ std::uint64_t LanApi::pin_checks() const { return impl_->pin_checks->load(); }
 
 // A bounded label: the known routes, "static" for files, "other" for the rest.
 std::string route_label(const httpd::Request& r) {
-  static const char* const kRoutes[] = {"/healthz",          "/metrics",           "/api/lan/login",
-                                        "/api/lan/logout",   "/api/lan/ban-list",  "/api/lan/schedule",
-                                        "/api/lan/status",   "/api/lan/streams",   "/api/lan/entries",
-                                        "/api/lan/notes",    "/api/lan/check",     "/api/lan/alarms",
-                                        "/api/lan/alarms/stream", "/api/lan/alarms/answer",
-                                        "/api/lan/alarms/snapshot", "/api/lan/bans/photo", "/api/lan/guards",
+  static const char* const kRoutes[] = {"/healthz",
+                                        "/metrics",
+                                        "/api/lan/login",
+                                        "/api/lan/logout",
+                                        "/api/lan/ban-list",
+                                        "/api/lan/schedule",
+                                        "/api/lan/status",
+                                        "/api/lan/streams",
+                                        "/api/lan/entries",
+                                        "/api/lan/notes",
+                                        "/api/lan/check",
+                                        "/api/lan/alarms",
+                                        "/api/lan/alarms/stream",
+                                        "/api/lan/alarms/answer",
+                                        "/api/lan/alarms/snapshot",
+                                        "/api/lan/bans/photo",
+                                        "/api/lan/guards",
                                         "/api/lan/cameras/live"};
   for (const char* route : kRoutes) {
     if (r.path == route) return route;
@@ -1245,12 +1362,14 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     // only the configured scrapers read it.
     const std::string auth = r.header("authorization");
     const std::string& want = i.settings.metrics_token;
-    const bool by_token = !want.empty() && auth.size() == 7 + want.size() && auth.rfind("Bearer ", 0) == 0 &&
+    const bool by_token = !want.empty() && auth.size() == 7 + want.size() &&
+                          auth.rfind("Bearer ", 0) == 0 &&
                           CRYPTO_memcmp(auth.data() + 7, want.data(), want.size()) == 0;
     if (!by_token && !i.settings.metrics_allow.contains(r.remote_address)) {
-      return reply(error(403, "forbidden",
-                         "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
-                         "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
+      return reply(error(
+          403, "forbidden",
+          "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
+          "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
     }
     httpd::Response res;
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -1259,7 +1378,8 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     text.gauge("secbox_lan_login_failure_entries", "Entries of the failed-login tables (bounded).",
                static_cast<double>(i.by_guard.size() + i.by_address.size() + i.by_pair.size()));
     text.family("secbox_lan_logins_slowed_total",
-                "Logins that waited because their guard had wrong PINs from elsewhere (a slow-down, not a lockout).",
+                "Logins that waited because their guard had wrong PINs from elsewhere (a "
+                "slow-down, not a lockout).",
                 "counter", {{"", static_cast<double>(i.slowed_logins)}});
     std::vector<PrometheusText::Sample> requests;
     for (const auto& [key, count] : i.requests) {
@@ -1267,29 +1387,36 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
       requests.emplace_back(PrometheusText::labels({{"route", key.first}, {"status", status}}),
                             static_cast<double>(count));
     }
-    text.family("secbox_http_requests_total", "LAN HTTP requests answered, by route and status.", "counter", requests);
+    text.family("secbox_http_requests_total", "LAN HTTP requests answered, by route and status.",
+                "counter", requests);
     res.body = (i.settings.metrics ? i.settings.metrics() : std::string()) + text.take();
     return reply(std::move(res));
   }
   if (r.path.rfind("/hls/", 0) == 0) {
     if (r.method != "GET") return reply(error(405, "method_not_allowed", "Use GET."));
     if (!i.authenticate(r)) {
-      auto res = error(401, "unauthorized", "Log in first; the player sends Authorization: Bearer <token>.");
+      auto res = error(401, "unauthorized",
+                       "Log in first; the player sends Authorization: Bearer <token>.");
       res.headers.emplace_back("WWW-Authenticate", "Bearer");
       return reply(std::move(res));
     }
     return i.hls_file(r, std::move(reply));
   }
   if (r.path.rfind("/api/", 0) != 0) {
-    if (r.method != "GET" && r.method != "HEAD") return reply(error(405, "method_not_allowed", "Use GET."));
+    if (r.method != "GET" && r.method != "HEAD")
+      return reply(error(405, "method_not_allowed", "Use GET."));
     return i.static_file(r, std::move(reply));
   }
-  auto route = [&](const char* method, const char* path) { return r.path == path && r.method == method; };
+  auto route = [&](const char* method, const char* path) {
+    return r.path == path && r.method == method;
+  };
   if (route("POST", "/api/lan/login")) return i.login(r, std::move(reply));
   if (route("GET", "/api/lan/guards")) return i.guard_list(std::move(reply));
   auto session = i.authenticate(r);
   if (!session) {
-    auto res = error(401, "unauthorized", "Log in first (POST /api/lan/login), then send Authorization: Bearer <token>.");
+    auto res =
+        error(401, "unauthorized",
+              "Log in first (POST /api/lan/login), then send Authorization: Bearer <token>.");
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
     return reply(std::move(res));
   }
@@ -1302,11 +1429,13 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   }
   if (route("GET", "/api/lan/ban-list")) return i.ban_list(r, std::move(reply));
   if (route("GET", "/api/lan/schedule")) return i.schedule(r, std::move(reply));
-  if (route("GET", "/api/lan/status")) return reply(ok_json(i.status ? i.status() : json::object()));
+  if (route("GET", "/api/lan/status"))
+    return reply(ok_json(i.status ? i.status() : json::object()));
   if (route("GET", "/api/lan/streams")) {
     return reply(ok_json({{"streams", i.settings.streams ? i.settings.streams() : json::array()}}));
   }
-  if (route("POST", "/api/lan/entries")) return i.record("visitor_entry", *session, r, std::move(reply));
+  if (route("POST", "/api/lan/entries"))
+    return i.record("visitor_entry", *session, r, std::move(reply));
   if (route("POST", "/api/lan/notes")) return i.record("guard_note", *session, r, std::move(reply));
   if (route("POST", "/api/lan/check")) return i.check(*session, r, std::move(reply));
   if (route("GET", "/api/lan/alarms")) {
@@ -1314,7 +1443,8 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     const json all = i.settings.alarms->list();
     if (r.query.rfind("id=", 0) == 0) {  // one alarm, whole
       for (const auto& a : all) {
-        if (a.value("id", "") == r.query.substr(3)) return reply(ok_json({{"alarm", app_alarm(a)}}));
+        if (a.value("id", "") == r.query.substr(3))
+          return reply(ok_json({{"alarm", app_alarm(a)}}));
       }
       return reply(error(404, "not_found", "No such alarm is kept."));
     }
@@ -1327,7 +1457,9 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   if (route("GET", "/api/lan/cameras/live")) return i.live_video(r, std::move(reply));
   if (route("POST", "/api/lan/alarms/answer")) return i.answer_alarm(*session, r, std::move(reply));
   if (route("GET", "/api/lan/alarms/snapshot")) {
-    auto jpeg = i.settings.alarms && r.query.rfind("id=", 0) == 0 ? i.settings.alarms->snapshot(r.query.substr(3)) : nullptr;
+    auto jpeg = i.settings.alarms && r.query.rfind("id=", 0) == 0
+                    ? i.settings.alarms->snapshot(r.query.substr(3))
+                    : nullptr;
     if (!jpeg) return reply(error(404, "not_found", "No snapshot for this alarm (yet)."));
     httpd::Response res;
     res.content_type = "image/jpeg";

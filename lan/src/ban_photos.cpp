@@ -44,15 +44,20 @@ void prune(const std::string& dir, std::uint64_t max_total) {
   std::uint64_t total = 0;
   while (auto* e = ::readdir(d.get())) {
     const std::string name = e->d_name;
-    if (name.size() != 64 || name.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
+    if (name.size() != 64 || name.find_first_not_of("0123456789abcdef") != std::string::npos)
+      continue;
     struct stat st {};
-    if (::fstatat(::dirfd(d.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
-    entries.push_back({name, static_cast<std::uint64_t>(st.st_size),
-                       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
+    if (::fstatat(::dirfd(d.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    entries.push_back(
+        {name, static_cast<std::uint64_t>(st.st_size),
+         static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
     total += static_cast<std::uint64_t>(st.st_size);
   }
   if (total <= max_total) return;
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
   for (const auto& e : entries) {
     if (total <= max_total) break;
     if (::unlinkat(::dirfd(d.get()), e.name.c_str(), 0) == 0) total -= e.size;
@@ -60,7 +65,8 @@ void prune(const std::string& dir, std::uint64_t max_total) {
 }
 
 // Blocking: the photo from the disk cache, or fetched and kept there.
-Result<Photo> load(const BanPhotoSettings& s, const std::string& url, bool cloud, const std::atomic<bool>& stopping) {
+Result<Photo> load(const BanPhotoSettings& s, const std::string& url, bool cloud,
+                   const std::atomic<bool>& stopping) {
   ::mkdir(s.dir.c_str(), 0700);
   const std::string path = s.dir + "/" + cache_name(url);
   if (auto kept = read_file(path, s.max_bytes); kept) {
@@ -87,8 +93,9 @@ Result<Photo> load(const BanPhotoSettings& s, const std::string& url, bool cloud
   req.cancel = [&stopping] { return stopping.load(); };
   auto res = get(req);
   if (!refused_address.empty()) {
-    return Error{Errc::invalid, "its host is at " + refused_address +
-                                    ", not a public address: photos come from the internet or the cloud"};
+    return Error{Errc::invalid,
+                 "its host is at " + refused_address +
+                     ", not a public address: photos come from the internet or the cloud"};
   }
   if (!res) {
     if (res.error().message.rfind("the answer was larger", 0) == 0) {
@@ -97,13 +104,16 @@ Result<Photo> load(const BanPhotoSettings& s, const std::string& url, bool cloud
     return Error{Errc::unavailable, "it could not be fetched (" + res.error().message + ")"};
   }
   const long status = res.value().status;
-  if (status >= 300 && status < 400) return Error{Errc::invalid, "it answered a redirect, which is not followed"};
-  if (status >= 500 || status == 429) return Error{Errc::unavailable, "it answered " + std::to_string(status)};
+  if (status >= 300 && status < 400)
+    return Error{Errc::invalid, "it answered a redirect, which is not followed"};
+  if (status >= 500 || status == 429)
+    return Error{Errc::unavailable, "it answered " + std::to_string(status)};
   if (status != 200) return Error{Errc::invalid, "it answered " + std::to_string(status)};
   auto type = BanPhotos::image_type(res.value().body);
   if (type.empty()) return Error{Errc::invalid, "it is not a JPEG, PNG or WebP image"};
   auto bytes = std::make_shared<const std::string>(std::move(res.value().body));
-  if (auto w = write_file_atomically(path, *bytes, {0600, std::nullopt}); w) prune(s.dir, s.max_total);
+  if (auto w = write_file_atomically(path, *bytes, {0600, std::nullopt}); w)
+    prune(s.dir, s.max_total);
   return Photo{type, std::move(bytes)};
 }
 
@@ -148,10 +158,13 @@ struct BanPhotos::Impl : std::enable_shared_from_this<Impl> {
   void fail(const std::string& url, const Error& error) {
     const auto now = std::chrono::steady_clock::now();
     if (failures.size() >= kMaxFailures) {
-      for (auto it = failures.begin(); it != failures.end();) it = it->second.until <= now ? failures.erase(it) : std::next(it);
+      for (auto it = failures.begin(); it != failures.end();)
+        it = it->second.until <= now ? failures.erase(it) : std::next(it);
       if (failures.size() >= kMaxFailures) failures.erase(failures.begin());
     }
-    const auto wait = error.code == Errc::invalid ? settings.retry_after : std::min(settings.retry_after, kRetryUnavailable);
+    const auto wait = error.code == Errc::invalid
+                          ? settings.retry_after
+                          : std::min(settings.retry_after, kRetryUnavailable);
     failures[url] = Failure{now + wait, error};
     if (error.code == Errc::invalid) ++refused;
     // Once per URL and retry time; the host only (a URL may carry a signature).
@@ -193,10 +206,11 @@ struct BanPhotos::Impl : std::enable_shared_from_this<Impl> {
       const auto origins = settings.cloud_origins();
       cloud = std::find(origins.begin(), origins.end(), url_origin(url)) != origins.end();
     }
-    pool.run([s = settings, url, cloud, stopping = stopping] { return load(s, url, cloud, *stopping); },
-             [weak = weak_from_this(), url](Result<Photo> r) {
-               if (auto self = weak.lock()) self->loaded(url, std::move(r));
-             });
+    pool.run(
+        [s = settings, url, cloud, stopping = stopping] { return load(s, url, cloud, *stopping); },
+        [weak = weak_from_this(), url](Result<Photo> r) {
+          if (auto self = weak.lock()) self->loaded(url, std::move(r));
+        });
   }
 
   void prefetch_next() {
@@ -251,19 +265,23 @@ void BanPhotos::stop() {
 Result<void> BanPhotos::check_url(const std::string& url) {
   if (url.size() > kMaxUrl) return Error{Errc::invalid, "its URL is longer than 2,048 characters"};
   for (unsigned char c : url) {
-    if (c <= 0x20 || c >= 0x7f) return Error{Errc::invalid, "its URL has a space or a character outside ASCII"};
+    if (c <= 0x20 || c >= 0x7f)
+      return Error{Errc::invalid, "its URL has a space or a character outside ASCII"};
   }
   if (url_scheme(url) != "https") return Error{Errc::invalid, "its URL is not https"};
   const auto rest = url.substr(8);
   const auto authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (authority.find('@') != std::string::npos) return Error{Errc::invalid, "its URL carries a user name"};
-  if (url_host(url).empty() || url_port(url) < 0) return Error{Errc::invalid, "its URL has no host or a bad port"};
+  if (authority.find('@') != std::string::npos)
+    return Error{Errc::invalid, "its URL carries a user name"};
+  if (url_host(url).empty() || url_port(url) < 0)
+    return Error{Errc::invalid, "its URL has no host or a bad port"};
   return ok();
 }
 
 std::string BanPhotos::image_type(std::string_view b) {
   if (b.size() >= 3 && b.substr(0, 3) == std::string_view("\xFF\xD8\xFF", 3)) return "image/jpeg";
-  if (b.size() >= 8 && b.substr(0, 8) == std::string_view("\x89PNG\r\n\x1A\n", 8)) return "image/png";
+  if (b.size() >= 8 && b.substr(0, 8) == std::string_view("\x89PNG\r\n\x1A\n", 8))
+    return "image/png";
   if (b.size() >= 12 && b.substr(0, 4) == "RIFF" && b.substr(8, 4) == "WEBP") return "image/webp";
   return "";
 }

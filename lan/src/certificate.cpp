@@ -33,28 +33,30 @@ struct Parsed {
 // leaves a certificate with a key that is not its own, which no TLS context
 // accepts. Such a pair is made again, never kept.
 bool key_matches(X509* cert, const std::string& key_pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())),
-                                               BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
   if (!bio) return false;
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
-                                                         EVP_PKEY_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
   const bool ok = key && X509_check_private_key(cert, key.get()) == 1;
   ERR_clear_error();
   return ok;
 }
 
 std::optional<Parsed> parse(const std::string& pem, const std::string& key_pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   if (!bio) return std::nullopt;
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr),
-                                                   X509_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
   if (!cert) return std::nullopt;
   Parsed p;
   p.key_matches = key_matches(cert.get(), key_pem);
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return std::nullopt;
   p.not_after = std::chrono::system_clock::from_time_t(timegm(&tm));
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  auto* sans = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
     if (n->type == GEN_DNS) {
@@ -68,7 +70,8 @@ std::optional<Parsed> parse(const std::string& pem, const std::string& key_pem) 
       long len = BIO_get_mem_data(out.get(), &text);
       std::string s(text, static_cast<std::size_t>(len));
       if (s.rfind("IP Address:", 0) == 0) s = s.substr(11);
-      std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(s.begin(), s.end(), s.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       p.names.push_back(s);
     }
   }
@@ -80,7 +83,8 @@ std::optional<Parsed> parse(const std::string& pem, const std::string& key_pem) 
 std::string canonical_ip(const std::string& text) {
   unsigned char buf[16];
   char out[64];
-  if (inet_pton(AF_INET6, text.c_str(), buf) == 1 && inet_ntop(AF_INET6, buf, out, sizeof out)) return out;
+  if (inet_pton(AF_INET6, text.c_str(), buf) == 1 && inet_ntop(AF_INET6, buf, out, sizeof out))
+    return out;
   return text;
 }
 
@@ -100,13 +104,16 @@ Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& r) {
     if (auto p = parse(cert.value(), key.value())) {
       std::vector<std::string> have;
       for (const auto& n : p->names) have.push_back(canonical_ip(n));
-      const bool names_ok = std::all_of(dns.begin(), dns.end(), [&](const std::string& n) {
-                              return std::find(have.begin(), have.end(), n) != have.end();
-                            }) &&
-                            std::all_of(ips.begin(), ips.end(), [&](const std::string& n) {
-                              return std::find(have.begin(), have.end(), canonical_ip(n)) != have.end();
-                            });
-      if (names_ok && p->key_matches && p->not_after - std::chrono::system_clock::now() > kRenewBefore) {
+      const bool names_ok =
+          std::all_of(dns.begin(), dns.end(),
+                      [&](const std::string& n) {
+                        return std::find(have.begin(), have.end(), n) != have.end();
+                      }) &&
+          std::all_of(ips.begin(), ips.end(), [&](const std::string& n) {
+            return std::find(have.begin(), have.end(), canonical_ip(n)) != have.end();
+          });
+      if (names_ok && p->key_matches &&
+          p->not_after - std::chrono::system_clock::now() > kRenewBefore) {
         out.cert_pem = std::move(cert).value();
         out.key_pem = std::move(key).value();
         out.not_after = format_rfc3339(p->not_after);
@@ -119,8 +126,10 @@ Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& r) {
     if (!made) return made.error();
     ::mkdir(r.dir.c_str(), 0700);
     // The key first: a certificate without its key would be kept next time.
-    if (auto w = write_file_atomically(key_path, made.value().key_pem, {0600, std::nullopt}); !w) return w.error();
-    if (auto w = write_file_atomically(cert_path, made.value().cert_pem, {0644, std::nullopt}); !w) return w.error();
+    if (auto w = write_file_atomically(key_path, made.value().key_pem, {0600, std::nullopt}); !w)
+      return w.error();
+    if (auto w = write_file_atomically(cert_path, made.value().cert_pem, {0644, std::nullopt}); !w)
+      return w.error();
     out.cert_pem = made.value().cert_pem;
     out.key_pem = made.value().key_pem;
     out.made_now = true;

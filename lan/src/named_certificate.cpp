@@ -44,7 +44,8 @@ std::chrono::system_clock::time_point to_time(const ASN1_TIME* t) {
 
 std::set<std::string> dns_names(X509* cert) {
   std::set<std::string> out;
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
     if (n->type == GEN_DNS) {
@@ -67,7 +68,8 @@ bool valid_lan_name(const std::string& name) {
   while (start <= name.size()) {
     const auto dot = std::min(name.find('.', start), name.size());
     const std::string label = name.substr(start, dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
     for (char c : label) {
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
     }
@@ -83,19 +85,21 @@ std::string guard_address(const std::string& name, const std::string& ipv4, int 
   in_addr a{};
   if (name.empty() || ::inet_pton(AF_INET, ipv4.c_str(), &a) != 1) return "";
   const auto* b = reinterpret_cast<const unsigned char*>(&a);
-  const bool is_private = b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) || (b[0] == 192 && b[1] == 168) ||
-                          (b[0] == 100 && (b[1] & 0xC0) == 64);
+  const bool is_private = b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) ||
+                          (b[0] == 192 && b[1] == 168) || (b[0] == 100 && (b[1] & 0xC0) == 64);
   if (!is_private) return "";
-  return "https://" + std::to_string(b[0]) + "-" + std::to_string(b[1]) + "-" + std::to_string(b[2]) + "-" +
-         std::to_string(b[3]) + "." + name + ":" + std::to_string(port) + "/";
+  return "https://" + std::to_string(b[0]) + "-" + std::to_string(b[1]) + "-" +
+         std::to_string(b[2]) + "-" + std::to_string(b[3]) + "." + name + ":" +
+         std::to_string(port) + "/";
 }
 
 bool NamedCertificate::renewal_due(std::chrono::system_clock::time_point now) const {
   return (not_after - now) * 3 < (not_after - not_before);
 }
 
-Result<NamedCertificate> check_chain(const std::string& chain_pem, const std::string& key_pem, const std::string& name,
-                                     const std::string& roots_file, std::chrono::system_clock::time_point now) {
+Result<NamedCertificate> check_chain(const std::string& chain_pem, const std::string& key_pem,
+                                     const std::string& name, const std::string& roots_file,
+                                     std::chrono::system_clock::time_point now) {
   // chain
   if (chain_pem.size() > kMaxChain) return failed("chain", "it is larger than 64 KiB");
   std::vector<Cert> certs;
@@ -109,7 +113,8 @@ Result<NamedCertificate> check_chain(const std::string& chain_pem, const std::st
     ERR_clear_error();
   }
   if (certs.empty()) return failed("chain", "it holds no PEM certificate");
-  if (certs.size() > static_cast<std::size_t>(kMaxCertificates)) return failed("chain", "it holds more than 10 certificates");
+  if (certs.size() > static_cast<std::size_t>(kMaxCertificates))
+    return failed("chain", "it holds more than 10 certificates");
   X509* leaf = certs.front().get();
   // key
   Bio kb(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
@@ -124,25 +129,29 @@ Result<NamedCertificate> check_chain(const std::string& chain_pem, const std::st
   if (got != std::set<std::string>(wanted.begin(), wanted.end())) {
     std::string list;
     for (const auto& n : got) list += (list.empty() ? "" : ", ") + n;
-    return failed("names", "the certificate names " + (list.empty() ? std::string("nothing") : list) + ", not exactly " +
+    return failed("names", "the certificate names " +
+                               (list.empty() ? std::string("nothing") : list) + ", not exactly " +
                                wanted[0] + " and " + wanted[1]);
   }
   // trust
   Store store(X509_STORE_new());
-  if (!store || X509_STORE_set_default_paths(store.get()) != 1) return failed("trust", "no trust store");
+  if (!store || X509_STORE_set_default_paths(store.get()) != 1)
+    return failed("trust", "no trust store");
   if (!roots_file.empty() && X509_STORE_load_file(store.get(), roots_file.c_str()) != 1) {
     return failed("trust", "the roots file " + roots_file + " cannot be read");
   }
-  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(sk_X509_new_null(),
-                                                                        [](STACK_OF(X509)* s) { sk_X509_free(s); });
+  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(
+      sk_X509_new_null(), [](STACK_OF(X509) * s) { sk_X509_free(s); });
   for (std::size_t i = 1; i < certs.size(); ++i) sk_X509_push(untrusted.get(), certs[i].get());
   StoreCtx ctx(X509_STORE_CTX_new());
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) return failed("trust", "no context");
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1)
+    return failed("trust", "no context");
   X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
   X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_NO_CHECK_TIME);
   if (X509_verify_cert(ctx.get()) != 1) {
     return failed("trust", std::string("the chain does not verify to a trusted root (") +
-                               X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())) + ")");
+                               X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())) +
+                               ")");
   }
   // validity, of every certificate of the chain as verified
   const std::time_t t = std::chrono::system_clock::to_time_t(now);

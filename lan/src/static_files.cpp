@@ -43,20 +43,30 @@ std::optional<std::string> real_path(const std::string& p) {
 
 std::string content_type_for(const std::string& path) {
   static const std::map<std::string, std::string> kTypes = {
-      {".html", "text/html; charset=utf-8"},      {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json"},              {".webmanifest", "application/manifest+json"},
-      {".svg", "image/svg+xml"},                  {".png", "image/png"},
-      {".jpg", "image/jpeg"},                     {".jpeg", "image/jpeg"},
-      {".ico", "image/x-icon"},                   {".woff2", "font/woff2"},
-      {".txt", "text/plain; charset=utf-8"},      {".m3u8", "application/vnd.apple.mpegurl"},
-      {".ts", "video/mp2t"},                      {".m4s", "video/iso.segment"},
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".webmanifest", "application/manifest+json"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".ico", "image/x-icon"},
+      {".woff2", "font/woff2"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".m3u8", "application/vnd.apple.mpegurl"},
+      {".ts", "video/mp2t"},
+      {".m4s", "video/iso.segment"},
       {".mp4", "video/mp4"}};
   auto dot = path.rfind('.');
   auto slash = path.rfind('/');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "application/octet-stream";
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash))
+    return "application/octet-stream";
   std::string ext = path.substr(dot);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   auto it = kTypes.find(ext);
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
@@ -73,7 +83,8 @@ Result<StaticFile> resolve_static(const std::string& web_dir, const std::string&
     auto end = p.find('/', start);
     if (end == std::string::npos) end = p.size();
     const auto seg = p.substr(start, end - start);
-    if (seg == ".." || seg == ".") return Error{Errc::invalid, "the path may not hold . or .. segments"};
+    if (seg == ".." || seg == ".")
+      return Error{Errc::invalid, "the path may not hold . or .. segments"};
     start = end + 1;
   }
   auto root = real_path(web_dir);
@@ -87,7 +98,8 @@ Result<StaticFile> resolve_static(const std::string& web_dir, const std::string&
   if (!real || (real->compare(0, root->size() + 1, *root + "/") != 0)) {
     return Error{Errc::not_found, "no such file"};
   }
-  if (::stat(real->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Error{Errc::not_found, "no such file"};
+  if (::stat(real->c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return Error{Errc::not_found, "no such file"};
   StaticFile f;
   f.path = *real;
   f.content_type = content_type_for(*real);

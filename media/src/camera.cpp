@@ -14,7 +14,8 @@ bool is_camera_id(std::string_view id) {
   if (id.empty() || id.size() > 32) return false;
   auto lower_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (!lower_digit(id[0])) return false;
-  return std::all_of(id.begin(), id.end(), [&](char c) { return lower_digit(c) || c == '_' || c == '-'; });
+  return std::all_of(id.begin(), id.end(),
+                     [&](char c) { return lower_digit(c) || c == '_' || c == '-'; });
 }
 
 Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) {
@@ -38,7 +39,8 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
   if (std::regex_match(input, kDevice) || std::regex_match(input, kByPath)) {
     c.kind = InputKind::v4l2;
   } else if (input.rfind("rtsp://", 0) == 0 || input.rfind("rtsps://", 0) == 0) {
-    if (input.size() > 1024 || std::any_of(input.begin(), input.end(), [](unsigned char ch) { return ch <= ' '; })) {
+    if (input.size() > 1024 ||
+        std::any_of(input.begin(), input.end(), [](unsigned char ch) { return ch <= ' '; })) {
       return bad("INPUT is not a valid RTSP URL");
     }
     c.kind = InputKind::rtsp;
@@ -49,7 +51,8 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
     if (at != std::string::npos && input.find('/', scheme_end) > at) {
       const std::string userinfo = input.substr(scheme_end, at - scheme_end);
       log::add_secret(userinfo);
-      if (auto colon = userinfo.find(':'); colon != std::string::npos) log::add_secret(userinfo.substr(colon + 1));
+      if (auto colon = userinfo.find(':'); colon != std::string::npos)
+        log::add_secret(userinfo.substr(colon + 1));
     }
   } else if (input.rfind("lavfi:", 0) == 0) {
     const std::string source = input.substr(6);
@@ -59,7 +62,8 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
     c.kind = InputKind::lavfi;
     input = source;
   } else {
-    return bad("INPUT must be a V4L2 device (/dev/videoN), an rtsp:// or rtsps:// URL, or lavfi:testsrc");
+    return bad(
+        "INPUT must be a V4L2 device (/dev/videoN), an rtsp:// or rtsps:// URL, or lavfi:testsrc");
   }
   c.input = input;
   if (auto size = env.value().get("SIZE"); size && !size->empty()) {
@@ -68,13 +72,14 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
     if (!std::regex_match(*size, m, kSize)) return bad("SIZE must be WIDTHxHEIGHT, e.g. 640x480");
     c.width = std::stoi(m[1]);
     c.height = std::stoi(m[2]);
-    if (c.width < 16 || c.height < 16 || c.width > 3840 || c.height > 2160 || c.width % 2 || c.height % 2) {
+    if (c.width < 16 || c.height < 16 || c.width > 3840 || c.height > 2160 || c.width % 2 ||
+        c.height % 2) {
       return bad("SIZE must be even, from 16x16 to 3840x2160");
     }
   }
   if (auto fps = env.value().get("FPS"); fps && !fps->empty()) {
-    if (fps->size() > 2 || !std::all_of(fps->begin(), fps->end(), ::isdigit) || std::stoi(*fps) < 1 ||
-        std::stoi(*fps) > 60) {
+    if (fps->size() > 2 || !std::all_of(fps->begin(), fps->end(), ::isdigit) ||
+        std::stoi(*fps) < 1 || std::stoi(*fps) > 60) {
       return bad("FPS must be a whole number from 1 to 60");
     }
     c.fps = std::stoi(*fps);
@@ -86,7 +91,8 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
   }
   if (auto fmt = env.value().get("INPUT_FORMAT"); fmt && !fmt->empty()) {
     static const std::regex kFmt(R"(^[a-z0-9_]{1,16}$)");
-    if (!std::regex_match(*fmt, kFmt)) return bad("INPUT_FORMAT must be a pixel format name, e.g. mjpeg or yuyv422");
+    if (!std::regex_match(*fmt, kFmt))
+      return bad("INPUT_FORMAT must be a pixel format name, e.g. mjpeg or yuyv422");
     if (c.kind != InputKind::v4l2) return bad("INPUT_FORMAT applies to V4L2 devices only");
     c.input_format = *fmt;
   }
@@ -100,8 +106,11 @@ Result<CameraConfig> parse_camera(const std::string& id, std::string_view text) 
   } else if (mode == "encode") {
     c.pipeline = Pipeline::encode;
   } else if (mode == "remux") {
-    if (c.kind != InputKind::rtsp) return bad("MODE=remux needs an rtsp:// or rtsps:// INPUT (a webcam's frames are encoded)");
-    if (picture) return bad("SIZE, FPS and BITRATE apply to MODE=encode (a remuxed stream is the camera's own)");
+    if (c.kind != InputKind::rtsp)
+      return bad("MODE=remux needs an rtsp:// or rtsps:// INPUT (a webcam's frames are encoded)");
+    if (picture)
+      return bad(
+          "SIZE, FPS and BITRATE apply to MODE=encode (a remuxed stream is the camera's own)");
     c.pipeline = Pipeline::remux;
   } else {
     return bad("MODE must be remux or encode");
@@ -131,7 +140,8 @@ std::string rtsp_input_file(const CameraConfig& c) {
   std::string quoted = "'";
   for (char ch : c.input) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
   quoted += "'";
-  return "ffconcat version 1.0\nfile " + quoted + "\noption rtsp_transport tcp\noption timeout 5000000\n";
+  return "ffconcat version 1.0\nfile " + quoted +
+         "\noption rtsp_transport tcp\noption timeout 5000000\n";
 }
 
 std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& hls) {
@@ -141,8 +151,9 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& h
   // start repeats some: ffmpeg's warnings about them would bury the one
   // error that matters (a 401) in the kept stderr.
   const bool rtsp = c.kind == InputKind::rtsp;
-  std::vector<std::string> a{hls.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", rtsp ? "error" : "warning", "-nostats",
-                             "-progress", "pipe:1", "-stats_period", "1"};
+  std::vector<std::string> a{
+      hls.ffmpeg, "-hide_banner", "-nostdin", "-loglevel",     rtsp ? "error" : "warning",
+      "-nostats", "-progress",    "pipe:1",   "-stats_period", "1"};
   switch (c.kind) {
     case InputKind::v4l2:
       a.insert(a.end(), {"-f", "v4l2"});
@@ -153,8 +164,9 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& h
       // The URL is in the ffconcat file, not here. Cameras send no usable
       // timestamps until their first RTCP report: the arrival time is used,
       // as Frigate does for every RTSP input.
-      a.insert(a.end(), {"-use_wallclock_as_timestamps", "1", "-f", "concat", "-safe", "0", "-protocol_whitelist",
-                         "file,rtsp,rtsps,tcp,tls,udp,rtp", "-i", kRtspInputFile});
+      a.insert(a.end(),
+               {"-use_wallclock_as_timestamps", "1", "-f", "concat", "-safe", "0",
+                "-protocol_whitelist", "file,rtsp,rtsps,tcp,tls,udp,rtp", "-i", kRtspInputFile});
       break;
     case InputKind::lavfi:
       // -re: a test source paced like a camera, not as fast as the CPU goes.
@@ -167,11 +179,13 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& h
     a.insert(a.end(), {"-map", "0:v:0", "-c:v", "copy"});
   } else {
     const std::string gop = std::to_string(c.fps * hls.segment.count());
-    a.insert(a.end(), {"-map", "0:v:0", "-vf", "scale=" + std::to_string(c.width) + ":" + std::to_string(c.height) + ",fps=" + fps,
-                       "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-                       "-b:v", c.bitrate, "-maxrate", c.bitrate, "-bufsize", c.bitrate,
-                       // A keyframe starts every segment.
-                       "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"});
+    a.insert(a.end(),
+             {"-map", "0:v:0", "-vf",
+              "scale=" + std::to_string(c.width) + ":" + std::to_string(c.height) + ",fps=" + fps,
+              "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt",
+              "yuv420p", "-b:v", c.bitrate, "-maxrate", c.bitrate, "-bufsize", c.bitrate,
+              // A keyframe starts every segment.
+              "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"});
   }
   // Two outputs of one demux (and one encode): HLS, and fragmented MP4 on
   // fd 3 for live viewers (a fragment a frame: Media Source Extensions in
@@ -179,13 +193,15 @@ std::vector<std::string> ffmpeg_argv(const CameraConfig& c, const HlsSettings& h
   // ignores the MP4 output failing (HLS goes on). Names are relative: ffmpeg
   // runs in the camera's folder, so no path needs the tee muxer's escaping.
   if (c.pipeline == Pipeline::encode) a.insert(a.end(), {"-flags", "+global_header"});
-  a.insert(a.end(), {"-f", "tee",
-                     "[f=hls:hls_time=" + std::to_string(hls.segment.count()) +
-                         ":hls_list_size=" + std::to_string(hls.list_size) +
-                         ":hls_flags=delete_segments+temp_file+program_date_time+independent_segments"
-                         // Segment numbers keep growing across restarts, so players never see one reused.
-                         ":hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
-                         "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:flush_packets=1:onfail=ignore]pipe:3"});
+  a.insert(a.end(),
+           {"-f", "tee",
+            "[f=hls:hls_time=" + std::to_string(hls.segment.count()) +
+                ":hls_list_size=" + std::to_string(hls.list_size) +
+                ":hls_flags=delete_segments+temp_file+program_date_time+independent_segments"
+                // Segment numbers keep growing across restarts, so players never see one reused.
+                ":hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
+                "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:flush_packets=1:"
+                "onfail=ignore]pipe:3"});
   return a;
 }
 

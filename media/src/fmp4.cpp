@@ -14,7 +14,9 @@ std::uint32_t u32(std::string_view b, std::size_t at) {
          static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 3]));
 }
 
-std::uint64_t u64(std::string_view b, std::size_t at) { return (std::uint64_t{u32(b, at)} << 32) | u32(b, at + 4); }
+std::uint64_t u64(std::string_view b, std::size_t at) {
+  return (std::uint64_t{u32(b, at)} << 32) | u32(b, at + 4);
+}
 
 struct Box {
   std::string_view type;
@@ -38,7 +40,8 @@ std::optional<std::vector<Box>> children(std::string_view data) {
       size = data.size() - at;  // to the end of its container
     }
     if (size < header || size > data.size() - at) return std::nullopt;
-    out.push_back({data.substr(at + 4, 4), data.substr(at, size), data.substr(at + header, size - header)});
+    out.push_back(
+        {data.substr(at + 4, 4), data.substr(at, size), data.substr(at + header, size - header)});
     at += size;
     if (out.size() > 4096) return std::nullopt;
   }
@@ -75,7 +78,8 @@ std::optional<std::uint32_t> trex_flags(std::string_view moov_payload) {
 
 // Whether a moof's first sample is a sync sample (ISO/IEC 14496-12 8.8.7,
 // 8.8.8: sample_is_non_sync_sample is bit 16 of the sample flags).
-std::optional<bool> first_sample_is_sync(std::string_view moof_payload, std::uint32_t movie_default) {
+std::optional<bool> first_sample_is_sync(std::string_view moof_payload,
+                                         std::uint32_t movie_default) {
   auto traf = child(moof_payload, "traf");
   if (!traf) return std::nullopt;
   auto tfhd = child(traf->payload, "tfhd");
@@ -110,7 +114,9 @@ std::optional<bool> first_sample_is_sync(std::string_view moof_payload, std::uin
 
 }  // namespace
 
-bool browsers_play(const std::string& codec) { return codec.rfind("avc1.", 0) == 0 || codec.rfind("avc3.", 0) == 0; }
+bool browsers_play(const std::string& codec) {
+  return codec.rfind("avc1.", 0) == 0 || codec.rfind("avc3.", 0) == 0;
+}
 
 std::string fmp4_codec(std::string_view moov) {
   auto top = children(moov);
@@ -129,8 +135,10 @@ std::string fmp4_codec(std::string_view moov) {
     auto avcc = child(entry.payload.substr(78), "avcC");
     if (avcc && avcc->payload.size() >= 4 && static_cast<unsigned char>(avcc->payload[0]) == 1) {
       char codec[16];
-      std::snprintf(codec, sizeof codec, "%s.%02x%02x%02x", type.c_str(), static_cast<unsigned char>(avcc->payload[1]),
-                    static_cast<unsigned char>(avcc->payload[2]), static_cast<unsigned char>(avcc->payload[3]));
+      std::snprintf(codec, sizeof codec, "%s.%02x%02x%02x", type.c_str(),
+                    static_cast<unsigned char>(avcc->payload[1]),
+                    static_cast<unsigned char>(avcc->payload[2]),
+                    static_cast<unsigned char>(avcc->payload[3]));
       return codec;
     }
   }
@@ -170,7 +178,8 @@ Result<void> Fmp4Splitter::feed(std::string_view bytes, std::vector<Fmp4Piece>& 
     if (size == 0) return fail("a box that runs to the end of a live stream");
     if (size < header || size > kMaxBox) return fail("a box of " + std::to_string(size) + " bytes");
     if (rest.size() < size) break;
-    if (auto taken = take_box(rest.substr(4, 4), rest.substr(0, size), out); !taken) return fail(taken.error().message);
+    if (auto taken = take_box(rest.substr(4, 4), rest.substr(0, size), out); !taken)
+      return fail(taken.error().message);
     used_ += size;
   }
   if (used_ == buffer_.size() || used_ > (1u << 20)) {
@@ -180,18 +189,21 @@ Result<void> Fmp4Splitter::feed(std::string_view bytes, std::vector<Fmp4Piece>& 
   return ok();
 }
 
-Result<void> Fmp4Splitter::take_box(std::string_view type, std::string_view box, std::vector<Fmp4Piece>& out) {
+Result<void> Fmp4Splitter::take_box(std::string_view type, std::string_view box,
+                                    std::vector<Fmp4Piece>& out) {
   auto parsed = children(box);
   if (!parsed || parsed->size() != 1) return Error{Errc::invalid, "a malformed box"};
   const std::string_view payload = parsed->front().payload;
   if (type == "ftyp") {
-    if (box.size() > 4096) return Error{Errc::invalid, "an ftyp box of " + std::to_string(box.size()) + " bytes"};
+    if (box.size() > 4096)
+      return Error{Errc::invalid, "an ftyp box of " + std::to_string(box.size()) + " bytes"};
     ftyp_.assign(box);
     have_init_ = false;
     moof_.clear();
   } else if (type == "moov") {
     if (ftyp_.empty()) return Error{Errc::invalid, "a moov box without ftyp"};
-    if (box.size() > (1u << 20)) return Error{Errc::invalid, "a moov box of " + std::to_string(box.size()) + " bytes"};
+    if (box.size() > (1u << 20))
+      return Error{Errc::invalid, "a moov box of " + std::to_string(box.size()) + " bytes"};
     if (!children(payload)) return Error{Errc::invalid, "a malformed moov box"};
     Fmp4Piece init;
     init.kind = Fmp4Piece::Kind::init;

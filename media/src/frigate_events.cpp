@@ -29,8 +29,8 @@ struct Poll {
   std::vector<ParsedEvent> events;
   std::size_t skipped = 0;
   bool more = false;
-  bool newest_first = false;  // this Frigate ignored sort=date_asc (an older release)
-  bool tie_overflow = false;  // a page of events that all start at the same instant
+  bool newest_first = false;         // this Frigate ignored sort=date_asc (an older release)
+  bool tie_overflow = false;         // a page of events that all start at the same instant
   std::optional<double> gap_before;  // events after the cursor and before this were not read
   // For the alarms: the events in progress now, and those that ended since
   // the last poll read by id; what is in progress now, by id.
@@ -60,15 +60,17 @@ Result<nlohmann::json> get_json(const std::string& url, std::chrono::millisecond
   req.headers = {"X-Cache-Bypass: 1"};
   auto res = get(req);
   if (!res) return res.error();
-  if (res.value().status != 200) return Error{Errc::network, "HTTP " + std::to_string(res.value().status)};
+  if (res.value().status != 200)
+    return Error{Errc::network, "HTTP " + std::to_string(res.value().status)};
   return nlohmann::json::parse(res.value().body, nullptr, false);
 }
 
-Result<Page> get_page(const std::string& base, double after, std::optional<double> before, std::size_t limit,
-                      std::chrono::milliseconds timeout) {
-  auto answer = get_json(base + "/api/events?after=" + number(after) + (before ? "&before=" + number(*before) : "") +
-                             "&sort=date_asc&limit=" + std::to_string(limit) + "&include_thumbnails=0",
-                         timeout);
+Result<Page> get_page(const std::string& base, double after, std::optional<double> before,
+                      std::size_t limit, std::chrono::milliseconds timeout) {
+  auto answer = get_json(
+      base + "/api/events?after=" + number(after) + (before ? "&before=" + number(*before) : "") +
+          "&sort=date_asc&limit=" + std::to_string(limit) + "&include_thumbnails=0",
+      timeout);
   if (!answer) return answer.error();
   const auto& json = answer.value();
   if (!json.is_array()) return Error{Errc::invalid, "the events answer is not a JSON array"};
@@ -116,7 +118,8 @@ Poll read_pages(const std::string& base, double after, const FrigateEventsSettin
   if (!p.newest_first) {
     p.events = std::move(page.events);
     const double last = p.events.empty() ? after : p.events.back().start_time;
-    auto cut = std::find_if(p.events.begin(), p.events.end(), [&](const ParsedEvent& e) { return e.start_time == last; });
+    auto cut = std::find_if(p.events.begin(), p.events.end(),
+                            [&](const ParsedEvent& e) { return e.start_time == last; });
     if (cut == p.events.begin()) {
       p.tie_overflow = true;  // nothing older to stop at: take the instant whole
     } else {
@@ -168,7 +171,8 @@ Poll read_pages(const std::string& base, double after, const FrigateEventsSettin
       // Keep the oldest; the newest are read again (and the instant the cut
       // falls in goes whole, so the cursor never passes one of its events).
       const double cut = held[s.hold].start_time;
-      held.erase(std::find_if(held.begin(), held.end(), [&](const ParsedEvent& e) { return e.start_time >= cut; }),
+      held.erase(std::find_if(held.begin(), held.end(),
+                              [&](const ParsedEvent& e) { return e.start_time >= cut; }),
                  held.end());
       dropped = true;
     }
@@ -185,9 +189,10 @@ Poll read_pages(const std::string& base, double after, const FrigateEventsSettin
 
 // The events in progress (newest first, as Frigate answers without `sort`),
 // and those of `previous` that are no longer, each read by id once.
-void read_live(const std::string& base, const std::vector<std::string>& previous, const FrigateEventsSettings& s,
-               Poll& p) {
-  auto now = get_json(base + "/api/events?in_progress=1&limit=" + std::to_string(s.in_progress) + "&include_thumbnails=0",
+void read_live(const std::string& base, const std::vector<std::string>& previous,
+               const FrigateEventsSettings& s, Poll& p) {
+  auto now = get_json(base + "/api/events?in_progress=1&limit=" + std::to_string(s.in_progress) +
+                          "&include_thumbnails=0",
                       s.answer_timeout);
   if (!now || !now.value().is_array()) return;  // the next poll tries again
   std::vector<std::string> ids;
@@ -217,7 +222,8 @@ Poll read_since(const std::string& base, double after, const std::vector<std::st
 
 std::string iso(double unix_seconds) {
   using namespace std::chrono;
-  return format_rfc3339(system_clock::time_point(duration_cast<system_clock::duration>(duration<double>(unix_seconds))));
+  return format_rfc3339(system_clock::time_point(
+      duration_cast<system_clock::duration>(duration<double>(unix_seconds))));
 }
 
 }  // namespace
@@ -241,7 +247,8 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
   auto camera = str("camera");
   auto label = str("label");
   auto start = num(e, "start_time");
-  if (!id || !camera || !label || !start || *start <= 0 || !std::regex_match(*id, kId)) return std::nullopt;
+  if (!id || !camera || !label || !start || *start <= 0 || !std::regex_match(*id, kId))
+    return std::nullopt;
   // Frigate 0.12 has top_score at the top; 0.13+ under data.
   auto score = num(e, "top_score");
   if (!score && e.contains("data")) score = num(e["data"], "top_score");
@@ -274,14 +281,19 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
   if (p.plate.size() > 32) p.plate.clear();
   p.client_id = name_uuid("frigate-event:" + *id);
   p.start_time = *start;
-  p.data = {{"camera", *camera}, {"label", *label}, {"score", score.value_or(0.0)}, {"startTime", iso(*start)}};
+  p.data = {{"camera", *camera},
+            {"label", *label},
+            {"score", score.value_or(0.0)},
+            {"startTime", iso(*start)}};
   if (auto end = num(e, "end_time")) p.data["endTime"] = iso(*end);
   return p;
 }
 
 struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
-  Impl(boost::asio::io_context& l, BlockingPool& w, FrigateEventsSettings s, QueueEvent q, OnObject o)
-      : loop(l), workers(w), settings(std::move(s)), queue(std::move(q)), on_object(std::move(o)), timer(l) {}
+  Impl(boost::asio::io_context& l, BlockingPool& w, FrigateEventsSettings s, QueueEvent q,
+       OnObject o)
+      : loop(l), workers(w), settings(std::move(s)), queue(std::move(q)), on_object(std::move(o)),
+        timer(l) {}
   boost::asio::io_context& loop;
   BlockingPool& workers;
   FrigateEventsSettings settings;
@@ -307,7 +319,9 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  std::chrono::milliseconds next_poll() const { return more ? std::chrono::milliseconds(0) : settings.poll; }
+  std::chrono::milliseconds next_poll() const {
+    return more ? std::chrono::milliseconds(0) : settings.poll;
+  }
 
   void schedule(std::chrono::milliseconds in) {
     timer.expires_after(in);
@@ -320,7 +334,8 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     busy = true;
     std::string base = settings.base_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
-    workers.run([base, after = after, live = in_progress, s = settings] { return read_since(base, after, live, s); },
+    workers.run([base, after = after, live = in_progress,
+                 s = settings] { return read_since(base, after, live, s); },
                 [self = shared_from_this()](Poll p) { self->polled(std::move(p)); });
   }
 
@@ -340,12 +355,19 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     }
     if (p.newest_first && !said_newest_first) {
       said_newest_first = true;
-      log.warn("This Frigate answers newest first whatever it is asked (an older release); its events are paged backwards.",
-               {{"url", settings.base_url}});
+      log.warn(
+          "This Frigate answers newest first whatever it is asked (an older release); its events "
+          "are paged backwards.",
+          {{"url", settings.base_url}});
     }
-    if (p.skipped) log.warn("Skipped Frigate events without an id, camera, label or start time.", {{"count", p.skipped}});
-    if (p.tie_overflow) log.warn("A whole page of Frigate events starts at one instant; some of them may be missed.", {});
-    if (p.reachable && !p.error.empty()) log.warn("Frigate's events could not be paged.", {{"reason", p.error}});
+    if (p.skipped)
+      log.warn("Skipped Frigate events without an id, camera, label or start time.",
+               {{"count", p.skipped}});
+    if (p.tie_overflow)
+      log.warn("A whole page of Frigate events starts at one instant; some of them may be missed.",
+               {});
+    if (p.reachable && !p.error.empty())
+      log.warn("Frigate's events could not be paged.", {{"reason", p.error}});
     if (p.gap_before) {
       log.error("Too many Frigate events to page back through; the oldest are skipped.",
                 {{"after", iso(after)}, {"before", iso(*p.gap_before)}});
@@ -398,9 +420,12 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
     after = cursor;
     char text[96];
     std::snprintf(text, sizeof text, "{\"after\":%.17g}\n", cursor);
-    workers.run([path = settings.state_file, body = std::string(text)] { return write_file_atomically(path, body); },
+    workers.run([path = settings.state_file,
+                 body = std::string(text)] { return write_file_atomically(path, body); },
                 [self = shared_from_this()](Result<void> r) {
-                  if (!r) self->log.error("Cannot save the Frigate events cursor.", {{"reason", r.error().message}});
+                  if (!r)
+                    self->log.error("Cannot save the Frigate events cursor.",
+                                    {{"reason", r.error().message}});
                   self->busy = false;
                   self->finish_if_stopping();
                   if (!self->stopping) self->schedule(self->next_poll());
@@ -408,9 +433,10 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-FrigateEvents::FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers, FrigateEventsSettings settings,
-                             QueueEvent queue, OnObject on_object)
-    : impl_(std::make_shared<Impl>(loop, workers, std::move(settings), std::move(queue), std::move(on_object))) {}
+FrigateEvents::FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers,
+                             FrigateEventsSettings settings, QueueEvent queue, OnObject on_object)
+    : impl_(std::make_shared<Impl>(loop, workers, std::move(settings), std::move(queue),
+                                   std::move(on_object))) {}
 FrigateEvents::~FrigateEvents() { impl_->stopping = true; }
 
 void FrigateEvents::start() {
@@ -421,12 +447,16 @@ void FrigateEvents::start() {
                       self->busy = false;
                       if (text) {
                         auto j = nlohmann::json::parse(text.value(), nullptr, false);
-                        if (j.is_object() && j.contains("after") && j["after"].is_number()) self->after = j["after"];
+                        if (j.is_object() && j.contains("after") && j["after"].is_number())
+                          self->after = j["after"];
                       }
                       if (self->stopping) return self->finish_if_stopping();
                       // Never from the start of time: the newest hour on a first start.
                       if (self->after <= 0) {
-                        self->after = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - 3600;
+                        self->after = std::chrono::duration<double>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count() -
+                                      3600;
                       }
                       self->poll();
                     });

@@ -1,6 +1,5 @@
 #include "media/frigate_proxy.hpp"
 
-
 #include <atomic>
 #include <deque>
 #include <map>
@@ -45,8 +44,9 @@ struct StreamEnd {
 
 struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   Impl(boost::asio::io_context& l, FrigateSettings s)
-      : loop(l), settings(std::move(s)), snapshots(l, 2), streams_pool(l, std::max<std::size_t>(1, settings.max_streams)),
-        housekeeping(l), flusher(l) {}
+      : loop(l), settings(std::move(s)), snapshots(l, 2),
+        streams_pool(l, std::max<std::size_t>(1, settings.max_streams)), housekeeping(l),
+        flusher(l) {}
 
   struct Stream {
     std::string id, re, camera;
@@ -91,7 +91,8 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
 
   void snapshot(const Envelope& req, Reply reply) {
     const std::string camera = req.payload["camera"];
-    if (!is_frigate_camera(camera)) return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
+    if (!is_frigate_camera(camera))
+      return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
     std::string path = "/api/" + camera + "/latest.jpg";
     if (req.payload.contains("height") && req.payload["height"].is_number_integer()) {
       path += "?height=" + std::to_string(req.payload["height"].get<int>());
@@ -109,13 +110,18 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
                     auto r = self->take(id);
                     if (!r || self->stopping) return;
                     const long status = answer ? answer.value().status : 0;
-                    if (status == 404) return r->error(protocol::ErrorCode::not_found, "Frigate has no camera " + camera);
+                    if (status == 404)
+                      return r->error(protocol::ErrorCode::not_found,
+                                      "Frigate has no camera " + camera);
                     if (status != 200) {
                       const std::string why = answer ? "" : answer.error().message;
                       self->log.warn("Frigate did not answer a snapshot.",
-                                     {{"camera", camera}, {"status", static_cast<std::int64_t>(status)}, {"reason", why}});
-                      return r->error(protocol::ErrorCode::unavailable, status ? "Frigate answered " + std::to_string(status)
-                                                              : "Frigate did not answer: " + why);
+                                     {{"camera", camera},
+                                      {"status", static_cast<std::int64_t>(status)},
+                                      {"reason", why}});
+                      return r->error(protocol::ErrorCode::unavailable,
+                                      status ? "Frigate answered " + std::to_string(status)
+                                             : "Frigate did not answer: " + why);
                     }
                     const std::string& body = answer.value().body;
                     protocol::BinaryHeader h;
@@ -128,9 +134,11 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
 
   void stream_start(const Envelope& req, Reply reply) {
     const std::string camera = req.payload["camera"];
-    if (!is_frigate_camera(camera)) return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
+    if (!is_frigate_camera(camera))
+      return reply.error(protocol::ErrorCode::invalid_args, "camera is not a Frigate camera name");
     if (streams.size() >= settings.max_streams) {
-      return reply.error(protocol::ErrorCode::busy, std::to_string(settings.max_streams) + " streams are already running");
+      return reply.error(protocol::ErrorCode::busy,
+                         std::to_string(settings.max_streams) + " streams are already running");
     }
     std::string path = "/api/" + camera + "?fps=" + std::to_string(req.payload["fps"].get<int>());
     if (req.payload.contains("height") && req.payload["height"].is_number_integer()) {
@@ -149,18 +157,19 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     ++stats.streams;
     ++in_flight;
     std::weak_ptr<Impl> weak = shared_from_this();
-    streams_pool.run(
-        [u = url(path), shared, weak, id, st = settings, &loop = loop]() { return pump(u, shared, weak, id, st, loop); },
-        [self = shared_from_this(), id](StreamEnd end) {
-          self->done_one();
-          self->stream_ended(id, end);
-        });
+    streams_pool.run([u = url(path), shared, weak, id, st = settings,
+                      &loop = loop]() { return pump(u, shared, weak, id, st, loop); },
+                     [self = shared_from_this(), id](StreamEnd end) {
+                       self->done_one();
+                       self->stream_ended(id, end);
+                     });
     arm_housekeeping();
   }
 
   // Worker: the MJPEG stream until it ends or is stopped; frames go to the loop.
-  static StreamEnd pump(const std::string& u, std::shared_ptr<StreamShared> shared, std::weak_ptr<Impl> weak,
-                        const std::string& id, const FrigateSettings& st, boost::asio::io_context& loop) {
+  static StreamEnd pump(const std::string& u, std::shared_ptr<StreamShared> shared,
+                        std::weak_ptr<Impl> weak, const std::string& id, const FrigateSettings& st,
+                        boost::asio::io_context& loop) {
     std::optional<MjpegParser> parser;
     auto last_data = SteadyClock::now();
     bool answered = false, stalled = false;
@@ -199,7 +208,8 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     StreamRequest req;
     req.url = u;
     req.connect_timeout = st.answer_timeout;
-    req.low_speed_time = std::chrono::seconds(std::max<long>(1, static_cast<long>(st.answer_timeout.count() / 1000)));
+    req.low_speed_time = std::chrono::seconds(
+        std::max<long>(1, static_cast<long>(st.answer_timeout.count() / 1000)));
     auto status = get_stream(req, h);
     StreamEnd end;
     end.status = status ? status.value() : 0;
@@ -214,7 +224,8 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   void stream_answered(const std::string& id) {
     auto it = streams.find(id);
     if (it == streams.end() || !it->second.pending_reply) return;
-    if (auto r = take(*it->second.pending_reply)) r->send("frigate.stream.started", {{"streamId", id}});
+    if (auto r = take(*it->second.pending_reply))
+      r->send("frigate.stream.started", {{"streamId", id}});
     it->second.pending_reply.reset();
     log.info("Frigate stream started.", {{"stream", id}, {"camera", it->second.camera}});
   }
@@ -255,7 +266,8 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
       if (ec || self->stopping) return;
       bool more = false;
       for (auto& [id, s] : self->streams) {
-        while (!s.held.empty() && self->send(s, s.held.front().first, s.held.front().second)) s.held.pop_front();
+        while (!s.held.empty() && self->send(s, s.held.front().first, s.held.front().second))
+          s.held.pop_front();
         more = more || !s.held.empty();
       }
       if (more) self->arm_flusher();
@@ -270,13 +282,16 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
         if (end.status == 404) {
           r->error(protocol::ErrorCode::not_found, "Frigate has no camera " + it->second.camera);
         } else {
-          r->error(protocol::ErrorCode::unavailable, end.status ? "Frigate answered " + std::to_string(end.status)
-                                             : "Frigate did not answer: " + end.error);
+          r->error(protocol::ErrorCode::unavailable,
+                   end.status ? "Frigate answered " + std::to_string(end.status)
+                              : "Frigate did not answer: " + end.error);
         }
       }
     }
-    log.warn("A Frigate stream ended.", {{"stream", id}, {"camera", it->second.camera},
-                                         {"status", static_cast<std::int64_t>(end.status)}, {"reason", end.error}});
+    log.warn("A Frigate stream ended.", {{"stream", id},
+                                         {"camera", it->second.camera},
+                                         {"status", static_cast<std::int64_t>(end.status)},
+                                         {"reason", end.error}});
     streams.erase(it);
   }
 
@@ -337,13 +352,16 @@ void FrigateProxy::attach(protocol::Router& d) {
     auto self = weak.lock();
     if (!self) return;
     const std::string id = e.payload["streamId"];
-    if (!self->streams.count(id)) return r.error(protocol::ErrorCode::not_found, "no stream " + id.substr(0, 128));
+    if (!self->streams.count(id))
+      return r.error(protocol::ErrorCode::not_found, "no stream " + id.substr(0, 128));
     self->stop_stream(id, "asked");
     r.send("ack");
   });
   d.on_notice("frigate.stream.keepalive", [weak](const Envelope& e) {
     auto self = weak.lock();
-    if (!self || !e.payload.is_object() || !e.payload.contains("streamId") || !e.payload["streamId"].is_string()) return;
+    if (!self || !e.payload.is_object() || !e.payload.contains("streamId") ||
+        !e.payload["streamId"].is_string())
+      return;
     auto it = self->streams.find(e.payload["streamId"].get<std::string>());
     if (it != self->streams.end()) it->second.keepalive = SteadyClock::now();
   });

@@ -22,7 +22,8 @@ void LiveFeed::piece(Fmp4Piece p) {
   }
   if (!gop_.empty() || p.key) {
     gop_bytes_ += p.bytes.size();
-    if (gop_bytes_ > kGopLimit) {  // a keyframe interval too long to keep: new viewers wait for the next
+    if (gop_bytes_ >
+        kGopLimit) {  // a keyframe interval too long to keep: new viewers wait for the next
       gop_.clear();
       gop_bytes_ = 0;
     } else {

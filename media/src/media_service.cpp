@@ -14,7 +14,8 @@
 namespace secbox::media {
 
 struct MediaService::Impl : std::enable_shared_from_this<Impl> {
-  Impl(boost::asio::io_context& l, BlockingPool& w, MediaSettings s) : loop(l), workers(w), settings(std::move(s)) {}
+  Impl(boost::asio::io_context& l, BlockingPool& w, MediaSettings s)
+      : loop(l), workers(w), settings(std::move(s)) {}
   boost::asio::io_context& loop;
   BlockingPool& workers;
   MediaSettings settings;
@@ -58,7 +59,8 @@ struct MediaService::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-MediaService::MediaService(boost::asio::io_context& loop, BlockingPool& workers, MediaSettings settings)
+MediaService::MediaService(boost::asio::io_context& loop, BlockingPool& workers,
+                           MediaSettings settings)
     : impl_(std::make_shared<Impl>(loop, workers, std::move(settings))) {}
 MediaService::~MediaService() = default;
 
@@ -67,17 +69,20 @@ void MediaService::start() {
   self->workers.run([s = self->settings] { return Impl::prepare(s); },
                     [self](CamerasLoaded loaded) {
                       if (self->stopping) return;
-                      for (const auto& p : loaded.problems) self->log.warn("Skipped a camera.", {{"reason", p}});
+                      for (const auto& p : loaded.problems)
+                        self->log.warn("Skipped a camera.", {{"reason", p}});
                       for (auto& c : loaded.cameras) {
                         const std::string dir = self->settings.hls_root + "/" + c.id;
-                        auto sup = std::make_unique<CameraSupervisor>(self->loop, std::move(c),
-                                                                      self->settings.supervisor, dir);
+                        auto sup = std::make_unique<CameraSupervisor>(
+                            self->loop, std::move(c), self->settings.supervisor, dir);
                         sup->start();
                         self->supervisors.push_back(std::move(sup));
                       }
                       self->loaded = true;
-                      self->log.info("Cameras read.", {{"cameras", static_cast<std::int64_t>(self->supervisors.size())},
-                                                       {"invalid", static_cast<std::int64_t>(loaded.problems.size())}});
+                      self->log.info(
+                          "Cameras read.",
+                          {{"cameras", static_cast<std::int64_t>(self->supervisors.size())},
+                           {"invalid", static_cast<std::int64_t>(loaded.problems.size())}});
                     });
 }
 

@@ -7,13 +7,16 @@ namespace secbox::media {
 namespace {
 
 bool is_jpeg(std::string_view b) {
-  return b.size() >= 4 && static_cast<unsigned char>(b[0]) == 0xFF && static_cast<unsigned char>(b[1]) == 0xD8 &&
-         static_cast<unsigned char>(b[b.size() - 2]) == 0xFF && static_cast<unsigned char>(b[b.size() - 1]) == 0xD9;
+  return b.size() >= 4 && static_cast<unsigned char>(b[0]) == 0xFF &&
+         static_cast<unsigned char>(b[1]) == 0xD8 &&
+         static_cast<unsigned char>(b[b.size() - 2]) == 0xFF &&
+         static_cast<unsigned char>(b[b.size() - 1]) == 0xD9;
 }
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -75,13 +78,15 @@ void MjpegParser::feed(std::string_view bytes, const OnFrame& on_frame) {
     }
     // The boundary never showed up in a whole frame's worth of bytes: the
     // server uses another one; fall back to the markers.
-    if (buf_.size() > max_frame_ + delimiter_.size() && buf_.find(delimiter_) == std::string::npos) delimiter_.clear();
+    if (buf_.size() > max_frame_ + delimiter_.size() && buf_.find(delimiter_) == std::string::npos)
+      delimiter_.clear();
   }
   if (delimiter_.empty()) {
     while (next_by_markers(on_frame)) {
     }
   }
-  if (buf_.size() > 2 * max_frame_ + 4096) {  // nothing sensible in a long time: keep memory bounded
+  if (buf_.size() >
+      2 * max_frame_ + 4096) {  // nothing sensible in a long time: keep memory bounded
     ++bad_parts_;
     buf_.erase(0, buf_.size() - max_frame_);
   }
@@ -121,7 +126,8 @@ bool MjpegParser::next_by_boundary(const OnFrame& on_frame) {
     }
     body_start = headers_end + 2;
   }
-  const std::string_view headers(buf_.data() + line_end + 1, headers_end > line_end ? headers_end - line_end - 1 : 0);
+  const std::string_view headers(buf_.data() + line_end + 1,
+                                 headers_end > line_end ? headers_end - line_end - 1 : 0);
   const long long length = content_length(headers);
   if (length > static_cast<long long>(max_frame_)) {
     ++bad_parts_;
@@ -147,7 +153,8 @@ bool MjpegParser::next_by_boundary(const OnFrame& on_frame) {
     // the last frame before a stall goes out at all).
     std::size_t end = buf_.size();
     while (end > body_start && (buf_[end - 1] == '\n' || buf_[end - 1] == '\r')) --end;
-    if (end - body_start >= 4 && is_jpeg(std::string_view(buf_).substr(body_start, end - body_start))) {
+    if (end - body_start >= 4 &&
+        is_jpeg(std::string_view(buf_).substr(body_start, end - body_start))) {
       std::string body = buf_.substr(body_start, end - body_start);
       buf_.erase(0, end);
       emit(std::move(body), on_frame);
@@ -156,7 +163,8 @@ bool MjpegParser::next_by_boundary(const OnFrame& on_frame) {
     return false;
   }
   std::size_t body_end = next;
-  while (body_end > body_start && (buf_[body_end - 1] == '\n' || buf_[body_end - 1] == '\r')) --body_end;
+  while (body_end > body_start && (buf_[body_end - 1] == '\n' || buf_[body_end - 1] == '\r'))
+    --body_end;
   std::string body = buf_.substr(body_start, body_end - body_start);
   buf_.erase(0, next);
   emit(std::move(body), on_frame);

@@ -34,11 +34,16 @@ using SteadyClock = std::chrono::steady_clock;
 
 std::string_view to_string(CameraState s) {
   switch (s) {
-    case CameraState::starting: return "starting";
-    case CameraState::live: return "live";
-    case CameraState::stalled: return "stalled";
-    case CameraState::failed: return "failed";
-    case CameraState::unauthorized: return "unauthorized";
+    case CameraState::starting:
+      return "starting";
+    case CameraState::live:
+      return "live";
+    case CameraState::stalled:
+      return "stalled";
+    case CameraState::failed:
+      return "failed";
+    case CameraState::unauthorized:
+      return "unauthorized";
   }
   return "starting";
 }
@@ -90,7 +95,8 @@ std::optional<unsigned long long> start_time_of(pid_t pid) {
   for (int i = 3; i <= 22; ++i) {
     if (!(rest >> field)) return std::nullopt;
   }
-  if (field.empty() || field.size() > 20 || field.find_first_not_of("0123456789") != std::string::npos) {
+  if (field.empty() || field.size() > 20 ||
+      field.find_first_not_of("0123456789") != std::string::npos) {
     return std::nullopt;
   }
   return std::stoull(field);
@@ -100,8 +106,9 @@ std::optional<unsigned long long> start_time_of(pid_t pid) {
 
 struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& l, CameraConfig c, SupervisorSettings s, std::string d)
-      : loop(l), camera(std::move(c)), settings(std::move(s)), dir(std::move(d)), out(l), err(l), live_in(l), exited(l),
-        segments(l), orphan(l), watchdog(l), restart_timer(l), kill_timer(l), orphan_timer(l), log("media") {}
+      : loop(l), camera(std::move(c)), settings(std::move(s)), dir(std::move(d)), out(l), err(l),
+        live_in(l), exited(l), segments(l), orphan(l), watchdog(l), restart_timer(l), kill_timer(l),
+        orphan_timer(l), log("media") {}
 
   asio::io_context& loop;
   CameraConfig camera;
@@ -117,9 +124,9 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
 
   CameraStatus st;
   pid_t pid = 0;
-  bool running = false;     // a child exists (not yet reaped)
+  bool running = false;  // a child exists (not yet reaped)
   bool stopping = false;
-  bool stall_kill = false;  // the running child is being killed for a stall
+  bool stall_kill = false;       // the running child is being killed for a stall
   bool splitter_failed = false;  // this run's live video was refused
   SteadyClock::time_point spawned_at, last_segment, live_since, last_frame_at;
   unsigned long long frames = 0;  // ffmpeg's frame count in this run
@@ -149,7 +156,8 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     std::ifstream in(pid_file());
     long long recorded_pid = 0;
     unsigned long long recorded_start = 0;
-    if (!(in >> recorded_pid >> recorded_start) || recorded_pid <= 1 || recorded_pid > (1LL << 22)) {
+    if (!(in >> recorded_pid >> recorded_start) || recorded_pid <= 1 ||
+        recorded_pid > (1LL << 22)) {
       ::unlink(pid_file().c_str());
       return next();
     }
@@ -194,10 +202,14 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     auto started = start_time_of(pid);
     if (!started) return;
     const std::string text = std::to_string(pid) + " " + std::to_string(*started) + "\n";
-    const int fd = ::open(pid_file().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    const bool written = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int fd =
+        ::open(pid_file().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    const bool written =
+        fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
     if (fd >= 0) ::close(fd);
-    if (!written) log.warn("Cannot write the camera's pid file.", {{"camera", camera.id}, {"reason", std::strerror(errno)}});
+    if (!written)
+      log.warn("Cannot write the camera's pid file.",
+               {{"camera", camera.id}, {"reason", std::strerror(errno)}});
   }
 
   void watch_segments() {
@@ -214,18 +226,20 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void read_segments() {
-    segments.async_read_some(asio::buffer(ev_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      if (ec) return;
-      bool segment = false;
-      for (std::size_t i = 0; i + sizeof(inotify_event) <= n;) {
-        auto* ev = reinterpret_cast<inotify_event*>(self->ev_buf + i);
-        std::string name = ev->len ? std::string(ev->name) : std::string();
-        if (name.size() > 3 && name.compare(name.size() - 3, 3, ".ts") == 0) segment = true;
-        i += sizeof(inotify_event) + ev->len;
-      }
-      if (segment) self->on_segment();
-      self->read_segments();
-    });
+    segments.async_read_some(
+        asio::buffer(ev_buf),
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          if (ec) return;
+          bool segment = false;
+          for (std::size_t i = 0; i + sizeof(inotify_event) <= n;) {
+            auto* ev = reinterpret_cast<inotify_event*>(self->ev_buf + i);
+            std::string name = ev->len ? std::string(ev->name) : std::string();
+            if (name.size() > 3 && name.compare(name.size() - 3, 3, ".ts") == 0) segment = true;
+            i += sizeof(inotify_event) + ev->len;
+          }
+          if (segment) self->on_segment();
+          self->read_segments();
+        });
   }
 
   void on_segment() {
@@ -245,7 +259,8 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     if (stopping) return;
     auto child = spawn(ffmpeg_argv(camera, settings.hls), dir);
     if (!child) {
-      log.error("Cannot start ffmpeg for a camera.", {{"camera", camera.id}, {"reason", child.error().message}});
+      log.error("Cannot start ffmpeg for a camera.",
+                {{"camera", camera.id}, {"reason", child.error().message}});
       st.stderr_tail = child.error().message;
       return on_failure("ffmpeg could not start");
     }
@@ -256,7 +271,8 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     stall_kill = false;
     splitter_failed = false;
     spawned_at = SteadyClock::now();
-    if (st.state != CameraState::failed && st.state != CameraState::unauthorized) st.state = CameraState::starting;
+    if (st.state != CameraState::failed && st.state != CameraState::unauthorized)
+      st.state = CameraState::starting;
     st.fps.reset();
     st.stderr_tail.clear();  // this run's
     frames = 0;
@@ -274,38 +290,41 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
                         if (ec != asio::error::operation_aborted) self->reap();
                       });
     arm_watchdog();
-    log.info("Started ffmpeg for a camera.", {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
+    log.info("Started ffmpeg for a camera.",
+             {{"camera", camera.id}, {"pid", static_cast<std::int64_t>(pid)}});
   }
 
   void read_out() {
-    out.async_read_some(asio::buffer(out_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      if (ec) return;
-      self->progress_line.append(self->out_buf, n);
-      std::size_t nl;
-      while ((nl = self->progress_line.find('\n')) != std::string::npos) {
-        std::string line = self->progress_line.substr(0, nl);
-        self->progress_line.erase(0, nl + 1);
-        if (line.rfind("frame=", 0) == 0) {
-          const auto n = std::strtoull(line.c_str() + 6, nullptr, 10);
-          if (n > self->frames) {
-            self->frames = n;
-            self->last_frame_at = SteadyClock::now();
-          }
-        } else if (line.rfind("fps=", 0) == 0) {
-          try {
-            double f = std::stod(line.substr(4));
-            if (f > 0) self->st.fps = f;
-          } catch (...) {
-          }
-        }
-      }
-      if (self->progress_line.size() > 4096) self->progress_line.clear();
-      self->read_out();
-    });
+    out.async_read_some(asio::buffer(out_buf),
+                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                          if (ec) return;
+                          self->progress_line.append(self->out_buf, n);
+                          std::size_t nl;
+                          while ((nl = self->progress_line.find('\n')) != std::string::npos) {
+                            std::string line = self->progress_line.substr(0, nl);
+                            self->progress_line.erase(0, nl + 1);
+                            if (line.rfind("frame=", 0) == 0) {
+                              const auto n = std::strtoull(line.c_str() + 6, nullptr, 10);
+                              if (n > self->frames) {
+                                self->frames = n;
+                                self->last_frame_at = SteadyClock::now();
+                              }
+                            } else if (line.rfind("fps=", 0) == 0) {
+                              try {
+                                double f = std::stod(line.substr(4));
+                                if (f > 0) self->st.fps = f;
+                              } catch (...) {
+                              }
+                            }
+                          }
+                          if (self->progress_line.size() > 4096) self->progress_line.clear();
+                          self->read_out();
+                        });
   }
 
   void read_err() {
-    err.async_read_some(asio::buffer(err_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+    err.async_read_some(asio::buffer(err_buf), [self = shared_from_this()](
+                                                   boost::system::error_code ec, std::size_t n) {
       if (ec) return;
       auto& tail = self->st.stderr_tail;
       tail.append(self->err_buf, n);
@@ -318,30 +337,36 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   // fd 3: the fMP4 for live viewers. Always read, even once refused, so
   // that ffmpeg never blocks on it (HLS would stop too).
   void read_live() {
-    live_in.async_read_some(asio::buffer(live_buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      if (ec) return;
-      self->pieces.clear();
-      const bool was_failed = self->splitter_failed;
-      if (!self->splitter_failed) {
-        if (auto fed = self->splitter.feed(std::string_view(self->live_buf.data(), n), self->pieces); !fed) {
-          self->splitter_failed = true;
-          self->log.warn("The camera's live video was refused; HLS goes on.",
-                         {{"camera", self->camera.id}, {"reason", fed.error().message}});
-        }
-      }
-      for (auto& p : self->pieces) {
-        // A camera that sends what browsers do not play (H.265): said once a
-        // run, with what to do; HLS carries it as it is.
-        if (p.kind == Fmp4Piece::Kind::init && !browsers_play(p.codec)) {
-          self->log.warn("The camera sends video that browsers do not play: set the camera (or its sub-stream) to H.264, "
-                         "or MODE=encode in its file (decoding it costs far more CPU).",
-                         {{"camera", self->camera.id}, {"codec", p.codec}});
-        }
-        self->feed.piece(std::move(p));
-      }
-      if (self->splitter_failed && !was_failed) self->feed.restart();
-      self->read_live();
-    });
+    live_in.async_read_some(
+        asio::buffer(live_buf),
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          if (ec) return;
+          self->pieces.clear();
+          const bool was_failed = self->splitter_failed;
+          if (!self->splitter_failed) {
+            if (auto fed =
+                    self->splitter.feed(std::string_view(self->live_buf.data(), n), self->pieces);
+                !fed) {
+              self->splitter_failed = true;
+              self->log.warn("The camera's live video was refused; HLS goes on.",
+                             {{"camera", self->camera.id}, {"reason", fed.error().message}});
+            }
+          }
+          for (auto& p : self->pieces) {
+            // A camera that sends what browsers do not play (H.265): said once a
+            // run, with what to do; HLS carries it as it is.
+            if (p.kind == Fmp4Piece::Kind::init && !browsers_play(p.codec)) {
+              self->log.warn(
+                  "The camera sends video that browsers do not play: set the camera (or its "
+                  "sub-stream) to H.264, "
+                  "or MODE=encode in its file (decoding it costs far more CPU).",
+                  {{"camera", self->camera.id}, {"codec", p.codec}});
+            }
+            self->feed.piece(std::move(p));
+          }
+          if (self->splitter_failed && !was_failed) self->feed.restart();
+          self->read_live();
+        });
   }
 
   // Every half second: no new frame for `no_frames` once one came, or no
@@ -352,11 +377,13 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     watchdog.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->stopping || !self->running) return;
       const auto now = SteadyClock::now();
-      if (self->frames > 0 && now - self->last_frame_at > self->settings.no_frames) return self->on_stall("no new frame");
+      if (self->frames > 0 && now - self->last_frame_at > self->settings.no_frames)
+        return self->on_stall("no new frame");
       const bool had_segment = self->last_segment > self->spawned_at;
       const bool remux = self->camera.pipeline == Pipeline::remux;
       const auto limit = remux         ? self->settings.remux_segment_limit
-                         : had_segment ? 3 * std::chrono::duration_cast<std::chrono::milliseconds>(self->settings.hls.segment)
+                         : had_segment ? 3 * std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 self->settings.hls.segment)
                                        : self->settings.first_segment_grace;
       const auto since = had_segment ? self->last_segment : self->spawned_at;
       if (now - since > limit) return self->on_stall("no new segment");
@@ -399,9 +426,10 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     feed.restart();
     if (stopping) return finish_stop();
     std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
-                                         : "killed by signal " + std::to_string(WTERMSIG(status));
+                                        : "killed by signal " + std::to_string(WTERMSIG(status));
     // RTSP's 401, as ffmpeg prints it ("Server returned 401 Unauthorized").
-    if (!stall_kill && st.stderr_tail.find("401 Unauthorized") != std::string::npos) return on_unauthorized();
+    if (!stall_kill && st.stderr_tail.find("401 Unauthorized") != std::string::npos)
+      return on_unauthorized();
     log.warn(stall_kill ? "ffmpeg was killed after a stall." : "ffmpeg ended.",
              {{"camera", camera.id}, {"how", how}, {"stderr_tail", last_line(st.stderr_tail)}});
     on_failure(how);
@@ -409,8 +437,11 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
 
   void on_unauthorized() {
     if (st.state != CameraState::unauthorized) {
-      log.error("The camera refused the user name or password of its INPUT (RTSP 401); asking again every few minutes.",
-                {{"camera", camera.id}, {"retry_s", static_cast<std::int64_t>(settings.unauthorized_retry.count() / 1000)}});
+      log.error(
+          "The camera refused the user name or password of its INPUT (RTSP 401); asking again "
+          "every few minutes.",
+          {{"camera", camera.id},
+           {"retry_s", static_cast<std::int64_t>(settings.unauthorized_retry.count() / 1000)}});
     }
     st.state = CameraState::unauthorized;
     retry_after(settings.unauthorized_retry);
@@ -429,23 +460,32 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
     auto end = text.find_last_not_of("\r\n ");
     if (end == std::string::npos) return {};
     auto start = text.find_last_of('\n', end);
-    return text.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+    return text.substr(start == std::string::npos ? 0 : start + 1,
+                       end - (start == std::string::npos ? 0 : start + 1) + 1);
   }
 
   void on_failure(const std::string& why) {
     const auto now = SteadyClock::now();
     failures.push_back(now);
-    while (!failures.empty() && now - failures.front() > std::chrono::hours(1)) failures.pop_front();
+    while (!failures.empty() && now - failures.front() > std::chrono::hours(1))
+      failures.pop_front();
     st.failures_last_hour = static_cast<int>(failures.size());
     // go2rtc's schedule: 1 s five times, then 5 s, 10 s, and 60 s on.
     const auto& b = settings.backoff_initial;
-    std::chrono::milliseconds wait = streak < 5 ? b : streak == 5 ? 5 * b : streak == 6 ? 10 * b : settings.backoff_max;
+    std::chrono::milliseconds wait = streak < 5    ? b
+                                     : streak == 5 ? 5 * b
+                                     : streak == 6 ? 10 * b
+                                                   : settings.backoff_max;
     wait = std::min(wait, settings.backoff_max);
     ++streak;
     if (static_cast<int>(failures.size()) >= settings.max_failures) {
       if (st.state != CameraState::failed) {
-        log.error("Camera failed: too many ffmpeg failures within an hour; still retrying at the back-off.",
-                  {{"camera", camera.id}, {"failures", static_cast<std::int64_t>(failures.size())}, {"last", why}});
+        log.error(
+            "Camera failed: too many ffmpeg failures within an hour; still retrying at the "
+            "back-off.",
+            {{"camera", camera.id},
+             {"failures", static_cast<std::int64_t>(failures.size())},
+             {"last", why}});
       }
       st.state = CameraState::failed;  // a state to show; the back-off alone spaces the tries
     } else if (st.state != CameraState::stalled) {
@@ -486,9 +526,10 @@ struct CameraSupervisor::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-CameraSupervisor::CameraSupervisor(asio::io_context& loop, CameraConfig camera, SupervisorSettings settings,
-                                   std::string hls_dir)
-    : impl_(std::make_shared<Impl>(loop, std::move(camera), std::move(settings), std::move(hls_dir))) {}
+CameraSupervisor::CameraSupervisor(asio::io_context& loop, CameraConfig camera,
+                                   SupervisorSettings settings, std::string hls_dir)
+    : impl_(std::make_shared<Impl>(loop, std::move(camera), std::move(settings),
+                                   std::move(hls_dir))) {}
 
 CameraSupervisor::~CameraSupervisor() {
   impl_->stopping = true;
@@ -507,7 +548,9 @@ CameraSupervisor::~CameraSupervisor() {
 }
 
 void CameraSupervisor::start() { impl_->start(); }
-void CameraSupervisor::stop(std::function<void()> on_stopped) { impl_->stop(std::move(on_stopped)); }
+void CameraSupervisor::stop(std::function<void()> on_stopped) {
+  impl_->stop(std::move(on_stopped));
+}
 CameraStatus CameraSupervisor::status() const { return impl_->st; }
 const CameraConfig& CameraSupervisor::camera() const { return impl_->camera; }
 LiveFeed& CameraSupervisor::live() { return impl_->feed; }

@@ -24,7 +24,8 @@ ClaimOutcome claim(const ClaimRequest& r) {
   auto answer = post_json(http);
   if (!answer) {
     out.kind = Kind::unreachable;
-    out.message = "The cloud at " + r.qr.cloud_base_url + " could not be reached (" + answer.error().message +
+    out.message = "The cloud at " + r.qr.cloud_base_url + " could not be reached (" +
+                  answer.error().message +
                   "). Check the booth's internet connection and try again.";
     return out;
   }
@@ -34,14 +35,16 @@ ClaimOutcome claim(const ClaimRequest& r) {
     if (!body.is_object() || !body.contains("deviceJwt") || !body["deviceJwt"].is_string() ||
         body["deviceJwt"].get<std::string>().empty()) {
       out.kind = Kind::unreachable;
-      out.message = "The cloud answered without a device token; nothing was saved. Try again later.";
+      out.message =
+          "The cloud answered without a device token; nothing was saved. Try again later.";
       return out;
     }
     out.kind = Kind::paired;
     out.device_jwt = body["deviceJwt"].get<std::string>();
     out.expires_at = body.value("expiresAt", "");
     out.gateway_url = r.qr.gateway_url;
-    if (auto it = body.find("gatewayUrl"); it != body.end() && it->is_string() && !it->get<std::string>().empty()) {
+    if (auto it = body.find("gatewayUrl");
+        it != body.end() && it->is_string() && !it->get<std::string>().empty()) {
       const auto g = it->get<std::string>();
       const auto s = url_scheme(g);
       if (s == "wss" || (s == "ws" && is_loopback_url(g))) out.gateway_url = g;
@@ -50,11 +53,12 @@ ClaimOutcome claim(const ClaimRequest& r) {
   }
   if (a.status == 401 || a.status == 409) {
     out.kind = Kind::token_rejected;
-    out.message = a.status == 401
-                      ? "The cloud does not accept this bootstrap token for " + r.qr.device_id +
-                            ". Check that the QR code is the one made for this box, or make a new one."
-                      : "This QR code was already used to claim " + r.qr.device_id +
-                            ". Make a new QR code in the cloud console.";
+    out.message =
+        a.status == 401
+            ? "The cloud does not accept this bootstrap token for " + r.qr.device_id +
+                  ". Check that the QR code is the one made for this box, or make a new one."
+            : "This QR code was already used to claim " + r.qr.device_id +
+                  ". Make a new QR code in the cloud console.";
     return out;
   }
   if (a.status == 400) {
@@ -67,7 +71,8 @@ ClaimOutcome claim(const ClaimRequest& r) {
     return out;
   }
   out.kind = Kind::unreachable;
-  out.message = "The cloud is unavailable (HTTP " + std::to_string(a.status) + "). Nothing was saved; try again in a minute.";
+  out.message = "The cloud is unavailable (HTTP " + std::to_string(a.status) +
+                "). Nothing was saved; try again in a minute.";
   return out;
 }
 

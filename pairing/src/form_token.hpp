@@ -16,8 +16,10 @@ class FormTokens {
   static constexpr std::chrono::seconds kLifetime{2 * 3600};
 
   FormTokens();  // a fresh random key
-  std::string issue(std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
-  bool valid(std::string_view token, std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
+  std::string issue(
+      std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
+  bool valid(std::string_view token,
+             std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
 
  private:
   std::string mac(std::string_view issued) const;

@@ -11,14 +11,14 @@ struct PageModel {
   std::string hostname;
   std::vector<std::string> addresses;
   std::vector<std::string> named_links;  // §7.7, listed first
-  std::string fingerprint;  // display form; empty while being made
+  std::string fingerprint;               // display form; empty while being made
   int lan_port = 8443;
   bool needs_pairing = false;
-  std::string cloud;       // the cloud the box pairs with; empty: none
-  std::string form_token;  // sent back with the form (cross-site posts lack it)
-  std::string banner;                 // a problem with the claim, in plain words
-  std::vector<FieldError> errors;     // problems with the pasted text
-  std::string text;                   // what was pasted, shown again to fix it
+  std::string cloud;               // the cloud the box pairs with; empty: none
+  std::string form_token;          // sent back with the form (cross-site posts lack it)
+  std::string banner;              // a problem with the claim, in plain words
+  std::vector<FieldError> errors;  // problems with the pasted text
+  std::string text;                // what was pasted, shown again to fix it
 };
 
 std::string html_escape(const std::string& s);

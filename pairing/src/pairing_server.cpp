@@ -38,13 +38,14 @@ httpd::Settings server_settings(const PairingSettings& s) {
       // same-origin, not no-referrer: under no-referrer a browser sends the
       // form's own post with "Origin: null", which reads as cross-site.
       {"Referrer-Policy", "same-origin"},
-      {"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"},
+      {"Content-Security-Policy",
+       "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"},
   };
   h.refusal = [](int status) {
     Response r;
     r.status = status;
     r.content_type = "text/plain; charset=utf-8";
-    r.body = status == 413   ? "The request is larger than 8 KiB; paste only the QR code's content.\n"
+    r.body = status == 413 ? "The request is larger than 8 KiB; paste only the QR code's content.\n"
              : status == 431 ? "The request's headers are larger than 8 KiB.\n"
              : status == 500 ? "The box could not answer this request; try again.\n"
                              : "The request is not valid HTTP/1.1.\n";
@@ -74,7 +75,8 @@ std::string form_decode(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+               hex_value(s[i + 2]) >= 0) {
       out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
       i += 2;
     } else {
@@ -115,7 +117,8 @@ bool host_is_the_box(std::string host, const std::string& hostname) {
     const auto close = host.find(']');
     if (close == std::string::npos) return false;
     const std::string rest = host.substr(close + 1);
-    if (!rest.empty() && (rest[0] != ':' || rest.size() < 2 || rest.find_first_not_of("0123456789", 1) != std::string::npos)) {
+    if (!rest.empty() && (rest[0] != ':' || rest.size() < 2 ||
+                          rest.find_first_not_of("0123456789", 1) != std::string::npos)) {
       return false;
     }
     boost::system::error_code ec;
@@ -140,7 +143,6 @@ bool host_is_the_box(std::string host, const std::string& hostname) {
 }
 
 }  // namespace
-
 
 struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
   Impl(asio::io_context& io, BlockingPool& workers, PairingSettings s, PairingHooks h)
@@ -183,16 +185,17 @@ struct PairingServer::Impl : std::enable_shared_from_this<PairingServer::Impl> {
 };
 
 void PairingServer::Impl::start() {
-  server = std::make_unique<httpd::Server>(io, server_settings(settings),
-                                           [weak = weak_from_this()](Request r, httpd::Reply reply) {
-                                             if (auto self = weak.lock()) self->handle(r, std::move(reply));
-                                           });
+  server = std::make_unique<httpd::Server>(
+      io, server_settings(settings), [weak = weak_from_this()](Request r, httpd::Reply reply) {
+        if (auto self = weak.lock()) self->handle(r, std::move(reply));
+      });
   server->start();
   bound_port = server->port();
   if (bound_port == 0) return;  // it could not listen (logged)
   refresh_box_facts();
   if (paired) {
-    log.info("Pairing is closed (the box is paired); the port answers 410 Gone.", {{"port", bound_port}});
+    log.info("Pairing is closed (the box is paired); the port answers 410 Gone.",
+             {{"port", bound_port}});
   } else {
     log.info("Pairing form ready.", {{"port", bound_port}});
   }
@@ -211,14 +214,16 @@ void PairingServer::Impl::refresh_box_facts() {
         if (facts.first) {
           self->fingerprint = fingerprint_for_display(facts.first.value());
         } else {
-          self->log.error("The LAN certificate could not be made.", {{"reason", facts.first.error().message}});
+          self->log.error("The LAN certificate could not be made.",
+                          {{"reason", facts.first.error().message}});
         }
         self->addresses = std::move(facts.second);
         if (!self->paired && !self->addresses.empty()) {
           std::string urls;
           for (const auto& a : self->addresses) {
             urls += (urls.empty() ? "" : " ") + std::string("http://") +
-                    (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" + std::to_string(self->bound_port) + "/";
+                    (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" +
+                    std::to_string(self->bound_port) + "/";
           }
           self->log.info("Pair this box at " + urls);
         }
@@ -228,15 +233,21 @@ void PairingServer::Impl::refresh_box_facts() {
 void PairingServer::Impl::handle(const Request& req, httpd::Reply reply) {
   const std::string& path = req.path;
   const std::string type = req.header("content-type");
-  const bool wants_json =
-      type.rfind("application/json", 0) == 0 || req.header("accept").find("application/json") != std::string::npos;
-  auto page = [](int status, std::string html) { return answer(status, "text/html; charset=utf-8", std::move(html)); };
-  auto json_reply = [](int status, const json& body) { return answer(status, "application/json", body.dump() + "\n"); };
+  const bool wants_json = type.rfind("application/json", 0) == 0 ||
+                          req.header("accept").find("application/json") != std::string::npos;
+  auto page = [](int status, std::string html) {
+    return answer(status, "text/html; charset=utf-8", std::move(html));
+  };
+  auto json_reply = [](int status, const json& body) {
+    return answer(status, "application/json", body.dump() + "\n");
+  };
   if (req.headers.count("host") && !host_is_the_box(req.header("host"), settings.hostname)) {
-    log.warn("A request for another host name was refused (the box answers only to its own addresses and name).");
+    log.warn(
+        "A request for another host name was refused (the box answers only to its own addresses "
+        "and name).");
     auto res = answer(421, "text/plain; charset=utf-8",
-                    "This box answers only to its own address or name (" + settings.hostname +
-                        ".local). Open it by its address.\n");
+                      "This box answers only to its own address or name (" + settings.hostname +
+                          ".local). Open it by its address.\n");
     res.close = true;
     return reply(std::move(res));
   }
@@ -253,10 +264,11 @@ void PairingServer::Impl::handle(const Request& req, httpd::Reply reply) {
             ? origin != "http://" + lowercase(req.header("host"))
             : !fetch_site.empty() && fetch_site != "same-origin" && fetch_site != "none";
     if (cross_site) {
-      log.warn("A cross-site post to the pairing form was refused.", {{"origin", origin.substr(0, 200)}});
-      return reply(json_reply(403,
-                              {{"error", "cross_site"},
-                               {"message", "Pairing is done from this box's own form, not from another site."}}));
+      log.warn("A cross-site post to the pairing form was refused.",
+               {{"origin", origin.substr(0, 200)}});
+      return reply(json_reply(
+          403, {{"error", "cross_site"},
+                {"message", "Pairing is done from this box's own form, not from another site."}}));
     }
   }
   if (paired) {
@@ -270,7 +282,8 @@ void PairingServer::Impl::handle(const Request& req, httpd::Reply reply) {
     return reply(page(200, render_form(model())));
   }
   if (path == "/pair" && req.method == "POST") return pair(req, wants_json, std::move(reply));
-  auto res = answer(405, "text/plain; charset=utf-8", "Use GET / for the form and POST /pair to pair.\n");
+  auto res =
+      answer(405, "text/plain; charset=utf-8", "Use GET / for the form and POST /pair to pair.\n");
   res.headers.emplace_back("Allow", path == "/" ? "GET, HEAD" : "POST");
   reply(std::move(res));
 }
@@ -285,7 +298,8 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply
       if (!m.banner.empty()) body["message"] = m.banner;
       if (!m.errors.empty()) {
         body["fields"] = json::array();
-        for (const auto& e : m.errors) body["fields"].push_back({{"field", e.field}, {"message", e.message}});
+        for (const auto& e : m.errors)
+          body["fields"].push_back({{"field", e.field}, {"message", e.message}});
       }
       res.body = body.dump() + "\n";
     } else {
@@ -303,8 +317,10 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply
     text = form_field(req.body, "qr").value_or("");
     if (!tokens.valid(form_field(req.body, "form").value_or(""))) {
       m.text = text;
-      m.banner = "This form was opened too long ago (or before the box restarted). Press the button again: the "
-                 "pasted text is still here.";
+      m.banner =
+          "This form was opened too long ago (or before the box restarted). Press the button "
+          "again: the "
+          "pasted text is still here.";
       log.info("A form post without a valid form token was refused.");
       return respond(403, m, "form_expired");
     }
@@ -317,13 +333,15 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply
   if (auto* errors = std::get_if<std::vector<FieldError>>(&parsed)) {
     m.errors = *errors;
     log.info("A pasted QR code was refused.", {{"fields", [&] {
-                                                   std::string f;
-                                                   for (const auto& e : *errors) f += (f.empty() ? "" : ",") + e.field;
-                                                   return f;
-                                                 }()}});
+                                                  std::string f;
+                                                  for (const auto& e : *errors)
+                                                    f += (f.empty() ? "" : ",") + e.field;
+                                                  return f;
+                                                }()}});
     return respond(400, m, "invalid_qr");
   }
-  if (auto foreign = check_allowed_cloud(std::get<QrCode>(parsed), settings.allowed_cloud); !foreign.empty()) {
+  if (auto foreign = check_allowed_cloud(std::get<QrCode>(parsed), settings.allowed_cloud);
+      !foreign.empty()) {
     m.errors = foreign;
     log.warn("A QR code for another cloud was refused; no claim was made.",
              {{"cloud", std::get<QrCode>(parsed).cloud_base_url.substr(0, 200)},
@@ -337,8 +355,10 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply
   claim_in_flight = true;
   QrCode qr = std::get<QrCode>(std::move(parsed));
   log::add_transient_secret(qr.bootstrap_token);
-  log.info("Claiming the box from the cloud.", {{"device_id", qr.device_id}, {"cloud", qr.cloud_base_url}});
-  ClaimRequest cr{qr, settings.hostname, settings.version, "", settings.ca_file, settings.claim_timeout};
+  log.info("Claiming the box from the cloud.",
+           {{"device_id", qr.device_id}, {"cloud", qr.cloud_base_url}});
+  ClaimRequest cr{qr, settings.hostname, settings.version,
+                  "", settings.ca_file,  settings.claim_timeout};
   struct Done {
     ClaimOutcome outcome;
     Result<void> saved = ok();
@@ -346,7 +366,8 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply
   workers.run(
       [cr, hooks = hooks]() mutable {
         Done d;
-        auto fp = hooks.lan_fingerprint ? hooks.lan_fingerprint() : Result<std::string>(std::string());
+        auto fp =
+            hooks.lan_fingerprint ? hooks.lan_fingerprint() : Result<std::string>(std::string());
         if (!fp) {
           d.outcome.kind = ClaimOutcome::Kind::refused;
           d.outcome.message = "The box could not make its LAN certificate: " + fp.error().message;
@@ -369,26 +390,35 @@ void PairingServer::Impl::pair(const Request& req, bool wants_json, httpd::Reply
           self->needs_pairing = false;
           self->log.info("Paired with the cloud.", {{"device_id", qr.device_id}});
           auto pm = self->model();
-          reply(wants_json ? answer(200, "application/json",
-                                  json{{"status", "paired"}, {"deviceId", qr.device_id}, {"lanUrls", lan_links(pm)}}
-                                          .dump() + "\n")
-                           : answer(200, "text/html; charset=utf-8", render_paired(pm, qr.device_id)));
+          reply(wants_json
+                    ? answer(200, "application/json",
+                             json{{"status", "paired"},
+                                  {"deviceId", qr.device_id},
+                                  {"lanUrls", lan_links(pm)}}
+                                     .dump() +
+                                 "\n")
+                    : answer(200, "text/html; charset=utf-8", render_paired(pm, qr.device_id)));
           if (self->hooks.on_paired) self->hooks.on_paired();
           return;
         }
         if (d.outcome.kind == Kind::paired) {
           self->log.error("Paired, but the box could not save its settings; nothing was kept.",
                           {{"reason", d.saved.error().message}});
-          m.banner = "The cloud accepted the box, but it could not save its settings (" + d.saved.error().message +
+          m.banner = "The cloud accepted the box, but it could not save its settings (" +
+                     d.saved.error().message +
                      "). Nothing was kept; ask for a new QR code once this is fixed.";
           return respond(500, m, "not_saved");
         }
-        self->log.warn("The claim did not succeed.", {{"device_id", qr.device_id}, {"reason", d.outcome.message}});
+        self->log.warn("The claim did not succeed.",
+                       {{"device_id", qr.device_id}, {"reason", d.outcome.message}});
         m.banner = d.outcome.message;
         switch (d.outcome.kind) {
-          case Kind::token_rejected: return respond(403, m, "token_rejected");
-          case Kind::refused: return respond(400, m, "refused");
-          default: return respond(502, m, "cloud_unreachable");
+          case Kind::token_rejected:
+            return respond(403, m, "token_rejected");
+          case Kind::refused:
+            return respond(400, m, "refused");
+          default:
+            return respond(502, m, "cloud_unreachable");
         }
       });
 }
@@ -414,7 +444,8 @@ void PairingServer::reopen() {
   }
   impl_->paired = false;
   impl_->needs_pairing = true;
-  impl_->log.warn("The pairing form is open again (the box needs pairing).", {{"port", impl_->bound_port}});
+  impl_->log.warn("The pairing form is open again (the box needs pairing).",
+                  {{"port", impl_->bound_port}});
 }
 
 bool PairingServer::paired() const { return impl_->paired; }

@@ -19,7 +19,8 @@ std::string check_url(const std::string& url, const char* scheme, const char* lo
   // A user name or a backslash in the authority reads differently to
   // different parsers (which host is it?): refused, with spaces and controls.
   for (unsigned char c : url) {
-    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f) return "must not contain '@', '\\', spaces or controls";
+    if (c == '@' || c == '\\' || c <= 0x20 || c == 0x7f)
+      return "must not contain '@', '\\', spaces or controls";
   }
   if (url_host(url).empty() || url_host(url) == "[]") {
     return std::string("must be a URL starting with ") + scheme + "://, with a host";
@@ -99,17 +100,21 @@ std::vector<FieldError> check_allowed_cloud(const QrCode& qr, const std::string&
   std::vector<FieldError> errors;
   const std::string allowed_origin = url_origin(allowed_cloud);
   if (allowed_origin.empty()) {
-    errors.push_back({"cloudBaseUrl", "This box was installed without the cloud it may pair with, so it pairs with "
-                                      "none: run the installer again with --cloud URL"});
+    errors.push_back({"cloudBaseUrl",
+                      "This box was installed without the cloud it may pair with, so it pairs with "
+                      "none: run the installer again with --cloud URL"});
     return errors;
   }
-  if (url_origin(qr.cloud_base_url) != allowed_origin || url_path(qr.cloud_base_url) != url_path(allowed_cloud)) {
-    errors.push_back({"cloudBaseUrl", "cloudBaseUrl names another cloud than the one this box was installed for (" +
-                                          allowed_cloud + "); it pairs with that one only"});
+  if (url_origin(qr.cloud_base_url) != allowed_origin ||
+      url_path(qr.cloud_base_url) != url_path(allowed_cloud)) {
+    errors.push_back({"cloudBaseUrl",
+                      "cloudBaseUrl names another cloud than the one this box was installed for (" +
+                          allowed_cloud + "); it pairs with that one only"});
   }
   if (!same_site(qr.gateway_url, allowed_cloud)) {
-    errors.push_back({"gatewayUrl", "gatewayUrl is not on the site of the cloud this box was installed for (" +
-                                        allowed_cloud + ")"});
+    errors.push_back(
+        {"gatewayUrl", "gatewayUrl is not on the site of the cloud this box was installed for (" +
+                           allowed_cloud + ")"});
   }
   return errors;
 }
@@ -117,22 +122,26 @@ std::vector<FieldError> check_allowed_cloud(const QrCode& qr, const std::string&
 std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text) {
   std::vector<FieldError> errors;
   if (text.size() > kMaxQrBytes) {
-    return std::vector<FieldError>{{"qr", "The text is larger than 8 KiB; paste only the QR code's content"}};
+    return std::vector<FieldError>{
+        {"qr", "The text is larger than 8 KiB; paste only the QR code's content"}};
   }
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-    return std::vector<FieldError>{{"qr", "Paste the QR code's content (a JSON text starting with {)"}};
+    return std::vector<FieldError>{
+        {"qr", "Paste the QR code's content (a JSON text starting with {)"}};
   }
   json j;
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
     return std::vector<FieldError>{
-        {"qr", "This is not the QR code's JSON: it stops making sense at character " + std::to_string(e.byte) +
-                   ". Paste the whole content, from { to }"}};
+        {"qr", "This is not the QR code's JSON: it stops making sense at character " +
+                   std::to_string(e.byte) + ". Paste the whole content, from { to }"}};
   } catch (const json::exception&) {  // e.g. a number too large for any type
-    return std::vector<FieldError>{{"qr", "This is not the QR code's JSON. Paste the whole content, from { to }"}};
+    return std::vector<FieldError>{
+        {"qr", "This is not the QR code's JSON. Paste the whole content, from { to }"}};
   }
-  if (!j.is_object()) return std::vector<FieldError>{{"qr", "The QR code's content must be a JSON object ({…})"}};
+  if (!j.is_object())
+    return std::vector<FieldError>{{"qr", "The QR code's content must be a JSON object ({…})"}};
 
   if (auto it = j.find("v"); it == j.end()) {
     errors.push_back({"v", "v is missing (this box reads QR codes of version 1)"});
@@ -145,7 +154,8 @@ std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text) {
       errors.push_back({"cloudBaseUrl", "cloudBaseUrl " + why});
     } else {
       qr.cloud_base_url = *s;
-      while (qr.cloud_base_url.size() > 8 && qr.cloud_base_url.back() == '/') qr.cloud_base_url.pop_back();
+      while (qr.cloud_base_url.size() > 8 && qr.cloud_base_url.back() == '/')
+        qr.cloud_base_url.pop_back();
     }
   }
   if (auto* s = string_field(j, "gatewayUrl", errors)) {
@@ -165,13 +175,14 @@ std::variant<QrCode, std::vector<FieldError>> parse_qr(std::string_view text) {
   }
   if (auto* s = string_field(j, "bootstrapToken", errors)) {
     if (!printable_token(*s)) {
-      errors.push_back(
-          {"bootstrapToken", "bootstrapToken must be 16 to 512 printable characters without spaces"});
+      errors.push_back({"bootstrapToken",
+                        "bootstrapToken must be 16 to 512 printable characters without spaces"});
     } else {
       qr.bootstrap_token = *s;
     }
   }
-  if (auto it = j.find("communityId"); it != j.end() && it->is_string()) qr.community_id = it->get<std::string>();
+  if (auto it = j.find("communityId"); it != j.end() && it->is_string())
+    qr.community_id = it->get<std::string>();
   if (!errors.empty()) return errors;
   return qr;
 }

@@ -30,8 +30,9 @@ struct Reply::State {
     answered = true;
     auto l = link.lock();
     if (!l) {
-      log::Logger("tunnel").warn("A reply came after the session its request arrived on was gone; it is dropped.",
-                                 {{"type", request_type}, {"request_id", request_id}});
+      log::Logger("tunnel").warn(
+          "A reply came after the session its request arrived on was gone; it is dropped.",
+          {{"type", request_type}, {"request_id", request_id}});
       return;
     }
     e.id = l->ids->next();
@@ -45,7 +46,8 @@ struct Reply::State {
     // The handler dropped its Reply: the cloud still gets its one answer.
     log::Logger("tunnel").error("A request was left unanswered; replying with an internal error.",
                                 {{"type", request_type}, {"request_id", request_id}});
-    send(error_message("", "", request_id, ErrorCode::internal, "the box did not answer this request"));
+    send(error_message("", "", request_id, ErrorCode::internal,
+                       "the box did not answer this request"));
   }
 };
 
@@ -80,9 +82,7 @@ struct Dispatcher::Pending {
 };
 
 Dispatcher::Dispatcher(boost::asio::io_context& loop, Transport transport, MessageIds& ids)
-    : loop_(loop),
-      transport_(std::move(transport)),
-      ids_(ids),
+    : loop_(loop), transport_(std::move(transport)), ids_(ids),
       link_(std::make_shared<ReplyLink>(ReplyLink{transport_.text, &ids_})) {}
 
 Dispatcher::Dispatcher(boost::asio::io_context& loop, FrameSender text, MessageIds& ids)
@@ -97,14 +97,18 @@ void Dispatcher::on_request(const std::string& type, Request handler, PayloadChe
 }
 
 std::optional<std::string> Dispatcher::request(const std::string& type, nlohmann::json payload,
-                                               std::chrono::milliseconds timeout, Response on_response) {
+                                               std::chrono::milliseconds timeout,
+                                               Response on_response) {
   // Invalid UTF-8 is replaced, as serialize() does: a request never throws.
-  return request_serialized(type, payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), timeout,
-                            std::move(on_response));
+  return request_serialized(type,
+                            payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                            timeout, std::move(on_response));
 }
 
-std::optional<std::string> Dispatcher::request_serialized(const std::string& type, std::string_view payload_json,
-                                                          std::chrono::milliseconds timeout, Response on_response) {
+std::optional<std::string> Dispatcher::request_serialized(const std::string& type,
+                                                          std::string_view payload_json,
+                                                          std::chrono::milliseconds timeout,
+                                                          Response on_response) {
   Envelope e;
   e.type = type;
   e.id = ids_.next();
@@ -114,8 +118,8 @@ std::optional<std::string> Dispatcher::request_serialized(const std::string& typ
   return e.id;
 }
 
-void Dispatcher::track(const std::string& id, const std::string& type, std::chrono::milliseconds timeout,
-                       Response on_response) {
+void Dispatcher::track(const std::string& id, const std::string& type,
+                       std::chrono::milliseconds timeout, Response on_response) {
   auto p = std::make_unique<Pending>(loop_);
   p->type = type;
   p->on_response = std::move(on_response);
@@ -168,7 +172,8 @@ void Dispatcher::on_notice(const std::string& type, Notice handler) {
   }
 }
 
-bool Dispatcher::send(const std::string& type, nlohmann::json payload, std::optional<std::string> re) {
+bool Dispatcher::send(const std::string& type, nlohmann::json payload,
+                      std::optional<std::string> re) {
   Envelope e;
   e.type = type;
   e.id = ids_.next();
@@ -182,8 +187,9 @@ void Dispatcher::dispatch(std::string_view text) {
   auto parsed = parse_envelope(text);
   if (auto* bad = std::get_if<Malformed>(&parsed)) {
     log_.debug("Answered a malformed message with bad_message.", {{"reason", bad->message}});
-    transport_.text(serialize(error_message(ids_.next(), format_rfc3339(std::chrono::system_clock::now()),
-                                            bad->re, ErrorCode::bad_message, bad->message)));
+    transport_.text(
+        serialize(error_message(ids_.next(), format_rfc3339(std::chrono::system_clock::now()),
+                                bad->re, ErrorCode::bad_message, bad->message)));
     return;
   }
   auto& e = std::get<Envelope>(parsed);
@@ -214,7 +220,8 @@ void Dispatcher::route(Envelope& e) {
       // is "internal", a message that is not a string is empty.
       auto code = string_or(e.payload, "code", "internal");
       auto message = string_or(e.payload, "message", "");
-      return complete(id, secbox::make_error(Errc::refused, code.substr(0, 64) + ": " + message.substr(0, 1024)));
+      return complete(id, secbox::make_error(Errc::refused,
+                                             code.substr(0, 64) + ": " + message.substr(0, 1024)));
     }
     // A reply is checked against its type's shape as requests are: the
     // waiting component reads fields it can trust.

@@ -10,17 +10,15 @@ using json = nlohmann::json;
 // Headers are small; a larger one is garbage, not a frame.
 constexpr std::size_t kMaxBinaryHeader = 64 * 1024;
 
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace
 
 bool is_valid_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == ':' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
   });
 }
 
@@ -91,8 +89,8 @@ std::string serialize_with_payload(const Envelope& e, std::string_view payload_j
   return text;
 }
 
-Envelope error_message(std::string id, std::string ts, std::optional<std::string> re, ErrorCode code,
-                       std::string_view message) {
+Envelope error_message(std::string id, std::string ts, std::optional<std::string> re,
+                       ErrorCode code, std::string_view message) {
   Envelope e;
   e.type = "error";
   e.id = std::move(id);
@@ -103,8 +101,7 @@ Envelope error_message(std::string id, std::string ts, std::optional<std::string
 }
 
 std::string_view binary_type_name(BinaryType type) {
-  return type == BinaryType::frigate_snapshot_result ? "frigate.snapshot.result"
-                                                     : "frigate.frame";
+  return type == BinaryType::frigate_snapshot_result ? "frigate.snapshot.result" : "frigate.frame";
 }
 
 std::string encode_binary(const BinaryHeader& h, std::string_view body) {

@@ -34,15 +34,20 @@ std::optional<ErrorCode> parse_error_code(std::string_view wire) {
 ErrorCode wire_code_for(Errc code) {
   switch (code) {
     case Errc::invalid:
-    case Errc::too_large: return ErrorCode::invalid_args;
-    case Errc::not_found: return ErrorCode::not_found;
-    case Errc::forbidden: return ErrorCode::forbidden;
+    case Errc::too_large:
+      return ErrorCode::invalid_args;
+    case Errc::not_found:
+      return ErrorCode::not_found;
+    case Errc::forbidden:
+      return ErrorCode::forbidden;
     case Errc::busy:
-    case Errc::queue_full: return ErrorCode::busy;
+    case Errc::queue_full:
+      return ErrorCode::busy;
     case Errc::unavailable:
     case Errc::network:
     case Errc::timeout:
-    case Errc::disconnected: return ErrorCode::unavailable;
+    case Errc::disconnected:
+      return ErrorCode::unavailable;
     // Every case named, no default: a new Errc does not compile until it is
     // given its wire code here.
     case Errc::refused:
@@ -51,7 +56,8 @@ ErrorCode wire_code_for(Errc code) {
     case Errc::database:
     case Errc::schema_newer:
     case Errc::config:
-    case Errc::internal: return ErrorCode::internal;
+    case Errc::internal:
+      return ErrorCode::internal;
   }
   return ErrorCode::internal;
 }

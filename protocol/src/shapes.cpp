@@ -14,7 +14,19 @@ using json = nlohmann::json;
 
 namespace {
 
-enum class Kind { string, id, time, integer, number, boolean, object, map, array, tagged, any_object };
+enum class Kind {
+  string,
+  id,
+  time,
+  integer,
+  number,
+  boolean,
+  object,
+  map,
+  array,
+  tagged,
+  any_object
+};
 
 }  // namespace
 
@@ -42,7 +54,8 @@ namespace {
 
 // 30 rather than 30.0 when the bound is whole.
 std::string number_text(double d) {
-  if (d == static_cast<double>(static_cast<long long>(d))) return std::to_string(static_cast<long long>(d));
+  if (d == static_cast<double>(static_cast<long long>(d)))
+    return std::to_string(static_cast<long long>(d));
   return json(d).dump();
 }
 
@@ -56,17 +69,25 @@ std::string index_path(const std::string& base, std::size_t i) {
 
 const char* kind_words(Kind k) {
   switch (k) {
-    case Kind::string: return "must be a string";
-    case Kind::id: return "must be an id (1-128 characters of A-Z a-z 0-9 _ . : -)";
-    case Kind::time: return "must be an RFC 3339 time";
-    case Kind::integer: return "must be an integer";
-    case Kind::number: return "must be a number";
-    case Kind::boolean: return "must be true or false";
-    case Kind::array: return "must be an array";
+    case Kind::string:
+      return "must be a string";
+    case Kind::id:
+      return "must be an id (1-128 characters of A-Z a-z 0-9 _ . : -)";
+    case Kind::time:
+      return "must be an RFC 3339 time";
+    case Kind::integer:
+      return "must be an integer";
+    case Kind::number:
+      return "must be a number";
+    case Kind::boolean:
+      return "must be true or false";
+    case Kind::array:
+      return "must be an array";
     case Kind::object:
     case Kind::map:
     case Kind::tagged:
-    case Kind::any_object: return "must be an object";
+    case Kind::any_object:
+      return "must be an object";
   }
   return "has the wrong type";
 }
@@ -155,7 +176,8 @@ std::optional<Problem> check_at(const Shape& s, const json& v, const std::string
   return std::nullopt;
 }
 
-void unknown_at(const Shape& s, const json& v, const std::string& path, std::vector<std::string>& out) {
+void unknown_at(const Shape& s, const json& v, const std::string& path,
+                std::vector<std::string>& out) {
   switch (s.kind) {
     case Kind::object:
       if (!v.is_object()) return;
@@ -180,11 +202,13 @@ void unknown_at(const Shape& s, const json& v, const std::string& path, std::vec
     }
     case Kind::array:
       if (!v.is_array()) return;
-      for (std::size_t i = 0; i < v.size(); ++i) unknown_at(*s.item, v[i], index_path(path, i), out);
+      for (std::size_t i = 0; i < v.size(); ++i)
+        unknown_at(*s.item, v[i], index_path(path, i), out);
       return;
     case Kind::map:
       if (!v.is_object()) return;
-      for (const auto& [key, value] : v.items()) unknown_at(*s.item, value, join_path(path, key), out);
+      for (const auto& [key, value] : v.items())
+        unknown_at(*s.item, value, join_path(path, key), out);
       return;
     default:
       return;
@@ -201,7 +225,8 @@ ShapePtr make(Kind k) {
 ShapePtr str() { return make(Kind::string); }
 ShapePtr id() { return make(Kind::id); }
 ShapePtr time() { return make(Kind::time); }
-ShapePtr integer(std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt) {
+ShapePtr integer(std::optional<double> min = std::nullopt,
+                 std::optional<double> max = std::nullopt) {
   auto s = std::make_shared<Shape>();
   s->kind = Kind::integer;
   s->min = min;
@@ -236,8 +261,12 @@ ShapePtr map_of(ShapePtr value) {
   s->item = std::move(value);
   return s;
 }
-Member req(std::string name, ShapePtr shape) { return Member{std::move(name), std::move(shape), true}; }
-Member opt(std::string name, ShapePtr shape) { return Member{std::move(name), std::move(shape), false}; }
+Member req(std::string name, ShapePtr shape) {
+  return Member{std::move(name), std::move(shape), true};
+}
+Member opt(std::string name, ShapePtr shape) {
+  return Member{std::move(name), std::move(shape), false};
+}
 ShapePtr object(std::vector<Member> members) {
   auto s = std::make_shared<Shape>();
   s->kind = Kind::object;
@@ -256,57 +285,62 @@ struct Registry {
   std::map<std::string, ShapePtr, std::less<>> messages;
   std::map<std::string, ShapePtr, std::less<>> rows;
   std::map<std::string, ShapePtr, std::less<>> events;
-  std::vector<std::string> entities{"community", "unit", "user", "guest_authorization", "banned_visitor"};
+  std::vector<std::string> entities{"community", "unit", "user", "guest_authorization",
+                                    "banned_visitor"};
 
   Registry() {
     // §5 rows. A snapshot row may carry its own version.
     auto v = opt("version", count());
     rows["community"] = object({req("id", id()), req("name", str()), req("timezone", str()), v});
     rows["unit"] = object({req("id", id()), req("communityId", id()), req("label", str()), v});
-    rows["user"] = object({req("id", id()), req("communityId", id()),
-                           req("role", one_of({"guard", "admin", "resident"})),
-                           req("displayName", str()),
-                           opt("pinHash", rule(is_valid_pin_hash,
-                                               "must be pbkdf2-sha256$<10000 to 2000000 iterations>$<salt ≥ 16 bytes, "
-                                               "base64>$<32-byte hash, base64>")),
-                           v});
+    rows["user"] =
+        object({req("id", id()), req("communityId", id()),
+                req("role", one_of({"guard", "admin", "resident"})), req("displayName", str()),
+                opt("pinHash",
+                    rule(is_valid_pin_hash,
+                         "must be pbkdf2-sha256$<10000 to 2000000 iterations>$<salt ≥ 16 bytes, "
+                         "base64>$<32-byte hash, base64>")),
+                v});
     rows["guest_authorization"] = object(
         {req("id", id()), req("communityId", id()), req("unitId", id()), req("guestName", str()),
          opt("plate", str()), req("validFrom", time()), req("validUntil", time()),
          opt("maxEntries", count()), req("status", one_of({"active", "revoked", "used"})), v});
-    rows["banned_visitor"] = object({req("id", id()), req("communityId", id()), req("fullName", str()),
-                                     opt("plate", str()), opt("photoUrl", str()), req("reason", str()),
-                                     req("createdAt", time()), opt("expiresAt", time()), v});
+    rows["banned_visitor"] =
+        object({req("id", id()), req("communityId", id()), req("fullName", str()),
+                opt("plate", str()), opt("photoUrl", str()), req("reason", str()),
+                req("createdAt", time()), opt("expiresAt", time()), v});
 
     for (const auto& entity : entities) {
       messages["snapshot." + entity] =
           object({req("snapshotId", id()), req("version", count()), req("chunk", integer(1, 1e9)),
                   req("chunks", integer(1, 1e9)), req("rows", array(rows[entity]))});
-      messages["delta." + entity] = object({req(
-          "changes",
-          array(tagged("op", {{"upsert", object({req("op", str()), req("version", count()),
-                                                 req("row", rows[entity])})},
-                              {"delete", object({req("op", str()), req("version", count()),
-                                                 req("id", id())})}})))});
+      messages["delta." + entity] = object(
+          {req("changes",
+               array(tagged("op", {{"upsert", object({req("op", str()), req("version", count()),
+                                                      req("row", rows[entity])})},
+                                   {"delete", object({req("op", str()), req("version", count()),
+                                                      req("id", id())})}})))});
     }
 
     // §6 events.
     events["visitor_entry"] =
         object({opt("guestAuthorizationId", id()), opt("unitId", id()), req("name", str()),
-                opt("plate", str()), req("guardId", id()), req("decision", one_of({"allowed", "denied"})),
-                opt("reason", str())});
-    events["ban_hit"] = object({req("bannedVisitorId", id()), opt("camera", str()), opt("plate", str()),
-                                opt("source", one_of({"guard", "camera"})), opt("frigateEventId", str()),
-                                opt("read", str()), opt("score", number())});
-    events["frigate_event"] = object({req("camera", str()), req("label", str()), req("score", number()),
-                                      req("startTime", time()), opt("endTime", time())});
+                opt("plate", str()), req("guardId", id()),
+                req("decision", one_of({"allowed", "denied"})), opt("reason", str())});
+    events["ban_hit"] =
+        object({req("bannedVisitorId", id()), opt("camera", str()), opt("plate", str()),
+                opt("source", one_of({"guard", "camera"})), opt("frigateEventId", str()),
+                opt("read", str()), opt("score", number())});
+    events["frigate_event"] =
+        object({req("camera", str()), req("label", str()), req("score", number()),
+                req("startTime", time()), opt("endTime", time())});
     events["guard_note"] = object({req("guardId", id()), req("text", str())});
-    events["compose_result"] =
-        object({req("project", str()), req("ok", boolean()), req("phase", str()), req("detail", str())});
+    events["compose_result"] = object(
+        {req("project", str()), req("ok", boolean()), req("phase", str()), req("detail", str())});
     events["update_result"] =
         object({req("fromVersion", str()), req("toVersion", str()), req("ok", boolean()),
-                req("phase", one_of({"manifest", "download", "verify", "stage", "switch", "trial", "rollback", "rollback-failed",
-                                     "done"})),
+                req("phase", one_of({"manifest", "download", "verify", "stage", "switch", "trial",
+                                     "rollback", "rollback-failed", "done"})),
                 req("detail", str())});
     std::map<std::string, ShapePtr, std::less<>> event_variants;
     for (const auto& [type, data] : events) {
@@ -317,16 +351,19 @@ struct Registry {
     auto queue = object({req("depth", count()), opt("oldestAt", time())});
     auto cpu = object({req("load1", number()), req("usagePct", number())});
     auto memory = object({req("totalBytes", count()), req("availableBytes", count())});
-    auto disk = array(object({req("path", str()), req("totalBytes", count()), req("freeBytes", count())}));
-    auto containers = array(object({req("name", str()), req("state", str()), opt("health", str())}));
-    auto exec_result = std::vector<Member>{req("jobId", id()),        req("exitCode", integer()),
-                                           req("stdout", str()),      req("stderr", str()),
+    auto disk =
+        array(object({req("path", str()), req("totalBytes", count()), req("freeBytes", count())}));
+    auto containers =
+        array(object({req("name", str()), req("state", str()), opt("health", str())}));
+    auto exec_result = std::vector<Member>{req("jobId", id()),         req("exitCode", integer()),
+                                           req("stdout", str()),       req("stderr", str()),
                                            req("durationMs", count()), req("timedOut", boolean())};
 
     // §4
-    messages["error"] = object({req("code", one_of({"bad_message", "invalid_args", "not_found", "forbidden",
-                                                    "unavailable", "busy", "internal"})),
-                                req("message", str())});
+    messages["error"] =
+        object({req("code", one_of({"bad_message", "invalid_args", "not_found", "forbidden",
+                                    "unavailable", "busy", "internal"})),
+                req("message", str())});
     messages["hello"] = object({req("deviceId", id()), req("version", str()), req("bootId", id()),
                                 req("cursors", map_of(count())), req("queue", queue)});
     messages["welcome"] = object({req("serverTime", time()), opt("resync", array(one_of(entities))),
@@ -341,11 +378,14 @@ struct Registry {
     messages["health.report"] = object(
         {req("uptimeS", count()), req("version", str()), req("bootId", id()), req("state", str()),
          req("cpu", cpu), req("memory", memory), req("disk", disk), req("containers", containers),
-         req("queue", queue), req("tunnel", object({req("reconnects", count()), opt("rttMs", number())})),
-         req("media", array(object({req("camera", str()), req("state", one_of({"starting", "live", "stalled", "failed"})),
+         req("queue", queue),
+         req("tunnel", object({req("reconnects", count()), opt("rttMs", number())})),
+         req("media", array(object({req("camera", str()),
+                                    req("state", one_of({"starting", "live", "stalled", "failed"})),
                                     opt("fps", number()), opt("lastSegmentAt", time())}))),
          req("jwt", object({opt("expiresAt", time())})), opt("clockSkewS", number()),
-         opt("lanCert", object({req("name", str()), req("notAfter", time()), req("trusted", boolean())}))});
+         opt("lanCert",
+             object({req("name", str()), req("notAfter", time()), req("trusted", boolean())}))});
     // §7.2
     messages["frigate.snapshot"] = object({req("camera", str()), opt("height", integer(1, 4320))});
     messages["frigate.stream.start"] =
@@ -355,9 +395,11 @@ struct Registry {
     messages["frigate.stream.keepalive"] = object({req("streamId", id())});
     // §7.3
     messages["compose.snapshot"] = object({req("project", str()), req("yaml", str())});
-    messages["compose.result"] = object({req("ok", boolean()), req("phase", str()), req("detail", str())});
+    messages["compose.result"] =
+        object({req("ok", boolean()), req("phase", str()), req("detail", str())});
     // §7.4
-    messages["exec.run"] = object({req("tool", str()), req("command", str()), req("args", map_of(str()))});
+    messages["exec.run"] =
+        object({req("tool", str()), req("command", str()), req("args", map_of(str()))});
     messages["exec.accepted"] = object({req("jobId", id())});
     messages["exec.result"] = object(exec_result);
     auto job = std::vector<Member>{req("jobId", id()), req("state", one_of({"running", "done"}))};
@@ -371,10 +413,11 @@ struct Registry {
     // §7.5
     auto kinds = one_of({"host", "cpu", "memory", "disk", "network"});
     messages["metrics.get"] = object({opt("kinds", array(kinds))});
-    messages["metrics.result"] = object(
-        {opt("host", object({req("hostname", str()), req("uptimeS", count())})), opt("cpu", cpu),
-         opt("memory", memory), opt("disk", disk),
-         opt("network", array(object({req("interface", str()), req("rxBytes", count()), req("txBytes", count())})))});
+    messages["metrics.result"] =
+        object({opt("host", object({req("hostname", str()), req("uptimeS", count())})),
+                opt("cpu", cpu), opt("memory", memory), opt("disk", disk),
+                opt("network", array(object({req("interface", str()), req("rxBytes", count()),
+                                             req("txBytes", count())})))});
     messages["containers.list"] = object({});
     messages["containers.result"] = object({req("containers", containers)});
     messages["containers.restart"] = object({req("name", str())});
@@ -382,8 +425,9 @@ struct Registry {
     messages["units.restart"] = object({req("name", str())});
     messages["journal.tail"] = object({req("unit", str()), opt("lines", integer(1, 10000))});
     // Not named by the contract (docs/wire-format.md §7.5).
-    messages["units.result"] = object({req("name", str()), req("loadState", str()), req("activeState", str()),
-                                       req("subState", str()), opt("description", str()), opt("since", str())});
+    messages["units.result"] =
+        object({req("name", str()), req("loadState", str()), req("activeState", str()),
+                req("subState", str()), opt("description", str()), opt("since", str())});
     messages["journal.result"] =
         object({req("unit", str()), req("lines", array(str())), req("truncated", boolean())});
     auto env_key = rule(
@@ -398,7 +442,8 @@ struct Registry {
     messages["env.unset"] = object({req("key", env_key)});
     messages["jwt.rotate"] = object({});
     // §7.6
-    messages["update.apply"] = object({req("manifest", str()), req("signature", str()), req("url", str())});
+    messages["update.apply"] =
+        object({req("manifest", str()), req("signature", str()), req("url", str())});
     // §7.7
     messages["lan_cert.request"] = object({req("csr", str())});
     messages["lan_cert.install"] = object({req("chain", str())});
@@ -418,9 +463,13 @@ const Shape* find(const Map& map, std::string_view name) {
 
 }  // namespace
 
-std::string Problem::describe() const { return path.empty() ? "payload " + message : path + " " + message; }
+std::string Problem::describe() const {
+  return path.empty() ? "payload " + message : path + " " + message;
+}
 
-std::optional<Problem> check(const Shape& shape, const json& value) { return check_at(shape, value, ""); }
+std::optional<Problem> check(const Shape& shape, const json& value) {
+  return check_at(shape, value, "");
+}
 
 std::vector<std::string> unknown_fields(const Shape& shape, const json& value) {
   std::vector<std::string> out;

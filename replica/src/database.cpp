@@ -10,11 +10,8 @@ constexpr std::chrono::milliseconds kMaxRetryDelay{30000};
 
 Database::Database(boost::asio::io_context& loop, DatabaseSettings settings,
                    std::function<void(int)> on_fatal)
-    : loop_(loop),
-      settings_(std::move(settings)),
-      on_fatal_(std::move(on_fatal)),
-      retry_timer_(loop),
-      pool_(loop, 1) {
+    : loop_(loop), settings_(std::move(settings)), on_fatal_(std::move(on_fatal)),
+      retry_timer_(loop), pool_(loop, 1) {
   if (settings_.url.empty()) {
     cluster_ = std::make_unique<EmbeddedCluster>(settings_.embedded);
   } else {
@@ -63,7 +60,8 @@ void Database::bring_up() {
           if (!started) return started.error();
           cs = started.value();
         }
-        auto report = migrate(cs, builtin_migrations(), MigrateOptions{settings_.contract_migrations});
+        auto report =
+            migrate(cs, builtin_migrations(), MigrateOptions{settings_.contract_migrations});
         if (!report) return report.error();
         // Owned by the database thread from here on.
         session_ = std::make_unique<Session>(cs);
@@ -103,7 +101,8 @@ void Database::apply_contract_migrations(std::function<void(Result<void>)> done)
         if (!r.value().applied.empty()) {
           schema_version_ = r.value().to_version;
           log_.info("Applied the contract migrations that waited for the trial.",
-                    {{"applied", static_cast<int>(r.value().applied.size())}, {"schema_version", schema_version_}});
+                    {{"applied", static_cast<int>(r.value().applied.size())},
+                     {"schema_version", schema_version_}});
         }
         done(ok());
       });
@@ -132,7 +131,8 @@ void Database::stop(std::function<void()> on_stopped) {
         return ok();
       },
       [this, on_stopped = std::move(on_stopped)](Result<void> r) {
-        if (!r) log_.error("Stopping the embedded database failed.", {{"reason", r.error().message}});
+        if (!r)
+          log_.error("Stopping the embedded database failed.", {{"reason", r.error().message}});
         on_stopped();
       });
 }

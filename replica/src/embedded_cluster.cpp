@@ -68,10 +68,8 @@ std::string find_postgres_bin_dir() {
 }
 
 EmbeddedCluster::EmbeddedCluster(EmbeddedClusterOptions options)
-    : options_(std::move(options)),
-      data_dir_(options_.dir + "/data"),
-      socket_dir_(options_.dir + "/run"),
-      log_file_(options_.dir + "/postgres.log") {}
+    : options_(std::move(options)), data_dir_(options_.dir + "/data"),
+      socket_dir_(options_.dir + "/run"), log_file_(options_.dir + "/postgres.log") {}
 
 Result<void> EmbeddedCluster::resolve() {
   if (resolved_) return ok();
@@ -96,8 +94,8 @@ Result<void> EmbeddedCluster::resolve() {
         name = "secbox";
       } else {
         ProcessOptions add;
-        add.argv = {"useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                    "--shell", "/usr/sbin/nologin", "secbox"};
+        add.argv = {"useradd",      "--system", "--no-create-home",  "--home-dir",
+                    "/nonexistent", "--shell",  "/usr/sbin/nologin", "secbox"};
         auto r = run_process(add);
         if (r && r.value().succeeded()) {
           logger().info("Created the system user secbox to run the embedded database.");
@@ -191,9 +189,10 @@ Result<std::string> EmbeddedCluster::start() {
     logger().info("Adopting the embedded database that is already running.");
   } else {
     // Unix socket only, in a folder only the cluster user can enter.
-    const std::string opts = "-k '" + socket_dir_ + "' -p " + std::to_string(kPort) + " -c listen_addresses='' -c unix_socket_permissions=0700" +
-                           // No JIT: the service runs with MemoryDenyWriteExecute (install.sh).
-                           " -c jit=off";
+    const std::string opts = "-k '" + socket_dir_ + "' -p " + std::to_string(kPort) +
+                             " -c listen_addresses='' -c unix_socket_permissions=0700" +
+                             // No JIT: the service runs with MemoryDenyWriteExecute (install.sh).
+                             " -c jit=off";
     auto r = pg({"pg_ctl", "-D", data_dir_, "-l", log_file_, "-w", "-t", "60", "-o", opts, "start"},
                 milliseconds(70000));
     if (!r) return fail(r.error().message);
@@ -216,8 +215,8 @@ Result<std::string> EmbeddedCluster::start() {
 
 Result<void> EmbeddedCluster::stop() {
   if (!resolved_ || !running()) return ok();
-  auto r = pg({"pg_ctl", "-D", data_dir_, "-m", "fast", "-w", "-t", "20", "stop"},
-              milliseconds(25000));
+  auto r =
+      pg({"pg_ctl", "-D", data_dir_, "-m", "fast", "-w", "-t", "20", "stop"}, milliseconds(25000));
   if (!r) return fail(r.error().message);
   if (!r.value().succeeded()) return fail("pg_ctl stop failed: " + r.value().describe());
   logger().info("Stopped the embedded database.");

@@ -20,7 +20,8 @@ const char* const kCreateLedger =
 // NULL (a row written before the column, or by a writer that did not say)
 // counts as a contract migration: an unknown migration is safe only when its
 // writer said so.
-const char* const kLedgerContract = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS contract boolean";
+const char* const kLedgerContract =
+    "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS contract boolean";
 
 int highest(const std::vector<Migration>& migrations) {
   int v = 0;
@@ -32,7 +33,8 @@ int highest(const std::vector<Migration>& migrations) {
 std::vector<std::pair<int, bool>> recorded(pqxx::connection& conn) {
   pqxx::nontransaction tx(conn);
   std::vector<std::pair<int, bool>> out;
-  for (const auto& row : tx.exec("SELECT version, contract FROM schema_migrations ORDER BY version")) {
+  for (const auto& row :
+       tx.exec("SELECT version, contract FROM schema_migrations ORDER BY version")) {
     out.emplace_back(row[0].as<int>(), row[1].is_null() || row[1].as<bool>());
   }
   return out;
@@ -99,7 +101,8 @@ Result<MigrationReport> migrate(const std::string& connection_string,
     const int known = highest(ordered);
     std::vector<int> unknown_contract;
     for (const auto& [version, contract] : recorded(*conn)) {
-      const bool knows = std::any_of(ordered.begin(), ordered.end(), [v = version](const Migration& m) { return m.version == v; });
+      const bool knows = std::any_of(ordered.begin(), ordered.end(),
+                                     [v = version](const Migration& m) { return m.version == v; });
       if (knows) continue;
       (contract ? unknown_contract : report.unknown).push_back(version);
     }
@@ -112,8 +115,10 @@ Result<MigrationReport> migrate(const std::string& connection_string,
                        "; run a newer secbox, or restore the database from before the upgrade"};
     }
     if (!report.unknown.empty()) {
-      log.warn("The database schema is newer than this secbox by expand migrations only; running with it.",
-               {{"schema_version", report.from_version}, {"known", known}});
+      log.warn(
+          "The database schema is newer than this secbox by expand migrations only; running with "
+          "it.",
+          {{"schema_version", report.from_version}, {"known", known}});
     }
     for (const auto& m : ordered) {
       if (!options.contract && is_contract(m)) {
@@ -127,8 +132,8 @@ Result<MigrationReport> migrate(const std::string& connection_string,
       if (!done.empty()) continue;
       current = &m;
       tx.exec(std::string(m.sql));
-      tx.exec_params("INSERT INTO schema_migrations (version, name, contract) VALUES ($1, $2, $3)", m.version,
-                     std::string(m.name), is_contract(m));
+      tx.exec_params("INSERT INTO schema_migrations (version, name, contract) VALUES ($1, $2, $3)",
+                     m.version, std::string(m.name), is_contract(m));
       tx.commit();
       report.applied.push_back(m.version);
       log.info("Applied a migration.", {{"version", m.version}, {"name", std::string(m.name)}});
@@ -142,8 +147,8 @@ Result<MigrationReport> migrate(const std::string& connection_string,
   } catch (const std::exception& e) {
     if (current != nullptr) {
       return Error{Errc::database, "migration " + std::to_string(current->version) + "_" +
-                                           std::string(current->name) +
-                                           " failed and was rolled back: " + e.what()};
+                                       std::string(current->name) +
+                                       " failed and was rolled back: " + e.what()};
     }
     return Error{Errc::database, e.what()};
   }

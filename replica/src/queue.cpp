@@ -68,7 +68,8 @@ struct Counted {
 };
 Counted count_queue(pqxx::transaction_base& tx) {
   Counted c;
-  auto r = tx.exec1("SELECT count(*), COALESCE(sum(size_bytes), 0) FROM outbound_event WHERE acked_at IS NULL");
+  auto r = tx.exec1(
+      "SELECT count(*), COALESCE(sum(size_bytes), 0) FROM outbound_event WHERE acked_at IS NULL");
   c.stats.depth = r[0].as<std::int64_t>();
   c.stats.bytes = r[1].as<std::int64_t>();
   auto oldest = tx.exec("SELECT seq, " + utc_text("enqueued_at") +
@@ -86,8 +87,6 @@ struct Marked {
   std::int64_t oldest_seq = 0;
   std::optional<std::string> oldest_at;
 };
-
-
 
 }  // namespace
 
@@ -113,7 +112,9 @@ OutboundQueue::OutboundQueue(boost::asio::io_context& loop, Database& database, 
 // (not from inside the destructor, where they could call back into it).
 OutboundQueue::~OutboundQueue() {
   for (auto& w : waiting_) {
-    boost::asio::post(loop_, [done = std::move(w.done)] { done(Error{Errc::unavailable, "the queue stopped"}); });
+    boost::asio::post(loop_, [done = std::move(w.done)] {
+      done(Error{Errc::unavailable, "the queue stopped"});
+    });
   }
 }
 
@@ -135,7 +136,8 @@ void OutboundQueue::start() {
             stats_.oldest_at = r.value().stats.oldest_at;
             oldest_seq_ = r.value().oldest_seq;
           }
-          log_.info("The outbound queue is ready.", {{"depth", stats_.depth}, {"bytes", stats_.bytes}});
+          log_.info("The outbound queue is ready.",
+                    {{"depth", stats_.depth}, {"bytes", stats_.bytes}});
         }
         purge();
       });
@@ -153,14 +155,21 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   auto invalid = [&](const std::string& why) { done(Error{Errc::invalid, why}); };
   if (!is_uuid(event.client_id)) return invalid("clientId must be a UUID");
   const auto* shape = protocol::shapes::event_data(event.type);
-  if (!shape) return invalid("type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result, update_result");
+  if (!shape)
+    return invalid(
+        "type must be one of visitor_entry, ban_hit, frigate_event, guard_note, compose_result, "
+        "update_result");
   if (!parse_rfc3339(event.occurred_at)) return invalid("occurredAt must be an RFC 3339 time");
-  if (auto problem = protocol::shapes::check(*shape, event.data)) return invalid("data." + problem->describe());
+  if (auto problem = protocol::shapes::check(*shape, event.data))
+    return invalid("data." + problem->describe());
   if (holds_nul(event.data)) return invalid("data must not contain U+0000");
-  const json wire{{"clientId", event.client_id}, {"type", event.type}, {"occurredAt", event.occurred_at},
+  const json wire{{"clientId", event.client_id},
+                  {"type", event.type},
+                  {"occurredAt", event.occurred_at},
                   {"data", event.data}};
   const auto size = static_cast<std::int64_t>(wire.dump().size());
-  if (static_cast<std::size_t>(size) + 200 > limits_.batch_bytes) return invalid("the event is larger than a batch");
+  if (static_cast<std::size_t>(size) + 200 > limits_.batch_bytes)
+    return invalid("the event is larger than a batch");
   const bool alarm = is_alarm(event.type);
   const std::int64_t max_rows = limits_.max_rows + (alarm ? limits_.alarm_reserve_rows : 0);
   const std::int64_t max_bytes = limits_.max_bytes + (alarm ? limits_.alarm_reserve_bytes : 0);
@@ -168,9 +177,10 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   // are waiting at once.
   const std::int64_t depth = stats_.depth + unanswered_rows_;
   if (depth >= max_rows || stats_.bytes + unanswered_bytes_ + size > max_bytes) {
-    log_.warn("Refused an event: the outbound queue is full.", {{"type", event.type}, {"depth", depth}});
+    log_.warn("Refused an event: the outbound queue is full.",
+              {{"type", event.type}, {"depth", depth}});
     return done(Error{Errc::queue_full, "the outbound queue is full (" + std::to_string(depth) +
-                                        " events waiting for the cloud); nothing was written"});
+                                            " events waiting for the cloud); nothing was written"});
   }
   ++unanswered_rows_;
   unanswered_bytes_ += size;
@@ -178,7 +188,8 @@ void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enque
   if (!committing_) commit_waiting();
 }
 
-Result<std::vector<OutboundQueue::Written>> OutboundQueue::insert_group(Session& session, const std::string& rows) {
+Result<std::vector<OutboundQueue::Written>> OutboundQueue::insert_group(Session& session,
+                                                                        const std::string& rows) {
   pqxx::work tx(session.conn());
   tx.exec0("SET LOCAL synchronous_commit = on");  // durable before anyone is told so
   // One statement for the whole group: rows new to the queue get their seq in
@@ -191,7 +202,8 @@ Result<std::vector<OutboundQueue::Written>> OutboundQueue::insert_group(Session&
       "        ON CONFLICT (client_id) DO NOTHING RETURNING client_id, seq, enqueued_at) "
       "SELECT i.c::text, ins.seq IS NOT NULL, "
       "COALESCE(ins.seq, (SELECT e.seq FROM outbound_event e WHERE e.client_id = i.c)), " +
-          utc_text("ins.enqueued_at") + " FROM input i LEFT JOIN ins ON ins.client_id = i.c ORDER BY i.n",
+          utc_text("ins.enqueued_at") +
+          " FROM input i LEFT JOIN ins ON ins.client_id = i.c ORDER BY i.n",
       rows);
   tx.commit();
   std::vector<Written> out;
@@ -216,12 +228,14 @@ void OutboundQueue::commit_waiting() {
   auto group = std::make_shared<std::vector<Waiting>>();
   const std::size_t n = std::min(kGroup, waiting_.size());
   group->reserve(n);
-  std::move(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(*group));
+  std::move(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n),
+            std::back_inserter(*group));
   waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n));
   commit_group(std::move(group), [this] { commit_waiting(); });
 }
 
-void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, std::function<void()> then) {
+void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group,
+                                 std::function<void()> then) {
   committing_ = true;
   // Each clientId once; a second caller with the same one learns it is a duplicate.
   json rows = json::array();
@@ -229,14 +243,21 @@ void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, st
   for (std::size_t i = 0; i < group->size(); ++i) {
     const auto& e = (*group)[i].event;
     if (!distinct.insert(e.client_id).second) continue;
-    rows.push_back({{"n", i}, {"c", e.client_id}, {"t", e.type}, {"o", e.occurred_at}, {"d", e.data}, {"s", (*group)[i].size}});
+    rows.push_back({{"n", i},
+                    {"c", e.client_id},
+                    {"t", e.type},
+                    {"o", e.occurred_at},
+                    {"d", e.data},
+                    {"s", (*group)[i].size}});
   }
   database_.run<std::vector<Written>>(
       [rows = rows.dump()](Session& s) { return insert_group(s, rows); },
-      [this, alive = std::weak_ptr<int>(alive_), group, then = std::move(then)](Result<std::vector<Written>> r) mutable {
+      [this, alive = std::weak_ptr<int>(alive_), group,
+       then = std::move(then)](Result<std::vector<Written>> r) mutable {
         if (alive.expired()) {
           // The queue is gone: its callers hear so (what committed is in the table).
-          for (auto& w : *group) w.done(r ? Result<Enqueued>(Error{Errc::unavailable, "the queue stopped"}) : r.error());
+          for (auto& w : *group)
+            w.done(r ? Result<Enqueued>(Error{Errc::unavailable, "the queue stopped"}) : r.error());
           return;
         }
         ++commits_;
@@ -246,10 +267,12 @@ void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, st
           log_.warn("A group of events was refused; committing it in halves.",
                     {{"events", group->size()}, {"reason", r.error().message}});
           const auto half = static_cast<std::ptrdiff_t>(group->size() / 2);
-          auto first = std::make_shared<std::vector<Waiting>>(std::make_move_iterator(group->begin()),
-                                                              std::make_move_iterator(group->begin() + half));
-          auto second = std::make_shared<std::vector<Waiting>>(std::make_move_iterator(group->begin() + half),
-                                                               std::make_move_iterator(group->end()));
+          auto first = std::make_shared<std::vector<Waiting>>(
+              std::make_move_iterator(group->begin()),
+              std::make_move_iterator(group->begin() + half));
+          auto second =
+              std::make_shared<std::vector<Waiting>>(std::make_move_iterator(group->begin() + half),
+                                                     std::make_move_iterator(group->end()));
           return commit_group(std::move(first), [this, second, then = std::move(then)]() mutable {
             commit_group(std::move(second), std::move(then));
           });
@@ -262,7 +285,8 @@ void OutboundQueue::commit_group(std::shared_ptr<std::vector<Waiting>> group, st
       });
 }
 
-void OutboundQueue::answer_group(std::vector<Waiting>& group, const Result<std::vector<Written>>& r) {
+void OutboundQueue::answer_group(std::vector<Waiting>& group,
+                                 const Result<std::vector<Written>>& r) {
   std::map<std::string, const Written*> by_id;
   if (r) {
     for (const auto& w : r.value()) by_id.emplace(w.client_id, &w);
@@ -282,7 +306,8 @@ void OutboundQueue::answer_group(std::vector<Waiting>& group, const Result<std::
       continue;
     }
     Enqueued out = it->second->result;
-    if (!answered.insert(w.event.client_id).second) out.duplicate = true;  // the same clientId twice in one group
+    if (!answered.insert(w.event.client_id).second)
+      out.duplicate = true;  // the same clientId twice in one group
     if (!out.duplicate) {
       if (stats_.depth == 0 || oldest_seq_ == 0 || out.seq < oldest_seq_) {
         oldest_seq_ = out.seq;
@@ -351,10 +376,11 @@ void OutboundQueue::pump() {
   database_.run<std::vector<Row>>(
       [after, limit](Session& s) -> Result<std::vector<Row>> {
         pqxx::read_transaction tx(s.conn());
-        auto r = tx.exec_params("SELECT seq, client_id::text, type, " + utc_text("occurred_at") +
-                                    ", data::text FROM outbound_event WHERE acked_at IS NULL AND seq > $1 "
-                                    "ORDER BY seq LIMIT $2",
-                                after, limit);
+        auto r = tx.exec_params(
+            "SELECT seq, client_id::text, type, " + utc_text("occurred_at") +
+                ", data::text FROM outbound_event WHERE acked_at IS NULL AND seq > $1 "
+                "ORDER BY seq LIMIT $2",
+            after, limit);
         // Each event's §6 form, as text, here: the loop only joins them, and
         // nothing is parsed again. Every part is safe to splice: a UUID, a
         // type from the table's CHECK list, a time to_char wrote, and jsonb's
@@ -378,7 +404,8 @@ void OutboundQueue::pump() {
         if (alive.expired() || session != session_) return;  // gone, or a reconnect came in between
         loading_ = false;
         if (!r) {
-          log_.warn("Could not read the outbound queue; retrying.", {{"reason", r.error().message}});
+          log_.warn("Could not read the outbound queue; retrying.",
+                    {{"reason", r.error().message}});
           retry_timer_.expires_after(std::chrono::seconds(1));
           retry_timer_.async_wait([this](boost::system::error_code ec) {
             if (!ec) pump();
@@ -423,9 +450,11 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
         }
         if (!r && r.error().code == Errc::disconnected) return;
         const std::string why = r ? "events.batch answered with " + r.value().type
-                                  : r.error().code == Errc::timeout ? "events.batch unacknowledged for 60 s"
-                                                                : "events.batch refused: " + r.error().message;
-        log_.warn("A batch was not acknowledged; reconnecting to send it again.", {{"reason", why}});
+                                : r.error().code == Errc::timeout
+                                    ? "events.batch unacknowledged for 60 s"
+                                    : "events.batch refused: " + r.error().message;
+        log_.warn("A batch was not acknowledged; reconnecting to send it again.",
+                  {{"reason", why}});
         if (router_) router_->reconnect(why);
       });
   if (!id) return;  // the tunnel is down; the next welcome starts over
@@ -470,14 +499,19 @@ void OutboundQueue::acknowledged(const std::vector<std::string>& client_ids) {
   database_.run<Marked>(
       [keys = std::move(keys), by_seq, from = oldest_seq_](Session& s) -> Result<Marked> {
         pqxx::nontransaction tx(s.conn());
-        const std::string match = by_seq ? "seq = ANY($1::bigint[])" : "client_id = ANY($1::uuid[])";
+        const std::string match =
+            by_seq ? "seq = ANY($1::bigint[])" : "client_id = ANY($1::uuid[])";
         auto r = tx.exec_params1(
             "WITH acked AS (UPDATE outbound_event SET acked_at = now() "
-            "               WHERE " + match + " AND acked_at IS NULL RETURNING seq, size_bytes), "
-            "oldest AS (SELECT seq, enqueued_at FROM outbound_event WHERE acked_at IS NULL AND seq >= $2 "
-            "           AND seq NOT IN (SELECT seq FROM acked) ORDER BY seq LIMIT 1) "
-            "SELECT (SELECT count(*) FROM acked), (SELECT COALESCE(sum(size_bytes), 0) FROM acked), "
-            "(SELECT seq FROM oldest), (SELECT " +
+            "               WHERE " +
+                match +
+                " AND acked_at IS NULL RETURNING seq, size_bytes), "
+                "oldest AS (SELECT seq, enqueued_at FROM outbound_event WHERE acked_at IS NULL AND "
+                "seq >= $2 "
+                "           AND seq NOT IN (SELECT seq FROM acked) ORDER BY seq LIMIT 1) "
+                "SELECT (SELECT count(*) FROM acked), (SELECT COALESCE(sum(size_bytes), 0) FROM "
+                "acked), "
+                "(SELECT seq FROM oldest), (SELECT " +
                 utc_text("enqueued_at") + " FROM oldest)",
             keys, from);
         Marked m;
@@ -516,14 +550,16 @@ void OutboundQueue::purge() {
   database_.run<std::int64_t>(
       [keep_s](Session& s) -> Result<std::int64_t> {
         pqxx::work tx(s.conn());
-        auto r = tx.exec_params("DELETE FROM outbound_event WHERE acked_at < now() - make_interval(secs => $1)",
-                                static_cast<double>(keep_s));
+        auto r = tx.exec_params(
+            "DELETE FROM outbound_event WHERE acked_at < now() - make_interval(secs => $1)",
+            static_cast<double>(keep_s));
         tx.commit();
         return static_cast<std::int64_t>(r.affected_rows());
       },
       [this, alive = std::weak_ptr<int>(alive_)](Result<std::int64_t> r) {
         if (alive.expired()) return;
-        if (r && r.value() > 0) log_.info("Deleted acknowledged events past their 7 days.", {{"rows", r.value()}});
+        if (r && r.value() > 0)
+          log_.info("Deleted acknowledged events past their 7 days.", {{"rows", r.value()}});
         if (stopped_) return;
         purge_timer_.expires_after(limits_.purge_every);
         purge_timer_.async_wait([this](boost::system::error_code ec) {

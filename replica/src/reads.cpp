@@ -31,8 +31,8 @@ void ReplicaReader::refresh(std::function<void()> done) {
   database_.run<std::map<std::string, Freshness>>(
       [](Session& s) -> Result<std::map<std::string, Freshness>> {
         pqxx::read_transaction tx(s.conn());
-        auto r = tx.exec("SELECT entity, version, " + utc("last_applied_at") + ", " + utc("last_snapshot_at") +
-                         " FROM sync_cursor");
+        auto r = tx.exec("SELECT entity, version, " + utc("last_applied_at") + ", " +
+                         utc("last_snapshot_at") + " FROM sync_cursor");
         std::map<std::string, Freshness> out;
         for (const auto& row : r) {
           Freshness f;
@@ -63,12 +63,14 @@ void ReplicaReader::ban_list(std::function<void(Result<BanList>)> done) {
       [](Session& s) -> Result<BanList> {
         pqxx::read_transaction tx(s.conn());
         BanList out;
-        out.version = tx.exec1("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'")[0].as<std::int64_t>();
+        out.version = tx.exec1("SELECT version FROM sync_cursor WHERE entity = 'banned_visitor'")[0]
+                          .as<std::int64_t>();
         out.bans = json::array();
-        auto r = tx.exec("SELECT id, full_name, plate, photo_url, reason, " + utc("created_at") + ", " +
-                         utc("expires_at") +
-                         " FROM banned_visitor WHERE NOT deleted AND (expires_at IS NULL OR expires_at > now())"
-                         " ORDER BY full_name, id");
+        auto r = tx.exec(
+            "SELECT id, full_name, plate, photo_url, reason, " + utc("created_at") + ", " +
+            utc("expires_at") +
+            " FROM banned_visitor WHERE NOT deleted AND (expires_at IS NULL OR expires_at > now())"
+            " ORDER BY full_name, id");
         for (const auto& row : r) {
           out.bans.push_back({{"id", row[0].as<std::string>()},
                               {"fullName", row[1].as<std::string>()},
@@ -92,14 +94,16 @@ void ReplicaReader::schedule(const std::string& date, std::function<void(Result<
         const std::string zone = tz.empty() ? "UTC" : tz[0][0].as<std::string>();
         json out = json::array();
         try {
-          auto r = tx.exec_params(
-              "SELECT id, unit_id, guest_name, plate, " + utc("valid_from") + ", " + utc("valid_until") +
-                  ", max_entries, (SELECT label FROM unit WHERE unit.id = unit_id AND NOT unit.deleted)"
-                  " FROM guest_authorization WHERE NOT deleted AND status = 'active'"
-                  " AND valid_from < (($1::date + 1)::timestamp AT TIME ZONE $2)"
-                  " AND valid_until >= ($1::date::timestamp AT TIME ZONE $2)"
-                  " ORDER BY valid_from, guest_name",
-              date, zone);
+          auto r =
+              tx.exec_params("SELECT id, unit_id, guest_name, plate, " + utc("valid_from") + ", " +
+                                 utc("valid_until") +
+                                 ", max_entries, (SELECT label FROM unit WHERE unit.id = unit_id "
+                                 "AND NOT unit.deleted)"
+                                 " FROM guest_authorization WHERE NOT deleted AND status = 'active'"
+                                 " AND valid_from < (($1::date + 1)::timestamp AT TIME ZONE $2)"
+                                 " AND valid_until >= ($1::date::timestamp AT TIME ZONE $2)"
+                                 " ORDER BY valid_from, guest_name",
+                             date, zone);
           for (const auto& row : r) {
             out.push_back({{"id", row[0].as<std::string>()},
                            {"unitId", row[1].as<std::string>()},
@@ -127,7 +131,8 @@ void ReplicaReader::guard(const std::string& id, std::function<void(Result<Guard
             " WHERE id = $1 AND role = 'guard' AND NOT deleted",
             id);
         if (r.empty()) return Error{Errc::not_found, "no guard with that id"};
-        Guard g{r[0][0].as<std::string>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(), std::nullopt};
+        Guard g{r[0][0].as<std::string>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
+                std::nullopt};
         if (!r[0][3].is_null()) g.pin_hash = r[0][3].as<std::string>();
         return g;
       },
@@ -139,11 +144,14 @@ void ReplicaReader::guards(std::size_t limit, std::function<void(Result<nlohmann
       [limit](Session& s) -> Result<nlohmann::json> {
         pqxx::read_transaction tx(s.conn());
         auto r = tx.exec_params(
-            "SELECT id, display_name FROM app_user WHERE role = 'guard' AND NOT deleted AND pin_hash IS NOT NULL"
+            "SELECT id, display_name FROM app_user WHERE role = 'guard' AND NOT deleted AND "
+            "pin_hash IS NOT NULL"
             " ORDER BY display_name, id LIMIT $1",
             static_cast<long long>(limit));
         auto out = nlohmann::json::array();
-        for (const auto& row : r) out.push_back({{"id", row[0].as<std::string>()}, {"displayName", row[1].as<std::string>()}});
+        for (const auto& row : r)
+          out.push_back(
+              {{"id", row[0].as<std::string>()}, {"displayName", row[1].as<std::string>()}});
         return out;
       },
       std::move(done));

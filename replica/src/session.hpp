@@ -9,7 +9,8 @@ namespace secbox::replica {
 
 class Session {
  public:
-  explicit Session(std::string connection_string) : connection_string_(std::move(connection_string)) {}
+  explicit Session(std::string connection_string)
+      : connection_string_(std::move(connection_string)) {}
 
   // Connects on first use and after a lost connection.
   pqxx::connection& conn() {

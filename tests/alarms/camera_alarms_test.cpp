@@ -48,19 +48,30 @@ class CameraAlarmsTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(db.ok());
     database.start();
-    ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return database.ready(); }, 30s));
     sync.on_applied([this](const std::string&) { ++applied; });
     queue.start();
-    const json bans = json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
-                                    {"plate", "ABC-123"}, {"reason", "Robo de paquetes"},
+    const json bans = json::array({{{"id", "b_1"},
+                                    {"communityId", "com_1"},
+                                    {"fullName", "José Núñez"},
+                                    {"plate", "ABC-123"},
+                                    {"reason", "Robo de paquetes"},
                                     {"createdAt", "2026-10-01T12:00:00Z"}},
-                                   {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
-                                    {"reason", "Agresión"}, {"createdAt", "2026-10-02T12:00:00Z"}},
-                                   {{"id", "b_3"}, {"communityId", "com_1"}, {"fullName", "Eva Short"},
-                                    {"plate", "AB12"}, {"reason", "Short plate"},
+                                   {{"id", "b_2"},
+                                    {"communityId", "com_1"},
+                                    {"fullName", "Luis Soto"},
+                                    {"reason", "Agresión"},
+                                    {"createdAt", "2026-10-02T12:00:00Z"}},
+                                   {{"id", "b_3"},
+                                    {"communityId", "com_1"},
+                                    {"fullName", "Eva Short"},
+                                    {"plate", "AB12"},
+                                    {"reason", "Short plate"},
                                     {"createdAt", "2026-10-03T12:00:00Z"}}});
     dispatcher.dispatch(secbox::testing::snapshot_message("c-1", "banned_visitor", 5, bans));
-    ASSERT_TRUE(run_until(io, [&] { return applied == 1; }, 20s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return applied == 1; }, 20s));
     make_alarms();
   }
 
@@ -76,10 +87,12 @@ class CameraAlarmsTest : public ::testing::Test {
     alarms.reset();
     bool queue_stopped = false;
     queue.stop([&] { queue_stopped = true; });
-    run_until(io, [&] { return queue_stopped; }, 10s);
+    run_until(
+        io, [&] { return queue_stopped; }, 10s);
     bool stopped = false;
     database.stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 10s);
+    run_until(
+        io, [&] { return stopped; }, 10s);
   }
 
   std::vector<std::pair<std::string, json>> queued() {
@@ -97,7 +110,10 @@ class CameraAlarmsTest : public ::testing::Test {
   }
 
   // Lets the matching, the queue's commit and the snapshot's fetch finish.
-  void settle() { run_until(io, [] { return false; }, 600ms); }
+  void settle() {
+    run_until(
+        io, [] { return false; }, 600ms);
+  }
 };
 
 TEST_F(CameraAlarmsTest, APlateReadWrongThenRefinedAlarmsOnceWithTheSnapshot) {
@@ -105,7 +121,8 @@ TEST_F(CameraAlarmsTest, APlateReadWrongThenRefinedAlarmsOnceWithTheSnapshot) {
   settle();
   EXPECT_TRUE(alarms->list().empty());
   alarms->seen(car("1733300000.1-abc", "ABC 123", 0.93));
-  ASSERT_TRUE(run_until(io, [&] { return changes.size() >= 2; }, 10s));  // raised, then its snapshot
+  ASSERT_TRUE(run_until(
+      io, [&] { return changes.size() >= 2; }, 10s));  // raised, then its snapshot
   const json a = alarms->list().at(0);
   EXPECT_EQ(a["ban"]["id"], "b_1");
   EXPECT_EQ(a["ban"]["fullName"], "José Núñez");
@@ -124,9 +141,13 @@ TEST_F(CameraAlarmsTest, APlateReadWrongThenRefinedAlarmsOnceWithTheSnapshot) {
   auto events = queued();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].first, "ban_hit");
-  EXPECT_EQ(events[0].second, (json{{"bannedVisitorId", "b_1"}, {"camera", "front"}, {"source", "camera"},
-                                    {"frigateEventId", "1733300000.1-abc"}, {"read", "ABC 123"},
-                                    {"score", 0.93}, {"plate", "ABC-123"}}));
+  EXPECT_EQ(events[0].second, (json{{"bannedVisitorId", "b_1"},
+                                    {"camera", "front"},
+                                    {"source", "camera"},
+                                    {"frigateEventId", "1733300000.1-abc"},
+                                    {"read", "ABC 123"},
+                                    {"score", 0.93},
+                                    {"plate", "ABC-123"}}));
 }
 
 TEST_F(CameraAlarmsTest, MisreadsAndConfusionsMatchOtherPlatesAndLowScoresDoNot) {
@@ -141,7 +162,8 @@ TEST_F(CameraAlarmsTest, MisreadsAndConfusionsMatchOtherPlatesAndLowScoresDoNot)
   ASSERT_EQ(list.size(), 2u);
   std::map<std::string, std::string> by_event;
   for (const auto& a : list) by_event[a["frigateEventId"]] = a["match"];
-  EXPECT_EQ(by_event, (std::map<std::string, std::string>{{"e-misread", "misread"}, {"e-confusion", "confusion"}}));
+  EXPECT_EQ(by_event, (std::map<std::string, std::string>{{"e-misread", "misread"},
+                                                          {"e-confusion", "confusion"}}));
   EXPECT_EQ(queued().size(), 2u);
 }
 
@@ -177,7 +199,8 @@ TEST_F(CameraAlarmsTest, AFaceNamedWithABansIdAlarms) {
 
 TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
   alarms->seen(car("e-gate", "ABC-123", 0.95));
-  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !alarms->list().empty(); }, 10s));
   const std::string id = alarms->list()[0]["id"];
   std::vector<Result<json>> answers;
   auto collect = [&](Result<json> r) { answers.push_back(std::move(r)); };
@@ -190,24 +213,31 @@ TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
   EXPECT_EQ(answers[2].error().code, Errc::not_found);
   const std::string entry = random_uuid();
   alarms->answer(id, Answer{"g_1", "denied", "", entry, "2026-12-04T10:05:00Z"}, collect);
-  ASSERT_TRUE(run_until(io, [&] { return answers.size() == 4; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return answers.size() == 4; }, 10s));
   ASSERT_TRUE(answers[3]);
   EXPECT_EQ(answers[3].value()["answer"]["decision"], "denied");
   EXPECT_EQ(answers[3].value()["answer"]["guardId"], "g_1");
   // Answered again (another phone, a retry): as it is, nothing new queued.
   alarms->answer(id, Answer{"g_2", "allowed", "por error", random_uuid(), ""}, collect);
-  ASSERT_TRUE(run_until(io, [&] { return answers.size() == 5; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return answers.size() == 5; }, 10s));
   EXPECT_EQ(answers[4].value()["answer"]["guardId"], "g_1");
   settle();
   auto events = queued();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].first, "visitor_entry");
-  EXPECT_EQ(events[1].second, (json{{"name", "José Núñez"}, {"plate", "ABC-123"}, {"guardId", "g_1"},
+  EXPECT_EQ(events[1].second, (json{{"name", "José Núñez"},
+                                    {"plate", "ABC-123"},
+                                    {"guardId", "g_1"},
                                     {"decision", "denied"}}));
   pqxx::connection c(db.url());
   pqxx::work w(c);
-  EXPECT_EQ(w.exec1("SELECT occurred_at = '2026-12-04T10:05:00Z'::timestamptz FROM outbound_event WHERE type = "
-                    "'visitor_entry'")[0].as<bool>(), true)
+  EXPECT_EQ(w.exec1("SELECT occurred_at = '2026-12-04T10:05:00Z'::timestamptz FROM outbound_event "
+                    "WHERE type = "
+                    "'visitor_entry'")[0]
+                .as<bool>(),
+            true)
       << "when the guard answered, not when the box heard it";
 }
 
@@ -215,7 +245,8 @@ TEST_F(CameraAlarmsTest, AGuardsAnswerQueuesOneVisitorEntry) {
 // at once: the cloud hears of the banned car, no guard is alarmed for a car
 // that left minutes ago; one that ended just now still alarms.
 TEST_F(CameraAlarmsTest, AnEventThatEndedMinutesAgoIsRecordedNotAlarmed) {
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   alarms->seen(Sighting{"e-old", "front", "car", "ABC-123", 0.95, "", 0, now - 3600});
   alarms->seen(Sighting{"e-just", "front", "car", "ABC-123", 0.95, "", 0, now - 20});
   settle();
@@ -229,16 +260,21 @@ TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {
   alarms->seen(car("e-before", "NEW-777", 0.95));
   settle();
   EXPECT_TRUE(alarms->list().empty());
-  dispatcher.dispatch(secbox::testing::upsert_message(
-      "c-2", "banned_visitor", 6,
-      {{"id", "b_9"}, {"communityId", "com_1"}, {"fullName", "Nuevo Baneado"}, {"plate", "NEW-777"},
-       {"reason", "Amenazas"}, {"createdAt", "2026-12-04T09:00:00Z"}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+  dispatcher.dispatch(secbox::testing::upsert_message("c-2", "banned_visitor", 6,
+                                                      {{"id", "b_9"},
+                                                       {"communityId", "com_1"},
+                                                       {"fullName", "Nuevo Baneado"},
+                                                       {"plate", "NEW-777"},
+                                                       {"reason", "Amenazas"},
+                                                       {"createdAt", "2026-12-04T09:00:00Z"}}));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 2; }, 20s));
   alarms->bans_changed();
   alarms->seen(car("e-after", "NEW777", 0.95));
   // The same read of the same event as before the change: matched again.
   alarms->seen(car("e-before", "NEW-777", 0.95));
-  ASSERT_TRUE(run_until(io, [&] { return alarms->list().size() == 2; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return alarms->list().size() == 2; }, 10s));
   EXPECT_EQ(alarms->list()[0]["ban"]["id"], "b_9");
   EXPECT_EQ(alarms->list()[1]["ban"]["id"], "b_9");
 }
@@ -249,15 +285,21 @@ TEST_F(CameraAlarmsTest, ANewBanListIsUsedOnceItChanges) {
 TEST_F(CameraAlarmsTest, ABansLongTextsAreCutInTheAlarmsItRaises) {
   std::string reason;
   while (reason.size() < 300 * 1024) reason += "Daños ñ ";
-  dispatcher.dispatch(secbox::testing::upsert_message(
-      "c-2", "banned_visitor", 6,
-      {{"id", "b_big"}, {"communityId", "com_1"}, {"fullName", std::string(2000, 'N')}, {"plate", "OVR-001"},
-       {"reason", reason}, {"photoUrl", "https://x/" + std::string(3000, 'p')},
-       {"createdAt", "2026-12-04T09:00:00Z"}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+  dispatcher.dispatch(
+      secbox::testing::upsert_message("c-2", "banned_visitor", 6,
+                                      {{"id", "b_big"},
+                                       {"communityId", "com_1"},
+                                       {"fullName", std::string(2000, 'N')},
+                                       {"plate", "OVR-001"},
+                                       {"reason", reason},
+                                       {"photoUrl", "https://x/" + std::string(3000, 'p')},
+                                       {"createdAt", "2026-12-04T09:00:00Z"}}));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 2; }, 20s));
   alarms->bans_changed();
   for (int i = 0; i < 5; ++i) alarms->seen(car("e-big-" + std::to_string(i), "OVR-001", 0.95));
-  ASSERT_TRUE(run_until(io, [&] { return alarms->list().size() == 5; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return alarms->list().size() == 5; }, 10s));
   for (const auto& a : alarms->list()) {
     const auto kept = a["ban"]["reason"].get<std::string>();
     EXPECT_LE(kept.size(), 4096u + 3);

@@ -35,8 +35,9 @@ TEST_F(ConfigTest, NoFileMeansUnpairedDefaults) {
 }
 
 TEST_F(ConfigTest, PairedFile) {
-  auto c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n"
-                "DEVICE_GATEWAY_URL=wss://gw.example.com/ws/device\nLAN_PORT=9443\n");
+  auto c = load(
+      "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n"
+      "DEVICE_GATEWAY_URL=wss://gw.example.com/ws/device\nLAN_PORT=9443\n");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c.value().paired());
   EXPECT_EQ(c.value().device_id, "dev_7Q2x");
@@ -50,14 +51,17 @@ TEST_F(ConfigTest, TheAllowedCloudIsThePinElseThePairedCloudElseNone) {
   c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n");
   ASSERT_TRUE(c);
   EXPECT_EQ(c.value().allowed_cloud(), "https://cloud.example.com");  // a box installed before pins
-  etc.write("cloud", "# The one cloud this box pairs with (install.sh --cloud).\n\n  https://pinned.example.com/  \n");
+  etc.write("cloud",
+            "# The one cloud this box pairs with (install.sh --cloud).\n\n  "
+            "https://pinned.example.com/  \n");
   c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n");
   ASSERT_TRUE(c);
   EXPECT_EQ(c.value().pinned_cloud, "https://pinned.example.com");
   EXPECT_EQ(c.value().allowed_cloud(), "https://pinned.example.com");
   // A bad pin pairs with none, and does not stop the box.
-  for (const char* bad : {"", "# only a comment\n", "ftp://x.example\n", "http://cloud.example.com\n",
-                          "https://a.example\nhttps://b.example\n", "https://a.example@evil.example\n"}) {
+  for (const char* bad :
+       {"", "# only a comment\n", "ftp://x.example\n", "http://cloud.example.com\n",
+        "https://a.example\nhttps://b.example\n", "https://a.example@evil.example\n"}) {
     etc.write("cloud", bad);
     c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n");
     ASSERT_TRUE(c) << bad;
@@ -112,8 +116,9 @@ TEST_F(ConfigTest, TheCameraAlarmsMinimumScoreIsAPercentage) {
 }
 
 TEST_F(ConfigTest, LoopbackMayUsePlainSchemes) {
-  auto c = load("DEVICE_ID=dev_1\nCLOUD_BASE_URL=http://127.0.0.1:9000\n"
-                "DEVICE_GATEWAY_URL=ws://localhost:9001/ws/device\n");
+  auto c = load(
+      "DEVICE_ID=dev_1\nCLOUD_BASE_URL=http://127.0.0.1:9000\n"
+      "DEVICE_GATEWAY_URL=ws://localhost:9001/ws/device\n");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(is_loopback_url("http://[::1]:80/x"));
   EXPECT_TRUE(is_loopback_url("ws://user@127.1.2.3/"));
@@ -134,9 +139,10 @@ TEST_F(ConfigTest, RelativeDirsAreRefused) {
 }
 
 TEST_F(ConfigTest, SecretValuesAreRegisteredWithTheRedaction) {
-  auto c = load("DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n"
-                "BOOTSTRAP=bt_0123456789abcdef\nDATABASE_URL=postgres://u:pw123456@h/db\n"
-                "SOME_API_SECRET=abcdef123456\n");
+  auto c = load(
+      "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n"
+      "BOOTSTRAP=bt_0123456789abcdef\nDATABASE_URL=postgres://u:pw123456@h/db\n"
+      "SOME_API_SECRET=abcdef123456\n");
   ASSERT_TRUE(c);
   const std::string line = log::redact(
       "bt_0123456789abcdef postgres://u:pw123456@h/db abcdef123456 dev_7Q2x cloud.example.com");

@@ -49,14 +49,15 @@ BoxFigures busy_box(std::chrono::system_clock::time_point now) {
 TEST(Figures, MetricsNameEveryFigureWithItsValue) {
   const auto now = std::chrono::system_clock::now();
   const std::string m = render_metrics(busy_box(now), now);
-  for (const char* line : {"secbox_tunnel_up 1\n", "secbox_tunnel_reconnects_total 4\n", "secbox_paired 1\n",
-                           "secbox_device_token_expiry_timestamp_seconds 1800000000\n", "secbox_clock_skew_seconds -1.5\n",
-                           "secbox_queue_depth 12\n", "secbox_queue_bytes 3400\n",
-                           "secbox_replica_cursor{entity=\"banned_visitor\"} 42\n", "secbox_disk_free_ratio 0.25\n",
-                           "secbox_camera_up{camera=\"gate \\\"1\\\"\"} 1\n",
-                           "secbox_camera_restarts_total{camera=\"gate \\\"1\\\"\"} 2\n", "secbox_frigate_up 1\n",
-                           "secbox_camera_alarms_total 3\n", "secbox_process_cpu_seconds_total 12.5\n",
-                           "secbox_process_resident_memory_bytes 30000000\n"}) {
+  for (const char* line :
+       {"secbox_tunnel_up 1\n", "secbox_tunnel_reconnects_total 4\n", "secbox_paired 1\n",
+        "secbox_device_token_expiry_timestamp_seconds 1800000000\n",
+        "secbox_clock_skew_seconds -1.5\n", "secbox_queue_depth 12\n", "secbox_queue_bytes 3400\n",
+        "secbox_replica_cursor{entity=\"banned_visitor\"} 42\n", "secbox_disk_free_ratio 0.25\n",
+        "secbox_camera_up{camera=\"gate \\\"1\\\"\"} 1\n",
+        "secbox_camera_restarts_total{camera=\"gate \\\"1\\\"\"} 2\n", "secbox_frigate_up 1\n",
+        "secbox_camera_alarms_total 3\n", "secbox_process_cpu_seconds_total 12.5\n",
+        "secbox_process_resident_memory_bytes 30000000\n"}) {
     EXPECT_NE(m.find(line), std::string::npos) << line << " in\n" << m;
   }
   EXPECT_NE(m.find("secbox_queue_oldest_age_seconds 9"), std::string::npos) << "90 s old";
@@ -111,13 +112,17 @@ TEST(Figures, TheLanNameGivesHealthItsCertificateAndGuardsTheirAddress) {
   f.lan_name = "b7.box.example.com";
   f.lan_port = 8443;
   f.lan_addresses = {"192.168.1.20", "8.8.8.8", "fd00::5"};
-  EXPECT_EQ(render_health_state(f)["lanCert"],
-            (json{{"name", "b7.box.example.com"}, {"notAfter", "2029-01-01T00:00:00Z"}, {"trusted", false}}));
-  EXPECT_EQ(render_status(f)["lan"]["addresses"], json::array()) << "no trusted certificate yet: no named address";
+  EXPECT_EQ(render_health_state(f)["lanCert"], (json{{"name", "b7.box.example.com"},
+                                                     {"notAfter", "2029-01-01T00:00:00Z"},
+                                                     {"trusted", false}}));
+  EXPECT_EQ(render_status(f)["lan"]["addresses"], json::array())
+      << "no trusted certificate yet: no named address";
   f.lan_name_not_after = "2027-03-01T00:00:00Z";
-  EXPECT_EQ(render_health_state(f)["lanCert"],
-            (json{{"name", "b7.box.example.com"}, {"notAfter", "2027-03-01T00:00:00Z"}, {"trusted", true}}));
-  EXPECT_EQ(render_status(f)["lan"]["addresses"], json::array({"https://192-168-1-20.b7.box.example.com:8443/"}));
+  EXPECT_EQ(render_health_state(f)["lanCert"], (json{{"name", "b7.box.example.com"},
+                                                     {"notAfter", "2027-03-01T00:00:00Z"},
+                                                     {"trusted", true}}));
+  EXPECT_EQ(render_status(f)["lan"]["addresses"],
+            json::array({"https://192-168-1-20.b7.box.example.com:8443/"}));
   EXPECT_TRUE(render_status(f)["lan"]["trusted"].get<bool>());
 }
 

@@ -33,7 +33,8 @@ TEST(LanCertificateKeeper, MadeOnceKeptAcrossARestartAndNotHandedOverUnchanged) 
   EXPECT_FALSE(again.current()->made_now);
   int handed = 0;
   again.start([&](const lan::LanCertificate&) { return ++handed > 0; });
-  run_until(io, [] { return false; }, 2500ms);  // two checks
+  run_until(
+      io, [] { return false; }, 2500ms);  // two checks
   EXPECT_EQ(handed, 0) << "a check that made nothing new hands nothing over";
   again.stop();
   EXPECT_EQ(again.current()->sha256, first);

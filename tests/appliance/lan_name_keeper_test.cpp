@@ -30,14 +30,17 @@ class LanNameKeeperTest : public ::testing::Test {
   BlockingPool workers{io, 1};
   std::unique_ptr<CapturedSession> session;  // a restarted box has a new one
   KeyAndCert root, intermediate;
-  std::vector<std::string> served;  // the sha256 of each certificate handed to the server ("" for none)
+  std::vector<std::string>
+      served;  // the sha256 of each certificate handed to the server ("" for none)
   std::unique_ptr<LanNameKeeper> keeper;
   const std::string name = "b7f3k2.box.example.com";
   int ids = 0;
 
   void SetUp() override {
     root = make_self_signed({"Test Root", {}, {}, std::chrono::hours(24 * 3650), true, 1}).value();
-    intermediate = make_signed({"Test Intermediate", {}, {}, std::chrono::hours(24 * 1825), true, 0}, root).value();
+    intermediate =
+        make_signed({"Test Intermediate", {}, {}, std::chrono::hours(24 * 1825), true, 0}, root)
+            .value();
     state.write("roots.pem", root.cert_pem);
     start();
   }
@@ -48,10 +51,11 @@ class LanNameKeeperTest : public ::testing::Test {
     s.roots_file = state.file("roots.pem");
     s.check_every = check_every;
     s.first_retry = 1s;
-    keeper = std::make_unique<LanNameKeeper>(io, workers, s, [this](const lan::NamedCertificate* c) {
-      served.push_back(c ? c->sha256 : "");
-      return true;
-    });
+    keeper =
+        std::make_unique<LanNameKeeper>(io, workers, s, [this](const lan::NamedCertificate* c) {
+          served.push_back(c ? c->sha256 : "");
+          return true;
+        });
     keeper->load_now();
     session = std::make_unique<CapturedSession>(io);
     keeper->attach(session->dispatcher);
@@ -60,34 +64,47 @@ class LanNameKeeperTest : public ::testing::Test {
   // The next lan_cert.request the box sent (after `after` messages).
   std::optional<json> next_request(std::size_t after, std::chrono::milliseconds limit = 10s) {
     std::optional<json> found;
-    run_until(io, [&] {
-      for (std::size_t i = after; i < session->sent.size(); ++i) {
-        if (session->sent[i].value("type", "") == "lan_cert.request") found = session->sent[i];
-      }
-      return found.has_value();
-    }, limit);
+    run_until(
+        io,
+        [&] {
+          for (std::size_t i = after; i < session->sent.size(); ++i) {
+            if (session->sent[i].value("type", "") == "lan_cert.request") found = session->sent[i];
+          }
+          return found.has_value();
+        },
+        limit);
     return found;
   }
 
   void answer(const json& request, const std::string& type, json payload = json::object()) {
-    session->dispatcher.dispatch(json{{"v", 1}, {"type", type}, {"id", "c-" + std::to_string(++ids)},
-                                   {"re", request["id"]}, {"ts", "2026-12-07T10:00:00Z"}, {"payload", payload}}
-                                  .dump());
+    session->dispatcher.dispatch(json{
+        {"v", 1},
+        {"type", type},
+        {"id", "c-" + std::to_string(++ids)},
+        {"re", request["id"]},
+        {"ts", "2026-12-07T10:00:00Z"},
+        {"payload", payload}}.dump());
   }
 
   // lan_cert.install; the box's reply to it.
   json install(const std::string& chain) {
     const std::string id = "c-" + std::to_string(++ids);
-    session->dispatcher.dispatch(json{{"v", 1}, {"type", "lan_cert.install"}, {"id", id}, {"ts", "2026-12-07T10:00:00Z"},
-                                   {"payload", {{"chain", chain}}}}
-                                  .dump());
-    run_until(io, [&] { return !session->replies_to(id).empty(); }, 10s);
+    session->dispatcher.dispatch(json{
+        {"v", 1},
+        {"type", "lan_cert.install"},
+        {"id", id},
+        {"ts", "2026-12-07T10:00:00Z"},
+        {"payload",
+         {{"chain", chain}}}}.dump());
+    run_until(
+        io, [&] { return !session->replies_to(id).empty(); }, 10s);
     auto r = session->replies_to(id);
     return r.empty() ? json() : r.front();
   }
 
   std::string issue(const json& request, SignOptions o = {}) {
-    return sign_request(request["payload"]["csr"].get<std::string>(), intermediate, o).value() + intermediate.cert_pem;
+    return sign_request(request["payload"]["csr"].get<std::string>(), intermediate, o).value() +
+           intermediate.cert_pem;
   }
 };
 
@@ -119,7 +136,8 @@ TEST_F(LanNameKeeperTest, AWelcomedNameIsRequestedInstalledServedAndKeptAcrossAR
   EXPECT_EQ(served[0], certificate_sha256(chain).value());
   EXPECT_EQ(keeper->name(), name);
   keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
-  EXPECT_FALSE(next_request(before, 1500ms)) << "a certificate with most of its life left is not asked for again";
+  EXPECT_FALSE(next_request(before, 1500ms))
+      << "a certificate with most of its life left is not asked for again";
 }
 
 TEST_F(LanNameKeeperTest, RefusedChainsAnswerTheirCheckAndLeaveWhatWasServed) {
@@ -135,9 +153,13 @@ TEST_F(LanNameKeeperTest, RefusedChainsAnswerTheirCheckAndLeaveWhatWasServed) {
     return r.value("type", "") == "error" ? r["payload"]["message"].get<std::string>() : r.dump();
   };
   const auto stranger = make_request(name, lan::lan_cert_names(name)).value();
-  EXPECT_EQ(refused(sign_request(stranger.csr_pem, intermediate).value() + intermediate.cert_pem).rfind("key: ", 0), 0u);
+  EXPECT_EQ(refused(sign_request(stranger.csr_pem, intermediate).value() + intermediate.cert_pem)
+                .rfind("key: ", 0),
+            0u);
   const auto other = make_self_signed({"Other", {}, {}, std::chrono::hours(48), true, 1}).value();
-  EXPECT_EQ(refused(sign_request((*request)["payload"]["csr"].get<std::string>(), other).value()).rfind("trust: ", 0), 0u);
+  EXPECT_EQ(refused(sign_request((*request)["payload"]["csr"].get<std::string>(), other).value())
+                .rfind("trust: ", 0),
+            0u);
   SignOptions old;
   old.backdate = 48h;
   old.validity = 24h;
@@ -181,7 +203,8 @@ TEST_F(LanNameKeeperTest, UnavailableIsAskedAgainLaterAndANearlyExpiredCertifica
 
 TEST_F(LanNameKeeperTest, WithoutANameNothingIsRequestedAndABadNameIsIgnored) {
   keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}});
-  keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", "Not A Name"}}}});
+  keeper->on_welcomed(
+      json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", "Not A Name"}}}});
   EXPECT_FALSE(next_request(0, 1500ms));
   EXPECT_EQ(keeper->name(), "");
 }

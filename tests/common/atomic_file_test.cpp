@@ -38,7 +38,8 @@ TEST(ReadFile, SizeLimitAndNotFound) {
 
 TEST(ReadFolder, OneExtensionInNameOrderEachBoundedAndAtMostSoMany) {
   TempDir dir;
-  EXPECT_TRUE(read_folder(dir.file("absent"), ".json", 100).problems.empty()) << "no folder is no problem";
+  EXPECT_TRUE(read_folder(dir.file("absent"), ".json", 100).problems.empty())
+      << "no folder is no problem";
   ::mkdir(dir.file("d").c_str(), 0700);
   dir.write("d/b.json", "{}");
   dir.write("d/a.json", "[]");

@@ -35,7 +35,9 @@ TEST(BlockingPool, ExceptionInAResultTaskBecomesAnError) {
   BlockingPool pool(io, 1);
   std::string message;
   pool.run([]() -> Result<int> { throw std::runtime_error("db gone"); },
-           [&](Result<int> r) { message = r ? "ok" : std::string(to_string(r.error().code)) + ": " + r.error().message; });
+           [&](Result<int> r) {
+             message = r ? "ok" : std::string(to_string(r.error().code)) + ": " + r.error().message;
+           });
   io.run_for(std::chrono::seconds(5));
   EXPECT_EQ(message, "internal: db gone");
 }

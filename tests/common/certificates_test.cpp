@@ -20,8 +20,9 @@ std::string openssl(std::vector<std::string> args) {
 TEST(Certificates, CaSignsALeafThatOpensslVerifies) {
   auto ca = make_self_signed({"SecBox test CA", {}, {}, std::chrono::hours(24), true});
   ASSERT_TRUE(ca) << ca.error().message;
-  auto leaf = make_signed({"localhost", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(24), false},
-                          ca.value());
+  auto leaf =
+      make_signed({"localhost", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(24), false},
+                  ca.value());
   ASSERT_TRUE(leaf) << leaf.error().message;
   testing::TempDir dir;
   auto ca_file = dir.write("ca.pem", ca.value().cert_pem);

@@ -118,7 +118,8 @@ TEST(HttpStream, PiecesArriveUntilAHandlerStopsAndAStallOrARefusalEndsIt) {
     return true;
   };
   stall.on_tick = [&] {
-    stall_seen = last_data && std::chrono::steady_clock::now() - *last_data > std::chrono::milliseconds(1500);
+    stall_seen = last_data &&
+                 std::chrono::steady_clock::now() - *last_data > std::chrono::milliseconds(1500);
     return !stall_seen;
   };
   auto stalled = get_stream(req, stall);

@@ -20,7 +20,8 @@ TEST(Ids, RandomUuidsAreVersion4AndDistinct) {
 }
 
 TEST(Ids, NameUuidsAreRfc4122Version5) {
-  // python3 -c "import uuid; print(uuid.uuid5(uuid.UUID('5d0c2f3e-8a41-4c7b-9e36-b1f0a4d2c917'), 'frigate-event:ev-1'))"
+  // python3 -c "import uuid; print(uuid.uuid5(uuid.UUID('5d0c2f3e-8a41-4c7b-9e36-b1f0a4d2c917'),
+  // 'frigate-event:ev-1'))"
   EXPECT_EQ(name_uuid("frigate-event:ev-1"), "74324837-3eef-57f7-9534-a6815c0ef5d2");
   EXPECT_EQ(name_uuid("x"), name_uuid("x"));
   EXPECT_NE(name_uuid("x"), name_uuid("y"));

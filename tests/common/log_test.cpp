@@ -159,10 +159,13 @@ TEST(LogRedaction, ShortSecretsAreNotRegistered) {
 // ffmpeg's own words about a camera: the URL's user and password go,
 // registered or not; a URL without them, and an e-mail-like word, stay.
 TEST(LogRedaction, UrlCredentialsAreScrubbed) {
-  EXPECT_EQ(redact("rtsp://admin:hunter22@10.0.0.5:554/Streaming/101: Server returned 401 Unauthorized"),
-            "rtsp://[redacted]@10.0.0.5:554/Streaming/101: Server returned 401 Unauthorized");
-  EXPECT_EQ(redact("\"url\":\"https://u:p@cloud.example/x\""), "\"url\":\"https://[redacted]@cloud.example/x\"");
-  EXPECT_EQ(redact("rtsp://10.0.0.5/live and ana@example.com"), "rtsp://10.0.0.5/live and ana@example.com");
+  EXPECT_EQ(
+      redact("rtsp://admin:hunter22@10.0.0.5:554/Streaming/101: Server returned 401 Unauthorized"),
+      "rtsp://[redacted]@10.0.0.5:554/Streaming/101: Server returned 401 Unauthorized");
+  EXPECT_EQ(redact("\"url\":\"https://u:p@cloud.example/x\""),
+            "\"url\":\"https://[redacted]@cloud.example/x\"");
+  EXPECT_EQ(redact("rtsp://10.0.0.5/live and ana@example.com"),
+            "rtsp://10.0.0.5/live and ana@example.com");
   EXPECT_EQ(redact("a://b/c@d"), "a://b/c@d") << "an @ in the path is not credentials";
 }
 

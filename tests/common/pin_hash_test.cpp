@@ -8,7 +8,7 @@
 namespace secbox {
 namespace {
 
-const std::string kSalt = "c2FsdHNhbHRzYWx0c2FsdA==";  // 16 bytes
+const std::string kSalt = "c2FsdHNhbHRzYWx0c2FsdA==";                      // 16 bytes
 const std::string kHash = "A6xnQhbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ=";  // 32 bytes
 
 TEST(PinHash, ReadsTheFormWithinItsBounds) {
@@ -19,9 +19,11 @@ TEST(PinHash, ReadsTheFormWithinItsBounds) {
   EXPECT_EQ(h->hash.size(), 32u);
   EXPECT_TRUE(parse_pin_hash("pbkdf2-sha256$2000000$" + kSalt + "$" + kHash));
   for (const std::string& bad :
-       {std::string(), "pbkdf2-sha256$9999$" + kSalt + "$" + kHash, "pbkdf2-sha256$2000001$" + kSalt + "$" + kHash,
-        "pbkdf2-sha256$99999999$" + kSalt + "$" + kHash, "pbkdf2-sha256$010000$" + kSalt + "$" + kHash,
-        "pbkdf2-sha256$1e5$" + kSalt + "$" + kHash, "pbkdf2-sha1$10000$" + kSalt + "$" + kHash,
+       {std::string(), "pbkdf2-sha256$9999$" + kSalt + "$" + kHash,
+        "pbkdf2-sha256$2000001$" + kSalt + "$" + kHash,
+        "pbkdf2-sha256$99999999$" + kSalt + "$" + kHash,
+        "pbkdf2-sha256$010000$" + kSalt + "$" + kHash, "pbkdf2-sha256$1e5$" + kSalt + "$" + kHash,
+        "pbkdf2-sha1$10000$" + kSalt + "$" + kHash,
         "pbkdf2-sha256$10000$c2FsdA==$" + kHash,                     // 4-byte salt
         "pbkdf2-sha256$10000$" + kSalt + "$" + kHash.substr(0, 40),  // short hash
         "pbkdf2-sha256$10000$" + kSalt + "$" + kHash + "$x", "pbkdf2-sha256$10000$" + kSalt,

@@ -26,8 +26,8 @@ TEST(Plates, ConfusableCharactersCountAsEqual) {
 TEST(Plates, OneMisreadCharacterIsToleratedOnPlatesOfFiveOrMore) {
   EXPECT_EQ(match_plate("ABC-128", "ABC-123"), PlateMatch::misread);
   EXPECT_EQ(match_plate("XBC-I28", "ABC-123"), PlateMatch::none);  // two misreads (and a confusion)
-  EXPECT_EQ(match_plate("AB13", "AB12"), PlateMatch::none);        // four characters: too many other cars
-  EXPECT_EQ(match_plate("ABC1238", "ABC123"), PlateMatch::none);   // lengths differ
+  EXPECT_EQ(match_plate("AB13", "AB12"), PlateMatch::none);  // four characters: too many other cars
+  EXPECT_EQ(match_plate("ABC1238", "ABC123"), PlateMatch::none);  // lengths differ
 }
 
 TEST(Plates, OtherPlatesAndEmptyReadsDoNotMatch) {

@@ -169,14 +169,16 @@ TEST(Process, ACancellationFromAnotherThreadKillsTheGroup) {
     if (!gone) ::usleep(10000);
   }
   EXPECT_TRUE(gone);
-  EXPECT_TRUE(cancel->wait_for(std::chrono::hours(1))) << "a wait on a cancelled stop returns at once";
+  EXPECT_TRUE(cancel->wait_for(std::chrono::hours(1)))
+      << "a wait on a cancelled stop returns at once";
 }
 
 // Signals are blocked across the fork and every one is reset in the child: a
 // signal the daemon ignores (SIGPIPE, or any other: SIGUSR2) or blocks is
 // neither ignored nor blocked in the program it starts.
 TEST(Process, TheChildStartsWithNoSignalBlockedOrIgnored) {
-  struct sigaction ignore {}, old {}, old_usr2 {};
+  struct sigaction ignore {
+  }, old{}, old_usr2{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ignore, &old);
   ::sigaction(SIGUSR2, &ignore, &old_usr2);
@@ -202,11 +204,14 @@ TEST(Process, AThirdPipeOnFd3) {
   ASSERT_TRUE(child) << child.error().message;
   std::string out, three;
   char buf[256];
-  for (ssize_t n; (n = ::read(child.value().out, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-  for (ssize_t n; (n = ::read(child.value().fd3, buf, sizeof buf)) > 0;) three.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(child.value().out, buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(child.value().fd3, buf, sizeof buf)) > 0;)
+    three.append(buf, static_cast<std::size_t>(n));
   int status = 0;
   ::waitpid(child.value().pid, &status, 0);
-  for (int fd : {child.value().out, child.value().err, child.value().fd3, child.value().pidfd}) ::close(fd);
+  for (int fd : {child.value().out, child.value().err, child.value().fd3, child.value().pidfd})
+    ::close(fd);
   EXPECT_EQ(three, "three\n");
   EXPECT_EQ(out, "0\n1\n2\n3\n");
   EXPECT_EQ(WEXITSTATUS(status), 0);

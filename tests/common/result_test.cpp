@@ -11,10 +11,11 @@ namespace secbox {
 namespace {
 
 TEST(Errc, EveryConditionHasItsOwnSpelling) {
-  const Errc all[] = {Errc::invalid,     Errc::not_found, Errc::too_large, Errc::forbidden,   Errc::busy,
-                      Errc::queue_full,  Errc::unavailable, Errc::network, Errc::timeout,     Errc::disconnected,
-                      Errc::refused,     Errc::io,        Errc::spawn,     Errc::database,    Errc::schema_newer,
-                      Errc::config,      Errc::internal};
+  const Errc all[] = {Errc::invalid, Errc::not_found,    Errc::too_large,    Errc::forbidden,
+                      Errc::busy,    Errc::queue_full,   Errc::unavailable,  Errc::network,
+                      Errc::timeout, Errc::disconnected, Errc::refused,      Errc::io,
+                      Errc::spawn,   Errc::database,     Errc::schema_newer, Errc::config,
+                      Errc::internal};
   std::set<std::string> seen;
   for (Errc c : all) {
     const std::string name(to_string(c));

@@ -31,7 +31,8 @@ TEST(Url, OriginIsLowercaseWithThePortAlwaysWritten) {
   EXPECT_EQ(url_origin("https://Cloud.Example.COM/api"), "https://cloud.example.com:443");
   EXPECT_EQ(url_origin("https://cloud.example.com:443"), "https://cloud.example.com:443");
   EXPECT_EQ(url_origin("https://evil@cloud.example.com"), "https://cloud.example.com:443");
-  EXPECT_NE(url_origin("https://cloud.example.com.evil.example"), url_origin("https://cloud.example.com"));
+  EXPECT_NE(url_origin("https://cloud.example.com.evil.example"),
+            url_origin("https://cloud.example.com"));
   EXPECT_NE(url_origin("http://cloud.example.com"), url_origin("https://cloud.example.com"));
   EXPECT_NE(url_origin("https://cloud.example.com:8443"), url_origin("https://cloud.example.com"));
   EXPECT_EQ(url_origin("https://"), "");

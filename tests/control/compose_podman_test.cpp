@@ -30,7 +30,8 @@ using testing::TempDir;
 
 const char* kImage = "localhost/secbox-test-busybox:1";
 
-ProcessResult sh(const std::vector<std::string>& argv, std::chrono::seconds limit = std::chrono::seconds(60)) {
+ProcessResult sh(const std::vector<std::string>& argv,
+                 std::chrono::seconds limit = std::chrono::seconds(60)) {
   ProcessOptions o;
   o.argv = argv;
   o.timeout = limit;
@@ -41,8 +42,9 @@ ProcessResult sh(const std::vector<std::string>& argv, std::chrono::seconds limi
 std::string containers_conf() {
   static const std::string path = [] {
     std::string p = std::filesystem::temp_directory_path() / "secbox-test-containers.conf";
-    std::ofstream(p) << "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n"
-                        "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n";
+    std::ofstream(p)
+        << "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n"
+           "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n";
     return p;
   }();
   return path;
@@ -59,13 +61,15 @@ void make_image() {
   if (sh(podman({"image", "exists", kImage})).succeeded()) return;
   TempDir root;
   ::mkdir(root.file("bin").c_str(), 0755);
-  ASSERT_TRUE(sh({"cp", "/bin/busybox", root.file("bin/busybox")}).succeeded()) << "busybox-static is needed";
+  ASSERT_TRUE(sh({"cp", "/bin/busybox", root.file("bin/busybox")}).succeeded())
+      << "busybox-static is needed";
   for (const char* l : {"sh", "sleep", "env", "cat", "test", "true", "false", "ls"}) {
     ASSERT_EQ(::symlink("busybox", root.file(std::string("bin/") + l).c_str()), 0);
   }
   auto tar = root.file("../" + std::filesystem::path(root.path()).filename().string() + ".tar");
   ASSERT_TRUE(sh({"tar", "-C", root.path(), "-cf", tar, "."}).succeeded());
-  auto imported = sh(podman({"import", "--change", "CMD [\"/bin/sleep\",\"100000\"]", tar, kImage}));
+  auto imported =
+      sh(podman({"import", "--change", "CMD [\"/bin/sleep\",\"100000\"]", tar, kImage}));
   ::unlink(tar.c_str());
   ASSERT_TRUE(imported.succeeded()) << imported.describe();
 }
@@ -88,7 +92,8 @@ class ComposePodmanTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::access("/usr/bin/podman-compose", X_OK) != 0 || ::access("/usr/bin/podman", X_OK) != 0) {
-      FAIL() << "Debian's podman and podman-compose are needed (scripts/install-deps --test installs them)";
+      FAIL() << "Debian's podman and podman-compose are needed (scripts/install-deps --test "
+                "installs them)";
     }
     if (::geteuid() != 0) GTEST_SKIP() << "real containers run as root here (CI runs as root)";
     make_image();
@@ -114,13 +119,15 @@ class ComposePodmanTest : public ::testing::Test {
       if (!id.empty()) sh(podman({"rm", "-f", "-t", "0", id}));
     }
     sh(podman({"network", "rm", "-f", project + "_default"}));
-    auto left = sh(podman({"ps", "-aq", "--filter", "label=com.docker.compose.project=" + project}));
+    auto left =
+        sh(podman({"ps", "-aq", "--filter", "label=com.docker.compose.project=" + project}));
     EXPECT_EQ(left.out, "") << "the test's containers must be gone";
     EXPECT_FALSE(sh(podman({"network", "exists", project + "_default"})).succeeded());
   }
 
   ComposeOutcome apply(const std::string& yaml) {
-    return run_compose_snapshot(settings, project, yaml, [](std::string_view, bool, const std::string&) {});
+    return run_compose_snapshot(settings, project, yaml,
+                                [](std::string_view, bool, const std::string&) {});
   }
 
   struct Running {
@@ -128,7 +135,8 @@ class ComposePodmanTest : public ::testing::Test {
     std::string state;
   };
   Running container(const std::string& svc) {
-    auto r = sh(podman({"ps", "-a", "--format", "json", "--filter", "label=com.docker.compose.project=" + project}));
+    auto r = sh(podman({"ps", "-a", "--format", "json", "--filter",
+                        "label=com.docker.compose.project=" + project}));
     auto list = parse_ps_output(r.out);
     if (!list) return {};
     for (const auto& c : list.value()) {
@@ -167,8 +175,9 @@ TEST_F(ComposePodmanTest, AChangedFileRunsInANewContainerWithTheNewValues) {
   dir.write("etc/secbox.env", std::string(kEnv) + "GREETING=adios\n");
   const auto started = std::chrono::steady_clock::now();
   auto second = apply(with_greeting("${GREETING}", "    command: [\"/bin/sleep\", \"200000\"]\n"));
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
   ASSERT_TRUE(second.ok) << second.phase << ": " << second.detail;
   const auto after = container("app");
   EXPECT_NE(after.id, before.id) << "the container must be made again";
@@ -180,22 +189,26 @@ TEST_F(ComposePodmanTest, AChangedFileRunsInANewContainerWithTheNewValues) {
 
 TEST_F(ComposePodmanTest, TwoServicesToDoneAndTheFigure) {
   dir.write("etc/secbox.env", kEnv);
-  const std::string two = file_of(service("app", "    environment:\n      DEVICE_ID: ${DEVICE_ID}\n") +
-                                  service("web", "    healthcheck:\n      test: [\"CMD\", \"/bin/true\"]\n"
-                                                 "      interval: 1s\n"));
+  const std::string two =
+      file_of(service("app", "    environment:\n      DEVICE_ID: ${DEVICE_ID}\n") +
+              service("web",
+                      "    healthcheck:\n      test: [\"CMD\", \"/bin/true\"]\n"
+                      "      interval: 1s\n"));
   const auto started = std::chrono::steady_clock::now();
   auto r = apply(two);
-  const auto first_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  const auto first_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count();
   ASSERT_TRUE(r.ok) << r.phase << ": " << r.detail;
   const auto again_started = std::chrono::steady_clock::now();
   auto again = apply(two);
-  const auto again_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - again_started).count();
+  const auto again_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - again_started)
+                            .count();
   ASSERT_TRUE(again.ok) << again.phase << ": " << again.detail;
   EXPECT_EQ(container("web").state, "running");
-  std::cout << "compose.snapshot of a two-service file (one health check) to done: first " << first_ms
-            << " ms, over running containers " << again_ms << " ms\n";
+  std::cout << "compose.snapshot of a two-service file (one health check) to done: first "
+            << first_ms << " ms, over running containers " << again_ms << " ms\n";
 }
 
 TEST_F(ComposePodmanTest, BadFilesAndAMissingKeyLeaveTheRunningContainerUntouched) {
@@ -203,8 +216,9 @@ TEST_F(ComposePodmanTest, BadFilesAndAMissingKeyLeaveTheRunningContainerUntouche
   ASSERT_TRUE(apply(with_greeting("${GREETING}")).ok);
   const auto before = container("app");
 
-  auto unresolved = apply(file_of(service("app", "    environment:\n      T: ${MEDIA_TOKEN}\n"
-                                                 "      R: ${RELAY_URL:-${FALLBACK_RELAY}}\n")));
+  auto unresolved = apply(file_of(service("app",
+                                          "    environment:\n      T: ${MEDIA_TOKEN}\n"
+                                          "      R: ${RELAY_URL:-${FALLBACK_RELAY}}\n")));
   EXPECT_EQ(unresolved.phase, "env-unresolved-vars") << unresolved.detail;
   EXPECT_EQ(container("app").id, before.id);
 
@@ -222,7 +236,8 @@ TEST_F(ComposePodmanTest, BadFilesAndAMissingKeyLeaveTheRunningContainerUntouche
 
 TEST_F(ComposePodmanTest, WithNoEnvFileTheLegacyOneIsDerivedThenTheStackComesUp) {
   dir.write("etc/mgmt-agent.env",
-            "CLOUD_BASE_URL=https://cloud.example.com\nDEVICE_ID=dev_7Q2x\nBOOTSTRAP=bt_0123456789abcdef\n"
+            "CLOUD_BASE_URL=https://"
+            "cloud.example.com\nDEVICE_ID=dev_7Q2x\nBOOTSTRAP=bt_0123456789abcdef\n"
             "MGMT_GATEWAY_URL=wss://gw.example.com/ws/mgmt\n");
   auto r = apply(file_of(service("app", "    environment:\n      GW: ${DEVICE_GATEWAY_URL}\n")));
   ASSERT_TRUE(r.ok) << r.phase << ": " << r.detail;
@@ -246,13 +261,15 @@ TEST_F(ComposePodmanTest, AContainerThatExitsAtOnceRollsBackToThePreviousContain
 TEST_F(ComposePodmanTest, AHealthCheckThatNeverPassesRollsBack) {
   dir.write("etc/secbox.env", kEnv);
   ASSERT_TRUE(apply(with_greeting("${GREETING}")).ok);
-  auto r = apply(with_greeting("${GREETING}", "    healthcheck:\n      test: [\"CMD\", \"/bin/false\"]\n"
-                                              "      interval: 1s\n      retries: 1\n"));
+  auto r = apply(with_greeting("${GREETING}",
+                               "    healthcheck:\n      test: [\"CMD\", \"/bin/false\"]\n"
+                               "      interval: 1s\n      retries: 1\n"));
   EXPECT_EQ(r.phase, "rollback") << r.detail;
   EXPECT_NE(r.detail.find("unhealthy"), std::string::npos) << r.detail;
   EXPECT_EQ(container("app").state, "running");
   auto hc = sh(podman({"inspect", "--format", "{{.Config.Healthcheck}}", container("app").id}));
-  EXPECT_EQ(hc.out.find("false"), std::string::npos) << "the previous file has no failing check: " << hc.out;
+  EXPECT_EQ(hc.out.find("false"), std::string::npos)
+      << "the previous file has no failing check: " << hc.out;
 }
 
 TEST_F(ComposePodmanTest, ARollbackThatFailsTooIsRollbackFailed) {
@@ -263,9 +280,10 @@ TEST_F(ComposePodmanTest, ARollbackThatFailsTooIsRollbackFailed) {
   ::mkdir(dir.file("compose/" + project).c_str(), 0750);
   ::mkdir(dir.file("compose/" + project + "/state").c_str(), 0755);
   dir.write("compose/" + project + "/state/ok", "1");
-  const std::string checked = "    volumes: [\"./state:/state\"]\n"
-                              "    healthcheck:\n      test: [\"CMD\", \"/bin/test\", \"-e\", \"/state/ok\"]\n"
-                              "      interval: 1s\n      retries: 1\n";
+  const std::string checked =
+      "    volumes: [\"./state:/state\"]\n"
+      "    healthcheck:\n      test: [\"CMD\", \"/bin/test\", \"-e\", \"/state/ok\"]\n"
+      "      interval: 1s\n      retries: 1\n";
   ASSERT_TRUE(apply(file_of(service("app", checked))).ok);
   ::unlink(dir.file("compose/" + project + "/state/ok").c_str());
   auto r = apply(file_of(service("app", "    command: [\"/bin/sh\", \"-c\", \"exit 4\"]\n")));
@@ -278,11 +296,15 @@ std::string host_reach(const nlohmann::json& c, const std::string& project_dir) 
   std::string found;
   const auto& hc = c.value("HostConfig", nlohmann::json::object());
   if (hc.value("Privileged", false)) found += " privileged";
-  if (hc.contains("CapAdd") && hc["CapAdd"].is_array() && !hc["CapAdd"].empty()) found += " cap_add " + hc["CapAdd"].dump();
-  if (hc.contains("Devices") && hc["Devices"].is_array() && !hc["Devices"].empty()) found += " devices";
-  for (const char* ns : {"NetworkMode", "PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"}) {
+  if (hc.contains("CapAdd") && hc["CapAdd"].is_array() && !hc["CapAdd"].empty())
+    found += " cap_add " + hc["CapAdd"].dump();
+  if (hc.contains("Devices") && hc["Devices"].is_array() && !hc["Devices"].empty())
+    found += " devices";
+  for (const char* ns :
+       {"NetworkMode", "PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"}) {
     const auto mode = hc.value(ns, std::string());
-    if (mode == "host" || mode.rfind("ns:", 0) == 0 || mode.rfind("container:", 0) == 0) found += " " + std::string(ns) + "=" + mode;
+    if (mode == "host" || mode.rfind("ns:", 0) == 0 || mode.rfind("container:", 0) == 0)
+      found += " " + std::string(ns) + "=" + mode;
   }
   for (const auto& m : c.value("Mounts", nlohmann::json::array())) {
     if (m.value("Type", std::string()) != "bind") continue;
@@ -307,7 +329,8 @@ TEST_F(ComposePodmanTest, TheHostileCorpusReachesNothingOfTheHost) {
     std::stringstream text;
     text << in.rdbuf();
     std::string yaml = text.str();
-    for (auto at = yaml.find("localhost/app:1"); at != std::string::npos; at = yaml.find("localhost/app:1", at)) {
+    for (auto at = yaml.find("localhost/app:1"); at != std::string::npos;
+         at = yaml.find("localhost/app:1", at)) {
       yaml.replace(at, 15, kImage);
     }
     auto r = apply(yaml);
@@ -343,8 +366,10 @@ TEST_F(ComposePodmanTest, ALinkMadeByAnEarlierContainerIsNotFollowed) {
   const std::string project_dir = dir.file("compose/" + project);
   ::mkdir(project_dir.c_str(), 0750);
   ::mkdir((project_dir + "/data").c_str(), 0777);
-  auto first = apply(file_of(service("app", "    volumes: [\"./data:/data\"]\n"
-                                            "    command: [\"/bin/sh\", \"-c\", \"ln -s / /data/root; exec sleep 100000\"]\n")));
+  auto first = apply(file_of(
+      service("app",
+              "    volumes: [\"./data:/data\"]\n"
+              "    command: [\"/bin/sh\", \"-c\", \"ln -s / /data/root; exec sleep 100000\"]\n")));
   ASSERT_TRUE(first.ok) << first.phase << ": " << first.detail;
   struct stat st {};
   for (int i = 0; i < 50 && ::lstat((project_dir + "/data/root").c_str(), &st) != 0; ++i) {

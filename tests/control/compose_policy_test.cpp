@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 const std::string kDir = "/var/lib/secbox/compose/frigate";
 
 Result<CheckedCompose> check(const std::string& service_body, const ComposeAllowance& a = {}) {
-  return check_compose("services:\n  cam:\n    image: localhost/frigate:1\n" + service_body, kDir, a, "frigate");
+  return check_compose("services:\n  cam:\n    image: localhost/frigate:1\n" + service_body, kDir,
+                       a, "frigate");
 }
 
 TEST(ComposePolicy, EachPrivilegedOptionIsRefusedNamingTheServiceAndTheKey) {
@@ -55,7 +56,8 @@ TEST(ComposePolicy, EachPrivilegedOptionIsRefusedNamingTheServiceAndTheKey) {
     ASSERT_FALSE(r) << body;
     EXPECT_EQ(r.error().code, Errc::forbidden) << r.error().message;
     EXPECT_NE(r.error().message.find(key), std::string::npos) << r.error().message;
-    if (std::string(body).find("secrets:") == std::string::npos && std::string(body).find("configs:") == std::string::npos) {
+    if (std::string(body).find("secrets:") == std::string::npos &&
+        std::string(body).find("configs:") == std::string::npos) {
       EXPECT_NE(r.error().message.find("service cam"), std::string::npos) << r.error().message;
     }
     ComposeAllowance a;
@@ -81,14 +83,17 @@ TEST(ComposePolicy, OrdinaryFilesAndTheProjectsOwnFolderNeedNothing) {
   EXPECT_EQ(r.value().host_paths[0].allowed_by, kDir);
   EXPECT_EQ(r.value().host_paths[1].path, kDir + "/frigate.env");
   // Relative paths are written out as the policy resolved them.
-  EXPECT_NE(r.value().canonical.find("\"" + kDir + "/config:/config\""), std::string::npos) << r.value().canonical;
+  EXPECT_NE(r.value().canonical.find("\"" + kDir + "/config:/config\""), std::string::npos)
+      << r.value().canonical;
   EXPECT_NE(r.value().canonical.find("\"${FRIGATE_PLUS}\""), std::string::npos);
 }
 
 TEST(ComposePolicy, AnchorsMergesDuplicatesAndTagsAreRefusedWithTheirLine) {
   const std::pair<const char*, const char*> cases[] = {
-      {"x-base: &base\n  privileged: true\nservices:\n  cam:\n    <<: *base\n    image: x\n", "line 1: an anchor"},
-      {"services:\n  cam:\n    image: x\n    privileged: false\n    privileged: true\n", "line 5: the key \"privileged\" is given twice"},
+      {"x-base: &base\n  privileged: true\nservices:\n  cam:\n    <<: *base\n    image: x\n",
+       "line 1: an anchor"},
+      {"services:\n  cam:\n    image: x\n    privileged: false\n    privileged: true\n",
+       "line 5: the key \"privileged\" is given twice"},
       {"services:\n  cam:\n    image: x\n    privileged: !!bool true\n", "line 4: a YAML tag"},
       {"services:\n  cam:\n    image: x\n    restart: no\n", "line 4: \"no\" unquoted"},
       {"services:\n  cam:\n    image: x\n    user: 0755\n", "line 4: \"0755\" unquoted"},
@@ -108,38 +113,46 @@ TEST(ComposePolicy, AnchorsMergesDuplicatesAndTagsAreRefusedWithTheirLine) {
 TEST(ComposePolicy, UnknownKeysAndWrongTypesAreRefusedByName) {
   auto unknown = check("    runtime: /tmp/evil\n");
   ASSERT_FALSE(unknown);
-  EXPECT_NE(unknown.error().message.find("\"runtime\""), std::string::npos) << unknown.error().message;
+  EXPECT_NE(unknown.error().message.find("\"runtime\""), std::string::npos)
+      << unknown.error().message;
   auto scalar = check("    volumes: /:/host\n");
   ASSERT_FALSE(scalar);
-  EXPECT_NE(scalar.error().message.find("volumes must be a list"), std::string::npos) << scalar.error().message;
+  EXPECT_NE(scalar.error().message.find("volumes must be a list"), std::string::npos)
+      << scalar.error().message;
   auto string_bool = check("    privileged: \"false\"\n");
   ASSERT_FALSE(string_bool);
   EXPECT_NE(string_bool.error().message.find("must be true or false"), std::string::npos);
   EXPECT_FALSE(check("    privileged: ${PRIV}\n", {{"privileged"}, std::nullopt}))
       << "a boolean from a variable is text, whatever it holds";
-  EXPECT_FALSE(check_compose("include: [/etc/other.yaml]\nservices:\n  a:\n    image: x\n", kDir, {}, "p"));
+  EXPECT_FALSE(
+      check_compose("include: [/etc/other.yaml]\nservices:\n  a:\n    image: x\n", kDir, {}, "p"));
   EXPECT_FALSE(check("    extends:\n      file: /etc/x.yaml\n      service: y\n"));
   auto device = check_compose(
-      "services:\n  cam:\n    image: x\n    volumes: [\"root:/host\"]\nvolumes:\n  root:\n    driver_opts:\n"
+      "services:\n  cam:\n    image: x\n    volumes: [\"root:/host\"]\nvolumes:\n  root:\n    "
+      "driver_opts:\n"
       "      type: none\n      o: bind\n      device: /\n",
       kDir, {}, "frigate");
   ASSERT_FALSE(device);
-  EXPECT_NE(device.error().message.find("volume root"), std::string::npos) << device.error().message;
+  EXPECT_NE(device.error().message.find("volume root"), std::string::npos)
+      << device.error().message;
 }
 
 TEST(ComposePolicy, AllowedMountsAreHostPathsAndWhatLiesUnderThem) {
   ComposeAllowance a;
   a.allow = {"volumes", "devices"};
   a.mounts = std::vector<std::string>{"/etc/localtime", "/media/frigate/", "/dev/bus/usb"};
-  EXPECT_TRUE(check("    volumes: [\"/etc/localtime:/etc/localtime:ro\", \"/media/frigate/clips:/clips\"]\n", a));
+  EXPECT_TRUE(check(
+      "    volumes: [\"/etc/localtime:/etc/localtime:ro\", \"/media/frigate/clips:/clips\"]\n", a));
   EXPECT_TRUE(check("    devices: [\"/dev/bus/usb/001:/dev/bus/usb/001\"]\n", a));
   EXPECT_FALSE(check("    devices: [\"/dev/sda:/dev/sda\"]\n", a));
   auto outside = check("    volumes: [\"/media/frigate/../../etc:/x\"]\n", a);
   ASSERT_FALSE(outside);
-  EXPECT_NE(outside.error().message.find("not under compose.projects.frigate.mounts"), std::string::npos)
+  EXPECT_NE(outside.error().message.find("not under compose.projects.frigate.mounts"),
+            std::string::npos)
       << outside.error().message;
   EXPECT_FALSE(check("    volumes: [\"/media/frigatex:/x\"]\n", a));
-  EXPECT_FALSE(check("    volumes: [\"${MEDIA}:/x\"]\n", a)) << "a path from a variable cannot be judged";
+  EXPECT_FALSE(check("    volumes: [\"${MEDIA}:/x\"]\n", a))
+      << "a path from a variable cannot be judged";
   EXPECT_FALSE(check("    volumes: [\"~/.ssh:/k\"]\n", a)) << "a home folder is nobody's to allow";
 }
 
@@ -200,7 +213,8 @@ TEST(ComposePolicy, TheHostileCorpusIsRefusedAtWrite) {
     if (expect_refused) {
       EXPECT_FALSE(r) << entry.path() << " was accepted:\n" << (r ? r.value().canonical : "");
       if (!r) {
-        EXPECT_EQ(r.error().message.rfind("line ", 0), 0u) << entry.path() << ": " << r.error().message;
+        EXPECT_EQ(r.error().message.rfind("line ", 0), 0u)
+            << entry.path() << ": " << r.error().message;
       }
       ++refused;
     } else {
@@ -223,10 +237,12 @@ TEST(ComposePolicy, ALinkPlantedInTheProjectFolderIsRefusedAtApply) {
   testing::TempDir dir;
   const std::string project = dir.file("compose/booth");
   fs::create_directories(project + "/data");
-  auto r = check_compose("services:\n  a:\n    image: x\n    volumes: [\"./data/root:/host\", \"./new/deep:/n\"]\n",
-                         project, {}, "booth");
+  auto r = check_compose(
+      "services:\n  a:\n    image: x\n    volumes: [\"./data/root:/host\", \"./new/deep:/n\"]\n",
+      project, {}, "booth");
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_TRUE(check_host_paths_now(r.value().host_paths)) << "a real folder, and one the tool will make";
+  EXPECT_TRUE(check_host_paths_now(r.value().host_paths))
+      << "a real folder, and one the tool will make";
   ASSERT_EQ(::symlink("/", (project + "/data/root").c_str()), 0);
   auto planted = check_host_paths_now(r.value().host_paths);
   ASSERT_FALSE(planted);
@@ -249,9 +265,10 @@ TEST(ComposePolicy, ControlJsonNamesTheAllowancePerProject) {
   ASSERT_TRUE(frigate.mounts);
   EXPECT_EQ(frigate.mounts->front(), "/dev/bus/usb");
   EXPECT_TRUE(p.value().compose_allowance("relay").allow.empty());
-  for (const char* bad : {R"({"compose": {"projects": {"a": {"allow": ["root"]}}}})",
-                          R"({"compose": {"projects": {"a": {"mounts": ["relative"]}}}})",
-                          R"({"compose": {"projects": {"a": {"names": []}}}})", R"({"compose": {"allow": []}})"}) {
+  for (const char* bad :
+       {R"({"compose": {"projects": {"a": {"allow": ["root"]}}}})",
+        R"({"compose": {"projects": {"a": {"mounts": ["relative"]}}}})",
+        R"({"compose": {"projects": {"a": {"names": []}}}})", R"({"compose": {"allow": []}})"}) {
     auto r = Permissions::parse(bad);
     EXPECT_FALSE(r) << bad;
   }

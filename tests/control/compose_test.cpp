@@ -73,9 +73,10 @@ class ComposeTest : public ::testing::Test {
 
   Applied apply(const std::string& yaml, const std::string& project = "gate") {
     Applied r;
-    r.outcome = run_compose_snapshot(settings, project, yaml, [&](std::string_view phase, bool ok, const std::string&) {
-      r.phases.push_back(std::string(phase) + (ok ? ":ok" : ":fail"));
-    });
+    r.outcome = run_compose_snapshot(
+        settings, project, yaml, [&](std::string_view phase, bool ok, const std::string&) {
+          r.phases.push_back(std::string(phase) + (ok ? ":ok" : ":fail"));
+        });
     return r;
   }
 
@@ -106,8 +107,9 @@ TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyTheCheckedValuesI
   ::unsetenv("SECBOX_COMPOSE_LEAK_CHECK");
   EXPECT_TRUE(r.outcome.ok) << r.outcome.detail;
   EXPECT_EQ(r.outcome.phase, "done");
-  EXPECT_EQ(r.phases, (std::vector<std::string>{"write:ok", "env-ensure:ok", "secbox-env-missing-keys:ok",
-                                                 "env-unresolved-vars:ok", "compose-up:ok", "health:ok", "done:ok"}));
+  EXPECT_EQ(r.phases, (std::vector<std::string>{
+                          "write:ok", "env-ensure:ok", "secbox-env-missing-keys:ok",
+                          "env-unresolved-vars:ok", "compose-up:ok", "health:ok", "done:ok"}));
   EXPECT_EQ(in_service(), canonical(kNext));
   auto all = calls();
   ASSERT_GE(all.size(), 3u);
@@ -115,18 +117,21 @@ TEST_F(ComposeTest, RunsTheSevenPhasesInOrderAndTheToolSeesOnlyTheCheckedValuesI
   EXPECT_EQ(all[0]["argv"][4], "config");
   const std::string file = dir.file("compose/gate/compose.yaml");
   EXPECT_EQ(all[1]["argv"][4], "ps") << "the containers from before are listed first";
-  EXPECT_EQ(all[2]["argv"],
-            nlohmann::json({"-p", "gate", "-f", file, "up", "-d", "--force-recreate", "--remove-orphans"}));
+  EXPECT_EQ(all[2]["argv"], nlohmann::json({"-p", "gate", "-f", file, "up", "-d",
+                                            "--force-recreate", "--remove-orphans"}));
   EXPECT_EQ(all[3]["argv"][4], "ps");
   for (const auto& c : all) {
     std::vector<std::string> env = c["env"];
     for (const auto& kv : env) EXPECT_EQ(kv.find("SECBOX_COMPOSE_LEAK_CHECK"), std::string::npos);
     // What the file interpolates, with the env file's values; nothing else of it.
     EXPECT_NE(std::find(env.begin(), env.end(), "IMAGE_TAG=1.4.2"), env.end());
-    EXPECT_NE(std::find(env.begin(), env.end(), "CLOUD_BASE_URL=https://cloud.example.com"), env.end());
-    for (const auto& kv : env) EXPECT_NE(kv.rfind("DEVICE_GATEWAY_URL=", 0), 0u) << "not used by the file";
+    EXPECT_NE(std::find(env.begin(), env.end(), "CLOUD_BASE_URL=https://cloud.example.com"),
+              env.end());
+    for (const auto& kv : env)
+      EXPECT_NE(kv.rfind("DEVICE_GATEWAY_URL=", 0), 0u) << "not used by the file";
   }
-  EXPECT_NE(TempDir::read(dir.file("fake/up-rendered-gate.yaml")).find("localhost/app:1.4.2"), std::string::npos);
+  EXPECT_NE(TempDir::read(dir.file("fake/up-rendered-gate.yaml")).find("localhost/app:1.4.2"),
+            std::string::npos);
 }
 
 // Debian 12's podman-compose (1.0.3) has no --env-file, no `config` and no
@@ -140,9 +145,10 @@ TEST_F(ComposeTest, WorksWithDebian12sPodmanComposeAndAStrayDotEnvCannotOverride
   install_previous();
   dir.write("compose/gate/.env", "IMAGE_TAG=9.9.9-unchecked\n");
   std::vector<std::string> details;
-  auto r = run_compose_snapshot(settings, "gate", kNext, [&](std::string_view phase, bool, const std::string& d) {
-    details.push_back(std::string(phase) + ": " + d);
-  });
+  auto r = run_compose_snapshot(settings, "gate", kNext,
+                                [&](std::string_view phase, bool, const std::string& d) {
+                                  details.push_back(std::string(phase) + ": " + d);
+                                });
   ASSERT_TRUE(r.ok) << r.phase << ": " << r.detail;
   EXPECT_NE(details[0].find("removed a stray .env"), std::string::npos) << details[0];
   EXPECT_NE(details[3].find("no config command"), std::string::npos) << details[3];
@@ -156,16 +162,19 @@ TEST_F(ComposeTest, WorksWithDebian12sPodmanComposeAndAStrayDotEnvCannotOverride
   // A service that never gets healthy still rolls back, seen through podman.
   behave({{"flavor", "podman-compose-1.0.3"}, {"unhealthy", {"extra"}}});
   auto bad = apply(std::string(kNext) +
-                   "  extra:\n    image: localhost/extra:1\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n");
+                   "  extra:\n    image: localhost/extra:1\n    healthcheck:\n      test: "
+                   "[\"CMD\", \"true\"]\n");
   EXPECT_EQ(bad.outcome.phase, "rollback") << bad.outcome.detail;
-  EXPECT_NE(bad.outcome.detail.find("extra: running (unhealthy)"), std::string::npos) << bad.outcome.detail;
+  EXPECT_NE(bad.outcome.detail.find("extra: running (unhealthy)"), std::string::npos)
+      << bad.outcome.detail;
   EXPECT_EQ(in_service(), canonical(kNext));
 }
 
 TEST_F(ComposeTest, AFileThatInterpolatesANameThatChangesHowProgramsRunIsRefused) {
   dir.write("etc/secbox.env", std::string(kEnv) + "LD_PRELOAD=/tmp/evil.so\n");
   install_previous();
-  auto r = apply("services:\n  app:\n    image: localhost/app:1\n    environment:\n      X: ${LD_PRELOAD}\n");
+  auto r = apply(
+      "services:\n  app:\n    image: localhost/app:1\n    environment:\n      X: ${LD_PRELOAD}\n");
   EXPECT_EQ(r.outcome.phase, "env-unresolved-vars");
   EXPECT_NE(r.outcome.detail.find("LD_PRELOAD"), std::string::npos);
   EXPECT_EQ(calls_of("up"), 0);
@@ -173,10 +182,11 @@ TEST_F(ComposeTest, AFileThatInterpolatesANameThatChangesHowProgramsRunIsRefused
 }
 
 TEST(ComposeEnvironment, ReferencedNamesAndReservedOnes) {
-  EXPECT_EQ(envfile::referenced_variables("a: $A\nb: ${B:-x}\nc: $$D ${E_1}x $9 ${}\n  # not $PATH\nd: ${A}"),
+  EXPECT_EQ(envfile::referenced_variables(
+                "a: $A\nb: ${B:-x}\nc: $$D ${E_1}x $9 ${}\n  # not $PATH\nd: ${A}"),
             (std::vector<std::string>{"A", "B", "E_1"}));
-  for (const char* name : {"PATH", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "COMPOSE_FILE", "HTTPS_PROXY",
-                           "http_proxy", "CONTAINERS_CONF", "LC_ALL", "HOME"}) {
+  for (const char* name : {"PATH", "LD_PRELOAD", "PYTHONPATH", "DOCKER_HOST", "COMPOSE_FILE",
+                           "HTTPS_PROXY", "http_proxy", "CONTAINERS_CONF", "LC_ALL", "HOME"}) {
     EXPECT_TRUE(envfile::is_reserved_variable(name)) << name;
   }
   for (const char* name : {"DEVICE_ID", "IMAGE_TAG", "CLOUD_BASE_URL", "PATHWAY", "FRIGATE_URL"}) {
@@ -195,7 +205,8 @@ TEST(ComposeEnvironment, ReferencedNamesAndReservedOnes) {
 // file and the stack comes up with it.
 TEST_F(ComposeTest, OutageReplayDerivesTheMissingEnvFileThenBringsTheStackUp) {
   dir.write("etc/mgmt-agent.env", kLegacy);
-  auto outage = TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/golden/outage/docker-compose.yml");
+  auto outage = TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) +
+                              "/tests/golden/outage/docker-compose.yml");
   auto r = apply(outage);
   EXPECT_TRUE(r.outcome.ok) << r.outcome.phase << ": " << r.outcome.detail;
   struct stat st {};
@@ -217,27 +228,64 @@ struct BadConfig {
 
 TEST_F(ComposeTest, BadConfigurationsStopBeforeAnyContainerIsTouched) {
   const std::vector<BadConfig> cases = {
-      {"env file missing, legacy lacks DEVICE_ID", nullptr,
-       "CLOUD_BASE_URL=https://cloud.example.com\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/mgmt\n", kNext, {},
+      {"env file missing, legacy lacks DEVICE_ID",
+       nullptr,
+       "CLOUD_BASE_URL=https://cloud.example.com\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/mgmt\n",
+       kNext,
+       {},
        "secbox-env-missing-keys"},
       {"env file missing and no legacy file", nullptr, nullptr, kNext, {}, "env-ensure"},
-      {"env file empty, legacy gateway not .../mgmt", "# nothing here\n\n",
-       "CLOUD_BASE_URL=https://c.example\nDEVICE_ID=d1\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/admin\n", kNext, {},
+      {"env file empty, legacy gateway not .../mgmt",
+       "# nothing here\n\n",
+       "CLOUD_BASE_URL=https://c.example\nDEVICE_ID=d1\nMGMT_GATEWAY_URL=wss://gw.example.com/ws/"
+       "admin\n",
+       kNext,
+       {},
        "env-ensure"},
-      {"DEVICE_ID missing", "CLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=1\n", nullptr, kNext, {},
+      {"DEVICE_ID missing",
+       "CLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=1\n",
+       nullptr,
+       kNext,
+       {},
        "secbox-env-missing-keys"},
-      {"DEVICE_ID empty", "DEVICE_ID=\nCLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=1\n", nullptr, kNext, {},
+      {"DEVICE_ID empty",
+       "DEVICE_ID=\nCLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=1\n",
+       nullptr,
+       kNext,
+       {},
        "secbox-env-missing-keys"},
-      {"nested default", kEnv, nullptr, "services:\n  app:\n    image: x:${A:-${B:-x}}\n", {}, "env-unresolved-vars"},
-      {"literal ${ in an env value",
-       "DEVICE_ID=d1\nCLOUD_BASE_URL=https://c.example\nIMAGE_TAG='${CLOUD_BASE_URL:-x}'\n", nullptr, kNext, {},
+      {"nested default",
+       kEnv,
+       nullptr,
+       "services:\n  app:\n    image: x:${A:-${B:-x}}\n",
+       {},
        "env-unresolved-vars"},
-      {"unresolvable variable", kEnv, nullptr, "services:\n  app:\n    image: x:${NOT_IN_THE_ENV_FILE}\n", {},
+      {"literal ${ in an env value",
+       "DEVICE_ID=d1\nCLOUD_BASE_URL=https://c.example\nIMAGE_TAG='${CLOUD_BASE_URL:-x}'\n",
+       nullptr,
+       kNext,
+       {},
+       "env-unresolved-vars"},
+      {"unresolvable variable",
+       kEnv,
+       nullptr,
+       "services:\n  app:\n    image: x:${NOT_IN_THE_ENV_FILE}\n",
+       {},
        "env-unresolved-vars"},
       {"invalid YAML", kEnv, nullptr, "services:\n  app: [unclosed\n", {}, "write"},
       {"not a compose file", kEnv, nullptr, "- just\n- a list\n", {}, "write"},
-      {"the tool's render leaves ${", kEnv, nullptr, kNext, {{"render_literal", true}}, "env-unresolved-vars"},
-      {"the tool cannot render", kEnv, nullptr, kNext, {{"fail", {"config"}}}, "env-unresolved-vars"},
+      {"the tool's render leaves ${",
+       kEnv,
+       nullptr,
+       kNext,
+       {{"render_literal", true}},
+       "env-unresolved-vars"},
+      {"the tool cannot render",
+       kEnv,
+       nullptr,
+       kNext,
+       {{"fail", {"config"}}},
+       "env-unresolved-vars"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -259,7 +307,8 @@ TEST_F(ComposeTest, BadConfigurationsStopBeforeAnyContainerIsTouched) {
 }
 
 TEST_F(ComposeTest, ValuesNeverReachTheDetail) {
-  dir.write("etc/secbox.env", "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=s3cr3t-tag\n");
+  dir.write("etc/secbox.env",
+            "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\nIMAGE_TAG=s3cr3t-tag\n");
   behave({{"fail", {"up"}}});
   auto r = apply(kNext);
   EXPECT_EQ(r.outcome.phase, "compose-up");
@@ -290,10 +339,13 @@ TEST_F(ComposeTest, WithoutAComposeToolTheAnswerSaysNoRuntimeIsInstalled) {
   auto r = apply(kNext);
   EXPECT_FALSE(r.outcome.ok);
   EXPECT_EQ(r.outcome.phase, "compose-up");
-  EXPECT_NE(r.outcome.detail.find("no container runtime is installed"), std::string::npos) << r.outcome.detail;
-  EXPECT_NE(r.outcome.detail.find("podman-compose-not-installed-here"), std::string::npos) << r.outcome.detail;
-  EXPECT_EQ(r.phases, (std::vector<std::string>{"write:ok", "env-ensure:ok", "secbox-env-missing-keys:ok",
-                                                 "env-unresolved-vars:ok", "compose-up:fail"}));
+  EXPECT_NE(r.outcome.detail.find("no container runtime is installed"), std::string::npos)
+      << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("podman-compose-not-installed-here"), std::string::npos)
+      << r.outcome.detail;
+  EXPECT_EQ(r.phases,
+            (std::vector<std::string>{"write:ok", "env-ensure:ok", "secbox-env-missing-keys:ok",
+                                      "env-unresolved-vars:ok", "compose-up:fail"}));
   EXPECT_EQ(in_service(), kPrevious);
   struct stat st {};
   EXPECT_NE(::stat(dir.file("compose/gate/previous").c_str(), &st), 0) << "no bundle was made";
@@ -309,14 +361,17 @@ TEST_F(ComposeTest, AChangedFileIsAppliedByAToolThatKeepsRunningContainersUnless
   dir.write("etc/secbox.env", kEnv);
   behave({{"flavor", "podman-compose-1.0.3"}});
   settings.container_command = {FAKE_COMPOSE, "--fake-state=" + dir.file("fake"), "--fake-podman"};
-  const std::string first = "services:\n  app:\n    image: localhost/app:1\n    command: [\"one\"]\n";
-  const std::string second = "services:\n  app:\n    image: localhost/app:1\n    command: [\"two\"]\n";
+  const std::string first =
+      "services:\n  app:\n    image: localhost/app:1\n    command: [\"one\"]\n";
+  const std::string second =
+      "services:\n  app:\n    image: localhost/app:1\n    command: [\"two\"]\n";
   ASSERT_TRUE(apply(first).outcome.ok);
   auto r = apply(second);
   ASSERT_TRUE(r.outcome.ok) << r.outcome.phase << ": " << r.outcome.detail;
   auto running = nlohmann::json::parse(TempDir::read(dir.file("fake/running-gate.json")));
   ASSERT_EQ(running.size(), 1u);
-  EXPECT_NE(running[0]["config"].get<std::string>().find("two"), std::string::npos) << running.dump();
+  EXPECT_NE(running[0]["config"].get<std::string>().find("two"), std::string::npos)
+      << running.dump();
 }
 
 // An `up` that exits 0 without making anything (podman-compose 1.0.3 when
@@ -328,7 +383,8 @@ TEST_F(ComposeTest, AContainerFromBeforeTheApplyDoesNotPassHealth) {
   behave({{"noop", {"up"}}});
   auto r = apply(kNext);
   EXPECT_EQ(r.outcome.phase, "rollback-failed") << r.outcome.detail;
-  EXPECT_NE(r.outcome.detail.find("app: only a container from before this apply"), std::string::npos)
+  EXPECT_NE(r.outcome.detail.find("app: only a container from before this apply"),
+            std::string::npos)
       << r.outcome.detail;
   EXPECT_NE(r.outcome.detail.find("web: no container"), std::string::npos) << r.outcome.detail;
 }
@@ -339,7 +395,9 @@ TEST_F(ComposeTest, APrivilegedFileIsRefusedAtWriteUnlessControlJsonAllowsIt) {
   const std::string priv = "services:\n  app:\n    image: localhost/app:1\n    privileged: true\n";
   auto r = apply(priv);
   EXPECT_EQ(r.outcome.phase, "write");
-  EXPECT_NE(r.outcome.detail.find("service app.privileged asks for privileged: true"), std::string::npos) << r.outcome.detail;
+  EXPECT_NE(r.outcome.detail.find("service app.privileged asks for privileged: true"),
+            std::string::npos)
+      << r.outcome.detail;
   EXPECT_EQ(calls().size(), 0u) << "no tool may run";
   EXPECT_EQ(in_service(), kPrevious);
   struct stat st {};
@@ -359,20 +417,24 @@ TEST_F(ComposeTest, ARollbackBringsBackTheValuesTheStackLastRanWith) {
   dir.write("etc/secbox.env", changed);
   behave({{"unhealthy", {"extra"}}});
   auto r = apply(std::string(kNext) +
-                 "  extra:\n    image: localhost/extra:1\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n");
+                 "  extra:\n    image: localhost/extra:1\n    healthcheck:\n      test: [\"CMD\", "
+                 "\"true\"]\n");
   ASSERT_EQ(r.outcome.phase, "rollback") << r.outcome.detail;
-  EXPECT_NE(TempDir::read(dir.file("fake/up-rendered-gate.yaml")).find("localhost/app:1.4.2"), std::string::npos)
+  EXPECT_NE(TempDir::read(dir.file("fake/up-rendered-gate.yaml")).find("localhost/app:1.4.2"),
+            std::string::npos)
       << "the rollback's up ran with the values that last worked";
   EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("IMAGE_TAG=1.4.2"), std::string::npos);
 }
 
 TEST(ComposePs, IdsAndExitCodesAreRead) {
-  auto podman = parse_ps_output(R"([{"Id":"d18db51c","Names":["p_app_1"],"State":"exited","ExitCode":3,
+  auto podman =
+      parse_ps_output(R"([{"Id":"d18db51c","Names":["p_app_1"],"State":"exited","ExitCode":3,
       "Labels":{"com.docker.compose.project":"p","com.docker.compose.service":"app"}}])");
   ASSERT_TRUE(podman);
   EXPECT_EQ(podman.value()[0].id, "d18db51c");
   EXPECT_EQ(podman.value()[0].exit_code, 3);
-  auto docker = parse_ps_output(R"({"ID":"f87c8bee","Name":"p-app-1","Service":"app","State":"running"})");
+  auto docker =
+      parse_ps_output(R"({"ID":"f87c8bee","Name":"p-app-1","Service":"app","State":"running"})");
   ASSERT_TRUE(docker);
   EXPECT_EQ(docker.value()[0].id, "f87c8bee");
   EXPECT_FALSE(docker.value()[0].exit_code);
@@ -398,8 +460,10 @@ TEST_F(ComposeTest, AServiceNeverHealthyRollsBackToThePreviousBundle) {
   auto r = apply(kNext);
   EXPECT_FALSE(r.outcome.ok);
   EXPECT_EQ(r.outcome.phase, "rollback") << r.outcome.detail;
-  EXPECT_NE(r.outcome.detail.find("web: running (unhealthy)"), std::string::npos) << r.outcome.detail;
-  EXPECT_EQ(in_service(), canonical(kPrevious)) << "the previous file runs again, checked and canonical";
+  EXPECT_NE(r.outcome.detail.find("web: running (unhealthy)"), std::string::npos)
+      << r.outcome.detail;
+  EXPECT_EQ(in_service(), canonical(kPrevious))
+      << "the previous file runs again, checked and canonical";
   EXPECT_EQ(calls_of("up"), 2);
   EXPECT_EQ(TempDir::read(dir.file("compose/gate/previous/compose.yaml")), kPrevious);
   EXPECT_EQ(TempDir::read(dir.file("compose/gate/previous/secbox.env")), kEnv);

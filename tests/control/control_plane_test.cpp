@@ -29,7 +29,8 @@ using namespace std::chrono_literals;
 using secbox::testing::run_until;
 using secbox::testing::TempDir;
 
-const std::string kFakeSystemctl = std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/control/fake-systemctl";
+const std::string kFakeSystemctl =
+    std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/control/fake-systemctl";
 
 class ControlPlaneTest : public ::testing::Test {
  protected:
@@ -53,19 +54,24 @@ class ControlPlaneTest : public ::testing::Test {
     settings.container_cmd = {dir.file("fake/podman")};
     settings.disk_paths = {"/"};
     settings.max_jobs = 2;
-    hooks.queue_event = [this](const std::string& type, json data) { events.push_back({type, std::move(data)}); };
+    hooks.queue_event = [this](const std::string& type, json data) {
+      events.push_back({type, std::move(data)});
+    };
     hooks.health_state = [] { return json{{"uptimeS", 1}, {"version", "0.1.0"}}; };
     hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) {
       ++env_changes;
       done({"FRIGATE_URL"});  // as the appliance says of a key it applies only at a restart
     };
-    hooks.rotate_jwt = [](std::function<void(RotateOutcome)> done) { done(RotateOutcome::rotated); };
+    hooks.rotate_jwt = [](std::function<void(RotateOutcome)> done) {
+      done(RotateOutcome::rotated);
+    };
   }
   void TearDown() override {
     if (plane) {
       bool stopped = false;
       plane->stop([&] { stopped = true; });
-      EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+      EXPECT_TRUE(run_until(
+          io, [&] { return stopped; }, 10s));
     }
   }
 
@@ -74,7 +80,8 @@ class ControlPlaneTest : public ::testing::Test {
     plane = std::make_unique<ControlPlane>(io, settings, hooks);
     plane->attach(d);
     plane->start();
-    ASSERT_TRUE(run_until(io, [&] { return loaded(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return loaded(); }, 10s));
   }
   // start() and reload() read control.json and the tools on a worker; each
   // read ends with a log line.
@@ -87,14 +94,17 @@ class ControlPlaneTest : public ::testing::Test {
   void reload_and_wait() {
     const int before = reads();
     plane->reload();
-    ASSERT_TRUE(run_until(io, [&] { return reads() > before; }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return reads() > before; }, 10s));
   }
 
   // Sends a request; returns its replies (those with re = id) once `count` came.
   std::vector<json> ask(const std::string& type, const json& payload, std::size_t count = 1,
                         std::chrono::milliseconds limit = 20s) {
     const std::string id = "c-" + std::to_string(++next_id);
-    d.dispatch(json{{"v", 1}, {"type", type}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"}, {"payload", payload}}.dump());
+    d.dispatch(json{
+        {"v", 1}, {"type", type}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"}, {"payload", payload}}
+                   .dump());
     std::vector<json> out;
     run_until(
         io,
@@ -142,7 +152,8 @@ const char* kNetworkTool = R"({"commands": {
 TEST_F(ControlPlaneTest, ARegisteredCommandRunsAndItsResultComesWithRe) {
   dir.write("etc/tools/network.json", kNetworkTool);
   start();
-  auto r = ask("exec.run", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", "gw.local"}}}}, 2);
+  auto r = ask("exec.run",
+               {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", "gw.local"}}}}, 2);
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[0]["type"], "exec.accepted");
   EXPECT_EQ(r[1]["type"], "exec.result");
@@ -162,21 +173,30 @@ TEST_F(ControlPlaneTest, ARegisteredCommandRunsAndItsResultComesWithRe) {
 TEST_F(ControlPlaneTest, InjectionAttemptsAreRefusedBeforeAnythingRuns) {
   dir.write("etc/tools/network.json", kNetworkTool);
   start();
-  for (const std::string& host : std::vector<std::string>{"gw.local; rm -rf /", "$(reboot)", "`id`", "gw\nlocal", "-oProxyCommand=x",
-                                 std::string("gw.local\0x", 10), "ｇｗ.local", "gw.lосal" /* Cyrillic о, с */, std::string(300, 'a'),
-                                 "", "gw local"}) {
-    auto r = ask_one("exec.run", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", host}}}});
+  for (const std::string& host : std::vector<std::string>{
+           "gw.local; rm -rf /", "$(reboot)", "`id`", "gw\nlocal", "-oProxyCommand=x",
+           std::string("gw.local\0x", 10), "ｇｗ.local", "gw.lосal" /* Cyrillic о, с */,
+           std::string(300, 'a'), "", "gw local"}) {
+    auto r =
+        ask_one("exec.run", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", host}}}});
     EXPECT_EQ(r["type"], "error") << host;
     EXPECT_EQ(r["payload"]["code"], "invalid_args") << host;
   }
-  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"}, {"command", "ping"}, {"args", json::object()}})["payload"]["code"],
+  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"},
+                                 {"command", "ping"},
+                                 {"args", json::object()}})["payload"]["code"],
             "invalid_args");
-  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"}, {"command", "ping"},
+  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"},
+                                 {"command", "ping"},
                                  {"args", {{"host", "gw"}, {"extra", "x"}}}})["payload"]["code"],
             "invalid_args");
-  EXPECT_EQ(ask_one("exec.run", {{"tool", "shell"}, {"command", "sh"}, {"args", json::object()}})["payload"]["code"],
-            "not_found");
-  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"}, {"command", "rm"}, {"args", json::object()}})["payload"]["code"],
+  EXPECT_EQ(
+      ask_one("exec.run",
+              {{"tool", "shell"}, {"command", "sh"}, {"args", json::object()}})["payload"]["code"],
+      "not_found");
+  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"},
+                                 {"command", "rm"},
+                                 {"args", json::object()}})["payload"]["code"],
             "not_found");
   for (const auto& m : sent) EXPECT_NE(m["type"], "exec.accepted");
 }
@@ -193,9 +213,11 @@ bool running(pid_t pid) {
 TEST_F(ControlPlaneTest, ATimeOutKillsTheWholeProcessGroup) {
   // The command leaves a child in the background and says where.
   dir.write("etc/tools/slow.json", R"({"commands": {"sleepy": {"argv": ["/bin/sh", "-c",
-      "sleep 30 & echo $! > )" + dir.file("bg.pid") + R"(; sleep 30"], "timeoutS": 1}}})");
+      "sleep 30 & echo $! > )" + dir.file("bg.pid") +
+                                       R"(; sleep 30"], "timeoutS": 1}}})");
   start();
-  auto r = ask("exec.run", {{"tool", "slow"}, {"command", "sleepy"}, {"args", json::object()}}, 2, 15s);
+  auto r =
+      ask("exec.run", {{"tool", "slow"}, {"command", "sleepy"}, {"args", json::object()}}, 2, 15s);
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[1]["payload"]["timedOut"], true);
   EXPECT_LT(r[1]["payload"]["durationMs"].get<int>(), 5000);
@@ -209,14 +231,17 @@ TEST_F(ControlPlaneTest, ATimeOutKillsTheWholeProcessGroup) {
 TEST_F(ControlPlaneTest, OutputIsCutAt64KiBAndJobsAreBounded) {
   dir.write("etc/tools/network.json", kNetworkTool);
   start();
-  auto r = ask("exec.run", {{"tool", "network"}, {"command", "noisy"}, {"args", json::object()}}, 2);
+  auto r =
+      ask("exec.run", {{"tool", "network"}, {"command", "noisy"}, {"args", json::object()}}, 2);
   ASSERT_EQ(r.size(), 2u);
   // NUL bytes are valid UTF-8 and are kept; the cut is at 64 KiB.
   EXPECT_EQ(r[1]["payload"]["stdout"].get<std::string>().size(), 64u * 1024);
   // Two sleepy jobs fill the bound of 2; a third is `busy`.
   ask("exec.run", {{"tool", "network"}, {"command", "sleepy"}, {"args", json::object()}});
   ask("exec.run", {{"tool", "network"}, {"command", "sleepy"}, {"args", json::object()}});
-  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", "a"}}}})["payload"]["code"],
+  EXPECT_EQ(ask_one("exec.run", {{"tool", "network"},
+                                 {"command", "ping"},
+                                 {"args", {{"host", "a"}}}})["payload"]["code"],
             "busy");
 }
 
@@ -225,9 +250,11 @@ TEST_F(ControlPlaneTest, TheToolsFolderIsWatched) {
   EXPECT_EQ(plane->tool_count(), 0u);
   dir.write("etc/tools/network.json", kNetworkTool);
   dir.write("etc/tools/broken.json", R"({"commands": {"x": {"argv": ["relative/path"]}}})");
-  ASSERT_TRUE(run_until(io, [&] { return plane->tool_count() == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return plane->tool_count() == 1; }, 10s));
   bool reported = false;
-  for (const auto& l : log_lines) reported = reported || l.find("broken.json: commands.x.argv[0]") != std::string::npos;
+  for (const auto& l : log_lines)
+    reported = reported || l.find("broken.json: commands.x.argv[0]") != std::string::npos;
   EXPECT_TRUE(reported);
 }
 
@@ -237,10 +264,12 @@ TEST_F(ControlPlaneTest, PermissionMatrix) {
   EXPECT_EQ(ask_one("metrics.get", json::object())["payload"]["code"], "unavailable");
   EXPECT_EQ(ask_one("jwt.rotate", json::object())["payload"]["code"], "unavailable");
   // A section without the operation; a name outside the section's list.
-  permit({{"units", {{"allow", {"status"}}, {"names", {"frigate.service"}}}}, {"env", {{"allow", {"set"}}}}});
+  permit({{"units", {{"allow", {"status"}}, {"names", {"frigate.service"}}}},
+          {"env", {{"allow", {"set"}}}}});
   reload_and_wait();
   EXPECT_TRUE(plane->permissions_loaded());
-  EXPECT_EQ(ask_one("units.restart", {{"name", "frigate.service"}})["payload"]["code"], "forbidden");
+  EXPECT_EQ(ask_one("units.restart", {{"name", "frigate.service"}})["payload"]["code"],
+            "forbidden");
   EXPECT_EQ(ask_one("units.status", {{"name", "sshd.service"}})["payload"]["code"], "forbidden");
   EXPECT_EQ(ask_one("units.status", {{"name", "frigate.service"}})["type"], "units.result");
   EXPECT_EQ(ask_one("env.unset", {{"key", "FOO"}})["payload"]["code"], "forbidden");
@@ -249,7 +278,8 @@ TEST_F(ControlPlaneTest, PermissionMatrix) {
   dir.write("etc/control.json", R"({"units": {"allow": ["status", "reboot"]}})");
   reload_and_wait();
   EXPECT_FALSE(plane->permissions_loaded());
-  EXPECT_EQ(ask_one("units.status", {{"name", "frigate.service"}})["payload"]["code"], "unavailable");
+  EXPECT_EQ(ask_one("units.status", {{"name", "frigate.service"}})["payload"]["code"],
+            "unavailable");
 }
 
 TEST_F(ControlPlaneTest, NodeControlOperations) {
@@ -284,14 +314,17 @@ TEST_F(ControlPlaneTest, NodeControlOperations) {
   auto set = ask_one("env.set", {{"key", "FRIGATE_URL"}, {"value", "http://127.0.0.1:5001"}});
   EXPECT_EQ(set["type"], "ack");
   EXPECT_EQ(set["payload"], json({{"key", "FRIGATE_URL"}, {"appliesAt", "restart"}})) << set.dump();
-  EXPECT_NE(TempDir::read(settings.compose.env_file).find("FRIGATE_URL=http://127.0.0.1:5001"), std::string::npos);
+  EXPECT_NE(TempDir::read(settings.compose.env_file).find("FRIGATE_URL=http://127.0.0.1:5001"),
+            std::string::npos);
   auto bad = ask_one("env.set", {{"key", "PASSWORD"}, {"value", "hunter22\nINJECTED=1"}});
   EXPECT_EQ(bad["payload"]["code"], "invalid_args");
   EXPECT_EQ(bad.dump().find("hunter22"), std::string::npos) << "values are never echoed";
   EXPECT_EQ(TempDir::read(settings.compose.env_file).find("INJECTED"), std::string::npos);
-  EXPECT_EQ(ask_one("env.set", {{"key", "lower"}, {"value", "x"}})["payload"]["code"], "invalid_args");
+  EXPECT_EQ(ask_one("env.set", {{"key", "lower"}, {"value", "x"}})["payload"]["code"],
+            "invalid_args");
   EXPECT_EQ(ask_one("env.unset", {{"key", "FRIGATE_URL"}})["type"], "ack");
-  EXPECT_EQ(ask_one("env.set", {{"key", "IMAGE_TAG"}, {"value", "1.4.3"}})["payload"]["appliesAt"], "now");
+  EXPECT_EQ(ask_one("env.set", {{"key", "IMAGE_TAG"}, {"value", "1.4.3"}})["payload"]["appliesAt"],
+            "now");
   EXPECT_EQ(TempDir::read(settings.compose.env_file).find("FRIGATE_URL"), std::string::npos);
   EXPECT_EQ(env_changes, 3);
   struct stat s {};
@@ -316,11 +349,13 @@ TEST_F(ControlPlaneTest, TheBoxsOwnSettingsAreWritableOnlyWhenControlJsonNamesTh
     EXPECT_EQ(ask_one("env.unset", {{"key", key}})["payload"]["code"], "forbidden") << key;
   }
   EXPECT_EQ(TempDir::read(settings.compose.env_file).find("/var/lib/secbox"), std::string::npos);
-  EXPECT_EQ(ask_one("env.set", {{"key", "IMAGE_TAG"}, {"value", "1.4.3"}})["type"], "ack") << "a stack variable";
+  EXPECT_EQ(ask_one("env.set", {{"key", "IMAGE_TAG"}, {"value", "1.4.3"}})["type"], "ack")
+      << "a stack variable";
   // Named, it is the site's decision.
   permit({{"env", {{"allow", {"set"}}, {"names", {"COMPOSE_CMD", "IMAGE_TAG"}}}}});
   reload_and_wait();
-  EXPECT_EQ(ask_one("env.set", {{"key", "COMPOSE_CMD"}, {"value", "podman-compose"}})["type"], "ack");
+  EXPECT_EQ(ask_one("env.set", {{"key", "COMPOSE_CMD"}, {"value", "podman-compose"}})["type"],
+            "ack");
 }
 
 // scripts/run on a development machine: no podman. containers.list says so
@@ -331,7 +366,8 @@ TEST_F(ControlPlaneTest, WithoutAContainerRuntimeContainersListSaysNoneIsInstall
   start();
   auto list = ask_one("containers.list", json::object());
   EXPECT_EQ(list["payload"]["code"], "unavailable") << list.dump();
-  EXPECT_NE(list["payload"]["message"].get<std::string>().find("no container runtime is installed"), std::string::npos)
+  EXPECT_NE(list["payload"]["message"].get<std::string>().find("no container runtime is installed"),
+            std::string::npos)
       << list.dump();
   auto restart = ask_one("containers.restart", {{"name", "frigate"}});
   EXPECT_EQ(restart["payload"]["code"], "unavailable") << restart.dump();
@@ -340,19 +376,25 @@ TEST_F(ControlPlaneTest, WithoutAContainerRuntimeContainersListSaysNoneIsInstall
 TEST_F(ControlPlaneTest, OneComposeOperationAtATimeAndTheOutcomeIsQueued) {
   dir.write("fake/behaviour.json", R"({"unhealthy": ["web"]})");
   start();
-  const json snapshot{{"project", "gate"},
-                      {"yaml", "services:\n  web:\n    image: x\n    healthcheck: {test: [CMD, 'true']}\n"}};
+  const json snapshot{
+      {"project", "gate"},
+      {"yaml", "services:\n  web:\n    image: x\n    healthcheck: {test: [CMD, 'true']}\n"}};
   const std::string first = "c-first";
-  d.dispatch(json{{"v", 1}, {"type", "compose.snapshot"}, {"id", first}, {"ts", "t"}, {"payload", snapshot}}.dump());
+  d.dispatch(json{
+      {"v", 1}, {"type", "compose.snapshot"}, {"id", first}, {"ts", "t"}, {"payload", snapshot}}
+                 .dump());
   auto second = ask_one("compose.snapshot", snapshot);
   EXPECT_EQ(second["payload"]["code"], "busy") << second.dump();
   json result;
-  ASSERT_TRUE(run_until(io, [&] {
-    for (const auto& m : sent) {
-      if (m.value("re", "") == first) result = m;
-    }
-    return !result.is_null();
-  }, 20s));
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        for (const auto& m : sent) {
+          if (m.value("re", "") == first) result = m;
+        }
+        return !result.is_null();
+      },
+      20s));
   EXPECT_EQ(result["type"], "compose.result") << result.dump();
   EXPECT_EQ(result["payload"]["ok"], false);
   EXPECT_EQ(result["payload"]["phase"], "health");
@@ -360,24 +402,35 @@ TEST_F(ControlPlaneTest, OneComposeOperationAtATimeAndTheOutcomeIsQueued) {
   EXPECT_EQ(events[0].first, "compose_result");
   EXPECT_EQ(events[0].second["project"], "gate");
   EXPECT_EQ(events[0].second["phase"], "health");
-  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::event_data("compose_result"), events[0].second));
+  EXPECT_FALSE(
+      protocol::shapes::check(*protocol::shapes::event_data("compose_result"), events[0].second));
 }
 
 TEST_F(ControlPlaneTest, StoppingKillsARunningComposeAndAnswersNothingLate) {
   dir.write("fake/behaviour.json", R"({"hang": ["up"]})");
   start();
-  d.dispatch(json{{"v", 1}, {"type", "compose.snapshot"}, {"id", "c-x"}, {"ts", "t"},
+  d.dispatch(json{{"v", 1},
+                  {"type", "compose.snapshot"},
+                  {"id", "c-x"},
+                  {"ts", "t"},
                   {"payload", {{"project", "gate"}, {"yaml", "services:\n  web:\n    image: x\n"}}}}
                  .dump());
-  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("fake/calls.jsonl")).find("\"up\"") != std::string::npos; }, 10s));
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        return TempDir::read(dir.file("fake/calls.jsonl")).find("\"up\"") != std::string::npos;
+      },
+      10s));
   const auto started = std::chrono::steady_clock::now();
   bool stopped = false;
   plane->stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
   plane.reset();
   // Only this test's fake (tests run side by side under ctest -j).
-  const std::string mine = "pgrep -f 'fake-compos[e] --fake-state=" + dir.file("fake") + "' >/dev/null";
+  const std::string mine =
+      "pgrep -f 'fake-compos[e] --fake-state=" + dir.file("fake") + "' >/dev/null";
   EXPECT_NE(std::system(mine.c_str()), 0) << "the compose child is still running";
 }
 

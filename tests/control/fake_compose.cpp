@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
     std::cerr << "fake-compose: --fake-state=DIR is required\n";
     return 2;
   }
-  nlohmann::json call{{"argv", args}, {"env", nlohmann::json::array()}, {"tool", podman ? "podman" : "compose"}};
+  nlohmann::json call{
+      {"argv", args}, {"env", nlohmann::json::array()}, {"tool", podman ? "podman" : "compose"}};
   for (char** e = environ; *e; ++e) call["env"].push_back(*e);
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd)) call["cwd"] = cwd;
@@ -126,7 +127,8 @@ int main(int argc, char** argv) {
     log << call.dump() << "\n";
   }
   nlohmann::json behaviour = nlohmann::json::object();
-  if (auto text = read(state + "/behaviour.json"); !text.empty()) behaviour = nlohmann::json::parse(text);
+  if (auto text = read(state + "/behaviour.json"); !text.empty())
+    behaviour = nlohmann::json::parse(text);
 
   const bool old_podman_compose = behaviour.value("flavor", "") == "podman-compose-1.0.3";
   if (podman) {
@@ -138,7 +140,8 @@ int main(int argc, char** argv) {
     }
     nlohmann::json out = nlohmann::json::array();
     auto text = read(state + "/running-" + filter_project + ".json");
-    if (args.size() == 3 && args[0] == "healthcheck" && args[1] == "run") return 0;  // recorded only
+    if (args.size() == 3 && args[0] == "healthcheck" && args[1] == "run")
+      return 0;  // recorded only
     if (args.empty() || args[0] != "ps" || filter_project.empty()) {
       std::cerr << "fake podman: only ps with a project filter\n";
       return 125;
@@ -146,7 +149,8 @@ int main(int argc, char** argv) {
     if (!text.empty()) {
       for (const auto& s : nlohmann::json::parse(text)) {
         std::string name = s["service"];
-        std::string status = listed(behaviour, "exited", name) ? "Exited (1) 2 seconds ago" : "Up 5 seconds";
+        std::string status =
+            listed(behaviour, "exited", name) ? "Exited (1) 2 seconds ago" : "Up 5 seconds";
         if (s["healthcheck"] && !listed(behaviour, "exited", name)) {
           status += listed(behaviour, "unhealthy", name) ? " (unhealthy)" : " (healthy)";
         }
@@ -183,14 +187,18 @@ int main(int argc, char** argv) {
   }
   if (old_podman_compose) {
     if (command == "config") {
-      return usage_error("argument command: invalid choice: 'config' (choose from 'help', 'version', 'pull', "
-                         "'push', 'build', 'up', 'down', 'ps', 'run', 'exec', 'start', 'stop', 'restart', 'logs')");
+      return usage_error(
+          "argument command: invalid choice: 'config' (choose from 'help', 'version', 'pull', "
+          "'push', 'build', 'up', 'down', 'ps', 'run', 'exec', 'start', 'stop', 'restart', "
+          "'logs')");
     }
-    if (command == "ps" && !rest.empty()) return usage_error("unrecognized arguments: --format json");
+    if (command == "ps" && !rest.empty())
+      return usage_error("unrecognized arguments: --format json");
   }
   // podman-compose 1.0.3 reads .env beside the file and lets it win.
   std::string dotenv;
-  if (old_podman_compose && !file.empty()) dotenv = read(file.substr(0, file.rfind('/') + 1) + ".env");
+  if (old_podman_compose && !file.empty())
+    dotenv = read(file.substr(0, file.rfind('/') + 1) + ".env");
   if (listed(behaviour, "hang", command)) std::this_thread::sleep_for(std::chrono::hours(1));
   if (listed(behaviour, "fail", command)) {
     std::cerr << "fake-compose: " << command << " failed as told\n";
@@ -216,7 +224,8 @@ int main(int argc, char** argv) {
     // configuration changed.
     const bool force = std::find(rest.begin(), rest.end(), "--force-recreate") != rest.end();
     nlohmann::json before = nlohmann::json::array();
-    if (auto text = read(state + "/running-" + project + ".json"); !text.empty()) before = nlohmann::json::parse(text);
+    if (auto text = read(state + "/running-" + project + ".json"); !text.empty())
+      before = nlohmann::json::parse(text);
     nlohmann::json running = nlohmann::json::array();
     YAML::Node root = YAML::LoadFile(file);
     for (const auto& s : root["services"]) {
@@ -227,9 +236,13 @@ int main(int argc, char** argv) {
       std::string id = "c" + std::to_string(calls) + "-" + name;
       for (const auto& old : before) {
         if (old["service"] != name) continue;
-        if (!force && (old_podman_compose || old.value("config", "") == config)) id = old.value("id", id);
+        if (!force && (old_podman_compose || old.value("config", "") == config))
+          id = old.value("id", id);
       }
-      running.push_back({{"service", name}, {"healthcheck", bool(s.second["healthcheck"])}, {"id", id}, {"config", config}});
+      running.push_back({{"service", name},
+                         {"healthcheck", bool(s.second["healthcheck"])},
+                         {"id", id},
+                         {"config", config}});
     }
     std::ofstream(state + "/running-" + project + ".json") << running.dump();
     std::ofstream(state + "/up-rendered-" + project + ".yaml") << render(read(file), dotenv);
@@ -243,7 +256,8 @@ int main(int argc, char** argv) {
       for (const auto& s : nlohmann::json::parse(text)) {
         std::string name = s["service"];
         std::string health;
-        if (s["healthcheck"]) health = listed(behaviour, "unhealthy", name) ? "unhealthy" : "healthy";
+        if (s["healthcheck"])
+          health = listed(behaviour, "unhealthy", name) ? "unhealthy" : "healthy";
         out.push_back({{"ID", s.value("id", "")},
                        {"Name", project + "-" + name + "-1"},
                        {"Service", name},

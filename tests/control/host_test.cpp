@@ -20,14 +20,20 @@ TEST(Host, FiguresAsProcShowsThem) {
   ::mkdir(proc.file("net").c_str(), 0700);
   proc.write("stat", "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n");
   proc.write("loadavg", "0.42 0.30 0.20 1/123 4567\n");
-  proc.write("meminfo", "MemTotal:        2048000 kB\nMemFree:          100000 kB\nMemAvailable:    1024000 kB\n"
-                        "HugePages_Total:       0\n");
+  proc.write(
+      "meminfo",
+      "MemTotal:        2048000 kB\nMemFree:          100000 kB\nMemAvailable:    1024000 kB\n"
+      "HugePages_Total:       0\n");
   proc.write("net/dev",
              "Inter-|   Receive                                                |  Transmit\n"
-             " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
-             "    lo:  5000      50    0    0    0     0          0         0     5000      50    0    0    0     0       0          0\n"
-             "  eth0: 123456   1000    0    0    0     0          0         0    654321     900    0    0    0     0       0          0\n"
-             " wlan0:     10      1    0    0    0     0          0         0        20       2    0    0    0     0       0          0\n");
+             " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets "
+             "errs drop fifo colls carrier compressed\n"
+             "    lo:  5000      50    0    0    0     0          0         0     5000      50    "
+             "0    0    0     0       0          0\n"
+             "  eth0: 123456   1000    0    0    0     0          0         0    654321     900    "
+             "0    0    0     0       0          0\n"
+             " wlan0:     10      1    0    0    0     0          0         0        20       2    "
+             "0    0    0     0       0          0\n");
   proc.write("uptime", "3600.55 7000.10\n");
 
   auto a = read_cpu_times(proc.path());
@@ -46,7 +52,8 @@ TEST(Host, FiguresAsProcShowsThem) {
   EXPECT_EQ(m->available_bytes, 1024000ull * 1024);
   auto all = read_network({}, proc.path());
   ASSERT_EQ(all.size(), 2u) << all.dump();
-  EXPECT_EQ(all[0], (nlohmann::json{{"interface", "eth0"}, {"rxBytes", 123456}, {"txBytes", 654321}}));
+  EXPECT_EQ(all[0],
+            (nlohmann::json{{"interface", "eth0"}, {"rxBytes", 123456}, {"txBytes", 654321}}));
   auto only = read_network({"wlan0"}, proc.path());
   ASSERT_EQ(only.size(), 1u);
   EXPECT_EQ(only[0]["interface"], "wlan0");
@@ -73,7 +80,8 @@ TEST(Host, TheRealMachine) {
   auto disks = read_disks({"/", "/no/such/path"});
   ASSERT_EQ(disks.size(), 1u);
   EXPECT_EQ(disks[0]["path"], "/");
-  EXPECT_GT(disks[0]["totalBytes"].get<std::uint64_t>(), disks[0]["freeBytes"].get<std::uint64_t>() / 2);
+  EXPECT_GT(disks[0]["totalBytes"].get<std::uint64_t>(),
+            disks[0]["freeBytes"].get<std::uint64_t>() / 2);
 }
 
 }  // namespace

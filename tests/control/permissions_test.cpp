@@ -13,7 +13,8 @@ namespace {
 using secbox::testing::TempDir;
 
 TEST(Permissions, SectionsOperationsAndNames) {
-  auto p = Permissions::parse(R"({"containers": {"allow": ["list", "restart"], "names": ["frigate"]},
+  auto p =
+      Permissions::parse(R"({"containers": {"allow": ["list", "restart"], "names": ["frigate"]},
                                    "metrics": {"allow": ["get"]},
                                    "compose": {"projects": {"frigate": {"allow": ["devices"], "mounts": ["/dev/bus/usb"]}}}})");
   ASSERT_TRUE(p) << p.error().message;
@@ -25,15 +26,21 @@ TEST(Permissions, SectionsOperationsAndNames) {
   EXPECT_TRUE(p.value().names_explicitly("containers", "frigate"));
   EXPECT_FALSE(p.value().names_explicitly("metrics", "anything"));
   EXPECT_EQ(p.value().compose_allowance("frigate").allow.count("devices"), 1u);
-  EXPECT_EQ(p.value().compose_allowance("frigate").mounts, std::vector<std::string>{"/dev/bus/usb"});
-  EXPECT_TRUE(p.value().compose_allowance("other").allow.empty()) << "an unnamed project may use nothing privileged";
-  EXPECT_EQ(describe(Verdict::forbidden, "metrics", "set"), "control.json does not allow metrics.set here");
-  EXPECT_NE(describe(Verdict::unavailable, "units", "restart").find("\"units\" section is not enabled"), std::string::npos);
+  EXPECT_EQ(p.value().compose_allowance("frigate").mounts,
+            std::vector<std::string>{"/dev/bus/usb"});
+  EXPECT_TRUE(p.value().compose_allowance("other").allow.empty())
+      << "an unnamed project may use nothing privileged";
+  EXPECT_EQ(describe(Verdict::forbidden, "metrics", "set"),
+            "control.json does not allow metrics.set here");
+  EXPECT_NE(
+      describe(Verdict::unavailable, "units", "restart").find("\"units\" section is not enabled"),
+      std::string::npos);
 }
 
 TEST(Permissions, ABadFileIsRefusedWholeAndAMissingOneHasNoSections) {
-  for (const char* bad : {"[]", "{\"metrics\": {\"allow\": \"get\"}}", "{\"metrics\": {\"allow\": [1]}}",
-                          "{\"containers\": {\"allow\": [\"list\"], \"names\": \"frigate\"}}", "not json"}) {
+  for (const char* bad :
+       {"[]", "{\"metrics\": {\"allow\": \"get\"}}", "{\"metrics\": {\"allow\": [1]}}",
+        "{\"containers\": {\"allow\": [\"list\"], \"names\": \"frigate\"}}", "not json"}) {
     auto p = Permissions::parse(bad);
     ASSERT_FALSE(p) << bad;
     EXPECT_EQ(p.error().code, Errc::invalid) << bad;

@@ -14,7 +14,8 @@ namespace {
 using json = nlohmann::json;
 using secbox::testing::TempDir;
 
-constexpr const char* kPing = R"({"commands": {"host": {"argv": ["/usr/bin/ping", "-c", "1", "{host}"],
+constexpr const char* kPing =
+    R"({"commands": {"host": {"argv": ["/usr/bin/ping", "-c", "1", "{host}"],
                                                       "args": {"host": "[a-z0-9.-]{1,64}"}, "timeoutS": 5}}})";
 
 TEST(Tools, ArgumentsAreMatchedWholeAndSubstituted) {
@@ -33,15 +34,18 @@ TEST(Tools, ArgumentsAreMatchedWholeAndSubstituted) {
   EXPECT_EQ(argv.value(), (std::vector<std::string>{"/usr/bin/ping", "-c", "1", "gate.local"}));
   EXPECT_EQ(timeout, std::chrono::seconds(5));
 
-  for (const json& bad : {json{{"host", "gate.local; reboot"}}, json{{"host", "-f"}}, json{{"host", "a\nb"}},
-                          json{{"host", std::string(300, 'a')}}, json{{"host", 7}}, json::object()}) {
+  for (const json& bad :
+       {json{{"host", "gate.local; reboot"}}, json{{"host", "-f"}}, json{{"host", "a\nb"}},
+        json{{"host", std::string(300, 'a')}}, json{{"host", 7}}, json::object()}) {
     auto r = build_argv(loaded.tools, "ping", "host", bad);
     ASSERT_FALSE(r) << bad.dump();
     EXPECT_EQ(r.error().code, Errc::invalid) << bad.dump();
     EXPECT_EQ(r.error().message.find("reboot"), std::string::npos) << "the value is never quoted";
   }
-  EXPECT_EQ(build_argv(loaded.tools, "nope", "host", json{{"host", "a"}}).error().code, Errc::not_found);
-  EXPECT_EQ(build_argv(loaded.tools, "ping", "nope", json{{"host", "a"}}).error().code, Errc::not_found);
+  EXPECT_EQ(build_argv(loaded.tools, "nope", "host", json{{"host", "a"}}).error().code,
+            Errc::not_found);
+  EXPECT_EQ(build_argv(loaded.tools, "ping", "nope", json{{"host", "a"}}).error().code,
+            Errc::not_found);
 }
 
 TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
@@ -52,10 +56,14 @@ TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
   for (const auto& c : std::vector<Case>{
            {"not json", "not valid JSON"},
            {R"({"commands": {}})", "non-empty \"commands\""},
-           {R"({"commands": {"x": {"argv": ["sh", "-c", "id"]}}})", "argv[0] must be an absolute path"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo", "{who}"]}}})", "placeholder {who} has no pattern"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo"], "args": {"a": "x"}}}})", "args.a is declared but not used"},
-           {R"({"commands": {"x": {"argv": ["/bin/echo", "{a}"], "args": {"a": "(["}}}})", "not a valid regular"},
+           {R"({"commands": {"x": {"argv": ["sh", "-c", "id"]}}})",
+            "argv[0] must be an absolute path"},
+           {R"({"commands": {"x": {"argv": ["/bin/echo", "{who}"]}}})",
+            "placeholder {who} has no pattern"},
+           {R"({"commands": {"x": {"argv": ["/bin/echo"], "args": {"a": "x"}}}})",
+            "args.a is declared but not used"},
+           {R"({"commands": {"x": {"argv": ["/bin/echo", "{a}"], "args": {"a": "(["}}}})",
+            "not a valid regular"},
            {R"({"commands": {"x": {"argv": ["/bin/echo"], "timeoutS": 0}}})", "timeoutS"},
            {R"({"commands": {"X Y": {"argv": ["/bin/echo"]}}})", "command's name"},
        }) {
@@ -64,7 +72,9 @@ TEST(Tools, InvalidFilesAreRefusedNamingTheField) {
     EXPECT_NE(t.error().message.find(c.names), std::string::npos) << t.error().message;
     EXPECT_EQ(t.error().message.rfind("net.json: ", 0), 0u);
   }
-  auto ok = parse_tool("net", R"({"commands": {"x": {"argv": ["/bin/echo", "--host={h}"], "args": {"h": "[a-z]+"}}}})");
+  auto ok = parse_tool(
+      "net",
+      R"({"commands": {"x": {"argv": ["/bin/echo", "--host={h}"], "args": {"h": "[a-z]+"}}}})");
   ASSERT_TRUE(ok) << ok.error().message;
   ToolSet set{{"net", ok.value()}};
   auto argv = build_argv(set, "net", "x", {{"h", "gw"}});

@@ -23,9 +23,9 @@ TEST(DeriveGatewayUrl, ReplacesTheLastSegment) {
 }
 
 TEST(DeriveGatewayUrl, FailsNamingTheSegmentWhenItIsNotMgmt) {
-  for (const char* url : {"wss://gw.example.com/ws/agent", "wss://gw.example.com",
-                          "wss://gw.example.com/", "wss://gw/ws/mgmtx", "not a url",
-                          "wss://gw.example.com?mgmt"}) {
+  for (const char* url :
+       {"wss://gw.example.com/ws/agent", "wss://gw.example.com", "wss://gw.example.com/",
+        "wss://gw/ws/mgmtx", "not a url", "wss://gw.example.com?mgmt"}) {
     auto r = derive_gateway_url(url);
     ASSERT_FALSE(r) << url;
     EXPECT_EQ(r.error().code, Errc::invalid);

@@ -4,7 +4,6 @@
 // anything would run.
 #include <gtest/gtest.h>
 
-
 #include "envfile/guards.hpp"
 #include "temp_dir.hpp"
 
@@ -24,7 +23,8 @@ std::string run_guards(const std::string& env_path, const std::string& legacy_pa
   auto ensured = ensure_from_legacy(env_path, legacy_path, std::nullopt, false);
   if (!ensured) return std::string(kPhaseEnvEnsure);
   if (auto r = check_required_keys(ensured.value().env); !r) return std::string(kPhaseMissingKeys);
-  if (auto r = check_interpolation(compose, ensured.value().env); !r) return std::string(kPhaseUnresolvedVars);
+  if (auto r = check_interpolation(compose, ensured.value().env); !r)
+    return std::string(kPhaseUnresolvedVars);
   return "compose-up";
 }
 

@@ -43,7 +43,8 @@ TEST(EnvParse, SingleQuotesAreLiteral) {
 }
 
 TEST(EnvParse, DoubleQuotesHonourShellEscapesOnly) {
-  auto env = parsed(R"(A="q\"b\\s\$d\`t\n")" "\n");
+  auto env = parsed(R"(A="q\"b\\s\$d\`t\n")"
+                    "\n");
   EXPECT_EQ(env.get("A"), "q\"b\\s$d`t\\n");
 }
 

@@ -50,8 +50,8 @@ TEST(EnvWrite, RandomValuesRoundTrip) {
 }
 
 TEST(EnvWrite, RefusesNewlineCarriageReturnAndNul) {
-  for (std::string bad : {std::string("a\nINJECTED=1"), std::string("a\rb"),
-                          std::string("a\0b", 3), std::string("\xff")}) {
+  for (std::string bad : {std::string("a\nINJECTED=1"), std::string("a\rb"), std::string("a\0b", 3),
+                          std::string("\xff")}) {
     EnvFile env;
     env.set("DEVICE_ID", bad);
     auto text = serialize(env);

@@ -88,7 +88,8 @@ class PlainServerTest : public ::testing::Test {
       if (r.path == "/bye") res.close = true;
       if (r.path == "/trust" && r.trust) r.trust();  // as the LAN API does for a valid session
       if (r.path == "/framed") res.headers.emplace_back("X-Frame-Options", "SAMEORIGIN");
-      res.body = r.method + " " + r.path + " " + std::to_string(r.body.size()) + " " + r.header("x-probe");
+      res.body =
+          r.method + " " + r.path + " " + std::to_string(r.body.size()) + " " + r.header("x-probe");
       reply(std::move(res));
     });
     server->start();
@@ -111,9 +112,10 @@ TEST_F(PlainServerTest, AnswersPlainHttpWithItsHeadersAndKeepsTheConnection) {
   const int port = server->port();
   const std::string raw = serve_while([port] {
     RawClient c(port);
-    c.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Probe: one\r\n\r\n"
-           "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-           "GET /framed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.send(
+        "GET /a HTTP/1.1\r\nHost: x\r\nX-Probe: one\r\n\r\n"
+        "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        "GET /framed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     std::string out;
     c.read_to_close(5s, &out);
     return out;
@@ -123,7 +125,8 @@ TEST_F(PlainServerTest, AnswersPlainHttpWithItsHeadersAndKeepsTheConnection) {
   EXPECT_NE(raw.find("GET /framed 0 "), std::string::npos) << raw;
   EXPECT_NE(raw.find("X-Content-Type-Options: nosniff"), std::string::npos) << raw;
   EXPECT_NE(raw.find("X-Frame-Options: DENY"), std::string::npos) << raw;
-  EXPECT_NE(raw.find("X-Frame-Options: SAMEORIGIN"), std::string::npos) << "the handler's header wins";
+  EXPECT_NE(raw.find("X-Frame-Options: SAMEORIGIN"), std::string::npos)
+      << "the handler's header wins";
   EXPECT_EQ(handled, 3);
 }
 
@@ -147,7 +150,8 @@ TEST_F(PlainServerTest, AHandlerThatThrowsIsAnswered500AndTheServerGoesOn) {
   });
   EXPECT_EQ(raw.find("HTTP/1.1 500"), 0u) << raw;
   EXPECT_NE(raw.find(R"("error":"internal")"), std::string::npos) << raw;
-  EXPECT_EQ(raw.find("HTTP/1.1 500", 1), std::string::npos) << "the answered request keeps its answer: " << raw;
+  EXPECT_EQ(raw.find("HTTP/1.1 500", 1), std::string::npos)
+      << "the answered request keeps its answer: " << raw;
   EXPECT_NE(raw.find("HTTP/1.1 200"), std::string::npos) << raw;
   EXPECT_NE(raw.find("GET /fine 0 "), std::string::npos) << raw;
   EXPECT_EQ(handled, 3);
@@ -230,7 +234,8 @@ TEST_F(PlainServerTest, IdleAndSlowClientsAreDropped) {
   EXPECT_TRUE(std::get<0>(r)) << "the idle connection stayed open";
   EXPECT_TRUE(std::get<1>(r)) << "the slow client kept its connection";
   EXPECT_EQ(std::get<2>(r), 200);
-  run_until(io, [&] { return server->connections() == 0; }, 3s);
+  run_until(
+      io, [&] { return server->connections() == 0; }, 3s);
   EXPECT_EQ(server->connections(), 0u);
 }
 
@@ -294,7 +299,8 @@ TEST_F(PlainServerTest, ABodyThatTricklesOrStallsIsClosed) {
       std::this_thread::sleep_for(300ms);
       cut = !trickle.send("x") || trickle.read_to_close(1ms);
     }
-    const auto trickle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto trickle_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     RawClient stalled(port);
     stalled.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc");
     const bool stall_cut = stalled.read_to_close(5s);
@@ -320,13 +326,15 @@ TEST_F(PlainServerTest, HeadersThatTrickleAreClosed) {
   const int port = server->port();
   auto r = serve_while([port] {
     RawClient trickle(port);
-    const std::string head = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
+    const std::string head =
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
     bool cut = false;
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < head.size() && i < 40 && !cut; ++i) {
       cut = !trickle.send(head.substr(i, 1)) || trickle.read_to_close(300ms);
     }
-    const auto trickle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto trickle_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     RawClient pieces(port);
     pieces.send("GET /a HTTP/1.1\r\nHo");
     std::this_thread::sleep_for(200ms);
@@ -358,7 +366,8 @@ TEST_F(PlainServerTest, ARefusedBodyThatTricklesIsDrainedTwoSecondsAtMost) {
       std::this_thread::sleep_for(300ms);
       cut = !trickle.send("x") || trickle.read_to_close(1ms);
     }
-    return std::make_pair(cut, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return std::make_pair(
+        cut, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   });
   EXPECT_TRUE(r.first) << "the refused body kept its slot";
   EXPECT_LT(r.second, 4.0);
@@ -392,7 +401,8 @@ TEST_F(PlainServerTest, AFullServerTakesTheSlotFromTheAddressHoldingTheMost) {
   });
   EXPECT_EQ(std::get<0>(r), 200);
   EXPECT_TRUE(std::get<1>(r)) << "the flood's oldest connection stayed";
-  EXPECT_NE(std::get<2>(r).find("GET /phone 0"), std::string::npos) << "the phone's connection was closed";
+  EXPECT_NE(std::get<2>(r).find("GET /phone 0"), std::string::npos)
+      << "the phone's connection was closed";
 }
 
 // A connection that has shown a valid session (Request::trust) is never
@@ -419,7 +429,8 @@ TEST_F(PlainServerTest, AConnectionThatShowedASessionIsNeverClosedForANewcomer) 
   });
   EXPECT_NE(std::get<0>(r).find("200 OK"), std::string::npos) << std::get<0>(r);
   EXPECT_EQ(std::get<1>(r), 200);
-  EXPECT_NE(std::get<2>(r).find("GET /again"), std::string::npos) << "the guard's connection was closed";
+  EXPECT_NE(std::get<2>(r).find("GET /again"), std::string::npos)
+      << "the guard's connection was closed";
   EXPECT_TRUE(std::get<3>(r)) << "the anonymous one should have made room";
 }
 

@@ -30,7 +30,8 @@ class HttpsTest : public ::testing::Test {
   int streams_closed = 0;
 
   void make(Settings s = {}) {
-    auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    auto cert =
+        make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
     s.bind_address = "127.0.0.1";
     s.port = 0;
@@ -53,14 +54,15 @@ class HttpsTest : public ::testing::Test {
         // A cached body (the ban list is one), shared and sent as it is.
         static const auto big = std::make_shared<const std::string>([] {
           std::string b(2 * 1024 * 1024 + 7, 'x');
-          for (std::size_t i = 0; i < b.size(); i += 4096) b[i] = static_cast<char>('a' + (i / 4096) % 26);
+          for (std::size_t i = 0; i < b.size(); i += 4096)
+            b[i] = static_cast<char>('a' + (i / 4096) % 26);
           return b;
         }());
         res.shared_body = big;
         return reply(std::move(res));
       }
-      res.body = R"({"method":")" + r.method + R"(","path":")" + r.path + R"(","query":")" + r.query +
-                 R"(","bytes":)" + std::to_string(r.body.size()) + "}";
+      res.body = R"({"method":")" + r.method + R"(","path":")" + r.path + R"(","query":")" +
+                 r.query + R"(","bytes":)" + std::to_string(r.body.size()) + "}";
       reply(std::move(res));
     });
     server->start();
@@ -87,10 +89,13 @@ TEST_F(HttpsTest, Tls12And13WithAeadCiphersOnly) {
     HttpsClient t13(port, {TLS1_3_VERSION, TLS1_3_VERSION, "", ""});
     v.push_back(t13.connected() ? t13.tls_version() : "refused");
     HttpsClient t12(port, {TLS1_2_VERSION, TLS1_2_VERSION, "", ""});
-    v.push_back(t12.connected() ? std::string(t12.tls_version()) + " " + SSL_get_cipher(t12.native()) : "refused");
+    v.push_back(t12.connected()
+                    ? std::string(t12.tls_version()) + " " + SSL_get_cipher(t12.native())
+                    : "refused");
     HttpsClient t11(port, {TLS1_1_VERSION, TLS1_1_VERSION, "", ""});
     v.push_back(t11.connected() ? t11.tls_version() : "refused");
-    HttpsClient cbc(port, {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA", ""});
+    HttpsClient cbc(port, {TLS1_2_VERSION, TLS1_2_VERSION,
+                           "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA", ""});
     v.push_back(cbc.connected() ? "cbc accepted" : "refused");
     return v;
   });
@@ -108,14 +113,17 @@ TEST_F(HttpsTest, HeadGetsHeadersOnlySoTheNextAnswerOnTheConnectionIsWhole) {
   const int port = server->port();
   auto raw = serve_while([port] {
     HttpsClient c(port);
-    c.send_raw("HEAD /api/lan/x HTTP/1.1\r\nHost: caseta\r\n\r\nGET /api/lan/y HTTP/1.1\r\nHost: caseta\r\n"
-               "Connection: close\r\n\r\n");
+    c.send_raw(
+        "HEAD /api/lan/x HTTP/1.1\r\nHost: caseta\r\n\r\nGET /api/lan/y HTTP/1.1\r\nHost: "
+        "caseta\r\n"
+        "Connection: close\r\n\r\n");
     return c.read_raw(std::chrono::milliseconds(1500));
   });
   const auto first_end = raw.find("\r\n\r\n");
   ASSERT_NE(first_end, std::string::npos) << raw;
   EXPECT_NE(raw.substr(0, first_end).find("Content-Length: "), std::string::npos) << raw;
-  EXPECT_EQ(raw.compare(first_end + 4, 9, "HTTP/1.1 "), 0) << "a body followed the HEAD answer:\n" << raw;
+  EXPECT_EQ(raw.compare(first_end + 4, 9, "HTTP/1.1 "), 0) << "a body followed the HEAD answer:\n"
+                                                           << raw;
   EXPECT_NE(raw.find(R"("path":"/api/lan/y")"), std::string::npos) << raw;
 }
 
@@ -132,8 +140,8 @@ TEST_F(HttpsTest, KeepAliveServesManyRequestsOnOneConnection) {
   ASSERT_EQ(answers.size(), 6u);
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(answers[i].status, 200);
-    EXPECT_EQ(answers[i].body, R"({"method":"GET","path":"/api/lan/x","query":"i=)" + std::to_string(i) +
-                                   R"(","bytes":0})");
+    EXPECT_EQ(answers[i].body, R"({"method":"GET","path":"/api/lan/x","query":"i=)" +
+                                   std::to_string(i) + R"(","bytes":0})");
   }
   EXPECT_NE(answers[5].body.find(R"("bytes":1000)"), std::string::npos);
   EXPECT_EQ(answers[0].headers["x-content-type-options"], "nosniff");
@@ -163,9 +171,11 @@ TEST_F(HttpsTest, ALargeSharedBodyArrivesWholeTwiceOnOneConnectionInTls12And13) 
 TEST_F(HttpsTest, ARenewedCertificateIsPresentedToNewConnectionsWhileOpenOnesGoOn) {
   make();
   const int port = server->port();
-  auto renewed = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(48), false});
+  auto renewed = make_self_signed(
+      {"caseta", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(48), false});
   ASSERT_TRUE(renewed);
-  EXPECT_FALSE(server->use_certificate(renewed.value().cert_pem, "not a key")) << "an unusable pair must be refused";
+  EXPECT_FALSE(server->use_certificate(renewed.value().cert_pem, "not a key"))
+      << "an unusable pair must be refused";
   auto old_client = std::make_shared<std::unique_ptr<HttpsClient>>();
   const auto before = serve_while([&] {
     *old_client = std::make_unique<HttpsClient>(port);
@@ -199,13 +209,22 @@ TEST_F(HttpsTest, ANamedCertificateIsPresentedToClientsAskingForItsNames) {
   make();
   const int port = server->port();
   auto ca = make_self_signed({"Test CA", {}, {}, std::chrono::hours(48), true, 0}).value();
-  auto named = make_signed({"b7.box.example.com", {"*.b7.box.example.com", "b7.box.example.com"}, {},
-                            std::chrono::hours(24), false}, ca).value();
+  auto named = make_signed({"b7.box.example.com",
+                            {"*.b7.box.example.com", "b7.box.example.com"},
+                            {},
+                            std::chrono::hours(24),
+                            false},
+                           ca)
+                   .value();
   auto own = serve_while([&] { return HttpsClient(port).peer_certificate_pem(); });
   auto before = std::make_shared<std::unique_ptr<HttpsClient>>();
-  serve_while([&] { *before = std::make_unique<HttpsClient>(port); return 0; });
+  serve_while([&] {
+    *before = std::make_unique<HttpsClient>(port);
+    return 0;
+  });
   EXPECT_FALSE(server->use_named_certificate("b7.box.example.com", named.cert_pem, "not a key"));
-  ASSERT_TRUE(server->use_named_certificate("b7.box.example.com", named.cert_pem + ca.cert_pem, named.key_pem));
+  ASSERT_TRUE(server->use_named_certificate("b7.box.example.com", named.cert_pem + ca.cert_pem,
+                                            named.key_pem));
   auto presented = [&](const std::string& sni) {
     return serve_while([&] {
       TlsChoice t;
@@ -224,7 +243,8 @@ TEST_F(HttpsTest, ANamedCertificateIsPresentedToClientsAskingForItsNames) {
   EXPECT_EQ(presented("b7.box.example.com").first, named_sha);
   EXPECT_EQ(presented("").first, own_sha) << "the bare address keeps the box's own certificate";
   EXPECT_EQ(presented("caseta.lan").first, own_sha);
-  EXPECT_EQ(presented("a.b.b7.box.example.com").first, own_sha) << "two labels under the name: not covered";
+  EXPECT_EQ(presented("a.b.b7.box.example.com").first, own_sha)
+      << "two labels under the name: not covered";
   EXPECT_EQ(presented("evilb7.box.example.com").first, own_sha);
   EXPECT_EQ(serve_while([&] { return (*before)->call("GET", "/old").status; }), 200);
   ASSERT_TRUE(server->use_named_certificate("", "", ""));
@@ -247,7 +267,8 @@ TEST_F(HttpsTest, ClientsLeavingInTheMiddleOfALargeBodyDoNotHurtTheServer) {
     return HttpsClient(port).call("GET", "/big").status;
   });
   EXPECT_EQ(status, 200);
-  run_until(io, [&] { return server->connections() == 0; }, 5s);
+  run_until(
+      io, [&] { return server->connections() == 0; }, 5s);
   EXPECT_EQ(server->connections(), 0u);
 }
 
@@ -294,7 +315,8 @@ TEST_F(HttpsTest, IdleAndSlowClientsAreDroppedWhileOthersAreServed) {
   EXPECT_TRUE(r[0]) << "the idle connection stayed open";
   EXPECT_TRUE(r[1]) << "the slow client kept its connection";
   EXPECT_TRUE(r[2]);
-  run_until(io, [&] { return server->connections() == 0; }, 3s);
+  run_until(
+      io, [&] { return server->connections() == 0; }, 3s);
   EXPECT_EQ(server->connections(), 0u);
 }
 
@@ -336,7 +358,8 @@ TEST_F(HttpsTest, AFullServerClosesTheConnectionIdleLongestForANewcomer) {
     }
     HttpsClient guard(port, {}, std::chrono::seconds(10), "127.0.0.2");
     v.push_back(guard.connected() ? guard.call("GET", "/").status : 0);
-    v.push_back(held[0]->closed_within(std::chrono::seconds(3)) ? 1 : 0);  // the oldest idle one went
+    v.push_back(held[0]->closed_within(std::chrono::seconds(3)) ? 1
+                                                                : 0);  // the oldest idle one went
     v.push_back(held[2]->call("GET", "/").status);  // the newest idle one is still served
     return v;
   });
@@ -365,15 +388,18 @@ TEST_F(HttpsTest, AStreamToAClientThatDoesNotReadIsClosedAtItsBacklog) {
     reader_conn = std::make_unique<HttpsClient>(port);
     return reader_conn->send_raw(request);
   }));
-  ASSERT_TRUE(run_until(io, [&] { return streams.size() == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return streams.size() == 1; }, 10s));
   ASSERT_TRUE(serve_while([&] {
     sleeper_conn = std::make_unique<HttpsClient>(port);
     return sleeper_conn->send_raw(request);
   }));
   HttpsClient& reader = *reader_conn;
-  ASSERT_TRUE(run_until(io, [&] { return streams.size() == 2; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return streams.size() == 2; }, 10s));
   // The reader: ten numbered chunks, in order.
-  for (int i = 0; i < 10; ++i) EXPECT_TRUE(streams[0]->write("data: " + std::to_string(i) + "\n\n"));
+  for (int i = 0; i < 10; ++i)
+    EXPECT_TRUE(streams[0]->write("data: " + std::to_string(i) + "\n\n"));
   auto got = serve_while([&] { return reader.read_until("data: 9\n\n", 10s); });
   std::string want;
   for (int i = 0; i < 10; ++i) want += "data: " + std::to_string(i) + "\n\n";
@@ -387,7 +413,8 @@ TEST_F(HttpsTest, AStreamToAClientThatDoesNotReadIsClosedAtItsBacklog) {
   for (int i = 0; i < 4000 && !refused; ++i) {
     refused = !streams[1]->write(chunk);
     if (!refused) ++written;
-    run_until(io, [] { return false; }, 1ms);
+    run_until(
+        io, [] { return false; }, 1ms);
   }
   EXPECT_TRUE(refused) << written << " chunks were taken";
   EXPECT_TRUE(streams[1]->closed());
@@ -396,8 +423,12 @@ TEST_F(HttpsTest, AStreamToAClientThatDoesNotReadIsClosedAtItsBacklog) {
   auto after = serve_while([port] { return HttpsClient(port).call("GET", "/after").status; });
   EXPECT_EQ(after, 200);
   streams[0]->close();
-  EXPECT_TRUE(run_until(io, [&] { return streams_closed == 2; }, 5s));
-  EXPECT_TRUE(serve_while([&] { reader.read_until("never", 3s); return reader.closed(); }));
+  EXPECT_TRUE(run_until(
+      io, [&] { return streams_closed == 2; }, 5s));
+  EXPECT_TRUE(serve_while([&] {
+    reader.read_until("never", 3s);
+    return reader.closed();
+  }));
 }
 
 }  // namespace

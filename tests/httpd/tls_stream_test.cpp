@@ -30,7 +30,8 @@ using secbox::testing::run_until;
 class TlsStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto made = make_self_signed({"127.0.0.1", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    auto made = make_self_signed(
+        {"127.0.0.1", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(made);
     cert = made.value();
     server_ctx.use_certificate_chain(asio::buffer(cert.cert_pem));
@@ -92,7 +93,8 @@ TEST_F(TlsStreamTest, ALargeBodyWrittenInOneWriteArrivesWholeAtASlowReader) {
       got.append(buf.data(), n);
     }
   });
-  ASSERT_TRUE(run_until(loop, [&] { return handshaken; }, 10s));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return handshaken; }, 10s));
   ASSERT_FALSE(handshake_ec) << handshake_ec.message();
   bool written = false;
   std::size_t sent = 0;
@@ -101,7 +103,8 @@ TEST_F(TlsStreamTest, ALargeBodyWrittenInOneWriteArrivesWholeAtASlowReader) {
     sent = n;
     written = true;
   });
-  EXPECT_TRUE(run_until(loop, [&] { return written; }, 30s));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return written; }, 30s));
   t.join();
   EXPECT_EQ(sent, body.size());
   EXPECT_EQ(got.size(), body.size());
@@ -116,14 +119,16 @@ TEST_F(TlsStreamTest, ReadsWhatTheClientSendsAndClosesWithCloseNotify) {
     char c;
     s.read_some(asio::buffer(&c, 1), client_end);  // until the server closes
   });
-  ASSERT_TRUE(run_until(loop, [&] { return handshaken; }, 10s));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return handshaken; }, 10s));
   std::string got(14, '\0');
   bool read = false;
   asio::async_read(*server, asio::buffer(got), [&](boost::system::error_code ec, std::size_t) {
     EXPECT_FALSE(ec) << ec.message();
     read = true;
   });
-  ASSERT_TRUE(run_until(loop, [&] { return read; }, 10s));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return read; }, 10s));
   EXPECT_EQ(got, "hello over tls");
   server->close();
   t.join();
@@ -137,7 +142,8 @@ TEST_F(TlsStreamTest, AbortFailsAPendingReadAtOnce) {
   auto t = client([&](ssl::stream<tcp::socket>&) {
     while (!done) std::this_thread::sleep_for(10ms);  // connected, silent
   });
-  ASSERT_TRUE(run_until(loop, [&] { return handshaken; }, 10s));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return handshaken; }, 10s));
   char buf[16];
   bool failed = false;
   boost::system::error_code read_ec;
@@ -145,17 +151,21 @@ TEST_F(TlsStreamTest, AbortFailsAPendingReadAtOnce) {
     read_ec = ec;
     failed = true;
   });
-  run_until(loop, [] { return false; }, 100ms);
+  run_until(
+      loop, [] { return false; }, 100ms);
   EXPECT_FALSE(failed) << "the read waits for data";
   server->abort();
-  EXPECT_TRUE(run_until(loop, [&] { return failed; }, 2s));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return failed; }, 2s));
   EXPECT_TRUE(read_ec) << "an aborted read fails";
   bool again = false;
   server->async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, std::size_t) {
     EXPECT_TRUE(ec);
     again = true;
   });
-  EXPECT_TRUE(run_until(loop, [&] { return again; }, 2s)) << "and so does every later one";
+  EXPECT_TRUE(run_until(
+      loop, [&] { return again; }, 2s))
+      << "and so does every later one";
   done = true;
   t.join();
 }
@@ -171,7 +181,8 @@ TEST_F(TlsStreamTest, APeerThatSpeaksNoTlsFailsTheHandshake) {
     boost::system::error_code ec;
     s.read_some(asio::buffer(buf), ec);  // whatever the server says, then its close
   });
-  ASSERT_TRUE(run_until(loop, [&] { return handshaken; }, 10s));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return handshaken; }, 10s));
   EXPECT_TRUE(handshake_ec) << "plain HTTP is not a TLS handshake";
   server->close();
   t.join();
@@ -183,11 +194,13 @@ TEST_F(TlsStreamTest, APeerThatLeavesMidHandshakeFailsIt) {
     asio::io_context io;
     tcp::socket s(io);
     s.connect(acceptor.local_endpoint());
-    const unsigned char partial_hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};  // a record header, then nothing
+    const unsigned char partial_hello[] = {0x16, 0x03, 0x01,
+                                           0x02, 0x00, 0x01};  // a record header, then nothing
     asio::write(s, asio::buffer(partial_hello));
     s.close();
   });
-  ASSERT_TRUE(run_until(loop, [&] { return handshaken; }, 10s));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return handshaken; }, 10s));
   EXPECT_TRUE(handshake_ec);
   t.join();
 }

@@ -94,7 +94,8 @@ TEST_F(CloudE2E, JwtRotateRequestIsAcknowledgedOnceTheTokenIsOnDisk) {
   ASSERT_TRUE(sim->wait_for_type("hello", 30s)) << d.log();
   ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 10s)) << d.log();
   sim->send_text(R"({"v":1,"type":"jwt.rotate","id":"c-3","ts":"2026-11-22T10:00:00Z"})");
-  auto ack = sim->wait_for([](const cloudsim::Received& r) { return r.message.value("re", "") == "c-3"; }, 20s);
+  auto ack = sim->wait_for(
+      [](const cloudsim::Received& r) { return r.message.value("re", "") == "c-3"; }, 20s);
   ASSERT_TRUE(ack) << d.log();
   EXPECT_EQ(ack->message["type"], "ack");
   EXPECT_NE(TempDir::read(dir.file("state/device.jwt")).substr(0, token.size()), token);
@@ -145,8 +146,9 @@ TEST_F(CloudE2E, PairedThroughTheFormTheTunnelComesUpWithoutARestartAndComesBack
   ASSERT_GT(port, 0) << d.log();
   auto form = secbox::testing::http_call(port, "GET", "/");
   EXPECT_EQ(form.status, 200);
-  const std::string qr = R"({"v":1,"cloudBaseUrl":")" + sim->base_url() + R"(","deviceId":"dev_new","bootstrapToken":")" +
-                         bootstrap + R"(","gatewayUrl":")" + sim->gateway_url() + R"(","communityId":"com_1"})";
+  const std::string qr = R"({"v":1,"cloudBaseUrl":")" + sim->base_url() +
+                         R"(","deviceId":"dev_new","bootstrapToken":")" + bootstrap +
+                         R"(","gatewayUrl":")" + sim->gateway_url() + R"(","communityId":"com_1"})";
   // The hijack: another cloud in the QR, or a post from another site.
   std::string foreign = qr;
   foreign.replace(foreign.find(sim->base_url()), sim->base_url().size(), "https://evil.example");
@@ -156,7 +158,8 @@ TEST_F(CloudE2E, PairedThroughTheFormTheTunnelComesUpWithoutARestartAndComesBack
   refused = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json",
                                        {{"Origin", "http://evil.example"}});
   EXPECT_EQ(refused.status, 403) << refused.body;
-  refused = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json", {{"Host", "evil.example"}});
+  refused = secbox::testing::http_call(port, "POST", "/pair", qr, "application/json",
+                                       {{"Host", "evil.example"}});
   EXPECT_EQ(refused.status, 421) << refused.body;
   EXPECT_TRUE(sim->last_claim().is_null());
 
@@ -216,18 +219,23 @@ TEST_F(CloudE2E, TheLanServerAnswersHealthAndMetricsThatPromtoolAccepts) {
   EXPECT_EQ(c.call("GET", "/api/lan/status").status, 401);
   auto metrics = c.call("GET", "/metrics");
   ASSERT_EQ(metrics.status, 200);
-  for (const char* name : {"secbox_tunnel_up 1", "secbox_paired 1", "secbox_queue_depth 0",
-                           "secbox_device_token_expiry_timestamp_seconds ", "secbox_lan_certificate_expiry_timestamp_seconds ",
-                           "secbox_replica_cursor{entity=\"banned_visitor\"} 0", "secbox_disk_free_ratio ",
-                           "secbox_process_resident_memory_bytes ",
-                           "secbox_http_requests_total{route=\"/api/lan/status\",status=\"401\"} 1"}) {
+  for (const char* name :
+       {"secbox_tunnel_up 1", "secbox_paired 1", "secbox_queue_depth 0",
+        "secbox_device_token_expiry_timestamp_seconds ",
+        "secbox_lan_certificate_expiry_timestamp_seconds ",
+        "secbox_replica_cursor{entity=\"banned_visitor\"} 0", "secbox_disk_free_ratio ",
+        "secbox_process_resident_memory_bytes ",
+        "secbox_http_requests_total{route=\"/api/lan/status\",status=\"401\"} 1"}) {
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name << "\n" << metrics.body;
   }
   EXPECT_EQ(metrics.body.find(token.substr(token.rfind('.'))), std::string::npos);
   // Prometheus's own linter, when installed (scripts/install-deps --test installs it).
   if (::access("/usr/bin/promtool", X_OK) == 0) {
     const std::string file = dir.write("metrics.txt", metrics.body);
-    EXPECT_EQ(std::system(("/usr/bin/promtool check metrics < " + file + " > " + dir.file("promtool.out") + " 2>&1").c_str()), 0)
+    EXPECT_EQ(std::system(("/usr/bin/promtool check metrics < " + file + " > " +
+                           dir.file("promtool.out") + " 2>&1")
+                              .c_str()),
+              0)
         << TempDir::read(dir.file("promtool.out"));
   }
   d.signal(SIGTERM);

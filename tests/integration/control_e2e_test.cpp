@@ -53,16 +53,20 @@ class ControlE2E : public ::testing::Test {
   void write_legacy(bool with_device_id) {
     std::string gateway = sim->gateway_url();
     gateway = gateway.substr(0, gateway.rfind('/')) + "/mgmt";
-    dir.write("etc/mgmt-agent.env", std::string("CLOUD_BASE_URL=") + sim->base_url() + "\n" +
-                                        (with_device_id ? "DEVICE_ID=dev_7Q2x\n" : "") +
-                                        "BOOTSTRAP=bt_outage_0123456789\nMGMT_GATEWAY_URL=" + gateway + "\n");
+    dir.write("etc/mgmt-agent.env",
+              std::string("CLOUD_BASE_URL=") + sim->base_url() + "\n" +
+                  (with_device_id ? "DEVICE_ID=dev_7Q2x\n" : "") +
+                  "BOOTSTRAP=bt_outage_0123456789\nMGMT_GATEWAY_URL=" + gateway + "\n");
   }
 
   std::optional<cloudsim::Received> request(const std::string& type, const json& payload,
                                             std::chrono::milliseconds limit = 30s) {
     const std::string id = "c-" + std::to_string(++next_id);
-    sim->send_text(json{{"v", 1}, {"type", type}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"}, {"payload", payload}}.dump());
-    return sim->wait_for([id](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, limit);
+    sim->send_text(json{
+        {"v", 1}, {"type", type}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"}, {"payload", payload}}
+                       .dump());
+    return sim->wait_for(
+        [id](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, limit);
   }
 
   std::vector<json> compose_calls() const {
@@ -73,7 +77,8 @@ class ControlE2E : public ::testing::Test {
   }
 
   static std::string outage_compose() {
-    return TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/golden/outage/docker-compose.yml");
+    return TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) +
+                         "/tests/golden/outage/docker-compose.yml");
   }
 };
 
@@ -95,7 +100,8 @@ TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
   ASSERT_EQ(::stat(dir.file("etc/secbox.env").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::string gateway = sim->gateway_url();
-  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("DEVICE_GATEWAY_URL=" + gateway), std::string::npos);
+  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("DEVICE_GATEWAY_URL=" + gateway),
+            std::string::npos);
 
   // The tool rendered the file, listed the containers from before, started
   // the stack and listed it, with the derived env file's values in its
@@ -121,11 +127,13 @@ TEST_F(ControlE2E, OutageReplayTheBoxDerivesItsEnvFileAndBringsTheStackUp) {
       },
       20s);
   ASSERT_TRUE(event) << d.log();
-  for (const char* phase : {"\"write\"", "\"env-ensure\"", "\"secbox-env-missing-keys\"", "\"env-unresolved-vars\"",
-                            "\"compose-up\"", "\"health\"", "\"done\""}) {
+  for (const char* phase :
+       {"\"write\"", "\"env-ensure\"", "\"secbox-env-missing-keys\"", "\"env-unresolved-vars\"",
+        "\"compose-up\"", "\"health\"", "\"done\""}) {
     EXPECT_NE(d.log().find(std::string("\"phase\":") + phase), std::string::npos) << phase;
   }
-  EXPECT_EQ(d.log().find("bt_outage_0123456789"), std::string::npos) << "the bootstrap token reached the log";
+  EXPECT_EQ(d.log().find("bt_outage_0123456789"), std::string::npos)
+      << "the bootstrap token reached the log";
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 }
@@ -136,7 +144,8 @@ TEST_F(ControlE2E, OutageReplayWithDebian12sPodmanCompose) {
   write_legacy(true);
   dir.write("fake/behaviour.json", R"({"flavor": "podman-compose-1.0.3"})");
   auto env = box_env();
-  env.back() = std::string("CONTAINER_CMD=") + FAKE_COMPOSE + " --fake-state=" + dir.file("fake") + " --fake-podman";
+  env.back() = std::string("CONTAINER_CMD=") + FAKE_COMPOSE + " --fake-state=" + dir.file("fake") +
+               " --fake-podman";
   Daemon d(dir, env);
   d.start();
   ASSERT_TRUE(d.wait_for_log("The cloud welcomed the box.", 30s)) << d.log();
@@ -170,15 +179,22 @@ TEST_F(ControlE2E, OutageReplayWithoutDeviceIdInTheLegacyFileStopsBeforeComposeR
 
 TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   ::mkdir(dir.file("etc/tools").c_str(), 0700);
-  dir.write("etc/tools/network.json",
-            R"({"commands": {"ping": {"argv": ["/bin/echo", "{host}"], "args": {"host": "^[a-z0-9.-]+$"}}}})");
+  dir.write(
+      "etc/tools/network.json",
+      R"({"commands": {"ping": {"argv": ["/bin/echo", "{host}"], "args": {"host": "^[a-z0-9.-]+$"}}}})");
   dir.write("etc/control.json", R"({"metrics": {"allow": ["get"]},
       "env": {"allow": ["set"], "names": ["FRIGATE_URL", "COMPOSE_HEALTH_TIMEOUT_S"]}})");
   // A second box later in the test: every operation, with stand-in tools.
-  dir.write("fake/systemctl", TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/control/fake-systemctl"), 0755);
-  dir.write("fake/podman", "#!/bin/sh\necho \"$*\" >> \"$0.calls\"\n"
-                           "[ \"$1\" = ps ] && echo '[{\"Names\":[\"frigate\"],\"State\":\"running\",\"Status\":\"Up 1 hour (healthy)\"}]'\n"
-                           "exit 0\n", 0755);
+  dir.write("fake/systemctl",
+            TempDir::read(std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/control/fake-systemctl"),
+            0755);
+  dir.write(
+      "fake/podman",
+      "#!/bin/sh\necho \"$*\" >> \"$0.calls\"\n"
+      "[ \"$1\" = ps ] && echo '[{\"Names\":[\"frigate\"],\"State\":\"running\",\"Status\":\"Up 1 "
+      "hour (healthy)\"}]'\n"
+      "exit 0\n",
+      0755);
   dir.write("etc/secbox.env", "DEVICE_ID=dev_7Q2x\n");
   Daemon d(dir, box_env());
   d.start();
@@ -186,8 +202,8 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   ASSERT_TRUE(health) << d.log();
   const auto& h = health->message["payload"];
   EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::message("health.report"), h)) << h.dump();
-  for (const char* field : {"uptimeS", "version", "bootId", "state", "cpu", "memory", "disk", "containers", "queue",
-                            "tunnel", "media", "jwt", "clockSkewS"}) {
+  for (const char* field : {"uptimeS", "version", "bootId", "state", "cpu", "memory", "disk",
+                            "containers", "queue", "tunnel", "media", "jwt", "clockSkewS"}) {
     EXPECT_TRUE(h.contains(field)) << field << " missing from " << h.dump();
   }
   EXPECT_EQ(h["state"], "running");
@@ -195,12 +211,14 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   EXPECT_TRUE(h["jwt"].contains("expiresAt"));
 
   for (const char* kind : {"units.status", "journal.tail", "containers.list"}) {
-    json payload = std::string(kind) == "units.status"   ? json{{"name", "frigate.service"}}
-                   : std::string(kind) == "journal.tail" ? json{{"unit", "secbox.service"}, {"lines", 2}}
-                                                         : json::object();
+    json payload = std::string(kind) == "units.status" ? json{{"name", "frigate.service"}}
+                   : std::string(kind) == "journal.tail"
+                       ? json{{"unit", "secbox.service"}, {"lines", 2}}
+                       : json::object();
     auto r = request(kind, payload);
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->message["payload"]["code"], "unavailable") << kind << ": no section in control.json";
+    EXPECT_EQ(r->message["payload"]["code"], "unavailable")
+        << kind << ": no section in control.json";
   }
   auto m = request("metrics.get", {{"kinds", {"host", "disk"}}});
   ASSERT_TRUE(m);
@@ -212,25 +230,33 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   auto set = request("env.set", {{"key", "FRIGATE_URL"}, {"value", "http://127.0.0.1:5999"}});
   ASSERT_TRUE(set);
   EXPECT_EQ(set->message["type"], "ack");
-  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("FRIGATE_URL=http://127.0.0.1:5999"), std::string::npos);
+  EXPECT_NE(TempDir::read(dir.file("etc/secbox.env")).find("FRIGATE_URL=http://127.0.0.1:5999"),
+            std::string::npos);
   ASSERT_TRUE(d.wait_for_log("Configuration reloaded.", 10s)) << d.log();
   EXPECT_EQ(d.log().find("127.0.0.1:5999"), std::string::npos) << "an env value reached the log";
   // The Frigate clients were built with the old URL: the reply and the log say
   // it waits for a restart, never a silent no-op.
   EXPECT_EQ(set->message["payload"]["appliesAt"], "restart") << set->message.dump();
   ASSERT_TRUE(d.wait_for_log("take effect only at the next restart", 10s)) << d.log();
-  EXPECT_NE(d.log().find("FRIGATE_URL", d.log().find("take effect only at the next restart")), std::string::npos);
+  EXPECT_NE(d.log().find("FRIGATE_URL", d.log().find("take effect only at the next restart")),
+            std::string::npos);
   // Cloud control's own settings apply at once.
   auto live = request("env.set", {{"key", "COMPOSE_HEALTH_TIMEOUT_S"}, {"value", "30"}});
   ASSERT_TRUE(live);
   EXPECT_EQ(live->message["payload"]["appliesAt"], "now") << live->message.dump();
 
   const std::string id = "c-exec";
-  sim->send_text(json{{"v", 1}, {"type", "exec.run"}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"},
-                      {"payload", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", "gw.local"}}}}}}
+  sim->send_text(json{
+      {"v", 1},
+      {"type", "exec.run"},
+      {"id", id},
+      {"ts", "2026-11-22T10:00:00Z"},
+      {"payload", {{"tool", "network"}, {"command", "ping"}, {"args", {{"host", "gw.local"}}}}}}
                      .dump());
   auto result = sim->wait_for(
-      [&](const cloudsim::Received& r) { return r.message.value("type", "") == "exec.result" && r.message.value("re", "") == id; },
+      [&](const cloudsim::Received& r) {
+        return r.message.value("type", "") == "exec.result" && r.message.value("re", "") == id;
+      },
       20s);
   ASSERT_TRUE(result) << d.log();
   EXPECT_EQ(result->message["payload"]["stdout"], "gw.local\n");
@@ -238,7 +264,8 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
 
   // Node control allowed, over the tunnel, with stand-ins for systemctl, journalctl and podman.
-  dir.write("etc/control.json", R"({"units": {"allow": ["status", "restart"]}, "journal": {"allow": ["tail"]},
+  dir.write("etc/control.json",
+            R"({"units": {"allow": ["status", "restart"]}, "journal": {"allow": ["tail"]},
                                     "containers": {"allow": ["list", "restart"]}, "jwt": {"allow": ["rotate"]}})");
   auto env = box_env();
   env.push_back("SYSTEMCTL_CMD=" + dir.file("fake/systemctl"));
@@ -267,7 +294,8 @@ TEST_F(ControlE2E, HealthReportNodeControlAndRegisteredCommandsOverTheTunnel) {
   auto crestart = request("containers.restart", {{"name", "frigate"}});
   ASSERT_TRUE(crestart);
   EXPECT_EQ(crestart->message["type"], "ack") << crestart->message.dump();
-  EXPECT_NE(TempDir::read(dir.file("fake/podman.calls")).find("restart frigate"), std::string::npos);
+  EXPECT_NE(TempDir::read(dir.file("fake/podman.calls")).find("restart frigate"),
+            std::string::npos);
   auto rotate = request("jwt.rotate", json::object());
   ASSERT_TRUE(rotate);
   EXPECT_EQ(rotate->message["type"], "ack");

@@ -49,7 +49,8 @@ std::set<pid_t> ffmpegs_writing(const std::string& folder) {
     std::string cmdline((std::istreambuf_iterator<char>(in)), {});
     char cwd[4096] = {0};
     const ssize_t n = ::readlink(("/proc/" + pid + "/cwd").c_str(), cwd, sizeof cwd - 1);
-    if (cmdline.rfind("ffmpeg", 0) == 0 && n > 0 && std::string(cwd, static_cast<std::size_t>(n)) == folder) {
+    if (cmdline.rfind("ffmpeg", 0) == 0 && n > 0 &&
+        std::string(cwd, static_cast<std::size_t>(n)) == folder) {
       found.insert(std::stoi(pid));
     }
   }
@@ -82,14 +83,16 @@ TEST(CrashRestartE2E, AfterSigkillTheNextRunHasItsPortsAndOneFfmpegPerCamera) {
   ASSERT_EQ(before.size(), 1u);
   first.signal(SIGKILL);
   ASSERT_TRUE(first.wait_exit(5s));
-  ASSERT_EQ(ffmpegs_writing(folder), before) << "the earlier ffmpeg outlives its daemon (its own process group)";
+  ASSERT_EQ(ffmpegs_writing(folder), before)
+      << "the earlier ffmpeg outlives its daemon (its own process group)";
 
   Daemon second(dir, env);
   second.start();
   ASSERT_TRUE(second.wait_for_log("Camera is live.", 20s)) << second.log();
   EXPECT_TRUE(second.wait_for_log("Pairing form ready.", 5s)) << second.log();
   EXPECT_EQ(second.log().find("cannot listen"), std::string::npos) << second.log();
-  EXPECT_NE(second.log().find("Ending the ffmpeg an earlier run left"), std::string::npos) << second.log();
+  EXPECT_NE(second.log().find("Ending the ffmpeg an earlier run left"), std::string::npos)
+      << second.log();
   const auto after = ffmpegs_writing(folder);
   EXPECT_EQ(after.size(), 1u) << "one ffmpeg per camera";
   for (pid_t p : after) EXPECT_EQ(before.count(p), 0u) << "the new run's, not the orphan";

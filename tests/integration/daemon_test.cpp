@@ -48,7 +48,9 @@ TEST(Daemon, RunsWithTheEmbeddedDatabaseAndStopsOnSigtermWithin5s) {
   ASSERT_TRUE(code) << "still running 5 s after SIGTERM\n" << d.log();
   EXPECT_EQ(*code, 0) << d.log();
   std::cout << "[ figure ] stop after SIGTERM took "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0)
+                   .count()
             << " ms\n";
   // The embedded postmaster is gone with it.
   struct stat st {};
@@ -71,11 +73,16 @@ TEST(Daemon, RenewsTheLanCertificateWhileRunningWhenItNearsExpiry) {
   // The box's names, 10 days left: what the box would hold after 815 days.
   std::vector<std::string> ips = lan_addresses();
   ips.insert(ips.end(), {"127.0.0.1", "::1"});
-  auto near = make_self_signed({host_name(), {host_name(), "secbox.local", "localhost"}, ips,
-                                std::chrono::hours(24 * 10), false});
+  auto near = make_self_signed({host_name(),
+                                {host_name(), "secbox.local", "localhost"},
+                                ips,
+                                std::chrono::hours(24 * 10),
+                                false});
   ASSERT_TRUE(near);
-  ASSERT_TRUE(write_file_atomically(dir.file("state/lan/key.pem"), near.value().key_pem, {0600, std::nullopt}));
-  ASSERT_TRUE(write_file_atomically(dir.file("state/lan/cert.pem"), near.value().cert_pem, {0644, std::nullopt}));
+  ASSERT_TRUE(write_file_atomically(dir.file("state/lan/key.pem"), near.value().key_pem,
+                                    {0600, std::nullopt}));
+  ASSERT_TRUE(write_file_atomically(dir.file("state/lan/cert.pem"), near.value().cert_pem,
+                                    {0644, std::nullopt}));
   ASSERT_TRUE(d.wait_for_log("Renewed the LAN certificate.", 15s)) << d.log();
   auto sha = [](const std::string& pem) {
     auto s = certificate_sha256(pem);
@@ -86,14 +93,17 @@ TEST(Daemon, RenewsTheLanCertificateWhileRunningWhenItNearsExpiry) {
   EXPECT_NE(sha(on_disk.value()), sha(near.value().cert_pem));
   secbox::testing::HttpsClient c(port);
   ASSERT_TRUE(c.connected()) << d.log();
-  EXPECT_EQ(sha(c.peer_certificate_pem()), sha(on_disk.value())) << "the server must present the renewed certificate";
+  EXPECT_EQ(sha(c.peer_certificate_pem()), sha(on_disk.value()))
+      << "the server must present the renewed certificate";
   auto metrics = c.call("GET", "/metrics");
   ASSERT_EQ(metrics.status, 200);
-  const std::string gauge = "\nsecbox_lan_certificate_expiry_timestamp_seconds ";  // the sample, not its HELP
+  const std::string gauge =
+      "\nsecbox_lan_certificate_expiry_timestamp_seconds ";  // the sample, not its HELP
   const auto g = metrics.body.find(gauge);
   ASSERT_NE(g, std::string::npos) << metrics.body;
   const double expiry = std::atof(metrics.body.c_str() + g + gauge.size());
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_GT(expiry - now, 800.0 * 86400) << "the renewed certificate is good for 825 days";
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(5s), 0) << d.log();
@@ -181,7 +191,8 @@ TEST(Daemon, SecretsFromTheEnvFileNeverReachTheLog) {
   ::mkdir(dir.file("etc").c_str(), 0700);
   dir.write("etc/secbox.env",
             "DEVICE_ID=dev_7Q2x\nCLOUD_BASE_URL=https://cloud.example.com\n"
-            "BOOTSTRAP=bt_SuperSecretBootstrap01\nDATABASE_URL='" + db.url() + " application_name=pw_Zz9yX8'\n");
+            "BOOTSTRAP=bt_SuperSecretBootstrap01\nDATABASE_URL='" +
+                db.url() + " application_name=pw_Zz9yX8'\n");
   d.start();
   ASSERT_TRUE(d.wait_for_log("secbox is running", 30s)) << d.log();
   d.signal(SIGTERM);
@@ -206,7 +217,8 @@ TEST(Daemon, TellsSystemdItIsReadyFeedsTheWatchdogFromItsLoopAndSaysWhenItStops)
   ::chmod(path.c_str(), 0666);
   timeval tv{0, 200 * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  auto receive_until = [&](const std::string& wanted, std::chrono::seconds limit, std::vector<std::string>& seen) {
+  auto receive_until = [&](const std::string& wanted, std::chrono::seconds limit,
+                           std::vector<std::string>& seen) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
       char buf[512];

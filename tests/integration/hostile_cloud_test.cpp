@@ -15,10 +15,10 @@ namespace secbox {
 namespace {
 
 using namespace std::chrono_literals;
+using nlohmann::json;
 using secbox::testing::Daemon;
 using secbox::testing::TempDir;
 using secbox::testing::TestDatabase;
-using nlohmann::json;
 
 class HostileCloudE2E : public ::testing::Test {
  protected:
@@ -39,7 +39,8 @@ class HostileCloudE2E : public ::testing::Test {
         30s);
   }
 
-  static std::string reply_to(const std::string& re, const std::string& type, const std::string& payload) {
+  static std::string reply_to(const std::string& re, const std::string& type,
+                              const std::string& payload) {
     return R"({"v":1,"type":")" + type + R"(","id":"c-)" + re + R"(","re":")" + re +
            R"(","ts":"2026-12-02T10:00:00Z","payload":)" + payload + "}";
   }
@@ -62,7 +63,9 @@ TEST_F(HostileCloudE2E, RepliesToTheBoxsOwnRequestsWithAnyShapeNeverEndTheDaemon
   int session = 1;
   for (const auto& [type, payload] : bad_replies) {
     auto hello = hello_of_session(session);
-    ASSERT_TRUE(hello) << "no hello on session " << session << " after " << type << " " << payload << "\n" << d.log();
+    ASSERT_TRUE(hello) << "no hello on session " << session << " after " << type << " " << payload
+                       << "\n"
+                       << d.log();
     ASSERT_TRUE(sim->send_text(reply_to(hello->message["id"], type, payload)));
     ASSERT_TRUE(d.running()) << type << " " << payload << "\n" << d.log();
     ++session;
@@ -89,7 +92,8 @@ TEST_F(HostileCloudE2E, APayloadThatIsNullOrNotAnObjectIsBadMessage) {
     const std::string id = "hx-" + std::to_string(++n);
     ASSERT_TRUE(sim->send_text(R"({"v":1,"type":"jwt.rotate","id":")" + id +
                                R"(","ts":"2026-12-02T10:00:00Z","payload":)" + payload + "}"));
-    auto reply = sim->wait_for([&](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, 10s);
+    auto reply = sim->wait_for(
+        [&](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, 10s);
     ASSERT_TRUE(reply) << payload << "\n" << d.log();
     EXPECT_EQ(reply->message["type"], "error") << reply->message.dump();
     EXPECT_EQ(reply->message["payload"]["code"], "bad_message") << reply->message.dump();
@@ -113,7 +117,10 @@ TEST_F(HostileCloudE2E, AClosedStandardOutputCostsOnlyLogLines) {
   d.signal(SIGHUP);
   ASSERT_TRUE(sim->close_device(1011, "try again"));
   ASSERT_TRUE(sim->wait_for(
-      [](const cloudsim::Received& r) { return r.session == 2 && r.message.value("type", "") == "hello"; }, 30s))
+      [](const cloudsim::Received& r) {
+        return r.session == 2 && r.message.value("type", "") == "hello";
+      },
+      30s))
       << "the box came back after its log reader went away";
   EXPECT_TRUE(d.running());
   d.signal(SIGTERM);

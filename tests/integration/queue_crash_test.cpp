@@ -33,7 +33,6 @@ std::int64_t scalar(const std::string& url, const std::string& sql) {
   return tx.exec1(sql)[0].as<std::int64_t>();
 }
 
-
 TEST(QueueCrashE2E, KilledAtRandomMomentsOfA100kDrainNoEventIsLost) {
   TestDatabase db;
   ASSERT_TRUE(db.ok());
@@ -54,7 +53,8 @@ TEST(QueueCrashE2E, KilledAtRandomMomentsOfA100kDrainNoEventIsLost) {
     tx.exec_params0(
         "INSERT INTO outbound_event (client_id, type, occurred_at, data, size_bytes) "
         "SELECT gen_random_uuid(), 'guard_note', now() - make_interval(secs => $1 - i), "
-        "jsonb_build_object('guardId', 'g_1', 'text', 'Ronda ' || i), 150 FROM generate_series(1, $1) i",
+        "jsonb_build_object('guardId', 'g_1', 'text', 'Ronda ' || i), 150 FROM generate_series(1, "
+        "$1) i",
         kEvents);
     tx.commit();
   }
@@ -73,22 +73,30 @@ TEST(QueueCrashE2E, KilledAtRandomMomentsOfA100kDrainNoEventIsLost) {
     ++kills;
     const auto got = sim->distinct_events();
     if (got > 0 && got < static_cast<std::size_t>(kEvents)) ++killed_mid_drain;
-    std::printf("kill %d: %zu distinct at the simulator, %ld received\n", kills, got, sim->events_received());
+    std::printf("kill %d: %zu distinct at the simulator, %ld received\n", kills, got,
+                sim->events_received());
     if (got >= static_cast<std::size_t>(kEvents)) break;
   }
   EXPECT_GE(killed_mid_drain, 1) << "no kill fell inside the drain";
 
   Daemon last(dir, env);
   last.start();
-  ASSERT_TRUE(wait_until([&] { return sim->distinct_events() >= static_cast<std::size_t>(kEvents); }, 240s))
-      << sim->distinct_events() << " of " << kEvents << "\n" << last.log();
-  ASSERT_TRUE(wait_until([&] { return scalar(db.url(), "SELECT count(*) FROM outbound_event WHERE acked_at IS NULL") == 0; },
-                         60s));
+  ASSERT_TRUE(
+      wait_until([&] { return sim->distinct_events() >= static_cast<std::size_t>(kEvents); }, 240s))
+      << sim->distinct_events() << " of " << kEvents << "\n"
+      << last.log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return scalar(db.url(), "SELECT count(*) FROM outbound_event WHERE acked_at IS NULL") == 0;
+      },
+      60s));
   EXPECT_EQ(sim->distinct_events(), static_cast<std::size_t>(kEvents));
   EXPECT_EQ(scalar(db.url(), "SELECT count(*) FROM outbound_event"), kEvents);
-  std::printf("%d kills (%d inside the drain): %zu distinct clientIds at the simulator of %ld, %ld received (%ld sent again)\n",
-              kills, killed_mid_drain, sim->distinct_events(), kEvents, sim->events_received(),
-              sim->events_received() - kEvents);
+  std::printf(
+      "%d kills (%d inside the drain): %zu distinct clientIds at the simulator of %ld, %ld "
+      "received (%ld sent again)\n",
+      kills, killed_mid_drain, sim->distinct_events(), kEvents, sim->events_received(),
+      sim->events_received() - kEvents);
   last.signal(SIGTERM);
   last.wait_exit(10s);
 }

@@ -43,26 +43,38 @@ class ReplicaE2E : public ::testing::Test {
   static json rows(const std::string& prefix, int n) {
     json out = json::array();
     for (int i = 0; i < n; ++i) {
-      out.push_back({{"id", prefix + std::to_string(i)}, {"communityId", "com_1"}, {"label", prefix + " " + std::to_string(i)}});
+      out.push_back({{"id", prefix + std::to_string(i)},
+                     {"communityId", "com_1"},
+                     {"label", prefix + " " + std::to_string(i)}});
     }
     return out;
   }
   std::string send_chunk(const std::string& snapshot, std::int64_t version, int i, int n, json r) {
     const std::string id = "c-" + std::to_string(++sent);
-    sim->send_text(json{{"v", 1}, {"type", "snapshot.unit"}, {"id", id}, {"ts", "2026-11-22T10:00:00Z"},
-                        {"payload", {{"snapshotId", snapshot}, {"version", version}, {"chunk", i}, {"chunks", n},
-                                     {"rows", std::move(r)}}}}
+    sim->send_text(json{{"v", 1},
+                        {"type", "snapshot.unit"},
+                        {"id", id},
+                        {"ts", "2026-11-22T10:00:00Z"},
+                        {"payload",
+                         {{"snapshotId", snapshot},
+                          {"version", version},
+                          {"chunk", i},
+                          {"chunks", n},
+                          {"rows", std::move(r)}}}}
                        .dump());
     return id;
   }
-  std::optional<cloudsim::Received> reply_to(const std::string& id, std::chrono::milliseconds limit) {
-    return sim->wait_for([id](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, limit);
+  std::optional<cloudsim::Received> reply_to(const std::string& id,
+                                             std::chrono::milliseconds limit) {
+    return sim->wait_for(
+        [id](const cloudsim::Received& r) { return r.message.value("re", "") == id; }, limit);
   }
   // (rows, distinct label prefixes, cursor)
   std::tuple<int, int, std::int64_t> state() {
     pqxx::connection c(db.url());
     pqxx::read_transaction tx(c);
-    auto r = tx.exec1("SELECT count(*), count(DISTINCT split_part(label, ' ', 1)) FROM unit WHERE NOT deleted");
+    auto r = tx.exec1(
+        "SELECT count(*), count(DISTINCT split_part(label, ' ', 1)) FROM unit WHERE NOT deleted");
     auto v = tx.exec1("SELECT version FROM sync_cursor WHERE entity = 'unit'");
     return {r[0].as<int>(), r[1].as<int>(), v[0].as<std::int64_t>()};
   }
@@ -104,9 +116,9 @@ TEST_F(ReplicaE2E, KilledBetweenChunksOrDuringTheSwapTheSetIsOldOrNewNeverAMix) 
     const auto after = state();
     const bool old_set = after == before;
     const bool new_set = after == std::make_tuple(15000, 1, version);
-    EXPECT_TRUE(old_set || new_set) << "after a kill " << delay_ms << " ms past the last chunk: "
-                                    << std::get<0>(after) << " rows of " << std::get<1>(after)
-                                    << " snapshots, cursor " << std::get<2>(after);
+    EXPECT_TRUE(old_set || new_set)
+        << "after a kill " << delay_ms << " ms past the last chunk: " << std::get<0>(after)
+        << " rows of " << std::get<1>(after) << " snapshots, cursor " << std::get<2>(after);
     swapped += new_set;
     d = start();
     ++version;

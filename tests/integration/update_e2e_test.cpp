@@ -54,7 +54,6 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int kTrialS = 6;
 constexpr int kDeadlineS = 25;
 
-
 // The binary under test without its debug sections: the same code, under the
 // 256 MiB an update may have (an ASan build with debug info is larger).
 const std::string& stripped_binary() {
@@ -62,8 +61,8 @@ const std::string& stripped_binary() {
     const std::string out = std::string(SECBOX_TEST_BUILD_DIR) + "/secbox-stripped-for-updates";
     // Tests run in parallel processes: each makes its own, then renames it into place.
     const std::string tmp = out + ".tmp." + std::to_string(::getpid());
-    const std::string cmd = "objcopy --strip-debug '" + std::string(SECBOX_BINARY) + "' '" + tmp + "' && mv '" +
-                            tmp + "' '" + out + "'";
+    const std::string cmd = "objcopy --strip-debug '" + std::string(SECBOX_BINARY) + "' '" + tmp +
+                            "' && mv '" + tmp + "' '" + out + "'";
     if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "objcopy failed: " << cmd;
     return out;
   }();
@@ -117,33 +116,43 @@ class UpdateE2E : public ::testing::Test {
     ASSERT_TRUE(db.ok());
     lib = dir.file("lib");
     // 1.0.0 as install.sh lays a release out: the daemon, its app, its manifest.
-    ASSERT_EQ(std::system(("mkdir -p '" + lib + "/versions/1.0.0/web' && cp '" + stamped_binary("1.0.0") + "' '" +
-                           lib + "/versions/1.0.0/secbox' && ln -s versions/1.0.0 '" + lib + "/current' && ln -s " +
-                           "versions/1.0.0 '" + lib + "/known-good' && cp '" + sim->update_public_key_file() + "' '" +
-                           dir.file("etc/update.pub") + "'")
-                              .c_str()),
-              0);
+    ASSERT_EQ(
+        std::system(("mkdir -p '" + lib + "/versions/1.0.0/web' && cp '" + stamped_binary("1.0.0") +
+                     "' '" + lib + "/versions/1.0.0/secbox' && ln -s versions/1.0.0 '" + lib +
+                     "/current' && ln -s " + "versions/1.0.0 '" + lib + "/known-good' && cp '" +
+                     sim->update_public_key_file() + "' '" + dir.file("etc/update.pub") + "'")
+                        .c_str()),
+        0);
     dir.write("lib/versions/1.0.0/web/index.html", app_page("1.0.0"), 0644);
     dir.write("lib/update.ledger", "COUNTER=1\n", 0644);
     lan_port = free_port();
-    dir.write("etc/control.json", R"({"update": {"allow": ["apply"]}, "metrics": {"allow": ["get"]}})");
+    dir.write("etc/control.json",
+              R"({"update": {"allow": ["apply"]}, "metrics": {"allow": ["get"]}})");
   }
 
   void TearDown() override {
     stop();
-    if (HasFailure()) std::cout << "--- supervisor and daemon log (tail) ---\n" << log().substr(log().size() > 6000 ? log().size() - 6000 : 0) << "\n";
+    if (HasFailure())
+      std::cout << "--- supervisor and daemon log (tail) ---\n"
+                << log().substr(log().size() > 6000 ? log().size() - 6000 : 0) << "\n";
   }
 
   void start() {
     const std::string log_path = dir.file("supervise.log");
-    std::vector<std::string> env{"SECBOX_ETC_DIR=" + dir.file("etc"), "SECBOX_STATE_DIR=" + dir.file("state"),
-                                 "SECBOX_VERSIONS_DIR=" + lib, "DATABASE_URL=" + db.url(), "PAIRING_PORT=0",
-                                 "LAN_PORT=" + std::to_string(lan_port), "FRIGATE_URL=http://127.0.0.1:9",
+    std::vector<std::string> env{"SECBOX_ETC_DIR=" + dir.file("etc"),
+                                 "SECBOX_STATE_DIR=" + dir.file("state"),
+                                 "SECBOX_VERSIONS_DIR=" + lib,
+                                 "DATABASE_URL=" + db.url(),
+                                 "PAIRING_PORT=0",
+                                 "LAN_PORT=" + std::to_string(lan_port),
+                                 "FRIGATE_URL=http://127.0.0.1:9",
                                  "SECBOX_UPDATE_TRIAL_S=" + std::to_string(kTrialS),
-                                 "SECBOX_UPDATE_DEADLINE_S=" + std::to_string(kDeadlineS), "SECBOX_RESTART_S=1",
-                                 "SECBOX_CHECK_S=2", "SECBOX_START_LIMIT=5"};
-    for (const char* keep : {"PATH", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "ASAN_OPTIONS",
-                             "UBSAN_OPTIONS"}) {
+                                 "SECBOX_UPDATE_DEADLINE_S=" + std::to_string(kDeadlineS),
+                                 "SECBOX_RESTART_S=1",
+                                 "SECBOX_CHECK_S=2",
+                                 "SECBOX_START_LIMIT=5"};
+    for (const char* keep : {"PATH", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
+                             "ASAN_OPTIONS", "UBSAN_OPTIONS"}) {
       if (const char* v = std::getenv(keep)) env.push_back(std::string(keep) + "=" + v);
     }
     supervisor = ::fork();
@@ -154,7 +163,8 @@ class UpdateE2E : public ::testing::Test {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
       std::string script = std::string(SECBOX_TEST_SOURCE_DIR) + "/scripts/supervise";
-      std::vector<std::string> args{script, lib, "--state", dir.file("state"), "--etc", dir.file("etc")};
+      std::vector<std::string> args{script,         lib, "--state", dir.file("state"), "--etc",
+                                    dir.file("etc")};
       std::vector<char*> argv, envp;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -170,7 +180,8 @@ class UpdateE2E : public ::testing::Test {
     if (supervisor <= 0) return;
     ::kill(-supervisor, SIGTERM);
     int status = 0;
-    const bool gone = wait_until([&] { return ::waitpid(supervisor, &status, WNOHANG) == supervisor; }, 15s, 100ms);
+    const bool gone = wait_until(
+        [&] { return ::waitpid(supervisor, &status, WNOHANG) == supervisor; }, 15s, 100ms);
     if (!gone) {
       ::kill(-supervisor, SIGKILL);
       ::waitpid(supervisor, &status, 0);
@@ -189,7 +200,9 @@ class UpdateE2E : public ::testing::Test {
         },
         limit);
   }
-  static std::string version_of(const cloudsim::Received& hello) { return hello.message["payload"].value("version", ""); }
+  static std::string version_of(const cloudsim::Received& hello) {
+    return hello.message["payload"].value("version", "");
+  }
 
   // Distinct update_result events received so far, by clientId.
   std::map<std::string, json> results() const {
@@ -224,13 +237,20 @@ class UpdateE2E : public ::testing::Test {
   }
 
   json send_update(json payload, const std::string& id) {
-    json msg{{"v", 1}, {"type", "update.apply"}, {"id", id}, {"ts", "2026-12-06T10:00:00Z"}, {"payload", payload}};
+    json msg{{"v", 1},
+             {"type", "update.apply"},
+             {"id", id},
+             {"ts", "2026-12-06T10:00:00Z"},
+             {"payload", payload}};
     EXPECT_TRUE(sim->send_text(msg.dump()));
     return msg;
   }
   std::optional<json> reply_to(const std::string& id, std::chrono::milliseconds limit = 60s) {
-    auto r = sim->wait_for([&](const cloudsim::Received& m) { return !m.is_binary && m.message.value("re", "") == id; },
-                           limit);
+    auto r = sim->wait_for(
+        [&](const cloudsim::Received& m) {
+          return !m.is_binary && m.message.value("re", "") == id;
+        },
+        limit);
     if (!r) return std::nullopt;
     return r->message;
   }
@@ -298,7 +318,8 @@ class UpdateE2E : public ::testing::Test {
 
   // A release of `daemon` as `version` (stamped unless `stamp` is false), with
   // a guard app that names its version, signed with the simulator's key.
-  json offer(const std::string& daemon, const std::string& version, std::uint64_t counter = 1, bool stamp = true) {
+  json offer(const std::string& daemon, const std::string& version, std::uint64_t counter = 1,
+             bool stamp = true) {
     ::mkdir(dir.file("app-" + version).c_str(), 0755);
     dir.write("app-" + version + "/index.html", app_page(version), 0644);
     release::ReleaseRequest q;
@@ -319,7 +340,8 @@ class UpdateE2E : public ::testing::Test {
   // A small script that stands for a bad build, with the version slot a
   // daemon carries after its last line.
   std::string script(const std::string& name, const std::string& text) {
-    return dir.write(name, text + "\nexit 0\n" + secbox::testing::version_mark() + std::string(65, '\0'), 0755);
+    return dir.write(
+        name, text + "\nexit 0\n" + secbox::testing::version_mark() + std::string(65, '\0'), 0755);
   }
 
   // The guard app's page as the LAN serves it now.
@@ -355,7 +377,8 @@ TEST_F(UpdateE2E, AGoodUpdateRunsItsTrialAndBecomesKnownGoodWithItsApp) {
   EXPECT_EQ(version_of(*h), "1.1.0") << "the built-in version of the new daemon";
   session = h->session;
   std::cout << "# update.apply to the new version's hello: " << to_hello << " s\n";
-  EXPECT_NE(app_now().find("guard app 1.1.0"), std::string::npos) << "the app switched with the daemon";
+  EXPECT_NE(app_now().find("guard app 1.1.0"), std::string::npos)
+      << "the app switched with the daemon";
   auto all = settled_results(60s);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all.begin()->second.value("phase", ""), "done");
@@ -363,8 +386,10 @@ TEST_F(UpdateE2E, AGoodUpdateRunsItsTrialAndBecomesKnownGoodWithItsApp) {
   EXPECT_EQ(all.begin()->second.value("fromVersion", ""), "1.0.0");
   EXPECT_EQ(all.begin()->second.value("toVersion", ""), "1.1.0");
   EXPECT_EQ(read_link(lib + "/known-good"), "versions/1.1.0");
-  EXPECT_NE(TempDir::read(lib + "/update.ledger").find("COUNTER=2"), std::string::npos) << "the counter moved";
-  EXPECT_EQ(TempDir::read(dir.file("state/known-good/secbox.env")), TempDir::read(dir.file("etc/secbox.env")));
+  EXPECT_NE(TempDir::read(lib + "/update.ledger").find("COUNTER=2"), std::string::npos)
+      << "the counter moved";
+  EXPECT_EQ(TempDir::read(dir.file("state/known-good/secbox.env")),
+            TempDir::read(dir.file("etc/secbox.env")));
 }
 
 TEST_F(UpdateE2E, RefusedOffersLeaveTheRunningVersionAndAreReportedOnceAMinute) {
@@ -378,8 +403,8 @@ TEST_F(UpdateE2E, RefusedOffersLeaveTheRunningVersionAndAreReportedOnceAMinute) 
     std::string code;
   };
   std::vector<Case> cases;
-  cases.push_back({"an older release under a newer name (counter 0, the box's is 1)", offer(small, "99.0.0", 0),
-                   "forbidden"});
+  cases.push_back({"an older release under a newer name (counter 0, the box's is 1)",
+                   offer(small, "99.0.0", 0), "forbidden"});
   auto p = offer(small, "1.1.1");
   p["signature"] = offer(small, "1.1.2")["signature"];
   cases.push_back({"a signature over other bytes", p, "forbidden"});
@@ -393,7 +418,8 @@ TEST_F(UpdateE2E, RefusedOffersLeaveTheRunningVersionAndAreReportedOnceAMinute) 
   q.zstd_level = 1;
   ASSERT_TRUE(release::make_release(q));
   cases.push_back({"a signature by another key", sim->update_payload(q.out_dir), "forbidden"});
-  cases.push_back({"a daemon of another version", offer(stamped_binary("1.0.0"), "1.1.4", 1, false), "forbidden"});
+  cases.push_back({"a daemon of another version", offer(stamped_binary("1.0.0"), "1.1.4", 1, false),
+                   "forbidden"});
   int n = 0;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -435,7 +461,8 @@ TEST_F(UpdateE2E, KilledDuringTheStaging) {
     sim->clear_received();
     send_update(offer(stamped_binary("1.1.0"), v), "u-st" + std::to_string(i));
     struct stat st {};
-    landed = kill_when([&] { return ::stat((lib + "/versions/" + v + ".staging").c_str(), &st) == 0; }, 30s);
+    landed = kill_when(
+        [&] { return ::stat((lib + "/versions/" + v + ".staging").c_str(), &st) == 0; }, 30s);
     if (!landed) {
       // Staged and switched before the kill: the update went through; start over from it.
       std::cout << "# the staging of " << v << " was too quick to kill; trying again\n";
@@ -468,24 +495,28 @@ TEST_F(UpdateE2E, APowerCutAtTheSwitch) {
     EXPECT_EQ(version_of(*h), "1.1.0");
     EXPECT_EQ(phase, "done");
   }
-  std::cout << "# the kill landed " << (phase == "switch" ? "before" : "after") << " the link moved\n";
+  std::cout << "# the kill landed " << (phase == "switch" ? "before" : "after")
+            << " the link moved\n";
 }
 
 TEST_F(UpdateE2E, ANewVersionThatExitsAtOnceIsRolledBack) {
   start_box();
-  const std::string broken = script("exits", "#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n");
+  const std::string broken =
+      script("exits", "#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n");
   send_update(offer(broken, "1.1.0"), "u-exit");
   ASSERT_TRUE(reply_to("u-exit"));
   expect_back_on("1.0.0", "rollback");
   EXPECT_EQ(read_link(lib + "/known-good"), "versions/1.0.0");
-  EXPECT_NE(app_now().find("guard app 1.0.0"), std::string::npos) << "the old app came back with the old daemon";
+  EXPECT_NE(app_now().find("guard app 1.0.0"), std::string::npos)
+      << "the old app came back with the old daemon";
   // Offered again with the same counter: refused, without a download.
   const int files = sim->file_requests();
   send_update(offer(broken, "1.1.0"), "u-again");
   auto again = reply_to("u-again");
   ASSERT_TRUE(again);
   EXPECT_EQ((*again)["payload"].value("code", ""), "forbidden") << again->dump();
-  EXPECT_NE((*again)["payload"].value("message", "").find("rolled back"), std::string::npos) << again->dump();
+  EXPECT_NE((*again)["payload"].value("message", "").find("rolled back"), std::string::npos)
+      << again->dump();
   EXPECT_EQ(sim->file_requests(), files);
   struct stat st {};
   EXPECT_NE(::stat((lib + "/versions/1.1.0").c_str(), &st), 0) << "a rolled-back version is pruned";
@@ -495,8 +526,10 @@ TEST_F(UpdateE2E, ANewVersionThatIsNotEvenExecutableIsRolledBack) {
   start_box();
   std::string junk(4096, '\0');
   for (std::size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 7919) % 251);
-  send_update(offer(dir.write("junk", junk + secbox::testing::version_mark() + std::string(65, '\0')), "1.1.0"),
-              "u-junk");
+  send_update(
+      offer(dir.write("junk", junk + secbox::testing::version_mark() + std::string(65, '\0')),
+            "1.1.0"),
+      "u-junk");
   ASSERT_TRUE(reply_to("u-junk"));
   expect_back_on("1.0.0", "rollback");
 }
@@ -505,16 +538,19 @@ TEST_F(UpdateE2E, ANewVersionThatNeverReachesWelcomeIsRolledBackAtItsDeadline) {
   start_box();
   // Runs (the real daemon) but talks to a gateway where nobody answers.
   const std::string w = script(
-      "no-welcome", "#!/bin/sh\nd='" + dir.file("etc-nowhere") + "'\nrm -rf \"$d\" && cp -a '" + dir.file("etc") +
-                        "' \"$d\"\nsed -i 's#^DEVICE_GATEWAY_URL=.*#DEVICE_GATEWAY_URL=wss://127.0.0.1:9/ws/device#' "
-                        "\"$d/secbox.env\"\nSECBOX_ETC_DIR=\"$d\" exec '" +
-                        lib + "/versions/1.0.0/secbox' \"$@\"\n");
+      "no-welcome",
+      "#!/bin/sh\nd='" + dir.file("etc-nowhere") + "'\nrm -rf \"$d\" && cp -a '" + dir.file("etc") +
+          "' \"$d\"\nsed -i "
+          "'s#^DEVICE_GATEWAY_URL=.*#DEVICE_GATEWAY_URL=wss://127.0.0.1:9/ws/device#' "
+          "\"$d/secbox.env\"\nSECBOX_ETC_DIR=\"$d\" exec '" +
+          lib + "/versions/1.0.0/secbox' \"$@\"\n");
   const auto t0 = SteadyClock::now();
   send_update(offer(w, "1.1.0"), "u-nw");
   ASSERT_TRUE(reply_to("u-nw"));
   expect_back_on("1.0.0", "rollback");
   const double took = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  std::cout << "# rolled back " << took << " s after update.apply (deadline " << kDeadlineS << " s)\n";
+  std::cout << "# rolled back " << took << " s after update.apply (deadline " << kDeadlineS
+            << " s)\n";
   EXPECT_GE(took, kDeadlineS - 5);
 }
 
@@ -522,7 +558,8 @@ TEST_F(UpdateE2E, ANewVersionThatCrashesDuringItsTrialIsRolledBack) {
   start_box();
   // The real daemon, killed by a segfault halfway through its trial.
   const std::string w = script("crashes", "#!/bin/sh\n(sleep " + std::to_string(kTrialS / 2) +
-                                              "; kill -SEGV $$) &\nexec '" + lib + "/versions/1.0.0/secbox' \"$@\"\n");
+                                              "; kill -SEGV $$) &\nexec '" + lib +
+                                              "/versions/1.0.0/secbox' \"$@\"\n");
   send_update(offer(w, "1.1.0"), "u-crash");
   ASSERT_TRUE(reply_to("u-crash"));
   expect_back_on("1.0.0", "rollback");
@@ -556,20 +593,22 @@ TEST_F(UpdateE2E, AnUpdateWhileAnotherRunsIsBusy) {
 TEST_F(UpdateE2E, TheGuardAppInChromiumFollowsTheDaemonThroughAnUpdateAndARollback) {
   auto build_app = [&](const std::string& version) {
     const std::string out = dir.file("built-app-" + version);
-    const std::string cmd = "SECBOX_APP_VERSION=" + version + " '" + std::string(SECBOX_TEST_SOURCE_DIR) +
-                            "/scripts/build-web' '" + out + "' >/dev/null";
+    const std::string cmd = "SECBOX_APP_VERSION=" + version + " '" +
+                            std::string(SECBOX_TEST_SOURCE_DIR) + "/scripts/build-web' '" + out +
+                            "' >/dev/null";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     return out;
   };
-  ASSERT_EQ(std::system(("rm -rf '" + lib + "/versions/1.0.0/web' && cp -r '" + build_app("1.0.0") + "' '" + lib +
-                         "/versions/1.0.0/web'")
+  ASSERT_EQ(std::system(("rm -rf '" + lib + "/versions/1.0.0/web' && cp -r '" + build_app("1.0.0") +
+                         "' '" + lib + "/versions/1.0.0/web'")
                             .c_str()),
             0);
   const std::string profile = dir.file("chromium-profile");
   auto app_in_chromium = [&](const std::string& want) {
-    const std::string cmd = "node '" + std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/web/app_version.mjs' " +
-                            std::to_string(lan_port) + " '" + profile + "' '" + dir.file("state/lan/cert.pem") + "' " +
-                            want + " 2>&1";
+    const std::string cmd = "node '" + std::string(SECBOX_TEST_SOURCE_DIR) +
+                            "/tests/web/app_version.mjs' " + std::to_string(lan_port) + " '" +
+                            profile + "' '" + dir.file("state/lan/cert.pem") + "' " + want +
+                            " 2>&1";
     std::string out;
     if (FILE* p = ::popen(cmd.c_str(), "r")) {
       char buf[4096];
@@ -602,7 +641,8 @@ TEST_F(UpdateE2E, TheGuardAppInChromiumFollowsTheDaemonThroughAnUpdateAndARollba
   ASSERT_TRUE(h);
   ASSERT_EQ(version_of(*h), "1.1.0");
   session = h->session;
-  EXPECT_TRUE(app_in_chromium("1.1.0")) << "the new app, though the old one was in the worker's cache";
+  EXPECT_TRUE(app_in_chromium("1.1.0"))
+      << "the new app, though the old one was in the worker's cache";
   ASSERT_EQ(settled_results(60s).size(), 1u) << "1.1.0 committed";
   sim->clear_received();
 
@@ -615,7 +655,8 @@ TEST_F(UpdateE2E, TheGuardAppInChromiumFollowsTheDaemonThroughAnUpdateAndARollba
   ASSERT_EQ(version_of(*h), "1.2.0");
   session = h->session;
   EXPECT_TRUE(app_in_chromium("1.2.0")) << "the trial's daemon serves its own app";
-  wait_until([&] { return read_link(lib + "/current") == "versions/1.1.0"; }, std::chrono::seconds(kDeadlineS + 30), 500ms);
+  wait_until([&] { return read_link(lib + "/current") == "versions/1.1.0"; },
+             std::chrono::seconds(kDeadlineS + 30), 500ms);
   sim->set_auto_welcome(true);
   h = hello_after(session, 120s);
   ASSERT_TRUE(h);

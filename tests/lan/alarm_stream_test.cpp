@@ -44,12 +44,15 @@ struct Feeds final : LiveVideoSource {
   }
   std::uint64_t watch(const std::string& camera, Viewer v) override {
     auto it = feeds.find(camera);
-    return it == feeds.end() ? 0 : it->second.add({std::move(v.write), std::move(v.waiting), std::move(v.end)});
+    return it == feeds.end()
+               ? 0
+               : it->second.add({std::move(v.write), std::move(v.waiting), std::move(v.end)});
   }
   void unwatch(const std::string& camera, std::uint64_t id) override {
     if (auto it = feeds.find(camera); it != feeds.end()) it->second.remove(id);
   }
-  void piece(const std::string& camera, media::Fmp4Piece::Kind kind, std::string bytes, bool key = false) {
+  void piece(const std::string& camera, media::Fmp4Piece::Kind kind, std::string bytes,
+             bool key = false) {
     media::Fmp4Piece p;
     p.kind = kind;
     p.bytes = std::move(bytes);
@@ -80,17 +83,28 @@ class AlarmStreamTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(db.ok());
     database.start();
-    ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return database.ready(); }, 30s));
     sync.on_applied([this](const std::string&) { ++applied; });
     queue.start();
-    snapshot("user", json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"},
-                                   {"displayName", "Juan Pérez"}, {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
-                                  {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"},
-                                   {"displayName", "Ana Ruiz"}, {"pinHash", hash_pin("1357", 10000, "saltsaltsaltsalt")}}}));
-    snapshot("banned_visitor", json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
-                                             {"plate", "ABC-123"}, {"reason", "Robo"},
+    snapshot("user", json::array({{{"id", "g_1"},
+                                   {"communityId", "com_1"},
+                                   {"role", "guard"},
+                                   {"displayName", "Juan Pérez"},
+                                   {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
+                                  {{"id", "g_2"},
+                                   {"communityId", "com_1"},
+                                   {"role", "guard"},
+                                   {"displayName", "Ana Ruiz"},
+                                   {"pinHash", hash_pin("1357", 10000, "saltsaltsaltsalt")}}}));
+    snapshot("banned_visitor", json::array({{{"id", "b_1"},
+                                             {"communityId", "com_1"},
+                                             {"fullName", "José Núñez"},
+                                             {"plate", "ABC-123"},
+                                             {"reason", "Robo"},
                                              {"createdAt", "2026-10-01T12:00:00Z"}}}));
-    ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return applied == 2; }, 20s));
     alarms::AlarmSettings as;
     as.frigate_url = frigate.url();
     alarms = std::make_unique<alarms::CameraAlarms>(workers, reader, queue, as);
@@ -101,7 +115,8 @@ class AlarmStreamTest : public ::testing::Test {
     ls.live = &live;
     ls.live_streams_per_guard = 2;
     api = std::make_unique<LanApi>(workers, reader, queue, ls, [] { return json::object(); });
-    auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    auto cert =
+        make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
     httpd::Settings hs;
     hs.bind_address = "127.0.0.1";
@@ -119,14 +134,17 @@ class AlarmStreamTest : public ::testing::Test {
     alarms.reset();
     bool queue_stopped = false;
     queue.stop([&] { queue_stopped = true; });
-    run_until(io, [&] { return queue_stopped; }, 10s);
+    run_until(
+        io, [&] { return queue_stopped; }, 10s);
     bool db_stopped = false;
     database.stop([&] { db_stopped = true; });
-    run_until(io, [&] { return db_stopped; }, 10s);
+    run_until(
+        io, [&] { return db_stopped; }, 10s);
   }
 
   void snapshot(const std::string& entity, json rows) {
-    dispatcher.dispatch(secbox::testing::snapshot_message("c-" + std::to_string(++sent), entity, 3, std::move(rows)));
+    dispatcher.dispatch(secbox::testing::snapshot_message("c-" + std::to_string(++sent), entity, 3,
+                                                          std::move(rows)));
   }
 
   // Work on another thread while the loop serves.
@@ -146,7 +164,8 @@ class AlarmStreamTest : public ::testing::Test {
   }
 
   static std::string stream_request(const std::string& token) {
-    return "GET /api/lan/alarms/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+    return "GET /api/lan/alarms/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+           token + "\r\n\r\n";
   }
 
   std::vector<std::pair<std::string, json>> queued() {
@@ -188,22 +207,32 @@ TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
     return std::make_tuple(head, state, later);
   });
   auto ready = state_read.get_future();
-  ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
-  alarms->seen(alarms::Sighting{"1733300000.1-abc", "front", "car", "ABC 123", 0.93, "", 0, std::nullopt});
-  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
+  alarms->seen(
+      alarms::Sighting{"1733300000.1-abc", "front", "car", "ABC 123", 0.93, "", 0, std::nullopt});
+  ASSERT_TRUE(run_until(
+      io, [&] { return !alarms->list().empty(); }, 10s));
   const std::string alarm_id = alarms->list()[0]["id"];
   auto answered = serve_while([&, port] {
     HttpsClient c(port);
     const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token},
                                                   {"Content-Type", "application/json"}};
     std::vector<testing::HttpsAnswer> v;
-    v.push_back(c.call("POST", "/api/lan/alarms/answer",
-                       json{{"alarmId", alarm_id}, {"decision", "allowed"}, {"clientId", random_uuid()}}.dump(), auth));
+    v.push_back(c.call(
+        "POST", "/api/lan/alarms/answer",
+        json{{"alarmId", alarm_id}, {"decision", "allowed"}, {"clientId", random_uuid()}}.dump(),
+        auth));
     v.push_back(c.call("POST", "/api/lan/alarms/answer", "not json", auth));
-    v.push_back(c.call("POST", "/api/lan/alarms/answer",
-                       json{{"alarmId", random_uuid()}, {"decision", "denied"}, {"clientId", random_uuid()}}.dump(), auth));
-    v.push_back(c.call("POST", "/api/lan/alarms/answer",
-                       json{{"alarmId", alarm_id}, {"decision", "denied"}, {"clientId", random_uuid()}}.dump(), auth));
+    v.push_back(
+        c.call("POST", "/api/lan/alarms/answer",
+               json{{"alarmId", random_uuid()}, {"decision", "denied"}, {"clientId", random_uuid()}}
+                   .dump(),
+               auth));
+    v.push_back(c.call(
+        "POST", "/api/lan/alarms/answer",
+        json{{"alarmId", alarm_id}, {"decision", "denied"}, {"clientId", random_uuid()}}.dump(),
+        auth));
     v.push_back(c.call("GET", "/api/lan/alarms", "", auth));
     return v;
   });
@@ -216,12 +245,14 @@ TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
 
   std::string head, state, later;
   auto got = reader_done.wait_for(0s);
-  ASSERT_TRUE(run_until(io, [&] { return (got = reader_done.wait_for(0s)) == std::future_status::ready; }, 30s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return (got = reader_done.wait_for(0s)) == std::future_status::ready; }, 30s));
   std::tie(head, state, later) = reader_done.get();
   EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
   EXPECT_NE(head.find("Content-Type: text/event-stream"), std::string::npos) << head;
   EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
-  EXPECT_EQ(event_data(state, "state"), (json{{"alarms", json::array()}, {"boot", alarms->boot()}})) << state;
+  EXPECT_EQ(event_data(state, "state"), (json{{"alarms", json::array()}, {"boot", alarms->boot()}}))
+      << state;
   EXPECT_EQ(alarms->boot().size(), 36u);
   const json raised = event_data(later, "alarm");
   ASSERT_TRUE(raised.is_object()) << later;
@@ -240,7 +271,9 @@ TEST_F(AlarmStreamTest, ASignedInAppIsSentTheStateThenEachAlarmAndItsAnswer) {
 
 TEST_F(AlarmStreamTest, TheSnapshotAndTheStreamNeedASession) {
   alarms->seen(alarms::Sighting{"e-1", "front", "car", "ABC123", 0.95, "", 0, std::nullopt});
-  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty() && alarms->list()[0]["hasSnapshot"] == true; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !alarms->list().empty() && alarms->list()[0]["hasSnapshot"] == true; },
+      10s));
   const std::string alarm_id = alarms->list()[0]["id"];
   const std::string token = login();
   const int port = server->port();
@@ -249,8 +282,10 @@ TEST_F(AlarmStreamTest, TheSnapshotAndTheStreamNeedASession) {
     std::vector<testing::HttpsAnswer> out;
     out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=" + alarm_id));
     out.push_back(c.call("GET", "/api/lan/alarms/stream"));
-    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=" + alarm_id, "", {{"Authorization", "Bearer " + token}}));
-    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=nope", "", {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=" + alarm_id, "",
+                         {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/alarms/snapshot?id=nope", "",
+                         {{"Authorization", "Bearer " + token}}));
     return out;
   });
   EXPECT_EQ(v[0].status, 401);
@@ -316,7 +351,8 @@ TEST_F(AlarmStreamTest, OneGuardsStreamsNeverTakeAnotherGuards) {
   EXPECT_FALSE(result.first) << "g_2's stream was taken by g_1's";
   const auto& closed = result.second;
   ASSERT_EQ(closed.size(), 8u);
-  EXPECT_EQ(std::count(closed.begin(), closed.end(), false), 4) << "g_1 keeps 4 streams, its newest";
+  EXPECT_EQ(std::count(closed.begin(), closed.end(), false), 4)
+      << "g_1 keeps 4 streams, its newest";
   for (std::size_t i = 4; i < 8; ++i) EXPECT_FALSE(closed[i]) << i;
 }
 
@@ -326,10 +362,14 @@ TEST_F(AlarmStreamTest, OneGuardsStreamsNeverTakeAnotherGuards) {
 // stream at the alarm, and again at each reconnect.
 TEST_F(AlarmStreamTest, AnOversizedAlarmIsCutAndSilencesNoStream) {
   const std::string huge(300 * 1000, 'x');
-  snapshot("banned_visitor", json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"},
-                                           {"plate", "ABC-123"}, {"reason", huge},
+  snapshot("banned_visitor", json::array({{{"id", "b_1"},
+                                           {"communityId", "com_1"},
+                                           {"fullName", "José Núñez"},
+                                           {"plate", "ABC-123"},
+                                           {"reason", huge},
                                            {"createdAt", "2026-10-01T12:00:00Z"}}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 3; }, 20s));
   alarms->bans_changed();
   const std::string token = login();
   const int port = server->port();
@@ -346,11 +386,15 @@ TEST_F(AlarmStreamTest, AnOversizedAlarmIsCutAndSilencesNoStream) {
     return std::make_pair(later, c.closed());
   });
   auto ready = state_read.get_future();
-  ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
-  run_until(io, [&] { return false; }, 500ms);  // the ban list read again (bans_changed)
+  ASSERT_TRUE(run_until(
+      io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
+  run_until(
+      io, [&] { return false; }, 500ms);  // the ban list read again (bans_changed)
   alarms->seen(alarms::Sighting{"e-big", "front", "car", "ABC 123", 0.95, "", 0, std::nullopt});
-  ASSERT_TRUE(run_until(io, [&] { return !alarms->list().empty(); }, 10s));
-  ASSERT_TRUE(run_until(io, [&] { return first.wait_for(0s) == std::future_status::ready; }, 30s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !alarms->list().empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return first.wait_for(0s) == std::future_status::ready; }, 30s));
   const auto [later, closed] = first.get();
   const json pushed = event_data(later, "alarm");
   ASSERT_TRUE(pushed.is_object()) << later.substr(0, 300);
@@ -367,7 +411,8 @@ TEST_F(AlarmStreamTest, AnOversizedAlarmIsCutAndSilencesNoStream) {
     c.read_until(": ping", 3s);
     const bool open = !c.closed();
     HttpsClient d(port);
-    auto whole = d.call("GET", "/api/lan/alarms?id=" + id, "", {{"Authorization", "Bearer " + token}});
+    auto whole =
+        d.call("GET", "/api/lan/alarms?id=" + id, "", {{"Authorization", "Bearer " + token}});
     return std::make_tuple(state, open, whole);
   });
   const json state = event_data(std::get<0>(again), "state");
@@ -378,7 +423,8 @@ TEST_F(AlarmStreamTest, AnOversizedAlarmIsCutAndSilencesNoStream) {
   EXPECT_EQ(std::get<2>(again).status, 200);
   // The record by id: the alarm as kept, its ban's reason at 4 KiB (each
   // kept alarm holds a copy; the ban list has the reason whole).
-  const auto kept = json::parse(std::get<2>(again).body)["alarm"]["ban"]["reason"].get<std::string>();
+  const auto kept =
+      json::parse(std::get<2>(again).body)["alarm"]["ban"]["reason"].get<std::string>();
   EXPECT_GT(kept.size(), 4000u) << "more than the push carries";
   EXPECT_LE(kept.size(), 4096u + 3);
   EXPECT_EQ(kept.compare(0, 4000, huge, 0, 4000), 0);
@@ -396,9 +442,12 @@ TEST_F(AlarmStreamTest, LiveVideoGoesToASignedInGuardFromTheLastKeyframe) {
     HttpsClient c(port);
     std::vector<testing::HttpsAnswer> out;
     out.push_back(c.call("GET", "/api/lan/cameras/live?camera=gate"));
-    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=gate", "", {{"Authorization", "Bearer " + token}}));
-    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=../x", "", {{"Authorization", "Bearer " + token}}));
-    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=nope", "", {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=gate", "",
+                         {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=../x", "",
+                         {{"Authorization", "Bearer " + token}}));
+    out.push_back(c.call("GET", "/api/lan/cameras/live?camera=nope", "",
+                         {{"Authorization", "Bearer " + token}}));
     return out;
   });
   EXPECT_EQ(before[0].status, 401);
@@ -409,8 +458,10 @@ TEST_F(AlarmStreamTest, LiveVideoGoesToASignedInGuardFromTheLastKeyframe) {
   live.piece("gate", media::Fmp4Piece::Kind::init, "[init]");
   live.piece("gate", media::Fmp4Piece::Kind::fragment, "[key-1]", true);
   live.piece("gate", media::Fmp4Piece::Kind::fragment, "[delta-1]");
-  const auto request = "GET /api/lan/cameras/live?camera=gate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
-                       "\r\n\r\n";
+  const auto request =
+      "GET /api/lan/cameras/live?camera=gate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+      "Bearer " +
+      token + "\r\n\r\n";
   std::promise<void> first_read;
   auto reader_done = std::async(std::launch::async, [&, port] {
     HttpsClient c(port);
@@ -422,20 +473,24 @@ TEST_F(AlarmStreamTest, LiveVideoGoesToASignedInGuardFromTheLastKeyframe) {
     return std::make_tuple(head, first, later);
   });
   auto ready = first_read.get_future();
-  ASSERT_TRUE(run_until(io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return ready.wait_for(0s) == std::future_status::ready; }, 20s));
   live.piece("gate", media::Fmp4Piece::Kind::fragment, "[delta-2]");
   auto got = reader_done.wait_for(0s);
-  ASSERT_TRUE(run_until(io, [&] { return (got = reader_done.wait_for(0s)) == std::future_status::ready; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return (got = reader_done.wait_for(0s)) == std::future_status::ready; }, 20s));
   auto [head, first, later] = reader_done.get();
   EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
-  EXPECT_NE(head.find("Content-Type: video/mp4; codecs=\"avc1.42c00c\""), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Type: video/mp4; codecs=\"avc1.42c00c\""), std::string::npos)
+      << head;
   EXPECT_NE(head.find("Cache-Control: no-store"), std::string::npos) << head;
   EXPECT_EQ(first, "[init][key-1][delta-1]") << "a picture at once: from the last keyframe";
   EXPECT_EQ(later, "[delta-2]");
   // A phone that went away is seen at the next writes (a frame every 33 ms).
   for (int i = 0; i < 50 && live.feeds["gate"].viewers() > 0; ++i) {
     live.piece("gate", media::Fmp4Piece::Kind::fragment, "[delta-" + std::to_string(i + 3) + "]");
-    run_until(io, [] { return false; }, 30ms);
+    run_until(
+        io, [] { return false; }, 30ms);
   }
   EXPECT_EQ(live.feeds["gate"].viewers(), 0u) << "a closed stream leaves the feed";
 

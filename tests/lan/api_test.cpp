@@ -56,23 +56,39 @@ class LanApiTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(db.ok());
     database.start();
-    ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return database.ready(); }, 30s));
     sync.on_applied([this](const std::string&) { ++applied; });
     queue.start();
     snapshot("user", 10,
-             json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan Pérez"},
+             json::array({{{"id", "g_1"},
+                           {"communityId", "com_1"},
+                           {"role", "guard"},
+                           {"displayName", "Juan Pérez"},
                            {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
-                          {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Ana"},
+                          {{"id", "g_2"},
+                           {"communityId", "com_1"},
+                           {"role", "guard"},
+                           {"displayName", "Ana"},
                            {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}}}));
     snapshot("banned_visitor", 42,
-             json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"}, {"plate", "ABC-123"},
-                           {"reason", "Robo"}, {"createdAt", "2026-10-01T12:00:00Z"}},
-                          {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
-                           {"reason", "Agresión"}, {"createdAt", "2026-10-02T12:00:00Z"}}}));
-    ASSERT_TRUE(run_until(io, [&] { return applied == 2; }, 20s));
+             json::array({{{"id", "b_1"},
+                           {"communityId", "com_1"},
+                           {"fullName", "José Núñez"},
+                           {"plate", "ABC-123"},
+                           {"reason", "Robo"},
+                           {"createdAt", "2026-10-01T12:00:00Z"}},
+                          {{"id", "b_2"},
+                           {"communityId", "com_1"},
+                           {"fullName", "Luis Soto"},
+                           {"reason", "Agresión"},
+                           {"createdAt", "2026-10-02T12:00:00Z"}}}));
+    ASSERT_TRUE(run_until(
+        io, [&] { return applied == 2; }, 20s));
     bool refreshed = false;
     reader.refresh([&] { refreshed = true; });
-    ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return refreshed; }, 10s));
 
     ::mkdir(dir.file("web").c_str(), 0755);
     dir.write("web/index.html", "<!doctype html><title>Caseta</title>");
@@ -84,7 +100,10 @@ class LanApiTest : public ::testing::Test {
     dir.write("hls/gate/seg-17.ts", std::string(1000, 'G'));
     dir.write("secret.txt", "not for guards");
     s.hls_dir = dir.file("hls");
-    s.streams = [] { return json::array({{{"camera", "gate"}, {"ready", true}, {"hlsUrl", "/hls/gate/index.m3u8"}}}); };
+    s.streams = [] {
+      return json::array(
+          {{{"camera", "gate"}, {"ready", true}, {"hlsUrl", "/hls/gate/index.m3u8"}}});
+    };
     s.sessions_file = dir.file("sessions.json");
     s.max_sessions = 10;  // small, so that a test can fill it
     lan_settings = s;
@@ -93,14 +112,18 @@ class LanApiTest : public ::testing::Test {
 
   // The API and its server, as the daemon starts them (sessions read first).
   void start_api() {
-    api = std::make_unique<LanApi>(workers, reader, queue, lan_settings, [] { return json{{"tunnel", "connected"}}; });
+    api = std::make_unique<LanApi>(workers, reader, queue, lan_settings, [] {
+      return json{{"tunnel", "connected"}};
+    });
     api->load_sessions();
-    auto cert = make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
+    auto cert =
+        make_self_signed({"caseta", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24), false});
     ASSERT_TRUE(cert);
     httpd::Settings hs;
     hs.bind_address = "127.0.0.1";
     hs.port = 0;
-    hs.max_per_address = 64;  // the login tests' bursts come from one address: the PIN limit is under test
+    hs.max_per_address =
+        64;  // the login tests' bursts come from one address: the PIN limit is under test
     hs.cert_pem = cert.value().cert_pem;
     hs.key_pem = cert.value().key_pem;
     server = std::make_unique<httpd::Server>(io, hs, api->handler());
@@ -111,7 +134,8 @@ class LanApiTest : public ::testing::Test {
     if (server) {
       bool stopped = false;
       server->stop([&] { stopped = true; });
-      run_until(io, [&] { return stopped; }, 5s);
+      run_until(
+          io, [&] { return stopped; }, 5s);
     }
     server.reset();
     api.reset();
@@ -121,10 +145,12 @@ class LanApiTest : public ::testing::Test {
     stop_api();
     bool queue_stopped = false;
     queue.stop([&] { queue_stopped = true; });
-    run_until(io, [&] { return queue_stopped; }, 10s);
+    run_until(
+        io, [&] { return queue_stopped; }, 10s);
     bool stopped = false;
     database.stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 10s);
+    run_until(
+        io, [&] { return stopped; }, 10s);
   }
 
   // Rows of outbound_event: type and data, in queue order.
@@ -168,7 +194,8 @@ TEST_F(LanApiTest, LoginWithThePinFromTheReplicaThenReadTheLists) {
     HttpsClient c(port);
     std::vector<HttpsAnswer> v;
     v.push_back(c.call("GET", "/api/lan/ban-list"));  // no token
-    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"), {{"Content-Type", "application/json"}}));
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"),
+                       {{"Content-Type", "application/json"}}));
     const std::string token = json::parse(v.back().body).value("token", "");
     const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token}};
     v.push_back(c.call("GET", "/api/lan/ban-list", "", auth));
@@ -228,24 +255,38 @@ TEST_F(LanApiTest, BanPhotosAreServedByTheBoxNeverFromTheCloudsUrl) {
   lan_settings.photos = &photos;
   start_api();
   snapshot("banned_visitor", 43,
-           json::array({{{"id", "b_1"}, {"communityId", "com_1"}, {"fullName", "José Núñez"}, {"plate", "ABC-123"},
-                         {"photoUrl", url}, {"reason", "Robo"}, {"createdAt", "2026-10-01T12:00:00Z"}},
-                        {{"id", "b_2"}, {"communityId", "com_1"}, {"fullName", "Luis Soto"},
-                         {"photoUrl", "https://192.168.1.1/admin/photo.jpg"}, {"reason", "Agresión"},
+           json::array({{{"id", "b_1"},
+                         {"communityId", "com_1"},
+                         {"fullName", "José Núñez"},
+                         {"plate", "ABC-123"},
+                         {"photoUrl", url},
+                         {"reason", "Robo"},
+                         {"createdAt", "2026-10-01T12:00:00Z"}},
+                        {{"id", "b_2"},
+                         {"communityId", "com_1"},
+                         {"fullName", "Luis Soto"},
+                         {"photoUrl", "https://192.168.1.1/admin/photo.jpg"},
+                         {"reason", "Agresión"},
                          {"createdAt", "2026-10-02T12:00:00Z"}},
-                        {{"id", "b_3"}, {"communityId", "com_1"}, {"fullName", "Sin Foto"},
-                         {"reason", "Daños"}, {"createdAt", "2026-10-03T12:00:00Z"}}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+                        {{"id", "b_3"},
+                         {"communityId", "com_1"},
+                         {"fullName", "Sin Foto"},
+                         {"reason", "Daños"},
+                         {"createdAt", "2026-10-03T12:00:00Z"}}}));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 3; }, 20s));
   bool refreshed = false;
   reader.refresh([&] { refreshed = true; });
-  ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return refreshed; }, 10s));
   api->replica_changed("banned_visitor");
   const int port = server->port();
   auto a = serve_while([port] {
     HttpsClient c(port);
     std::vector<HttpsAnswer> v;
     v.push_back(c.call("GET", "/api/lan/bans/photo?id=b_1"));  // no token
-    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"), {{"Content-Type", "application/json"}}));
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"),
+                       {{"Content-Type", "application/json"}}));
     const std::map<std::string, std::string> auth{
         {"Authorization", "Bearer " + json::parse(v.back().body).value("token", "")}};
     v.push_back(c.call("GET", "/api/lan/ban-list", "", auth));
@@ -273,30 +314,46 @@ TEST_F(LanApiTest, BanPhotosAreServedByTheBoxNeverFromTheCloudsUrl) {
   ASSERT_EQ(a[6].status, 200) << a[6].body;
   EXPECT_EQ(json::parse(a[6].body)["bans"][0]["photo"], "/api/lan/bans/photo?id=b_1");
   EXPECT_EQ(a[6].body.find("photoUrl"), std::string::npos);
-  EXPECT_EQ(cloud.file_requests(), 1) << "fetched once: ahead of time (the list changed) or on demand";
+  EXPECT_EQ(cloud.file_requests(), 1)
+      << "fetched once: ahead of time (the list changed) or on demand";
   stop_api();
 }
 
 // The sign-in screen's buttons: without a session, the guards who can sign
 // in, by name, with their ids and names only.
 TEST_F(LanApiTest, TheGuardsWhoCanSignInAreListedForTheSignInScreen) {
-  snapshot("user", 11,
-           json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan Pérez"},
-                         {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
-                        {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Ana"},
-                         {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}},
-                        {{"id", "g_3"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Sin PIN"}},
-                        {{"id", "a_1"}, {"communityId", "com_1"}, {"role", "admin"}, {"displayName", "Admin"},
-                         {"pinHash", hash_pin("9999", 10000, "adminsaltadminsa")}}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  snapshot(
+      "user", 11,
+      json::array(
+          {{{"id", "g_1"},
+            {"communityId", "com_1"},
+            {"role", "guard"},
+            {"displayName", "Juan Pérez"},
+            {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
+           {{"id", "g_2"},
+            {"communityId", "com_1"},
+            {"role", "guard"},
+            {"displayName", "Ana"},
+            {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}},
+           {{"id", "g_3"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Sin PIN"}},
+           {{"id", "a_1"},
+            {"communityId", "com_1"},
+            {"role", "admin"},
+            {"displayName", "Admin"},
+            {"pinHash", hash_pin("9999", 10000, "adminsaltadminsa")}}}));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 3; }, 20s));
   bool refreshed = false;
   reader.refresh([&] { refreshed = true; });
-  ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return refreshed; }, 10s));
   api->replica_changed("user");
   const int port = server->port();
   auto a = serve_while([port] { return HttpsClient(port).call("GET", "/api/lan/guards"); });
   ASSERT_EQ(a.status, 200) << a.body;
-  EXPECT_EQ(json::parse(a.body)["guards"], json::parse(R"([{"displayName":"Ana","id":"g_2"},{"displayName":"Juan Pérez","id":"g_1"}])"));
+  EXPECT_EQ(
+      json::parse(a.body)["guards"],
+      json::parse(R"([{"displayName":"Ana","id":"g_2"},{"displayName":"Juan Pérez","id":"g_1"}])"));
   EXPECT_EQ(a.body.find("pbkdf2"), std::string::npos);
 }
 
@@ -333,7 +390,9 @@ TEST_F(LanApiTest, UnknownGuardIdsCostAPinCheckAndNoMemory) {
   const auto checks_before = api->pin_checks();
   auto first = serve_while([port] {
     HttpsClient c(port);
-    return c.call("POST", "/api/lan/login", login_body("g_never_seen", "1234"), {{"Content-Type", "application/json"}})
+    return c
+        .call("POST", "/api/lan/login", login_body("g_never_seen", "1234"),
+              {{"Content-Type", "application/json"}})
         .status;
   });
   EXPECT_EQ(first, 401);
@@ -342,7 +401,8 @@ TEST_F(LanApiTest, UnknownGuardIdsCostAPinCheckAndNoMemory) {
     std::map<int, int> by_status;
     HttpsClient c(port);
     for (int i = 0; i < 2000; ++i) {
-      by_status[c.call("POST", "/api/lan/login", login_body("g_made_up_" + std::to_string(i), "1234"),
+      by_status[c.call("POST", "/api/lan/login",
+                       login_body("g_made_up_" + std::to_string(i), "1234"),
                        {{"Content-Type", "application/json"}})
                     .status]++;
     }
@@ -371,7 +431,9 @@ TEST_F(LanApiTest, SessionsOutliveARestartButNotALogout) {
   ASSERT_EQ(tokens.size(), 2u);
   ASSERT_FALSE(tokens[0].empty());
   // The file is written off the loop: wait until it holds both.
-  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("sessions.json")).find("g_2") != std::string::npos; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return TempDir::read(dir.file("sessions.json")).find("g_2") != std::string::npos; },
+      5s));
   const std::string saved = TempDir::read(dir.file("sessions.json"));
   EXPECT_EQ(saved.find(tokens[0]), std::string::npos) << "a token reached the file";
   struct stat st {};
@@ -384,21 +446,27 @@ TEST_F(LanApiTest, SessionsOutliveARestartButNotALogout) {
   auto after_restart = serve_while([port, tokens] {
     std::vector<int> v;
     HttpsClient c(port);
-    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[0]}}).status);
-    v.push_back(c.call("POST", "/api/lan/logout", "", {{"Authorization", "Bearer " + tokens[1]}}).status);
-    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer not-a-token"}}).status);
+    v.push_back(
+        c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[0]}}).status);
+    v.push_back(
+        c.call("POST", "/api/lan/logout", "", {{"Authorization", "Bearer " + tokens[1]}}).status);
+    v.push_back(
+        c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer not-a-token"}}).status);
     return v;
   });
   EXPECT_EQ(after_restart, (std::vector<int>{200, 200, 401}));
-  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("sessions.json")).find("g_2") == std::string::npos; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return TempDir::read(dir.file("sessions.json")).find("g_2") == std::string::npos; },
+      5s));
 
   stop_api();
   start_api();
   port = server->port();
   auto last = serve_while([port, tokens] {
     HttpsClient c(port);
-    return std::vector<int>{c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[0]}}).status,
-                            c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[1]}}).status};
+    return std::vector<int>{
+        c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[0]}}).status,
+        c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + tokens[1]}}).status};
   });
   EXPECT_EQ(last, (std::vector<int>{200, 401})) << "the logged-out session came back";
   EXPECT_EQ(api->sessions(), 1u);
@@ -424,7 +492,9 @@ TEST_F(LanApiTest, ARemovedGuardOrANewPinEndsTheirSessions) {
     return serve_while([port, tokens] {
       std::vector<int> v;
       HttpsClient c(port);
-      for (const auto& t : tokens) v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + t}}).status);
+      for (const auto& t : tokens)
+        v.push_back(
+            c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + t}}).status);
       return v;
     });
   };
@@ -432,21 +502,34 @@ TEST_F(LanApiTest, ARemovedGuardOrANewPinEndsTheirSessions) {
   ASSERT_EQ(statuses(tokens), (std::vector<int>{200, 200}));
   // Same guards, same PINs (another field changed): nobody is signed out.
   snapshot("user", 11,
-           json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan P."},
+           json::array({{{"id", "g_1"},
+                         {"communityId", "com_1"},
+                         {"role", "guard"},
+                         {"displayName", "Juan P."},
                          {"pinHash", hash_pin("2468", 10000, "saltsaltsaltsalt")}},
-                        {{"id", "g_2"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Ana"},
+                        {{"id", "g_2"},
+                         {"communityId", "com_1"},
+                         {"role", "guard"},
+                         {"displayName", "Ana"},
                          {"pinHash", hash_pin("1357", 10000, "othersaltothersa")}}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 3; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 3; }, 20s));
   api->replica_changed("user");
-  run_until(io, [] { return false; }, 300ms);
+  run_until(
+      io, [] { return false; }, 300ms);
   EXPECT_EQ(statuses(tokens), (std::vector<int>{200, 200}));
   // g_1 gets a new PIN; g_2 is removed.
   snapshot("user", 12,
-           json::array({{{"id", "g_1"}, {"communityId", "com_1"}, {"role", "guard"}, {"displayName", "Juan P."},
+           json::array({{{"id", "g_1"},
+                         {"communityId", "com_1"},
+                         {"role", "guard"},
+                         {"displayName", "Juan P."},
                          {"pinHash", hash_pin("8642", 10000, "saltsaltsaltsalt")}}}));
-  ASSERT_TRUE(run_until(io, [&] { return applied == 4; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == 4; }, 20s));
   api->replica_changed("user");
-  ASSERT_TRUE(run_until(io, [&] { return api->sessions() == 0; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return api->sessions() == 0; }, 5s));
   EXPECT_EQ(statuses(tokens), (std::vector<int>{401, 401}));
   auto again = login_all({{"g_1", "8642"}});
   EXPECT_EQ(statuses(again), (std::vector<int>{200}));
@@ -458,13 +541,16 @@ TEST_F(LanApiTest, StreamsAndTheirHlsFilesGoToALoggedInGuardOnly) {
     HttpsClient c(port);
     std::vector<HttpsAnswer> v;
     v.push_back(c.call("GET", "/hls/gate/index.m3u8"));  // no token
-    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"), {{"Content-Type", "application/json"}}));
-    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + json::parse(v.back().body).value("token", "")}};
+    v.push_back(c.call("POST", "/api/lan/login", login_body("g_1", "2468"),
+                       {{"Content-Type", "application/json"}}));
+    const std::map<std::string, std::string> auth{
+        {"Authorization", "Bearer " + json::parse(v.back().body).value("token", "")}};
     v.push_back(c.call("GET", "/api/lan/streams", "", auth));
     v.push_back(c.call("GET", "/hls/gate/index.m3u8", "", auth));
     v.push_back(c.call("GET", "/hls/gate/seg-17.ts", "", auth));
-    for (const char* bad : {"/hls/gate/../../secret.txt", "/hls/gate/%2e%2e/x", "/hls/Gate/index.m3u8",
-                            "/hls/gate/seg-1.ts.bak", "/hls/gate/", "/hls/other/index.m3u8"}) {
+    for (const char* bad :
+         {"/hls/gate/../../secret.txt", "/hls/gate/%2e%2e/x", "/hls/Gate/index.m3u8",
+          "/hls/gate/seg-1.ts.bak", "/hls/gate/", "/hls/other/index.m3u8"}) {
       v.push_back(c.call("GET", bad, "", auth));
     }
     return v;
@@ -489,8 +575,10 @@ TEST_F(LanApiTest, FiveWrongPinsFromAnAddressAreLimitedWithRetryAfterAndBadBodie
   auto a = serve_while([port] {
     HttpsClient c(port);
     std::vector<HttpsAnswer> v;
-    for (int i = 0; i < 5; ++i) v.push_back(c.call("POST", "/api/lan/login", login_body("g_2", "0000")));
-    v.push_back(c.call("POST", "/api/lan/login", login_body("g_2", "1357")));  // right, but from that address
+    for (int i = 0; i < 5; ++i)
+      v.push_back(c.call("POST", "/api/lan/login", login_body("g_2", "0000")));
+    v.push_back(c.call("POST", "/api/lan/login",
+                       login_body("g_2", "1357")));  // right, but from that address
     v.push_back(c.call("POST", "/api/lan/login", "{not json"));
     v.push_back(c.call("POST", "/api/lan/login", R"({"guardId":7,"pin":"1"})"));
     v.push_back(c.call("POST", "/api/lan/login", R"({"guardId":"g_1","pin":["2468"]})"));
@@ -517,7 +605,9 @@ TEST_F(LanApiTest, WrongPinsFromElsewhereSlowTheGuardButNeverLockItOut) {
   auto a = serve_while([port] {
     std::vector<HttpsAnswer> v;
     HttpsClient attacker(port, {}, std::chrono::seconds(30), "127.0.0.2");
-    for (int i = 0; i < 7; ++i) v.push_back(attacker.call("POST", "/api/lan/login", login_body("g_2", std::to_string(1000 + i))));
+    for (int i = 0; i < 7; ++i)
+      v.push_back(
+          attacker.call("POST", "/api/lan/login", login_body("g_2", std::to_string(1000 + i))));
     HttpsClient phone(port, {}, std::chrono::seconds(30), "127.0.0.3");
     v.push_back(phone.call("POST", "/api/lan/login", login_body("g_2", "1357")));
     // The attacker's address stays blocked, for every guard.
@@ -529,8 +619,10 @@ TEST_F(LanApiTest, WrongPinsFromElsewhereSlowTheGuardButNeverLockItOut) {
   EXPECT_EQ(a[6].status, 429);
   EXPECT_EQ(a[7].status, 200) << "the guard's own phone signs in: " << a[7].body;
   EXPECT_EQ(a[8].status, 429);
-  EXPECT_EQ(api->pin_checks(), checks_before + 6) << "five guesses and the guard's own PIN were checked";
-  EXPECT_EQ(api->slowed_logins(), 1u) << "the guard's sign-in waited while its PIN was being guessed";
+  EXPECT_EQ(api->pin_checks(), checks_before + 6)
+      << "five guesses and the guard's own PIN were checked";
+  EXPECT_EQ(api->slowed_logins(), 1u)
+      << "the guard's sign-in waited while its PIN was being guessed";
 }
 
 // One guard's logins (a PIN shared, a script) never end another guard's
@@ -545,10 +637,12 @@ TEST_F(LanApiTest, OneGuardsLoginsNeverEndAnotherGuardsSession) {
     const std::string other = json::parse(v[0].body).value("token", "");
     std::vector<std::string> mine;
     for (int i = 0; i < 12; ++i) {
-      mine.push_back(json::parse(c.call("POST", "/api/lan/login", login_body("g_1", "2468")).body).value("token", ""));
+      mine.push_back(json::parse(c.call("POST", "/api/lan/login", login_body("g_1", "2468")).body)
+                         .value("token", ""));
     }
     v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + other}}));
-    v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + mine.front()}}));
+    v.push_back(
+        c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + mine.front()}}));
     v.push_back(c.call("GET", "/api/lan/status", "", {{"Authorization", "Bearer " + mine.back()}}));
     return v;
   });
@@ -564,19 +658,25 @@ TEST_F(LanApiTest, EntriesAndNotesAreQueuedOnceAsTheLoggedInGuardAndChecksFindBa
     HttpsClient c(port);
     std::vector<HttpsAnswer> v;
     const auto login = c.call("POST", "/api/lan/login", login_body("g_1", "2468"));
-    const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + json::parse(login.body).value("token", "")}};
-    const std::string entry = R"({"clientId":"6f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a90","name":"María Gómez",)"
-                              R"("plate":"XYZ-987","decision":"allowed","guardId":"g_2","occurredAt":"2026-11-22T09:58:00Z"})";
+    const std::map<std::string, std::string> auth{
+        {"Authorization", "Bearer " + json::parse(login.body).value("token", "")}};
+    const std::string entry =
+        R"({"clientId":"6f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a90","name":"María Gómez",)"
+        R"("plate":"XYZ-987","decision":"allowed","guardId":"g_2","occurredAt":"2026-11-22T09:58:00Z"})";
     v.push_back(c.call("POST", "/api/lan/entries", entry, auth));
     v.push_back(c.call("POST", "/api/lan/entries", entry, auth));  // the app retrying
-    v.push_back(c.call("POST", "/api/lan/entries",
-                       R"({"clientId":"7f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a91","name":"X","decision":"maybe"})", auth));
+    v.push_back(c.call(
+        "POST", "/api/lan/entries",
+        R"({"clientId":"7f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a91","name":"X","decision":"maybe"})",
+        auth));
     v.push_back(c.call("POST", "/api/lan/entries", R"({"name":"X","decision":"allowed"})", auth));
-    v.push_back(c.call("POST", "/api/lan/entries",
-                       R"({"clientId":"8f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a92","name":"X","decision":"denied","occurredAt":"yesterday"})",
-                       auth));
-    v.push_back(c.call("POST", "/api/lan/notes",
-                       R"({"clientId":"9f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a93","text":"Portón lento"})", auth));
+    v.push_back(c.call(
+        "POST", "/api/lan/entries",
+        R"({"clientId":"8f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a92","name":"X","decision":"denied","occurredAt":"yesterday"})",
+        auth));
+    v.push_back(c.call(
+        "POST", "/api/lan/notes",
+        R"({"clientId":"9f1c2a8e-4b1d-4c3e-9a7f-0d5e8b2c1a93","text":"Portón lento"})", auth));
     v.push_back(c.call("POST", "/api/lan/check", R"({"plate":"abc 123"})", auth));
     v.push_back(c.call("POST", "/api/lan/check", R"({"name":"jose  NUNEZ"})", auth));
     v.push_back(c.call("POST", "/api/lan/check", R"({"plate":"ZZZ-000"})", auth));
@@ -591,7 +691,8 @@ TEST_F(LanApiTest, EntriesAndNotesAreQueuedOnceAsTheLoggedInGuardAndChecksFindBa
   EXPECT_EQ(json::parse(a[1].body)["seq"], json::parse(a[0].body)["seq"]);
   EXPECT_EQ(a[2].status, 400);
   EXPECT_EQ(json::parse(a[2].body)["error"], "invalid_event");
-  EXPECT_NE(json::parse(a[2].body)["hint"].get<std::string>().find("decision"), std::string::npos) << a[2].body;
+  EXPECT_NE(json::parse(a[2].body)["hint"].get<std::string>().find("decision"), std::string::npos)
+      << a[2].body;
   EXPECT_EQ(json::parse(a[3].body)["error"], "invalid_client_id");
   EXPECT_EQ(json::parse(a[4].body)["error"], "invalid_occurred_at");
   EXPECT_EQ(a[5].status, 201);
@@ -624,17 +725,21 @@ TEST_F(LanApiTest, OnlyAStrongMatchRaisesAnAlarmAndAGuardsAlarmsAreBounded) {
   const int port = server->port();
   std::vector<json> bans;
   for (int i = 0; i < 30; ++i) {
-    bans.push_back({{"id", "b_" + std::to_string(i)}, {"communityId", "com_1"},
+    bans.push_back({{"id", "b_" + std::to_string(i)},
+                    {"communityId", "com_1"},
                     {"fullName", "Visitante Prohibido " + std::to_string(i)},
-                    {"plate", "PLT-" + std::to_string(1000 + i)}, {"reason", "Robo"},
+                    {"plate", "PLT-" + std::to_string(1000 + i)},
+                    {"reason", "Robo"},
                     {"createdAt", "2026-10-01T12:00:00Z"}});
   }
   const int before = applied;
   snapshot("banned_visitor", 43, bans);
-  ASSERT_TRUE(run_until(io, [&] { return applied == before + 1; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return applied == before + 1; }, 20s));
   bool refreshed = false;
   reader.refresh([&] { refreshed = true; });
-  ASSERT_TRUE(run_until(io, [&] { return refreshed; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return refreshed; }, 10s));
   auto a = serve_while([port] {
     HttpsClient c(port);
     std::vector<HttpsAnswer> v;
@@ -644,10 +749,12 @@ TEST_F(LanApiTest, OnlyAStrongMatchRaisesAnAlarmAndAGuardsAlarmsAreBounded) {
     v.push_back(c.call("POST", "/api/lan/check", R"({"name":"a"})", auth));
     v.push_back(c.call("POST", "/api/lan/check", R"({"name":" v i "})", auth));
     v.push_back(c.call("POST", "/api/lan/check", R"({"plate":"P"})", auth));
-    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"vis"})", auth));        // a part: a lookup
-    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"prohibido"})", auth));  // one word: a lookup
+    v.push_back(c.call("POST", "/api/lan/check", R"({"name":"vis"})", auth));  // a part: a lookup
+    v.push_back(
+        c.call("POST", "/api/lan/check", R"({"name":"prohibido"})", auth));  // one word: a lookup
     for (int i = 0; i < 25; ++i) {
-      v.push_back(c.call("POST", "/api/lan/check", json{{"plate", "plt " + std::to_string(1000 + i)}}.dump(), auth));
+      v.push_back(c.call("POST", "/api/lan/check",
+                         json{{"plate", "plt " + std::to_string(1000 + i)}}.dump(), auth));
     }
     return v;
   });
@@ -674,12 +781,14 @@ TEST_F(LanApiTest, OnlyAStrongMatchRaisesAnAlarmAndAGuardsAlarmsAreBounded) {
 TEST_F(LanApiTest, WhileTheDatabaseIsDownAnEntryIsRefusedNeverFalselyAccepted) {
   const int port = server->port();
   const auto token = serve_while([port] {
-    return json::parse(HttpsClient(port).call("POST", "/api/lan/login", login_body("g_1", "2468")).body)
+    return json::parse(
+               HttpsClient(port).call("POST", "/api/lan/login", login_body("g_1", "2468")).body)
         .value("token", "");
   });
   bool stopped = false;
   database.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   auto a = serve_while([port, token] {
     return HttpsClient(port).call(
         "POST", "/api/lan/entries",

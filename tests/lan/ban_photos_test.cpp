@@ -53,7 +53,8 @@ class BanPhotosTest : public ::testing::Test {
   Result<Photo> get(BanPhotos& photos, const std::string& url) {
     std::optional<Result<Photo>> got;
     photos.get(url, [&](Result<Photo> r) { got = std::move(r); });
-    run_until(io, [&] { return got.has_value(); }, 20s);
+    run_until(
+        io, [&] { return got.has_value(); }, 20s);
     if (!got) return Error{Errc::timeout, "no answer"};
     return std::move(*got);
   }
@@ -100,7 +101,8 @@ TEST_F(BanPhotosTest, AnAddressOnTheLanThatIsNotTheCloudsIsNeverConnectedTo) {
   // Another HTTPS server on this host, trusted, serving a real image: what
   // a camera or the router would be on the booth's LAN.
   ::mkdir(dir.file("lan").c_str(), 0700);
-  cloudsim::CloudSim lan_device{cloudsim::Options{dir.file("lan"), 0, cloudsim::CertMode::trusted, 3600s}};
+  cloudsim::CloudSim lan_device{
+      cloudsim::Options{dir.file("lan"), 0, cloudsim::CertMode::trusted, 3600s}};
   lan_device.start();
   dir.write("files/lan.png", kPng);
   const std::string lan_url = lan_device.publish("lan.png", dir.file("files/lan.png"));
@@ -111,7 +113,8 @@ TEST_F(BanPhotosTest, AnAddressOnTheLanThatIsNotTheCloudsIsNeverConnectedTo) {
   EXPECT_NE(r.error().message.find("not a public address"), std::string::npos) << r.error().message;
   EXPECT_EQ(lan_device.file_requests(), 0) << "the LAN device was reached";
   // localhost at the cloud's port is another origin as well.
-  const std::string by_name = "https://localhost:" + std::to_string(url_port(cloud.base_url())) + "/files/x.png";
+  const std::string by_name =
+      "https://localhost:" + std::to_string(url_port(cloud.base_url())) + "/files/x.png";
   auto named = get(photos, by_name);
   ASSERT_FALSE(named);
   EXPECT_EQ(named.error().code, Errc::invalid);
@@ -128,16 +131,22 @@ TEST_F(BanPhotosTest, PlainHttpRedirectsNonImagesAndOversizedAnswersAreRefused) 
     if (r) return std::string("fetched");
     return std::string(to_string(r.error().code)) + ": " + r.error().message;
   };
-  EXPECT_NE(reason("http://" + cloud.base_url().substr(8) + "/files/a.png").find("not https"), std::string::npos);
-  EXPECT_NE(reason("https://user:pw@" + cloud.base_url().substr(8) + "/files/a.png").find("user name"), std::string::npos);
+  EXPECT_NE(reason("http://" + cloud.base_url().substr(8) + "/files/a.png").find("not https"),
+            std::string::npos);
+  EXPECT_NE(
+      reason("https://user:pw@" + cloud.base_url().substr(8) + "/files/a.png").find("user name"),
+      std::string::npos);
   const std::string target = publish("real.png", kPng);
   cloud.redirect("moved.png", target);
   EXPECT_NE(reason(cloud.base_url() + "/files/moved.png").find("redirect"), std::string::npos);
-  EXPECT_NE(reason(publish("page.png", "<html><script>alert(1)</script></html>")).find("not a JPEG, PNG or WebP"),
+  EXPECT_NE(reason(publish("page.png", "<html><script>alert(1)</script></html>"))
+                .find("not a JPEG, PNG or WebP"),
             std::string::npos);
-  EXPECT_NE(reason(publish("huge.png", kPng + std::string(100 * 1024, 'x'))).find("larger than 65536"),
+  EXPECT_NE(
+      reason(publish("huge.png", kPng + std::string(100 * 1024, 'x'))).find("larger than 65536"),
+      std::string::npos);
+  EXPECT_NE(reason(cloud.base_url() + "/files/missing.png").find("answered 404"),
             std::string::npos);
-  EXPECT_NE(reason(cloud.base_url() + "/files/missing.png").find("answered 404"), std::string::npos);
   EXPECT_TRUE(cached_files().empty()) << "nothing refused is kept";
 
   // A refused URL is not fetched again before retry_after.
@@ -154,7 +163,8 @@ TEST_F(BanPhotosTest, TheDiskCacheStaysUnderItsBoundOldestFirst) {
   BanPhotos photos(io, s);
   std::vector<std::string> urls;
   for (int i = 0; i < 4; ++i) {
-    urls.push_back(publish("p" + std::to_string(i) + ".png", kPng + std::string(10 * 1024, static_cast<char>('a' + i))));
+    urls.push_back(publish("p" + std::to_string(i) + ".png",
+                           kPng + std::string(10 * 1024, static_cast<char>('a' + i))));
     ASSERT_TRUE(get(photos, urls.back()));
     std::this_thread::sleep_for(20ms);  // distinct modification times
   }
@@ -172,7 +182,8 @@ TEST_F(BanPhotosTest, PrefetchFetchesEachPhotoOnceInTheBackground) {
   for (int i = 0; i < 5; ++i) urls.push_back(publish("f" + std::to_string(i) + ".png", kPng));
   photos.prefetch(urls);
   photos.prefetch(urls);  // again before it is done: nothing twice
-  ASSERT_TRUE(run_until(io, [&] { return photos.fetched() == 5; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return photos.fetched() == 5; }, 20s));
   EXPECT_EQ(cloud.file_requests(), 5);
   EXPECT_EQ(cached_files().size(), 5u);
 }

@@ -22,7 +22,7 @@ TEST(LanCertificate, MadeOnceKeptAndRemadeWhenTheAddressesChange) {
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_TRUE(a.value().made_now);
   EXPECT_EQ(a.value().sha256.size(), 64u);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(dir.file("lan/key.pem").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto b = lan::ensure_lan_certificate({dir.file("lan"), "caseta", {"192.0.2.1"}});
@@ -41,8 +41,11 @@ TEST(LanCertificate, RemadeUnder30DaysLeftOrWhenTheKeyIsNotItsOwn) {
   auto a = lan::ensure_lan_certificate({dir.file("lan"), "caseta", {"192.0.2.1"}});
   ASSERT_TRUE(a) << a.error().message;
   // 29 days left, the right names: renewed.
-  auto near = make_self_signed({"caseta", {"caseta", "secbox.local", "localhost"}, {"192.0.2.1", "127.0.0.1", "::1"},
-                                std::chrono::hours(24 * 29), false});
+  auto near = make_self_signed({"caseta",
+                                {"caseta", "secbox.local", "localhost"},
+                                {"192.0.2.1", "127.0.0.1", "::1"},
+                                std::chrono::hours(24 * 29),
+                                false});
   ASSERT_TRUE(near);
   dir.write("lan/key.pem", near.value().key_pem);
   dir.write("lan/cert.pem", near.value().cert_pem);

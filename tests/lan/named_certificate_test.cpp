@@ -25,8 +25,11 @@ class NamedCertificateTest : public ::testing::Test {
 
   void SetUp() override {
     root = make_self_signed({"Test Root", {}, {}, std::chrono::hours(24 * 3650), true, 1}).value();
-    intermediate = make_signed({"Test Intermediate", {}, {}, std::chrono::hours(24 * 1825), true, 0}, root).value();
-    other_root = make_self_signed({"Other Root", {}, {}, std::chrono::hours(24 * 3650), true, 1}).value();
+    intermediate =
+        make_signed({"Test Intermediate", {}, {}, std::chrono::hours(24 * 1825), true, 0}, root)
+            .value();
+    other_root =
+        make_self_signed({"Other Root", {}, {}, std::chrono::hours(24 * 3650), true, 1}).value();
     dir.write("roots.pem", root.cert_pem);
     dir.write("other-roots.pem", other_root.cert_pem);
     request = make_request(name, lan_cert_names(name)).value();
@@ -63,25 +66,37 @@ TEST_F(NamedCertificateTest, EachCheckNamesWhatFailed) {
   const auto now = Clock::now();
   const auto good = issue(request.csr_pem);
   const auto roots = dir.file("roots.pem");
-  EXPECT_EQ(why(check_chain("not a certificate", request.key_pem, name, roots, now)).rfind("chain: ", 0), 0u);
-  EXPECT_EQ(why(check_chain(std::string(70000, 'x'), request.key_pem, name, roots, now)).rfind("chain: ", 0), 0u);
+  EXPECT_EQ(
+      why(check_chain("not a certificate", request.key_pem, name, roots, now)).rfind("chain: ", 0),
+      0u);
+  EXPECT_EQ(why(check_chain(std::string(70000, 'x'), request.key_pem, name, roots, now))
+                .rfind("chain: ", 0),
+            0u);
   // A chain for another key (someone else's request for the same names).
   const auto stranger = make_request(name, lan_cert_names(name)).value();
-  EXPECT_EQ(why(check_chain(issue(stranger.csr_pem), request.key_pem, name, roots, now)).rfind("key: ", 0), 0u);
+  EXPECT_EQ(why(check_chain(issue(stranger.csr_pem), request.key_pem, name, roots, now))
+                .rfind("key: ", 0),
+            0u);
   // Another name: the box asked for this one.
-  EXPECT_EQ(why(check_chain(good, request.key_pem, "other.box.example.com", roots, now)).rfind("names: ", 0), 0u);
+  EXPECT_EQ(why(check_chain(good, request.key_pem, "other.box.example.com", roots, now))
+                .rfind("names: ", 0),
+            0u);
   const auto only_wildcard = make_request(name, {"*." + name}).value();
-  EXPECT_EQ(why(check_chain(issue(only_wildcard.csr_pem), only_wildcard.key_pem, name, roots, now)).rfind("names: ", 0),
+  EXPECT_EQ(why(check_chain(issue(only_wildcard.csr_pem), only_wildcard.key_pem, name, roots, now))
+                .rfind("names: ", 0),
             0u);
   // An untrusted root; the leaf alone, without its intermediate.
-  EXPECT_EQ(why(check_chain(good, request.key_pem, name, dir.file("other-roots.pem"), now)).rfind("trust: ", 0), 0u);
+  EXPECT_EQ(why(check_chain(good, request.key_pem, name, dir.file("other-roots.pem"), now))
+                .rfind("trust: ", 0),
+            0u);
   const auto leaf_only = sign_request(request.csr_pem, intermediate).value();
   EXPECT_EQ(why(check_chain(leaf_only, request.key_pem, name, roots, now)).rfind("trust: ", 0), 0u);
   // Expired, and not yet valid.
   SignOptions old;
   old.backdate = std::chrono::hours(48);
   old.validity = std::chrono::hours(24);
-  EXPECT_EQ(why(check_chain(issue(request.csr_pem, old), request.key_pem, name, roots, now)), "validity: the box's certificate has expired");
+  EXPECT_EQ(why(check_chain(issue(request.csr_pem, old), request.key_pem, name, roots, now)),
+            "validity: the box's certificate has expired");
   EXPECT_EQ(why(check_chain(good, request.key_pem, name, roots, now - std::chrono::hours(48))),
             "validity: the box's certificate is not valid yet");
 }
@@ -94,10 +109,14 @@ TEST(LanNames, NamesAndGuardAddresses) {
   EXPECT_FALSE(valid_lan_name("-a.b"));
   EXPECT_FALSE(valid_lan_name("*.box.example.com"));
   EXPECT_FALSE(valid_lan_name(std::string(200, 'a') + ".com"));
-  EXPECT_EQ(guard_address("b7.box.example.com", "192.168.1.20", 8443), "https://192-168-1-20.b7.box.example.com:8443/");
-  EXPECT_EQ(guard_address("b7.box.example.com", "10.0.0.5", 8443), "https://10-0-0-5.b7.box.example.com:8443/");
-  EXPECT_EQ(guard_address("b7.box.example.com", "172.20.1.1", 8443), "https://172-20-1-1.b7.box.example.com:8443/");
-  EXPECT_EQ(guard_address("b7.box.example.com", "100.64.3.4", 8443), "https://100-64-3-4.b7.box.example.com:8443/");
+  EXPECT_EQ(guard_address("b7.box.example.com", "192.168.1.20", 8443),
+            "https://192-168-1-20.b7.box.example.com:8443/");
+  EXPECT_EQ(guard_address("b7.box.example.com", "10.0.0.5", 8443),
+            "https://10-0-0-5.b7.box.example.com:8443/");
+  EXPECT_EQ(guard_address("b7.box.example.com", "172.20.1.1", 8443),
+            "https://172-20-1-1.b7.box.example.com:8443/");
+  EXPECT_EQ(guard_address("b7.box.example.com", "100.64.3.4", 8443),
+            "https://100-64-3-4.b7.box.example.com:8443/");
   EXPECT_EQ(guard_address("b7.box.example.com", "8.8.8.8", 8443), "");
   EXPECT_EQ(guard_address("b7.box.example.com", "172.32.0.1", 8443), "");
   EXPECT_EQ(guard_address("b7.box.example.com", "fd00::5", 8443), "");

@@ -45,7 +45,8 @@ TEST_F(StaticFilesTest, ServesFilesWithTheirTypeAndCaching) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r.value().content_type, "text/javascript; charset=utf-8");
   EXPECT_EQ(r.value().cache_control, "public, max-age=31536000, immutable");
-  EXPECT_EQ(resolve_static(web, "/manifest.webmanifest").value().content_type, "application/manifest+json");
+  EXPECT_EQ(resolve_static(web, "/manifest.webmanifest").value().content_type,
+            "application/manifest+json");
   EXPECT_EQ(code_of("/sub"), "ok");
   EXPECT_EQ(code_of("/sub/"), "ok");
   EXPECT_EQ(code_of("/inside.html"), "ok");  // a symlink that stays inside
@@ -53,9 +54,10 @@ TEST_F(StaticFilesTest, ServesFilesWithTheirTypeAndCaching) {
 }
 
 TEST_F(StaticFilesTest, NothingEscapesTheWebDir) {
-  for (const std::string p : {"/../secret.env", "/assets/../../secret.env", "/%2e%2e/secret.env", "/%2E%2E/secret.env",
-                              "/assets/%2e%2e/%2e%2e/secret.env", "/..%2fsecret.env", "/./index.html",
-                              "/index.html%00.png", "/%00", "/..\\secret.env", "/%zz", "/%2", "relative"}) {
+  for (const std::string p :
+       {"/../secret.env", "/assets/../../secret.env", "/%2e%2e/secret.env", "/%2E%2E/secret.env",
+        "/assets/%2e%2e/%2e%2e/secret.env", "/..%2fsecret.env", "/./index.html",
+        "/index.html%00.png", "/%00", "/..\\secret.env", "/%zz", "/%2", "relative"}) {
     EXPECT_EQ(code_of(p), "invalid") << p;
   }
   for (const std::string p : {"/leak.txt", "/etc/passwd", "/etc", "/missing.js", "/assets/"}) {

@@ -15,7 +15,8 @@ TEST(CameraFiles, AreCheckedNamingTheKey) {
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok.value().width, 1280);
   EXPECT_EQ(ok.value().fps, 30);
-  EXPECT_EQ(parse_camera("usb", "INPUT=/dev/video0\nINPUT_FORMAT=mjpeg\n").value().kind, InputKind::v4l2);
+  EXPECT_EQ(parse_camera("usb", "INPUT=/dev/video0\nINPUT_FORMAT=mjpeg\n").value().kind,
+            InputKind::v4l2);
   struct Case {
     std::string id, text, names;
   };
@@ -33,7 +34,8 @@ TEST(CameraFiles, AreCheckedNamingTheKey) {
            {"a", "INPUT=lavfi:testsrc\nCOLOR=red\n", "unknown key COLOR"},
            {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/ stream\n", "RTSP URL"},
            {"a", "INPUT=lavfi:testsrc\nMODE=remux\n", "MODE=remux needs an rtsp://"},
-           {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/s\nMODE=remux\nFPS=10\n", "apply to MODE=encode"},
+           {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/s\nMODE=remux\nFPS=10\n",
+            "apply to MODE=encode"},
            {"a", "INPUT=rtsp://admin:s3cret@10.0.0.9/s\nMODE=copy\n", "MODE must be"},
        }) {
     auto r = parse_camera(c.id, c.text);
@@ -47,7 +49,8 @@ TEST(CameraFiles, AreCheckedNamingTheKey) {
 // without its URL.
 TEST(CameraFiles, AnRtspPasswordIsRegisteredAsASecret) {
   ASSERT_TRUE(parse_camera("door", "INPUT=rtsp://admin:Caseta-2026@10.0.0.9:554/stream1\n"));
-  EXPECT_EQ(log::redact("wrong password Caseta-2026 for admin"), "wrong password [redacted] for admin");
+  EXPECT_EQ(log::redact("wrong password Caseta-2026 for admin"),
+            "wrong password [redacted] for admin");
   log::clear_secrets();
 }
 
@@ -63,9 +66,12 @@ TEST(CameraFiles, FfmpegArgumentsMakeOneSecondSegmentsWithAKeyframeEach) {
   EXPECT_EQ(after("-i"), "testsrc=size=640x480:rate=15");
   // One encode, two outputs: HLS in the camera's folder, fMP4 on fd 3.
   EXPECT_EQ(after("-f"), "lavfi");
-  EXPECT_EQ(a.back(), "[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+temp_file+program_date_time+"
-                      "independent_segments:hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
-                      "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:flush_packets=1:onfail=ignore]pipe:3");
+  EXPECT_EQ(
+      a.back(),
+      "[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+temp_file+program_date_time+"
+      "independent_segments:hls_start_number_source=epoch:hls_segment_filename=seg-%d.ts]index.m3u8"
+      "|[f=mp4:movflags=empty_moov+default_base_moof+frag_every_frame:flush_packets=1:onfail="
+      "ignore]pipe:3");
   EXPECT_EQ(a[a.size() - 2], "tee");
   EXPECT_NE(std::find(a.begin(), a.end(), "+global_header"), a.end());
 }
@@ -89,8 +95,10 @@ TEST(CameraFiles, AnRtspCameraIsRemuxedFromAFileThatHoldsItsUrl) {
   EXPECT_EQ(after("-i"), "input.ffconcat");
   EXPECT_EQ(std::find(a.begin(), a.end(), "-vf"), a.end()) << "nothing decoded";
   for (const auto& arg : a) EXPECT_EQ(arg.find("s3cret"), std::string::npos) << arg;
-  EXPECT_EQ(rtsp_input_file(c), "ffconcat version 1.0\nfile 'rtsp://admin:it'\\''s-s3cret@10.0.0.9:554/Streaming/Channels/101'\n"
-                                "option rtsp_transport tcp\noption timeout 5000000\n");
+  EXPECT_EQ(rtsp_input_file(c),
+            "ffconcat version 1.0\nfile "
+            "'rtsp://admin:it'\\''s-s3cret@10.0.0.9:554/Streaming/Channels/101'\n"
+            "option rtsp_transport tcp\noption timeout 5000000\n");
 
   EXPECT_EQ(parse_camera("gate", "INPUT=" + url + "\nFPS=10\n").value().pipeline, Pipeline::encode);
   auto encoded = parse_camera("gate", "INPUT=" + url + "\nMODE=encode\n").value();

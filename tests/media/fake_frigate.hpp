@@ -95,7 +95,8 @@ class FakeFrigate {
  private:
   bool wait_stop(std::chrono::milliseconds ms) {
     const auto until = std::chrono::steady_clock::now() + ms;
-    while (!stop_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!stop_ && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return stop_;
   }
   static bool write_all(int c, const std::string& s) {
@@ -138,7 +139,8 @@ class FakeFrigate {
       targets_.push_back(target);
     }
     std::string lower = req;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     const bool bypass = lower.find("\r\nx-cache-bypass: 1\r\n") != std::string::npos;
     // Frigate's nginx: a JSON answer kept 5 s for its URL.
     const auto answer_json = [&](const std::string& status, const std::string& body) {
@@ -156,8 +158,9 @@ class FakeFrigate {
           cache_[target] = {now, body};
         }
       }
-      write_all(c, "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nX-Cache-Status: " + how +
-                       "\r\nContent-Length: " + std::to_string(sent.size()) + "\r\nConnection: close\r\n\r\n" + sent);
+      write_all(c, "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nX-Cache-Status: " +
+                       how + "\r\nContent-Length: " + std::to_string(sent.size()) +
+                       "\r\nConnection: close\r\n\r\n" + sent);
     };
     const auto param = [&](const std::string& k) -> std::optional<std::string> {
       const auto q = target.find('?');
@@ -172,7 +175,8 @@ class FakeFrigate {
       return std::nullopt;
     };
     int fps = 10;
-    if (auto f = target.find("fps="); f != std::string::npos) fps = std::max(1, std::atoi(target.c_str() + f + 4));
+    if (auto f = target.find("fps="); f != std::string::npos)
+      fps = std::max(1, std::atoi(target.c_str() + f + 4));
     if (path.rfind("/api/events/", 0) == 0) {
       const std::string id = path.substr(12);
       std::string body;
@@ -183,7 +187,8 @@ class FakeFrigate {
           if (e.value("id", "") == id) body = e.dump();
         }
       }
-      if (body.empty()) return answer_json("404 Not Found", R"({"success":false,"message":"Event not found"})");
+      if (body.empty())
+        return answer_json("404 Not Found", R"({"success":false,"message":"Event not found"})");
       return answer_json("200 OK", body);
     }
     if (path == "/api/events") {
@@ -193,8 +198,10 @@ class FakeFrigate {
       // share a start time (SQLite's, whatever it is: shuffled here).
       const double after = param("after") ? std::atof(param("after")->c_str()) : 0;
       const double before = param("before") ? std::atof(param("before")->c_str()) : 0;
-      const std::size_t limit = param("limit") ? std::strtoul(param("limit")->c_str(), nullptr, 10) : 100;
-      const bool ascending = !ignore_sort_ && param("sort") == std::optional<std::string>("date_asc");
+      const std::size_t limit =
+          param("limit") ? std::strtoul(param("limit")->c_str(), nullptr, 10) : 100;
+      const bool ascending =
+          !ignore_sort_ && param("sort") == std::optional<std::string>("date_asc");
       // in_progress=1: end_time IS NULL; =0: not null.
       const std::optional<std::string> in_progress = param("in_progress");
       nlohmann::json out = nlohmann::json::array();
@@ -209,10 +216,11 @@ class FakeFrigate {
           if ((after == 0 || t > after) && (before == 0 || t < before)) match.push_back(e);
         }
         std::shuffle(match.begin(), match.end(), random_);
-        std::stable_sort(match.begin(), match.end(), [&](const nlohmann::json& a, const nlohmann::json& b) {
-          return ascending ? a.value("start_time", 0.0) < b.value("start_time", 0.0)
-                           : a.value("start_time", 0.0) > b.value("start_time", 0.0);
-        });
+        std::stable_sort(
+            match.begin(), match.end(), [&](const nlohmann::json& a, const nlohmann::json& b) {
+              return ascending ? a.value("start_time", 0.0) < b.value("start_time", 0.0)
+                               : a.value("start_time", 0.0) > b.value("start_time", 0.0);
+            });
         for (std::size_t i = 0; i < match.size() && i < limit; ++i) out.push_back(match[i]);
       }
       return answer_json("200 OK", out.dump());
@@ -220,25 +228,30 @@ class FakeFrigate {
     if (path.size() > 11 && path.compare(path.size() - 11, 11, "/latest.jpg") == 0) {
       const std::string cam = path.substr(5, path.size() - 16);
       if (cam == "slow") return void(wait_stop(std::chrono::seconds(30)));
-      if (cam != "front" && cam != "hd") return void(write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+      if (cam != "front" && cam != "hd")
+        return void(write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
       const auto height = param("height");
-      const auto body = height ? fake_jpeg('r', std::strtoul(height->c_str(), nullptr, 10)) : fake_jpeg('s', 1000);
-      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\nConnection: close\r\n\r\n" + body);
+      const auto body = height ? fake_jpeg('r', std::strtoul(height->c_str(), nullptr, 10))
+                               : fake_jpeg('s', 1000);
+      write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
       return;
     }
     const std::string cam = path.substr(5);
     if (cam != "front" && cam != "hd" && cam != "stall" && cam != "bad") {
       return void(write_all(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
     }
-    if (!write_all(c, "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n"
-                      "Connection: close\r\n\r\n")) {
+    if (!write_all(c,
+                   "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n"
+                   "Connection: close\r\n\r\n")) {
       return;
     }
     const std::size_t size = cam == "hd" ? 100000 : 2000;
     for (int i = 0; !stop_; ++i) {
-      std::string part = "--frame\r\nContent-Type: image/jpeg\r\n\r\n" + fake_jpeg(static_cast<char>('a' + i % 26), size) + "\r\n";
-      if (cam == "bad" && i % 2 == 1) part = "--frame\r\nContent-Type: text/plain\r\n\r\nnot a picture\r\nGARBAGE";
+      std::string part = "--frame\r\nContent-Type: image/jpeg\r\n\r\n" +
+                         fake_jpeg(static_cast<char>('a' + i % 26), size) + "\r\n";
+      if (cam == "bad" && i % 2 == 1)
+        part = "--frame\r\nContent-Type: text/plain\r\n\r\nnot a picture\r\nGARBAGE";
       // Three pieces: a frame never arrives in one read.
       const std::size_t third = part.size() / 3;
       if (!write_all(c, part.substr(0, third)) || !write_all(c, part.substr(third, third)) ||

@@ -24,9 +24,12 @@ using secbox::testing::TempDir;
 // writes it for live viewers.
 std::string ffmpeg_fmp4(const TempDir& dir) {
   const std::string out = dir.file("live.mp4");
-  const std::string cmd = "ffmpeg -v error -y -f lavfi -i testsrc=size=160x120:rate=15 -t 2 -c:v libx264 -preset ultrafast "
-                          "-g 15 -keyint_min 15 -sc_threshold 0 -pix_fmt yuv420p -f mp4 "
-                          "-movflags empty_moov+default_base_moof+frag_every_frame '" + out + "' </dev/null";
+  const std::string cmd =
+      "ffmpeg -v error -y -f lavfi -i testsrc=size=160x120:rate=15 -t 2 -c:v libx264 -preset "
+      "ultrafast "
+      "-g 15 -keyint_min 15 -sc_threshold 0 -pix_fmt yuv420p -f mp4 "
+      "-movflags empty_moov+default_base_moof+frag_every_frame '" +
+      out + "' </dev/null";
   if (std::system(cmd.c_str()) != 0) return {};
   std::ifstream in(out, std::ios::binary);
   std::stringstream s;
@@ -43,7 +46,8 @@ TEST(Fmp4, FfmpegsLiveOutputIsCutIntoTheInitAndWholeFragmentsWhateverTheReads) {
     Fmp4Splitter splitter;
     std::vector<Fmp4Piece> pieces;
     for (std::size_t at = 0; at < bytes.size();) {
-      const std::size_t n = std::min<std::size_t>(bytes.size() - at, 1 + random() % (round == 0 ? 1 : 5000));
+      const std::size_t n =
+          std::min<std::size_t>(bytes.size() - at, 1 + random() % (round == 0 ? 1 : 5000));
       ASSERT_TRUE(splitter.feed(std::string_view(bytes).substr(at, n), pieces));
       at += n;
     }
@@ -73,16 +77,40 @@ TEST(Fmp4, FfmpegsLiveOutputIsCutIntoTheInitAndWholeFragmentsWhateverTheReads) {
 TEST(Fmp4, MalformedStreamsAreRefusedUntilReset) {
   std::vector<Fmp4Piece> pieces;
   Fmp4Splitter s;
-  const std::string huge("\x7f\xff\xff\xff" "mdat", 8);
+  const std::string huge(
+      "\x7f\xff\xff\xff"
+      "mdat",
+      8);
   EXPECT_FALSE(s.feed(huge, pieces)) << "a 2 GiB box";
-  EXPECT_FALSE(s.feed(std::string("\0\0\0\x08" "free", 8), pieces)) << "refused until reset";
+  EXPECT_FALSE(s.feed(std::string("\0\0\0\x08"
+                                  "free",
+                                  8),
+                      pieces))
+      << "refused until reset";
   s.reset();
-  EXPECT_TRUE(s.feed(std::string("\0\0\0\x08" "free", 8), pieces));
-  EXPECT_FALSE(s.feed(std::string("\0\0\0\x10" "moof" "\0\0\0\x08" "mfhd", 16), pieces)) << "a fragment before the init";
+  EXPECT_TRUE(s.feed(std::string("\0\0\0\x08"
+                                 "free",
+                                 8),
+                     pieces));
+  EXPECT_FALSE(s.feed(std::string("\0\0\0\x10"
+                                  "moof"
+                                  "\0\0\0\x08"
+                                  "mfhd",
+                                  16),
+                      pieces))
+      << "a fragment before the init";
   s.reset();
-  EXPECT_FALSE(s.feed(std::string("\0\0\0\x04" "ftyp", 8), pieces)) << "a box smaller than its header";
+  EXPECT_FALSE(s.feed(std::string("\0\0\0\x04"
+                                  "ftyp",
+                                  8),
+                      pieces))
+      << "a box smaller than its header";
   s.reset();
-  EXPECT_FALSE(s.feed(std::string("\0\0\0\x00" "ftyp", 8), pieces)) << "a box to the end of a live stream";
+  EXPECT_FALSE(s.feed(std::string("\0\0\0\x00"
+                                  "ftyp",
+                                  8),
+                      pieces))
+      << "a box to the end of a live stream";
   EXPECT_TRUE(pieces.empty());
 }
 
@@ -115,7 +143,8 @@ TEST(LiveFeed, ANewViewerStartsAtTheLastKeyframeAndASlowOneSkipsToTheNext) {
   FakeViewer early;
   ASSERT_NE(feed.add(early.viewer()), 0u);
   feed.piece(piece(Fmp4Piece::Kind::init, "INIT"));
-  feed.piece(piece(Fmp4Piece::Kind::fragment, "p0"));  // before any keyframe: no one can start there
+  feed.piece(
+      piece(Fmp4Piece::Kind::fragment, "p0"));  // before any keyframe: no one can start there
   EXPECT_TRUE(early.got.empty());
   feed.piece(piece(Fmp4Piece::Kind::fragment, "K1", true));
   feed.piece(piece(Fmp4Piece::Kind::fragment, "d1"));

@@ -25,7 +25,11 @@ using secbox::testing::run_until;
 using secbox::testing::TempDir;
 
 json event(const std::string& id, double start, std::optional<double> end = std::nullopt) {
-  json e{{"id", id}, {"camera", "front"}, {"label", "person"}, {"start_time", start}, {"data", {{"top_score", 0.87}}}};
+  json e{{"id", id},
+         {"camera", "front"},
+         {"label", "person"},
+         {"start_time", start},
+         {"data", {{"top_score", 0.87}}}};
   e["end_time"] = end ? json(*end) : json(nullptr);
   return e;
 }
@@ -36,9 +40,11 @@ struct Queue {
   std::vector<json> accepted;
   int calls = 0;
   QueueEvent hook() {
-    return [this](const std::string& id, const std::string& at, json data, std::function<void(bool)> done) {
+    return [this](const std::string& id, const std::string& at, json data,
+                  std::function<void(bool)> done) {
       ++calls;
-      if (ids.insert(id).second) accepted.push_back({{"clientId", id}, {"occurredAt", at}, {"data", data}});
+      if (ids.insert(id).second)
+        accepted.push_back({{"clientId", id}, {"occurredAt", at}, {"data", data}});
       done(true);
     };
   }
@@ -48,23 +54,27 @@ TEST(FrigateEventParsing, BothScoreLayoutsAndBadEventsSkipped) {
   auto a = parse_frigate_event(event("1700000000.5-abc", 1700000000.5, 1700000003.0));
   ASSERT_TRUE(a);
   EXPECT_EQ(a->client_id, name_uuid("frigate-event:1700000000.5-abc"));
-  EXPECT_EQ(a->client_id, parse_frigate_event(event("1700000000.5-abc", 1.0))->client_id) << "same event, same id";
+  EXPECT_EQ(a->client_id, parse_frigate_event(event("1700000000.5-abc", 1.0))->client_id)
+      << "same event, same id";
   EXPECT_NE(a->client_id, parse_frigate_event(event("1700000000.5-abd", 1700000000.5))->client_id);
   EXPECT_EQ(a->client_id.size(), 36u);
   EXPECT_EQ(a->client_id[14], '5');  // version 5
   EXPECT_EQ(a->data["score"], 0.87);
   EXPECT_EQ(a->data["startTime"], "2023-11-14T22:13:20Z");
   EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::event_data("frigate_event"), a->data));
-  auto old = json{{"id", "x1"}, {"camera", "c"}, {"label", "car"}, {"start_time", 5.0}, {"top_score", 0.5}};
+  auto old = json{
+      {"id", "x1"}, {"camera", "c"}, {"label", "car"}, {"start_time", 5.0}, {"top_score", 0.5}};
   EXPECT_EQ(parse_frigate_event(old)->data["score"], 0.5);
   EXPECT_FALSE(parse_frigate_event(json{{"id", "x"}, {"camera", "c"}, {"start_time", 5.0}}));
-  EXPECT_FALSE(parse_frigate_event(json{{"id", "a b"}, {"camera", "c"}, {"label", "l"}, {"start_time", 5.0}}));
+  EXPECT_FALSE(parse_frigate_event(
+      json{{"id", "a b"}, {"camera", "c"}, {"label", "l"}, {"start_time", 5.0}}));
   EXPECT_FALSE(parse_frigate_event(json::array()));
 }
 
 TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
   FakeFrigate frigate;
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   frigate.add_event(event("e1", now - 30, now - 20));
   frigate.add_event(event("e2", now - 20));
   frigate.add_event(event("old", now - 7200, now - 7190));  // before the first start's hour
@@ -76,11 +86,14 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
     BlockingPool workers(io, 1);
     FrigateEvents events(io, workers, s, q.hook());
     events.start();
-    ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() == 2; }, 10s));
-    run_until(io, [] { return false; }, 500ms);  // several more polls
+    ASSERT_TRUE(run_until(
+        io, [&] { return q.accepted.size() == 2; }, 10s));
+    run_until(
+        io, [] { return false; }, 500ms);  // several more polls
     bool stopped = false;
     events.stop([&] { stopped = true; });
-    ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return stopped; }, 10s));
   }
   EXPECT_EQ(q.calls, 2) << "later polls asked only after the newest event";
   EXPECT_NE(TempDir::read(dir.file("frigate-events.json")).find("\"after\""), std::string::npos);
@@ -90,15 +103,19 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
     BlockingPool workers(io, 1);
     FrigateEvents events(io, workers, s, q.hook());
     events.start();
-    ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() == 3; }, 10s));
-    run_until(io, [] { return false; }, 300ms);
+    ASSERT_TRUE(run_until(
+        io, [&] { return q.accepted.size() == 3; }, 10s));
+    run_until(
+        io, [] { return false; }, 300ms);
     bool stopped = false;
     events.stop([&] { stopped = true; });
-    ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return stopped; }, 10s));
   }
   EXPECT_EQ(q.calls, 3) << "the restart did not read the old ones again";
   EXPECT_EQ(q.accepted[2]["clientId"], name_uuid("frigate-event:e3"));
-  EXPECT_FALSE(q.accepted[0]["data"].contains("endTime") && q.accepted[1]["data"].contains("endTime"));
+  EXPECT_FALSE(q.accepted[0]["data"].contains("endTime") &&
+               q.accepted[1]["data"].contains("endTime"));
 }
 
 // Frigate 0.16 behind its nginx (port 5000): a poll of a URL asked a second
@@ -107,28 +124,45 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
 // queued at the next poll, not 5 s later; an event still in progress too.
 TEST(FrigateEvents, ANewEventIsSeenAtTheNextPollThroughNginxsCache) {
   FakeFrigate frigate;
-  const auto now = static_cast<long long>(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
-  frigate.add_event(json{{"id", "first"}, {"camera", "front"}, {"label", "car"}, {"start_time", now - 60}, {"end_time", now - 50},
-                         {"sub_label", nullptr}, {"data", {{"top_score", 0.8}}}});
+  const auto now = static_cast<long long>(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  frigate.add_event(json{{"id", "first"},
+                         {"camera", "front"},
+                         {"label", "car"},
+                         {"start_time", now - 60},
+                         {"end_time", now - 50},
+                         {"sub_label", nullptr},
+                         {"data", {{"top_score", 0.8}}}});
   TempDir dir;
   Queue q;
   boost::asio::io_context io;
   BlockingPool workers(io, 1);
-  FrigateEvents events(io, workers, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s}, q.hook());
+  FrigateEvents events(io, workers, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s},
+                       q.hook());
   events.start();
-  ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() == 1; }, 10s));
-  run_until(io, [] { return false; }, 400ms);  // the same URLs asked again
-  frigate.add_event(json{{"id", "second"}, {"camera", "front"}, {"label", "car"}, {"start_time", now - 1}, {"end_time", nullptr},
-                         {"sub_label", "Vecino"}, {"data", {{"top_score", 0.9}, {"recognized_license_plate", "ABC123"}}}});
+  ASSERT_TRUE(run_until(
+      io, [&] { return q.accepted.size() == 1; }, 10s));
+  run_until(
+      io, [] { return false; }, 400ms);  // the same URLs asked again
+  frigate.add_event(json{{"id", "second"},
+                         {"camera", "front"},
+                         {"label", "car"},
+                         {"start_time", now - 1},
+                         {"end_time", nullptr},
+                         {"sub_label", "Vecino"},
+                         {"data", {{"top_score", 0.9}, {"recognized_license_plate", "ABC123"}}}});
   const auto added = std::chrono::steady_clock::now();
-  ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() == 2; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return q.accepted.size() == 2; }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - added, 2s) << "the poll read an answer nginx kept";
   EXPECT_EQ(frigate.cache_hits(), 0);
   EXPECT_EQ(q.accepted[1]["clientId"], name_uuid("frigate-event:second"));
-  EXPECT_EQ(q.accepted[0]["occurredAt"], format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now - 60))));
+  EXPECT_EQ(q.accepted[0]["occurredAt"],
+            format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now - 60))));
   bool stopped = false;
   events.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
 }
 
 // 250 events since the cursor, as after an outage: Frigate answers at most
@@ -155,7 +189,9 @@ void expect_all_once_in_order(const Queue& q, const std::vector<json>& all) {
   for (const auto& a : q.accepted) got.insert(a["clientId"].get<std::string>());
   EXPECT_EQ(got, want);
   for (std::size_t i = 1; i < q.accepted.size(); ++i) {
-    EXPECT_LE(q.accepted[i - 1]["occurredAt"].get<std::string>(), q.accepted[i]["occurredAt"].get<std::string>()) << i;
+    EXPECT_LE(q.accepted[i - 1]["occurredAt"].get<std::string>(),
+              q.accepted[i]["occurredAt"].get<std::string>())
+        << i;
   }
 }
 
@@ -164,11 +200,15 @@ void drain(FakeFrigate& frigate, FrigateEventsSettings s, Queue& q, std::size_t 
   BlockingPool workers(io, 1);
   FrigateEvents events(io, workers, std::move(s), q.hook());
   events.start();
-  ASSERT_TRUE(run_until(io, [&] { return q.accepted.size() >= want; }, 20s)) << q.accepted.size() << " of " << want;
-  run_until(io, [] { return false; }, 300ms);  // later polls find nothing new
+  ASSERT_TRUE(run_until(
+      io, [&] { return q.accepted.size() >= want; }, 20s))
+      << q.accepted.size() << " of " << want;
+  run_until(
+      io, [] { return false; }, 300ms);  // later polls find nothing new
   bool stopped = false;
   events.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   (void)frigate;
 }
 
@@ -176,7 +216,8 @@ void drain(FakeFrigate& frigate, FrigateEventsSettings s, Queue& q, std::size_t 
 class FrigateOutage : public ::testing::Test {
  protected:
   FakeFrigate frigate;
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::vector<json> all = outage(now);
   std::vector<std::string> lines;
   TempDir dir;
@@ -199,7 +240,8 @@ TEST_F(FrigateOutage, ALongerOutageThanAPageIsReadWholeOldestFirst) {
   drain(frigate, settings, q, all.size());
   expect_all_once_in_order(q, all);
   EXPECT_GE(frigate.event_queries().size(), 3u) << "paged";
-  EXPECT_NE(TempDir::read(dir.file("f.json")).find(std::to_string(static_cast<long long>(now - 3000 + 249 * 10))),
+  EXPECT_NE(TempDir::read(dir.file("f.json"))
+                .find(std::to_string(static_cast<long long>(now - 3000 + 249 * 10))),
             std::string::npos);
 }
 
@@ -217,7 +259,8 @@ TEST_F(FrigateOutage, PagingBackFartherThanAPollMayIsLoggedAndMovesOn) {
   drain(frigate, settings, q, 150);
   EXPECT_LT(q.accepted.size(), all.size());
   EXPECT_GE(said("the oldest are skipped"), 1);
-  EXPECT_EQ(q.accepted.back()["clientId"], name_uuid("frigate-event:ev249")) << "the newest still arrive";
+  EXPECT_EQ(q.accepted.back()["clientId"], name_uuid("frigate-event:ev249"))
+      << "the newest still arrive";
 }
 
 TEST(FrigateEvents, UnreachableIsAStateLoggedOnceNotAStorm) {
@@ -227,16 +270,19 @@ TEST(FrigateEvents, UnreachableIsAStateLoggedOnceNotAStorm) {
   Queue q;
   boost::asio::io_context io;
   BlockingPool workers(io, 1);
-  FrigateEvents events(io, workers, {"http://127.0.0.1:1", dir.file("f.json"), 50ms, 50ms, 1s}, q.hook());
+  FrigateEvents events(io, workers, {"http://127.0.0.1:1", dir.file("f.json"), 50ms, 50ms, 1s},
+                       q.hook());
   events.start();
-  run_until(io, [] { return false; }, 1s);  // ~20 polls
+  run_until(
+      io, [] { return false; }, 1s);  // ~20 polls
   EXPECT_FALSE(events.reachable());
   int warnings = 0;
   for (const auto& l : lines) warnings += l.find("cannot be read") != std::string::npos;
   EXPECT_EQ(warnings, 1);
   bool stopped = false;
   events.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   log::set_sink(nullptr);
 }
 
@@ -250,10 +296,17 @@ namespace {
 // top, the plate and its score under data.
 json car(const std::string& id, double start, const std::string& plate, double score,
          std::optional<double> end = std::nullopt, const std::string& sub_label = "") {
-  json e{{"id", id}, {"camera", "front"}, {"label", "car"}, {"start_time", start},
+  json e{{"id", id},
+         {"camera", "front"},
+         {"label", "car"},
+         {"start_time", start},
          {"sub_label", sub_label.empty() ? json(nullptr) : json(sub_label)},
-         {"data", {{"top_score", 0.9}, {"score", 0.88}, {"type", "object"},
-                   {"recognized_license_plate", plate}, {"recognized_license_plate_score", score}}}};
+         {"data",
+          {{"top_score", 0.9},
+           {"score", 0.88},
+           {"type", "object"},
+           {"recognized_license_plate", plate},
+           {"recognized_license_plate_score", score}}}};
   if (!sub_label.empty()) e["data"]["sub_label_score"] = 0.97;
   e["end_time"] = end ? json(*end) : json(nullptr);
   return e;
@@ -273,8 +326,12 @@ TEST(FrigateEventParsing, PlatesAndSubLabelsAsFrigate016HasThem) {
   EXPECT_DOUBLE_EQ(known->sub_label_score, 0.97);
   EXPECT_FALSE(known->in_progress);
   // MQTT's [name, score] form, and junk where a plate should be.
-  auto mqtt = json{{"id", "y"}, {"camera", "c"}, {"label", "person"}, {"start_time", 5.0},
-                   {"sub_label", json::array({"b_2", 0.91})}, {"data", {{"recognized_license_plate", 7}}}};
+  auto mqtt = json{{"id", "y"},
+                   {"camera", "c"},
+                   {"label", "person"},
+                   {"start_time", 5.0},
+                   {"sub_label", json::array({"b_2", 0.91})},
+                   {"data", {{"recognized_license_plate", 7}}}};
   auto m = parse_frigate_event(mqtt);
   EXPECT_EQ(m->sub_label, "b_2");
   EXPECT_DOUBLE_EQ(m->sub_label_score, 0.91);
@@ -283,7 +340,8 @@ TEST(FrigateEventParsing, PlatesAndSubLabelsAsFrigate016HasThem) {
 
 TEST(FrigateEvents, APlateRefinedWhileTheCarMovesIsReportedEachTimeAndOnceMoreWhenItEnds) {
   FakeFrigate frigate;
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   frigate.add_event(car("car1", now - 2, "A8C-12B", 0.71));
   TempDir dir;
   Queue q;
@@ -298,20 +356,28 @@ TEST(FrigateEvents, APlateRefinedWhileTheCarMovesIsReportedEachTimeAndOnceMoreWh
       return e.id == "car1" && e.plate == plate && e.in_progress == in_progress;
     });
   };
-  ASSERT_TRUE(run_until(io, [&] { return saw("A8C-12B", true); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return saw("A8C-12B", true); }, 10s));
   frigate.update_event(car("car1", now - 2, "ABC-123", 0.93));
-  ASSERT_TRUE(run_until(io, [&] { return saw("ABC-123", true); }, 10s)) << "the refined plate, still in progress";
+  ASSERT_TRUE(run_until(
+      io, [&] { return saw("ABC-123", true); }, 10s))
+      << "the refined plate, still in progress";
   frigate.update_event(car("car1", now - 2, "ABC-123", 0.95, now, "b_1"));
-  ASSERT_TRUE(run_until(io, [&] { return saw("ABC-123", false); }, 10s)) << "the final state, read by id";
+  ASSERT_TRUE(run_until(
+      io, [&] { return saw("ABC-123", false); }, 10s))
+      << "the final state, read by id";
   EXPECT_EQ(frigate.event_reads(), std::vector<std::string>{"car1"});
-  const auto last = std::find_if(seen.rbegin(), seen.rend(), [](const ParsedEvent& e) { return !e.in_progress; });
+  const auto last =
+      std::find_if(seen.rbegin(), seen.rend(), [](const ParsedEvent& e) { return !e.in_progress; });
   EXPECT_EQ(last->sub_label, "b_1");
-  run_until(io, [] { return false; }, 400ms);
+  run_until(
+      io, [] { return false; }, 400ms);
   EXPECT_EQ(frigate.event_reads().size(), 1u) << "an ended event is read by id once";
   EXPECT_EQ(q.accepted.size(), 1u) << "and queued once as a frigate_event";
   bool stopped = false;
   events.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
 }
 
 }  // namespace

@@ -32,20 +32,26 @@ TEST(MediaService, ReadsTheCameraFolderAndReportsStreams) {
   MediaSettings ms{dir.file("cameras"), dir.file("hls"), {}};
   MediaService media(io, workers, ms);
   media.start();
-  ASSERT_TRUE(run_until(io, [&] { return media.loaded(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return media.loaded(); }, 10s));
   EXPECT_EQ(TempDir::read(dir.file("hls/gate/index.m3u8")), "") << "a stale playlist was left";
   ASSERT_EQ(media.streams().size(), 1u);
   EXPECT_EQ(media.streams()[0]["hlsUrl"], "/hls/gate/index.m3u8");
-  ASSERT_TRUE(run_until(io, [&] { return media.streams()[0]["ready"] == true; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return media.streams()[0]["ready"] == true; }, 10s));
   EXPECT_EQ(media.health()[0]["state"], "live");
   EXPECT_TRUE(media.health()[0].contains("lastSegmentAt"));
   // The encoded picture as fMP4 too, for live viewers, from the same encode.
-  ASSERT_TRUE(run_until(io, [&] { return media.live("gate")->ready(); }, 10s));
-  EXPECT_EQ(media.streams()[0]["live"]["type"].get<std::string>().rfind("video/mp4; codecs=\"avc1.", 0), 0u);
+  ASSERT_TRUE(run_until(
+      io, [&] { return media.live("gate")->ready(); }, 10s));
+  EXPECT_EQ(
+      media.streams()[0]["live"]["type"].get<std::string>().rfind("video/mp4; codecs=\"avc1.", 0),
+      0u);
   EXPECT_EQ(media.live("nope"), nullptr);
   bool stopped = false;
   media.stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   EXPECT_EQ(children().first, 0);
 }
 

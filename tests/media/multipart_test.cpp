@@ -20,7 +20,8 @@ std::string jpeg(char fill, std::size_t n) {
 std::vector<std::string> parse(MjpegParser& p, const std::string& stream, std::size_t chunk) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < stream.size(); i += chunk) {
-    p.feed(std::string_view(stream).substr(i, chunk), [&](std::string&& f) { out.push_back(std::move(f)); });
+    p.feed(std::string_view(stream).substr(i, chunk),
+           [&](std::string&& f) { out.push_back(std::move(f)); });
   }
   return out;
 }
@@ -44,7 +45,8 @@ TEST(Mjpeg, AFrameWithoutLengthIsOutAsSoonAsItsEndMarkerArrives) {
   const auto a = jpeg('a', 300);
   MjpegParser p("frame");
   std::vector<std::string> out;
-  p.feed("--frame\r\nContent-Type: image/jpeg\r\n\r\n" + a.substr(0, 100), [&](std::string&& f) { out.push_back(f); });
+  p.feed("--frame\r\nContent-Type: image/jpeg\r\n\r\n" + a.substr(0, 100),
+         [&](std::string&& f) { out.push_back(f); });
   EXPECT_TRUE(out.empty());
   p.feed(a.substr(100) + "\r\n", [&](std::string&& f) { out.push_back(f); });
   ASSERT_EQ(out.size(), 1u);  // no next boundary needed
@@ -56,9 +58,10 @@ TEST(Mjpeg, AFrameWithoutLengthIsOutAsSoonAsItsEndMarkerArrives) {
 
 TEST(Mjpeg, ContentLengthInAnyCaseLetsAFrameOutAtOnceAndGarbageIsSkipped) {
   const auto a = jpeg('a', 500), b = jpeg('b', 800);
-  std::string stream = "junk before\r\n--myboundary\r\nContent-type: image/jpeg\r\nContent-length: " +
-                       std::to_string(a.size()) + "\r\n\r\n" + a + "\r\nGARBAGE\r\n" +
-                       "--myboundary\r\nCONTENT-LENGTH:" + std::to_string(b.size()) + "\r\n\r\n" + b;
+  std::string stream =
+      "junk before\r\n--myboundary\r\nContent-type: image/jpeg\r\nContent-length: " +
+      std::to_string(a.size()) + "\r\n\r\n" + a + "\r\nGARBAGE\r\n" +
+      "--myboundary\r\nCONTENT-LENGTH:" + std::to_string(b.size()) + "\r\n\r\n" + b;
   MjpegParser p("myboundary");
   auto frames = parse(p, stream, 13);
   ASSERT_EQ(frames.size(), 2u);  // b is out without a following boundary
@@ -68,9 +71,13 @@ TEST(Mjpeg, ContentLengthInAnyCaseLetsAFrameOutAtOnceAndGarbageIsSkipped) {
 }
 
 TEST(Mjpeg, BadPartsAreSkippedAndCounted) {
-  std::string stream = "--f\r\nContent-Type: text/plain\r\n\r\nnot a jpeg\r\n"
-                       "--f\r\nContent-Length: 99999999\r\n\r\n" + std::string(100, 'x') + "\r\n"
-                       "--f\r\n\r\n" + jpeg('z', 10) + "\r\n--f\r\n";
+  std::string stream =
+      "--f\r\nContent-Type: text/plain\r\n\r\nnot a jpeg\r\n"
+      "--f\r\nContent-Length: 99999999\r\n\r\n" +
+      std::string(100, 'x') +
+      "\r\n"
+      "--f\r\n\r\n" +
+      jpeg('z', 10) + "\r\n--f\r\n";
   MjpegParser p("f", 4096);
   auto frames = parse(p, stream, 5);
   ASSERT_EQ(frames.size(), 1u);
@@ -90,14 +97,16 @@ TEST(Mjpeg, MemoryStaysBoundedOnEndlessGarbage) {
   std::mt19937 rng(7);
   std::string noise(64 * 1024, '\0');
   for (auto& c : noise) c = static_cast<char>(rng() % 200);  // no 0xFF: no JPEG marker
-  for (int i = 0; i < 20; ++i) p.feed(noise, [](std::string&&) { FAIL() << "a frame out of noise"; });
+  for (int i = 0; i < 20; ++i)
+    p.feed(noise, [](std::string&&) { FAIL() << "a frame out of noise"; });
   EXPECT_LE(p.buffered(), 2u * 1024 + 4096);
 }
 
 TEST(Mjpeg, BoundaryParameter) {
   EXPECT_EQ(MjpegParser::boundary_of("multipart/x-mixed-replace; boundary=frame"), "frame");
   EXPECT_EQ(MjpegParser::boundary_of("multipart/x-mixed-replace;Boundary=\"a b\""), "a b");
-  EXPECT_EQ(MjpegParser::boundary_of("multipart/x-mixed-replace; boundary=--ffmpeg; x=1"), "ffmpeg");
+  EXPECT_EQ(MjpegParser::boundary_of("multipart/x-mixed-replace; boundary=--ffmpeg; x=1"),
+            "ffmpeg");
   EXPECT_EQ(MjpegParser::boundary_of("image/jpeg"), "");
 }
 

@@ -45,8 +45,10 @@ std::string slurp(const std::string& path) {
 
 // What ffprobe sees in a file: "codec WxH".
 std::string probe(const std::string& file) {
-  const std::string cmd = "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 '" +
-                          file + "' 2>/dev/null";
+  const std::string cmd =
+      "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of "
+      "csv=p=0 '" +
+      file + "' 2>/dev/null";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return {};
   char buf[256] = {0};
@@ -79,7 +81,8 @@ class RtspCameras : public ::testing::Test {
     if (media) {
       bool stopped = false;
       media->stop([&] { stopped = true; });
-      EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+      EXPECT_TRUE(run_until(
+          io, [&] { return stopped; }, 10s));
       media.reset();
     }
     camera.reset();
@@ -101,9 +104,11 @@ class RtspCameras : public ::testing::Test {
   }
   void start(const std::string& camera_file, SupervisorSettings s) {
     dir.write("cameras/gate.env", camera_file);
-    media = std::make_unique<MediaService>(io, workers, MediaSettings{dir.file("cameras"), dir.file("hls"), s});
+    media = std::make_unique<MediaService>(io, workers,
+                                           MediaSettings{dir.file("cameras"), dir.file("hls"), s});
     media->start();
-    ASSERT_TRUE(run_until(io, [&] { return media->loaded(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return media->loaded(); }, 10s));
     ASSERT_EQ(media->cameras().size(), 1u);
   }
   CameraStatus status() const { return media->cameras().at(0); }
@@ -118,7 +123,8 @@ class RtspCameras : public ::testing::Test {
     long long best = -1;
     for (const auto& entry : std::filesystem::directory_iterator(dir.file("hls/gate"))) {
       const auto name = entry.path().filename().string();
-      if (name.rfind("seg-", 0) != 0 || name.size() < 8 || name.substr(name.size() - 3) != ".ts") continue;
+      if (name.rfind("seg-", 0) != 0 || name.size() < 8 || name.substr(name.size() - 3) != ".ts")
+        continue;
       const long long n = std::atoll(name.c_str() + 4);
       if (n > best) {
         best = n;
@@ -144,7 +150,9 @@ std::string RtspCameras::clip_;
 TEST_F(RtspCameras, TheRightPasswordIsLiveRemuxedAndInNoCommandLine) {
   serve();
   start("INPUT=" + url(kPassword) + "\n", {});
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail;
   // The camera's own H.264 at its own size: copied, not encoded (an encoder
   // would have made the 640x480 of the defaults).
   EXPECT_EQ(probe(newest_segment()), "h264,640,360");
@@ -152,7 +160,8 @@ TEST_F(RtspCameras, TheRightPasswordIsLiveRemuxedAndInNoCommandLine) {
   ASSERT_GT(pid, 0);
   std::string cmdline = slurp("/proc/" + std::to_string(pid) + "/cmdline");
   EXPECT_NE(cmdline.find("input.ffconcat"), std::string::npos);
-  EXPECT_EQ(cmdline.find("Caseta"), std::string::npos) << "the password is in ffmpeg's command line";
+  EXPECT_EQ(cmdline.find("Caseta"), std::string::npos)
+      << "the password is in ffmpeg's command line";
   EXPECT_EQ(cmdline.find("rtsp://"), std::string::npos);
   struct stat st {};
   ASSERT_EQ(::stat(dir.file("hls/gate/input.ffconcat").c_str(), &st), 0);
@@ -160,7 +169,8 @@ TEST_F(RtspCameras, TheRightPasswordIsLiveRemuxedAndInNoCommandLine) {
   EXPECT_EQ(log_text().find("Caseta"), std::string::npos);
   EXPECT_GE(status().fps.value_or(0), 1.0);
   // The same copy as fMP4 for live viewers: H.264 Baseline/Main/High as the camera sends it.
-  ASSERT_TRUE(run_until(io, [&] { return media->live("gate")->ready(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return media->live("gate")->ready(); }, 10s));
   EXPECT_EQ(media->live("gate")->codec().rfind("avc1.", 0), 0u) << media->live("gate")->codec();
   EXPECT_EQ(media->streams()[0]["live"]["url"], "/api/lan/cameras/live?camera=gate");
 }
@@ -168,13 +178,18 @@ TEST_F(RtspCameras, TheRightPasswordIsLiveRemuxedAndInNoCommandLine) {
 TEST_F(RtspCameras, ACameraWithBasicAuthIsLiveTooAndItsWrongPasswordUnauthorized) {
   serve(0, "basic");
   start("INPUT=" + url(kPassword) + "\n", {});
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail;
   bool stopped = false;
   media->stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   media.reset();
   start("INPUT=" + url("Wrong:guess") + "\n", {});
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::unauthorized); }, 20s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::unauthorized); }, 20s))
+      << status().stderr_tail;
 }
 
 TEST_F(RtspCameras, AWrongPasswordIsUnauthorizedSaidOnceAndNotRetriedAtOnce) {
@@ -182,9 +197,13 @@ TEST_F(RtspCameras, AWrongPasswordIsUnauthorizedSaidOnceAndNotRetriedAtOnce) {
   SupervisorSettings s;
   s.backoff_initial = 100ms;
   start("INPUT=" + url("Wrong:guess") + "\n", s);
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::unauthorized); }, 20s)) << status().stderr_tail;
-  run_until(io, [] { return false; }, 1500ms);
-  EXPECT_EQ(status().restarts, 0) << "a refused password was tried again at once (cameras lock the account)";
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::unauthorized); }, 20s))
+      << status().stderr_tail;
+  run_until(
+      io, [] { return false; }, 1500ms);
+  EXPECT_EQ(status().restarts, 0)
+      << "a refused password was tried again at once (cameras lock the account)";
   EXPECT_EQ(media->health()[0]["state"], "unauthorized");
   const std::string text = log_text();
   EXPECT_NE(text.find("refused the user name or password"), std::string::npos) << text;
@@ -199,15 +218,19 @@ TEST_F(RtspCameras, ACameraThatFreezesIsRestartedByTheFrameWatchdog) {
   s.no_frames = 2s;
   s.backoff_initial = 100ms;
   start("INPUT=" + url(kPassword) + "\n", s);
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail;
   const pid_t pid = status().pid;
   camera->freeze();  // its connection stays open: ffmpeg itself would wait ~20 s, then exit 0
   const auto frozen = std::chrono::steady_clock::now();
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::stalled); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::stalled); }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - frozen, 5s);
   EXPECT_NE(log_text().find("no new frame"), std::string::npos);
   camera->thaw();
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live) && status().pid != pid; }, 30s))
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live) && status().pid != pid; }, 30s))
       << status().stderr_tail;
 }
 
@@ -218,14 +241,21 @@ TEST_F(RtspCameras, ACameraThatGoesAwayIsLiveAgainWithinTheBackOff) {
   s.no_frames = 2s;
   s.backoff_initial = 200ms;
   start("INPUT=" + url(kPassword) + "\n", s);
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail;
   camera->stop();
-  ASSERT_TRUE(run_until(io, [&] { return !state_is(CameraState::live); }, 10s));
-  run_until(io, [] { return false; }, 1s);  // several refused connections
+  ASSERT_TRUE(run_until(
+      io, [&] { return !state_is(CameraState::live); }, 10s));
+  run_until(
+      io, [] { return false; }, 1s);  // several refused connections
   serve(port);
   const auto back = std::chrono::steady_clock::now();
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s))
-      << status().stderr_tail << "\n" << camera->output() << "\n" << log_text();
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail << "\n"
+      << camera->output() << "\n"
+      << log_text();
   std::printf("live again %.1f s after the camera came back\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - back).count());
   EXPECT_GE(status().restarts, 1);
@@ -234,9 +264,12 @@ TEST_F(RtspCameras, ACameraThatGoesAwayIsLiveAgainWithinTheBackOff) {
 TEST_F(RtspCameras, AnRtspCameraSetToEncodeIsEncoded) {
   serve();
   start("INPUT=" + url(kPassword) + "\nMODE=encode\nSIZE=320x240\nFPS=10\n", {});
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail;
   EXPECT_EQ(probe(newest_segment()), "h264,320,240");
-  EXPECT_EQ(slurp("/proc/" + std::to_string(status().pid) + "/cmdline").find("Caseta"), std::string::npos);
+  EXPECT_EQ(slurp("/proc/" + std::to_string(status().pid) + "/cmdline").find("Caseta"),
+            std::string::npos);
 }
 
 // An H.265 camera: remuxed as it is for HLS, but browsers do not play it in
@@ -247,17 +280,22 @@ TEST_F(RtspCameras, AnH265CameraIsRemuxedWithoutALiveViewUntilSetToEncode) {
   ASSERT_FALSE(hevc_.empty()) << "ffmpeg could not make the H.265 file";
   serve();
   start("INPUT=" + url(kPassword, "hevc") + "\n", {});
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live); }, 30s)) << status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live); }, 30s))
+      << status().stderr_tail;
   EXPECT_EQ(probe(newest_segment()), "hevc,320,240");
-  ASSERT_TRUE(run_until(io, [&] { return log_text().find("browsers do not play") != std::string::npos; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return log_text().find("browsers do not play") != std::string::npos; }, 10s));
   EXPECT_FALSE(media->streams()[0].contains("live"));
   bool stopped = false;
   media->stop([&] { stopped = true; });
-  ASSERT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return stopped; }, 10s));
   media.reset();
 
   start("INPUT=" + url(kPassword, "hevc") + "\nMODE=encode\nSIZE=320x240\nFPS=15\n", {});
-  ASSERT_TRUE(run_until(io, [&] { return state_is(CameraState::live) && media->live("gate")->ready(); }, 30s))
+  ASSERT_TRUE(run_until(
+      io, [&] { return state_is(CameraState::live) && media->live("gate")->ready(); }, 30s))
       << status().stderr_tail;
   EXPECT_EQ(media->live("gate")->codec().rfind("avc1.", 0), 0u);
 }

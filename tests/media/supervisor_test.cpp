@@ -43,7 +43,8 @@ class SupervisorTest : public ::testing::Test {
     if (sup) {
       bool stopped = false;
       sup->stop([&] { stopped = true; });
-      EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+      EXPECT_TRUE(run_until(
+          io, [&] { return stopped; }, 10s));
       sup.reset();
     }
     EXPECT_EQ(children().first, 0) << "a child was left behind";
@@ -51,7 +52,8 @@ class SupervisorTest : public ::testing::Test {
 
   void make(const std::string& text, SupervisorSettings s = {}) {
     ::mkdir(dir.file("hls").c_str(), 0700);
-    sup = std::make_unique<CameraSupervisor>(io, parse_camera("cam", text).value(), s, dir.file("hls"));
+    sup = std::make_unique<CameraSupervisor>(io, parse_camera("cam", text).value(), s,
+                                             dir.file("hls"));
     sup->start();
   }
 
@@ -63,22 +65,34 @@ class SupervisorTest : public ::testing::Test {
 TEST_F(SupervisorTest, ATestsrcCameraIsLiveWithAPlayablePlaylistWithin5Seconds) {
   const auto started = std::chrono::steady_clock::now();
   make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::live; }, 5s))
-      << to_string(sup->status().state) << "\n" << sup->status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().state == CameraState::live; }, 5s))
+      << to_string(sup->status().state) << "\n"
+      << sup->status().stderr_tail;
   const auto took = std::chrono::steady_clock::now() - started;
-  std::printf("first segment after %lld ms\n",
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
-  ASSERT_TRUE(run_until(io, [&] { return TempDir::read(dir.file("hls/index.m3u8")).find("#EXTINF") != std::string::npos; }, 5s));
+  std::printf(
+      "first segment after %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        return TempDir::read(dir.file("hls/index.m3u8")).find("#EXTINF") != std::string::npos;
+      },
+      5s));
   const std::string playlist = TempDir::read(dir.file("hls/index.m3u8"));
   EXPECT_NE(playlist.find("#EXT-X-PROGRAM-DATE-TIME"), std::string::npos) << playlist;
   auto seg = playlist.substr(playlist.find("seg-"));
   seg = seg.substr(0, seg.find('\n'));
   // The segment is H.264 4:2:0 at the camera's size (ffprobe, Debian's ffmpeg).
-  const std::string probe = "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,pix_fmt,width,height "
-                            "-of csv=p=0 " + dir.file("hls/" + seg) + " > " + dir.file("probe.txt");
+  const std::string probe =
+      "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,pix_fmt,width,height "
+      "-of csv=p=0 " +
+      dir.file("hls/" + seg) + " > " + dir.file("probe.txt");
   ASSERT_EQ(std::system(probe.c_str()), 0);
-  EXPECT_EQ(TempDir::read(dir.file("probe.txt")).rfind("h264,320,240,yuv420p\n", 0), 0u) << TempDir::read(dir.file("probe.txt"));
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().fps.has_value(); }, 5s));
+  EXPECT_EQ(TempDir::read(dir.file("probe.txt")).rfind("h264,320,240,yuv420p\n", 0), 0u)
+      << TempDir::read(dir.file("probe.txt"));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().fps.has_value(); }, 5s));
   EXPECT_GT(*sup->status().fps, 5.0);
 }
 
@@ -108,10 +122,13 @@ TEST_F(SupervisorTest, AnEarlierRunsFfmpegIsEndedBeforeANewOneStarts) {
   make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
   int status = 0;
   bool ended = false;
-  ASSERT_TRUE(run_until(io, [&] { return ended = ended || ::waitpid(earlier, &status, WNOHANG) == earlier; }, 5s))
+  ASSERT_TRUE(run_until(
+      io, [&] { return ended = ended || ::waitpid(earlier, &status, WNOHANG) == earlier; }, 5s))
       << "the earlier ffmpeg still runs";
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 5s)) << "then one of its own";
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().pid > 0; }, 5s))
+      << "then one of its own";
   const std::string recorded = TempDir::read(dir.file("hls/ffmpeg.pid"));
   EXPECT_EQ(recorded.rfind(std::to_string(sup->status().pid) + " ", 0), 0u) << recorded;
 }
@@ -120,9 +137,11 @@ TEST_F(SupervisorTest, AnEarlierRunsFfmpegIsEndedBeforeANewOneStarts) {
 // ends nothing.
 TEST_F(SupervisorTest, APidFileNamingAnotherProcessEndsNothing) {
   ::mkdir(dir.file("hls").c_str(), 0700);
-  dir.write("hls/ffmpeg.pid", std::to_string(::getpid()) + " 1\n");  // this test, with a start time it never had
+  dir.write("hls/ffmpeg.pid",
+            std::to_string(::getpid()) + " 1\n");  // this test, with a start time it never had
   make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().pid > 0; }, 5s));
   EXPECT_TRUE(alive(::getpid()));
 }
 
@@ -132,7 +151,8 @@ TEST_F(SupervisorTest, FfmpegInheritsNoDescriptorOfTheDaemon) {
   const int leaky = ::socket(AF_INET, SOCK_STREAM, 0);  // no SOCK_CLOEXEC
   ASSERT_GE(leaky, 3);
   make("INPUT=lavfi:testsrc\nSIZE=320x240\nFPS=15\nBITRATE=300k\n");
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().pid > 0; }, 5s));
   const std::string mine = "/proc/self/fd/" + std::to_string(leaky);
   char target[128] = {};
   ASSERT_GT(::readlink(mine.c_str(), target, sizeof target - 1), 0);
@@ -142,7 +162,8 @@ TEST_F(SupervisorTest, FfmpegInheritsNoDescriptorOfTheDaemon) {
   while (auto* e = ::readdir(d)) {
     char link[128] = {};
     if (::readlink((theirs + "/" + e->d_name).c_str(), link, sizeof link - 1) > 0) {
-      EXPECT_NE(std::string(link), std::string(target)) << "ffmpeg holds the daemon's socket as fd " << e->d_name;
+      EXPECT_NE(std::string(link), std::string(target))
+          << "ffmpeg holds the daemon's socket as fd " << e->d_name;
     }
   }
   ::closedir(d);
@@ -157,12 +178,17 @@ TEST_F(SupervisorTest, FfmpegKilledTwentyTimesIsRestartedEachTimeWithBackOff) {
   make("INPUT=lavfi:testsrc\nSIZE=160x120\nFPS=10\n", s);
   std::vector<std::chrono::milliseconds> gaps;
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s)) << "restart " << i;
+    ASSERT_TRUE(run_until(
+        io, [&] { return sup->status().pid > 0; }, 10s))
+        << "restart " << i;
     const pid_t pid = sup->status().pid;
     ::kill(pid, SIGKILL);
     const auto killed = std::chrono::steady_clock::now();
-    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0 && sup->status().pid != pid; }, 10s)) << "restart " << i;
-    gaps.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed));
+    ASSERT_TRUE(run_until(
+        io, [&] { return sup->status().pid > 0 && sup->status().pid != pid; }, 10s))
+        << "restart " << i;
+    gaps.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - killed));
   }
   EXPECT_EQ(sup->status().restarts, 20);
   EXPECT_LT(gaps.front(), 300ms);
@@ -174,11 +200,16 @@ TEST_F(SupervisorTest, AStalledInputIsDetectedAndRestarted) {
   SupervisorSettings s;
   s.backoff_initial = 50ms;
   make("INPUT=lavfi:testsrc\nSIZE=160x120\nFPS=10\n", s);
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::live; }, 10s)) << sup->status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().state == CameraState::live; }, 10s))
+      << sup->status().stderr_tail;
   const pid_t pid = sup->status().pid;
   ::kill(pid, SIGSTOP);  // a frozen input: the process lives, no segment comes
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::stalled; }, 8s));
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::live; }, 10s)) << sup->status().stderr_tail;
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().state == CameraState::stalled; }, 8s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().state == CameraState::live; }, 10s))
+      << sup->status().stderr_tail;
   EXPECT_NE(sup->status().pid, pid);
   EXPECT_FALSE(alive(pid));
 }
@@ -190,10 +221,12 @@ TEST_F(SupervisorTest, ACrashLoopIsContainedAsFailed) {
   s.backoff_max = 1h;
   s.max_failures = 4;
   make("INPUT=lavfi:testsrc\n", s);
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().state == CameraState::failed; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().state == CameraState::failed; }, 10s));
   EXPECT_GE(sup->status().failures_last_hour, 4);
   // go2rtc's schedule: 1x five times, 5x, 10x, then the longest wait.
-  run_until(io, [] { return false; }, 1500ms);
+  run_until(
+      io, [] { return false; }, 1500ms);
   EXPECT_EQ(sup->status().restarts, 7) << "a crash loop is retried ever more slowly, not at once";
   EXPECT_EQ(sup->status().state, CameraState::failed);
 }
@@ -207,12 +240,17 @@ TEST_F(SupervisorTest, StopTakesTheWholeProcessGroupAndHundredKillsLeaveNoZombie
   s.first_segment_grace = 1h;
   make("INPUT=lavfi:testsrc\n", s);
   for (int i = 0; i < 100; ++i) {
-    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s)) << i;
+    ASSERT_TRUE(run_until(
+        io, [&] { return sup->status().pid > 0; }, 10s))
+        << i;
     const pid_t pid = sup->status().pid;
     ::kill(pid, SIGKILL);
-    ASSERT_TRUE(run_until(io, [&] { return sup->status().pid != pid; }, 10s)) << i;
+    ASSERT_TRUE(run_until(
+        io, [&] { return sup->status().pid != pid; }, 10s))
+        << i;
   }
-  ASSERT_TRUE(run_until(io, [&] { return sup->status().pid > 0; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sup->status().pid > 0; }, 10s));
   EXPECT_EQ(children().second, 0);
   // The fake's own child (sleep in the same group) goes with it on stop: TearDown checks.
 }

@@ -30,12 +30,14 @@ TEST(FormTokens, AlteredOrMalformedTokensAreRefused) {
   const auto now = Clock::now();
   std::string token = t.issue(now);
   std::string later = token;
-  later[0] = later[0] == '9' ? '8' : static_cast<char>(later[0] + 1);  // another issue time, same MAC
+  later[0] =
+      later[0] == '9' ? '8' : static_cast<char>(later[0] + 1);  // another issue time, same MAC
   std::string flipped = token;
   flipped.back() = flipped.back() == '0' ? '1' : '0';
-  for (const std::string& bad : {later, flipped, std::string(), std::string("."), std::string("123"),
-                                 std::string(".abc"), token + "0", std::string("-1.") + token.substr(token.find('.') + 1),
-                                 std::string("99999999999999999999.00"), std::string(token.size(), 'a')}) {
+  for (const std::string& bad :
+       {later, flipped, std::string(), std::string("."), std::string("123"), std::string(".abc"),
+        token + "0", std::string("-1.") + token.substr(token.find('.') + 1),
+        std::string("99999999999999999999.00"), std::string(token.size(), 'a')}) {
     EXPECT_FALSE(t.valid(bad, now)) << bad;
   }
 }

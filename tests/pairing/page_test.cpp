@@ -12,7 +12,8 @@ namespace {
 constexpr const char* kHostile = "</textarea><script>alert('x')</script>\"'&";
 
 TEST(PairingPage, HtmlEscapeCoversEveryMarkupCharacter) {
-  EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
 }
 
 TEST(PairingPage, PastedTextBannerAndFieldErrorsAreShownAsText) {
@@ -56,8 +57,10 @@ TEST(PairingPage, TheNamedAddressComesFirstOnceTheBoxHasOne) {
   m.addresses = {"192.168.1.20"};
   m.named_links = {"https://192-168-1-20.b7.box.example.com:8443/"};
   const auto links = lan_links(m);
-  EXPECT_EQ(links, (std::vector<std::string>{"https://192-168-1-20.b7.box.example.com:8443/", "https://192.168.1.20:8443/"}));
-  EXPECT_NE(render_gone(m).find("https://192-168-1-20.b7.box.example.com:8443/"), std::string::npos);
+  EXPECT_EQ(links, (std::vector<std::string>{"https://192-168-1-20.b7.box.example.com:8443/",
+                                             "https://192.168.1.20:8443/"}));
+  EXPECT_NE(render_gone(m).find("https://192-168-1-20.b7.box.example.com:8443/"),
+            std::string::npos);
 }
 
 }  // namespace

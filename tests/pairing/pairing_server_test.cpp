@@ -61,8 +61,8 @@ class PairingTest : public ::testing::Test {
 
   void SetUp() override {
     ::mkdir(dir.file("sim").c_str(), 0700);
-    sim = std::make_unique<CloudSim>(cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted,
-                                                       std::chrono::hours(24)});
+    sim = std::make_unique<CloudSim>(
+        cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
     sim->add_bootstrap("dev_pair", kBootstrap);
   }
 
@@ -92,7 +92,8 @@ class PairingTest : public ::testing::Test {
     server->start();
     ASSERT_GT(server->port(), 0);
     // The page's facts (certificate, addresses) are made off the loop.
-    run_until(io, [] { return false; }, 300ms);
+    run_until(
+        io, [] { return false; }, 300ms);
     auto c = lan::ensure_lan_certificate({dir.file("lan"), "caseta-test", {"192.0.2.7"}});
     ASSERT_TRUE(c);
     lan_sha = c.value().sha256;
@@ -102,15 +103,19 @@ class PairingTest : public ::testing::Test {
     if (server) {
       bool stopped = false;
       server->stop([&] { stopped = true; });
-      run_until(io, [&] { return stopped; }, 5s);
+      run_until(
+          io, [&] { return stopped; }, 5s);
     }
   }
 
-  HttpAnswer call(const std::string& method, const std::string& target, const std::string& body = "",
-                  const std::string& type = "", const secbox::testing::HttpHeaders& headers = {}) {
-    auto f = std::async(std::launch::async,
-                        [=] { return http_call(server->port(), method, target, body, type, headers); });
-    run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 30s);
+  HttpAnswer call(const std::string& method, const std::string& target,
+                  const std::string& body = "", const std::string& type = "",
+                  const secbox::testing::HttpHeaders& headers = {}) {
+    auto f = std::async(std::launch::async, [=] {
+      return http_call(server->port(), method, target, body, type, headers);
+    });
+    run_until(
+        io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 30s);
     return f.get();
   }
 
@@ -161,7 +166,8 @@ TEST_F(PairingTest, TheFormSaysWhatTheBoxIsWithItsAddressesAndCertificateFingerp
 
 TEST_F(PairingTest, ABadQrIsShownBesideTheFieldAndNothingIsClaimedOrWritten) {
   make();
-  auto a = submit(R"({"v":1,"cloudBaseUrl":"http://cloud.example.com","deviceId":"x","bootstrapToken":"bt_0123456789abcdef","gatewayUrl":"wss://gw/ws"})");
+  auto a = submit(
+      R"({"v":1,"cloudBaseUrl":"http://cloud.example.com","deviceId":"x","bootstrapToken":"bt_0123456789abcdef","gatewayUrl":"wss://gw/ws"})");
   EXPECT_EQ(a.status, 400);
   EXPECT_NE(a.body.find("data-field=\"cloudBaseUrl\""), std::string::npos);
   EXPECT_NE(a.body.find("data-field=\"deviceId\""), std::string::npos);
@@ -261,7 +267,8 @@ TEST_F(PairingTest, ACloudThatIsDownIsSaidPlainly) {
 // and nothing reaches any cloud.
 TEST_F(PairingTest, AQrForAnotherCloudIsRefusedAndNoClaimIsMade) {
   ::mkdir(dir.file("other").c_str(), 0700);
-  CloudSim other(cloudsim::Options{dir.file("other"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  CloudSim other(
+      cloudsim::Options{dir.file("other"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
   other.add_bootstrap("dev_pair", kBootstrap);
   make();
   auto foreign = json::parse(qr(other.base_url()));
@@ -316,7 +323,8 @@ TEST_F(PairingTest, ABoxThatNeedsPairingAgainRepairsOnlyWithTheSameCloud) {
   make(s);
   server->reopen();
   ::mkdir(dir.file("other").c_str(), 0700);
-  CloudSim other(cloudsim::Options{dir.file("other"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  CloudSim other(
+      cloudsim::Options{dir.file("other"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
   other.add_bootstrap("dev_pair", kBootstrap);
   auto a = call("POST", "/pair", qr(other.base_url()), "application/json");
   EXPECT_EQ(a.status, 400);
@@ -331,12 +339,12 @@ TEST_F(PairingTest, ABoxThatNeedsPairingAgainRepairsOnlyWithTheSameCloud) {
 TEST_F(PairingTest, CrossSitePostsAreRefused) {
   make();
   const std::string body = "qr=" + form_encode(qr());
-  for (const secbox::testing::HttpHeaders& h : std::vector<secbox::testing::HttpHeaders>{
-           {{"Origin", "http://evil.example"}},
-           {{"Origin", "null"}},
-           {{"Origin", "http://127.0.0.1:1"}},
-           {{"Sec-Fetch-Site", "cross-site"}},
-           {{"Sec-Fetch-Site", "same-site"}}}) {
+  for (const secbox::testing::HttpHeaders& h :
+       std::vector<secbox::testing::HttpHeaders>{{{"Origin", "http://evil.example"}},
+                                                 {{"Origin", "null"}},
+                                                 {{"Origin", "http://127.0.0.1:1"}},
+                                                 {{"Sec-Fetch-Site", "cross-site"}},
+                                                 {{"Sec-Fetch-Site", "same-site"}}}) {
     auto a = call("POST", "/pair", "form=" + form_encode(form_token()) + "&" + body,
                   "application/x-www-form-urlencoded", h);
     EXPECT_EQ(a.status, 403) << h.begin()->second;
@@ -352,15 +360,16 @@ TEST_F(PairingTest, CrossSitePostsAreRefused) {
 // could read the form (its token) and post it as same-origin. The Host says.
 TEST_F(PairingTest, RequestsForAnotherHostNameAreRefused) {
   make();
-  for (const char* host : {"evil.example", "evil.example:8080", "caseta-test.evil.example", "127.0.0.1.evil.example",
-                           "[::1", "caseta-test:x"}) {
+  for (const char* host : {"evil.example", "evil.example:8080", "caseta-test.evil.example",
+                           "127.0.0.1.evil.example", "[::1", "caseta-test:x"}) {
     auto a = call("GET", "/", "", "", {{"Host", host}});
     EXPECT_EQ(a.status, 421) << host;
     a = call("POST", "/pair", qr(), "application/json", {{"Host", host}});
     EXPECT_EQ(a.status, 421) << host;
   }
-  for (const char* host : {"127.0.0.1", "192.0.2.7:8080", "[2001:db8::7]:8080", "[::1]", "localhost:8080",
-                           "caseta-test", "CASETA-TEST.local:8080", "caseta-test.lan", "caseta-test.home.arpa"}) {
+  for (const char* host :
+       {"127.0.0.1", "192.0.2.7:8080", "[2001:db8::7]:8080", "[::1]", "localhost:8080",
+        "caseta-test", "CASETA-TEST.local:8080", "caseta-test.lan", "caseta-test.home.arpa"}) {
     EXPECT_EQ(call("GET", "/", "", "", {{"Host", host}}).status, 200) << host;
   }
   EXPECT_TRUE(sim->last_claim().is_null());
@@ -411,7 +420,8 @@ TEST_F(PairingTest, ASlowClaimIsBoundedAndTheNextOneGoesThrough) {
   // The simulator answers one request at a time: let it finish the slow one.
   // It did claim the box once the box had given up: the token is spent, and
   // the administrator makes a new QR code.
-  run_until(io, [] { return false; }, 2000ms);
+  run_until(
+      io, [] { return false; }, 2000ms);
   sim->add_bootstrap("dev_pair", kBootstrap + "_2");
   a = submit(qr("", kBootstrap));
   EXPECT_EQ(a.status, 403) << a.body;
@@ -421,7 +431,8 @@ TEST_F(PairingTest, ASlowClaimIsBoundedAndTheNextOneGoesThrough) {
 
 TEST_F(PairingTest, BodiesOver8KiBAreRefused) {
   make();
-  auto a = call("POST", "/pair", "qr=" + std::string(9000, 'a'), "application/x-www-form-urlencoded");
+  auto a =
+      call("POST", "/pair", "qr=" + std::string(9000, 'a'), "application/x-www-form-urlencoded");
   EXPECT_EQ(a.status, 413);
   EXPECT_EQ(persisted, 0);
 }
@@ -431,13 +442,21 @@ TEST_F(PairingTest, ASecondSubmitWhileAClaimIsInFlightIsToldToWait) {
   sim->set_claim_delay(1500ms);
   const int port = server->port();
   const std::string body = "form=" + form_encode(form_token()) + "&qr=" + form_encode(qr());
-  auto first = std::async(std::launch::async,
-                          [=] { return http_call(port, "POST", "/pair", body, "application/x-www-form-urlencoded"); });
-  run_until(io, [&] { return !sim->last_claim().is_null(); }, 10s);  // the first is at the cloud
-  auto second = std::async(std::launch::async,
-                           [=] { return http_call(port, "POST", "/pair", body, "application/x-www-form-urlencoded"); });
-  run_until(io, [&] { return first.wait_for(0s) == std::future_status::ready &&
-                             second.wait_for(0s) == std::future_status::ready; }, 30s);
+  auto first = std::async(std::launch::async, [=] {
+    return http_call(port, "POST", "/pair", body, "application/x-www-form-urlencoded");
+  });
+  run_until(
+      io, [&] { return !sim->last_claim().is_null(); }, 10s);  // the first is at the cloud
+  auto second = std::async(std::launch::async, [=] {
+    return http_call(port, "POST", "/pair", body, "application/x-www-form-urlencoded");
+  });
+  run_until(
+      io,
+      [&] {
+        return first.wait_for(0s) == std::future_status::ready &&
+               second.wait_for(0s) == std::future_status::ready;
+      },
+      30s);
   auto a = first.get(), b = second.get();
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(b.status, 429);
@@ -454,15 +473,19 @@ TEST_F(PairingTest, HeadGetsHeadersOnlyOnAKeptAliveConnection) {
     boost::asio::io_context io;
     boost::asio::ip::tcp::socket s(io);
     s.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
-    const std::string both = "HEAD / HTTP/1.1\r\nHost: caseta-test\r\n\r\nGET / HTTP/1.1\r\nHost: caseta-test\r\nConnection: close\r\n\r\n";
+    const std::string both =
+        "HEAD / HTTP/1.1\r\nHost: caseta-test\r\n\r\nGET / HTTP/1.1\r\nHost: "
+        "caseta-test\r\nConnection: close\r\n\r\n";
     boost::asio::write(s, boost::asio::buffer(both));
     std::string out;
     char buf[4096];
     boost::system::error_code ec;
-    while (!ec && out.size() < (1u << 20)) out.append(buf, s.read_some(boost::asio::buffer(buf), ec));
+    while (!ec && out.size() < (1u << 20))
+      out.append(buf, s.read_some(boost::asio::buffer(buf), ec));
     return out;
   });
-  run_until(io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 30s);
+  run_until(
+      io, [&] { return f.wait_for(0s) == std::future_status::ready; }, 30s);
   const std::string raw = f.get();
   const auto first_end = raw.find("\r\n\r\n");
   ASSERT_NE(first_end, std::string::npos) << raw;

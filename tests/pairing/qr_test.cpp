@@ -47,14 +47,16 @@ TEST(Qr, PlainHttpAndWsOnlyForLoopback) {
   e = errors_of(replace(kGood, "wss://gw.example.com/ws/device", "ws://127.0.0.1.evil.com/ws"));
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].field, "gatewayUrl");
-  e = errors_of(replace(kGood, "wss://gw.example.com/ws/device", "https://gw.example.com/ws/device"));
+  e = errors_of(
+      replace(kGood, "wss://gw.example.com/ws/device", "https://gw.example.com/ws/device"));
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].field, "gatewayUrl");
 }
 
 TEST(Qr, UrlsWithUserInfoBackslashesOrSpacesAreRefused) {
-  for (const char* bad : {"https://evil.example\\@cloud.example.com", "https://cloud.example.com@evil.example",
-                          "https://cloud.example.com /x", "https://cloud.example.com\t"}) {
+  for (const char* bad :
+       {"https://evil.example\\@cloud.example.com", "https://cloud.example.com@evil.example",
+        "https://cloud.example.com /x", "https://cloud.example.com\t"}) {
     auto e = errors_of(replace(kGood, "\"https://cloud.example.com\"", nlohmann::json(bad).dump()));
     ASSERT_EQ(e.size(), 1u) << bad;
     EXPECT_EQ(e[0].field, "cloudBaseUrl");
@@ -88,14 +90,18 @@ TEST(Qr, EachBadFieldIsNamed) {
 }
 
 TEST(Qr, EveryProblemAtOnce) {
-  auto e = errors_of(R"({"v":3,"cloudBaseUrl":"ftp://x","deviceId":"!","bootstrapToken":"x","gatewayUrl":1})");
+  auto e = errors_of(
+      R"({"v":3,"cloudBaseUrl":"ftp://x","deviceId":"!","bootstrapToken":"x","gatewayUrl":1})");
   std::vector<std::string> fields;
   for (const auto& x : e) fields.push_back(x.field);
-  EXPECT_EQ(fields, (std::vector<std::string>{"v", "cloudBaseUrl", "gatewayUrl", "deviceId", "bootstrapToken"}));
+  EXPECT_EQ(fields, (std::vector<std::string>{"v", "cloudBaseUrl", "gatewayUrl", "deviceId",
+                                              "bootstrapToken"}));
 }
 
 TEST(Qr, NotJsonOrTooLargeIsAboutTheWholeText) {
-  for (const std::string& text : std::vector<std::string>{"", "   ", "hello", "[1,2]", "{\"v\":1", "2E45238", "{\"v\":1e999}", std::string(8 * 1024 + 1, ' ')}) {
+  for (const std::string& text :
+       std::vector<std::string>{"", "   ", "hello", "[1,2]", "{\"v\":1", "2E45238", "{\"v\":1e999}",
+                                std::string(8 * 1024 + 1, ' ')}) {
     auto e = errors_of(text);
     ASSERT_EQ(e.size(), 1u) << text.substr(0, 20);
     EXPECT_EQ(e[0].field, "qr");
@@ -117,34 +123,49 @@ std::vector<std::string> fields_of(const std::vector<FieldError>& errors) {
 
 TEST(AllowedCloud, TheInstalledCloudAndItsGatewayFit) {
   const std::string allowed = "https://cloud.example.com";
-  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://gw.example.com/ws/device"), allowed).empty());
-  EXPECT_TRUE(check_allowed_cloud(qr_for("https://Cloud.Example.com:443", "wss://cloud.example.com/ws"), allowed).empty());
-  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://a.b.example.com/ws"), allowed).empty());
-  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://example.com/ws"), "https://cloud.example.com/").empty());
-  EXPECT_TRUE(check_allowed_cloud(qr_for("http://127.0.0.1:8766", "ws://localhost:8767/ws"), "http://127.0.0.1:8766").empty());
-  EXPECT_TRUE(check_allowed_cloud(qr_for("https://198.51.100.4/t1", "wss://198.51.100.4:9000/ws"), "https://198.51.100.4/t1/").empty());
+  EXPECT_TRUE(check_allowed_cloud(
+                  qr_for("https://cloud.example.com", "wss://gw.example.com/ws/device"), allowed)
+                  .empty());
+  EXPECT_TRUE(check_allowed_cloud(
+                  qr_for("https://Cloud.Example.com:443", "wss://cloud.example.com/ws"), allowed)
+                  .empty());
+  EXPECT_TRUE(
+      check_allowed_cloud(qr_for("https://cloud.example.com", "wss://a.b.example.com/ws"), allowed)
+          .empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://cloud.example.com", "wss://example.com/ws"),
+                                  "https://cloud.example.com/")
+                  .empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("http://127.0.0.1:8766", "ws://localhost:8767/ws"),
+                                  "http://127.0.0.1:8766")
+                  .empty());
+  EXPECT_TRUE(check_allowed_cloud(qr_for("https://198.51.100.4/t1", "wss://198.51.100.4:9000/ws"),
+                                  "https://198.51.100.4/t1/")
+                  .empty());
 }
 
 TEST(AllowedCloud, AnotherCloudIsRefusedWithAFieldError) {
   const std::string allowed = "https://cloud.example.com";
   for (const char* cloud :
-       {"https://evil.example", "https://cloud.example.com.evil.example", "https://cloud.example.com:8443",
-        "https://evil.example/@cloud.example.com", "https://cloud.example.com/other-tenant", "http://127.0.0.1:8766",
-        "https://example.com", "https://gw.example.com"}) {
+       {"https://evil.example", "https://cloud.example.com.evil.example",
+        "https://cloud.example.com:8443", "https://evil.example/@cloud.example.com",
+        "https://cloud.example.com/other-tenant", "http://127.0.0.1:8766", "https://example.com",
+        "https://gw.example.com"}) {
     auto e = check_allowed_cloud(qr_for(cloud, "wss://gw.example.com/ws"), allowed);
     ASSERT_EQ(fields_of(e), std::vector<std::string>{"cloudBaseUrl"}) << cloud;
     EXPECT_NE(e[0].message.find("https://cloud.example.com"), std::string::npos);
   }
   // A path-scoped cloud is one tenant: the same host's other path is another.
-  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://cloud.example.com/t2", "wss://gw.example.com/ws"),
-                                          "https://cloud.example.com/t1")),
+  EXPECT_EQ(fields_of(check_allowed_cloud(
+                qr_for("https://cloud.example.com/t2", "wss://gw.example.com/ws"),
+                "https://cloud.example.com/t1")),
             std::vector<std::string>{"cloudBaseUrl"});
 }
 
 TEST(AllowedCloud, AGatewayOffTheCloudsSiteIsRefused) {
   const std::string allowed = "https://cloud.example.com";
-  for (const char* gw : {"wss://evil.example/ws", "wss://example.com.evil.example/ws", "wss://badexample.com/ws",
-                                "wss://198.51.100.4/ws", "ws://127.0.0.1:9/ws"}) {
+  for (const char* gw :
+       {"wss://evil.example/ws", "wss://example.com.evil.example/ws", "wss://badexample.com/ws",
+        "wss://198.51.100.4/ws", "ws://127.0.0.1:9/ws"}) {
     EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://cloud.example.com", gw), allowed)),
               std::vector<std::string>{"gatewayUrl"})
         << gw;
@@ -157,7 +178,8 @@ TEST(AllowedCloud, AGatewayOffTheCloudsSiteIsRefused) {
            {"https://caseta.co.uk", "wss://evil.co.uk/ws"},
            {"https://box.github.io", "wss://evil.github.io/ws"},
            {"https://co.uk", "wss://evil.co.uk/ws"}}) {
-    EXPECT_EQ(fields_of(check_allowed_cloud(qr_for(cloud, gw), cloud)), std::vector<std::string>{"gatewayUrl"})
+    EXPECT_EQ(fields_of(check_allowed_cloud(qr_for(cloud, gw), cloud)),
+              std::vector<std::string>{"gatewayUrl"})
         << cloud << " " << gw;
   }
   for (const auto& [cloud, gw] : std::vector<std::pair<std::string, std::string>>{
@@ -168,9 +190,11 @@ TEST(AllowedCloud, AGatewayOffTheCloudsSiteIsRefused) {
     EXPECT_TRUE(check_allowed_cloud(qr_for(cloud, gw), cloud).empty()) << cloud << " " << gw;
   }
   // A two-label cloud name is its own site: no parent domain to share.
-  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://example.com", "wss://gw.com/ws"), "https://example.com")),
+  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://example.com", "wss://gw.com/ws"),
+                                          "https://example.com")),
             std::vector<std::string>{"gatewayUrl"});
-  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://198.51.100.4", "wss://198.51.100.5/ws"), "https://198.51.100.4")),
+  EXPECT_EQ(fields_of(check_allowed_cloud(qr_for("https://198.51.100.4", "wss://198.51.100.5/ws"),
+                                          "https://198.51.100.4")),
             std::vector<std::string>{"gatewayUrl"});
 }
 

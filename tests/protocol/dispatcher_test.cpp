@@ -33,7 +33,7 @@ class DispatcherTest : public ::testing::Test {
 TEST_F(DispatcherTest, RequestGetsExactlyOneReplyWithRe) {
   d.on_request("jwt.rotate", [](const Envelope&, Reply r) {
     r.send("ack");
-    r.send("ack");             // ignored
+    r.send("ack");                      // ignored
     r.error(ErrorCode::internal, "x");  // ignored
   });
   d.dispatch(R"({"v":1,"type":"jwt.rotate","id":"c-3","ts":"t"})");
@@ -48,7 +48,8 @@ TEST_F(DispatcherTest, RequestGetsExactlyOneReplyWithRe) {
 // one attached last used to answer, silently (jwt.rotate had two).
 TEST_F(DispatcherTest, ASecondHandlerForATypeIsAWiringError) {
   d.on_request("jwt.rotate", [](const Envelope&, Reply r) { r.send("ack"); });
-  EXPECT_THROW(d.on_request("jwt.rotate", [](const Envelope&, Reply r) { r.send("ack"); }), std::logic_error);
+  EXPECT_THROW(d.on_request("jwt.rotate", [](const Envelope&, Reply r) { r.send("ack"); }),
+               std::logic_error);
   d.on_notice("events.ack", [](const Envelope&) {});
   EXPECT_THROW(d.on_notice("events.ack", [](const Envelope&) {}), std::logic_error);
   d.dispatch(R"({"v":1,"type":"jwt.rotate","id":"c-9","ts":"t"})");
@@ -68,8 +69,12 @@ TEST_F(DispatcherTest, DroppedReplyBecomesAnInternalError) {
 // A module's Error goes out with its code when §4.1 has it, else as
 // `internal`: the cloud never sees a spelling the contract does not list.
 TEST_F(DispatcherTest, AModulesErrorIsAnsweredWithAContractCode) {
-  d.on_request("metrics.get", [](const Envelope&, Reply r) { r.error(Error{Errc::not_found, "no such thing"}); });
-  d.on_request("health.get", [](const Envelope&, Reply r) { r.error(Error{Errc::database, "the server went away"}); });
+  d.on_request("metrics.get", [](const Envelope&, Reply r) {
+    r.error(Error{Errc::not_found, "no such thing"});
+  });
+  d.on_request("health.get", [](const Envelope&, Reply r) {
+    r.error(Error{Errc::database, "the server went away"});
+  });
   d.dispatch(R"({"v":1,"type":"metrics.get","id":"c-1","ts":"t"})");
   d.dispatch(R"({"v":1,"type":"health.get","id":"c-2","ts":"t"})");
   ASSERT_EQ(sent.size(), 2u);
@@ -93,7 +98,8 @@ TEST(DispatcherTransport, BinaryFramesBackpressureAndReconnectReachTheTransport)
                            frames.push_back(f);
                            return true;
                          },
-                         [&] { return writable; }, [&](const std::string& why) { reconnects.push_back(why); }},
+                         [&] { return writable; },
+                         [&](const std::string& why) { reconnects.push_back(why); }},
                ids};
   Router& router = d;
   BinaryHeader h;
@@ -128,7 +134,12 @@ TEST(DispatcherLifetime, AReplyAfterTheSessionIsGoneIsDroppedNotAUseAfterFree) {
   auto sent = std::make_unique<std::vector<std::string>>();
   auto ids = std::make_unique<MessageIds>();
   auto session = std::make_unique<Dispatcher>(
-      io, [out = sent.get()](const std::string& text) { out->push_back(text); return true; }, *ids);
+      io,
+      [out = sent.get()](const std::string& text) {
+        out->push_back(text);
+        return true;
+      },
+      *ids);
   std::optional<Reply> late, dropped;
   session->on_request("jwt.rotate", [&](const Envelope&, Reply r) { late = r; });
   session->on_request("metrics.get", [&](const Envelope&, Reply r) { dropped = r; });
@@ -159,9 +170,10 @@ TEST_F(DispatcherTest, ReplyCanComeLater) {
 }
 
 TEST_F(DispatcherTest, ReleasedReplySendsNothing) {
-  d.on_request("snapshot.unit", [](const Envelope&, Reply r) { r.release(); },
-               PayloadCheck::by_handler);
-  d.dispatch(R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":1,"chunks":2}})");
+  d.on_request(
+      "snapshot.unit", [](const Envelope&, Reply r) { r.release(); }, PayloadCheck::by_handler);
+  d.dispatch(
+      R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":1,"chunks":2}})");
   EXPECT_TRUE(sent.empty());
 }
 
@@ -196,9 +208,11 @@ TEST_F(DispatcherTest, RequestPayloadThatDoesNotFitIsRefusedNamingTheField) {
     ++handled;
     r.send("frigate.stream.started", {{"streamId", "st_1"}});
   });
-  d.dispatch(R"({"v":1,"type":"frigate.stream.start","id":"c-1","ts":"t","payload":{"camera":"gate","fps":60}})");
+  d.dispatch(
+      R"({"v":1,"type":"frigate.stream.start","id":"c-1","ts":"t","payload":{"camera":"gate","fps":60}})");
   d.dispatch(R"({"v":1,"type":"frigate.stream.start","id":"c-2","ts":"t","payload":{"fps":5}})");
-  d.dispatch(R"({"v":1,"type":"frigate.stream.start","id":"c-3","ts":"t","payload":{"camera":"gate","fps":5}})");
+  d.dispatch(
+      R"({"v":1,"type":"frigate.stream.start","id":"c-3","ts":"t","payload":{"camera":"gate","fps":5}})");
   ASSERT_EQ(sent.size(), 3u);
   EXPECT_EQ(sent[0]["payload"]["code"], "invalid_args");
   EXPECT_EQ(sent[0]["payload"]["message"], "fps must be between 1 and 30");
@@ -209,10 +223,13 @@ TEST_F(DispatcherTest, RequestPayloadThatDoesNotFitIsRefusedNamingTheField) {
 
 TEST_F(DispatcherTest, HandlerCanTakeOverTheCheck) {
   int handled = 0;
-  d.on_request("snapshot.unit", [&](const Envelope&, Reply r) {
-    ++handled;
-    r.release();
-  }, PayloadCheck::by_handler);
+  d.on_request(
+      "snapshot.unit",
+      [&](const Envelope&, Reply r) {
+        ++handled;
+        r.release();
+      },
+      PayloadCheck::by_handler);
   d.dispatch(R"({"v":1,"type":"snapshot.unit","id":"c-1","ts":"t","payload":{"chunk":"one"}})");
   EXPECT_EQ(handled, 1);
   EXPECT_TRUE(sent.empty());
@@ -220,7 +237,8 @@ TEST_F(DispatcherTest, HandlerCanTakeOverTheCheck) {
 
 TEST_F(DispatcherTest, OwnRequestGetsTheReplyMatchedByRe) {
   std::vector<Result<Envelope>> got;
-  auto id = d.request("hello", {{"deviceId", "d"}}, 5s, [&](Result<Envelope> r) { got.push_back(std::move(r)); });
+  auto id = d.request("hello", {{"deviceId", "d"}}, 5s,
+                      [&](Result<Envelope> r) { got.push_back(std::move(r)); });
   ASSERT_TRUE(id);
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(sent[0]["id"], *id);
@@ -241,7 +259,8 @@ TEST_F(DispatcherTest, OwnRequestGetsTheReplyMatchedByRe) {
 
 TEST_F(DispatcherTest, OwnRequestAnsweredWithAnErrorCarriesItsCode) {
   std::optional<Result<Envelope>> got;
-  auto id = d.request("events.batch", {{"events", json::array()}}, 5s, [&](Result<Envelope> r) { got = std::move(r); });
+  auto id = d.request("events.batch", {{"events", json::array()}}, 5s,
+                      [&](Result<Envelope> r) { got = std::move(r); });
   d.dispatch(R"({"v":1,"type":"error","id":"c-2","ts":"t","re":")" + *id +
              R"(","payload":{"code":"busy","message":"later"}})");
   ASSERT_TRUE(got);
@@ -257,11 +276,13 @@ TEST_F(DispatcherTest, OwnRequestTimesOutOnceAndALateReplyIsNotDelivered) {
     ++calls;
     code = r ? "" : to_string(r.error().code);
   });
-  ASSERT_TRUE(run_until(io, [&] { return calls > 0; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return calls > 0; }, 5s));
   EXPECT_EQ(code, "timeout");
   int late = 0;
   d.on_notice("events.ack", [&](const Envelope&) { ++late; });
-  d.dispatch(R"({"v":1,"type":"events.ack","id":"c-2","ts":"t","re":")" + *id + R"(","payload":{"clientIds":[]}})");
+  d.dispatch(R"({"v":1,"type":"events.ack","id":"c-2","ts":"t","re":")" + *id +
+             R"(","payload":{"clientIds":[]}})");
   io.restart();
   io.run_for(100ms);
   EXPECT_EQ(calls, 1);
@@ -271,8 +292,9 @@ TEST_F(DispatcherTest, OwnRequestTimesOutOnceAndALateReplyIsNotDelivered) {
 TEST_F(DispatcherTest, ClosedTunnelFailsEveryPendingRequestAndRefusesNewOnes) {
   std::vector<std::string> codes;
   for (int i = 0; i < 3; ++i) {
-    d.request("events.batch", {{"events", json::array()}}, 5s,
-              [&](Result<Envelope> r) { codes.push_back(r ? "ok" : std::string(to_string(r.error().code))); });
+    d.request("events.batch", {{"events", json::array()}}, 5s, [&](Result<Envelope> r) {
+      codes.push_back(r ? "ok" : std::string(to_string(r.error().code)));
+    });
   }
   d.fail_pending("the tunnel closed");
   EXPECT_EQ(codes, (std::vector<std::string>{"disconnected", "disconnected", "disconnected"}));
@@ -286,7 +308,8 @@ TEST_F(DispatcherTest, ClosedTunnelFailsEveryPendingRequestAndRefusesNewOnes) {
 }
 
 TEST_F(DispatcherTest, DestroyedWithRequestsPendingIsSafe) {
-  auto other = std::make_unique<Dispatcher>(io, [](const std::string&) { return true; }, ids);
+  auto other = std::make_unique<Dispatcher>(
+      io, [](const std::string&) { return true; }, ids);
   other->request("hello", {}, 10ms, [](Result<Envelope>) { FAIL() << "called after destruction"; });
   other.reset();
   io.restart();

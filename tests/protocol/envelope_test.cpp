@@ -32,7 +32,8 @@ TEST(Envelope, AbsentPayloadMeansEmptyObject) {
 // §4.1: "payload present but not an object" is bad_message, and null is present.
 TEST(Envelope, APresentPayloadThatIsNotAnObjectIsMalformedNullIncluded) {
   for (auto payload : {"null", "[]", "1", "\"x\"", "true"}) {
-    auto r = parse_envelope(std::string(R"({"v":1,"type":"jwt.rotate","id":"a","ts":"t","payload":)") + payload + "}");
+    auto r = parse_envelope(
+        std::string(R"({"v":1,"type":"jwt.rotate","id":"a","ts":"t","payload":)") + payload + "}");
     ASSERT_TRUE(std::holds_alternative<Malformed>(r)) << payload;
     EXPECT_EQ(std::get<Malformed>(r).message, "\"payload\" is not an object");
     EXPECT_EQ(std::get<Malformed>(r).re, "a") << "answered with re: the id was usable";
@@ -84,8 +85,9 @@ TEST(Envelope, SerializeOrdersKeysAndRoundTrips) {
   e.re = "m-184";
   e.payload = {{"cursor", 42}};
   const auto text = serialize(e);
-  EXPECT_EQ(text,
-            R"({"v":1,"type":"ack","id":"b-1","ts":"2026-11-22T10:00:00Z","re":"m-184","payload":{"cursor":42}})");
+  EXPECT_EQ(
+      text,
+      R"({"v":1,"type":"ack","id":"b-1","ts":"2026-11-22T10:00:00Z","re":"m-184","payload":{"cursor":42}})");
   auto back = parse_envelope(text);
   ASSERT_TRUE(std::holds_alternative<Envelope>(back));
   EXPECT_EQ(std::get<Envelope>(back).payload, e.payload);
@@ -93,9 +95,11 @@ TEST(Envelope, SerializeOrdersKeysAndRoundTrips) {
 }
 
 TEST(Envelope, ErrorReply) {
-  auto e = error_message("b-2", "2026-11-22T10:00:00Z", std::nullopt, ErrorCode::bad_message, "not JSON");
-  EXPECT_EQ(serialize(e),
-            R"({"v":1,"type":"error","id":"b-2","ts":"2026-11-22T10:00:00Z","payload":{"code":"bad_message","message":"not JSON"}})");
+  auto e = error_message("b-2", "2026-11-22T10:00:00Z", std::nullopt, ErrorCode::bad_message,
+                         "not JSON");
+  EXPECT_EQ(
+      serialize(e),
+      R"({"v":1,"type":"error","id":"b-2","ts":"2026-11-22T10:00:00Z","payload":{"code":"bad_message","message":"not JSON"}})");
 }
 
 TEST(BinaryFrame, RoundTrip) {
@@ -123,10 +127,10 @@ TEST(BinaryFrame, RoundTrip) {
 TEST(BinaryFrame, BadFramesAreRefused) {
   EXPECT_FALSE(decode_binary(""));
   EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00", 3)));
-  EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00\x10{}", 6)));           // length too long
-  EXPECT_FALSE(decode_binary(std::string("\xff\xff\xff\xff", 4)));             // huge length
-  EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00\x02[]", 6)));           // not an object
-  EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00\x02{}", 6)));           // no type
+  EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00\x10{}", 6)));  // length too long
+  EXPECT_FALSE(decode_binary(std::string("\xff\xff\xff\xff", 4)));    // huge length
+  EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00\x02[]", 6)));  // not an object
+  EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00\x02{}", 6)));  // no type
   const std::string h = R"({"type":"other","contentType":"image/jpeg"})";
   EXPECT_FALSE(decode_binary(std::string("\x00\x00\x00", 3) + static_cast<char>(h.size()) + h));
   const std::string s = R"({"type":"frigate.frame","seq":-1,"contentType":"image/jpeg"})";

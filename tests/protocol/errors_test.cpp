@@ -7,7 +7,8 @@ namespace {
 
 // §4.1 lists exactly these seven codes.
 TEST(ErrorCodes, EveryCodeOfTheContractRoundTrips) {
-  const char* wire[] = {"bad_message", "invalid_args", "not_found", "forbidden", "unavailable", "busy", "internal"};
+  const char* wire[] = {"bad_message", "invalid_args", "not_found", "forbidden",
+                        "unavailable", "busy",         "internal"};
   for (const char* w : wire) {
     auto code = parse_error_code(w);
     ASSERT_TRUE(code) << w;
@@ -38,8 +39,8 @@ TEST(ErrorCodes, AModulesErrorMapsToTheContractsCode) {
   for (Errc c : {Errc::unavailable, Errc::network, Errc::timeout, Errc::disconnected}) {
     EXPECT_EQ(wire_code_for(c), ErrorCode::unavailable) << c;
   }
-  for (Errc c : {Errc::io, Errc::spawn, Errc::database, Errc::schema_newer, Errc::config, Errc::refused,
-                 Errc::internal}) {
+  for (Errc c : {Errc::io, Errc::spawn, Errc::database, Errc::schema_newer, Errc::config,
+                 Errc::refused, Errc::internal}) {
     EXPECT_EQ(wire_code_for(c), ErrorCode::internal) << c;
   }
 }

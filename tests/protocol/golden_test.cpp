@@ -42,7 +42,8 @@ TEST(Golden, EveryMessageRoundTripsThroughTheEnvelope) {
 
 // Every leaf and container of `value`, each replaced by a value of another
 // JSON type: (path, mutated payload).
-void mutations(const json& root, const json::json_pointer& at, std::vector<std::pair<std::string, json>>& out) {
+void mutations(const json& root, const json::json_pointer& at,
+               std::vector<std::pair<std::string, json>>& out) {
   const json& v = root.at(at);
   if (at != json::json_pointer() && !v.is_null()) {
     json wrong = v.is_string() ? json(12345) : json("not-that-type");
@@ -70,7 +71,8 @@ TEST(Golden, EveryMessageMatchesItsShapeExactly) {
     seen.insert(name);
   }
   // Both directions: every shape the project knows has its example.
-  for (const auto& name : shapes::message_names()) EXPECT_TRUE(seen.count(name)) << name << " lacks a golden file";
+  for (const auto& name : shapes::message_names())
+    EXPECT_TRUE(seen.count(name)) << name << " lacks a golden file";
 }
 
 TEST(Golden, EveryFieldIsConstrained) {
@@ -92,14 +94,15 @@ TEST(Golden, EveryFieldIsConstrained) {
 }
 
 TEST(Golden, RequiredFieldsAreRequiredAndNamed) {
-  auto payload = json::parse(read(kGolden / "messages/delta.guest_authorization.json")).at("payload");
+  auto payload =
+      json::parse(read(kGolden / "messages/delta.guest_authorization.json")).at("payload");
   payload["changes"][0]["row"].erase("validFrom");
   auto problem = shapes::check(*shapes::message("delta.guest_authorization"), payload);
   ASSERT_TRUE(problem);
   EXPECT_EQ(problem->describe(), "changes[0].row.validFrom is required");
 
   payload = json::parse(read(kGolden / "messages/delta.guest_authorization.json")).at("payload");
-  payload["changes"][0]["row"]["plate"] = nullptr;  // nullable
+  payload["changes"][0]["row"]["plate"] = nullptr;   // nullable
   payload["changes"][0]["row"].erase("maxEntries");  // nullable, so may be absent
   EXPECT_FALSE(shapes::check(*shapes::message("delta.guest_authorization"), payload));
 
@@ -110,18 +113,20 @@ TEST(Golden, RequiredFieldsAreRequiredAndNamed) {
 }
 
 TEST(Golden, PinHashForm) {
-  const std::string salt = "c2FsdHNhbHRzYWx0c2FsdA==";             // 16 bytes
+  const std::string salt = "c2FsdHNhbHRzYWx0c2FsdA==";                      // 16 bytes
   const std::string hash = "A6xnQhbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ=";  // 32 bytes
   EXPECT_TRUE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + hash));
   EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$9999$" + salt + "$" + hash));
   EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha1$10000$" + salt + "$" + hash));
   EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$c2FsdA==$" + hash));  // 4-byte salt
   EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + hash.substr(0, 40)));
-  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" +
-                                         "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"));
+  EXPECT_FALSE(shapes::is_valid_pin_hash(
+      "pbkdf2-sha256$10000$" + salt + "$" +
+      "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"));
   EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + hash + "$x"));
   EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$010000$" + salt + "$" + hash));
-  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" + "A6xn=hbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ="));
+  EXPECT_FALSE(shapes::is_valid_pin_hash("pbkdf2-sha256$10000$" + salt + "$" +
+                                         "A6xn=hbz4Vx2HuGl4lXwZ5U2I8iziLRFnhP5eNfIRvQ="));
 }
 
 TEST(Golden, EveryBinaryHeaderRoundTrips) {

@@ -18,11 +18,18 @@ TEST(HeldReplies, EachIsTakenOnceAndTheRestAreReleasedTogether) {
   boost::asio::io_context io;
   std::vector<json> sent;
   MessageIds ids;
-  Dispatcher d{io, [&](const std::string& text) { sent.push_back(json::parse(text)); return true; }, ids};
+  Dispatcher d{io,
+               [&](const std::string& text) {
+                 sent.push_back(json::parse(text));
+                 return true;
+               },
+               ids};
   HeldReplies held;
   std::vector<std::uint64_t> numbers;
-  d.on_request("metrics.get", [&](const Envelope&, Reply r) { numbers.push_back(held.hold(std::move(r))); });
-  for (int i = 1; i <= 3; ++i) d.dispatch(R"({"v":1,"type":"metrics.get","id":"c-)" + std::to_string(i) + R"(","ts":"t"})");
+  d.on_request("metrics.get",
+               [&](const Envelope&, Reply r) { numbers.push_back(held.hold(std::move(r))); });
+  for (int i = 1; i <= 3; ++i)
+    d.dispatch(R"({"v":1,"type":"metrics.get","id":"c-)" + std::to_string(i) + R"(","ts":"t"})");
   ASSERT_EQ(numbers.size(), 3u);
   EXPECT_EQ(held.size(), 3u);
   EXPECT_TRUE(sent.empty()) << "held, not answered";

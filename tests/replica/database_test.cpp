@@ -95,7 +95,8 @@ TEST(Database, UnreachableServerIsRetriedNotFatal) {
   Database database(io, DatabaseSettings{"host=127.0.0.1 port=1 dbname=x connect_timeout=1", {}},
                     [&](int) { fatal = true; });
   database.start();
-  run_until(io, [] { return false; }, std::chrono::milliseconds(1500));
+  run_until(
+      io, [] { return false; }, std::chrono::milliseconds(1500));
   EXPECT_FALSE(fatal);
   EXPECT_FALSE(database.ready());
   bool stopped = false;
@@ -109,8 +110,9 @@ TEST(Database, NewerSchemaIsFatal) {
   {
     pqxx::connection c(db.url());
     pqxx::work tx(c);
-    tx.exec0("CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, "
-             "applied_at timestamptz NOT NULL DEFAULT now())");
+    tx.exec0(
+        "CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, "
+        "applied_at timestamptz NOT NULL DEFAULT now())");
     tx.exec0("INSERT INTO schema_migrations VALUES (9999, 'future')");
     tx.commit();
   }

@@ -32,8 +32,8 @@ TEST(Migrations, FreshDatabaseGetsEveryTable) {
   pqxx::nontransaction tx(c);
   for (const char* table : {"community", "unit", "app_user", "guest_authorization",
                             "banned_visitor", "sync_cursor", "outbound_event"}) {
-    EXPECT_TRUE(tx.exec1("SELECT to_regclass('" + std::string(table) + "') IS NOT NULL")[0]
-                    .as<bool>())
+    EXPECT_TRUE(
+        tx.exec1("SELECT to_regclass('" + std::string(table) + "') IS NOT NULL")[0].as<bool>())
         << table;
   }
   EXPECT_EQ(tx.exec1("SELECT count(*) FROM sync_cursor WHERE version = 0")[0].as<int>(), 5);
@@ -121,12 +121,15 @@ TEST(Migrations, UnreachableServerIsUnavailable) {
 TEST(Migrations, ARollbackFindsASchemaItCanStillUse) {
   TestDatabase db;
   ASSERT_TRUE(db.ok());
-  std::vector<Migration> old_version = {{1, "base", "CREATE TABLE guest (id text PRIMARY KEY, plate text)"}};
+  std::vector<Migration> old_version = {
+      {1, "base", "CREATE TABLE guest (id text PRIMARY KEY, plate text)"}};
   std::vector<Migration> new_version = old_version;
-  new_version.push_back({2, "guest_note", "-- A new nullable column: the old version never names it.\n"
-                                          "ALTER TABLE guest ADD COLUMN note text"});
-  new_version.push_back({3, "drop_plate", "-- secbox: contract\n-- The old version reads plate.\n"
-                                          "ALTER TABLE guest DROP COLUMN plate"});
+  new_version.push_back({2, "guest_note",
+                         "-- A new nullable column: the old version never names it.\n"
+                         "ALTER TABLE guest ADD COLUMN note text"});
+  new_version.push_back({3, "drop_plate",
+                         "-- secbox: contract\n-- The old version reads plate.\n"
+                         "ALTER TABLE guest DROP COLUMN plate"});
   EXPECT_FALSE(is_contract(new_version[1]));
   EXPECT_TRUE(is_contract(new_version[2]));
   ASSERT_TRUE(migrate(db.url(), old_version));

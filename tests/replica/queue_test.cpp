@@ -30,7 +30,9 @@ using secbox::testing::TempDir;
 using secbox::testing::TestDatabase;
 
 OutboundEvent note(std::string client_id = random_uuid()) {
-  return OutboundEvent{std::move(client_id), "guard_note", "2026-11-22T09:58:00Z",
+  return OutboundEvent{std::move(client_id),
+                       "guard_note",
+                       "2026-11-22T09:58:00Z",
                        {{"guardId", "g_1"}, {"text", "Portón revisado"}}};
 }
 
@@ -46,23 +48,27 @@ class QueueTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(db.ok());
     database.start();
-    ASSERT_TRUE(run_until(io, [&] { return database.ready(); }, 30s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return database.ready(); }, 30s));
   }
   void TearDown() override {
     if (queue) queue->stop([] {});
     bool stopped = false;
     database.stop([&] { stopped = true; });
-    run_until(io, [&] { return stopped; }, 10s);
+    run_until(
+        io, [&] { return stopped; }, 10s);
   }
   void make(QueueLimits limits = {}) {
     queue = std::make_unique<OutboundQueue>(io, database, limits);
     queue->start();
-    run_until(io, [] { return false; }, 100ms);
+    run_until(
+        io, [] { return false; }, 100ms);
   }
   Result<Enqueued> enqueue(OutboundEvent e) {
     std::optional<Result<Enqueued>> out;
     queue->enqueue(std::move(e), [&](Result<Enqueued> r) { out = std::move(r); });
-    EXPECT_TRUE(run_until(io, [&] { return out.has_value(); }, 10s));
+    EXPECT_TRUE(run_until(
+        io, [&] { return out.has_value(); }, 10s));
     return out ? std::move(*out) : Result<Enqueued>(Error{Errc::internal, "no answer"});
   }
   std::int64_t scalar(const std::string& sql) {
@@ -79,7 +85,9 @@ TEST_F(QueueTest, DestroyedWhileItsDatabaseWorkIsInFlightItsCallersHearSo) {
   make();
   std::vector<Result<Enqueued>> answers;
   for (int i = 0; i < 3; ++i) {
-    queue->enqueue(OutboundEvent{random_uuid(), "guard_note", "2026-12-04T10:00:00Z",
+    queue->enqueue(OutboundEvent{random_uuid(),
+                                 "guard_note",
+                                 "2026-12-04T10:00:00Z",
                                  {{"guardId", "g_1"}, {"text", "ronda " + std::to_string(i)}}},
                    [&](Result<Enqueued> r) { answers.push_back(std::move(r)); });
   }
@@ -87,8 +95,10 @@ TEST_F(QueueTest, DestroyedWhileItsDatabaseWorkIsInFlightItsCallersHearSo) {
   auto other = std::make_unique<OutboundQueue>(io, database);
   other->start();  // and a queue whose start is still in flight
   other.reset();
-  ASSERT_TRUE(run_until(io, [&] { return answers.size() == 3; }, 10s));
-  run_until(io, [] { return false; }, 300ms);
+  ASSERT_TRUE(run_until(
+      io, [&] { return answers.size() == 3; }, 10s));
+  run_until(
+      io, [] { return false; }, 300ms);
   for (const auto& a : answers) {
     ASSERT_FALSE(a);
     EXPECT_EQ(a.error().code, Errc::unavailable);
@@ -143,13 +153,17 @@ TEST_F(QueueTest, AFullQueueRefusesNewEventsClearlyButTakesAlarmsUpToTheirReserv
   auto refused = enqueue(note());
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::queue_full);
-  auto alarm = enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:30Z",
+  auto alarm = enqueue(OutboundEvent{random_uuid(),
+                                     "ban_hit",
+                                     "2026-11-22T09:58:30Z",
                                      {{"bannedVisitorId", "bv_3"}, {"plate", "XYZ987"}}});
   EXPECT_TRUE(alarm) << alarm.error().message;
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 4);
-  ASSERT_TRUE(enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:31Z", {{"bannedVisitorId", "bv_3"}}}));
+  ASSERT_TRUE(enqueue(OutboundEvent{
+      random_uuid(), "ban_hit", "2026-11-22T09:58:31Z", {{"bannedVisitorId", "bv_3"}}}));
   // Beyond the reserve, alarms too are refused: nothing grows without bound.
-  auto over = enqueue(OutboundEvent{random_uuid(), "ban_hit", "2026-11-22T09:58:32Z", {{"bannedVisitorId", "bv_3"}}});
+  auto over = enqueue(OutboundEvent{
+      random_uuid(), "ban_hit", "2026-11-22T09:58:32Z", {{"bannedVisitorId", "bv_3"}}});
   ASSERT_FALSE(over);
   EXPECT_EQ(over.error().code, Errc::queue_full);
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 5);
@@ -165,10 +179,13 @@ TEST_F(QueueTest, AcknowledgedEventsArePurgedAfterTheirKeepTime) {
   {
     pqxx::connection c(db.url());
     pqxx::work tx(c);
-    tx.exec0("UPDATE outbound_event SET acked_at = now() - interval '1 second' WHERE seq = (SELECT min(seq) FROM outbound_event)");
+    tx.exec0(
+        "UPDATE outbound_event SET acked_at = now() - interval '1 second' WHERE seq = (SELECT "
+        "min(seq) FROM outbound_event)");
     tx.commit();
   }
-  EXPECT_TRUE(run_until(io, [&] { return scalar("SELECT count(*) FROM outbound_event") == 1; }, 10s));
+  EXPECT_TRUE(run_until(
+      io, [&] { return scalar("SELECT count(*) FROM outbound_event") == 1; }, 10s));
 }
 
 TEST_F(QueueTest, CallersAtOnceShareCommitsAndEachIsAnsweredForItsOwnEvent) {
@@ -184,9 +201,13 @@ TEST_F(QueueTest, CallersAtOnceShareCommitsAndEachIsAnsweredForItsOwnEvent) {
   {
     pqxx::connection c(db.url());
     pqxx::work tx(c);
-    tx.exec0("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-             "IF NEW.data->>'text' = 'refuse me' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$");
-    tx.exec0("CREATE TRIGGER refuse BEFORE INSERT ON outbound_event FOR EACH ROW EXECUTE FUNCTION refuse()");
+    tx.exec0(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.data->>'text' = 'refuse me' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; "
+        "END $$");
+    tx.exec0(
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbound_event FOR EACH ROW EXECUTE FUNCTION "
+        "refuse()");
     tx.commit();
   }
   events[20].data["text"] = "refuse me";
@@ -197,7 +218,12 @@ TEST_F(QueueTest, CallersAtOnceShareCommitsAndEachIsAnsweredForItsOwnEvent) {
       answers[i] = std::move(r);
     });
   }
-  ASSERT_TRUE(run_until(io, [&] { return std::all_of(answers.begin(), answers.end(), [](auto& a) { return a.has_value(); }); }, 30s));
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        return std::all_of(answers.begin(), answers.end(), [](auto& a) { return a.has_value(); });
+      },
+      30s));
   int ok = 0, duplicates = 0;
   for (int i = 0; i < kCallers; ++i) {
     if (i == 20) {
@@ -232,7 +258,8 @@ TEST_F(QueueTest, TheLimitHoldsForCallersAtOnce) {
       full += !r && r.error().code == Errc::queue_full;
     });
   }
-  ASSERT_TRUE(run_until(io, [&] { return answered == 32; }, 30s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return answered == 32; }, 30s));
   EXPECT_EQ(ok, 10);
   EXPECT_EQ(full, 22);
   EXPECT_EQ(scalar("SELECT count(*) FROM outbound_event"), 10);
@@ -251,57 +278,73 @@ TEST_F(QueueTest, IncrementalFiguresEqualARecountWhateverTheAcks) {
     ASSERT_TRUE(enqueue(e));
   }
   ::mkdir(dir.file("sim").c_str(), 0700);
-  cloudsim::CloudSim sim(cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  cloudsim::CloudSim sim(
+      cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
   sim.set_auto_ack_events(false);
   tunnel::SessionSettings s;
   s.tunnel.gateway_url = sim.gateway_url();
   s.tunnel.device_id = "dev_1";
   s.tunnel.version = "test";
   s.tunnel.ca_file = sim.ca_file();
-  s.rotator = tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 3600s, 7200s};
+  s.rotator =
+      tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 3600s, 7200s};
   s.boot_id = random_uuid();
   tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_1"));
   queue->attach(session.router());
   session.on_welcomed([&] { queue->on_welcomed(); });
   session.on_disconnected([&] { queue->on_disconnected(); });
   session.start();
-  ASSERT_TRUE(run_until(io, [&] { return sim.distinct_events() == kEvents; }, 30s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sim.distinct_events() == kEvents; }, 30s));
   auto ack = [&](std::vector<std::string> names) {
-    sim.send_text(json{{"v", 1}, {"type", "events.ack"}, {"id", "m_" + random_uuid()}, {"ts", "2026-12-03T10:00:00Z"},
+    sim.send_text(json{{"v", 1},
+                       {"type", "events.ack"},
+                       {"id", "m_" + random_uuid()},
+                       {"ts", "2026-12-03T10:00:00Z"},
                        {"payload", {{"clientIds", names}}}}
                       .dump());
   };
   auto recount_matches = [&] {
     pqxx::connection c(db.url());
     pqxx::read_transaction tx(c);
-    auto r = tx.exec1("SELECT count(*), COALESCE(sum(size_bytes), 0), (SELECT to_char(enqueued_at AT TIME ZONE 'UTC', "
-                      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM outbound_event WHERE acked_at IS NULL ORDER BY seq LIMIT 1) "
-                      "FROM outbound_event WHERE acked_at IS NULL");
+    auto r = tx.exec1(
+        "SELECT count(*), COALESCE(sum(size_bytes), 0), (SELECT to_char(enqueued_at AT TIME ZONE "
+        "'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM outbound_event WHERE acked_at IS NULL ORDER BY "
+        "seq LIMIT 1) "
+        "FROM outbound_event WHERE acked_at IS NULL");
     const auto& st = queue->stats();
-    const std::optional<std::string> oldest = r[2].is_null() ? std::nullopt : std::optional<std::string>(r[2].as<std::string>());
-    return st.depth == r[0].as<std::int64_t>() && st.bytes == r[1].as<std::int64_t>() && st.oldest_at == oldest;
+    const std::optional<std::string> oldest =
+        r[2].is_null() ? std::nullopt : std::optional<std::string>(r[2].as<std::string>());
+    return st.depth == r[0].as<std::int64_t>() && st.bytes == r[1].as<std::int64_t>() &&
+           st.oldest_at == oldest;
   };
   std::vector<std::string> middle(ids.begin() + 600, ids.begin() + 700);
   std::reverse(middle.begin(), middle.end());
   ack(middle);
   ack(std::vector<std::string>(ids.begin() + 650, ids.begin() + 660));  // again
-  ack({random_uuid(), "not-a-uuid"});                                    // unknown
-  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == kEvents - 100; }, 10s));
+  ack({random_uuid(), "not-a-uuid"});                                   // unknown
+  ASSERT_TRUE(run_until(
+      io, [&] { return queue->stats().depth == kEvents - 100; }, 10s));
   EXPECT_TRUE(recount_matches());
   ack(std::vector<std::string>(ids.begin(), ids.begin() + 10));  // the oldest: the oldest moves
-  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == kEvents - 110; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return queue->stats().depth == kEvents - 110; }, 10s));
   EXPECT_TRUE(recount_matches());
   ack({ids[10], ids[700], random_uuid()});  // known and unknown together
-  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == kEvents - 112; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return queue->stats().depth == kEvents - 112; }, 10s));
   EXPECT_TRUE(recount_matches());
   ack(ids);
-  ASSERT_TRUE(run_until(io, [&] { return queue->stats().depth == 0; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return queue->stats().depth == 0; }, 10s));
   EXPECT_TRUE(recount_matches());
   EXPECT_FALSE(queue->stats().oldest_at);
   EXPECT_EQ(queue->stats().bytes, 0);
   bool stopped = false;
   session.stop([&] { stopped = true; });
-  run_until(io, [&] { return stopped; }, 10s);
+  run_until(
+      io, [&] { return stopped; }, 10s);
 }
 
 TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) {
@@ -317,12 +360,14 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
       failed += !r;
     });
   }
-  ASSERT_TRUE(run_until(io, [&] { return done == kEvents; }, 300s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return done == kEvents; }, 300s));
   ASSERT_EQ(failed, 0);
   ASSERT_EQ(queue->stats().depth, kEvents);
 
   ::mkdir(dir.file("sim").c_str(), 0700);
-  cloudsim::CloudSim sim(cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
+  cloudsim::CloudSim sim(
+      cloudsim::Options{dir.file("sim"), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)});
   tunnel::SessionSettings s;
   s.tunnel.gateway_url = sim.gateway_url();
   s.tunnel.device_id = "dev_1";
@@ -330,7 +375,8 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
   s.tunnel.ca_file = sim.ca_file();
   s.tunnel.backoff_initial = 10ms;
   s.tunnel.backoff_max = 50ms;
-  s.rotator = tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 30ms, 200ms};
+  s.rotator =
+      tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 30ms, 200ms};
   s.boot_id = random_uuid();
   tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_1"));
   session.set_hello_source([&] {
@@ -349,7 +395,9 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
   std::size_t at_last_cut = 0;
   const auto deadline = std::chrono::steady_clock::now() + 240s;
   while (queue->stats().depth > 0 && std::chrono::steady_clock::now() < deadline) {
-    run_until(io, [] { return false; }, std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 60)(rng)));
+    run_until(
+        io, [] { return false; },
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 60)(rng)));
     // Cut while events are still flowing, at least 20 times.
     if (cuts < 40 && sim.distinct_events() > at_last_cut && sim.distinct_events() < kEvents) {
       sim.close_device(std::uniform_int_distribution<int>(0, 1)(rng) ? 1011 : 1001, "cut");
@@ -357,9 +405,11 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
       ++cuts;
     }
   }
-  std::printf("cuts: %d; events received %ld for %zu distinct (%ld resent duplicates); %lld batches sent\n", cuts,
-              sim.events_received(), sim.distinct_events(), sim.events_received() - static_cast<long>(sim.distinct_events()),
-              static_cast<long long>(queue->batches_sent()));
+  std::printf(
+      "cuts: %d; events received %ld for %zu distinct (%ld resent duplicates); %lld batches sent\n",
+      cuts, sim.events_received(), sim.distinct_events(),
+      sim.events_received() - static_cast<long>(sim.distinct_events()),
+      static_cast<long long>(queue->batches_sent()));
   EXPECT_GE(cuts, 20);
   EXPECT_EQ(sim.distinct_events(), static_cast<std::size_t>(kEvents));
   EXPECT_EQ(queue->stats().depth, 0);
@@ -372,7 +422,8 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
 
   bool stopped = false;
   session.stop([&] { stopped = true; });
-  run_until(io, [&] { return stopped; }, 10s);
+  run_until(
+      io, [&] { return stopped; }, 10s);
 }
 
 }  // namespace

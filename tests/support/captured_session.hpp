@@ -14,12 +14,13 @@ namespace secbox::testing {
 
 struct CapturedSession {
   explicit CapturedSession(boost::asio::io_context& io)
-      : dispatcher(io,
-                   [this](const std::string& text) {
-                     sent.push_back(nlohmann::json::parse(text));
-                     return true;
-                   },
-                   ids) {}
+      : dispatcher(
+            io,
+            [this](const std::string& text) {
+              sent.push_back(nlohmann::json::parse(text));
+              return true;
+            },
+            ids) {}
 
   // What the box sent with re = id (a request's replies), in order.
   std::vector<nlohmann::json> replies_to(const std::string& id) const {

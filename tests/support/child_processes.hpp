@@ -23,7 +23,8 @@ inline std::pair<int, int> children() {
     if (close == std::string::npos) continue;
     char state = 0;
     int ppid = 0;
-    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2 || ppid != ::getpid()) continue;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2 || ppid != ::getpid())
+      continue;
     ++all;
     zombies += state == 'Z';
   }

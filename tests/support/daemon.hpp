@@ -82,7 +82,8 @@ class Daemon {
     if (pipe_ < 0) return out;
     ::fcntl(pipe_, F_SETFL, ::fcntl(pipe_, F_GETFL) | O_NONBLOCK);
     char buf[4096];
-    for (ssize_t n; out.size() < (1u << 20) && (n = ::read(pipe_, buf, sizeof buf)) > 0;) out.append(buf, n);
+    for (ssize_t n; out.size() < (1u << 20) && (n = ::read(pipe_, buf, sizeof buf)) > 0;)
+      out.append(buf, n);
     return out;
   }
   void close_pipe() {

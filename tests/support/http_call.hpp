@@ -22,7 +22,8 @@ struct HttpAnswer {
 using HttpHeaders = std::map<std::string, std::string>;
 
 inline HttpAnswer http_call(int port, const std::string& method, const std::string& target,
-                            const std::string& body, const std::string& content_type, const HttpHeaders& headers,
+                            const std::string& body, const std::string& content_type,
+                            const HttpHeaders& headers,
                             std::chrono::seconds limit = std::chrono::seconds(20)) {
   namespace beast = boost::beast;
   namespace http = beast::http;

@@ -34,7 +34,8 @@ class HttpsClient {
  public:
   // source: the local address to connect from ("127.0.0.2": another LAN
   // client as far as the server can tell).
-  explicit HttpsClient(int port, TlsChoice tls = {}, std::chrono::seconds limit = std::chrono::seconds(10),
+  explicit HttpsClient(int port, TlsChoice tls = {},
+                       std::chrono::seconds limit = std::chrono::seconds(10),
                        const std::string& source = "")
       : ctx_(boost::asio::ssl::context::tls_client), stream_(io_, ctx_), limit_(limit) {
     // On the connection itself: the stream made it from the context already.
@@ -43,7 +44,8 @@ class HttpsClient {
     SSL_set_min_proto_version(ssl, tls.min_version);
     SSL_set_max_proto_version(ssl, tls.max_version);
     if (!tls.tls12_ciphers.empty()) SSL_set_cipher_list(ssl, tls.tls12_ciphers.c_str());
-    SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);  // self-signed; the fingerprint is checked elsewhere
+    SSL_set_verify(ssl, SSL_VERIFY_NONE,
+                   nullptr);  // self-signed; the fingerprint is checked elsewhere
     if (!tls.server_name.empty()) SSL_set_tlsext_host_name(ssl, tls.server_name.c_str());
     boost::beast::error_code ec;
     auto& tcp = boost::beast::get_lowest_layer(stream_);
@@ -53,7 +55,8 @@ class HttpsClient {
       if (!ec) tcp.socket().bind({boost::asio::ip::make_address(source), 0}, ec);
       if (ec) return;
     }
-    tcp.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+    tcp.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)},
+                ec);
     if (ec) return;
     stream_.handshake(boost::asio::ssl::stream_base::client, ec);
     connected_ = !ec;
@@ -79,7 +82,8 @@ class HttpsClient {
     return pem;
   }
 
-  HttpsAnswer call(const std::string& method, const std::string& target, const std::string& body = "",
+  HttpsAnswer call(const std::string& method, const std::string& target,
+                   const std::string& body = "",
                    const std::map<std::string, std::string>& headers = {}) {
     namespace http = boost::beast::http;
     HttpsAnswer out;
@@ -142,11 +146,12 @@ class HttpsClient {
       boost::beast::error_code ec;
       std::size_t n = 0;
       char buf[4096];
-      stream_.async_read_some(boost::asio::buffer(buf), [&](boost::beast::error_code e, std::size_t got) {
-        ec = e;
-        n = got;
-        done = true;
-      });
+      stream_.async_read_some(boost::asio::buffer(buf),
+                              [&](boost::beast::error_code e, std::size_t got) {
+                                ec = e;
+                                n = got;
+                                done = true;
+                              });
       io_.restart();
       io_.run_for(left);
       if (!done) {  // the wait ended first: give the read up

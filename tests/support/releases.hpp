@@ -30,20 +30,22 @@ inline std::string fake_daemon(const std::string& version, std::size_t pad = 0) 
 struct ReleaseOptions {
   std::uint64_t counter = 1;
   std::size_t pad = 0;
-  std::string built_in;          // the daemon's own version when it is not the manifest's
-  std::string target;            // "": this machine's
-  std::int64_t issued_at = 0;    // 0: now
+  std::string built_in;        // the daemon's own version when it is not the manifest's
+  std::string target;          // "": this machine's
+  std::int64_t issued_at = 0;  // 0: now
   std::int64_t valid_s = 3600;
   std::string web_index = "<!doctype html><title>guard app</title>";
 };
 
 // A release of `version` in <dir>/<name>, signed with `key_file`.
-inline release::Release make_test_release(const TempDir& dir, const std::string& name, const std::string& version,
-                                          const std::string& key_file, const ReleaseOptions& o = {}) {
+inline release::Release make_test_release(const TempDir& dir, const std::string& name,
+                                          const std::string& version, const std::string& key_file,
+                                          const ReleaseOptions& o = {}) {
   ::mkdir(dir.file(name + "-src").c_str(), 0755);
   ::mkdir(dir.file(name + "-src/web").c_str(), 0755);
   dir.write(name + "-src/web/index.html", o.web_index, 0644);
-  dir.write(name + "-src/secbox", fake_daemon(o.built_in.empty() ? version : o.built_in, o.pad), 0755);
+  dir.write(name + "-src/secbox", fake_daemon(o.built_in.empty() ? version : o.built_in, o.pad),
+            0755);
   release::ReleaseRequest q;
   q.daemon = dir.file(name + "-src/secbox");
   q.web_dir = dir.file(name + "-src/web");

@@ -24,14 +24,17 @@ namespace secbox::testing {
 // An H.264 file as a camera records it: testsrc2, `seconds` long, a keyframe
 // every `keyframe_s`, no scene-cut keyframes. Empty on failure.
 // `hevc`: H.265 (Main, as cameras send it) instead of H.264.
-inline std::string make_camera_file(const TempDir& dir, const std::string& name, const std::string& size, int seconds,
-                                    int keyframe_s, bool hevc = false) {
+inline std::string make_camera_file(const TempDir& dir, const std::string& name,
+                                    const std::string& size, int seconds, int keyframe_s,
+                                    bool hevc = false) {
   const std::string path = dir.file(name);
   const std::string gop = std::to_string(30 * keyframe_s);
-  const std::string codec = hevc ? " -c:v libx265 -preset ultrafast -x265-params log-level=error:scenecut=0 -tag:v hvc1"
-                                 : " -c:v libx264 -preset ultrafast -sc_threshold 0";
-  const std::string cmd = "ffmpeg -v error -y -f lavfi -i testsrc2=size=" + size + ":rate=30 -t " + std::to_string(seconds) +
-                          codec + " -g " + gop + " -keyint_min " + gop + " -pix_fmt yuv420p -b:v 1M '" + path + "' </dev/null";
+  const std::string codec =
+      hevc ? " -c:v libx265 -preset ultrafast -x265-params log-level=error:scenecut=0 -tag:v hvc1"
+           : " -c:v libx264 -preset ultrafast -sc_threshold 0";
+  const std::string cmd = "ffmpeg -v error -y -f lavfi -i testsrc2=size=" + size + ":rate=30 -t " +
+                          std::to_string(seconds) + codec + " -g " + gop + " -keyint_min " + gop +
+                          " -pix_fmt yuv420p -b:v 1M '" + path + "' </dev/null";
   return std::system(cmd.c_str()) == 0 ? path : std::string();
 }
 
@@ -39,11 +42,16 @@ class RtspCamera {
  public:
   // `mounts`: "name=file.mp4" each ("name=file.mp4:h265" for H.265). port 0: one the kernel picks.
   // `auth`: "digest" (as most cameras), "basic" or "none".
-  RtspCamera(const TempDir& dir, std::vector<std::string> mounts, std::string user, std::string password, int port = 0,
-             std::string auth = "digest")
-      : out_(dir.file("rtsp-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".out")) {
-    std::vector<std::string> args{"/usr/bin/python3", std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/support/rtsp_camera.py",
-                                  "--port", std::to_string(port), "--user", user, "--password", password, "--auth", auth};
+  RtspCamera(const TempDir& dir, std::vector<std::string> mounts, std::string user,
+             std::string password, int port = 0, std::string auth = "digest")
+      : out_(dir.file("rtsp-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) +
+                      ".out")) {
+    std::vector<std::string> args{
+        "/usr/bin/python3", std::string(SECBOX_TEST_SOURCE_DIR) + "/tests/support/rtsp_camera.py",
+        "--port",           std::to_string(port),
+        "--user",           user,
+        "--password",       password,
+        "--auth",           auth};
     for (auto& m : mounts) args.insert(args.end(), {"--mount", m});
     pid_ = ::fork();
     if (pid_ == 0) {

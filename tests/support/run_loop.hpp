@@ -21,9 +21,11 @@ inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& 
 // Runs `work` on another thread (a blocking client) while the loop serves,
 // for at most `limit`; returns what it returned.
 template <class F>
-auto serve_while(boost::asio::io_context& io, F work, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+auto serve_while(boost::asio::io_context& io, F work,
+                 std::chrono::milliseconds limit = std::chrono::seconds(60)) {
   auto f = std::async(std::launch::async, std::move(work));
-  run_until(io, [&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, limit);
+  run_until(
+      io, [&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, limit);
   return f.get();
 }
 
@@ -33,7 +35,8 @@ bool stop_and_wait(boost::asio::io_context& io, C& component,
                    std::chrono::milliseconds limit = std::chrono::seconds(5)) {
   bool stopped = false;
   component.stop([&] { stopped = true; });
-  return run_until(io, [&] { return stopped; }, limit);
+  return run_until(
+      io, [&] { return stopped; }, limit);
 }
 
 }  // namespace secbox::testing

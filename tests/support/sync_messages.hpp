@@ -9,8 +9,8 @@
 
 namespace secbox::testing {
 
-inline std::string snapshot_message(const std::string& id, const std::string& entity, std::int64_t version,
-                                    nlohmann::json rows) {
+inline std::string snapshot_message(const std::string& id, const std::string& entity,
+                                    std::int64_t version, nlohmann::json rows) {
   return nlohmann::json{{"v", 1},
                         {"type", "snapshot." + entity},
                         {"id", id},
@@ -24,15 +24,16 @@ inline std::string snapshot_message(const std::string& id, const std::string& en
       .dump();
 }
 
-inline std::string upsert_message(const std::string& id, const std::string& entity, std::int64_t version,
-                                  nlohmann::json row) {
-  return nlohmann::json{{"v", 1},
-                        {"type", "delta." + entity},
-                        {"id", id},
-                        {"ts", "2026-12-04T10:00:00Z"},
-                        {"payload",
-                         {{"changes", nlohmann::json::array(
-                                          {{{"op", "upsert"}, {"version", version}, {"row", std::move(row)}}})}}}}
+inline std::string upsert_message(const std::string& id, const std::string& entity,
+                                  std::int64_t version, nlohmann::json row) {
+  return nlohmann::json{
+      {"v", 1},
+      {"type", "delta." + entity},
+      {"id", id},
+      {"ts", "2026-12-04T10:00:00Z"},
+      {"payload",
+       {{"changes", nlohmann::json::array(
+                        {{{"op", "upsert"}, {"version", version}, {"row", std::move(row)}}})}}}}
       .dump();
 }
 

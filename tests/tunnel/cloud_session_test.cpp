@@ -22,7 +22,8 @@ class CloudSessionTest : public ::testing::Test {
   TempDir dir;
   boost::asio::io_context io;
   BlockingPool pool{io, 1};
-  cloudsim::CloudSim sim{cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)}};
+  cloudsim::CloudSim sim{
+      cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)}};
   std::unique_ptr<CloudSession> session;
   int welcomes = 0, disconnects = 0;
 
@@ -47,13 +48,15 @@ class CloudSessionTest : public ::testing::Test {
     if (!session) return;
     bool stopped = false;
     session->stop([&] { stopped = true; });
-    EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+    EXPECT_TRUE(run_until(
+        io, [&] { return stopped; }, 10s));
   }
 };
 
 TEST_F(CloudSessionTest, HelloFitsTheContractAndWelcomeSetsTheSkew) {
   make();
-  ASSERT_TRUE(run_until(io, [&] { return welcomes == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return welcomes == 1; }, 10s));
   EXPECT_TRUE(session->welcomed());
   ASSERT_TRUE(session->clock_skew_seconds());
   EXPECT_LT(std::abs(*session->clock_skew_seconds()), 5.0);
@@ -62,11 +65,14 @@ TEST_F(CloudSessionTest, HelloFitsTheContractAndWelcomeSetsTheSkew) {
   const auto& payload = hello->message["payload"];
   auto problem = protocol::shapes::check(*protocol::shapes::message("hello"), payload);
   EXPECT_FALSE(problem) << problem->describe();
-  EXPECT_EQ(protocol::shapes::unknown_fields(*protocol::shapes::message("hello"), payload), std::vector<std::string>{});
-  for (const auto& entity : protocol::shapes::entities()) EXPECT_EQ(payload["cursors"][entity], 0) << entity;
+  EXPECT_EQ(protocol::shapes::unknown_fields(*protocol::shapes::message("hello"), payload),
+            std::vector<std::string>{});
+  for (const auto& entity : protocol::shapes::entities())
+    EXPECT_EQ(payload["cursors"][entity], 0) << entity;
 
   sim.close_device(1011, "test");
-  ASSERT_TRUE(run_until(io, [&] { return welcomes == 2; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return welcomes == 2; }, 10s));
   EXPECT_EQ(disconnects, 1);
 }
 
@@ -74,7 +80,8 @@ TEST_F(CloudSessionTest, NoWelcomeMeansStartingOverNotWaitingForever) {
   sim.set_auto_welcome(false);
   make(300ms);
   // Each connection says hello, hears nothing, and is dropped for a new one.
-  ASSERT_TRUE(run_until(io, [&] { return sim.sessions_opened() >= 3; }, 15s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sim.sessions_opened() >= 3; }, 15s));
   EXPECT_EQ(welcomes, 0);
   EXPECT_FALSE(session->welcomed());
   int hellos = 0;
@@ -82,7 +89,8 @@ TEST_F(CloudSessionTest, NoWelcomeMeansStartingOverNotWaitingForever) {
   EXPECT_GE(hellos, 2);
 
   sim.set_auto_welcome(true);
-  ASSERT_TRUE(run_until(io, [&] { return welcomes == 1; }, 15s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return welcomes == 1; }, 15s));
   EXPECT_TRUE(session->welcomed());
 }
 
@@ -91,13 +99,18 @@ TEST_F(CloudSessionTest, HelloAnsweredWithAnErrorIsNotAWelcome) {
   make(30s);
   // The box's side runs on `io`, so wait by running it.
   std::optional<cloudsim::Received> hello;
-  ASSERT_TRUE(run_until(io, [&] { return (hello = sim.wait_for_type("hello", 0ms)).has_value(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return (hello = sim.wait_for_type("hello", 0ms)).has_value(); }, 10s));
   const int opened = sim.sessions_opened();
-  sim.send_text(nlohmann::json{{"v", 1}, {"type", "error"}, {"id", "c-1"}, {"ts", "2026-11-22T10:00:00Z"},
+  sim.send_text(nlohmann::json{{"v", 1},
+                               {"type", "error"},
+                               {"id", "c-1"},
+                               {"ts", "2026-11-22T10:00:00Z"},
                                {"re", hello->message["id"]},
                                {"payload", {{"code", "unavailable"}, {"message", "try later"}}}}
                     .dump());
-  ASSERT_TRUE(run_until(io, [&] { return sim.sessions_opened() > opened; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sim.sessions_opened() > opened; }, 10s));
   EXPECT_EQ(welcomes, 0);
 }
 

@@ -15,7 +15,8 @@ using namespace std::chrono;
 std::string b64url(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
   out.resize(static_cast<std::size_t>(n));
   for (auto& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
   while (!out.empty() && out.back() == '=') out.pop_back();
@@ -25,7 +26,6 @@ std::string b64url(const std::string& in) {
 std::string make_jwt(const std::string& payload) {
   return b64url(R"({"alg":"ES256","typ":"JWT"})") + "." + b64url(payload) + "." + b64url("sig");
 }
-
 
 WallClock::time_point t(long long unix) { return WallClock::time_point(seconds(unix)); }
 
@@ -39,10 +39,15 @@ TEST(DeviceToken, DecodesClaims) {
 
 TEST(DeviceToken, BadTokensAreRefusedWithoutEchoingThem) {
   const std::string secretish = "eyJzZWNyZXQiOjF9";
-  const std::vector<std::string> bads = {
-       std::string("notatoken"), "a.b", "a.b.c.d", "a.%%%.c", "a." + b64url("not json") + ".c",
-        "a." + b64url(R"({"sub":"x"})") + ".c", "a." + b64url(R"({"exp":"soon"})") + ".c",
-        "a." + b64url(R"({"iat":10,"exp":5})") + ".c", secretish + "." + secretish};
+  const std::vector<std::string> bads = {std::string("notatoken"),
+                                         "a.b",
+                                         "a.b.c.d",
+                                         "a.%%%.c",
+                                         "a." + b64url("not json") + ".c",
+                                         "a." + b64url(R"({"sub":"x"})") + ".c",
+                                         "a." + b64url(R"({"exp":"soon"})") + ".c",
+                                         "a." + b64url(R"({"iat":10,"exp":5})") + ".c",
+                                         secretish + "." + secretish};
   for (const auto& bad : bads) {
     auto c = decode_claims(bad);
     ASSERT_FALSE(c) << bad;
@@ -61,7 +66,8 @@ TEST(DeviceToken, RotatesInTheNightlyWindow) {
       const auto next = next_rotation(c, now, hours(offset_h), rng);
       EXPECT_GT(next, now);
       EXPECT_LE(next, now + hours(24));
-      const auto local = duration_cast<seconds>((next + hours(offset_h)).time_since_epoch()).count();
+      const auto local =
+          duration_cast<seconds>((next + hours(offset_h)).time_since_epoch()).count();
       const auto local_minute_of_day = (local % 86400) / 60;
       EXPECT_GE(local_minute_of_day, 120) << offset_h;
       EXPECT_LT(local_minute_of_day, 240) << offset_h;
@@ -76,7 +82,8 @@ TEST(DeviceToken, RotatesWhenAQuarterOfTheLifetimeIsLeft) {
   const auto now = iat + minutes(10);
   EXPECT_LE(next_rotation(c, now, hours(0), rng), iat + hours(3));
   // Past the quarter point (or expired), at once.
-  EXPECT_EQ(next_rotation(c, iat + hours(3) + seconds(1), hours(0), rng), iat + hours(3) + seconds(1));
+  EXPECT_EQ(next_rotation(c, iat + hours(3) + seconds(1), hours(0), rng),
+            iat + hours(3) + seconds(1));
   EXPECT_EQ(next_rotation(c, iat + hours(9), hours(0), rng), iat + hours(9));
 }
 

@@ -18,7 +18,8 @@ class RotatorTest : public ::testing::Test {
   TempDir dir;
   boost::asio::io_context io;
   BlockingPool pool{io, 1};
-  cloudsim::CloudSim sim{cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)}};
+  cloudsim::CloudSim sim{
+      cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)}};
   std::string old_token = sim.issue_token("dev_1");
   std::string token_path = dir.write("device.jwt", old_token + "\n");
   std::vector<std::string> log_lines;
@@ -55,7 +56,8 @@ TEST_F(RotatorTest, RotationPersistsTheNewTokenBeforeItIsUsed) {
   rotator->on_rotated([&] { disk_had_it_first = on_disk() == rotator->token(); });
   std::optional<RotationResult> result;
   rotator->rotate_now([&](RotationResult r) { result = r; });
-  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return result.has_value(); }, 10s));
   EXPECT_EQ(*result, RotationResult::rotated);
   EXPECT_NE(rotator->token(), old_token);
   EXPECT_TRUE(disk_had_it_first);
@@ -71,14 +73,17 @@ TEST_F(RotatorTest, ServerErrorKeepsTheOldTokenAndRetriesUntilItWorks) {
   rotator->on_rotated([&] { ++rotated; });
   std::optional<RotationResult> result;
   rotator->rotate_now([&](RotationResult r) { result = r; });
-  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return result.has_value(); }, 10s));
   EXPECT_EQ(*result, RotationResult::unavailable);
   EXPECT_EQ(rotator->token(), old_token);
   EXPECT_EQ(on_disk(), old_token);
-  ASSERT_TRUE(run_until(io, [&] { return sim.refresh_calls() >= 3; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return sim.refresh_calls() >= 3; }, 10s));
   EXPECT_EQ(on_disk(), old_token);
   sim.set_refresh_status(0);
-  ASSERT_TRUE(run_until(io, [&] { return rotated == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rotated == 1; }, 10s));
   EXPECT_EQ(on_disk(), rotator->token());
 }
 
@@ -87,7 +92,8 @@ TEST_F(RotatorTest, UnreachableCloudIsUnavailableNotFatal) {
   make(old_token);
   std::optional<RotationResult> result;
   rotator->rotate_now([&](RotationResult r) { result = r; });
-  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return result.has_value(); }, 20s));
   EXPECT_EQ(*result, RotationResult::unavailable);
   EXPECT_FALSE(rotator->needs_pairing());
   EXPECT_EQ(on_disk(), old_token);
@@ -100,11 +106,13 @@ TEST_F(RotatorTest, RevokedTokenLeadsToNeedsPairingAndNoMoreCalls) {
   rotator->on_needs_pairing([&] { needs_pairing = true; });
   std::optional<RotationResult> result;
   rotator->rotate_now([&](RotationResult r) { result = r; });
-  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return result.has_value(); }, 10s));
   EXPECT_EQ(*result, RotationResult::rejected);
   EXPECT_TRUE(needs_pairing);
   EXPECT_TRUE(rotator->needs_pairing());
-  run_until(io, [] { return false; }, 300ms);
+  run_until(
+      io, [] { return false; }, 300ms);
   EXPECT_EQ(sim.refresh_calls(), 1);
   std::optional<RotationResult> again;
   rotator->rotate_now([&](RotationResult r) { again = r; });
@@ -117,18 +125,21 @@ TEST_F(RotatorTest, RotatesByItselfWhenAQuarterOfTheLifetimeIsLeft) {
   int rotated = 0;
   rotator->on_rotated([&] { ++rotated; });
   rotator->start();
-  ASSERT_TRUE(run_until(io, [&] { return rotated == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rotated == 1; }, 10s));
   EXPECT_EQ(on_disk(), rotator->token());
 }
 
 TEST_F(RotatorTest, ConcurrentRequestsShareOneRotation) {
   make(old_token);
   int results = 0;
-  for (int i = 0; i < 5; ++i) rotator->rotate_now([&](RotationResult r) {
-    EXPECT_EQ(r, RotationResult::rotated);
-    ++results;
-  });
-  ASSERT_TRUE(run_until(io, [&] { return results == 5; }, 10s));
+  for (int i = 0; i < 5; ++i)
+    rotator->rotate_now([&](RotationResult r) {
+      EXPECT_EQ(r, RotationResult::rotated);
+      ++results;
+    });
+  ASSERT_TRUE(run_until(
+      io, [&] { return results == 5; }, 10s));
   EXPECT_EQ(sim.refresh_calls(), 1);
 }
 

@@ -44,7 +44,8 @@ struct Staging {
 
 std::string tar_with(const std::vector<BundleEntry>& entries, int filter) {
   // A tar with another compression (or none), written with libarchive.
-  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
+  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(),
+                                                            archive_write_free);
   std::string out;
   if (filter == ARCHIVE_FILTER_GZIP) archive_write_add_filter_gzip(a.get());
   archive_write_set_format_pax_restricted(a.get());
@@ -74,7 +75,8 @@ TEST(Bundle, SecboxAndWebComeOutAsFilesAndFolders) {
   auto r = s.unpack(pack_bundle(good(), 3).value());
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r.value().files, 3u);
-  EXPECT_EQ(TempDir::read(s.staging + "/web/assets/app.js"), "console.log(1)") << "a folder made on the way";
+  EXPECT_EQ(TempDir::read(s.staging + "/web/assets/app.js"), "console.log(1)")
+      << "a folder made on the way";
   struct stat st {};
   ASSERT_EQ(::stat((s.staging + "/secbox").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0755u);
@@ -134,7 +136,8 @@ TEST(Bundle, TheUnpackedCapHoldsForTheHeaderAndForTheBytes) {
   auto r = s.unpack(pack_bundle(entries, 3).value(), limits);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("more than 1000 bytes"), std::string::npos) << r.error().message;
-  EXPECT_NE(::access((s.staging + "/web/big").c_str(), F_OK), 0) << "refused from its header, before a byte is written";
+  EXPECT_NE(::access((s.staging + "/web/big").c_str(), F_OK), 0)
+      << "refused from its header, before a byte is written";
 
   Staging many;
   limits = BundleLimits{};
@@ -157,7 +160,8 @@ TEST(Bundle, OnlyATarCompressedWithZstdIsABundle) {
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("zstd"), std::string::npos) << r.error().message;
   }
-  for (const std::string& garbage : {std::string(), std::string("not a tar at all"), std::string(5000, '\0')}) {
+  for (const std::string& garbage :
+       {std::string(), std::string("not a tar at all"), std::string(5000, '\0')}) {
     Staging s;
     EXPECT_FALSE(s.unpack(garbage));
   }

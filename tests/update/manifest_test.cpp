@@ -23,8 +23,8 @@ namespace secbox::update {
 namespace {
 
 struct Key {
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey{EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"),
-                                                           EVP_PKEY_free};
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey{
+      EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"), EVP_PKEY_free};
   std::string pem(bool is_private) const {
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
     if (is_private) {
@@ -111,13 +111,16 @@ TEST(Manifest, RoundTripsAndIsParsedStrictly) {
   Manifest long_life = m;
   long_life.expires_at = m.issued_at + 31 * 24 * 3600;
   EXPECT_FALSE(parse_manifest(manifest_json(long_life))) << "more than 30 days";
-  EXPECT_TRUE(field("issuedAt", "\"2026-11-29T06:00:00.5+01:00\"")) << "fractions and offsets are read";
+  EXPECT_TRUE(field("issuedAt", "\"2026-11-29T06:00:00.5+01:00\""))
+      << "fractions and offsets are read";
 }
 
 TEST(Manifest, OffersAreJudgedInTheContractsOrder) {
   Key key, other;
   const std::string pub = key.pem(false);
-  auto judge = [&](const Signed& s, const BoxRecord& b = box()) { return check_offer(s.manifest, s.signature, pub, b); };
+  auto judge = [&](const Signed& s, const BoxRecord& b = box()) {
+    return check_offer(s.manifest, s.signature, pub, b);
+  };
   auto refused = [&](const Result<Offer>& r, const std::string& says) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::forbidden) << r.error().message;

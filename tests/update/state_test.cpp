@@ -34,9 +34,13 @@ TEST(UpdateState, RoundTripsEveryField) {
 
 TEST(UpdateState, AHostileStateFileIsRefusedNotBelieved) {
   TempDir dir;
-  for (const std::string& text : std::vector<std::string>{"ATTEMPT=a\nFROM=1.0\nTO=../../bin\nPHASE=trial\n", "ATTEMPT=a b\nFROM=1.0\nTO=2.0\nPHASE=trial\n",
-        "ATTEMPT=a\nFROM=1.0\nTO=2.0\nPHASE=reboot\n", "ATTEMPT=a\nFROM=1.0\nTO=2.0\nPHASE=trial\nDEADLINE=-5\n",
-        "ATTEMPT=a\nFROM=1.0\nTO=2.0\nPHASE=trial\nSTARTS=99999999999999999999\n", std::string(5000, 'x')}) {
+  for (const std::string& text : std::vector<std::string>{
+           "ATTEMPT=a\nFROM=1.0\nTO=../../bin\nPHASE=trial\n",
+           "ATTEMPT=a b\nFROM=1.0\nTO=2.0\nPHASE=trial\n",
+           "ATTEMPT=a\nFROM=1.0\nTO=2.0\nPHASE=reboot\n",
+           "ATTEMPT=a\nFROM=1.0\nTO=2.0\nPHASE=trial\nDEADLINE=-5\n",
+           "ATTEMPT=a\nFROM=1.0\nTO=2.0\nPHASE=trial\nSTARTS=99999999999999999999\n",
+           std::string(5000, 'x')}) {
     dir.write("update.state", text);
     auto s = load_state(dir.path());
     EXPECT_FALSE(s) << text.substr(0, 60);
@@ -73,14 +77,18 @@ TEST(UpdateState, AResultsFolderThatIsALinkHoldsNoOutcomes) {
   ::unlink((dir.path() + "/results").c_str());
   UpdateOutcome o{"att-1", "1.0.0", "2.0.0", false, "rollback", "why"};
   ASSERT_TRUE(save_outcome(dir.path(), o));
-  ASSERT_EQ(::symlink((elsewhere.path() + "/passwd").c_str(), (dir.path() + "/results/att-2").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink((elsewhere.path() + "/passwd").c_str(), (dir.path() + "/results/att-2").c_str()),
+      0);
   auto all = load_outcomes(dir.path());
   ASSERT_EQ(all.size(), 1u) << "a link among the outcomes is not one";
   EXPECT_EQ(all[0].outcome.attempt, "att-1");
 }
 
 TEST(UpdateState, OneClientIdPerAttempt) {
-  auto of = [](const std::string& attempt) { return UpdateOutcome{attempt, "1.0", "2.0", false, "done", ""}; };
+  auto of = [](const std::string& attempt) {
+    return UpdateOutcome{attempt, "1.0", "2.0", false, "done", ""};
+  };
   const auto a = of("att-1"), b = of("att-1"), c = of("att-2");
   EXPECT_EQ(a.client_id(), b.client_id());
   EXPECT_NE(a.client_id(), c.client_id());

@@ -45,7 +45,9 @@ struct Queued {
 };
 
 std::int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 class UpdateServiceTest : public ::testing::Test {
@@ -68,7 +70,9 @@ class UpdateServiceTest : public ::testing::Test {
     settings.paired = true;
     settings.retry_pause = 50ms;
     settings.refusal_report_interval = 0s;
-    hooks.permission = [this] { return std::make_pair(permission, std::string("update: not allowed")); };
+    hooks.permission = [this] {
+      return std::make_pair(permission, std::string("update: not allowed"));
+    };
     hooks.queue_result = [this](const std::string& id, json data, std::function<void(bool)> done) {
       queued.push_back({id, std::move(data)});
       done(true);
@@ -85,12 +89,14 @@ class UpdateServiceTest : public ::testing::Test {
     if (service) {
       bool stopped = false;
       service->stop([&] { stopped = true; });
-      EXPECT_TRUE(run_until(io, [&] { return stopped; }, 10s));
+      EXPECT_TRUE(run_until(
+          io, [&] { return stopped; }, 10s));
     }
   }
 
   release::Release make(const std::string& version, ReleaseOptions o = {}) {
-    return make_test_release(dir, "rel-" + std::to_string(++releases), version, sim->update_private_key_file(), o);
+    return make_test_release(dir, "rel-" + std::to_string(++releases), version,
+                             sim->update_private_key_file(), o);
   }
 
   // A version staged as an update would have staged it.
@@ -105,7 +111,9 @@ class UpdateServiceTest : public ::testing::Test {
     ASSERT_TRUE(staged) << staged.error().message;
   }
 
-  json payload(const std::string& version, ReleaseOptions o = {}) { return sim->update_payload(make(version, o).dir); }
+  json payload(const std::string& version, ReleaseOptions o = {}) {
+    return sim->update_payload(make(version, o).dir);
+  }
 
   // A payload for a manifest written here, signed with the simulator's key,
   // for `bundle_bytes` (published).
@@ -135,7 +143,9 @@ class UpdateServiceTest : public ::testing::Test {
     return m;
   }
 
-  static std::string bundle_of(const std::vector<BundleEntry>& entries) { return pack_bundle(entries, 3).value(); }
+  static std::string bundle_of(const std::vector<BundleEntry>& entries) {
+    return pack_bundle(entries, 3).value();
+  }
 
   static std::vector<BundleEntry> good_entries(const std::string& version) {
     return {{"secbox", secbox::testing::fake_daemon(version), BundleEntry::Kind::file, 0755},
@@ -147,24 +157,33 @@ class UpdateServiceTest : public ::testing::Test {
     service = std::make_unique<UpdateService>(io, settings, hooks);
     service->attach(d);
     service->start();
-    ASSERT_TRUE(run_until(io, [&] { return service->ready(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return service->ready(); }, 10s));
   }
 
   std::vector<json> replies(const std::string& id) { return session.replies_to(id); }
 
   json apply(const json& p, std::chrono::milliseconds limit = 20s) {
     const std::string id = "u-" + std::to_string(++next_id);
-    d.dispatch(json{{"v", 1}, {"type", "update.apply"}, {"id", id}, {"ts", "2026-12-06T10:00:00Z"}, {"payload", p}}
-                   .dump());
-    run_until(io, [&] { return !replies(id).empty(); }, limit);
+    d.dispatch(json{
+        {"v", 1},
+        {"type", "update.apply"},
+        {"id", id},
+        {"ts", "2026-12-06T10:00:00Z"},
+        {"payload",
+         p}}.dump());
+    run_until(
+        io, [&] { return !replies(id).empty(); }, limit);
     auto r = replies(id);
     return r.empty() ? json() : r[0];
   }
 
   // Waits for the attempt's end: a switch (restart) or a queued failure.
   void settle(std::size_t results) {
-    run_until(io, [&] { return restarts > 0 || queued.size() >= results; }, 20s);
-    run_until(io, [&] { return false; }, 200ms);  // the state file's removal
+    run_until(
+        io, [&] { return restarts > 0 || queued.size() >= results; }, 20s);
+    run_until(
+        io, [&] { return false; }, 200ms);  // the state file's removal
   }
 
   static std::string code(const json& reply) { return reply["payload"].value("code", ""); }
@@ -203,12 +222,14 @@ TEST_F(UpdateServiceTest, AGoodUpdateIsAckedStagedWithItsAppSwitchedAndPutOnTria
   o.web_index = "<title>app 2</title>";
   auto reply = apply(payload("2.0.0", o));
   EXPECT_EQ(reply.value("type", ""), "ack") << reply.dump();
-  ASSERT_TRUE(run_until(io, [&] { return restarts == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return restarts == 1; }, 10s));
   VersionStore store(root);
   EXPECT_EQ(store.current(), "2.0.0");
   EXPECT_EQ(store.known_good(), "1.0.0");
   EXPECT_EQ(built_in_version_of_file(store.binary("2.0.0")).value(), "2.0.0");
-  EXPECT_EQ(TempDir::read(root + "/versions/2.0.0/web/index.html"), "<title>app 2</title>") << "the app came with it";
+  EXPECT_EQ(TempDir::read(root + "/versions/2.0.0/web/index.html"), "<title>app 2</title>")
+      << "the app came with it";
   EXPECT_TRUE(parse_manifest(store.manifest_of("2.0.0"))) << "the manifest is kept beside it";
   auto state = load_state(root);
   ASSERT_TRUE(state && state.value());
@@ -249,7 +270,8 @@ TEST_F(UpdateServiceTest, EveryRefusalComesBeforeAnythingIsStagedAndIsReportedOn
        [&] {
          ReleaseOptions o;
          o.counter = 5;
-         return sim->update_payload(make_test_release(dir, "other-rel", "2.0.0", other.update_private_key_file(), o).dir);
+         return sim->update_payload(
+             make_test_release(dir, "other-rel", "2.0.0", other.update_private_key_file(), o).dir);
        },
        "forbidden", "manifest"},
       {"another product",
@@ -319,21 +341,41 @@ TEST_F(UpdateServiceTest, EveryRefusalComesBeforeAnythingIsStagedAndIsReportedOn
          return signed_payload(m, good);
        },
        "forbidden", "verify"},
-      {"a tar with a link", [&] { return with_entries({{"web/passwd", "/etc/passwd", K::symlink, 0777}}); },
+      {"a tar with a link",
+       [&] {
+         return with_entries({{"web/passwd", "/etc/passwd", K::symlink, 0777}});
+       },
        "forbidden", "verify"},
-      {"a tar with a hard link", [&] { return with_entries({{"web/x", "secbox", K::hardlink, 0644}}); }, "forbidden",
-       "verify"},
-      {"a tar with ..", [&] { return with_entries({{"web/../../escaped", "x", K::file, 0644}}); }, "forbidden",
-       "verify"},
-      {"a tar with an absolute name", [&] { return with_entries({{"/tmp/escaped", "x", K::file, 0644}}); },
+      {"a tar with a hard link",
+       [&] {
+         return with_entries({{"web/x", "secbox", K::hardlink, 0644}});
+       },
        "forbidden", "verify"},
-      {"a tar with a device node", [&] { return with_entries({{"web/null", "", K::device, 0666}}); }, "forbidden",
-       "verify"},
-      {"a tar with something besides secbox and web/", [&] { return with_entries({{"lib.so", "x", K::file, 0644}}); },
+      {"a tar with ..",
+       [&] {
+         return with_entries({{"web/../../escaped", "x", K::file, 0644}});
+       },
+       "forbidden", "verify"},
+      {"a tar with an absolute name",
+       [&] {
+         return with_entries({{"/tmp/escaped", "x", K::file, 0644}});
+       },
+       "forbidden", "verify"},
+      {"a tar with a device node",
+       [&] {
+         return with_entries({{"web/null", "", K::device, 0666}});
+       },
+       "forbidden", "verify"},
+      {"a tar with something besides secbox and web/",
+       [&] {
+         return with_entries({{"lib.so", "x", K::file, 0644}});
+       },
        "forbidden", "verify"},
       {"a tar over the unpacked cap (256 MiB and a byte of zeros: a few KiB compressed)",
-       [&] { return with_entries({{"web/zeros", std::string((256u << 20) + 1, '\0'), K::file, 0644}}); }, "forbidden",
-       "verify"},
+       [&] {
+         return with_entries({{"web/zeros", std::string((256u << 20) + 1, '\0'), K::file, 0644}});
+       },
+       "forbidden", "verify"},
       {"a download that fails",
        [&] {
          auto p = signed_payload(manifest_for("2.0.0", 5), good);
@@ -371,7 +413,8 @@ TEST_F(UpdateServiceTest, MalformedFieldsAreRefusedBeforeAnythingIsDownloaded) {
   };
   // Refused by the box's reading of the fields: answered and reported.
   const std::vector<json> cases = {with("manifest", "not base64!"), with("signature", ""),
-                                   with("signature", base64_encode("short")), with("url", "http://127.0.0.1/x"),
+                                   with("signature", base64_encode("short")),
+                                   with("url", "http://127.0.0.1/x"),
                                    with("url", "file:///etc/passwd")};
   for (const auto& p : cases) {
     const auto before = queued.size();
@@ -395,9 +438,11 @@ TEST_F(UpdateServiceTest, RefusedOffersQueueAtMostOneResultAMinute) {
   ReleaseOptions o;
   o.target = "linux-riscv64";
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(code(apply(payload("2.0." + std::to_string(i), o))), "forbidden") << "each is still answered";
+    EXPECT_EQ(code(apply(payload("2.0." + std::to_string(i), o))), "forbidden")
+        << "each is still answered";
   }
-  run_until(io, [&] { return false; }, 300ms);
+  run_until(
+      io, [&] { return false; }, 300ms);
   EXPECT_EQ(queued.size(), 1u) << "a looping cloud does not fill the queue";
 }
 
@@ -413,10 +458,16 @@ TEST_F(UpdateServiceTest, ForbiddenUnlessControlJsonAllowsIt) {
 TEST_F(UpdateServiceTest, ASecondUpdateWhileOneRunsIsBusy) {
   start();
   auto first = payload("2.0.0");
-  d.dispatch(json{{"v", 1}, {"type", "update.apply"}, {"id", "first"}, {"ts", "2026-12-06T10:00:00Z"}, {"payload", first}}
-                 .dump());
+  d.dispatch(json{
+      {"v", 1},
+      {"type", "update.apply"},
+      {"id", "first"},
+      {"ts", "2026-12-06T10:00:00Z"},
+      {"payload",
+       first}}.dump());
   EXPECT_EQ(code(apply(payload("2.0.9"))), "busy");
-  ASSERT_TRUE(run_until(io, [&] { return restarts == 1; }, 20s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return restarts == 1; }, 20s));
   EXPECT_EQ(replies("first").at(0).value("type", ""), "ack");
 }
 
@@ -440,12 +491,14 @@ TEST_F(UpdateServiceTest, ACutDownloadIsResumedWhereItStopped) {
   settle(1);
   ASSERT_EQ(queued.size(), 1u);
   EXPECT_EQ(queued[0].data["phase"], "download");
-  EXPECT_EQ(::access((root + "/downloads/" + r.fields.sha256 + ".part").c_str(), F_OK), 0) << "what arrived is kept";
+  EXPECT_EQ(::access((root + "/downloads/" + r.fields.sha256 + ".part").c_str(), F_OK), 0)
+      << "what arrived is kept";
   // The cloud asks again: the download goes on from there.
   reply = apply(p);
   EXPECT_EQ(reply.value("type", ""), "ack") << reply.dump();
   EXPECT_EQ(sim->file_requests(), 4);
-  ASSERT_TRUE(run_until(io, [&] { return restarts == 1; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return restarts == 1; }, 10s));
   EXPECT_EQ(built_in_version_of_file(VersionStore(root).binary("2.0.0")).value(), "2.0.0");
 }
 
@@ -453,11 +506,13 @@ TEST_F(UpdateServiceTest, AnAttemptARestartCutShortIsReportedOnceAtStart) {
   UpdateState s{"a1b2", "1.0.0", "2.0.0", "stage"};
   ASSERT_TRUE(save_state(root, s));
   start();
-  ASSERT_TRUE(run_until(io, [&] { return !queued.empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !queued.empty(); }, 10s));
   EXPECT_EQ(queued[0].data["phase"], "stage");
   EXPECT_EQ(queued[0].data["ok"], false);
   EXPECT_EQ(queued[0].client_id, (UpdateOutcome{"a1b2", "", "", false, "", ""}).client_id());
-  run_until(io, [&] { return false; }, 200ms);
+  run_until(
+      io, [&] { return false; }, 200ms);
   EXPECT_TRUE(load_state(root).value() == std::nullopt);
   EXPECT_EQ(VersionStore(root).current(), "1.0.0");
 }
@@ -468,7 +523,8 @@ TEST_F(UpdateServiceTest, ASwitchThatNeverHappenedIsReportedAsTheSwitchsFailure)
   s.deadline = 4000000000;
   ASSERT_TRUE(save_state(root, s));  // the power went between the state and the link
   start();
-  ASSERT_TRUE(run_until(io, [&] { return !queued.empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !queued.empty(); }, 10s));
   EXPECT_EQ(queued[0].data["phase"], "switch");
   EXPECT_EQ(queued[0].data["ok"], false);
 }
@@ -494,13 +550,15 @@ class TrialTest : public UpdateServiceTest {
 TEST_F(TrialTest, AVersionOnTrialCommitsAfterWelcomeAndItsTrialTimeThenRunsItsContractMigrations) {
   put_on_trial(now_s() + 300);
   start();
-  run_until(io, [&] { return false; }, 1500ms);
+  run_until(
+      io, [&] { return false; }, 1500ms);
   EXPECT_TRUE(queued.empty()) << "no welcome yet: still on trial";
   VersionStore store(root);
   EXPECT_EQ(store.known_good(), "1.0.0");
   EXPECT_EQ(code(apply(payload("3.0.0"))), "busy");
   service->on_welcomed();
-  ASSERT_TRUE(run_until(io, [&] { return !queued.empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !queued.empty(); }, 10s));
   EXPECT_EQ(queued[0].data["phase"], "done");
   EXPECT_EQ(queued[0].data["ok"], true);
   EXPECT_EQ(queued[0].data["toVersion"], "2.0.0");
@@ -508,9 +566,12 @@ TEST_F(TrialTest, AVersionOnTrialCommitsAfterWelcomeAndItsTrialTimeThenRunsItsCo
   EXPECT_EQ(store.known_good(), "2.0.0");
   EXPECT_EQ(migrations, 1) << "the contract migrations ran after the trial";
   EXPECT_EQ(known_good_at_migrations, "2.0.0") << "and only once known-good had moved";
-  EXPECT_EQ(load_ledger(root).value().counter, 7u) << "the box's counter is the committed version's";
-  EXPECT_EQ(TempDir::read(dir.file("known-good/secbox.env")), TempDir::read(dir.file("secbox.env")));
-  run_until(io, [&] { return false; }, 200ms);
+  EXPECT_EQ(load_ledger(root).value().counter, 7u)
+      << "the box's counter is the committed version's";
+  EXPECT_EQ(TempDir::read(dir.file("known-good/secbox.env")),
+            TempDir::read(dir.file("secbox.env")));
+  run_until(
+      io, [&] { return false; }, 200ms);
   EXPECT_FALSE(on_trial(root, "2.0.0"));
   EXPECT_EQ(store.versions(), (std::vector<std::string>{"2.0.0"}))
       << "versions below the counter will never run again: pruned";
@@ -529,8 +590,10 @@ TEST_F(TrialTest, ATrialThatPassesAfterItsDeadlineIsNotCommitted) {
   put_on_trial(now_s() - 1);
   start();
   service->on_welcomed();
-  run_until(io, [&] { return false; }, 2500ms);
-  EXPECT_EQ(VersionStore(root).known_good(), "1.0.0") << "the timer rolls it back; the commit does not race it";
+  run_until(
+      io, [&] { return false; }, 2500ms);
+  EXPECT_EQ(VersionStore(root).known_good(), "1.0.0")
+      << "the timer rolls it back; the commit does not race it";
   EXPECT_EQ(migrations, 0) << "no contract migration for a version that did not commit";
   EXPECT_TRUE(queued.empty());
   EXPECT_EQ(load_ledger(root).value().counter, 0u);
@@ -543,45 +606,54 @@ TEST_F(TrialTest, TheCommitWaitsWhileSecboxRecoverHoldsTheTree) {
   ASSERT_EQ(::flock(lock, LOCK_EX), 0);  // as `flock -w 10 9` in secbox-recover
   start();
   service->on_welcomed();
-  run_until(io, [&] { return false; }, 2500ms);
+  run_until(
+      io, [&] { return false; }, 2500ms);
   EXPECT_EQ(VersionStore(root).known_good(), "1.0.0") << "no commit while the lock is held";
   ::close(lock);
-  ASSERT_TRUE(run_until(io, [&] { return !queued.empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !queued.empty(); }, 10s));
   EXPECT_EQ(queued[0].data["phase"], "done");
   EXPECT_EQ(VersionStore(root).known_good(), "2.0.0");
 }
 
 TEST_F(UpdateServiceTest, ARolledBackVersionIsRefusedUntilAHigherCounter) {
   stage("2.0.0", 3);
-  UpdateOutcome o{"a1b6", "1.0.0", "2.0.0", false, "rollback", "version 2.0.0 stopped during its trial (start 2)"};
+  UpdateOutcome o{"a1b6", "1.0.0",    "2.0.0",
+                  false,  "rollback", "version 2.0.0 stopped during its trial (start 2)"};
   ASSERT_TRUE(save_outcome(root, o));
   start();
-  ASSERT_TRUE(run_until(io, [&] { return !queued.empty(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !queued.empty(); }, 10s));
   EXPECT_EQ(queued[0].data["phase"], "rollback");
   EXPECT_EQ(load_ledger(root).value().rolled_back.at("2.0.0"), 3u);
-  EXPECT_EQ(VersionStore(root).versions(), std::vector<std::string>{"1.0.0"}) << "it will not run again: pruned";
+  EXPECT_EQ(VersionStore(root).versions(), std::vector<std::string>{"1.0.0"})
+      << "it will not run again: pruned";
   ReleaseOptions same;
   same.counter = 3;
   auto again = apply(payload("2.0.0", same));
   EXPECT_EQ(code(again), "forbidden") << again.dump();
-  EXPECT_NE(again["payload"].value("message", "").find("rolled back"), std::string::npos) << again.dump();
+  EXPECT_NE(again["payload"].value("message", "").find("rolled back"), std::string::npos)
+      << again.dump();
   ReleaseOptions higher;
   higher.counter = 4;
   EXPECT_EQ(apply(payload("2.0.0", higher)).value("type", ""), "ack");
 }
 
 TEST_F(UpdateServiceTest, OutcomesSecboxRecoverLeftAreQueuedOnceAndRemoved) {
-  UpdateOutcome o{"a1b5", "1.0.0", "2.0.0", false, "rollback", "version 2.0.0 stopped during its trial (start 2)"};
+  UpdateOutcome o{"a1b5", "1.0.0",    "2.0.0",
+                  false,  "rollback", "version 2.0.0 stopped during its trial (start 2)"};
   ASSERT_TRUE(save_outcome(root, o));
   dir.write("lib/results/garbage", "PHASE=\nOK=maybe\n");
   start();
-  ASSERT_TRUE(run_until(io, [&] { return queued.size() == 2; }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return queued.size() == 2; }, 10s));
   // In name order: the attempt's, then the unreadable one.
   EXPECT_EQ(queued[0].data["phase"], "rollback");
   EXPECT_EQ(queued[0].data["detail"], o.detail);
   EXPECT_EQ(queued[0].client_id, o.client_id());
   EXPECT_EQ(queued[1].data["phase"], "rollback-failed") << "an unreadable one is still reported";
-  run_until(io, [&] { return false; }, 300ms);
+  run_until(
+      io, [&] { return false; }, 300ms);
   EXPECT_TRUE(load_outcomes(root).empty());
 }
 

@@ -15,7 +15,8 @@ namespace {
 
 using secbox::testing::TempDir;
 
-constexpr const char* kAbc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";  // SHA-256("abc")
+constexpr const char* kAbc =
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";  // SHA-256("abc")
 
 TEST(CheckBundle, TheManifestsSizeAndHashThroughOneDescriptor) {
   TempDir dir;
@@ -30,7 +31,8 @@ TEST(CheckBundle, TheManifestsSizeAndHashThroughOneDescriptor) {
 
   auto size = check_bundle(fd, 4, kAbc);
   ASSERT_FALSE(size);
-  EXPECT_NE(size.error().message.find("not the manifest's 4"), std::string::npos) << size.error().message;
+  EXPECT_NE(size.error().message.find("not the manifest's 4"), std::string::npos)
+      << size.error().message;
   auto hash = check_bundle(fd, 3, std::string(64, '0'));
   ASSERT_FALSE(hash);
   EXPECT_NE(hash.error().message.find("SHA-256"), std::string::npos);

@@ -21,8 +21,9 @@ using secbox::testing::fake_daemon;
 using secbox::testing::TempDir;
 
 // Stages a bundle of a stand-in daemon whose built-in version is `built_in`.
-Result<void> stage(const TempDir& dir, VersionStore& store, const std::string& version, const std::string& built_in,
-                   const std::string& manifest = "{}", const std::string& app = "<title>app</title>") {
+Result<void> stage(const TempDir& dir, VersionStore& store, const std::string& version,
+                   const std::string& built_in, const std::string& manifest = "{}",
+                   const std::string& app = "<title>app</title>") {
   auto bytes = pack_bundle({{"secbox", fake_daemon(built_in), BundleEntry::Kind::file, 0755},
                             {"web", "", BundleEntry::Kind::folder, 0755},
                             {"web/index.html", app, BundleEntry::Kind::file, 0644}},
@@ -54,10 +55,12 @@ TEST(Versions, StagedSideBySideWithTheirAppAndSwitchedByLink) {
   ASSERT_TRUE(store.set_current("0.2.0"));
   EXPECT_EQ(store.current(), "0.2.0");
   EXPECT_EQ(store.known_good(), "0.1.0");
-  EXPECT_EQ(TempDir::read(dir.file("lib/current/web/index.html")), "two") << "the app follows the link";
+  EXPECT_EQ(TempDir::read(dir.file("lib/current/web/index.html")), "two")
+      << "the app follows the link";
   char buf[64];
   const auto n = ::readlink(dir.file("lib/current").c_str(), buf, sizeof buf);
-  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), "versions/0.2.0") << "relative: the tree can move";
+  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), "versions/0.2.0")
+      << "relative: the tree can move";
 
   auto missing = store.set_current("9.9.9");
   ASSERT_FALSE(missing);
@@ -71,19 +74,22 @@ TEST(Versions, ADaemonOfAnotherVersionIsRefusedAndLeavesNothing) {
   auto r = stage(dir, store, "9.0.0", "0.1.0");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::invalid);
-  EXPECT_NE(r.error().message.find("0.1.0, not the manifest's 9.0.0"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("0.1.0, not the manifest's 9.0.0"), std::string::npos)
+      << r.error().message;
   EXPECT_TRUE(store.versions().empty());
   EXPECT_NE(::access(dir.file("lib/versions/9.0.0.staging").c_str(), F_OK), 0);
   auto none = stage(dir, store, "9.0.0", "");
   ASSERT_FALSE(none);
-  EXPECT_NE(none.error().message.find("no built-in version"), std::string::npos) << none.error().message;
+  EXPECT_NE(none.error().message.find("no built-in version"), std::string::npos)
+      << none.error().message;
 }
 
 TEST(Versions, RestagingAndCrashLeftovers) {
   TempDir dir;
   VersionStore store(dir.file("lib"));
   ASSERT_TRUE(stage(dir, store, "1.0.0", "1.0.0", "{\"a\":1}", "one"));
-  EXPECT_TRUE(stage(dir, store, "1.0.0", "1.0.0", "{\"a\":1}", "one")) << "asked again: the same manifest is there";
+  EXPECT_TRUE(stage(dir, store, "1.0.0", "1.0.0", "{\"a\":1}", "one"))
+      << "asked again: the same manifest is there";
   ASSERT_TRUE(store.set_current("1.0.0"));
   auto clash = stage(dir, store, "1.0.0", "1.0.0", "{\"a\":2}", "other");
   ASSERT_FALSE(clash) << "in use: never written over";
@@ -94,7 +100,8 @@ TEST(Versions, RestagingAndCrashLeftovers) {
   ::mkdir(dir.file("lib/versions/2.0.0.staging").c_str(), 0755);
   ::mkdir(dir.file("lib/versions/2.0.0.staging/web").c_str(), 0755);
   dir.write("lib/versions/2.0.0.staging/secbox", "ha");
-  EXPECT_EQ(store.versions(), std::vector<std::string>{"1.0.0"}) << "a folder being staged is no version";
+  EXPECT_EQ(store.versions(), std::vector<std::string>{"1.0.0"})
+      << "a folder being staged is no version";
   ASSERT_EQ(::symlink("versions/nowhere", dir.file("lib/current.new").c_str()), 0);
   ASSERT_TRUE(stage(dir, store, "2.0.0", "2.0.0", "{\"b\":1}", "two"));
   ASSERT_TRUE(store.set_current("2.0.0"));
@@ -112,8 +119,9 @@ TEST(Versions, RestagingAndCrashLeftovers) {
 TEST(Versions, HostileNamesAreRefused) {
   TempDir dir;
   VersionStore store(dir.file("lib"));
-  for (const char* bad : {"", "../etc", "a/b", ".hidden", "-rf", "1.0 beta", "1.0.staging",
-                          "0123456789012345678901234567890123456789012345678901234567890123456789"}) {
+  for (const char* bad :
+       {"", "../etc", "a/b", ".hidden", "-rf", "1.0 beta", "1.0.staging",
+        "0123456789012345678901234567890123456789012345678901234567890123456789"}) {
     EXPECT_FALSE(VersionStore::valid_version(bad)) << bad;
     auto r = stage(dir, store, bad, "1.0.0");
     ASSERT_FALSE(r) << bad;

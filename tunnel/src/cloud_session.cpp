@@ -18,10 +18,11 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
                            SessionSettings settings, std::string token)
     : settings_(std::move(settings)),
       dispatcher_(loop,
-                  protocol::Transport{[this](const std::string& text) { return tunnel_->send_text(text); },
-                                      [this](const std::string& frame) { return tunnel_->send_binary(frame); },
-                                      [this] { return tunnel_->writable(); },
-                                      [this](const std::string& why) { tunnel_->reconnect(why); }},
+                  protocol::Transport{
+                      [this](const std::string& text) { return tunnel_->send_text(text); },
+                      [this](const std::string& frame) { return tunnel_->send_binary(frame); },
+                      [this] { return tunnel_->writable(); },
+                      [this](const std::string& why) { tunnel_->reconnect(why); }},
                   ids_),
       rotator_(std::make_unique<JwtRotator>(loop, pool, settings_.rotator, std::move(token))) {
   TunnelHooks hooks;
@@ -57,7 +58,9 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
 
 CloudSession::~CloudSession() = default;
 
-void CloudSession::rotate_now(std::function<void(RotationResult)> done) { rotator_->rotate_now(std::move(done)); }
+void CloudSession::rotate_now(std::function<void(RotationResult)> done) {
+  rotator_->rotate_now(std::move(done));
+}
 
 void CloudSession::start() {
   rotator_->start();
@@ -80,26 +83,30 @@ void CloudSession::send_hello() {
       {"version", settings_.tunnel.version},
       {"bootId", settings_.boot_id},
       {"cursors", cursors},
-      {"queue", {{"depth", state.queue_depth},
-                 {"oldestAt", state.oldest_at ? nlohmann::json(*state.oldest_at) : nlohmann::json()}}}};
-  dispatcher_.request("hello", std::move(payload), settings_.welcome_timeout, [this](Result<protocol::Envelope> r) {
-    if (r && r.value().type == "welcome") return on_welcome(r.value());
-    if (r) {
-      log_.warn("The cloud answered hello with something other than welcome; starting over.",
-                {{"type", r.value().type}});
-    } else if (r.error().code == Errc::disconnected) {
-      return;  // the next connection says hello again
-    } else {
-      log_.warn("The cloud did not welcome the box; starting over.", {{"reason", r.error().message}});
-    }
-    tunnel_->reconnect("no welcome");
-  });
+      {"queue",
+       {{"depth", state.queue_depth},
+        {"oldestAt", state.oldest_at ? nlohmann::json(*state.oldest_at) : nlohmann::json()}}}};
+  dispatcher_.request(
+      "hello", std::move(payload), settings_.welcome_timeout, [this](Result<protocol::Envelope> r) {
+        if (r && r.value().type == "welcome") return on_welcome(r.value());
+        if (r) {
+          log_.warn("The cloud answered hello with something other than welcome; starting over.",
+                    {{"type", r.value().type}});
+        } else if (r.error().code == Errc::disconnected) {
+          return;  // the next connection says hello again
+        } else {
+          log_.warn("The cloud did not welcome the box; starting over.",
+                    {{"reason", r.error().message}});
+        }
+        tunnel_->reconnect("no welcome");
+      });
 }
 
 void CloudSession::on_welcome(const protocol::Envelope& e) {
   welcomed_ = true;
   last_welcome_ = e.payload;
-  if (auto server = e.payload.find("serverTime"); server != e.payload.end() && server->is_string()) {
+  if (auto server = e.payload.find("serverTime");
+      server != e.payload.end() && server->is_string()) {
     if (auto t = parse_rfc3339(server->get<std::string>())) {
       skew_ = std::chrono::duration<double>(*t - WallClock::now()).count();
       if (std::abs(*skew_) > 60) {
@@ -108,7 +115,8 @@ void CloudSession::on_welcome(const protocol::Envelope& e) {
       }
     }
   }
-  log_.info("The cloud welcomed the box.", {{"resync", e.payload.value("resync", nlohmann::json::array()).dump()}});
+  log_.info("The cloud welcomed the box.",
+            {{"resync", e.payload.value("resync", nlohmann::json::array()).dump()}});
   if (on_welcomed_) on_welcomed_();
 }
 

@@ -45,7 +45,7 @@ std::chrono::seconds local_utc_offset(WallClock::time_point t) {
 }
 
 WallClock::time_point next_rotation(const TokenClaims& claims, WallClock::time_point now,
-                                std::chrono::seconds utc_offset, std::mt19937_64& rng) {
+                                    std::chrono::seconds utc_offset, std::mt19937_64& rng) {
   using namespace std::chrono;
   const auto quarter_left = claims.exp - (claims.exp - claims.iat) / 4;
   if (quarter_left <= now) return now;
@@ -54,7 +54,8 @@ WallClock::time_point next_rotation(const TokenClaims& claims, WallClock::time_p
   const auto local_secs = duration_cast<seconds>((now + utc_offset).time_since_epoch()).count();
   const auto midnight = local_secs - ((local_secs % 86400) + 86400) % 86400;
   std::uniform_int_distribution<int> minute(0, 119);
-  auto nightly = WallClock::time_point(seconds(midnight)) + hours(2) + minutes(minute(rng)) - utc_offset;
+  auto nightly =
+      WallClock::time_point(seconds(midnight)) + hours(2) + minutes(minute(rng)) - utc_offset;
   if (nightly <= now) nightly += hours(24);
   return std::min(nightly, quarter_left);
 }
@@ -72,7 +73,8 @@ Result<std::string> TokenStore::load() const {
 
 Result<void> TokenStore::save(std::string_view jwt) const {
   if (jwt.empty() || jwt.find_first_of("\r\n \t") != std::string_view::npos) {
-    return Error{Errc::invalid, "refusing to save a device token that is empty or holds white space"};
+    return Error{Errc::invalid,
+                 "refusing to save a device token that is empty or holds white space"};
   }
   return write_file_atomically(path_, std::string(jwt) + "\n");
 }

@@ -19,13 +19,8 @@ struct Refreshed {
 
 JwtRotator::JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, RotatorSettings settings,
                        std::string current_token)
-    : loop_(loop),
-      pool_(pool),
-      settings_(std::move(settings)),
-      token_(std::move(current_token)),
-      timer_(loop),
-      rng_(std::random_device{}()),
-      retry_delay_(settings_.retry_initial) {
+    : loop_(loop), pool_(pool), settings_(std::move(settings)), token_(std::move(current_token)),
+      timer_(loop), rng_(std::random_device{}()), retry_delay_(settings_.retry_initial) {
   log::add_transient_secret(token_);
   if (auto c = decode_claims(token_)) claims_ = c.value();
 }
@@ -125,7 +120,8 @@ void JwtRotator::attempt() {
           schedule_next();
         } else if (r.status == 401) {
           needs_pairing_ = true;
-          log_.error("The cloud no longer accepts the device token (401); the box needs pairing again.");
+          log_.error(
+              "The cloud no longer accepts the device token (401); the box needs pairing again.");
           finish(RotationResult::rejected);
           if (on_needs_pairing_) on_needs_pairing_();
         } else {

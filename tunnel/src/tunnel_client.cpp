@@ -19,7 +19,8 @@ using SteadyClock = std::chrono::steady_clock;
 template <typename Concurrency, typename Names>
 class RoutedLog {
  public:
-  explicit RoutedLog(websocketpp::log::channel_type_hint::value = websocketpp::log::channel_type_hint::access) {}
+  explicit RoutedLog(
+      websocketpp::log::channel_type_hint::value = websocketpp::log::channel_type_hint::access) {}
   RoutedLog(websocketpp::log::level channels, websocketpp::log::channel_type_hint::value)
       : static_(channels) {}
   void set_channels(websocketpp::log::level c) { dynamic_ |= c & static_; }
@@ -29,7 +30,9 @@ class RoutedLog {
     log::Logger("websocketpp").warn(msg, {{"channel", Names::channel_name(channel)}});
   }
   void write(websocketpp::log::level channel, const char* msg) { write(channel, std::string(msg)); }
-  constexpr bool static_test(websocketpp::log::level channel) const { return (channel & static_) != 0; }
+  constexpr bool static_test(websocketpp::log::level channel) const {
+    return (channel & static_) != 0;
+  }
   bool dynamic_test(websocketpp::log::level channel) { return (channel & dynamic_) != 0; }
 
  private:
@@ -62,10 +65,11 @@ class ResolvingEndpoint : public websocketpp::transport::asio::endpoint<Transpor
     // Numeric ports only (the URL's), so the service is never looked up.
     resolver_->async_resolve(
         u->get_host(), u->get_port_str(), asio::ip::resolver_base::numeric_service,
-        tcon->get_strand()->wrap([this, tcon, dns_timer, cb](const boost::system::error_code& ec,
-                                                            asio::ip::tcp::resolver::results_type results) {
-          this->handle_resolve(tcon, dns_timer, cb, ec, results.begin());
-        }));
+        tcon->get_strand()->wrap(
+            [this, tcon, dns_timer, cb](const boost::system::error_code& ec,
+                                        asio::ip::tcp::resolver::results_type results) {
+              this->handle_resolve(tcon, dns_timer, cb, ec, results.begin());
+            }));
   }
 
  private:
@@ -77,9 +81,9 @@ struct Config : websocketpp::config::asio_tls_client {
   typedef websocketpp::config::asio_tls_client base;
   typedef RoutedLog<concurrency_type, websocketpp::log::elevel> elog_type;
   typedef RoutedLog<concurrency_type, websocketpp::log::alevel> alog_type;
-  static const websocketpp::log::level elog_level =
-      websocketpp::log::elevel::warn | websocketpp::log::elevel::rerror |
-      websocketpp::log::elevel::fatal;
+  static const websocketpp::log::level elog_level = websocketpp::log::elevel::warn |
+                                                    websocketpp::log::elevel::rerror |
+                                                    websocketpp::log::elevel::fatal;
   static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
   static const long timeout_open_handshake = 10000;
   static const long timeout_close_handshake = 2000;
@@ -108,30 +112,39 @@ std::string host_of(const std::string& url) {
   auto start = url.find("://");
   start = start == std::string::npos ? 0 : start + 3;
   auto end = url.find_first_of("/?#", start);
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (!authority.empty() && authority[0] == '[') return authority.substr(1, authority.find(']') - 1);
-  return authority.substr(0, authority.rfind(':') == std::string::npos ? std::string::npos
-                                                                        : authority.rfind(':'));
+  std::string authority =
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (!authority.empty() && authority[0] == '[')
+    return authority.substr(1, authority.find(']') - 1);
+  return authority.substr(
+      0, authority.rfind(':') == std::string::npos ? std::string::npos : authority.rfind(':'));
 }
 
 }  // namespace
 
 const char* to_string(TunnelState s) {
   switch (s) {
-    case TunnelState::idle: return "idle";
-    case TunnelState::connecting: return "connecting";
-    case TunnelState::connected: return "connected";
-    case TunnelState::backing_off: return "backing-off";
-    case TunnelState::token_rejected: return "token-rejected";
-    case TunnelState::stopped: return "stopped";
+    case TunnelState::idle:
+      return "idle";
+    case TunnelState::connecting:
+      return "connecting";
+    case TunnelState::connected:
+      return "connected";
+    case TunnelState::backing_off:
+      return "backing-off";
+    case TunnelState::token_rejected:
+      return "token-rejected";
+    case TunnelState::stopped:
+      return "stopped";
   }
   return "unknown";
 }
 
 struct TunnelClient::Impl {
   Impl(asio::io_context& loop, TunnelSettings s, TunnelHooks h)
-      : loop(loop), settings(std::move(s)), hooks(std::move(h)), host(host_of(settings.gateway_url)),
-        reconnect_timer(loop), ping_timer(loop), dead_timer(loop), rng(std::random_device{}()) {
+      : loop(loop), settings(std::move(s)), hooks(std::move(h)),
+        host(host_of(settings.gateway_url)), reconnect_timer(loop), ping_timer(loop),
+        dead_timer(loop), rng(std::random_device{}()) {
     client.init_asio(&loop);
     client.set_tls_init_handler([this](websocketpp::connection_hdl) { return make_tls(); });
     client.set_open_handler([this](websocketpp::connection_hdl h) { on_open(h); });
@@ -168,8 +181,9 @@ struct TunnelClient::Impl {
     ctx->set_default_verify_paths(ec);
     if (!settings.ca_file.empty()) {
       ctx->load_verify_file(settings.ca_file, ec);
-      if (ec) log.error("Cannot load CLOUD_CA_FILE; only the system's CAs are trusted.",
-                        {{"file", settings.ca_file}, {"reason", ec.message()}});
+      if (ec)
+        log.error("Cannot load CLOUD_CA_FILE; only the system's CAs are trusted.",
+                  {{"file", settings.ca_file}, {"reason", ec.message()}});
     }
     ctx->set_verify_mode(asio::ssl::verify_peer);
     ctx->set_verify_callback(asio::ssl::host_name_verification(host));
@@ -270,7 +284,8 @@ struct TunnelClient::Impl {
     // echoed it, the remote code is only "abnormal"; the box's own is the cause.
     const bool remote_real = remote != websocketpp::close::status::no_status &&
                              remote != websocketpp::close::status::abnormal_close;
-    const std::uint16_t code = remote_real || local == websocketpp::close::status::no_status ? remote : local;
+    const std::uint16_t code =
+        remote_real || local == websocketpp::close::status::no_status ? remote : local;
     stop_timers();
     const bool was_up = state == TunnelState::connected;
     if (was_up && SteadyClock::now() - opened_at >= settings.backoff_reset_after) attempt = 0;
@@ -322,7 +337,8 @@ struct TunnelClient::Impl {
         if (last_rx >= ping_sent) return;
         log.warn("Nothing from the cloud within " + std::to_string(settings.dead_after.count()) +
                  " ms of a ping; dropping the connection.");
-        if (auto c = connection()) c->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+        if (auto c = connection())
+          c->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
       });
       schedule_ping();
     });
@@ -423,7 +439,8 @@ std::size_t TunnelClient::buffered_bytes() const {
 }
 
 bool TunnelClient::writable() const {
-  return impl_->state == TunnelState::connected && buffered_bytes() <= impl_->settings.send_buffer_limit;
+  return impl_->state == TunnelState::connected &&
+         buffered_bytes() <= impl_->settings.send_buffer_limit;
 }
 
 TunnelState TunnelClient::state() const { return impl_->state; }

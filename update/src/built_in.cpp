@@ -14,7 +14,8 @@
 // (a stamped copy holds another version than the one compiled in); used: it
 // stays in the binary whatever refers to it.
 extern "C" {
-__attribute__((used)) const volatile char secbox_version_slot[16 + secbox::update::kVersionSlotChars + 1] =
+__attribute__((used))
+const volatile char secbox_version_slot[16 + secbox::update::kVersionSlotChars + 1] =
     "@(#)secbox-slot:" SECBOX_VERSION_STRING;
 }
 
@@ -37,7 +38,8 @@ Error invalid(const std::string& why) { return Error{Errc::invalid, why}; }
 std::vector<std::size_t> find_marks(std::string_view bytes) {
   const std::string m = mark();
   std::vector<std::size_t> at;
-  for (std::size_t pos = bytes.find(m); pos != std::string_view::npos; pos = bytes.find(m, pos + 1)) {
+  for (std::size_t pos = bytes.find(m); pos != std::string_view::npos;
+       pos = bytes.find(m, pos + 1)) {
     at.push_back(pos);
     if (at.size() > 2) break;
   }
@@ -48,7 +50,8 @@ std::vector<std::size_t> find_marks(std::string_view bytes) {
 
 std::string built_in_version() {
   std::string v;
-  for (std::size_t i = kMarkChars; i < kMarkChars + kVersionSlotChars && secbox_version_slot[i] != '\0'; ++i) {
+  for (std::size_t i = kMarkChars;
+       i < kMarkChars + kVersionSlotChars && secbox_version_slot[i] != '\0'; ++i) {
     v.push_back(secbox_version_slot[i]);
   }
   return VersionStore::valid_version(v) ? v : "unknown";
@@ -62,7 +65,8 @@ Result<std::string> built_in_version_of(std::string_view bytes) {
   const auto end = rest.find('\0');
   if (end == std::string_view::npos) return invalid("the daemon's version slot is not terminated");
   const std::string v(rest.substr(0, end));
-  if (!VersionStore::valid_version(v)) return invalid("the daemon's built-in version is not a version name");
+  if (!VersionStore::valid_version(v))
+    return invalid("the daemon's built-in version is not a version name");
   return v;
 }
 
@@ -73,9 +77,11 @@ Result<std::string> built_in_version_of_file(const std::string& path) {
 }
 
 Result<std::string> stamp_version(std::string bytes, const std::string& version) {
-  if (!VersionStore::valid_version(version)) return invalid("\"" + version.substr(0, 64) + "\" is not a version name");
+  if (!VersionStore::valid_version(version))
+    return invalid("\"" + version.substr(0, 64) + "\" is not a version name");
   const auto at = find_marks(bytes);
-  if (at.size() != 1) return invalid(at.empty() ? "no version slot in the binary" : "more than one version slot");
+  if (at.size() != 1)
+    return invalid(at.empty() ? "no version slot in the binary" : "more than one version slot");
   const std::size_t start = at[0] + kMarkChars;
   if (bytes.size() < start + kVersionSlotChars + 1) return invalid("the version slot is cut short");
   std::memset(&bytes[start], 0, kVersionSlotChars + 1);

@@ -34,7 +34,8 @@ std::map<std::string, std::string> parse_lines(const std::string& text) {
 }
 
 std::optional<std::int64_t> number(const std::string& s) {
-  if (s.empty() || s.size() > 18 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (s.empty() || s.size() > 18 ||
+      !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
   return std::stoll(s);
@@ -56,7 +57,8 @@ std::string one_line(std::string s) {
 }
 
 bool known_phase(const std::string& p, bool outcome) {
-  static const char* const kSteps[] = {"manifest", "download", "verify", "stage", "switch", "trial"};
+  static const char* const kSteps[] = {"manifest", "download", "verify",
+                                       "stage",    "switch",   "trial"};
   static const char* const kEnds[] = {"rollback", "rollback-failed", "done"};
   for (const char* k : kSteps) {
     if (p == k) return true;
@@ -78,10 +80,16 @@ bool valid_attempt(const std::string& id) {
 }
 
 nlohmann::json UpdateOutcome::data() const {
-  return {{"fromVersion", from}, {"toVersion", to}, {"ok", ok}, {"phase", phase}, {"detail", one_line(detail)}};
+  return {{"fromVersion", from},
+          {"toVersion", to},
+          {"ok", ok},
+          {"phase", phase},
+          {"detail", one_line(detail)}};
 }
 
-std::string UpdateOutcome::client_id() const { return name_uuid("secbox-update-result:" + attempt); }
+std::string UpdateOutcome::client_id() const {
+  return name_uuid("secbox-update-result:" + attempt);
+}
 
 std::string state_path(const std::string& root) { return root + "/update.state"; }
 std::string results_dir(const std::string& root) { return root + "/results"; }
@@ -119,8 +127,8 @@ Result<UpdateState> parse_state(std::string_view text) {
     return true;
   };
   std::int64_t starts = 0;
-  if (!field("SWITCHED_AT", s.switched_at) || !field("DEADLINE", s.deadline) || !field("TRIAL_S", s.trial_s) ||
-      !field("STARTS", starts) || starts > 1000) {
+  if (!field("SWITCHED_AT", s.switched_at) || !field("DEADLINE", s.deadline) ||
+      !field("TRIAL_S", s.trial_s) || !field("STARTS", starts) || starts > 1000) {
     return invalid("a number field is not a number");
   }
   s.starts = static_cast<int>(starts);
@@ -128,16 +136,17 @@ Result<UpdateState> parse_state(std::string_view text) {
 }
 
 Result<void> save_state(const std::string& root, const UpdateState& s) {
-  if (!valid_attempt(s.attempt) || !VersionStore::valid_version(s.from) || !VersionStore::valid_version(s.to) ||
-      !known_phase(s.phase, false)) {
+  if (!valid_attempt(s.attempt) || !VersionStore::valid_version(s.from) ||
+      !VersionStore::valid_version(s.to) || !known_phase(s.phase, false)) {
     return invalid("refusing to write an update state with a bad field");
   }
   std::ostringstream out;
   out << "# The update under way (docs/updates.md); read by secbox-recover.\n"
       << "ATTEMPT=" << s.attempt << "\nFROM=" << s.from << "\nTO=" << s.to << "\nPHASE=" << s.phase
-      << "\nSWITCHED_AT=" << s.switched_at << "\nDEADLINE=" << s.deadline << "\nTRIAL_S=" << s.trial_s
-      << "\nSTARTS=" << s.starts << "\n";
-  auto w = write_file_atomically(state_path(root), out.str(), AtomicWriteOptions{0644, std::nullopt});
+      << "\nSWITCHED_AT=" << s.switched_at << "\nDEADLINE=" << s.deadline
+      << "\nTRIAL_S=" << s.trial_s << "\nSTARTS=" << s.starts << "\n";
+  auto w =
+      write_file_atomically(state_path(root), out.str(), AtomicWriteOptions{0644, std::nullopt});
   if (!w) return Error{w.error().code, "cannot write the update state: " + w.error().message};
   return ok();
 }
@@ -157,7 +166,8 @@ std::vector<StoredOutcome> load_outcomes(const std::string& root, std::size_t ma
   while (auto* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == ".." || name.find(".tmp") != std::string::npos) continue;
-    if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
     names.push_back(std::move(name));
   }
   ::closedir(d);
@@ -174,13 +184,16 @@ std::vector<StoredOutcome> load_outcomes(const std::string& root, std::size_t ma
 }
 
 Result<void> save_outcome(const std::string& root, const UpdateOutcome& o) {
-  if (!valid_attempt(o.attempt)) return invalid("refusing to write an outcome with a bad attempt id");
+  if (!valid_attempt(o.attempt))
+    return invalid("refusing to write an outcome with a bad attempt id");
   const std::string dir = results_dir(root);
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return invalid("cannot make " + dir);
   std::ostringstream out;
-  out << "ATTEMPT=" << o.attempt << "\nFROM=" << o.from << "\nTO=" << o.to << "\nOK=" << (o.ok ? 1 : 0)
-      << "\nPHASE=" << o.phase << "\nDETAIL=" << one_line(o.detail) << "\n";
-  auto w = write_file_atomically(dir + "/" + o.attempt, out.str(), AtomicWriteOptions{0644, std::nullopt});
+  out << "ATTEMPT=" << o.attempt << "\nFROM=" << o.from << "\nTO=" << o.to
+      << "\nOK=" << (o.ok ? 1 : 0) << "\nPHASE=" << o.phase << "\nDETAIL=" << one_line(o.detail)
+      << "\n";
+  auto w = write_file_atomically(dir + "/" + o.attempt, out.str(),
+                                 AtomicWriteOptions{0644, std::nullopt});
   if (!w) return invalid("cannot write the update's outcome: " + w.error().message);
   return ok();
 }
@@ -196,7 +209,8 @@ UpdateOutcome parse_outcome(std::string_view text, const std::string& name) {
   o.ok = kv["OK"] == "1" || kv["OK"] == "true";
   o.phase = kv["PHASE"];
   o.detail = one_line(kv["DETAIL"]);
-  if (!valid_attempt(o.attempt)) o.attempt = valid_attempt(name) ? name : "unreadable-" + name_uuid(name);
+  if (!valid_attempt(o.attempt))
+    o.attempt = valid_attempt(name) ? name : "unreadable-" + name_uuid(name);
   if (!VersionStore::valid_version(o.from)) o.from = "unknown";
   if (!VersionStore::valid_version(o.to)) o.to = "unknown";
   if (!known_phase(o.phase, true)) {
@@ -224,7 +238,8 @@ Result<Ledger> parse_ledger(std::string_view text) {
       const auto space = rest.find(' ');
       const std::string version = rest.substr(0, space);
       auto n = space == std::string::npos ? std::nullopt : number(rest.substr(space + 1));
-      if (!VersionStore::valid_version(version) || !n) return invalid("a ROLLED_BACK line is not a version and a number");
+      if (!VersionStore::valid_version(version) || !n)
+        return invalid("a ROLLED_BACK line is not a version and a number");
       l.rolled_back[version] = std::max(l.rolled_back[version], static_cast<std::uint64_t>(*n));
     } else {
       return invalid("an unknown line");

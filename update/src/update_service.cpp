@@ -36,7 +36,8 @@ using SteadyClock = std::chrono::steady_clock;
 using WallClock = std::chrono::system_clock;
 
 std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(WallClock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(WallClock::now().time_since_epoch())
+      .count();
 }
 
 std::string real_path(const std::string& p) {
@@ -47,8 +48,8 @@ std::string real_path(const std::string& p) {
 
 // What a failed step answers and reports.
 struct Failure {
-  std::string phase;               // §7.6
-  protocol::ErrorCode code;        // the reply's error code
+  std::string phase;         // §7.6
+  protocol::ErrorCode code;  // the reply's error code
   std::string message;
 };
 
@@ -64,10 +65,14 @@ struct Prepared {
 
 protocol::ErrorCode reply_code(Errc e) {
   switch (e) {
-    case Errc::invalid: return protocol::ErrorCode::invalid_args;
-    case Errc::forbidden: return protocol::ErrorCode::forbidden;
-    case Errc::unavailable: return protocol::ErrorCode::unavailable;
-    default: return protocol::ErrorCode::internal;
+    case Errc::invalid:
+      return protocol::ErrorCode::invalid_args;
+    case Errc::forbidden:
+      return protocol::ErrorCode::forbidden;
+    case Errc::unavailable:
+      return protocol::ErrorCode::unavailable;
+    default:
+      return protocol::ErrorCode::internal;
   }
 }
 
@@ -151,7 +156,8 @@ bool on_trial(const std::string& root, const std::string& running) {
   if (!state || !state.value()) return false;
   const UpdateState& s = *state.value();
   VersionStore store(root);
-  return s.phase == "trial" && s.to == running && store.current() == running && store.known_good() != running;
+  return s.phase == "trial" && s.to == running && store.current() == running &&
+         store.known_good() != running;
 }
 
 struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
@@ -167,10 +173,10 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   protocol::HeldReplies held;
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   const SteadyClock::time_point started_at = SteadyClock::now();
-  bool applying = false;       // an update.apply between its request and its switch
+  bool applying = false;             // an update.apply between its request and its switch
   std::optional<UpdateState> trial;  // this run is the trial of `trial->to`
-  bool looked = false;        // the state at start has been read
-  bool others_trial = false;          // a trial this version does not run: secbox-recover's
+  bool looked = false;               // the state at start has been read
+  bool others_trial = false;         // a trial this version does not run: secbox-recover's
   bool welcomed = false;
   bool committing = false;
   bool stopping = false;
@@ -180,11 +186,12 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   template <class Fn, class Done>
   void run(Fn fn, Done done) {
     ++in_flight;
-    pool.run(std::move(fn), [self = shared_from_this(), done = std::move(done)](auto result) mutable {
-      --self->in_flight;
-      if (self->stopping) return self->maybe_stopped();
-      done(std::move(result));
-    });
+    pool.run(std::move(fn),
+             [self = shared_from_this(), done = std::move(done)](auto result) mutable {
+               --self->in_flight;
+               if (self->stopping) return self->maybe_stopped();
+               done(std::move(result));
+             });
   }
   // A small blocking job whose end nobody waits for (removing a file).
   template <class Fn>
@@ -237,14 +244,18 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   // Worker: a version secbox-recover rolled back is refused until a higher
   // counter (its manifest's counter goes in the ledger), and its folder goes:
   // it will not run again.
-  static void remember_rollbacks(const VersionStore& store, const std::vector<StoredOutcome>& outcomes) {
+  static void remember_rollbacks(const VersionStore& store,
+                                 const std::vector<StoredOutcome>& outcomes) {
     auto ledger = load_ledger(store.root());
     if (!ledger) return;
     bool changed = false;
     for (const auto& s : outcomes) {
       const auto& o = s.outcome;
-      if ((o.phase != "rollback" && o.phase != "rollback-failed") || !VersionStore::valid_version(o.to)) continue;
-      if (o.to == store.current() || o.to == store.known_good()) continue;  // secbox.env restored, same version
+      if ((o.phase != "rollback" && o.phase != "rollback-failed") ||
+          !VersionStore::valid_version(o.to))
+        continue;
+      if (o.to == store.current() || o.to == store.known_good())
+        continue;  // secbox.env restored, same version
       std::uint64_t counter = 0;
       if (auto m = parse_manifest(store.manifest_of(o.to))) counter = m.value().counter;
       auto& kept = ledger.value().rolled_back[o.to];
@@ -262,7 +273,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     installed = f.current.has_value();
     for (auto& s : f.outcomes) report_stored(std::move(s));
     if (!f.state) {
-      log.error("The update state file cannot be read; it is removed.", {{"reason", f.state.error().message}});
+      log.error("The update state file cannot be read; it is removed.",
+                {{"reason", f.state.error().message}});
       forget([root = settings.root] { remove_state(root); });
       return;
     }
@@ -276,8 +288,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     }
     if (f.current != s.to) {
       o.phase = "switch";
-      o.detail = "the box stopped before it switched to version " + s.to + "; version " + settings.running_version +
-                 " runs";
+      o.detail = "the box stopped before it switched to version " + s.to + "; version " +
+                 settings.running_version + " runs";
       return finish(o, "An update stopped before its switch; the running version stays.");
     }
     if (settings.running_version != s.to) {
@@ -296,8 +308,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     trial = s;
     log.info("Version " + s.to + " is on trial: it becomes the known-good version once it has " +
                  (settings.paired ? "been welcomed by the cloud and " : "") + "run " +
-                 std::to_string(trial_length().count()) + " s; otherwise secbox-recover starts version " +
-                 s.from + " again.",
+                 std::to_string(trial_length().count()) +
+                 " s; otherwise secbox-recover starts version " + s.from + " again.",
              {{"from", s.from}, {"to", s.to}, {"start", s.starts}});
     maybe_commit();
   }
@@ -312,7 +324,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     if (o.ok) {
       log.info(sentence, {{"from", o.from}, {"to", o.to}, {"phase", o.phase}});
     } else {
-      log.warn(sentence, {{"from", o.from}, {"to", o.to}, {"phase", o.phase}, {"detail", o.detail}});
+      log.warn(sentence,
+               {{"from", o.from}, {"to", o.to}, {"phase", o.phase}, {"detail", o.detail}});
     }
     queue(o, [this, remove_state_file](bool queued) {
       if (queued && remove_state_file) forget([root = settings.root] { remove_state(root); });
@@ -322,7 +335,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   void report_stored(StoredOutcome s) {
     const UpdateOutcome& o = s.outcome;
     if (o.phase == "rollback") {
-      log.warn("Version " + o.to + " was rolled back by secbox-recover; version " + o.from + " runs again.",
+      log.warn("Version " + o.to + " was rolled back by secbox-recover; version " + o.from +
+                   " runs again.",
                {{"detail", o.detail}});
     } else if (o.phase == "rollback-failed") {
       log.error("secbox-recover could not roll back version " + o.to + ".", {{"detail", o.detail}});
@@ -336,10 +350,13 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   void queue(const UpdateOutcome& o, std::function<void(bool)> done) {
     if (!hooks.queue_result) return done(false);
-    hooks.queue_result(o.client_id(), o.data(), [self = shared_from_this(), done = std::move(done)](bool queued) {
-      if (!queued) self->log.error("An update_result could not be queued; it is reported at the next start.");
-      if (!self->stopping) done(queued);
-    });
+    hooks.queue_result(
+        o.client_id(), o.data(), [self = shared_from_this(), done = std::move(done)](bool queued) {
+          if (!queued)
+            self->log.error(
+                "An update_result could not be queued; it is reported at the next start.");
+          if (!self->stopping) done(queued);
+        });
   }
 
   // ---- the trial -----------------------------------------------------------
@@ -371,7 +388,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   void commit() {
     committing = true;
     run(
-        [s = settings, to = trial->to, from = trial->from, deadline = trial->deadline]() -> CommitResult {
+        [s = settings, to = trial->to, from = trial->from,
+         deadline = trial->deadline]() -> CommitResult {
           TreeLock lock(s.root, s.lock_wait);
           if (!lock.held()) return {Committed::failed, "secbox-recover holds the versions tree"};
           if (deadline > 0 && unix_now() > deadline) return {Committed::too_late, ""};
@@ -379,7 +397,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
           auto ledger = load_ledger(s.root);
           if (!ledger) return {Committed::failed, ledger.error().message};
           if (auto r = store.set_known_good(to); !r) return {Committed::failed, r.error().message};
-          if (auto m = parse_manifest(store.manifest_of(to)); m && m.value().counter > ledger.value().counter) {
+          if (auto m = parse_manifest(store.manifest_of(to));
+              m && m.value().counter > ledger.value().counter) {
             ledger.value().counter = m.value().counter;
             if (auto w = save_ledger(s.root, ledger.value()); !w) {
               return {Committed::yes, "the counter could not be kept: " + w.error().message};
@@ -390,14 +409,18 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
         [this](CommitResult r) {
           if (r.how == Committed::too_late) {
             committing = false;
-            log.error("Version " + trial->to + " passed its trial after its deadline; it is not committed, and "
-                      "secbox-recover starts version " + trial->from + " again.");
+            log.error("Version " + trial->to +
+                      " passed its trial after its deadline; it is not committed, and "
+                      "secbox-recover starts version " +
+                      trial->from + " again.");
             return;
           }
           if (r.how == Committed::failed) {
             committing = false;
-            log.error("The trial passed but the known-good link could not be moved; trying again in 30 s.",
-                      {{"reason", r.why}});
+            log.error(
+                "The trial passed but the known-good link could not be moved; trying again in 30 "
+                "s.",
+                {{"reason", r.why}});
             commit_timer.expires_after(std::chrono::seconds(30));
             commit_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
               if (!ec) self->commit();
@@ -411,7 +434,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   void after_commit() {
     auto then = [this, self = shared_from_this()](Result<void> migrated) {
-      if (stopping) return;  // known-good has moved: the next start runs them, and reports the commit
+      if (stopping)
+        return;  // known-good has moved: the next start runs them, and reports the commit
       if (!migrated) {
         log.error("The contract migrations failed; they are tried again at the next start.",
                   {{"reason", migrated.error().message}});
@@ -431,8 +455,13 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
             return true;
           },
           [this](bool) {
-            UpdateOutcome o{trial->attempt, trial->from, trial->to, true, "done",
-                            "version " + trial->to + " passed its trial and is the known-good version"};
+            UpdateOutcome o{
+                trial->attempt,
+                trial->from,
+                trial->to,
+                true,
+                "done",
+                "version " + trial->to + " passed its trial and is the known-good version"};
             trial.reset();
             committing = false;
             finish(o, "Version " + o.to + " passed its trial; it is now the known-good version.");
@@ -448,8 +477,10 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     if (!text) return text.error();
     auto kept = read_file(bundle_dir + "/secbox.env", 1 << 20);
     if (kept && kept.value() == text.value()) return ok();
-    if (::mkdir(bundle_dir.c_str(), 0700) != 0 && errno != EEXIST) return Error{Errc::io, "cannot make " + bundle_dir};
-    return write_file_atomically(bundle_dir + "/secbox.env", text.value(), AtomicWriteOptions{0600, std::nullopt});
+    if (::mkdir(bundle_dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return Error{Errc::io, "cannot make " + bundle_dir};
+    return write_file_atomically(bundle_dir + "/secbox.env", text.value(),
+                                 AtomicWriteOptions{0600, std::nullopt});
   }
 
   // ---- update.apply --------------------------------------------------------
@@ -466,14 +497,17 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
       // Counted, and logged once per interval: a looping cloud floods neither
       // the queue nor the journal.
       if (refusals_unreported++ == 0) {
-        log.warn(sentence + " (neither reported nor logged: the next refusals of this minute are only counted)",
-                 {{"to", o.to}, {"phase", o.phase}});
+        log.warn(
+            sentence +
+                " (neither reported nor logged: the next refusals of this minute are only counted)",
+            {{"to", o.to}, {"phase", o.phase}});
       }
       return;
     }
     last_refusal_report = now;
     if (refusals_unreported > 0) {
-      o.detail += " (and " + std::to_string(refusals_unreported) + " refused before it, not reported)";
+      o.detail +=
+          " (and " + std::to_string(refusals_unreported) + " refused before it, not reported)";
       refusals_unreported = 0;
     }
     finish(o, sentence);
@@ -486,13 +520,15 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     if (hooks.permission) {
       auto [verdict, sentence] = hooks.permission();
       if (verdict != Permission::allowed) {
-        log.info("Refused an update.apply.", {{"verdict", verdict == Permission::forbidden ? "forbidden" : "unavailable"}});
+        log.info("Refused an update.apply.",
+                 {{"verdict", verdict == Permission::forbidden ? "forbidden" : "unavailable"}});
         return reply.error(verdict == Permission::forbidden ? protocol::ErrorCode::forbidden
                                                             : protocol::ErrorCode::unavailable,
                            sentence);
       }
     }
-    if (!looked) return reply.error(protocol::ErrorCode::busy, "the box is starting; ask again in a moment");
+    if (!looked)
+      return reply.error(protocol::ErrorCode::busy, "the box is starting; ask again in a moment");
     if (applying || trial || committing || others_trial) {
       return reply.error(protocol::ErrorCode::busy, trial ? "version " + trial->to + " is on trial"
                                                           : "an update is under way");
@@ -519,7 +555,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     }
     if (!installed) {
       return reply.error(protocol::ErrorCode::unavailable,
-                         "this box was not installed with versions side by side (install.sh); it cannot update itself");
+                         "this box was not installed with versions side by side (install.sh); it "
+                         "cannot update itself");
     }
     r.manifest = *manifest;
     r.signature = *signature;
@@ -536,9 +573,10 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
             const Failure& f = *prepared.failure;
             if (reply) reply->error(f.code, f.message);
             UpdateOutcome o{r.attempt, r.from, prepared.to, false, f.phase, f.message};
-            if (f.phase == "manifest") return report_refusal(o, "An update.apply was refused: " + f.message + ".");
-            return report_refusal(o, "The update to version " + prepared.to + " failed at its " + f.phase +
-                                         "; nothing was switched: " + f.message);
+            if (f.phase == "manifest")
+              return report_refusal(o, "An update.apply was refused: " + f.message + ".");
+            return report_refusal(o, "The update to version " + prepared.to + " failed at its " +
+                                         f.phase + "; nothing was switched: " + f.message);
           }
           if (reply) reply->send("ack");
           switch_to(r, prepared.to);
@@ -547,7 +585,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   // Worker: judge the manifest, download, check, stage. Nothing outside
   // <root> changes, and `current` is not touched.
-  static Prepared prepare(const UpdateSettings& s, const Request& r, const std::shared_ptr<std::atomic<bool>>& cancel) {
+  static Prepared prepare(const UpdateSettings& s, const Request& r,
+                          const std::shared_ptr<std::atomic<bool>>& cancel) {
     Prepared out;
     auto fail = [&](const std::string& phase, protocol::ErrorCode code, const std::string& why) {
       out.failure = Failure{phase, code, why};
@@ -571,7 +610,8 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     out.to = m.version;
 
     UpdateState st{r.attempt, r.from, m.version, "download"};
-    if (auto w = save_state(s.root, st); !w) return fail("download", protocol::ErrorCode::internal, w.error().message);
+    if (auto w = save_state(s.root, st); !w)
+      return fail("download", protocol::ErrorCode::internal, w.error().message);
     const std::string dir = downloads_dir(s.root);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       return fail("download", protocol::ErrorCode::internal, "cannot make " + dir);
@@ -590,18 +630,21 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     for (int attempt = 1; attempt <= std::max(1, s.download_tries); ++attempt) {
       got = download_file(dl);
       if (got && got.value().bytes == m.size) break;
-      if (got) got = Error{Errc::network, "the transfer ended after " + std::to_string(got.value().bytes) + " of " +
-                                          std::to_string(m.size) + " bytes"};
+      if (got)
+        got = Error{Errc::network, "the transfer ended after " + std::to_string(got.value().bytes) +
+                                       " of " + std::to_string(m.size) + " bytes"};
       if (got.error().code != Errc::network || cancel->load()) break;
       if (attempt < s.download_tries) std::this_thread::sleep_for(s.retry_pause);
     }
     if (!got) {
       if (got.error().code == Errc::too_large) {
         ::unlink(part.c_str());
-        return fail("verify", protocol::ErrorCode::forbidden,
-                    "the bundle is larger than the manifest's size (" + std::to_string(m.size) + " bytes)");
+        return fail(
+            "verify", protocol::ErrorCode::forbidden,
+            "the bundle is larger than the manifest's size (" + std::to_string(m.size) + " bytes)");
       }
-      return fail("download", protocol::ErrorCode::unavailable, "the download failed: " + got.error().message);
+      return fail("download", protocol::ErrorCode::unavailable,
+                  "the download failed: " + got.error().message);
     }
     st.phase = "verify";
     (void)save_state(s.root, st);
@@ -644,15 +687,18 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
           applying = false;
           if (!switched) {
             UpdateOutcome o{r.attempt, r.from, to, false, "switch", switched.error().message};
-            return finish(o, "The switch to version " + to + " failed; version " + r.from + " stays.");
+            return finish(o,
+                          "The switch to version " + to + " failed; version " + r.from + " stays.");
           }
-          log.info("Switched to version " + to + "; restarting into its trial.", {{"from", r.from}, {"to", to}});
+          log.info("Switched to version " + to + "; restarting into its trial.",
+                   {{"from", r.from}, {"to", to}});
           if (hooks.restart) hooks.restart("the switch to version " + to);
         });
   }
 };
 
-UpdateService::UpdateService(boost::asio::io_context& loop, UpdateSettings settings, UpdateHooks hooks)
+UpdateService::UpdateService(boost::asio::io_context& loop, UpdateSettings settings,
+                             UpdateHooks hooks)
     : impl_(std::make_shared<Impl>(loop, std::move(settings), std::move(hooks))) {}
 
 UpdateService::~UpdateService() {
@@ -675,15 +721,13 @@ void UpdateService::stop(std::function<void()> on_stopped) {
 }
 
 void UpdateService::attach(protocol::Router& router) {
-  router.on_request("update.apply",
-                    [w = std::weak_ptr<Impl>(impl_)](const protocol::Envelope& req, protocol::Reply reply) {
-                      if (auto self = w.lock()) self->apply(req, std::move(reply));
-                    });
+  router.on_request("update.apply", [w = std::weak_ptr<Impl>(impl_)](const protocol::Envelope& req,
+                                                                     protocol::Reply reply) {
+    if (auto self = w.lock()) self->apply(req, std::move(reply));
+  });
 }
 
-void UpdateService::detach() {
-  impl_->held.release_all();
-}
+void UpdateService::detach() { impl_->held.release_all(); }
 
 void UpdateService::on_welcomed() {
   auto& i = *impl_;
@@ -691,9 +735,12 @@ void UpdateService::on_welcomed() {
   if (i.trial) return i.maybe_commit();
   // Not on trial: the settings the cloud just accepted are the known-good bundle.
   if (!i.settings.root.empty() && !i.stopping) {
-    i.run([env = i.settings.env_file, bundle = i.settings.bundle_dir] { return Impl::save_bundle(env, bundle); },
+    i.run([env = i.settings.env_file,
+           bundle = i.settings.bundle_dir] { return Impl::save_bundle(env, bundle); },
           [&i](Result<void> r) {
-            if (!r) i.log.warn("secbox.env could not be kept as the known-good bundle.", {{"reason", r.error().message}});
+            if (!r)
+              i.log.warn("secbox.env could not be kept as the known-good bundle.",
+                         {{"reason", r.error().message}});
           });
   }
 }

@@ -68,7 +68,8 @@ bool VersionStore::valid_version(std::string_view v) {
   constexpr std::string_view kStaging = ".staging";  // a folder being staged, never a version
   if (v.size() >= kStaging.size() && v.substr(v.size() - kStaging.size()) == kStaging) return false;
   return std::all_of(v.begin(), v.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' || c == '-';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '_' ||
+           c == '-';
   });
 }
 
@@ -82,11 +83,14 @@ std::string VersionStore::manifest_of(const std::string& version) const {
   return text ? text.value() : std::string();
 }
 
-Result<void> VersionStore::stage_bundle(const std::string& version, int bundle_fd, const std::string& manifest_bytes,
+Result<void> VersionStore::stage_bundle(const std::string& version, int bundle_fd,
+                                        const std::string& manifest_bytes,
                                         const BundleLimits& limits) {
-  if (!valid_version(version)) return stage_error("\"" + version.substr(0, 64) + "\" is not a version name");
+  if (!valid_version(version))
+    return stage_error("\"" + version.substr(0, 64) + "\" is not a version name");
   const std::string versions = root_ + "/versions";
-  if (::mkdir(root_.c_str(), 0755) != 0 && errno != EEXIST) return stage_error("cannot make " + root_ + ": " + system_reason());
+  if (::mkdir(root_.c_str(), 0755) != 0 && errno != EEXIST)
+    return stage_error("cannot make " + root_ + ": " + system_reason());
   if (::mkdir(versions.c_str(), 0755) != 0 && errno != EEXIST) {
     return stage_error("cannot make " + versions + ": " + system_reason());
   }
@@ -96,13 +100,15 @@ Result<void> VersionStore::stage_bundle(const std::string& version, int bundle_f
     // Staged before (an update asked again, a restart in the middle).
     if (manifest_of(version) == manifest_bytes) return ok();
     if (current() == version || known_good() == version) {
-      return stage_error("version " + version + " is staged already from another manifest, and in use");
+      return stage_error("version " + version +
+                         " is staged already from another manifest, and in use");
     }
     remove_tree(final_dir);
   }
   const std::string staging = final_dir + ".staging";
   remove_tree(staging);  // what a crash during staging left
-  if (::mkdir(staging.c_str(), 0755) != 0) return stage_error("cannot make " + staging + ": " + system_reason());
+  if (::mkdir(staging.c_str(), 0755) != 0)
+    return stage_error("cannot make " + staging + ": " + system_reason());
   struct Cleanup {
     std::string path;
     bool keep = false;
@@ -115,13 +121,16 @@ Result<void> VersionStore::stage_bundle(const std::string& version, int bundle_f
   auto built_in = built_in_version_of_file(staging + "/secbox");
   if (!built_in) return Error{Errc::invalid, "the bundle's daemon: " + built_in.error().message};
   if (built_in.value() != version) {
-    return Error{Errc::invalid, "the bundle's daemon is version " + built_in.value() + ", not the manifest's " + version};
+    return Error{Errc::invalid, "the bundle's daemon is version " + built_in.value() +
+                                    ", not the manifest's " + version};
   }
-  if (auto w = write_file_atomically(staging + "/manifest.json", manifest_bytes, AtomicWriteOptions{0644, std::nullopt});
+  if (auto w = write_file_atomically(staging + "/manifest.json", manifest_bytes,
+                                     AtomicWriteOptions{0644, std::nullopt});
       !w) {
     return stage_error("cannot keep the manifest: " + w.error().message);
   }
-  if (!fsync_path(staging, O_RDONLY | O_DIRECTORY) || ::rename(staging.c_str(), final_dir.c_str()) != 0 ||
+  if (!fsync_path(staging, O_RDONLY | O_DIRECTORY) ||
+      ::rename(staging.c_str(), final_dir.c_str()) != 0 ||
       !fsync_path(versions, O_RDONLY | O_DIRECTORY)) {
     return stage_error("cannot put version " + version + " in place: " + system_reason());
   }
@@ -130,21 +139,27 @@ Result<void> VersionStore::stage_bundle(const std::string& version, int bundle_f
 }
 
 Result<void> VersionStore::point(const std::string& link, const std::string& version) {
-  if (!valid_version(version)) return switch_error("\"" + version.substr(0, 64) + "\" is not a version name");
+  if (!valid_version(version))
+    return switch_error("\"" + version.substr(0, 64) + "\" is not a version name");
   struct stat st {};
-  if (::stat(binary(version).c_str(), &st) != 0) return switch_error("version " + version + " is not staged");
+  if (::stat(binary(version).c_str(), &st) != 0)
+    return switch_error("version " + version + " is not staged");
   const std::string path = root_ + "/" + link;
   const std::string tmp = path + ".new";
   ::unlink(tmp.c_str());  // a crash between the two steps left it
-  if (::symlink(("versions/" + version).c_str(), tmp.c_str()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0 ||
-      !fsync_path(root_, O_RDONLY | O_DIRECTORY)) {
+  if (::symlink(("versions/" + version).c_str(), tmp.c_str()) != 0 ||
+      ::rename(tmp.c_str(), path.c_str()) != 0 || !fsync_path(root_, O_RDONLY | O_DIRECTORY)) {
     return switch_error("cannot point " + link + " at " + version + ": " + system_reason());
   }
   return ok();
 }
 
-Result<void> VersionStore::set_current(const std::string& version) { return point("current", version); }
-Result<void> VersionStore::set_known_good(const std::string& version) { return point("known-good", version); }
+Result<void> VersionStore::set_current(const std::string& version) {
+  return point("current", version);
+}
+Result<void> VersionStore::set_known_good(const std::string& version) {
+  return point("known-good", version);
+}
 
 std::optional<std::string> VersionStore::target(const std::string& link) const {
   char buf[256];

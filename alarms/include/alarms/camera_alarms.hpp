@@ -38,16 +38,16 @@ namespace secbox::alarms {
 struct Sighting {
   std::string event_id;  // Frigate's id
   std::string camera;
-  std::string label;      // car, motorcycle, person, …
-  std::string plate;      // data.recognized_license_plate; empty when none
+  std::string label;       // car, motorcycle, person, …
+  std::string plate;       // data.recognized_license_plate; empty when none
   double plate_score = 0;  // data.recognized_license_plate_score
-  std::string sub_label;  // a face's or a known plate's name; empty when none
+  std::string sub_label;   // a face's or a known plate's name; empty when none
   double sub_label_score = 0;
   std::optional<double> ended_at;  // Unix time; none while in progress
 };
 
 struct AlarmSettings {
-  double min_score = 0.8;  // a plate read or a face below it raises nothing
+  double min_score = 0.8;   // a plate read or a face below it raises nothing
   std::string frigate_url;  // the camera's latest.jpg; empty: no snapshot
   std::chrono::milliseconds snapshot_timeout{3000};
   std::size_t snapshot_limit = 1 << 20;
@@ -62,10 +62,11 @@ struct AlarmSettings {
 // A guard's answer to an alarm.
 struct Answer {
   std::string guard_id;
-  std::string decision;  // "denied" (turned away) or "allowed" (let in anyway)
-  std::string reason;    // required when allowed
+  std::string decision;   // "denied" (turned away) or "allowed" (let in anyway)
+  std::string reason;     // required when allowed
   std::string client_id;  // the visitor_entry's, chosen by the app (a retry is the same entry)
-  std::string occurred_at;  // RFC 3339, when the guard answered (it may wait in the phone); empty: now
+  std::string
+      occurred_at;  // RFC 3339, when the guard answered (it may wait in the phone); empty: now
 };
 
 // What the LAN server sees. An alarm is JSON:
@@ -108,7 +109,8 @@ class CameraAlarms final : public AlarmFeed {
   nlohmann::json list() const override;
   std::uint64_t subscribe(std::function<void(const nlohmann::json&)> on_change) override;
   void unsubscribe(std::uint64_t id) override;
-  void answer(const std::string& alarm_id, Answer answer, std::function<void(Result<nlohmann::json>)> done) override;
+  void answer(const std::string& alarm_id, Answer answer,
+              std::function<void(Result<nlohmann::json>)> done) override;
   std::shared_ptr<const std::string> snapshot(const std::string& alarm_id) const override;
   const std::string& boot() const override;
 

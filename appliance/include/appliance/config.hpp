@@ -30,7 +30,9 @@ struct Paths {
   // SECBOX_COMPOSE_DIR: the projects' folders, which the container runtime's
   // own user must reach (install.sh: /var/lib/secbox-compose).
   std::string compose_root;
-  std::string compose_dir() const { return compose_root.empty() ? state_dir + "/compose" : compose_root; }
+  std::string compose_dir() const {
+    return compose_root.empty() ? state_dir + "/compose" : compose_root;
+  }
   std::string cameras_dir() const { return etc_dir + "/cameras"; }
   std::string hls_dir() const { return state_dir + "/hls"; }
   std::string pg_dir() const { return state_dir + "/pg"; }
@@ -69,16 +71,16 @@ struct Config {
   // Cloud control (docs/control.md). Commands are split on blanks, never
   // given to a shell.
   std::string compose_cmd = "podman-compose";
-  std::string compose_user;             // runs compose and owns secbox.env; empty: the daemon's user
+  std::string compose_user;  // runs compose and owns secbox.env; empty: the daemon's user
   int compose_up_timeout_s = 300;
   int compose_health_timeout_s = 120;
   bool compose_render_check = true;
   std::string container_cmd = "podman";
-  std::string container_host;           // CONTAINER_HOST: unix:///… podman API socket; empty: podman's own
+  std::string container_host;  // CONTAINER_HOST: unix:///… podman API socket; empty: podman's own
   std::string systemctl_cmd = "systemctl";
   std::string journalctl_cmd = "journalctl";
-  std::string health_disks;             // blank-separated paths; empty: / and the state dir
-  std::string network_interfaces;       // blank-separated; empty: every one but lo
+  std::string health_disks;        // blank-separated paths; empty: / and the state dir
+  std::string network_interfaces;  // blank-separated; empty: every one but lo
   int health_interval_s = 60;
   int lan_port = 8443;
   int lan_cert_check_s = 6 * 3600;  // how often the LAN certificate is checked for renewal
@@ -86,7 +88,8 @@ struct Config {
   // these addresses or blocks, and any client with this bearer token.
   std::string metrics_allow = "127.0.0.1,::1";
   std::string metrics_token;
-  std::string web_dir;  // LAN_WEB_DIR: the guard app's built files; "": web/ beside the running binary
+  std::string
+      web_dir;  // LAN_WEB_DIR: the guard app's built files; "": web/ beside the running binary
   int pairing_port = 8080;
   // Software updates (docs/updates.md). SECBOX_VERSIONS_DIR: the versions
   // tree; empty: the one this binary runs from (<dir>/versions/<v>/secbox),

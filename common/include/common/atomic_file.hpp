@@ -39,7 +39,7 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes);
 // further (which files were kept is then the listing's order, and the
 // problem says so).
 struct FolderFile {
-  std::string stem;      // the name without the extension
+  std::string stem;  // the name without the extension
   std::string filename;
   std::string text;
 };

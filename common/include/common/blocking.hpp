@@ -32,8 +32,7 @@ struct is_result<Result<T>> : std::true_type {};
 class BlockingPool {
  public:
   // Called from the loop thread; owned by whoever owns the loop.
-  BlockingPool(boost::asio::io_context& loop, std::size_t threads)
-      : loop_(loop), pool_(threads) {}
+  BlockingPool(boost::asio::io_context& loop, std::size_t threads) : loop_(loop), pool_(threads) {}
   ~BlockingPool() { shutdown(); }
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;

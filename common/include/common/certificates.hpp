@@ -12,7 +12,7 @@
 namespace secbox {
 
 struct KeyAndCert {
-  std::string key_pem;   // PKCS#8 private key
+  std::string key_pem;  // PKCS#8 private key
   std::string cert_pem;
 };
 
@@ -35,7 +35,8 @@ struct KeyAndRequest {
   std::string key_pem;  // PKCS#8
   std::string csr_pem;
 };
-Result<KeyAndRequest> make_request(const std::string& common_name, const std::vector<std::string>& dns_names);
+Result<KeyAndRequest> make_request(const std::string& common_name,
+                                   const std::vector<std::string>& dns_names);
 
 // The DNS names a request asks for (its subject alternative names), after
 // checking its signature. Error "invalid" when it is no request, or not
@@ -49,7 +50,8 @@ struct SignOptions {
   std::chrono::seconds validity{std::chrono::hours(24 * 90)};
   std::chrono::seconds backdate{3600};
 };
-Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer, const SignOptions& options = {});
+Result<std::string> sign_request(const std::string& csr_pem, const KeyAndCert& issuer,
+                                 const SignOptions& options = {});
 
 // Lowercase hex SHA-256 of the certificate's DER bytes (cloud-protocol §2).
 Result<std::string> certificate_sha256(const std::string& cert_pem);

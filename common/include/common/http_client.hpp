@@ -23,7 +23,7 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{15000};
   std::size_t max_response = 1 << 20;
   std::string accept = "application/json";
-  std::vector<std::string> headers;  // more "Name: value" lines (no CR or LF: refused)
+  std::vector<std::string> headers;      // more "Name: value" lines (no CR or LF: refused)
   std::string protocols = "http,https";  // what the URL may use (curl's names)
   // Set: each address curl would connect to is asked first (after DNS, so a
   // name that resolves elsewhere is caught); false refuses it. Proxies from
@@ -86,8 +86,8 @@ struct DownloadRequest {
   std::function<bool()> cancel;             // true: stop now
 };
 struct Downloaded {
-  std::uint64_t bytes = 0;          // the file's size at the end
-  std::uint64_t resumed_from = 0;   // bytes kept from an earlier try
+  std::uint64_t bytes = 0;         // the file's size at the end
+  std::uint64_t resumed_from = 0;  // bytes kept from an earlier try
 };
 Result<Downloaded> download_file(const DownloadRequest& request);
 

@@ -11,6 +11,7 @@
 
 namespace secbox {
 
-Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor, const std::string& bind_address, int port);
+Result<void> open_listener(boost::asio::ip::tcp::acceptor& acceptor,
+                           const std::string& bind_address, int port);
 
 }  // namespace secbox

@@ -60,11 +60,11 @@ std::optional<UserInfo> lookup_user(const std::string& name);
 std::optional<UserInfo> lookup_user(uid_t uid);
 
 struct ProcessOptions {
-  std::vector<std::string> argv;  // argv[0] is an absolute path or found on PATH
+  std::vector<std::string> argv;   // argv[0] is an absolute path or found on PATH
   std::optional<UserInfo> run_as;  // switch to this user first (needs root)
   std::string cwd = "/";
   std::optional<std::vector<std::string>> env;  // KEY=VALUE; nullopt inherits ours
-  std::optional<mode_t> umask;  // the child's; nullopt inherits ours
+  std::optional<mode_t> umask;                  // the child's; nullopt inherits ours
   std::chrono::milliseconds timeout{30000};
   std::size_t max_output = 64 * 1024;  // per stream; the rest is counted, not kept
   // Cancelled (the daemon is stopping): the child's process group is killed
@@ -113,7 +113,8 @@ class RunningProcess {
 
 // Starts the program and calls done on the loop, once, when it has ended (or
 // could not start: Errc::spawn). Loop thread.
-std::shared_ptr<RunningProcess> start_process(boost::asio::io_context& io, const ProcessOptions& options,
+std::shared_ptr<RunningProcess> start_process(boost::asio::io_context& io,
+                                              const ProcessOptions& options,
                                               std::function<void(Result<ProcessResult>)> done);
 
 // Blocking: start_process on an io_context of its own. Errors only when the

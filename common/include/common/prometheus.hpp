@@ -15,14 +15,18 @@ class PrometheusText {
   // A sample: its rendered labels ("" or `{k="v",…}`, see labels()) and value.
   using Sample = std::pair<std::string, double>;
 
-  void family(std::string_view name, std::string_view help, std::string_view type, const std::vector<Sample>& samples);
+  void family(std::string_view name, std::string_view help, std::string_view type,
+              const std::vector<Sample>& samples);
   // One sample, no labels.
-  void gauge(std::string_view name, std::string_view help, double value) { family(name, help, "gauge", {{"", value}}); }
+  void gauge(std::string_view name, std::string_view help, double value) {
+    family(name, help, "gauge", {{"", value}});
+  }
   void counter(std::string_view name, std::string_view help, double value) {
     family(name, help, "counter", {{"", value}});
   }
 
-  static std::string labels(const std::vector<std::pair<std::string_view, std::string_view>>& pairs);
+  static std::string labels(
+      const std::vector<std::pair<std::string_view, std::string_view>>& pairs);
 
   const std::string& text() const { return out_; }
   std::string take() { return std::move(out_); }

@@ -19,7 +19,8 @@ enum class Errc {
   forbidden,     // the box's policy does not allow it (control.json)
   busy,          // a one-at-a-time task is running
   queue_full,    // the outbound queue is at its cap
-  unavailable,   // a service the call needs is not there now (the database, Frigate, a tool): try later
+  unavailable,   // a service the call needs is not there now (the database, Frigate, a tool): try
+                 // later
   network,       // a transfer failed on its way: connect, TLS, an HTTP status
   timeout,       // no answer within the time allowed
   disconnected,  // the session closed before the answer

@@ -38,9 +38,9 @@ struct ComposeSettings {
   // installed box), given to podman and podman-compose, which then drive the
   // system's podman service instead of starting containers themselves.
   std::string container_host;
-  std::string env_file;         // secbox.env
-  std::string legacy_env_file;  // mgmt-agent.env
-  std::string dir;              // one folder per project
+  std::string env_file;            // secbox.env
+  std::string legacy_env_file;     // mgmt-agent.env
+  std::string dir;                 // one folder per project
   std::optional<UserInfo> run_as;  // the container runtime's user: runs compose, owns the files
   std::chrono::milliseconds up_timeout{300000};
   std::chrono::milliseconds health_timeout{120000};
@@ -62,7 +62,8 @@ struct ComposeOutcome {
 };
 
 // Called (on the worker) as each phase ends, and for the rollback.
-using PhaseObserver = std::function<void(std::string_view phase, bool ok, const std::string& detail)>;
+using PhaseObserver =
+    std::function<void(std::string_view phase, bool ok, const std::string& detail)>;
 
 ComposeOutcome run_compose_snapshot(const ComposeSettings& settings, const std::string& project,
                                     const std::string& yaml, const PhaseObserver& observe);
@@ -71,12 +72,12 @@ ComposeOutcome run_compose_snapshot(const ComposeSettings& settings, const std::
 Result<void> validate_project_name(std::string_view project);
 
 struct ContainerInfo {
-  std::string id;       // Docker's ID, Podman's Id: a recreated container has a new one
+  std::string id;  // Docker's ID, Podman's Id: a recreated container has a new one
   std::string name;
   std::string service;  // compose's service label; empty outside compose
   std::string project;
-  std::string state;    // running, exited, created, …
-  std::string health;   // healthy, unhealthy, starting, or empty
+  std::string state;             // running, exited, created, …
+  std::string health;            // healthy, unhealthy, starting, or empty
   std::optional<int> exit_code;  // of an exited container, where the tool says
 };
 
@@ -100,7 +101,8 @@ const std::vector<std::string>& compose_up_args();
 std::string find_program(const std::string& name);
 
 std::vector<std::string> compose_argv(const ComposeSettings& settings, const std::string& project,
-                                      const std::string& file, const std::vector<std::string>& args);
+                                      const std::string& file,
+                                      const std::vector<std::string>& args);
 
 // PATH, HOME, LANG and XDG_RUNTIME_DIR for the tool's user, and
 // CONTAINER_HOST when one is set; nothing of the daemon's own environment.
@@ -109,8 +111,10 @@ std::vector<std::string> clean_environment(const std::optional<UserInfo>& user,
 
 // clean_environment plus, from env, each variable the file interpolates:
 // exactly the values the guards checked.
-std::vector<std::string> compose_environment(const std::optional<UserInfo>& user, std::string_view compose_text,
-                                             const envfile::EnvFile& env, const std::string& container_host = {});
+std::vector<std::string> compose_environment(const std::optional<UserInfo>& user,
+                                             std::string_view compose_text,
+                                             const envfile::EnvFile& env,
+                                             const std::string& container_host = {});
 
 // Replaces every value of env (4 bytes or longer) in text with [redacted]:
 // tool output goes into replies and logs, env values never do.

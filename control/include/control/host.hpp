@@ -31,7 +31,8 @@ std::optional<MemoryInfo> read_memory(const std::string& proc = "/proc");
 nlohmann::json read_disks(const std::vector<std::string>& paths);
 
 // [{"interface","rxBytes","txBytes"}]; every interface but lo when `only` is empty.
-nlohmann::json read_network(const std::vector<std::string>& only, const std::string& proc = "/proc");
+nlohmann::json read_network(const std::vector<std::string>& only,
+                            const std::string& proc = "/proc");
 
 std::optional<std::uint64_t> read_uptime_s(const std::string& proc = "/proc");
 

@@ -52,8 +52,7 @@ struct UnresolvedReference {
 };
 
 // Every problem in the text; empty when it all resolves from env alone.
-std::vector<UnresolvedReference> find_unresolved(std::string_view compose_text,
-                                                 const EnvFile& env);
+std::vector<UnresolvedReference> find_unresolved(std::string_view compose_text, const EnvFile& env);
 
 // The names a compose file interpolates ($NAME, ${NAME…}), read as
 // find_unresolved reads them: $$ is a literal, comment lines are skipped.

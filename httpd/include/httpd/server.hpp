@@ -24,10 +24,10 @@
 namespace secbox::httpd {
 
 struct Request {
-  std::string method;  // "GET"
-  std::string target;  // as sent: path and query, percent-encoded
-  std::string path;    // target up to '?'
-  std::string query;   // after '?', may be empty
+  std::string method;                          // "GET"
+  std::string target;                          // as sent: path and query, percent-encoded
+  std::string path;                            // target up to '?'
+  std::string query;                           // after '?', may be empty
   std::map<std::string, std::string> headers;  // lowercase names
   std::string body;
   std::string remote_address;
@@ -105,7 +105,7 @@ struct Settings {
   // a body that trickle are closed instead of holding their slot.
   std::size_t min_body_rate = 1024;
   std::chrono::seconds body_stall_time{3};
-  std::chrono::seconds idle_time{30};     // keep-alive: between requests
+  std::chrono::seconds idle_time{30};          // keep-alive: between requests
   std::size_t stream_backlog = 256 * 1024;     // bytes a streamed response may have waiting
   std::chrono::seconds stream_write_time{30};  // for each of its chunks to leave
   // The answer to a request the server refuses itself: 413 (body over the
@@ -114,7 +114,9 @@ struct Settings {
   std::function<Response(int status)> refusal;
   // Headers every answer carries unless the handler's answer sets them.
   std::vector<std::pair<std::string, std::string>> default_headers{
-      {"X-Content-Type-Options", "nosniff"}, {"X-Frame-Options", "DENY"}, {"Referrer-Policy", "no-referrer"}};
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      {"Referrer-Policy", "no-referrer"}};
 };
 
 class Server final : public Component {
@@ -136,7 +138,8 @@ class Server final : public Component {
   // clients that ask for such a name (SNI); the others keep being answered
   // with the server's own certificate. Empty `name`: none any more. False
   // (and the old one kept) when the pair is unusable or the server is plain.
-  bool use_named_certificate(const std::string& name, const std::string& chain_pem, const std::string& key_pem);
+  bool use_named_certificate(const std::string& name, const std::string& chain_pem,
+                             const std::string& key_pem);
 
   int port() const;
   std::size_t connections() const;

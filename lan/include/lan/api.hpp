@@ -125,7 +125,7 @@ struct LanApiSettings {
   // Bounded so that one guard cannot take the others' places: a new stream
   // closes the oldest of its session, then of its guard; when all are taken,
   // the guard holding the most gives one up.
-  std::size_t alarm_streams = 32;              // open at once, in all
+  std::size_t alarm_streams = 32;  // open at once, in all
   std::size_t alarm_streams_per_session = 2;
   std::size_t alarm_streams_per_guard = 4;
   // Sessions, the same way: a guard's new session replaces its own oldest

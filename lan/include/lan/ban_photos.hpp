@@ -28,11 +28,11 @@
 namespace secbox::lan {
 
 struct BanPhotoSettings {
-  std::string dir;           // the cache on disk; made 0700
+  std::string dir;  // the cache on disk; made 0700
   // The cloud's origins ("https://host:port"; its API and its gateway), asked
   // on the loop thread at each fetch: their addresses may be private.
   std::function<std::vector<std::string>()> cloud_origins;
-  std::string ca_file;       // extra trusted CA (the cloud's own), as the tunnel
+  std::string ca_file;  // extra trusted CA (the cloud's own), as the tunnel
   std::size_t max_bytes = 1 << 20;
   std::uint64_t max_total = 64ull << 20;
   std::size_t memory_bytes = 8 << 20;

@@ -15,7 +15,7 @@ namespace secbox::lan {
 struct LanCertificate {
   std::string cert_pem;
   std::string key_pem;
-  std::string sha256;    // lowercase hex of the DER bytes
+  std::string sha256;     // lowercase hex of the DER bytes
   std::string not_after;  // RFC 3339
   bool made_now = false;
 };
@@ -27,6 +27,5 @@ struct LanCertificateRequest {
 };
 
 Result<LanCertificate> ensure_lan_certificate(const LanCertificateRequest& request);
-
 
 }  // namespace secbox::lan

@@ -47,8 +47,9 @@ struct NamedCertificate {
 //   "trust: …"     the chain does not verify, for a TLS server, to a root in
 //                  the system's store or in roots_file (when not empty)
 //   "validity: …"  a certificate of the chain is expired or not yet valid
-Result<NamedCertificate> check_chain(const std::string& chain_pem, const std::string& key_pem, const std::string& name,
-                                     const std::string& roots_file, std::chrono::system_clock::time_point now);
+Result<NamedCertificate> check_chain(const std::string& chain_pem, const std::string& key_pem,
+                                     const std::string& name, const std::string& roots_file,
+                                     std::chrono::system_clock::time_point now);
 
 // The key and the chain in one file (0600, written atomically), so that the
 // two are never seen apart; read back with the same checks (a file on disk is

@@ -26,7 +26,7 @@ enum class InputKind { v4l2, rtsp, lavfi };
 enum class Pipeline { encode, remux };
 
 struct CameraConfig {
-  std::string id;            // ^[a-z0-9][a-z0-9_-]{0,31}$
+  std::string id;  // ^[a-z0-9][a-z0-9_-]{0,31}$
   InputKind kind = InputKind::lavfi;
   Pipeline pipeline = Pipeline::encode;
   std::string input;         // the device, the URL, or the lavfi source's name

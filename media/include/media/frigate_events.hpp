@@ -63,7 +63,7 @@ struct ParsedEvent {
   std::string camera, label;
   std::string sub_label, plate;
   double sub_label_score = 0, plate_score = 0;
-  bool in_progress = false;  // end_time null
+  bool in_progress = false;        // end_time null
   std::optional<double> end_time;  // Unix time
 };
 std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& event);
@@ -73,8 +73,8 @@ using OnObject = std::function<void(const ParsedEvent& event)>;
 
 class FrigateEvents final : public Component {
  public:
-  FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers, FrigateEventsSettings settings,
-                QueueEvent queue, OnObject on_object = nullptr);
+  FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers,
+                FrigateEventsSettings settings, QueueEvent queue, OnObject on_object = nullptr);
   ~FrigateEvents() override;
 
   std::string_view name() const override { return "frigate-events"; }

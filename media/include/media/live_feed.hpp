@@ -49,8 +49,8 @@ class LiveFeed {
  private:
   struct Watching {
     LiveViewer viewer;
-    bool started = false;     // has the init segment
-    bool until_key = false;   // fell behind: nothing until the next keyframe
+    bool started = false;    // has the init segment
+    bool until_key = false;  // fell behind: nothing until the next keyframe
   };
   bool send(std::uint64_t id, Watching& w, const std::string& bytes);
 

@@ -5,8 +5,8 @@
 // (header names in any case) cuts its body exactly and lets a frame out
 // without waiting for the next boundary; without one, the body ends at the
 // next boundary, or as soon as what has arrived ends with the JPEG end marker
-// (FF D9), so that a frame is not held back a frame interval. Bytes between parts, parts that are not a JPEG (no SOI/EOI
-// markers) and parts larger than the limit are skipped and counted. With no
+// (FF D9), so that a frame is not held back a frame interval. Bytes between parts, parts that are
+// not a JPEG (no SOI/EOI markers) and parts larger than the limit are skipped and counted. With no
 // boundary known, or none found, frames are cut at the JPEG markers.
 //
 // Value type, no I/O; any thread (one at a time).

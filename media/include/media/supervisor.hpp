@@ -37,15 +37,16 @@ std::string_view to_string(CameraState state);
 
 struct SupervisorSettings {
   HlsSettings hls;
-  std::chrono::milliseconds first_segment_grace{10000};  // from spawn to the first segment (encoded)
+  std::chrono::milliseconds first_segment_grace{
+      10000};  // from spawn to the first segment (encoded)
   std::chrono::milliseconds remux_segment_limit{20000};  // remuxed: the first, and between two
-  std::chrono::milliseconds no_frames{5000};             // after the first frame, none for this long: stalled
-  std::chrono::milliseconds backoff_initial{1000};       // five times; then 5x, 10x, then backoff_max
+  std::chrono::milliseconds no_frames{5000};  // after the first frame, none for this long: stalled
+  std::chrono::milliseconds backoff_initial{1000};  // five times; then 5x, 10x, then backoff_max
   std::chrono::milliseconds backoff_max{60000};
   std::chrono::milliseconds stable_after{60000};  // live this long: the back-off starts over
-  int max_failures = 5;                            // within an hour: failed (a state; the back-off goes on)
+  int max_failures = 5;  // within an hour: failed (a state; the back-off goes on)
   std::chrono::milliseconds unauthorized_retry{300000};
-  std::chrono::milliseconds stop_grace{2000};      // SIGTERM, then SIGKILL
+  std::chrono::milliseconds stop_grace{2000};  // SIGTERM, then SIGKILL
 };
 
 struct CameraStatus {
@@ -53,10 +54,10 @@ struct CameraStatus {
   CameraState state = CameraState::starting;
   std::optional<double> fps;
   std::optional<std::chrono::system_clock::time_point> last_segment_at;
-  int restarts = 0;               // since the box started
+  int restarts = 0;  // since the box started
   int failures_last_hour = 0;
-  std::string stderr_tail;        // the last lines ffmpeg wrote
-  pid_t pid = 0;                  // 0 while no child runs
+  std::string stderr_tail;  // the last lines ffmpeg wrote
+  pid_t pid = 0;            // 0 while no child runs
 };
 
 class CameraSupervisor {

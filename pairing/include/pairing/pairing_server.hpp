@@ -44,8 +44,8 @@ struct PairingSettings {
   // was paired with. Empty: it pairs with none, and the form says why.
   std::string allowed_cloud;
   std::chrono::milliseconds claim_timeout{15000};  // the whole claim call, connect included
-  bool paired = false;         // start in the "paired" state (410)
-  bool needs_pairing = false;  // the form says why it is back
+  bool paired = false;                             // start in the "paired" state (410)
+  bool needs_pairing = false;                      // the form says why it is back
 };
 
 struct PairingHooks {
@@ -65,7 +65,8 @@ struct PairingHooks {
 
 class PairingServer final : public Component {
  public:
-  PairingServer(boost::asio::io_context& io, BlockingPool& workers, PairingSettings settings, PairingHooks hooks);
+  PairingServer(boost::asio::io_context& io, BlockingPool& workers, PairingSettings settings,
+                PairingHooks hooks);
   ~PairingServer() override;
 
   std::string_view name() const override { return "pairing"; }
@@ -76,7 +77,7 @@ class PairingServer final : public Component {
   void reopen();
   bool paired() const;
   void set_lan_port(int port);  // once the LAN server has bound (it may be any free port)
-  int port() const;  // the bound port once started
+  int port() const;             // the bound port once started
 
   struct Impl;
 

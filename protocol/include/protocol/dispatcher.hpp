@@ -33,8 +33,8 @@ using FrameSender = std::function<bool(const std::string&)>;
 // How the dispatcher's frames travel.
 struct Transport {
   FrameSender text;
-  FrameSender binary;                              // null: binary frames refused
-  std::function<bool()> writable;                  // null: always writable
+  FrameSender binary;                                 // null: binary frames refused
+  std::function<bool()> writable;                     // null: always writable
   std::function<void(const std::string&)> reconnect;  // null: nothing to restart
 };
 
@@ -60,12 +60,16 @@ class Dispatcher final : public Router {
   using Router::send;
   void on_request(const std::string& type, Request handler, PayloadCheck check) override;
   void on_notice(const std::string& type, Notice handler) override;
-  bool send(const std::string& type, nlohmann::json payload, std::optional<std::string> re) override;
+  bool send(const std::string& type, nlohmann::json payload,
+            std::optional<std::string> re) override;
   bool send_binary(const BinaryHeader& header, std::string_view body) override;
   std::optional<std::string> request(const std::string& type, nlohmann::json payload,
-                                     std::chrono::milliseconds timeout, Response on_response) override;
-  std::optional<std::string> request_serialized(const std::string& type, std::string_view payload_json,
-                                                std::chrono::milliseconds timeout, Response on_response) override;
+                                     std::chrono::milliseconds timeout,
+                                     Response on_response) override;
+  std::optional<std::string> request_serialized(const std::string& type,
+                                                std::string_view payload_json,
+                                                std::chrono::milliseconds timeout,
+                                                Response on_response) override;
   bool writable() const override;
   void reconnect(const std::string& why) override;
 

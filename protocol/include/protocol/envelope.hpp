@@ -23,8 +23,8 @@ constexpr int kProtocolVersion = 1;
 struct Envelope {
   std::string type;
   std::string id;
-  std::string ts;                 // RFC 3339; as received (not validated)
-  std::optional<std::string> re;  // replies only
+  std::string ts;                                     // RFC 3339; as received (not validated)
+  std::optional<std::string> re;                      // replies only
   nlohmann::json payload = nlohmann::json::object();  // absent or null → {}
 };
 
@@ -46,8 +46,8 @@ std::string serialize(const Envelope& envelope);
 std::string serialize_with_payload(const Envelope& envelope, std::string_view payload_json);
 
 // The `error` reply of §4.1: payload {"code","message"}, `re` when known.
-Envelope error_message(std::string id, std::string ts, std::optional<std::string> re, ErrorCode code,
-                       std::string_view message);
+Envelope error_message(std::string id, std::string ts, std::optional<std::string> re,
+                       ErrorCode code, std::string_view message);
 
 enum class BinaryType { frigate_snapshot_result, frigate_frame };
 

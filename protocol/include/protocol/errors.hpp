@@ -10,7 +10,15 @@
 
 namespace secbox::protocol {
 
-enum class ErrorCode { bad_message, invalid_args, not_found, forbidden, unavailable, busy, internal };
+enum class ErrorCode {
+  bad_message,
+  invalid_args,
+  not_found,
+  forbidden,
+  unavailable,
+  busy,
+  internal
+};
 
 // "bad_message", "invalid_args", …
 std::string_view wire_name(ErrorCode code);

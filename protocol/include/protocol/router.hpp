@@ -84,8 +84,11 @@ class Router {
 
   // Sends a message the box originates (no re), or a later message for a
   // request (re = its id). False when the session is down.
-  virtual bool send(const std::string& type, nlohmann::json payload, std::optional<std::string> re) = 0;
-  bool send(const std::string& type, nlohmann::json payload) { return send(type, std::move(payload), std::nullopt); }
+  virtual bool send(const std::string& type, nlohmann::json payload,
+                    std::optional<std::string> re) = 0;
+  bool send(const std::string& type, nlohmann::json payload) {
+    return send(type, std::move(payload), std::nullopt);
+  }
   // One binary frame (§4.1); false when down, refused or too large.
   virtual bool send_binary(const BinaryHeader& header, std::string_view body) = 0;
 
@@ -94,10 +97,12 @@ class Router {
   // none came within `timeout` or the session closed first. Returns the
   // request's id, or nullopt (and no call) when the session is down.
   virtual std::optional<std::string> request(const std::string& type, nlohmann::json payload,
-                                             std::chrono::milliseconds timeout, Response on_response) = 0;
+                                             std::chrono::milliseconds timeout,
+                                             Response on_response) = 0;
   // The same with the payload already serialized (a JSON object's text; see
   // serialize_with_payload).
-  virtual std::optional<std::string> request_serialized(const std::string& type, std::string_view payload_json,
+  virtual std::optional<std::string> request_serialized(const std::string& type,
+                                                        std::string_view payload_json,
                                                         std::chrono::milliseconds timeout,
                                                         Response on_response) = 0;
 

@@ -24,8 +24,8 @@ class Shape;
 using ShapePtr = std::shared_ptr<const Shape>;
 
 struct Problem {
-  std::string path;     // "changes[2].row.plate"; "" for the payload itself
-  std::string message;  // "must be a string"
+  std::string path;              // "changes[2].row.plate"; "" for the payload itself
+  std::string message;           // "must be a string"
   std::string describe() const;  // "changes[2].row.plate must be a string"
 };
 

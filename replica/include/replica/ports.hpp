@@ -57,7 +57,8 @@ class ReplicaReads {
   virtual void ban_list(std::function<void(Result<BanList>)> done) = 0;
   // Active authorizations whose validity overlaps the local day `date`
   // (YYYY-MM-DD) in the community's time zone; error "invalid" for a bad date.
-  virtual void schedule(const std::string& date, std::function<void(Result<nlohmann::json>)> done) = 0;
+  virtual void schedule(const std::string& date,
+                        std::function<void(Result<nlohmann::json>)> done) = 0;
   // A guard (role guard, not deleted); Errc::not_found otherwise.
   virtual void guard(const std::string& id, std::function<void(Result<Guard>)> done) = 0;
   // The guards who can sign in (role guard, not deleted, with a PIN), by

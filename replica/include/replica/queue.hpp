@@ -33,14 +33,14 @@
 namespace secbox::replica {
 
 struct QueueLimits {
-  std::int64_t max_rows = 100000;             // unacknowledged events
-  std::int64_t max_bytes = 64ll << 20;        // their serialized size
+  std::int64_t max_rows = 100000;       // unacknowledged events
+  std::int64_t max_bytes = 64ll << 20;  // their serialized size
   // Alarms go beyond those limits by this much more at most: a full queue
   // still takes them, but nothing grows without bound.
   std::int64_t alarm_reserve_rows = 10000;
   std::int64_t alarm_reserve_bytes = 8ll << 20;
   std::size_t batch_events = 500;
-  std::size_t batch_bytes = 1u << 20;         // the whole events.batch message
+  std::size_t batch_bytes = 1u << 20;  // the whole events.batch message
   std::size_t batches_in_flight = 4;
   std::chrono::milliseconds ack_timeout{60000};
   std::chrono::hours keep_acked{24 * 7};
@@ -48,7 +48,7 @@ struct QueueLimits {
 };
 
 struct QueueStats {
-  std::int64_t depth = 0;                // unacknowledged events
+  std::int64_t depth = 0;  // unacknowledged events
   std::int64_t bytes = 0;
   std::optional<std::string> oldest_at;  // enqueue time of the oldest, RFC 3339
 };
@@ -118,10 +118,11 @@ class OutboundQueue final : public Component, public EventSink {
   bool welcomed_ = false;
   bool loading_ = false;
   bool stopped_ = false;
-  std::uint64_t session_ = 0;     // bumped on every welcome and disconnect
+  std::uint64_t session_ = 0;       // bumped on every welcome and disconnect
   std::int64_t last_sent_seq_ = 0;  // this session's high-water mark
   std::map<std::string, std::vector<std::string>> in_flight_;  // batch id → clientIds
-  std::unordered_map<std::string, std::int64_t> sent_seq_;      // clientId → seq, sent and not yet acknowledged
+  std::unordered_map<std::string, std::int64_t>
+      sent_seq_;  // clientId → seq, sent and not yet acknowledged
   std::int64_t batches_sent_ = 0;
   std::int64_t events_sent_ = 0;
   std::int64_t commits_ = 0;

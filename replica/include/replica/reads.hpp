@@ -21,7 +21,7 @@ namespace secbox::replica {
 
 struct Freshness {
   std::int64_t cursor = 0;
-  std::optional<std::string> last_applied_at;   // RFC 3339, UTC
+  std::optional<std::string> last_applied_at;  // RFC 3339, UTC
   std::optional<std::string> last_snapshot_at;
 };
 

@@ -71,7 +71,8 @@ bool listening(int port) {
 }
 
 // A long-running child in a process group of its own, its output in `log`.
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& log) {
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+            const std::string& log) {
   // Everything the child needs is made before the fork (the simulator has
   // threads: between fork and exec only async-signal-safe calls).
   std::vector<char*> args;
@@ -133,34 +134,43 @@ AcmeIssuer::~AcmeIssuer() = default;
 
 Result<std::unique_ptr<AcmeIssuer>> AcmeIssuer::start(const std::string& dir) {
   for (const char* program : {"pebble", "pebble-challtestsrv", "lego"}) {
-    if (!on_path(program)) return Error{Errc::unavailable, std::string(program) + " is not installed"};
+    if (!on_path(program))
+      return Error{Errc::unavailable, std::string(program) + " is not installed"};
   }
   auto i = std::make_unique<Impl>();
   i->dir = dir;
   ::mkdir(dir.c_str(), 0700);
   // pebble's own HTTPS listener: Debian ships no certificate for it.
-  auto ca = make_self_signed({"cloudsim ACME listener CA", {}, {}, std::chrono::hours(24 * 30), true});
+  auto ca =
+      make_self_signed({"cloudsim ACME listener CA", {}, {}, std::chrono::hours(24 * 30), true});
   if (!ca) return ca.error();
-  auto listener = make_signed({"127.0.0.1", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24 * 30), false}, ca.value());
+  auto listener = make_signed(
+      {"127.0.0.1", {"localhost"}, {"127.0.0.1"}, std::chrono::hours(24 * 30), false}, ca.value());
   if (!listener) return listener.error();
   i->listener_ca = dir + "/listener-ca.pem";
-  if (auto w = write_file_atomically(i->listener_ca, ca.value().cert_pem, {0644, std::nullopt}); !w) return w.error();
-  if (auto w = write_file_atomically(dir + "/listener.pem", listener.value().cert_pem, {0644, std::nullopt}); !w) return w.error();
-  if (auto w = write_file_atomically(dir + "/listener.key", listener.value().key_pem); !w) return w.error();
+  if (auto w = write_file_atomically(i->listener_ca, ca.value().cert_pem, {0644, std::nullopt}); !w)
+    return w.error();
+  if (auto w = write_file_atomically(dir + "/listener.pem", listener.value().cert_pem,
+                                     {0644, std::nullopt});
+      !w)
+    return w.error();
+  if (auto w = write_file_atomically(dir + "/listener.key", listener.value().key_pem); !w)
+    return w.error();
   i->acme_port = free_port();
   i->management_port = free_port();
   i->dns_port = free_port();
   i->dns_management_port = free_port();
   const int http_port = free_port(), tls_port = free_port();
-  const nlohmann::json config{{"pebble",
-                               {{"listenAddress", "127.0.0.1:" + std::to_string(i->acme_port)},
-                                {"managementListenAddress", "127.0.0.1:" + std::to_string(i->management_port)},
-                                {"certificate", dir + "/listener.pem"},
-                                {"privateKey", dir + "/listener.key"},
-                                {"httpPort", http_port},
-                                {"tlsPort", tls_port},
-                                {"ocspResponderURL", ""},
-                                {"externalAccountBindingRequired", false}}}};
+  const nlohmann::json config{
+      {"pebble",
+       {{"listenAddress", "127.0.0.1:" + std::to_string(i->acme_port)},
+        {"managementListenAddress", "127.0.0.1:" + std::to_string(i->management_port)},
+        {"certificate", dir + "/listener.pem"},
+        {"privateKey", dir + "/listener.key"},
+        {"httpPort", http_port},
+        {"tlsPort", tls_port},
+        {"ocspResponderURL", ""},
+        {"externalAccountBindingRequired", false}}}};
   if (auto w = write_file_atomically(dir + "/pebble.json", config.dump()); !w) return w.error();
   // DNS-01 through the challenge server's management API, as lego's exec
   // provider calls it: present|cleanup <fqdn> <value>.
@@ -169,19 +179,25 @@ Result<std::unique_ptr<AcmeIssuer>> AcmeIssuer::start(const std::string& dir) {
   const std::string script =
       "#!/bin/sh\n"
       "case \"$1\" in\n"
-      "  present) curl -fsS -X POST -d \"{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}\" " + mgmt + "/set-txt ;;\n"
-      "  cleanup) curl -fsS -X POST -d \"{\\\"host\\\":\\\"$2\\\"}\" " + mgmt + "/clear-txt ;;\n"
+      "  present) curl -fsS -X POST -d \"{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}\" " +
+      mgmt +
+      "/set-txt ;;\n"
+      "  cleanup) curl -fsS -X POST -d \"{\\\"host\\\":\\\"$2\\\"}\" " +
+      mgmt +
+      "/clear-txt ;;\n"
       "esac\n";
-  if (auto w = write_file_atomically(i->dns_script, script, {0700, std::nullopt}); !w) return w.error();
+  if (auto w = write_file_atomically(i->dns_script, script, {0700, std::nullopt}); !w)
+    return w.error();
   const std::string dns = "127.0.0.1:" + std::to_string(i->dns_port);
   i->challenges = spawn({"pebble-challtestsrv", "-dns01", dns, "-management",
-                         "127.0.0.1:" + std::to_string(i->dns_management_port), "-http01", "", "-https01", "",
-                         "-tlsalpn01", ""},
+                         "127.0.0.1:" + std::to_string(i->dns_management_port), "-http01", "",
+                         "-https01", "", "-tlsalpn01", ""},
                         {}, dir + "/challtestsrv.log");
-  i->pebble = spawn({"pebble", "-config", dir + "/pebble.json", "-dnsserver", dns}, {"PEBBLE_VA_NOSLEEP=1"},
-                    dir + "/pebble.log");
+  i->pebble = spawn({"pebble", "-config", dir + "/pebble.json", "-dnsserver", dns},
+                    {"PEBBLE_VA_NOSLEEP=1"}, dir + "/pebble.log");
   const auto deadline = std::chrono::steady_clock::now() + 15s;
-  while (!(listening(i->acme_port) && listening(i->management_port) && listening(i->dns_management_port))) {
+  while (!(listening(i->acme_port) && listening(i->management_port) &&
+           listening(i->dns_management_port))) {
     if (std::chrono::steady_clock::now() > deadline) {
       return Error{Errc::unavailable, "pebble did not start (see " + dir + "/pebble.log)"};
     }
@@ -193,9 +209,11 @@ Result<std::unique_ptr<AcmeIssuer>> AcmeIssuer::start(const std::string& dir) {
   get_root.ca_file = i->listener_ca;
   get_root.accept = "*/*";
   auto root = get(get_root);
-  if (!root || root.value().status != 200) return Error{Errc::unavailable, "pebble's root could not be read"};
+  if (!root || root.value().status != 200)
+    return Error{Errc::unavailable, "pebble's root could not be read"};
   i->roots = dir + "/acme-root.pem";
-  if (auto w = write_file_atomically(i->roots, root.value().body, {0644, std::nullopt}); !w) return w.error();
+  if (auto w = write_file_atomically(i->roots, root.value().body, {0644, std::nullopt}); !w)
+    return w.error();
   return std::unique_ptr<AcmeIssuer>(new AcmeIssuer(std::move(i)));
 }
 
@@ -208,12 +226,26 @@ Result<std::string> AcmeIssuer::issue(const std::string& csr_pem) {
   ::mkdir(work.c_str(), 0700);
   if (auto w = write_file_atomically(work + "/request.csr", csr_pem); !w) return w.error();
   ProcessOptions p;
-  p.argv = {"lego", "--server", "https://127.0.0.1:" + std::to_string(i.acme_port) + "/dir", "--accept-tos",
-            "--email", "cloudsim@example.com", "--path", work, "--dns", "exec", "--dns.disable-cp",
-            "--dns.resolvers", "127.0.0.1:" + std::to_string(i.dns_port), "--csr", work + "/request.csr", "run"};
+  p.argv = {"lego",
+            "--server",
+            "https://127.0.0.1:" + std::to_string(i.acme_port) + "/dir",
+            "--accept-tos",
+            "--email",
+            "cloudsim@example.com",
+            "--path",
+            work,
+            "--dns",
+            "exec",
+            "--dns.disable-cp",
+            "--dns.resolvers",
+            "127.0.0.1:" + std::to_string(i.dns_port),
+            "--csr",
+            work + "/request.csr",
+            "run"};
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (const char* extra : {"EXEC_SEQUENCE_INTERVAL=1", "EXEC_POLLING_INTERVAL=1", "EXEC_PROPAGATION_TIMEOUT=30"}) {
+  for (const char* extra :
+       {"EXEC_SEQUENCE_INTERVAL=1", "EXEC_POLLING_INTERVAL=1", "EXEC_PROPAGATION_TIMEOUT=30"}) {
     env.emplace_back(extra);
   }
   env.push_back("EXEC_PATH=" + i.dns_script);
@@ -230,9 +262,11 @@ Result<std::string> AcmeIssuer::issue(const std::string& csr_pem) {
     if (!e) break;
     const std::string file = e->d_name;
     const auto ends = [&](const std::string& tail) {
-      return file.size() > tail.size() && file.compare(file.size() - tail.size(), tail.size(), tail) == 0;
+      return file.size() > tail.size() &&
+             file.compare(file.size() - tail.size(), tail.size(), tail) == 0;
     };
-    if (ends(".crt") && !ends(".issuer.crt")) return read_file(work + "/certificates/" + file, 64 * 1024);
+    if (ends(".crt") && !ends(".issuer.crt"))
+      return read_file(work + "/certificates/" + file, 64 * 1024);
   }
   return Error{Errc::unavailable, "lego left no certificate in " + work};
 }

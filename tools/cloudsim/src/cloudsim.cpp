@@ -116,9 +116,9 @@ struct CloudSim::Impl {
   std::uint64_t download_cut = 0;
   std::chrono::milliseconds download_delay{0};
   int file_requests = 0;
-  EVP_PKEY* update_key = nullptr;                // owned; Ed25519
-  std::unique_ptr<AcmeIssuer> acme;              // §7.7; null: no LAN names
-  std::vector<std::thread> issuing;              // lego runs, joined at the end
+  EVP_PKEY* update_key = nullptr;    // owned; Ed25519
+  std::unique_ptr<AcmeIssuer> acme;  // §7.7; null: no LAN names
+  std::vector<std::thread> issuing;  // lego runs, joined at the end
   int lan_certificates_sent = 0;
   std::string update_pub_path;
 
@@ -150,21 +150,24 @@ struct CloudSim::Impl {
     const std::string priv = opts.dir + "/update-key.pem";
     update_pub_path = opts.dir + "/update.pub";
     if (auto pem = read_file(priv, 1 << 16); pem) {
-      std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(pem.value().data(), static_cast<int>(pem.value().size())),
-                                              BIO_free);
+      std::unique_ptr<BIO, int (*)(BIO*)> bio(
+          BIO_new_mem_buf(pem.value().data(), static_cast<int>(pem.value().size())), BIO_free);
       update_key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
     }
     if (!update_key) {
-      std::unique_ptr<EVP_PKEY_CTX, void (*)(EVP_PKEY_CTX*)> kctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr),
-                                                                  EVP_PKEY_CTX_free);
-      if (!kctx || EVP_PKEY_keygen_init(kctx.get()) != 1 || EVP_PKEY_keygen(kctx.get(), &update_key) != 1) {
+      std::unique_ptr<EVP_PKEY_CTX, void (*)(EVP_PKEY_CTX*)> kctx(
+          EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr), EVP_PKEY_CTX_free);
+      if (!kctx || EVP_PKEY_keygen_init(kctx.get()) != 1 ||
+          EVP_PKEY_keygen(kctx.get(), &update_key) != 1) {
         throw std::runtime_error("cloudsim: cannot make the update key");
       }
       std::unique_ptr<BIO, int (*)(BIO*)> out(BIO_new(BIO_s_mem()), BIO_free);
       PEM_write_bio_PrivateKey(out.get(), update_key, nullptr, nullptr, 0, nullptr, nullptr);
       char* data = nullptr;
       const long n = BIO_get_mem_data(out.get(), &data);
-      if (auto w = write_file_atomically(priv, std::string(data, static_cast<std::size_t>(n)), {0600, std::nullopt}); !w) {
+      if (auto w = write_file_atomically(priv, std::string(data, static_cast<std::size_t>(n)),
+                                         {0600, std::nullopt});
+          !w) {
         throw std::runtime_error(w.error().message);
       }
     }
@@ -172,7 +175,8 @@ struct CloudSim::Impl {
     PEM_write_bio_PUBKEY(out.get(), update_key);
     char* data = nullptr;
     const long n = BIO_get_mem_data(out.get(), &data);
-    if (auto w = write_file_atomically(update_pub_path, std::string(data, static_cast<std::size_t>(n)), {0644, std::nullopt});
+    if (auto w = write_file_atomically(
+            update_pub_path, std::string(data, static_cast<std::size_t>(n)), {0644, std::nullopt});
         !w) {
       throw std::runtime_error(w.error().message);
     }
@@ -180,7 +184,8 @@ struct CloudSim::Impl {
 
   std::string issue(const std::string& device, std::chrono::seconds lifetime) {
     const auto now = WallClock::now();
-    const auto iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    const auto iat =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     const json payload{{"sub", device}, {"iat", iat}, {"exp", iat + lifetime.count()}};
     std::string token = b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(payload.dump()) +
                         "." + b64url(random_bytes(32));
@@ -202,7 +207,8 @@ struct CloudSim::Impl {
         it = tokens.erase(it);
         continue;
       }
-      j["tokens"][it->first] = std::chrono::duration_cast<std::chrono::seconds>(it->second.time_since_epoch()).count();
+      j["tokens"][it->first] =
+          std::chrono::duration_cast<std::chrono::seconds>(it->second.time_since_epoch()).count();
       ++it;
     }
     (void)write_file_atomically(tokens_path(), j.dump());
@@ -215,7 +221,8 @@ struct CloudSim::Impl {
     if (!j.is_object()) return;
     const json saved = j.value("tokens", json::object());  // outlives the loop
     for (const auto& [token, exp] : saved.items()) {
-      if (exp.is_number_integer()) tokens[token] = WallClock::time_point(std::chrono::seconds(exp.get<long long>()));
+      if (exp.is_number_integer())
+        tokens[token] = WallClock::time_point(std::chrono::seconds(exp.get<long long>()));
     }
     const json revoked_saved = j.value("revoked", json::array());
     for (const auto& t : revoked_saved) {
@@ -319,7 +326,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     }
     // No idle timer once open: Beast re-arms it on every read (a timerfd call
     // per message), and a test cloud has no idle boxes to shed.
-    ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(), websocket::stream_base::none(), false});
+    ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                   websocket::stream_base::none(), false});
     id_ = ++sim_.session_counter;
     open_ = true;
     {
@@ -328,14 +336,15 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     }
     // A newer session of the same device replaces the older one (4409).
     for (auto& weak : sim_.ws_sessions) {
-      if (auto other = weak.lock(); other && other.get() != this && other->open() &&
-                                    other->device() == device_) {
+      if (auto other = weak.lock();
+          other && other.get() != this && other->open() && other->device() == device_) {
         other->close(4409, "replaced by a newer session");
       }
     }
     // Forget ended sessions: a weak_ptr keeps a make_shared object's memory.
     auto& all = sim_.ws_sessions;
-    all.erase(std::remove_if(all.begin(), all.end(), [](const auto& w) { return w.expired(); }), all.end());
+    all.erase(std::remove_if(all.begin(), all.end(), [](const auto& w) { return w.expired(); }),
+              all.end());
     all.push_back(weak_from_this());
     do_read();
   }
@@ -390,8 +399,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   void do_close() {
     open_ = false;
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
-                    [self = shared_from_this()](beast::error_code) {});
+    ws_.async_close(
+        websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+        [self = shared_from_this()](beast::error_code) {});
   }
 
   CloudSim::Impl& sim_;
@@ -412,8 +422,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void run() {
     beast::get_lowest_layer(stream_).expires_after(30s);
-    stream_.async_handshake(ssl::stream_base::server,
-                            beast::bind_front_handler(&HttpSession::on_handshake, shared_from_this()));
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        beast::bind_front_handler(&HttpSession::on_handshake, shared_from_this()));
   }
 
   void kill() {
@@ -454,12 +465,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (keep < res_.body().size()) res_.body().resize(keep);
       res_.keep_alive(false);
     }
-    http::async_write(stream_, res_, [self = shared_from_this(), cut](beast::error_code ec, std::size_t) {
-      if (ec) return;
-      if (cut) return self->kill();
-      if (self->res_.keep_alive()) return self->do_read();
-      self->stream_.async_shutdown([self](beast::error_code) {});
-    });
+    http::async_write(stream_, res_,
+                      [self = shared_from_this(), cut](beast::error_code ec, std::size_t) {
+                        if (ec) return;
+                        if (cut) return self->kill();
+                        if (self->res_.keep_alive()) return self->do_read();
+                        self->stream_.async_shutdown([self](beast::error_code) {});
+                      });
   }
 
   CloudSim::Impl& sim_;
@@ -563,7 +575,8 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
       ++file_requests;
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    auto bytes = path.empty() ? Result<std::string>(Error{Errc::not_found, ""}) : read_file(path, 512u << 20);
+    auto bytes = path.empty() ? Result<std::string>(Error{Errc::not_found, ""})
+                              : read_file(path, 512u << 20);
     if (!bytes) return reply(404, {{"error", "no such file"}});
     res.set(http::field::content_type, "application/octet-stream");
     res.set(http::field::accept_ranges, "bytes");
@@ -579,8 +592,9 @@ http::response<http::string_body> CloudSim::Impl::handle_http(
         return res;
       }
       res.result(http::status::partial_content);
-      res.set(http::field::content_range,
-              "bytes " + std::to_string(from) + "-" + std::to_string(body.size() - 1) + "/" + std::to_string(body.size()));
+      res.set(http::field::content_range, "bytes " + std::to_string(from) + "-" +
+                                              std::to_string(body.size() - 1) + "/" +
+                                              std::to_string(body.size()));
       body.erase(0, from);
     }
     res.body() = std::move(body);
@@ -611,12 +625,14 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
   }
   const std::string re = j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : "";
   auto envelope = [&](const std::string& t, json payload) {
-    return json{{"v", 1}, {"type", t}, {"id", next_id()}, {"ts", format_rfc3339(WallClock::now())},
-                {"re", re}, {"payload", std::move(payload)}}
+    return json{{"v", 1},          {"type", t},
+                {"id", next_id()}, {"ts", format_rfc3339(WallClock::now())},
+                {"re", re},        {"payload", std::move(payload)}}
         .dump();
   };
   if (type == "hello" && welcome) {
-    json payload{{"serverTime", format_rfc3339_millis(WallClock::now())}, {"resync", json::array()}};
+    json payload{{"serverTime", format_rfc3339_millis(WallClock::now())},
+                 {"resync", json::array()}};
     if (acme && !s.device().empty()) payload["lan"] = {{"name", lan_name_for(s.device())}};
     s.send(envelope("welcome", std::move(payload)), false);
     std::vector<std::string> script;
@@ -630,8 +646,8 @@ void CloudSim::Impl::on_text(WsSession& s, const std::string& text) {
   } else if (type == "events.batch") {
     static const json kNone = json::array();
     const auto payload = j.find("payload");
-    const json& events = payload != j.end() && payload->is_object() && payload->contains("events") &&
-                                 (*payload)["events"].is_array()
+    const json& events = payload != j.end() && payload->is_object() &&
+                                 payload->contains("events") && (*payload)["events"].is_array()
                              ? (*payload)["events"]
                              : kNone;
     json ids = json::array();
@@ -663,21 +679,28 @@ std::string CloudSim::Impl::lan_name_for(const std::string& device_id) const {
 template <class Envelope>
 void CloudSim::Impl::on_lan_cert_request(WsSession& s, const json& j, Envelope envelope) {
   const auto csr = j.value("payload", json::object()).value("csr", json());
-  if (!acme) return s.send(envelope("error", {{"code", "unavailable"}, {"message", "no ACME server"}}), false);
-  if (!csr.is_string()) return s.send(envelope("error", {{"code", "invalid_args"}, {"message", "csr must be PEM"}}), false);
+  if (!acme)
+    return s.send(envelope("error", {{"code", "unavailable"}, {"message", "no ACME server"}}),
+                  false);
+  if (!csr.is_string())
+    return s.send(envelope("error", {{"code", "invalid_args"}, {"message", "csr must be PEM"}}),
+                  false);
   auto names = request_dns_names(csr.get<std::string>());
   // The device's name: the one welcome gave on this session.
   const std::string name = lan_name_for(s.device());
   std::vector<std::string> wanted{"*." + name, name};
   if (!names) {
-    return s.send(envelope("error", {{"code", "invalid_args"}, {"message", "csr: " + names.error().message}}), false);
+    return s.send(
+        envelope("error", {{"code", "invalid_args"}, {"message", "csr: " + names.error().message}}),
+        false);
   }
   auto got = names.value();
   std::sort(got.begin(), got.end());
   std::sort(wanted.begin(), wanted.end());
   if (got != wanted) {
     return s.send(envelope("error", {{"code", "invalid_args"},
-                                     {"message", "csr: its names must be exactly *." + name + " and " + name}}),
+                                     {"message", "csr: its names must be exactly *." + name +
+                                                     " and " + name}}),
                   false);
   }
   s.send(envelope("ack", json::object()), false);
@@ -686,13 +709,17 @@ void CloudSim::Impl::on_lan_cert_request(WsSession& s, const json& j, Envelope e
   issuing.emplace_back([this, pem = csr.get<std::string>()] {
     auto chain = acme->issue(pem);
     if (!chain) {
-      std::fprintf(stderr, "secbox-cloudsim: no LAN certificate: %s\n", chain.error().message.c_str());
+      std::fprintf(stderr, "secbox-cloudsim: no LAN certificate: %s\n",
+                   chain.error().message.c_str());
       return;
     }
     on_io([&] {
       if (auto device = newest()) {
-        device->send(json{{"v", 1}, {"type", "lan_cert.install"}, {"id", next_id()},
-                          {"ts", format_rfc3339(WallClock::now())}, {"payload", {{"chain", chain.value()}}}}
+        device->send(json{{"v", 1},
+                          {"type", "lan_cert.install"},
+                          {"id", next_id()},
+                          {"ts", format_rfc3339(WallClock::now())},
+                          {"payload", {{"chain", chain.value()}}}}
                          .dump(),
                      false);
         std::lock_guard l(mu);
@@ -751,7 +778,8 @@ std::shared_ptr<WsSession> CloudSim::Impl::newest() {
   return best;
 }
 
-CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {
+CloudSim::CloudSim(Options options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {
   auto& i = *impl_;
   i.port = options_.port;
   i.load_tokens();
@@ -762,11 +790,13 @@ CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::m
     if (acme) {
       i.acme = std::move(acme).value();
     } else {
-      std::fprintf(stderr, "secbox-cloudsim: no LAN names are given: %s\n", acme.error().message.c_str());
+      std::fprintf(stderr, "secbox-cloudsim: no LAN names are given: %s\n",
+                   acme.error().message.c_str());
     }
   }
   KeyAndCert issuer = ca.value();
-  CertRequest leaf{"127.0.0.1", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(24 * 30), false};
+  CertRequest leaf{
+      "127.0.0.1", {"localhost"}, {"127.0.0.1", "::1"}, std::chrono::hours(24 * 30), false};
   if (options_.cert == CertMode::untrusted) {
     issuer = make_self_signed({"nobody's CA", {}, {}, std::chrono::hours(24 * 30), true}).value();
   } else if (options_.cert == CertMode::wrong_host) {
@@ -783,16 +813,16 @@ CloudSim::CloudSim(Options options) : options_(std::move(options)), impl_(std::m
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   // Count the records read, to show whether a peer coalesces its writes.
   SSL_CTX_set_msg_callback_arg(i.ctx.native_handle(), &i.tls_records_in);
-  SSL_CTX_set_msg_callback(i.ctx.native_handle(),
-                           [](int write_p, int, int content_type, const void* buf, std::size_t len, SSL* ssl,
-                              void* arg) {
-                             if (write_p || content_type != SSL3_RT_HEADER || len < 1 || !SSL_is_init_finished(ssl)) {
-                               return;
-                             }
-                             if (static_cast<const unsigned char*>(buf)[0] == SSL3_RT_APPLICATION_DATA) {
-                               ++*static_cast<std::atomic<long>*>(arg);
-                             }
-                           });
+  SSL_CTX_set_msg_callback(
+      i.ctx.native_handle(), [](int write_p, int, int content_type, const void* buf,
+                                std::size_t len, SSL* ssl, void* arg) {
+        if (write_p || content_type != SSL3_RT_HEADER || len < 1 || !SSL_is_init_finished(ssl)) {
+          return;
+        }
+        if (static_cast<const unsigned char*>(buf)[0] == SSL3_RT_APPLICATION_DATA) {
+          ++*static_cast<std::atomic<long>*>(arg);
+        }
+      });
   i.ctx.use_certificate_chain(asio::buffer(server.value().cert_pem));
   i.ctx.use_private_key(asio::buffer(server.value().key_pem), ssl::context::pem);
   i.load_update_key();
@@ -832,8 +862,12 @@ std::string CloudSim::gateway_url() const {
   return "wss://127.0.0.1:" + std::to_string(port()) + "/ws/device";
 }
 std::string CloudSim::ca_file() const { return impl_->ca_path; }
-std::string CloudSim::lan_roots_file() const { return impl_->acme ? impl_->acme->roots_file() : std::string(); }
-std::string CloudSim::lan_name(const std::string& device_id) const { return impl_->lan_name_for(device_id); }
+std::string CloudSim::lan_roots_file() const {
+  return impl_->acme ? impl_->acme->roots_file() : std::string();
+}
+std::string CloudSim::lan_name(const std::string& device_id) const {
+  return impl_->lan_name_for(device_id);
+}
 int CloudSim::lan_certificates_sent() const {
   std::lock_guard lock(impl_->mu);
   return impl_->lan_certificates_sent;
@@ -913,7 +947,8 @@ std::string CloudSim::sign_file(const std::string& path) const {
     throw std::runtime_error("cloudsim: signing failed");
   }
   std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), sig, static_cast<int>(n));
+  const int len =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), sig, static_cast<int>(n));
   out.resize(static_cast<std::size_t>(len));
   return out;
 }
@@ -924,7 +959,9 @@ std::string CloudSim::publish(const std::string& name, const std::string& path) 
   return base_url() + "/files/" + name;
 }
 
-std::string CloudSim::update_private_key_file() const { return impl_->opts.dir + "/update-key.pem"; }
+std::string CloudSim::update_private_key_file() const {
+  return impl_->opts.dir + "/update-key.pem";
+}
 
 namespace {
 
@@ -943,21 +980,24 @@ std::string base64_of_file(const std::string& path) {
 
 nlohmann::json CloudSim::update_payload(const std::string& release_dir) {
   static std::atomic<int> serial{0};
-  const std::string url =
-      publish("releases/" + std::to_string(++serial) + "/secbox.tar.zst", release_dir + "/secbox.tar.zst");
+  const std::string url = publish("releases/" + std::to_string(++serial) + "/secbox.tar.zst",
+                                  release_dir + "/secbox.tar.zst");
   return {{"manifest", base64_of_file(release_dir + "/manifest.json")},
           {"signature", base64_of_file(release_dir + "/manifest.sig")},
           {"url", url}};
 }
 
-void CloudSim::serve_install(const std::string& script, const std::string& release_dir, const std::string& arch) {
+void CloudSim::serve_install(const std::string& script, const std::string& release_dir,
+                             const std::string& arch) {
   auto text = read_file(script, 1 << 20);
   auto pub = read_file(impl_->update_pub_path, 1 << 16);
-  if (!text || !pub) throw std::runtime_error("cloudsim: cannot read the install script or the update key");
+  if (!text || !pub)
+    throw std::runtime_error("cloudsim: cannot read the install script or the update key");
   std::string filled = text.value();
   auto fill = [&filled](const std::string& line, const std::string& value) {
     const auto at = filled.find("\n  " + line + "=\"\"\n");
-    if (at == std::string::npos) throw std::runtime_error("cloudsim: the install script has no " + line + " line");
+    if (at == std::string::npos)
+      throw std::runtime_error("cloudsim: the install script has no " + line + " line");
     filled.replace(at + 1, line.size() + 5, "  " + line + "=\"" + value + "\"");
   };
   fill("CLOUD_URL", base_url());

@@ -46,7 +46,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: secbox-cloudsim --dir DIR [--port N] [--device ID --bootstrap TOKEN] [--script FILE]\n"
-    "                       [--install-script FILE --release DIR] [--offer-update DIR] [--redirect NAME=URL]\n"
+    "                       [--install-script FILE --release DIR] [--offer-update DIR] [--redirect "
+    "NAME=URL]\n"
     "                       [--publish NAME=PATH] [--lan-zone ZONE]\n";
 
 }  // namespace
@@ -123,7 +124,8 @@ int main(int argc, char** argv) {
   secbox::cloudsim::CloudSim sim(o);
   if (!device.empty() && !bootstrap.empty()) sim.add_bootstrap(device, bootstrap);
   for (auto& m : messages) {
-    for (std::size_t at; (at = m.find("${BASE_URL}")) != std::string::npos;) m.replace(at, 11, sim.base_url());
+    for (std::size_t at; (at = m.find("${BASE_URL}")) != std::string::npos;)
+      m.replace(at, 11, sim.base_url());
   }
   sim.set_after_welcome(std::move(messages));
   if (!install_script.empty() || !binary.empty()) {
@@ -154,8 +156,10 @@ int main(int argc, char** argv) {
     }
     sim.publish(p.substr(0, eq), p.substr(eq + 1));
   }
-  nlohmann::json ready{{"baseUrl", sim.base_url()}, {"gatewayUrl", sim.gateway_url()},
-                       {"caFile", sim.ca_file()}, {"port", sim.port()},
+  nlohmann::json ready{{"baseUrl", sim.base_url()},
+                       {"gatewayUrl", sim.gateway_url()},
+                       {"caFile", sim.ca_file()},
+                       {"port", sim.port()},
                        {"updateKey", sim.update_public_key_file()},
                        {"updateSigningKey", sim.update_private_key_file()},
                        {"lanRoots", sim.lan_roots_file()}};
@@ -173,14 +177,19 @@ int main(int argc, char** argv) {
       for (;;) {
         auto hello = sim.wait_for(
             [](const secbox::cloudsim::Received& r) {
-              return !r.is_binary && r.message.is_object() && r.message.value("type", "") == "hello";
+              return !r.is_binary && r.message.is_object() &&
+                     r.message.value("type", "") == "hello";
             },
             std::chrono::hours(1));
         if (!hello) continue;
         if (hello->message["payload"].value("version", "") == version) return;
-        std::this_thread::sleep_for(std::chrono::seconds(2));  // after the welcome and the snapshots
+        std::this_thread::sleep_for(
+            std::chrono::seconds(2));  // after the welcome and the snapshots
         try {
-          nlohmann::json msg{{"v", 1}, {"type", "update.apply"}, {"id", "offer-1"}, {"ts", "2026-12-06T00:00:00Z"},
+          nlohmann::json msg{{"v", 1},
+                             {"type", "update.apply"},
+                             {"id", "offer-1"},
+                             {"ts", "2026-12-06T00:00:00Z"},
                              {"payload", sim.update_payload(file)}};
           std::cerr << "secbox-cloudsim: offering version " << version << ": "
                     << (sim.send_text(msg.dump()) ? "sent" : "no device connected") << std::endl;
@@ -200,10 +209,12 @@ int main(int argc, char** argv) {
       for (const auto& r : sim.received()) {
         if (r.message.value("type", "") != "events.batch") continue;
         for (const auto& e : r.message["payload"].value("events", nlohmann::json::array())) {
-          types[e.value("type", "?")][e.value("clientId", "?")] = e.value("data", nlohmann::json::object());
+          types[e.value("type", "?")][e.value("clientId", "?")] =
+              e.value("data", nlohmann::json::object());
         }
       }
-      std::cout << nlohmann::json{{"distinct", sim.distinct_events()}, {"received", sim.events_received()},
+      std::cout << nlohmann::json{{"distinct", sim.distinct_events()},
+                                  {"received", sim.events_received()},
                                   {"byType", types}}
                        .dump()
                 << std::endl;
@@ -229,7 +240,10 @@ int main(int argc, char** argv) {
       words >> file >> id;
       if (id.empty()) id = "u-" + std::to_string(::getpid()) + "-" + std::to_string(++updates);
       try {
-        nlohmann::json msg{{"v", 1}, {"type", "update.apply"}, {"id", id}, {"ts", "2026-12-06T00:00:00Z"},
+        nlohmann::json msg{{"v", 1},
+                           {"type", "update.apply"},
+                           {"id", id},
+                           {"ts", "2026-12-06T00:00:00Z"},
                            {"payload", sim.update_payload(file)}};
         const bool sent = sim.send_text(msg.dump());
         std::cout << nlohmann::json{{"sent", sent}, {"message", msg}}.dump() << std::endl;
@@ -243,7 +257,10 @@ int main(int argc, char** argv) {
       sim.set_download_cut(std::strtoull(line.c_str() + 4, nullptr, 10));
       std::cout << "cut" << std::endl;
     } else if (line == "down" || line == "up") {
-      if (line == "down") sim.stop(); else sim.start();
+      if (line == "down")
+        sim.stop();
+      else
+        sim.start();
       std::cout << line << std::endl;
     } else if (line.rfind("close ", 0) == 0) {
       sim.close_device(static_cast<std::uint16_t>(std::atoi(line.c_str() + 6)));

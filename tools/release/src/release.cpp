@@ -23,8 +23,8 @@ namespace {
 Error invalid(const std::string& why) { return Error{Errc::invalid, why}; }
 
 // web/'s entries, folders before what they hold, in name order.
-Result<void> add_tree(const std::string& dir, const std::string& name, std::vector<update::BundleEntry>& out,
-                      int depth = 0) {
+Result<void> add_tree(const std::string& dir, const std::string& name,
+                      std::vector<update::BundleEntry>& out, int depth = 0) {
   if (depth > 16) return invalid(dir + " is nested too deep");
   out.push_back({name, "", update::BundleEntry::Kind::folder, 0755});
   DIR* d = ::opendir(dir.c_str());
@@ -45,7 +45,8 @@ Result<void> add_tree(const std::string& dir, const std::string& name, std::vect
     } else if (S_ISREG(st.st_mode)) {
       auto bytes = read_file(path, update::kMaxUnpackedBytes);
       if (!bytes) return bytes.error();
-      out.push_back({name + "/" + n, std::move(bytes).value(), update::BundleEntry::Kind::file, 0644});
+      out.push_back(
+          {name + "/" + n, std::move(bytes).value(), update::BundleEntry::Kind::file, 0644});
     } else {
       return invalid(path + " is neither a file nor a folder; a bundle holds only those");
     }
@@ -62,7 +63,8 @@ std::string sha256_hex(const std::string& bytes) {
 
 }  // namespace
 
-Result<std::string> bundle_bytes(const std::string& daemon_bytes, const std::string& web_dir, int zstd_level) {
+Result<std::string> bundle_bytes(const std::string& daemon_bytes, const std::string& web_dir,
+                                 int zstd_level) {
   std::vector<update::BundleEntry> entries;
   entries.push_back({"secbox", daemon_bytes, update::BundleEntry::Kind::file, 0755});
   if (auto r = add_tree(web_dir, "web", entries); !r) return r.error();
@@ -70,7 +72,8 @@ Result<std::string> bundle_bytes(const std::string& daemon_bytes, const std::str
 }
 
 Result<Release> make_release(const ReleaseRequest& q) {
-  if (!update::VersionStore::valid_version(q.version)) return invalid("\"" + q.version + "\" is not a version name");
+  if (!update::VersionStore::valid_version(q.version))
+    return invalid("\"" + q.version + "\" is not a version name");
   auto daemon = read_file(q.daemon, update::kMaxUnpackedBytes);
   if (!daemon) return daemon.error();
   std::string bytes = std::move(daemon).value();
@@ -80,11 +83,14 @@ Result<Release> make_release(const ReleaseRequest& q) {
     bytes = std::move(stamped).value();
   }
   auto key = read_file(q.key_file, 1 << 16);
-  if (!key) return Error{key.error().code, "cannot read the signing key " + q.key_file + ": " + key.error().message};
+  if (!key)
+    return Error{key.error().code,
+                 "cannot read the signing key " + q.key_file + ": " + key.error().message};
   auto bundle = bundle_bytes(bytes, q.web_dir, q.zstd_level);
   if (!bundle) return bundle.error();
   if (bundle.value().size() > update::kMaxBundleBytes) {
-    return invalid("the bundle is " + std::to_string(bundle.value().size()) + " bytes, over the 64 MiB a manifest allows");
+    return invalid("the bundle is " + std::to_string(bundle.value().size()) +
+                   " bytes, over the 64 MiB a manifest allows");
   }
 
   update::Manifest m;
@@ -106,7 +112,8 @@ Result<Release> make_release(const ReleaseRequest& q) {
   if (::mkdir(q.out_dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return Error{Errc::io, "cannot make " + q.out_dir + ": " + std::strerror(errno)};
   }
-  Release r{q.out_dir, q.out_dir + "/secbox.tar.zst", q.out_dir + "/manifest.json", q.out_dir + "/manifest.sig", m};
+  Release r{q.out_dir, q.out_dir + "/secbox.tar.zst", q.out_dir + "/manifest.json",
+            q.out_dir + "/manifest.sig", m};
   const AtomicWriteOptions mode{0644, std::nullopt};
   if (auto w = write_file_atomically(r.bundle, bundle.value(), mode); !w) return w.error();
   if (auto w = write_file_atomically(r.manifest, manifest, mode); !w) return w.error();

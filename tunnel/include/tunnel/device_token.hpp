@@ -28,7 +28,7 @@ Result<TokenClaims> decode_claims(std::string_view jwt);
 // the token's lifetime is left; `now` if that moment has passed. `utc_offset`
 // is the local zone's offset at that time (see local_utc_offset()).
 WallClock::time_point next_rotation(const TokenClaims& claims, WallClock::time_point now,
-                                std::chrono::seconds utc_offset, std::mt19937_64& rng);
+                                    std::chrono::seconds utc_offset, std::mt19937_64& rng);
 
 // The offset from UTC of the system's local time zone at t.
 std::chrono::seconds local_utc_offset(WallClock::time_point t);

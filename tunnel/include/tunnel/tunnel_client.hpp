@@ -43,10 +43,10 @@ const char* to_string(TunnelState state);
 
 struct TunnelHooks {
   std::function<std::optional<std::string>()> token;  // the JWT to connect with
-  std::function<void()> on_open;                       // send hello here
+  std::function<void()> on_open;                      // send hello here
   std::function<void(std::string_view)> on_text;
-  std::function<void(std::uint16_t code)> on_close;    // after open, any cause
-  std::function<void()> on_token_rejected;             // 4401: rotate, then resume()
+  std::function<void(std::uint16_t code)> on_close;  // after open, any cause
+  std::function<void()> on_token_rejected;           // 4401: rotate, then resume()
 };
 
 class TunnelClient final : public Component {

@@ -32,12 +32,13 @@ struct Unpacked {
 // Unpacks the archive read from `fd` into `staging_dir`, a folder that
 // exists and is empty. Error code "invalid" for a refused bundle, "io" when
 // the disk refuses.
-Result<Unpacked> unpack_bundle(int fd, const std::string& staging_dir, const BundleLimits& limits = {});
+Result<Unpacked> unpack_bundle(int fd, const std::string& staging_dir,
+                               const BundleLimits& limits = {});
 
 // One file of a bundle as the release tool writes it.
 struct BundleEntry {
   enum class Kind { file, folder, symlink, hardlink, device, fifo };
-  std::string name;  // "secbox", "web", "web/index.html"
+  std::string name;   // "secbox", "web", "web/index.html"
   std::string bytes;  // a file's content; a link's target
   Kind kind = Kind::file;
   unsigned mode = 0644;

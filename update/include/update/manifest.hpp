@@ -44,17 +44,18 @@ Result<Manifest> parse_manifest(std::string_view json);
 std::string manifest_json(const Manifest& m);
 
 // Ed25519 over exactly `message` by the PEM public key. Error "invalid".
-Result<void> verify_signature(std::string_view message, std::string_view signature, const std::string& public_key_pem);
+Result<void> verify_signature(std::string_view message, std::string_view signature,
+                              const std::string& public_key_pem);
 // Signs with a PEM private key (the release tool, the simulator).
 Result<std::string> sign(std::string_view message, const std::string& private_key_pem);
 
 // What the box knows when it judges an offer.
 struct BoxRecord {
   std::string target = this_target();
-  std::string running;        // the running daemon's built-in version
-  std::uint64_t counter = 0;  // the highest counter of a committed version
+  std::string running;                               // the running daemon's built-in version
+  std::uint64_t counter = 0;                         // the highest counter of a committed version
   std::map<std::string, std::uint64_t> rolled_back;  // version -> the counter it was offered with
-  std::int64_t now = 0;       // Unix seconds
+  std::int64_t now = 0;                              // Unix seconds
 };
 
 struct Offer {

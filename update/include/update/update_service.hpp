@@ -44,7 +44,7 @@ class Router;
 namespace secbox::update {
 
 struct UpdateSettings {
-  std::string root;             // the versions tree (VersionStore); "" or none there: updates unavailable
+  std::string root;  // the versions tree (VersionStore); "" or none there: updates unavailable
   std::string public_key_file;  // /etc/secbox/update.pub
   std::string ca_file;          // the tunnel's extra CA (CLOUD_CA_FILE)
   std::string env_file;         // secbox.env, kept as the known-good bundle
@@ -68,7 +68,9 @@ struct UpdateHooks {
   // control.json's "update" section for "apply", and its sentence.
   std::function<std::pair<Permission, std::string>()> permission;
   // Queues update_result with this clientId; done(true) once it is committed.
-  std::function<void(const std::string& client_id, nlohmann::json data, std::function<void(bool)> done)> queue_result;
+  std::function<void(const std::string& client_id, nlohmann::json data,
+                     std::function<void(bool)> done)>
+      queue_result;
   // Runs the contract migrations held back during the trial.
   std::function<void(std::function<void(Result<void>)>)> finish_migrations;
   // The switch is made: stop and start again (into the new `current`).

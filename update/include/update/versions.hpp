@@ -36,8 +36,8 @@ class VersionStore {
   // from the same manifest is left as it is; one from another manifest is
   // replaced unless it is current or known-good. Error codes: "invalid" for a
   // refused bundle (nothing is left), "io" when the disk refuses.
-  Result<void> stage_bundle(const std::string& version, int bundle_fd, const std::string& manifest_bytes,
-                            const BundleLimits& limits = {});
+  Result<void> stage_bundle(const std::string& version, int bundle_fd,
+                            const std::string& manifest_bytes, const BundleLimits& limits = {});
   // The manifest a version was staged from ("" when it has none: a version
   // install.sh laid out from a binary).
   std::string manifest_of(const std::string& version) const;

@@ -24,8 +24,8 @@ enum class CertMode {
 };
 
 struct Options {
-  std::string dir;          // where ca.pem is written
-  std::uint16_t port = 0;   // 0: any free port (kept across restart())
+  std::string dir;         // where ca.pem is written
+  std::uint16_t port = 0;  // 0: any free port (kept across restart())
   CertMode cert = CertMode::trusted;
   std::chrono::seconds token_lifetime{24 * 3600};
   // cloud-protocol §7.7: a zone ("box.secbox.test") under which each box is
@@ -36,10 +36,10 @@ struct Options {
 };
 
 struct Received {
-  nlohmann::json message;        // text frames, parsed (or {"unparsed": text})
-  std::string binary;            // binary frames
+  nlohmann::json message;  // text frames, parsed (or {"unparsed": text})
+  std::string binary;      // binary frames
   bool is_binary = false;
-  int session = 0;               // which connection, counted from 1
+  int session = 0;  // which connection, counted from 1
 };
 
 class CloudSim {
@@ -53,7 +53,10 @@ class CloudSim {
   // every connection abruptly, as a crashed cloud would.
   void start();
   void stop();
-  void restart() { stop(); start(); }
+  void restart() {
+    stop();
+    start();
+  }
 
   std::uint16_t port() const;
   std::string base_url() const;     // https://127.0.0.1:<port>
@@ -62,7 +65,9 @@ class CloudSim {
 
   // Tokens: JWS-shaped, {"sub","iat","exp"}; the sim accepts what it issued.
   std::string issue_token(const std::string& device_id, std::chrono::seconds lifetime);
-  std::string issue_token(const std::string& device_id) { return issue_token(device_id, options_.token_lifetime); }
+  std::string issue_token(const std::string& device_id) {
+    return issue_token(device_id, options_.token_lifetime);
+  }
   void revoke(const std::string& token);
   void add_bootstrap(const std::string& device_id, const std::string& bootstrap_token);
 
@@ -72,12 +77,12 @@ class CloudSim {
   // Holds each claim this long before answering (tests of a claim in flight;
   // the simulator's thread waits meanwhile).
   void set_claim_delay(std::chrono::milliseconds delay);
-  nlohmann::json last_claim() const;    // the body of the last claim request
+  nlohmann::json last_claim() const;  // the body of the last claim request
   // false: stop reading after the device's next frame (a read already pending
   // still answers pings), so later pings go unanswered.
   void set_answer_pings(bool answer);
-  void set_auto_welcome(bool on);       // answer hello with welcome (default on)
-  void set_auto_ack_events(bool on);    // answer events.batch with events.ack (default on)
+  void set_auto_welcome(bool on);     // answer hello with welcome (default on)
+  void set_auto_ack_events(bool on);  // answer events.batch with events.ack (default on)
   // Text frames sent, in order, right after every welcome (a demo's script).
   void set_after_welcome(std::vector<std::string> messages);
 
@@ -105,7 +110,8 @@ class CloudSim {
   // cloud's URL and update key filled in, and the release is served where
   // the script looks for it: /files/secbox-linux-<arch>.manifest.json, .sig
   // and .tar.zst.
-  void serve_install(const std::string& script, const std::string& release_dir, const std::string& arch = "amd64");
+  void serve_install(const std::string& script, const std::string& release_dir,
+                     const std::string& arch = "amd64");
   // Redirects GET <base_url>/files/<name> to `location` (302): a test of
   // where install.sh follows.
   void redirect(const std::string& name, const std::string& location);
@@ -131,13 +137,13 @@ class CloudSim {
   std::optional<Received> wait_for_type(const std::string& type, std::chrono::milliseconds limit);
 
   // Counters.
-  int sessions_opened() const;      // WebSocket sessions accepted (any token)
-  int sessions_rejected() const;    // closed with 4401
+  int sessions_opened() const;    // WebSocket sessions accepted (any token)
+  int sessions_rejected() const;  // closed with 4401
   int refresh_calls() const;
   std::size_t distinct_events() const;  // distinct clientIds received in events.batch
   long events_received() const;         // every event received, duplicates included
   long tls_records_received() const;    // encrypted TLS records read (handshakes excepted)
-  std::string last_bearer() const;  // the Authorization token of the last upgrade
+  std::string last_bearer() const;      // the Authorization token of the last upgrade
   std::string last_subprotocol() const;
   std::string last_device_header() const;
 

@@ -22,11 +22,11 @@ struct ReleaseRequest {
   std::string version;  // stamped into the daemon, and the manifest's
   std::uint64_t counter = 0;
   std::string target = update::this_target();
-  std::string key_file;          // the Ed25519 private key, PEM
-  std::int64_t issued_at = 0;    // Unix seconds; 0: now
+  std::string key_file;        // the Ed25519 private key, PEM
+  std::int64_t issued_at = 0;  // Unix seconds; 0: now
   std::int64_t valid_s = 30 * 24 * 3600;
-  std::string out_dir;           // made when missing
-  bool stamp = true;             // false: the daemon as it is (a test of a mismatch)
+  std::string out_dir;  // made when missing
+  bool stamp = true;    // false: the daemon as it is (a test of a mismatch)
   int zstd_level = 19;
 };
 
@@ -40,6 +40,7 @@ Result<Release> make_release(const ReleaseRequest& request);
 
 // The bundle's entries from a daemon's bytes and a web folder (regular files
 // and folders only; anything else there is an error).
-Result<std::string> bundle_bytes(const std::string& daemon_bytes, const std::string& web_dir, int zstd_level);
+Result<std::string> bundle_bytes(const std::string& daemon_bytes, const std::string& web_dir,
+                                 int zstd_level);
 
 }  // namespace secbox::release
