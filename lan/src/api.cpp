@@ -552,6 +552,10 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   void hls_file(const httpd::Request& r, httpd::Reply reply);
   void schedule(const httpd::Request& r, httpd::Reply reply);
   void static_file(const httpd::Request& r, httpd::Reply reply);
+  void metrics(const httpd::Request& r, httpd::Reply reply);
+  void logout(const httpd::Request& r, httpd::Reply reply);
+  void alarm_list(const httpd::Request& r, httpd::Reply reply);
+  void alarm_snapshot(const httpd::Request& r, httpd::Reply reply);
   void record(const std::string& type, const Session& who, const httpd::Request& r,
               httpd::Reply reply);
   void check(const Session& who, const httpd::Request& r, httpd::Reply reply);
@@ -1322,31 +1326,160 @@ std::size_t LanApi::login_failure_entries() const {
 std::uint64_t LanApi::slowed_logins() const { return impl_->slowed_logins; }
 std::uint64_t LanApi::pin_checks() const { return impl_->pin_checks->load(); }
 
-// A bounded label: the known routes, "static" for files, "other" for the rest.
-std::string route_label(const httpd::Request& r) {
-  static const char* const kRoutes[] = {"/healthz",
-                                        "/metrics",
-                                        "/api/lan/login",
-                                        "/api/lan/logout",
-                                        "/api/lan/ban-list",
-                                        "/api/lan/schedule",
-                                        "/api/lan/status",
-                                        "/api/lan/streams",
-                                        "/api/lan/entries",
-                                        "/api/lan/notes",
-                                        "/api/lan/check",
-                                        "/api/lan/alarms",
-                                        "/api/lan/alarms/stream",
-                                        "/api/lan/alarms/answer",
-                                        "/api/lan/alarms/snapshot",
-                                        "/api/lan/bans/photo",
-                                        "/api/lan/guards",
-                                        "/api/lan/cameras/live"};
-  for (const char* route : kRoutes) {
-    if (r.path == route) return route;
+namespace {
+
+using Session = LanApi::Impl::Session;
+
+// One route of the LAN API: dispatch and the metrics' route label both come
+// from this table. A route without `signed_in` is served before the
+// session is checked (login, the guard list the login page shows, health,
+// the scrapers' metrics).
+struct Route {
+  const char* method;  // nullptr: any
+  const char* path;
+  bool signed_in;
+  void (*serve)(LanApi::Impl& i, const httpd::Request& r, const Session* who, httpd::Reply reply);
+};
+
+const std::vector<Route>& routes() {
+  using I = LanApi::Impl;
+  using R = const httpd::Request&;
+  static const std::vector<Route> kRoutes = {
+      {nullptr, "/healthz", false,
+       [](I&, R, const Session*, httpd::Reply reply) { reply(ok_json({{"status", "ok"}})); }},
+      {"GET", "/metrics", false,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.metrics(r, std::move(reply)); }},
+      {"POST", "/api/lan/login", false,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.login(r, std::move(reply)); }},
+      {"GET", "/api/lan/guards", false,
+       [](I& i, R, const Session*, httpd::Reply reply) { i.guard_list(std::move(reply)); }},
+      {"POST", "/api/lan/logout", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.logout(r, std::move(reply)); }},
+      {"GET", "/api/lan/ban-list", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.ban_list(r, std::move(reply)); }},
+      {"GET", "/api/lan/schedule", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.schedule(r, std::move(reply)); }},
+      {"GET", "/api/lan/status", true,
+       [](I& i, R, const Session*, httpd::Reply reply) {
+         reply(ok_json(i.status ? i.status() : json::object()));
+       }},
+      {"GET", "/api/lan/streams", true,
+       [](I& i, R, const Session*, httpd::Reply reply) {
+         reply(ok_json({{"streams", i.settings.streams ? i.settings.streams() : json::array()}}));
+       }},
+      {"POST", "/api/lan/entries", true,
+       [](I& i, R r, const Session* who, httpd::Reply reply) {
+         i.record("visitor_entry", *who, r, std::move(reply));
+       }},
+      {"POST", "/api/lan/notes", true,
+       [](I& i, R r, const Session* who, httpd::Reply reply) {
+         i.record("guard_note", *who, r, std::move(reply));
+       }},
+      {"POST", "/api/lan/check", true,
+       [](I& i, R r, const Session* who, httpd::Reply reply) { i.check(*who, r, std::move(reply)); }},
+      {"GET", "/api/lan/alarms", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.alarm_list(r, std::move(reply)); }},
+      {"GET", "/api/lan/alarms/stream", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.alarm_stream(r, std::move(reply)); }},
+      {"POST", "/api/lan/alarms/answer", true,
+       [](I& i, R r, const Session* who, httpd::Reply reply) {
+         i.answer_alarm(*who, r, std::move(reply));
+       }},
+      {"GET", "/api/lan/alarms/snapshot", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.alarm_snapshot(r, std::move(reply)); }},
+      {"GET", "/api/lan/bans/photo", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.ban_photo(r, std::move(reply)); }},
+      {"GET", "/api/lan/cameras/live", true,
+       [](I& i, R r, const Session*, httpd::Reply reply) { i.live_video(r, std::move(reply)); }},
+  };
+  return kRoutes;
+}
+
+const Route* find_route(const std::string& path) {
+  for (const auto& route : routes()) {
+    if (path == route.path) return &route;
   }
+  return nullptr;
+}
+
+}  // namespace
+
+// A bounded label: the known routes, "/hls" for segments, "static" for
+// files, "other" for the rest.
+std::string route_label(const httpd::Request& r) {
+  if (const auto* route = find_route(r.path)) return route->path;
   if (r.path.rfind("/hls/", 0) == 0) return "/hls";
   return r.path.rfind("/api/", 0) == 0 ? "other" : "static";
+}
+
+void LanApi::Impl::metrics(const httpd::Request& r, httpd::Reply reply) {
+  // Whether cameras, Frigate and the tunnel are up is the attacker's map:
+  // only the configured scrapers read it.
+  const std::string auth = r.header("authorization");
+  const std::string& want = settings.metrics_token;
+  const bool by_token = !want.empty() && auth.size() == 7 + want.size() &&
+                        auth.rfind("Bearer ", 0) == 0 &&
+                        CRYPTO_memcmp(auth.data() + 7, want.data(), want.size()) == 0;
+  if (!by_token && !settings.metrics_allow.contains(r.remote_address)) {
+    return reply(error(
+        403, "forbidden",
+        "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
+        "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
+  }
+  httpd::Response res;
+  res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  res.headers.emplace_back("Cache-Control", "no-store");
+  PrometheusText text;
+  text.gauge("secbox_lan_login_failure_entries", "Entries of the failed-login tables (bounded).",
+             static_cast<double>(by_guard.size() + by_address.size() + by_pair.size()));
+  text.family("secbox_lan_logins_slowed_total",
+              "Logins that waited because their guard had wrong PINs from elsewhere (a "
+              "slow-down, not a lockout).",
+              "counter", {{"", static_cast<double>(slowed_logins)}});
+  std::vector<PrometheusText::Sample> samples;
+  for (const auto& [key, count] : requests) {
+    const std::string status = std::to_string(key.second);
+    samples.emplace_back(PrometheusText::labels({{"route", key.first}, {"status", status}}),
+                         static_cast<double>(count));
+  }
+  text.family("secbox_http_requests_total", "LAN HTTP requests answered, by route and status.",
+              "counter", samples);
+  res.body = (settings.metrics ? settings.metrics() : std::string()) + text.take();
+  reply(std::move(res));
+}
+
+void LanApi::Impl::logout(const httpd::Request& r, httpd::Reply reply) {
+  const std::string token_hash = sha256_hex(r.header("authorization").substr(7));
+  sessions.erase(token_hash);
+  close_streams(token_hash);
+  persist_sessions();
+  reply(ok_json({{"status", "logged_out"}}));
+}
+
+void LanApi::Impl::alarm_list(const httpd::Request& r, httpd::Reply reply) {
+  if (!settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
+  const json all = settings.alarms->list();
+  if (r.query.rfind("id=", 0) == 0) {  // one alarm, whole
+    for (const auto& a : all) {
+      if (a.value("id", "") == r.query.substr(3)) return reply(ok_json({{"alarm", app_alarm(a)}}));
+    }
+    return reply(error(404, "not_found", "No such alarm is kept."));
+  }
+  json list = json::array();
+  for (const auto& a : all) list.push_back(compact_alarm(a));
+  reply(ok_json({{"alarms", std::move(list)}}));
+}
+
+void LanApi::Impl::alarm_snapshot(const httpd::Request& r, httpd::Reply reply) {
+  auto jpeg = settings.alarms && r.query.rfind("id=", 0) == 0
+                  ? settings.alarms->snapshot(r.query.substr(3))
+                  : nullptr;
+  if (!jpeg) return reply(error(404, "not_found", "No snapshot for this alarm (yet)."));
+  httpd::Response res;
+  res.content_type = "image/jpeg";
+  res.headers.emplace_back("Cache-Control", "private, max-age=3600");
+  res.shared_body = std::move(jpeg);
+  reply(std::move(res));
 }
 
 void LanApi::handle(httpd::Request r, httpd::Reply reply) {
@@ -1356,43 +1489,16 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     ++impl->requests[{route, res.status}];
     reply(std::move(res));
   };
-  if (r.path == "/healthz") return reply(ok_json({{"status", "ok"}}));
-  if (r.path == "/metrics" && r.method == "GET") {
-    // Whether cameras, Frigate and the tunnel are up is the attacker's map:
-    // only the configured scrapers read it.
-    const std::string auth = r.header("authorization");
-    const std::string& want = i.settings.metrics_token;
-    const bool by_token = !want.empty() && auth.size() == 7 + want.size() &&
-                          auth.rfind("Bearer ", 0) == 0 &&
-                          CRYPTO_memcmp(auth.data() + 7, want.data(), want.size()) == 0;
-    if (!by_token && !i.settings.metrics_allow.contains(r.remote_address)) {
-      return reply(error(
-          403, "forbidden",
-          "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
-          "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
-    }
-    httpd::Response res;
-    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    res.headers.emplace_back("Cache-Control", "no-store");
-    PrometheusText text;
-    text.gauge("secbox_lan_login_failure_entries", "Entries of the failed-login tables (bounded).",
-               static_cast<double>(i.by_guard.size() + i.by_address.size() + i.by_pair.size()));
-    text.family("secbox_lan_logins_slowed_total",
-                "Logins that waited because their guard had wrong PINs from elsewhere (a "
-                "slow-down, not a lockout).",
-                "counter", {{"", static_cast<double>(i.slowed_logins)}});
-    std::vector<PrometheusText::Sample> requests;
-    for (const auto& [key, count] : i.requests) {
-      const std::string status = std::to_string(key.second);
-      requests.emplace_back(PrometheusText::labels({{"route", key.first}, {"status", status}}),
-                            static_cast<double>(count));
-    }
-    text.family("secbox_http_requests_total", "LAN HTTP requests answered, by route and status.",
-                "counter", requests);
-    res.body = (i.settings.metrics ? i.settings.metrics() : std::string()) + text.take();
-    return reply(std::move(res));
+  const Route* route = find_route(r.path);
+  const bool is_api = r.path.rfind("/api/", 0) == 0;
+  if (route && route->method && r.method != route->method) {
+    // An API path asked with another method is no route (as before the
+    // table); a page's, a 405.
+    if (!is_api) return reply(error(405, "method_not_allowed", "Use GET."));
+    route = nullptr;
   }
-  if (r.path.rfind("/hls/", 0) == 0) {
+  if (route && !route->signed_in) return route->serve(i, r, nullptr, std::move(reply));
+  if (!route && r.path.rfind("/hls/", 0) == 0) {
     if (r.method != "GET") return reply(error(405, "method_not_allowed", "Use GET."));
     if (!i.authenticate(r)) {
       auto res = error(401, "unauthorized",
@@ -1402,16 +1508,11 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     }
     return i.hls_file(r, std::move(reply));
   }
-  if (r.path.rfind("/api/", 0) != 0) {
+  if (!route && !is_api) {
     if (r.method != "GET" && r.method != "HEAD")
       return reply(error(405, "method_not_allowed", "Use GET."));
     return i.static_file(r, std::move(reply));
   }
-  auto route = [&](const char* method, const char* path) {
-    return r.path == path && r.method == method;
-  };
-  if (route("POST", "/api/lan/login")) return i.login(r, std::move(reply));
-  if (route("GET", "/api/lan/guards")) return i.guard_list(std::move(reply));
   auto session = i.authenticate(r);
   if (!session) {
     auto res =
@@ -1421,52 +1522,7 @@ void LanApi::handle(httpd::Request r, httpd::Reply reply) {
     return reply(std::move(res));
   }
   if (r.trust) r.trust();  // a guard's connection: never closed to make room for a newcomer
-  if (route("POST", "/api/lan/logout")) {
-    i.sessions.erase(sha256_hex(r.header("authorization").substr(7)));
-    i.close_streams(sha256_hex(r.header("authorization").substr(7)));
-    i.persist_sessions();
-    return reply(ok_json({{"status", "logged_out"}}));
-  }
-  if (route("GET", "/api/lan/ban-list")) return i.ban_list(r, std::move(reply));
-  if (route("GET", "/api/lan/schedule")) return i.schedule(r, std::move(reply));
-  if (route("GET", "/api/lan/status"))
-    return reply(ok_json(i.status ? i.status() : json::object()));
-  if (route("GET", "/api/lan/streams")) {
-    return reply(ok_json({{"streams", i.settings.streams ? i.settings.streams() : json::array()}}));
-  }
-  if (route("POST", "/api/lan/entries"))
-    return i.record("visitor_entry", *session, r, std::move(reply));
-  if (route("POST", "/api/lan/notes")) return i.record("guard_note", *session, r, std::move(reply));
-  if (route("POST", "/api/lan/check")) return i.check(*session, r, std::move(reply));
-  if (route("GET", "/api/lan/alarms")) {
-    if (!i.settings.alarms) return reply(error(404, "not_found", "This box has no camera alarms."));
-    const json all = i.settings.alarms->list();
-    if (r.query.rfind("id=", 0) == 0) {  // one alarm, whole
-      for (const auto& a : all) {
-        if (a.value("id", "") == r.query.substr(3))
-          return reply(ok_json({{"alarm", app_alarm(a)}}));
-      }
-      return reply(error(404, "not_found", "No such alarm is kept."));
-    }
-    json list = json::array();
-    for (const auto& a : all) list.push_back(compact_alarm(a));
-    return reply(ok_json({{"alarms", std::move(list)}}));
-  }
-  if (route("GET", "/api/lan/bans/photo")) return i.ban_photo(r, std::move(reply));
-  if (route("GET", "/api/lan/alarms/stream")) return i.alarm_stream(r, std::move(reply));
-  if (route("GET", "/api/lan/cameras/live")) return i.live_video(r, std::move(reply));
-  if (route("POST", "/api/lan/alarms/answer")) return i.answer_alarm(*session, r, std::move(reply));
-  if (route("GET", "/api/lan/alarms/snapshot")) {
-    auto jpeg = i.settings.alarms && r.query.rfind("id=", 0) == 0
-                    ? i.settings.alarms->snapshot(r.query.substr(3))
-                    : nullptr;
-    if (!jpeg) return reply(error(404, "not_found", "No snapshot for this alarm (yet)."));
-    httpd::Response res;
-    res.content_type = "image/jpeg";
-    res.headers.emplace_back("Cache-Control", "private, max-age=3600");
-    res.shared_body = std::move(jpeg);
-    return reply(std::move(res));
-  }
+  if (route) return route->serve(i, r, &*session, std::move(reply));
   reply(error(404, "not_found", "No such API route."));
 }
 

@@ -357,6 +357,49 @@ TEST_F(LanApiTest, TheGuardsWhoCanSignInAreListedForTheSignInScreen) {
   EXPECT_EQ(a.body.find("pbkdf2"), std::string::npos);
 }
 
+// One route table drives the dispatch and the metrics' labels: every answer
+// is counted under its route's path, an API path asked with another method
+// is no route (401 without a session, like any unknown API path), a page's
+// path with another method is 405, and whatever else is "other" or
+// "static", so the label set stays bounded.
+TEST_F(LanApiTest, OneRouteTableDispatchesAndLabelsEveryAnswer) {
+  const int port = server->port();
+  auto calls = serve_while([port] {
+    std::vector<std::pair<std::string, int>> out;
+    for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+             {"GET", "/healthz"},
+             {"POST", "/metrics"},
+             {"GET", "/api/lan/login"},
+             {"GET", "/api/lan/nope"},
+             {"GET", "/api/lan/ban-list"},
+             {"GET", "/no-such-page.html"}}) {
+      out.emplace_back(method + " " + path, HttpsClient(port).call(method, path).status);
+    }
+    out.emplace_back("metrics", 0);
+    auto m = HttpsClient(port).call("GET", "/metrics");
+    out.back().second = m.status;
+    out.emplace_back(m.body, 0);
+    return out;
+  });
+  ASSERT_EQ(calls.size(), 8u);
+  EXPECT_EQ(calls[0].second, 200);  // /healthz, any method
+  EXPECT_EQ(calls[1].second, 405);  // POST /metrics
+  EXPECT_EQ(calls[2].second, 401);  // GET /api/lan/login: no route, and no session
+  EXPECT_EQ(calls[3].second, 401);
+  EXPECT_EQ(calls[4].second, 401);
+  EXPECT_EQ(calls[5].second, 404);
+  EXPECT_EQ(calls[6].second, 200) << "GET /metrics from 127.0.0.1";
+  const std::string& body = calls[7].first;
+  for (const char* line : {R"(secbox_http_requests_total{route="/healthz",status="200"} 1)",
+                           R"(secbox_http_requests_total{route="/metrics",status="405"} 1)",
+                           R"(secbox_http_requests_total{route="/api/lan/login",status="401"} 1)",
+                           R"(secbox_http_requests_total{route="other",status="401"} 1)",
+                           R"(secbox_http_requests_total{route="/api/lan/ban-list",status="401"} 1)",
+                           R"(secbox_http_requests_total{route="static",status="404"} 1)"}) {
+    EXPECT_NE(body.find(line), std::string::npos) << line << "\n" << body;
+  }
+}
+
 // 40 wrong PINs at once for one guard: the attempts being checked count, so
 // at most the limit (5) are checked and the rest are refused with 429. (The
 // failure count used to be read before the lookup and PBKDF2 and written
