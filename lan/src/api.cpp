@@ -1346,7 +1346,9 @@ const std::vector<Route>& routes() {
   using R = const httpd::Request&;
   static const std::vector<Route> kRoutes = {
       {nullptr, "/healthz", false,
-       [](I&, R, const Session*, httpd::Reply reply) { reply(ok_json({{"status", "ok"}})); }},
+       [](I&, R, const Session*, httpd::Reply reply) {
+         reply(ok_json({{"status", "ok"}}));
+       }},
       {"GET", "/metrics", false,
        [](I& i, R r, const Session*, httpd::Reply reply) { i.metrics(r, std::move(reply)); }},
       {"POST", "/api/lan/login", false,
@@ -1376,7 +1378,9 @@ const std::vector<Route>& routes() {
          i.record("guard_note", *who, r, std::move(reply));
        }},
       {"POST", "/api/lan/check", true,
-       [](I& i, R r, const Session* who, httpd::Reply reply) { i.check(*who, r, std::move(reply)); }},
+       [](I& i, R r, const Session* who, httpd::Reply reply) {
+         i.check(*who, r, std::move(reply));
+       }},
       {"GET", "/api/lan/alarms", true,
        [](I& i, R r, const Session*, httpd::Reply reply) { i.alarm_list(r, std::move(reply)); }},
       {"GET", "/api/lan/alarms/stream", true,
@@ -1386,7 +1390,9 @@ const std::vector<Route>& routes() {
          i.answer_alarm(*who, r, std::move(reply));
        }},
       {"GET", "/api/lan/alarms/snapshot", true,
-       [](I& i, R r, const Session*, httpd::Reply reply) { i.alarm_snapshot(r, std::move(reply)); }},
+       [](I& i, R r, const Session*, httpd::Reply reply) {
+         i.alarm_snapshot(r, std::move(reply));
+       }},
       {"GET", "/api/lan/bans/photo", true,
        [](I& i, R r, const Session*, httpd::Reply reply) { i.ban_photo(r, std::move(reply)); }},
       {"GET", "/api/lan/cameras/live", true,
@@ -1421,10 +1427,10 @@ void LanApi::Impl::metrics(const httpd::Request& r, httpd::Reply reply) {
                         auth.rfind("Bearer ", 0) == 0 &&
                         CRYPTO_memcmp(auth.data() + 7, want.data(), want.size()) == 0;
   if (!by_token && !settings.metrics_allow.contains(r.remote_address)) {
-    return reply(error(
-        403, "forbidden",
-        "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
-        "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
+    return reply(
+        error(403, "forbidden",
+              "Metrics are for the configured scrapers: METRICS_ALLOW (addresses) or METRICS_TOKEN "
+              "(Authorization: Bearer …) in secbox.env; see docs/metrics.md."));
   }
   httpd::Response res;
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -366,13 +366,13 @@ TEST_F(LanApiTest, OneRouteTableDispatchesAndLabelsEveryAnswer) {
   const int port = server->port();
   auto calls = serve_while([port] {
     std::vector<std::pair<std::string, int>> out;
-    for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
-             {"GET", "/healthz"},
-             {"POST", "/metrics"},
-             {"GET", "/api/lan/login"},
-             {"GET", "/api/lan/nope"},
-             {"GET", "/api/lan/ban-list"},
-             {"GET", "/no-such-page.html"}}) {
+    for (const auto& [method, path] :
+         std::vector<std::pair<std::string, std::string>>{{"GET", "/healthz"},
+                                                          {"POST", "/metrics"},
+                                                          {"GET", "/api/lan/login"},
+                                                          {"GET", "/api/lan/nope"},
+                                                          {"GET", "/api/lan/ban-list"},
+                                                          {"GET", "/no-such-page.html"}}) {
       out.emplace_back(method + " " + path, HttpsClient(port).call(method, path).status);
     }
     out.emplace_back("metrics", 0);
@@ -390,12 +390,13 @@ TEST_F(LanApiTest, OneRouteTableDispatchesAndLabelsEveryAnswer) {
   EXPECT_EQ(calls[5].second, 404);
   EXPECT_EQ(calls[6].second, 200) << "GET /metrics from 127.0.0.1";
   const std::string& body = calls[7].first;
-  for (const char* line : {R"(secbox_http_requests_total{route="/healthz",status="200"} 1)",
-                           R"(secbox_http_requests_total{route="/metrics",status="405"} 1)",
-                           R"(secbox_http_requests_total{route="/api/lan/login",status="401"} 1)",
-                           R"(secbox_http_requests_total{route="other",status="401"} 1)",
-                           R"(secbox_http_requests_total{route="/api/lan/ban-list",status="401"} 1)",
-                           R"(secbox_http_requests_total{route="static",status="404"} 1)"}) {
+  for (const char* line :
+       {R"(secbox_http_requests_total{route="/healthz",status="200"} 1)",
+        R"(secbox_http_requests_total{route="/metrics",status="405"} 1)",
+        R"(secbox_http_requests_total{route="/api/lan/login",status="401"} 1)",
+        R"(secbox_http_requests_total{route="other",status="401"} 1)",
+        R"(secbox_http_requests_total{route="/api/lan/ban-list",status="401"} 1)",
+        R"(secbox_http_requests_total{route="static",status="404"} 1)"}) {
     EXPECT_NE(body.find(line), std::string::npos) << line << "\n" << body;
   }
 }
