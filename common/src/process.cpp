@@ -232,7 +232,7 @@ namespace {
 
 // One child on the loop: its two pipes read as they fill, its pidfd waited
 // on, a timer for its time limit, and the cancellation's eventfd.
-class Run final : public RunningProcess, public std::enable_shared_from_this<Run> {
+class Run final : public std::enable_shared_from_this<Run> {
  public:
   Run(asio::io_context& io, ProcessOptions options, std::function<void(Result<ProcessResult>)> done)
       : io_(io), options_(std::move(options)), done_(std::move(done)), out_(io), err_(io),
@@ -269,10 +269,6 @@ class Run final : public RunningProcess, public std::enable_shared_from_this<Run
       }
       if (options_.cancel->cancelled()) kill(result_.cancelled);
     }
-  }
-
-  void cancel() override {
-    asio::post(io_, [self = shared_from_this()] { self->kill(self->result_.cancelled); });
   }
 
  private:
@@ -360,11 +356,9 @@ class Run final : public RunningProcess, public std::enable_shared_from_this<Run
 
 }  // namespace
 
-std::shared_ptr<RunningProcess> start_process(asio::io_context& io, const ProcessOptions& options,
-                                              std::function<void(Result<ProcessResult>)> done) {
-  auto run = std::make_shared<Run>(io, options, std::move(done));
-  run->begin();
-  return run;
+void start_process(asio::io_context& io, const ProcessOptions& options,
+                   std::function<void(Result<ProcessResult>)> done) {
+  std::make_shared<Run>(io, options, std::move(done))->begin();
 }
 
 Result<ProcessResult> run_process(const ProcessOptions& options) {

@@ -123,7 +123,7 @@ TEST(Process, OnTheLoopNoThreadIsHeldWhileTheChildRuns) {
   int threads_while_running = 0;
   ProcessOptions o;
   o.argv = {"/bin/sh", "-c", "sleep 0.5; echo done"};
-  auto run = start_process(io, o, [&](Result<ProcessResult> r) { result = std::move(r); });
+  start_process(io, o, [&](Result<ProcessResult> r) { result = std::move(r); });
   boost::asio::steady_timer tick(io);
   std::function<void()> next = [&] {
     tick.expires_after(std::chrono::milliseconds(50));

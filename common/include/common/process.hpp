@@ -4,7 +4,7 @@
 // blocked across the fork and reset in the child, every descriptor beyond
 // its own closed, and a pidfd for its end (spawn_child). On top of it:
 //   - start_process(): on the loop, with capped output, a time limit and
-//     cancel(); the pipes and the pidfd are watched by the loop, so no
+//     a Cancellation; the pipes and the pidfd are watched by the loop, so no
 //     thread is held while the child runs;
 //   - run_process(): the same, blocking, on an io_context of its own, for
 //     threads that do blocking work by design (the database thread's pg_ctl,
@@ -104,18 +104,11 @@ struct SpawnedChild {
 // reason (not found, not executable, the user switch refused).
 Result<SpawnedChild> spawn_child(const ProcessOptions& options);
 
-class RunningProcess {
- public:
-  virtual ~RunningProcess() = default;
-  // Loop thread: kills the child's process group; its result says cancelled.
-  virtual void cancel() = 0;
-};
-
 // Starts the program and calls done on the loop, once, when it has ended (or
-// could not start: Errc::spawn). Loop thread.
-std::shared_ptr<RunningProcess> start_process(boost::asio::io_context& io,
-                                              const ProcessOptions& options,
-                                              std::function<void(Result<ProcessResult>)> done);
+// could not start: Errc::spawn). Loop thread. The run keeps itself alive;
+// options.cancel stops it early.
+void start_process(boost::asio::io_context& io, const ProcessOptions& options,
+                   std::function<void(Result<ProcessResult>)> done);
 
 // Blocking: start_process on an io_context of its own. Errors only when the
 // program could not be started (Errc::spawn).
