@@ -123,6 +123,8 @@ struct Box {
   boost::asio::io_context io;
   secbox::BlockingPool pool{io, 1};
   replica::Database database;
+  secbox::protocol::MessageIds ids;
+  secbox::protocol::Dispatcher dispatcher{io, ids};
   std::unique_ptr<replica::OutboundQueue> queue;
   explicit Box(const Db& db) : database(io, replica::DatabaseSettings{db.url(), {}}, [](int) {}) {}
   ~Box() {
@@ -148,7 +150,7 @@ void drain(const Db& db, long n, TempDir& dir) {
   ::malloc_trim(0);  // what earlier runs freed does not count
   const double before_rss_mb = resident_mb();
   const auto t_start = SteadyClock::now();
-  box.queue = std::make_unique<replica::OutboundQueue>(box.io, box.database);
+  box.queue = std::make_unique<replica::OutboundQueue>(box.io, box.database, box.dispatcher);
   box.queue->start();
   run_until(
       box.io, [&] { return box.queue->stats().depth == n; }, 60s);
@@ -166,7 +168,9 @@ void drain(const Db& db, long n, TempDir& dir) {
   s.rotator = secbox::tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"),
                                               3600s, 7200s};
   s.boot_id = secbox::random_uuid();
-  secbox::tunnel::CloudSession session(box.io, box.pool, s, sim.issue_token("dev_bench"));
+  auto clock = secbox::system_clock_on(box.io);
+  secbox::tunnel::CloudSession session(box.io, box.pool, box.dispatcher, *clock, s,
+                                       sim.issue_token("dev_bench"));
   auto& queue = *box.queue;
   session.set_hello_source([&] {
     auto h = secbox::tunnel::empty_hello_state();
@@ -175,12 +179,8 @@ void drain(const Db& db, long n, TempDir& dir) {
     return h;
   });
   SteadyClock::time_point t_welcome{};
-  queue.attach(session.router());
-  session.on_welcomed([&] {
-    t_welcome = SteadyClock::now();
-    queue.on_welcomed();
-  });
-  session.on_disconnected([&] { queue.on_disconnected(); });
+  box.dispatcher.on_session(
+      {[&](const nlohmann::json&) { t_welcome = SteadyClock::now(); }, nullptr});
   session.start();
   const bool drained = run_until(
       box.io,
@@ -243,7 +243,8 @@ void enqueue(const Db& db, long total) {
   replica::QueueLimits limits;
   limits.max_rows = 10'000'000;
   limits.max_bytes = 1ll << 40;
-  box.queue = std::make_unique<replica::OutboundQueue>(box.io, box.database, limits);
+  box.queue =
+      std::make_unique<replica::OutboundQueue>(box.io, box.database, box.dispatcher, limits);
   box.queue->start();
   run_until(
       box.io, [] { return false; }, 200ms);

@@ -80,9 +80,13 @@ Figures bench_box(secbox::cloudsim::CloudSim& sim, const TempDir& dir, int round
   boost::asio::io_context io;
   secbox::BlockingPool pool(io, 1);
   const auto s = settings_for(sim, dir.file("device.jwt"));
-  secbox::tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_bench"));
+  secbox::protocol::MessageIds ids;
+  secbox::protocol::Dispatcher dispatcher(io, ids);
+  auto clock = secbox::system_clock_on(io);
+  secbox::tunnel::CloudSession session(io, pool, dispatcher, *clock, s,
+                                       sim.issue_token("dev_bench"));
   int welcomes = 0;
-  session.on_welcomed([&] { ++welcomes; });
+  dispatcher.on_session({[&](const nlohmann::json&) { ++welcomes; }, nullptr});
   session.start();
   if (!run_until(
           io, [&] { return welcomes == 1; }, 10s)) {
@@ -171,9 +175,13 @@ std::vector<double> bench_reconnect(const TempDir& dir, int restarts) {
   boost::asio::io_context io;
   secbox::BlockingPool pool(io, 1);
   const auto s = settings_for(sim, dir.file("device2.jwt"));
-  secbox::tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_bench"));
+  secbox::protocol::MessageIds ids;
+  secbox::protocol::Dispatcher dispatcher(io, ids);
+  auto clock = secbox::system_clock_on(io);
+  secbox::tunnel::CloudSession session(io, pool, dispatcher, *clock, s,
+                                       sim.issue_token("dev_bench"));
   int welcomes = 0;
-  session.on_welcomed([&] { ++welcomes; });
+  dispatcher.on_session({[&](const nlohmann::json&) { ++welcomes; }, nullptr});
   session.start();
   run_until(
       io, [&] { return welcomes == 1; }, 10s);

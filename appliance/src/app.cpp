@@ -18,6 +18,7 @@
 #include "common/atomic_file.hpp"
 #include "common/blocking.hpp"
 #include "common/certificates.hpp"
+#include "common/clock.hpp"
 #include "common/component.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -42,6 +43,7 @@
 #include "replica/sync.hpp"
 #include "tunnel/cloud_session.hpp"
 #include "tunnel/device_token.hpp"
+#include "protocol/dispatcher.hpp"
 #include "update/update_service.hpp"
 #include "figures.hpp"
 #include "media_live_video.hpp"
@@ -80,6 +82,12 @@ struct App::Impl {
   const std::string version;   // the version running (hello, health, the log)
   update::UpdateService* updates = nullptr;
   log::Logger log{"appliance"};
+  // The one dispatcher of the box's life: components register their types
+  // on it when made; each cloud session is only its transport, and a
+  // re-pairing swaps that (replace_cloud). It outlives the components.
+  const std::unique_ptr<Clock> clock = system_clock_on(io);
+  protocol::MessageIds message_ids;
+  protocol::Dispatcher dispatcher{io, message_ids};
   std::vector<std::unique_ptr<Component>> components;  // in start order
   replica::Database* database = nullptr;
   std::unique_ptr<replica::ReplicaReader> reader;
@@ -139,7 +147,7 @@ struct App::Impl {
     });
     components.push_back(std::move(database_component));
     reader = std::make_unique<replica::ReplicaReader>(*database);
-    auto queue_component = std::make_unique<replica::OutboundQueue>(io, *database);
+    auto queue_component = std::make_unique<replica::OutboundQueue>(io, *database, dispatcher);
     queue = queue_component.get();
     after_database.push_back(queue);
     components.push_back(std::move(queue_component));
@@ -147,6 +155,12 @@ struct App::Impl {
     as.min_score = config.alarm_min_score_pct / 100.0;
     as.frigate_url = config.frigate_url;
     camera_alarms = std::make_unique<alarms::CameraAlarms>(workers, *reader, *queue, as);
+    sync = std::make_unique<replica::SyncDown>(*database, dispatcher);
+    sync->on_applied([this](const std::string& entity) {
+      reader->refresh();
+      if (entity == "banned_visitor") camera_alarms->bans_changed();
+      if (lan_api) lan_api->replica_changed(entity);
+    });
     wire_updates();
     wire_media();
     wire_lan();
@@ -169,31 +183,16 @@ struct App::Impl {
     us.trial = std::chrono::seconds(config.update_trial_s);
     us.deadline = std::chrono::seconds(config.update_deadline_s);
     update::UpdateHooks hooks;
-    hooks.permission = [this]() -> std::pair<update::Permission, std::string> {
-      if (!control) return {update::Permission::unavailable, "cloud control is not running"};
-      const auto v = control->permission("update", "apply");
-      const auto p = v == control::Verdict::allowed     ? update::Permission::allowed
-                     : v == control::Verdict::forbidden ? update::Permission::forbidden
-                                                        : update::Permission::unavailable;
-      return {p, control::describe(v, "update", "apply")};
-    };
-    hooks.queue_result = [this](const std::string& client_id, nlohmann::json data,
-                                std::function<void(bool)> done) {
-      queue->enqueue(
-          replica::OutboundEvent{client_id, "update_result",
-                                 format_rfc3339(std::chrono::system_clock::now()), std::move(data)},
-          [this, done = std::move(done)](Result<replica::Enqueued> r) {
-            if (!r)
-              log.error("An update_result was refused by the queue.",
-                        {{"reason", r.error().message}});
-            done(r.has_value());
-          });
+    hooks.permission = [this]() -> Result<void> {
+      if (!control) return Error{Errc::unavailable, "cloud control is not running"};
+      return control->permission("update", "apply");
     };
     hooks.finish_migrations = [this](std::function<void(Result<void>)> done) {
       database->apply_contract_migrations(std::move(done));
     };
     hooks.restart = [this](const std::string& why) { request_stop(kRestartForUpdate, why); };
-    auto service = std::make_unique<update::UpdateService>(io, std::move(us), std::move(hooks));
+    auto service = std::make_unique<update::UpdateService>(io, dispatcher, *queue, std::move(us),
+                                                           std::move(hooks));
     updates = service.get();
     after_database.push_back(updates);
     components.push_back(std::move(service));
@@ -209,7 +208,7 @@ struct App::Impl {
     components.push_back(std::move(service));
     media::FrigateSettings fs;
     fs.base_url = config.frigate_url;
-    auto proxy = std::make_unique<media::FrigateProxy>(io, std::move(fs));
+    auto proxy = std::make_unique<media::FrigateProxy>(io, dispatcher, std::move(fs));
     frigate = proxy.get();
     components.push_back(std::move(proxy));
     // Frigate's detections into the queue: once the database (and so the queue) is up.
@@ -217,14 +216,7 @@ struct App::Impl {
     es.base_url = config.frigate_url;
     es.state_file = config.paths.state_dir + "/frigate-events.json";
     auto events = std::make_unique<media::FrigateEvents>(
-        io, workers, std::move(es),
-        [this](const std::string& client_id, const std::string& at, nlohmann::json data,
-               std::function<void(bool)> done) {
-          queue->enqueue(
-              replica::OutboundEvent{client_id, "frigate_event", at, std::move(data)},
-              [done = std::move(done)](Result<replica::Enqueued> r) { done(r.has_value()); });
-        },
-        [this](const media::ParsedEvent& e) {
+        io, workers, *queue, std::move(es), [this](const media::ParsedEvent& e) {
           camera_alarms->seen(alarms::Sighting{e.id, e.camera, e.label, e.plate, e.plate_score,
                                                e.sub_label, e.sub_label_score, e.end_time});
         });
@@ -246,7 +238,8 @@ struct App::Impl {
     control::ControlSettings cs = control_settings(config);
     control::ControlHooks hooks;
     wire_control_hooks(hooks);
-    auto plane = std::make_unique<control::ControlPlane>(io, std::move(cs), std::move(hooks));
+    auto plane = std::make_unique<control::ControlPlane>(io, dispatcher, *queue, std::move(cs),
+                                                         std::move(hooks));
     control = plane.get();
     components.push_back(std::move(plane));
   }
@@ -284,23 +277,10 @@ struct App::Impl {
   }
 
   void wire_control_hooks(control::ControlHooks& hooks) {
-    hooks.queue_event = [this](const std::string& type, nlohmann::json data) {
-      replica::OutboundEvent e{random_uuid(), type,
-                               format_rfc3339(std::chrono::system_clock::now()), std::move(data)};
-      queue->enqueue(std::move(e), [this, type](Result<replica::Enqueued> r) {
-        if (!r)
-          log.error("An event could not be queued.",
-                    {{"type", type}, {"reason", r.error().message}});
-      });
-    };
     hooks.health_state = [this] { return health_state(); };
-    hooks.rotate_jwt = [this](std::function<void(control::RotateOutcome)> done) {
-      if (!cloud) return done(control::RotateOutcome::unavailable);
-      cloud->rotate_now([done = std::move(done)](tunnel::RotationResult r) {
-        done(r == tunnel::RotationResult::rotated       ? control::RotateOutcome::rotated
-             : r == tunnel::RotationResult::unavailable ? control::RotateOutcome::unavailable
-                                                        : control::RotateOutcome::rejected);
-      });
+    hooks.rotate_jwt = [this](std::function<void(Result<void>)> done) {
+      if (!cloud) return done(Error{Errc::unavailable, "the box is not paired"});
+      cloud->rotate_now(std::move(done));
     };
     hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) {
       reload(std::move(done));
@@ -437,8 +417,8 @@ struct App::Impl {
     LanNameSettings ns;
     ns.state_dir = config.paths.state_dir;
     ns.roots_file = config.lan_cert_roots_file;
-    lan_name =
-        std::make_unique<LanNameKeeper>(io, workers, ns, [this](const lan::NamedCertificate* c) {
+    lan_name = std::make_unique<LanNameKeeper>(
+        io, workers, dispatcher, ns, [this](const lan::NamedCertificate* c) {
           if (!lan_server) return false;
           return c ? lan_server->use_named_certificate(c->name, c->chain_pem, c->key_pem)
                    : lan_server->use_named_certificate("", "", "");
@@ -533,6 +513,10 @@ struct App::Impl {
                 });
   }
 
+  // A transport swap: the old session stops, which clears its transport and
+  // ends its session under the dispatcher (the components hear that as any
+  // disconnection), and the next is made from the new settings. The
+  // components and what they registered stay as they are.
   void replace_cloud() {
     if (!cloud) {
       wire_cloud();
@@ -540,16 +524,10 @@ struct App::Impl {
       return;
     }
     auto* old = cloud;
-    if (control) control->detach();
-    if (updates) updates->detach();
-    if (frigate) frigate->detach();
-    if (lan_name) lan_name->detach();
-    queue->detach();
     old->stop([this, old] {
       // Off the stopped session's own call stack before it is destroyed.
       boost::asio::post(io, [this, old] {
         if (stopping) return;  // the app's stop sequence owns the components now
-        sync.reset();
         after_database.erase(std::remove(after_database.begin(), after_database.end(), old),
                              after_database.end());
         components.erase(
@@ -587,7 +565,8 @@ struct App::Impl {
     s.rotator.ca_file = config.cloud_ca_file;
     s.rotator.token_path = config.paths.jwt_file();
     s.boot_id = boot_id;
-    auto session = std::make_unique<tunnel::CloudSession>(io, workers, std::move(s), token.value());
+    auto session = std::make_unique<tunnel::CloudSession>(io, workers, dispatcher, *clock,
+                                                          std::move(s), token.value());
     cloud = session.get();
     cloud->on_needs_pairing([this] {
       log.error("The cloud no longer accepts this box's token; it needs pairing again.");
@@ -600,28 +579,6 @@ struct App::Impl {
       h.queue_depth = queue->stats().depth;
       h.oldest_at = queue->stats().oldest_at;
       return h;
-    });
-    sync = std::make_unique<replica::SyncDown>(*database, cloud->router());
-    sync->on_applied([this](const std::string& entity) {
-      reader->refresh();
-      if (entity == "banned_visitor") camera_alarms->bans_changed();
-      if (lan_api) lan_api->replica_changed(entity);
-    });
-    queue->attach(cloud->router());
-    if (control) control->attach(cloud->router());
-    if (updates) updates->attach(cloud->router());
-    if (frigate) frigate->attach(cloud->router());
-    if (lan_name) lan_name->attach(cloud->router());
-    cloud->on_welcomed([this] {
-      if (lan_name) lan_name->on_welcomed(cloud->last_welcome());
-      queue->on_welcomed();
-      if (control) control->on_welcomed();
-      if (updates) updates->on_welcomed();
-    });
-    cloud->on_disconnected([this] {
-      queue->on_disconnected();
-      if (control) control->on_disconnected();
-      if (frigate) frigate->tunnel_lost();
     });
     after_database.push_back(cloud);
     components.push_back(std::move(session));

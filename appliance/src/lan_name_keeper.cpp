@@ -69,7 +69,8 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void maybe_request() {
-    if (stopped || requesting || !router || !due() || std::chrono::steady_clock::now() < next_try)
+    if (stopped || requesting || !router->in_session() || !due() ||
+        std::chrono::steady_clock::now() < next_try)
       return;
     requesting = true;
     // The key and its request, made and kept on a worker (key generation, fsync).
@@ -96,10 +97,6 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void send_request(const std::string& csr) {
-    if (!router) {
-      requesting = false;
-      return;
-    }
     const auto sent = router->request(
         "lan_cert.request", json{{"csr", csr}},
         std::chrono::duration_cast<std::chrono::milliseconds>(settings.request_timeout),
@@ -162,11 +159,59 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
           self->schedule();
         });
   }
+
+  // A welcome (its payload): its lan.name, and a request when one is due.
+  void welcomed(const json& welcome) {
+    auto& i = *this;
+    const auto lan = welcome.value("lan", json());
+    const std::string given = lan.is_object() && lan.value("name", json()).is_string()
+                                  ? lan["name"].get<std::string>()
+                                  : "";
+    if (!given.empty() && !lan::valid_lan_name(given)) {
+      i.log.warn("The cloud gave a LAN name that is not a DNS name; ignored.");
+      return;
+    }
+    if (given != i.name) {
+      i.name = given;
+      i.retry = std::chrono::seconds(0);
+      i.next_try = {};
+      i.workers.run(
+          [path = i.name_file(), d = i.dir(), given] {
+            ::mkdir(d.c_str(), 0700);
+            if (given.empty()) {
+              ::unlink(path.c_str());
+              return Result<void>(ok());
+            }
+            return write_file_atomically(path, given + "\n", {0600, std::nullopt});
+          },
+          [](Result<void>) {});
+      // A certificate for another name is not this box's any more.
+      if (i.cert && i.cert->name != given) {
+        i.use(nullptr);
+        i.cert.reset();
+      }
+      if (!given.empty()) i.log.info("The cloud gave the box a LAN name.", {{"name", given}});
+    }
+    i.maybe_request();
+    i.schedule();
+  }
 };
 
 LanNameKeeper::LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers,
-                             LanNameSettings settings, Use use)
-    : impl_(std::make_shared<Impl>(io, workers, std::move(settings), std::move(use))) {}
+                             protocol::Router& router, LanNameSettings settings, Use use)
+    : impl_(std::make_shared<Impl>(io, workers, std::move(settings), std::move(use))) {
+  impl_->router = &router;
+  std::weak_ptr<Impl> weak = impl_;
+  router.on_request("lan_cert.install",
+                    [weak](const protocol::Envelope& req, protocol::Reply reply) {
+                      if (auto self = weak.lock(); self && !self->stopped)
+                        self->install(req, std::move(reply));
+                    });
+  router.on_session({[weak](const json& welcome) {
+                       if (auto self = weak.lock(); self && !self->stopped) self->welcomed(welcome);
+                     },
+                     nullptr});
+}
 
 LanNameKeeper::~LanNameKeeper() { stop(); }
 
@@ -186,55 +231,9 @@ void LanNameKeeper::load_now() {
   }
 }
 
-void LanNameKeeper::attach(protocol::Router& router) {
-  impl_->router = &router;
-  router.on_request("lan_cert.install", [weak = std::weak_ptr<Impl>(impl_)](
-                                            const protocol::Envelope& req, protocol::Reply reply) {
-    if (auto self = weak.lock(); self && !self->stopped) self->install(req, std::move(reply));
-  });
-}
-
-void LanNameKeeper::detach() { impl_->router = nullptr; }
-
-void LanNameKeeper::on_welcomed(const json& welcome) {
-  auto& i = *impl_;
-  const auto lan = welcome.value("lan", json());
-  const std::string given = lan.is_object() && lan.value("name", json()).is_string()
-                                ? lan["name"].get<std::string>()
-                                : "";
-  if (!given.empty() && !lan::valid_lan_name(given)) {
-    i.log.warn("The cloud gave a LAN name that is not a DNS name; ignored.");
-    return;
-  }
-  if (given != i.name) {
-    i.name = given;
-    i.retry = std::chrono::seconds(0);
-    i.next_try = {};
-    i.workers.run(
-        [path = i.name_file(), d = i.dir(), given] {
-          ::mkdir(d.c_str(), 0700);
-          if (given.empty()) {
-            ::unlink(path.c_str());
-            return Result<void>(ok());
-          }
-          return write_file_atomically(path, given + "\n", {0600, std::nullopt});
-        },
-        [](Result<void>) {});
-    // A certificate for another name is not this box's any more.
-    if (i.cert && i.cert->name != given) {
-      i.use(nullptr);
-      i.cert.reset();
-    }
-    if (!given.empty()) i.log.info("The cloud gave the box a LAN name.", {{"name", given}});
-  }
-  i.maybe_request();
-  i.schedule();
-}
-
 void LanNameKeeper::stop() {
   impl_->stopped = true;
   impl_->timer.cancel();
-  impl_->router = nullptr;
 }
 
 const std::string& LanNameKeeper::name() const { return impl_->name; }

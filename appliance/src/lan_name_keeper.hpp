@@ -43,18 +43,15 @@ class LanNameKeeper {
   // `use` serves a checked certificate (nullptr: none) and says whether the
   // server took it.
   using Use = std::function<bool(const lan::NamedCertificate*)>;
-  LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers, LanNameSettings settings,
-                Use use);
+  // It registers lan_cert.install on the router, and reads each welcome's
+  // lan.name (§7.7), asking for a certificate when one is due.
+  LanNameKeeper(boost::asio::io_context& io, BlockingPool& workers, protocol::Router& router,
+                LanNameSettings settings, Use use);
   ~LanNameKeeper();
 
   // Blocking, before the loop: the name and certificate kept from before
   // (a certificate that fails its checks now is not served).
   void load_now();
-  // lan_cert.install; forgotten at detach, before the router goes.
-  void attach(protocol::Router& router);
-  void detach();
-  // A welcome (its payload): its lan.name, and a request when one is due.
-  void on_welcomed(const nlohmann::json& welcome);
   void stop();
 
   // The name given ("" before one), the certificate served for it, if any.

@@ -105,13 +105,20 @@ Result<Permissions> Permissions::load(const std::string& path) {
   return parse(text.value());
 }
 
-Verdict Permissions::check(std::string_view section, std::string_view operation,
-                           std::optional<std::string_view> name) const {
+Result<void> Permissions::check(std::string_view section, std::string_view operation,
+                                std::optional<std::string_view> name) const {
   auto it = sections_.find(section);
-  if (it == sections_.end()) return Verdict::unavailable;
-  if (!it->second.allow.count(operation)) return Verdict::forbidden;
-  if (name && it->second.names && !it->second.names->count(*name)) return Verdict::forbidden;
-  return Verdict::allowed;
+  if (it == sections_.end()) {
+    return Error{Errc::unavailable, "node control's \"" + std::string(section) +
+                                        "\" section is not enabled in control.json"};
+  }
+  const bool allowed = it->second.allow.count(operation) &&
+                       !(name && it->second.names && !it->second.names->count(*name));
+  if (!allowed) {
+    return Error{Errc::forbidden, "control.json does not allow " + std::string(section) + "." +
+                                      std::string(operation) + " here"};
+  }
+  return ok();
 }
 
 bool Permissions::names_explicitly(std::string_view section, std::string_view name) const {
@@ -122,14 +129,6 @@ bool Permissions::names_explicitly(std::string_view section, std::string_view na
 ComposeAllowance Permissions::compose_allowance(std::string_view project) const {
   auto it = compose_.find(project);
   return it == compose_.end() ? ComposeAllowance{} : it->second;
-}
-
-std::string describe(Verdict verdict, std::string_view section, std::string_view operation) {
-  const std::string op = std::string(section) + "." + std::string(operation);
-  if (verdict == Verdict::unavailable) {
-    return "node control's \"" + std::string(section) + "\" section is not enabled in control.json";
-  }
-  return "control.json does not allow " + op + " here";
 }
 
 }  // namespace secbox::control

@@ -15,6 +15,7 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
+#include "replica/ports.hpp"
 
 namespace secbox::media {
 namespace {
@@ -290,14 +291,13 @@ std::optional<ParsedEvent> parse_frigate_event(const nlohmann::json& e) {
 }
 
 struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
-  Impl(boost::asio::io_context& l, BlockingPool& w, FrigateEventsSettings s, QueueEvent q,
+  Impl(boost::asio::io_context& l, BlockingPool& w, replica::EventSink& e, FrigateEventsSettings s,
        OnObject o)
-      : loop(l), workers(w), settings(std::move(s)), queue(std::move(q)), on_object(std::move(o)),
-        timer(l) {}
+      : loop(l), workers(w), sink(e), settings(std::move(s)), on_object(std::move(o)), timer(l) {}
   boost::asio::io_context& loop;
   BlockingPool& workers;
+  replica::EventSink& sink;
   FrigateEventsSettings settings;
-  QueueEvent queue;
   OnObject on_object;
   boost::asio::steady_timer timer;
   std::vector<std::string> in_progress;  // ids in progress at the last poll
@@ -398,16 +398,18 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
   void enqueue(std::shared_ptr<std::vector<ParsedEvent>> events, std::size_t i) {
     if (stopping || i == events->size()) return persist(durable_until(*events, i), i);
     const auto& e = (*events)[i];
-    queue(e.client_id, iso(e.start_time), e.data, [self = shared_from_this(), events, i](bool ok) {
-      if (!ok) {
-        self->log.warn("A Frigate event could not be queued; it is read again at the next poll.",
-                       {{"client_id", (*events)[i].client_id}});
-        self->more = false;
-        return self->persist(self->durable_until(*events, i), i);
-      }
-      ++self->queued;
-      self->enqueue(events, i + 1);
-    });
+    sink.enqueue(replica::OutboundEvent{e.client_id, "frigate_event", iso(e.start_time), e.data},
+                 [self = shared_from_this(), events, i](Result<replica::Enqueued> r) {
+                   if (!r) {
+                     self->log.warn(
+                         "A Frigate event could not be queued; it is read again at the next poll.",
+                         {{"client_id", (*events)[i].client_id}});
+                     self->more = false;
+                     return self->persist(self->durable_until(*events, i), i);
+                   }
+                   ++self->queued;
+                   self->enqueue(events, i + 1);
+                 });
   }
 
   void persist(double cursor, std::size_t count) {
@@ -434,8 +436,9 @@ struct FrigateEvents::Impl : std::enable_shared_from_this<Impl> {
 };
 
 FrigateEvents::FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers,
-                             FrigateEventsSettings settings, QueueEvent queue, OnObject on_object)
-    : impl_(std::make_shared<Impl>(loop, workers, std::move(settings), std::move(queue),
+                             replica::EventSink& events, FrigateEventsSettings settings,
+                             OnObject on_object)
+    : impl_(std::make_shared<Impl>(loop, workers, events, std::move(settings),
                                    std::move(on_object))) {}
 FrigateEvents::~FrigateEvents() { impl_->stopping = true; }
 

@@ -324,22 +324,11 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& id : ids) stop_stream(id, "tunnel lost");
     held_replies.release_all();
   }
-
-  void detach() {
-    tunnel_lost();
-    router = nullptr;
-  }
 };
 
-FrigateProxy::FrigateProxy(boost::asio::io_context& loop, FrigateSettings settings)
-    : impl_(std::make_shared<Impl>(loop, std::move(settings))) {}
-
-FrigateProxy::~FrigateProxy() {
-  impl_->stopping = true;
-  impl_->detach();
-}
-
-void FrigateProxy::attach(protocol::Router& d) {
+FrigateProxy::FrigateProxy(boost::asio::io_context& loop, protocol::Router& d,
+                           FrigateSettings settings)
+    : impl_(std::make_shared<Impl>(loop, std::move(settings))) {
   impl_->router = &d;
   std::weak_ptr<Impl> weak = impl_;
   d.on_request("frigate.snapshot", [weak](const Envelope& e, Reply r) {
@@ -365,14 +354,19 @@ void FrigateProxy::attach(protocol::Router& d) {
     auto it = self->streams.find(e.payload["streamId"].get<std::string>());
     if (it != self->streams.end()) it->second.keepalive = SteadyClock::now();
   });
+  d.on_session({nullptr, [weak] {
+                  if (auto self = weak.lock()) self->tunnel_lost();
+                }});
 }
 
-void FrigateProxy::detach() { impl_->detach(); }
-void FrigateProxy::tunnel_lost() { impl_->tunnel_lost(); }
+FrigateProxy::~FrigateProxy() {
+  impl_->stopping = true;
+  impl_->tunnel_lost();
+}
 
 void FrigateProxy::stop(std::function<void()> on_stopped) {
   auto& i = *impl_;
-  i.detach();
+  i.tunnel_lost();
   i.stopping = true;
   i.housekeeping.cancel();
   i.flusher.cancel();

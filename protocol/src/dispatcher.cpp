@@ -37,7 +37,7 @@ struct Reply::State {
     }
     e.id = l->ids->next();
     e.ts = format_rfc3339(std::chrono::system_clock::now());
-    l->sender(serialize(e));
+    if (l->sender) l->sender(serialize(e));
   }
 
   ~State() {
@@ -81,9 +81,47 @@ struct Dispatcher::Pending {
   boost::asio::steady_timer timer;
 };
 
+Dispatcher::Dispatcher(boost::asio::io_context& loop, MessageIds& ids)
+    : Dispatcher(loop, Transport{}, ids) {}
+
 Dispatcher::Dispatcher(boost::asio::io_context& loop, Transport transport, MessageIds& ids)
-    : loop_(loop), transport_(std::move(transport)), ids_(ids),
-      link_(std::make_shared<ReplyLink>(ReplyLink{transport_.text, &ids_})) {}
+    : loop_(loop), ids_(ids) {
+  set_transport(std::move(transport));
+}
+
+void Dispatcher::set_transport(Transport transport) {
+  affinity_.assert_on_loop("Dispatcher::set_transport");
+  transport_ = std::move(transport);
+  link_ = std::make_shared<ReplyLink>(ReplyLink{transport_.text, &ids_});
+}
+
+void Dispatcher::clear_transport(const std::string& why) {
+  session_ended();
+  transport_ = Transport{};
+  link_.reset();  // a reply still held is dropped when answered
+  fail_pending(why);
+}
+
+void Dispatcher::on_session(SessionHooks hooks) { session_hooks_.push_back(std::move(hooks)); }
+
+void Dispatcher::session_started(const nlohmann::json& welcome) {
+  affinity_.assert_on_loop("Dispatcher::session_started");
+  if (in_session_) return;
+  in_session_ = true;
+  // A hook may subscribe another: walk by index.
+  for (std::size_t i = 0; i < session_hooks_.size(); ++i) {
+    if (auto started = session_hooks_[i].started) started(welcome);
+  }
+}
+
+void Dispatcher::session_ended() {
+  affinity_.assert_on_loop("Dispatcher::session_ended");
+  if (!in_session_) return;
+  in_session_ = false;
+  for (std::size_t i = 0; i < session_hooks_.size(); ++i) {
+    if (auto ended = session_hooks_[i].ended) ended();
+  }
+}
 
 Dispatcher::Dispatcher(boost::asio::io_context& loop, FrameSender text, MessageIds& ids)
     : Dispatcher(loop, Transport{std::move(text), nullptr, nullptr, nullptr}, ids) {}
@@ -109,11 +147,13 @@ std::optional<std::string> Dispatcher::request_serialized(const std::string& typ
                                                           std::string_view payload_json,
                                                           std::chrono::milliseconds timeout,
                                                           Response on_response) {
+  affinity_.assert_on_loop("Dispatcher::request");
   Envelope e;
   e.type = type;
   e.id = ids_.next();
   e.ts = format_rfc3339(std::chrono::system_clock::now());
-  if (!transport_.text(serialize_with_payload(e, payload_json))) return std::nullopt;
+  if (!transport_.text || !transport_.text(serialize_with_payload(e, payload_json)))
+    return std::nullopt;
   track(e.id, type, timeout, std::move(on_response));
   return e.id;
 }
@@ -174,22 +214,25 @@ void Dispatcher::on_notice(const std::string& type, Notice handler) {
 
 bool Dispatcher::send(const std::string& type, nlohmann::json payload,
                       std::optional<std::string> re) {
+  affinity_.assert_on_loop("Dispatcher::send");
   Envelope e;
   e.type = type;
   e.id = ids_.next();
   e.ts = format_rfc3339(std::chrono::system_clock::now());
   e.re = std::move(re);
   e.payload = std::move(payload);
-  return transport_.text(serialize(e));
+  return transport_.text && transport_.text(serialize(e));
 }
 
 void Dispatcher::dispatch(std::string_view text) {
+  affinity_.assert_on_loop("Dispatcher::dispatch");
   auto parsed = parse_envelope(text);
   if (auto* bad = std::get_if<Malformed>(&parsed)) {
     log_.debug("Answered a malformed message with bad_message.", {{"reason", bad->message}});
-    transport_.text(
-        serialize(error_message(ids_.next(), format_rfc3339(std::chrono::system_clock::now()),
-                                bad->re, ErrorCode::bad_message, bad->message)));
+    if (transport_.text)
+      transport_.text(
+          serialize(error_message(ids_.next(), format_rfc3339(std::chrono::system_clock::now()),
+                                  bad->re, ErrorCode::bad_message, bad->message)));
     return;
   }
   auto& e = std::get<Envelope>(parsed);

@@ -105,8 +105,27 @@ struct OutboundQueue::Row {
   std::string client_id, json;
 };
 
-OutboundQueue::OutboundQueue(boost::asio::io_context& loop, Database& database, QueueLimits limits)
-    : loop_(loop), database_(database), limits_(limits), retry_timer_(loop), purge_timer_(loop) {}
+OutboundQueue::OutboundQueue(boost::asio::io_context& loop, Database& database,
+                             protocol::Router& router, QueueLimits limits)
+    : loop_(loop), database_(database), limits_(limits), router_(router), retry_timer_(loop),
+      purge_timer_(loop) {
+  std::weak_ptr<int> alive = alive_;
+  // A reply that came after its batch timed out still acknowledges events.
+  router_.on_notice("events.ack", [this, alive](const protocol::Envelope& e) {
+    if (alive.expired()) return;
+    std::vector<std::string> ids;
+    for (const auto& id : e.payload.value("clientIds", json::array())) {
+      if (id.is_string()) ids.push_back(id.get<std::string>());
+    }
+    acknowledged(ids);
+  });
+  router_.on_session({[this, alive](const json&) {
+                        if (!alive.expired()) on_welcomed();
+                      },
+                      [this, alive] {
+                        if (!alive.expired()) on_disconnected();
+                      }});
+}
 
 // Callers still waiting for a commit hear that none will come, from the loop
 // (not from inside the destructor, where they could call back into it).
@@ -152,6 +171,7 @@ void OutboundQueue::stop(std::function<void()> on_stopped) {
 }
 
 void OutboundQueue::enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) {
+  affinity_.assert_on_loop("OutboundQueue::enqueue");
   auto invalid = [&](const std::string& why) { done(Error{Errc::invalid, why}); };
   if (!is_uuid(event.client_id)) return invalid("clientId must be a UUID");
   const auto* shape = protocol::shapes::event_data(event.type);
@@ -322,23 +342,6 @@ void OutboundQueue::answer_group(std::vector<Waiting>& group,
   if (added) pump();
 }
 
-void OutboundQueue::attach(protocol::Router& router) {
-  router_ = &router;
-  // A reply that came after its batch timed out still acknowledges events.
-  router_->on_notice("events.ack", [this](const protocol::Envelope& e) {
-    std::vector<std::string> ids;
-    for (const auto& id : e.payload.value("clientIds", json::array())) {
-      if (id.is_string()) ids.push_back(id.get<std::string>());
-    }
-    acknowledged(ids);
-  });
-}
-
-void OutboundQueue::detach() {
-  on_disconnected();
-  router_ = nullptr;
-}
-
 void OutboundQueue::on_welcomed() {
   ++session_;
   welcomed_ = true;
@@ -359,9 +362,9 @@ void OutboundQueue::on_disconnected() {
 }
 
 void OutboundQueue::pump() {
-  if (!welcomed_ || stopped_ || loading_ || !router_) return;
+  if (!welcomed_ || stopped_ || loading_) return;
   if (in_flight_.size() >= limits_.batches_in_flight) return;
-  if (!router_->writable()) {
+  if (!router_.writable()) {
     // The tunnel's send buffer is full: produce nothing until it drains.
     retry_timer_.expires_after(std::chrono::milliseconds(20));
     retry_timer_.async_wait([this](boost::system::error_code ec) {
@@ -434,7 +437,7 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
   }
   payload += "]}";
   const auto session = session_;
-  auto id = router_->request_serialized(
+  auto id = router_.request_serialized(
       "events.batch", payload, limits_.ack_timeout,
       [this, alive = std::weak_ptr<int>(alive_), session, ids](Result<protocol::Envelope> r) {
         if (alive.expired() || session != session_) return;
@@ -455,7 +458,7 @@ void OutboundQueue::send_batch(std::vector<Row> rows) {
                                     : "events.batch refused: " + r.error().message;
         log_.warn("A batch was not acknowledged; reconnecting to send it again.",
                   {{"reason", why}});
-        if (router_) router_->reconnect(why);
+        router_.reconnect(why);
       });
   if (!id) return;  // the tunnel is down; the next welcome starts over
   last_sent_seq_ = last_seq;

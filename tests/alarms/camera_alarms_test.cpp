@@ -40,7 +40,7 @@ class CameraAlarmsTest : public ::testing::Test {
   protocol::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
   replica::SyncDown sync{database, dispatcher};
   replica::ReplicaReader reader{database};
-  replica::OutboundQueue queue{io, database};
+  replica::OutboundQueue queue{io, database, dispatcher};  // never welcomed: events stay queued
   std::unique_ptr<CameraAlarms> alarms;
   std::vector<json> changes;
   int applied = 0;

@@ -51,14 +51,14 @@ class LanNameKeeperTest : public ::testing::Test {
     s.roots_file = state.file("roots.pem");
     s.check_every = check_every;
     s.first_retry = 1s;
-    keeper =
-        std::make_unique<LanNameKeeper>(io, workers, s, [this](const lan::NamedCertificate* c) {
-          served.push_back(c ? c->sha256 : "");
-          return true;
-        });
-    keeper->load_now();
+    keeper.reset();
     session = std::make_unique<CapturedSession>(io);
-    keeper->attach(session->dispatcher);
+    keeper = std::make_unique<LanNameKeeper>(io, workers, session->dispatcher, s,
+                                             [this](const lan::NamedCertificate* c) {
+                                               served.push_back(c ? c->sha256 : "");
+                                               return true;
+                                             });
+    keeper->load_now();
   }
 
   // The next lan_cert.request the box sent (after `after` messages).
@@ -109,7 +109,7 @@ class LanNameKeeperTest : public ::testing::Test {
 };
 
 TEST_F(LanNameKeeperTest, AWelcomedNameIsRequestedInstalledServedAndKeptAcrossARestart) {
-  keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
+  session->welcome(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
   auto request = next_request(0);
   ASSERT_TRUE(request);
   const auto csr = (*request)["payload"]["csr"].get<std::string>();
@@ -135,13 +135,13 @@ TEST_F(LanNameKeeperTest, AWelcomedNameIsRequestedInstalledServedAndKeptAcrossAR
   ASSERT_EQ(served.size(), 1u);
   EXPECT_EQ(served[0], certificate_sha256(chain).value());
   EXPECT_EQ(keeper->name(), name);
-  keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
+  session->welcome(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
   EXPECT_FALSE(next_request(before, 1500ms))
       << "a certificate with most of its life left is not asked for again";
 }
 
 TEST_F(LanNameKeeperTest, RefusedChainsAnswerTheirCheckAndLeaveWhatWasServed) {
-  keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
+  session->welcome(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
   auto request = next_request(0);
   ASSERT_TRUE(request);
   answer(*request, "ack");
@@ -177,7 +177,7 @@ TEST_F(LanNameKeeperTest, RefusedChainsAnswerTheirCheckAndLeaveWhatWasServed) {
 TEST_F(LanNameKeeperTest, UnavailableIsAskedAgainLaterAndANearlyExpiredCertificateIsRenewed) {
   keeper->stop();
   start(1s);
-  keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
+  session->welcome(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", name}}}});
   auto first = next_request(0);
   ASSERT_TRUE(first);
   const auto t0 = std::chrono::steady_clock::now();
@@ -202,9 +202,8 @@ TEST_F(LanNameKeeperTest, UnavailableIsAskedAgainLaterAndANearlyExpiredCertifica
 }
 
 TEST_F(LanNameKeeperTest, WithoutANameNothingIsRequestedAndABadNameIsIgnored) {
-  keeper->on_welcomed(json{{"serverTime", "2026-12-07T10:00:00Z"}});
-  keeper->on_welcomed(
-      json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", "Not A Name"}}}});
+  session->welcome(json{{"serverTime", "2026-12-07T10:00:00Z"}});
+  session->welcome(json{{"serverTime", "2026-12-07T10:00:00Z"}, {"lan", {{"name", "Not A Name"}}}});
   EXPECT_FALSE(next_request(0, 1500ms));
   EXPECT_EQ(keeper->name(), "");
 }

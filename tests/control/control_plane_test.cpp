@@ -18,6 +18,7 @@
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
 #include "captured_session.hpp"
+#include "recording_sink.hpp"
 #include "protocol/dispatcher.hpp"
 #include "protocol/shapes.hpp"
 
@@ -54,17 +55,12 @@ class ControlPlaneTest : public ::testing::Test {
     settings.container_cmd = {dir.file("fake/podman")};
     settings.disk_paths = {"/"};
     settings.max_jobs = 2;
-    hooks.queue_event = [this](const std::string& type, json data) {
-      events.push_back({type, std::move(data)});
-    };
     hooks.health_state = [] { return json{{"uptimeS", 1}, {"version", "0.1.0"}}; };
     hooks.env_changed = [this](std::function<void(std::vector<std::string>)> done) {
       ++env_changes;
       done({"FRIGATE_URL"});  // as the appliance says of a key it applies only at a restart
     };
-    hooks.rotate_jwt = [](std::function<void(RotateOutcome)> done) {
-      done(RotateOutcome::rotated);
-    };
+    hooks.rotate_jwt = [](std::function<void(Result<void>)> done) { done(ok()); };
   }
   void TearDown() override {
     if (plane) {
@@ -77,8 +73,7 @@ class ControlPlaneTest : public ::testing::Test {
 
   void permit(const json& j) { dir.write("etc/control.json", j.dump()); }
   void start() {
-    plane = std::make_unique<ControlPlane>(io, settings, hooks);
-    plane->attach(d);
+    plane = std::make_unique<ControlPlane>(io, d, events, settings, hooks);
     plane->start();
     ASSERT_TRUE(run_until(
         io, [&] { return loaded(); }, 10s));
@@ -130,7 +125,7 @@ class ControlPlaneTest : public ::testing::Test {
   protocol::Dispatcher& d = session.dispatcher;
   ControlSettings settings;
   ControlHooks hooks;
-  std::vector<std::pair<std::string, json>> events;
+  secbox::testing::RecordingSink events;
   int env_changes = 0;
   int next_id = 0;
   std::unique_ptr<ControlPlane> plane;
@@ -398,12 +393,13 @@ TEST_F(ControlPlaneTest, OneComposeOperationAtATimeAndTheOutcomeIsQueued) {
   EXPECT_EQ(result["type"], "compose.result") << result.dump();
   EXPECT_EQ(result["payload"]["ok"], false);
   EXPECT_EQ(result["payload"]["phase"], "health");
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].first, "compose_result");
-  EXPECT_EQ(events[0].second["project"], "gate");
-  EXPECT_EQ(events[0].second["phase"], "health");
-  EXPECT_FALSE(
-      protocol::shapes::check(*protocol::shapes::event_data("compose_result"), events[0].second));
+  ASSERT_EQ(events.given.size(), 1u);
+  EXPECT_EQ(events.given[0].type, "compose_result");
+  EXPECT_EQ(events.given[0].client_id.size(), 36u) << "a UUID";
+  EXPECT_EQ(events.given[0].data["project"], "gate");
+  EXPECT_EQ(events.given[0].data["phase"], "health");
+  EXPECT_FALSE(protocol::shapes::check(*protocol::shapes::event_data("compose_result"),
+                                       events.given[0].data));
 }
 
 TEST_F(ControlPlaneTest, StoppingKillsARunningComposeAndAnswersNothingLate) {

@@ -74,7 +74,7 @@ class AlarmStreamTest : public ::testing::Test {
   protocol::Dispatcher dispatcher{io, [](const std::string&) { return true; }, ids};
   replica::SyncDown sync{database, dispatcher};
   replica::ReplicaReader reader{database};
-  replica::OutboundQueue queue{io, database};
+  replica::OutboundQueue queue{io, database, dispatcher};  // never welcomed: events stay queued
   std::unique_ptr<alarms::CameraAlarms> alarms;
   std::unique_ptr<LanApi> api;
   std::unique_ptr<httpd::Server> server;

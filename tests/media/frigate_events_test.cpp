@@ -11,6 +11,7 @@
 #include "common/time.hpp"
 #include "fake_frigate.hpp"
 #include "media/frigate_events.hpp"
+#include "recording_sink.hpp"
 #include "run_loop.hpp"
 #include "temp_dir.hpp"
 #include "protocol/shapes.hpp"
@@ -35,20 +36,7 @@ json event(const std::string& id, double start, std::optional<double> end = std:
 }
 
 // The queue's idempotency, as replica::OutboundQueue has it.
-struct Queue {
-  std::set<std::string> ids;
-  std::vector<json> accepted;
-  int calls = 0;
-  QueueEvent hook() {
-    return [this](const std::string& id, const std::string& at, json data,
-                  std::function<void(bool)> done) {
-      ++calls;
-      if (ids.insert(id).second)
-        accepted.push_back({{"clientId", id}, {"occurredAt", at}, {"data", data}});
-      done(true);
-    };
-  }
-};
+using Queue = secbox::testing::RecordingSink;
 
 TEST(FrigateEventParsing, BothScoreLayoutsAndBadEventsSkipped) {
   auto a = parse_frigate_event(event("1700000000.5-abc", 1700000000.5, 1700000003.0));
@@ -84,10 +72,10 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
   {
     boost::asio::io_context io;
     BlockingPool workers(io, 1);
-    FrigateEvents events(io, workers, s, q.hook());
+    FrigateEvents events(io, workers, q, s);
     events.start();
     ASSERT_TRUE(run_until(
-        io, [&] { return q.accepted.size() == 2; }, 10s));
+        io, [&] { return q.kept.size() == 2; }, 10s));
     run_until(
         io, [] { return false; }, 500ms);  // several more polls
     bool stopped = false;
@@ -95,16 +83,16 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
     ASSERT_TRUE(run_until(
         io, [&] { return stopped; }, 10s));
   }
-  EXPECT_EQ(q.calls, 2) << "later polls asked only after the newest event";
+  EXPECT_EQ(static_cast<int>(q.given.size()), 2) << "later polls asked only after the newest event";
   EXPECT_NE(TempDir::read(dir.file("frigate-events.json")).find("\"after\""), std::string::npos);
   frigate.add_event(event("e3", now - 5));
   {
     boost::asio::io_context io;
     BlockingPool workers(io, 1);
-    FrigateEvents events(io, workers, s, q.hook());
+    FrigateEvents events(io, workers, q, s);
     events.start();
     ASSERT_TRUE(run_until(
-        io, [&] { return q.accepted.size() == 3; }, 10s));
+        io, [&] { return q.kept.size() == 3; }, 10s));
     run_until(
         io, [] { return false; }, 300ms);
     bool stopped = false;
@@ -112,10 +100,9 @@ TEST(FrigateEvents, EachEventIsQueuedOnceAcrossRestarts) {
     ASSERT_TRUE(run_until(
         io, [&] { return stopped; }, 10s));
   }
-  EXPECT_EQ(q.calls, 3) << "the restart did not read the old ones again";
-  EXPECT_EQ(q.accepted[2]["clientId"], name_uuid("frigate-event:e3"));
-  EXPECT_FALSE(q.accepted[0]["data"].contains("endTime") &&
-               q.accepted[1]["data"].contains("endTime"));
+  EXPECT_EQ(static_cast<int>(q.given.size()), 3) << "the restart did not read the old ones again";
+  EXPECT_EQ(q.kept[2].client_id, name_uuid("frigate-event:e3"));
+  EXPECT_FALSE(q.kept[0].data.contains("endTime") && q.kept[1].data.contains("endTime"));
 }
 
 // Frigate 0.16 behind its nginx (port 5000): a poll of a URL asked a second
@@ -137,11 +124,10 @@ TEST(FrigateEvents, ANewEventIsSeenAtTheNextPollThroughNginxsCache) {
   Queue q;
   boost::asio::io_context io;
   BlockingPool workers(io, 1);
-  FrigateEvents events(io, workers, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s},
-                       q.hook());
+  FrigateEvents events(io, workers, q, {frigate.url(), dir.file("f.json"), 100ms, 100ms, 2s});
   events.start();
   ASSERT_TRUE(run_until(
-      io, [&] { return q.accepted.size() == 1; }, 10s));
+      io, [&] { return q.kept.size() == 1; }, 10s));
   run_until(
       io, [] { return false; }, 400ms);  // the same URLs asked again
   frigate.add_event(json{{"id", "second"},
@@ -153,11 +139,11 @@ TEST(FrigateEvents, ANewEventIsSeenAtTheNextPollThroughNginxsCache) {
                          {"data", {{"top_score", 0.9}, {"recognized_license_plate", "ABC123"}}}});
   const auto added = std::chrono::steady_clock::now();
   ASSERT_TRUE(run_until(
-      io, [&] { return q.accepted.size() == 2; }, 10s));
+      io, [&] { return q.kept.size() == 2; }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - added, 2s) << "the poll read an answer nginx kept";
   EXPECT_EQ(frigate.cache_hits(), 0);
-  EXPECT_EQ(q.accepted[1]["clientId"], name_uuid("frigate-event:second"));
-  EXPECT_EQ(q.accepted[0]["occurredAt"],
+  EXPECT_EQ(q.kept[1].client_id, name_uuid("frigate-event:second"));
+  EXPECT_EQ(q.kept[0].occurred_at,
             format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now - 60))));
   bool stopped = false;
   events.stop([&] { stopped = true; });
@@ -181,28 +167,27 @@ std::vector<json> outage(double now) {
 
 // Every event once, oldest first, whatever the paging.
 void expect_all_once_in_order(const Queue& q, const std::vector<json>& all) {
-  ASSERT_EQ(q.accepted.size(), all.size());
-  EXPECT_EQ(q.calls, static_cast<int>(all.size())) << "none was read twice";
+  ASSERT_EQ(q.kept.size(), all.size());
+  EXPECT_EQ(static_cast<int>(q.given.size()), static_cast<int>(all.size()))
+      << "none was read twice";
   std::set<std::string> want;
   for (const auto& e : all) want.insert(name_uuid("frigate-event:" + e["id"].get<std::string>()));
   std::set<std::string> got;
-  for (const auto& a : q.accepted) got.insert(a["clientId"].get<std::string>());
+  for (const auto& a : q.kept) got.insert(a.client_id);
   EXPECT_EQ(got, want);
-  for (std::size_t i = 1; i < q.accepted.size(); ++i) {
-    EXPECT_LE(q.accepted[i - 1]["occurredAt"].get<std::string>(),
-              q.accepted[i]["occurredAt"].get<std::string>())
-        << i;
+  for (std::size_t i = 1; i < q.kept.size(); ++i) {
+    EXPECT_LE(q.kept[i - 1].occurred_at, q.kept[i].occurred_at) << i;
   }
 }
 
 void drain(FakeFrigate& frigate, FrigateEventsSettings s, Queue& q, std::size_t want) {
   boost::asio::io_context io;
   BlockingPool workers(io, 1);
-  FrigateEvents events(io, workers, std::move(s), q.hook());
+  FrigateEvents events(io, workers, q, std::move(s));
   events.start();
   ASSERT_TRUE(run_until(
-      io, [&] { return q.accepted.size() >= want; }, 20s))
-      << q.accepted.size() << " of " << want;
+      io, [&] { return q.kept.size() >= want; }, 20s))
+      << q.kept.size() << " of " << want;
   run_until(
       io, [] { return false; }, 300ms);  // later polls find nothing new
   bool stopped = false;
@@ -257,10 +242,9 @@ TEST_F(FrigateOutage, PagingBackFartherThanAPollMayIsLoggedAndMovesOn) {
   frigate.ignore_sort();
   settings.max_pages = 2;  // 200 events back, of 250
   drain(frigate, settings, q, 150);
-  EXPECT_LT(q.accepted.size(), all.size());
+  EXPECT_LT(q.kept.size(), all.size());
   EXPECT_GE(said("the oldest are skipped"), 1);
-  EXPECT_EQ(q.accepted.back()["clientId"], name_uuid("frigate-event:ev249"))
-      << "the newest still arrive";
+  EXPECT_EQ(q.kept.back().client_id, name_uuid("frigate-event:ev249")) << "the newest still arrive";
 }
 
 TEST(FrigateEvents, UnreachableIsAStateLoggedOnceNotAStorm) {
@@ -270,8 +254,7 @@ TEST(FrigateEvents, UnreachableIsAStateLoggedOnceNotAStorm) {
   Queue q;
   boost::asio::io_context io;
   BlockingPool workers(io, 1);
-  FrigateEvents events(io, workers, {"http://127.0.0.1:1", dir.file("f.json"), 50ms, 50ms, 1s},
-                       q.hook());
+  FrigateEvents events(io, workers, q, {"http://127.0.0.1:1", dir.file("f.json"), 50ms, 50ms, 1s});
   events.start();
   run_until(
       io, [] { return false; }, 1s);  // ~20 polls
@@ -349,7 +332,7 @@ TEST(FrigateEvents, APlateRefinedWhileTheCarMovesIsReportedEachTimeAndOnceMoreWh
   boost::asio::io_context io;
   BlockingPool workers(io, 1);
   std::vector<ParsedEvent> seen;
-  FrigateEvents events(io, workers, s, q.hook(), [&](const ParsedEvent& e) { seen.push_back(e); });
+  FrigateEvents events(io, workers, q, s, [&](const ParsedEvent& e) { seen.push_back(e); });
   events.start();
   auto saw = [&](const std::string& plate, bool in_progress) {
     return std::any_of(seen.begin(), seen.end(), [&](const ParsedEvent& e) {
@@ -373,7 +356,7 @@ TEST(FrigateEvents, APlateRefinedWhileTheCarMovesIsReportedEachTimeAndOnceMoreWh
   run_until(
       io, [] { return false; }, 400ms);
   EXPECT_EQ(frigate.event_reads().size(), 1u) << "an ended event is read by id once";
-  EXPECT_EQ(q.accepted.size(), 1u) << "and queued once as a frigate_event";
+  EXPECT_EQ(q.kept.size(), 1u) << "and queued once as a frigate_event";
   bool stopped = false;
   events.stop([&] { stopped = true; });
   ASSERT_TRUE(run_until(

@@ -29,8 +29,8 @@ class FrigateTest : public ::testing::Test {
  protected:
   void make(FrigateSettings s = {}) {
     if (s.base_url == FrigateSettings{}.base_url) s.base_url = frigate.url();
-    proxy = std::make_unique<FrigateProxy>(io, s);
-    proxy->attach(d);
+    proxy = std::make_unique<FrigateProxy>(io, d, s);
+    d.session_started(json::object());  // the cloud welcomed the box
   }
   void TearDown() override {
     if (!proxy) return;
@@ -239,7 +239,7 @@ TEST_F(FrigateTest, KeepalivesKeepAStreamAndTheirAbsenceOrATunnelLossStopsIt) {
   EXPECT_EQ(frames_of(dropped), dropped_frames)
       << "no keepalive for 1.5 s: the stream should have stopped";
   EXPECT_GT(frames_of(kept), kept_frames);
-  proxy->tunnel_lost();
+  d.session_ended();  // the tunnel closed
   run_until(
       io, [] { return false; }, 300ms);
   const auto at_loss = binaries.size();

@@ -43,6 +43,8 @@ class QueueTest : public ::testing::Test {
   boost::asio::io_context io;
   BlockingPool pool{io, 1};
   Database database{io, DatabaseSettings{db.url(), {}}, [](int) {}};
+  protocol::MessageIds ids;
+  std::unique_ptr<protocol::Dispatcher> router;  // no transport until a test gives it one
   std::unique_ptr<OutboundQueue> queue;
 
   void SetUp() override {
@@ -59,7 +61,9 @@ class QueueTest : public ::testing::Test {
         io, [&] { return stopped; }, 10s);
   }
   void make(QueueLimits limits = {}) {
-    queue = std::make_unique<OutboundQueue>(io, database, limits);
+    queue.reset();
+    router = std::make_unique<protocol::Dispatcher>(io, ids);
+    queue = std::make_unique<OutboundQueue>(io, database, *router, limits);
     queue->start();
     run_until(
         io, [] { return false; }, 100ms);
@@ -92,7 +96,8 @@ TEST_F(QueueTest, DestroyedWhileItsDatabaseWorkIsInFlightItsCallersHearSo) {
                    [&](Result<Enqueued> r) { answers.push_back(std::move(r)); });
   }
   queue.reset();
-  auto other = std::make_unique<OutboundQueue>(io, database);
+  protocol::Dispatcher other_router{io, ids};
+  auto other = std::make_unique<OutboundQueue>(io, database, other_router);
   other->start();  // and a queue whose start is still in flight
   other.reset();
   ASSERT_TRUE(run_until(
@@ -289,10 +294,8 @@ TEST_F(QueueTest, IncrementalFiguresEqualARecountWhateverTheAcks) {
   s.rotator =
       tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 3600s, 7200s};
   s.boot_id = random_uuid();
-  tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_1"));
-  queue->attach(session.router());
-  session.on_welcomed([&] { queue->on_welcomed(); });
-  session.on_disconnected([&] { queue->on_disconnected(); });
+  auto clock = system_clock_on(io);
+  tunnel::CloudSession session(io, pool, *router, *clock, s, sim.issue_token("dev_1"));
   session.start();
   ASSERT_TRUE(run_until(
       io, [&] { return sim.distinct_events() == kEvents; }, 30s));
@@ -378,16 +381,14 @@ TEST_F(QueueTest, TenThousandEventsOfflineReachTheCloudThroughTwentyRandomCuts) 
   s.rotator =
       tunnel::RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 30ms, 200ms};
   s.boot_id = random_uuid();
-  tunnel::CloudSession session(io, pool, s, sim.issue_token("dev_1"));
+  auto clock = system_clock_on(io);
+  tunnel::CloudSession session(io, pool, *router, *clock, s, sim.issue_token("dev_1"));
   session.set_hello_source([&] {
     auto h = tunnel::empty_hello_state();
     h.queue_depth = queue->stats().depth;
     h.oldest_at = queue->stats().oldest_at;
     return h;
   });
-  queue->attach(session.router());
-  session.on_welcomed([&] { queue->on_welcomed(); });
-  session.on_disconnected([&] { queue->on_disconnected(); });
   session.start();
 
   std::mt19937 rng(20261122);

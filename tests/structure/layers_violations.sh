@@ -51,6 +51,8 @@ violate "common -> update" common/src/log.cpp '#include "update/manifest.hpp"'
 violate "a component -> tunnel" media/src/camera.cpp '#include "tunnel/cloud_session.hpp"'
 violate "httpd -> a component" httpd/src/server.cpp '#include "lan/api.hpp"'
 violate "lan -> the concrete replica" lan/src/api.cpp '#include "replica/queue.hpp"'
+violate "control -> the concrete replica" control/src/control_plane.cpp '#include "replica/queue.hpp"'
+violate "update links the replica" update/CMakeLists.txt 'target_link_libraries(secbox_update PRIVATE secbox_replica)'
 violate "an HTTP server outside httpd/" media/src/camera.cpp '#include <boost/beast/http.hpp>'
 violate "libcurl outside http_client" media/src/camera.cpp '#include <curl/curl.h>'
 exit "$failed"

@@ -22,6 +22,14 @@ struct CapturedSession {
             },
             ids) {}
 
+  // The cloud welcomes a connection (a new one: any session before it ends
+  // first), or the connection closes.
+  void welcome(const nlohmann::json& payload = nlohmann::json::object()) {
+    dispatcher.session_ended();
+    dispatcher.session_started(payload);
+  }
+  void close() { dispatcher.session_ended(); }
+
   // What the box sent with re = id (a request's replies), in order.
   std::vector<nlohmann::json> replies_to(const std::string& id) const {
     std::vector<nlohmann::json> out;

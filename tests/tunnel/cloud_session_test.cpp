@@ -24,8 +24,17 @@ class CloudSessionTest : public ::testing::Test {
   BlockingPool pool{io, 1};
   cloudsim::CloudSim sim{
       cloudsim::Options{dir.path(), 0, cloudsim::CertMode::trusted, std::chrono::hours(24)}};
+  // The box's one dispatcher: sessions come and go beneath it.
+  protocol::MessageIds ids;
+  protocol::Dispatcher dispatcher{io, ids};
+  std::unique_ptr<Clock> clock = system_clock_on(io);
   std::unique_ptr<CloudSession> session;
   int welcomes = 0, disconnects = 0;
+
+  CloudSessionTest() {
+    dispatcher.on_session(
+        {[this](const nlohmann::json&) { ++welcomes; }, [this] { ++disconnects; }});
+  }
 
   void make(std::chrono::milliseconds welcome_timeout = 30s) {
     SessionSettings s;
@@ -38,20 +47,84 @@ class CloudSessionTest : public ::testing::Test {
     s.rotator = RotatorSettings{sim.base_url(), sim.ca_file(), dir.file("device.jwt"), 30ms, 200ms};
     s.boot_id = random_uuid();
     s.welcome_timeout = welcome_timeout;
-    session = std::make_unique<CloudSession>(io, pool, s, sim.issue_token("dev_1"));
-    session->on_welcomed([this] { ++welcomes; });
-    session->on_disconnected([this] { ++disconnects; });
+    session =
+        std::make_unique<CloudSession>(io, pool, dispatcher, *clock, s, sim.issue_token("dev_1"));
     session->start();
   }
 
-  void TearDown() override {
-    if (!session) return;
+  void stop() {
     bool stopped = false;
     session->stop([&] { stopped = true; });
     EXPECT_TRUE(run_until(
         io, [&] { return stopped; }, 10s));
   }
+
+  void TearDown() override {
+    if (session) stop();
+  }
 };
+
+// A re-pairing: one session stops and the next is made on the same
+// dispatcher. What components registered once answers in both; the first
+// session's end is heard once, and a reply to a request of the first
+// session that comes after it is dropped, not sent on the second.
+TEST_F(CloudSessionTest, ASecondSessionIsATransportSwapUnderTheSameRegistrations) {
+  int answered = 0;
+  std::optional<protocol::Reply> held;
+  dispatcher.on_request("metrics.get", [&](const protocol::Envelope& e, protocol::Reply r) {
+    ++answered;
+    if (e.payload.value("hold", false)) {
+      held = std::move(r);
+    } else {
+      r.send("metrics.result", {{"cpuPct", 1}});
+    }
+  });
+  auto ask = [&](const std::string& id, bool hold) {
+    sim.send_text(nlohmann::json{{"v", 1},
+                                 {"type", "metrics.get"},
+                                 {"id", id},
+                                 {"ts", "2026-12-08T10:00:00Z"},
+                                 {"payload", {{"hold", hold}}}}
+                      .dump());
+  };
+  auto reply_to = [&](const std::string& id) {
+    std::optional<cloudsim::Received> r;
+    run_until(
+        io,
+        [&] {
+          r = sim.wait_for(
+              [&](const cloudsim::Received& m) { return m.message.value("re", "") == id; }, 0ms);
+          return r.has_value();
+        },
+        10s);
+    return r;
+  };
+
+  make();
+  ASSERT_TRUE(run_until(
+      io, [&] { return welcomes == 1; }, 10s));
+  ask("c-1", false);
+  ASSERT_TRUE(reply_to("c-1"));
+  ask("c-2", true);
+  ASSERT_TRUE(run_until(
+      io, [&] { return held.has_value(); }, 10s));
+
+  stop();
+  EXPECT_EQ(disconnects, 1);
+  EXPECT_FALSE(dispatcher.has_transport());
+  EXPECT_FALSE(dispatcher.send("box.note", nlohmann::json::object()))
+      << "no way out between sessions";
+
+  make();
+  ASSERT_TRUE(run_until(
+      io, [&] { return welcomes == 2; }, 10s));
+  held->send("metrics.result", {{"cpuPct", 2}});  // the first session's: dropped
+  ask("c-3", false);
+  ASSERT_TRUE(reply_to("c-3")) << "the handler registered once answers in the next session";
+  EXPECT_EQ(answered, 3);
+  for (const auto& r : sim.received()) EXPECT_NE(r.message.value("re", ""), "c-2");
+  EXPECT_EQ(disconnects, 1);
+}
 
 TEST_F(CloudSessionTest, HelloFitsTheContractAndWelcomeSetsTheSkew) {
   make();

@@ -19,6 +19,7 @@
 
 #include "cloudsim/cloudsim.hpp"
 #include "captured_session.hpp"
+#include "recording_sink.hpp"
 #include "common/base64.hpp"
 #include "releases.hpp"
 #include "run_loop.hpp"
@@ -38,11 +39,6 @@ using secbox::testing::make_test_release;
 using secbox::testing::ReleaseOptions;
 using secbox::testing::run_until;
 using secbox::testing::TempDir;
-
-struct Queued {
-  std::string client_id;
-  json data;
-};
 
 std::int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -70,12 +66,9 @@ class UpdateServiceTest : public ::testing::Test {
     settings.paired = true;
     settings.retry_pause = 50ms;
     settings.refusal_report_interval = 0s;
-    hooks.permission = [this] {
-      return std::make_pair(permission, std::string("update: not allowed"));
-    };
-    hooks.queue_result = [this](const std::string& id, json data, std::function<void(bool)> done) {
-      queued.push_back({id, std::move(data)});
-      done(true);
+    hooks.permission = [this]() -> Result<void> {
+      if (!refusal) return ok();
+      return Error{*refusal, "update: not allowed"};
     };
     hooks.finish_migrations = [this](std::function<void(Result<void>)> done) {
       ++migrations;
@@ -154,8 +147,7 @@ class UpdateServiceTest : public ::testing::Test {
   }
 
   void start() {
-    service = std::make_unique<UpdateService>(io, settings, hooks);
-    service->attach(d);
+    service = std::make_unique<UpdateService>(io, d, sink, settings, hooks);
     service->start();
     ASSERT_TRUE(run_until(
         io, [&] { return service->ready(); }, 10s));
@@ -205,8 +197,9 @@ class UpdateServiceTest : public ::testing::Test {
   protocol::Dispatcher& d = session.dispatcher;
   UpdateSettings settings;
   UpdateHooks hooks;
-  Permission permission = Permission::allowed;
-  std::vector<Queued> queued;
+  std::optional<Errc> refusal;  // control.json's verdict on update.apply; none: allowed
+  secbox::testing::RecordingSink sink;
+  std::vector<replica::OutboundEvent>& queued = sink.given;  // every update_result queued
   int restarts = 0;
   int migrations = 0;
   std::string known_good_at_migrations;
@@ -447,10 +440,10 @@ TEST_F(UpdateServiceTest, RefusedOffersQueueAtMostOneResultAMinute) {
 }
 
 TEST_F(UpdateServiceTest, ForbiddenUnlessControlJsonAllowsIt) {
-  permission = Permission::forbidden;
+  refusal = Errc::forbidden;
   start();
   EXPECT_EQ(code(apply(payload("2.0.0"))), "forbidden");
-  permission = Permission::unavailable;
+  refusal = Errc::unavailable;
   EXPECT_EQ(code(apply(payload("2.0.0"))), "unavailable");
   EXPECT_EQ(sim->file_requests(), 0);
 }
@@ -556,7 +549,7 @@ TEST_F(TrialTest, AVersionOnTrialCommitsAfterWelcomeAndItsTrialTimeThenRunsItsCo
   VersionStore store(root);
   EXPECT_EQ(store.known_good(), "1.0.0");
   EXPECT_EQ(code(apply(payload("3.0.0"))), "busy");
-  service->on_welcomed();
+  session.welcome();
   ASSERT_TRUE(run_until(
       io, [&] { return !queued.empty(); }, 10s));
   EXPECT_EQ(queued[0].data["phase"], "done");
@@ -589,7 +582,7 @@ TEST_F(TrialTest, AVersionOnTrialCommitsAfterWelcomeAndItsTrialTimeThenRunsItsCo
 TEST_F(TrialTest, ATrialThatPassesAfterItsDeadlineIsNotCommitted) {
   put_on_trial(now_s() - 1);
   start();
-  service->on_welcomed();
+  session.welcome();
   run_until(
       io, [&] { return false; }, 2500ms);
   EXPECT_EQ(VersionStore(root).known_good(), "1.0.0")
@@ -605,7 +598,7 @@ TEST_F(TrialTest, TheCommitWaitsWhileSecboxRecoverHoldsTheTree) {
   ASSERT_GE(lock, 0);
   ASSERT_EQ(::flock(lock, LOCK_EX), 0);  // as `flock -w 10 9` in secbox-recover
   start();
-  service->on_welcomed();
+  session.welcome();
   run_until(
       io, [&] { return false; }, 2500ms);
   EXPECT_EQ(VersionStore(root).known_good(), "1.0.0") << "no commit while the lock is held";

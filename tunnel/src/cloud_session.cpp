@@ -15,16 +15,11 @@ HelloState empty_hello_state() {
 }
 
 CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
-                           SessionSettings settings, std::string token)
-    : settings_(std::move(settings)),
-      dispatcher_(loop,
-                  protocol::Transport{
-                      [this](const std::string& text) { return tunnel_->send_text(text); },
-                      [this](const std::string& frame) { return tunnel_->send_binary(frame); },
-                      [this] { return tunnel_->writable(); },
-                      [this](const std::string& why) { tunnel_->reconnect(why); }},
-                  ids_),
-      rotator_(std::make_unique<JwtRotator>(loop, pool, settings_.rotator, std::move(token))) {
+                           protocol::Dispatcher& dispatcher, Clock& clock, SessionSettings settings,
+                           std::string token)
+    : settings_(std::move(settings)), dispatcher_(dispatcher),
+      rotator_(
+          std::make_unique<JwtRotator>(loop, pool, clock, settings_.rotator, std::move(token))) {
   TunnelHooks hooks;
   hooks.token = [this]() -> std::optional<std::string> {
     if (rotator_->needs_pairing()) return std::nullopt;
@@ -33,16 +28,20 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
   hooks.on_open = [this] { send_hello(); };
   hooks.on_text = [this](std::string_view text) { dispatcher_.dispatch(text); };
   hooks.on_close = [this](std::uint16_t) {
-    const bool was_welcomed = welcomed_;
-    welcomed_ = false;
     dispatcher_.fail_pending("the tunnel closed");
-    if (was_welcomed && on_disconnected_) on_disconnected_();
+    dispatcher_.session_ended();
   };
   hooks.on_token_rejected = [this] {
     // A failed rotation keeps retrying inside the rotator; on_rotated resumes.
     rotator_->rotate_now(nullptr);
   };
   tunnel_ = std::make_unique<TunnelClient>(loop, settings_.tunnel, std::move(hooks));
+  dispatcher_.set_transport(
+      protocol::Transport{[this](const std::string& text) { return tunnel_->send_text(text); },
+                          [this](const std::string& frame) { return tunnel_->send_binary(frame); },
+                          [this] { return tunnel_->writable(); },
+                          [this](const std::string& why) { tunnel_->reconnect(why); }});
+  transport_set_ = true;
 
   rotator_->on_rotated([this] {
     if (tunnel_->state() == TunnelState::token_rejected) tunnel_->resume();
@@ -56,9 +55,13 @@ CloudSession::CloudSession(boost::asio::io_context& loop, BlockingPool& pool,
   // decides whether the cloud may ask); it calls rotate_now().
 }
 
-CloudSession::~CloudSession() = default;
+CloudSession::~CloudSession() {
+  // Made and dropped without a stop (a test, a failed start): the
+  // dispatcher must not keep a way out through this.
+  if (transport_set_) dispatcher_.clear_transport("the cloud session is gone");
+}
 
-void CloudSession::rotate_now(std::function<void(RotationResult)> done) {
+void CloudSession::rotate_now(std::function<void(Result<void>)> done) {
   rotator_->rotate_now(std::move(done));
 }
 
@@ -69,12 +72,14 @@ void CloudSession::start() {
 
 void CloudSession::stop(std::function<void()> on_stopped) {
   tunnel_->stop([this, on_stopped = std::move(on_stopped)]() mutable {
+    transport_set_ = false;
+    dispatcher_.clear_transport("the cloud session stopped");
     rotator_->stop(std::move(on_stopped));
   });
 }
 
 void CloudSession::send_hello() {
-  welcomed_ = false;
+  dispatcher_.session_ended();  // a new connection: any session before it is over
   const HelloState state = hello_source_();
   nlohmann::json cursors = nlohmann::json::object();
   for (const auto& [entity, version] : state.cursors) cursors[entity] = version;
@@ -103,8 +108,6 @@ void CloudSession::send_hello() {
 }
 
 void CloudSession::on_welcome(const protocol::Envelope& e) {
-  welcomed_ = true;
-  last_welcome_ = e.payload;
   if (auto server = e.payload.find("serverTime");
       server != e.payload.end() && server->is_string()) {
     if (auto t = parse_rfc3339(server->get<std::string>())) {
@@ -117,7 +120,7 @@ void CloudSession::on_welcome(const protocol::Envelope& e) {
   }
   log_.info("The cloud welcomed the box.",
             {{"resync", e.payload.value("resync", nlohmann::json::array()).dump()}});
-  if (on_welcomed_) on_welcomed_();
+  dispatcher_.session_started(e.payload);
 }
 
 }  // namespace secbox::tunnel

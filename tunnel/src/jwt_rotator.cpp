@@ -17,10 +17,11 @@ struct Refreshed {
 
 }  // namespace
 
-JwtRotator::JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, RotatorSettings settings,
-                       std::string current_token)
+JwtRotator::JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, Clock& clock,
+                       RotatorSettings settings, std::string current_token)
     : loop_(loop), pool_(pool), settings_(std::move(settings)), token_(std::move(current_token)),
-      timer_(loop), rng_(std::random_device{}()), retry_delay_(settings_.retry_initial) {
+      clock_(clock), timer_(clock.make_timer()), rng_(std::random_device{}()),
+      retry_delay_(settings_.retry_initial) {
   log::add_transient_secret(token_);
   if (auto c = decode_claims(token_)) claims_ = c.value();
 }
@@ -41,30 +42,34 @@ void JwtRotator::start() {
 
 void JwtRotator::stop(std::function<void()> on_stopped) {
   stopped_ = true;
-  timer_.cancel();
+  timer_->cancel();
   on_stopped();
 }
 
 void JwtRotator::schedule_next() {
   if (stopped_ || needs_pairing_ || !claims_) return;
-  const auto now = WallClock::now();
+  const auto now = clock_.wall_now();
   const auto at = next_rotation(*claims_, now, local_utc_offset(now), rng_);
   log_.info("Next device-token rotation planned.",
             {{"at", format_rfc3339(at)}, {"expires_at", format_rfc3339(claims_->exp)}});
-  timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(at - now));
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) attempt();
-  });
+  timer_->wait(std::chrono::duration_cast<std::chrono::milliseconds>(at - now),
+               [this] { attempt(); });
 }
 
-void JwtRotator::rotate_now(std::function<void(RotationResult)> done) {
+namespace {
+Error rejected() {
+  return Error{Errc::forbidden, "the token is no longer accepted; the box needs pairing"};
+}
+}  // namespace
+
+void JwtRotator::rotate_now(std::function<void(Result<void>)> done) {
   if (needs_pairing_) {
-    if (done) done(RotationResult::rejected);
+    if (done) done(rejected());
     return;
   }
   if (done) waiting_.push_back(std::move(done));
   if (!in_flight_) {
-    timer_.cancel();
+    timer_->cancel();
     attempt();
   }
 }
@@ -116,25 +121,25 @@ void JwtRotator::attempt() {
           retry_delay_ = settings_.retry_initial;
           log_.info("Rotated the device token.", {{"expires_at", format_rfc3339(claims_->exp)}});
           if (on_rotated_) on_rotated_();
-          finish(RotationResult::rotated);
+          finish(ok());
           schedule_next();
         } else if (r.status == 401) {
           needs_pairing_ = true;
           log_.error(
               "The cloud no longer accepts the device token (401); the box needs pairing again.");
-          finish(RotationResult::rejected);
+          finish(rejected());
           if (on_needs_pairing_) on_needs_pairing_();
         } else {
           const std::string why = r.status != 0 ? "HTTP " + std::to_string(r.status) +
                                                       (r.problem.empty() ? "" : ": " + r.problem)
                                                 : r.problem;
-          finish(RotationResult::unavailable);
+          finish(Error{Errc::unavailable, "the cloud did not answer the refresh; retrying"});
           retry_later(why);
         }
       });
 }
 
-void JwtRotator::finish(RotationResult result) {
+void JwtRotator::finish(const Result<void>& result) {
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& done : waiting) done(result);
@@ -148,10 +153,7 @@ void JwtRotator::retry_later(const std::string& why) {
   log_.warn("Rotating the device token failed; keeping the current one and retrying in " +
                 std::to_string(delay.count()) + " ms.",
             {{"reason", why}});
-  timer_.expires_after(delay);
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) attempt();
-  });
+  timer_->wait(delay, [this] { attempt(); });
 }
 
 }  // namespace secbox::tunnel

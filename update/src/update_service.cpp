@@ -21,13 +21,16 @@
 #include "common/blocking.hpp"
 #include "common/http_client.hpp"
 #include "common/ids.hpp"
+#include "common/lifetime.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "protocol/held_replies.hpp"
 #include "protocol/router.hpp"
 #include "update/built_in.hpp"
 #include "update/manifest.hpp"
 #include "update/state.hpp"
 #include "update/versions.hpp"
+#include "replica/ports.hpp"
 
 namespace secbox::update {
 namespace {
@@ -161,10 +164,12 @@ bool on_trial(const std::string& root, const std::string& running) {
 }
 
 struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
-  Impl(boost::asio::io_context& l, UpdateSettings s, UpdateHooks h)
-      : loop(l), settings(std::move(s)), hooks(std::move(h)), pool(l, 1), commit_timer(l) {}
+  Impl(boost::asio::io_context& l, replica::EventSink& e, UpdateSettings s, UpdateHooks h)
+      : loop(l), events(e), settings(std::move(s)), hooks(std::move(h)), pool(l, 1),
+        commit_timer(l) {}
 
   boost::asio::io_context& loop;
+  replica::EventSink& events;
   UpdateSettings settings;
   UpdateHooks hooks;
   BlockingPool pool;  // one update step at a time
@@ -179,18 +184,14 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   bool others_trial = false;         // a trial this version does not run: secbox-recover's
   bool welcomed = false;
   bool committing = false;
-  bool stopping = false;
-  int in_flight = 0;
-  std::function<void()> on_stopped;
+  Lifetime life{loop};  // work out on the pool; stopping
 
   template <class Fn, class Done>
   void run(Fn fn, Done done) {
-    ++in_flight;
+    life.begin();
     pool.run(std::move(fn),
              [self = shared_from_this(), done = std::move(done)](auto result) mutable {
-               --self->in_flight;
-               if (self->stopping) return self->maybe_stopped();
-               done(std::move(result));
+               if (self->life.end()) done(std::move(result));
              });
   }
   // A small blocking job whose end nobody waits for (removing a file).
@@ -202,14 +203,6 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
           return true;
         },
         [](bool) {});
-  }
-
-  void maybe_stopped() {
-    if (stopping && in_flight == 0 && on_stopped) {
-      auto f = std::move(on_stopped);
-      on_stopped = nullptr;
-      f();
-    }
   }
 
   bool installed = false;  // a versions tree with `current` (read at start, on the worker)
@@ -349,20 +342,22 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void queue(const UpdateOutcome& o, std::function<void(bool)> done) {
-    if (!hooks.queue_result) return done(false);
-    hooks.queue_result(
-        o.client_id(), o.data(), [self = shared_from_this(), done = std::move(done)](bool queued) {
-          if (!queued)
+    events.enqueue(
+        replica::OutboundEvent{o.client_id(), "update_result",
+                               format_rfc3339(std::chrono::system_clock::now()), o.data()},
+        [self = shared_from_this(), done = std::move(done)](Result<replica::Enqueued> r) {
+          if (!r)
             self->log.error(
-                "An update_result could not be queued; it is reported at the next start.");
-          if (!self->stopping) done(queued);
+                "An update_result could not be queued; it is reported at the next start.",
+                {{"reason", r.error().message}});
+          if (!self->life.stopping()) done(r.has_value());
         });
   }
 
   // ---- the trial -----------------------------------------------------------
 
   void maybe_commit() {
-    if (!trial || committing || stopping) return;
+    if (!trial || committing || life.stopping()) return;
     if (settings.paired && !welcomed) return;
     const auto ran = SteadyClock::now() - started_at;
     if (ran < trial_length()) {
@@ -434,7 +429,7 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
 
   void after_commit() {
     auto then = [this, self = shared_from_this()](Result<void> migrated) {
-      if (stopping)
+      if (life.stopping())
         return;  // known-good has moved: the next start runs them, and reports the commit
       if (!migrated) {
         log.error("The contract migrations failed; they are tried again at the next start.",
@@ -518,13 +513,11 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
     Request r;
     r.from = settings.running_version;
     if (hooks.permission) {
-      auto [verdict, sentence] = hooks.permission();
-      if (verdict != Permission::allowed) {
+      auto allowed = hooks.permission();
+      if (!allowed) {
         log.info("Refused an update.apply.",
-                 {{"verdict", verdict == Permission::forbidden ? "forbidden" : "unavailable"}});
-        return reply.error(verdict == Permission::forbidden ? protocol::ErrorCode::forbidden
-                                                            : protocol::ErrorCode::unavailable,
-                           sentence);
+                 {{"verdict", std::string(to_string(allowed.error().code))}});
+        return reply.error(allowed.error());
       }
     }
     if (!looked)
@@ -695,11 +688,35 @@ struct UpdateService::Impl : std::enable_shared_from_this<Impl> {
           if (hooks.restart) hooks.restart("the switch to version " + to);
         });
   }
+
+  // A welcome: a trial may commit now; off trial, the settings the cloud
+  // just accepted become the known-good bundle.
+  void welcomed_now() {
+    welcomed = true;
+    if (trial) return maybe_commit();
+    if (settings.root.empty() || life.stopping()) return;
+    run([env = settings.env_file,
+         bundle = settings.bundle_dir] { return save_bundle(env, bundle); },
+        [this](Result<void> r) {
+          if (!r)
+            log.warn("secbox.env could not be kept as the known-good bundle.",
+                     {{"reason", r.error().message}});
+        });
+  }
 };
 
-UpdateService::UpdateService(boost::asio::io_context& loop, UpdateSettings settings,
-                             UpdateHooks hooks)
-    : impl_(std::make_shared<Impl>(loop, std::move(settings), std::move(hooks))) {}
+UpdateService::UpdateService(boost::asio::io_context& loop, protocol::Router& router,
+                             replica::EventSink& events, UpdateSettings settings, UpdateHooks hooks)
+    : impl_(std::make_shared<Impl>(loop, events, std::move(settings), std::move(hooks))) {
+  std::weak_ptr<Impl> weak = impl_;
+  router.on_request("update.apply", [weak](const protocol::Envelope& req, protocol::Reply reply) {
+    if (auto self = weak.lock()) self->apply(req, std::move(reply));
+  });
+  router.on_session({[weak](const nlohmann::json&) {
+                       if (auto self = weak.lock()) self->welcomed_now();
+                     },
+                     nullptr});
+}
 
 UpdateService::~UpdateService() {
   impl_->cancel->store(true);
@@ -707,42 +724,15 @@ UpdateService::~UpdateService() {
 }
 
 void UpdateService::start() {
-  impl_->stopping = false;
+  impl_->life.assert_on_loop("UpdateService::start");
   impl_->look();
 }
 
 void UpdateService::stop(std::function<void()> on_stopped) {
   auto& i = *impl_;
-  i.stopping = true;
   i.cancel->store(true);
   i.commit_timer.cancel();
-  i.on_stopped = std::move(on_stopped);
-  i.maybe_stopped();
-}
-
-void UpdateService::attach(protocol::Router& router) {
-  router.on_request("update.apply", [w = std::weak_ptr<Impl>(impl_)](const protocol::Envelope& req,
-                                                                     protocol::Reply reply) {
-    if (auto self = w.lock()) self->apply(req, std::move(reply));
-  });
-}
-
-void UpdateService::detach() { impl_->held.release_all(); }
-
-void UpdateService::on_welcomed() {
-  auto& i = *impl_;
-  i.welcomed = true;
-  if (i.trial) return i.maybe_commit();
-  // Not on trial: the settings the cloud just accepted are the known-good bundle.
-  if (!i.settings.root.empty() && !i.stopping) {
-    i.run([env = i.settings.env_file,
-           bundle = i.settings.bundle_dir] { return Impl::save_bundle(env, bundle); },
-          [&i](Result<void> r) {
-            if (!r)
-              i.log.warn("secbox.env could not be kept as the known-good bundle.",
-                         {{"reason", r.error().message}});
-          });
-  }
+  i.life.stop(std::move(on_stopped));
 }
 
 bool UpdateService::ready() const { return impl_->looked; }

@@ -6,9 +6,10 @@
 // plane's own worker threads and comes back to the loop; a stop kills the
 // children it started (their process groups) and waits for them.
 //
-// Loop thread only. attach() registers the handlers on a session's
-// router (it replaces the session's own jwt.rotate with one that honours
-// control.json); detach() must be called before that router goes.
+// Loop thread only. It registers its request types on the router when made
+// (jwt.rotate among them: node control decides whether the cloud may ask),
+// reports health in every session, and stops reporting when it ends. The
+// router outlives it.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -27,6 +28,9 @@ class io_context;
 }
 namespace secbox::protocol {
 class Router;
+}
+namespace secbox::replica {
+class EventSink;
 }
 
 namespace secbox::control {
@@ -50,15 +54,13 @@ struct ControlSettings {
   std::function<bool(const std::string&)> is_daemon_setting;
 };
 
-enum class RotateOutcome { rotated, unavailable, rejected };
-
 struct ControlHooks {
-  // Queues an outbound event (§6) of this type with this data.
-  std::function<void(const std::string& type, nlohmann::json data)> queue_event;
   // The appliance's part of health.report: uptimeS, version, bootId, state,
   // queue, tunnel, media, jwt, clockSkewS.
   std::function<nlohmann::json()> health_state;
-  std::function<void(std::function<void(RotateOutcome)>)> rotate_jwt;
+  // Rotates the device token (jwt.rotate): ok, Errc::unavailable (retry
+  // later) or Errc::forbidden (the box needs pairing).
+  std::function<void(std::function<void(Result<void>)>)> rotate_jwt;
   // secbox.env changed through env.set/env.unset: the appliance re-reads
   // it, applies what it can, and calls back with the keys that changed but
   // take effect only at the next restart.
@@ -67,18 +69,16 @@ struct ControlHooks {
 
 class ControlPlane final : public Component {
  public:
-  ControlPlane(boost::asio::io_context& loop, ControlSettings settings, ControlHooks hooks);
+  // Compose outcomes go to `events` as compose_result (§7.3).
+  ControlPlane(boost::asio::io_context& loop, protocol::Router& router, replica::EventSink& events,
+               ControlSettings settings, ControlHooks hooks);
   ~ControlPlane() override;
 
   std::string_view name() const override { return "control"; }
   void start() override;
   void stop(std::function<void()> on_stopped) override;
 
-  void attach(protocol::Router& router);
-  void detach();
-  void on_welcomed();      // health.report now, then every interval
-  void on_disconnected();  // stops the reports
-  void reload();           // SIGHUP: control.json and the tools again
+  void reload();  // SIGHUP: control.json and the tools again
   // New settings (SIGHUP, env.set): every later operation uses them; one
   // under way finishes with the settings it started with. Loop thread.
   void reconfigure(ControlSettings settings);
@@ -87,7 +87,7 @@ class ControlPlane final : public Component {
   bool permissions_loaded() const;
   // control.json's verdict on an operation another component serves
   // (update.apply); loop thread.
-  Verdict permission(std::string_view section, std::string_view operation) const;
+  Result<void> permission(std::string_view section, std::string_view operation) const;
 
  private:
   struct Impl;

@@ -30,8 +30,6 @@
 
 namespace secbox::control {
 
-enum class Verdict { allowed, unavailable, forbidden };
-
 class Permissions {
  public:
   // Errc::invalid, the message saying what in control.json is wrong.
@@ -39,9 +37,12 @@ class Permissions {
   // A missing file gives no sections (not an error).
   static Result<Permissions> load(const std::string& path);
 
-  // `name` is checked against the section's "names" when it has one.
-  Verdict check(std::string_view section, std::string_view operation,
-                std::optional<std::string_view> name = std::nullopt) const;
+  // Whether the cloud may ask for section.operation (`name` is checked
+  // against the section's "names" when it has one). Errors, their message a
+  // sentence for the error reply: Errc::unavailable (the section is not
+  // enabled), Errc::forbidden (it does not allow this).
+  Result<void> check(std::string_view section, std::string_view operation,
+                     std::optional<std::string_view> name = std::nullopt) const;
   bool empty() const { return sections_.empty() && compose_.empty(); }
   // Whether the section has a names list and it holds `name`.
   bool names_explicitly(std::string_view section, std::string_view name) const;
@@ -56,8 +57,5 @@ class Permissions {
   std::map<std::string, Section, std::less<>> sections_;
   std::map<std::string, ComposeAllowance, std::less<>> compose_;
 };
-
-// "unavailable: …" / "forbidden: …" sentences for the error reply.
-std::string describe(Verdict verdict, std::string_view section, std::string_view operation);
 
 }  // namespace secbox::control

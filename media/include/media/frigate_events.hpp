@@ -32,6 +32,10 @@
 #include "common/blocking.hpp"
 #include "common/component.hpp"
 
+namespace secbox::replica {
+class EventSink;
+}
+
 namespace secbox::media {
 
 struct FrigateEventsSettings {
@@ -46,10 +50,6 @@ struct FrigateEventsSettings {
   std::size_t in_progress = 50;  // events in progress read a poll (the newest)
   std::size_t ended = 20;        // events that ended read by id a poll
 };
-
-// Queues one event; done(true) once it is durable (or was already queued).
-using QueueEvent = std::function<void(const std::string& client_id, const std::string& occurred_at,
-                                      nlohmann::json data, std::function<void(bool)> done)>;
 
 // One Frigate event as §6's frigate_event data, or nullopt when it lacks what
 // that needs. Pure; exposed for the tests.
@@ -73,8 +73,10 @@ using OnObject = std::function<void(const ParsedEvent& event)>;
 
 class FrigateEvents final : public Component {
  public:
-  FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers,
-                FrigateEventsSettings settings, QueueEvent queue, OnObject on_object = nullptr);
+  // Each event read goes to `events` as frigate_event (§6); the cursor moves
+  // past it once it is durable.
+  FrigateEvents(boost::asio::io_context& loop, BlockingPool& workers, replica::EventSink& events,
+                FrigateEventsSettings settings, OnObject on_object = nullptr);
   ~FrigateEvents() override;
 
   std::string_view name() const override { return "frigate-events"; }

@@ -9,8 +9,8 @@
 //    unavailable), then one binary frigate.frame a JPEG (re = the start's id,
 //    stream, seq counting every frame read). Under tunnel backpressure frames
 //    are dropped, newest wins, at most 2 held a stream;
-//  - frigate.stream.stop → ack; a stream also stops when the tunnel drops
-//    (detach) and 120 s after its last frigate.stream.keepalive.
+//  - frigate.stream.stop → ack; a stream also stops when its session
+//    ends and 120 s after its last frigate.stream.keepalive.
 // libcurl runs on worker threads (one a stream, bounded; two for snapshots);
 // frames come back to the loop, where everything else happens.
 //
@@ -50,7 +50,8 @@ struct FrigateStats {
 
 class FrigateProxy final : public Component {
  public:
-  FrigateProxy(boost::asio::io_context& loop, FrigateSettings settings);
+  // Registers its types on the router; every stream stops when a session ends.
+  FrigateProxy(boost::asio::io_context& loop, protocol::Router& router, FrigateSettings settings);
   ~FrigateProxy() override;
   FrigateProxy(const FrigateProxy&) = delete;
   FrigateProxy& operator=(const FrigateProxy&) = delete;
@@ -59,9 +60,6 @@ class FrigateProxy final : public Component {
   void start() override {}
   void stop(std::function<void()> on_stopped) override;
 
-  void attach(protocol::Router& router);
-  void tunnel_lost();  // every stream stops; the handlers stay
-  void detach();       // before the router goes: streams stop, handlers forgotten
   FrigateStats stats() const;
 
  private:

@@ -10,14 +10,21 @@
 // invalid_args` naming the field. The box's own requests (hello, events.batch)
 // are matched to their reply by `re` and time out.
 //
-// Loop thread only. Owned by the session (tunnel::CloudSession) or a test.
+// The transport underneath is swapped, not the dispatcher: the appliance
+// owns one for the box's whole life, and the cloud session sets its
+// transport when it is made and clears it when it stops (a re-pairing is a
+// clear and a set). With no transport, sends fail and requests are refused.
+//
+// Loop thread only. Owned by the appliance or a test.
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "common/lifetime.hpp"
 #include "common/log.hpp"
 #include "protocol/router.hpp"
 
@@ -49,6 +56,8 @@ class MessageIds {
 
 class Dispatcher final : public Router {
  public:
+  // No transport yet (set_transport).
+  Dispatcher(boost::asio::io_context& loop, MessageIds& ids);
   Dispatcher(boost::asio::io_context& loop, Transport transport, MessageIds& ids);
   // Text frames only (tests).
   Dispatcher(boost::asio::io_context& loop, FrameSender text, MessageIds& ids);
@@ -70,8 +79,23 @@ class Dispatcher final : public Router {
                                                 std::string_view payload_json,
                                                 std::chrono::milliseconds timeout,
                                                 Response on_response) override;
+  void on_session(SessionHooks hooks) override;
+  bool in_session() const override { return in_session_; }
   bool writable() const override;
   void reconnect(const std::string& why) override;
+
+  // The transport's owner (tunnel::CloudSession, a test).
+  // A new way out; replies to requests that came over the one before are
+  // dropped (their session is gone).
+  void set_transport(Transport transport);
+  // The way out is gone: the session ends, the box's requests fail, replies
+  // still held are dropped when answered.
+  void clear_transport(const std::string& why);
+  bool has_transport() const { return static_cast<bool>(transport_.text); }
+  // The cloud welcomed this connection / the connection closed. An end with
+  // no session started is ignored, as is a second start.
+  void session_started(const nlohmann::json& welcome);
+  void session_ended();
 
   // One text frame from the cloud.
   void dispatch(std::string_view text);
@@ -97,7 +121,10 @@ class Dispatcher final : public Router {
   std::map<std::string, std::unique_ptr<Pending>> pending_;
   std::map<std::string, Notice> notices_;
   std::set<std::string> unknown_logged_;
-  std::shared_ptr<ReplyLink> link_;  // replies hold it weakly
+  std::shared_ptr<ReplyLink> link_;  // replies hold it weakly; one a transport
+  std::vector<SessionHooks> session_hooks_;
+  bool in_session_ = false;
+  LoopAffinity affinity_;
   log::Logger log_{"tunnel"};
 };
 

@@ -6,9 +6,9 @@
 // protocol::Dispatcher over a Transport, which tunnel::CloudSession wires to
 // websocketpp.
 //
-// Loop thread only. A handler belongs to the component that registered it;
-// the component forgets the router (and releases replies it holds) before
-// the router goes.
+// Loop thread only. The appliance owns one router for the box's whole life;
+// components register their types once, when they are made, and hear each
+// session's start and end through on_session(). The router outlives them.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -105,6 +105,19 @@ class Router {
                                                         std::string_view payload_json,
                                                         std::chrono::milliseconds timeout,
                                                         Response on_response) = 0;
+
+  // What a component hears of the sessions underneath. A session starts when
+  // the cloud welcomes a connection (`started` gets welcome's payload) and
+  // ends when that connection closes or its transport goes (stopped, or
+  // swapped by a re-pairing). Any number of components listen; each hears
+  // in the order they subscribed. Either hook may be empty.
+  struct SessionHooks {
+    std::function<void(const nlohmann::json& welcome)> started;
+    std::function<void()> ended;
+  };
+  virtual void on_session(SessionHooks hooks) = 0;
+  // Between a session's start and its end.
+  virtual bool in_session() const = 0;
 
   // Whether the session takes more bytes now (false under backpressure).
   virtual bool writable() const = 0;

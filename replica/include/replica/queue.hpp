@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/component.hpp"
+#include "common/lifetime.hpp"
 #include "common/log.hpp"
 #include "protocol/router.hpp"
 #include "replica/database.hpp"
@@ -58,7 +59,10 @@ bool is_alarm(const std::string& type);
 
 class OutboundQueue final : public Component, public EventSink {
  public:
-  OutboundQueue(boost::asio::io_context& loop, Database& database, QueueLimits limits = {});
+  // The way up is the router: batches go out in its sessions when it is
+  // writable, and a batch never acknowledged starts the connection over.
+  OutboundQueue(boost::asio::io_context& loop, Database& database, protocol::Router& router,
+                QueueLimits limits = {});
   ~OutboundQueue() override;
 
   std::string_view name() const override { return "queue"; }
@@ -70,14 +74,6 @@ class OutboundQueue final : public Component, public EventSink {
   // Errc::database): then nothing
   // was written and the caller must not report success.
   void enqueue(OutboundEvent event, std::function<void(Result<Enqueued>)> done) override;
-
-  // The way up: the session's router (batches go out when it is writable; a
-  // batch never acknowledged starts the connection over). It must outlive
-  // the queue's use of it, or detach() first.
-  void attach(protocol::Router& router);
-  void detach();
-  void on_welcomed();      // drain from the oldest unacknowledged event
-  void on_disconnected();  // what was in flight is sent again after the next welcome
 
   const QueueStats& stats() const { return stats_; }
   // Figures for tests and benchmarks.
@@ -101,11 +97,13 @@ class OutboundQueue final : public Component, public EventSink {
   void send_batch(std::vector<Row> rows);
   void acknowledged(const std::vector<std::string>& client_ids);
   void purge();
+  void on_welcomed();      // drain from the oldest unacknowledged event
+  void on_disconnected();  // what was in flight is sent again after the next welcome
 
   boost::asio::io_context& loop_;
   Database& database_;
   QueueLimits limits_;
-  protocol::Router* router_ = nullptr;
+  protocol::Router& router_;
   QueueStats stats_;
   std::int64_t oldest_seq_ = 0;  // seq of the oldest unacknowledged event; 0: none known
   std::deque<Waiting> waiting_;  // enqueued, not yet in a commit
@@ -115,6 +113,7 @@ class OutboundQueue final : public Component, public EventSink {
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer purge_timer_;
   log::Logger log_{"queue"};
+  LoopAffinity affinity_;
   bool welcomed_ = false;
   bool loading_ = false;
   bool stopped_ = false;

@@ -5,11 +5,11 @@
 // transaction); `delta.<entity>` messages are applied in one transaction with
 // per-row versions and tombstones, so repeats and reordering are harmless.
 //
-// Registers its message types on the session's router; all database work
+// Registers its message types on the router when made; all database work
 // goes through Database (its own thread), replies come back on the loop.
-// Loop thread only. Owned by the appliance, after the database and the cloud
-// session it uses; it may be destroyed (with its session) while database work
-// it started is still queued: those answers are then dropped.
+// Loop thread only. Owned by the appliance, after the database and the
+// router; it may be destroyed while database work it started is still
+// queued (the box stopping): those answers are then dropped.
 #include <cstdint>
 #include <functional>
 #include <map>

@@ -5,9 +5,14 @@
 // clock skew) and a 4401 close (rotate, then reconnect); `jwt.rotate` is the
 // control plane's, which calls rotate_now() (docs/wire-format.md §7.5); a
 // token the cloud no longer accepts puts it in needs-pairing, tunnel held.
-// Other components see it as a protocol::Router (router()).
 //
-// Loop thread only. Owned by the appliance.
+// It is the transport under the appliance's one protocol::Dispatcher: it
+// sets itself as the dispatcher's transport when made, tells it when the
+// cloud welcomes a connection and when the connection closes (components
+// hear both through Router::on_session), and clears the transport when it
+// stops. A re-pairing stops one session and makes the next.
+//
+// Loop thread only. Owned by the appliance; the dispatcher outlives it.
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,8 +45,8 @@ struct SessionSettings {
 
 class CloudSession final : public Component {
  public:
-  CloudSession(boost::asio::io_context& loop, BlockingPool& pool, SessionSettings settings,
-               std::string token);
+  CloudSession(boost::asio::io_context& loop, BlockingPool& pool, protocol::Dispatcher& dispatcher,
+               Clock& clock, SessionSettings settings, std::string token);
   ~CloudSession() override;
 
   std::string_view name() const override { return "cloud"; }
@@ -53,17 +58,12 @@ class CloudSession final : public Component {
   TunnelClient& tunnel() { return *tunnel_; }
   void set_hello_source(std::function<HelloState()> source) { hello_source_ = std::move(source); }
   void on_needs_pairing(std::function<void()> f) { on_needs_pairing_ = std::move(f); }
-  // Called on the loop once the cloud has welcomed a connection (the queue
-  // drains from here), and when that connection closes.
-  void on_welcomed(std::function<void()> f) { on_welcomed_ = std::move(f); }
-  void on_disconnected(std::function<void()> f) { on_disconnected_ = std::move(f); }
 
-  // Rotates the device token now (jwt.rotate, also used by node control).
-  void rotate_now(std::function<void(RotationResult)> done);
+  // Rotates the device token now (jwt.rotate, as node control allows it);
+  // done as JwtRotator::rotate_now's.
+  void rotate_now(std::function<void(Result<void>)> done);
 
-  bool welcomed() const { return welcomed_; }
-  // The last welcome's payload ({} before one): its lan.name (§7.7).
-  const nlohmann::json& last_welcome() const { return last_welcome_; }
+  bool welcomed() const { return dispatcher_.in_session(); }
   bool needs_pairing() const { return rotator_->needs_pairing(); }
   std::optional<double> clock_skew_seconds() const { return skew_; }
   std::optional<WallClock::time_point> token_expires_at() const { return rotator_->expires_at(); }
@@ -73,16 +73,12 @@ class CloudSession final : public Component {
   void on_welcome(const protocol::Envelope& welcome);
 
   SessionSettings settings_;
-  protocol::MessageIds ids_;
+  protocol::Dispatcher& dispatcher_;
   std::unique_ptr<TunnelClient> tunnel_;
-  protocol::Dispatcher dispatcher_;
+  bool transport_set_ = false;
   std::unique_ptr<JwtRotator> rotator_;
   std::function<HelloState()> hello_source_ = empty_hello_state;
   std::function<void()> on_needs_pairing_;
-  std::function<void()> on_welcomed_;
-  std::function<void()> on_disconnected_;
-  bool welcomed_ = false;
-  nlohmann::json last_welcome_ = nlohmann::json::object();
   std::optional<double> skew_;
   log::Logger log_{"cloud"};
 };

@@ -11,14 +11,14 @@
 // by the cloud session. The token never reaches a log.
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
-
 #include "common/blocking.hpp"
+#include "common/clock.hpp"
 #include "common/component.hpp"
 #include "common/log.hpp"
 #include "tunnel/device_token.hpp"
@@ -33,20 +33,21 @@ struct RotatorSettings {
   std::chrono::milliseconds retry_max{300000};
 };
 
-enum class RotationResult { rotated, unavailable, rejected };
-
 class JwtRotator final : public Component {
  public:
-  JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, RotatorSettings settings,
-             std::string current_token);
+  // `clock` times the rotations and the retries.
+  JwtRotator(boost::asio::io_context& loop, BlockingPool& pool, Clock& clock,
+             RotatorSettings settings, std::string current_token);
 
   std::string_view name() const override { return "jwt-rotator"; }
   void start() override;
   void stop(std::function<void()> on_stopped) override;
 
-  // Rotates now. done gets the first attempt's outcome (retries go on after
-  // `unavailable`); a rotation already under way is joined.
-  void rotate_now(std::function<void(RotationResult)> done);
+  // Rotates now. done gets the first attempt's outcome: ok (rotated),
+  // Errc::unavailable (the cloud did not answer the refresh; retries go on)
+  // or Errc::forbidden (the token is no longer accepted: the box needs
+  // pairing). A rotation already under way is joined.
+  void rotate_now(std::function<void(Result<void>)> done);
 
   const std::string& token() const { return token_; }
   std::optional<WallClock::time_point> expires_at() const;
@@ -58,7 +59,7 @@ class JwtRotator final : public Component {
  private:
   void schedule_next();
   void attempt();
-  void finish(RotationResult result);
+  void finish(const Result<void>& result);
   void retry_later(const std::string& why);
 
   boost::asio::io_context& loop_;
@@ -66,10 +67,11 @@ class JwtRotator final : public Component {
   RotatorSettings settings_;
   std::string token_;
   std::optional<TokenClaims> claims_;
-  boost::asio::steady_timer timer_;
+  Clock& clock_;
+  std::unique_ptr<Timer> timer_;
   std::mt19937_64 rng_;
   std::chrono::milliseconds retry_delay_;
-  std::vector<std::function<void(RotationResult)>> waiting_;
+  std::vector<std::function<void(Result<void>)>> waiting_;
   std::function<void()> on_rotated_, on_needs_pairing_;
   bool in_flight_ = false;
   bool needs_pairing_ = false;

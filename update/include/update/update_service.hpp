@@ -20,7 +20,8 @@
 // secbox-recover's (root, POSIX sh), run before every start and by a timer.
 //
 // Loop thread only; blocking work runs on its own worker. Owned by the
-// appliance; attach()/detach() as the control plane's.
+// appliance; it registers update.apply on the router when made, and a
+// welcome (Router::on_session) is what lets a trial commit.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -33,6 +34,10 @@
 #include "common/component.hpp"
 #include "common/result.hpp"
 #include "update/verify.hpp"
+
+namespace secbox::replica {
+class EventSink;
+}
 
 namespace boost::asio {
 class io_context;
@@ -62,15 +67,10 @@ struct UpdateSettings {
   std::chrono::milliseconds retry_pause{2000};
 };
 
-enum class Permission { allowed, unavailable, forbidden };
-
 struct UpdateHooks {
-  // control.json's "update" section for "apply", and its sentence.
-  std::function<std::pair<Permission, std::string>()> permission;
-  // Queues update_result with this clientId; done(true) once it is committed.
-  std::function<void(const std::string& client_id, nlohmann::json data,
-                     std::function<void(bool)> done)>
-      queue_result;
+  // control.json's verdict on update.apply: ok, Errc::forbidden or
+  // Errc::unavailable with the sentence the refusal carries.
+  std::function<Result<void>()> permission;
   // Runs the contract migrations held back during the trial.
   std::function<void(std::function<void(Result<void>)>)> finish_migrations;
   // The switch is made: stop and start again (into the new `current`).
@@ -100,16 +100,14 @@ bool on_trial(const std::string& root, const std::string& running);
 
 class UpdateService final : public Component {
  public:
-  UpdateService(boost::asio::io_context& loop, UpdateSettings settings, UpdateHooks hooks);
+  // Outcomes go to `events` as update_result (§7.6).
+  UpdateService(boost::asio::io_context& loop, protocol::Router& router, replica::EventSink& events,
+                UpdateSettings settings, UpdateHooks hooks);
   ~UpdateService() override;
 
   std::string_view name() const override { return "update"; }
   void start() override;  // after the queue is up
   void stop(std::function<void()> on_stopped) override;
-
-  void attach(protocol::Router& router);
-  void detach();
-  void on_welcomed();
 
   bool busy() const;
   // The state at start has been read (update.apply is answered busy before).
