@@ -43,6 +43,8 @@ forbid "lan" "replica/(queue|reads|database|sync)\.hpp" "the LAN API includes th
 forbid_link "lan" "secbox_replica" "the LAN library links the replica (it links secbox_replica_ports)"
 forbid "control update media" "replica/(queue|reads|database|sync)\.hpp" "a component includes the concrete replica (its events go to replica/ports.hpp's EventSink)"
 forbid_link "control update media" "secbox_replica" "a component links the replica (it links secbox_replica_ports)"
+forbid "lan" "alarms/camera_alarms\.hpp" "the LAN includes how alarms are raised (it takes alarms/feed.hpp)"
+forbid_link "lan" "secbox_alarms" "the LAN library links the alarms (it links secbox_alarm_feed)"
 forbid "alarms" "replica/(queue|reads|database|sync)\.hpp|media/|lan/" "the alarms include the concrete replica, media or the LAN (they take replica/ports.hpp)"
 forbid "media" "alarms/" "media/ includes the alarms (the app feeds them)"
 forbid "common" "(protocol|tunnel|replica|lan|media|control|pairing|envfile|appliance|alarms|httpd|update)/" "common/ includes a module above it"

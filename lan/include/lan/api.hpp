@@ -51,7 +51,7 @@
 
 #include "common/blocking.hpp"
 #include "common/net.hpp"
-#include "alarms/camera_alarms.hpp"
+#include "alarms/feed.hpp"
 #include "httpd/server.hpp"
 #include "lan/ban_photos.hpp"
 #include "replica/ports.hpp"
