@@ -126,9 +126,8 @@ void ControlPlane::Impl::units_status(const Envelope& req, Reply reply) {
                    {"show", "--no-pager",
                     "--property=Id,LoadState,ActiveState,SubState,Description,ActiveEnterTimestamp",
                     "--", name});
-  run(
-      ops_pool, [c = cancel, argv] { return run_tool(c, argv, std::chrono::seconds(15)); },
-      [this, id, name](Result<ProcessResult> p) {
+  run_child(
+      tool(cancel, argv, std::chrono::seconds(15)), [this, id, name](Result<ProcessResult> p) {
         auto r = take(id);
         if (!r) return;
         if (!p || !p.value().succeeded()) {
@@ -160,18 +159,16 @@ void ControlPlane::Impl::units_restart(const Envelope& req, Reply reply) {
   auto id = hold(std::move(reply));
   auto argv = with(settings.systemctl, {"restart", "--", name});
   log.info("Restarting a unit.", {{"unit", name}});
-  run(
-      ops_pool, [c = cancel, argv] { return run_tool(c, argv, std::chrono::seconds(90)); },
-      [this, id](Result<ProcessResult> p) {
-        auto r = take(id);
-        if (!r) return;
-        if (!p || !p.value().succeeded()) {
-          return r->error(protocol::ErrorCode::internal,
-                          "systemctl restart failed: " +
-                              valid_utf8(p ? p.value().describe() : p.error().message));
-        }
-        r->send("ack");
-      });
+  run_child(tool(cancel, argv, std::chrono::seconds(90)), [this, id](Result<ProcessResult> p) {
+    auto r = take(id);
+    if (!r) return;
+    if (!p || !p.value().succeeded()) {
+      return r->error(
+          protocol::ErrorCode::internal,
+          "systemctl restart failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
+    }
+    r->send("ack");
+  });
 }
 
 void ControlPlane::Impl::journal_tail(const Envelope& req, Reply reply) {
@@ -184,23 +181,21 @@ void ControlPlane::Impl::journal_tail(const Envelope& req, Reply reply) {
   auto id = hold(std::move(reply));
   auto argv = with(settings.journalctl,
                    {"-u", unit, "-n", std::to_string(lines), "--no-pager", "-o", "short-iso"});
-  run(
-      ops_pool,
-      [c = cancel, argv] { return run_tool(c, argv, std::chrono::seconds(20), 512 * 1024); },
-      [this, id, unit, asked, lines](Result<ProcessResult> p) {
-        auto r = take(id);
-        if (!r) return;
-        if (!p || !p.value().succeeded()) {
-          return r->error(
-              protocol::ErrorCode::unavailable,
-              "journalctl failed: " + valid_utf8(p ? p.value().describe() : p.error().message));
-        }
-        auto out = nlohmann::json::array();
-        std::istringstream in(p.value().out);
-        for (std::string line; std::getline(in, line);) out.push_back(valid_utf8(line));
-        r->send("journal.result",
-                {{"unit", unit}, {"lines", std::move(out)}, {"truncated", asked > lines}});
-      });
+  run_child(tool(cancel, argv, std::chrono::seconds(20), 512 * 1024),
+            [this, id, unit, asked, lines](Result<ProcessResult> p) {
+              auto r = take(id);
+              if (!r) return;
+              if (!p || !p.value().succeeded()) {
+                return r->error(protocol::ErrorCode::unavailable,
+                                "journalctl failed: " +
+                                    valid_utf8(p ? p.value().describe() : p.error().message));
+              }
+              auto out = nlohmann::json::array();
+              std::istringstream in(p.value().out);
+              for (std::string line; std::getline(in, line);) out.push_back(valid_utf8(line));
+              r->send("journal.result",
+                      {{"unit", unit}, {"lines", std::move(out)}, {"truncated", asked > lines}});
+            });
 }
 
 void ControlPlane::Impl::env_change(const Envelope& req, Reply reply, bool set) {

@@ -131,20 +131,30 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     return false;
   }
 
-  // Worker side: these take what they need by value, never the plane itself
-  // (a worker must not hold the last reference to what owns its pool).
-  static Result<ProcessResult> run_tool(const std::shared_ptr<Cancellation>& cancel,
-                                        const std::vector<std::string>& argv,
-                                        std::chrono::milliseconds timeout,
-                                        std::size_t max_output = kMaxOutput,
-                                        const std::string& container_host = {}) {
+  // One of the box's own programs (systemctl, journalctl, the container
+  // tool) in a clean environment, killed at `timeout` or when the plane
+  // stops: for run_child on the loop, or run_tool on a worker.
+  static ProcessOptions tool(const std::shared_ptr<Cancellation>& cancel,
+                             const std::vector<std::string>& argv,
+                             std::chrono::milliseconds timeout, std::size_t max_output = kMaxOutput,
+                             const std::string& container_host = {}) {
     ProcessOptions o;
     o.argv = argv;
     o.env = clean_environment(std::nullopt, container_host);
     o.timeout = timeout;
     o.max_output = max_output;
     o.cancel = cancel;
-    return run_process(o);
+    return o;
+  }
+  // Worker side (a step among other blocking ones: compose, the health
+  // sample): these take what they need by value, never the plane itself (a
+  // worker must not hold the last reference to what owns its pool).
+  static Result<ProcessResult> run_tool(const std::shared_ptr<Cancellation>& cancel,
+                                        const std::vector<std::string>& argv,
+                                        std::chrono::milliseconds timeout,
+                                        std::size_t max_output = kMaxOutput,
+                                        const std::string& container_host = {}) {
+    return run_process(tool(cancel, argv, timeout, max_output, container_host));
   }
 
   static std::vector<std::string> with(std::vector<std::string> argv,
