@@ -1,6 +1,5 @@
 #include "appliance/app.hpp"
 
-#include <malloc.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -45,7 +44,7 @@
 #include "tunnel/device_token.hpp"
 #include "protocol/dispatcher.hpp"
 #include "update/update_service.hpp"
-#include "figures.hpp"
+#include "figure_source.hpp"
 #include "media_live_video.hpp"
 #include "lan_certificate_keeper.hpp"
 
@@ -97,7 +96,6 @@ struct App::Impl {
   media::MediaService* media = nullptr;
   media::FrigateProxy* frigate = nullptr;
   media::FrigateEvents* frigate_events = nullptr;
-  const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::unique_ptr<replica::SyncDown> sync;
   pairing::PairingServer* pairing = nullptr;
   std::unique_ptr<alarms::CameraAlarms> camera_alarms;  // outlives the LAN API, which listens to it
@@ -108,11 +106,12 @@ struct App::Impl {
   httpd::Server* lan_server = nullptr;
   LanCertificateKeeper lan_cert{io, workers, config.paths.state_dir,
                                 std::chrono::seconds(config.lan_cert_check_s)};
-  bool needs_pairing = false;
   std::vector<Component*> after_database;  // started once the database is ready
   bool database_was_ready = false;
   bool after_database_started = false;
   const std::string boot_id = random_uuid();
+  // What the box says about itself (/metrics, the status bar, health.report).
+  FigureSource figures{workers, config.paths.state_dir, version, boot_id};
   bool stopping = false;
   int exit_code = 0;
 
@@ -133,6 +132,7 @@ struct App::Impl {
                {{"device_id", config.device_id}, {"schema_version", database->schema_version()}});
       if (database_was_ready) return;
       database_was_ready = true;
+      figures.running = true;
       // hello carries the cursors and the queue's figures: read them first.
       reader->refresh([this] {
         if (stopping) return;
@@ -155,6 +155,9 @@ struct App::Impl {
     as.min_score = config.alarm_min_score_pct / 100.0;
     as.frigate_url = config.frigate_url;
     camera_alarms = std::make_unique<alarms::CameraAlarms>(workers, *reader, *queue, as);
+    figures.parts.queue = queue;
+    figures.parts.reader = reader.get();
+    figures.parts.camera_alarms = camera_alarms.get();
     sync = std::make_unique<replica::SyncDown>(*database, dispatcher);
     sync->on_applied([this](const std::string& entity) {
       reader->refresh();
@@ -205,6 +208,7 @@ struct App::Impl {
     ms.hls_root = config.paths.hls_dir();
     auto service = std::make_unique<media::MediaService>(io, workers, std::move(ms));
     media = service.get();
+    figures.parts.media = media;
     components.push_back(std::move(service));
     media::FrigateSettings fs;
     fs.base_url = config.frigate_url;
@@ -221,6 +225,7 @@ struct App::Impl {
                                                e.sub_label, e.sub_label_score, e.end_time});
         });
     frigate_events = events.get();
+    figures.parts.frigate_events = frigate_events;
     after_database.push_back(frigate_events);
     components.push_back(std::move(events));
   }
@@ -277,7 +282,7 @@ struct App::Impl {
   }
 
   void wire_control_hooks(control::ControlHooks& hooks) {
-    hooks.health_state = [this] { return health_state(); };
+    hooks.health_state = [this] { return figures.health_state(); };
     hooks.rotate_jwt = [this](std::function<void(Result<void>)> done) {
       if (!cloud) return done(Error{Errc::unavailable, "the box is not paired"});
       cloud->rotate_now(std::move(done));
@@ -287,83 +292,6 @@ struct App::Impl {
     };
   }
 
-  // The appliance's part of health.report (§7.1); the control plane adds the
-  // host's figures and the containers.
-  // Every figure the box reports, from what the components hold now.
-  BoxFigures figures() const {
-    BoxFigures f;
-    f.version = version;
-    f.boot_id = boot_id;
-    f.uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
-                                                                started_at);
-    f.pairing = needs_pairing ? "needs-pairing" : (cloud ? "paired" : "unpaired");
-    f.state = needs_pairing ? "needs-pairing" : (database_was_ready ? "running" : "starting");
-    if (cloud) {
-      f.has_cloud = true;
-      f.tunnel = tunnel::to_string(cloud->tunnel().state());
-      f.welcomed = cloud->welcomed();
-      f.reconnects = cloud->tunnel().reconnects();
-      f.rtt = cloud->tunnel().rtt();
-      if (auto t = cloud->token_expires_at()) {
-        f.token_expires_at = std::chrono::time_point_cast<std::chrono::system_clock::duration>(*t);
-      }
-      f.clock_skew_s = cloud->clock_skew_seconds();
-    }
-    f.queue = queue->stats();
-    f.freshness = reader->freshness();
-    if (lan_cert.current()) f.lan_cert_not_after = lan_cert.current()->not_after;
-    if (lan_name && !lan_name->name().empty()) {
-      f.lan_name = lan_name->name();
-      if (const auto& c = lan_name->certificate(); c && c->name == f.lan_name) {
-        f.lan_name_not_after = format_rfc3339(c->not_after);
-      }
-      f.lan_port = lan_server ? lan_server->port() : config.lan_port;
-      f.lan_addresses = config.guard_addresses();
-    }
-    f.host = host;
-    if (media) {
-      f.has_media = true;
-      f.cameras = media->cameras();
-      f.media_health = media->health();
-      f.streams = media->streams();
-    }
-    if (frigate_events) {
-      f.has_frigate = true;
-      f.frigate_reachable = frigate_events->reachable();
-      f.camera_alarms = camera_alarms->raised();
-    }
-    return f;
-  }
-  nlohmann::json health_state() const { return render_health_state(figures()); }
-  // What the guard app's status bar and /api/lan/status say.
-  nlohmann::json status() const { return render_status(figures()); }
-  // Prometheus text for /metrics (docs/metrics.md names each figure).
-  std::string metrics() const {
-    return render_metrics(figures(), std::chrono::system_clock::now());
-  }
-
-  HostSample host;
-  boost::asio::steady_timer host_timer{io};
-
-  void schedule_host_sample(std::chrono::milliseconds in) {
-    host_timer.expires_after(in);
-    host_timer.async_wait([this](boost::system::error_code ec) {
-      if (ec || stopping) return;
-      workers.run(
-          [state = config.paths.state_dir] {
-            // Memory freed since (a snapshot's rows, a large answer) goes back to
-            // the system instead of waiting in malloc's free lists: the box's
-            // resident size stays what it holds (docs/queue.md, Memory).
-            ::malloc_trim(0);
-            return sample_host(state);
-          },
-          [this](HostSample h) {
-            host = h;
-            if (!stopping) schedule_host_sample(std::chrono::seconds(10));
-          });
-    });
-  }
-
   void wire_lan() {
     // Made (or read) once before the loop runs; the LAN server and the pairing page share it.
     if (!lan_cert.make_now()) return;
@@ -371,7 +299,7 @@ struct App::Impl {
     // The guard app beside the running daemon (versions/<v>/web), so that the
     // two switch and roll back together; LAN_WEB_DIR overrides it.
     ls.web_dir = config.web_dir.empty() ? update::web_dir_of_this_binary() : config.web_dir;
-    ls.metrics = [this] { return metrics(); };
+    ls.metrics = [this] { return figures.metrics(); };
     ls.metrics_allow = AddressList::parse(config.metrics_allow).value_or(AddressList{});
     ls.metrics_token = config.metrics_token;
     ls.streams = [this] { return media ? media->streams() : nlohmann::json::array(); };
@@ -398,8 +326,8 @@ struct App::Impl {
     };
     ban_photos = std::make_unique<lan::BanPhotos>(io, bp);
     ls.photos = ban_photos.get();
-    lan_api =
-        std::make_unique<lan::LanApi>(workers, *reader, *queue, ls, [this] { return status(); });
+    lan_api = std::make_unique<lan::LanApi>(workers, *reader, *queue, ls,
+                                            [this] { return figures.status(); });
     lan_api->load_sessions();  // before the loop runs: guards stay logged in across a restart
     httpd::Settings hs;
     hs.name = "lan";
@@ -424,8 +352,13 @@ struct App::Impl {
                    : lan_server->use_named_certificate("", "", "");
         });
     lan_name->load_now();
-    host = sample_host(config.paths.state_dir);  // before the loop runs, as the certificate above
-    schedule_host_sample(std::chrono::seconds(10));
+    figures.sample_now();  // before the loop runs, as the certificate above
+    figures.start_sampling();
+    figures.parts.lan_cert = &lan_cert;
+    figures.parts.lan_name = lan_name.get();
+    figures.parts.lan_server = lan_server;
+    figures.parts.lan_port = config.lan_port;
+    figures.parts.lan_addresses = config.lan_addresses;
     // Served from the replica: up once the database is.
     after_database.push_back(server.get());
     components.push_back(std::move(server));
@@ -460,7 +393,7 @@ struct App::Impl {
     };
     hooks.addresses = [setting = config.lan_addresses] { return guard_addresses(setting); };
     hooks.named_links = [this] {
-      return render_status(figures())["lan"]["addresses"].get<std::vector<std::string>>();
+      return figures.status()["lan"]["addresses"].get<std::vector<std::string>>();
     };
     hooks.persist = [paths = config.paths](const pairing::QrCode& qr,
                                            const pairing::ClaimOutcome& claimed) {
@@ -508,7 +441,7 @@ struct App::Impl {
                   Config next = std::move(r).value();
                   next.database_url = config.database_url;
                   config = std::move(next);
-                  needs_pairing = false;
+                  figures.needs_pairing = false;
                   replace_cloud();
                 });
   }
@@ -535,6 +468,7 @@ struct App::Impl {
                            [old](const std::unique_ptr<Component>& c) { return c.get() == old; }),
             components.end());
         cloud = nullptr;
+        figures.cloud = nullptr;
         replace_cloud();
       });
     });
@@ -553,7 +487,7 @@ struct App::Impl {
     if (!token) {
       log.warn("Paired, but there is no device token; the box needs pairing again.",
                {{"reason", token.error().message}});
-      needs_pairing = true;
+      figures.needs_pairing = true;
       return;
     }
     tunnel::SessionSettings s;
@@ -568,9 +502,10 @@ struct App::Impl {
     auto session = std::make_unique<tunnel::CloudSession>(io, workers, dispatcher, *clock,
                                                           std::move(s), token.value());
     cloud = session.get();
+    figures.cloud = cloud;
     cloud->on_needs_pairing([this] {
       log.error("The cloud no longer accepts this box's token; it needs pairing again.");
-      needs_pairing = true;
+      figures.needs_pairing = true;
       if (pairing) pairing->reopen();
     });
     cloud->set_hello_source([this] {
@@ -671,7 +606,7 @@ struct App::Impl {
     lan_cert.stop();
     if (lan_name) lan_name->stop();
     if (ban_photos) ban_photos->stop();  // a fetch in flight ends within a second
-    host_timer.cancel();
+    figures.stop();
     stop_deadline.expires_after(kStopDeadline);
     stop_deadline.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
