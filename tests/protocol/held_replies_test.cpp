@@ -1,6 +1,6 @@
 // Replies held while their answer is computed elsewhere: taken back once,
-// released all at once when the component forgets its router (no answer, not
-// even `error internal`, goes out for a released one).
+// released all at once when the component stops (no answer, not even
+// `error internal`, goes out for a released one).
 #include "protocol/held_replies.hpp"
 
 #include <gtest/gtest.h>

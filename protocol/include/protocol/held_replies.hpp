@@ -1,8 +1,8 @@
 #pragma once
 // Replies a component keeps while their answer is computed elsewhere (a
 // worker, a stream's first frame): held by a number the work carries, taken
-// back when it is done. When the component forgets its router (the session
-// is replaced), release_all() lets every held reply go unanswered, and a
+// back when it is done. When the component stops (or its streams end with
+// their session), release_all() lets every held reply go unanswered, and a
 // late take() finds nothing.
 //
 // Loop thread only.
