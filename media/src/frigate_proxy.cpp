@@ -12,6 +12,7 @@
 #include "common/blocking.hpp"
 #include "common/http_client.hpp"
 #include "common/ids.hpp"
+#include "common/lifetime.hpp"
 #include "common/log.hpp"
 #include "media/multipart.hpp"
 #include "protocol/held_replies.hpp"
@@ -67,21 +68,11 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, Stream> streams;
   protocol::HeldReplies held_replies;
   FrigateStats stats;
-  int in_flight = 0;
-  bool stopping = false;
-  std::function<void()> on_stopped;
+  Lifetime life{loop};  // snapshots and streams out on the pools
   log::Logger log{"frigate"};
 
   std::uint64_t hold(Reply r) { return held_replies.hold(std::move(r)); }
   std::optional<Reply> take(std::uint64_t id) { return held_replies.take(id); }
-  void done_one() {
-    --in_flight;
-    if (stopping && in_flight == 0 && on_stopped) {
-      auto f = std::move(on_stopped);
-      on_stopped = nullptr;
-      f();
-    }
-  }
 
   std::string url(const std::string& path) const {
     std::string base = settings.base_url;
@@ -98,7 +89,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
       path += "?height=" + std::to_string(req.payload["height"].get<int>());
     }
     auto id = hold(std::move(reply));
-    ++in_flight;
+    life.begin();
     HttpRequest get_snapshot;
     get_snapshot.url = url(path);
     get_snapshot.timeout = settings.answer_timeout;
@@ -106,9 +97,9 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     get_snapshot.accept = "image/jpeg";
     snapshots.run([get_snapshot] { return get(get_snapshot); },
                   [self = shared_from_this(), id, camera](Result<HttpResponse> answer) {
-                    self->done_one();
+                    if (!self->life.end()) return;
                     auto r = self->take(id);
-                    if (!r || self->stopping) return;
+                    if (!r) return;
                     const long status = answer ? answer.value().status : 0;
                     if (status == 404)
                       return r->error(protocol::ErrorCode::not_found,
@@ -155,13 +146,12 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     auto shared = s.shared;
     streams.emplace(id, std::move(s));
     ++stats.streams;
-    ++in_flight;
+    life.begin();
     std::weak_ptr<Impl> weak = shared_from_this();
     streams_pool.run([u = url(path), shared, weak, id, st = settings,
                       &loop = loop]() { return pump(u, shared, weak, id, st, loop); },
                      [self = shared_from_this(), id](StreamEnd end) {
-                       self->done_one();
-                       self->stream_ended(id, end);
+                       if (self->life.end()) self->stream_ended(id, end);
                      });
     arm_housekeeping();
   }
@@ -232,7 +222,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
 
   void on_frame(const std::string& id, std::string&& jpeg) {
     auto it = streams.find(id);
-    if (it == streams.end() || stopping) return;
+    if (it == streams.end() || life.stopping()) return;
     Stream& s = it->second;
     ++stats.frames_read;
     const std::uint64_t seq = ++s.seq;  // every frame read counts, sent or not
@@ -263,7 +253,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
     flusher.expires_after(std::chrono::milliseconds(10));
     flusher.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       self->flushing = false;
-      if (ec || self->stopping) return;
+      if (ec || self->life.stopping()) return;
       bool more = false;
       for (auto& [id, s] : self->streams) {
         while (!s.held.empty() && self->send(s, s.held.front().first, s.held.front().second))
@@ -307,7 +297,7 @@ struct FrigateProxy::Impl : std::enable_shared_from_this<Impl> {
   void arm_housekeeping() {
     housekeeping.expires_after(std::chrono::seconds(1));
     housekeeping.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->stopping) return;
+      if (ec || self->life.stopping()) return;
       const auto now = SteadyClock::now();
       std::vector<std::string> expired;
       for (const auto& [id, s] : self->streams) {
@@ -360,18 +350,17 @@ FrigateProxy::FrigateProxy(boost::asio::io_context& loop, protocol::Router& d,
 }
 
 FrigateProxy::~FrigateProxy() {
-  impl_->stopping = true;
+  impl_->life.stop(nullptr);
   impl_->tunnel_lost();
 }
 
 void FrigateProxy::stop(std::function<void()> on_stopped) {
   auto& i = *impl_;
+  i.life.assert_on_loop("FrigateProxy::stop");
   i.tunnel_lost();
-  i.stopping = true;
   i.housekeeping.cancel();
   i.flusher.cancel();
-  if (i.in_flight == 0) return boost::asio::post(i.loop, std::move(on_stopped));
-  i.on_stopped = std::move(on_stopped);
+  i.life.stop(std::move(on_stopped));  // once every snapshot and stream is back
 }
 
 FrigateStats FrigateProxy::stats() const { return impl_->stats; }
