@@ -8,6 +8,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/lifetime.hpp"
 #include "common/http_client.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -151,6 +152,7 @@ struct CameraAlarms::Impl : std::enable_shared_from_this<Impl> {
   AlarmSettings settings;
   boost::asio::steady_timer retry;
   log::Logger log{"alarms"};
+  LoopAffinity affinity;
   bool stopped = false;
   const std::string boot = random_uuid();
 
@@ -424,7 +426,10 @@ CameraAlarms::~CameraAlarms() {
   impl_->listeners.clear();
 }
 
-void CameraAlarms::seen(Sighting sighting) { impl_->seen(std::move(sighting)); }
+void CameraAlarms::seen(Sighting sighting) {
+  impl_->affinity.assert_on_loop("CameraAlarms::seen");
+  impl_->seen(std::move(sighting));
+}
 
 void CameraAlarms::bans_changed() {
   impl_->bans.reset();
@@ -451,6 +456,7 @@ void CameraAlarms::unsubscribe(std::uint64_t id) { impl_->listeners.erase(id); }
 
 void CameraAlarms::answer(const std::string& alarm_id, Answer answer,
                           std::function<void(Result<nlohmann::json>)> done) {
+  impl_->affinity.assert_on_loop("CameraAlarms::answer");
   impl_->answer(alarm_id, std::move(answer), std::move(done));
 }
 

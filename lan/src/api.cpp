@@ -211,6 +211,7 @@ void LanApi::Impl::metrics(const httpd::Request& r, httpd::Reply reply) {
 
 void LanApi::handle(httpd::Request r, httpd::Reply reply) {
   auto& i = *impl_;
+  i.affinity.assert_on_loop("LanApi::handle");
   // Count every answer by route and status.
   reply = [impl = impl_, route = route_label(r), reply = std::move(reply)](httpd::Response res) {
     ++impl->requests[{route, res.status}];

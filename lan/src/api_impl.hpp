@@ -27,6 +27,7 @@
 #include "common/atomic_file.hpp"
 #include "common/hex.hpp"
 #include "common/ids.hpp"
+#include "common/lifetime.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "common/plates.hpp"
@@ -343,6 +344,7 @@ struct LanApi::Impl : std::enable_shared_from_this<LanApi::Impl> {
   LanApiSettings settings;
   std::function<json()> status;
   log::Logger log{"lan"};
+  LoopAffinity affinity;  // the HTTPS server calls in on the loop
   std::map<std::string, Session>
       sessions;  // by SHA-256 of the token: the token itself is never kept
   // Failed logins: by address and by guard on an address (limits), by guard
