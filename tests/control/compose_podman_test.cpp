@@ -319,6 +319,10 @@ std::string host_reach(const nlohmann::json& c, const std::string& project_dir) 
 // what is refused starts nothing; what runs holds nothing of the host,
 // checked on every container with podman inspect.
 TEST_F(ComposePodmanTest, TheHostileCorpusReachesNothingOfTheHost) {
+  // Every file here that runs must come up: a container may stay "created"
+  // for over 8 s while podman starts it on a CI machine busy with the
+  // fuzzers beside the tests (52-two-services.yaml did).
+  settings.health_timeout = std::chrono::seconds(30);
   dir.write("etc/secbox.env", kEnv);
   const std::string project_dir = dir.file("compose/" + project);
   int refused = 0;
