@@ -162,21 +162,20 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
 
   // A welcome (its payload): its lan.name, and a request when one is due.
   void welcomed(const json& welcome) {
-    auto& i = *this;
     const auto lan = welcome.value("lan", json());
     const std::string given = lan.is_object() && lan.value("name", json()).is_string()
                                   ? lan["name"].get<std::string>()
                                   : "";
     if (!given.empty() && !lan::valid_lan_name(given)) {
-      i.log.warn("The cloud gave a LAN name that is not a DNS name; ignored.");
+      log.warn("The cloud gave a LAN name that is not a DNS name; ignored.");
       return;
     }
-    if (given != i.name) {
-      i.name = given;
-      i.retry = std::chrono::seconds(0);
-      i.next_try = {};
-      i.workers.run(
-          [path = i.name_file(), d = i.dir(), given] {
+    if (given != name) {
+      name = given;
+      retry = std::chrono::seconds(0);
+      next_try = {};
+      workers.run(
+          [path = name_file(), d = dir(), given] {
             ::mkdir(d.c_str(), 0700);
             if (given.empty()) {
               ::unlink(path.c_str());
@@ -186,14 +185,14 @@ struct LanNameKeeper::Impl : std::enable_shared_from_this<Impl> {
           },
           [](Result<void>) {});
       // A certificate for another name is not this box's any more.
-      if (i.cert && i.cert->name != given) {
-        i.use(nullptr);
-        i.cert.reset();
+      if (cert && cert->name != given) {
+        use(nullptr);
+        cert.reset();
       }
-      if (!given.empty()) i.log.info("The cloud gave the box a LAN name.", {{"name", given}});
+      if (!given.empty()) log.info("The cloud gave the box a LAN name.", {{"name", given}});
     }
-    i.maybe_request();
-    i.schedule();
+    maybe_request();
+    schedule();
   }
 };
 
